@@ -1,0 +1,160 @@
+"""The data report: what is in the data and which rows a dyadic fit would not use, and why.
+
+Examples
+--------
+>>> from apim.datasets import load_alliance
+>>> report = load_alliance().report(["alliance", "outcome"])
+>>> report.n_dyads
+240
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from apim.errors import format_rows
+
+if TYPE_CHECKING:
+    from apim.data.session import SessionData
+
+FEW_DYADS = 30
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Rows a dyadic fit would not use, with the reason (rows are 1-based input rows)."""
+
+    reason: str
+    rows: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return f"{len(self.rows)} rows: {self.reason} ({format_rows(self.rows)})"
+
+
+@dataclass(frozen=True)
+class DataReport:
+    """Summary of session data and the rows a fit would exclude.
+
+    Attributes
+    ----------
+    source : str
+    roles : tuple of str
+        The two roles, the reference first.
+    n_rows, n_dyads, n_persons, n_therapists : int
+    n_sessions : int
+        Distinct dyad x session pairs.
+    sessions_per_dyad : tuple of float
+        Minimum, median and maximum number of sessions per dyad.
+    rows_per_role : dict
+    missing : pandas.DataFrame
+        Missing values per variable (rows) and role (columns).
+    exclusions : tuple of Exclusion
+    warnings : tuple of str
+    """
+
+    source: str
+    roles: tuple[str, str]
+    n_rows: int
+    n_dyads: int
+    n_persons: int
+    n_therapists: int
+    n_sessions: int
+    sessions_per_dyad: tuple[float, float, float]
+    rows_per_role: dict[str, int]
+    missing: pd.DataFrame
+    exclusions: tuple[Exclusion, ...]
+    warnings: tuple[str, ...]
+
+    @classmethod
+    def of(cls, data: "SessionData", variables: Sequence[str] | None = None) -> "DataReport":
+        """Build the report; ``variables`` are the ratings a fit would use (default: all
+        numeric variables)."""
+        frame = data.frame
+        if variables is None:
+            variables = [v for v in data.variables
+                         if pd.api.types.is_numeric_dtype(frame[v])]
+        values = pd.DataFrame({v: data.numeric(v) for v in variables}, index=frame.index)
+        per_dyad = frame.groupby("dyad")["session"].nunique()
+        missing = values.isna().groupby(frame["role"]).sum().T.reindex(
+            columns=list(data.roles)) if variables else pd.DataFrame(columns=list(data.roles))
+        exclusions = []
+        rated = values.notna().any(axis=1) if variables else pd.Series(True, index=frame.index)
+        raters = frame.loc[rated].groupby("dyad")["role"].nunique()
+        lone = frame["dyad"].map(raters).fillna(0).to_numpy() < 2
+        if lone.any():
+            exclusions.append(Exclusion(
+                "dyad in which only one member ever rated: excluded from dyadic fits",
+                tuple(frame.loc[lone, "row"].tolist())))
+        for v in variables:
+            gone = values[v].isna().to_numpy() & ~lone
+            if gone.any():
+                exclusions.append(Exclusion(f"missing {v}",
+                                            tuple(frame.loc[gone, "row"].tolist())))
+        warnings = []
+        n_dyads = int(frame["dyad"].nunique())
+        if n_dyads < FEW_DYADS:
+            warnings.append(f"only {n_dyads} dyads: variance components and dyad-level "
+                            "effects will be imprecise")
+        return cls(
+            source=data.source,
+            roles=data.roles,
+            n_rows=len(frame),
+            n_dyads=n_dyads,
+            n_persons=int(frame.groupby(["dyad", "role"]).ngroups),
+            n_therapists=int(frame["therapist"].nunique()) if data.has_therapist else 0,
+            n_sessions=int(frame.groupby(["dyad", "session"]).ngroups),
+            sessions_per_dyad=(float(per_dyad.min()), float(per_dyad.median()),
+                               float(per_dyad.max())),
+            rows_per_role={r: int((frame["role"] == r).sum()) for r in data.roles},
+            missing=missing.astype(int),
+            exclusions=tuple(exclusions),
+            warnings=tuple(warnings),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return {
+            "source": self.source, "roles": list(self.roles), "n_rows": self.n_rows,
+            "n_dyads": self.n_dyads, "n_persons": self.n_persons,
+            "n_therapists": self.n_therapists, "n_sessions": self.n_sessions,
+            "sessions_per_dyad": dict(zip(("min", "median", "max"), self.sessions_per_dyad)),
+            "rows_per_role": self.rows_per_role,
+            "missing": {v: {r: int(n) for r, n in row.items()}
+                        for v, row in self.missing.iterrows()},
+            "exclusions": [{"reason": e.reason, "n_rows": len(e.rows), "rows": list(e.rows)}
+                           for e in self.exclusions],
+            "warnings": list(self.warnings),
+        }
+
+    def __str__(self) -> str:
+        lo, med, hi = self.sessions_per_dyad
+        lines = [
+            f"Data report: {self.source}",
+            f"  roles                {self.roles[0]} (reference), {self.roles[1]}",
+            f"  rows                 {self.n_rows}  ("
+            + ", ".join(f"{r} {n}" for r, n in self.rows_per_role.items()) + ")",
+            f"  dyads                {self.n_dyads}",
+            f"  persons              {self.n_persons}",
+        ]
+        if self.n_therapists:
+            lines.append(f"  therapists           {self.n_therapists}")
+        lines += [
+            f"  dyad-sessions        {self.n_sessions}",
+            f"  sessions per dyad    min {lo:g}, median {med:g}, max {hi:g}",
+        ]
+        if len(self.missing):
+            lines.append("  missing ratings      " + "  ".join(
+                f"{v}: " + ", ".join(f"{r} {int(n)}" for r, n in row.items())
+                for v, row in self.missing.iterrows()))
+        if self.exclusions:
+            lines.append("  rows a dyadic fit would not use:")
+            lines += [f"    - {e}" for e in self.exclusions]
+        else:
+            lines.append("  rows a dyadic fit would not use: none")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+

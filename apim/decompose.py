@@ -1,0 +1,266 @@
+"""Within/between decomposition of time-varying predictors (DESIGN.md §4).
+
+For a predictor ``x`` rated by role ``r`` in dyad ``i`` at session ``t``:
+
+- person mean ``m_ir`` = mean of ``x`` over the sessions that person rated;
+- **between** ``x_between = m_ir - c_r``, where the centre ``c_r`` is the mean of the role's
+  person means (``reference="means"``), of the role's observations
+  (``reference="observations"``), or of all observations of both roles
+  (``reference="grand"``: "person mean of the grand-mean-centred variable", the convention
+  of Bolger & Laurenceau, 2013);
+- **within** ``x_within = x - m_ir`` (after removing the person's linear trend over sessions
+  with ``detrend=True``; the trend is then returned as ``x_trend``).
+
+With ``center="therapist"`` (three levels, dyads nested in therapists), the role's mean in
+therapist ``j``'s caseload ``m_jr`` (over all their dyads' observations) splits the between
+part into ``x_between_therapist = m_jr - c_r`` and ``x_between_dyad = m_ir - m_jr``.
+``center="grand"`` gives ``x_centered = x - c_r`` and ``center="none"`` the raw value as ``x_raw``.
+
+Partner columns (suffix ``_partner``) hold the same quantity of the other member of the
+dyad: at the same session for time-varying parts, the partner's person-level value for
+between parts. With ``lag=k`` the time-varying parts are taken at session ``t-k`` (by
+session number: a skipped session gives a missing value; or by order of the person's
+rows) and named with a ``_lag{k}`` suffix.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from apim.data.session import SessionData
+>>> df = pd.DataFrame({"d": [1] * 4 + [2] * 4, "t": [1, 1, 2, 2] * 2,
+...                    "r": ["P", "T"] * 4, "x": [1., 2., 3., 4., 5., 6., 7., 8.]})
+>>> data = SessionData.from_long(df, dyad="d", session="t", role="r")
+>>> parts = decompose(data, ["x"]).components
+>>> parts.loc[0, ["x_within", "x_between", "x_within_partner", "x_between_partner"]].tolist()
+[-1.0, -2.0, -1.0, -2.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from apim.data.formats import partner_values
+from apim.data.session import SessionData
+from apim.errors import OptionError
+
+__all__ = ["DecompositionSpec", "Decomposition", "decompose"]
+
+Center = Literal["person", "therapist", "grand", "none"]
+Reference = Literal["means", "observations", "grand"]
+
+
+@dataclass(frozen=True)
+class DecompositionSpec:
+    """How to split predictors.
+
+    Parameters
+    ----------
+    center : {"person", "therapist", "grand", "none"}
+        Person-mean split (two levels), three-level split with therapists, grand-mean
+        centring without a split, or raw values.
+    reference : {"means", "observations", "grand"}
+        What the between parts (and grand-mean centring) are centred on, per role: the mean
+        of the unit means, of the observations, or of all observations of both roles.
+    lag : int
+        Use time-varying parts from ``lag`` sessions earlier (0: same session).
+    lag_by : {"session", "order"}
+        Count ``lag`` in session numbers (a skipped session gives a missing lag) or in the
+        person's rows.
+    detrend : bool
+        Remove each person's linear trend over sessions before the split
+        (Falkenström et al., 2017); the trend is returned as ``x_trend``.
+    partner : bool
+        Also return the partner's components.
+    """
+
+    center: Center = "person"
+    reference: Reference = "means"
+    lag: int = 0
+    lag_by: Literal["session", "order"] = "session"
+    detrend: bool = False
+    partner: bool = True
+
+    def __post_init__(self) -> None:
+        choices = {"center": ("person", "therapist", "grand", "none"),
+                   "reference": ("means", "observations", "grand"),
+                   "lag_by": ("session", "order")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise OptionError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
+        if not isinstance(self.lag, (int, np.integer)) or self.lag < 0:
+            raise OptionError(f"lag={self.lag!r} must be a whole number >= 0")
+        if self.detrend and self.center in ("grand", "none"):
+            raise OptionError("detrend=True needs center='person' or 'therapist' "
+                              "(a trend is removed before a within/between split)")
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """Result of :func:`decompose`.
+
+    Attributes
+    ----------
+    spec : DecompositionSpec
+    components : pandas.DataFrame
+        One row per row of ``data.frame`` (same index), one column per component.
+    centres : pandas.DataFrame
+        The centre ``c_r`` per variable (rows) and role (columns).
+    parts : dict
+        For each variable, the names of its own components by kind
+        (``within``, ``between``, ``between_dyad``, ``between_therapist``, ``centered``,
+        ``raw``, ``trend``); partner columns add ``_partner``.
+    """
+
+    spec: DecompositionSpec
+    components: pd.DataFrame = field(repr=False)
+    centres: pd.DataFrame = field(repr=False)
+    parts: dict[str, dict[str, str]]
+
+
+def _centre(values: pd.Series, unit_mean: pd.Series, role: pd.Series, units: pd.Series,
+            reference: Reference) -> pd.Series:
+    """Per-row centre c_r according to ``reference``."""
+    if reference == "grand":
+        return pd.Series(values.mean(), index=values.index)
+    if reference == "observations":
+        return values.groupby(role).transform("mean")
+    first = ~pd.DataFrame({"u": units, "r": role}).duplicated()
+    means = unit_mean[first & unit_mean.notna()].groupby(role[first]).mean()
+    return role.map(means).astype(float)
+
+
+def _trend(x: pd.Series, session: pd.Series, person: list[pd.Series]) -> pd.Series:
+    """Each person's least-squares linear trend over sessions, centred at their mean session."""
+    ok = x.notna()
+    s = session.astype(float).where(ok)
+    grouped = pd.DataFrame({"x": x, "s": s}).groupby(person)
+    s_dev = s - grouped["s"].transform("mean")
+    x_dev = x - grouped["x"].transform("mean")
+    sxx = (s_dev ** 2).groupby(person).transform("sum")
+    sxy = (s_dev * x_dev).groupby(person).transform("sum")
+    slope = (sxy / sxx.where(sxx > 0)).fillna(0.0)
+    session_dev = session.astype(float) - grouped["s"].transform("mean")
+    return (slope * session_dev).where(ok)
+
+
+def _lagged(values: pd.DataFrame, frame: pd.DataFrame, spec: DecompositionSpec) -> pd.DataFrame:
+    """Time-varying components shifted ``spec.lag`` sessions back within each person."""
+    if spec.lag == 0:
+        return values
+    if spec.lag_by == "order":
+        return values.groupby([frame["dyad"], frame["role"]]).shift(spec.lag)
+    keys = frame[["dyad", "role", "session"]]
+    source = pd.concat([keys.assign(session=keys["session"] + spec.lag), values], axis=1)
+    merged = keys.merge(source, on=["dyad", "role", "session"], how="left")
+    merged.index = values.index
+    return merged[values.columns]
+
+
+def decompose(data: SessionData, variables: Sequence[str],
+              spec: DecompositionSpec | None = None) -> Decomposition:
+    """Split predictors into within- and between-person parts for both members.
+
+    Parameters
+    ----------
+    data : SessionData
+    variables : sequence of str
+        Numeric, time-varying predictors (e.g. ``["alliance"]``).
+    spec : DecompositionSpec, optional
+        Options; default person-mean split with partner columns.
+
+    Returns
+    -------
+    Decomposition
+
+    Raises
+    ------
+    OptionError
+        For ``center="therapist"`` without a therapist column.
+    NonNumericError, NonFiniteError, AllMissingError, ConstantVariableError
+        For a predictor that cannot be split.
+
+    Examples
+    --------
+    >>> from apim.datasets import load_alliance
+    >>> parts = decompose(load_alliance(), ["alliance"]).components
+    >>> sorted(parts.columns)[:3]
+    ['alliance_between', 'alliance_between_partner', 'alliance_within']
+    """
+    from apim.data.validate import informative
+
+    spec = spec or DecompositionSpec()
+    if spec.center == "therapist" and not data.has_therapist:
+        raise OptionError("center='therapist' needs a therapist column: map it with "
+                          "therapist=... (or --therapist COL)")
+    frame = data.frame
+    person = [frame["dyad"], frame["role"]]
+    suffix = f"_lag{spec.lag}" if spec.lag else ""
+    out: dict[str, pd.Series] = {}
+    parts: dict[str, dict[str, str]] = {}
+    centres = {}
+    for v in variables:
+        x = data.numeric(v)
+        for role in data.roles:
+            informative(x[frame["role"] == role], v, f"for role {role!r}")
+        names: dict[str, str] = {}
+        timevarying: dict[str, pd.Series] = {}
+        static: dict[str, pd.Series] = {}
+        if spec.center in ("grand", "none"):
+            person_mean = x.groupby(person).transform("mean")
+            centre = _centre(x, person_mean, frame["role"], frame["dyad"], spec.reference)
+            kind = "centered" if spec.center == "grand" else "raw"
+            timevarying[kind] = x - centre if kind == "centered" else x
+        else:
+            trend = _trend(x, frame["session"], person) if spec.detrend else None
+            person_mean = x.groupby(person).transform("mean")
+            timevarying["within"] = x - person_mean - (0 if trend is None else trend)
+            if trend is not None:
+                timevarying["trend"] = trend
+            if spec.center == "person":
+                centre = _centre(x, person_mean, frame["role"], frame["dyad"], spec.reference)
+                static["between"] = person_mean - centre
+            else:
+                units = frame["therapist"].astype(str)
+                therapist_mean = x.groupby([frame["therapist"], frame["role"]]).transform("mean")
+                centre = _centre(x, therapist_mean, frame["role"], units, spec.reference)
+                static["between_therapist"] = therapist_mean - centre
+                static["between_dyad"] = person_mean - therapist_mean
+        shifted = _lagged(pd.DataFrame(timevarying), frame, spec)
+        for kind in timevarying:
+            names[kind] = f"{v}_{kind}{suffix}"
+            out[names[kind]] = shifted[kind]
+        for kind, values in static.items():
+            names[kind] = f"{v}_{kind}"
+            out[names[kind]] = values
+        centres[v] = centre.groupby(frame["role"]).first().reindex(list(data.roles))
+        parts[v] = names
+    components = pd.DataFrame(out, index=frame.index)
+    if spec.partner:
+        components = pd.concat([components, _partner_parts(data, components, parts)], axis=1)
+    return Decomposition(spec=spec, components=components,
+                         centres=pd.DataFrame(centres).T, parts=parts)
+
+
+def _partner_parts(data: SessionData, components: pd.DataFrame,
+                   parts: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """Partner's components: same session for time-varying parts, person level otherwise."""
+    frame = data.frame
+    person_level = {"between", "between_dyad", "between_therapist"}
+    timevarying = [n for names in parts.values() for k, n in names.items()
+                   if k not in person_level]
+    static = [n for names in parts.values() for k, n in names.items() if k in person_level]
+    result = partner_values(data.replace(frame.assign(**components[timevarying])),
+                            timevarying) if timevarying else pd.DataFrame(index=frame.index)
+    if static:
+        per_person = components[static].groupby([frame["dyad"], frame["role"]]).first()
+        other = frame["role"].map({data.roles[0]: data.roles[1],
+                                   data.roles[1]: data.roles[0]})
+        index = pd.MultiIndex.from_arrays([frame["dyad"], other])
+        looked_up = per_person.reindex(index)
+        looked_up.index = frame.index
+        result = pd.concat([result, looked_up], axis=1)
+    return result.rename(columns=lambda c: f"{c}_partner")
