@@ -1,0 +1,182 @@
+"""ML and REML log-likelihood of a :class:`MixedModel`, with its analytic gradient.
+
+Conventions follow nlme (DESIGN.md §6)::
+
+    ML:   l = -1/2 [ N log 2pi + sum_i log|V_i| + r'V^-1 r ]
+    REML: l = -1/2 [ (N-p) log 2pi + sum_i log|V_i| + log|X'V^-1 X| + r'V^-1 r ]
+
+Computation: residuals of each dyad are whitened (``R_i^-1 = W'W``), per-dyad cross
+products of ``[Z_T | Z | X | y]`` are summed with ``np.add.reduceat``, and each top-level
+cluster (a dyad, or a therapist with its dyads) is handled in random-effect space by the
+Woodbury identity with ``K = I + G A``, ``A = Z'R^-1 Z``::
+
+    log|V| = log|R| + log|K|,    U'V^-1 U = U'R^-1 U - B' K^-1 G B,   B = Z'R^-1 U.
+
+``G`` may be singular (a variance at zero). Derivatives: ``dK = dG A + G dA`` and
+``d(K^-1 G) = K^-1 (dG - (dG A + G dA) K^-1 G)``; residual parameters enter through the
+derivatives of the whitened cross products.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from apim.engine.model import MixedModel, Prepared
+
+LOG_2PI = np.log(2 * np.pi)
+CHUNK_ROWS = 200_000
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """Log-likelihood and the quantities inference needs, at one parameter vector."""
+
+    loglik: float
+    gradient: np.ndarray | None
+    beta: np.ndarray
+    cov_beta: np.ndarray          # (X'V^-1 X)^-1
+    d_xvx: np.ndarray | None      # (k, p, p) derivatives of X'V^-1 X
+    blups: np.ndarray             # (n_clusters, width) predicted random effects
+
+
+def split_theta(model: MixedModel, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``theta`` -> (dyad G part, therapist part, residual part)."""
+    k1 = model.random.n_params if model.random else 0
+    k2 = model.therapist_random.n_params if model.therapist_random else 0
+    return theta[:k1], theta[k1:k1 + k2], theta[k1 + k2:]
+
+
+def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Covariance of a cluster's stacked random effects and its derivatives (k_G + k_T)."""
+    t_g, t_t, _ = split_theta(model, theta)
+    w = prep.width
+    g_full = np.zeros((w, w))
+    grads = []
+    if model.therapist_random is not None:
+        qt = prep.q_t
+        g_full[:qt, :qt] = model.therapist_random.matrix(t_t)
+        for d in model.therapist_random.jacobian(t_t):
+            m = np.zeros((w, w))
+            m[:qt, :qt] = d
+            grads.append(m)
+    if model.random is not None:
+        eye = np.eye(prep.n_slots)
+        block = np.kron(eye, model.random.matrix(t_g))
+        g_full[prep.q_t:, prep.q_t:] = block
+        dyad_grads = []
+        for d in model.random.jacobian(t_g):
+            m = np.zeros((w, w))
+            m[prep.q_t:, prep.q_t:] = np.kron(eye, d)
+            dyad_grads.append(m)
+        grads = dyad_grads + grads
+    return g_full, (np.stack(grads) if grads else np.zeros((0, w, w)))
+
+
+def _crossprod(a: np.ndarray, b: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per-dyad sums of ``a_k b_k'`` over rows, in chunks of whole dyads."""
+    n = a.shape[0]
+    out = np.empty((len(starts), a.shape[1], b.shape[1]))
+    bounds = list(range(0, len(starts), max(1, len(starts) * CHUNK_ROWS // max(n, 1))))
+    bounds.append(len(starts))
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        r0 = starts[lo]
+        r1 = starts[hi] if hi < len(starts) else n
+        prod = a[r0:r1, :, None] * b[r0:r1, None, :]
+        out[lo:hi] = np.add.reduceat(prod, starts[lo:hi] - r0, axis=0)
+    return out
+
+
+def _assemble(cross: np.ndarray, prep: Prepared) -> tuple[np.ndarray, ...]:
+    """Per-dyad cross products -> per-cluster A (Z'Z), B (Z'U) and D (U'U) blocks."""
+    qt, q, w = prep.q_t, prep.q, prep.width
+    zt, z, u = slice(0, qt), slice(qt, qt + q), slice(qt + q, None)
+    c = prep.n_clusters
+    m_u = cross.shape[-1] - qt - q
+    a = np.zeros((c, w, w))
+    b = np.zeros((c, w, m_u))
+    d = np.zeros((c, m_u, m_u))
+    np.add.at(d, prep.cluster, cross[:, u, u])
+    if qt:
+        np.add.at(a[:, :qt, :qt], prep.cluster, cross[:, zt, zt])
+        np.add.at(b[:, :qt], prep.cluster, cross[:, zt, u])
+    for s in range(prep.n_slots if q else 0):
+        rows = np.flatnonzero(prep.slot == s)
+        cl = prep.cluster[rows]
+        sl = slice(qt + s * q, qt + (s + 1) * q)
+        a[cl, sl, sl] = cross[rows, z, z]
+        b[cl, sl] = cross[rows, z, u]
+        if qt:
+            a[cl, :qt, sl] = cross[rows, zt, z]
+            a[cl, sl, :qt] = cross[rows, z, zt]
+    return a, b, d
+
+
+def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = True,
+             gradient: bool = True) -> Evaluation:
+    """Log-likelihood (nlme convention), gradient and GLS quantities at ``theta``."""
+    theta = np.asarray(theta, float)
+    _, _, t_r = split_theta(model, theta)
+    g_full, dg = stacked_g(model, prep, theta)
+    layout = prep.layout
+    wu, logdet_r, dwu, dlogdet_r = model.residual.whiten(t_r, layout, prep.raw, gradient)
+    cross = _crossprod(wu, wu, layout.dyad_start)
+    a, b, d = _assemble(cross, prep)
+    w = prep.width
+    p = prep.p
+    if w:
+        k_mat = np.eye(w)[None] + g_full[None] @ a
+        k_inv = np.linalg.inv(k_mat)
+        h = k_inv @ g_full[None]
+        logdet_k = np.linalg.slogdet(k_mat)[1]
+        s = d.sum(0) - np.einsum("cwi,cwv,cvj->ij", b, h, b)
+    else:
+        logdet_k = np.zeros(prep.n_clusters)
+        s = d.sum(0)
+    s_xx, s_xy, s_yy = s[:p, :p], s[:p, p], s[p, p]
+    cov_beta = np.linalg.inv(s_xx)
+    beta = cov_beta @ s_xy
+    rss = s_yy - s_xy @ beta
+    logdet = logdet_r.sum() + logdet_k.sum()
+    n = prep.n
+    if reml:
+        logdet_xvx = np.linalg.slogdet(s_xx)[1]
+        loglik = -0.5 * ((n - p) * LOG_2PI + logdet + logdet_xvx + rss)
+    else:
+        loglik = -0.5 * (n * LOG_2PI + logdet + rss)
+    v = np.r_[-beta, 1.0]
+    blups = np.einsum("cwi,ci->cw", h @ b, np.broadcast_to(v, (b.shape[0], p + 1))) \
+        if w else np.zeros((prep.n_clusters, 0))
+    if not gradient:
+        return Evaluation(loglik, None, beta, cov_beta, None, blups)
+
+    d_s, d_logdet = [], []
+    for dgk in dg:  # random-effect parameters: A, B, D do not move
+        dk = dgk[None] @ a
+        d_logdet.append(np.einsum("cij,cji->", k_inv, dk))
+        dh = k_inv @ (dgk[None] - dk @ h)
+        d_s.append(-np.einsum("cwi,cwv,cvj->ij", b, dh, b))
+    for k in range(dwu.shape[0]):  # residual parameters move the whitened cross products
+        dcross = _crossprod(dwu[k], wu, layout.dyad_start)
+        dcross = dcross + np.swapaxes(dcross, 1, 2)
+        da, db, dd = _assemble(dcross, prep)
+        ds = dd.sum(0)
+        dl = dlogdet_r[k].sum()
+        if w:
+            gda = g_full[None] @ da
+            dl += np.einsum("cij,cji->", k_inv, gda)
+            dh = -k_inv @ gda @ h
+            hb = h @ b
+            ds = ds - (np.einsum("cwi,cwj->ij", db, hb) + np.einsum("cwi,cwj->ij", hb, db)
+                       + np.einsum("cwi,cwv,cvj->ij", b, dh, b))
+        d_s.append(ds)
+        d_logdet.append(dl)
+    d_s = np.stack(d_s) if d_s else np.zeros((0, p + 1, p + 1))
+    d_xvx = d_s[:, :p, :p]
+    grad = np.array([
+        -0.5 * (d_logdet[k] + v @ d_s[k] @ v
+                + (np.einsum("ij,ji->", cov_beta, d_xvx[k]) if reml else 0.0))
+        for k in range(len(d_s))])
+    return Evaluation(loglik, grad, beta, cov_beta, d_xvx, blups)
