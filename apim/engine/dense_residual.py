@@ -65,7 +65,7 @@ def residual_matrices(residual: "Residual", theta: np.ndarray, layout: "Residual
 
 def whiten_dense(residual: "Residual", theta: np.ndarray, layout: "ResidualLayout",
                  u: np.ndarray, derivatives: bool = True):
-    """Dense counterpart of :meth:`Residual.whiten` (same return values)."""
+    """``L^-1 u`` per dyad, ``log|R_i|`` and their derivatives (k, ...) or None."""
     r, dr, valid = residual_matrices(residual, theta, layout)
     dyad, pos, width = padded_positions(layout)
     lower = np.linalg.cholesky(r)

@@ -5,8 +5,8 @@ Conventions follow nlme (DESIGN.md §6)::
     ML:   l = -1/2 [ N log 2pi + sum_i log|V_i| + r'V^-1 r ]
     REML: l = -1/2 [ (N-p) log 2pi + sum_i log|V_i| + log|X'V^-1 X| + r'V^-1 r ]
 
-Computation: residuals of each dyad are whitened (``R_i^-1 = W'W``), per-dyad cross
-products of ``[Z_T | Z | X | y]`` are summed with ``np.add.reduceat``, and each top-level
+Computation: per-dyad cross products of the whitened ``[Z_T | Z | X | y]``
+(``R_i^-1 = W'W``, :mod:`apim.engine.moments`) are assembled per cluster, and each top-level
 cluster (a dyad, or a therapist with its dyads) is handled in random-effect space by the
 Woodbury identity with ``K = I + G A``, ``A = Z'R^-1 Z``::
 
@@ -26,7 +26,6 @@ import numpy as np
 from apim.engine.model import MixedModel, Prepared
 
 LOG_2PI = np.log(2 * np.pi)
-CHUNK_ROWS = 200_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,24 +74,12 @@ def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
     return g_full, (np.stack(grads) if grads else np.zeros((0, w, w)))
 
 
-def _crossprod(a: np.ndarray, b: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Per-dyad sums of ``a_k b_k'`` over rows, in chunks of whole dyads."""
-    n = a.shape[0]
-    out = np.empty((len(starts), a.shape[1], b.shape[1]))
-    bounds = list(range(0, len(starts), max(1, len(starts) * CHUNK_ROWS // max(n, 1))))
-    bounds.append(len(starts))
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        r0 = starts[lo]
-        r1 = starts[hi] if hi < len(starts) else n
-        prod = a[r0:r1, :, None] * b[r0:r1, None, :]
-        out[lo:hi] = np.add.reduceat(prod, starts[lo:hi] - r0, axis=0)
-    return out
-
-
 def _assemble(cross: np.ndarray, prep: Prepared) -> tuple[np.ndarray, ...]:
     """Per-dyad cross products -> per-cluster A (Z'Z), B (Z'U) and D (U'U) blocks."""
     qt, q, w = prep.q_t, prep.q, prep.width
     zt, z, u = slice(0, qt), slice(qt, qt + q), slice(qt + q, None)
+    if qt == 0 and prep.n_slots == 1:  # each dyad is its own cluster
+        return cross[:, z, z], cross[:, z, u], cross[:, u, u]
     c = prep.n_clusters
     m_u = cross.shape[-1] - qt - q
     a = np.zeros((c, w, w))
@@ -120,9 +107,8 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
     theta = np.asarray(theta, float)
     _, _, t_r = split_theta(model, theta)
     g_full, dg = stacked_g(model, prep, theta)
-    layout = prep.layout
-    wu, logdet_r, dwu, dlogdet_r = model.residual.whiten(t_r, layout, prep.raw, gradient)
-    cross = _crossprod(wu, wu, layout.dyad_start)
+    cross, logdet_r, dcross_all, dlogdet_r = prep.products.products(model.residual, t_r,
+                                                                     gradient)
     a, b, d = _assemble(cross, prep)
     w = prep.width
     p = prep.p
@@ -131,7 +117,9 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
         k_inv = np.linalg.inv(k_mat)
         h = k_inv @ g_full[None]
         logdet_k = np.linalg.slogdet(k_mat)[1]
-        s = d.sum(0) - np.einsum("cwi,cwv,cvj->ij", b, h, b)
+        hb = h @ b
+        bt = np.swapaxes(b, 1, 2)
+        s = d.sum(0) - (bt @ hb).sum(0)
     else:
         logdet_k = np.zeros(prep.n_clusters)
         s = d.sum(0)
@@ -147,30 +135,26 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
     else:
         loglik = -0.5 * (n * LOG_2PI + logdet + rss)
     v = np.r_[-beta, 1.0]
-    blups = np.einsum("cwi,ci->cw", h @ b, np.broadcast_to(v, (b.shape[0], p + 1))) \
-        if w else np.zeros((prep.n_clusters, 0))
+    blups = hb @ v if w else np.zeros((prep.n_clusters, 0))
     if not gradient:
         return Evaluation(loglik, None, beta, cov_beta, None, blups)
 
     d_s, d_logdet = [], []
     for dgk in dg:  # random-effect parameters: A, B, D do not move
         dk = dgk[None] @ a
-        d_logdet.append(np.einsum("cij,cji->", k_inv, dk))
+        d_logdet.append(np.sum(k_inv * np.swapaxes(dk, 1, 2)))
         dh = k_inv @ (dgk[None] - dk @ h)
-        d_s.append(-np.einsum("cwi,cwv,cvj->ij", b, dh, b))
-    for k in range(dwu.shape[0]):  # residual parameters move the whitened cross products
-        dcross = _crossprod(dwu[k], wu, layout.dyad_start)
-        dcross = dcross + np.swapaxes(dcross, 1, 2)
-        da, db, dd = _assemble(dcross, prep)
+        d_s.append(-(bt @ (dh @ b)).sum(0))
+    for k in range(len(dlogdet_r)):  # residual parameters move the whitened products
+        da, db, dd = _assemble(dcross_all[k], prep)
         ds = dd.sum(0)
         dl = dlogdet_r[k].sum()
         if w:
             gda = g_full[None] @ da
-            dl += np.einsum("cij,cji->", k_inv, gda)
+            dl += np.sum(k_inv * np.swapaxes(gda, 1, 2))
             dh = -k_inv @ gda @ h
-            hb = h @ b
-            ds = ds - (np.einsum("cwi,cwj->ij", db, hb) + np.einsum("cwi,cwj->ij", hb, db)
-                       + np.einsum("cwi,cwv,cvj->ij", b, dh, b))
+            cross_term = (np.swapaxes(db, 1, 2) @ hb).sum(0)
+            ds = ds - (cross_term + cross_term.T + (bt @ (dh @ b)).sum(0))
         d_s.append(ds)
         d_logdet.append(dl)
     d_s = np.stack(d_s) if d_s else np.zeros((0, p + 1, p + 1))

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from apim.engine.moments import DenseProducts, TypeMoments, cross_products
 from apim.engine.residual import Residual, ResidualLayout
 from apim.engine.structures import RandomStructure
 from apim.errors import OptionError, RankDeficientError
@@ -104,6 +105,7 @@ class Prepared:
     cluster, slot : per dyad, its top-level cluster (therapist, or the dyad itself) and its
         position among the cluster's dyads
     n_slots : largest number of dyads in a cluster
+    products : whitened cross products per dyad (:mod:`apim.engine.moments`)
     """
 
     order: np.ndarray
@@ -116,6 +118,7 @@ class Prepared:
     q_t: int
     q: int
     p: int
+    products: "TypeMoments | DenseProducts"
 
     @classmethod
     def of(cls, model: MixedModel) -> "Prepared":
@@ -163,7 +166,8 @@ class Prepared:
                 raise OptionError("a dyad has more than one therapist")
         return cls(order=order, raw=raw, layout=layout, cluster=cluster, slot=slot,
                    n_slots=int(slot.max()) + 1, n_clusters=int(cluster.max()) + 1,
-                   q_t=model.q_therapist, q=model.q, p=X.shape[1])
+                   q_t=model.q_therapist, q=model.q, p=X.shape[1],
+                   products=cross_products(model.residual, layout, raw))
 
     @property
     def n(self) -> int:

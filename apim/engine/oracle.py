@@ -11,8 +11,8 @@ Examples
 >>> y = np.array([1.0, 2.0, 0.5, 1.5]); X = np.ones((4, 1))
 >>> model = MixedModel(y=y, X=X, dyad=np.array([0, 0, 1, 1]), role=np.array([0, 1, 0, 1]),
 ...                    session=np.ones(4, int), residual=Residual.named("independent"))
->>> round(dense_loglik(model, np.array([0.0]), reml=False), 6)
--4.175754
+>>> round(float(dense_loglik(model, np.array([0.0]), reml=False)), 6)
+-4.300754
 """
 
 from __future__ import annotations

@@ -15,11 +15,13 @@ ar1            role-specific      0            estimated (within person)
 un-ar1         role-specific      estimated    estimated (``UN x AR(1)``)
 ============== ================== ============ =====
 
-``whiten`` returns ``W u`` for ``R^-1 = W'W`` (so whitened residuals are independent with
-unit variance), ``log|R|`` per dyad, and the derivatives of both with respect to the
-unconstrained parameters ``(log s_0[, log s_1][, atanh rho][, atanh phi])``. Structures
-without both ``rho`` and ``phi`` are whitened by a two-term stencil in O(N); ``un-ar1`` by a
-dense Cholesky factor per dyad.
+The unconstrained parameters are ``(log s_0[, log s_1][, atanh rho][, atanh phi])``.
+Structures without both ``rho`` and ``phi`` are whitened (``R^-1 = W'W``) by a two-term
+stencil, ``(W u)_row = a u_row + c u_link``, whose coefficients depend only on the row's
+*type* (role, whether it is linked to an earlier row, the session gap): the likelihood
+then needs only per-dyad cross products by type, computed once per fit
+(:mod:`apim.engine.moments`). ``un-ar1`` is whitened by a dense Cholesky factor per dyad
+(:mod:`apim.engine.dense_residual`).
 
 Examples
 --------
@@ -156,72 +158,77 @@ class Residual:
         return np.concatenate(parts)
 
     # ------------------------------------------------------------------ whitening
-    def whiten(self, theta: np.ndarray, layout: ResidualLayout, u: np.ndarray,
-               derivatives: bool = True
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Whiten the rows of ``u`` (N x m).
-
-        Returns
-        -------
-        wu : (N, m) ``W u``
-        logdet : (n_dyads,) ``log|R_i|``
-        dwu : (k, N, m) derivatives of ``W u``, or None
-        dlogdet : (k, n_dyads), or None
-        """
-        if self.dense:
-            from apim.engine.dense_residual import whiten_dense
-
-            return whiten_dense(self, theta, layout, u, derivatives)
-        a, c, prev, da, dc = self._stencil(theta, layout)
-        wu = a[:, None] * u + c[:, None] * u[prev]
-        logdet = -2 * np.add.reduceat(np.log(a), layout.dyad_start)
-        if not derivatives:
-            return wu, logdet, None, None
-        dwu = da[:, :, None] * u[None] + dc[:, :, None] * u[prev][None]
-        dlogdet = -2 * np.add.reduceat(da / a[None], layout.dyad_start, axis=1)
-        return wu, logdet, dwu, dlogdet
-
-    def _stencil(self, theta: np.ndarray, layout: ResidualLayout):
-        """Coefficients of ``(W u)_k = a_k u_k + c_k u_prev(k)`` and their derivatives."""
-        sigma, rho, phi = self.unpack(theta)
-        n = len(layout.role)
-        k_sigma = 1 if self.equal_variances else 2
-        role = layout.role
-        s = sigma[role]
+    def row_types(self, layout: ResidualLayout) -> "RowTypes":
+        """Classify rows by what their whitening coefficients depend on (see
+        :class:`RowTypes`); needs a structure that is not :attr:`dense`."""
         if self.correlated:
             link = layout.pair
-            g = np.where(link >= 0, np.sqrt(1 - rho ** 2), 1.0)
-            a = 1 / (s * g)
-            c = np.where(link >= 0, -rho / (sigma[0] * g), 0.0)
         elif self.ar1:
             link = layout.previous
-            f = np.where(link >= 0, phi ** layout.gap, 0.0)
+        else:
+            link = np.full(len(layout.role), -1)
+        linked = link >= 0
+        gap = np.where(linked & self.ar1, layout.gap, 1)
+        keys, index = np.unique(np.column_stack([layout.role, linked, gap]), axis=0,
+                                return_inverse=True)
+        return RowTypes(index=index.ravel(), link=link, role=keys[:, 0],
+                        linked=keys[:, 1].astype(bool), gap=keys[:, 2])
+
+    def coefficients(self, theta: np.ndarray, types: "RowTypes"
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Whitening ``(W u)_row = a u_row + c u_link(row)`` per row type, and derivatives
+        ``da, dc`` (k, n_types) with respect to the unconstrained parameters."""
+        sigma, rho, phi = self.unpack(theta)
+        role, has = types.role, types.linked
+        n = len(role)
+        k_sigma = 1 if self.equal_variances else 2
+        s = sigma[role]
+        if self.correlated:
+            g = np.where(has, np.sqrt(1 - rho ** 2), 1.0)
+            a = 1 / (s * g)
+            c = np.where(has, -rho / (sigma[0] * g), 0.0)
+        elif self.ar1:
+            f = np.where(has, phi ** types.gap, 0.0)
             g = np.sqrt(1 - f ** 2)
             a = 1 / (s * g)
             c = -f * a
         else:
-            link = np.full(n, -1)
             a, c = 1 / s, np.zeros(n)
-        prev = np.where(link >= 0, link, np.arange(n))
         da = np.zeros((self.n_params, n))
         dc = np.zeros((self.n_params, n))
-        # log-sigma parameters: a scales with 1/s_role, c with 1/s of the linked row's role
-        for k in range(k_sigma):
+        for k in range(k_sigma):  # log sigma: a ~ 1/s_own, c ~ 1/s of the linked row
             own = np.ones(n, bool) if self.equal_variances else role == k
             da[k] = np.where(own, -a, 0.0)
             if self.correlated:
-                linked = np.ones(n, bool) if self.equal_variances else np.full(n, k == 0)
-                dc[k] = np.where(linked, -c, 0.0)
+                dc[k] = -c if (self.equal_variances or k == 0) else 0.0
             else:
                 dc[k] = np.where(own, -c, 0.0)
         if self.correlated:
             d = 1 - rho ** 2  # d rho / d atanh(rho)
-            has = link >= 0
             da[k_sigma] = np.where(has, a * rho / g ** 2, 0.0) * d
             dc[k_sigma] = np.where(has, -1 / (sigma[0] * g ** 3), 0.0) * d
         if self.ar1:
-            has = link >= 0
-            df = np.where(has, layout.gap * phi ** (layout.gap - 1), 0.0) * (1 - phi ** 2)
+            df = np.where(has, types.gap * phi ** (types.gap - 1), 0.0) * (1 - phi ** 2)
             da[-1] = a * f / g ** 2 * df
             dc[-1] = -a / g ** 2 * df
-        return a, c, prev, da, dc
+        return a, c, da, dc
+
+
+@dataclass(frozen=True)
+class RowTypes:
+    """Rows grouped by the values their whitening coefficients depend on: role, whether
+    they are linked to an earlier row (the partner at the same session, or the person's
+    previous session under AR(1)) and the session gap to it.
+
+    Attributes
+    ----------
+    index : (N,) type of each row
+    link : (N,) linked row or -1
+    role, linked, gap : (n_types,) description of each type
+    """
+
+    index: np.ndarray
+    link: np.ndarray
+    role: np.ndarray
+    linked: np.ndarray
+    gap: np.ndarray
