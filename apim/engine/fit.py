@@ -34,6 +34,7 @@ from apim.errors import OptionError
 
 __all__ = ["fit", "MixedFit", "start_values"]
 
+
 Method = Literal["REML", "ML"]
 
 
@@ -216,8 +217,8 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
         max_newton: int = 8) -> MixedFit:
     """Fit ``model`` by REML (default) or ML.
 
-    The optimizer runs L-BFGS-B with the analytic gradient from moment-based start values,
-    then Newton steps with the Hessian from differences of the analytic gradient until the
+    The optimizer runs BFGS with the analytic gradient from moment-based start values
+    (falling back to L-BFGS-B from where BFGS stopped), then Newton steps with the Hessian from differences of the analytic gradient until the
     step is below 1e-8. Convergence, boundary estimates and the optimizer's message are
     reported; nothing is returned as NaN silently.
 
@@ -250,10 +251,17 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
         ev = evaluate(model, prep, theta, reml)
         return -ev.loglik / scale, -ev.gradient / scale
 
-    result = optimize.minimize(objective, theta0, jac=True, method="L-BFGS-B",
-                               options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-7})
-    theta = result.x
-    message = str(result.message)
+    theta, messages = theta0, []
+    for solver, options in (("BFGS", {"gtol": 1e-7, "maxiter": 2000}),
+                            ("L-BFGS-B", {"ftol": 1e-13, "gtol": 1e-8, "maxiter": 5000})):
+        result = optimize.minimize(objective, theta, jac=True, method=solver,
+                                   options=options)
+        messages.append(f"{solver}: {result.message}")
+        if np.all(np.isfinite(result.x)) and result.fun <= objective(theta)[0]:
+            theta = result.x
+        if result.success and np.max(np.abs(result.jac), initial=0) * scale < 1e-3:
+            break
+    message = "; ".join(messages)
     ev = evaluate(model, prep, theta, reml)
     hess = _hessian(model, prep, theta, reml)
     for _ in range(max_newton):
