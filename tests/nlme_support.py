@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apim.engine import CompoundSymmetry, Diagonal, MixedModel, Residual, Unstructured
+from apim.engine import Diagonal, MixedModel, Residual, Unstructured
 
 REFERENCE = Path(__file__).parent / "reference"
 R_SCRIPT = REFERENCE / "nlme_fit.R"

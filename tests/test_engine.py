@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from nlme_support import simulate
 from scipy import optimize
 
 from apim.engine import CompoundSymmetry, Diagonal, MixedModel, Residual, Unstructured
@@ -17,7 +18,6 @@ from apim.engine.model import Prepared
 from apim.engine.oracle import dense_covariance, dense_loglik
 from apim.engine.residual import RESIDUAL_NAMES
 from apim.errors import OptionError, RankDeficientError
-from nlme_support import simulate
 
 
 def small(seed: int = 3) -> pd.DataFrame:

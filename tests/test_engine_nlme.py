@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from nlme_support import MODELS, REFERENCE, build, natural, run_r, simulate
 
 from apim.engine.fit import fit
-from nlme_support import MODELS, REFERENCE, build, natural, run_r, simulate
 
 
 def compare(name: str, data: pd.DataFrame, ref: pd.DataFrame) -> None:
