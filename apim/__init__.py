@@ -12,8 +12,11 @@ True
 from apim.data import DataReport, SessionData, read_table
 from apim.datasets import load_alliance
 from apim.decompose import Decomposition, DecompositionSpec, decompose
+from apim.results import APIMResult, fit
+from apim.spec import APIMSpec
 
 __version__ = "0.1.0"
 
 __all__ = ["SessionData", "DataReport", "read_table", "load_alliance", "decompose",
-           "DecompositionSpec", "Decomposition", "__version__"]
+           "DecompositionSpec", "Decomposition", "APIMSpec", "APIMResult", "fit",
+           "__version__"]

@@ -63,6 +63,8 @@ class MixedFit:
     fitted, fitted_population, residuals : arrays in input row order
     random_effects, therapist_effects : predicted random effects (DataFrames)
     hessian : Hessian of ``-loglik`` in ``theta``
+    cov_theta : its (pseudo-)inverse, the covariance of ``theta``
+    d_xvx : derivatives of ``X'V^-1 X`` with respect to ``theta`` (for Satterthwaite df)
     fit_seconds : wall time of the estimation
     """
 
@@ -87,6 +89,8 @@ class MixedFit:
     random_effects: pd.DataFrame
     therapist_effects: pd.DataFrame
     hessian: np.ndarray
+    cov_theta: np.ndarray
+    d_xvx: np.ndarray
     fit_seconds: float
     n_obs: int
     n_dyads: int
@@ -134,10 +138,12 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
     var_r = np.array([np.var(w[lay.role == r]) if np.any(lay.role == r) else np.var(w)
                       for r in (0, 1)])
     var_r = np.where(var_r > 0, var_r, np.var(e) + 1e-8)
-    has = lay.pair >= 0
-    rho = float(np.corrcoef(w[has], w[lay.pair[has]])[0, 1]) if has.sum() > 2 else 0.0
-    has = lay.previous >= 0
-    phi = float(np.corrcoef(w[has], w[lay.previous[has]])[0, 1]) if has.sum() > 2 else 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):  # e.g. one session per person
+        has = lay.pair >= 0
+        rho = float(np.corrcoef(w[has], w[lay.pair[has]])[0, 1]) if has.sum() > 2 else 0.0
+        has = lay.previous >= 0
+        phi = float(np.corrcoef(w[has], w[lay.previous[has]])[0, 1]) if has.sum() > 2 \
+            else 0.0
     parts = []
     if model.random is not None:
         z = raw[:, qt:qt + q]
@@ -202,7 +208,7 @@ def _natural_table(model: MixedModel, theta: np.ndarray, cov_theta: np.ndarray
     return pd.DataFrame({"estimate": [est[n] for n in names], "se": se}, index=names)
 
 
-def _boundary(table: pd.DataFrame, model: MixedModel) -> tuple[str, ...]:
+def _boundary(table: pd.DataFrame, hessian: np.ndarray) -> tuple[str, ...]:
     scale = table.loc[[n for n in table.index if n.startswith("sigma(")], "estimate"].max()
     flags = []
     for name, value in table["estimate"].items():
@@ -210,6 +216,9 @@ def _boundary(table: pd.DataFrame, model: MixedModel) -> tuple[str, ...]:
             flags.append(f"{name} is at zero")
         if (name.startswith("cor(") or name in ("rho", "phi")) and abs(value) > 0.9999:
             flags.append(f"{name} is at {np.sign(value):+.0f}")
+    if not flags and len(hessian) and np.linalg.eigvalsh(hessian).min() <= 0:
+        flags.append("the information matrix of the covariance parameters is singular: "
+                     "some of them are not identified")
     return tuple(flags)
 
 
@@ -287,9 +296,9 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
     final = ev
     grad_norm = float(np.max(np.abs(final.gradient))) if len(theta) else 0.0
     converged = bool(np.isfinite(final.loglik) and (decrement < 1e-6 or grad_norm < 1e-3))
-    cov_theta = np.linalg.pinv(hess)
+    cov_theta = np.linalg.pinv(hess)  # inverse observed information of theta
     table = _natural_table(model, theta, cov_theta)
-    boundary = _boundary(table, model)
+    boundary = _boundary(table, hess)
     if boundary:
         warnings.warn("boundary estimate: " + "; ".join(boundary), BoundaryWarning,
                       stacklevel=2)
@@ -339,7 +348,8 @@ def _result(model: MixedModel, prep: Prepared, method: str, theta: np.ndarray,
     return MixedFit(
         model=model, method=method, theta=theta, loglik=float(ev.loglik),
         coef=pd.Series(ev.beta, index=x_names), cov_coef=cov,
-        df_satterthwaite=pd.Series(satterthwaite_df(ev, cov_theta), index=x_names),
+        df_satterthwaite=pd.Series(satterthwaite_df(ev.cov_beta, ev.d_xvx, cov_theta,
+                                                    np.eye(len(x_names))), index=x_names),
         df_containment=pd.Series(containment_df(np.asarray(model.X, float), levels),
                                  index=x_names),
         variance=table,
@@ -348,5 +358,6 @@ def _result(model: MixedModel, prep: Prepared, method: str, theta: np.ndarray,
         converged=converged, message=message, n_evaluations=n_eval, boundary=boundary,
         fitted=fitted, fitted_population=xb[inverse], residuals=y - fitted,
         random_effects=pd.DataFrame(b, index=labels, columns=z_names),
-        therapist_effects=therapist_effects, hessian=hess, fit_seconds=seconds,
+        therapist_effects=therapist_effects, hessian=hess, cov_theta=cov_theta,
+        d_xvx=ev.d_xvx, fit_seconds=seconds,
         n_obs=prep.n, n_dyads=len(labels))

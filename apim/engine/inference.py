@@ -1,8 +1,9 @@
 """Denominator degrees of freedom for fixed effects.
 
-- **Satterthwaite**: ``df_j = 2 C_jj^2 / (g' Cov(theta) g)`` with ``C = (X'V^-1 X)^-1``,
-  ``g_k = dC_jj / dtheta_k = -(C dS_k C)_jj`` (``S = X'V^-1 X``, derivatives analytic) and
-  ``Cov(theta)`` the inverse observed information of the fitted criterion.
+- **Satterthwaite**: for a contrast ``l``, ``df = 2 (l'Cl)^2 / (g' Cov(theta) g)`` with
+  ``C = (X'V^-1 X)^-1``, ``g_k = d(l'Cl)/dtheta_k = -l'C dS_k C l`` (``S = X'V^-1 X``,
+  derivatives analytic) and ``Cov(theta)`` the inverse observed information of the fitted
+  criterion.
 - **Containment** (nlme's rule, ``getFixDF``): strata are the grouping levels from the
   outermost in, then the residual; stratum df start at the number of groups at that level
   minus the number at the level above (residual: ``N`` minus the innermost groups). A
@@ -22,25 +23,45 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from apim.engine.likelihood import Evaluation
 
+def satterthwaite_df(cov_beta: np.ndarray, d_xvx: np.ndarray, cov_theta: np.ndarray,
+                     contrasts: np.ndarray) -> np.ndarray:
+    """Satterthwaite df of each contrast ``l'beta`` (rows of ``contrasts``); ``inf`` when
+    no covariance parameter moves its variance.
 
-def satterthwaite_df(ev: "Evaluation", cov_theta: np.ndarray) -> np.ndarray:
-    """Satterthwaite df for each coefficient (``inf`` when no covariance parameter moves
-    the variance)."""
-    c = ev.cov_beta
-    if ev.d_xvx is None or len(ev.d_xvx) == 0:
-        return np.full(len(c), np.inf)
-    g = -np.einsum("ji,kil,lj->jk", c, ev.d_xvx, c)  # (p, k): d C_jj / d theta_k
-    var = np.einsum("jk,kl,jl->j", g, cov_theta, g)
+    ``d_xvx`` are the derivatives of ``X'V^-1 X`` with respect to the covariance parameters,
+    ``cov_theta`` the covariance of those parameters (inverse observed information).
+    """
+    c = cov_beta
+    lc = np.atleast_2d(contrasts) @ c
+    var = np.einsum("ij,ij->i", lc, np.atleast_2d(contrasts))
+    if d_xvx is None or len(d_xvx) == 0:
+        return np.full(len(var), np.inf)
+    g = -np.einsum("ri,kij,rj->rk", lc, d_xvx, lc)  # d var_r / d theta_k
+    spread = np.einsum("rk,kl,rl->r", g, cov_theta, g)
     with np.errstate(divide="ignore", invalid="ignore"):
-        df = 2 * np.diag(c) ** 2 / var
+        df = 2 * var ** 2 / spread
     return np.where(np.isfinite(df) & (df > 0), df, np.inf)
+
+
+def satterthwaite_f_df(cov_beta: np.ndarray, d_xvx: np.ndarray, cov_theta: np.ndarray,
+                       contrasts: np.ndarray) -> float:
+    """Denominator df of the F test of ``L beta = c`` (q rows): the Satterthwaite df of the
+    q orthogonalised contrasts combined as in Fai & Cornelius (1996), lmerTest's method.
+    """
+    L = np.atleast_2d(contrasts)
+    q = L.shape[0]
+    values, vectors = np.linalg.eigh(L @ cov_beta @ L.T)
+    rotated = vectors.T @ L
+    nu = satterthwaite_df(cov_beta, d_xvx, cov_theta, rotated)
+    if q == 1:
+        return float(nu[0])
+    big = nu > 2
+    e = np.sum(nu[big] / (nu[big] - 2))
+    return float(2 * e / (e - q)) if e > q else float(np.min(nu))
 
 
 def _constant(x: np.ndarray) -> bool:

@@ -13,6 +13,8 @@ cs             equal              estimated    0
 un             role-specific      estimated    0
 ar1            role-specific      0            estimated (within person)
 un-ar1         role-specific      estimated    estimated (``UN x AR(1)``)
+ar1-equal      equal              0            estimated (within person)
+cs-ar1         equal              estimated    estimated (``CS x AR(1)``)
 ============== ================== ============ =====
 
 The unconstrained parameters are ``(log s_0[, log s_1][, atanh rho][, atanh phi])``.
@@ -48,6 +50,8 @@ RESIDUAL_NAMES = {
     "un": (False, True, False),
     "ar1": (False, False, True),
     "un-ar1": (False, True, True),
+    "ar1-equal": (True, False, True),
+    "cs-ar1": (True, True, True),
 }
 
 
@@ -115,10 +119,7 @@ class Residual:
     @property
     def name(self) -> str:
         flags = (self.equal_variances, self.correlated, self.ar1)
-        for name, value in RESIDUAL_NAMES.items():
-            if value == flags:
-                return name
-        return "equal-ar1" if not self.correlated else "cs-ar1"
+        return next(name for name, value in RESIDUAL_NAMES.items() if value == flags)
 
     @property
     def n_params(self) -> int:

@@ -1,0 +1,94 @@
+"""Effect sizes: standardised effects per level, partial r, d, and pseudo-R² per level.
+
+- ``partial_r = t / sqrt(t^2 + df)`` and ``d = 2 t / sqrt(df)`` from each effect's t test.
+- Standardised effects: ``b * SD(x part) / SD(y part)`` at the effect's level: within-person
+  SDs (deviations from the person mean) for within effects, SDs of person means over
+  persons for between effects, overall SDs otherwise; per outcome role.
+- Pseudo-R² per level and outcome role (Raudenbush & Bryk; Kenny, Kashy & Cook, 2006):
+  ``1 - var(full) / var(empty)`` for the residual variance (within level) and the dyad
+  random-intercept variance (between level), against the model with intercepts only
+  and the same covariance structure.
+
+Examples
+--------
+>>> import apim
+>>> result = apim.fit(apim.load_alliance(), apim.APIMSpec("outcome", ("alliance",)))
+>>> sizes = effect_sizes(result)
+>>> bool((sizes["partial_r"].abs() <= 1).all())
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from apim.engine.fit import fit as fit_engine
+from apim.results import APIMResult
+
+__all__ = ["effect_sizes", "pseudo_r2"]
+
+
+def _level_sd(values: pd.Series, person: list[pd.Series], level: str) -> float:
+    if level == "within":
+        return float((values - values.groupby(person).transform("mean")).std())
+    if level in ("between", "therapist"):
+        return float(values.groupby(person).mean().std())
+    return float(values.std())
+
+
+def effect_sizes(result: APIMResult) -> pd.DataFrame:
+    """Partial r, d and standardised effects for every effect of ``result``."""
+    design = result.design
+    frame = design.data.frame.loc[design.used]
+    person = [frame["dyad"], frame["role"]]
+    y = pd.Series(design.model.y, index=frame.index)
+    X = pd.DataFrame(design.model.X, index=frame.index, columns=list(result.engine.coef.index))
+    table = result.effects[["outcome_role", "effect", "level", "predictor", "by", "estimate",
+                            "t", "df"]].copy()
+    table["partial_r"] = table["t"] / np.sqrt(table["t"] ** 2 + table["df"])
+    table["d"] = 2 * table["t"] / np.sqrt(table["df"])
+    standardised = []
+    for name, row in table.iterrows():
+        if row["effect"] not in ("actor", "partner", "actor_x_partner", "covariate") or row["by"]:
+            standardised.append(np.nan)
+            continue
+        rows = slice(None) if row["outcome_role"] == "both" else \
+            (frame["role"] == row["outcome_role"]).to_numpy()
+        sx = _level_sd(X.loc[rows, name], [p[rows] for p in person], row["level"])
+        sy = _level_sd(y[rows], [p[rows] for p in person], row["level"])
+        standardised.append(row["estimate"] * sx / sy if sy > 0 else np.nan)
+    table["standardised"] = standardised
+    return table.drop(columns=["t", "df"])
+
+
+def pseudo_r2(result: APIMResult) -> pd.DataFrame:
+    """Pseudo-R² per level and outcome role against the intercepts-only model (same rows,
+    same random effects and residual structure)."""
+    design = result.design
+    roles = design.outcome_roles
+    if design.spec.distinguishable:
+        role = design.data.frame.loc[design.used, "role"]
+        X0 = np.column_stack([(role == r).to_numpy(float) for r in roles])
+    else:
+        X0 = np.ones((len(design.used), 1))
+    empty = replace(design.model, X=X0, x_names=tuple(f"{r}.intercept" for r in roles))
+    base = fit_engine(empty, result.spec.method)
+    equal = design.model.residual.equal_variances
+    intercepts = {r: r for r in roles} if design.spec.distinguishable else {"intercept": "both"}
+    rows = []
+    for key, value in result.engine.variance["estimate"].items():
+        if key.startswith("sigma("):
+            if equal and key != "sigma(0)":
+                continue
+            level, who = "within", "both" if equal else result.roles[int(key[6])]
+        elif key.startswith("sd(") and key[3:-1] in intercepts:
+            level, who = "between", intercepts[key[3:-1]]
+        else:
+            continue
+        v0 = base.variance.loc[key, "estimate"] ** 2
+        rows.append({"level": level, "outcome_role": who, "variance_empty": v0,
+                     "variance_full": value ** 2, "pseudo_r2": 1 - value ** 2 / v0})
+    return pd.DataFrame(rows)

@@ -1,0 +1,127 @@
+"""Simple slopes and Johnson-Neyman regions for moderated and interacting effects.
+
+An effect ``b`` moderated by ``m`` through ``c`` (``b + c m``) has at moderator value ``m``
+the simple slope ``b + c m`` with variance ``v_b + 2 m v_bc + m^2 v_c``. The
+Johnson-Neyman boundaries are the ``m`` where ``|slope| / se = t_crit``: the roots of
+``(c^2 - t^2 v_c) m^2 + 2 (b c - t^2 v_bc) m + (b^2 - t^2 v_b) = 0``.
+
+The moderating term is either a moderator's ``by`` term (``patient.actor.within.alliance|
+treatment[AFT]``) or, for an actor effect, the actor x partner interaction (the actor
+effect at given values of the partner's part).
+
+Examples
+--------
+>>> import apim
+>>> spec = apim.APIMSpec("outcome", ("alliance",), moderators=("treatment",))
+>>> result = apim.fit(apim.load_alliance(), spec)
+>>> table = simple_slopes(result, "patient.actor.within", "treatment[CBT]", at=[0, 1])
+>>> len(table)
+2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from apim.errors import OptionError
+from apim.wald import contrast_matrix
+
+__all__ = ["simple_slopes", "johnson_neyman", "JohnsonNeyman"]
+
+
+def _pair(result, effect: str, moderator: str) -> tuple[int, int]:  # noqa: ANN001
+    names = list(result.engine.coef.index)
+    L, _ = contrast_matrix(effect, names)
+    i = int(np.flatnonzero(L[0])[0])
+    base = names[i]
+    candidates = [f"{base}|{moderator}"]
+    head = base.split(".")
+    if head[1] == "actor" and moderator in ("partner", "actor_x_partner"):
+        candidates.append(".".join([head[0], "actor_x_partner", *head[2:]]))
+    for c in candidates:
+        if c in names:
+            return i, names.index(c)
+    raise OptionError(f"no term moderates {base!r} through {moderator!r}; moderated terms "
+                      f"are named like {base + '|' + moderator!r}")
+
+
+def _slope_table(result, i: int, j: int, at: np.ndarray) -> pd.DataFrame:  # noqa: ANN001
+    beta, cov = result.engine.coef.to_numpy(), result.engine.cov_coef.to_numpy()
+    df = float(min(result.df_values().iloc[i], result.df_values().iloc[j]))
+    slope = beta[i] + beta[j] * at
+    se = np.sqrt(cov[i, i] + 2 * at * cov[i, j] + at ** 2 * cov[j, j])
+    t = slope / se
+    crit = stats.t.ppf(0.975, df)
+    return pd.DataFrame({"at": at, "slope": slope, "se": se, "df": df, "t": t,
+                         "p": 2 * stats.t.sf(np.abs(t), df), "ci_low": slope - crit * se,
+                         "ci_high": slope + crit * se})
+
+
+def simple_slopes(result, effect: str, moderator: str,  # noqa: ANN001
+                  at: Sequence[float] | None = None) -> pd.DataFrame:
+    """Simple slopes of ``effect`` at values ``at`` of the moderator.
+
+    Parameters
+    ----------
+    result : APIMResult
+    effect : str
+        Effect name (as in Wald hypotheses), e.g. ``"patient.actor.within"``.
+    moderator : str
+        The ``by`` label of the moderated term (``"treatment[CBT]"``), or
+        ``"partner"`` for the actor effect at values of the partner's part (needs
+        ``interaction=True``).
+    at : values of the moderator; default: 0 and 1 for a 0/1 moderator, else the mean
+        and +-1 SD of the moderating column in the fitted rows.
+    """
+    i, j = _pair(result, effect, moderator)
+    if at is None:
+        design = result.design
+        column = design.model.X[:, j] / np.where(design.model.X[:, i] != 0,
+                                                 design.model.X[:, i], np.nan)
+        values = column[np.isfinite(column)]
+        at = [0.0, 1.0] if set(np.unique(values)) <= {0.0, 1.0} else \
+            [values.mean() - values.std(), values.mean(), values.mean() + values.std()]
+    return _slope_table(result, i, j, np.asarray(at, float))
+
+
+@dataclass(frozen=True)
+class JohnsonNeyman:
+    """Moderator values where the simple slope changes significance.
+
+    ``bounds`` are the real roots (sorted); ``significant_inside`` tells whether the slope
+    is significant between them (else outside them).
+    """
+
+    effect: str
+    moderator: str
+    bounds: tuple[float, ...]
+    significant_inside: bool
+    alpha: float
+
+
+def johnson_neyman(result, effect: str, moderator: str,  # noqa: ANN001
+                   alpha: float = 0.05) -> JohnsonNeyman:
+    """Johnson-Neyman region of ``effect`` over the moderator (see the module docstring)."""
+    i, j = _pair(result, effect, moderator)
+    beta, cov = result.engine.coef.to_numpy(), result.engine.cov_coef.to_numpy()
+    df = float(min(result.df_values().iloc[i], result.df_values().iloc[j]))
+    t2 = stats.t.ppf(1 - alpha / 2, df) ** 2
+    b, c = beta[i], beta[j]
+    qa = c * c - t2 * cov[j, j]
+    qb = 2 * (b * c - t2 * cov[i, j])
+    qc = b * b - t2 * cov[i, i]
+    disc = qb * qb - 4 * qa * qc
+    if abs(qa) < 1e-15 or disc < 0:
+        bounds: tuple[float, ...] = ()
+    else:
+        roots = np.sort([(-qb - np.sqrt(disc)) / (2 * qa), (-qb + np.sqrt(disc)) / (2 * qa)])
+        bounds = tuple(float(r) for r in roots)
+    middle = np.mean(bounds) if bounds else 0.0
+    inside = bool(qa * middle ** 2 + qb * middle + qc > 0)
+    return JohnsonNeyman(effect=effect, moderator=moderator, bounds=bounds,
+                         significant_inside=inside, alpha=alpha)

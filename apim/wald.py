@@ -1,0 +1,193 @@
+"""Wald tests of linear hypotheses written with effect names.
+
+Names are the term names of the effects table (``patient.actor.within.alliance``); any
+shorter prefix that names a single effect will do (``patient.actor.within`` in a model
+with one predictor, ``patient.actor`` when there is also a single level).
+A hypothesis is one or more equations separated by ``;``, each a linear combination of
+effects and numbers, e.g. ``patient.actor.within = therapist.actor.within`` or
+``patient.actor.between - patient.actor.within = 0; patient.partner.within = 0``.
+
+One equation gives a t test with Satterthwaite df; several give an F test whose
+denominator df combine the Satterthwaite df of the orthogonalised contrasts (Fai &
+Cornelius, 1996), and the chi-square Wald statistic. With containment df the smallest df
+of the effects involved is used.
+
+Examples
+--------
+>>> import apim
+>>> result = apim.fit(apim.load_alliance(), apim.APIMSpec("outcome", ("alliance",)))
+>>> test = wald_test(result, "patient.actor.within = therapist.actor.within")
+>>> test.df_num
+1
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from apim.engine.inference import satterthwaite_df, satterthwaite_f_df
+from apim.errors import OptionError
+
+__all__ = ["WaldTest", "wald_test", "contrast_matrix"]
+
+
+@dataclass(frozen=True)
+class WaldTest:
+    """Result of :func:`wald_test`.
+
+    Attributes
+    ----------
+    hypothesis : str
+    estimate : tuple of float
+        ``L beta - c`` for each equation.
+    se : tuple of float
+    statistic : float
+        t (one equation) or F.
+    df_num, df_den : numerator and denominator df
+    p : float
+    chi2, p_chi2 : the asymptotic Wald chi-square test
+    """
+
+    hypothesis: str
+    estimate: tuple[float, ...]
+    se: tuple[float, ...]
+    statistic: float
+    df_num: int
+    df_den: float
+    p: float
+    chi2: float
+    p_chi2: float
+
+    def __str__(self) -> str:
+        kind = "t" if self.df_num == 1 else f"F({self.df_num}, {self.df_den:.1f})"
+        df = f"({self.df_den:.1f})" if self.df_num == 1 else ""
+        return (f"Wald test of {self.hypothesis}: {kind}{df} = {self.statistic:.3f}, "
+                f"p = {self.p:.4g}; chi2({self.df_num}) = {self.chi2:.3f}, "
+                f"p = {self.p_chi2:.4g}")
+
+
+def _aliases(names: list[str]) -> dict[str, int]:
+    """Full names and every shorter prefix (role.effect[.level]) that names one effect."""
+    out = {n: i for i, n in enumerate(names)}
+    short: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        head, _, by = n.partition("|")
+        parts = head.split(".")
+        for k in range(2, len(parts)):
+            key = ".".join(parts[:k]) + (f"|{by}" if by else "")
+            short.setdefault(key, []).append(i)
+    for key, idx in short.items():
+        if len(idx) == 1 and key not in out:
+            out[key] = idx[0]
+    return out
+
+
+def _linear(node: ast.AST, p: int) -> np.ndarray:
+    """Evaluate a linear expression tree to coefficients (p) plus a constant."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        out = np.zeros(p + 1)
+        out[-1] = node.value
+        return out
+    if isinstance(node, ast.Name) and node.id.startswith("_t"):
+        out = np.zeros(p + 1)
+        out[int(node.id[2:])] = 1.0
+        return out
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _linear(node.operand, p)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp):
+        left, right = _linear(node.left, p), _linear(node.right, p)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            if not left[:-1].any():
+                return left[-1] * right
+            if not right[:-1].any():
+                return right[-1] * left
+        if isinstance(node.op, ast.Div) and not right[:-1].any() and right[-1] != 0:
+            return left / right[-1]
+    raise OptionError("a hypothesis must be linear in the effects: sums and differences "
+                      "of effects times numbers")
+
+
+def contrast_matrix(hypothesis: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(L, c)`` for ``L beta = c`` from a hypothesis written with effect names."""
+    aliases = _aliases(names)
+    rows, rhs = [], []
+    for equation in (e for e in hypothesis.split(";") if e.strip()):
+        text = equation
+        for key in sorted(aliases, key=len, reverse=True):
+            pattern = r"(?<![\w.\[|])" + re.escape(key) + r"(?![\w.\[|])"
+            text = re.sub(pattern, f" _t{aliases[key]} ", text)
+        sides = text.split("=")
+        if len(sides) > 2:
+            raise OptionError(f"equation {equation.strip()!r} has more than one '='")
+        try:
+            trees = [ast.parse(s.strip() or "0", mode="eval").body for s in sides]
+        except SyntaxError:
+            unknown = re.findall(r"[A-Za-z_][\w.\[\]|-]*", text)
+            unknown = [u for u in unknown if not u.startswith("_t")]
+            raise OptionError(
+                f"cannot read {equation.strip()!r}: unknown effect "
+                f"{unknown[0] if unknown else '?'!r}; effects are named like "
+                f"{names[min(1, len(names) - 1)]!r}") from None
+        for tree in trees:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name) and not node.id.startswith("_t"):
+                    raise OptionError(f"unknown effect {node.id!r} in {equation.strip()!r}; "
+                                      f"effects are named like {names[0]!r}")
+        expr = _linear(trees[0], len(names)) - (_linear(trees[1], len(names))
+                                                if len(trees) == 2 else 0)
+        rows.append(expr[:-1])
+        rhs.append(-expr[-1])
+    if not rows:
+        raise OptionError("the hypothesis is empty")
+    return np.array(rows), np.array(rhs)
+
+
+def wald_test(result, hypothesis: str) -> WaldTest:  # noqa: ANN001 (APIMResult)
+    """Test the linear hypothesis ``hypothesis`` on a fitted APIM.
+
+    Parameters
+    ----------
+    result : APIMResult
+    hypothesis : str
+        Equations separated by ``;`` (see the module docstring).
+
+    Returns
+    -------
+    WaldTest
+    """
+    fit = result.engine
+    names = list(fit.coef.index)
+    L, c = contrast_matrix(hypothesis, names)
+    beta, cov = fit.coef.to_numpy(), fit.cov_coef.to_numpy()
+    diff = L @ beta - c
+    lcl = L @ cov @ L.T
+    se = np.sqrt(np.diag(lcl))
+    q = L.shape[0]
+    if np.linalg.matrix_rank(lcl) < q:
+        raise OptionError("the equations of the hypothesis are not linearly independent")
+    chi2 = float(diff @ np.linalg.solve(lcl, diff))
+    involved = float(result.df_values().to_numpy()[np.any(L != 0, axis=0)].min())
+    if q == 1:
+        df = float(satterthwaite_df(cov, fit.d_xvx, fit.cov_theta, L)[0]) \
+            if result.df == "satterthwaite" else involved
+        t = float(diff[0] / se[0])
+        p = float(2 * stats.t.sf(abs(t), df))
+        statistic = t
+    else:
+        df = satterthwaite_f_df(cov, fit.d_xvx, fit.cov_theta, L) \
+            if result.df == "satterthwaite" else involved
+        statistic = chi2 / q
+        p = float(stats.f.sf(statistic, q, df))
+    return WaldTest(hypothesis=hypothesis, estimate=tuple(map(float, diff)),
+                    se=tuple(map(float, se)), statistic=statistic, df_num=q, df_den=df, p=p,
+                    chi2=chi2, p_chi2=float(stats.chi2.sf(chi2, q)))
