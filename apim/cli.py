@@ -1,4 +1,4 @@
-"""Command line: ``apim demo`` and ``apim describe``.
+"""Command line: ``apim demo``, ``apim describe`` and ``apim fit``.
 
 Data problems print one line on stderr and exit with code 2, never a traceback.
 
@@ -51,14 +51,44 @@ def _load(args: argparse.Namespace) -> SessionData:
 
 def _demo(args: argparse.Namespace) -> None:
     from apim.datasets import load_alliance
-    from apim.decompose import decompose
+    from apim.results import fit
+    from apim.spec import APIMSpec
+    from apim.wald import wald_test
 
     data = load_alliance()
     print(data.report(["alliance", "outcome"]))
-    parts = decompose(data, ["alliance"])
-    print("\nWithin/between decomposition of alliance (person-mean centring):")
-    summary = parts.components.groupby(data.frame["role"]).agg(["mean", "std"])
-    print(summary.round(3).T.to_string())
+    spec = APIMSpec(outcome="outcome", predictors=("alliance",), moderators=("treatment",))
+    result = fit(data, spec)
+    print()
+    print(result.summary())
+    print()
+    print(wald_test(result, "patient.actor.within = therapist.actor.within"))
+
+
+def _spec(args: argparse.Namespace):  # noqa: ANN202
+    from apim.decompose import DecompositionSpec
+    from apim.spec import APIMSpec
+
+    center = args.center or ("therapist" if args.therapist_level else "person")
+    decomposition = DecompositionSpec(center=center, lag=args.lag, detrend=args.detrend)
+    return APIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
+                    decomposition=decomposition, distinguishable=not args.indistinguishable,
+                    interaction=args.interaction, moderators=tuple(args.moderator or ()),
+                    covariates=tuple(args.covariate or ()), random=args.random,
+                    residual=args.residual, therapist_level=args.therapist_level,
+                    method=args.method.upper())
+
+
+def _fit(args: argparse.Namespace) -> None:
+    from apim.results import fit
+
+    result = fit(_load(args), _spec(args), df=args.df)
+    text = {"table": result.summary, "markdown": result.to_markdown,
+            "latex": result.to_latex, "json": result.to_json}[args.format]()
+    print(text)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            handle.write(result.to_json())
 
 
 def _describe(args: argparse.Namespace) -> None:
@@ -91,6 +121,35 @@ def build_parser() -> argparse.ArgumentParser:
                           "checked for that (repeatable)")
     describe.add_argument("--json", action="store_true", help="print the report as JSON")
     describe.set_defaults(run=_describe)
+
+    fit = commands.add_parser("fit", help="fit an APIM and print its effects table")
+    _add_columns(fit)
+    fit.add_argument("--outcome", required=True, help="each member's outcome column")
+    fit.add_argument("--predictor", action="append", required=True,
+                     help="predictor rated by both members (repeatable)")
+    fit.add_argument("--center", choices=("person", "therapist", "grand", "none"),
+                     help="decomposition (default person; therapist with --therapist-level)")
+    fit.add_argument("--lag", type=int, default=0, help="lag of the predictors in sessions")
+    fit.add_argument("--detrend", action="store_true",
+                     help="remove each person's linear trend before the split")
+    fit.add_argument("--indistinguishable", action="store_true",
+                     help="one intercept and effects pooled over roles")
+    fit.add_argument("--interaction", action="store_true", help="add actor x partner terms")
+    fit.add_argument("--moderator", action="append", help="dyad-level moderator (repeatable)")
+    fit.add_argument("--covariate", action="append", help="covariate (repeatable)")
+    fit.add_argument("--random", choices=("none", "intercepts", "slopes"),
+                     default="intercepts", help="random effects per dyad")
+    fit.add_argument("--residual", choices=("un", "cs", "diagonal", "independent", "ar1",
+                                            "un-ar1"), help="residual structure (default un; "
+                     "cs with --indistinguishable)")
+    fit.add_argument("--therapist-level", action="store_true",
+                     help="random intercept per therapist (needs --therapist)")
+    fit.add_argument("--method", choices=("reml", "ml"), default="reml")
+    fit.add_argument("--df", choices=("satterthwaite", "containment"), default="satterthwaite")
+    fit.add_argument("--format", choices=("table", "markdown", "latex", "json"),
+                     default="table")
+    fit.add_argument("--json", metavar="FILE", help="also write the full result as JSON")
+    fit.set_defaults(run=_fit)
     return parser
 
 
@@ -99,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
+    except BrokenPipeError:  # output piped into head and the like
+        return 0
     except (DataError, OSError) as error:
         message = " ".join(str(error).split())
         print(f"apim: error: {message}", file=sys.stderr)

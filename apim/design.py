@@ -54,6 +54,8 @@ class Term:
     def name(self) -> str:
         if self.effect == "intercept":
             return f"{self.outcome_role}.intercept"
+        if self.effect == "term":  # a column of a formula fit
+            return self.predictor
         base = f"{self.outcome_role}.{self.effect}.{self.level}.{self.predictor}"
         return f"{base}|{self.by}" if self.by else base
 
@@ -69,7 +71,7 @@ class APIMDesign:
     model : the engine's :class:`~apim.engine.MixedModel` (used rows only)
     used : index labels of ``data.frame`` rows in the fit
     dropped : rows not used, with reasons
-    components : the decomposition the predictors came from
+    components : the decomposition the predictors came from (None for formula fits)
     """
 
     spec: APIMSpec
@@ -78,7 +80,7 @@ class APIMDesign:
     model: MixedModel = field(repr=False)
     used: np.ndarray = field(repr=False)
     dropped: tuple[Exclusion, ...]
-    components: Decomposition = field(repr=False)
+    components: Decomposition | None = field(repr=False)
     outcome_roles: tuple[str, ...]
 
 

@@ -1,0 +1,177 @@
+"""Formula entry point (patsy) and the response-surface (polynomial congruence) APIM.
+
+In formulas every numeric column ``x`` of the session data also has ``x_partner``: the
+other member's value at the same session. Kashy's interaction-approach APIM, for example::
+
+    fit_formula(data, "satisf ~ genderE * (conflict + conflict_partner)",
+                random="0 + man + woman + conflict + conflict_partner")
+
+The response surface of Edwards (2002) for the two members' ratings ``P`` (reference role)
+and ``T`` (other role) of one predictor, per outcome role::
+
+    y = b0 + b1 P + b2 T + b3 P^2 + b4 P T + b5 T^2     (terms P, T, P2, PxT, T2)
+    a1 = b1 + b2 (slope along the line of congruence P = T),
+    a2 = b3 + b4 + b5 (its curvature), a3 = b1 - b2 (slope along incongruence P = -T),
+    a4 = b3 - b4 + b5 (its curvature).
+
+Examples
+--------
+>>> import apim
+>>> result = fit_formula(apim.load_alliance(), "outcome ~ alliance + alliance_partner")
+>>> list(result.effects.index)
+['Intercept', 'alliance', 'alliance_partner']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import patsy
+
+from apim.data.formats import partner_values
+from apim.data.report import Exclusion
+from apim.data.session import SessionData
+from apim.design import APIMDesign, Term
+from apim.engine import Diagonal, MixedModel, Residual, Unstructured
+from apim.engine.fit import fit as fit_engine
+from apim.errors import OptionError
+from apim.results import APIMResult
+from apim.spec import APIMSpec
+
+__all__ = ["fit_formula", "response_surface", "surface_parameters"]
+
+
+def _with_partner_columns(data: SessionData) -> pd.DataFrame:
+    frame = data.frame
+    numeric = [v for v in data.variables if pd.api.types.is_numeric_dtype(frame[v])]
+    partner = partner_values(data, numeric).add_suffix("_partner")
+    return pd.concat([frame, partner], axis=1)
+
+
+def _fit_columns(data: SessionData, spec: APIMSpec, y: pd.Series, X: pd.DataFrame,
+                 Z: pd.DataFrame | None, terms: list[Term], sources: pd.DataFrame,
+                 df: str) -> APIMResult:
+    """Fit given design columns; rows with a missing value are reported by source column."""
+    frame = data.frame
+    ok = y.notna() & X.notna().all(axis=1)
+    if Z is not None:
+        ok &= Z.notna().all(axis=1)
+    reasons: dict[str, list[int]] = {}
+    remaining = ~ok.to_numpy()
+    for name in sources.columns:
+        hit = remaining & sources[name].isna().to_numpy()
+        if hit.any():
+            reasons[f"missing {name}"] = frame.loc[hit, "row"].tolist()
+            remaining &= ~hit
+    if remaining.any():
+        reasons["missing a design value"] = frame.loc[remaining, "row"].tolist()
+    if not ok.any():
+        raise OptionError("no row has every variable of the model: nothing to fit")
+    model = MixedModel(
+        y=y[ok].to_numpy(float), X=X[ok].to_numpy(float), dyad=frame.loc[ok, "dyad"].to_numpy(),
+        role=(frame.loc[ok, "role"] == data.roles[1]).to_numpy().astype(int),
+        session=frame.loc[ok, "session"].to_numpy(),
+        Z=None if Z is None else Z[ok].to_numpy(float),
+        random=None if Z is None else Unstructured(Z.shape[1]),
+        residual=Residual.named(spec.residual_structure),
+        therapist=frame.loc[ok, "therapist"].to_numpy() if spec.therapist_level else None,
+        therapist_random=Diagonal(1) if spec.therapist_level else None,
+        x_names=tuple(X.columns), z_names=() if Z is None else tuple(Z.columns),
+        therapist_names=("therapist level",) if spec.therapist_level else ())
+    design = APIMDesign(spec=spec, data=data, terms=tuple(terms), model=model,
+                        used=np.asarray(frame.index[ok]),
+                        dropped=tuple(Exclusion(k, tuple(v)) for k, v in reasons.items()),
+                        components=None,
+                        outcome_roles=tuple(dict.fromkeys(t.outcome_role for t in terms)))
+    return APIMResult(design=design, engine=fit_engine(model, spec.method), df=df)
+
+
+def fit_formula(data: SessionData, formula: str, random: str | None = None,
+                residual: str = "un", therapist_level: bool = False, method: str = "REML",
+                df: str = "satterthwaite") -> APIMResult:
+    """Fit a dyadic mixed model written as a patsy formula.
+
+    Parameters
+    ----------
+    data : SessionData
+    formula : str
+        ``outcome ~ terms``; ``x_partner`` is the partner's ``x`` at the same session.
+    random : str, optional
+        Right-hand side of the dyad-level random effects, e.g. ``"0 + man + woman"``.
+    residual, therapist_level, method, df : as in :class:`~apim.spec.APIMSpec` and
+        :func:`~apim.results.fit`.
+
+    Returns
+    -------
+    APIMResult
+        Its effects table has one row per formula column (``effect`` is ``"term"``).
+    """
+    frame = _with_partner_columns(data)
+    try:
+        y, X = patsy.dmatrices(formula, frame, NA_action=patsy.NAAction(NA_types=[]),
+                               return_type="dataframe")
+        Z = None if random is None else patsy.dmatrix(
+            random, frame, NA_action=patsy.NAAction(NA_types=[]), return_type="dataframe")
+    except patsy.PatsyError as error:
+        raise OptionError(f"cannot build the formula: {' '.join(str(error).split())}") from None
+    outcome = y.columns[0]
+    used = [c for c in frame.columns if isinstance(c, str) and c != "row"
+            and (c in formula or (random is not None and c in random))]
+    spec = APIMSpec(outcome=outcome, predictors=("formula",),
+                    random="none" if Z is None else "intercepts", residual=residual,
+                    therapist_level=therapist_level, method=method)
+    terms = [Term("", "term", "", name) for name in X.columns]
+    return _fit_columns(data, spec, y.iloc[:, 0], X, Z, terms, frame[used], df)
+
+
+def response_surface(data: SessionData, outcome: str, predictor: str,
+                     random: str = "intercepts", residual: str = "un",
+                     therapist_level: bool = False, method: str = "REML",
+                     center: float | None = None, df: str = "satterthwaite") -> APIMResult:
+    """Polynomial response-surface APIM of ``outcome`` on both members' ``predictor``.
+
+    ``P`` and ``T`` are the two roles' ratings at the session, both centred on ``center``
+    (default: the grand mean of all ratings, one constant so that ``P = T`` stays the line
+    of congruence). Use :func:`surface_parameters` for a1-a4.
+    """
+    frame = data.frame
+    x = data.numeric(predictor)
+    y = data.numeric(outcome)
+    c = float(x.mean()) if center is None else center
+    partner = partner_values(data, [predictor])[predictor]
+    first = (frame["role"] == data.roles[0]).to_numpy()
+    p = pd.Series(np.where(first, x, partner), index=frame.index) - c
+    t = pd.Series(np.where(first, partner, x), index=frame.index) - c
+    columns, terms, z = {}, [], {}
+    for r in data.roles:
+        d = (frame["role"] == r).astype(float)
+        for label, values in (("intercept", d), ("P", d * p), ("T", d * t), ("P2", d * p * p),
+                              ("PxT", d * p * t), ("T2", d * t * t)):
+            term = Term(r, "intercept", "none", "") if label == "intercept" else \
+                Term(r, "surface", "none", label)
+            columns[term.name] = values
+            terms.append(term)
+        z[r] = d
+    spec = APIMSpec(outcome=outcome, predictors=(predictor,), random=random,
+                    residual=residual, therapist_level=therapist_level, method=method)
+    Z = None if random == "none" else pd.DataFrame(z)
+    sources = pd.DataFrame({outcome: y, predictor: x, f"{predictor}_partner": partner})
+    return _fit_columns(data, spec, y, pd.DataFrame(columns), Z, terms, sources, df)
+
+
+def surface_parameters(result: APIMResult) -> pd.DataFrame:
+    """a1-a4 of a :func:`response_surface` fit, per outcome role, with SEs and tests."""
+    from apim.wald import wald_test
+
+    rows = []
+    for r in result.design.outcome_roles:
+        b = {k: f"{r}.surface.none.{k}" for k in ("P", "T", "P2", "PxT", "T2")}
+        for name, expr in (("a1", f"{b['P']} + {b['T']}"),
+                           ("a2", f"{b['P2']} + {b['PxT']} + {b['T2']}"),
+                           ("a3", f"{b['P']} - {b['T']}"),
+                           ("a4", f"{b['P2']} - {b['PxT']} + {b['T2']}")):
+            test = wald_test(result, f"{expr} = 0")
+            rows.append({"outcome_role": r, "parameter": name, "estimate": test.estimate[0],
+                         "se": test.se[0], "df": test.df_den, "t": test.statistic,
+                         "p": test.p})
+    return pd.DataFrame(rows)
