@@ -6,7 +6,7 @@ Examples
 >>> result = apim.fit(apim.load_alliance(), apim.APIMSpec("outcome", ("alliance",)))
 >>> list(result.effects.columns)[:5]
 ['outcome_role', 'effect', 'level', 'predictor', 'by']
->>> result.effects.loc["patient.actor.within.alliance", "estimate"] > 0
+>>> bool(result.effects.loc["patient.actor.within.alliance", "estimate"] > 0)
 True
 """
 

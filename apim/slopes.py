@@ -14,7 +14,7 @@ Examples
 >>> import apim
 >>> spec = apim.APIMSpec("outcome", ("alliance",), moderators=("treatment",))
 >>> result = apim.fit(apim.load_alliance(), spec)
->>> table = simple_slopes(result, "patient.actor.within", "treatment[CBT]", at=[0, 1])
+>>> table = simple_slopes(result, "patient.actor.within", "treatment[AFT]", at=[0, 1])
 >>> len(table)
 2
 """
@@ -72,7 +72,7 @@ def simple_slopes(result, effect: str, moderator: str,  # noqa: ANN001
     effect : str
         Effect name (as in Wald hypotheses), e.g. ``"patient.actor.within"``.
     moderator : str
-        The ``by`` label of the moderated term (``"treatment[CBT]"``), or
+        The ``by`` label of the moderated term (``"treatment[AFT]"``), or
         ``"partner"`` for the actor effect at values of the partner's part (needs
         ``interaction=True``).
     at : values of the moderator; default: 0 and 1 for a 0/1 moderator, else the mean
