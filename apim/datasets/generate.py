@@ -20,9 +20,11 @@ Data-generating process (``i`` dyad, ``j`` therapist, ``r`` in {patient, therapi
   ``mu = (5.0, 4.8)``.
 - Session outcome for role ``r`` with partner ``r'``, using the within part
   ``W = A - person mean`` and between part ``B = person mean - role mean``:
-  ``Y_irt = b0_r + 0.40 W_irt + 0.15 W_ir't + 0.50 B_ir + 0.20 B_ir' + 0.10 AFT_i
-  + 0.10 AFT_i W_irt + u_ir + e_irt`` with ``b0 = (4.6, 4.4)``, dyad effects ``u``
-  (SDs 0.45 and 0.35, correlation 0.50) and residuals ``e`` (SDs 0.60 and 0.45,
+  ``Y_irt = b0_r + (0.40 + c_ir) W_irt + (0.15 + d_ir) W_ir't + 0.50 B_ir + 0.20 B_ir'
+  + 0.10 AFT_i + 0.10 AFT_i W_irt + h_j + u_ir + e_irt`` with ``b0 = (4.6, 4.4)``,
+  therapist effects on outcome ``h_j ~ N(0, 0.20^2)`` (shared by both members), dyad effects
+  ``u`` (SDs 0.45 and 0.35, correlation 0.50), person-specific actor and partner slopes
+  ``c ~ N(0, 0.15^2)``, ``d ~ N(0, 0.10^2)``, and residuals ``e`` (SDs 0.60 and 0.45,
   same-session correlation 0.30).
 - Ratings are rounded to two decimals and kept within 1-7.
 
@@ -70,6 +72,9 @@ def generate_alliance(seed: int = SEED, n_therapists: int = 40, caseload: int = 
     u = _bivariate(rng, n, (0.45, 0.35), 0.50)
     innov = _bivariate(rng, n, (0.50, 0.40), 0.30, (max_sessions,))
     resid = _bivariate(rng, n, (0.60, 0.45), 0.30, (max_sessions,))
+    h = rng.normal(0, 0.20, n_therapists)[therapist - 1]
+    actor_slope = rng.normal(0, 0.15, size=(n, 2))
+    partner_slope = rng.normal(0, 0.10, size=(n, 2))
     w = np.zeros_like(innov)
     w[:, 0] = innov[:, 0] / np.sqrt(1 - 0.4 ** 2)
     for t in range(1, max_sessions):
@@ -89,10 +94,12 @@ def generate_alliance(seed: int = SEED, n_therapists: int = 40, caseload: int = 
     within = alliance - person_mean[:, None, :]
     between = person_mean - np.nanmean(person_mean, axis=0)
     partner = [1, 0]
-    outcome = (np.array([4.6, 4.4])[None, None, :] + 0.40 * within + 0.15 * within[:, :, partner]
+    outcome = (np.array([4.6, 4.4])[None, None, :]
+               + (0.40 + actor_slope[:, None, :]) * within
+               + (0.15 + partner_slope[:, None, :]) * within[:, :, partner]
                + (0.50 * between + 0.20 * between[:, partner])[:, None, :]
                + 0.10 * aft[:, None, None] + 0.10 * aft[:, None, None] * within
-               + u[:, None, :] + resid)
+               + h[:, None, None] + u[:, None, :] + resid)
     rows = []
     for i in range(n):
         for t in range(last[i]):

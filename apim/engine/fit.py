@@ -146,16 +146,22 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
             else 0.0
     parts = []
     if model.random is not None:
+        # per dyad least-squares coefficient of each column; its spread over dyads
+        # (weighted by the column's sum of squares) minus the sampling noise
         z = raw[:, qt:qt + q]
         zz = np.add.reduceat(z ** 2, lay.dyad_start)
         ze = np.add.reduceat(z * e[:, None], lay.dyad_start)
-        ok = zz > 1e-12
         variances = []
         for k in range(q):
-            b = ze[ok[:, k], k] / zz[ok[:, k], k]
-            noise = np.mean(var_r.mean() / zz[ok[:, k], k]) if ok[:, k].any() else 0.0
-            total = np.var(b) if b.size > 1 else var_r.mean()
-            variances.append(max(total - noise, 0.1 * total, 1e-4 * np.var(e)))
+            ok = zz[:, k] > 1e-12
+            weight, coef = zz[ok, k], ze[ok, k] / np.where(ok, zz[:, k], 1)[ok]
+            if weight.size < 2:
+                variances.append(var_r.mean())
+                continue
+            centre = np.sum(weight * coef) / weight.sum()
+            spread = np.sum(weight * (coef - centre) ** 2)
+            estimate = (spread - weight.size * var_r.mean()) / weight.sum()
+            variances.append(max(estimate, 0.05 * spread / weight.sum(), 1e-6 * np.var(e)))
         parts.append(model.random.start(np.array(variances)))
     if model.therapist_random is not None:
         cl = prep.cluster[dyad]
@@ -222,12 +228,47 @@ def _boundary(table: pd.DataFrame, hessian: np.ndarray) -> tuple[str, ...]:
     return tuple(flags)
 
 
+def _quasi_newton(objective, theta: np.ndarray, scale: float  # noqa: ANN001
+                  ) -> tuple[np.ndarray, list[str]]:
+    """BFGS, then L-BFGS-B from where it stopped if it did not get close."""
+    messages = []
+    for solver, options in (("BFGS", {"gtol": 1e-7, "maxiter": 2000}),
+                            ("L-BFGS-B", {"ftol": 1e-13, "gtol": 1e-8, "maxiter": 5000})):
+        result = optimize.minimize(objective, theta, jac=True, method=solver,
+                                   options=options)
+        messages.append(f"{solver}: {result.message}")
+        if np.all(np.isfinite(result.x)) and result.fun <= objective(theta)[0]:
+            theta = result.x
+        if result.success or np.max(np.abs(result.jac), initial=0) * scale < 1e-1:
+            break  # Newton steps finish the job
+    return theta, messages
+
+
+def _positive_definite(matrix: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
+def _spread(model: MixedModel, theta: np.ndarray, theta0: np.ndarray) -> np.ndarray:
+    """``theta`` with the dyad-level G replaced by a diagonal one whose variances are the
+    current ones floored at a tenth of the starting ones (correlations reset to zero)."""
+    t_g, t_t, t_r = split_theta(model, theta)
+    g_now = np.diag(model.random.matrix(t_g))
+    g_start = np.diag(model.random.matrix(split_theta(model, theta0)[0]))
+    return np.concatenate([model.random.start(np.maximum(g_now, 0.1 * g_start)), t_t, t_r])
+
+
 def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = None,
         max_newton: int = 8) -> MixedFit:
     """Fit ``model`` by REML (default) or ML.
 
     The optimizer runs BFGS with the analytic gradient from moment-based start values
-    (falling back to L-BFGS-B from where BFGS stopped), then Newton steps with the Hessian
+    (falling back to L-BFGS-B from where BFGS stopped; when it ends where the information
+    is singular, a second search starts from a full-rank G and the better optimum is
+    kept), then Newton steps with the Hessian
     from differences of the analytic gradient until the expected gain of a further step is
     below 1e-9 in log-likelihood units. Convergence, boundary estimates and the optimizer's
     message are reported; nothing is returned as NaN silently.
@@ -258,27 +299,27 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         calls[0] += 1
-        ev = evaluate(model, prep, theta, reml)
+        with np.errstate(all="ignore"):
+            ev = evaluate(model, prep, theta, reml)
+        if not np.isfinite(ev.loglik) or not np.all(np.isfinite(ev.gradient)):
+            return np.inf, np.zeros_like(theta)  # outside the numerically usable region
         return -ev.loglik / scale, -ev.gradient / scale
 
-    theta, messages = theta0, []
-    for solver, options in (("BFGS", {"gtol": 1e-7, "maxiter": 2000}),
-                            ("L-BFGS-B", {"ftol": 1e-13, "gtol": 1e-8, "maxiter": 5000})):
-        result = optimize.minimize(objective, theta, jac=True, method=solver,
-                                   options=options)
-        messages.append(f"{solver}: {result.message}")
-        if np.all(np.isfinite(result.x)) and result.fun <= objective(theta)[0]:
-            theta = result.x
-        if result.success or np.max(np.abs(result.jac), initial=0) * scale < 1e-1:
-            break  # Newton steps below finish the job
-    message = "; ".join(messages)
+    theta, messages = _quasi_newton(objective, theta0, scale)
     ev = evaluate(model, prep, theta, reml)
     hess = _hessian(model, prep, theta, reml)
+    if model.random is not None and not _positive_definite(hess):
+        # a reduced-rank G can trap the search: restart with its variances spread out
+        restart, more = _quasi_newton(objective, _spread(model, theta, theta0), scale)
+        again = evaluate(model, prep, restart, reml)
+        if again.loglik > ev.loglik + 1e-8:
+            theta, ev = restart, again
+            hess = _hessian(model, prep, theta, reml)
+            messages += ["restarted from a full-rank G"] + more
+    message = "; ".join(messages)
     decrement = np.inf  # expected gain in log-likelihood of a full Newton step
     for _ in range(max_newton + 1):
-        try:
-            np.linalg.cholesky(hess)
-        except np.linalg.LinAlgError:
+        if not _positive_definite(hess):
             break
         step = np.linalg.solve(hess, ev.gradient)
         decrement = float(ev.gradient @ step) / 2
@@ -287,9 +328,11 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
         slack = 1e-12 * max(1.0, abs(ev.loglik))  # round-off in the log-likelihood
         for _half in range(30):
             trial = evaluate(model, prep, theta + step, reml)
-            if trial.loglik >= ev.loglik - slack:
+            if np.isfinite(trial.loglik) and trial.loglik >= ev.loglik - slack:
                 break
             step = step / 2
+        else:
+            break  # no step improves: stay where we are
         theta, ev = theta + step, trial
         hess = _hessian(model, prep, theta, reml)
         calls[0] += 2 * len(theta) + 1
