@@ -5,12 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+from nlme_support import REFERENCE, rscript
 
 from apim import APIMSpec, load_alliance
 from apim.design import build_design
-from nlme_support import REFERENCE, rscript
 
 SCRIPT = REFERENCE / "nlme_design.R"
 BASE = APIMSpec(outcome="outcome", predictors=("alliance",))

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-import apim
 from apim_support import SPECS, natural, run_nlme
 from nlme_support import REFERENCE
+
+import apim
 
 
 def check(name: str, ref: pd.DataFrame) -> None:

@@ -66,16 +66,21 @@ def test_stencil_whitening_equals_dense_cholesky(residual):
     model = model_for(d, residual, Unstructured, False)
     prep = Prepared.of(model)
     theta = np.random.default_rng(1).normal(scale=0.3, size=model.residual.n_params)
-    cross, logdet, dcross, dlogdet = prep.products.products(model.residual, theta, True)
+    got = prep.products.products(model.residual, theta, True)
     wu, logdet_d, dwu, dlogdet_d = whiten_dense(model.residual, theta, prep.layout, prep.raw)
     from apim.engine.moments import crossprod
 
-    np.testing.assert_allclose(cross, crossprod(wu, wu, prep.layout), atol=1e-10)
-    np.testing.assert_allclose(logdet, logdet_d, atol=1e-10)
-    np.testing.assert_allclose(dlogdet, dlogdet_d, atol=1e-10)
+    r = model.q
+    full = crossprod(wu, wu, prep.layout)
+    np.testing.assert_allclose(got.rows, full[:, :r], atol=1e-10)
+    np.testing.assert_allclose(got.rest, full[:, r:, r:].sum(0), atol=1e-9)
+    np.testing.assert_allclose(got.logdet, logdet_d, atol=1e-10)
+    np.testing.assert_allclose(got.d_logdet, dlogdet_d, atol=1e-10)
     for k in range(len(theta)):
         half = crossprod(dwu[k], wu, prep.layout)
-        np.testing.assert_allclose(dcross[k], half + half.transpose(0, 2, 1), atol=1e-9)
+        d_full = half + half.transpose(0, 2, 1)
+        np.testing.assert_allclose(got.d_rows[k], d_full[:, :r], atol=1e-9)
+        np.testing.assert_allclose(got.d_rest[k], d_full[:, r:, r:].sum(0), atol=1e-8)
 
 
 def test_un_ar1_fit_agrees_with_dense_oracle():

@@ -232,7 +232,9 @@ def _quasi_newton(objective, theta: np.ndarray, scale: float  # noqa: ANN001
                   ) -> tuple[np.ndarray, list[str]]:
     """BFGS, then L-BFGS-B from where it stopped if it did not get close."""
     messages = []
-    for solver, options in (("BFGS", {"gtol": 1e-7, "maxiter": 2000}),
+    # the round-off in the per-observation gradient grows with the number of observations
+    gtol = 1e-7 * max(1.0, np.sqrt(scale / 1e4))
+    for solver, options in (("BFGS", {"gtol": gtol, "maxiter": 2000}),
                             ("L-BFGS-B", {"ftol": 1e-13, "gtol": 1e-8, "maxiter": 5000})):
         result = optimize.minimize(objective, theta, jac=True, method=solver,
                                    options=options)
@@ -270,7 +272,8 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
     is singular, a second search starts from a full-rank G and the better optimum is
     kept), then Newton steps with the Hessian
     from differences of the analytic gradient until the expected gain of a further step is
-    below 1e-9 in log-likelihood units. Convergence, boundary estimates and the optimizer's
+    below 1e-9 in log-likelihood units (or 1e-12 of the log-likelihood, its round-off, for
+    very large data). Convergence, boundary estimates and the optimizer's
     message are reported; nothing is returned as NaN silently.
 
     Parameters
@@ -318,12 +321,14 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
             messages += ["restarted from a full-rank G"] + more
     message = "; ".join(messages)
     decrement = np.inf  # expected gain in log-likelihood of a full Newton step
+    # below round-off in the log-likelihood (a sum of N terms) no step is meaningful
+    tolerance = max(1e-9, 1e-12 * abs(ev.loglik))
     for _ in range(max_newton + 1):
         if not _positive_definite(hess):
             break
         step = np.linalg.solve(hess, ev.gradient)
         decrement = float(ev.gradient @ step) / 2
-        if decrement < 1e-9 or _ == max_newton:
+        if decrement < tolerance or _ == max_newton:
             break
         slack = 1e-12 * max(1.0, abs(ev.loglik))  # round-off in the log-likelihood
         for _half in range(30):

@@ -74,31 +74,29 @@ def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
     return g_full, (np.stack(grads) if grads else np.zeros((0, w, w)))
 
 
-def _assemble(cross: np.ndarray, prep: Prepared) -> tuple[np.ndarray, ...]:
-    """Per-dyad cross products -> per-cluster A (Z'Z), B (Z'U) and D (U'U) blocks."""
+def _assemble(rows: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """Random-effect rows of the per-dyad cross products -> per-cluster ``A = Z'R^-1 Z``
+    and ``B = Z'R^-1 [X | y]``, random effects stacked as (therapist, dyad slots...)."""
     qt, q, w = prep.q_t, prep.q, prep.width
     zt, z, u = slice(0, qt), slice(qt, qt + q), slice(qt + q, None)
     if qt == 0 and prep.n_slots == 1:  # each dyad is its own cluster
-        return cross[:, z, z], cross[:, z, u], cross[:, u, u]
+        return rows[:, :, z], rows[:, :, u]
     c = prep.n_clusters
-    m_u = cross.shape[-1] - qt - q
     a = np.zeros((c, w, w))
-    b = np.zeros((c, w, m_u))
-    d = np.zeros((c, m_u, m_u))
-    np.add.at(d, prep.cluster, cross[:, u, u])
+    b = np.zeros((c, w, rows.shape[-1] - qt - q))
     if qt:
-        np.add.at(a[:, :qt, :qt], prep.cluster, cross[:, zt, zt])
-        np.add.at(b[:, :qt], prep.cluster, cross[:, zt, u])
+        np.add.at(a[:, :qt, :qt], prep.cluster, rows[:, zt, zt])
+        np.add.at(b[:, :qt], prep.cluster, rows[:, zt, u])
     for s in range(prep.n_slots if q else 0):
-        rows = np.flatnonzero(prep.slot == s)
-        cl = prep.cluster[rows]
+        dyads = np.flatnonzero(prep.slot == s)
+        cl = prep.cluster[dyads]
         sl = slice(qt + s * q, qt + (s + 1) * q)
-        a[cl, sl, sl] = cross[rows, z, z]
-        b[cl, sl] = cross[rows, z, u]
+        a[cl, sl, sl] = rows[dyads, z, z]
+        b[cl, sl] = rows[dyads, z, u]
         if qt:
-            a[cl, :qt, sl] = cross[rows, zt, z]
-            a[cl, sl, :qt] = cross[rows, z, zt]
-    return a, b, d
+            a[cl, :qt, sl] = rows[dyads, zt, z]
+            a[cl, sl, :qt] = rows[dyads, z, zt]
+    return a, b
 
 
 def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = True,
@@ -107,9 +105,9 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
     theta = np.asarray(theta, float)
     _, _, t_r = split_theta(model, theta)
     g_full, dg = stacked_g(model, prep, theta)
-    cross, logdet_r, dcross_all, dlogdet_r = prep.products.products(model.residual, t_r,
-                                                                     gradient)
-    a, b, d = _assemble(cross, prep)
+    products = prep.products.products(model.residual, t_r, gradient)
+    a, b = _assemble(products.rows, prep)
+    logdet_r = products.logdet
     w = prep.width
     p = prep.p
     if w:
@@ -119,10 +117,10 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
         logdet_k = np.linalg.slogdet(k_mat)[1]
         hb = h @ b
         bt = np.swapaxes(b, 1, 2)
-        s = d.sum(0) - (bt @ hb).sum(0)
+        s = products.rest - (bt @ hb).sum(0)
     else:
         logdet_k = np.zeros(prep.n_clusters)
-        s = d.sum(0)
+        s = products.rest
     s_xx, s_xy, s_yy = s[:p, :p], s[:p, p], s[p, p]
     cov_beta = np.linalg.inv(s_xx)
     beta = cov_beta @ s_xy
@@ -145,10 +143,10 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
         d_logdet.append(np.sum(k_inv * np.swapaxes(dk, 1, 2)))
         dh = k_inv @ (dgk[None] - dk @ h)
         d_s.append(-(bt @ (dh @ b)).sum(0))
-    for k in range(len(dlogdet_r)):  # residual parameters move the whitened products
-        da, db, dd = _assemble(dcross_all[k], prep)
-        ds = dd.sum(0)
-        dl = dlogdet_r[k].sum()
+    for k in range(len(products.d_logdet)):  # residual parameters move the products
+        da, db = _assemble(products.d_rows[k], prep)
+        ds = products.d_rest[k]
+        dl = products.d_logdet[k].sum()
         if w:
             gda = g_full[None] @ da
             dl += np.sum(k_inv * np.swapaxes(gda, 1, 2))

@@ -167,7 +167,8 @@ class Prepared:
         return cls(order=order, raw=raw, layout=layout, cluster=cluster, slot=slot,
                    n_slots=int(slot.max()) + 1, n_clusters=int(cluster.max()) + 1,
                    q_t=model.q_therapist, q=model.q, p=X.shape[1],
-                   products=cross_products(model.residual, layout, raw))
+                   products=cross_products(model.residual, layout, raw,
+                                           model.q_therapist + model.q))
 
     @property
     def n(self) -> int:

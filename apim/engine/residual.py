@@ -170,10 +170,10 @@ class Residual:
             link = np.full(len(layout.role), -1)
         linked = link >= 0
         gap = np.where(linked & self.ar1, layout.gap, 1)
-        keys, index = np.unique(np.column_stack([layout.role, linked, gap]), axis=0,
-                                return_inverse=True)
-        return RowTypes(index=index.ravel(), link=link, role=keys[:, 0],
-                        linked=keys[:, 1].astype(bool), gap=keys[:, 2])
+        code = layout.role + 2 * linked + 4 * gap.astype(np.int64)
+        keys, index = np.unique(code, return_inverse=True)
+        return RowTypes(index=index.ravel(), link=link, role=keys % 2,
+                        linked=(keys // 2 % 2).astype(bool), gap=keys // 4)
 
     def coefficients(self, theta: np.ndarray, types: "RowTypes"
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
