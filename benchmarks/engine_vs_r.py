@@ -129,6 +129,16 @@ def scaling(sizes: list[int], reps: int) -> list[dict]:
     return rows
 
 
+NOTES = """Notes
+- Same model: apim, nlme and glmmTMB (residuals as an unstructured dyad:session random
+  effect with the dispersion fixed at zero, REML). glmmTMB may warn of "false convergence"
+  with a zero dispersion; its estimates still agree (last column).
+- Nearest model: lme4 and statsmodels cannot fit role-specific residual variances or the
+  partners' residual correlation; they fit the same random effects with independent,
+  equal-variance residuals, hence their different logLik.
+- Peak RSS is that of the whole process, including the generated data frame."""
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     if Path("/proc/cpuinfo").exists():
@@ -189,6 +199,7 @@ def main() -> None:
                  "|---|---|---|---|---|"]
     sections += [f"| {r['dyads']:,} | {r['rows']:,} | {r['seconds']:.2f} | "
                  f"{1000 * r['seconds'] / r['dyads']:.3f} | {r['rss_mb']:.0f} |" for r in rows]
+    sections += ["", NOTES]
     (HERE / "RESULTS.md").write_text("\n".join(sections) + "\n")
     print((HERE / "RESULTS.md").read_text())
 
