@@ -111,7 +111,8 @@ def test_effect_sizes_and_patterns(data):
     assert sizes.loc["patient.actor.within.alliance", "standardised"] == pytest.approx(expected)
     patterns = dyadic_patterns(result, draws=4000)
     assert len(patterns) == 4  # two roles x two levels
-    assert (patterns["ci_low"] <= patterns["k"]).all() and (patterns["k"] <= patterns["ci_high"]).all()
+    assert (patterns["ci_low"] <= patterns["k"]).all()
+    assert (patterns["k"] <= patterns["ci_high"]).all()
 
 
 def test_robustness_companions(data):
