@@ -1,0 +1,224 @@
+"""Simulating session-by-session dyadic data under the full APIM.
+
+For dyad ``i`` (therapist ``j``, treatment ``m_i`` in {0, 1}), role ``r`` with partner
+``r'`` and session ``t = 1..n_sessions``:
+
+Predictor (e.g. alliance)::
+
+    x_irt = mu_r + g_j + a_ir + w_irt
+    (a_iP, a_iT) ~ N(0, [x_between_sd, x_between_cor]),  g_j ~ N(0, x_therapist_sd^2)
+    w_it = x_phi w_i,t-1 + eta_it,  eta_it ~ N(0, (1 - x_phi^2) [x_within_sd, x_within_cor])
+
+Outcome, with the *observed* decomposition of ``x`` that :func:`apim.decompose` computes
+(``W`` within, ``B`` between: person mean over rated sessions minus the role's mean of
+person means), so that estimates are unbiased for these coefficients::
+
+    y_irt = b0_r + (aW_r + c_ir) W_irt + pW_r W_ir't + aB_r B_ir + pB_r B_ir'
+            + iW_r W_irt W_ir't + iB_r B_ir B_ir'
+            + m_i (t0_r + taW_r W_irt + tpW_r W_ir't + taB_r B_ir + tpB_r B_ir')
+            + h_j + u_ir + e_irt
+    (u_iP, u_iT) ~ N(0, [intercept_sd, intercept_cor]),  c_ir ~ N(0, slope_sd_r^2),
+    h_j ~ N(0, therapist_sd^2),
+    Cov(e_irt, e_ir's) = Sigma_rr' residual_phi^|t - s|,  Sigma = [residual_sd, residual_cor]
+
+(``UN x AR(1)``). Pairs like ``actor_within`` are (reference role, other role). Rows with
+a missing ``W`` of either member enter the outcome with that part set to 0; the analysis
+drops such rows anyway.
+
+Attendance: from session 4 a dyad drops out before each session with probability
+``dropout``; each rating (``x`` or ``y``, each member) is missing with probability
+``missing``. Therapists each treat ``caseload`` dyads (``caseload=0``: no therapists) and
+whole caseloads are assigned to treatment with probability ``treatment_share``.
+
+Examples
+--------
+>>> data = simulate(SimulationSpec(n_dyads=20, n_sessions=5), seed=1)
+>>> data.n_dyads, sorted(data.variables)
+(20, ['treatment', 'x', 'y'])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import pandas as pd
+
+from apim.data.session import SessionData
+from apim.decompose import decompose
+from apim.errors import OptionError
+
+__all__ = ["SimulationSpec", "simulate", "true_effects"]
+
+Pair = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """The data-generating process of :func:`simulate` (see the module docstring)."""
+
+    n_dyads: int = 241
+    n_sessions: int = 30
+    caseload: int = 6
+    treatment_share: float = 0.5
+    roles: tuple[str, str] = ("patient", "therapist")
+    # predictor
+    x_mean: Pair = (5.0, 4.8)
+    x_between_sd: Pair = (0.7, 0.5)
+    x_between_cor: float = 0.4
+    x_within_sd: Pair = (0.5, 0.4)
+    x_within_cor: float = 0.3
+    x_phi: float = 0.4
+    x_therapist_sd: float = 0.0
+    # outcome: fixed effects per role
+    intercept: Pair = (4.6, 4.4)
+    actor_within: Pair = (0.4, 0.4)
+    partner_within: Pair = (0.15, 0.15)
+    actor_between: Pair = (0.5, 0.5)
+    partner_between: Pair = (0.2, 0.2)
+    interaction_within: Pair = (0.0, 0.0)
+    interaction_between: Pair = (0.0, 0.0)
+    treatment: Pair = (0.0, 0.0)
+    treatment_actor_within: Pair = (0.0, 0.0)
+    treatment_partner_within: Pair = (0.0, 0.0)
+    treatment_actor_between: Pair = (0.0, 0.0)
+    treatment_partner_between: Pair = (0.0, 0.0)
+    # outcome: random parts
+    intercept_sd: Pair = (0.45, 0.35)
+    intercept_cor: float = 0.5
+    slope_sd: Pair = (0.0, 0.0)
+    therapist_sd: float = 0.0
+    residual_sd: Pair = (0.6, 0.45)
+    residual_cor: float = 0.3
+    residual_phi: float = 0.0
+    # attendance
+    dropout: float = 0.0
+    missing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.n_dyads < 2 or self.n_sessions < 1:
+            raise OptionError("a simulation needs at least 2 dyads and 1 session")
+        for name in ("x_between_cor", "x_within_cor", "intercept_cor", "residual_cor",
+                     "x_phi", "residual_phi"):
+            if not -1 < getattr(self, name) < 1:
+                raise OptionError(f"{name}={getattr(self, name)} must lie in (-1, 1)")
+        for name in ("dropout", "missing", "treatment_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise OptionError(f"{name}={getattr(self, name)} must lie in [0, 1]")
+
+    def replace(self, **changes: object) -> "SimulationSpec":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _cov(sd: Pair, cor: float) -> np.ndarray:
+    return np.array([[sd[0] ** 2, cor * sd[0] * sd[1]], [cor * sd[0] * sd[1], sd[1] ** 2]])
+
+
+def _ar1(rng: np.random.Generator, shape: tuple[int, int], cov: np.ndarray,
+         phi: float) -> np.ndarray:
+    """Stationary bivariate AR(1): (dyads, sessions, 2) with Cov = cov * phi^|t-s|."""
+    n, s = shape
+    eta = rng.multivariate_normal(np.zeros(2), cov, size=(n, s))
+    out = np.empty_like(eta)
+    out[:, 0] = eta[:, 0]
+    scale = np.sqrt(1 - phi ** 2)
+    for t in range(1, s):
+        out[:, t] = phi * out[:, t - 1] + scale * eta[:, t]
+    return out
+
+
+def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> SessionData:
+    """Simulate long session data (columns ``dyad, therapist, treatment, session, role, x,
+    y``) under ``spec``; the same seed gives identical data.
+
+    Examples
+    --------
+    >>> a = simulate(SimulationSpec(n_dyads=5, n_sessions=3), seed=7).frame["y"]
+    >>> b = simulate(SimulationSpec(n_dyads=5, n_sessions=3), seed=7).frame["y"]
+    >>> bool(a.equals(b))
+    True
+    """
+    rng = np.random.default_rng(seed)
+    d, s = spec.n_dyads, spec.n_sessions
+    caseload = spec.caseload if spec.caseload > 0 else 1
+    therapist = np.arange(d) // caseload
+    n_therapists = therapist.max() + 1
+    arm = (rng.random(n_therapists) < spec.treatment_share).astype(float)[therapist]
+    g = rng.normal(0, spec.x_therapist_sd, n_therapists)[therapist] if spec.caseload \
+        else np.zeros(d)
+    a = rng.multivariate_normal(np.zeros(2), _cov(spec.x_between_sd, spec.x_between_cor), d)
+    w = _ar1(rng, (d, s), _cov(spec.x_within_sd, spec.x_within_cor), spec.x_phi)
+    x = np.asarray(spec.x_mean)[None, None] + g[:, None, None] + a[:, None, :] + w
+    u = rng.multivariate_normal(np.zeros(2), _cov(spec.intercept_sd, spec.intercept_cor), d)
+    slope = rng.normal(size=(d, 2)) * np.asarray(spec.slope_sd)
+    h = rng.normal(0, spec.therapist_sd, n_therapists)[therapist] if spec.caseload \
+        else np.zeros(d)
+    e = _ar1(rng, (d, s), _cov(spec.residual_sd, spec.residual_cor), spec.residual_phi)
+    last = np.full(d, s)
+    if spec.dropout > 0 and s > 3:
+        drops = rng.random((d, s - 3)) < spec.dropout
+        first = np.where(drops.any(axis=1), drops.argmax(axis=1) + 3, s)
+        last = np.minimum(last, first)
+    x_missing = rng.random((d, s, 2)) < spec.missing
+    y_missing = rng.random((d, s, 2)) < spec.missing
+
+    dyad, session, role = np.meshgrid(np.arange(d), np.arange(1, s + 1), [0, 1],
+                                      indexing="ij")
+    keep = (session <= last[:, None, None]).ravel()
+    frame = pd.DataFrame({
+        "dyad": dyad.ravel() + 1, "session": session.ravel(),
+        "role": np.asarray(spec.roles)[role.ravel()],
+        "x": np.where(x_missing, np.nan, x).ravel(),
+    })
+    if spec.caseload:
+        frame.insert(1, "therapist", therapist[dyad.ravel()] + 1)
+    frame["treatment"] = arm[dyad.ravel()]
+    frame = frame[keep].reset_index(drop=True)
+    data = SessionData.from_long(frame, dyad="dyad", session="session", role="role",
+                                 roles=spec.roles,
+                                 therapist="therapist" if spec.caseload else None)
+    parts = decompose(data, ["x"]).components.fillna(0.0)
+    f = data.frame
+    r = (f["role"] == spec.roles[1]).to_numpy().astype(int)
+    i = f["dyad"].to_numpy() - 1
+    t = f["session"].to_numpy() - 1
+    W, Wp = parts["x_within"].to_numpy(), parts["x_within_partner"].to_numpy()
+    B, Bp = parts["x_between"].to_numpy(), parts["x_between_partner"].to_numpy()
+    m = arm[i]
+
+    def per_role(pair: Pair) -> np.ndarray:
+        return np.asarray(pair)[r]
+
+    y = (per_role(spec.intercept) + (per_role(spec.actor_within) + slope[i, r]) * W
+         + per_role(spec.partner_within) * Wp + per_role(spec.actor_between) * B
+         + per_role(spec.partner_between) * Bp + per_role(spec.interaction_within) * W * Wp
+         + per_role(spec.interaction_between) * B * Bp
+         + m * (per_role(spec.treatment) + per_role(spec.treatment_actor_within) * W
+                + per_role(spec.treatment_partner_within) * Wp
+                + per_role(spec.treatment_actor_between) * B
+                + per_role(spec.treatment_partner_between) * Bp)
+         + h[i] + u[i, r] + e[i, t, r])
+    y = np.where(y_missing[i, t, r], np.nan, y)
+    return data.replace(f.assign(y=y))
+
+
+def true_effects(spec: SimulationSpec, predictor: str = "x") -> dict[str, float]:
+    """True values of the APIM terms (as :func:`apim.fit` names them, treatment as a 0/1
+    moderator called ``treatment``) for a distinguishable person-mean analysis."""
+    out: dict[str, float] = {}
+    for k, role in enumerate(spec.roles):
+        out[f"{role}.intercept"] = spec.intercept[k]
+        for effect, level, value, by in (
+                ("actor", "within", spec.actor_within, spec.treatment_actor_within),
+                ("partner", "within", spec.partner_within, spec.treatment_partner_within),
+                ("actor", "between", spec.actor_between, spec.treatment_actor_between),
+                ("partner", "between", spec.partner_between, spec.treatment_partner_between)):
+            out[f"{role}.{effect}.{level}.{predictor}"] = value[k]
+            out[f"{role}.{effect}.{level}.{predictor}|treatment"] = by[k]
+        out[f"{role}.actor_x_partner.within.{predictor}"] = spec.interaction_within[k]
+        out[f"{role}.actor_x_partner.between.{predictor}"] = spec.interaction_between[k]
+        out[f"{role}.moderator.none.treatment"] = spec.treatment[k]
+    return out
