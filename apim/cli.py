@@ -1,4 +1,4 @@
-"""Command line: ``apim demo``, ``apim describe`` and ``apim fit``.
+"""Command line: ``apim demo``, ``describe``, ``fit``, ``simulate`` and ``power``.
 
 Data problems print one line on stderr and exit with code 2, never a traceback.
 
@@ -103,6 +103,72 @@ def _describe(args: argparse.Namespace) -> None:
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
 
 
+def _settings(pairs: Sequence[str] | None):  # noqa: ANN202
+    """``FIELD=VALUE`` pairs for SimulationSpec, typed by the field's default."""
+    from apim.simulate import SimulationSpec
+
+    defaults = SimulationSpec().to_dict()
+    out = {}
+    for pair in pairs or []:
+        name, _, value = pair.partition("=")
+        if name not in defaults or not value:
+            raise OptionError(f"--set {pair!r}: use FIELD=VALUE with a field of the "
+                              f"simulation, e.g. partner_within=0.1,0.1 or residual_phi=0.3")
+        default = defaults[name]
+        try:
+            if isinstance(default, tuple):
+                items = [v.strip() for v in value.split(",")]
+                out[name] = tuple(type(default[0])(v) for v in items)
+            else:
+                out[name] = type(default)(value)
+        except ValueError:
+            raise OptionError(f"--set {pair!r}: {value!r} is not a valid {name}") from None
+    return out
+
+
+def _truth(args: argparse.Namespace):  # noqa: ANN202
+    from apim.simulate import SimulationSpec
+
+    return SimulationSpec(**_settings(args.set))
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from apim.simulate import simulate
+
+    truth = _truth(args)
+    data = simulate(truth.replace(n_dyads=args.dyads or truth.n_dyads,
+                                  n_sessions=args.sessions or truth.n_sessions), args.seed)
+    data.to_long().to_csv(args.out, index=False)
+    print(f"wrote {args.out}: {len(data.frame)} rows, {data.n_dyads} dyads")
+
+
+def _power(args: argparse.Namespace) -> None:
+    from apim.power import power
+    from apim.spec import APIMSpec
+
+    def numbers(text: str | None) -> list[int] | None:
+        return [int(v) for v in text.split(",")] if text else None
+
+    grid = {}
+    if args.dyads:
+        grid["n_dyads"] = numbers(args.dyads)
+    if args.sessions:
+        grid["n_sessions"] = numbers(args.sessions)
+    analysis = APIMSpec("y", ("x",), interaction=args.interaction,
+                        moderators=("treatment",) if args.moderated else (),
+                        random=args.random, residual=args.residual)
+    result = power(_truth(args), analysis, args.hypothesis, grid=grid or None,
+                   replicates=args.replicates, alpha=args.alpha, seed=args.seed,
+                   n_jobs=args.n_jobs, scheduler=args.scheduler, progress=not args.quiet)
+    print(result.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"{result.hypothesis}; alpha {result.alpha}; {result.seconds:.1f} s")
+    if args.csv:
+        result.table.to_csv(args.csv, index=False)
+    if args.figure:
+        result.plot(by="n_sessions" if "n_sessions" in grid else None).figure.savefig(
+            args.figure, dpi=120, bbox_inches="tight")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``apim`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -150,6 +216,41 @@ def build_parser() -> argparse.ArgumentParser:
                      default="table")
     fit.add_argument("--json", metavar="FILE", help="also write the full result as JSON")
     fit.set_defaults(run=_fit)
+
+    sim = commands.add_parser("simulate", help="simulate session data under the full APIM "
+                              "(columns x, the predictor, and y, the outcome)")
+    sim.add_argument("out", help="CSV file to write")
+    sim.add_argument("--dyads", type=int, help="number of dyads (default 241)")
+    sim.add_argument("--sessions", type=int, help="sessions per dyad (default 30)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                     help="a field of apim.simulate.SimulationSpec (repeatable)")
+    sim.set_defaults(run=_simulate)
+
+    pw = commands.add_parser("power", help="Monte Carlo power of an effect over designs")
+    pw.add_argument("--hypothesis", required=True,
+                    help="effect name (tested against 0) or Wald hypothesis, e.g. "
+                    "patient.partner.within")
+    pw.add_argument("--dyads", help="numbers of dyads, comma separated")
+    pw.add_argument("--sessions", help="numbers of sessions, comma separated")
+    pw.add_argument("--replicates", type=int, default=1000)
+    pw.add_argument("--alpha", type=float, default=0.05)
+    pw.add_argument("--seed", type=int, default=0)
+    pw.add_argument("--n-jobs", type=int, default=1, help="parallel workers (-1: all)")
+    pw.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+    pw.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                    help="a field of the data-generating process (repeatable)")
+    pw.add_argument("--interaction", action="store_true", help="analysis: actor x partner")
+    pw.add_argument("--moderated", action="store_true", help="analysis: moderation by "
+                    "treatment")
+    pw.add_argument("--random", choices=("none", "intercepts", "slopes"),
+                    default="intercepts")
+    pw.add_argument("--residual", choices=("un", "cs", "diagonal", "independent", "ar1",
+                                           "un-ar1"), default="un")
+    pw.add_argument("--csv", help="write the power table to this CSV file")
+    pw.add_argument("--figure", help="write the power curve to this image file")
+    pw.add_argument("--quiet", action="store_true", help="no progress bar")
+    pw.set_defaults(run=_power)
     return parser
 
 
