@@ -171,46 +171,52 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
                     z_cols[f"{r}.{effect}.{level}.{x}"] = indicator[r] * values
     Z = pd.DataFrame(z_cols, index=frame.index)
 
-    ok, dropped = _complete_rows(frame, y, X, Z, comp, spec, moderators, covariates)
+    sources = pd.concat([y.rename(spec.outcome), comp, pd.DataFrame(moderators),
+                         pd.DataFrame(covariates)], axis=1)
+    return assemble_design(data, spec, y, X, Z if len(z_cols) else None, tuple(columns),
+                           sources, parts)
+
+
+def assemble_design(data: SessionData, spec: APIMSpec, y: pd.Series, X: pd.DataFrame,
+                    Z: pd.DataFrame | None, terms: tuple[Term, ...], sources: pd.DataFrame,
+                    components: Decomposition | None = None) -> APIMDesign:
+    """Keep the rows with every design value and build the engine's model.
+
+    Rows left out are grouped by the first of ``sources`` (the columns the design was made
+    of) that is missing in them.
+    """
+    frame = data.frame
+    ok = (y.notna() & X.notna().all(axis=1)).to_numpy()
+    if Z is not None:
+        ok = ok & Z.notna().all(axis=1).to_numpy()
     if not ok.any():
         raise OptionError("no row has the outcome and every predictor: nothing to fit")
-    residual = Residual.named(spec.residual_structure)
-    used = frame.index[ok]
-    model = MixedModel(
-        y=y[ok].to_numpy(), X=X[ok].to_numpy(), dyad=frame.loc[ok, "dyad"].to_numpy(),
-        role=(frame.loc[ok, "role"] == data.roles[1]).to_numpy().astype(int),
-        session=frame.loc[ok, "session"].to_numpy(),
-        Z=Z[ok].to_numpy() if len(z_cols) else None,
-        random=Unstructured(len(z_cols)) if len(z_cols) else None,
-        residual=residual,
-        therapist=frame.loc[ok, "therapist"].to_numpy() if spec.therapist_level else None,
-        therapist_random=Diagonal(1) if spec.therapist_level else None,
-        x_names=tuple(X.columns), z_names=tuple(Z.columns),
-        therapist_names=("therapist level",) if spec.therapist_level else ())
-    return APIMDesign(spec=spec, data=data, terms=tuple(columns), model=model,
-                      used=np.asarray(used), dropped=dropped, components=parts,
-                      outcome_roles=roles)
-
-
-def _complete_rows(frame: pd.DataFrame, y: pd.Series, X: pd.DataFrame, Z: pd.DataFrame,
-                   comp: pd.DataFrame, spec: APIMSpec, moderators: dict[str, pd.Series],
-                   covariates: dict[str, pd.Series]) -> tuple[np.ndarray, tuple[Exclusion, ...]]:
-    """Rows with everything the fit needs; the others grouped by their first missing input."""
-    sources: list[tuple[str, pd.Series]] = [(spec.outcome, y)]
-    sources += [(c, comp[c]) for c in comp.columns]
-    sources += list(moderators.items()) + list(covariates.items())
-    ok = X.notna().all(axis=1).to_numpy() & Z.notna().all(axis=1).to_numpy() \
-        & y.notna().to_numpy()
     remaining = ~ok
     reasons: dict[str, list[int]] = {}
-    for name, values in sources:
-        hit = remaining & values.isna().to_numpy()
+    for name in sources.columns:
+        hit = remaining & sources[name].isna().to_numpy()
         if hit.any():
             why = f"missing {name}"
-            if name.endswith("_partner"):
+            if str(name).endswith("_partner"):
                 why += " (the partner has no rating for this session)"
             reasons[why] = frame.loc[hit, "row"].tolist()
             remaining &= ~hit
     if remaining.any():  # a product of non-missing values cannot be missing; be safe
         reasons["missing a design value"] = frame.loc[remaining, "row"].tolist()
-    return ok, tuple(Exclusion(why, tuple(rows)) for why, rows in reasons.items())
+    model = MixedModel(
+        y=y[ok].to_numpy(float), X=X[ok].to_numpy(float),
+        dyad=frame.loc[ok, "dyad"].to_numpy(),
+        role=(frame.loc[ok, "role"] == data.roles[1]).to_numpy().astype(int),
+        session=frame.loc[ok, "session"].to_numpy(),
+        Z=None if Z is None else Z[ok].to_numpy(float),
+        random=None if Z is None else Unstructured(Z.shape[1]),
+        residual=Residual.named(spec.residual_structure),
+        therapist=frame.loc[ok, "therapist"].to_numpy() if spec.therapist_level else None,
+        therapist_random=Diagonal(1) if spec.therapist_level else None,
+        x_names=tuple(X.columns), z_names=() if Z is None else tuple(Z.columns),
+        therapist_names=("therapist level",) if spec.therapist_level else ())
+    return APIMDesign(spec=spec, data=data, terms=terms, model=model,
+                      used=np.asarray(frame.index[ok]),
+                      dropped=tuple(Exclusion(why, tuple(rows)) for why, rows in reasons.items()),
+                      components=components,
+                      outcome_roles=tuple(dict.fromkeys(t.outcome_role for t in terms)))

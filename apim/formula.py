@@ -29,10 +29,8 @@ import pandas as pd
 import patsy
 
 from apim.data.formats import partner_values
-from apim.data.report import Exclusion
 from apim.data.session import SessionData
-from apim.design import APIMDesign, Term
-from apim.engine import Diagonal, MixedModel, Residual, Unstructured
+from apim.design import Term, assemble_design
 from apim.engine.fit import fit as fit_engine
 from apim.errors import OptionError
 from apim.results import APIMResult
@@ -51,39 +49,8 @@ def _with_partner_columns(data: SessionData) -> pd.DataFrame:
 def _fit_columns(data: SessionData, spec: APIMSpec, y: pd.Series, X: pd.DataFrame,
                  Z: pd.DataFrame | None, terms: list[Term], sources: pd.DataFrame,
                  df: str) -> APIMResult:
-    """Fit given design columns; rows with a missing value are reported by source column."""
-    frame = data.frame
-    ok = y.notna() & X.notna().all(axis=1)
-    if Z is not None:
-        ok &= Z.notna().all(axis=1)
-    reasons: dict[str, list[int]] = {}
-    remaining = ~ok.to_numpy()
-    for name in sources.columns:
-        hit = remaining & sources[name].isna().to_numpy()
-        if hit.any():
-            reasons[f"missing {name}"] = frame.loc[hit, "row"].tolist()
-            remaining &= ~hit
-    if remaining.any():
-        reasons["missing a design value"] = frame.loc[remaining, "row"].tolist()
-    if not ok.any():
-        raise OptionError("no row has every variable of the model: nothing to fit")
-    model = MixedModel(
-        y=y[ok].to_numpy(float), X=X[ok].to_numpy(float), dyad=frame.loc[ok, "dyad"].to_numpy(),
-        role=(frame.loc[ok, "role"] == data.roles[1]).to_numpy().astype(int),
-        session=frame.loc[ok, "session"].to_numpy(),
-        Z=None if Z is None else Z[ok].to_numpy(float),
-        random=None if Z is None else Unstructured(Z.shape[1]),
-        residual=Residual.named(spec.residual_structure),
-        therapist=frame.loc[ok, "therapist"].to_numpy() if spec.therapist_level else None,
-        therapist_random=Diagonal(1) if spec.therapist_level else None,
-        x_names=tuple(X.columns), z_names=() if Z is None else tuple(Z.columns),
-        therapist_names=("therapist level",) if spec.therapist_level else ())
-    design = APIMDesign(spec=spec, data=data, terms=tuple(terms), model=model,
-                        used=np.asarray(frame.index[ok]),
-                        dropped=tuple(Exclusion(k, tuple(v)) for k, v in reasons.items()),
-                        components=None,
-                        outcome_roles=tuple(dict.fromkeys(t.outcome_role for t in terms)))
-    return APIMResult(design=design, engine=fit_engine(model, spec.method), df=df)
+    design = assemble_design(data, spec, y, X, Z, tuple(terms), sources)
+    return APIMResult(design=design, engine=fit_engine(design.model, spec.method), df=df)
 
 
 def fit_formula(data: SessionData, formula: str, random: str | None = None,
