@@ -14,10 +14,15 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from apim import __version__
 from apim.data.session import SessionData
 from apim.errors import DataError, OptionError
+
+if TYPE_CHECKING:
+    from apim.simulate import SimulationSpec
+    from apim.spec import APIMSpec
 
 EXIT_DATA = 2
 
@@ -65,7 +70,7 @@ def _demo(args: argparse.Namespace) -> None:
     print(wald_test(result, "patient.actor.within = therapist.actor.within"))
 
 
-def _spec(args: argparse.Namespace):  # noqa: ANN202
+def _spec(args: argparse.Namespace) -> "APIMSpec":
     from apim.decompose import DecompositionSpec
     from apim.spec import APIMSpec
 
@@ -103,7 +108,7 @@ def _describe(args: argparse.Namespace) -> None:
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
 
 
-def _settings(pairs: Sequence[str] | None):  # noqa: ANN202
+def _settings(pairs: Sequence[str] | None) -> dict[str, object]:
     """``FIELD=VALUE`` pairs for SimulationSpec, typed by the field's default."""
     from apim.simulate import SimulationSpec
 
@@ -126,7 +131,7 @@ def _settings(pairs: Sequence[str] | None):  # noqa: ANN202
     return out
 
 
-def _truth(args: argparse.Namespace):  # noqa: ANN202
+def _truth(args: argparse.Namespace) -> "SimulationSpec":
     from apim.simulate import SimulationSpec
 
     return SimulationSpec(**_settings(args.set))

@@ -17,15 +17,20 @@ Examples
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from apim.results import APIMResult
 
 __all__ = ["dyadic_patterns", "PATTERNS"]
 
 PATTERNS = {"couple": 1.0, "actor-only": 0.0, "contrast": -1.0}
 
 
-def dyadic_patterns(result, draws: int = 20000, level: float = 0.95,  # noqa: ANN001
+def dyadic_patterns(result: APIMResult, draws: int = 20000, level: float = 0.95,
                     seed: int = 0) -> pd.DataFrame:
     """k with a Monte Carlo interval and the patterns the interval supports.
 

@@ -19,16 +19,20 @@ Examples
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from apim.errors import OptionError
 
+if TYPE_CHECKING:
+    from apim.results import APIMResult
+
 __all__ = ["within_dyad_fixed_effects", "mixedlm_counterpart"]
 
 
-def within_dyad_fixed_effects(result) -> pd.DataFrame:  # noqa: ANN001 (APIMResult)
+def within_dyad_fixed_effects(result: APIMResult) -> pd.DataFrame:
     """Time-varying actor and partner effects with dyad fixed effects (PanelOLS)."""
     from linearmodels.panel import PanelOLS
 
@@ -66,7 +70,7 @@ def within_dyad_fixed_effects(result) -> pd.DataFrame:  # noqa: ANN001 (APIMResu
     return pd.DataFrame(rows)
 
 
-def mixedlm_counterpart(result) -> pd.DataFrame:  # noqa: ANN001 (APIMResult)
+def mixedlm_counterpart(result: APIMResult) -> pd.DataFrame:
     """Fixed effects of the statsmodels MixedLM fit of the same model, beside apim's.
 
     Raises

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,10 +32,13 @@ from scipy import stats
 from apim.errors import OptionError
 from apim.wald import contrast_matrix
 
+if TYPE_CHECKING:
+    from apim.results import APIMResult
+
 __all__ = ["simple_slopes", "johnson_neyman", "JohnsonNeyman"]
 
 
-def _pair(result, effect: str, moderator: str) -> tuple[int, int]:  # noqa: ANN001
+def _pair(result: APIMResult, effect: str, moderator: str) -> tuple[int, int]:
     names = list(result.engine.coef.index)
     L, _ = contrast_matrix(effect, names)
     i = int(np.flatnonzero(L[0])[0])
@@ -50,7 +54,7 @@ def _pair(result, effect: str, moderator: str) -> tuple[int, int]:  # noqa: ANN0
                       f"are named like {base + '|' + moderator!r}")
 
 
-def _slope_table(result, i: int, j: int, at: np.ndarray) -> pd.DataFrame:  # noqa: ANN001
+def _slope_table(result: APIMResult, i: int, j: int, at: np.ndarray) -> pd.DataFrame:
     beta, cov = result.engine.coef.to_numpy(), result.engine.cov_coef.to_numpy()
     df = float(min(result.df_values().iloc[i], result.df_values().iloc[j]))
     slope = beta[i] + beta[j] * at
@@ -62,7 +66,7 @@ def _slope_table(result, i: int, j: int, at: np.ndarray) -> pd.DataFrame:  # noq
                          "ci_high": slope + crit * se})
 
 
-def simple_slopes(result, effect: str, moderator: str,  # noqa: ANN001
+def simple_slopes(result: APIMResult, effect: str, moderator: str,
                   at: Sequence[float] | None = None) -> pd.DataFrame:
     """Simple slopes of ``effect`` at values ``at`` of the moderator.
 
@@ -104,7 +108,7 @@ class JohnsonNeyman:
     alpha: float
 
 
-def johnson_neyman(result, effect: str, moderator: str,  # noqa: ANN001
+def johnson_neyman(result: APIMResult, effect: str, moderator: str,
                    alpha: float = 0.05) -> JohnsonNeyman:
     """Johnson-Neyman region of ``effect`` over the moderator (see the module docstring)."""
     i, j = _pair(result, effect, moderator)

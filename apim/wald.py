@@ -26,12 +26,16 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
 
 from apim.engine.inference import satterthwaite_df, satterthwaite_f_df
 from apim.errors import OptionError
+
+if TYPE_CHECKING:
+    from apim.results import APIMResult
 
 __all__ = ["WaldTest", "wald_test", "contrast_matrix"]
 
@@ -152,7 +156,7 @@ def contrast_matrix(hypothesis: str, names: list[str]) -> tuple[np.ndarray, np.n
     return np.array(rows), np.array(rhs)
 
 
-def wald_test(result, hypothesis: str) -> WaldTest:  # noqa: ANN001 (APIMResult)
+def wald_test(result: APIMResult, hypothesis: str) -> WaldTest:
     """Test the linear hypothesis ``hypothesis`` on a fitted APIM.
 
     Parameters

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,9 @@ import pandas as pd
 from apim.data import validate as check
 from apim.data.io import read_table
 from apim.errors import EmptyDataError, OptionError
+
+if TYPE_CHECKING:
+    from apim.data.report import DataReport
 
 __all__ = ["ColumnMap", "SessionData", "KEYS"]
 
@@ -261,7 +265,7 @@ class SessionData:
 
         return long_to_pairwise(self, actor_suffix, partner_suffix, variables)
 
-    def report(self, variables: Sequence[str] | None = None):  # noqa: ANN201
+    def report(self, variables: Sequence[str] | None = None) -> "DataReport":
         """The data report (see :class:`apim.data.report.DataReport`)."""
         from apim.data.report import DataReport
 

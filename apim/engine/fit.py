@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -228,8 +229,8 @@ def _boundary(table: pd.DataFrame, hessian: np.ndarray) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def _quasi_newton(objective, theta: np.ndarray, scale: float  # noqa: ANN001
-                  ) -> tuple[np.ndarray, list[str]]:
+def _quasi_newton(objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+                  theta: np.ndarray, scale: float) -> tuple[np.ndarray, list[str]]:
     """BFGS, then L-BFGS-B from where it stopped if it did not get close."""
     messages = []
     # the round-off in the per-observation gradient grows with the number of observations
