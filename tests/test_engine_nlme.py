@@ -59,3 +59,18 @@ def test_live_nlme_refits(tmp_path):
         ref = run_r(path, tmp_path / f"out{k}.csv", names)
         for name in names:
             compare(name, data, ref)
+
+
+def test_satterthwaite_df_match_lmertest():
+    """Committed lmerTest output (reference/lmertest_df.R) for a model lme4 can fit."""
+    from dataclasses import replace
+
+    from apim.engine import Residual
+
+    data = pd.read_csv(REFERENCE / "reference_data.csv")
+    ref = pd.read_csv(REFERENCE / "lmertest_reference.csv")
+    model, _ = build("ri_reml", data)
+    result = fit(replace(model, residual=Residual.named("independent")), "REML")
+    np.testing.assert_allclose(result.coef.to_numpy(), ref["estimate"], rtol=1e-6)
+    np.testing.assert_allclose(result.se.to_numpy(), ref["se"], rtol=1e-5)
+    np.testing.assert_allclose(result.df_satterthwaite.to_numpy(), ref["df"], rtol=1e-4)
