@@ -8,7 +8,8 @@
 nlme and glmmTMB fit the same model (glmmTMB: residuals as a dyad:session random effect with
 the dispersion fixed at zero); lme4 and statsmodels MixedLM fit their nearest model (the
 same random effects, independent equal-variance residuals). Times are medians of several
-runs of the fit alone (data already in memory). Writes ``benchmarks/RESULTS.md``.
+runs of the fit alone (data already in memory). Writes its section of
+``benchmarks/RESULTS.md``.
 
 Usage: ``python benchmarks/engine_vs_r.py [--reps 3] [--sizes 1000,3000,...]``
 """
@@ -32,6 +33,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from results_file import write_section  # noqa: E402
 from seed_data import seed_design  # noqa: E402
 
 PREDICTORS = ["aw", "pw", "ab", "pb"]
@@ -200,8 +202,9 @@ def main() -> None:
     sections += [f"| {r['dyads']:,} | {r['rows']:,} | {r['seconds']:.2f} | "
                  f"{1000 * r['seconds'] / r['dyads']:.3f} | {r['rss_mb']:.0f} |" for r in rows]
     sections += ["", NOTES]
-    (HERE / "RESULTS.md").write_text("\n".join(sections) + "\n")
-    print((HERE / "RESULTS.md").read_text())
+    text = "\n".join(sections)
+    write_section("engine", text)
+    print(text)
 
 
 if __name__ == "__main__":
