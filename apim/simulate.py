@@ -26,8 +26,9 @@ a missing ``W`` of either member enter the outcome with that part set to 0; the 
 drops such rows anyway.
 
 Attendance: from session 4 a dyad drops out before each session with probability
-``dropout``; each rating (``x`` or ``y``, each member) is missing with probability
-``missing``. Therapists each treat ``caseload`` dyads (``caseload=0``: no therapists) and
+``dropout``; a session before dropout is skipped (no row for either member) with
+probability ``skipped``; each rating (``x`` or ``y``, each member) is missing with
+probability ``missing``. Therapists each treat ``caseload`` dyads (``caseload=0``: no therapists) and
 whole caseloads are assigned to treatment with probability ``treatment_share``.
 
 Examples
@@ -93,6 +94,7 @@ class SimulationSpec:
     residual_phi: float = 0.0
     # attendance
     dropout: float = 0.0
+    skipped: float = 0.0
     missing: float = 0.0
 
     def __post_init__(self) -> None:
@@ -102,7 +104,7 @@ class SimulationSpec:
                      "x_phi", "residual_phi"):
             if not -1 < getattr(self, name) < 1:
                 raise OptionError(f"{name}={getattr(self, name)} must lie in (-1, 1)")
-        for name in ("dropout", "missing", "treatment_share"):
+        for name in ("dropout", "skipped", "missing", "treatment_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise OptionError(f"{name}={getattr(self, name)} must lie in [0, 1]")
 
@@ -162,12 +164,16 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
         drops = rng.random((d, s - 3)) < spec.dropout
         first = np.where(drops.any(axis=1), drops.argmax(axis=1) + 3, s)
         last = np.minimum(last, first)
+    attended = np.ones((d, s), bool)
+    if spec.skipped > 0:  # drawn only when asked, so other designs keep their streams
+        attended = rng.random((d, s)) >= spec.skipped
+        attended[:, 0] = True  # every dyad has a first session
     x_missing = rng.random((d, s, 2)) < spec.missing
     y_missing = rng.random((d, s, 2)) < spec.missing
 
     dyad, session, role = np.meshgrid(np.arange(d), np.arange(1, s + 1), [0, 1],
                                       indexing="ij")
-    keep = (session <= last[:, None, None]).ravel()
+    keep = ((session <= last[:, None, None]) & attended[:, :, None]).ravel()
     frame = pd.DataFrame({
         "dyad": dyad.ravel() + 1, "session": session.ravel(),
         "role": np.asarray(spec.roles)[role.ravel()],

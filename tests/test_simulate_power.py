@@ -19,7 +19,7 @@ def test_truth_is_recovered_within_monte_carlo_error():
     truth = SimulationSpec(n_dyads=300, n_sessions=12, interaction_within=(0.1, -0.05),
                            treatment=(0.3, 0.1), treatment_actor_within=(0.15, 0.0),
                            treatment_partner_between=(0.0, 0.2), therapist_sd=0.0,
-                           residual_phi=0.0, dropout=0.02, missing=0.03)
+                           residual_phi=0.0, dropout=0.02, skipped=0.05, missing=0.03)
     result = apim.fit(simulate(truth, seed=11), ANALYSIS)
     expected = true_effects(truth)
     eff = result.effects
@@ -47,8 +47,10 @@ def test_ar1_truth_is_recovered():
 
 
 def test_same_seed_same_data_and_results():
-    spec = SimulationSpec(n_dyads=25, n_sessions=6, dropout=0.1, missing=0.1)
+    spec = SimulationSpec(n_dyads=25, n_sessions=6, dropout=0.1, skipped=0.1, missing=0.1)
     a, b = simulate(spec, seed=5), simulate(spec, seed=5)
+    sessions = a.frame.groupby("dyad")["session"].agg(["nunique", "max"])
+    assert (sessions["nunique"] < sessions["max"]).any()  # some dyads skipped a session
     pd.testing.assert_frame_equal(a.frame, b.frame)
     assert not simulate(spec, seed=6).frame["y"].equals(a.frame["y"])
     ra, rb = apim.fit(a, APIMSpec("y", ("x",))), apim.fit(b, APIMSpec("y", ("x",)))
