@@ -28,8 +28,9 @@ drops such rows anyway.
 Attendance: from session 4 a dyad drops out before each session with probability
 ``dropout``; a session before dropout is skipped (no row for either member) with
 probability ``skipped``; each rating (``x`` or ``y``, each member) is missing with
-probability ``missing``. Therapists each treat ``caseload`` dyads (``caseload=0``: no therapists) and
-whole caseloads are assigned to treatment with probability ``treatment_share``.
+probability ``missing``. Therapists each treat ``caseload`` dyads (``caseload=0``: no
+therapists) and whole caseloads are assigned to treatment with probability
+``treatment_share``.
 
 Examples
 --------
