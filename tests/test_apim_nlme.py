@@ -12,7 +12,7 @@ from nlme_support import REFERENCE
 import apim
 
 
-def check(name: str, ref: pd.DataFrame) -> None:
+def assert_matches_nlme(name: str, ref: pd.DataFrame) -> None:
     spec = SPECS[name][0]
     result = apim.fit(apim.load_alliance(), spec, df="containment")
     assert result.engine.converged
@@ -38,13 +38,13 @@ def check(name: str, ref: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize("name", list(SPECS))
 def test_bundled_data_against_committed_nlme(name):
-    check(name, pd.read_csv(REFERENCE / "nlme_bundled.csv"))
+    assert_matches_nlme(name, pd.read_csv(REFERENCE / "nlme_bundled.csv"))
 
 
 @pytest.mark.r
 @pytest.mark.parametrize("name", list(SPECS))
 def test_bundled_data_against_live_nlme(name, tmp_path):
-    check(name, run_nlme(name, tmp_path))
+    assert_matches_nlme(name, run_nlme(name, tmp_path))
 
 
 def test_un_ar1_apim_against_dense_oracle():
