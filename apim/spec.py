@@ -36,7 +36,8 @@ class APIMSpec:
         partner effects at the levels the decomposition defines.
     decomposition : DecompositionSpec
         Person-mean split (default), three levels with therapists, grand-mean centring or
-        raw predictors; lag; detrending.
+        raw predictors; lag; detrending (the removed trend is not itself a predictor: add
+        ``session`` as a covariate to model change over sessions).
     distinguishable : bool
         Two-intercept model with effects per outcome role (default), or one intercept and
         effects pooled over roles (indistinguishable dyads).
