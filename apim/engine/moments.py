@@ -3,11 +3,13 @@
 ``U = [Z_T | Z | X | y]``. For stencil-whitened structures the cross products are fixed
 combinations of raw moments by row type, computed once per fit::
 
-    C_i = sum_types a^2 M1 + a c (M2 + M2') + c^2 M3,
-    M1 = sum u u',  M2 = sum u u_link',  M3 = sum u_link u_link'
+    (W u)_row = sum_slots c_slot(type) u_link(slot),
+    C_i = sum_types sum_(l <= l') c_l c_l' M_ll',  M_ll' = sum_rows u_l u_l'' (+ transpose)
 
-so an evaluation costs O(dyads x types x m^2), whatever the number of sessions. ``UN x
-AR(1)`` residuals are whitened densely per dyad and their products summed directly.
+so an evaluation costs O(dyads x types x m^2), whatever the number of sessions. With
+``UN x AR(1)`` residuals the stencil has four slots (the row, the partner's row, and both
+rows of the previous session) in dyads where both members rated every session; other
+dyads are whitened densely and their products summed directly.
 """
 
 from __future__ import annotations
@@ -65,15 +67,18 @@ def crossprod(a: np.ndarray, b: np.ndarray, layout: ResidualLayout) -> np.ndarra
 
 @dataclass(frozen=True, eq=False)
 class TypeMoments:
-    """Raw moments by row type (see the module docstring). Per dyad only the random-effect
-    rows are kept, as ``(types, dyads * r * m)``, so that weighting them is one matrix
-    product; the ``[X | y]`` block is summed over dyads at once."""
+    """Raw moments by row type and pair of stencil slots (see the module docstring).
+
+    For each combination (type, slot l, slot l') with both links present, the
+    random-effect rows of ``sum u_l u_l'' (+ its transpose for l != l') are kept per dyad
+    as ``(combinations, dyads * r * m)``, so weighting them is one matrix product; the
+    ``[X | y]`` block is summed over dyads at once.
+    """
 
     types: RowTypes
-    rows1: np.ndarray   # (T, D*r*m): random-effect rows of M1
-    rows23: np.ndarray  # (2L, D*r*m): those of M2 + M2' and M3, linked types only
-    rest1: np.ndarray   # (T, u, u): sum over dyads of the [X | y] block of M1
-    rest23: np.ndarray  # (2L, u, u)
+    combos: np.ndarray  # (C, 3): type, slot l, slot l'
+    rows: np.ndarray    # (C, D*r*m)
+    rest: np.ndarray    # (C, u, u)
     counts: np.ndarray  # (D, T) rows per dyad and type
     shape: tuple[int, int, int]
 
@@ -81,56 +86,41 @@ class TypeMoments:
     def of(cls, residual: Residual, layout: ResidualLayout, raw: np.ndarray,
            n_random: int) -> "TypeMoments":
         types = residual.row_types(layout)
-        n_types = len(types.role)
         d, m, r = len(layout.dyad_start), raw.shape[1], n_random
-        partner = raw[np.maximum(types.link, 0)]
-        rows, rest = [], []
-
-        def keep(full: np.ndarray) -> None:
-            rows.append(full[:, :r, :].ravel())
-            rest.append(full[:, r:, r:].sum(0))
-
-        for t in range(n_types):
-            keep(crossprod(raw * (types.index == t)[:, None], raw, layout))
-        m3 = []
-        for t in np.flatnonzero(types.linked):
-            mask = (types.index == t)[:, None]
-            half = crossprod(raw * mask, partner, layout)
-            keep(half + np.swapaxes(half, 1, 2))
-            m3.append(crossprod(partner * mask, partner, layout))
-        for full in m3:
-            keep(full)
-        counts = np.add.reduceat(np.eye(n_types)[types.index], layout.dyad_start, axis=0)
-        rows_all = np.array(rows).reshape(len(rows), d * r * m)
-        rest_all = np.array(rest)
-        return cls(types=types, rows1=rows_all[:n_types], rows23=rows_all[n_types:],
-                   rest1=rest_all[:n_types], rest23=rest_all[n_types:], counts=counts,
-                   shape=(d, r, m))
-
-    def _combine(self, w1: np.ndarray, w2: np.ndarray, w3: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """``sum_t w1 M1 + w2 (M2 + M2') + w3 M3`` for each row of the weights (n, T)."""
-        linked = self.types.linked
-        rows = w1 @ self.rows1
-        rest = np.tensordot(w1, self.rest1, axes=1)
-        if len(self.rows23):
-            w23 = np.concatenate([w2[:, linked], w3[:, linked]], axis=1)
-            rows = rows + w23 @ self.rows23
-            rest = rest + np.tensordot(w23, self.rest23, axes=1)
-        d, r, m = self.shape
-        return rows.reshape(len(w1), d, r, m), rest
+        combos, rows, rest = [], [], []
+        for t in range(len(types.role)):
+            mask = types.index == t
+            present = [k for k in range(len(types.slots))
+                       if np.all(types.links[k][mask] >= 0)]
+            for i, l1 in enumerate(present):
+                u1 = raw[np.maximum(types.links[l1], 0)] * mask[:, None]
+                for l2 in present[i:]:
+                    full = crossprod(u1, raw[np.maximum(types.links[l2], 0)], layout)
+                    if l2 != l1:
+                        full = full + np.swapaxes(full, 1, 2)
+                    combos.append((t, l1, l2))
+                    rows.append(full[:, :r, :].ravel())
+                    rest.append(full[:, r:, r:].sum(0))
+        counts = np.add.reduceat(np.eye(len(types.role))[types.index], layout.dyad_start,
+                                 axis=0)
+        return cls(types=types, combos=np.array(combos),
+                   rows=np.array(rows).reshape(len(rows), d * r * m), rest=np.array(rest),
+                   counts=counts, shape=(d, r, m))
 
     def products(self, residual: Residual, theta: np.ndarray, gradient: bool) -> Products:
         """Whitened cross products, ``log|R_i|`` and their derivatives."""
-        a, c, da, dc = residual.coefficients(theta, self.types)
-        logdet = -2 * self.counts @ np.log(a)
+        c, dc = residual.coefficients(theta, self.types)
+        logdet = -2 * self.counts @ np.log(c[0])
+        t, l1, l2 = self.combos.T
+        weights = (c[l1, t] * c[l2, t])[None]
+        if gradient:
+            weights = np.vstack([weights, dc[:, l1, t] * c[l2, t] + c[l1, t] * dc[:, l2, t]])
+        d, r, m = self.shape
+        rows = (weights @ self.rows).reshape(len(weights), d, r, m)
+        rest = np.tensordot(weights, self.rest, axes=1)
         if not gradient:
-            rows, rest = self._combine((a * a)[None], (a * c)[None], (c * c)[None])
             return Products(rows[0], rest[0], logdet)
-        rows, rest = self._combine(np.vstack([a * a, 2 * a * da]),
-                                   np.vstack([a * c, da * c + a * dc]),
-                                   np.vstack([c * c, 2 * c * dc]))
-        dlogdet = -2 * (self.counts @ (da / a).T).T
+        dlogdet = -2 * (self.counts @ (dc[:, 0] / c[0]).T).T
         return Products(rows[0], rest[0], logdet, rows[1:], rest[1:], dlogdet)
 
 
@@ -158,10 +148,60 @@ class DenseProducts:
                         d_cross[:, :, r:, r:].sum(1), dlogdet)
 
 
+@dataclass(frozen=True, eq=False)
+class SplitProducts:
+    """Stencil products for some dyads and dense ones for the others, in dyad order."""
+
+    parts: tuple[tuple[np.ndarray, TypeMoments | DenseProducts], ...]  # (dyads, products)
+    n_dyads: int
+
+    def products(self, residual: Residual, theta: np.ndarray, gradient: bool) -> Products:
+        pieces = [(dyads, part.products(residual, theta, gradient))
+                  for dyads, part in self.parts]
+        first = pieces[0][1]
+        rows = np.zeros((self.n_dyads, *first.rows.shape[1:]))
+        logdet = np.zeros(self.n_dyads)
+        d_rows = np.zeros((len(theta), *rows.shape)) if gradient else None
+        d_logdet = np.zeros((len(theta), self.n_dyads)) if gradient else None
+        for dyads, got in pieces:
+            rows[dyads], logdet[dyads] = got.rows, got.logdet
+            if gradient:
+                d_rows[:, dyads], d_logdet[:, dyads] = got.d_rows, got.d_logdet
+        rest = sum(got.rest for _, got in pieces)
+        d_rest = sum(got.d_rest for _, got in pieces) if gradient else None
+        return Products(rows, rest, logdet, d_rows, d_rest, d_logdet)
+
+
+def _subset(layout: ResidualLayout, dyads: np.ndarray) -> tuple[ResidualLayout, np.ndarray]:
+    """The layout of some dyads (renumbered) and the rows they hold."""
+    n = len(layout.role)
+    counts = np.diff(np.r_[layout.dyad_start, n])
+    dyad_of_row = np.repeat(np.arange(len(counts)), counts)
+    keep = np.isin(dyad_of_row, dyads)
+    renumbered = np.searchsorted(dyads, dyad_of_row[keep])
+    return ResidualLayout.build(renumbered, layout.session[keep], layout.role[keep]), keep
+
+
 def cross_products(residual: Residual, layout: ResidualLayout, raw: np.ndarray,
-                   n_random: int) -> TypeMoments | DenseProducts:
+                   n_random: int) -> TypeMoments | DenseProducts | SplitProducts:
     """The cheapest exact way to get whitened cross products for ``residual``; the first
     ``n_random`` columns of ``raw`` are the random-effect designs."""
-    if residual.dense:
-        return DenseProducts(layout, raw, n_random)
-    return TypeMoments.of(residual, layout, raw, n_random)
+    if not residual.kronecker:
+        return TypeMoments.of(residual, layout, raw, n_random)
+    n = len(layout.role)
+    counts = np.diff(np.r_[layout.dyad_start, n])
+    dyad_of_row = np.repeat(np.arange(len(counts)), counts)
+    paired = np.bincount(dyad_of_row, weights=layout.pair >= 0, minlength=len(counts))
+    complete = counts == 2 * paired  # every session has both members
+    parts = []
+    for dyads, kind in ((np.flatnonzero(complete), "stencil"),
+                        (np.flatnonzero(~complete), "dense")):
+        if len(dyads) == 0:
+            continue
+        sub, keep = _subset(layout, dyads)
+        part = TypeMoments.of(residual, sub, raw[keep], n_random) if kind == "stencil" \
+            else DenseProducts(sub, raw[keep], n_random)
+        parts.append((dyads, part))
+    if len(parts) == 1 and len(parts[0][0]) == len(counts):
+        return parts[0][1]
+    return SplitProducts(parts=tuple(parts), n_dyads=len(counts))

@@ -18,12 +18,13 @@ cs-ar1         equal              estimated    estimated (``CS x AR(1)``)
 ============== ================== ============ =====
 
 The unconstrained parameters are ``(log s_0[, log s_1][, atanh rho][, atanh phi])``.
-Structures without both ``rho`` and ``phi`` are whitened (``R^-1 = W'W``) by a two-term
-stencil, ``(W u)_row = a u_row + c u_link``, whose coefficients depend only on the row's
-*type* (role, whether it is linked to an earlier row, the session gap): the likelihood
-then needs only per-dyad cross products by type, computed once per fit
-(:mod:`apim.engine.moments`). ``un-ar1`` is whitened by a dense Cholesky factor per dyad
-(:mod:`apim.engine.dense_residual`).
+Residuals are whitened (``R^-1 = W'W``) by a stencil: a whitened row combines the row,
+the partner's row at the same session and both rows of the previous session, with
+coefficients that depend only on the row's *type* (role, partner present, earlier session
+present, session gap), so the likelihood needs only per-dyad cross products by type,
+computed once per fit (:mod:`apim.engine.moments`). For ``UN x AR(1)`` (``R = C(phi) x
+Sigma``, ``W = A x B``) this holds in dyads where both members rated every session; other
+dyads are whitened by a dense Cholesky factor (:mod:`apim.engine.dense_residual`).
 
 Examples
 --------
@@ -126,8 +127,9 @@ class Residual:
         return (1 if self.equal_variances else 2) + self.correlated + self.ar1
 
     @property
-    def dense(self) -> bool:
-        """Whether whitening needs a dense factor per dyad."""
+    def kronecker(self) -> bool:
+        """``UN x AR(1)``-type structures: a stencil only where both members rated every
+        session of the dyad, a dense factor elsewhere."""
         return self.correlated and self.ar1
 
     def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -161,75 +163,91 @@ class Residual:
     # ------------------------------------------------------------------ whitening
     def row_types(self, layout: ResidualLayout) -> "RowTypes":
         """Classify rows by what their whitening coefficients depend on (see
-        :class:`RowTypes`); needs a structure that is not :attr:`dense`."""
+        :class:`RowTypes`). For ``UN x AR(1)`` every session must have both members
+        (the Kronecker stencil); other dyads are whitened densely."""
+        n = len(layout.role)
+        links = {"self": np.arange(n)}
         if self.correlated:
-            link = layout.pair
-        elif self.ar1:
-            link = layout.previous
-        else:
-            link = np.full(len(layout.role), -1)
-        linked = link >= 0
-        gap = np.where(linked & self.ar1, layout.gap, 1)
-        code = layout.role + 2 * linked + 4 * gap.astype(np.int64)
+            links["pair"] = layout.pair
+        if self.ar1:
+            links["prev"] = layout.previous
+        if self.correlated and self.ar1:
+            prev = np.maximum(layout.previous, 0)
+            links["prev_pair"] = np.where(layout.previous >= 0, layout.pair[prev], -1)
+        paired = layout.pair >= 0
+        has_prev = (layout.previous >= 0) & self.ar1
+        gap = np.where(has_prev, layout.gap, 1).astype(np.int64)
+        code = layout.role + 2 * paired + 4 * has_prev + 8 * gap
         keys, index = np.unique(code, return_inverse=True)
-        return RowTypes(index=index.ravel(), link=link, role=keys % 2,
-                        linked=(keys // 2 % 2).astype(bool), gap=keys // 4)
+        return RowTypes(index=index.ravel(), slots=tuple(links),
+                        links=np.array(list(links.values())), role=keys % 2,
+                        paired=(keys // 2 % 2).astype(bool),
+                        has_prev=(keys // 4 % 2).astype(bool), gap=keys // 8)
 
     def coefficients(self, theta: np.ndarray, types: "RowTypes"
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Whitening ``(W u)_row = a u_row + c u_link(row)`` per row type, and derivatives
-        ``da, dc`` (k, n_types) with respect to the unconstrained parameters."""
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Whitening ``(W u)_row = sum_slots c_slot u_link(slot)`` per row type, ``c``
+        (slots, types), and its derivatives (parameters, slots, types).
+
+        ``c = time factor x role factor``: with ``f = phi^gap`` and ``a = 1/sqrt(1 - f^2)``
+        the time factors are ``a`` (this session) and ``-f a`` (the previous one); the role
+        factors are the inverse Cholesky factor of the 2 x 2 residual covariance,
+        ``1/s0`` for the reference role, ``1/(s1 g)`` and ``-rho/(s0 g)`` (partner) for the
+        other, ``g = sqrt(1 - rho^2)`` (1 without a same-session partner).
+        """
         sigma, rho, phi = self.unpack(theta)
-        role, has = types.role, types.linked
-        n = len(role)
+        role, paired = types.role, types.paired & self.correlated
+        n, k = len(role), self.n_params
         k_sigma = 1 if self.equal_variances else 2
-        s = sigma[role]
-        if self.correlated:
-            g = np.where(has, np.sqrt(1 - rho ** 2), 1.0)
-            a = 1 / (s * g)
-            c = np.where(has, -rho / (sigma[0] * g), 0.0)
-        elif self.ar1:
-            f = np.where(has, phi ** types.gap, 0.0)
-            g = np.sqrt(1 - f ** 2)
-            a = 1 / (s * g)
-            c = -f * a
-        else:
-            a, c = 1 / s, np.zeros(n)
-        da = np.zeros((self.n_params, n))
-        dc = np.zeros((self.n_params, n))
-        for k in range(k_sigma):  # log sigma: a ~ 1/s_own, c ~ 1/s of the linked row
-            own = np.ones(n, bool) if self.equal_variances else role == k
-            da[k] = np.where(own, -a, 0.0)
-            if self.correlated:
-                dc[k] = -c if (self.equal_variances or k == 0) else 0.0
-            else:
-                dc[k] = np.where(own, -c, 0.0)
-        if self.correlated:
-            d = 1 - rho ** 2  # d rho / d atanh(rho)
-            da[k_sigma] = np.where(has, a * rho / g ** 2, 0.0) * d
-            dc[k_sigma] = np.where(has, -1 / (sigma[0] * g ** 3), 0.0) * d
-        if self.ar1:
-            df = np.where(has, types.gap * phi ** (types.gap - 1), 0.0) * (1 - phi ** 2)
-            da[-1] = a * f / g ** 2 * df
-            dc[-1] = -a / g ** 2 * df
-        return a, c, da, dc
+        g = np.where(paired, np.sqrt(1 - rho ** 2), 1.0)
+        own = 1 / (sigma[role] * g)                        # diagonal role factor
+        cross = np.where(paired, -rho / (sigma[0] * g), 0.0)  # partner role factor
+        d_own, d_cross = np.zeros((k, n)), np.zeros((k, n))
+        for j in range(k_sigma):  # log sigma
+            mine = np.ones(n, bool) if self.equal_variances else role == j
+            d_own[j] = np.where(mine, -own, 0.0)
+            d_cross[j] = -cross if (self.equal_variances or j == 0) else 0.0
+        if self.correlated:  # atanh rho
+            d = 1 - rho ** 2
+            d_own[k_sigma] = np.where(paired, own * rho / g ** 2, 0.0) * d
+            d_cross[k_sigma] = np.where(paired, -1 / (sigma[0] * g ** 3), 0.0) * d
+        f = np.where(types.has_prev, phi ** types.gap, 0.0)
+        a = 1 / np.sqrt(1 - f ** 2)
+        now, before = a, -f * a                            # time factors
+        d_now, d_before = np.zeros((k, n)), np.zeros((k, n))
+        if self.ar1:  # atanh phi
+            df = np.where(types.has_prev, types.gap * phi ** (types.gap - 1), 0.0) \
+                * (1 - phi ** 2)
+            d_now[-1] = f * a ** 3 * df
+            d_before[-1] = -a ** 3 * df
+        parts = {"self": (now, own, d_now, d_own), "pair": (now, cross, d_now, d_cross),
+                 "prev": (before, own, d_before, d_own),
+                 "prev_pair": (before, cross, d_before, d_cross)}
+        c = np.array([parts[s][0] * parts[s][1] for s in types.slots])
+        dc = np.stack([parts[s][2] * parts[s][1] + parts[s][0] * parts[s][3]
+                       for s in types.slots], axis=1)
+        return c, dc
 
 
 @dataclass(frozen=True)
 class RowTypes:
-    """Rows grouped by the values their whitening coefficients depend on: role, whether
-    they are linked to an earlier row (the partner at the same session, or the person's
-    previous session under AR(1)) and the session gap to it.
+    """Rows grouped by what their whitening coefficients depend on: role, whether the
+    partner rated the same session, whether the person has an earlier session (AR(1)
+    structures) and the session gap to it.
 
     Attributes
     ----------
     index : (N,) type of each row
-    link : (N,) linked row or -1
-    role, linked, gap : (n_types,) description of each type
+    slots : names of the rows a whitened row combines (``self``, ``pair``, ``prev``,
+        ``prev_pair``)
+    links : (slots, N) the row each slot refers to, or -1
+    role, paired, has_prev, gap : (n_types,) description of each type
     """
 
     index: np.ndarray
-    link: np.ndarray
+    slots: tuple[str, ...]
+    links: np.ndarray
     role: np.ndarray
-    linked: np.ndarray
+    paired: np.ndarray
+    has_prev: np.ndarray
     gap: np.ndarray
