@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
@@ -67,7 +68,7 @@ class PowerResult:
         return ax
 
 
-def _one(truth: SimulationSpec, analysis: APIMSpec, hypothesis: str, alpha: float,
+def _one(truth: SimulationSpec, analysis: APIMSpec, hypothesis: str,
          seed: np.random.SeedSequence) -> tuple[float, float, bool]:
     """(p value, estimate, failed) of one replicate."""
     from apim.results import fit
@@ -86,21 +87,22 @@ def _one(truth: SimulationSpec, analysis: APIMSpec, hypothesis: str, alpha: floa
 
 
 def _chunk(jobs: list[tuple[SimulationSpec, np.random.SeedSequence]], analysis: APIMSpec,
-           hypothesis: str, alpha: float) -> list[tuple[float, float, bool]]:
-    return [_one(truth, analysis, hypothesis, alpha, seed) for truth, seed in jobs]
+           hypothesis: str) -> list[tuple[float, float, bool]]:
+    return [_one(truth, analysis, hypothesis, seed) for truth, seed in jobs]
 
 
 def run_replicates(jobs: list[tuple[SimulationSpec, np.random.SeedSequence]],
-                   analysis: APIMSpec, hypothesis: str, alpha: float = 0.05,
-                   n_jobs: int = 1, scheduler: str | None = None, progress: bool = True,
+                   analysis: APIMSpec, hypothesis: str, n_jobs: int = 1,
+                   scheduler: str | None = None, progress: bool = True,
                    chunk_size: int = 10) -> list[tuple[float, float, bool]]:
-    """Run replicates (truth, seed) serially, with joblib, or on a Dask cluster."""
+    """(p value, estimate, failed) of each replicate (truth, seed), run serially, with
+    joblib, or on a Dask cluster."""
     chunks = [jobs[k:k + chunk_size] for k in range(0, len(jobs), chunk_size)]
     bar = _progress(len(jobs), progress)
     out: list[tuple[float, float, bool]] = []
     if n_jobs == 1 and scheduler is None:
         for c in chunks:
-            out += _chunk(c, analysis, hypothesis, alpha)
+            out += _chunk(c, analysis, hypothesis)
             bar.update(len(c))
         bar.close()
         return out
@@ -117,11 +119,11 @@ def run_replicates(jobs: list[tuple[SimulationSpec, np.random.SeedSequence]],
                               "pip install 'apim[dask]'") from None
         client = Client(scheduler)
     try:
-        backend = parallel_backend("dask") if client is not None else _nullcontext()
+        backend = parallel_backend("dask") if client is not None else nullcontext()
         with backend:
             runner = Parallel(n_jobs=n_jobs if client is None else -1,
                               return_as="generator")
-            for c, part in zip(chunks, runner(delayed(_chunk)(c, analysis, hypothesis, alpha)
+            for c, part in zip(chunks, runner(delayed(_chunk)(c, analysis, hypothesis)
                                               for c in chunks)):
                 out += part
                 bar.update(len(c))
@@ -130,14 +132,6 @@ def run_replicates(jobs: list[tuple[SimulationSpec, np.random.SeedSequence]],
         if client is not None:
             client.close()
     return out
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
 
 
 class _Silent:
@@ -197,7 +191,7 @@ def power(truth: SimulationSpec, analysis: APIMSpec, hypothesis: str,
     jobs = [(truth.replace(**point), seeds[k * replicates + j])
             for k, point in enumerate(points) for j in range(replicates)]
     clock = time.perf_counter()
-    results = run_replicates(jobs, analysis, test, alpha, n_jobs, scheduler, progress)
+    results = run_replicates(jobs, analysis, test, n_jobs, scheduler, progress)
     seconds = time.perf_counter() - clock
     rows = []
     for k, point in enumerate(points):
@@ -211,7 +205,6 @@ def power(truth: SimulationSpec, analysis: APIMSpec, hypothesis: str,
                      "mean_estimate": float(est.mean()) if n_ok else np.nan,
                      "replicates": n_ok, "failed": replicates - n_ok})
     table = pd.DataFrame(rows)
-    table.insert(len(names), "power", table.pop("power"))
     for fixed in ("n_dyads", "n_sessions"):
         if fixed not in table:
             table.insert(0, fixed, getattr(truth, fixed))
