@@ -326,12 +326,12 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
     # meaningful and no decrease is real
     noise = 1e-10 * max(1.0, abs(ev.loglik))
     tolerance = max(1e-9, 0.1 * noise)
-    for _ in range(max_newton + 1):
+    for iteration in range(max_newton + 1):
         if not _positive_definite(hess):
             break
         step = np.linalg.solve(hess, ev.gradient)
         decrement = float(ev.gradient @ step) / 2
-        if decrement < tolerance or _ == max_newton:
+        if decrement < tolerance or iteration == max_newton:
             break
         for _half in range(10):
             trial = evaluate(model, prep, theta + step, reml, gradient=False)
