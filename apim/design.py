@@ -28,6 +28,7 @@ import pandas as pd
 
 from apim.data.report import Exclusion
 from apim.data.session import SessionData
+from apim.data.validate import require_columns
 from apim.decompose import Decomposition, decompose
 from apim.engine import Diagonal, MixedModel, Residual, Unstructured
 from apim.errors import OptionError
@@ -141,8 +142,7 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
                                  comp[column] * comp[f"{column}_partner"]))
     moderators: dict[str, pd.Series] = {}
     for m in spec.moderators:
-        if m not in frame.columns:
-            data.numeric(m)  # raises the missing-column error
+        require_columns(frame, {"moderator": m})
         moderators.update(_dummies(frame[m], m))
     covariates = {c: data.numeric(c) for c in spec.covariates}
 

@@ -44,16 +44,3 @@ def run_nlme(name: str, folder: Path) -> pd.DataFrame:
                     "1" if therapist else "0", spec.method], check=True,
                    capture_output=True, timeout=1200)
     return pd.read_csv(out)
-
-
-def natural(result) -> dict[str, tuple[float, float]]:  # noqa: ANN001
-    """Variance parameters (estimate, SE) under the names the R script writes."""
-    table = result.engine.variance
-    names = {"sigma(0)": "sigma0", "sigma(1)": "sigma1", "rho": "rho", "phi": "phi",
-             "sd(therapist level)": "therapist.sd.1"}
-    z = list(result.engine.model.z_names)
-    for i, a in enumerate(z):
-        names[f"sd({a})"] = f"dyad.sd.{i + 1}"
-        for j, b in enumerate(z[:i]):
-            names[f"cor({b},{a})"] = f"dyad.cor.{j + 1}.{i + 1}"
-    return {names[k]: (row["estimate"], row["se"]) for k, row in table.iterrows()}

@@ -84,23 +84,30 @@ def build(name: str, d: pd.DataFrame) -> tuple[MixedModel, str]:
     raise KeyError(name)
 
 
-def natural(name: str, fitted) -> dict[str, float]:
-    """Variance parameters under the names the R script writes."""
-    v = fitted.variance["estimate"]
-    out = {"sigma0": v["sigma(0)"], "sigma1": v["sigma(1)"]}
-    for key in ("rho", "phi"):
-        if key in v:
-            out[key] = v[key]
-    if fitted.G is not None:
-        g = fitted.G
-        sd = np.sqrt(np.diag(g))
-        for i in range(len(sd)):
-            out[f"dyad.sd.{i + 1}"] = sd[i]
-            for j in range(i):
-                out[f"dyad.cor.{j + 1}.{i + 1}"] = g[i, j] / (sd[i] * sd[j])
-    if fitted.T is not None:
-        out["therapist.sd.1"] = float(np.sqrt(fitted.T[0, 0]))
-    return out
+def natural(fitted) -> dict[str, tuple[float, float]]:  # noqa: ANN001 (MixedFit)
+    """Variance parameters (estimate, SE) of an engine fit under the names the R scripts
+    write."""
+    names = {"sigma(0)": "sigma0", "sigma(1)": "sigma1", "rho": "rho", "phi": "phi",
+             "sd(therapist level)": "therapist.sd.1", "sd(therapist0)": "therapist.sd.1"}
+    z = list(fitted.model.z_names) or [f"z{j}" for j in range(fitted.model.q)]
+    for i, a in enumerate(z):
+        names[f"sd({a})"] = f"dyad.sd.{i + 1}"
+        for j, b in enumerate(z[:i]):
+            names[f"cor({b},{a})"] = f"dyad.cor.{j + 1}.{i + 1}"
+    return {names[k]: (row["estimate"], row["se"]) for k, row in fitted.variance.iterrows()}
+
+
+def assert_variance_matches(fitted, ref_loglik: float,  # noqa: ANN001 (MixedFit)
+                            ref: pd.DataFrame) -> None:
+    """Variance parameters within 1e-3 relative; where nlme stops short of the optimum
+    (our logLik is not lower), parameters in flat directions (near-zero correlations) may
+    differ by a negligible part of their SE."""
+    assert fitted.loglik >= ref_loglik - 1e-6
+    ours = natural(fitted)
+    for _, row in ref.iterrows():
+        estimate, se = ours[row["name"]]
+        tolerance = max(1e-3 * abs(row["value"]), 1e-5, 1e-2 * se)
+        assert abs(estimate - row["value"]) <= tolerance, row["name"]
 
 
 def rscript() -> str | None:

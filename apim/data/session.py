@@ -30,7 +30,7 @@ import pandas as pd
 
 from apim.data import validate as check
 from apim.data.io import read_table
-from apim.errors import EmptyDataError, OptionError
+from apim.errors import EmptyDataError, MissingColumnError, OptionError
 
 if TYPE_CHECKING:
     from apim.data.report import DataReport
@@ -232,8 +232,9 @@ class SessionData:
 
     def numeric(self, column: str) -> pd.Series:
         """A variable as float64 after checking it is numeric and finite."""
-        if column not in self.frame.columns or column in (ROW,):
-            check.require_columns(self.frame, {"variable": column})
+        if column == ROW:
+            raise MissingColumnError("variable", column, self.variables)
+        check.require_columns(self.frame, {"variable": column})
         return check.numeric_column(self.frame, column)
 
     def replace(self, frame: pd.DataFrame) -> "SessionData":

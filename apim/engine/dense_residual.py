@@ -18,10 +18,8 @@ if TYPE_CHECKING:
 
 def padded_positions(layout: "ResidualLayout") -> tuple[np.ndarray, np.ndarray, int]:
     """Dyad index and position within the dyad of every row, and the largest dyad size."""
-    n = len(layout.role)
-    counts = np.diff(np.r_[layout.dyad_start, n])
-    dyad = np.repeat(np.arange(len(counts)), counts)
-    return dyad, np.arange(n) - layout.dyad_start[dyad], int(counts.max())
+    dyad = layout.dyad
+    return dyad, np.arange(len(dyad)) - layout.dyad_start[dyad], int(layout.sizes.max())
 
 
 def residual_matrices(residual: "Residual", theta: np.ndarray, layout: "ResidualLayout"

@@ -131,7 +131,7 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
     x, y = raw[:, qt + q:qt + q + p], raw[:, -1]
     e = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
     lay = prep.layout
-    dyad = np.repeat(np.arange(len(lay.dyad_start)), np.diff(np.r_[lay.dyad_start, prep.n]))
+    dyad = lay.dyad
     person = dyad * 2 + lay.role
     counts = np.bincount(person, minlength=2 * (dyad.max() + 1))
     means = np.bincount(person, e) / np.maximum(counts, 1)
@@ -371,8 +371,7 @@ def _result(model: MixedModel, prep: Prepared, method: str, theta: np.ndarray,
     t_g, t_t, _ = split_theta(model, theta)
     lay = prep.layout
     qt, q = prep.q_t, prep.q
-    dyad_of_row = np.repeat(np.arange(len(lay.dyad_start)), np.diff(np.r_[lay.dyad_start,
-                                                                        prep.n]))
+    dyad_of_row = lay.dyad
     labels = np.asarray(model.dyad)[prep.order][lay.dyad_start]
     b = np.zeros((len(labels), q))
     for s in range(prep.n_slots if q else 0):

@@ -151,10 +151,7 @@ class Prepared:
             parts.append(np.asarray(model.Z, float).reshape(n, -1))
         parts += [X, np.asarray(model.y, float)[:, None]]
         raw = np.column_stack(parts)[order]
-        dyad_s = dyad[order]
-        # renumber dyads in sorted order so they are contiguous 0..D-1
-        new_dyad = np.cumsum(np.r_[True, dyad_s[1:] != dyad_s[:-1]]) - 1
-        layout = ResidualLayout.build(new_dyad, session[order], role[order])
+        layout = ResidualLayout.build(dyad[order], session[order], role[order])
         ther_of_dyad = therapist[order][layout.dyad_start]
         cluster = _codes(ther_of_dyad)
         first = np.r_[True, cluster[1:] != cluster[:-1]]

@@ -174,12 +174,9 @@ class SplitProducts:
 
 def _subset(layout: ResidualLayout, dyads: np.ndarray) -> tuple[ResidualLayout, np.ndarray]:
     """The layout of some dyads (renumbered) and the rows they hold."""
-    n = len(layout.role)
-    counts = np.diff(np.r_[layout.dyad_start, n])
-    dyad_of_row = np.repeat(np.arange(len(counts)), counts)
-    keep = np.isin(dyad_of_row, dyads)
-    renumbered = np.searchsorted(dyads, dyad_of_row[keep])
-    return ResidualLayout.build(renumbered, layout.session[keep], layout.role[keep]), keep
+    keep = np.isin(layout.dyad, dyads)
+    return ResidualLayout.build(layout.dyad[keep], layout.session[keep],
+                                layout.role[keep]), keep
 
 
 def cross_products(residual: Residual, layout: ResidualLayout, raw: np.ndarray,
@@ -188,10 +185,8 @@ def cross_products(residual: Residual, layout: ResidualLayout, raw: np.ndarray,
     ``n_random`` columns of ``raw`` are the random-effect designs."""
     if not residual.kronecker:
         return TypeMoments.of(residual, layout, raw, n_random)
-    n = len(layout.role)
-    counts = np.diff(np.r_[layout.dyad_start, n])
-    dyad_of_row = np.repeat(np.arange(len(counts)), counts)
-    paired = np.bincount(dyad_of_row, weights=layout.pair >= 0, minlength=len(counts))
+    counts = layout.sizes
+    paired = np.bincount(layout.dyad, weights=layout.pair >= 0, minlength=len(counts))
     complete = counts == 2 * paired  # every session has both members
     parts = []
     for dyads, kind in ((np.flatnonzero(complete), "stencil"),

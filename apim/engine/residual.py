@@ -63,6 +63,8 @@ class ResidualLayout:
 
     Attributes
     ----------
+    dyad : int array
+        Dyad of each row, numbered 0..D-1 in row order.
     role : int array, 0 or 1
     session : int array
     dyad_start : int array
@@ -75,6 +77,7 @@ class ResidualLayout:
         Session difference to ``previous`` (1 where there is none).
     """
 
+    dyad: np.ndarray
     role: np.ndarray
     session: np.ndarray
     dyad_start: np.ndarray
@@ -84,9 +87,10 @@ class ResidualLayout:
 
     @classmethod
     def build(cls, dyad: np.ndarray, session: np.ndarray, role: np.ndarray) -> "ResidualLayout":
-        """Rows must be sorted by dyad, session and role (codes 0..n-1 for dyads)."""
+        """Rows must be sorted by dyad, session and role (any dyad labels)."""
         n = len(dyad)
         start = np.flatnonzero(np.r_[True, dyad[1:] != dyad[:-1]])
+        dyad = np.cumsum(np.r_[True, dyad[1:] != dyad[:-1]]) - 1
         same_session = np.r_[False, (dyad[1:] == dyad[:-1]) & (session[1:] == session[:-1])]
         pair = np.where(same_session & (role == 1), np.arange(n) - 1, -1)
         order = np.lexsort((session, role, dyad))
@@ -97,8 +101,14 @@ class ResidualLayout:
         previous = np.full(n, -1)
         previous[order] = prev_sorted
         gap = np.where(previous >= 0, session - session[np.maximum(previous, 0)], 1)
-        return cls(role=role.astype(int), session=session.astype(int), dyad_start=start,
+        return cls(dyad=dyad, role=role.astype(int), session=session.astype(int),
+                   dyad_start=start,
                    pair=pair, previous=previous, gap=gap)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Rows per dyad."""
+        return np.bincount(self.dyad)
 
 
 @dataclass(frozen=True)
