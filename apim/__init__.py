@@ -1,5 +1,9 @@
 """apim: actor-partner interdependence models for session-by-session dyadic data.
 
+The names a researcher uses are importable from ``apim`` itself; the subpackages
+(``apim.data``, ``apim.engine``, ``apim.model``, ``apim.inference``, ``apim.simulation``,
+``apim.report``) load on first use, so ``import apim`` stays light.
+
 Examples
 --------
 >>> import apim
@@ -7,16 +11,56 @@ Examples
 >>> parts = apim.decompose(data, ["alliance"])
 >>> "alliance_within_partner" in parts.components
 True
+>>> apim.inference.wald.wald_test.__name__
+'wald_test'
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from apim.data import DataReport, SessionData, read_table
 from apim.datasets import load_alliance
-from apim.decompose import Decomposition, DecompositionSpec, decompose
-from apim.results import APIMResult, fit
-from apim.spec import APIMSpec
+from apim.model.centring import Decomposition, DecompositionSpec, decompose
+from apim.model.fit import fit
+from apim.model.result import APIMResult
+from apim.model.spec import APIMSpec
 
 __version__ = "0.1.0"
 
+# public name -> module that defines it, imported on first use
+_LAZY = {
+    "wald_test": "apim.inference.wald",
+    "likelihood_ratio_test": "apim.inference.compare",
+    "distinguishability_test": "apim.inference.compare",
+    "dyadic_patterns": "apim.inference.patterns",
+    "effect_sizes": "apim.inference.effect_sizes",
+    "pseudo_r2": "apim.inference.effect_sizes",
+    "simple_slopes": "apim.inference.slopes",
+    "johnson_neyman": "apim.inference.slopes",
+    "surface_parameters": "apim.inference.surface",
+    "fit_formula": "apim.model.formula",
+    "response_surface": "apim.model.formula",
+    "simulate": "apim.simulation.simulate",
+    "SimulationSpec": "apim.simulation.simulate",
+    "power": "apim.simulation.power",
+}
+_SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
+                "cli", "parallel", "errors")
+
 __all__ = ["SessionData", "DataReport", "read_table", "load_alliance", "decompose",
            "DecompositionSpec", "Decomposition", "APIMSpec", "APIMResult", "fit",
-           "__version__"]
+           *_LAZY, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"apim.{name}")
+    raise AttributeError(f"module 'apim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, *_SUBPACKAGES])

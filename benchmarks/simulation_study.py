@@ -1,7 +1,7 @@
 """Parameter recovery and power-analysis timing on the seed design.
 
 1. Recovery: ``--replicates`` (default 1,000) data sets of the seed design (241 dyads x 30
-   sessions, :class:`apim.simulate.SimulationSpec` defaults), each fitted by REML and ML,
+   sessions, :class:`apim.simulation.simulate.SimulationSpec` defaults), each fitted by REML and ML,
    without AR(1) (unstructured residuals, rho 0.3) and with AR(1) (within-person AR(1),
    phi 0.3, fitted with ``residual="ar1"``): bias, RMSE and 95% CI coverage of every fixed
    effect (t intervals, Satterthwaite df) and variance parameter (Wald intervals on the
@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import write_section  # noqa: E402
 
 from apim import APIMSpec  # noqa: E402
-from apim.power import power  # noqa: E402
-from apim.simulate import SimulationSpec, simulate, true_effects  # noqa: E402
+from apim.simulation.power import power  # noqa: E402
+from apim.simulation.simulate import SimulationSpec, simulate, true_effects  # noqa: E402
 
 SCENARIOS = {
     "no AR(1)": (SimulationSpec(), "un"),
@@ -50,7 +50,7 @@ def true_variance(truth: SimulationSpec, residual: str) -> dict[str, float]:
 
 
 def replicate(args: tuple[str, str, np.random.SeedSequence]) -> list[dict]:
-    from apim.results import fit
+    from apim.model.fit import fit
 
     scenario, method, seed = args
     truth, residual = SCENARIOS[scenario]

@@ -9,7 +9,7 @@ import pandas as pd
 from nlme_support import REFERENCE, rscript
 
 from apim import APIMSpec, load_alliance
-from apim.design import build_design
+from apim.model.design import build_design
 
 SCRIPT = REFERENCE / "nlme_design.R"
 BASE = APIMSpec(outcome="outcome", predictors=("alliance",))

@@ -10,16 +10,17 @@ import pytest
 from scipy import stats
 
 import apim
-from apim import APIMSpec, DecompositionSpec, SessionData
+from apim import APIMSpec, DecompositionSpec, SessionData, report
 from apim.cli import main
-from apim.compare import distinguishability_test
-from apim.effect_sizes import effect_sizes
 from apim.errors import OptionError
-from apim.formula import response_surface, surface_parameters
-from apim.patterns import dyadic_patterns
-from apim.robustness import mixedlm_counterpart, within_dyad_fixed_effects
-from apim.slopes import johnson_neyman, simple_slopes
-from apim.wald import contrast_matrix, wald_test
+from apim.inference.compare import distinguishability_test
+from apim.inference.effect_sizes import effect_sizes
+from apim.inference.patterns import dyadic_patterns
+from apim.inference.robustness import mixedlm_counterpart, within_dyad_fixed_effects
+from apim.inference.slopes import johnson_neyman, simple_slopes
+from apim.inference.surface import surface_parameters
+from apim.inference.wald import contrast_matrix, wald_test
+from apim.model.formula import response_surface
 
 BASE = APIMSpec("outcome", ("alliance",))
 
@@ -36,7 +37,7 @@ def moderated(data):
 
 def test_effects_table_columns_and_row_accounting(data, moderated):
     eff = moderated.effects
-    assert list(eff.columns) == apim.results.EFFECT_COLUMNS
+    assert list(eff.columns) == apim.model.result.EFFECT_COLUMNS
     assert set(eff["effect"]) == {"intercept", "actor", "partner", "actor_x_partner",
                                   "moderator"}
     assert set(eff["level"]) == {"none", "within", "between"}
@@ -49,12 +50,12 @@ def test_effects_table_columns_and_row_accounting(data, moderated):
 
 
 def test_exports(moderated):
-    md = moderated.to_markdown()
+    md = report.to_markdown(moderated)
     assert md.splitlines()[0].startswith("| term | outcome_role |")
     assert len(md.splitlines()) == len(moderated.effects) + 2
-    assert moderated.to_latex().startswith(r"\begin{tabular}")
-    assert "<table" in moderated.to_html()
-    payload = json.loads(moderated.to_json())
+    assert report.to_latex(moderated).startswith(r"\begin{tabular}")
+    assert "<table" in report.to_html(moderated)
+    payload = json.loads(report.to_json(moderated))
     for key in ("specification", "n_obs", "n_dyads", "method", "loglik", "aic", "bic",
                 "converged", "fit_seconds", "fixed", "variance", "dropped", "version"):
         assert key in payload

@@ -6,11 +6,11 @@ import pytest
 
 import apim
 from apim import APIMSpec, DecompositionSpec, SessionData
-from apim.compare import distinguishability_test, likelihood_ratio_test
-from apim.effect_sizes import pseudo_r2
 from apim.errors import OptionError
-from apim.formula import fit_formula
-from apim.wald import wald_test
+from apim.inference.compare import distinguishability_test, likelihood_ratio_test
+from apim.inference.effect_sizes import pseudo_r2
+from apim.inference.wald import wald_test
+from apim.model.formula import fit_formula
 
 RAW = DecompositionSpec(center="none")
 
@@ -125,7 +125,7 @@ def test_kashy_a1_interaction_approach(kashy):
     assert near(fit.loglik, -2548.449, 3)
     assert near(fit.aic, 5134.899, 3) and near(fit.bic, 5247.891, 3)
     assert (result.df_values() > 0).all()
-    containment = apim.results.APIMResult(result.design, fit, df="containment")
+    containment = apim.model.result.APIMResult(result.design, fit, df="containment")
     assert (containment.effects["df"] == 2725).all()
     var = fit.variance["estimate"]
     # variance parameters: within 1e-4 relative (DESIGN.md asks 1e-3), not all printed

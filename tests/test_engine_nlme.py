@@ -12,7 +12,14 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from nlme_support import MODELS, REFERENCE, assert_variance_matches, build, run_r, simulate
+from nlme_support import (
+    MODELS,
+    REFERENCE,
+    assert_variance_matches,
+    build,
+    run_r,
+    simulate,
+)
 
 from apim.engine.fit import fit
 

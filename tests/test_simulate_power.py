@@ -9,8 +9,8 @@ import pytest
 import apim
 from apim import APIMSpec
 from apim.cli import main
-from apim.power import power
-from apim.simulate import SimulationSpec, simulate, true_effects
+from apim.simulation.power import power
+from apim.simulation.simulate import SimulationSpec, simulate, true_effects
 
 ANALYSIS = APIMSpec("y", ("x",), moderators=("treatment",), interaction=True)
 

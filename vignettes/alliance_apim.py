@@ -16,12 +16,12 @@ and walks through what a process researcher reports:
 """
 
 import apim
-from apim.compare import distinguishability_test
-from apim.effect_sizes import effect_sizes, pseudo_r2
-from apim.patterns import dyadic_patterns
-from apim.robustness import within_dyad_fixed_effects
-from apim.slopes import simple_slopes
-from apim.wald import wald_test
+from apim.inference.compare import distinguishability_test
+from apim.inference.effect_sizes import effect_sizes, pseudo_r2
+from apim.inference.patterns import dyadic_patterns
+from apim.inference.robustness import within_dyad_fixed_effects
+from apim.inference.slopes import simple_slopes
+from apim.inference.wald import wald_test
 
 data = apim.load_alliance()
 print(data.report(["alliance", "outcome"]))

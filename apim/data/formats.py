@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 ROW = "row"
 
 
-def partner_values(data: "SessionData", columns: Sequence[str]) -> pd.DataFrame:
+def partner_values(data: SessionData, columns: Sequence[str]) -> pd.DataFrame:
     """The other member's values of ``columns`` at the same dyad and session.
 
     Rows whose partner has no row at that session get missing values.
@@ -45,7 +45,7 @@ def partner_values(data: "SessionData", columns: Sequence[str]) -> pd.DataFrame:
     return merged[list(columns)]
 
 
-def long_to_pairwise(data: "SessionData", actor_suffix: str, partner_suffix: str,
+def long_to_pairwise(data: SessionData, actor_suffix: str, partner_suffix: str,
                      variables: Sequence[str] | None) -> pd.DataFrame:
     """Pairwise table: ``v{actor_suffix}`` own values, ``v{partner_suffix}`` partner's.
 
@@ -75,8 +75,8 @@ def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
     return both_missing | (a.astype(object).to_numpy() == b.astype(object).to_numpy())
 
 
-def pairwise_to_long(data: "SessionData", actor_suffix: str,
-                     partner_suffix: str) -> "SessionData":
+def pairwise_to_long(data: SessionData, actor_suffix: str,
+                     partner_suffix: str) -> SessionData:
     """Strip actor suffixes, check partner columns against the partner's rows, drop them.
 
     Only columns present with both suffixes are paired; any other column is kept as it is.
@@ -108,7 +108,7 @@ def pairwise_to_long(data: "SessionData", actor_suffix: str,
     return data.replace(frame)
 
 
-def shared_columns(data: "SessionData") -> list[str]:
+def shared_columns(data: SessionData) -> list[str]:
     """Variables equal for both members at every dyad x session (e.g. treatment, time)."""
     variables = data.variables
     if not variables:
@@ -119,7 +119,7 @@ def shared_columns(data: "SessionData") -> list[str]:
     return [v for v in variables if _same(data.frame[v], partner[v])[both].all()]
 
 
-def long_to_wide(data: "SessionData", separator: str) -> pd.DataFrame:
+def long_to_wide(data: SessionData, separator: str) -> pd.DataFrame:
     """One row per dyad x session; role-specific columns ``{role}{separator}{variable}``."""
     frame = data.frame
     keys = ["dyad", "session"] + (["therapist"] if data.has_therapist else [])

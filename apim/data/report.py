@@ -70,7 +70,7 @@ class DataReport:
     warnings: tuple[str, ...]
 
     @classmethod
-    def of(cls, data: "SessionData", variables: Sequence[str] | None = None) -> "DataReport":
+    def of(cls, data: SessionData, variables: Sequence[str] | None = None) -> DataReport:
         """Build the report; ``variables`` are the ratings a fit would use (default: all
         numeric variables)."""
         frame = data.frame

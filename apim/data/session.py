@@ -106,7 +106,7 @@ class SessionData:
     @classmethod
     def from_long(cls, data: pd.DataFrame | str | Path, *, dyad: str, role: str,
                   session: str | None = None, roles: Sequence[object] | None = None,
-                  therapist: str | None = None) -> "SessionData":
+                  therapist: str | None = None) -> SessionData:
         """Validate long data: one row per dyad x session x role.
 
         Parameters
@@ -133,7 +133,7 @@ class SessionData:
 
     @classmethod
     def _build(cls, frame: pd.DataFrame, columns: ColumnMap,
-               roles: Sequence[object] | None, source: str) -> "SessionData":
+               roles: Sequence[object] | None, source: str) -> SessionData:
         check.require_columns(frame, {"dyad": columns.dyad, "session": columns.session,
                                       "role": columns.role, "therapist": columns.therapist})
         rename = columns.canonical()
@@ -169,7 +169,7 @@ class SessionData:
     @classmethod
     def from_wide(cls, data: pd.DataFrame | str | Path, *, dyad: str, roles: Sequence[str],
                   session: str | None = None, therapist: str | None = None,
-                  separator: str = "_") -> "SessionData":
+                  separator: str = "_") -> SessionData:
         """Read dyad-wide data: one row per dyad x session, ``{role}{separator}{variable}``.
 
         Columns without a role prefix (e.g. a treatment arm, centred time) are shared by
@@ -194,7 +194,7 @@ class SessionData:
     def from_pairwise(cls, data: pd.DataFrame | str | Path, *, dyad: str, role: str,
                       session: str | None = None, roles: Sequence[object] | None = None,
                       therapist: str | None = None, actor_suffix: str = "_A",
-                      partner_suffix: str = "_P") -> "SessionData":
+                      partner_suffix: str = "_P") -> SessionData:
         """Read pairwise data: each person's row also holds the partner's values.
 
         ``x{actor_suffix}`` is the person's own value and ``x{partner_suffix}`` the partner's
@@ -237,7 +237,7 @@ class SessionData:
         check.require_columns(self.frame, {"variable": column})
         return check.numeric_column(self.frame, column)
 
-    def replace(self, frame: pd.DataFrame) -> "SessionData":
+    def replace(self, frame: pd.DataFrame) -> SessionData:
         """The same data description with another frame (rows in the same order)."""
         return SessionData(frame=frame, roles=self.roles, columns=self.columns,
                            source=self.source)
@@ -266,7 +266,7 @@ class SessionData:
 
         return long_to_pairwise(self, actor_suffix, partner_suffix, variables)
 
-    def report(self, variables: Sequence[str] | None = None) -> "DataReport":
+    def report(self, variables: Sequence[str] | None = None) -> DataReport:
         """The data report (see :class:`apim.data.report.DataReport`)."""
         from apim.data.report import DataReport
 

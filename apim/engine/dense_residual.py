@@ -16,13 +16,13 @@ if TYPE_CHECKING:
     from apim.engine.residual import Residual, ResidualLayout
 
 
-def padded_positions(layout: "ResidualLayout") -> tuple[np.ndarray, np.ndarray, int]:
+def padded_positions(layout: ResidualLayout) -> tuple[np.ndarray, np.ndarray, int]:
     """Dyad index and position within the dyad of every row, and the largest dyad size."""
     dyad = layout.dyad
     return dyad, np.arange(len(dyad)) - layout.dyad_start[dyad], int(layout.sizes.max())
 
 
-def residual_matrices(residual: "Residual", theta: np.ndarray, layout: "ResidualLayout"
+def residual_matrices(residual: Residual, theta: np.ndarray, layout: ResidualLayout
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Padded ``R_i`` (d, n, n), derivatives (k, d, n, n) and the validity mask (d, n)."""
     sigma, rho, phi = residual.unpack(theta)
@@ -61,7 +61,7 @@ def residual_matrices(residual: "Residual", theta: np.ndarray, layout: "Residual
     return r, np.stack(grads), valid
 
 
-def whiten_dense(residual: "Residual", theta: np.ndarray, layout: "ResidualLayout",
+def whiten_dense(residual: Residual, theta: np.ndarray, layout: ResidualLayout,
                  u: np.ndarray, derivatives: bool = True):
     """``L^-1 u`` per dyad, ``log|R_i|`` and their derivatives (k, ...) or None."""
     r, dr, valid = residual_matrices(residual, theta, layout)

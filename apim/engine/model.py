@@ -118,10 +118,10 @@ class Prepared:
     q_t: int
     q: int
     p: int
-    products: "TypeMoments | DenseProducts"
+    products: TypeMoments | DenseProducts
 
     @classmethod
-    def of(cls, model: MixedModel) -> "Prepared":
+    def of(cls, model: MixedModel) -> Prepared:
         n = len(model.y)
         X = np.asarray(model.X, float).reshape(n, -1)
         for name, arr in (("dyad", model.dyad), ("role", model.role),

@@ -84,7 +84,7 @@ class TypeMoments:
 
     @classmethod
     def of(cls, residual: Residual, layout: ResidualLayout, raw: np.ndarray,
-           n_random: int) -> "TypeMoments":
+           n_random: int) -> TypeMoments:
         types = residual.row_types(layout)
         d, m, r = len(layout.dyad_start), raw.shape[1], n_random
         combos, rows, rest = [], [], []

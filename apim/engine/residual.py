@@ -86,7 +86,7 @@ class ResidualLayout:
     gap: np.ndarray
 
     @classmethod
-    def build(cls, dyad: np.ndarray, session: np.ndarray, role: np.ndarray) -> "ResidualLayout":
+    def build(cls, dyad: np.ndarray, session: np.ndarray, role: np.ndarray) -> ResidualLayout:
         """Rows must be sorted by dyad, session and role (any dyad labels)."""
         n = len(dyad)
         start = np.flatnonzero(np.r_[True, dyad[1:] != dyad[:-1]])
@@ -120,7 +120,7 @@ class Residual:
     ar1: bool = False
 
     @classmethod
-    def named(cls, name: str) -> "Residual":
+    def named(cls, name: str) -> Residual:
         """The structure called ``name``: one of ``RESIDUAL_NAMES``."""
         if name not in RESIDUAL_NAMES:
             raise OptionError(f"residual structure {name!r} is not one of "
@@ -171,7 +171,7 @@ class Residual:
         return np.concatenate(parts)
 
     # ------------------------------------------------------------------ whitening
-    def row_types(self, layout: ResidualLayout) -> "RowTypes":
+    def row_types(self, layout: ResidualLayout) -> RowTypes:
         """Classify rows by what their whitening coefficients depend on (see
         :class:`RowTypes`). For ``UN x AR(1)`` every session must have both members
         (the Kronecker stencil); other dyads are whitened densely."""
@@ -194,7 +194,7 @@ class Residual:
                         paired=(keys // 2 % 2).astype(bool),
                         has_prev=(keys // 4 % 2).astype(bool), gap=keys // 8)
 
-    def coefficients(self, theta: np.ndarray, types: "RowTypes"
+    def coefficients(self, theta: np.ndarray, types: RowTypes
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Whitening ``(W u)_row = sum_slots c_slot u_link(slot)`` per row type, ``c``
         (slots, types), and its derivatives (parameters, slots, types).

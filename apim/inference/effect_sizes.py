@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from apim.engine.fit import fit as fit_engine
-from apim.results import APIMResult
+from apim.model.result import APIMResult
 
 __all__ = ["effect_sizes", "pseudo_r2"]
 

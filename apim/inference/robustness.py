@@ -27,7 +27,7 @@ import pandas as pd
 from apim.errors import OptionError
 
 if TYPE_CHECKING:
-    from apim.results import APIMResult
+    from apim.model.result import APIMResult
 
 __all__ = ["within_dyad_fixed_effects", "mixedlm_counterpart"]
 

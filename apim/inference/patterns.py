@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from apim.results import APIMResult
+    from apim.model.result import APIMResult
 
 __all__ = ["dyadic_patterns", "PATTERNS"]
 

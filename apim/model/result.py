@@ -1,4 +1,6 @@
-"""Fitting an APIM and reading its results: the tidy effects table and its exports.
+"""A fitted APIM: the tidy effects table, variance components and fit statistics.
+
+Exports (markdown, LaTeX, HTML, JSON) are functions of a result in :mod:`apim.report`.
 
 Examples
 --------
@@ -12,7 +14,6 @@ True
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,35 +21,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from apim.data.session import SessionData
-from apim.design import APIMDesign, build_design
 from apim.engine.fit import MixedFit
-from apim.engine.fit import fit as fit_engine
-from apim.spec import APIMSpec
+from apim.model.design import APIMDesign
+from apim.model.spec import APIMSpec
 
-__all__ = ["APIMResult", "fit", "EFFECT_COLUMNS"]
+__all__ = ["APIMResult", "EFFECT_COLUMNS", "DF"]
 
 EFFECT_COLUMNS = ["outcome_role", "effect", "level", "predictor", "by", "estimate", "se", "df",
                   "t", "p", "ci_low", "ci_high"]
 DF = Literal["satterthwaite", "containment"]
-
-
-def fit(data: SessionData, spec: APIMSpec, df: DF = "satterthwaite") -> "APIMResult":
-    """Fit the APIM ``spec`` to ``data``.
-
-    Parameters
-    ----------
-    data : SessionData
-    spec : APIMSpec
-    df : {"satterthwaite", "containment"}
-        Denominator degrees of freedom of the t tests (containment: nlme's rule).
-
-    Returns
-    -------
-    APIMResult
-    """
-    design = build_design(data, spec)
-    return APIMResult(design=design, engine=fit_engine(design.model, spec.method), df=df)
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,83 +138,3 @@ class APIMResult:
         rows = [(r, e.reason) for e in self.design.dropped for r in e.rows]
         return pd.DataFrame(rows, columns=["row", "reason"]).sort_values("row",
                                                                           ignore_index=True)
-
-    def to_frame(self) -> pd.DataFrame:
-        """The effects table as a DataFrame (a copy)."""
-        return self.effects.reset_index()
-
-    def to_markdown(self, digits: int = 3) -> str:
-        return _pipe_table(self.effects.reset_index(), digits)
-
-    def to_latex(self, digits: int = 3) -> str:
-        table = self.effects.reset_index()
-        cols = list(table.columns)
-        lines = [r"\begin{tabular}{" + "l" * 6 + "r" * (len(cols) - 6) + "}", r"\hline",
-                 " & ".join(c.replace("_", r"\_") for c in cols) + r" \\", r"\hline"]
-        for _, row in table.iterrows():
-            cells = [_fmt(v, digits).replace("_", r"\_").replace("|", r"$\mid$")
-                     for v in row]
-            lines.append(" & ".join(cells) + r" \\")
-        lines += [r"\hline", r"\end{tabular}"]
-        return "\n".join(lines)
-
-    def to_html(self, digits: int = 3) -> str:
-        return self.effects.reset_index().to_html(
-            index=False, float_format=lambda v: f"{v:.{digits}f}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (documented in the README)."""
-        from apim import __version__
-
-        fit = self.engine
-        var = fit.variance["estimate"]
-        r0, r1 = self.roles
-        g = fit.G
-        variance = {
-            "random_effects": list(fit.model.z_names),
-            "G": g.tolist() if g is not None else None,
-            "residual_sd": {r0: var["sigma(0)"], r1: var["sigma(1)"]},
-            "residual_correlation": var.get("rho"),
-            "ar1_phi": var.get("phi"),
-            "therapist_sd": float(np.sqrt(fit.T[0, 0])) if fit.T is not None else None,
-            "table": {k: {"estimate": v["estimate"], "se": v["se"]}
-                      for k, v in self.variance.iterrows()},
-        }
-        fixed = [{"term": name, **{k: _jsonable(v) for k, v in row.items()}}
-                 for name, row in self.effects.iterrows()]
-        return {
-            "version": __version__, "specification": self.spec.to_dict(),
-            "n_obs": fit.n_obs, "n_dyads": fit.n_dyads, "method": fit.method,
-            "loglik": fit.loglik, "aic": fit.aic, "bic": fit.bic,
-            "converged": fit.converged, "message": fit.message,
-            "boundary": list(fit.boundary), "fit_seconds": fit.fit_seconds, "df": self.df,
-            "fixed": fixed, "variance": variance,
-            "dropped": [{"reason": e.reason, "rows": list(e.rows)} for e in self.design.dropped],
-        }
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, default=_jsonable)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.floating, float)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-def _fmt(value: Any, digits: int) -> str:
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _pipe_table(table: pd.DataFrame, digits: int) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(_fmt(v, digits) for v in row) + " |")
-    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Monte Carlo power of an APIM effect or Wald hypothesis over a grid of designs.
 
-Every replicate simulates a data set (:func:`apim.simulate.simulate`), fits the analysis
+Every replicate simulates a data set (:func:`apim.simulation.simulate.simulate`), fits the analysis
 model and tests the hypothesis. Each (grid point, replicate) gets its own seed from one
 ``numpy.random.SeedSequence``, so results are identical whatever the number of workers.
 Replicates run in parallel with joblib (``n_jobs``), or on a Dask cluster when a scheduler
@@ -10,7 +10,7 @@ hidden.
 Examples
 --------
 >>> from apim import APIMSpec
->>> from apim.simulate import SimulationSpec
+>>> from apim.simulation.simulate import SimulationSpec
 >>> result = power(SimulationSpec(n_dyads=30, n_sessions=5), APIMSpec("y", ("x",)),
 ...                "patient.actor.within", replicates=4, progress=False)
 >>> list(result.table.columns)[:3]
@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from apim.errors import OptionError
-from apim.simulate import SimulationSpec, simulate
-from apim.spec import APIMSpec
+from apim.model.spec import APIMSpec
+from apim.simulation.simulate import SimulationSpec, simulate
 
 __all__ = ["PowerResult", "power", "run_replicates"]
 
@@ -71,8 +71,8 @@ class PowerResult:
 def _one(truth: SimulationSpec, analysis: APIMSpec, hypothesis: str,
          seed: np.random.SeedSequence) -> tuple[float, float, bool]:
     """(p value, estimate, failed) of one replicate."""
-    from apim.results import fit
-    from apim.wald import wald_test
+    from apim.inference.wald import wald_test
+    from apim.model.fit import fit
 
     try:
         with warnings.catch_warnings():

@@ -30,13 +30,13 @@ import patsy
 
 from apim.data.formats import partner_values
 from apim.data.session import SessionData
-from apim.design import Term, assemble_design
 from apim.engine.fit import fit as fit_engine
 from apim.errors import OptionError
-from apim.results import APIMResult
-from apim.spec import APIMSpec
+from apim.model.design import Term, assemble_design
+from apim.model.result import APIMResult
+from apim.model.spec import APIMSpec
 
-__all__ = ["fit_formula", "response_surface", "surface_parameters"]
+__all__ = ["fit_formula", "response_surface"]
 
 
 def _with_partner_columns(data: SessionData) -> pd.DataFrame:
@@ -65,8 +65,8 @@ def fit_formula(data: SessionData, formula: str, random: str | None = None,
         ``outcome ~ terms``; ``x_partner`` is the partner's ``x`` at the same session.
     random : str, optional
         Right-hand side of the dyad-level random effects, e.g. ``"0 + man + woman"``.
-    residual, therapist_level, method, df : as in :class:`~apim.spec.APIMSpec` and
-        :func:`~apim.results.fit`.
+    residual, therapist_level, method, df : as in :class:`~apim.model.spec.APIMSpec` and
+        :func:`~apim.model.result.fit`.
 
     Returns
     -------
@@ -99,7 +99,7 @@ def response_surface(data: SessionData, outcome: str, predictor: str,
 
     ``P`` and ``T`` are the two roles' ratings at the session, both centred on ``center``
     (default: the grand mean of all ratings, one constant so that ``P = T`` stays the line
-    of congruence). Use :func:`surface_parameters` for a1-a4.
+    of congruence). Use :func:`apim.inference.surface.surface_parameters` for a1-a4.
     """
     frame = data.frame
     x = data.numeric(predictor)
@@ -124,21 +124,3 @@ def response_surface(data: SessionData, outcome: str, predictor: str,
     Z = None if random == "none" else pd.DataFrame(z)
     sources = pd.DataFrame({outcome: y, predictor: x, f"{predictor}_partner": partner})
     return _fit_columns(data, spec, y, pd.DataFrame(columns), Z, terms, sources, df)
-
-
-def surface_parameters(result: APIMResult) -> pd.DataFrame:
-    """a1-a4 of a :func:`response_surface` fit, per outcome role, with SEs and tests."""
-    from apim.wald import wald_test
-
-    rows = []
-    for r in result.design.outcome_roles:
-        b = {k: f"{r}.surface.none.{k}" for k in ("P", "T", "P2", "PxT", "T2")}
-        for name, expr in (("a1", f"{b['P']} + {b['T']}"),
-                           ("a2", f"{b['P2']} + {b['PxT']} + {b['T2']}"),
-                           ("a3", f"{b['P']} - {b['T']}"),
-                           ("a4", f"{b['P2']} - {b['PxT']} + {b['T2']}")):
-            test = wald_test(result, f"{expr} = 0")
-            rows.append({"outcome_role": r, "parameter": name, "estimate": test.estimate[0],
-                         "se": test.se[0], "df": test.df_den, "t": test.statistic,
-                         "p": test.p})
-    return pd.DataFrame(rows)

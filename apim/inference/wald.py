@@ -35,7 +35,7 @@ from apim.engine.inference import satterthwaite_df, satterthwaite_f_df
 from apim.errors import OptionError
 
 if TYPE_CHECKING:
-    from apim.results import APIMResult
+    from apim.model.result import APIMResult
 
 __all__ = ["WaldTest", "wald_test", "contrast_matrix"]
 

@@ -1,4 +1,4 @@
-"""From session data and an :class:`~apim.spec.APIMSpec` to the engine's arrays.
+"""From session data and an :class:`~apim.model.spec.APIMSpec` to the engine's arrays.
 
 Each fixed-effect column is a :class:`Term` that knows what it means: the outcome role it
 belongs to, the kind of effect, the level, the predictor and the moderator it is
@@ -29,10 +29,10 @@ import pandas as pd
 from apim.data.report import Exclusion
 from apim.data.session import SessionData
 from apim.data.validate import require_columns
-from apim.decompose import Decomposition, decompose
 from apim.engine import Diagonal, MixedModel, Residual, Unstructured
 from apim.errors import OptionError
-from apim.spec import APIMSpec
+from apim.model.centring import Decomposition, decompose
+from apim.model.spec import APIMSpec
 
 __all__ = ["Term", "APIMDesign", "build_design"]
 

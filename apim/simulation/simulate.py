@@ -9,7 +9,7 @@ Predictor (e.g. alliance)::
     (a_iP, a_iT) ~ N(0, [x_between_sd, x_between_cor]),  g_j ~ N(0, x_therapist_sd^2)
     w_it = x_phi w_i,t-1 + eta_it,  eta_it ~ N(0, (1 - x_phi^2) [x_within_sd, x_within_cor])
 
-Outcome, with the *observed* decomposition of ``x`` that :func:`apim.decompose` computes
+Outcome, with the *observed* decomposition of ``x`` that :func:`apim.model.centring` computes
 (``W`` within, ``B`` between: person mean over rated sessions minus the role's mean of
 person means), so that estimates are unbiased for these coefficients::
 
@@ -47,8 +47,8 @@ import numpy as np
 import pandas as pd
 
 from apim.data.session import SessionData
-from apim.decompose import decompose
 from apim.errors import OptionError
+from apim.model.centring import decompose
 
 __all__ = ["SimulationSpec", "simulate", "true_effects"]
 
@@ -109,7 +109,7 @@ class SimulationSpec:
             if not 0 <= getattr(self, name) <= 1:
                 raise OptionError(f"{name}={getattr(self, name)} must lie in [0, 1]")
 
-    def replace(self, **changes: object) -> "SimulationSpec":
+    def replace(self, **changes: object) -> SimulationSpec:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, object]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from apim.decompose import DecompositionSpec
 from apim.engine.residual import RESIDUAL_NAMES
 from apim.errors import OptionError
+from apim.model.centring import DecompositionSpec
 
 __all__ = ["APIMSpec", "EFFECTS"]
 
@@ -98,7 +98,7 @@ class APIMSpec:
             return self.residual
         return "un" if self.distinguishable else "cs"
 
-    def replace(self, **changes: object) -> "APIMSpec":
+    def replace(self, **changes: object) -> APIMSpec:
         """A copy with some fields changed."""
         from dataclasses import replace
 

@@ -30,10 +30,10 @@ import pandas as pd
 from scipy import stats
 
 from apim.errors import OptionError
-from apim.wald import contrast_matrix
+from apim.inference.wald import contrast_matrix
 
 if TYPE_CHECKING:
-    from apim.results import APIMResult
+    from apim.model.result import APIMResult
 
 __all__ = ["simple_slopes", "johnson_neyman", "JohnsonNeyman"]
 

@@ -20,8 +20,9 @@ from scipy import stats
 
 from apim.data.session import SessionData
 from apim.errors import OptionError
-from apim.results import APIMResult, fit
-from apim.spec import APIMSpec
+from apim.model.fit import fit
+from apim.model.result import APIMResult
+from apim.model.spec import APIMSpec
 
 __all__ = ["LikelihoodRatioTest", "likelihood_ratio_test", "distinguishability_test",
            "POOLED_RESIDUAL"]

@@ -1,0 +1,52 @@
+"""Command line: ``apim demo``, ``describe``, ``fit``, ``simulate`` and ``power``.
+
+One thin module per subcommand (``register`` adds its parser, ``run`` does the work); the
+statistics live in the library. Data problems print one line on stderr and exit with
+code 2, never a traceback.
+
+Examples
+--------
+>>> main(["describe", "no-such-file.csv", "--dyad", "d", "--role", "r"])
+2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from apim import __version__
+from apim.cli import demo, describe, fit, power, simulate
+from apim.errors import DataError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_DATA = 2
+SUBCOMMANDS = (demo, describe, fit, simulate, power)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``apim`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="apim", description="Actor-partner interdependence models for "
+        "session-by-session dyadic data")
+    parser.add_argument("--version", action="version", version=f"apim {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in SUBCOMMANDS:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except BrokenPipeError:  # output piped into head and the like
+        return 0
+    except (DataError, OSError) as error:
+        message = " ".join(str(error).split())
+        print(f"apim: error: {message}", file=sys.stderr)
+        return EXIT_DATA
+    return 0

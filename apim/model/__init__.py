@@ -1,0 +1,1 @@
+"""The APIM: specification, centring, design, fitting and the fitted result."""

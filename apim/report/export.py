@@ -1,0 +1,111 @@
+"""Exports of a fitted APIM: markdown, LaTeX, HTML and JSON (documented in the README).
+
+Examples
+--------
+>>> import apim
+>>> result = apim.fit(apim.load_alliance(), apim.APIMSpec("outcome", ("alliance",)))
+>>> to_markdown(result).splitlines()[0].startswith("| term |")
+True
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from apim.model.result import APIMResult
+
+__all__ = ["to_frame", "to_markdown", "to_latex", "to_html", "to_dict", "to_json"]
+
+
+def to_frame(result: APIMResult) -> pd.DataFrame:
+    """The effects table as a DataFrame (a copy)."""
+    return result.effects.reset_index()
+
+
+def to_markdown(result: APIMResult, digits: int = 3) -> str:
+    """The effects table as a markdown pipe table."""
+    return _pipe_table(result.effects.reset_index(), digits)
+
+
+def to_latex(result: APIMResult, digits: int = 3) -> str:
+    """The effects table as a LaTeX tabular."""
+    table = result.effects.reset_index()
+    cols = list(table.columns)
+    lines = [r"\begin{tabular}{" + "l" * 6 + "r" * (len(cols) - 6) + "}", r"\hline",
+             " & ".join(c.replace("_", r"\_") for c in cols) + r" \\", r"\hline"]
+    for _, row in table.iterrows():
+        cells = [_fmt(v, digits).replace("_", r"\_").replace("|", r"$\mid$")
+                 for v in row]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\hline", r"\end{tabular}"]
+    return "\n".join(lines)
+
+
+def to_html(result: APIMResult, digits: int = 3) -> str:
+    """The effects table as an HTML table."""
+    return result.effects.reset_index().to_html(
+        index=False, float_format=lambda v: f"{v:.{digits}f}")
+
+
+def to_dict(result: APIMResult) -> dict[str, Any]:
+    """JSON-ready dictionary (documented in the README)."""
+    from apim import __version__
+
+    fit = result.engine
+    var = fit.variance["estimate"]
+    r0, r1 = result.roles
+    g = fit.G
+    variance = {
+        "random_effects": list(fit.model.z_names),
+        "G": g.tolist() if g is not None else None,
+        "residual_sd": {r0: var["sigma(0)"], r1: var["sigma(1)"]},
+        "residual_correlation": var.get("rho"),
+        "ar1_phi": var.get("phi"),
+        "therapist_sd": float(np.sqrt(fit.T[0, 0])) if fit.T is not None else None,
+        "table": {k: {"estimate": v["estimate"], "se": v["se"]}
+                  for k, v in result.variance.iterrows()},
+    }
+    fixed = [{"term": name, **{k: _jsonable(v) for k, v in row.items()}}
+             for name, row in result.effects.iterrows()]
+    return {
+        "version": __version__, "specification": result.spec.to_dict(),
+        "n_obs": fit.n_obs, "n_dyads": fit.n_dyads, "method": fit.method,
+        "loglik": fit.loglik, "aic": fit.aic, "bic": fit.bic,
+        "converged": fit.converged, "message": fit.message,
+        "boundary": list(fit.boundary), "fit_seconds": fit.fit_seconds, "df": result.df,
+        "fixed": fixed, "variance": variance,
+        "dropped": [{"reason": e.reason, "rows": list(e.rows)} for e in result.design.dropped],
+    }
+
+
+def to_json(result: APIMResult, indent: int | None = 2) -> str:
+    """:func:`to_dict` as JSON text."""
+    return json.dumps(to_dict(result), indent=indent, default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.floating, float)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _fmt(value: Any, digits: int) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pipe_table(table: pd.DataFrame, digits: int) -> str:
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(_fmt(v, digits) for v in row) + " |")
+    return "\n".join(lines)

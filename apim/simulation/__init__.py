@@ -1,0 +1,1 @@
+"""Simulating session data under the full APIM, and Monte Carlo power."""
