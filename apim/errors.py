@@ -1,13 +1,21 @@
-"""Errors raised for bad input.
+"""Errors and warnings: one root for everything apim raises.
 
-Every error is a ``ValueError`` subclass whose message names the column, the offending
-value and the first offending rows, and says how to fix it. The command line prints the
-message on one line and exits with code 2.
+- :class:`ApimError` is the root. :class:`DataError` (bad data) and :class:`SpecError` (an
+  option or specification that is out of range or does not fit the data) are also
+  ``ValueError``; :class:`FitError` (numerical failure) is also ``RuntimeError``.
+- Warnings derive from :class:`ApimWarning`: :class:`BoundaryWarning`,
+  :class:`ConvergenceWarning`, :class:`SmallSampleWarning`, :class:`DataWarning`.
+
+Messages name the column, the offending value and the first offending rows, and say how
+to fix it. The command line prints an ``ApimError`` on one line and exits with code 2.
+Third-party exceptions are translated into these where they arise.
 
 Examples
 --------
->>> from apim.errors import DataError, MissingColumnError
->>> issubclass(MissingColumnError, ValueError)
+>>> from apim.errors import ApimError, DataError, MissingColumnError, SpecError
+>>> issubclass(MissingColumnError, DataError) and issubclass(DataError, ValueError)
+True
+>>> issubclass(SpecError, ApimError)
 True
 """
 
@@ -16,7 +24,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 __all__ = [
+    "ApimError",
     "DataError",
+    "SpecError",
+    "FitError",
+    "ApimWarning",
+    "BoundaryWarning",
+    "ConvergenceWarning",
+    "SmallSampleWarning",
+    "DataWarning",
     "EmptyDataError",
     "MissingColumnError",
     "RoleCountError",
@@ -32,7 +48,6 @@ __all__ = [
     "AllMissingError",
     "PartnerMismatchError",
     "UnsupportedFileError",
-    "OptionError",
     "RankDeficientError",
     "format_rows",
 ]
@@ -63,8 +78,40 @@ def _first_values(values: Sequence[object], limit: int = 3) -> str:
     return ", ".join(repr(_plain(v)) for v in list(values)[:limit])
 
 
-class DataError(ValueError):
-    """Base class of every bad-input error in apim."""
+class ApimError(Exception):
+    """Root of every error apim raises on purpose."""
+
+
+class DataError(ApimError, ValueError):
+    """The data are unusable as given (column, value and rows named in the message)."""
+
+
+class SpecError(ApimError, ValueError):
+    """An option or specification is invalid, or does not fit the data."""
+
+
+class FitError(ApimError, RuntimeError):
+    """The estimation failed numerically (the message says what to try)."""
+
+
+class ApimWarning(UserWarning):
+    """Root of apim's warnings."""
+
+
+class BoundaryWarning(ApimWarning):
+    """A variance parameter is estimated at (or next to) the boundary of its space."""
+
+
+class ConvergenceWarning(ApimWarning):
+    """The optimizer stopped before the convergence criteria were met."""
+
+
+class SmallSampleWarning(ApimWarning):
+    """Few dyads, or more covariance parameters than the design supports well."""
+
+
+class DataWarning(ApimWarning):
+    """Something in the data deserves a look (suspicious values, near-duplicate ids ...)."""
 
 
 class EmptyDataError(DataError):
@@ -212,11 +259,7 @@ class UnsupportedFileError(DataError):
     """The file cannot be read (unknown type, missing file, missing optional reader)."""
 
 
-class OptionError(DataError):
-    """An analysis option is out of range or does not fit the data."""
-
-
-class RankDeficientError(DataError):
+class RankDeficientError(SpecError):
     """The fixed-effects design matrix is not of full column rank."""
 
     def __init__(self, columns: Sequence[str]) -> None:

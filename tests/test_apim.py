@@ -12,7 +12,7 @@ from scipy import stats
 import apim
 from apim import APIMSpec, DecompositionSpec, SessionData, report
 from apim.cli import main
-from apim.errors import OptionError
+from apim.errors import SpecError
 from apim.inference.compare import distinguishability_test
 from apim.inference.effect_sizes import effect_sizes
 from apim.inference.patterns import dyadic_patterns
@@ -74,9 +74,9 @@ def test_wald_single_equation_equals_table_t(moderated):
     L, c = contrast_matrix("2*patient.actor.within - therapist.partner.between = 0.5",
                            list(moderated.engine.coef.index))
     assert c[0] == pytest.approx(0.5) and sorted(L[0][L[0] != 0]) == [-1.0, 2.0]
-    with pytest.raises(OptionError, match="unknown effect"):
+    with pytest.raises(SpecError, match="unknown effect"):
         wald_test(moderated, "patient.actr.within = 0")
-    with pytest.raises(OptionError, match="linear"):
+    with pytest.raises(SpecError, match="linear"):
         wald_test(moderated, "patient.actor.within * therapist.actor.within = 0")
 
 
@@ -91,7 +91,7 @@ def test_simple_slopes_and_johnson_neyman(moderated):
     at = simple_slopes(moderated, "patient.actor.within", "partner", at=list(jn.bounds))
     crit = stats.t.ppf(0.975, at["df"].iloc[0])
     np.testing.assert_allclose(np.abs(at["t"]), crit, rtol=1e-8)
-    with pytest.raises(OptionError, match="no term moderates"):
+    with pytest.raises(SpecError, match="no term moderates"):
         simple_slopes(moderated, "patient.actor.within", "session")
 
 
@@ -133,7 +133,7 @@ def test_robustness_companions(data):
     beta = np.linalg.lstsq(xd.to_numpy(), yd.to_numpy(), rcond=None)[0]
     assert fe.loc[("patient", "actor"), "estimate"] == pytest.approx(beta[0])
     assert fe.loc[("patient", "partner"), "estimate"] == pytest.approx(beta[1])
-    with pytest.raises(OptionError, match="MixedLM"):
+    with pytest.raises(SpecError, match="MixedLM"):
         mixedlm_counterpart(result)
     simple = apim.fit(data, BASE.replace(residual="independent"))
     both = mixedlm_counterpart(simple)
@@ -155,16 +155,16 @@ def test_response_surface_parameters(data):
 
 
 def test_specification_errors(data):
-    with pytest.raises(OptionError, match="at least one predictor"):
+    with pytest.raises(SpecError, match="at least one predictor"):
         APIMSpec("outcome", ())
-    with pytest.raises(OptionError, match="used twice"):
+    with pytest.raises(SpecError, match="used twice"):
         APIMSpec("outcome", ("alliance", "alliance"))
-    with pytest.raises(OptionError, match="residual='ar2'"):
+    with pytest.raises(SpecError, match="residual='ar2'"):
         APIMSpec("outcome", ("alliance",), residual="ar2")
     bare = data.replace(data.frame)
     no_therapist = SessionData.from_long(bare.to_long().drop(columns="therapist"),
                                          dyad="dyad", session="session", role="role")
-    with pytest.raises(OptionError, match="needs a therapist column"):
+    with pytest.raises(SpecError, match="needs a therapist column"):
         apim.fit(no_therapist, BASE.replace(therapist_level=True))
 
 

@@ -6,7 +6,7 @@ import pytest
 
 import apim
 from apim import APIMSpec, DecompositionSpec, SessionData
-from apim.errors import OptionError
+from apim.errors import SpecError
 from apim.inference.compare import distinguishability_test, likelihood_ratio_test
 from apim.inference.effect_sizes import pseudo_r2
 from apim.inference.wald import wald_test
@@ -194,12 +194,12 @@ def test_likelihood_ratio_rules(acitelli):
     spec = APIMSpec("satisfaction", ("other_pos",), decomposition=RAW, random="none")
     reml_a = apim.fit(acitelli, spec)
     reml_b = apim.fit(acitelli, spec.replace(covariates=("Yearsmar",)))
-    with pytest.raises(OptionError, match="refit both with method='ML'"):
+    with pytest.raises(SpecError, match="refit both with method='ML'"):
         likelihood_ratio_test(reml_a, reml_b)
     ml = spec.replace(method="ML")
     test = likelihood_ratio_test(apim.fit(acitelli, ml),
                                  apim.fit(acitelli, ml.replace(covariates=("Yearsmar",))))
     assert test.df == 2 and test.chi2 >= 0
-    with pytest.raises(OptionError, match="pass the smaller model first"):
+    with pytest.raises(SpecError, match="pass the smaller model first"):
         likelihood_ratio_test(apim.fit(acitelli, ml.replace(covariates=("Yearsmar",))),
                               apim.fit(acitelli, ml))

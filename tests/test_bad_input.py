@@ -85,7 +85,7 @@ CASES = [
     Case("unknown file type", good(), E.UnsupportedFileError,
          r"unknown file type '.json'", suffix=".json"),
     Case("file does not exist", None, E.UnsupportedFileError, r"does not exist"),
-    Case("reserved name", good().assign(row=1), E.OptionError,
+    Case("reserved name", good().assign(row=1), E.SpecError,
          r"column 'row' clashes with a name apim reserves"),
     Case("inconsistent pairwise",
          pd.DataFrame({"dyad": [1, 1, 2, 2], "session": 1, "role": ["p", "t"] * 2,

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apim import DecompositionSpec, SessionData, decompose, load_alliance
-from apim.errors import AllMissingError, ConstantVariableError, OptionError
+from apim.errors import AllMissingError, ConstantVariableError, SpecError
 
 
 def small() -> SessionData:
@@ -123,9 +123,9 @@ def test_bad_predictors():
         decompose(data, ["x"])
     with pytest.raises(AllMissingError, match="'y' is missing in every row for role 'P'"):
         decompose(data, ["y"])
-    with pytest.raises(OptionError, match="needs a therapist column"):
+    with pytest.raises(SpecError, match="needs a therapist column"):
         decompose(data, ["x"], DecompositionSpec(center="therapist"))
-    with pytest.raises(OptionError, match="lag=-1"):
+    with pytest.raises(SpecError, match="lag=-1"):
         DecompositionSpec(lag=-1)
 
 

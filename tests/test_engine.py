@@ -17,7 +17,7 @@ from apim.engine.likelihood import evaluate
 from apim.engine.model import Prepared
 from apim.engine.oracle import dense_covariance, dense_loglik
 from apim.engine.residual import RESIDUAL_NAMES
-from apim.errors import OptionError, RankDeficientError
+from apim.errors import RankDeficientError, SpecError
 
 
 def small(seed: int = 3) -> pd.DataFrame:
@@ -191,7 +191,7 @@ def test_structures_parameter_maps():
     g = cs.matrix(np.array([np.log(2.0), -5.0]))
     assert g[0, 0] == pytest.approx(4.0) and g[0, 1] / 4 > -0.5
     assert Residual.named("un-ar1").kronecker and not Residual.named("ar1").kronecker
-    with pytest.raises(OptionError, match="'toeplitz' is not one of"):
+    with pytest.raises(SpecError, match="'toeplitz' is not one of"):
         Residual.named("toeplitz")
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from apim import __version__
 from apim.cli import demo, describe, fit, power, simulate
-from apim.errors import DataError
+from apim.errors import ApimError
 
 __all__ = ["main", "build_parser"]
 
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except BrokenPipeError:  # output piped into head and the like
         return 0
-    except (DataError, OSError) as error:
+    except (ApimError, OSError) as error:
         message = " ".join(str(error).split())
         print(f"apim: error: {message}", file=sys.stderr)
         return EXIT_DATA

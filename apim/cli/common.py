@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from apim.data.session import SessionData
-from apim.errors import OptionError
+from apim.errors import SpecError
 
 __all__ = ["add_columns", "load"]
 
@@ -29,10 +29,10 @@ def _load(args: argparse.Namespace) -> SessionData:
     common = {"dyad": args.dyad, "session": args.session, "therapist": args.therapist}
     if args.layout == "wide":
         if roles is None:
-            raise OptionError("--layout wide needs --roles A,B (the column prefixes)")
+            raise SpecError("--layout wide needs --roles A,B (the column prefixes)")
         return SessionData.from_wide(args.data, roles=roles, **common)
     if args.role is None:
-        raise OptionError(f"--layout {args.layout} needs --role COL")
+        raise SpecError(f"--layout {args.layout} needs --role COL")
     read = SessionData.from_pairwise if args.layout == "pairwise" else SessionData.from_long
     return read(args.data, role=args.role, roles=roles, **common)
 
@@ -42,9 +42,9 @@ def load(args: argparse.Namespace) -> SessionData:
     common = {"dyad": args.dyad, "session": args.session, "therapist": args.therapist}
     if args.layout == "wide":
         if roles is None:
-            raise OptionError("--layout wide needs --roles A,B (the column prefixes)")
+            raise SpecError("--layout wide needs --roles A,B (the column prefixes)")
         return SessionData.from_wide(args.data, roles=roles, **common)
     if args.role is None:
-        raise OptionError(f"--layout {args.layout} needs --role COL")
+        raise SpecError(f"--layout {args.layout} needs --role COL")
     read = SessionData.from_pairwise if args.layout == "pairwise" else SessionData.from_long
     return read(args.data, role=args.role, roles=roles, **common)

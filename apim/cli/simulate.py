@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from apim.errors import OptionError
+from apim.errors import SpecError
 from apim.simulation.simulate import SimulationSpec, simulate
 
 __all__ = ["register", "run", "truth_from"]
@@ -19,7 +19,7 @@ def _settings(pairs: Sequence[str] | None) -> dict[str, object]:
     for pair in pairs or []:
         name, _, value = pair.partition("=")
         if name not in defaults or not value:
-            raise OptionError(f"--set {pair!r}: use FIELD=VALUE with a field of the "
+            raise SpecError(f"--set {pair!r}: use FIELD=VALUE with a field of the "
                               f"simulation, e.g. partner_within=0.1,0.1 or residual_phi=0.3")
         default = defaults[name]
         try:
@@ -29,7 +29,7 @@ def _settings(pairs: Sequence[str] | None) -> dict[str, object]:
             else:
                 out[name] = type(default)(value)
         except ValueError:
-            raise OptionError(f"--set {pair!r}: {value!r} is not a valid {name}") from None
+            raise SpecError(f"--set {pair!r}: {value!r} is not a valid {name}") from None
     return out
 
 

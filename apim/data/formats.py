@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from apim.errors import OptionError, PartnerMismatchError
+from apim.errors import PartnerMismatchError, SpecError
 
 if TYPE_CHECKING:
     from apim.data.session import SessionData
@@ -87,7 +87,7 @@ def pairwise_to_long(data: SessionData, actor_suffix: str,
               and f"{c[: -len(actor_suffix)]}{partner_suffix}" in frame.columns]
     clash = [s for s in paired if s in frame.columns]
     if clash:
-        raise OptionError(
+        raise SpecError(
             f"column {clash[0]!r} exists both with and without the actor suffix "
             f"{actor_suffix!r}; rename one of them")
     frame = frame.rename(columns={f"{s}{actor_suffix}": s for s in paired})
@@ -150,12 +150,12 @@ def wide_to_long(frame: pd.DataFrame, roles: Sequence[str], separator: str,
 
     require_columns(frame, {f"key {k}": k for k in keys})
     if "role" in frame.columns:
-        raise OptionError("wide data already has a column 'role'; rename it before stacking")
+        raise SpecError("wide data already has a column 'role'; rename it before stacking")
     prefixes = {r: f"{r}{separator}" for r in roles}
     owned = {r: [c for c in frame.columns if isinstance(c, str) and c.startswith(p)]
              for r, p in prefixes.items()}
     if not owned[roles[0]] and not owned[roles[1]]:
-        raise OptionError(
+        raise SpecError(
             f"no column starts with {prefixes[roles[0]]!r} or {prefixes[roles[1]]!r}; "
             "wide data needs role-prefixed columns such as "
             f"{prefixes[roles[0]]}alliance")

@@ -30,7 +30,7 @@ import pandas as pd
 
 from apim.data import validate as check
 from apim.data.io import read_table
-from apim.errors import EmptyDataError, MissingColumnError, OptionError
+from apim.errors import EmptyDataError, MissingColumnError, SpecError
 
 if TYPE_CHECKING:
     from apim.data.report import DataReport
@@ -140,7 +140,7 @@ class SessionData:
         clashes = [c for c in frame.columns if c in ("dyad", "session", "role", "therapist",
                                                      ROW) and c not in rename]
         if clashes:
-            raise OptionError(
+            raise SpecError(
                 f"column {clashes[0]!r} clashes with a name apim reserves for identifying "
                 f"columns; rename it or map it with {clashes[0]}=...")
         frame = frame.rename(columns=rename).copy()

@@ -31,16 +31,12 @@ from scipy import optimize
 from apim.engine.inference import containment_df, satterthwaite_df
 from apim.engine.likelihood import Evaluation, evaluate, split_theta
 from apim.engine.model import MixedModel, Prepared
-from apim.errors import OptionError
+from apim.errors import BoundaryWarning, SpecError
 
 __all__ = ["fit", "MixedFit", "start_values"]
 
 
 Method = Literal["REML", "ML"]
-
-
-class BoundaryWarning(UserWarning):
-    """A variance parameter is estimated at (or next to) the boundary of its space."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -291,13 +287,13 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
     MixedFit
     """
     if method not in ("REML", "ML"):
-        raise OptionError(f"method={method!r} must be 'REML' or 'ML'")
+        raise SpecError(f"method={method!r} must be 'REML' or 'ML'")
     clock = time.perf_counter()
     reml = method == "REML"
     prep = Prepared.of(model)
     theta0 = start_values(model, prep) if start is None else np.asarray(start, float)
     if len(theta0) != model.n_params:
-        raise OptionError(f"start has {len(theta0)} values; the model has {model.n_params}")
+        raise SpecError(f"start has {len(theta0)} values; the model has {model.n_params}")
     scale = float(prep.n)
     calls = [0]
 

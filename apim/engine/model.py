@@ -29,7 +29,7 @@ import numpy as np
 from apim.engine.moments import DenseProducts, TypeMoments, cross_products
 from apim.engine.residual import Residual, ResidualLayout
 from apim.engine.structures import RandomStructure
-from apim.errors import OptionError, RankDeficientError
+from apim.errors import RankDeficientError, SpecError
 
 __all__ = ["MixedModel", "Prepared"]
 
@@ -127,11 +127,11 @@ class Prepared:
         for name, arr in (("dyad", model.dyad), ("role", model.role),
                           ("session", model.session)):
             if len(arr) != n:
-                raise OptionError(f"{name} has {len(arr)} rows but y has {n}")
+                raise SpecError(f"{name} has {len(arr)} rows but y has {n}")
         if not np.all(np.isfinite(model.y)) or not np.all(np.isfinite(X)):
-            raise OptionError("y and X must be finite; drop incomplete rows before fitting")
+            raise SpecError("y and X must be finite; drop incomplete rows before fitting")
         if (model.Z is None) != (model.random is None):
-            raise OptionError("give both Z and random, or neither")
+            raise SpecError("give both Z and random, or neither")
         rank = np.linalg.matrix_rank(X)
         if rank < X.shape[1]:
             names = model.x_names or tuple(f"x{j}" for j in range(X.shape[1]))
@@ -160,7 +160,7 @@ class Prepared:
         if model.therapist is not None:
             changes = np.unique(np.column_stack([dyad, therapist]), axis=0)
             if len(changes) != len(np.unique(dyad)):
-                raise OptionError("a dyad has more than one therapist")
+                raise SpecError("a dyad has more than one therapist")
         return cls(order=order, raw=raw, layout=layout, cluster=cluster, slot=slot,
                    n_slots=int(slot.max()) + 1, n_clusters=int(cluster.max()) + 1,
                    q_t=model.q_therapist, q=model.q, p=X.shape[1],

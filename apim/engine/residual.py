@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from apim.errors import OptionError
+from apim.errors import SpecError
 
 __all__ = ["Residual", "ResidualLayout", "RESIDUAL_NAMES"]
 
@@ -123,7 +123,7 @@ class Residual:
     def named(cls, name: str) -> Residual:
         """The structure called ``name``: one of ``RESIDUAL_NAMES``."""
         if name not in RESIDUAL_NAMES:
-            raise OptionError(f"residual structure {name!r} is not one of "
+            raise SpecError(f"residual structure {name!r} is not one of "
                               f"{', '.join(RESIDUAL_NAMES)}")
         return cls(*RESIDUAL_NAMES[name])
 

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 from apim.data.session import SessionData
-from apim.errors import OptionError
+from apim.errors import SpecError
 from apim.model.fit import fit
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec
@@ -56,24 +56,24 @@ def likelihood_ratio_test(reduced: APIMResult, full: APIMResult) -> LikelihoodRa
 
     Raises
     ------
-    OptionError
+    SpecError
         When the fits use different rows or methods, when REML fits differ in their fixed
         effects (their likelihoods are not comparable: refit with method="ML"), or when the
         "full" model does not have more parameters.
     """
     a, b = reduced.engine, full.engine
     if a.method != b.method:
-        raise OptionError("both models must be fitted with the same method (ML or REML)")
+        raise SpecError("both models must be fitted with the same method (ML or REML)")
     if a.n_obs != b.n_obs or not np.array_equal(np.sort(reduced.design.used),
                                                 np.sort(full.design.used)):
-        raise OptionError("the models use different rows; compare fits of the same rows")
+        raise SpecError("the models use different rows; compare fits of the same rows")
     if a.method == "REML" and (list(a.coef.index) != list(b.coef.index)
                                or not np.allclose(a.model.X, b.model.X)):
-        raise OptionError("REML likelihoods of models with different fixed effects are not "
+        raise SpecError("REML likelihoods of models with different fixed effects are not "
                           "comparable: refit both with method='ML'")
     df = b.n_params - a.n_params
     if df <= 0:
-        raise OptionError(f"the full model has {b.n_params} parameters, the reduced "
+        raise SpecError(f"the full model has {b.n_params} parameters, the reduced "
                           f"{a.n_params}: pass the smaller model first")
     chi2 = max(2 * (b.loglik - a.loglik), 0.0)
     return LikelihoodRatioTest(chi2=chi2, df=df, p=float(stats.chi2.sf(chi2, df)),

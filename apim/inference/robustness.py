@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from apim.errors import OptionError
+from apim.errors import SpecError
 
 if TYPE_CHECKING:
     from apim.model.result import APIMResult
@@ -41,7 +41,7 @@ def within_dyad_fixed_effects(result: APIMResult) -> pd.DataFrame:
     terms = [t for t in design.terms if t.effect in ("actor", "partner", "actor_x_partner")
              and t.level in ("within", "none") and not t.by]
     if not terms:
-        raise OptionError("the model has no time-varying actor or partner effect")
+        raise SpecError("the model has no time-varying actor or partner effect")
     X = pd.DataFrame(design.model.X, index=frame.index, columns=[t.name for t in design.terms])
     y = pd.Series(design.model.y, index=frame.index)
     rows = []
@@ -75,7 +75,7 @@ def mixedlm_counterpart(result: APIMResult) -> pd.DataFrame:
 
     Raises
     ------
-    OptionError
+    SpecError
         When MixedLM cannot express the model (residual structure other than
         ``independent``, a therapist level, or no random effects).
     """
@@ -83,7 +83,7 @@ def mixedlm_counterpart(result: APIMResult) -> pd.DataFrame:
 
     model = result.design.model
     if model.residual.name != "independent" or model.therapist is not None or model.Z is None:
-        raise OptionError(
+        raise SpecError(
             "statsmodels MixedLM has one residual variance, no residual correlation and no "
             "nested levels: it can express this APIM only with residual='independent', "
             "random effects and no therapist level")

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from apim.errors import OptionError
+from apim.errors import SpecError
 from apim.inference.wald import contrast_matrix
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _pair(result: APIMResult, effect: str, moderator: str) -> tuple[int, int]:
     for c in candidates:
         if c in names:
             return i, names.index(c)
-    raise OptionError(f"no term moderates {base!r} through {moderator!r}; moderated terms "
+    raise SpecError(f"no term moderates {base!r} through {moderator!r}; moderated terms "
                       f"are named like {base + '|' + moderator!r}")
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 
 from apim.engine.inference import satterthwaite_df, satterthwaite_f_df
-from apim.errors import OptionError
+from apim.errors import SpecError
 
 if TYPE_CHECKING:
     from apim.model.result import APIMResult
@@ -117,7 +117,7 @@ def _linear(node: ast.AST, p: int) -> np.ndarray:
                 return right[-1] * left
         if isinstance(node.op, ast.Div) and not right[:-1].any() and right[-1] != 0:
             return left / right[-1]
-    raise OptionError("a hypothesis must be linear in the effects: sums and differences "
+    raise SpecError("a hypothesis must be linear in the effects: sums and differences "
                       "of effects times numbers")
 
 
@@ -132,27 +132,27 @@ def contrast_matrix(hypothesis: str, names: list[str]) -> tuple[np.ndarray, np.n
             text = re.sub(pattern, f" _t{aliases[key]} ", text)
         sides = text.split("=")
         if len(sides) > 2:
-            raise OptionError(f"equation {equation.strip()!r} has more than one '='")
+            raise SpecError(f"equation {equation.strip()!r} has more than one '='")
         try:
             trees = [ast.parse(s.strip() or "0", mode="eval").body for s in sides]
         except SyntaxError:
             unknown = re.findall(r"[A-Za-z_][\w.\[\]|-]*", text)
             unknown = [u for u in unknown if not u.startswith("_t")]
-            raise OptionError(
+            raise SpecError(
                 f"cannot read {equation.strip()!r}: unknown effect "
                 f"{unknown[0] if unknown else '?'!r}; effects are named like "
                 f"{names[min(1, len(names) - 1)]!r}") from None
         for tree in trees:
             for node in ast.walk(tree):
                 if isinstance(node, ast.Name) and not node.id.startswith("_t"):
-                    raise OptionError(f"unknown effect {node.id!r} in {equation.strip()!r}; "
+                    raise SpecError(f"unknown effect {node.id!r} in {equation.strip()!r}; "
                                       f"effects are named like {names[0]!r}")
         expr = _linear(trees[0], len(names)) - (_linear(trees[1], len(names))
                                                 if len(trees) == 2 else 0)
         rows.append(expr[:-1])
         rhs.append(-expr[-1])
     if not rows:
-        raise OptionError("the hypothesis is empty")
+        raise SpecError("the hypothesis is empty")
     return np.array(rows), np.array(rhs)
 
 
@@ -178,7 +178,7 @@ def wald_test(result: APIMResult, hypothesis: str) -> WaldTest:
     se = np.sqrt(np.diag(lcl))
     q = L.shape[0]
     if np.linalg.matrix_rank(lcl) < q:
-        raise OptionError("the equations of the hypothesis are not linearly independent")
+        raise SpecError("the equations of the hypothesis are not linearly independent")
     chi2 = float(diff @ np.linalg.solve(lcl, diff))
     involved = float(result.df_values().to_numpy()[np.any(L != 0, axis=0)].min())
     if q == 1:

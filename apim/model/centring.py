@@ -45,7 +45,7 @@ import pandas as pd
 
 from apim.data.formats import partner_values
 from apim.data.session import SessionData
-from apim.errors import OptionError
+from apim.errors import SpecError
 
 __all__ = ["DecompositionSpec", "Decomposition", "decompose"]
 
@@ -90,11 +90,11 @@ class DecompositionSpec:
                    "lag_by": ("session", "order")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise OptionError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
+                raise SpecError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
         if not isinstance(self.lag, (int, np.integer)) or self.lag < 0:
-            raise OptionError(f"lag={self.lag!r} must be a whole number >= 0")
+            raise SpecError(f"lag={self.lag!r} must be a whole number >= 0")
         if self.detrend and self.center in ("grand", "none"):
-            raise OptionError("detrend=True needs center='person' or 'therapist' "
+            raise SpecError("detrend=True needs center='person' or 'therapist' "
                               "(a trend is removed before a within/between split)")
 
 
@@ -178,7 +178,7 @@ def decompose(data: SessionData, variables: Sequence[str],
 
     Raises
     ------
-    OptionError
+    SpecError
         For ``center="therapist"`` without a therapist column.
     NonNumericError, NonFiniteError, AllMissingError, ConstantVariableError
         For a predictor that cannot be split.
@@ -194,7 +194,7 @@ def decompose(data: SessionData, variables: Sequence[str],
 
     spec = spec or DecompositionSpec()
     if spec.center == "therapist" and not data.has_therapist:
-        raise OptionError("center='therapist' needs a therapist column: map it with "
+        raise SpecError("center='therapist' needs a therapist column: map it with "
                           "therapist=... (or --therapist COL)")
     frame = data.frame
     person = [frame["dyad"], frame["role"]]

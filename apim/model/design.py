@@ -30,7 +30,7 @@ from apim.data.report import Exclusion
 from apim.data.session import SessionData
 from apim.data.validate import require_columns
 from apim.engine import Diagonal, MixedModel, Residual, Unstructured
-from apim.errors import OptionError
+from apim.errors import SpecError
 from apim.model.centring import Decomposition, decompose
 from apim.model.spec import APIMSpec
 
@@ -95,7 +95,7 @@ def _dummies(values: pd.Series, name: str) -> dict[str, pd.Series]:
     else:
         levels = sorted(values.dropna().unique(), key=str)
     if len(levels) < 2:
-        raise OptionError(f"moderator {name!r} takes a single value; it cannot moderate")
+        raise SpecError(f"moderator {name!r} takes a single value; it cannot moderate")
     out = {}
     for level in levels[1:]:
         column = (values == level).astype(float).where(values.notna())
@@ -108,14 +108,14 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
 
     Raises
     ------
-    OptionError
+    SpecError
         For options that do not fit the data (e.g. a therapist level without therapists).
     """
     frame = data.frame
     if spec.outcome in spec.predictors:
-        raise OptionError(f"{spec.outcome!r} cannot be both the outcome and a predictor")
+        raise SpecError(f"{spec.outcome!r} cannot be both the outcome and a predictor")
     if spec.therapist_level and not data.has_therapist:
-        raise OptionError("therapist_level=True needs a therapist column (therapist=...)")
+        raise SpecError("therapist_level=True needs a therapist column (therapist=...)")
     y = data.numeric(spec.outcome)
     parts = decompose(data, list(spec.predictors), spec.decomposition)
     comp = parts.components
@@ -190,7 +190,7 @@ def assemble_design(data: SessionData, spec: APIMSpec, y: pd.Series, X: pd.DataF
     if Z is not None:
         ok = ok & Z.notna().all(axis=1).to_numpy()
     if not ok.any():
-        raise OptionError("no row has the outcome and every predictor: nothing to fit")
+        raise SpecError("no row has the outcome and every predictor: nothing to fit")
     remaining = ~ok
     reasons: dict[str, list[int]] = {}
     for name in sources.columns:

@@ -31,7 +31,7 @@ import patsy
 from apim.data.formats import partner_values
 from apim.data.session import SessionData
 from apim.engine.fit import fit as fit_engine
-from apim.errors import OptionError
+from apim.errors import SpecError
 from apim.model.design import Term, assemble_design
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec
@@ -80,7 +80,7 @@ def fit_formula(data: SessionData, formula: str, random: str | None = None,
         Z = None if random is None else patsy.dmatrix(
             random, frame, NA_action=patsy.NAAction(NA_types=[]), return_type="dataframe")
     except patsy.PatsyError as error:
-        raise OptionError(f"cannot build the formula: {' '.join(str(error).split())}") from None
+        raise SpecError(f"cannot build the formula: {' '.join(str(error).split())}") from None
     outcome = y.columns[0]
     used = [c for c in frame.columns if isinstance(c, str) and c != "row"
             and (c in formula or (random is not None and c in random))]

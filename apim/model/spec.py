@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from apim.engine.residual import RESIDUAL_NAMES
-from apim.errors import OptionError
+from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
 
 __all__ = ["APIMSpec", "EFFECTS"]
@@ -78,18 +78,18 @@ class APIMSpec:
             if isinstance(value, str):
                 object.__setattr__(self, name, (value,))
         if not self.predictors:
-            raise OptionError("an APIM needs at least one predictor")
+            raise SpecError("an APIM needs at least one predictor")
         if self.random not in ("none", "intercepts", "slopes"):
-            raise OptionError(f"random={self.random!r} is not one of none, intercepts, slopes")
+            raise SpecError(f"random={self.random!r} is not one of none, intercepts, slopes")
         if self.residual is not None and self.residual not in RESIDUAL_NAMES:
-            raise OptionError(f"residual={self.residual!r} is not one of "
+            raise SpecError(f"residual={self.residual!r} is not one of "
                               f"{', '.join(RESIDUAL_NAMES)}")
         if self.method not in ("REML", "ML"):
-            raise OptionError(f"method={self.method!r} must be 'REML' or 'ML'")
+            raise SpecError(f"method={self.method!r} must be 'REML' or 'ML'")
         used = [self.outcome, *self.predictors, *self.moderators, *self.covariates]
         repeated = {c for c in used if used.count(c) > 1}
         if repeated:
-            raise OptionError(f"column {sorted(repeated)[0]!r} is used twice in the model")
+            raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
 
     @property
     def residual_structure(self) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from apim.errors import OptionError
+from apim.errors import SpecError
 from apim.model.spec import APIMSpec
 from apim.simulation.simulate import SimulationSpec, simulate
 
@@ -52,7 +52,7 @@ class PowerResult:
         try:
             import matplotlib.pyplot as plt
         except ImportError:
-            raise OptionError("plotting needs matplotlib: pip install 'apim[plot]'") from None
+            raise SpecError("plotting needs matplotlib: pip install 'apim[plot]'") from None
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
         groups = self.table.groupby(by) if by else [(None, self.table)]
@@ -109,13 +109,13 @@ def run_replicates(jobs: list[tuple[SimulationSpec, np.random.SeedSequence]],
     try:
         from joblib import Parallel, delayed, parallel_backend
     except ImportError:
-        raise OptionError("parallel runs need joblib: pip install 'apim[parallel]'") from None
+        raise SpecError("parallel runs need joblib: pip install 'apim[parallel]'") from None
     client = None
     if scheduler is not None:
         try:
             from dask.distributed import Client
         except ImportError:
-            raise OptionError("a Dask scheduler needs dask.distributed: "
+            raise SpecError("a Dask scheduler needs dask.distributed: "
                               "pip install 'apim[dask]'") from None
         client = Client(scheduler)
     try:
@@ -181,7 +181,7 @@ def power(truth: SimulationSpec, analysis: APIMSpec, hypothesis: str,
         Show a progress bar.
     """
     if replicates < 1:
-        raise OptionError("replicates must be at least 1")
+        raise SpecError("replicates must be at least 1")
     test = hypothesis if "=" in hypothesis else f"{hypothesis} = 0"
     grid = dict(grid or {})
     names = list(grid) or ["n_dyads", "n_sessions"]

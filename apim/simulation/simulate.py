@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from apim.data.session import SessionData
-from apim.errors import OptionError
+from apim.errors import SpecError
 from apim.model.centring import decompose
 
 __all__ = ["SimulationSpec", "simulate", "true_effects"]
@@ -100,14 +100,14 @@ class SimulationSpec:
 
     def __post_init__(self) -> None:
         if self.n_dyads < 2 or self.n_sessions < 1:
-            raise OptionError("a simulation needs at least 2 dyads and 1 session")
+            raise SpecError("a simulation needs at least 2 dyads and 1 session")
         for name in ("x_between_cor", "x_within_cor", "intercept_cor", "residual_cor",
                      "x_phi", "residual_phi"):
             if not -1 < getattr(self, name) < 1:
-                raise OptionError(f"{name}={getattr(self, name)} must lie in (-1, 1)")
+                raise SpecError(f"{name}={getattr(self, name)} must lie in (-1, 1)")
         for name in ("dropout", "skipped", "missing", "treatment_share"):
             if not 0 <= getattr(self, name) <= 1:
-                raise OptionError(f"{name}={getattr(self, name)} must lie in [0, 1]")
+                raise SpecError(f"{name}={getattr(self, name)} must lie in [0, 1]")
 
     def replace(self, **changes: object) -> SimulationSpec:
         return replace(self, **changes)
