@@ -25,7 +25,7 @@ from apim.datasets import load_alliance
 from apim.model.centring import Decomposition, DecompositionSpec, decompose
 from apim.model.fit import fit
 from apim.model.result import APIMResult
-from apim.model.spec import APIMSpec
+from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec
 
 __version__ = "0.1.0"
 
@@ -40,7 +40,6 @@ _LAZY = {
     "simple_slopes": "apim.inference.slopes",
     "johnson_neyman": "apim.inference.slopes",
     "surface_parameters": "apim.inference.surface",
-    "fit_formula": "apim.model.formula",
     "response_surface": "apim.model.formula",
     "simulate": "apim.simulation.simulate",
     "SimulationSpec": "apim.simulation.simulate",
@@ -50,7 +49,8 @@ _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation"
                 "cli", "parallel", "errors")
 
 __all__ = ["SessionData", "DataReport", "read_table", "load_alliance", "decompose",
-           "DecompositionSpec", "Decomposition", "APIMSpec", "APIMResult", "fit",
+           "DecompositionSpec", "Decomposition", "APIMSpec", "CovarianceSpec", "FormulaSpec",
+           "APIMResult", "fit",
            *_LAZY, "__version__"]
 
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results_file import write_section  # noqa: E402
 
-from apim import APIMSpec  # noqa: E402
+from apim import APIMSpec, CovarianceSpec  # noqa: E402
 from apim.simulation.power import power  # noqa: E402
 from apim.simulation.simulate import SimulationSpec, simulate, true_effects  # noqa: E402
 
@@ -56,8 +56,9 @@ def replicate(args: tuple[str, str, np.random.SeedSequence]) -> list[dict]:
     truth, residual = SCENARIOS[scenario]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = fit(simulate(truth, seed), APIMSpec("y", ("x",), residual=residual,
-                                                     method=method))
+        spec = APIMSpec("y", ("x",), covariance=CovarianceSpec(residual=residual),
+                        method=method)
+        result = fit(simulate(truth, seed), spec)
     rows = []
     expected = true_effects(truth)
     for name, row in result.effects.iterrows():

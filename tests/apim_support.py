@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from nlme_support import REFERENCE, rscript
 
-from apim import APIMSpec, load_alliance
+from apim import APIMSpec, CovarianceSpec, load_alliance
 from apim.model.design import build_design
 
 SCRIPT = REFERENCE / "nlme_design.R"
@@ -17,8 +17,10 @@ SPECS = {
     "within_between": (BASE, "un", False),
     "interaction": (BASE.replace(interaction=True), "un", False),
     "moderation": (BASE.replace(moderators=("treatment",)), "un", False),
-    "slopes": (BASE.replace(random="slopes"), "un", False),
-    "ar1_therapist": (BASE.replace(residual="ar1", therapist_level=True), "ar1", True),
+    "slopes": (BASE.replace(covariance=CovarianceSpec(random="slopes")), "un", False),
+    "ar1_therapist": (BASE.replace(covariance=CovarianceSpec(residual="ar1",
+                                                             therapist_level=True)),
+                      "ar1", True),
 }
 
 

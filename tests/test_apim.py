@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 import apim
-from apim import APIMSpec, DecompositionSpec, SessionData, report
+from apim import APIMSpec, CovarianceSpec, DecompositionSpec, SessionData, report
 from apim.cli import main
 from apim.errors import SpecError
 from apim.inference.compare import distinguishability_test
@@ -135,7 +135,7 @@ def test_robustness_companions(data):
     assert fe.loc[("patient", "partner"), "estimate"] == pytest.approx(beta[1])
     with pytest.raises(SpecError, match="MixedLM"):
         mixedlm_counterpart(result)
-    simple = apim.fit(data, BASE.replace(residual="independent"))
+    simple = apim.fit(data, BASE.replace(covariance=CovarianceSpec(residual="independent")))
     both = mixedlm_counterpart(simple)
     np.testing.assert_allclose(both["apim"], both["mixedlm"], atol=1e-4)
 
@@ -160,16 +160,16 @@ def test_specification_errors(data):
     with pytest.raises(SpecError, match="used twice"):
         APIMSpec("outcome", ("alliance", "alliance"))
     with pytest.raises(SpecError, match="residual='ar2'"):
-        APIMSpec("outcome", ("alliance",), residual="ar2")
+        APIMSpec("outcome", ("alliance",), covariance=CovarianceSpec(residual="ar2"))
     bare = data.replace(data.frame)
     no_therapist = SessionData.from_long(bare.to_long().drop(columns="therapist"),
                                          dyad="dyad", session="session", role="role")
     with pytest.raises(SpecError, match="needs a therapist column"):
-        apim.fit(no_therapist, BASE.replace(therapist_level=True))
+        apim.fit(no_therapist, BASE.replace(covariance=CovarianceSpec(therapist_level=True)))
 
 
 def test_three_level_lag_and_detrend_designs_fit(data):
-    three = apim.fit(data, BASE.replace(therapist_level=True,
+    three = apim.fit(data, BASE.replace(covariance=CovarianceSpec(therapist_level=True),
                                         decomposition=DecompositionSpec(center="therapist")))
     assert set(three.effects["level"]) == {"none", "within", "between", "therapist"}
     assert "therapist sd(intercept)" in three.variance.index
@@ -215,7 +215,7 @@ def _indistinguishable_couples(rng: np.random.Generator, n: int = 80) -> Session
 def test_distinguishability_test_holds_its_size():
     rng = np.random.default_rng(2016)
     spec = APIMSpec("y", ("x",), decomposition=DecompositionSpec(center="none"),
-                    random="none")
+                    covariance=CovarianceSpec(random="none"))
     p = np.array([distinguishability_test(_indistinguishable_couples(rng), spec).p
                   for _ in range(200)])
     rate = np.mean(p < 0.05)
@@ -225,7 +225,7 @@ def test_distinguishability_test_holds_its_size():
 def test_k_interval_covers_the_true_k():
     rng = np.random.default_rng(7)
     spec = APIMSpec("y", ("x",), decomposition=DecompositionSpec(center="none"),
-                    random="none", distinguishable=False)
+                    covariance=CovarianceSpec(random="none"), distinguishable=False)
     hits = []
     for _ in range(200):
         result = apim.fit(_indistinguishable_couples(rng), spec)

@@ -10,6 +10,7 @@ from apim_support import SPECS, run_nlme
 from nlme_support import REFERENCE, assert_variance_matches
 
 import apim
+from apim import CovarianceSpec
 
 
 def assert_matches_nlme(name: str, ref: pd.DataFrame) -> None:
@@ -47,7 +48,8 @@ def test_un_ar1_apim_against_dense_oracle():
 
     data = apim.load_alliance()
     small = data.replace(data.frame[data.frame["dyad"] <= 25].reset_index(drop=True))
-    result = apim.fit(small, SPECS["within_between"][0].replace(residual="un-ar1"))
+    spec = SPECS["within_between"][0].replace(covariance=CovarianceSpec(residual="un-ar1"))
+    result = apim.fit(small, spec)
     model = result.design.model
     assert result.engine.loglik == pytest.approx(dense_loglik(model, result.engine.theta),
                                                  abs=1e-8)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 import apim
-from apim import APIMSpec, DecompositionSpec, SessionData
+from apim import APIMSpec, CovarianceSpec, DecompositionSpec, FormulaSpec, SessionData
 from apim.errors import SpecError
 from apim.inference.compare import distinguishability_test, likelihood_ratio_test
 from apim.inference.effect_sizes import pseudo_r2
 from apim.inference.wald import wald_test
-from apim.model.formula import fit_formula
 
+NO_RANDOM = CovarianceSpec(random="none")
+NO_RANDOM = CovarianceSpec(random="none")
 RAW = DecompositionSpec(center="none")
 
 
@@ -32,7 +33,8 @@ def near(value, printed, decimals):
 
 
 def test_acitelli_indistinguishable_apim(acitelli):
-    spec = APIMSpec("satisfaction", ("other_pos",), decomposition=RAW, random="none",
+    spec = APIMSpec("satisfaction", ("other_pos",), decomposition=RAW,
+                    covariance=NO_RANDOM,
                     distinguishable=False)
     result = apim.fit(acitelli, spec)
     eff = result.effects
@@ -49,7 +51,8 @@ def test_acitelli_indistinguishable_apim(acitelli):
 
 
 def test_acitelli_distinguishable_apim_and_pseudo_r2(acitelli):
-    spec = APIMSpec("satisfaction", ("other_pos",), decomposition=RAW, random="none")
+    spec = APIMSpec("satisfaction", ("other_pos",), decomposition=RAW,
+                    covariance=NO_RANDOM)
     result = apim.fit(acitelli, spec)
     eff = result.effects
     printed = {"1.intercept": (0.6904589, 0.3429034), "-1.intercept": (0.6112485, 0.4128195),
@@ -69,7 +72,8 @@ def test_acitelli_distinguishable_apim_and_pseudo_r2(acitelli):
 
 
 def test_acitelli_distinguishability_test(acitelli):
-    spec = APIMSpec("satisfaction", ("other_pos",), decomposition=RAW, random="none")
+    spec = APIMSpec("satisfaction", ("other_pos",), decomposition=RAW,
+                    covariance=NO_RANDOM)
     test = distinguishability_test(acitelli, spec)
     assert test.df == 4
     assert near(test.chi2, 7.277053, 6)
@@ -81,7 +85,8 @@ def test_dyadr_model_through_the_formula_interface(shared):
     data = SessionData.from_pairwise(shared / "acitelli" / "acipair_dyadr.csv",
                                      dyad="CoupleID", role="Gender_A",
                                      roles=("Husband", "Wife"))
-    result = fit_formula(data, "Satisfaction ~ Tension + SelfPos_partner", residual="cs")
+    result = apim.fit(data, FormulaSpec("Satisfaction ~ Tension + SelfPos_partner",
+                                        residual="cs"))
     eff = result.effects
     for term, (b, se) in {"Intercept": (4.7190, 0.2366), "Tension": (-0.3454, 0.0329),
                           "SelfPos_partner": (-0.0656, 0.0516)}.items():
@@ -95,8 +100,8 @@ def test_acitelli_moderation_table(acitelli):
     frame = acitelli.frame.assign(Ct=acitelli.frame["tension"] - 2.4307,
                                   Co=acitelli.frame["other_pos"] - 4.2635)
     data = acitelli.replace(frame)
-    result = fit_formula(data, formula.replace("Ctp", "Ct_partner")
-                         .replace("Cop", "Co_partner"), residual="cs")
+    result = apim.fit(data, FormulaSpec(formula.replace("Ctp", "Ct_partner")
+                                        .replace("Cop", "Co_partner"), residual="cs"))
     eff = result.effects
     printed = {"Intercept": (3.66219519, 0.02521459), "Ct": (-0.27673060, 0.03161413),
                "Co": (0.23543956, 0.04305102), "Co_partner": (0.16605698, 0.04305102),
@@ -110,8 +115,8 @@ def test_acitelli_moderation_table(acitelli):
 
 
 def test_kashy_a1_interaction_approach(kashy):
-    result = fit_formula(kashy, "satisf ~ genderE * (conflict + conflict_partner)",
-                         random="0 + man + woman + conflict + conflict_partner")
+    result = apim.fit(kashy, FormulaSpec("satisf ~ genderE * (conflict + conflict_partner)",
+                                         random="0 + man + woman + conflict + conflict_partner"))
     eff = result.effects
     printed = {"Intercept": (6.793863, 0.05703066), "genderE": (-0.105341, 0.02716656),
                "conflict": (-0.162913, 0.01535975), "conflict_partner": (-0.067184, 0.01275868),
@@ -140,7 +145,7 @@ def test_kashy_a1_interaction_approach(kashy):
 
 def kashy_b1(kashy, center: str):
     reference = "grand" if center == "person" else "means"
-    spec = APIMSpec("satisf", ("Cconflict",), random="slopes",
+    spec = APIMSpec("satisf", ("Cconflict",), covariance=CovarianceSpec(random="slopes"),
                     decomposition=DecompositionSpec(center=center, reference=reference))
     return apim.fit(kashy, spec)
 
@@ -191,7 +196,8 @@ def test_kashy_b1_person_centred(kashy):
 
 
 def test_likelihood_ratio_rules(acitelli):
-    spec = APIMSpec("satisfaction", ("other_pos",), decomposition=RAW, random="none")
+    spec = APIMSpec("satisfaction", ("other_pos",), decomposition=RAW,
+                    covariance=NO_RANDOM)
     reml_a = apim.fit(acitelli, spec)
     reml_b = apim.fit(acitelli, spec.replace(covariates=("Yearsmar",)))
     with pytest.raises(SpecError, match="refit both with method='ML'"):

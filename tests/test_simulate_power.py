@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import apim
-from apim import APIMSpec
+from apim import APIMSpec, CovarianceSpec
 from apim.cli import main
 from apim.simulation.power import power
 from apim.simulation.simulate import SimulationSpec, simulate, true_effects
@@ -40,7 +40,8 @@ def test_truth_is_recovered_within_monte_carlo_error():
 def test_ar1_truth_is_recovered():
     truth = SimulationSpec(n_dyads=150, n_sessions=15, residual_phi=0.4, caseload=0,
                            treatment_share=0.0)
-    result = apim.fit(simulate(truth, seed=3), APIMSpec("y", ("x",), residual="un-ar1"))
+    spec = APIMSpec("y", ("x",), covariance=CovarianceSpec(residual="un-ar1"))
+    result = apim.fit(simulate(truth, seed=3), spec)
     var = result.variance
     assert abs(var.loc["residual AR(1) phi", "estimate"] - 0.4) < \
         4 * var.loc["residual AR(1) phi", "se"]

@@ -10,7 +10,7 @@ from apim.cli.common import add_columns, load
 from apim.engine.residual import RESIDUAL_NAMES
 from apim.model.centring import DecompositionSpec
 from apim.model.fit import fit
-from apim.model.spec import APIMSpec
+from apim.model.spec import APIMSpec, CovarianceSpec
 
 __all__ = ["register", "run"]
 
@@ -21,8 +21,9 @@ def _spec(args: argparse.Namespace) -> APIMSpec:
     return APIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                     decomposition=decomposition, distinguishable=not args.indistinguishable,
                     interaction=args.interaction, moderators=tuple(args.moderator or ()),
-                    covariates=tuple(args.covariate or ()), random=args.random,
-                    residual=args.residual, therapist_level=args.therapist_level,
+                    covariates=tuple(args.covariate or ()),
+                    covariance=CovarianceSpec(random=args.random, residual=args.residual,
+                                              therapist_level=args.therapist_level),
                     method=args.method.upper())
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from apim.cli.simulate import truth_from
 from apim.engine.residual import RESIDUAL_NAMES
-from apim.model.spec import APIMSpec
+from apim.model.spec import APIMSpec, CovarianceSpec
 from apim.simulation.power import power
 
 __all__ = ["register", "run"]
@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> None:
         grid["n_sessions"] = numbers(args.sessions)
     analysis = APIMSpec("y", ("x",), interaction=args.interaction,
                         moderators=("treatment",) if args.moderated else (),
-                        random=args.random, residual=args.residual)
+                        covariance=CovarianceSpec(random=args.random,
+                                                  residual=args.residual))
     result = power(truth_from(args), analysis, args.hypothesis, grid=grid or None,
                    replicates=args.replicates, alpha=args.alpha, seed=args.seed,
                    n_jobs=args.n_jobs, scheduler=args.scheduler, progress=not args.quiet)

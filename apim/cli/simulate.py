@@ -23,7 +23,7 @@ def _settings(pairs: Sequence[str] | None) -> dict[str, object]:
                               f"simulation, e.g. partner_within=0.1,0.1 or residual_phi=0.3")
         default = defaults[name]
         try:
-            if isinstance(default, tuple):
+            if isinstance(default, (tuple, list)):
                 items = [v.strip() for v in value.split(",")]
                 out[name] = tuple(type(default[0])(v) for v in items)
             else:

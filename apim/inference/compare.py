@@ -85,7 +85,10 @@ def distinguishability_test(data: SessionData, spec: APIMSpec) -> LikelihoodRati
     2006): the indistinguishable model pools intercepts and effects over roles and sets
     the residual variances equal (``un`` -> ``cs`` etc.)."""
     residual = spec.replace(distinguishable=True).residual_structure
-    full = fit(data, spec.replace(distinguishable=True, method="ML", residual=residual))
+    cov = spec.covariance
+    full = fit(data, spec.replace(distinguishable=True, method="ML",
+                                  covariance=cov.replace(residual=residual)))
     pooled = POOLED_RESIDUAL.get(residual, residual)
-    reduced = fit(data, spec.replace(distinguishable=False, method="ML", residual=pooled))
+    reduced = fit(data, spec.replace(distinguishable=False, method="ML",
+                                     covariance=cov.replace(residual=pooled)))
     return likelihood_ratio_test(reduced, full)

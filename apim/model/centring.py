@@ -40,12 +40,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 from apim.data.formats import partner_values
 from apim.data.session import SessionData
 from apim.errors import SpecError
+from apim.specbase import Spec
 
 __all__ = ["DecompositionSpec", "Decomposition", "decompose"]
 
@@ -54,7 +54,7 @@ Reference = Literal["means", "observations", "grand"]
 
 
 @dataclass(frozen=True)
-class DecompositionSpec:
+class DecompositionSpec(Spec):
     """How to split predictors.
 
     Parameters
@@ -84,14 +84,8 @@ class DecompositionSpec:
     detrend: bool = False
     partner: bool = True
 
-    def __post_init__(self) -> None:
-        choices = {"center": ("person", "therapist", "grand", "none"),
-                   "reference": ("means", "observations", "grand"),
-                   "lag_by": ("session", "order")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise SpecError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
-        if not isinstance(self.lag, (int, np.integer)) or self.lag < 0:
+    def check(self) -> None:
+        if self.lag < 0:
             raise SpecError(f"lag={self.lag!r} must be a whole number >= 0")
         if self.detrend and self.center in ("grand", "none"):
             raise SpecError("detrend=True needs center='person' or 'therapist' "

@@ -32,7 +32,7 @@ from apim.data.validate import require_columns
 from apim.engine import Diagonal, MixedModel, Residual, Unstructured
 from apim.errors import SpecError
 from apim.model.centring import Decomposition, decompose
-from apim.model.spec import APIMSpec
+from apim.model.spec import APIMSpec, FormulaSpec
 
 __all__ = ["Term", "APIMDesign", "build_design"]
 
@@ -75,7 +75,7 @@ class APIMDesign:
     components : the decomposition the predictors came from (None for formula fits)
     """
 
-    spec: APIMSpec
+    spec: APIMSpec | FormulaSpec
     data: SessionData = field(repr=False)
     terms: tuple[Term, ...]
     model: MixedModel = field(repr=False)
@@ -114,7 +114,8 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
     frame = data.frame
     if spec.outcome in spec.predictors:
         raise SpecError(f"{spec.outcome!r} cannot be both the outcome and a predictor")
-    if spec.therapist_level and not data.has_therapist:
+    cov = spec.covariance
+    if cov.therapist_level and not data.has_therapist:
         raise SpecError("therapist_level=True needs a therapist column (therapist=...)")
     y = data.numeric(spec.outcome)
     parts = decompose(data, list(spec.predictors), spec.decomposition)
@@ -162,10 +163,10 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
     X = pd.DataFrame({t.name: v for t, v in columns.items()}, index=frame.index)
 
     z_cols: dict[str, pd.Series] = {}
-    if spec.random != "none":
+    if cov.random != "none":
         for r in roles:
             z_cols[f"{r}" if spec.distinguishable else "intercept"] = indicator[r]
-        if spec.random == "slopes":
+        if cov.random == "slopes":
             for r in roles:
                 for effect, level, x, values in slopes:
                     z_cols[f"{r}.{effect}.{level}.{x}"] = indicator[r] * values
@@ -177,7 +178,7 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
                            sources, parts)
 
 
-def assemble_design(data: SessionData, spec: APIMSpec, y: pd.Series, X: pd.DataFrame,
+def assemble_design(data: SessionData, spec: APIMSpec | FormulaSpec, y: pd.Series, X: pd.DataFrame,
                     Z: pd.DataFrame | None, terms: tuple[Term, ...], sources: pd.DataFrame,
                     components: Decomposition | None = None) -> APIMDesign:
     """Keep the rows with every design value and build the engine's model.
@@ -186,6 +187,8 @@ def assemble_design(data: SessionData, spec: APIMSpec, y: pd.Series, X: pd.DataF
     of) that is missing in them.
     """
     frame = data.frame
+    therapist_level = (spec.covariance.therapist_level if isinstance(spec, APIMSpec)
+                       else spec.therapist_level)
     ok = (y.notna() & X.notna().all(axis=1)).to_numpy()
     if Z is not None:
         ok = ok & Z.notna().all(axis=1).to_numpy()
@@ -211,10 +214,10 @@ def assemble_design(data: SessionData, spec: APIMSpec, y: pd.Series, X: pd.DataF
         Z=None if Z is None else Z[ok].to_numpy(float),
         random=None if Z is None else Unstructured(Z.shape[1]),
         residual=Residual.named(spec.residual_structure),
-        therapist=frame.loc[ok, "therapist"].to_numpy() if spec.therapist_level else None,
-        therapist_random=Diagonal(1) if spec.therapist_level else None,
+        therapist=frame.loc[ok, "therapist"].to_numpy() if therapist_level else None,
+        therapist_random=Diagonal(1) if therapist_level else None,
         x_names=tuple(X.columns), z_names=() if Z is None else tuple(Z.columns),
-        therapist_names=("therapist level",) if spec.therapist_level else ())
+        therapist_names=("therapist level",) if therapist_level else ())
     return APIMDesign(spec=spec, data=data, terms=terms, model=model,
                       used=np.asarray(frame.index[ok]),
                       dropped=tuple(Exclusion(why, tuple(rows)) for why, rows in reasons.items()),

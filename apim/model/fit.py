@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from apim.data.session import SessionData
 from apim.engine.fit import fit as fit_engine
+from apim.errors import SpecError
 from apim.model.design import build_design
+from apim.model.formula import formula_design
 from apim.model.result import DF, APIMResult
-from apim.model.spec import APIMSpec
+from apim.model.spec import APIMSpec, FormulaSpec
 
 __all__ = ["fit"]
 
@@ -33,5 +35,12 @@ def fit(data: SessionData, spec: APIMSpec, df: DF = "satterthwaite") -> APIMResu
     -------
     APIMResult
     """
-    design = build_design(data, spec)
+    if df not in ("satterthwaite", "containment"):
+        raise SpecError(f"df={df!r} is not one of 'satterthwaite', 'containment'")
+    if isinstance(spec, FormulaSpec):
+        design = formula_design(data, spec)
+    elif isinstance(spec, APIMSpec):
+        design = build_design(data, spec)
+    else:
+        raise SpecError(f"spec must be an APIMSpec or a FormulaSpec, not {type(spec).__name__}")
     return APIMResult(design=design, engine=fit_engine(design.model, spec.method), df=df)

@@ -1,10 +1,11 @@
-"""Formula entry point (patsy) and the response-surface (polynomial congruence) APIM.
+"""Formula designs (patsy) and the response-surface (polynomial congruence) APIM.
 
-In formulas every numeric column ``x`` of the session data also has ``x_partner``: the
+A :class:`~apim.model.spec.FormulaSpec` is fitted by :func:`apim.fit` like an APIM. In
+formulas every numeric column ``x`` of the session data also has ``x_partner``: the
 other member's value at the same session. Kashy's interaction-approach APIM, for example::
 
-    fit_formula(data, "satisf ~ genderE * (conflict + conflict_partner)",
-                random="0 + man + woman + conflict + conflict_partner")
+    apim.fit(data, FormulaSpec("satisf ~ genderE * (conflict + conflict_partner)",
+                               random="0 + man + woman + conflict + conflict_partner"))
 
 The response surface of Edwards (2002) for the two members' ratings ``P`` (reference role)
 and ``T`` (other role) of one predictor, per outcome role::
@@ -17,7 +18,8 @@ and ``T`` (other role) of one predictor, per outcome role::
 Examples
 --------
 >>> import apim
->>> result = fit_formula(apim.load_alliance(), "outcome ~ alliance + alliance_partner")
+>>> spec = apim.FormulaSpec("outcome ~ alliance + alliance_partner")
+>>> result = apim.fit(apim.load_alliance(), spec)
 >>> list(result.effects.index)
 ['Intercept', 'alliance', 'alliance_partner']
 """
@@ -32,11 +34,11 @@ from apim.data.formats import partner_values
 from apim.data.session import SessionData
 from apim.engine.fit import fit as fit_engine
 from apim.errors import SpecError
-from apim.model.design import Term, assemble_design
-from apim.model.result import APIMResult
-from apim.model.spec import APIMSpec
+from apim.model.design import APIMDesign, Term, assemble_design
+from apim.model.result import DF, APIMResult
+from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec
 
-__all__ = ["fit_formula", "response_surface"]
+__all__ = ["formula_design", "response_surface"]
 
 
 def _with_partner_columns(data: SessionData) -> pd.DataFrame:
@@ -46,61 +48,39 @@ def _with_partner_columns(data: SessionData) -> pd.DataFrame:
     return pd.concat([frame, partner], axis=1)
 
 
-def _fit_columns(data: SessionData, spec: APIMSpec, y: pd.Series, X: pd.DataFrame,
-                 Z: pd.DataFrame | None, terms: list[Term], sources: pd.DataFrame,
-                 df: str) -> APIMResult:
-    design = assemble_design(data, spec, y, X, Z, tuple(terms), sources)
-    return APIMResult(design=design, engine=fit_engine(design.model, spec.method), df=df)
+def formula_design(data: SessionData, spec: FormulaSpec) -> APIMDesign:
+    """The design of a :class:`~apim.model.spec.FormulaSpec` (fitted by :func:`apim.fit`).
 
-
-def fit_formula(data: SessionData, formula: str, random: str | None = None,
-                residual: str = "un", therapist_level: bool = False, method: str = "REML",
-                df: str = "satterthwaite") -> APIMResult:
-    """Fit a dyadic mixed model written as a patsy formula.
-
-    Parameters
-    ----------
-    data : SessionData
-    formula : str
-        ``outcome ~ terms``; ``x_partner`` is the partner's ``x`` at the same session.
-    random : str, optional
-        Right-hand side of the dyad-level random effects, e.g. ``"0 + man + woman"``.
-    residual, therapist_level, method, df : as in :class:`~apim.model.spec.APIMSpec` and
-        :func:`~apim.model.result.fit`.
-
-    Returns
-    -------
-    APIMResult
-        Its effects table has one row per formula column (``effect`` is ``"term"``).
+    Its effects table has one row per formula column (``effect`` is ``"term"``).
     """
     frame = _with_partner_columns(data)
     try:
-        y, X = patsy.dmatrices(formula, frame, NA_action=patsy.NAAction(NA_types=[]),
+        y, X = patsy.dmatrices(spec.formula, frame, NA_action=patsy.NAAction(NA_types=[]),
                                return_type="dataframe")
-        Z = None if random is None else patsy.dmatrix(
-            random, frame, NA_action=patsy.NAAction(NA_types=[]), return_type="dataframe")
+        Z = None if spec.random is None else patsy.dmatrix(
+            spec.random, frame, NA_action=patsy.NAAction(NA_types=[]),
+            return_type="dataframe")
     except patsy.PatsyError as error:
         raise SpecError(f"cannot build the formula: {' '.join(str(error).split())}") from None
-    outcome = y.columns[0]
     used = [c for c in frame.columns if isinstance(c, str) and c != "row"
-            and (c in formula or (random is not None and c in random))]
-    spec = APIMSpec(outcome=outcome, predictors=("formula",),
-                    random="none" if Z is None else "intercepts", residual=residual,
-                    therapist_level=therapist_level, method=method)
-    terms = [Term("", "term", "", name) for name in X.columns]
-    return _fit_columns(data, spec, y.iloc[:, 0], X, Z, terms, frame[used], df)
+            and (c in spec.formula or (spec.random is not None and c in spec.random))]
+    terms = tuple(Term("", "term", "", name) for name in X.columns)
+    return assemble_design(data, spec, y.iloc[:, 0], X, Z, terms, frame[used])
 
 
 def response_surface(data: SessionData, outcome: str, predictor: str,
-                     random: str = "intercepts", residual: str = "un",
-                     therapist_level: bool = False, method: str = "REML",
-                     center: float | None = None, df: str = "satterthwaite") -> APIMResult:
+                     covariance: CovarianceSpec | None = None, method: str = "REML",
+                     center: float | None = None, df: DF = "satterthwaite") -> APIMResult:
     """Polynomial response-surface APIM of ``outcome`` on both members' ``predictor``.
 
     ``P`` and ``T`` are the two roles' ratings at the session, both centred on ``center``
     (default: the grand mean of all ratings, one constant so that ``P = T`` stays the line
     of congruence). Use :func:`apim.inference.surface.surface_parameters` for a1-a4.
+    ``covariance`` may ask for random role intercepts (default) or none, not slopes.
     """
+    covariance = covariance or CovarianceSpec(residual="un")
+    if covariance.random == "slopes":
+        raise SpecError("a response surface takes random='intercepts' or 'none', not slopes")
     frame = data.frame
     x = data.numeric(predictor)
     y = data.numeric(outcome)
@@ -119,8 +99,9 @@ def response_surface(data: SessionData, outcome: str, predictor: str,
             columns[term.name] = values
             terms.append(term)
         z[r] = d
-    spec = APIMSpec(outcome=outcome, predictors=(predictor,), random=random,
-                    residual=residual, therapist_level=therapist_level, method=method)
-    Z = None if random == "none" else pd.DataFrame(z)
+    spec = APIMSpec(outcome=outcome, predictors=(predictor,), covariance=covariance,
+                    method=method)
+    Z = None if covariance.random == "none" else pd.DataFrame(z)
     sources = pd.DataFrame({outcome: y, predictor: x, f"{predictor}_partner": partner})
-    return _fit_columns(data, spec, y, pd.DataFrame(columns), Z, terms, sources, df)
+    design = assemble_design(data, spec, y, pd.DataFrame(columns), Z, tuple(terms), sources)
+    return APIMResult(design=design, engine=fit_engine(design.model, spec.method), df=df)

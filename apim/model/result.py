@@ -23,7 +23,7 @@ from scipy import stats
 
 from apim.engine.fit import MixedFit
 from apim.model.design import APIMDesign
-from apim.model.spec import APIMSpec
+from apim.model.spec import APIMSpec, FormulaSpec
 
 __all__ = ["APIMResult", "EFFECT_COLUMNS", "DF"]
 
@@ -49,7 +49,7 @@ class APIMResult:
     df: DF = "satterthwaite"
 
     @property
-    def spec(self) -> APIMSpec:
+    def spec(self) -> APIMSpec | FormulaSpec:
         return self.design.spec
 
     @property
@@ -105,11 +105,7 @@ class APIMResult:
     def summary(self, digits: int = 3) -> str:
         """A journal-style table of effects, variance components and fit statistics."""
         s = self.statistics
-        spec = self.spec
-        head = [f"APIM of {spec.outcome!r} on {', '.join(spec.predictors)} "
-                f"({'distinguishable' if spec.distinguishable else 'indistinguishable'} dyads, "
-                f"{spec.method}, residuals {spec.residual_structure}, random "
-                f"{spec.random}{', therapist level' if spec.therapist_level else ''})",
+        head = [self.model_line(),
                 f"{s['n_obs']} observations, {s['n_dyads']} dyads; logLik {s['loglik']:.3f}, "
                 f"AIC {s['aic']:.3f}, BIC {s['bic']:.3f}; "
                 f"{'converged' if s['converged'] else 'NOT CONVERGED: ' + self.engine.message}"]
@@ -128,6 +124,19 @@ class APIMResult:
             notes.append(f"{dropped} rows not used (see .dropped)")
         return "\n".join(head + ["", "Fixed effects", body, "", "Variance components", var,
                                  "", "; ".join(notes)])
+
+    def model_line(self) -> str:
+        """One line saying which model was fitted."""
+        spec = self.spec
+        if isinstance(spec, FormulaSpec):
+            return (f"Dyadic mixed model {spec.formula} (random {spec.random or 'none'}, "
+                    f"{spec.method}, residuals {spec.residual}"
+                    f"{', therapist level' if spec.therapist_level else ''})")
+        cov = spec.covariance
+        return (f"APIM of {spec.outcome!r} on {', '.join(spec.predictors)} "
+                f"({'distinguishable' if spec.distinguishable else 'indistinguishable'} dyads, "
+                f"{spec.method}, residuals {spec.residual_structure}, random "
+                f"{cov.random}{', therapist level' if cov.therapist_level else ''})")
 
     def __str__(self) -> str:
         return self.summary()

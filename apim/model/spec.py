@@ -1,12 +1,23 @@
-"""The APIM specification: what to fit, frozen and validated on construction.
+"""What to fit, frozen and checked on construction: the APIM's effects (:class:`APIMSpec`)
+and, separately, its covariance structure (:class:`CovarianceSpec`); :class:`FormulaSpec`
+for models written as patsy formulas.
+
+Every spec round-trips through ``to_dict``/``from_dict`` and has a stable ``digest()``
+(:mod:`apim.specbase`).
 
 Examples
 --------
 >>> spec = APIMSpec(outcome="outcome", predictors=("alliance",), moderators=("treatment",))
->>> spec.random, spec.residual_structure
+>>> spec.covariance.random, spec.residual_structure
 ('intercepts', 'un')
 >>> APIMSpec(outcome="y", predictors=("x",), distinguishable=False).residual_structure
 'cs'
+>>> APIMSpec.from_dict(spec.to_dict()) == spec
+True
+>>> APIMSpec("y", ("x",), interaction="False")
+Traceback (most recent call last):
+...
+apim.errors.SpecError: interaction='False' must be true or false
 """
 
 from __future__ import annotations
@@ -17,14 +28,47 @@ from typing import Literal
 from apim.engine.residual import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
+from apim.specbase import Spec
 
-__all__ = ["APIMSpec", "EFFECTS"]
+__all__ = ["APIMSpec", "CovarianceSpec", "FormulaSpec", "EFFECTS"]
 
 EFFECTS = ("intercept", "actor", "partner", "actor_x_partner", "moderator", "covariate")
+Method = Literal["REML", "ML"]
+
+
+def _check_residual(residual: str | None) -> None:
+    if residual is not None and residual not in RESIDUAL_NAMES:
+        raise SpecError(f"residual={residual!r} is not one of {', '.join(RESIDUAL_NAMES)}")
 
 
 @dataclass(frozen=True)
-class APIMSpec:
+class CovarianceSpec(Spec):
+    """The random part and the residual structure of a dyadic model.
+
+    Parameters
+    ----------
+    random : {"none", "intercepts", "slopes"}
+        Random effects per dyad: none, role-specific intercepts (default), or intercepts
+        plus role-specific random actor and partner slopes of the time-varying parts.
+    residual : str, optional
+        Residual structure, one of :data:`apim.engine.residual.RESIDUAL_NAMES` (``un``,
+        ``cs``, ``diagonal``, ``independent``, ``ar1``, ``un-ar1``, ``ar1-equal``,
+        ``cs-ar1``); default ``un`` for distinguishable and ``cs`` for indistinguishable
+        dyads.
+    therapist_level : bool
+        Add a random intercept per therapist (dyads nested in therapists).
+    """
+
+    random: Literal["none", "intercepts", "slopes"] = "intercepts"
+    residual: str | None = None
+    therapist_level: bool = False
+
+    def check(self) -> None:
+        _check_residual(self.residual)
+
+
+@dataclass(frozen=True)
+class APIMSpec(Spec):
     """An actor-partner interdependence model for session-by-session data.
 
     Parameters
@@ -49,14 +93,8 @@ class APIMSpec:
         against their first value in sorted order.
     covariates : tuple of str
         Further fixed effects (e.g. session number), per outcome role.
-    random : {"none", "intercepts", "slopes"}
-        Random effects per dyad: none, role-specific intercepts (default), or intercepts
-        plus role-specific random actor and partner slopes of the time-varying parts.
-    residual : str, optional
-        Residual structure (``un``, ``cs``, ``diagonal``, ``independent``, ``ar1``,
-        ``un-ar1``); default ``un`` for distinguishable and ``cs`` for indistinguishable.
-    therapist_level : bool
-        Add a random intercept per therapist (dyads nested in therapists).
+    covariance : CovarianceSpec
+        Random effects, residual structure and therapist level.
     method : {"REML", "ML"}
     """
 
@@ -67,25 +105,12 @@ class APIMSpec:
     interaction: bool = False
     moderators: tuple[str, ...] = ()
     covariates: tuple[str, ...] = ()
-    random: Literal["none", "intercepts", "slopes"] = "intercepts"
-    residual: str | None = None
-    therapist_level: bool = False
-    method: Literal["REML", "ML"] = "REML"
+    covariance: CovarianceSpec = field(default_factory=CovarianceSpec)
+    method: Method = "REML"
 
-    def __post_init__(self) -> None:
-        for name in ("predictors", "moderators", "covariates"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, (value,))
+    def check(self) -> None:
         if not self.predictors:
             raise SpecError("an APIM needs at least one predictor")
-        if self.random not in ("none", "intercepts", "slopes"):
-            raise SpecError(f"random={self.random!r} is not one of none, intercepts, slopes")
-        if self.residual is not None and self.residual not in RESIDUAL_NAMES:
-            raise SpecError(f"residual={self.residual!r} is not one of "
-                              f"{', '.join(RESIDUAL_NAMES)}")
-        if self.method not in ("REML", "ML"):
-            raise SpecError(f"method={self.method!r} must be 'REML' or 'ML'")
         used = [self.outcome, *self.predictors, *self.moderators, *self.covariates]
         repeated = {c for c in used if used.count(c) > 1}
         if repeated:
@@ -94,25 +119,38 @@ class APIMSpec:
     @property
     def residual_structure(self) -> str:
         """The residual structure in effect."""
-        if self.residual is not None:
-            return self.residual
+        if self.covariance.residual is not None:
+            return self.covariance.residual
         return "un" if self.distinguishable else "cs"
 
-    def replace(self, **changes: object) -> APIMSpec:
-        """A copy with some fields changed."""
-        from dataclasses import replace
 
-        return replace(self, **changes)
+@dataclass(frozen=True)
+class FormulaSpec(Spec):
+    """A dyadic mixed model written as a patsy formula (fitted by :func:`apim.fit`).
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready description."""
-        d = self.decomposition
-        return {
-            "outcome": self.outcome, "predictors": list(self.predictors),
-            "decomposition": {"center": d.center, "reference": d.reference, "lag": d.lag,
-                              "lag_by": d.lag_by, "detrend": d.detrend},
-            "distinguishable": self.distinguishable, "interaction": self.interaction,
-            "moderators": list(self.moderators), "covariates": list(self.covariates),
-            "random": self.random, "residual": self.residual_structure,
-            "therapist_level": self.therapist_level, "method": self.method,
-        }
+    Parameters
+    ----------
+    formula : str
+        ``outcome ~ terms``; ``x_partner`` is the partner's ``x`` at the same session.
+    random : str, optional
+        Right-hand side of the dyad-level random effects, e.g. ``"0 + man + woman"``.
+    residual : str
+        Residual structure (as in :class:`CovarianceSpec`).
+    therapist_level : bool
+    method : {"REML", "ML"}
+    """
+
+    formula: str
+    random: str | None = None
+    residual: str = "un"
+    therapist_level: bool = False
+    method: Method = "REML"
+
+    def check(self) -> None:
+        _check_residual(self.residual)
+        if "~" not in self.formula:
+            raise SpecError(f"formula={self.formula!r} needs an outcome: 'y ~ x + x_partner'")
+
+    @property
+    def residual_structure(self) -> str:
+        return self.residual

@@ -41,7 +41,7 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,7 @@ import pandas as pd
 from apim.data.session import SessionData
 from apim.errors import SpecError
 from apim.model.centring import decompose
+from apim.specbase import Spec
 
 __all__ = ["SimulationSpec", "simulate", "true_effects"]
 
@@ -56,7 +57,7 @@ Pair = tuple[float, float]
 
 
 @dataclass(frozen=True)
-class SimulationSpec:
+class SimulationSpec(Spec):
     """The data-generating process of :func:`simulate` (see the module docstring)."""
 
     n_dyads: int = 241
@@ -98,7 +99,7 @@ class SimulationSpec:
     skipped: float = 0.0
     missing: float = 0.0
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.n_dyads < 2 or self.n_sessions < 1:
             raise SpecError("a simulation needs at least 2 dyads and 1 session")
         for name in ("x_between_cor", "x_within_cor", "intercept_cor", "residual_cor",
@@ -108,12 +109,6 @@ class SimulationSpec:
         for name in ("dropout", "skipped", "missing", "treatment_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SpecError(f"{name}={getattr(self, name)} must lie in [0, 1]")
-
-    def replace(self, **changes: object) -> SimulationSpec:
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, object]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _cov(sd: Pair, cor: float) -> np.ndarray:
