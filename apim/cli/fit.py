@@ -17,7 +17,8 @@ __all__ = ["register", "run"]
 
 def _spec(args: argparse.Namespace) -> APIMSpec:
     center = args.center or ("therapist" if args.therapist_level else "person")
-    decomposition = DecompositionSpec(center=center, lag=args.lag, detrend=args.detrend)
+    decomposition = DecompositionSpec.from_dict({"center": center, "lag": args.lag,
+                                                 "detrend": args.detrend})
     return APIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                     decomposition=decomposition, distinguishable=not args.indistinguishable,
                     interaction=args.interaction, moderators=tuple(args.moderator or ()),

@@ -57,7 +57,7 @@ def within_dyad_fixed_effects(result: APIMResult) -> pd.DataFrame:
                  frame["session"].to_numpy()], names=["person", "session"])
         exog = pd.DataFrame(X.loc[mask, [t.name for t in mine]].to_numpy(), index=index,
                             columns=[t.name for t in mine])
-        dep = pd.Series(y[mask].to_numpy(), index=index, name=result.spec.outcome)
+        dep = pd.Series(y[mask].to_numpy(), index=index, name="outcome")
         clusters = pd.DataFrame({"dyad": pd.factorize(frame["dyad"].to_numpy()[mask])[0]},
                                 index=index)
         fe = PanelOLS(dep, exog, entity_effects=True).fit(cov_type="clustered",

@@ -36,7 +36,7 @@ from apim.engine.fit import fit as fit_engine
 from apim.errors import SpecError
 from apim.model.design import APIMDesign, Term, assemble_design
 from apim.model.result import DF, APIMResult
-from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec
+from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec, Method
 
 __all__ = ["formula_design", "response_surface"]
 
@@ -69,7 +69,7 @@ def formula_design(data: SessionData, spec: FormulaSpec) -> APIMDesign:
 
 
 def response_surface(data: SessionData, outcome: str, predictor: str,
-                     covariance: CovarianceSpec | None = None, method: str = "REML",
+                     covariance: CovarianceSpec | None = None, method: Method = "REML",
                      center: float | None = None, df: DF = "satterthwaite") -> APIMResult:
     """Polynomial response-surface APIM of ``outcome`` on both members' ``predictor``.
 

@@ -30,7 +30,7 @@ from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
 from apim.specbase import Spec
 
-__all__ = ["APIMSpec", "CovarianceSpec", "FormulaSpec", "EFFECTS"]
+__all__ = ["APIMSpec", "CovarianceSpec", "FormulaSpec", "EFFECTS", "Method"]
 
 EFFECTS = ("intercept", "actor", "partner", "actor_x_partner", "moderator", "covariate")
 Method = Literal["REML", "ML"]
