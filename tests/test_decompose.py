@@ -181,3 +181,22 @@ def test_row_order_and_dyad_labels_do_not_matter(df, rnd):
     renamed.index = renamed.index.set_levels(
         renamed.index.levels[0].map(back), level=0)
     pd.testing.assert_frame_equal(renamed.sort_index(), base, check_exact=False)
+
+
+@pytest.mark.parametrize("center", ["person", "therapist", "grand", "none"])
+def test_a_fitted_decomposition_reapplies(center):
+    data = load_alliance()
+    spec = DecompositionSpec(center=center)
+    fitted = decompose(data, ["alliance", "outcome"], spec)
+    same = fitted.apply(data)
+    pd.testing.assert_frame_equal(same.components, fitted.components)
+    subset = data.replace(data.frame[data.frame["dyad"].isin(data.frame["dyad"].unique()[:7])])
+    part = fitted.apply(subset)
+    own = decompose(subset, ["alliance", "outcome"], spec)
+    pd.testing.assert_frame_equal(part.centres, fitted.centres)
+    for name in own.components.columns:  # within parts need no centre; the rest move by
+        shift = (part.components[name] - own.components[name]).dropna()  # a constant per role
+        roles = subset.frame.loc[shift.index, "role"]
+        assert (shift.groupby(roles).std().fillna(0) < 1e-12).all(), name
+        if "within" in name or center == "none":
+            assert (shift.abs() < 1e-12).all(), name

@@ -114,6 +114,23 @@ class Decomposition:
     centres: pd.DataFrame = field(repr=False)
     parts: dict[str, dict[str, str]]
 
+    def apply(self, data: SessionData) -> Decomposition:
+        """The same split of other data (new sessions, new dyads, a grid for predictions),
+        keeping the centres ``c_r`` fitted here; person (and therapist) means are those of
+        ``data``.
+
+        Examples
+        --------
+        >>> from apim.datasets import load_alliance
+        >>> data = load_alliance()
+        >>> first = data.replace(data.frame[data.frame["dyad"].isin([1, 2, 3])])
+        >>> fitted = decompose(data, ["alliance"])
+        >>> again = fitted.apply(first)
+        >>> bool((again.centres == fitted.centres).all().all())
+        True
+        """
+        return _decompose(data, list(self.parts), self.spec, self.centres)
+
 
 def _centre(values: pd.Series, unit_mean: pd.Series, role: pd.Series, units: pd.Series,
             reference: Reference) -> pd.Series:
@@ -184,9 +201,15 @@ def decompose(data: SessionData, variables: Sequence[str],
     >>> sorted(parts.columns)[:3]
     ['alliance_between', 'alliance_between_partner', 'alliance_within']
     """
+    return _decompose(data, variables, spec or DecompositionSpec(), None)
+
+
+def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionSpec,
+               fixed: pd.DataFrame | None) -> Decomposition:
+    """:func:`decompose`, with the centres per variable and role taken from ``fixed`` when
+    given (re-applying a fitted decomposition)."""
     from apim.data.validate import informative
 
-    spec = spec or DecompositionSpec()
     if spec.center == "therapist" and not data.has_therapist:
         raise SpecError("center='therapist' needs a therapist column: map it with "
                           "therapist=... (or --therapist COL)")
@@ -223,6 +246,14 @@ def decompose(data: SessionData, variables: Sequence[str],
                 centre = _centre(x, therapist_mean, frame["role"], units, spec.reference)
                 static["between_therapist"] = therapist_mean - centre
                 static["between_dyad"] = person_mean - therapist_mean
+        if fixed is not None:  # the fitted centres replace this data's own
+            own = centre
+            centre = frame["role"].map(fixed.loc[v]).astype(float)
+            for kind in ("centered", "between", "between_therapist"):
+                if kind in timevarying:
+                    timevarying[kind] = timevarying[kind] + own - centre
+                if kind in static:
+                    static[kind] = static[kind] + own - centre
         shifted = _lagged(pd.DataFrame(timevarying), frame, spec)
         for kind in timevarying:
             names[kind] = f"{v}_{kind}{suffix}"
