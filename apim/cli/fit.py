@@ -16,8 +16,9 @@ __all__ = ["register", "run"]
 
 
 def _spec(args: argparse.Namespace) -> APIMSpec:
-    center = args.center or ("therapist" if args.therapist_level else "person")
-    decomposition = DecompositionSpec(center=center, lag=args.lag, detrend=args.detrend)
+    center = args.center or ("therapist" if args.therapist_level else None)
+    decomposition = DecompositionSpec(center=center, lag=args.lag,  # type: ignore[arg-type]
+                                      detrend=args.detrend)
     return APIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                     decomposition=decomposition, distinguishable=not args.indistinguishable,
                     interaction=args.interaction, moderators=tuple(args.moderator or ()),
@@ -46,7 +47,8 @@ def register(commands: Any) -> None:
     fit.add_argument("--predictor", action="append", required=True,
                      help="predictor rated by both members (repeatable)")
     fit.add_argument("--center", choices=("person", "therapist", "grand", "none"),
-                     help="decomposition (default person; therapist with --therapist-level)")
+                     help="decomposition (default person, or none for cross-sectional data; "
+                     "therapist with --therapist-level)")
     fit.add_argument("--lag", type=int, default=0, help="lag of the predictors in sessions")
     fit.add_argument("--detrend", action="store_true",
                      help="remove each person's linear trend before the split")
@@ -56,7 +58,8 @@ def register(commands: Any) -> None:
     fit.add_argument("--moderator", action="append", help="dyad-level moderator (repeatable)")
     fit.add_argument("--covariate", action="append", help="covariate (repeatable)")
     fit.add_argument("--random", choices=("none", "intercepts", "slopes"),
-                     default="intercepts", help="random effects per dyad")
+                     help="random effects per dyad (default intercepts, or none for "
+                     "cross-sectional data)")
     fit.add_argument("--residual", choices=tuple(RESIDUAL_NAMES),
                      help="residual structure (default un; cs with --indistinguishable)")
     fit.add_argument("--therapist-level", action="store_true",

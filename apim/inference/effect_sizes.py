@@ -74,21 +74,21 @@ def pseudo_r2(result: APIMResult) -> pd.DataFrame:
         X0 = np.column_stack([(role == r).to_numpy(float) for r in roles])
     else:
         X0 = np.ones((len(design.used), 1))
-    empty = replace(design.model, X=X0, x_names=tuple(f"{r}.intercept" for r in roles))
-    base = fit_engine(empty, result.spec.method)
-    equal = design.model.residual.equal_variances
-    intercepts = {r: r for r in roles} if design.spec.distinguishable else {"intercept": "both"}
+    intercepts = replace(design.model, X=X0, x_names=tuple(f"{r}.intercept" for r in roles))
+    base = fit_engine(intercepts, result.spec.method)
     rows = []
-    for key, value in result.engine.variance["estimate"].items():
-        if key.startswith("sigma("):
-            if equal and key != "sigma(0)":
-                continue
-            level, who = "within", "both" if equal else result.roles[int(key[6])]
-        elif key.startswith("sd(") and key[3:-1] in intercepts:
-            level, who = "between", intercepts[key[3:-1]]
+    for now, empty in zip(result.engine.parameters, base.parameters):
+        if now.kind != "sd" or now.level == "therapist":
+            continue
+        if now.level == "residual":
+            level = "within"
+            who = "both" if now.pooled else result.roles[now.roles[0]]
+        elif design.random_effects.get(now.effects[0]) == "intercept":
+            level = "between"
+            who = "both" if now.pooled else design.random_members[now.effects[0]]
         else:
             continue
-        v0 = base.variance.loc[key, "estimate"] ** 2
+        v0, v1 = empty.variance, now.variance
         rows.append({"level": level, "outcome_role": who, "variance_empty": v0,
-                     "variance_full": value ** 2, "pseudo_r2": 1 - value ** 2 / v0})
+                     "variance_full": v1, "pseudo_r2": 1 - v1 / v0})
     return pd.DataFrame(rows)

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from apim.engine.fit import MixedFit
+from apim.engine.parameters import VarianceParameter
 from apim.model.design import APIMDesign
 from apim.model.spec import APIMSpec, FormulaSpec
 
@@ -81,18 +82,39 @@ class APIMResult:
         return table
 
     @property
-    def variance(self) -> pd.DataFrame:
-        """Variance components on the natural scale (SDs, correlations), with SEs."""
-        table = self.engine.variance.copy()
+    def parameters(self) -> tuple[VarianceParameter, ...]:
+        """The variance parameters as typed records (see
+        :class:`~apim.engine.parameters.VarianceParameter`)."""
+        return self.engine.parameters
+
+    def parameter_label(self, parameter: VarianceParameter) -> str:
+        """A readable name of a variance parameter, with the roles' labels."""
         r0, r1 = self.roles
-        rename = {"sigma(0)": f"residual sd({r0})", "sigma(1)": f"residual sd({r1})",
-                  "rho": f"residual cor({r0},{r1})", "phi": "residual AR(1) phi",
-                  "sd(therapist level)": "therapist sd(intercept)"}
-        table.index = [rename.get(n, f"dyad {n}") for n in table.index]
-        if self.engine.model.residual.equal_variances:
-            table = table.drop(index=f"residual sd({r1})").rename(
-                index={f"residual sd({r0})": "residual sd"})
-        return table
+        if parameter.level == "residual":
+            if parameter.kind == "sd":
+                return "residual sd" if parameter.pooled else \
+                    f"residual sd({self.roles[parameter.roles[0]]})"
+            return f"residual cor({r0},{r1})" if parameter.kind == "cor" else \
+                "residual AR(1) phi"
+        effects = self.design.random_effects
+        if parameter.pooled or parameter.roles:  # exchangeable: shared by both members
+            names = list(dict.fromkeys(effects.get(e, e) for e in parameter.effects))
+            if parameter.kind == "sd":
+                return f"{parameter.level} sd({names[0]})"
+            where = "between members" if parameter.roles else "within member"
+            return f"{parameter.level} cor({', '.join(names)}) {where}"
+        inner = ",".join(parameter.effects)
+        return f"{parameter.level} {parameter.kind}({inner})"
+
+    @property
+    def variance(self) -> pd.DataFrame:
+        """Variance components on the natural scale (SDs, correlations), with SEs and the
+        boundary flag, built from :attr:`parameters` with readable labels."""
+        records = self.parameters
+        return pd.DataFrame({"estimate": [p.estimate for p in records],
+                             "se": [p.se for p in records],
+                             "at_boundary": [p.at_boundary for p in records]},
+                            index=[self.parameter_label(p) for p in records])
 
     @property
     def statistics(self) -> dict[str, Any]:
