@@ -245,8 +245,8 @@ def _boundary(inner: MixedModel, inner_theta: np.ndarray, records: list[Variance
               ) -> tuple[list[VarianceParameter], tuple[str, ...]]:
     """Flag boundary estimates on the standardised model (so the decision does not depend
     on units): an SD at zero, a correlation at +-1, a singular G or therapist matrix by
-    relative eigenvalues, a singular information matrix. Returns the records with ``at_boundary`` set and one line per
-    finding."""
+    relative eigenvalues, a singular information matrix. Returns the records with
+    ``at_boundary`` set and one line per finding."""
     scaled = _records(inner, inner_theta)
     residual_sd = max((p.estimate for p in scaled if p.level == "residual"
                        and p.kind == "sd"), default=1.0)
