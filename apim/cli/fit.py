@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from typing import Any
 
 from apim import report
 from apim.cli.common import add_columns, load
 from apim.engine.residual import RESIDUAL_NAMES
+from apim.errors import ApimWarning
 from apim.model.centring import DecompositionSpec
 from apim.model.fit import fit
 from apim.model.spec import APIMSpec, CovarianceSpec
@@ -29,8 +32,18 @@ def _spec(args: argparse.Namespace) -> APIMSpec:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Fit and print in the chosen format."""
-    result = fit(load(args), _spec(args), df=args.df)
+    """Fit and print in the chosen format; apim's warnings (boundary fits ...) go to
+    stderr, one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ApimWarning)
+        result = fit(load(args), _spec(args), df=args.df)
+    for warning in caught:
+        if issubclass(warning.category, ApimWarning):
+            text = " ".join(str(warning.message).split())
+            print(f"apim: warning: {text}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
     text = {"table": lambda r: r.summary(), "markdown": report.to_markdown,
             "latex": report.to_latex, "json": report.to_json}[args.format](result)
     print(text)

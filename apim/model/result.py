@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from apim.engine.fit import MixedFit
+from apim.engine.fit import BOUNDARY_NOTE, MixedFit
 from apim.engine.parameters import VarianceParameter
 from apim.model.design import APIMDesign
 from apim.model.spec import APIMSpec, FormulaSpec
@@ -31,6 +31,9 @@ __all__ = ["APIMResult", "EFFECT_COLUMNS", "DF"]
 EFFECT_COLUMNS = ["outcome_role", "effect", "level", "predictor", "by", "estimate", "se", "df",
                   "t", "p", "ci_low", "ci_high"]
 DF = Literal["satterthwaite", "containment"]
+ML_SE_NOTE = ("ML standard errors are those of (X'V^-1 X)^-1, as vcov() in nlme and lme4 "
+              "and SAS PROC MIXED report them; nlme's printed summary() of an ML fit "
+              "multiplies them by sqrt(N / (N - p))")
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,13 +142,17 @@ class APIMResult:
         body = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")
         var = self.variance.to_string(float_format=lambda v: f"{v:.{digits}f}")
         notes = [f"df: {self.df}"]
+        footnotes = []
         if self.engine.boundary:
-            notes.append("boundary: " + "; ".join(self.engine.boundary))
+            footnotes.append("boundary: " + "; ".join(self.engine.boundary) + " ("
+                             + BOUNDARY_NOTE + ")")
+        if self.engine.method == "ML":
+            footnotes.append(ML_SE_NOTE)
         dropped = sum(len(e.rows) for e in self.design.dropped)
         if dropped:
             notes.append(f"{dropped} rows not used (see .dropped)")
         return "\n".join(head + ["", "Fixed effects", body, "", "Variance components", var,
-                                 "", "; ".join(notes)])
+                                 "", "; ".join(notes)] + footnotes)
 
     def model_line(self) -> str:
         """One line saying which model was fitted."""
