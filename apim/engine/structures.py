@@ -215,9 +215,9 @@ class Exchangeable:
     Examples
     --------
     >>> ex = Exchangeable(1)
-    >>> g = ex.matrix(ex.start(np.array([2.0, 2.0])))
+    >>> g = ex.matrix(np.array([np.log(2.0), 0.0]))  # A + B = 4, A - B = 1
     >>> g.tolist()
-    [[2.0, 0.0], [0.0, 2.0]]
+    [[2.5, 1.5], [1.5, 2.5]]
     >>> [p.label for p in ex.records(ex.start(np.array([2.0, 2.0])), ["m", "w"])]
     ['sd(m|w)', 'cor(m,w)']
     """
