@@ -184,3 +184,39 @@ def test_cross_sectional_indistinguishable_default_is_gls(shared):
                                 covariance=CovarianceSpec(random="intercepts",
                                                           residual="cs"),
                                 distinguishable=False))
+
+
+def test_exchangeable_growth_curve_reproduces_published_tables(kashy_path):
+    """Kashy B3 (PROVENANCE): growth curve for indistinguishable dyads, fitted in nlme with
+    Woody & Sadler's sum/difference blocks (``pdBlocked``), which is the exchangeable G
+    with k = 2 (intercept and time per member): logLik, fixed effects and SEs (nlme) and
+    the variance components printed by SAS PROC MIXED."""
+    from apim.engine import MixedModel, Residual
+    from apim.engine.fit import fit
+    from apim.engine.structures import Exchangeable
+
+    d = pd.read_csv(kashy_path)
+    d["satisf_A"] = pd.to_numeric(d["satisf_A"], errors="coerce")
+    d = d[d["satisf_A"].notna()]
+    man = (d["person"] == 1).to_numpy(float)
+    woman, time = 1 - man, d["time"].to_numpy(float)
+    model = MixedModel(y=d["satisf_A"].to_numpy(float),
+                       X=np.column_stack([np.ones(len(d)), time]),
+                       dyad=d["dyadid"].to_numpy(), role=(d["person"] - 1).to_numpy(),
+                       session=d["Day"].to_numpy(),
+                       Z=np.column_stack([man, man * time, woman, woman * time]),
+                       random=Exchangeable(2), residual=Residual.named("cs"),
+                       z_names=("man", "man_time", "woman", "woman_time"))
+    result = fit(model)
+    assert result.converged and result.n_obs == 2866
+    assert abs(result.loglik - -2836.599) <= 5e-4
+    for j, (b, se) in enumerate([(6.323719, 0.05993177), (0.014515, 0.00532303)]):
+        assert abs(result.coef.iloc[j] - b) <= 5e-7 + 1e-4 * se
+        assert abs(result.se.iloc[j] - se) <= 1e-4 * se  # DESIGN.md §8 tolerance
+    g = result.G
+    for value, printed in ((g[0, 0], 0.3955), (g[1, 1], 0.002401), (g[0, 2], 0.3066),
+                           (g[1, 3], 0.001094)):
+        assert abs(value - printed) <= 0.5 * 10 ** np.floor(np.log10(printed) - 3)
+    var = result.variance["estimate"]
+    assert var["sigma"] == pytest.approx(0.60640733, rel=1e-4)
+    assert var["rho"] == pytest.approx(0.4304972, rel=1e-4)
