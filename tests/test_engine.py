@@ -11,13 +11,13 @@ from nlme_support import simulate
 from scipy import optimize
 
 from apim.engine import CompoundSymmetry, Diagonal, MixedModel, Residual, Unstructured
-from apim.engine.structures import Exchangeable
 from apim.engine.dense_residual import whiten_dense
 from apim.engine.fit import fit
 from apim.engine.likelihood import evaluate
 from apim.engine.model import Prepared
 from apim.engine.oracle import dense_covariance, dense_loglik
 from apim.engine.residual import RESIDUAL_NAMES
+from apim.engine.structures import Exchangeable
 from apim.errors import RankDeficientError, SpecError
 
 

@@ -152,14 +152,8 @@ class Residual:
         return sigma, rho, phi
 
     def natural(self, theta: np.ndarray) -> dict[str, float]:
-        """Residual SDs per role (0, 1), same-session correlation and AR(1) phi."""
-        sigma, rho, phi = self.unpack(theta)
-        out = {"sigma(0)": float(sigma[0]), "sigma(1)": float(sigma[1])}
-        if self.correlated:
-            out["rho"] = rho
-        if self.ar1:
-            out["phi"] = phi
-        return out
+        """The natural parameters by label (see :meth:`records`)."""
+        return {p.label: p.estimate for p in self.records(theta)}
 
     def records(self, theta: np.ndarray) -> list[VarianceParameter]:
         """The natural parameters as records: residual SD per role (one pooled SD with
