@@ -241,3 +241,12 @@ def test_no_warnings_on_a_regular_fit(alliance):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         apim.fit(alliance, BASE)
+
+
+def test_person_centring_of_cross_sectional_data_is_refused(shared):
+    data = SessionData.from_long(shared / "acitelli" / "acitelli_individual.csv",
+                                 dyad="cuplid", role="gender", roles=(1, -1))
+    spec = APIMSpec("satisfaction", ("other_pos",),
+                    decomposition=DecompositionSpec(center="person"))
+    with pytest.raises(SpecError, match="within part is zero; use center='none'"):
+        apim.fit(data, spec)

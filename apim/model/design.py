@@ -133,14 +133,24 @@ def resolve_spec(data: SessionData, spec: APIMSpec) -> APIMSpec:
 
 
 def check_identified(data: SessionData, spec: APIMSpec) -> None:
-    """Refuse a random part the design cannot identify (before any fitting).
+    """Refuse what cross-sectional data cannot identify (before any fitting).
 
     With one observation per member, a member's random intercept and their residual are
     the same quantity: their variances (and the random-intercept correlation and the
-    residual correlation) cannot be told apart.
+    residual correlation) cannot be told apart; and a person-mean split leaves no
+    within-person part.
     """
     cov = spec.covariance
-    if cov.random in (None, "none") or not is_cross_sectional(data):
+    if not is_cross_sectional(data):
+        return
+    center = spec.decomposition.center
+    if center in ("person", "therapist"):
+        raise SpecError(
+            f"center={center!r} splits predictors into within- and between-person parts, "
+            "but every member has one observation, so the within part is zero; use "
+            "center='none' or 'grand' (center=None, --center omitted, chooses raw "
+            "predictors for cross-sectional data)")
+    if cov.random in (None, "none"):
         return
     raise SpecError(
         f"random={cov.random!r} with residual={spec.residual_structure!r} is not identified: "

@@ -162,10 +162,13 @@ class APIMResult:
                     f"{spec.method}, residuals {spec.residual}"
                     f"{', therapist level' if spec.therapist_level else ''})")
         cov = spec.covariance
+        exchangeable = not spec.distinguishable and cov.random not in ("none", None)
         return (f"APIM of {spec.outcome!r} on {', '.join(spec.predictors)} "
                 f"({'distinguishable' if spec.distinguishable else 'indistinguishable'} dyads, "
                 f"{spec.method}, residuals {spec.residual_structure}, random "
-                f"{cov.random}{', therapist level' if cov.therapist_level else ''})")
+                f"{cov.random}"
+                f"{' (exchangeable between members)' if exchangeable else ''}"
+                f"{', therapist level' if cov.therapist_level else ''})")
 
     def __str__(self) -> str:
         return self.summary()
