@@ -44,6 +44,7 @@ _LAZY = {
     "simulate": "apim.simulation.simulate",
     "SimulationSpec": "apim.simulation.simulate",
     "power": "apim.simulation.power",
+    "FitControl": "apim.engine.control",
 }
 _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
                 "cli", "parallel", "errors")

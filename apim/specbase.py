@@ -67,6 +67,9 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             return value
         raise SpecError(f"{name}={value!r} is not one of {', '.join(repr(a) for a in args)}")
     if origin in (Union, types.UnionType):
+        others = [a for a in args if a is not type(None)]
+        if value is not None and len(others) == 1:  # optional field: the real type's message
+            return _coerce(name, value, others[0])
         for option in args:
             try:
                 return _coerce(name, value, option)

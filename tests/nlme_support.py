@@ -86,15 +86,25 @@ def build(name: str, d: pd.DataFrame) -> tuple[MixedModel, str]:
 
 def natural(fitted) -> dict[str, tuple[float, float]]:  # noqa: ANN001 (MixedFit)
     """Variance parameters (estimate, SE) of an engine fit under the names the R scripts
-    write."""
-    names = {"sigma(0)": "sigma0", "sigma(1)": "sigma1", "rho": "rho", "phi": "phi",
-             "sd(therapist level)": "therapist.sd.1", "sd(therapist0)": "therapist.sd.1"}
+    write, selected by the records' fields."""
     z = list(fitted.model.z_names) or [f"z{j}" for j in range(fitted.model.q)]
-    for i, a in enumerate(z):
-        names[f"sd({a})"] = f"dyad.sd.{i + 1}"
-        for j, b in enumerate(z[:i]):
-            names[f"cor({b},{a})"] = f"dyad.cor.{j + 1}.{i + 1}"
-    return {names[k]: (row["estimate"], row["se"]) for k, row in fitted.variance.iterrows()}
+    out = {}
+    for p in fitted.parameters:
+        value = (p.estimate, p.se)
+        if p.level == "residual":
+            if p.kind == "sd":
+                for r in p.roles:
+                    out[f"sigma{r}"] = value
+            else:
+                out["rho" if p.kind == "cor" else "phi"] = value
+        elif p.level == "therapist":
+            out[f"therapist.{p.kind}.1"] = value
+        elif p.kind == "sd":
+            out[f"dyad.sd.{z.index(p.effects[0]) + 1}"] = value
+        else:
+            i, j = sorted(z.index(e) + 1 for e in p.effects)
+            out[f"dyad.cor.{i}.{j}"] = value
+    return out
 
 
 def assert_variance_matches(fitted, ref_loglik: float,  # noqa: ANN001 (MixedFit)

@@ -1,4 +1,11 @@
-"""APIM results against published tables (Acitelli couples, Kashy diary couples)."""
+"""APIM results against published tables (Acitelli couples, Kashy diary couples).
+
+Standard errors of ML fits follow ``vcov()`` (as SAS and lme4 do): nlme's printed
+``summary()`` of an ML fit multiplies them by sqrt(N / (N - p)) (``adjustSigma``), so a
+published nlme ML table shows SEs 0.2-0.5% larger; the tests below compare ML fits by
+logLik only, and ``test_apim_trust.py::test_ml_standard_errors_follow_vcov`` checks the
+factor against the published ML table.
+"""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from apim.engine.likelihood import evaluate
 from apim.engine.model import Prepared
 from apim.engine.oracle import dense_covariance, dense_loglik
 from apim.engine.residual import RESIDUAL_NAMES
+from apim.engine.structures import Exchangeable
 from apim.errors import RankDeficientError, SpecError
 
 
@@ -142,8 +143,8 @@ def test_statsmodels_mixedlm_agrees_on_what_it_can_express():
     # parameters; nlme and apim from (X'V^-1 X)^-1. They agree to within a percent.
     np.testing.assert_allclose(ours.se.to_numpy(), ref.bse_fe.to_numpy(), rtol=1e-2)
     np.testing.assert_allclose(ours.G, ref.cov_re.to_numpy(), rtol=1e-3)
-    assert ours.variance.loc["sigma(0)", "estimate"] ** 2 == pytest.approx(ref.scale,
-                                                                          rel=1e-4)
+    residual_sd = next(p for p in ours.parameters if p.level == "residual" and p.kind == "sd")
+    assert residual_sd.variance == pytest.approx(ref.scale, rel=1e-4)
     assert ours.loglik == pytest.approx(ref.llf, abs=1e-4)
 
 
@@ -217,3 +218,66 @@ def test_boundary_is_reported():
     with pytest.warns(UserWarning, match="boundary estimate"):
         r = fit(model)
     assert r.boundary and "at zero" in r.boundary[0]
+
+
+@pytest.mark.parametrize("residual", ["cs", "cs-ar1", "independent"])
+def test_exchangeable_likelihood_and_gradient_match_dense_oracle(residual):
+    """The members' intercepts and x slopes with the exchangeable G (k = 2)."""
+    d = small(6)
+    p, t = 1 - d["role"].to_numpy(), d["role"].to_numpy()
+    x = d["x"].to_numpy()
+    model = MixedModel(y=d["y"].to_numpy(), X=np.column_stack([np.ones(len(d)), x, d["xp"]]),
+                       dyad=d["dyad"].to_numpy(), role=t, session=d["session"].to_numpy(),
+                       Z=np.column_stack([p, p * x, t, t * x]).astype(float),
+                       random=Exchangeable(2), residual=Residual.named(residual))
+    prep = Prepared.of(model)
+    theta = np.random.default_rng(2).normal(scale=0.4, size=model.n_params)
+    for reml in (True, False):
+        ev = evaluate(model, prep, theta, reml)
+        assert ev.loglik == pytest.approx(dense_loglik(model, theta, reml), abs=1e-9)
+        step = 1e-6
+        fd = [(evaluate(model, prep, theta + e, reml, False).loglik
+               - evaluate(model, prep, theta - e, reml, False).loglik) / (2 * step)
+              for e in np.eye(len(theta)) * step]
+        np.testing.assert_allclose(ev.gradient, fd, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("structure", [Unstructured(3), Diagonal(3), CompoundSymmetry(3),
+                                       Exchangeable(2)])
+def test_structures_jacobian_rescale_and_records(structure):
+    rng = np.random.default_rng(5)
+    theta = rng.normal(scale=0.5, size=structure.n_params)
+    step = 1e-7
+    for k, dg in enumerate(structure.jacobian(theta)):
+        e = np.eye(len(theta))[k] * step
+        np.testing.assert_allclose(
+            dg, (structure.matrix(theta + e) - structure.matrix(theta - e)) / (2 * step),
+            atol=1e-6)
+    size = structure.matrix(theta).shape[0]
+    factors = structure.tie(rng.uniform(0.1, 10, size))
+    moved, jac = structure.rescale(theta, factors)
+    np.testing.assert_allclose(structure.matrix(moved),
+                               np.diag(factors) @ structure.matrix(theta) @ np.diag(factors),
+                               rtol=1e-10, atol=1e-12)
+    for k in range(len(theta)):  # the map is diagonal: d moved_k / d theta_k = jac_k
+        e = np.eye(len(theta))[k] * step
+        diff = (structure.rescale(theta + e, factors)[0]
+                - structure.rescale(theta - e, factors)[0]) / (2 * step)
+        np.testing.assert_allclose(diff, np.eye(len(theta))[k] * jac[k], atol=1e-6)
+    names = [f"z{j}" for j in range(size)]
+    records = structure.records(theta, names)
+    g = structure.matrix(theta)
+    for p in records:
+        assert p.level == "dyad" and p.kind in ("sd", "cor")
+        if p.kind == "sd":
+            assert p.estimate == pytest.approx(np.sqrt(g[names.index(p.effects[0]),
+                                                         names.index(p.effects[0])]))
+    assert len({p.label for p in records}) == len(records)
+
+
+def test_exchangeable_is_invariant_to_swapping_the_members():
+    ex = Exchangeable(2)
+    g = ex.matrix(np.random.default_rng(3).normal(size=ex.n_params))
+    swap = [2, 3, 0, 1]
+    np.testing.assert_allclose(g[np.ix_(swap, swap)], g)
+    assert np.linalg.eigvalsh(g).min() > 0

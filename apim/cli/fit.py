@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from typing import Any
 
 from apim import report
 from apim.cli.common import add_columns, load
 from apim.engine.residual import RESIDUAL_NAMES
+from apim.errors import ApimWarning
 from apim.model.centring import DecompositionSpec
 from apim.model.fit import fit
 from apim.model.spec import APIMSpec, CovarianceSpec
@@ -16,7 +19,7 @@ __all__ = ["register", "run"]
 
 
 def _spec(args: argparse.Namespace) -> APIMSpec:
-    center = args.center or ("therapist" if args.therapist_level else "person")
+    center = args.center or ("therapist" if args.therapist_level else None)
     decomposition = DecompositionSpec.from_dict({"center": center, "lag": args.lag,
                                                  "detrend": args.detrend})
     return APIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
@@ -29,8 +32,18 @@ def _spec(args: argparse.Namespace) -> APIMSpec:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Fit and print in the chosen format."""
-    result = fit(load(args), _spec(args), df=args.df)
+    """Fit and print in the chosen format; apim's warnings (boundary fits ...) go to
+    stderr, one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ApimWarning)
+        result = fit(load(args), _spec(args), df=args.df)
+    for warning in caught:
+        if issubclass(warning.category, ApimWarning):
+            text = " ".join(str(warning.message).split())
+            print(f"apim: warning: {text}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
     text = {"table": lambda r: r.summary(), "markdown": report.to_markdown,
             "latex": report.to_latex, "json": report.to_json}[args.format](result)
     print(text)
@@ -47,7 +60,8 @@ def register(commands: Any) -> None:
     fit.add_argument("--predictor", action="append", required=True,
                      help="predictor rated by both members (repeatable)")
     fit.add_argument("--center", choices=("person", "therapist", "grand", "none"),
-                     help="decomposition (default person; therapist with --therapist-level)")
+                     help="decomposition (default person, or none for cross-sectional data; "
+                     "therapist with --therapist-level)")
     fit.add_argument("--lag", type=int, default=0, help="lag of the predictors in sessions")
     fit.add_argument("--detrend", action="store_true",
                      help="remove each person's linear trend before the split")
@@ -57,7 +71,8 @@ def register(commands: Any) -> None:
     fit.add_argument("--moderator", action="append", help="dyad-level moderator (repeatable)")
     fit.add_argument("--covariate", action="append", help="covariate (repeatable)")
     fit.add_argument("--random", choices=("none", "intercepts", "slopes"),
-                     default="intercepts", help="random effects per dyad")
+                     help="random effects per dyad (default intercepts, or none for "
+                     "cross-sectional data)")
     fit.add_argument("--residual", choices=tuple(RESIDUAL_NAMES),
                      help="residual structure (default un; cs with --indistinguishable)")
     fit.add_argument("--therapist-level", action="store_true",

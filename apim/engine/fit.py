@@ -21,19 +21,22 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from apim.engine.control import FitControl
 from apim.engine.inference import containment_df, satterthwaite_df
 from apim.engine.likelihood import Evaluation, evaluate, split_theta
 from apim.engine.model import MixedModel, Prepared
-from apim.errors import BoundaryWarning, SpecError
+from apim.engine.parameters import VarianceParameter, parameter_table
+from apim.engine.scaling import Scaling
+from apim.errors import BoundaryWarning, FitError, SpecError
 
-__all__ = ["fit", "MixedFit", "start_values"]
+__all__ = ["fit", "MixedFit", "start_values", "FitControl"]
 
 
 Method = Literal["REML", "ML"]
@@ -53,16 +56,22 @@ class MixedFit:
     coef : pandas.Series of fixed effects
     cov_coef : pandas.DataFrame, ``(X'V^-1 X)^-1``
     df_satterthwaite, df_containment : pandas.Series of denominator df per coefficient
-    variance : pandas.DataFrame with columns ``estimate`` and ``se`` (natural scale: SDs,
-        correlations, residual SDs per role, rho, phi)
+    parameters : tuple of VarianceParameter
+        Natural-scale variance parameters as typed records (level, kind, effects, roles,
+        estimate, SE, at-boundary flag); select them by their fields.
+    variance : pandas.DataFrame of the same, indexed by each record's ``label``, with
+        columns ``estimate``, ``se``, ``at_boundary``
     G, T : random-effect covariance matrices at the dyad and therapist level (or None)
-    converged, message, n_evaluations, boundary : optimizer diagnostics
+    converged, message, n_evaluations : optimizer diagnostics
+    boundary : one line per boundary finding (zero SD, correlation at +-1, singular G or
+        therapist matrix, singular information)
     fitted, fitted_population, residuals : arrays in input row order
     random_effects, therapist_effects : predicted random effects (DataFrames)
     hessian : Hessian of ``-loglik`` in ``theta``
     cov_theta : its (pseudo-)inverse, the covariance of ``theta``
     d_xvx : derivatives of ``X'V^-1 X`` with respect to ``theta`` (for Satterthwaite df)
     fit_seconds : wall time of the estimation
+    control : the FitControl used
     """
 
     model: MixedModel
@@ -73,6 +82,7 @@ class MixedFit:
     cov_coef: pd.DataFrame
     df_satterthwaite: pd.Series
     df_containment: pd.Series
+    parameters: tuple[VarianceParameter, ...]
     variance: pd.DataFrame
     G: np.ndarray | None
     T: np.ndarray | None
@@ -91,6 +101,7 @@ class MixedFit:
     fit_seconds: float
     n_obs: int
     n_dyads: int
+    control: FitControl = field(default_factory=FitControl)
 
     @property
     def n_params(self) -> int:
@@ -183,58 +194,109 @@ def _hessian(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool) -
     return (h + h.T) / 2
 
 
-def _natural(model: MixedModel, theta: np.ndarray) -> dict[str, float]:
+def _records(model: MixedModel, theta: np.ndarray) -> list[VarianceParameter]:
+    """Natural-scale variance parameters of ``model`` at ``theta`` (no SEs yet)."""
     _, z_names, t_names = _names(model)
     t_g, t_t, t_r = split_theta(model, theta)
-    out: dict[str, float] = {}
+    out: list[VarianceParameter] = []
     if model.random is not None:
-        out.update(model.random.natural(t_g, z_names))
+        out += model.random.records(t_g, z_names, "dyad")
     if model.therapist_random is not None:
-        out.update(model.therapist_random.natural(t_t, t_names))
-    out.update(model.residual.natural(t_r))
+        out += model.therapist_random.records(t_t, t_names, "therapist")
+    out += model.residual.records(t_r)
     return out
 
 
+def _natural(model: MixedModel, theta: np.ndarray) -> np.ndarray:
+    return np.array([p.estimate for p in _records(model, theta)])
+
+
 def _natural_table(model: MixedModel, theta: np.ndarray, cov_theta: np.ndarray
-                   ) -> pd.DataFrame:
-    est = _natural(model, theta)
-    names = list(est)
-    jac = np.zeros((len(names), len(theta)))
+                   ) -> list[VarianceParameter]:
+    """Records with delta-method SEs from the covariance of ``theta``."""
+    records = _records(model, theta)
+    jac = np.zeros((len(records), len(theta)))
     for j in range(len(theta)):
         step = 1e-6 * max(1.0, abs(theta[j]))
         e = np.zeros(len(theta))
         e[j] = step
-        up, down = _natural(model, theta + e), _natural(model, theta - e)
-        jac[:, j] = [(up[n] - down[n]) / (2 * step) for n in names]
+        jac[:, j] = (_natural(model, theta + e) - _natural(model, theta - e)) / (2 * step)
     cov = jac @ cov_theta @ jac.T
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    return pd.DataFrame({"estimate": [est[n] for n in names], "se": se}, index=names)
+    return [p.with_values(p.estimate, s) for p, s in zip(records, se)]
 
 
-def _boundary(table: pd.DataFrame, hessian: np.ndarray) -> tuple[str, ...]:
-    scale = table.loc[[n for n in table.index if n.startswith("sigma(")], "estimate"].max()
-    flags = []
-    for name, value in table["estimate"].items():
-        if name.startswith("sd(") and value < 1e-4 * scale:
-            flags.append(f"{name} is at zero")
-        if (name.startswith("cor(") or name in ("rho", "phi")) and abs(value) > 0.9999:
-            flags.append(f"{name} is at {np.sign(value):+.0f}")
+def _singular(level: str, g: np.ndarray | None, tolerance: float) -> str | None:
+    """A line when ``g`` (of standardised columns) is singular by its relative
+    eigenvalues; None otherwise."""
+    if g is None or len(g) < 2:
+        return None
+    values = np.linalg.eigvalsh((g + g.T) / 2)
+    top = max(float(values[-1]), 0.0)
+    if top > 0 and values[0] < tolerance * top:
+        return (f"the {level}-level random-effect covariance matrix is singular (smallest "
+                f"eigenvalue {max(values[0], 0.0) / top:.1e} of the largest): some random "
+                "effects are (nearly) linear combinations of others")
+    return None
+
+
+def _boundary(inner: MixedModel, inner_theta: np.ndarray, records: list[VarianceParameter],
+              hessian: np.ndarray, control: FitControl
+              ) -> tuple[list[VarianceParameter], tuple[str, ...]]:
+    """Flag boundary estimates on the standardised model (so the decision does not depend
+    on units): an SD at zero, a correlation at +-1, a singular G or therapist matrix by
+    relative eigenvalues, a singular information matrix. Returns the records with
+    ``at_boundary`` set and one line per finding."""
+    scaled = _records(inner, inner_theta)
+    residual_sd = max((p.estimate for p in scaled if p.level == "residual"
+                       and p.kind == "sd"), default=1.0)
+    flags: list[str] = []
+    marked = []
+    for p, q in zip(records, scaled):
+        hit = False
+        if p.kind == "sd" and q.estimate < control.zero_sd_tolerance * residual_sd:
+            flags.append(f"{p.level} {p.label} is at zero")
+            hit = True
+        elif p.kind in ("cor", "phi") and abs(q.estimate) > 1 - control.correlation_tolerance:
+            flags.append(f"{p.level} {p.label} is at {np.sign(q.estimate):+.0f}")
+            hit = True
+        marked.append(p.with_values(p.estimate, p.se, hit))
+    t_g, t_t, _ = split_theta(inner, inner_theta)
+    for level, structure, t in (("dyad", inner.random, t_g),
+                                ("therapist", inner.therapist_random, t_t)):
+        if structure is None:
+            continue
+        line = _singular(level, structure.matrix(t), control.singular_tolerance)
+        if line is not None and not any(p.at_boundary for p in marked if p.level == level):
+            flags.append(line)
+        if line is not None:
+            marked = [p.with_values(p.estimate, p.se, True) if p.level == level else p
+                      for p in marked]
     if not flags and len(hessian) and np.linalg.eigvalsh(hessian).min() <= 0:
         flags.append("the information matrix of the covariance parameters is singular: "
                      "some of them are not identified")
-    return tuple(flags)
+    return marked, tuple(flags)
+
+
+BOUNDARY_NOTE = ("Satterthwaite df and the SEs of the variance parameters are unreliable "
+                 "there; consider a simpler random part")
 
 
 def _quasi_newton(objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
-                  theta: np.ndarray, scale: float) -> tuple[np.ndarray, list[str]]:
-    """BFGS, then L-BFGS-B from where it stopped if it did not get close."""
+                  theta: np.ndarray, scale: float, control: FitControl
+                  ) -> tuple[np.ndarray, list[str]]:
+    """The chosen quasi-Newton method, then the other one from where it stopped if it did
+    not get close."""
     messages = []
     # the round-off in the per-observation gradient grows with the number of observations
-    gtol = 1e-7 * max(1.0, np.sqrt(scale / 1e4))
-    for solver, options in (("BFGS", {"gtol": gtol, "maxiter": 2000}),
-                            ("L-BFGS-B", {"ftol": 1e-13, "gtol": 1e-8, "maxiter": 5000})):
+    gtol = control.gradient_tolerance * max(1.0, np.sqrt(scale / 1e4))
+    options = {"BFGS": {"gtol": gtol, "maxiter": control.max_iterations},
+               "L-BFGS-B": {"ftol": 1e-13, "gtol": 1e-8,
+                            "maxiter": max(control.max_iterations, 5000)}}
+    order = [control.optimizer] + [m for m in options if m != control.optimizer]
+    for solver in order:
         result = optimize.minimize(objective, theta, jac=True, method=solver,
-                                   options=options)
+                                   options=options[solver])
         messages.append(f"{solver}: {result.message}")
         if np.all(np.isfinite(result.x)) and result.fun <= objective(theta)[0]:
             theta = result.x
@@ -260,40 +322,72 @@ def _spread(model: MixedModel, theta: np.ndarray, theta0: np.ndarray) -> np.ndar
     return np.concatenate([model.random.start(np.maximum(g_now, 0.1 * g_start)), t_t, t_r])
 
 
-def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = None,
-        max_newton: int = 8) -> MixedFit:
+def fit(model: MixedModel, method: Method = "REML", control: FitControl | None = None,
+        start: np.ndarray | None = None) -> MixedFit:
     """Fit ``model`` by REML (default) or ML.
 
-    The optimizer runs BFGS with the analytic gradient from moment-based start values
-    (falling back to L-BFGS-B from where BFGS stopped; when it ends where the information
-    is singular, a second search starts from a full-rank G and the better optimum is
-    kept), then Newton steps with the Hessian
-    from differences of the analytic gradient until the expected gain of a further step is
-    below 1e-9 in log-likelihood units (or, for very large data, below the round-off of the
-    log-likelihood, 1e-11 of its value). Convergence, boundary estimates and the optimizer's
-    message are reported; nothing is returned as NaN silently.
+    The outcome and every design column are standardised internally and the estimates
+    mapped back (:mod:`apim.engine.scaling`), so units change no t value, p value or
+    convergence decision. The optimizer runs BFGS with the analytic gradient from
+    moment-based start values (falling back to L-BFGS-B from where BFGS stopped; when it
+    ends where the information is singular, a second search starts from a full-rank G
+    and the better optimum is kept), then Newton steps with the Hessian from differences
+    of the analytic gradient until no parameter would move by more than
+    ``control.step_tolerance`` (or the expected gain is below the round-off of the
+    log-likelihood). Convergence, boundary estimates (zero SDs, correlations at +-1,
+    singular G or therapist matrices) and the optimizer's message are reported; nothing
+    is returned as NaN silently.
 
     Parameters
     ----------
     model : MixedModel
     method : {"REML", "ML"}
+    control : FitControl, optional
+        Tolerances, iteration limits and the optimiser (default ``FitControl()``).
     start : array, optional
-        Unconstrained starting values (default: :func:`start_values`).
-    max_newton : int
-        Newton steps after the quasi-Newton phase.
+        Unconstrained starting values in the model's units (default:
+        :func:`start_values`).
 
     Returns
     -------
     MixedFit
+
+    Raises
+    ------
+    DataError
+        For a constant outcome.
+    FitError
+        When the linear algebra fails (the message says what to try).
     """
     if method not in ("REML", "ML"):
         raise SpecError(f"method={method!r} must be 'REML' or 'ML'")
+    control = control or FitControl()
     clock = time.perf_counter()
+    scaling = Scaling.of(model, control.standardize)
+    inner = scaling.model
+    theta0 = None
+    if start is not None:
+        if len(start) != model.n_params:
+            raise SpecError(f"start has {len(start)} values; the model has {model.n_params}")
+        theta0 = scaling.inner_theta(np.asarray(start, float))[0]
+    try:
+        with np.errstate(all="ignore"):
+            return _estimate(scaling, inner, method, control, theta0, clock)
+    except np.linalg.LinAlgError as error:
+        raise FitError(f"the estimation failed in the linear algebra ({error}): the design "
+                       "or the random part is (nearly) singular; check for predictors that "
+                       "are (nearly) collinear or constant within the fitted rows, and try "
+                       "a simpler random part (random='intercepts' or 'none') or residual "
+                       "structure") from None
+
+
+def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitControl,
+              theta0: np.ndarray | None, clock: float) -> MixedFit:
+    """Fit the standardised ``model``; report in the original units."""
     reml = method == "REML"
     prep = Prepared.of(model)
-    theta0 = start_values(model, prep) if start is None else np.asarray(start, float)
-    if len(theta0) != model.n_params:
-        raise SpecError(f"start has {len(theta0)} values; the model has {model.n_params}")
+    if theta0 is None:
+        theta0 = start_values(model, prep)
     scale = float(prep.n)
     calls = [0]
 
@@ -305,12 +399,13 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
             return np.inf, np.zeros_like(theta)  # outside the numerically usable region
         return -ev.loglik / scale, -ev.gradient / scale
 
-    theta, messages = _quasi_newton(objective, theta0, scale)
+    theta, messages = _quasi_newton(objective, theta0, scale, control)
     ev = evaluate(model, prep, theta, reml)
     hess = _hessian(model, prep, theta, reml)
     if model.random is not None and not _positive_definite(hess):
         # a reduced-rank G can trap the search: restart with its variances spread out
-        restart, more = _quasi_newton(objective, _spread(model, theta, theta0), scale)
+        restart, more = _quasi_newton(objective, _spread(model, theta, theta0), scale,
+                                      control)
         again = evaluate(model, prep, restart, reml)
         if again.loglik > ev.loglik + 1e-8:
             theta, ev = restart, again
@@ -320,14 +415,16 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
     decrement = np.inf  # expected gain in log-likelihood of a full Newton step
     # round-off in the log-likelihood, a sum over N observations: below it no step is
     # meaningful and no decrease is real
-    noise = 1e-10 * max(1.0, abs(ev.loglik))
-    tolerance = max(1e-9, 0.1 * noise)
-    for iteration in range(max_newton + 1):
+    noise = control.relative_roundoff * max(1.0, abs(ev.loglik))
+    for iteration in range(control.max_newton + 1):
         if not _positive_definite(hess):
             break
         step = np.linalg.solve(hess, ev.gradient)
         decrement = float(ev.gradient @ step) / 2
-        if decrement < tolerance or iteration == max_newton:
+        # the gradient resolves the optimum far more finely than differences of the
+        # log-likelihood do: step until the parameters (and so the SEs) are settled
+        settled = np.max(np.abs(step), initial=0.0) < control.step_tolerance
+        if settled or iteration == control.max_newton:
             break
         for _half in range(10):
             trial = evaluate(model, prep, theta + step, reml, gradient=False)
@@ -341,28 +438,32 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
         ev = evaluate(model, prep, theta, reml)
         hess = _hessian(model, prep, theta, reml)
         calls[0] += 2 * len(theta) + 1
-    final = ev
-    grad_norm = float(np.max(np.abs(final.gradient))) if len(theta) else 0.0
-    converged = bool(np.isfinite(final.loglik) and (
-        decrement < max(1e-6, 10 * noise) or grad_norm < 1e-3))
-    cov_theta = np.linalg.pinv(hess)  # inverse observed information of theta
-    table = _natural_table(model, theta, cov_theta)
-    boundary = _boundary(table, hess)
-    if boundary:
-        warnings.warn("boundary estimate: " + "; ".join(boundary), BoundaryWarning,
-                      stacklevel=2)
+    gradient = ev.gradient if ev.gradient is not None else np.zeros(len(theta))
+    grad_norm = float(np.max(np.abs(gradient))) if len(theta) else 0.0
+    converged = bool(np.isfinite(ev.loglik) and (
+        decrement < max(control.converged_decrement, 10 * noise)
+        or grad_norm < control.converged_gradient))
     if not converged:
         message = (f"{message}; largest gradient component {grad_norm:.2e}, "
                    f"Newton decrement {decrement:.2e}")
-    seconds = time.perf_counter() - clock
-    return _result(model, prep, method, theta, final, hess, cov_theta, table, boundary,
-                   converged, message, calls[0], seconds)
+    return _result(scaling, prep, method, theta, ev, hess, control, converged, message,
+                   calls[0], clock)
 
 
-def _result(model: MixedModel, prep: Prepared, method: str, theta: np.ndarray,
-            ev: Evaluation, hess: np.ndarray, cov_theta: np.ndarray, table: pd.DataFrame,
-            boundary: tuple[str, ...], converged: bool, message: str, n_eval: int,
-            seconds: float) -> MixedFit:
+def _result(scaling: Scaling, prep: Prepared, method: str, inner_theta: np.ndarray,
+            ev: Evaluation, inner_hess: np.ndarray, control: FitControl, converged: bool,
+            message: str, n_eval: int, clock: float) -> MixedFit:
+    model, inner = scaling.original, scaling.model
+    reml = method == "REML"
+    theta, jac = scaling.outer_theta(inner_theta)
+    hess = inner_hess * np.outer(jac, jac)  # of -logLik in the original parameters
+    inner_cov = np.linalg.pinv(inner_hess)  # inverse observed information
+    cov_theta = inner_cov / np.outer(jac, jac)
+    records = _natural_table(model, theta, cov_theta)
+    records, boundary = _boundary(inner, inner_theta, records, inner_hess, control)
+    if boundary:
+        warnings.warn("boundary estimate: " + "; ".join(boundary) + ". " + BOUNDARY_NOTE,
+                      BoundaryWarning, stacklevel=4)
     x_names, z_names, t_names = _names(model)
     t_g, t_t, _ = split_theta(model, theta)
     lay = prep.layout
@@ -383,29 +484,35 @@ def _result(model: MixedModel, prep: Prepared, method: str, theta: np.ndarray,
                                                   v[prep.cluster[dyad_of_row]])
         first_dyad = np.flatnonzero(prep.slot == 0)
         t_labels = np.asarray(model.therapist)[prep.order][lay.dyad_start][first_dyad]
-        therapist_effects = pd.DataFrame(v[prep.cluster[first_dyad]], index=t_labels,
-                                         columns=t_names)
+        therapist_effects = pd.DataFrame(v[prep.cluster[first_dyad]] * scaling.y / scaling.zt,
+                                         index=t_labels, columns=t_names)
     inverse = np.empty_like(prep.order)
     inverse[prep.order] = np.arange(prep.n)
-    fitted = fitted_sorted[inverse]
+    fitted = fitted_sorted[inverse] * scaling.y
     y = np.asarray(model.y, float)
-    cov = pd.DataFrame(ev.cov_beta, index=x_names, columns=x_names)
+    beta = scaling.beta(ev.beta)
+    cov_beta = scaling.cov_beta(ev.cov_beta)
+    inner_d = ev.d_xvx if ev.d_xvx is not None else np.zeros((0, prep.p, prep.p))
+    d_xvx = scaling.d_xvx(inner_d, 1 / jac)
     levels = [np.asarray(model.dyad)]
     if model.therapist is not None:
         levels.insert(0, np.asarray(model.therapist))
     return MixedFit(
-        model=model, method=method, theta=theta, loglik=float(ev.loglik),
-        coef=pd.Series(ev.beta, index=x_names), cov_coef=cov,
-        df_satterthwaite=pd.Series(satterthwaite_df(ev.cov_beta, ev.d_xvx, cov_theta,
+        model=model, method=method, theta=theta,
+        loglik=float(scaling.loglik(float(ev.loglik), reml)),
+        coef=pd.Series(beta, index=x_names),
+        cov_coef=pd.DataFrame(cov_beta, index=x_names, columns=x_names),
+        df_satterthwaite=pd.Series(satterthwaite_df(ev.cov_beta, inner_d, inner_cov,
                                                     np.eye(len(x_names))), index=x_names),
         df_containment=pd.Series(containment_df(np.asarray(model.X, float), levels),
                                  index=x_names),
-        variance=table,
+        parameters=tuple(records), variance=parameter_table(records),
         G=model.random.matrix(t_g) if model.random is not None else None,
         T=model.therapist_random.matrix(t_t) if model.therapist_random is not None else None,
         converged=converged, message=message, n_evaluations=n_eval, boundary=boundary,
-        fitted=fitted, fitted_population=xb[inverse], residuals=y - fitted,
-        random_effects=pd.DataFrame(b, index=labels, columns=z_names),
+        fitted=fitted, fitted_population=xb[inverse] * scaling.y, residuals=y - fitted,
+        random_effects=pd.DataFrame(b * scaling.y / scaling.z, index=labels,
+                                    columns=z_names),
         therapist_effects=therapist_effects, hessian=hess, cov_theta=cov_theta,
-        d_xvx=ev.d_xvx, fit_seconds=seconds,
-        n_obs=prep.n, n_dyads=len(labels))
+        d_xvx=d_xvx, fit_seconds=time.perf_counter() - clock,
+        n_obs=prep.n, n_dyads=len(labels), control=control)

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from apim.engine.parameters import VarianceParameter
 from apim.errors import SpecError
 
 __all__ = ["Residual", "ResidualLayout", "RESIDUAL_NAMES"]
@@ -151,14 +152,37 @@ class Residual:
         return sigma, rho, phi
 
     def natural(self, theta: np.ndarray) -> dict[str, float]:
-        """Residual SDs per role (0, 1), same-session correlation and AR(1) phi."""
+        """The natural parameters by label (see :meth:`records`)."""
+        return {p.label: p.estimate for p in self.records(theta)}
+
+    def records(self, theta: np.ndarray) -> list[VarianceParameter]:
+        """The natural parameters as records: residual SD per role (one pooled SD with
+        equal variances), the same-session correlation, the AR(1) phi."""
         sigma, rho, phi = self.unpack(theta)
-        out = {"sigma(0)": float(sigma[0]), "sigma(1)": float(sigma[1])}
+        if self.equal_variances:
+            out = [VarianceParameter("residual", "sd", roles=(0, 1), pooled=True,
+                                     estimate=float(sigma[0]))]
+        else:
+            out = [VarianceParameter("residual", "sd", roles=(r,), estimate=float(sigma[r]))
+                   for r in (0, 1)]
         if self.correlated:
-            out["rho"] = rho
+            out.append(VarianceParameter("residual", "cor", roles=(0, 1), pooled=True,
+                                         estimate=rho))
         if self.ar1:
-            out["phi"] = phi
+            out.append(VarianceParameter("residual", "phi", roles=(0, 1), pooled=True,
+                                         estimate=phi))
         return out
+
+    def rescale(self, theta: np.ndarray, factor: float) -> np.ndarray:
+        """Parameters of the same structure with every residual SD times ``factor``."""
+        theta = np.array(theta, float)
+        theta[:1 if self.equal_variances else 2] += np.log(factor)
+        return theta
+
+    @property
+    def pooled(self) -> Residual:
+        """The counterpart with equal variances (for indistinguishable dyads)."""
+        return Residual(True, self.correlated, self.ar1)
 
     def start(self, variances: np.ndarray, rho: float, phi: float) -> np.ndarray:
         """Unconstrained start from role variances and moment correlations."""

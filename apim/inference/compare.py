@@ -13,22 +13,20 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
 from apim.data.session import SessionData
+from apim.engine.residual import Residual
 from apim.errors import SpecError
 from apim.model.fit import fit
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec
 
-__all__ = ["LikelihoodRatioTest", "likelihood_ratio_test", "distinguishability_test",
-           "POOLED_RESIDUAL"]
-
-POOLED_RESIDUAL = {"un": "cs", "diagonal": "independent", "ar1": "ar1-equal",
-                   "un-ar1": "cs-ar1"}
+__all__ = ["LikelihoodRatioTest", "likelihood_ratio_test", "distinguishability_test"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +43,14 @@ class LikelihoodRatioTest:
     loglik_reduced: float
     loglik_full: float
     method: str
+    constraints: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        return (f"likelihood-ratio test ({self.method}): chi2({self.df}) = {self.chi2:.3f}, "
+        text = (f"likelihood-ratio test ({self.method}): chi2({self.df}) = {self.chi2:.3f}, "
                 f"p = {self.p:.4g}")
+        if self.constraints:
+            text += "; constraints tested: " + "; ".join(self.constraints)
+        return text
 
 
 def likelihood_ratio_test(reduced: APIMResult, full: APIMResult) -> LikelihoodRatioTest:
@@ -82,13 +84,41 @@ def likelihood_ratio_test(reduced: APIMResult, full: APIMResult) -> LikelihoodRa
 
 def distinguishability_test(data: SessionData, spec: APIMSpec) -> LikelihoodRatioTest:
     """ML test of distinguishable against indistinguishable dyads (Kenny, Kashy & Cook,
-    2006): the indistinguishable model pools intercepts and effects over roles and sets
-    the residual variances equal (``un`` -> ``cs`` etc.)."""
-    residual = spec.replace(distinguishable=True).residual_structure
+    2006).
+
+    The full model is ``spec`` with distinguishable dyads (its residual structure, default
+    ``un``; its random part). The reduced model pools intercepts and effects over roles,
+    centres predictors on both roles together, gives the members' random effects the
+    exchangeable covariance (equal variances, free covariances: nlme's
+    ``pdCompSymm(~ 0 + member1 + member2)`` for intercepts) and the residuals equal
+    variances (``un`` -> ``cs``, ``diagonal`` -> ``independent``, ``ar1`` ->
+    ``ar1-equal``, ``un-ar1`` -> ``cs-ar1``). ``df`` is the difference in parameters;
+    ``constraints`` lists what the test sets equal.
+    """
+    residual = Residual.named(spec.replace(distinguishable=True).residual_structure)
     cov = spec.covariance
     full = fit(data, spec.replace(distinguishable=True, method="ML",
-                                  covariance=cov.replace(residual=residual)))
-    pooled = POOLED_RESIDUAL.get(residual, residual)
+                                  covariance=cov.replace(residual=residual.name)))
     reduced = fit(data, spec.replace(distinguishable=False, method="ML",
-                                     covariance=cov.replace(residual=pooled)))
-    return likelihood_ratio_test(reduced, full)
+                                     covariance=cov.replace(residual=residual.pooled.name)))
+    test = likelihood_ratio_test(reduced, full)
+    constraints = list(_constraints(full, reduced))
+    return replace(test, constraints=tuple(constraints))
+
+
+def _constraints(full: APIMResult, reduced: APIMResult) -> list[str]:
+    """What the reduced (indistinguishable) model sets equal, one line per group."""
+    r0, r1 = full.roles
+    out = []
+    for term in full.design.terms:
+        if term.outcome_role == r0:
+            other = dataclasses.replace(term, outcome_role=r1)
+            out.append(f"{term.name} = {other.name}")
+    k_full = full.engine.model.random.n_params if full.engine.model.random else 0
+    k_reduced = reduced.engine.model.random.n_params if reduced.engine.model.random else 0
+    if k_full > k_reduced:
+        out.append(f"the two members' random effects have equal variances and covariances "
+                   f"({k_full - k_reduced} constraint{'s' if k_full - k_reduced > 1 else ''})")
+    if not full.engine.model.residual.equal_variances:
+        out.append(f"equal residual variances of {r0} and {r1}")
+    return out

@@ -1,9 +1,16 @@
 """Effect sizes: standardised effects per level, partial r, d, and pseudo-R² per level.
 
-- ``partial_r = t / sqrt(t^2 + df)`` and ``d = 2 t / sqrt(df)`` from each effect's t test.
-- Standardised effects: ``b * SD(x part) / SD(y part)`` at the effect's level: within-person
-  SDs (deviations from the person mean) for within effects, SDs of person means over
-  persons for between effects, overall SDs otherwise; per outcome role.
+None for intercepts. For every other effect, from its t test with ``df`` denominator df:
+
+- ``partial_r = t / sqrt(t^2 + df)``, the partial correlation of the predictor and the
+  outcome given the other terms (Rosenthal & Rosnow).
+- ``d = 2 t / sqrt(df)``, the standardised difference of two groups, **only for a
+  dichotomous predictor** (a column that takes two values in its rows, e.g. a 0/1
+  treatment dummy); NaN for continuous predictors, where it has no meaning.
+- ``standardised = b * SD(x part) / SD(y part)`` at the effect's level, **only for
+  continuous predictors**: within-person SDs (deviations from the person mean) for
+  within effects, SDs of person means over persons for between effects, overall SDs
+  otherwise; per outcome role. Moderated (``|``) terms get NaN (a difference of slopes).
 - Pseudo-R² per level and outcome role (Raudenbush & Bryk; Kenny, Kashy & Cook, 2006):
   ``1 - var(full) / var(empty)`` for the residual variance (within level) and the dyad
   random-intercept variance (between level), against the model with intercepts only
@@ -39,8 +46,19 @@ def _level_sd(values: pd.Series, person: list[pd.Series], level: str) -> float:
     return float(values.std())
 
 
+
 def effect_sizes(result: APIMResult) -> pd.DataFrame:
-    """Partial r, d and standardised effects for every effect of ``result``."""
+    """Partial r, d (dichotomous predictors) and standardised effects (continuous
+    predictors) for every effect of ``result`` but the intercepts (see the module
+    docstring for the formulas).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per non-intercept term: ``outcome_role``, ``effect``, ``level``,
+        ``predictor``, ``by``, ``estimate``, ``dichotomous``, ``partial_r``, ``d``,
+        ``standardised``.
+    """
     design = result.design
     frame = design.data.frame.loc[design.used]
     person = [frame["dyad"], frame["role"]]
@@ -48,14 +66,24 @@ def effect_sizes(result: APIMResult) -> pd.DataFrame:
     X = pd.DataFrame(design.model.X, index=frame.index, columns=list(result.engine.coef.index))
     table = result.effects[["outcome_role", "effect", "level", "predictor", "by", "estimate",
                             "t", "df"]].copy()
+    levels = []
+    for name, row in table.iterrows():
+        rows = np.ones(len(frame), bool) if row["outcome_role"] in ("both", "") else \
+            (frame["role"] == row["outcome_role"]).to_numpy()
+        levels.append(X.loc[rows, name].nunique())
+    # intercepts (also a formula's constant column) get no effect size
+    keep = (table["effect"] != "intercept").to_numpy() & (np.array(levels) > 1)
+    table = table[keep].copy()
+    table["dichotomous"] = np.array(levels)[keep] == 2
     table["partial_r"] = table["t"] / np.sqrt(table["t"] ** 2 + table["df"])
-    table["d"] = 2 * table["t"] / np.sqrt(table["df"])
+    table["d"] = np.where(table["dichotomous"], 2 * table["t"] / np.sqrt(table["df"]), np.nan)
     standardised = []
     for name, row in table.iterrows():
-        if row["effect"] not in ("actor", "partner", "actor_x_partner", "covariate") or row["by"]:
+        if row["effect"] not in ("actor", "partner", "actor_x_partner", "covariate", "term") \
+                or row["by"] or row["dichotomous"]:
             standardised.append(np.nan)
             continue
-        rows = slice(None) if row["outcome_role"] == "both" else \
+        rows = slice(None) if row["outcome_role"] in ("both", "") else \
             (frame["role"] == row["outcome_role"]).to_numpy()
         sx = _level_sd(X.loc[rows, name], [p[rows] for p in person], row["level"])
         sy = _level_sd(y[rows], [p[rows] for p in person], row["level"])
@@ -74,21 +102,21 @@ def pseudo_r2(result: APIMResult) -> pd.DataFrame:
         X0 = np.column_stack([(role == r).to_numpy(float) for r in roles])
     else:
         X0 = np.ones((len(design.used), 1))
-    empty = replace(design.model, X=X0, x_names=tuple(f"{r}.intercept" for r in roles))
-    base = fit_engine(empty, result.spec.method)
-    equal = design.model.residual.equal_variances
-    intercepts = {r: r for r in roles} if design.spec.distinguishable else {"intercept": "both"}
+    intercepts = replace(design.model, X=X0, x_names=tuple(f"{r}.intercept" for r in roles))
+    base = fit_engine(intercepts, result.spec.method)
     rows = []
-    for key, value in result.engine.variance["estimate"].items():
-        if key.startswith("sigma("):
-            if equal and key != "sigma(0)":
-                continue
-            level, who = "within", "both" if equal else result.roles[int(key[6])]
-        elif key.startswith("sd(") and key[3:-1] in intercepts:
-            level, who = "between", intercepts[key[3:-1]]
+    for now, empty in zip(result.engine.parameters, base.parameters):
+        if now.kind != "sd" or now.level == "therapist":
+            continue
+        if now.level == "residual":
+            level = "within"
+            who = "both" if now.pooled else result.roles[now.roles[0]]
+        elif design.random_effects.get(now.effects[0]) == "intercept":
+            level = "between"
+            who = "both" if now.pooled else design.random_members[now.effects[0]]
         else:
             continue
-        v0 = base.variance.loc[key, "estimate"] ** 2
+        v0, v1 = empty.variance, now.variance
         rows.append({"level": level, "outcome_role": who, "variance_empty": v0,
-                     "variance_full": value ** 2, "pseudo_r2": 1 - value ** 2 / v0})
+                     "variance_full": v1, "pseudo_r2": 1 - v1 / v0})
     return pd.DataFrame(rows)

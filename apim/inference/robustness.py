@@ -81,12 +81,16 @@ def mixedlm_counterpart(result: APIMResult) -> pd.DataFrame:
     """
     import statsmodels.api as sm
 
+    from apim.engine.structures import Unstructured
+
     model = result.design.model
-    if model.residual.name != "independent" or model.therapist is not None or model.Z is None:
+    if model.residual.name != "independent" or model.therapist is not None or model.Z is None \
+            or not isinstance(model.random, Unstructured):
         raise SpecError(
-            "statsmodels MixedLM has one residual variance, no residual correlation and no "
-            "nested levels: it can express this APIM only with residual='independent', "
-            "random effects and no therapist level")
+            "statsmodels MixedLM has one residual variance, no residual correlation, no "
+            "nested levels and an unstructured random-effect covariance: it can express "
+            "this APIM only with residual='independent', distinguishable dyads' random "
+            "effects and no therapist level")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = sm.MixedLM(model.y, model.X, groups=model.dyad, exog_re=model.Z).fit(

@@ -84,13 +84,19 @@ def simple_slopes(result: APIMResult, effect: str, moderator: str,
     """
     i, j = _pair(result, effect, moderator)
     if at is None:
-        design = result.design
-        column = design.model.X[:, j] / np.where(design.model.X[:, i] != 0,
-                                                 design.model.X[:, i], np.nan)
-        values = column[np.isfinite(column)]
+        values = _moderator_values(result, i, j)
         at = [0.0, 1.0] if set(np.unique(values)) <= {0.0, 1.0} else \
             [values.mean() - values.std(), values.mean(), values.mean() + values.std()]
     return _slope_table(result, i, j, np.asarray(at, float))
+
+
+def _moderator_values(result: APIMResult, i: int, j: int) -> np.ndarray:
+    """The moderator's values in the fitted rows where the effect's column is non-zero
+    (the moderated column divided by the effect's column)."""
+    X = result.design.model.X
+    with np.errstate(divide="ignore", invalid="ignore"):
+        column = X[:, j] / np.where(X[:, i] != 0, X[:, i], np.nan)
+    return column[np.isfinite(column)]
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,9 @@ class JohnsonNeyman:
     """Moderator values where the simple slope changes significance.
 
     ``bounds`` are the real roots (sorted); ``significant_inside`` tells whether the slope
-    is significant between them (else outside them).
+    is significant between them (else outside them). ``observed_range`` is the smallest
+    and largest moderator value in the fitted rows; ``outside_range`` flags each bound
+    that lies outside it (a region there is an extrapolation: no data support it).
     """
 
     effect: str
@@ -106,11 +114,27 @@ class JohnsonNeyman:
     bounds: tuple[float, ...]
     significant_inside: bool
     alpha: float
+    observed_range: tuple[float, float] = (float("nan"), float("nan"))
+    outside_range: tuple[bool, ...] = ()
+
+    def __str__(self) -> str:
+        low, high = self.observed_range
+        if not self.bounds:
+            where = "no bound: significance does not change"
+        else:
+            marks = [f"{b:.4g}{' (outside the observed range)' if out else ''}"
+                     for b, out in zip(self.bounds, self.outside_range)]
+            side = "between" if self.significant_inside else "outside"
+            where = f"significant {side} {' and '.join(marks)}"
+        return (f"Johnson-Neyman region of {self.effect} over {self.moderator} "
+                f"(alpha {self.alpha:g}): {where}; observed {self.moderator} "
+                f"{low:.4g} to {high:.4g}")
 
 
 def johnson_neyman(result: APIMResult, effect: str, moderator: str,
                    alpha: float = 0.05) -> JohnsonNeyman:
-    """Johnson-Neyman region of ``effect`` over the moderator (see the module docstring)."""
+    """Johnson-Neyman region of ``effect`` over the moderator (see the module docstring),
+    with the observed moderator range beside it and each bound outside it flagged."""
     i, j = _pair(result, effect, moderator)
     beta, cov = result.engine.coef.to_numpy(), result.engine.cov_coef.to_numpy()
     df = float(min(result.df_values().iloc[i], result.df_values().iloc[j]))
@@ -127,5 +151,9 @@ def johnson_neyman(result: APIMResult, effect: str, moderator: str,
         bounds = tuple(float(r) for r in roots)
     middle = np.mean(bounds) if bounds else 0.0
     inside = bool(qa * middle ** 2 + qb * middle + qc > 0)
+    values = _moderator_values(result, i, j)
+    low, high = (float(values.min()), float(values.max())) if values.size else \
+        (float("nan"), float("nan"))
     return JohnsonNeyman(effect=effect, moderator=moderator, bounds=bounds,
-                         significant_inside=inside, alpha=alpha)
+                         significant_inside=inside, alpha=alpha, observed_range=(low, high),
+                         outside_range=tuple(not low <= b <= high for b in bounds))

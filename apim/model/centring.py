@@ -15,6 +15,12 @@ With ``center="therapist"`` (three levels, dyads nested in therapists), the role
 therapist ``j``'s caseload ``m_jr`` (over all their dyads' observations) splits the between
 part into ``x_between_therapist = m_jr - c_r`` and ``x_between_dyad = m_ir - m_jr``.
 ``center="grand"`` gives ``x_centered = x - c_r`` and ``center="none"`` the raw value as ``x_raw``.
+The default (``center=None``) is the person-mean split for data over time and raw values
+for cross-sectional data (every member rated once: there is no within-person part).
+
+With ``pooled=True`` (indistinguishable dyads, whose members have no role) every centre
+is taken over both roles together: ``c`` is the mean of all person means (or of all
+observations), so nothing depends on which member carries which label.
 
 Partner columns (suffix ``_partner``) hold the same quantity of the other member of the
 dyad: at the same session for time-varying parts, the partner's person-level value for
@@ -47,7 +53,8 @@ from apim.data.session import SessionData
 from apim.errors import SpecError
 from apim.specbase import Spec
 
-__all__ = ["DecompositionSpec", "Decomposition", "decompose"]
+__all__ = ["DecompositionSpec", "Decomposition", "decompose", "is_cross_sectional",
+           "default_center"]
 
 Center = Literal["person", "therapist", "grand", "none"]
 Reference = Literal["means", "observations", "grand"]
@@ -59,9 +66,10 @@ class DecompositionSpec(Spec):
 
     Parameters
     ----------
-    center : {"person", "therapist", "grand", "none"}
+    center : {"person", "therapist", "grand", "none"}, optional
         Person-mean split (two levels), three-level split with therapists, grand-mean
-        centring without a split, or raw values.
+        centring without a split, or raw values. Default (None): :func:`default_center`,
+        the person-mean split for data over time, raw values for cross-sectional data.
     reference : {"means", "observations", "grand"}
         What the between parts (and grand-mean centring) are centred on, per role: the mean
         of the unit means, of the observations, or of all observations of both roles.
@@ -77,7 +85,7 @@ class DecompositionSpec(Spec):
         Also return the partner's components.
     """
 
-    center: Center = "person"
+    center: Center | None = None
     reference: Reference = "means"
     lag: int = 0
     lag_by: Literal["session", "order"] = "session"
@@ -107,12 +115,15 @@ class Decomposition:
         For each variable, the names of its own components by kind
         (``within``, ``between``, ``between_dyad``, ``between_therapist``, ``centered``,
         ``raw``, ``trend``); partner columns add ``_partner``.
+    pooled : bool
+        Whether the centres were taken over both roles together.
     """
 
     spec: DecompositionSpec
     components: pd.DataFrame = field(repr=False)
     centres: pd.DataFrame = field(repr=False)
     parts: dict[str, dict[str, str]]
+    pooled: bool = False
 
     def apply(self, data: SessionData) -> Decomposition:
         """The same split of other data (new sessions, new dyads, a grid for predictions),
@@ -129,19 +140,33 @@ class Decomposition:
         >>> bool((again.centres == fitted.centres).all().all())
         True
         """
-        return _decompose(data, list(self.parts), self.spec, self.centres)
+        return _decompose(data, list(self.parts), self.spec, self.pooled, self.centres)
+
+
+def is_cross_sectional(data: SessionData) -> bool:
+    """Whether every member of every dyad has at most one row (cross-sectional data, or
+    no session column)."""
+    frame = data.frame
+    return bool(not frame.duplicated(["dyad", "role"]).any())
+
+
+def default_center(data: SessionData) -> Center:
+    """The decomposition used when none is asked for: ``"none"`` (raw predictors) for
+    cross-sectional data, else ``"person"``."""
+    return "none" if is_cross_sectional(data) else "person"
 
 
 def _centre(values: pd.Series, unit_mean: pd.Series, role: pd.Series, units: pd.Series,
-            reference: Reference) -> pd.Series:
-    """Per-row centre c_r according to ``reference``."""
+            reference: Reference, pooled: bool = False) -> pd.Series:
+    """Per-row centre c_r according to ``reference`` (over both roles when ``pooled``)."""
     if reference == "grand":
         return pd.Series(values.mean(), index=values.index)
+    group = pd.Series(0, index=role.index) if pooled else role
     if reference == "observations":
-        return values.groupby(role).transform("mean")
+        return values.groupby(group).transform("mean")
     first = ~pd.DataFrame({"u": units, "r": role}).duplicated()
-    means = unit_mean[first & unit_mean.notna()].groupby(role[first]).mean()
-    return role.map(means).astype(float)
+    means = unit_mean[first & unit_mean.notna()].groupby(group[first]).mean()
+    return group.map(means).astype(float)
 
 
 def _trend(x: pd.Series, session: pd.Series, person: list[pd.Series]) -> pd.Series:
@@ -172,7 +197,7 @@ def _lagged(values: pd.DataFrame, frame: pd.DataFrame, spec: DecompositionSpec) 
 
 
 def decompose(data: SessionData, variables: Sequence[str],
-              spec: DecompositionSpec | None = None) -> Decomposition:
+              spec: DecompositionSpec | None = None, pooled: bool = False) -> Decomposition:
     """Split predictors into within- and between-person parts for both members.
 
     Parameters
@@ -181,7 +206,10 @@ def decompose(data: SessionData, variables: Sequence[str],
     variables : sequence of str
         Numeric, time-varying predictors (e.g. ``["alliance"]``).
     spec : DecompositionSpec, optional
-        Options; default person-mean split with partner columns.
+        Options; default person-mean split with partner columns (raw values for
+        cross-sectional data).
+    pooled : bool
+        Centre on both roles together (indistinguishable dyads).
 
     Returns
     -------
@@ -201,15 +229,17 @@ def decompose(data: SessionData, variables: Sequence[str],
     >>> sorted(parts.columns)[:3]
     ['alliance_between', 'alliance_between_partner', 'alliance_within']
     """
-    return _decompose(data, variables, spec or DecompositionSpec(), None)
+    return _decompose(data, variables, spec or DecompositionSpec(), pooled, None)
 
 
 def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionSpec,
-               fixed: pd.DataFrame | None) -> Decomposition:
+               pooled: bool, fixed: pd.DataFrame | None) -> Decomposition:
     """:func:`decompose`, with the centres per variable and role taken from ``fixed`` when
     given (re-applying a fitted decomposition)."""
     from apim.data.validate import informative
 
+    if spec.center is None:
+        spec = spec.replace(center=default_center(data))
     if spec.center == "therapist" and not data.has_therapist:
         raise SpecError("center='therapist' needs a therapist column: map it with "
                           "therapist=... (or --therapist COL)")
@@ -228,7 +258,8 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
         static: dict[str, pd.Series] = {}
         if spec.center in ("grand", "none"):
             person_mean = x.groupby(person).transform("mean")
-            centre = _centre(x, person_mean, frame["role"], frame["dyad"], spec.reference)
+            centre = _centre(x, person_mean, frame["role"], frame["dyad"], spec.reference,
+                             pooled)
             kind = "centered" if spec.center == "grand" else "raw"
             timevarying[kind] = x - centre if kind == "centered" else x
         else:
@@ -238,12 +269,14 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
             if trend is not None:
                 timevarying["trend"] = trend
             if spec.center == "person":
-                centre = _centre(x, person_mean, frame["role"], frame["dyad"], spec.reference)
+                centre = _centre(x, person_mean, frame["role"], frame["dyad"],
+                                 spec.reference, pooled)
                 static["between"] = person_mean - centre
             else:
                 units = frame["therapist"].astype(str)
                 therapist_mean = x.groupby([frame["therapist"], frame["role"]]).transform("mean")
-                centre = _centre(x, therapist_mean, frame["role"], units, spec.reference)
+                centre = _centre(x, therapist_mean, frame["role"], units, spec.reference,
+                                 pooled)
                 static["between_therapist"] = therapist_mean - centre
                 static["between_dyad"] = person_mean - therapist_mean
         if fixed is not None:  # the fitted centres replace this data's own
@@ -267,7 +300,7 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
     if spec.partner:
         components = pd.concat([components, _partner_parts(data, components, parts)], axis=1)
     return Decomposition(spec=spec, components=components,
-                         centres=pd.DataFrame(centres).T, parts=parts)
+                         centres=pd.DataFrame(centres).T, parts=parts, pooled=pooled)
 
 
 def _partner_parts(data: SessionData, components: pd.DataFrame,

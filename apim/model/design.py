@@ -30,11 +30,12 @@ from apim.data.report import Exclusion
 from apim.data.session import SessionData
 from apim.data.validate import require_columns
 from apim.engine import Diagonal, MixedModel, Residual, Unstructured
-from apim.errors import SpecError
-from apim.model.centring import Decomposition, decompose
+from apim.engine.structures import Exchangeable, RandomStructure
+from apim.errors import DataError, SpecError
+from apim.model.centring import Decomposition, decompose, default_center, is_cross_sectional
 from apim.model.spec import APIMSpec, FormulaSpec
 
-__all__ = ["Term", "APIMDesign", "build_design"]
+__all__ = ["Term", "APIMDesign", "build_design", "resolve_spec", "check_identified"]
 
 LEVEL_OF = {"within": "within", "between": "between", "between_dyad": "between",
             "between_therapist": "therapist", "centered": "none", "raw": "none"}
@@ -73,6 +74,10 @@ class APIMDesign:
     used : index labels of ``data.frame`` rows in the fit
     dropped : rows not used, with reasons
     components : the decomposition the predictors came from (None for formula fits)
+    outcome_roles : the outcome roles of the terms (``("both",)`` when indistinguishable)
+    random_effects : for each random-effect column, its effect without the member
+        (``"intercept"``, ``"actor.within.alliance"``)
+    random_members : for each random-effect column, the role (member) it belongs to
     """
 
     spec: APIMSpec | FormulaSpec
@@ -83,6 +88,8 @@ class APIMDesign:
     dropped: tuple[Exclusion, ...]
     components: Decomposition | None = field(repr=False)
     outcome_roles: tuple[str, ...]
+    random_effects: dict[str, str] = field(default_factory=dict, repr=False)
+    random_members: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def _dummies(values: pd.Series, name: str) -> dict[str, pd.Series]:
@@ -103,22 +110,93 @@ def _dummies(values: pd.Series, name: str) -> dict[str, pd.Series]:
     return out
 
 
+def resolve_spec(data: SessionData, spec: APIMSpec) -> APIMSpec:
+    """``spec`` with its data-dependent defaults made explicit: the one place where they
+    are decided.
+
+    - Cross-sectional data (every member has one row, or no session column): raw
+      predictors (``center="none"``) and no random effects, so the role-specific residual
+      covariance carries the dyad (nlme's ``gls(..., corCompSymm, varIdent)`` for
+      distinguishable dyads, ``corCompSymm`` alone for indistinguishable ones).
+    - Data over time: the person-mean split and random role intercepts.
+    - The residual structure: ``un`` for distinguishable and ``cs`` for indistinguishable
+      dyads (:attr:`APIMSpec.residual_structure`).
+    """
+    cross = is_cross_sectional(data)
+    decomposition, covariance = spec.decomposition, spec.covariance
+    if decomposition.center is None:
+        decomposition = decomposition.replace(center=default_center(data))
+    if covariance.random is None:
+        covariance = covariance.replace(random="none" if cross else "intercepts")
+    covariance = covariance.replace(residual=spec.residual_structure)
+    return spec.replace(decomposition=decomposition, covariance=covariance)
+
+
+def check_identified(data: SessionData, spec: APIMSpec) -> None:
+    """Refuse what cross-sectional data cannot identify (before any fitting).
+
+    With one observation per member, a member's random intercept and their residual are
+    the same quantity: their variances (and the random-intercept correlation and the
+    residual correlation) cannot be told apart; and a person-mean split leaves no
+    within-person part.
+    """
+    cov = spec.covariance
+    if not is_cross_sectional(data):
+        return
+    center = spec.decomposition.center
+    if center in ("person", "therapist"):
+        raise SpecError(
+            f"center={center!r} splits predictors into within- and between-person parts, "
+            "but every member has one observation, so the within part is zero; use "
+            "center='none' or 'grand' (center=None, --center omitted, chooses raw "
+            "predictors for cross-sectional data)")
+    if cov.random in (None, "none"):
+        return
+    raise SpecError(
+        f"random={cov.random!r} with residual={spec.residual_structure!r} is not identified: "
+        "every member has one observation, so a random intercept cannot be told apart "
+        "from the residual; use random='none' (the residual covariance, e.g. 'un' or "
+        "'cs', then carries the partners' correlation, as nlme's gls does), or drop "
+        "--random so the default for cross-sectional data applies")
+
+
 def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
     """Build the fixed and random designs of ``spec`` on ``data``.
+
+    Defaults that depend on the data (cross-sectional or over time) are resolved first
+    (:func:`resolve_spec`); the design's ``spec`` is the resolved one.
+
+    Indistinguishable dyads (``distinguishable=False``) get one intercept and effects
+    pooled over roles, predictors centred on both roles together, random intercepts (and
+    slopes) per member with the exchangeable covariance
+    (:class:`~apim.engine.structures.Exchangeable`: equal variances, free covariances)
+    and a residual structure with equal variances, so nothing depends on which member
+    carries which label.
 
     Raises
     ------
     SpecError
-        For options that do not fit the data (e.g. a therapist level without therapists).
+        For options that do not fit the data (e.g. a therapist level without therapists,
+        a random part that one observation per member cannot identify, a residual
+        structure with role-specific variances for indistinguishable dyads).
     """
     frame = data.frame
     if spec.outcome in spec.predictors:
         raise SpecError(f"{spec.outcome!r} cannot be both the outcome and a predictor")
+    spec = resolve_spec(data, spec)
+    check_identified(data, spec)
     cov = spec.covariance
     if cov.therapist_level and not data.has_therapist:
         raise SpecError("therapist_level=True needs a therapist column (therapist=...)")
+    residual = Residual.named(spec.residual_structure)
+    if not spec.distinguishable and not residual.equal_variances:
+        raise SpecError(
+            f"residual={spec.residual_structure!r} gives the two roles different variances, "
+            "which indistinguishable dyads do not have; use "
+            f"residual={residual.pooled.name!r} (or distinguishable=True)")
     y = data.numeric(spec.outcome)
-    parts = decompose(data, list(spec.predictors), spec.decomposition)
+    parts = decompose(data, list(spec.predictors), spec.decomposition,
+                      pooled=not spec.distinguishable)
     comp = parts.components
     roles = data.roles if spec.distinguishable else ("both",)
     indicator = {r: (frame["role"] == r).astype(float) for r in data.roles}
@@ -162,29 +240,54 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
             columns[Term(r, "covariate", "none", cname)] = d * cvalues
     X = pd.DataFrame({t.name: v for t, v in columns.items()}, index=frame.index)
 
+    # random effects per member: intercepts, then (when asked) the time-varying slopes;
+    # for indistinguishable dyads the same effects of both members, member by member
     z_cols: dict[str, pd.Series] = {}
+    effects: dict[str, str] = {}
+    members: dict[str, str] = {}
     if cov.random != "none":
-        for r in roles:
-            z_cols[f"{r}" if spec.distinguishable else "intercept"] = indicator[r]
+        kinds = [("intercept", None)]
         if cov.random == "slopes":
-            for r in roles:
-                for effect, level, x, values in slopes:
-                    z_cols[f"{r}.{effect}.{level}.{x}"] = indicator[r] * values
+            kinds += [(f"{effect}.{level}.{x}", values) for effect, level, x, values in slopes]
+        order = [(r, k) for r in data.roles for k in kinds] if not spec.distinguishable \
+            else [(r, kinds[0]) for r in data.roles] + \
+            [(r, k) for r in data.roles for k in kinds[1:]]
+        for r, (name, values) in order:
+            column = f"{r}" if name == "intercept" else f"{r}.{name}"
+            z_cols[column] = indicator[r] if values is None else indicator[r] * values
+            effects[column] = name
+            members[column] = r
     Z = pd.DataFrame(z_cols, index=frame.index)
+    random: RandomStructure | None = None
+    if z_cols:
+        random = Unstructured(len(z_cols)) if spec.distinguishable else \
+            Exchangeable(len(z_cols) // 2)
 
     sources = pd.concat([y.rename(spec.outcome), comp, pd.DataFrame(moderators),
                          pd.DataFrame(covariates)], axis=1)
     return assemble_design(data, spec, y, X, Z if len(z_cols) else None, tuple(columns),
-                           sources, parts)
+                           sources, parts, random=random, random_effects=effects,
+                           random_members=members)
 
 
-def assemble_design(data: SessionData, spec: APIMSpec | FormulaSpec, y: pd.Series, X: pd.DataFrame,
-                    Z: pd.DataFrame | None, terms: tuple[Term, ...], sources: pd.DataFrame,
-                    components: Decomposition | None = None) -> APIMDesign:
+def assemble_design(data: SessionData, spec: APIMSpec | FormulaSpec, y: pd.Series,
+                    X: pd.DataFrame, Z: pd.DataFrame | None, terms: tuple[Term, ...],
+                    sources: pd.DataFrame, components: Decomposition | None = None,
+                    random: RandomStructure | None = None,
+                    random_effects: dict[str, str] | None = None,
+                    random_members: dict[str, str] | None = None) -> APIMDesign:
     """Keep the rows with every design value and build the engine's model.
 
     Rows left out are grouped by the first of ``sources`` (the columns the design was made
-    of) that is missing in them.
+    of) that is missing in them. ``random`` is the structure of ``Z`` (default
+    unstructured); ``random_effects`` names the effect of each ``Z`` column without its
+    member (for labels of parameters shared by both members), ``random_members`` the
+    member (role) of each.
+
+    Raises
+    ------
+    DataError
+        When the outcome takes one value in the rows fitted.
     """
     frame = data.frame
     therapist_level = (spec.covariance.therapist_level if isinstance(spec, APIMSpec)
@@ -206,20 +309,26 @@ def assemble_design(data: SessionData, spec: APIMSpec | FormulaSpec, y: pd.Serie
             remaining &= ~hit
     if remaining.any():  # a product of non-missing values cannot be missing; be safe
         reasons["missing a design value"] = frame.loc[remaining, "row"].tolist()
+    outcome = y[ok]
+    if outcome.nunique() == 1:
+        raise DataError(f"the outcome {y.name!r} takes one value ({outcome.iloc[0]!r}) in all "
+                        f"{len(outcome)} rows fitted: there is no variance to model; check "
+                        "the outcome column (and the rows dropped for missing values)")
     model = MixedModel(
         y=y[ok].to_numpy(float), X=X[ok].to_numpy(float),
         dyad=frame.loc[ok, "dyad"].to_numpy(),
         role=(frame.loc[ok, "role"] == data.roles[1]).to_numpy().astype(int),
         session=frame.loc[ok, "session"].to_numpy(),
         Z=None if Z is None else Z[ok].to_numpy(float),
-        random=None if Z is None else Unstructured(Z.shape[1]),
+        random=None if Z is None else (random or Unstructured(Z.shape[1])),
         residual=Residual.named(spec.residual_structure),
         therapist=frame.loc[ok, "therapist"].to_numpy() if therapist_level else None,
         therapist_random=Diagonal(1) if therapist_level else None,
         x_names=tuple(X.columns), z_names=() if Z is None else tuple(Z.columns),
-        therapist_names=("therapist level",) if therapist_level else ())
+        therapist_names=("intercept",) if therapist_level else ())
     return APIMDesign(spec=spec, data=data, terms=terms, model=model,
                       used=np.asarray(frame.index[ok]),
                       dropped=tuple(Exclusion(why, tuple(rows)) for why, rows in reasons.items()),
-                      components=components,
+                      components=components, random_effects=dict(random_effects or {}),
+                      random_members=dict(random_members or {}),
                       outcome_roles=tuple(dict.fromkeys(t.outcome_role for t in terms)))

@@ -11,6 +11,7 @@ True
 from __future__ import annotations
 
 from apim.data.session import SessionData
+from apim.engine.control import FitControl
 from apim.engine.fit import fit as fit_engine
 from apim.errors import SpecError
 from apim.model.design import build_design
@@ -21,7 +22,8 @@ from apim.model.spec import APIMSpec, FormulaSpec
 __all__ = ["fit"]
 
 
-def fit(data: SessionData, spec: APIMSpec, df: DF = "satterthwaite") -> APIMResult:
+def fit(data: SessionData, spec: APIMSpec | FormulaSpec, df: DF = "satterthwaite",
+        control: FitControl | None = None) -> APIMResult:
     """Fit the APIM ``spec`` to ``data``.
 
     Parameters
@@ -30,6 +32,8 @@ def fit(data: SessionData, spec: APIMSpec, df: DF = "satterthwaite") -> APIMResu
     spec : APIMSpec
     df : {"satterthwaite", "containment"}
         Denominator degrees of freedom of the t tests (containment: nlme's rule).
+    control : FitControl, optional
+        The engine's tolerances, iteration limits and optimiser.
 
     Returns
     -------
@@ -43,4 +47,5 @@ def fit(data: SessionData, spec: APIMSpec, df: DF = "satterthwaite") -> APIMResu
         design = build_design(data, spec)
     else:
         raise SpecError(f"spec must be an APIMSpec or a FormulaSpec, not {type(spec).__name__}")
-    return APIMResult(design=design, engine=fit_engine(design.model, spec.method), df=df)
+    return APIMResult(design=design, engine=fit_engine(design.model, spec.method, control),
+                      df=df)

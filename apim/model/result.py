@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from apim.engine.fit import MixedFit
+from apim.engine.fit import BOUNDARY_NOTE, MixedFit
+from apim.engine.parameters import VarianceParameter
 from apim.model.design import APIMDesign
 from apim.model.spec import APIMSpec, FormulaSpec
 
@@ -30,6 +31,9 @@ __all__ = ["APIMResult", "EFFECT_COLUMNS", "DF"]
 EFFECT_COLUMNS = ["outcome_role", "effect", "level", "predictor", "by", "estimate", "se", "df",
                   "t", "p", "ci_low", "ci_high"]
 DF = Literal["satterthwaite", "containment"]
+ML_SE_NOTE = ("ML standard errors are those of (X'V^-1 X)^-1, as vcov() in nlme and lme4 "
+              "and SAS PROC MIXED report them; nlme's printed summary() of an ML fit "
+              "multiplies them by sqrt(N / (N - p))")
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,18 +85,39 @@ class APIMResult:
         return table
 
     @property
-    def variance(self) -> pd.DataFrame:
-        """Variance components on the natural scale (SDs, correlations), with SEs."""
-        table = self.engine.variance.copy()
+    def parameters(self) -> tuple[VarianceParameter, ...]:
+        """The variance parameters as typed records (see
+        :class:`~apim.engine.parameters.VarianceParameter`)."""
+        return self.engine.parameters
+
+    def parameter_label(self, parameter: VarianceParameter) -> str:
+        """A readable name of a variance parameter, with the roles' labels."""
         r0, r1 = self.roles
-        rename = {"sigma(0)": f"residual sd({r0})", "sigma(1)": f"residual sd({r1})",
-                  "rho": f"residual cor({r0},{r1})", "phi": "residual AR(1) phi",
-                  "sd(therapist level)": "therapist sd(intercept)"}
-        table.index = [rename.get(n, f"dyad {n}") for n in table.index]
-        if self.engine.model.residual.equal_variances:
-            table = table.drop(index=f"residual sd({r1})").rename(
-                index={f"residual sd({r0})": "residual sd"})
-        return table
+        if parameter.level == "residual":
+            if parameter.kind == "sd":
+                return "residual sd" if parameter.pooled else \
+                    f"residual sd({self.roles[parameter.roles[0]]})"
+            return f"residual cor({r0},{r1})" if parameter.kind == "cor" else \
+                "residual AR(1) phi"
+        effects = self.design.random_effects
+        if parameter.pooled or parameter.roles:  # exchangeable: shared by both members
+            names = list(dict.fromkeys(effects.get(e, e) for e in parameter.effects))
+            if parameter.kind == "sd":
+                return f"{parameter.level} sd({names[0]})"
+            where = "between members" if parameter.roles else "within member"
+            return f"{parameter.level} cor({', '.join(names)}) {where}"
+        inner = ",".join(parameter.effects)
+        return f"{parameter.level} {parameter.kind}({inner})"
+
+    @property
+    def variance(self) -> pd.DataFrame:
+        """Variance components on the natural scale (SDs, correlations), with SEs and the
+        boundary flag, built from :attr:`parameters` with readable labels."""
+        records = self.parameters
+        return pd.DataFrame({"estimate": [p.estimate for p in records],
+                             "se": [p.se for p in records],
+                             "at_boundary": [p.at_boundary for p in records]},
+                            index=[self.parameter_label(p) for p in records])
 
     @property
     def statistics(self) -> dict[str, Any]:
@@ -117,13 +142,17 @@ class APIMResult:
         body = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")
         var = self.variance.to_string(float_format=lambda v: f"{v:.{digits}f}")
         notes = [f"df: {self.df}"]
+        footnotes = []
         if self.engine.boundary:
-            notes.append("boundary: " + "; ".join(self.engine.boundary))
+            footnotes.append("boundary: " + "; ".join(self.engine.boundary) + " ("
+                             + BOUNDARY_NOTE + ")")
+        if self.engine.method == "ML":
+            footnotes.append(ML_SE_NOTE)
         dropped = sum(len(e.rows) for e in self.design.dropped)
         if dropped:
             notes.append(f"{dropped} rows not used (see .dropped)")
         return "\n".join(head + ["", "Fixed effects", body, "", "Variance components", var,
-                                 "", "; ".join(notes)])
+                                 "", "; ".join(notes)] + footnotes)
 
     def model_line(self) -> str:
         """One line saying which model was fitted."""
@@ -133,10 +162,13 @@ class APIMResult:
                     f"{spec.method}, residuals {spec.residual}"
                     f"{', therapist level' if spec.therapist_level else ''})")
         cov = spec.covariance
+        exchangeable = not spec.distinguishable and cov.random not in ("none", None)
         return (f"APIM of {spec.outcome!r} on {', '.join(spec.predictors)} "
                 f"({'distinguishable' if spec.distinguishable else 'indistinguishable'} dyads, "
                 f"{spec.method}, residuals {spec.residual_structure}, random "
-                f"{cov.random}{', therapist level' if cov.therapist_level else ''})")
+                f"{cov.random}"
+                f"{' (exchangeable between members)' if exchangeable else ''}"
+                f"{', therapist level' if cov.therapist_level else ''})")
 
     def __str__(self) -> str:
         return self.summary()

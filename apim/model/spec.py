@@ -9,7 +9,7 @@ Examples
 --------
 >>> spec = APIMSpec(outcome="outcome", predictors=("alliance",), moderators=("treatment",))
 >>> spec.covariance.random, spec.residual_structure
-('intercepts', 'un')
+(None, 'un')
 >>> APIMSpec(outcome="y", predictors=("x",), distinguishable=False).residual_structure
 'cs'
 >>> APIMSpec.from_dict(spec.to_dict()) == spec
@@ -47,9 +47,11 @@ class CovarianceSpec(Spec):
 
     Parameters
     ----------
-    random : {"none", "intercepts", "slopes"}
-        Random effects per dyad: none, role-specific intercepts (default), or intercepts
-        plus role-specific random actor and partner slopes of the time-varying parts.
+    random : {"none", "intercepts", "slopes"}, optional
+        Random effects per dyad: none, role-specific intercepts, or intercepts plus
+        role-specific random actor and partner slopes of the time-varying parts. Default
+        (None): intercepts for data over time, none for cross-sectional data (decided in
+        :func:`apim.model.design.resolve_spec`).
     residual : str, optional
         Residual structure, one of :data:`apim.engine.residual.RESIDUAL_NAMES` (``un``,
         ``cs``, ``diagonal``, ``independent``, ``ar1``, ``un-ar1``, ``ar1-equal``,
@@ -59,7 +61,7 @@ class CovarianceSpec(Spec):
         Add a random intercept per therapist (dyads nested in therapists).
     """
 
-    random: Literal["none", "intercepts", "slopes"] = "intercepts"
+    random: Literal["none", "intercepts", "slopes"] | None = None
     residual: str | None = None
     therapist_level: bool = False
 

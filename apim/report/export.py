@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from apim.engine.fit import BOUNDARY_NOTE
 from apim.model.result import APIMResult
 
 __all__ = ["to_frame", "to_markdown", "to_latex", "to_html", "to_dict", "to_json"]
@@ -56,17 +57,31 @@ def to_dict(result: APIMResult) -> dict[str, Any]:
     from apim import __version__
 
     fit = result.engine
-    var = fit.variance["estimate"]
-    r0, r1 = result.roles
-    g = fit.G
+    records = result.parameters
+    residual_sd = {}
+    for p in records:
+        if p.level == "residual" and p.kind == "sd":
+            for r in p.roles:
+                residual_sd[result.roles[r]] = p.estimate
+
+    def first(level: str, kind: str) -> float | None:
+        return next((p.estimate for p in records if p.level == level and p.kind == kind),
+                    None)
+
     variance = {
         "random_effects": list(fit.model.z_names),
-        "G": g.tolist() if g is not None else None,
-        "residual_sd": {r0: var["sigma(0)"], r1: var["sigma(1)"]},
-        "residual_correlation": var.get("rho"),
-        "ar1_phi": var.get("phi"),
-        "therapist_sd": float(np.sqrt(fit.T[0, 0])) if fit.T is not None else None,
-        "table": {k: {"estimate": v["estimate"], "se": v["se"]}
+        "G": fit.G.tolist() if fit.G is not None else None,
+        "residual_sd": residual_sd,
+        "residual_correlation": first("residual", "cor"),
+        "ar1_phi": first("residual", "phi"),
+        "therapist_sd": first("therapist", "sd"),
+        "parameters": [{"label": result.parameter_label(p), "level": p.level,
+                        "kind": p.kind, "effects": list(p.effects),
+                        "roles": [result.roles[r] for r in p.roles], "pooled": p.pooled,
+                        "estimate": _jsonable(p.estimate), "se": _jsonable(p.se),
+                        "at_boundary": p.at_boundary} for p in records],
+        "table": {k: {"estimate": v["estimate"], "se": v["se"],
+                      "at_boundary": bool(v["at_boundary"])}
                   for k, v in result.variance.iterrows()},
     }
     fixed = [{"term": name, **{k: _jsonable(v) for k, v in row.items()}}
@@ -76,7 +91,9 @@ def to_dict(result: APIMResult) -> dict[str, Any]:
         "n_obs": fit.n_obs, "n_dyads": fit.n_dyads, "method": fit.method,
         "loglik": fit.loglik, "aic": fit.aic, "bic": fit.bic,
         "converged": fit.converged, "message": fit.message,
-        "boundary": list(fit.boundary), "fit_seconds": fit.fit_seconds, "df": result.df,
+        "boundary": list(fit.boundary),
+        "boundary_note": BOUNDARY_NOTE if fit.boundary else None,
+        "fit_seconds": fit.fit_seconds, "df": result.df,
         "fixed": fixed, "variance": variance,
         "dropped": [{"reason": e.reason, "rows": list(e.rows)} for e in result.design.dropped],
     }

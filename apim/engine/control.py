@@ -1,0 +1,86 @@
+"""Numerical settings of the engine (tolerances, iteration limits, optimiser), like nlme's
+``lmeControl``: one frozen record instead of numbers spread through the code.
+
+Examples
+--------
+>>> control = FitControl()
+>>> control.optimizer, control.max_newton
+('BFGS', 8)
+>>> FitControl(max_newton=-1)
+Traceback (most recent call last):
+...
+apim.errors.SpecError: max_newton=-1 must be >= 0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from apim.errors import SpecError
+from apim.specbase import Spec
+
+__all__ = ["FitControl"]
+
+
+@dataclass(frozen=True)
+class FitControl(Spec):
+    """How the engine searches for the optimum and decides that it has found it.
+
+    Parameters
+    ----------
+    optimizer : {"BFGS", "L-BFGS-B"}
+        Quasi-Newton method of the first phase (the other one is the fallback).
+    gradient_tolerance : float
+        Gradient tolerance of the quasi-Newton phase per observation (grows with
+        ``sqrt(N / 1e4)`` for large data, where round-off in the gradient grows).
+    max_iterations : int
+        Iteration limit of each quasi-Newton run.
+    max_newton : int
+        Newton steps (Hessian from differences of the analytic gradient) after the
+        quasi-Newton phase.
+    step_tolerance : float
+        The Newton phase stops when no unconstrained covariance parameter would move by
+        more than this (the parameters, and so the SEs, are settled).
+    relative_roundoff : float
+        Round-off of the log-likelihood as a fraction of ``|logLik|``: a Newton step that
+        lowers it by less is still accepted (its gradient says it is closer).
+    converged_decrement : float
+        Convergence is reported when the expected gain of a further Newton step is below
+        this (or the largest gradient component below ``converged_gradient``).
+    converged_gradient : float
+    standardize : bool
+        Fit on internally standardised outcome and design columns and map the estimates
+        back, so a change of units changes no t value, p value or convergence decision.
+    zero_sd_tolerance : float
+        A random-effect SD (of a standardised column) is reported at zero below this
+        fraction of the residual SD.
+    correlation_tolerance : float
+        A correlation is reported at +-1 within this of it.
+    singular_tolerance : float
+        A random-effect covariance matrix (of standardised columns) is reported singular
+        when its smallest eigenvalue is below this fraction of its largest.
+    """
+
+    optimizer: Literal["BFGS", "L-BFGS-B"] = "BFGS"
+    gradient_tolerance: float = 1e-7
+    max_iterations: int = 2000
+    max_newton: int = 8
+    step_tolerance: float = 1e-9
+    relative_roundoff: float = 1e-10
+    converged_decrement: float = 1e-6
+    converged_gradient: float = 1e-3
+    standardize: bool = True
+    zero_sd_tolerance: float = 1e-4
+    correlation_tolerance: float = 1e-4
+    singular_tolerance: float = 1e-6
+
+    def check(self) -> None:
+        for name in ("max_iterations", "max_newton"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"{name}={getattr(self, name)!r} must be >= 0")
+        for name in ("gradient_tolerance", "step_tolerance", "relative_roundoff",
+                     "converged_decrement", "converged_gradient",
+                     "zero_sd_tolerance", "correlation_tolerance", "singular_tolerance"):
+            if not getattr(self, name) > 0:
+                raise SpecError(f"{name}={getattr(self, name)!r} must be a positive number")
