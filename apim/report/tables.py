@@ -48,6 +48,7 @@ _CSS = ("table.apim-table{border-collapse:collapse;margin:0.5em 0;font-size:0.92
         "table.apim-table tbody tr:last-child td{border-bottom:2px solid #000}"
         "table.apim-table th,table.apim-table td{padding:2px 10px;text-align:right}"
         "table.apim-table th.col_heading{text-align:center}"
+        "table.apim-table th.col0,table.apim-table th.col1{text-align:left}"
         "table.apim-table td.col0,table.apim-table td.col1{text-align:left}"
         "p.apim-note{font-size:0.85em;max-width:60em}")
 
