@@ -17,13 +17,13 @@ import sys
 from collections.abc import Sequence
 
 from apim import __version__
-from apim.cli import demo, describe, fit, power, simulate
+from apim.cli import batch, convert, demo, describe, fit, power, report, simulate
 from apim.errors import ApimError
 
 __all__ = ["main", "build_parser"]
 
 EXIT_DATA = 2
-SUBCOMMANDS = (demo, describe, fit, simulate, power)
+SUBCOMMANDS = (demo, describe, convert, fit, report, batch, simulate, power)
 
 
 def build_parser() -> argparse.ArgumentParser:
