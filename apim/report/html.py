@@ -141,8 +141,14 @@ def _dropped_html(result: APIMResult) -> str:
                           "rows": [len(e.rows) for e in result.design.dropped],
                           "first rows": [format_rows(e.rows) for e in result.design.dropped]})
     total = sum(len(e.rows) for e in result.design.dropped)
-    return (f"<p>{total} of {len(result.design.data.frame)} rows were not used "
+    partner = sum(len(e.rows) for e in result.design.dropped if "partner" in e.reason)
+    text = (f"<p>{total} of {len(result.design.data.frame)} rows were not used "
             "(row numbers are 1-based rows of the input):</p>" + _plain_table(frame))
+    if partner:
+        text += (f"<p>{partner} of them lack the partner's rating at that session (partner "
+                 "effects need it); the data report above counts each member's own missing "
+                 "ratings only.</p>")
+    return text
 
 
 def _patterns_html(result: APIMResult) -> str:
@@ -158,7 +164,7 @@ def _patterns_html(result: APIMResult) -> str:
         "k": [lab.number(v, 2) for v in table["k"]],
         "95% CI": [f"[{lab.number(a, 2)}, {lab.number(b, 2)}]"
                    for a, b in zip(table["ci_low"], table["ci_high"])],
-        "Pattern supported": table["pattern"]})
+        "Pattern supported": table["pattern"].replace("none", "no standard pattern")})
     return ("<h2>Dyadic patterns</h2><p>k = partner effect / actor effect (Kenny &amp; "
             "Ledermann, 2010), with a Monte Carlo interval.</p>" + _plain_table(shown))
 
