@@ -31,6 +31,7 @@ session = "session"
 role = "role"
 roles = ["patient", "therapist"]   # reference role first
 therapist = "therapist"
+categories = {{treatment = ["CBT", "AFT"]}}   # CBT is the reference category
 # layout = "long"               # or "wide" / "pairwise"
 
 [defaults]                      # shared by every analysis below

@@ -169,8 +169,10 @@ def _compare(op: ast.cmpop, left: Any, right: Any, text: str) -> Any:
         if not isinstance(right, list):
             raise SpecError(f"subset {text!r}: 'in' needs a list on its right, "
                             "e.g. dyad in [1, 2, 3]")
-        hit = left.isin(right) if isinstance(left, pd.Series) else left in right
-        return ~hit if isinstance(op, ast.NotIn) else hit
+        if not isinstance(left, pd.Series):
+            return (left in right) != isinstance(op, ast.NotIn)
+        hit = left.isin(right)
+        return (~hit if isinstance(op, ast.NotIn) else hit) & left.notna()
     try:
         result = _COMPARE[type(op)](left, right)
     except TypeError:

@@ -74,10 +74,12 @@ def default_out(plan: Plan) -> Path:
 
 
 def _load(source: DataSource, digest: str) -> SessionData:
-    if digest not in _DATA_CACHE:
+    data = _DATA_CACHE.get(digest)
+    if data is None:
+        data = source.load()
         _DATA_CACHE.clear()  # one data set at a time per worker keeps memory flat
-        _DATA_CACHE[digest] = source.load()
-    return _DATA_CACHE[digest]
+        _DATA_CACHE[digest] = data
+    return data
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ A plan is a TOML file (read with :mod:`tomllib`)::
     role = "role"
     roles = ["patient", "therapist"]  # reference first
     therapist = "therapist"           # optional; layout = "long" | "wide" | "pairwise"
+    categories = {arm = ["CBT", "AFT"]}   # optional: order of categories, reference first
 
     [defaults]                        # shared by every analysis
     data = "sessions"
@@ -68,6 +69,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from apim.data.session import SessionData
 from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
@@ -94,7 +97,7 @@ SETTINGS = ("data", "subset", "df", *_SPEC_FIELDS, *_DECOMPOSITION_FIELDS,
 COLUMNS = tuple("df_method" if k == "df" else k for k in SETTINGS)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DATA_KEYS = ("file", "dyad", "session", "role", "roles", "therapist", "layout",
-              "separator")
+              "separator", "categories")
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class DataSource:
     therapist: str | None = None
     layout: str = "long"
     separator: str = "_"
+    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
     def from_table(cls, name: str, table: Mapping[str, Any], base: Path) -> DataSource:
@@ -134,11 +138,18 @@ class DataSource:
         if not path.is_absolute():
             path = base / path
         roles = table.get("roles")
+        categories = table.get("categories", {})
+        if not isinstance(categories, dict) or not all(
+                isinstance(v, list) and v for v in categories.values()):
+            raise SpecError(f"[data.{name}] categories must map columns to lists of their "
+                            "values, reference first: categories = {treatment = [\"CBT\", "
+                            "\"AFT\"]}")
         return cls(name=name, file=str(path), dyad=table["dyad"], role=table.get("role"),
                    session=table.get("session"),
                    roles=tuple(str(r) for r in roles) if roles else None,
                    therapist=table.get("therapist"), layout=layout,
-                   separator=table.get("separator", "_"))
+                   separator=table.get("separator", "_"),
+                   categories=tuple((str(k), tuple(v)) for k, v in categories.items()))
 
     def file_hash(self) -> str:
         """SHA-256 of the file's bytes (the data part of every result's key)."""
@@ -161,11 +172,31 @@ class DataSource:
         """Read and validate the data."""
         common = {"dyad": self.dyad, "session": self.session, "therapist": self.therapist}
         if self.layout == "wide":
-            return SessionData.from_wide(self.file, roles=self.roles or (),
+            data = SessionData.from_wide(self.file, roles=self.roles or (),
                                          separator=self.separator, **common)
-        read = SessionData.from_pairwise if self.layout == "pairwise" else \
-            SessionData.from_long
-        return read(self.file, role=self.role or "", roles=self.roles, **common)
+        else:
+            read = SessionData.from_pairwise if self.layout == "pairwise" else \
+                SessionData.from_long
+            data = read(self.file, role=self.role or "", roles=self.roles, **common)
+        return self._categories(data)
+
+    def _categories(self, data: SessionData) -> SessionData:
+        """Text columns as categories in the stated order (the first is the reference)."""
+        if not self.categories:
+            return data
+        frame = data.frame.copy()
+        for column, values in self.categories:
+            if column not in frame.columns:
+                raise SpecError(f"[data.{self.name}] categories: no column {column!r} in "
+                                f"{self.file!r}")
+            present = frame[column].dropna()
+            stray = sorted({str(v) for v in present} - {str(v) for v in values})
+            if stray:
+                raise SpecError(f"[data.{self.name}] categories: column {column!r} has the "
+                                f"value {stray[0]!r}, which is not in {list(values)}")
+            frame[column] = pd.Categorical(frame[column].map(
+                lambda v: None if pd.isna(v) else str(v)), categories=[str(v) for v in values])
+        return data.replace(frame)
 
 
 @dataclass(frozen=True)
