@@ -26,7 +26,7 @@ EXAMPLES = examples(
 
 
 def _spec(args: argparse.Namespace) -> APIMSpec:
-    center = args.center or ("therapist" if args.therapist_level else "person")
+    center: Any = args.center or ("therapist" if args.therapist_level else "person")
     decomposition = DecompositionSpec(center=center, lag=args.lag, detrend=args.detrend)
     return APIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                     decomposition=decomposition, distinguishable=not args.indistinguishable,

@@ -17,10 +17,10 @@ Examples
 [True, False, False]
 >>> Filter.parse("session in [5, 12]").mask(frame).tolist()
 [False, True, True]
->>> Filter.parse("__import__('os')")
+>>> Filter.parse("__import__('os')")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-apim.errors.SpecError: subset "__import__('os')": a call is not allowed; use column names, values, comparisons, and/or/not
+apim.errors.SpecError: subset "__import__('os')": a call is not allowed; ...
 """
 
 from __future__ import annotations
@@ -126,10 +126,10 @@ class Filter:
     def _eval(self, node: ast.AST, frame: pd.DataFrame, names: dict[str, str]) -> Any:
         if isinstance(node, ast.BoolOp):
             parts = [self._eval(v, frame, names) for v in node.values]
-            out = parts[0]
+            combined = parts[0]
             for p in parts[1:]:
-                out = (out & p) if isinstance(node.op, ast.And) else (out | p)
-            return out
+                combined = (combined & p) if isinstance(node.op, ast.And) else (combined | p)
+            return combined
         if isinstance(node, ast.UnaryOp):
             inner = self._eval(node.operand, frame, names)
             return -inner if isinstance(node.op, ast.USub) else ~_as_bool(inner, frame)

@@ -19,6 +19,7 @@ Examples
 ... session = "session"
 ... role = "role"
 ... roles = ["patient", "therapist"]
+... therapist = "therapist"
 ... [[analysis]]
 ... id = "main"
 ... outcome = "outcome"
@@ -282,9 +283,10 @@ def run_plan(plan: Plan | str | Path, out: str | Path | None = None, *, force: b
                         progress=progress, desc=f"plan {plan.name}")
     for job, outcome in zip(jobs, outcomes):
         if not outcome.ok:  # the worker itself failed (e.g. it could not be started)
-            record = {"id": job.analysis.id, "key": job.key, "settings": job.analysis.row(),
-                      "status": "error", "error_type": outcome.error_type,
-                      "error": outcome.error, "warnings": [], "seconds": outcome.seconds}
+            record: dict[str, Any] = {
+                "id": job.analysis.id, "key": job.key, "settings": job.analysis.row(),
+                "status": "error", "error_type": outcome.error_type, "error": outcome.error,
+                "warnings": [], "seconds": outcome.seconds}
             write_atomic(out / "analyses" / f"{job.analysis.id}.json",
                          json.dumps(record, default=_jsonable))
     effects, models = _collect(plan, out)

@@ -170,7 +170,8 @@ class DataSource:
 
     def load(self) -> SessionData:
         """Read and validate the data."""
-        common = {"dyad": self.dyad, "session": self.session, "therapist": self.therapist}
+        common: dict[str, Any] = {"dyad": self.dyad, "session": self.session,
+                                  "therapist": self.therapist}
         if self.layout == "wide":
             data = SessionData.from_wide(self.file, roles=self.roles or (),
                                          separator=self.separator, **common)

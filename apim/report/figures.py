@@ -276,7 +276,7 @@ def simple_slopes_plot(result: APIMResult, effect: str, moderator: str,
         return fig  # type: ignore[return-value]
     m_lo, m_hi = (float(mod.min()), float(mod.max())) if len(mod) else (0.0, 1.0)
     span = np.linspace(m_lo, m_hi, 200)
-    band = simple_slopes(result, effect, moderator, span)
+    band = simple_slopes(result, effect, moderator, list(span))
     significant = (band["p"] < 0.05).to_numpy()
     axes[1].fill_between(span, band["ci_low"], band["ci_high"], where=significant,
                          color="#4f9a4f", alpha=0.35, label="95% CI, p < .05",
@@ -331,7 +331,8 @@ def surface_plot(result: APIMResult, role: str | None = None, ax: Axes | None = 
     g = np.linspace(lo, hi, grid)
     pp, tt = np.meshgrid(g, g)
     for n, r in enumerate(roles):
-        a = ax if ax is not None else fig.add_subplot(1, len(roles), n + 1, projection="3d")
+        a: Any = ax if ax is not None else fig.add_subplot(1, len(roles), n + 1,
+                                                           projection="3d")
         b = {k: coef[f"{r}.surface.none.{k}"] for k in ("P", "T", "P2", "PxT", "T2")}
         b0 = coef[f"{r}.intercept"]
 

@@ -210,5 +210,6 @@ def notes(result: APIMResult, level: float = 0.95) -> list[str]:
         out.append("Boundary estimate: " + "; ".join(result.engine.boundary) + ".")
     n_dropped = sum(len(e.rows) for e in result.design.dropped)
     if n_dropped:
-        out.append(f"{n_dropped} rows of the data were not used (missing values; listed with their reasons in result.dropped and the HTML report).")
+        out.append(f"{n_dropped} rows of the data were not used (missing values; listed "
+                   "with their reasons in result.dropped and the HTML report).")
     return out
