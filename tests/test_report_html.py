@@ -99,3 +99,35 @@ def test_report_renders_in_headless_chromium(report_file, tmp_path):
     assert dom.count("<table") >= 4
     assert "Fixed effects" in dom and "Variance components" in dom
     assert "Actor alliance (within-person)" in dom
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_plan_index_and_reports_render(tmp_path):
+    from apim.plan import run_plan
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(f'''
+[data.alliance]
+file = "{apim.datasets.alliance_path()}"
+dyad = "dyad"
+session = "session"
+role = "role"
+therapist = "therapist"
+[[analysis]]
+id = "small"
+outcome = "outcome"
+predictors = ["alliance"]
+subset = "dyad <= 30"
+residual = ["un", "diagonal"]
+''')
+    result = run_plan(plan, progress=False, reports=True)
+    out = result.out
+    for aid in ("small-01", "small-02"):
+        assert (out / "analyses" / f"{aid}.html").is_file()
+    url = (out / "index.html").resolve().as_uri()
+    dom = _chromium(["--dump-dom", url], tmp_path).stdout
+    assert 'href="analyses/small-01.html"' in dom and "<table" in dom
+    assert "Shared by every analysis" in dom and "small-02" in dom
+    report = _chromium(["--dump-dom", (out / "analyses" / "small-02.html").resolve().as_uri()],
+                       tmp_path).stdout
+    assert "Fixed effects" in report and "data:image/png;base64," in report

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from apim.plan.spec import Plan
+from apim.plan.spec import COLUMNS, Plan
 from apim.report import labels as lab
 from apim.report.html import page, write_atomic
 
@@ -35,7 +35,14 @@ def index_html(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFram
                manifest: dict[str, Any]) -> str:
     """The index page as HTML text."""
     counts = manifest["counts"]
-    shown = models.drop(columns=["key"]).copy()
+    settings = [c for c in COLUMNS if c in models]
+    varying = [c for c in settings if models[c].astype(str).nunique() > 1]
+    shared = [c for c in settings if c not in varying]
+    results = ["status", "n_obs", "n_dyads", "loglik", "aic", "bic", "n_params",
+               "converged", "boundary", "seconds"]
+    shown = models[["analysis", *varying, *results]].copy()
+    shown["boundary"] = [("yes: " + str(v)[:60] + ("…" if len(str(v)) > 60 else ""))
+                         if isinstance(v, str) and v else "" for v in shown["boundary"]]
     links = []
     for aid in shown["analysis"]:
         link = f'<a href="analyses/{html.escape(aid)}.json">{html.escape(aid)}</a>'
@@ -55,8 +62,12 @@ def index_html(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFram
             "<code>models.csv</code>, <code>manifest.json</code>, "
             "<code>analyses/ID.json</code>.</p>",
             "<h2>Models</h2>",
-            shown.to_html(index=False, classes="apim-plain", border=0, escape=False,
-                          na_rep="")]
+            "<p>Shared by every analysis: " + html.escape(", ".join(
+                f"{c} = {models[c].iloc[0]}" for c in shared
+                if str(models[c].iloc[0]) not in ("", "nan", "None"))) + ".</p>",
+            '<div class="scroll">' + shown.to_html(index=False, classes="apim-plain",
+                                                   border=0, escape=False, na_rep="")
+            + "</div>"]
     failed = models[models["status"] != "ok"]
     if len(failed):
         body.append("<h2>Failed analyses</h2>")

@@ -55,7 +55,7 @@ figcaption{font-size:0.9em;color:#333}
 pre{background:#f6f6f6;padding:0.6em;overflow-x:auto;font-size:0.85em}
 .warning{color:#8a4b00}table.apim-plain{border-collapse:collapse;font-size:0.9em}
 table.apim-plain th,table.apim-plain td{padding:2px 10px;border-bottom:1px solid #ddd;
-text-align:left}
+text-align:left;white-space:nowrap}div.scroll{overflow-x:auto}
 """
 
 
