@@ -235,13 +235,19 @@ def compare_table(results: Mapping[str, APIMResult] | Sequence[APIMResult], digi
     if not isinstance(results, Mapping):
         results = {f"({i + 1})": r for i, r in enumerate(results)}
     names = list(results)
-    order: dict[str, str] = {}
+    entries: list[tuple[str, str, str]] = []  # (term, label, outcome role)
     for r in results.values():
         refs = lab.moderator_references(r)
         for term, row in r.effects.iterrows():
+            if any(e[0] == term for e in entries):
+                continue
             label = f"{lab.outcome_label(row['outcome_role'], r.spec)}: " \
                     f"{lab.effect_label(row, r.spec, refs)}"
-            order.setdefault(str(term), label)
+            role = str(row["outcome_role"])
+            same = [i for i, e in enumerate(entries) if e[2] == role]
+            at = same[-1] + 1 if same else len(entries)  # new terms join their role's block
+            entries.insert(at, (str(term), label, role))
+    order = {term: label for term, label, _ in entries}
     rows: list[list[str]] = []
     for term, label in order.items():
         est, se = [label], [""]
