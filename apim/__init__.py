@@ -45,6 +45,13 @@ _LAZY = {
     "SimulationSpec": "apim.simulation.simulate",
     "power": "apim.simulation.power",
     "FitControl": "apim.engine.control",
+    "effects_table": "apim.report.tables",
+    "variance_table": "apim.report.tables",
+    "compare_table": "apim.report.tables",
+    "fit_report": "apim.report.html",
+    "Plan": "apim.plan.spec",
+    "run_plan": "apim.plan.run",
+    "check_plan": "apim.plan.run",
 }
 _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
                 "cli", "parallel", "errors")

@@ -50,10 +50,12 @@ def test_effects_table_columns_and_row_accounting(data, moderated):
 
 
 def test_exports(moderated):
-    md = report.to_markdown(moderated)
-    assert md.splitlines()[0].startswith("| term | outcome_role |")
-    assert len(md.splitlines()) == len(moderated.effects) + 2
-    assert report.to_latex(moderated).startswith(r"\begin{tabular}")
+    md = report.to_markdown(moderated)  # APA tables: tests/test_report_tables.py
+    assert md.splitlines()[0] == "**Fixed effects**"
+    body = [line for line in md.split("**Variance components**")[0].splitlines()
+            if line.startswith("| ")]
+    assert len(body) == len(moderated.effects) + 2  # header, alignment, one row per effect
+    assert report.to_latex(moderated).startswith(r"\begin{table}")
     assert "<table" in report.to_html(moderated)
     payload = json.loads(report.to_json(moderated))
     for key in ("specification", "n_obs", "n_dyads", "method", "loglik", "aic", "bic",
@@ -190,7 +192,7 @@ def test_cli_fit_json_and_errors(tmp_path, capsys):
                  "--therapist", "therapist", "--outcome", "outcome", "--predictor", "alliance",
                  "--moderator", "treatment", "--format", "markdown", "--json", str(out)])
     assert code == 0
-    assert capsys.readouterr().out.startswith("| term |")
+    assert capsys.readouterr().out.startswith("**Fixed effects**")  # APA markdown
     payload = json.loads(out.read_text())
     assert payload["n_dyads"] == 240 and payload["converged"] is True
     assert payload["specification"]["moderators"] == ["treatment"]

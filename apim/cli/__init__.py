@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from apim import __version__
-from apim.cli import demo, describe, fit, power, simulate
+from apim.cli import batch, convert, demo, describe, fit, power, report, simulate
 from apim.errors import ApimError
 
 __all__ = ["main", "build_parser"]
 
 EXIT_DATA = 2
-SUBCOMMANDS = (demo, describe, fit, simulate, power)
+SUBCOMMANDS = (demo, describe, convert, fit, report, batch, simulate, power)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,11 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Warnings on the command line: one line each, no source line."""
+    print(f"apim: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            args.run(args)
     except BrokenPipeError:  # output piped into head and the like
         return 0
     except (ApimError, OSError) as error:

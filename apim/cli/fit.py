@@ -1,21 +1,28 @@
-"""``apim fit``: fit an APIM and print its effects table."""
+"""``apim fit``: fit an APIM and print its tables (optionally an HTML report)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from typing import Any
 
 from apim import report
 from apim.cli.common import add_columns, load
+from apim.cli.help import HelpFormatter, examples
 from apim.engine.residual import RESIDUAL_NAMES
-from apim.errors import ApimWarning
 from apim.model.centring import DecompositionSpec
 from apim.model.fit import fit
+from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec, CovarianceSpec
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "add_model_arguments", "fit_with_warnings"]
+
+EXAMPLES = examples(
+    "apim fit sessions.csv --dyad dyad --session session --role role "
+    "--roles patient,therapist --outcome outcome --predictor alliance",
+    "apim fit sessions.csv --dyad dyad --session session --role role --therapist therapist "
+    "--outcome outcome --predictor alliance --moderator treatment --residual un-ar1 "
+    "--format latex --report fit.html")
 
 
 def _spec(args: argparse.Namespace) -> APIMSpec:
@@ -31,55 +38,74 @@ def _spec(args: argparse.Namespace) -> APIMSpec:
                     method=args.method.upper())
 
 
-def run(args: argparse.Namespace) -> None:
-    """Fit and print in the chosen format; apim's warnings (boundary fits ...) go to
-    stderr, one line each."""
+def fit_with_warnings(args: argparse.Namespace) -> tuple[APIMResult, list[str]]:
+    """Fit the model of ``args``; warnings are shown as usual and also returned."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ApimWarning)
+        warnings.simplefilter("always")
         result = fit(load(args), _spec(args), df=args.df)
-    for warning in caught:
-        if issubclass(warning.category, ApimWarning):
-            text = " ".join(str(warning.message).split())
-            print(f"apim: warning: {text}", file=sys.stderr)
-        else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                   warning.lineno)
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return result, list(dict.fromkeys(str(w.message) for w in caught))
+
+
+def run(args: argparse.Namespace) -> None:
+    """Fit and print in the chosen format."""
+    result, caught = fit_with_warnings(args)
     text = {"table": lambda r: r.summary(), "markdown": report.to_markdown,
-            "latex": report.to_latex, "json": report.to_json}[args.format](result)
+            "latex": report.to_latex, "html": report.to_html,
+            "json": report.to_json}[args.format](result)
     print(text)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             handle.write(report.to_json(result))
+    if args.report:
+        report.fit_report(result, args.report, warnings=caught)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data and model options shared by ``apim fit`` and ``apim report``."""
+    add_columns(parser)
+    parser.add_argument("--outcome", required=True, help="each member's outcome column")
+    parser.add_argument("--predictor", action="append", required=True,
+                        help="predictor rated by both members (repeatable)")
+    parser.add_argument("--center", choices=("person", "therapist", "grand", "none"),
+                        help="decomposition (default person, or none for cross-sectional "
+                        "data; therapist with --therapist-level)")
+    parser.add_argument("--lag", type=int, default=0,
+                        help="lag of the predictors in sessions")
+    parser.add_argument("--detrend", action="store_true",
+                        help="remove each person's linear trend before the split")
+    parser.add_argument("--indistinguishable", action="store_true",
+                        help="one intercept and effects pooled over roles")
+    parser.add_argument("--interaction", action="store_true",
+                        help="add actor x partner terms")
+    parser.add_argument("--moderator", action="append",
+                        help="dyad-level moderator (repeatable)")
+    parser.add_argument("--covariate", action="append", help="covariate (repeatable)")
+    parser.add_argument("--random", choices=("none", "intercepts", "slopes"),
+                        help="random effects per dyad (default intercepts, or none for "
+                        "cross-sectional data)")
+    parser.add_argument("--residual", choices=tuple(RESIDUAL_NAMES),
+                        help="residual structure (default un; cs with --indistinguishable)")
+    parser.add_argument("--therapist-level", action="store_true",
+                        help="random intercept per therapist (needs --therapist)")
+    parser.add_argument("--method", choices=("reml", "ml"), default="reml",
+                        help="estimation method")
+    parser.add_argument("--df", choices=("satterthwaite", "containment"),
+                        default="satterthwaite", help="denominator df of the t tests")
 
 
 def register(commands: Any) -> None:
     """Add the subcommand to the ``apim`` parser."""
-    fit = commands.add_parser("fit", help="fit an APIM and print its effects table")
-    add_columns(fit)
-    fit.add_argument("--outcome", required=True, help="each member's outcome column")
-    fit.add_argument("--predictor", action="append", required=True,
-                     help="predictor rated by both members (repeatable)")
-    fit.add_argument("--center", choices=("person", "therapist", "grand", "none"),
-                     help="decomposition (default person, or none for cross-sectional data; "
-                     "therapist with --therapist-level)")
-    fit.add_argument("--lag", type=int, default=0, help="lag of the predictors in sessions")
-    fit.add_argument("--detrend", action="store_true",
-                     help="remove each person's linear trend before the split")
-    fit.add_argument("--indistinguishable", action="store_true",
-                     help="one intercept and effects pooled over roles")
-    fit.add_argument("--interaction", action="store_true", help="add actor x partner terms")
-    fit.add_argument("--moderator", action="append", help="dyad-level moderator (repeatable)")
-    fit.add_argument("--covariate", action="append", help="covariate (repeatable)")
-    fit.add_argument("--random", choices=("none", "intercepts", "slopes"),
-                     help="random effects per dyad (default intercepts, or none for "
-                     "cross-sectional data)")
-    fit.add_argument("--residual", choices=tuple(RESIDUAL_NAMES),
-                     help="residual structure (default un; cs with --indistinguishable)")
-    fit.add_argument("--therapist-level", action="store_true",
-                     help="random intercept per therapist (needs --therapist)")
-    fit.add_argument("--method", choices=("reml", "ml"), default="reml")
-    fit.add_argument("--df", choices=("satterthwaite", "containment"), default="satterthwaite")
-    fit.add_argument("--format", choices=("table", "markdown", "latex", "json"),
-                     default="table")
-    fit.add_argument("--json", metavar="FILE", help="also write the full result as JSON")
-    fit.set_defaults(run=run)
+    parser = commands.add_parser(
+        "fit", help="fit an APIM and print its tables",
+        description="Fit an actor-partner interdependence model and print APA-style "
+        "tables (or JSON); optionally write a self-contained HTML report.",
+        formatter_class=HelpFormatter, epilog=EXAMPLES)
+    add_model_arguments(parser)
+    parser.add_argument("--format", choices=("table", "markdown", "latex", "html", "json"),
+                        default="table", help="what to print")
+    parser.add_argument("--json", metavar="FILE", help="also write the full result as JSON")
+    parser.add_argument("--report", metavar="FILE.html",
+                        help="also write an HTML report (tables, figures, data report)")
+    parser.set_defaults(run=run)

@@ -130,6 +130,18 @@ class DataReport:
             "warnings": list(self.warnings),
         }
 
+    def __repr__(self) -> str:
+        dropped = sum(len(e.rows) for e in self.exclusions)
+        return (f"<DataReport: {self.source}; {self.n_rows} rows, {self.n_dyads} dyads, "
+                f"roles {self.roles[0]} (reference) and {self.roles[1]}; {dropped} row "
+                f"exclusions in {len(self.exclusions)} groups; {len(self.warnings)} warnings>")
+
+    def _repr_html_(self) -> str:
+        """The report as HTML tables (Jupyter)."""
+        from apim.report.html import data_report_html
+
+        return data_report_html(self)
+
     def __str__(self) -> str:
         lo, med, hi = self.sessions_per_dyad
         lines = [

@@ -173,6 +173,19 @@ class APIMResult:
     def __str__(self) -> str:
         return self.summary()
 
+    def __repr__(self) -> str:
+        fit = self.engine
+        state = "converged" if fit.converged else "NOT converged"
+        return (f"<APIMResult: {self.model_line()}; {fit.n_obs} observations, "
+                f"{fit.n_dyads} dyads; logLik {fit.loglik:.2f}; {state}; "
+                f"{len(fit.coef)} fixed effects (print it, or see .effects and .variance)>")
+
+    def _repr_html_(self) -> str:
+        """APA tables of effects and variance components (Jupyter)."""
+        from apim.report.html import result_html
+
+        return result_html(self)
+
     @property
     def dropped(self) -> pd.DataFrame:
         """Rows of the input not used in the fit, with the reason."""

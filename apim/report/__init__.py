@@ -1,4 +1,12 @@
-"""Reports of fitted models: exports now; APA tables, figures and HTML reports later."""
+"""Reports of fitted models: APA tables, figures, JSON and self-contained HTML reports.
+
+- :mod:`apim.report.tables`: effects, variance-component and side-by-side tables in
+  markdown, LaTeX (booktabs) and HTML;
+- :mod:`apim.report.export`: one-call exports of a result (markdown, LaTeX, HTML, JSON);
+- :mod:`apim.report.figures`: path diagram, simple slopes, response surface,
+  trajectories, residual diagnostics (matplotlib, the ``plot`` extra);
+- :mod:`apim.report.html`: one HTML report per fit.
+"""
 
 from apim.report.export import (
     to_dict,
@@ -8,5 +16,8 @@ from apim.report.export import (
     to_latex,
     to_markdown,
 )
+from apim.report.html import fit_report
+from apim.report.tables import Table, compare_table, effects_table, variance_table
 
-__all__ = ["to_frame", "to_markdown", "to_latex", "to_html", "to_dict", "to_json"]
+__all__ = ["to_frame", "to_markdown", "to_latex", "to_html", "to_dict", "to_json",
+           "effects_table", "variance_table", "compare_table", "Table", "fit_report"]

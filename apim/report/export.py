@@ -1,10 +1,13 @@
-"""Exports of a fitted APIM: markdown, LaTeX, HTML and JSON (documented in the README).
+"""Exports of a fitted APIM: APA tables in markdown, LaTeX and HTML (:mod:`apim.report.tables`)
+and JSON (documented in the README).
 
 Examples
 --------
 >>> import apim
 >>> result = apim.fit(apim.load_alliance(), apim.APIMSpec("outcome", ("alliance",)))
->>> to_markdown(result).splitlines()[0].startswith("| term |")
+>>> to_markdown(result).splitlines()[0]
+'**Fixed effects**'
+>>> "**Variance components**" in to_markdown(result)
 True
 """
 
@@ -18,6 +21,7 @@ import pandas as pd
 
 from apim.engine.fit import BOUNDARY_NOTE
 from apim.model.result import APIMResult
+from apim.report.tables import Table, effects_table, variance_table
 
 __all__ = ["to_frame", "to_markdown", "to_latex", "to_html", "to_dict", "to_json"]
 
@@ -27,29 +31,24 @@ def to_frame(result: APIMResult) -> pd.DataFrame:
     return result.effects.reset_index()
 
 
-def to_markdown(result: APIMResult, digits: int = 3) -> str:
-    """The effects table as a markdown pipe table."""
-    return _pipe_table(result.effects.reset_index(), digits)
+def to_markdown(result: APIMResult, digits: int = 2) -> str:
+    """APA-style effects and variance-component tables as markdown (with notes)."""
+    return "\n\n".join(t.to_markdown() for t in _tables(result, digits))
 
 
-def to_latex(result: APIMResult, digits: int = 3) -> str:
-    """The effects table as a LaTeX tabular."""
-    table = result.effects.reset_index()
-    cols = list(table.columns)
-    lines = [r"\begin{tabular}{" + "l" * 6 + "r" * (len(cols) - 6) + "}", r"\hline",
-             " & ".join(c.replace("_", r"\_") for c in cols) + r" \\", r"\hline"]
-    for _, row in table.iterrows():
-        cells = [_fmt(v, digits).replace("_", r"\_").replace("|", r"$\mid$")
-                 for v in row]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\hline", r"\end{tabular}"]
-    return "\n".join(lines)
+def to_latex(result: APIMResult, digits: int = 2) -> str:
+    """APA-style tables as LaTeX ``table`` environments (needs ``\\usepackage{booktabs}``)."""
+    return "\n\n".join(t.to_latex() for t in _tables(result, digits))
 
 
-def to_html(result: APIMResult, digits: int = 3) -> str:
-    """The effects table as an HTML table."""
-    return result.effects.reset_index().to_html(
-        index=False, float_format=lambda v: f"{v:.{digits}f}")
+def to_html(result: APIMResult, digits: int = 2) -> str:
+    """APA-style tables as an HTML fragment (tables with their notes and a small style)."""
+    first, second = _tables(result, digits)
+    return first.to_html() + "\n" + second.to_html(css=False)
+
+
+def _tables(result: APIMResult, digits: int) -> tuple[Table, Table]:
+    return effects_table(result, digits), variance_table(result, max(digits, 3))
 
 
 def to_dict(result: APIMResult) -> dict[str, Any]:
@@ -112,17 +111,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.bool_):
         return bool(value)
     return value
-
-
-def _fmt(value: Any, digits: int) -> str:
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _pipe_table(table: pd.DataFrame, digits: int) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(_fmt(v, digits) for v in row) + " |")
-    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""The index page of a plan run: the manifest, the model table and every analysis's effects.
+
+Written by :func:`apim.plan.run.run_plan` as ``index.html`` (self-contained).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from apim.plan.spec import COLUMNS, Plan
+from apim.report import labels as lab
+from apim.report.html import page, write_atomic
+
+__all__ = ["index_html", "write_index"]
+
+
+def _effects_fragment(frame: pd.DataFrame) -> str:
+    shown = pd.DataFrame({
+        "Term": frame["term"],
+        "b": [lab.number(v, 3) for v in frame["estimate"]],
+        "SE": [lab.number(v, 3) for v in frame["se"]],
+        "df": [lab.number(v, 1) for v in frame["df"]],
+        "t": [lab.number(v, 2) for v in frame["t"]],
+        "p": [lab.p_value(v) for v in frame["p"]],
+        "95% CI": [f"[{lab.number(a, 3)}, {lab.number(b, 3)}]"
+                   for a, b in zip(frame["ci_low"], frame["ci_high"])]})
+    return shown.to_html(index=False, classes="apim-plain", border=0)
+
+
+def index_html(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFrame,
+               manifest: dict[str, Any]) -> str:
+    """The index page as HTML text."""
+    counts = manifest["counts"]
+    settings = [c for c in COLUMNS if c in models]
+    varying = [c for c in settings if models[c].astype(str).nunique() > 1]
+    shared = [c for c in settings if c not in varying]
+    results = ["status", "n_obs", "n_dyads", "loglik", "aic", "bic", "n_params",
+               "converged", "boundary", "seconds"]
+    shown = models[["analysis", *varying, *results]].copy()
+    shown["boundary"] = [("yes: " + str(v)[:60] + ("…" if len(str(v)) > 60 else ""))
+                         if isinstance(v, str) and v else "" for v in shown["boundary"]]
+    links = []
+    for aid in shown["analysis"]:
+        link = f'<a href="analyses/{html.escape(aid)}.json">{html.escape(aid)}</a>'
+        if (out / "analyses" / f"{aid}.html").exists():
+            link += f' (<a href="analyses/{html.escape(aid)}.html">report</a>)'
+        links.append(link)
+    shown["analysis"] = links
+    for c in ("loglik", "aic", "bic", "seconds"):
+        if c in shown:
+            shown[c] = [lab.number(v, 2) if pd.notna(v) else "" for v in shown[c]]
+    body = [f"<h1>Plan {html.escape(plan.name)}</h1>",
+            f'<p class="meta">{counts["analyses"]} analyses: {counts["ok"]} ok, '
+            f'{counts["failed"]} failed; {counts["fitted"]} fitted in this run, '
+            f'{counts["skipped"]} reused. apim {manifest["versions"]["apim"]}, '
+            f'{html.escape(manifest["finished"])}.</p>',
+            "<p>Files: <code>effects.csv</code>, <code>effects.parquet</code>, "
+            "<code>models.csv</code>, <code>manifest.json</code>, "
+            "<code>analyses/ID.json</code>.</p>",
+            "<h2>Models</h2>",
+            "<p>Shared by every analysis: " + html.escape(", ".join(
+                f"{c} = {models[c].iloc[0]}" for c in shared
+                if str(models[c].iloc[0]) not in ("", "nan", "None"))) + ".</p>",
+            '<div class="scroll">' + shown.to_html(index=False, classes="apim-plain",
+                                                   border=0, escape=False, na_rep="")
+            + "</div>"]
+    failed = models[models["status"] != "ok"]
+    if len(failed):
+        body.append("<h2>Failed analyses</h2>")
+        body += [f'<p class="warning">{html.escape(r.analysis)}: {html.escape(str(r.error_type))}'
+                 f": {html.escape(str(r.error))}</p>" for r in failed.itertuples()]
+    body.append("<h2>Effects</h2>")
+    for aid, part in (effects.groupby("analysis", sort=False) if len(effects) else []):
+        body.append(f"<details><summary>{html.escape(str(aid))}</summary>"
+                    f"{_effects_fragment(part)}</details>")
+    return page(f"Plan {plan.name}", "\n".join(body))
+
+
+def write_index(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFrame,
+                manifest: dict[str, Any]) -> None:
+    """Write ``index.html`` into ``out`` (atomically)."""
+    write_atomic(out / "index.html", index_html(plan, out, models, effects, manifest))

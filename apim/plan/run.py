@@ -1,0 +1,329 @@
+"""Run a plan: check, fit in parallel, store each result under its key, collect the tables.
+
+Every analysis is fitted by a worker that writes ``analyses/ID.json`` itself, through a
+temporary file and a rename, as soon as it is done: a run killed at any moment leaves
+only complete result files, and the next run fits only what is missing. A result is
+reused when its key (hash of the spec, the subset, the df method, the data file's bytes and
+column mapping, and the apim version) matches; ``force`` refits everything. The tables
+(``effects.csv``/``.parquet``, ``models.csv``), ``manifest.json`` and ``index.html`` are
+then rebuilt from the stored results, one row set per analysis of the plan.
+
+Examples
+--------
+>>> import tempfile
+>>> from apim.datasets import alliance_path
+>>> text = f'''
+... [data.alliance]
+... file = "{alliance_path()}"
+... dyad = "dyad"
+... session = "session"
+... role = "role"
+... roles = ["patient", "therapist"]
+... therapist = "therapist"
+... [[analysis]]
+... id = "main"
+... outcome = "outcome"
+... predictors = ["alliance"]
+... residual = ["un", "diagonal"]
+... '''
+>>> plan = Plan.from_text(text)
+>>> out = run_plan(plan, tempfile.mkdtemp(), progress=False)
+>>> list(out.models["status"])
+['ok', 'ok']
+>>> out.effects.columns[0]
+'analysis'
+>>> run_plan(plan, out.out, progress=False).manifest["counts"]["skipped"]
+2
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from apim.data.session import SessionData
+from apim.errors import SpecError
+from apim.model.design import build_design
+from apim.model.fit import fit
+from apim.parallel import run_jobs
+from apim.plan.spec import COLUMNS, Analysis, DataSource, Plan
+from apim.report.export import _jsonable, to_dict
+from apim.report.html import write_atomic
+
+__all__ = ["run_plan", "check_plan", "PlanResult", "default_out"]
+
+_DATA_CACHE: dict[str, SessionData] = {}
+MODEL_COLUMNS = ["status", "error_type", "error", "n_obs", "n_dyads", "loglik",
+                 "aic", "bic", "n_params", "converged", "boundary", "warnings", "seconds",
+                 "key"]
+
+
+def default_out(plan: Plan) -> Path:
+    """``PLAN.results/`` beside the plan file (or in the working directory)."""
+    base = Path(plan.path).parent if plan.path else Path(".")
+    return base / f"{Path(plan.path).stem if plan.path else plan.name}.results"
+
+
+def _load(source: DataSource, digest: str) -> SessionData:
+    data = _DATA_CACHE.get(digest)
+    if data is None:
+        data = source.load()
+        _DATA_CACHE.clear()  # one data set at a time per worker keeps memory flat
+        _DATA_CACHE[digest] = data
+    return data
+
+
+@dataclass(frozen=True)
+class _Job:
+    analysis: Analysis
+    key: str
+    digest: str
+    out: str
+    report: bool
+
+
+def _fit_one(job: _Job) -> str:
+    """Fit one analysis and store its record (in the worker); returns its status."""
+    a = job.analysis
+    clock = time.perf_counter()
+    record: dict[str, Any] = {"id": a.id, "key": job.key, "settings": a.row()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            data = a.select(_load(a.data, job.digest))
+            result = fit(data, a.spec(), df=a.df)  # type: ignore[arg-type]
+            record.update(status="ok", n_params=int(result.engine.n_params),
+                          result=to_dict(result))
+            if job.report:
+                from apim.report.html import fit_report
+
+                fit_report(result, Path(job.out) / "analyses" / f"{a.id}.html",
+                           warnings=[str(w.message) for w in caught],
+                           title=f"Analysis {a.id}")
+        except Exception as error:  # noqa: BLE001 - recorded, the plan goes on
+            record.update(status="error", error_type=type(error).__name__,
+                          error=" ".join(str(error).split()))
+    record["warnings"] = list(dict.fromkeys(str(w.message) for w in caught))
+    record["seconds"] = time.perf_counter() - clock
+    write_atomic(Path(job.out) / "analyses" / f"{a.id}.json",
+                 json.dumps(record, default=_jsonable, allow_nan=False))
+    return str(record["status"])
+
+
+def _key(a: Analysis, digest: str, version: str) -> str:
+    """The analysis's key; for invalid settings (the fit will record the error) a hash of
+    the settings instead."""
+    try:
+        return a.key(digest, version)
+    except SpecError:
+        text = json.dumps({"settings": a.row(), "data": digest, "version": version},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_plan(plan: Plan) -> pd.DataFrame:
+    """Check every analysis without fitting: data readable, subset valid, columns present,
+    options valid and the design buildable. One row per analysis, ``check`` is ``ok`` or
+    the error (type and message)."""
+    rows = []
+    loaded: dict[str, SessionData | Exception] = {}
+    for a in plan.analyses:
+        row = a.row()
+        try:
+            if a.data.name not in loaded:
+                try:
+                    loaded[a.data.name] = a.data.load()
+                except Exception as error:  # noqa: BLE001 - reported per analysis
+                    loaded[a.data.name] = error
+            data = loaded[a.data.name]
+            if isinstance(data, Exception):
+                raise data
+            spec = a.spec()
+            if a.df not in ("satterthwaite", "containment"):
+                raise SpecError(f"df={a.df!r} is not one of 'satterthwaite', 'containment'")
+            build_design(a.select(data), spec)
+            row["check"] = "ok"
+        except Exception as error:  # noqa: BLE001 - every problem is listed
+            row["check"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        rows.append(row)
+    return pd.DataFrame(rows).dropna(axis=1, how="all")
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _tidy_types(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Settings columns with values of several types (e.g. lag 0 and None are fine; True
+    and "un" are not) become text, so the table can be written to Parquet."""
+    for c in columns:
+        if c in frame and frame[c].dtype == object:
+            kinds = {type(v) for v in frame[c] if v is not None and v == v}
+            if len(kinds) > 1:
+                frame[c] = frame[c].map(lambda v: None if v is None else str(v))
+    return frame
+
+
+def _collect(plan: Plan, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    effects, models = [], []
+    for a in plan.analyses:
+        record = _read(out / "analyses" / f"{a.id}.json") or {}
+        settings = a.row()
+        model = {**settings, **{c: record.get(c) for c in MODEL_COLUMNS}}
+        result = record.get("result")
+        if record.get("status") == "ok" and result:
+            model.update({k: result[k] for k in ("n_obs", "n_dyads", "loglik", "aic", "bic",
+                                                 "converged")})
+            model["boundary"] = "; ".join(result["boundary"])
+            effects += [{**settings, **row} for row in result["fixed"]]
+        model["warnings"] = "; ".join(record.get("warnings") or [])
+        models.append(model)
+    keep = [c for c in ["analysis", *COLUMNS]
+            if any(m.get(c) is not None for m in models)]
+    model_frame = pd.DataFrame(models)[keep + MODEL_COLUMNS]
+    effect_frame = pd.DataFrame(effects)
+    if len(effect_frame):
+        rest = [c for c in effect_frame.columns if c not in ["analysis", *COLUMNS]]
+        effect_frame = effect_frame[keep + rest]
+    return (_tidy_types(effect_frame, keep), _tidy_types(model_frame, keep))
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """What a plan run left in ``out``: the effects and models tables and the manifest."""
+
+    out: Path
+    effects: pd.DataFrame = field(repr=False)
+    models: pd.DataFrame = field(repr=False)
+    manifest: dict[str, Any] = field(repr=False)
+
+    def __repr__(self) -> str:
+        c = self.manifest["counts"]
+        return (f"<PlanResult {self.manifest['plan']!r}: {c['ok']} ok, {c['failed']} failed "
+                f"({c['skipped']} reused from earlier runs), in {str(self.out)!r}>")
+
+    def _repr_html_(self) -> str:
+        return (f"<p>{repr(self)[1:-1]}</p>"
+                + self.models.drop(columns=["key"]).to_html(index=False, na_rep=""))
+
+
+def _versions() -> dict[str, str]:
+    import scipy
+
+    from apim import __version__
+
+    return {"apim": __version__, "python": platform.python_version(),
+            "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__}
+
+
+def _clean(out: Path) -> None:
+    for tmp in list(out.glob(".*.tmp")) + list((out / "analyses").glob(".*.tmp")):
+        tmp.unlink(missing_ok=True)
+
+
+def run_plan(plan: Plan | str | Path, out: str | Path | None = None, *, force: bool = False,
+             retry_failed: bool = False, n_jobs: int = 1, scheduler: str | None = None,
+             progress: bool = True, reports: bool = False) -> PlanResult:
+    """Fit every analysis of ``plan`` that has no stored result and collect the tables.
+
+    Parameters
+    ----------
+    plan : Plan or path of a plan file
+    out : path, optional
+        Output directory (default :func:`default_out`).
+    force : bool
+        Refit everything, stored results or not.
+    retry_failed : bool
+        Refit analyses whose stored result is a failure.
+    n_jobs, scheduler, progress
+        As for :func:`apim.parallel.run_jobs` (joblib workers or a Dask scheduler).
+    reports : bool
+        Also write ``analyses/ID.html`` (a report with figures) per analysis.
+
+    Returns
+    -------
+    PlanResult
+    """
+    from apim import __version__
+    from apim.plan.index import write_index
+
+    if not isinstance(plan, Plan):
+        plan = Plan.from_file(plan)
+    out = Path(out) if out is not None else default_out(plan)
+    (out / "analyses").mkdir(parents=True, exist_ok=True)
+    _clean(out)
+    started = _dt.datetime.now(_dt.timezone.utc)
+    clock = time.perf_counter()
+    used = {a.data.name: a.data for a in plan.analyses}
+    digests = {name: source.digest() for name, source in used.items()}
+    jobs, status = [], {}
+    for a in plan.analyses:
+        key = _key(a, digests[a.data.name], __version__)
+        stored = None if force else _read(out / "analyses" / f"{a.id}.json")
+        if stored is not None and stored.get("key") == key and (
+                stored.get("status") == "ok" or not retry_failed):
+            status[a.id] = (key, "skipped")
+            continue
+        status[a.id] = (key, "fitted")
+        jobs.append(_Job(a, key, digests[a.data.name], str(out), reports))
+    outcomes = run_jobs(_fit_one, jobs, n_jobs=n_jobs, scheduler=scheduler,
+                        progress=progress, desc=f"plan {plan.name}")
+    for job, outcome in zip(jobs, outcomes):
+        if not outcome.ok:  # the worker itself failed (e.g. it could not be started)
+            record: dict[str, Any] = {
+                "id": job.analysis.id, "key": job.key, "settings": job.analysis.row(),
+                "status": "error", "error_type": outcome.error_type, "error": outcome.error,
+                "warnings": [], "seconds": outcome.seconds}
+            write_atomic(out / "analyses" / f"{job.analysis.id}.json",
+                         json.dumps(record, default=_jsonable))
+    effects, models = _collect(plan, out)
+    write_atomic(out / "effects.csv", effects.to_csv(index=False))
+    write_atomic(out / "models.csv", models.to_csv(index=False))
+    parquet = "effects.parquet"
+    try:
+        import pyarrow  # noqa: F401
+
+        buffer = effects.to_parquet(index=False)
+        write_atomic(out / "effects.parquet", buffer)  # type: ignore[arg-type]
+    except ImportError:
+        parquet = "not written: pyarrow is not installed (pip install 'apim[io]')"
+    finished = _dt.datetime.now(_dt.timezone.utc)
+    by_id = models.set_index("analysis")
+    manifest = {
+        "plan": plan.name, "plan_file": plan.path,
+        "plan_sha256": (hashlib.sha256(Path(plan.path).read_bytes()).hexdigest()
+                        if plan.path else None),
+        "versions": _versions(), "platform": platform.platform(),
+        "machine": platform.machine(), "seed": plan.seed,
+        "data": {name: {"file": s.file, "sha256": s.file_hash(), "key": digests[name]}
+                 for name, s in used.items()},
+        "started": started.isoformat(), "finished": finished.isoformat(),
+        "seconds": time.perf_counter() - clock, "n_jobs": n_jobs, "scheduler": scheduler,
+        "outputs": {"effects": ["effects.csv", parquet], "models": "models.csv",
+                    "analyses": "analyses/ID.json", "index": "index.html"},
+        "counts": {"analyses": len(plan.analyses),
+                   "ok": int((models["status"] == "ok").sum()),
+                   "failed": int((models["status"] != "ok").sum()),
+                   "fitted": sum(v[1] == "fitted" for v in status.values()),
+                   "skipped": sum(v[1] == "skipped" for v in status.values())},
+        "analyses": [{"id": a.id, "key": status[a.id][0], "run": status[a.id][1],
+                      "status": by_id.at[a.id, "status"],
+                      "seconds": _jsonable(by_id.at[a.id, "seconds"])}
+                     for a in plan.analyses],
+    }
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=_jsonable))
+    write_index(plan, out, models, effects, manifest)
+    return PlanResult(out=out, effects=effects, models=models, manifest=manifest)

@@ -1,0 +1,397 @@
+"""Plan files: data sets, shared defaults and analyses that expand as products of lists.
+
+A plan is a TOML file (read with :mod:`tomllib`)::
+
+    [plan]
+    name = "alliance"                 # optional; also: df = "satterthwaite", seed = 0
+
+    [data.sessions]                   # one table per data set
+    file = "sessions.csv"             # relative to the plan file
+    dyad = "dyad"
+    session = "session"
+    role = "role"
+    roles = ["patient", "therapist"]  # reference first
+    therapist = "therapist"           # optional; layout = "long" | "wide" | "pairwise"
+    categories = {arm = ["CBT", "AFT"]}   # optional: order of categories, reference first
+
+    [defaults]                        # shared by every analysis
+    data = "sessions"
+    outcome = "outcome"
+
+    [[analysis]]
+    id = "main"
+    predictors = ["alliance"]         # a list of names is ONE value for list fields
+    moderators = [[], ["treatment"]]  # a list of lists: one analysis per list
+    residual = ["un", "un-ar1"]       # a list for any other field: one analysis per value
+
+Analysis fields are flat: ``data, subset`` (a filter expression, see
+:mod:`apim.plan.filters`), ``df``, every field of :class:`~apim.model.spec.APIMSpec`
+(``outcome, predictors, distinguishable, interaction, moderators, covariates, method``),
+of :class:`~apim.model.centring.DecompositionSpec` (``center`` -- alias ``centring`` --,
+``reference, lag, lag_by, detrend, partner`` ...) and of
+:class:`~apim.model.spec.CovarianceSpec` (``random, residual, therapist_level``).
+Expanded analyses are named ``ID`` (one) or ``ID-01``, ``ID-02`` ... in product order.
+
+Examples
+--------
+>>> text = '''
+... [data.d]
+... file = "x.csv"
+... dyad = "dyad"
+... role = "role"
+... [[analysis]]
+... id = "m"
+... data = "d"
+... outcome = "y"
+... predictors = ["x"]
+... residual = ["un", "ar1"]
+... moderators = [[], ["arm"]]
+... '''
+>>> plan = Plan.from_text(text)
+>>> [a.id for a in plan.analyses]
+['m-01', 'm-02', 'm-03', 'm-04']
+>>> plan.analyses[3].settings["residual"], plan.analyses[3].settings["moderators"]
+('ar1', ('arm',))
+>>> plan.analyses[0].spec().covariance.residual
+'un'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from apim.data.session import SessionData
+from apim.errors import SpecError
+from apim.model.centring import DecompositionSpec
+from apim.model.spec import APIMSpec, CovarianceSpec
+from apim.plan.filters import Filter
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["Plan", "Analysis", "DataSource", "SETTINGS", "COLUMNS"]
+
+_SPEC_FIELDS = [f.name for f in dataclasses.fields(APIMSpec)
+                if f.name not in ("decomposition", "covariance")]
+_DECOMPOSITION_FIELDS = [f.name for f in dataclasses.fields(DecompositionSpec)]
+_COVARIANCE_FIELDS = [f.name for f in dataclasses.fields(CovarianceSpec)]
+_LIST_FIELDS = ("predictors", "moderators", "covariates")
+_ALIASES = {"centring": "center", "centering": "center", "centre": "center",
+            "predictor": "predictors", "moderator": "moderators", "covariate": "covariates"}
+SETTINGS = ("data", "subset", "df", *_SPEC_FIELDS, *_DECOMPOSITION_FIELDS,
+            *_COVARIANCE_FIELDS)
+# settings as columns of the output tables ("df" is the effects' df there)
+COLUMNS = tuple("df_method" if k == "df" else k for k in SETTINGS)
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_DATA_KEYS = ("file", "dyad", "session", "role", "roles", "therapist", "layout",
+              "separator", "categories")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A data file and its column mapping (a ``[data.NAME]`` table)."""
+
+    name: str
+    file: str
+    dyad: str
+    role: str | None = None
+    session: str | None = None
+    roles: tuple[str, ...] | None = None
+    therapist: str | None = None
+    layout: str = "long"
+    separator: str = "_"
+    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @classmethod
+    def from_table(cls, name: str, table: Mapping[str, Any], base: Path) -> DataSource:
+        unknown = sorted(set(table) - set(_DATA_KEYS))
+        if unknown:
+            raise SpecError(f"[data.{name}] has no setting {unknown[0]!r}; use "
+                            f"{', '.join(_DATA_KEYS)}")
+        for key in ("file", "dyad"):
+            if not isinstance(table.get(key), str):
+                raise SpecError(f"[data.{name}] needs {key} = \"...\"")
+        layout = table.get("layout", "long")
+        if layout not in ("long", "wide", "pairwise"):
+            raise SpecError(f"[data.{name}] layout={layout!r} is not one of 'long', 'wide', "
+                            "'pairwise'")
+        if layout != "wide" and not isinstance(table.get("role"), str):
+            raise SpecError(f"[data.{name}] needs role = \"COLUMN\" (the column telling the "
+                            "two members apart)")
+        if layout == "wide" and not table.get("roles"):
+            raise SpecError(f"[data.{name}] layout = \"wide\" needs roles = [\"A\", \"B\"] "
+                            "(the column prefixes)")
+        path = Path(table["file"]).expanduser()
+        if not path.is_absolute():
+            path = base / path
+        roles = table.get("roles")
+        categories = table.get("categories", {})
+        if not isinstance(categories, dict) or not all(
+                isinstance(v, list) and v for v in categories.values()):
+            raise SpecError(f"[data.{name}] categories must map columns to lists of their "
+                            "values, reference first: categories = {treatment = [\"CBT\", "
+                            "\"AFT\"]}")
+        return cls(name=name, file=str(path), dyad=table["dyad"], role=table.get("role"),
+                   session=table.get("session"),
+                   roles=tuple(str(r) for r in roles) if roles else None,
+                   therapist=table.get("therapist"), layout=layout,
+                   separator=table.get("separator", "_"),
+                   categories=tuple((str(k), tuple(v)) for k, v in categories.items()))
+
+    def file_hash(self) -> str:
+        """SHA-256 of the file's bytes (the data part of every result's key)."""
+        path = Path(self.file)
+        if not path.is_file():
+            raise SpecError(f"[data.{self.name}] file {self.file!r} does not exist")
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def digest(self) -> str:
+        """Hash of the file's bytes and the column mapping."""
+        mapping = {k: v for k, v in dataclasses.asdict(self).items() if k != "file"}
+        text = json.dumps({"file": self.file_hash(), **mapping}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def load(self) -> SessionData:
+        """Read and validate the data."""
+        common: dict[str, Any] = {"dyad": self.dyad, "session": self.session,
+                                  "therapist": self.therapist}
+        if self.layout == "wide":
+            data = SessionData.from_wide(self.file, roles=self.roles or (),
+                                         separator=self.separator, **common)
+        else:
+            read = SessionData.from_pairwise if self.layout == "pairwise" else \
+                SessionData.from_long
+            data = read(self.file, role=self.role or "", roles=self.roles, **common)
+        return self._categories(data)
+
+    def _categories(self, data: SessionData) -> SessionData:
+        """Text columns as categories in the stated order (the first is the reference)."""
+        if not self.categories:
+            return data
+        frame = data.frame.copy()
+        for column, values in self.categories:
+            if column not in frame.columns:
+                raise SpecError(f"[data.{self.name}] categories: no column {column!r} in "
+                                f"{self.file!r}")
+            present = frame[column].dropna()
+            stray = sorted({str(v) for v in present} - {str(v) for v in values})
+            if stray:
+                raise SpecError(f"[data.{self.name}] categories: column {column!r} has the "
+                                f"value {stray[0]!r}, which is not in {list(values)}")
+            frame[column] = pd.Categorical(frame[column].map(
+                lambda v: None if pd.isna(v) else str(v)), categories=[str(v) for v in values])
+        return data.replace(frame)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One expanded analysis: its id, its flat settings and the data set it uses."""
+
+    id: str
+    settings: dict[str, Any] = field(hash=False)
+    data: DataSource
+
+    def spec(self) -> APIMSpec:
+        """The :class:`~apim.model.spec.APIMSpec` of the settings (checked)."""
+        s = self.settings
+        top = {k: s[k] for k in _SPEC_FIELDS if k in s}
+        decomposition = {k: s[k] for k in _DECOMPOSITION_FIELDS if k in s}
+        covariance = {k: s[k] for k in _COVARIANCE_FIELDS if k in s}
+        return APIMSpec(**top, decomposition=DecompositionSpec.from_dict(decomposition),
+                        covariance=CovarianceSpec.from_dict(covariance))
+
+    @property
+    def df(self) -> str:
+        return str(self.settings.get("df", "satterthwaite"))
+
+    @property
+    def subset(self) -> Filter | None:
+        text = self.settings.get("subset")
+        return None if text in (None, "") else Filter.parse(text)
+
+    def select(self, data: SessionData) -> SessionData:
+        """The rows of ``data`` the subset keeps (all when there is none)."""
+        subset = self.subset
+        if subset is None:
+            return data
+        names = data.columns.canonical()
+        mask = subset.mask(data.frame, names)
+        if not mask.any():
+            raise SpecError(f"analysis {self.id}: subset {subset.text!r} keeps no rows")
+        return data.replace(data.frame.loc[mask.to_numpy()].reset_index(drop=True))
+
+    def key(self, data_digest: str, version: str) -> str:
+        """The result's key: hash of the spec, the subset, df, the data and the version."""
+        text = json.dumps({"spec": self.spec().digest(), "subset": self.settings.get("subset"),
+                           "df": self.df, "data": data_digest, "version": version},
+                          sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def row(self) -> dict[str, Any]:
+        """The settings in effect as table columns (:data:`COLUMNS`: defaults filled in,
+        the residual structure resolved, lists joined with ``+``, ``df`` as ``df_method``);
+        the raw settings if they are invalid."""
+        values: dict[str, Any] = {"data": self.data.name, "subset": "", "df": self.df,
+                                  **self.settings}
+        try:
+            spec = self.spec()
+        except SpecError:
+            pass
+        else:
+            plain = spec.to_dict()
+            values.update({k: plain[k] for k in _SPEC_FIELDS})
+            values.update(plain["decomposition"])
+            values.update(plain["covariance"])
+            values["residual"] = spec.residual_structure
+        out: dict[str, Any] = {"analysis": self.id}
+        for k, column in zip(SETTINGS, COLUMNS):
+            v = values.get(k)
+            out[column] = "+".join(map(str, v)) if isinstance(v, (tuple, list)) else v
+        return out
+
+
+def _normalise(block: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out = {}
+    for key, value in block.items():
+        key = _ALIASES.get(key, key)
+        if key != "id" and key not in SETTINGS:
+            raise SpecError(f"{where}: unknown setting {key!r}; analyses take "
+                            f"{', '.join(SETTINGS)}")
+        out[key] = value
+    return out
+
+
+def _choices(key: str, value: Any) -> list[Any]:
+    """The values a setting takes: a list expands, except a list of names for list fields."""
+    if key in _LIST_FIELDS:
+        if isinstance(value, str):
+            return [(value,)]
+        if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+            return [tuple(v) for v in value]
+        if isinstance(value, list):
+            return [tuple(value)]
+        return [value]
+    if isinstance(value, list):
+        if not value:
+            raise SpecError(f"setting {key!r} is an empty list: give at least one value")
+        return list(value)
+    return [value]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A parsed and expanded plan.
+
+    Attributes
+    ----------
+    name : str
+    path : str or None
+        The plan file (outputs go beside it by default).
+    data : dict of DataSource
+    analyses : tuple of Analysis
+    seed : int
+        Recorded in the manifest (fits are deterministic; seeded parts such as k's Monte
+        Carlo interval use it).
+    """
+
+    name: str
+    path: str | None
+    data: dict[str, DataSource] = field(hash=False)
+    analyses: tuple[Analysis, ...]
+    seed: int = 0
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Plan:
+        """Read a plan file."""
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError(f"plan file {str(path)!r} does not exist")
+        return cls.from_text(path.read_text(encoding="utf-8"), base=path.parent,
+                             path=str(path))
+
+    @classmethod
+    def from_text(cls, text: str, base: str | Path = ".", path: str | None = None) -> Plan:
+        """Parse plan text (TOML); relative data files are found from ``base``."""
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise SpecError(f"plan {path or ''}: not valid TOML ({error})") from None
+        unknown = sorted(set(raw) - {"plan", "data", "defaults", "analysis"})
+        if unknown:
+            raise SpecError(f"plan: unknown table [{unknown[0]}]; use [plan], [data.NAME], "
+                            "[defaults] and [[analysis]]")
+        head = raw.get("plan", {})
+        data = {name: DataSource.from_table(name, table, Path(base))
+                for name, table in raw.get("data", {}).items()}
+        if not data:
+            raise SpecError("plan: no data set; add a [data.NAME] table with file, dyad, "
+                            "session and role")
+        defaults = _normalise(raw.get("defaults", {}), "[defaults]")
+        if "df" in head:
+            defaults.setdefault("df", head["df"])
+        blocks = raw.get("analysis", [])
+        if not blocks:
+            raise SpecError("plan: no analysis; add [[analysis]] tables")
+        analyses: list[Analysis] = []
+        for n, block in enumerate(blocks, start=1):
+            where = f"[[analysis]] number {n}"
+            merged = {**defaults, **_normalise(block, where)}
+            base_id = str(merged.pop("id", f"a{n}"))
+            if not _ID.match(base_id):
+                raise SpecError(f"{where}: id {base_id!r} must be letters, digits, '_', "
+                                "'-' or '.' (it names a file)")
+            if "data" not in merged:
+                if len(data) > 1:
+                    raise SpecError(f"{where}: say which data set with data = \"NAME\"")
+                merged["data"] = next(iter(data))
+            keys = list(merged)
+            combos = list(itertools.product(*[_choices(k, merged[k]) for k in keys]))
+            for i, values in enumerate(combos, start=1):
+                settings = dict(zip(keys, values))
+                source = data.get(str(settings["data"]))
+                if source is None:
+                    raise SpecError(f"{where}: data {settings['data']!r} is not one of "
+                                    f"{', '.join(data)}")
+                aid = base_id if len(combos) == 1 else f"{base_id}-{i:02d}"
+                analyses.append(Analysis(id=aid, settings=settings, data=source))
+        ids = [a.id for a in analyses]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise SpecError(f"plan: analysis id {repeated[0]!r} is used twice; give each "
+                            "[[analysis]] its own id")
+        seed = head.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise SpecError(f"[plan] seed={seed!r} must be a whole number")
+        return cls(name=str(head.get("name", Path(path).stem if path else "plan")),
+                   path=path, data=data, analyses=tuple(analyses), seed=seed)
+
+    def table(self) -> Any:
+        """The expanded analyses, one row each, settings as columns."""
+        import pandas as pd
+
+        return pd.DataFrame([a.row() for a in self.analyses]).dropna(axis=1, how="all")
+
+    def __repr__(self) -> str:
+        return (f"<Plan {self.name!r}: {len(self.analyses)} analyses on "
+                f"{', '.join(self.data)}>")
+
+    def _repr_html_(self) -> str:
+        return (f"<p>Plan <b>{self.name}</b>: {len(self.analyses)} analyses</p>"
+                + self.table().to_html(index=False, na_rep=""))

@@ -1,0 +1,254 @@
+"""Self-contained HTML: one report per fit, fragments for Jupyter, an index per plan.
+
+A report holds the data report, the model, the APA tables, k, the figures (PNG embedded
+as base64, so the file opens offline and can be mailed), the rows the fit did not use and
+the warnings. Nothing is loaded from the network.
+
+Examples
+--------
+>>> import apim, os, tempfile
+>>> result = apim.fit(apim.load_alliance(), apim.APIMSpec("outcome", ("alliance",)))
+>>> path = os.path.join(tempfile.mkdtemp(), "fit.html")
+>>> text = fit_report(result, path, figures=False)
+>>> "Fixed effects" in text and os.path.exists(path)
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import json
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from apim.errors import format_rows
+from apim.report import labels as lab
+from apim.report.tables import effects_table, variance_table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from apim.data.report import DataReport
+    from apim.model.result import APIMResult
+
+__all__ = ["fit_report", "result_html", "data_report_html", "figure_html", "page",
+           "write_atomic", "FIGURES"]
+
+FIGURES = ("path", "slopes", "surface", "trajectories", "diagnostics")
+
+_PAGE_CSS = """
+body{font-family:Georgia,'Times New Roman',serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#111;line-height:1.4}
+h1{font-size:1.6em;margin-bottom:0.2em}h2{font-size:1.25em;border-bottom:1px solid #ccc;
+margin-top:1.6em}p.meta{color:#555;font-size:0.9em}
+table.apim-kv td{padding:1px 12px 1px 0;vertical-align:top}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:0.9em;color:#333}
+pre{background:#f6f6f6;padding:0.6em;overflow-x:auto;font-size:0.85em}
+.warning{color:#8a4b00}table.apim-plain{border-collapse:collapse;font-size:0.9em}
+table.apim-plain th,table.apim-plain td{padding:2px 10px;border-bottom:1px solid #ddd;
+text-align:left;white-space:nowrap}div.scroll{overflow-x:auto}
+"""
+
+
+def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename, so a reader (or a
+    killed run) never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def page(title: str, body: str) -> str:
+    """A complete, self-contained HTML document."""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_PAGE_CSS}</style></head>"
+            f"<body>\n{body}\n</body></html>\n")
+
+
+def _escape(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _plain_table(frame: pd.DataFrame, cls: str = "apim-plain") -> str:
+    return frame.to_html(index=False, classes=cls, border=0, escape=True,
+                         na_rep="—")
+
+
+def figure_html(fig: Figure, caption: str, dpi: int = 100) -> str:
+    """A ``<figure>`` with the PNG embedded as base64."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f'<figure><img alt="{_escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_escape(caption)}</figcaption></figure>")
+
+
+def data_report_html(report: DataReport) -> str:
+    """The data report as HTML: counts, missing ratings per role, excluded rows, warnings."""
+    lo, med, hi = report.sessions_per_dyad
+    facts = [("Source", report.source),
+             ("Roles", f"{report.roles[0]} (reference), {report.roles[1]}"),
+             ("Rows", f"{report.n_rows} (" + ", ".join(
+                 f"{r} {n}" for r, n in report.rows_per_role.items()) + ")"),
+             ("Dyads", report.n_dyads), ("Persons", report.n_persons)]
+    if report.n_therapists:
+        facts.append(("Therapists", report.n_therapists))
+    facts += [("Dyad-sessions", report.n_sessions),
+              ("Sessions per dyad", f"min {lo:g}, median {med:g}, max {hi:g}")]
+    parts = ['<table class="apim-kv">' + "".join(
+        f"<tr><td>{_escape(k)}</td><td>{_escape(v)}</td></tr>" for k, v in facts)
+        + "</table>"]
+    if len(report.missing):
+        missing = report.missing.reset_index().rename(columns={"index": "variable"})
+        missing.columns = ["variable", *[f"missing ({r})" for r in report.missing.columns]]
+        parts.append(_plain_table(missing))
+    if report.exclusions:
+        rows = pd.DataFrame({"reason": [e.reason for e in report.exclusions],
+                             "rows": [len(e.rows) for e in report.exclusions],
+                             "first rows": [format_rows(e.rows) for e in report.exclusions]})
+        parts.append("<p>Rows a dyadic fit would not use:</p>" + _plain_table(rows))
+    else:
+        parts.append("<p>Rows a dyadic fit would not use: none.</p>")
+    parts += [f'<p class="warning">Warning: {_escape(w)}</p>' for w in report.warnings]
+    return '<div class="apim-data-report">' + "\n".join(parts) + "</div>"
+
+
+def result_html(result: APIMResult, digits: int = 2) -> str:
+    """The effects and variance-component tables (an HTML fragment)."""
+    return (effects_table(result, digits).to_html() + "\n"
+            + variance_table(result, max(digits, 3)).to_html(css=False))
+
+
+def _dropped_html(result: APIMResult) -> str:
+    if not result.design.dropped:
+        return "<p>Every row of the data was used.</p>"
+    frame = pd.DataFrame({"reason": [e.reason for e in result.design.dropped],
+                          "rows": [len(e.rows) for e in result.design.dropped],
+                          "first rows": [format_rows(e.rows) for e in result.design.dropped]})
+    total = sum(len(e.rows) for e in result.design.dropped)
+    partner = sum(len(e.rows) for e in result.design.dropped if "partner" in e.reason)
+    text = (f"<p>{total} of {len(result.design.data.frame)} rows were not used "
+            "(row numbers are 1-based rows of the input):</p>" + _plain_table(frame))
+    if partner:
+        text += (f"<p>{partner} of them lack the partner's rating at that session (partner "
+                 "effects need it); the data report above counts each member's own missing "
+                 "ratings only.</p>")
+    return text
+
+
+def _patterns_html(result: APIMResult) -> str:
+    from apim.inference.patterns import dyadic_patterns
+
+    table = dyadic_patterns(result, draws=5000)
+    if table.empty:
+        return ""
+    shown = pd.DataFrame({
+        "Outcome": [lab.outcome_label(r, result.spec) for r in table["outcome_role"]],
+        "Level": [lab.level_label(v, result.spec) for v in table["level"]],
+        "Predictor": table["predictor"],
+        "k": [lab.number(v, 2) for v in table["k"]],
+        "95% CI": [f"[{lab.number(a, 2)}, {lab.number(b, 2)}]"
+                   for a, b in zip(table["ci_low"], table["ci_high"])],
+        "Pattern supported": table["pattern"].replace("none", "no standard pattern")})
+    return ("<h2>Dyadic patterns</h2><p>k = partner effect / actor effect (Kenny &amp; "
+            "Ledermann, 2010), with a Monte Carlo interval.</p>" + _plain_table(shown))
+
+
+def _figures(result: APIMResult, which: Sequence[str]) -> list[str]:
+    from apim.report import figures as fg
+
+    eff = result.effects
+    out = []
+    plain_actor = not eff[(eff["effect"] == "actor") & (eff["by"] == "")].empty
+    if "path" in which and plain_actor:
+        out.append(figure_html(fg.path_diagram(result), "Path diagram: actor and partner "
+                               "effects per level, with k"))
+    if "slopes" in which:
+        moderated = eff[(eff["effect"] == "actor") & (eff["by"] != "")]
+        for term, row in moderated.head(2).iterrows():
+            effect = ".".join(str(term).split("|")[0].split(".")[:3])
+            out.append(figure_html(fg.simple_slopes_plot(result, effect, row["by"]),
+                                   f"Simple slopes: {lab.effect_label(row, result.spec)}"))
+        inter = eff[(eff["effect"] == "actor_x_partner") & (eff["level"] == "within")]
+        for r in list(dict.fromkeys(inter["outcome_role"]))[:2]:
+            out.append(figure_html(
+                fg.simple_slopes_plot(result, f"{r}.actor.within", "partner"),
+                f"{r}: actor effect at values of the partner's within-person part"))
+    if "surface" in which and "surface" in set(eff["effect"]):
+        out.append(figure_html(fg.surface_plot(result), "Response surface"))
+    if "trajectories" in which:
+        out.append(figure_html(fg.trajectories(result), "Observed (points) and fitted "
+                               "(lines) outcome of the dyads with the most sessions"))
+    if "diagnostics" in which:
+        out.append(figure_html(fg.residual_diagnostics(result), "Residual diagnostics "
+                               "per role"))
+    return out
+
+
+def fit_report(result: APIMResult, path: str | os.PathLike[str] | None = None, *,
+               data_report: DataReport | None = None, figures: bool | Sequence[str] = True,
+               warnings: Sequence[str] = (), title: str | None = None) -> str:
+    """One self-contained HTML report of a fit; written to ``path`` when given.
+
+    Parameters
+    ----------
+    result : APIMResult
+    path : path, optional
+        Where to write the report (atomically).
+    data_report : DataReport, optional
+        Default: the report of the fitted data on the variables of the model.
+    figures : bool or sequence of str
+        ``True`` for all that apply (:data:`FIGURES`), ``False`` for none, or a selection.
+    warnings : sequence of str
+        Warnings raised while fitting (the CLI collects them).
+    title : str, optional
+    """
+    from apim import __version__
+
+    spec = result.spec
+    if data_report is None:
+        variables = [v for v in (getattr(spec, "outcome", None),
+                                 *getattr(spec, "predictors", ())) if v]
+        data_report = result.design.data.report(variables or None)
+    which = FIGURES if figures is True else () if figures is False else tuple(figures)
+    title = title or f"APIM report: {getattr(spec, 'outcome', 'model')}"
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    notes = list(warnings)
+    if not result.engine.converged:
+        notes.append(f"the fit did not converge: {result.engine.message}")
+    notes += [f"boundary estimate: {b}" for b in result.engine.boundary]
+    body = [
+        f"<h1>{_escape(title)}</h1>",
+        f'<p class="meta">apim {__version__}, Python {platform.python_version()}, {now}</p>',
+        "<h2>Model</h2>", f"<p>{_escape(result.model_line())}</p>",
+        "<details><summary>Specification (as in a plan file)</summary>"
+        f"<pre>{_escape(json.dumps(spec.to_dict(), indent=2))}</pre></details>",
+        "<h2>Data</h2>", data_report_html(data_report),
+        "<h2>Tables</h2>", result_html(result),
+        _patterns_html(result) if "actor" in set(result.effects["effect"]) else "",
+    ]
+    figs = _figures(result, which) if which else []
+    if figs:
+        body += ["<h2>Figures</h2>", *figs]
+    body += ["<h2>Rows not used</h2>", _dropped_html(result), "<h2>Warnings</h2>"]
+    body += ([f'<p class="warning">{_escape(w)}</p>' for w in notes] if notes
+             else ["<p>None.</p>"])
+    text = page(title, "\n".join(body))
+    if path is not None:
+        write_atomic(path, text)
+    return text
