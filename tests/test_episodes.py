@@ -157,8 +157,9 @@ def test_missing_rating_row_equals_absent_row():
 def test_flat_series_has_no_episode(sd):
     r = one([4.0] * 6, spec=RuptureSpec(sd=sd), other=([1, 2, 3, 4, 5, 6], [4.0] * 6))
     assert r.episodes.empty
-    assert r.dyads.loc[0, "pattern"] == "none" or sd in ("own", "changes", "sample",
-                                                         "larger")
+    assert r.dyads.loc[0, "pattern"] == "none" and r.dyads.loc[0, "assessed"] == 2
+    assert (r.members["sd_ref"] == (1.0 if sd == "points" else 0.0)).all()
+    assert (r.flags["in_rupture"] == 0).all()
 
 
 def test_short_series():

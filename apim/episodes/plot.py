@@ -3,8 +3,8 @@
 Each member's ratings are a line over session numbers (a gap where a session was not
 rated). Each episode is drawn in its member's colour: a shaded band over the sessions in
 rupture, a dotted line at the pre-drop level, a downward triangle at the onset, and a star
-at the repair session; an unrepaired episode ends in a cross and a censored one in an open
-circle at its last session.
+at the repair session; an unrepaired episode ends in a cross at its last rating within the
+window, and a censored one in a ring around the member's last rating.
 
 Examples
 --------
@@ -56,8 +56,9 @@ def plot_ruptures(result: RuptureResult, dyad: object, ax: Axes | None = None) -
         known = ", ".join(repr(d) for d in result.dyads["dyad"].head(5))
         raise SpecError(f"dyad {dyad!r} has no ratings of {result.variable!r}; dyads are e.g. "
                         f"{known}")
+    own_figure = ax is None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 4.2))
+        fig, ax = plt.subplots(figsize=(9, 4.2))
     else:
         fig = ax.figure
     episodes = result.episodes[result.episodes["dyad"] == dyad]
@@ -71,7 +72,7 @@ def plot_ruptures(result: RuptureResult, dyad: object, ax: Axes | None = None) -
         ax.plot(own.index, own.to_numpy(), "o", color=colour, ms=3.5)
         for ep in episodes[episodes["role"] == role].itertuples(index=False):
             last = ep.onset + ep.length - 1
-            ax.axvspan(ep.onset - 0.5, last + 0.5, color=colour, alpha=0.12, lw=0)
+            ax.axvspan(ep.onset - 0.45, last + 0.45, color=colour, alpha=0.12, lw=0)
             pre = own.index[own.index < ep.onset].max()
             end = ep.repair_session if ep.repaired else last
             ax.hlines(ep.pre_level, pre, end, colors=colour, linestyles=":", lw=1.2)
@@ -81,9 +82,12 @@ def plot_ruptures(result: RuptureResult, dyad: object, ax: Axes | None = None) -
                         mec="black", mew=0.6)
             else:
                 at = own.index[own.index <= last].max()
-                marker = {"mfc": "white", "marker": "o"} if ep.censored else {"marker": "X"}
-                ax.plot(at, own[at], ls="none", color=colour, ms=9, mec="black", mew=0.8,
-                        **marker)
+                if ep.censored:  # a ring around the last rating
+                    ax.plot(at, own[at], ls="none", marker="o", mfc="none", ms=17,
+                            mec=colour, mew=1.6)
+                else:
+                    ax.plot(at, own[at], ls="none", marker="X", color=colour, ms=10,
+                            mec="black", mew=0.8)
     from matplotlib.lines import Line2D
 
     keys = [Line2D([], [], color="grey", marker="v", ls="none", mec="black", label="onset"),
@@ -91,16 +95,20 @@ def plot_ruptures(result: RuptureResult, dyad: object, ax: Axes | None = None) -
                    label="repair"),
             Line2D([], [], color="grey", marker="X", ls="none", mec="black",
                    label="unrepaired"),
-            Line2D([], [], color="grey", marker="o", mfc="white", ls="none", mec="black",
-                   label="censored"),
+            Line2D([], [], marker="o", mfc="none", ms=11, ls="none", mec="grey", mew=1.6,
+                   label="censored (series ends)"),
             Line2D([], [], color="grey", ls=":", label="pre-drop level")]
     handles, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + keys, loc="best", fontsize=8, ncol=2, frameon=False)
-    spec = result.spec
-    ax.set_title(f"Dyad {dyad}: ruptures in {result.variable} (rule {spec.rule}, "
-                 f"{spec.multiplier:g} x {spec.reference} SD, window {spec.window})",
+    ax.legend(handles=handles + keys, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              fontsize=8, frameon=False)
+    ax.set_title(f"Dyad {dyad}: ruptures in {result.variable} ({result.spec.label})",
                  fontsize=10)
     ax.set_xlabel("session")
     ax.set_ylabel(result.variable)
     ax.set_xlim(lo - 0.7, hi + 0.7)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if own_figure:
+        fig.tight_layout()
     return fig

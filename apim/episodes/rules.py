@@ -167,6 +167,18 @@ class RuptureSpec(Spec):
             return float(self.k)
         return 1.0 if self.reference == "rci" else 2.0
 
+    @property
+    def label(self) -> str:
+        """The rule in a few words, e.g. ``drops >= 2 x own SD, repair window 3``."""
+        k, ref = self.multiplier, self.reference
+        size = {"points": f"{k:g} points",
+                "rci": f"{k:g} x reliable-change cut-off"}.get(ref, f"{k:g} x {ref} SD")
+        text = f"{'sudden drops' if self.rule == 'sudden' else 'drops'} >= {size}"
+        if self.decline > 1:
+            text += f" over up to {self.decline} sessions"
+        text += f", repair window {self.window}"
+        return text + (f", tolerance {self.tolerance:g}" if self.tolerance else "")
+
 
 def _sd(values: np.ndarray) -> float:
     return float(np.std(values, ddof=1)) if len(values) >= 2 else math.nan

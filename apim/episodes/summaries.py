@@ -104,10 +104,7 @@ class RuptureResult:
         """A few lines: the rule, the members assessed, the episodes and the dyad patterns."""
         spec, eps = self.spec, self.episodes
         assessed = int(self.members["threshold"].notna().sum())
-        rule = (f"rule {spec.rule}, threshold {spec.multiplier:g} x {spec.reference} SD, "
-                f"repair window {spec.window}, tolerance {spec.tolerance:g}")
-        if spec.decline > 1:
-            rule += f", declines over up to {spec.decline} sessions"
+        rule = spec.label
         patterns = self.dyads["pattern"].value_counts()
         pattern = ", ".join(f"{name} {int(patterns.get(name, 0))}"
                             for name in ("repair", "rupture", "none"))
