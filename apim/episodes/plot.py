@@ -18,7 +18,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from apim.errors import SpecError
 
@@ -60,7 +60,7 @@ def plot_ruptures(result: RuptureResult, dyad: object, ax: Axes | None = None) -
     if ax is None:
         fig, ax = plt.subplots(figsize=(9, 4.2))
     else:
-        fig = ax.figure
+        fig = cast("Figure", ax.figure)
     episodes = result.episodes[result.episodes["dyad"] == dyad]
     lo, hi = series["session"].min(), series["session"].max()
     for colour, role in zip(COLOURS, result.roles):
