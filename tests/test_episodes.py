@@ -464,3 +464,60 @@ def test_trajectory_figure(tmp_path):
     with pytest.raises(SpecError, match="dyad 99"):
         r.plot(99)
     plt.close("all")
+
+
+# ---------------------------------------------------------------- command line
+@pytest.fixture()
+def sessions_csv(tmp_path):
+    data = make({(1, "P"): (range(1, 7), [5.0, 5.0, 3.0, 5.0, 5.0, 5.0]),
+                 (1, "T"): (range(1, 7), [6.0, 6.0, 6.0, 6.0, 4.0, 4.0]),
+                 (2, "P"): (range(1, 4), [5.0, 5.0, 5.0]),
+                 (2, "T"): (range(1, 4), [6.0, 6.0, 6.0])})
+    path = tmp_path / "sessions.csv"
+    data.to_long().rename(columns={"dyad": "pair", "session": "week", "role": "who"}).to_csv(
+        path, index=False)
+    return path
+
+
+def test_cli_writes_the_three_tables(sessions_csv, tmp_path, capsys):
+    from apim.cli import main
+
+    out = {name: tmp_path / f"{name}.csv" for name in ("episodes", "flags", "dyads")}
+    code = main(["ruptures", str(sessions_csv), "--dyad", "pair", "--session", "week",
+                 "--role", "who", "--roles", "P,T", "--variable", "wai", "--sd", "points",
+                 "--k", "1", "--figure", str(tmp_path / "fig.png"),
+                 *[a for name, path in out.items() for a in (f"--{name}", str(path))]])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "episodes: 2 (1 repaired, 0 unrepaired, 1 censored)" in printed
+    episodes = pd.read_csv(out["episodes"])
+    assert list(episodes.columns) == ["pair", "who", "onset", "pre_level", "trough",
+                                      "depth_sd", "length", "repaired", "repair_session",
+                                      "censored"]
+    assert episodes[["onset", "repaired", "censored"]].values.tolist() == [[3, True, False],
+                                                                          [5, False, True]]
+    flags = pd.read_csv(out["flags"])
+    assert list(flags.columns) == ["pair", "week", "who", "rupture_onset", "in_rupture",
+                                   "rupture_repair"]
+    assert pd.read_csv(out["dyads"])["pattern"].tolist() == ["repair", "none"]
+    assert (tmp_path / "fig.png").stat().st_size > 5000
+
+
+def test_cli_help_and_bad_input(sessions_csv, capsys):
+    from apim.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["ruptures", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: 3)" in text and "example:" in text and "--episodes" in text
+    base = ["ruptures", str(sessions_csv), "--dyad", "pair", "--session", "week", "--role",
+            "who", "--variable"]
+    for argv, words in [(base + ["wia"], "'wia' is not in the data"),
+                        (base + ["wai", "--sd", "rci"], "reliability"),
+                        (base + ["wai", "--rule", "sudden", "--reliability", "0.9"],
+                         "scale_min"),
+                        (base + ["wai", "--figure-dyad", "1"], "--figure"),
+                        (base + ["wai", "--window", "0"], "window=0")]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1
