@@ -45,6 +45,12 @@ _LAZY = {
     "simulate": "apim.simulation.simulate",
     "SimulationSpec": "apim.simulation.simulate",
     "power": "apim.simulation.power",
+    "RuptureSpec": "apim.episodes",
+    "detect_ruptures": "apim.episodes",
+    "add_rupture_flags": "apim.episodes",
+    "load_acitelli": "apim.datasets.couples",
+    "load_kashy": "apim.datasets.couples",
+    "load_bolger_laurenceau": "apim.datasets.couples",
 }
 _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
                 "cli", "parallel", "errors")
