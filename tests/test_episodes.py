@@ -272,7 +272,7 @@ def test_sudden_rule_each_criterion():
 
 
 def test_sudden_rule_critical_t_and_pooled_sd():
-    # before (5, 6, 7 -> wait) p = session 3; before = sessions 1..3, after = 4..6
+    # the pre-drop session is 3: before = sessions 1..3, after = 4..6
     before, after_low, after_high = [6.0, 7.0, 5.0], [2.0, 3.0, 1.0], [4.0, 5.0, 3.0]
     pooled = math.sqrt((2 * 1.0 + 2 * 1.0) / 4)
     critical = stats.t.ppf(0.975, 4)
