@@ -52,6 +52,12 @@ _LAZY = {
     "Plan": "apim.plan.spec",
     "run_plan": "apim.plan.run",
     "check_plan": "apim.plan.run",
+    "RuptureSpec": "apim.episodes",
+    "detect_ruptures": "apim.episodes",
+    "add_rupture_flags": "apim.episodes",
+    "load_acitelli": "apim.datasets.couples",
+    "load_kashy": "apim.datasets.couples",
+    "load_bolger_laurenceau": "apim.datasets.couples",
 }
 _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
                 "cli", "parallel", "errors")

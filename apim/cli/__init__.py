@@ -1,4 +1,4 @@
-"""Command line: ``apim demo``, ``describe``, ``fit``, ``simulate`` and ``power``.
+"""Command line: ``apim demo``, ``describe``, ``fit``, ``simulate``, ``power`` and ``ruptures``.
 
 One thin module per subcommand (``register`` adds its parser, ``run`` does the work); the
 statistics live in the library. Data problems print one line on stderr and exit with
@@ -18,13 +18,13 @@ import warnings
 from collections.abc import Sequence
 
 from apim import __version__
-from apim.cli import batch, convert, demo, describe, fit, power, report, simulate
+from apim.cli import batch, convert, demo, describe, fit, power, report, ruptures, simulate
 from apim.errors import ApimError
 
 __all__ = ["main", "build_parser"]
 
 EXIT_DATA = 2
-SUBCOMMANDS = (demo, describe, convert, fit, report, batch, simulate, power)
+SUBCOMMANDS = (demo, describe, convert, fit, report, batch, simulate, power, ruptures)
 
 
 def build_parser() -> argparse.ArgumentParser:
