@@ -1,4 +1,5 @@
-"""Command line: ``apim demo``, ``describe``, ``fit``, ``simulate`` and ``power``.
+"""Command line: ``apim demo``, ``describe``, ``fit``, ``simulate``, ``power`` and
+``therapist``.
 
 One thin module per subcommand (``register`` adds its parser, ``run`` does the work); the
 statistics live in the library. Data problems print one line on stderr and exit with
@@ -17,13 +18,13 @@ import sys
 from collections.abc import Sequence
 
 from apim import __version__
-from apim.cli import demo, describe, fit, power, simulate
+from apim.cli import demo, describe, fit, power, simulate, therapist
 from apim.errors import ApimError
 
 __all__ = ["main", "build_parser"]
 
 EXIT_DATA = 2
-SUBCOMMANDS = (demo, describe, fit, simulate, power)
+SUBCOMMANDS = (demo, describe, fit, simulate, power, therapist)
 
 
 def build_parser() -> argparse.ArgumentParser:
