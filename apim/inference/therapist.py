@@ -314,8 +314,8 @@ def exact_icc_interval(y: np.ndarray, group: np.ndarray, level: float = 0.95
     df1, df2 = k - 1, k * (n - 1)
     f_low = f / stats.f.ppf(1 - alpha / 2, df1, df2)
     f_high = f / stats.f.ppf(alpha / 2, df1, df2)
-    return ((f - 1) / (f + n - 1), (f_low - 1) / (f_low + n - 1),
-            (f_high - 1) / (f_high + n - 1))
+    return (float((f - 1) / (f + n - 1)), float((f_low - 1) / (f_low + n - 1)),
+            float((f_high - 1) / (f_high + n - 1)))
 
 
 # ---------------------------------------------------------------------- variance shares
