@@ -14,7 +14,6 @@ from pathlib import Path
 
 import matplotlib
 import pytest
-
 from conftest import SHARED
 
 FOLDER = Path(__file__).resolve().parents[1] / "vignettes"
