@@ -126,7 +126,7 @@ print(dyadic_patterns(dist, seed=1).round(3).to_string(index=False))
 assert patterns["ci_low"].iloc[0] > 0 and patterns["ci_high"].iloc[0] < 1.05
 
 # %%
-fig, ax = plt.subplots(figsize=(5, 2.8))
+fig, ax = plt.subplots(figsize=(6.5, 2.8))
 shown = pd.concat([patterns.assign(model="indistinguishable"),
                    dyadic_patterns(dist, seed=1).assign(model="distinguishable")])
 y = np.arange(len(shown))
@@ -134,8 +134,10 @@ ax.errorbar(shown["k"], y, xerr=[shown["k"] - shown["ci_low"], shown["ci_high"] 
             fmt="o", capsize=3)
 for value, name in ((1, "couple"), (0, "actor-only"), (-1, "contrast")):
     ax.axvline(value, ls=":", color="grey")
-    ax.text(value, len(shown) - 0.4, name, ha="center", fontsize=8)
-ax.set_yticks(y, [f"{m}: {r}" for m, r in zip(shown["model"], shown["outcome_role"])])
-ax.set_xlabel("k = partner / actor (95% Monte Carlo interval)")
+    ax.text(value, 1.02, name, ha="center", fontsize=8, transform=ax.get_xaxis_transform())
+who = {"both": "both", "1": "husbands", "-1": "wives"}
+ax.set_yticks(y, [f"{m}: {who[str(r)]}" for m, r in zip(shown["model"],
+                                                         shown["outcome_role"])])
+ax.set_xlabel("k = partner / actor (95% interval)")
 fig.tight_layout()
 plt.show()

@@ -30,8 +30,13 @@ import numpy as np
 import pandas as pd
 
 import apim
-from apim.inference.therapist import (TherapistSpec, association_split, session_split,
-                                      therapist_effects, variance_shares)
+from apim.inference.therapist import (
+    TherapistSpec,
+    association_split,
+    session_split,
+    therapist_effects,
+    variance_shares,
+)
 from apim.simulation.simulate import SimulationSpec, simulate
 
 pd.set_option("display.width", 120)
@@ -64,8 +69,9 @@ compare = shares.table.merge(
 print(compare.round(5).to_string(index=False))
 assert np.allclose(compare["variance"], compare["nlme"], rtol=1e-3)
 for (variable, role), fitted in shares.fits.items():
-    r_loglik = r_shares.query("variable == @variable and role == @role "
-                              "and quantity == 'logLik'")["estimate"].iloc[0]
+    mine = ((r_shares["variable"] == variable) & (r_shares["role"] == role)
+            & (r_shares["quantity"] == "logLik"))
+    r_loglik = r_shares.loc[mine, "estimate"].iloc[0]
     assert abs(fitted.loglik - r_loglik) < 1e-3
 
 # %%
