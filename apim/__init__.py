@@ -44,6 +44,10 @@ _LAZY = {
     "simulate": "apim.simulation.simulate",
     "SimulationSpec": "apim.simulation.simulate",
     "power": "apim.simulation.power",
+    "TherapistSpec": "apim.inference.therapist",
+    "therapist_effects": "apim.inference.therapist",
+    "variance_shares": "apim.inference.therapist",
+    "association_split": "apim.inference.therapist",
 }
 _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
                 "cli", "parallel", "errors")

@@ -343,3 +343,20 @@ def test_cli_without_therapist_column_is_an_error(capsys, tmp_path):
                  "--role", "role", "--predictor", "y", "--outcome", "y"])
     assert code == 2 and "therapist column" in capsys.readouterr().err
     assert issubclass(SpecError, ApimError)
+
+
+def test_one_session_per_person_gives_therapist_and_dyad_levels():
+    """Cross-sectional ratings (first session only): the dyad is the lowest level."""
+    data = apim.load_alliance()
+    first = data.replace(data.frame[data.frame["session"] == 1].reset_index(drop=True))
+    table = variance_shares(first, ["outcome"], ci="none").table
+    assert table["level"].tolist() == ["therapist", "dyad"] * 2
+    assert np.allclose(table.groupby("role")["share"].sum(), 1)
+    assert (table["n_obs"] == table["n_dyads"]).all()
+
+
+def test_data_without_therapists_gives_dyad_and_session_levels():
+    data = _balanced_one_way(4)
+    table = variance_shares(data, ["y"], ci="none").table
+    assert table["level"].tolist() == ["dyad", "session"] * 2
+    assert (table["n_therapists"] == 0).all()

@@ -212,7 +212,8 @@ def _level_model(data: SessionData, variable: str, role: str,
         residual=Residual.named("independent"),
         therapist=sub["therapist"].to_numpy() if has_therapist else None,
         therapist_random=Unstructured(1) if has_therapist else None,
-        x_names=names, z_names=("dyad",), therapist_names=("therapist",))
+        x_names=names, z_names=("dyad",) if has_dyad else (),
+        therapist_names=("therapist",))
     levels = (("therapist",) if has_therapist else ()) + (
         ("dyad", "session") if has_dyad else ("dyad",))
     sizes = np.unique(per_dyad)
