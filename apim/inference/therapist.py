@@ -262,7 +262,7 @@ def _fit_one(model: MixedModel, method: Method, start: np.ndarray | None = None,
 
 
 def _replicate(job: int, seed: np.random.SeedSequence, models: tuple[MixedModel, ...],
-               fits: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
+               fits: tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], ...],
                method: Method, per_model: int) -> np.ndarray:
     """One parametric-bootstrap replicate: simulate from the fitted model and refit."""
     k = job // per_model
@@ -416,8 +416,10 @@ def variance_shares(data: SessionData, variables: list[str] | tuple[str, ...], *
     boot = [k for k in range(len(units)) if how[k] == "bootstrap"]
     if boot:
         models = tuple(units[k].model for k in boot)
+        # refits start from the estimate, or from moments when it is on the boundary
+        # (a variance at zero would hold every refit there)
         params = tuple((fits[k].coef.to_numpy(), _components(units[k].model, fits[k]),
-                        fits[k].theta) for k in boot)
+                        None if fits[k].boundary else fits[k].theta) for k in boot)
         jobs = list(range(len(boot) * spec.n_boot))
         func = functools.partial(_replicate, models=models, fits=params, method=method,
                                  per_model=spec.n_boot)
