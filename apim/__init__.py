@@ -58,6 +58,10 @@ _LAZY = {
     "load_acitelli": "apim.datasets.couples",
     "load_kashy": "apim.datasets.couples",
     "load_bolger_laurenceau": "apim.datasets.couples",
+    "TherapistSpec": "apim.inference.therapist",
+    "therapist_effects": "apim.inference.therapist",
+    "variance_shares": "apim.inference.therapist",
+    "association_split": "apim.inference.therapist",
 }
 _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
                 "cli", "parallel", "errors")

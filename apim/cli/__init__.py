@@ -1,4 +1,5 @@
-"""Command line: ``apim demo``, ``describe``, ``fit``, ``simulate``, ``power`` and ``ruptures``.
+"""Command line: ``apim demo``, ``describe``, ``convert``, ``fit``, ``report``, ``batch``,
+``simulate``, ``power``, ``ruptures`` and ``therapist``.
 
 One thin module per subcommand (``register`` adds its parser, ``run`` does the work); the
 statistics live in the library. Data problems print one line on stderr and exit with
@@ -18,13 +19,25 @@ import warnings
 from collections.abc import Sequence
 
 from apim import __version__
-from apim.cli import batch, convert, demo, describe, fit, power, report, ruptures, simulate
+from apim.cli import (
+    batch,
+    convert,
+    demo,
+    describe,
+    fit,
+    power,
+    report,
+    ruptures,
+    simulate,
+    therapist,
+)
 from apim.errors import ApimError
 
 __all__ = ["main", "build_parser"]
 
 EXIT_DATA = 2
-SUBCOMMANDS = (demo, describe, convert, fit, report, batch, simulate, power, ruptures)
+SUBCOMMANDS = (demo, describe, convert, fit, report, batch, simulate, power, ruptures,
+               therapist)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_MODULES = ("wald", "compare", "patterns", "effect_sizes", "slopes", "surface", "robustness")
+_MODULES = ("wald", "compare", "patterns", "effect_sizes", "slopes", "surface", "robustness",
+            "therapist")
 
 __all__ = list(_MODULES)
 
