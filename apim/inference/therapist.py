@@ -246,7 +246,9 @@ def _components(model: MixedModel, fit: MixedFit) -> np.ndarray:
         out.append(float(np.asarray(fit.T)[0, 0]))
     if model.random is not None:
         out.append(float(np.asarray(fit.G)[0, 0]))
-    out.append(float(fit.variance.loc["sigma(0)", "estimate"]) ** 2)
+    residual = next(p for p in fit.parameters
+                    if p.level == "residual" and p.kind == "sd" and 0 in p.roles)
+    out.append(residual.estimate ** 2)
     return np.array(out)
 
 
