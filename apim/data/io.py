@@ -273,7 +273,7 @@ def _read_excel(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFr
         notes.append(f"read sheet {name!r} of {len(sheets)} "
                      f"({', '.join(repr(s) for s in sheets)}); choose another with "
                      f"{option('sheet', 'NAME')}")
-    raw = book.parse(name, header=None, dtype=object, keep_default_na=False, na_values=[""])
+    raw = pd.read_excel(book, sheet_name=name, header=None, dtype=object, keep_default_na=False, na_values=[""])
     book.close()
     if raw.empty:
         raise EmptyDataError(f"sheet {name!r} of {source}")

@@ -360,8 +360,9 @@ class SessionData:
 
         return long_to_pairwise(self, actor_suffix, partner_suffix, variables)
 
-    def report(self, variables: Sequence[str] | None = None) -> DataReport:
+    def report(self, variables: Sequence[str] | None = None,
+               predictors: Sequence[str] = ()) -> DataReport:
         """The data report (see :class:`apim.data.report.DataReport`)."""
         from apim.data.report import DataReport
 
-        return DataReport.of(self, variables)
+        return DataReport.of(self, variables, predictors)

@@ -87,6 +87,9 @@ def integer_sessions(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
                         index=values.index)
     if bad.any():
         first = values[bad].iloc[0]
+        as_number = numeric[bad].iloc[0]
+        if not pd.isna(as_number):
+            first = as_number
         raise SessionNotIntegerError(name, first, frame.loc[bad, ROW].tolist())
     return numeric.astype("int64")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from apim.data.session import SessionData
 from apim.engine.fit import fit as fit_engine
+from apim.model.checks import check_design
 from apim.model.design import build_design
 from apim.model.result import DF, APIMResult
 from apim.model.spec import APIMSpec
@@ -33,5 +34,6 @@ def fit(data: SessionData, spec: APIMSpec, df: DF = "satterthwaite") -> APIMResu
     -------
     APIMResult
     """
+    check_design(data, spec)
     design = build_design(data, spec)
     return APIMResult(design=design, engine=fit_engine(design.model, spec.method), df=df)

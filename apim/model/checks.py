@@ -1,0 +1,158 @@
+"""Up-front checks of data against an APIM specification, before anything is built.
+
+:func:`check_design` raises for designs that cannot be fitted as meant (a moderator that
+changes within a dyad, a lag that leaves nothing to fit) and warns about designs that can
+be fitted but deserve a look: few dyads or more covariance parameters than dyads
+(:class:`~apim.errors.SmallSampleWarning`), and values far outside the rest of their column
+such as undeclared missing-value codes (:class:`~apim.errors.DataWarning`).
+
+Examples
+--------
+>>> import warnings
+>>> from apim import APIMSpec, load_alliance
+>>> with warnings.catch_warnings():
+...     warnings.simplefilter("error")
+...     check_design(load_alliance(), APIMSpec("outcome", ("alliance",)))
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import pandas as pd
+
+from apim.data.hints import option
+from apim.data.report import FEW_DYADS
+from apim.data.session import SessionData
+from apim.data.validate import ROW, require_columns, suspicious_values
+from apim.errors import DataError, DataWarning, SmallSampleWarning, SpecError, format_rows
+
+__all__ = ["check_design", "covariance_parameters", "ModeratorChangeError", "LagError"]
+
+
+class ModeratorChangeError(DataError):
+    """A dyad-level moderator takes different values within one dyad."""
+
+
+class LagError(SpecError):
+    """A lag leaves no row with a lagged predictor."""
+
+
+def _covariance(spec: object) -> tuple[str, bool]:
+    """(random, therapist_level) of an APIMSpec, with or without a CovarianceSpec."""
+    cov = getattr(spec, "covariance", spec)
+    return str(getattr(cov, "random", "intercepts")), bool(getattr(cov, "therapist_level",
+                                                                   False))
+
+
+def covariance_parameters(spec: object) -> int:
+    """Number of covariance parameters of ``spec`` (random effects, residual, therapist).
+
+    Examples
+    --------
+    >>> from apim import APIMSpec
+    >>> covariance_parameters(APIMSpec("y", ("x",)))   # 2x2 G and 2x2 residual
+    6
+    """
+    from apim.engine import Residual
+
+    random, therapist_level = _covariance(spec)
+    distinguishable = bool(getattr(spec, "distinguishable", True))
+    predictors = getattr(spec, "predictors", ())
+    per_role = 2 if distinguishable else 1
+    q = 0 if random == "none" else per_role
+    if random == "slopes":
+        q += per_role * 2 * len(predictors)  # actor and partner slope per role
+    g = q * (q + 1) // 2
+    residual = Residual.named(spec.residual_structure).n_params  # type: ignore[attr-defined]
+    return g + residual + (1 if therapist_level else 0)
+
+
+def _moderators_constant(data: SessionData, frame: pd.DataFrame,
+                         moderators: Sequence[str]) -> None:
+    for m in moderators:
+        require_columns(frame, {"moderator": m})
+        counts = frame.groupby("dyad", sort=False)[m].nunique()
+        changing = counts.index[counts > 1]
+        if len(changing):
+            d = changing[0]
+            rows = frame.loc[frame["dyad"] == d]
+            firsts = rows.dropna(subset=[m]).drop_duplicates(m)
+            values = ", ".join(repr(v) for v in firsts[m].tolist()[:3])
+            raise ModeratorChangeError(
+                f"moderator {m!r} changes within dyad {d!r} ({values}; "
+                f"{format_rows(firsts[ROW].tolist())}); a moderator describes the whole dyad "
+                f"(e.g. its treatment arm): correct the values, or use {m!r} as a covariate "
+                f"({option('covariate', m)})")
+
+
+def _lag_leaves_rows(data: SessionData, frame: pd.DataFrame, predictors: Sequence[str],
+                     lag: int, by: str) -> None:
+    person = [frame["dyad"], frame["role"]]
+    for x in predictors:
+        if x not in frame.columns:
+            return  # the design reports the missing column
+        rated = frame.loc[data.numeric(x).notna(), ["dyad", "role", "session"]]
+        if by == "order":
+            per_person = rated.groupby(["dyad", "role"]).size()
+            ok = bool((per_person > lag).any())
+            most = int(per_person.max()) if len(per_person) else 0
+            detail = f"no person rated {x!r} in more than {lag} sessions (at most {most})"
+        else:
+            shifted = rated.assign(session=rated["session"] + lag)
+            hits = frame[["dyad", "role", "session"]].merge(shifted, how="inner")
+            ok = len(hits) > 0
+            span = frame.groupby(person)["session"].agg(lambda s: s.max() - s.min())
+            detail = (f"no session has a rating of {x!r} from {lag} session numbers earlier "
+                      f"(the longest span of sessions of a person is {int(span.max())})")
+        if not ok:
+            raise LagError(f"lag={lag} leaves nothing to fit: {detail}; use a smaller lag "
+                           f"({option('lag', '1', '1')})")
+
+
+def check_design(data: SessionData, spec: object) -> None:
+    """Check ``data`` against ``spec`` before a fit.
+
+    Raises
+    ------
+    ModeratorChangeError
+        A moderator changes within a dyad (DataError).
+    LagError
+        The lag leaves no row with a lagged predictor (SpecError).
+
+    Warns
+    -----
+    SmallSampleWarning
+        Fewer than 30 dyads, or more covariance parameters than dyads.
+    DataWarning
+        A variable of the model holds values far outside the rest of its column.
+    """
+    frame = data.frame
+    n_dyads = int(frame["dyad"].nunique())
+    predictors = list(getattr(spec, "predictors", ()))
+    moderators = list(getattr(spec, "moderators", ()))
+    if moderators:
+        _moderators_constant(data, frame, moderators)
+    decomposition = getattr(spec, "decomposition", None)
+    if decomposition is not None and decomposition.lag > 0:
+        _lag_leaves_rows(data, frame, predictors, decomposition.lag, decomposition.lag_by)
+    if hasattr(spec, "residual_structure") and hasattr(spec, "distinguishable"):
+        k = covariance_parameters(spec)
+        if k > n_dyads:
+            warnings.warn(SmallSampleWarning(
+                f"the model has {k} covariance parameters but the data only {n_dyads} dyads; "
+                "the variance estimates will be unstable: use a simpler random part or "
+                "residual structure, or more dyads"), stacklevel=3)
+        elif n_dyads < FEW_DYADS:
+            warnings.warn(SmallSampleWarning(
+                f"only {n_dyads} dyads: variance components and dyad-level effects will be "
+                "imprecise"), stacklevel=3)
+    variables = [getattr(spec, "outcome", None), *predictors,
+                 *getattr(spec, "covariates", ()), *moderators]
+    for v in dict.fromkeys(v for v in variables if v):
+        if v in frame.columns and pd.api.types.is_numeric_dtype(frame[v]) \
+                and not pd.api.types.is_bool_dtype(frame[v]):
+            message = suspicious_values(frame[v].astype(float), frame[ROW], v)
+            if message:
+                warnings.warn(DataWarning(message), stacklevel=3)
