@@ -111,6 +111,29 @@ def _lag_leaves_rows(data: SessionData, frame: pd.DataFrame, predictors: Sequenc
                            f"({option('lag', '1', '1')})")
 
 
+def _outcome_varies(data: SessionData, frame: pd.DataFrame, outcome: str,
+                    distinguishable: bool) -> None:
+    """The outcome must vary (within each role when roles get their own intercepts) on a
+    scale the arithmetic can resolve."""
+    y = data.numeric(outcome)
+    groups = [(f" for role {r!r}", y[frame["role"] == r]) for r in data.roles] \
+        if distinguishable else [("", y)]
+    for where, values in groups:
+        present = values.dropna()
+        if present.empty:
+            raise DataError(f"outcome {outcome!r} is missing in every row{where}; check the "
+                            "column mapping or the file's missing-value codes")
+        if present.nunique() == 1:
+            raise DataError(f"outcome {outcome!r} is constant{where} (every value is "
+                            f"{present.iloc[0]:g}): there is nothing to explain; check the "
+                            "column mapping")
+    spread = float(y.std())
+    if spread < 1e-6:
+        raise DataError(f"outcome {outcome!r} has a standard deviation of {spread:.2g}: "
+                        "too small for the estimation to resolve; rescale it (e.g. multiply "
+                        "by a power of ten) before fitting")
+
+
 def check_design(data: SessionData, spec: object) -> None:
     """Check ``data`` against ``spec`` before a fit.
 
@@ -131,6 +154,13 @@ def check_design(data: SessionData, spec: object) -> None:
     frame = data.frame
     n_dyads = int(frame["dyad"].nunique())
     predictors = list(getattr(spec, "predictors", ()))
+    _, therapist_level = _covariance(spec)
+    if therapist_level and not data.has_therapist:
+        raise SpecError("a therapist level needs the therapist id column: map it with "
+                        f"{option('therapist', 'COL', repr('COL'))}")
+    outcome = getattr(spec, "outcome", None)
+    if isinstance(outcome, str) and outcome in frame.columns:
+        _outcome_varies(data, frame, outcome, bool(getattr(spec, "distinguishable", True)))
     moderators = list(getattr(spec, "moderators", ()))
     if moderators:
         _moderators_constant(data, frame, moderators)
