@@ -81,7 +81,8 @@ def _canonical_ids(values: pd.Series) -> pd.Series:
     text = present.astype(str)
     plain = text.str.fullmatch(r"-?[1-9]\d{0,17}|0")
     if plain.all():
-        return pd.to_numeric(values, errors="coerce").astype("Int64")
+        numbers = pd.to_numeric(values, errors="coerce")
+        return numbers.astype("int64" if numbers.notna().all() else "Int64")
     return values.astype(object).where(values.notna())
 
 
