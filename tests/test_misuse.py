@@ -230,14 +230,15 @@ def _therapist_na() -> pd.DataFrame:
 
 
 def _arm_none() -> pd.DataFrame:
-    frame = small().copy()
-    frame["treatment"] = frame["treatment"].map(lambda t: "None" if t == "CBT" else t)
+    frame = base().copy()
+    frame["treatment"] = np.where(frame["dyad"] % 2 == 0, "None", "AFT")
     return frame
 
 
 def _moderator_changes() -> pd.DataFrame:
     frame = small().copy()
     frame.loc[(frame["dyad"] == 2) & (frame["session"] >= 4), "treatment"] = "other"
+    frame.loc[frame["dyad"] >= 8, "treatment"] = "AFT"
     return frame
 
 
@@ -256,8 +257,8 @@ def _user_missing_sav(folder: Path) -> Path:
 def _stata_extended(folder: Path) -> Path:
     import pyreadstat
 
-    frame = stat_frame()
-    frame.loc[[0, 5, 9], "outcome"] = 99.0
+    frame = stat_frame().astype({"outcome": object})
+    frame.loc[[0, 5, 9], "outcome"] = "a"
     path = folder / "data.dta"
     pyreadstat.write_dta(frame, str(path), missing_user_values={"outcome": ["a"]})
     return path
@@ -286,7 +287,7 @@ def _folder(folder: Path) -> Path:
 def _wide_text_value(folder: Path) -> Path:
     frame = wide(small())
     frame = frame.astype({"patient_alliance": object})
-    frame.loc[2, "patient_alliance"] = "high"  # data row 3 of the file
+    frame.loc[2, "patient_alliance"] = "high"  # data row 3 of the file (long rows 5, 6)
     path = folder / "wide.csv"
     frame.to_csv(path, index=False)
     return path
@@ -388,8 +389,7 @@ CASES = [
                                           "alliance"), ("'outcom'", "did you mean 'outcome'")),
     # identifiers as text
     ok("ids 1.10 and 1.1 distinct", csv(_ids_110()), FIT, rows_in=S, warnings=1),
-    ok("control arm None", csv(_arm_none()), (*FIT, "--moderator", "treatment"), rows_in=S,
-       warnings=1),
+    ok("control arm None", csv(_arm_none()), (*FIT, "--moderator", "treatment"), rows_in=N),
     ok("therapist initials NA", csv(_therapist_na()), (*FIT, "--therapist", "therapist"),
        rows_in=S, warnings=1),
     ok("leading-zero dyad ids", csv(small().assign(dyad=lambda f: f["dyad"].map("{:03d}".format))),
@@ -461,7 +461,7 @@ CASES = [
     fail("wide text value", _wide_text_value, (*WIDE, *MODEL),
          ("'alliance'", "non-numeric value 'high'", "row 3")),
     fail("wide duplicate", _wide_duplicate, (*WIDE, *MODEL),
-         ("rows 5, 73 repeat",)),
+         (f"rows 5, {len(wide(small())) + 1} repeat dyad=1, session=5",)),
     ok("wide file", _wide_ok, (*WIDE, *MODEL), rows_in=WIDE_N),
     ok("pairwise file", _pairwise_ok, (*MAP, "--layout", "pairwise", *MODEL), rows_in=N),
     # option misuse

@@ -68,11 +68,28 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     print(f"apim: warning: {_one_line(message)}", file=sys.stderr)
 
 
+def _negative_values(argv: list[str]) -> list[str]:
+    """``--missing -99,999`` as ``--missing=-99,999`` (argparse takes ``-99,999`` for an
+    option)."""
+    out: list[str] = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "--missing" and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"--missing={argv[i + 1]}")
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    argv = _negative_values([a for a in argv if a != "--debug"])
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = _show_warning

@@ -102,6 +102,17 @@ def _numeric_or_text(values: pd.Series, decimal: str) -> pd.Series:
     return values.mask(blank) if blank.any() else values
 
 
+def _subset(names: Sequence[str], options: ReadOptions) -> list[str] | None:
+    """The columns to read when only some are needed and all of them are present (else
+    every column, so that validation can name what is missing)."""
+    if options.columns is None:
+        return None
+    wanted = list(dict.fromkeys([*options.identifiers, *options.columns]))
+    if not set(wanted) <= set(names):
+        return None
+    return [c for c in names if c in set(wanted)]
+
+
 def _missing_codes(frame: pd.DataFrame, codes: Sequence[float], skip: Sequence[str],
                    notes: list[str]) -> pd.DataFrame:
     """Declared missing codes become missing in numeric columns; counted in ``notes``."""
@@ -208,9 +219,7 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
     named = [h for h in header if h.strip()]
     unique_names(named, source)
     ids = [c for c in options.identifiers if c in named]
-    usecols: list[str] | None = None
-    if options.columns is not None:
-        usecols = [c for c in named if c in set(options.columns) | set(ids)]
+    usecols = _subset(named, options)
     try:
         frame = pd.read_csv(
             path, sep=sep, decimal=decimal, encoding=encoding, engine="c",
@@ -321,8 +330,11 @@ def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFra
     read = pyreadstat.read_sav if path.suffix.lower() == ".sav" else pyreadstat.read_dta
     kind = "SPSS" if path.suffix.lower() == ".sav" else "Stata"
     try:
-        frame, meta = read(str(path), user_missing=True,
-                           usecols=list(options.columns) if options.columns else None)
+        usecols = None
+        if options.columns is not None:
+            _, head = read(str(path), metadataonly=True)
+            usecols = _subset(list(head.column_names), options)
+        frame, meta = read(str(path), user_missing=True, usecols=usecols)
     except Exception as error:  # pyreadstat.ReadstatError and friends
         raise UnsupportedFileError(
             f"{source} is not a readable {kind} file ({' '.join(str(error).split())[:120]});"
@@ -377,9 +389,7 @@ def _read_parquet(path: Path, options: ReadOptions, notes: list[str]) -> pd.Data
     try:
         names = pq.read_schema(path).names
         unique_names(names, source)
-        columns = None if options.columns is None else [
-            c for c in names if c in set(options.columns) | set(options.identifiers)]
-        frame = pq.read_table(path, columns=columns).to_pandas()
+        frame = pq.read_table(path, columns=_subset(names, options)).to_pandas()
     except DataError:
         raise
     except Exception as error:  # ArrowInvalid and friends

@@ -77,6 +77,7 @@ def _moderators_constant(data: SessionData, frame: pd.DataFrame,
         changing = counts.index[counts > 1]
         if len(changing):
             d = changing[0]
+            d = d.item() if hasattr(d, "item") else d
             rows = frame.loc[frame["dyad"] == d]
             firsts = rows.dropna(subset=[m]).drop_duplicates(m)
             values = ", ".join(repr(v) for v in firsts[m].tolist()[:3])
@@ -164,6 +165,9 @@ def check_design(data: SessionData, spec: object) -> None:
     moderators = list(getattr(spec, "moderators", ()))
     if moderators:
         _moderators_constant(data, frame, moderators)
+    for v in dict.fromkeys([*predictors, *getattr(spec, "covariates", ())]):
+        if v in frame.columns:
+            data.numeric(v)  # bad values are errors before any warning
     decomposition = getattr(spec, "decomposition", None)
     if decomposition is not None and decomposition.lag > 0:
         _lag_leaves_rows(data, frame, predictors, decomposition.lag, decomposition.lag_by)
