@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from apim import APIMSpec, SessionData, load_alliance
 from apim import errors as E
@@ -640,3 +642,62 @@ def test_user_missing_is_reported(tmp_path) -> None:
     report = data.report(["outcome"])
     assert any("3 value(s) declared missing in the SPSS file" in n for n in report.notes)
     assert data.frame["outcome"].max() <= 7
+
+
+# ------------------------------------------------------------------ describe = fit
+@pytest.mark.filterwarnings("ignore::apim.errors.ApimWarning")
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["long", "wide"]),
+       st.floats(0.0, 0.3), st.floats(0.0, 0.3))
+def test_describe_lists_the_rows_fit_drops(tmp_path_factory, capsys, seed, layout, p_absent,
+                                           p_missing):
+    """For the same variables, ``describe`` reports exactly the rows ``fit`` drops, with
+    the same reasons and the file's row numbers, and rows in = used + dropped."""
+    import apim
+
+    rng = np.random.default_rng(seed)
+    n_dyads, n_sessions = 8, 5
+    grid = pd.MultiIndex.from_product([range(1, n_dyads + 1), range(1, n_sessions + 1),
+                                       ["patient", "therapist"]],
+                                      names=["dyad", "session", "role"]).to_frame(index=False)
+    grid["alliance"] = rng.normal(5, 1, len(grid)).round(2)
+    grid["outcome"] = rng.normal(4, 1, len(grid)).round(2)
+    grid.loc[rng.random(len(grid)) < p_missing, "alliance"] = np.nan
+    grid.loc[rng.random(len(grid)) < p_missing, "outcome"] = np.nan
+    frame = grid[rng.random(len(grid)) >= p_absent].sample(frac=1.0, random_state=seed)
+    folder = tmp_path_factory.mktemp("agree")
+    path = folder / "data.csv"
+    if layout == "wide":
+        wide_frame = frame.pivot(index=["dyad", "session"], columns="role",
+                                 values=["alliance", "outcome"])
+        wide_frame.columns = [f"{r}_{v}" for v, r in wide_frame.columns]
+        wide_frame.reset_index().sample(frac=1.0, random_state=seed).to_csv(path, index=False)
+        options = ["--dyad", "dyad", "--session", "session", "--layout", "wide",
+                   "--roles", "patient,therapist"]
+        data_kw = {"roles": ("patient", "therapist")}
+        reader = SessionData.from_wide
+    else:
+        frame.to_csv(path, index=False)
+        options = list(MAP)
+        data_kw = {"role": "role"}
+        reader = SessionData.from_long
+    code = main(["describe", str(path), *options, *MODEL, "--json"])
+    out, err = capsys.readouterr()
+    try:
+        data = reader(path, dyad="dyad", session="session", **data_kw)
+        result = apim.fit(data, APIMSpec("outcome", ("alliance",)))
+    except E.ApimError as error:
+        assert code == 2 and " ".join(str(error).split()) in err
+        return
+    assert code == 0, err
+    described = {e["reason"]: e["rows"] for e in json.loads(out)["exclusions"]}
+    dropped = {e.reason: list(e.rows) for e in result.design.dropped}
+    assert described == dropped
+    n_long = len(data.frame)
+    assert n_long == result.engine.n_obs + sum(len(r) for r in dropped.values())
+    if layout == "long":  # every file row is either used or dropped, once
+        used = set(data.frame.loc[result.design.used, "row"])
+        gone = [r for rows in dropped.values() for r in rows]
+        assert sorted(used | set(gone)) == list(range(1, len(frame) + 1))
+        assert not used & set(gone)
