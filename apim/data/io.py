@@ -75,31 +75,43 @@ class ReadOptions:
 # ---------------------------------------------------------------------------- helpers
 def _canonical_ids(values: pd.Series) -> pd.Series:
     """Text ids; if every id is a plain integer ("1", "23", not "007" or "1.10"), integers."""
-    present = values.dropna()
-    if present.empty:
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if len(uniques) == 0:
         return values
-    text = present.astype(str)
-    plain = text.str.fullmatch(r"-?[1-9]\d{0,17}|0")
-    if plain.all():
-        numbers = pd.to_numeric(values, errors="coerce")
-        return numbers.astype("int64" if numbers.notna().all() else "Int64")
+    text = pd.Series(np.asarray(uniques, dtype=object)).astype(str)
+    blank = text.str.strip().eq("").to_numpy()
+    if blank.any():  # cells holding only spaces are missing ids
+        codes = np.where(np.isin(codes, np.flatnonzero(blank)), -1, codes)
+        values = values.where(codes >= 0)
+    if text[~blank].str.fullmatch(r"-?[1-9]\d{0,17}|0").all() and not blank.all():
+        numbers = pd.to_numeric(text).to_numpy(dtype="int64")
+        if (codes >= 0).all():
+            return pd.Series(numbers[codes], index=values.index)
+        out = pd.array(numbers[np.where(codes < 0, 0, codes)], dtype="Int64")
+        out[codes < 0] = pd.NA
+        return pd.Series(out, index=values.index)
     return values.astype(object).where(values.notna())
 
 
 def _numeric_or_text(values: pd.Series, decimal: str) -> pd.Series:
     """A non-identifier text column: numbers if every cell is a number or an NA word."""
-    present = values.dropna().astype(str).str.strip()
-    words = present.isin(NA_WORDS) | present.eq("")
-    candidate = present[~words]
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = pd.Series(np.asarray(uniques, dtype=object)).astype(str).str.strip()
+    words = distinct.isin(NA_WORDS) | distinct.eq("")
+    candidate = distinct[~words]
     if decimal == ",":
         candidate = candidate.str.replace(",", ".", regex=False)
     numbers = pd.to_numeric(candidate, errors="coerce")
     if len(candidate) and numbers.notna().all():
-        out = pd.Series(np.nan, index=values.index)
-        out[numbers.index] = numbers.to_numpy(dtype=float)
-        return out
-    blank = values.astype(str).str.strip().eq("") & values.notna()
-    return values.mask(blank) if blank.any() else values
+        table = np.full(len(distinct), np.nan)
+        table[numbers.index.to_numpy()] = numbers.to_numpy(dtype=float)
+        out = np.where(codes < 0, np.nan, table[np.where(codes < 0, 0, codes)])
+        return pd.Series(out, index=values.index)
+    blank = distinct.eq("").to_numpy()
+    if blank.any():
+        hit = np.isin(codes, np.flatnonzero(blank))
+        return values.mask(hit)
+    return values
 
 
 def _subset(names: Sequence[str], options: ReadOptions) -> list[str] | None:
@@ -223,7 +235,7 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
     try:
         frame = pd.read_csv(
             path, sep=sep, decimal=decimal, encoding=encoding, engine="c",
-            dtype={c: str for c in ids}, keep_default_na=False, na_values=[""],
+            dtype={c: object for c in ids}, keep_default_na=False, na_values=[""],
             index_col=False, usecols=usecols, skipinitialspace=False, low_memory=False)
     except pd.errors.EmptyDataError:
         raise EmptyDataError(source) from None
@@ -250,8 +262,7 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
         frame = frame.drop(columns=empty)
     for column in frame.columns:
         if column in ids:
-            frame[column] = _canonical_ids(
-                frame[column].where(frame[column].str.strip().ne("")))
+            frame[column] = _canonical_ids(frame[column])
         elif frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
             frame[column] = _numeric_or_text(frame[column], decimal)
     return frame
