@@ -24,6 +24,7 @@ import csv
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -294,7 +295,8 @@ def _read_excel(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFr
         notes.append(f"read sheet {name!r} of {len(sheets)} "
                      f"({', '.join(repr(s) for s in sheets)}); choose another with "
                      f"{option('sheet', 'NAME')}")
-    raw = pd.read_excel(book, sheet_name=name, header=None, dtype=object, keep_default_na=False, na_values=[""])
+    raw = pd.read_excel(book, sheet_name=name, header=None, dtype=object,
+                        keep_default_na=False, na_values=[""])
     book.close()
     if raw.empty:
         raise EmptyDataError(f"sheet {name!r} of {source}")
@@ -309,23 +311,23 @@ def _read_excel(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFr
     frame = frame[keep]
     for column in frame.columns:
         values = frame[column]
-        if column in options.identifiers:
-            frame[column] = values.map(
-                lambda v: v if not isinstance(v, float) or not v.is_integer() else int(v))
-            if not pd.api.types.is_datetime64_any_dtype(values):
-                dates = values.dropna().map(lambda v: isinstance(v, pd.Timestamp))
-                if len(dates) and dates.all():
-                    frame[column] = pd.to_datetime(values)
-                else:
-                    frame[column] = frame[column].map(
-                        lambda v: v if pd.isna(v) else str(v).strip() or None)
+        dates = values.dropna().map(lambda v: isinstance(v, (pd.Timestamp, datetime)))
+        if len(dates) and dates.all():
+            frame[column] = pd.to_datetime(values)
+        elif column in options.identifiers:
+            frame[column] = _canonical_ids(values.map(_cell_text))
         else:
-            dates = values.dropna().map(lambda v: isinstance(v, pd.Timestamp))
-            if len(dates) and dates.all():
-                frame[column] = pd.to_datetime(values)
-            else:
-                frame[column] = _numeric_or_text(values.astype(object), ".")
+            frame[column] = _numeric_or_text(values.astype(object), ".")
     return frame
+
+
+def _cell_text(value: object) -> object:
+    """An Excel cell as id text: whole numbers without ``.0``; missing stays missing."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return np.nan
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _labels_note(column: str, labels: dict) -> str:

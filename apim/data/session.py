@@ -80,8 +80,9 @@ def as_frame(source: pd.DataFrame | str | Path,
     """Read ``source`` if it is a path; return the table, a description of it and the
     reader's notes. Declared missing codes also apply to a DataFrame."""
     options = options or ReadOptions()
+    notes: list[str] = []
     if isinstance(source, pd.DataFrame):
-        frame, name, notes = source, "the data frame", []
+        frame, name = source, "the data frame"
         check.unique_names(frame.columns, name)
         if options.missing:
             frame = _missing_codes(frame.copy(), options.missing, options.identifiers, notes)

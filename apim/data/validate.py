@@ -100,8 +100,8 @@ def no_duplicates(frame: pd.DataFrame, keys: Sequence[str], names: Sequence[str]
     if dup.any():
         first = frame.loc[dup].iloc[0]
         same = (frame[list(keys)] == first[list(keys)]).all(axis=1)
-        raise DuplicateRowError(*(first[k] for k in keys), frame.loc[same, ROW].tolist(),
-                                names)
+        dyad, session, role = (first[k] for k in keys)
+        raise DuplicateRowError(dyad, session, role, frame.loc[same, ROW].tolist(), names)
 
 
 def one_therapist_per_dyad(frame: pd.DataFrame, dyad: str, therapist: str,
