@@ -115,6 +115,10 @@ def _numeric_or_text(values: pd.Series, decimal: str) -> pd.Series:
     return values
 
 
+def _needed(options: ReadOptions) -> list[str]:
+    return [*options.identifiers, *(options.columns or ())]
+
+
 def _subset(names: Sequence[str], options: ReadOptions) -> list[str] | None:
     """The columns to read when only some are needed and all of them are present (else
     every column, so that validation can name what is missing)."""
@@ -230,9 +234,9 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
     source = f"file {str(path)!r}"
     trailing = [i for i, name in enumerate(header) if not name.strip()]
     named = [h for h in header if h.strip()]
-    unique_names(named, source)
+    renamed = unique_names(named, source, _needed(options))
     ids = [c for c in options.identifiers if c in named]
-    usecols = _subset(named, options)
+    usecols = _subset(named, options) if renamed == named else None
     try:
         frame = pd.read_csv(
             path, sep=sep, decimal=decimal, encoding=encoding, engine="c",
@@ -261,6 +265,8 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
                             f"(column {frame.columns.get_loc(full[0]) + 1}); give it a name "
                             "in the header line")
         frame = frame.drop(columns=empty)
+    if renamed != named:
+        frame.columns = renamed
     for column in frame.columns:
         if column in ids:
             frame[column] = _canonical_ids(frame[column])
@@ -301,9 +307,10 @@ def _read_excel(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFr
     if raw.empty:
         raise EmptyDataError(f"sheet {name!r} of {source}")
     header = [str(h) if not (isinstance(h, float) and np.isnan(h)) else "" for h in raw.iloc[0]]
-    unique_names([h for h in header if h], source)
+    named = unique_names([h for h in header if h], source, _needed(options))
+    given = iter(named)
     frame = raw.iloc[1:].reset_index(drop=True)
-    frame.columns = header
+    frame.columns = [next(given) if h else "" for h in header]
     keep = [c for c in frame.columns if c or frame[c].notna().any()]
     if "" in keep:
         raise DataError(f"{source} has values in a column without a name; give it a name "
@@ -352,7 +359,7 @@ def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFra
         raise UnsupportedFileError(
             f"{source} is not a readable {kind} file ({' '.join(str(error).split())[:120]});"
             f" re-save it from {kind}, or export it as CSV") from None
-    unique_names(list(frame.columns), source)
+    frame.columns = unique_names(list(frame.columns), source, _needed(options))
     # declared user-missing values (SPSS ranges and values; Stata .a-.z) become missing
     ranges = getattr(meta, "missing_ranges", None) or {}
     for column, spans in ranges.items():
@@ -401,8 +408,11 @@ def _read_parquet(path: Path, options: ReadOptions, notes: list[str]) -> pd.Data
     source = f"file {str(path)!r}"
     try:
         names = pq.read_schema(path).names
-        unique_names(names, source)
-        frame = pq.read_table(path, columns=_subset(names, options)).to_pandas()
+        renamed = unique_names(names, source, _needed(options))
+        table = pq.read_table(path, columns=_subset(names, options) if renamed == names
+                              else None)
+        frame = table.rename_columns(renamed if renamed != names else table.column_names
+                                     ).to_pandas()
     except DataError:
         raise
     except Exception as error:  # ArrowInvalid and friends

@@ -83,7 +83,10 @@ def as_frame(source: pd.DataFrame | str | Path,
     notes: list[str] = []
     if isinstance(source, pd.DataFrame):
         frame, name = source, "the data frame"
-        check.unique_names(frame.columns, name)
+        names = check.unique_names(list(frame.columns), name,
+                                   [*options.identifiers, *(options.columns or ())])
+        if names != [str(c) for c in frame.columns]:
+            frame = frame.set_axis(names, axis=1)
         if options.missing:
             frame = _missing_codes(frame.copy(), options.missing, options.identifiers, notes)
     elif isinstance(source, (str, Path)):
@@ -157,6 +160,9 @@ class SessionData:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"SessionData is immutable; build new data with "
                              f"data.replace(frame) instead of setting {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickling for parallel workers
+        return (SessionData, (self._frame, self.roles, self.columns, self.source, self.notes))
 
     def __repr__(self) -> str:
         return (f"SessionData({len(self._frame)} rows, {self.n_dyads} dyads, "

@@ -38,6 +38,14 @@ def require_columns(frame: pd.DataFrame, mapping: dict[str, str | None]) -> None
     """Raise :class:`MissingColumnError` for the first mapped column not in ``frame``."""
     for what, column in mapping.items():
         if column is not None and column not in frame.columns:
+            twins = [str(c) for c in frame.columns
+                     if _name_key(str(c).rsplit(" (column ", 1)[0]) == _name_key(column)
+                     and str(c).endswith(")") and " (column " in str(c)]
+            if len(twins) > 1:
+                raise DataError(
+                    f"{what} column {column!r} is in the data more than once (as "
+                    f"{' and '.join(repr(t) for t in twins[:3])}); rename the columns so "
+                    "each has its own name")
             raise MissingColumnError(what, column, [str(c) for c in frame.columns])
 
 
@@ -144,20 +152,40 @@ def informative(values: pd.Series, column: str, scope: str = "") -> None:
         raise ConstantVariableError(column, float(present.iloc[0]), scope)
 
 
-def unique_names(names: Sequence[object], source: str) -> None:
-    """Refuse repeated column names, also those equal after Unicode normalisation."""
-    seen: dict[str, str] = {}
-    for name in names:
-        text = str(name)
-        key = unicodedata.normalize("NFC", text).strip()
-        if key in seen:
-            first = seen[key]
-            same = "the same name" if first == text else (
-                "names that differ only in Unicode normalisation or surrounding spaces")
+def _name_key(name: object) -> str:
+    return unicodedata.normalize("NFC", str(name)).strip()
+
+
+def unique_names(names: Sequence[object], source: str,
+                 needed: Sequence[str] = ()) -> list[str]:
+    """Column names made unique: repeated names (also those equal after Unicode
+    normalisation or stripping spaces) become ``'name (column k)'``, with a
+    :class:`DataWarning`; a repeated name that is ``needed`` (mapped or in the model) is a
+    :class:`DataError` naming both columns."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(_name_key(name), []).append(i)
+    out = [str(n) for n in names]
+    wanted = {_name_key(n) for n in needed}
+    for key, positions in groups.items():
+        if len(positions) < 2:
+            continue
+        shown = [str(names[i]) for i in positions]
+        same = "the same name" if len(set(shown)) == 1 else (
+            "names that differ only in Unicode normalisation or surrounding spaces")
+        both = " and ".join(repr(n) for n in shown[:3])
+        where = ", ".join(str(i + 1) for i in positions[:3])
+        if key in wanted:
             raise DataError(
-                f"{source} has two columns named {first!r} and {text!r} ({same}); "
-                "rename one of them so each column has its own name")
-        seen[key] = text
+                f"{source} has two columns named {both} (columns {where}; {same}); rename "
+                "one of them so each column has its own name")
+        for i in positions:
+            out[i] = f"{names[i]} (column {i + 1})"
+        warnings.warn(DataWarning(
+            f"{source} has two columns named {both} (columns {where}; {same}); they are "
+            f"kept as {', '.join(repr(out[i]) for i in positions[:3])}: rename them in the "
+            "file to use them"), stacklevel=5)
+    return out
 
 
 def single_column_file(frame: pd.DataFrame, source: str) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from apim.data.hints import option
+from apim.data.hints import current, option
 from apim.data.report import FEW_DYADS
 from apim.data.session import SessionData
 from apim.data.validate import ROW, require_columns, suspicious_values
@@ -157,8 +157,9 @@ def check_design(data: SessionData, spec: object) -> None:
     predictors = list(getattr(spec, "predictors", ()))
     _, therapist_level = _covariance(spec)
     if therapist_level and not data.has_therapist:
-        raise SpecError("a therapist level needs the therapist id column: map it with "
-                        f"{option('therapist', 'COL', repr('COL'))}")
+        flag = "--therapist-level" if current() == "cli" else "therapist_level=True"
+        raise SpecError(f"{flag} needs a therapist column: map the therapist ids with "
+                        f"{option('therapist', 'COL')}")
     outcome = getattr(spec, "outcome", None)
     if isinstance(outcome, str) and outcome in frame.columns:
         _outcome_varies(data, frame, outcome, bool(getattr(spec, "distinguishable", True)))
