@@ -56,7 +56,8 @@ CASES = [
          r"column 'role' holds role 'Therapist' \(rows 2, 4\) which is not one of "
          r"roles=\('patient', 'therapist'\)", {"roles": ("patient", "therapist")}),
     Case("roles argument", good(), E.RolesArgumentError,
-         r"roles=\('patient', 'patient'\) must name two distinct roles",
+         r"(roles=\('patient', 'patient'\)|--roles 'patient,patient') must name two distinct "
+         r"roles",
          {"roles": ("patient", "patient")}),
     Case("duplicate rows", pd.concat([good(), good().iloc[[2]]], ignore_index=True),
          E.DuplicateRowError, r"rows 3, 9 repeat dyad=1, session=2, role='patient'"),

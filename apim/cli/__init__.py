@@ -2,8 +2,11 @@
 ``simulate``, ``power``, ``ruptures`` and ``therapist``.
 
 One thin module per subcommand (``register`` adds its parser, ``run`` does the work); the
-statistics live in the library. Data problems print one line on stderr and exit with
-code 2, never a traceback.
+statistics live in the library. Nothing a user can cause prints a traceback: an
+:class:`~apim.errors.ApimError` (bad data, bad options) prints one line and exits with
+code 2, as do option errors; anything else is a bug in apim, reported in one line with
+exit code 1 (``--debug`` shows the traceback). Warnings print as ``apim: warning: ...``,
+one line each.
 
 Examples
 --------
@@ -15,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from apim import __version__
 from apim.cli import (
@@ -31,44 +36,109 @@ from apim.cli import (
     simulate,
     therapist,
 )
+from apim.data.hints import interface
 from apim.errors import ApimError
 
 __all__ = ["main", "build_parser"]
 
 EXIT_DATA = 2
+EXIT_BUG = 1
 SUBCOMMANDS = (demo, describe, convert, fit, report, batch, simulate, power, ruptures,
                therapist)
 
 
+class _OptionError(Exception):
+    """An argparse error, raised instead of argparse's usage-and-exit."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``apim: error: ...``)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _OptionError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``apim`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="apim", description="Actor-partner interdependence models for "
         "session-by-session dyadic data")
     parser.add_argument("--version", action="version", version=f"apim {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an unexpected error")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in SUBCOMMANDS:
         module.register(commands)
     return parser
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: object = None, line: str | None = None) -> None:
-    """Warnings on the command line: one line each, no source line."""
-    print(f"apim: warning: {' '.join(str(message).split())}", file=sys.stderr)
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: Any = None, line: str | None = None) -> None:
+    print(f"apim: warning: {_one_line(message)}", file=sys.stderr)
+
+
+def _negative_values(argv: list[str]) -> list[str]:
+    """``--missing -99,999`` as ``--missing=-99,999`` (argparse takes ``-99,999`` for an
+    option)."""
+    out: list[str] = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "--missing" and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"--missing={argv[i + 1]}")
+            skip = True
+        else:
+            out.append(arg)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = _negative_values([a for a in argv if a != "--debug"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        with interface("cli"):
+            return _run(argv, debug)
+
+
+def _run(argv: list[str], debug: bool) -> int:
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            args.run(args)
+        args = build_parser().parse_args(argv)
+    except _OptionError as error:
+        print(f"apim: error: {_one_line(error).removeprefix('apim: ')}", file=sys.stderr)
+        return EXIT_DATA
+    except SystemExit as exit_:  # --help, --version
+        return int(exit_.code or 0)
+    try:
+        args.run(args)
     except BrokenPipeError:  # output piped into head and the like
         return 0
-    except (ApimError, OSError) as error:
-        message = " ".join(str(error).split())
-        print(f"apim: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("apim: error: interrupted", file=sys.stderr)
+        return 130
+    except ApimError as error:
+        print(f"apim: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_DATA
+    except OSError as error:  # writing an output file, and the like
+        name = f" {error.filename!r}" if error.filename else ""
+        print(f"apim: error: cannot use{name}: {error.strerror or _one_line(error)}",
+              file=sys.stderr)
+        return EXIT_DATA
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        print(f"apim: error: unexpected {type(error).__name__}: {_one_line(error)[:300]}; "
+              f"this is a bug in apim {__version__}: please report it to the maintainers "
+              "with the command you ran; rerun with --debug to see the traceback",
+              file=sys.stderr)
+        return EXIT_BUG
     return 0

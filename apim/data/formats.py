@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from apim.data.session import SessionData
 
 ROW = "row"
+FILE_ROW = "_file_row"  # the wide row's 1-based position, carried into both long rows
 
 
 def partner_values(data: SessionData, columns: Sequence[str]) -> pd.DataFrame:
@@ -168,8 +169,8 @@ def wide_to_long(frame: pd.DataFrame, roles: Sequence[str], separator: str,
         for s in stems:
             column = f"{prefixes[r]}{s}"
             part[s] = frame[column] if column in frame.columns else np.nan
-        part["_wide_row"] = np.arange(len(frame))
+        part[FILE_ROW] = np.arange(1, len(frame) + 1)
         part["_order"] = order
         parts.append(part)
-    long = pd.concat(parts, ignore_index=True).sort_values(["_wide_row", "_order"])
-    return long.drop(columns=["_wide_row", "_order"]).reset_index(drop=True)
+    long = pd.concat(parts, ignore_index=True).sort_values([FILE_ROW, "_order"])
+    return long.drop(columns=["_order"]).reset_index(drop=True)

@@ -1,5 +1,13 @@
 """Read tables from files: CSV, Excel, SPSS, Stata and Parquet.
 
+Delimited text is sniffed on a sample (encoding, delimiter, decimal comma) and then read
+with pandas' C reader. Identifier columns (dyad, session, role, therapist) are read as
+text, so ``1.10`` and ``1.1`` stay two ids and ``NA`` stays a value; blank cells are the
+only missing identifiers. Other columns follow the usual conventions (``NA``, ``NaN``,
+``null`` ... are missing in numeric columns; a text column keeps its words as values).
+What the reader decided (encoding, delimiter, codes declared missing, value labels used)
+comes back as notes for the data report.
+
 Examples
 --------
 >>> import pandas as pd, tempfile, os
@@ -11,51 +19,414 @@ Examples
 
 from __future__ import annotations
 
+import codecs
 import csv
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from apim.errors import EmptyDataError, UnsupportedFileError
+from apim.data.hints import option
+from apim.data.validate import unique_names
+from apim.errors import DataError, EmptyDataError, UnsupportedFileError
 
-__all__ = ["read_table", "SUPPORTED_SUFFIXES"]
+__all__ = ["read_table", "ReadOptions", "SUPPORTED_SUFFIXES", "read_with_notes"]
+
+SAMPLE_BYTES = 1 << 16
+DELIMITERS = (",", ";", "\t", "|")
+NA_WORDS = frozenset({"NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "null", "NULL",
+                      "#N/A", "#NA", "#N/A N/A", "<NA>", "None", "."})
 
 
-def _blank_cells_missing(frame: pd.DataFrame) -> pd.DataFrame:
-    """Treat cells holding only white space as missing, as R's ``read.csv`` does."""
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a file.
+
+    Parameters
+    ----------
+    sep, decimal, encoding : str, optional
+        Delimiter, decimal mark and text encoding of delimited files (default: sniffed;
+        decimal ``.`` unless the file plainly uses commas; UTF-8 with or without BOM).
+    sheet : str or int, optional
+        Excel sheet (name or 0-based position; default the first).
+    identifiers : tuple of str
+        Columns read as text ids (dyad, session, role, therapist).
+    labelled : tuple of str
+        Columns whose SPSS/Stata value labels replace the codes (the role column).
+    missing : tuple of float
+        Codes that mean "missing" in numeric columns (e.g. -99, 999).
+    columns : tuple of str, optional
+        Read only these columns (when the others are not needed).
+    """
+
+    sep: str | None = None
+    decimal: str | None = None
+    encoding: str | None = None
+    sheet: str | int | None = None
+    identifiers: tuple[str, ...] = ()
+    labelled: tuple[str, ...] = ()
+    missing: tuple[float, ...] = ()
+    columns: tuple[str, ...] | None = None
+
+
+# ---------------------------------------------------------------------------- helpers
+def _canonical_ids(values: pd.Series) -> pd.Series:
+    """Text ids; if every id is a plain integer ("1", "23", not "007" or "1.10"), integers."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if len(uniques) == 0:
+        return values
+    text = pd.Series(np.asarray(uniques, dtype=object)).astype(str)
+    blank = text.str.strip().eq("").to_numpy()
+    if blank.any():  # cells holding only spaces are missing ids
+        codes = np.where(np.isin(codes, np.flatnonzero(blank)), -1, codes)
+        values = values.where(codes >= 0)
+    if text[~blank].str.fullmatch(r"-?[1-9]\d{0,17}|0").all() and not blank.all():
+        numbers = pd.to_numeric(text).to_numpy(dtype="int64")
+        if (codes >= 0).all():
+            return pd.Series(numbers[codes], index=values.index)
+        out = pd.array(numbers[np.where(codes < 0, 0, codes)], dtype="Int64")
+        out[codes < 0] = pd.NA
+        return pd.Series(out, index=values.index)
+    return values.astype(object).where(values.notna())
+
+
+def _numeric_or_text(values: pd.Series, decimal: str) -> pd.Series:
+    """A non-identifier text column: numbers if every cell is a number or an NA word."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = pd.Series(np.asarray(uniques, dtype=object)).astype(str).str.strip()
+    words = distinct.isin(NA_WORDS) | distinct.eq("")
+    candidate = distinct[~words]
+    if decimal == ",":
+        candidate = candidate.str.replace(",", ".", regex=False)
+    numbers = pd.to_numeric(candidate, errors="coerce")
+    if len(candidate) and numbers.notna().all():
+        table = np.full(len(distinct), np.nan)
+        table[numbers.index.to_numpy()] = numbers.to_numpy(dtype=float)
+        out = np.where(codes < 0, np.nan, table[np.where(codes < 0, 0, codes)])
+        return pd.Series(out, index=values.index)
+    blank = distinct.eq("").to_numpy()
+    if blank.any():
+        hit = np.isin(codes, np.flatnonzero(blank))
+        return values.mask(hit)
+    return values
+
+
+def _needed(options: ReadOptions) -> list[str]:
+    return [*options.identifiers, *(options.columns or ())]
+
+
+def _subset(names: Sequence[str], options: ReadOptions) -> list[str] | None:
+    """The columns to read when only some are needed and all of them are present (else
+    every column, so that validation can name what is missing)."""
+    if options.columns is None:
+        return None
+    wanted = list(dict.fromkeys([*options.identifiers, *options.columns]))
+    if not set(wanted) <= set(names):
+        return None
+    return [c for c in names if c in set(wanted)]
+
+
+def _missing_codes(frame: pd.DataFrame, codes: Sequence[float], skip: Sequence[str],
+                   notes: list[str]) -> pd.DataFrame:
+    """Declared missing codes become missing in numeric columns; counted in ``notes``."""
+    if not codes:
+        return frame
     for column in frame.columns:
-        values = frame[column]
-        if values.dtype == object or pd.api.types.is_string_dtype(values):
-            blank = values.astype(str).str.strip().eq("") & values.notna()
-            if blank.any():
-                values = values.mask(blank)
-                numeric = pd.to_numeric(values, errors="coerce")
-                frame[column] = numeric if numeric.notna().sum() == values.notna().sum() \
-                    else values
+        if column in skip or not pd.api.types.is_numeric_dtype(frame[column]) \
+                or pd.api.types.is_bool_dtype(frame[column]):
+            continue
+        hit = frame[column].isin(list(codes)).to_numpy()
+        if hit.any():
+            counts = frame.loc[hit, column].value_counts()
+            frame[column] = frame[column].astype(float).mask(hit)
+            notes.append(f"column {column!r}: " + ", ".join(
+                f"{n} value(s) {v:g}" for v, n in counts.items()) + " declared missing")
     return frame
 
 
-def _delimited(sep: str | None) -> Callable[[Path], pd.DataFrame]:
-    def read(path: Path) -> pd.DataFrame:
-        if not path.read_text(errors="replace").strip():
-            raise EmptyDataError(f"file {str(path)!r}")
+# ---------------------------------------------------------------------------- text
+def _encoding(path: Path, sample: bytes, given: str | None) -> str:
+    if given:
         try:
-            frame = pd.read_csv(path, sep=sep, engine="python")
-        except pd.errors.EmptyDataError:
-            raise EmptyDataError(f"file {str(path)!r}") from None
-        except (csv.Error, pd.errors.ParserError) as error:
-            raise UnsupportedFileError(
-                f"cannot parse {str(path)!r} as a delimited text file: {error}") from None
-        return _blank_cells_missing(frame)
-    return read
+            codecs.lookup(given)
+        except LookupError:
+            raise DataError(f"encoding {given!r} is not known; use e.g. utf-8, cp1252, "
+                            "latin-1 or utf-16") from None
+        return given
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(sample) - 4:  # not a character cut by the sample's end
+            _not_utf8(path, sample, error.start)
+    return "utf-8"
 
 
-def _optional(reader: Callable[[Path], pd.DataFrame], package: str,
-              extra: str) -> Callable[[Path], pd.DataFrame]:
-    def read(path: Path) -> pd.DataFrame:
+def _not_utf8(path: Path, data: bytes, position: int) -> None:
+    line = data[:position].count(b"\n") + 1
+    raise DataError(
+        f"file {str(path)!r} is not UTF-8 (byte 0x{data[position]:02x} on line {line}); "
+        "it was probably saved as Windows-1252/Latin-1: give the encoding with "
+        f"{option('encoding', 'cp1252')}, or save the file as CSV UTF-8")
+
+
+def _sniff_sep(lines: list[str]) -> str | None:
+    """The candidate delimiter found the same number of times (> 0) on every sample line."""
+    best, best_count = None, 0
+    for sep in DELIMITERS:
+        counts = [len(next(csv.reader([line], delimiter=sep))) - 1 for line in lines if line]
+        if not counts or counts[0] == 0:
+            continue
+        # a trailing delimiter may add one field on data lines
+        consistent = all(c in (counts[0], counts[0] + 1) for c in counts)
+        if consistent and counts[0] > best_count:
+            best, best_count = sep, counts[0]
+    return best
+
+
+_COMMA = re.compile(r"-?\d+,\d+")
+_POINT = re.compile(r"-?\d+\.\d+")
+
+
+def _sniff_decimal(lines: list[str], sep: str) -> str:
+    if sep == ",":
+        return "."
+    cells = [c.strip().strip('"') for line in lines[1:] for c in line.split(sep)]
+    comma = sum(bool(_COMMA.fullmatch(c)) for c in cells)
+    point = sum(bool(_POINT.fullmatch(c)) for c in cells)
+    return "," if comma > 0 and point == 0 else "."
+
+
+def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
+                    fixed_sep: str | None = None) -> pd.DataFrame:
+    with open(path, "rb") as handle:
+        sample = handle.read(SAMPLE_BYTES)
+    if not sample.strip():
+        raise EmptyDataError(f"file {str(path)!r}")
+    if b"\x00" in sample and not sample.startswith((codecs.BOM_UTF16_LE,
+                                                    codecs.BOM_UTF16_BE)) \
+            and options.encoding is None:
+        raise UnsupportedFileError(
+            f"file {str(path)!r} is not a text file (it holds binary data); check that "
+            "the file is a CSV and that its suffix matches its type")
+    encoding = _encoding(path, sample, options.encoding)
+    text = sample.decode(encoding, errors="ignore")
+    lines = [line for line in text.splitlines()[:50] if line.strip()]
+    if len(sample) == SAMPLE_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last sampled line may be cut
+    sep = options.sep or fixed_sep or _sniff_sep(lines) or ","
+    if sep in ("\\t", "tab", "TAB"):
+        sep = "\t"
+    decimal = options.decimal or _sniff_decimal(lines, sep)
+    if decimal == sep:
+        raise DataError(f"the decimal mark {decimal!r} cannot also be the delimiter; set "
+                        f"{option('sep', ';')} with {option('decimal', ',')}")
+    if options.decimal is None and decimal == ",":
+        notes.append(f"decimal commas read as decimal marks (delimiter {sep!r})")
+    header = next(csv.reader([lines[0]], delimiter=sep)) if lines else []
+    source = f"file {str(path)!r}"
+    trailing = [i for i, name in enumerate(header) if not name.strip()]
+    named = [h for h in header if h.strip()]
+    renamed = unique_names(named, source, _needed(options))
+    ids = [c for c in options.identifiers if c in named]
+    usecols = _subset(named, options) if renamed == named else None
+    try:
+        frame = pd.read_csv(
+            path, sep=sep, decimal=decimal, encoding=encoding, engine="c",
+            dtype={c: object for c in ids}, keep_default_na=False, na_values=[""],
+            index_col=False, usecols=usecols, skipinitialspace=False, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise EmptyDataError(source) from None
+    except UnicodeDecodeError as error:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        start = data.find(error.object[error.start:error.start + 8]) \
+            if isinstance(error.object, bytes) else -1
+        _not_utf8(path, data, max(start, 0))
+        raise
+    except (csv.Error, pd.errors.ParserError, ValueError) as error:
+        detail = " ".join(str(error).split())
+        raise UnsupportedFileError(
+            f"cannot read {source} as delimited text (delimiter {sep!r}): {detail}; check "
+            f"the delimiter ({option('sep', ';')}) and that every line has the same "
+            "number of fields") from None
+    if trailing:
+        empty = [c for c in frame.columns if str(c).startswith("Unnamed:")]
+        full = [c for c in empty if frame[c].notna().any()]
+        if full:
+            raise DataError(f"{source} has values in a column without a name "
+                            f"(column {frame.columns.get_loc(full[0]) + 1}); give it a name "
+                            "in the header line")
+        frame = frame.drop(columns=empty)
+    if renamed != named:
+        frame.columns = renamed
+    for column in frame.columns:
+        if column in ids:
+            frame[column] = _canonical_ids(frame[column])
+        elif frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
+            frame[column] = _numeric_or_text(frame[column], decimal)
+    return frame
+
+
+# ---------------------------------------------------------------------------- binary
+def _read_excel(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFrame:
+    source = f"file {str(path)!r}"
+    try:
+        book = pd.ExcelFile(path)
+    except ImportError:
+        raise
+    except Exception as error:  # zip, xml and format errors of a damaged workbook
+        raise UnsupportedFileError(
+            f"{source} is not a readable Excel workbook ({type(error).__name__}: "
+            f"{' '.join(str(error).split())[:120]}); open and re-save it, or export it as "
+            "CSV") from None
+    sheets = book.sheet_names
+    sheet = options.sheet if options.sheet is not None else 0
+    if isinstance(sheet, str) and sheet.isdigit() and sheet not in sheets:
+        sheet = int(sheet)
+    if (isinstance(sheet, int) and not 0 <= sheet < len(sheets)) or \
+            (isinstance(sheet, str) and sheet not in sheets):
+        raise DataError(f"{source} has no sheet {sheet!r}; its sheets are "
+                        f"{', '.join(repr(s) for s in sheets)}: choose one with "
+                        f"{option('sheet', 'NAME')}")
+    name = sheets[sheet] if isinstance(sheet, int) else sheet
+    if options.sheet is None and len(sheets) > 1:
+        notes.append(f"read sheet {name!r} of {len(sheets)} "
+                     f"({', '.join(repr(s) for s in sheets)}); choose another with "
+                     f"{option('sheet', 'NAME')}")
+    raw = pd.read_excel(book, sheet_name=name, header=None, dtype=object,
+                        keep_default_na=False, na_values=[""])
+    book.close()
+    if raw.empty:
+        raise EmptyDataError(f"sheet {name!r} of {source}")
+    header = [str(h) if not (isinstance(h, float) and np.isnan(h)) else "" for h in raw.iloc[0]]
+    named = unique_names([h for h in header if h], source, _needed(options))
+    given = iter(named)
+    frame = raw.iloc[1:].reset_index(drop=True)
+    frame.columns = [next(given) if h else "" for h in header]
+    keep = [c for c in frame.columns if c or frame[c].notna().any()]
+    if "" in keep:
+        raise DataError(f"{source} has values in a column without a name; give it a name "
+                        "in the header row")
+    frame = frame[keep]
+    for column in frame.columns:
+        values = frame[column]
+        dates = values.dropna().map(lambda v: isinstance(v, (pd.Timestamp, datetime)))
+        if len(dates) and dates.all():
+            frame[column] = pd.to_datetime(values)
+        elif column in options.identifiers:
+            frame[column] = _canonical_ids(values.map(_cell_text))
+        else:
+            frame[column] = _numeric_or_text(values.astype(object), ".")
+    return frame
+
+
+def _cell_text(value: object) -> object:
+    """An Excel cell as id text: whole numbers without ``.0``; missing stays missing."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return np.nan
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _labels_note(column: str, labels: dict) -> str:
+    shown = ", ".join(f"{k:g} = {v!r}" if isinstance(k, float) else f"{k} = {v!r}"
+                      for k, v in list(labels.items())[:4])
+    return f"value labels of {column!r} used as its values ({shown})"
+
+
+def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFrame:
+    import pyreadstat
+
+    source = f"file {str(path)!r}"
+    read = pyreadstat.read_sav if path.suffix.lower() == ".sav" else pyreadstat.read_dta
+    kind = "SPSS" if path.suffix.lower() == ".sav" else "Stata"
+    try:
+        usecols = None
+        if options.columns is not None:
+            _, head = read(str(path), metadataonly=True)
+            usecols = _subset(list(head.column_names), options)
+        frame, meta = read(str(path), user_missing=True, usecols=usecols)
+    except Exception as error:  # pyreadstat.ReadstatError and friends
+        raise UnsupportedFileError(
+            f"{source} is not a readable {kind} file ({' '.join(str(error).split())[:120]});"
+            f" re-save it from {kind}, or export it as CSV") from None
+    frame.columns = unique_names(list(frame.columns), source, _needed(options))
+    # declared user-missing values (SPSS ranges and values; Stata .a-.z) become missing
+    ranges = getattr(meta, "missing_ranges", None) or {}
+    for column, spans in ranges.items():
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        hit = np.zeros(len(values), dtype=bool)
+        for span in spans:
+            lo, hi = span["lo"], span["hi"]
+            if pd.api.types.is_numeric_dtype(values):
+                hit |= ((values >= lo) & (values <= hi)).to_numpy()
+            else:
+                hit |= values.isin([lo, hi]).to_numpy()
+        if hit.any():
+            frame[column] = values.mask(hit)
+            notes.append(f"column {column!r}: {int(hit.sum())} value(s) declared missing in "
+                         f"the {kind} file set to missing")
+    for column in frame.columns:  # Stata extended missing values (.a ... .z)
+        values = frame[column]
+        if values.dtype == object and column not in (getattr(meta, "variable_value_labels",
+                                                             {}) or {}):
+            letters = values.map(lambda v: isinstance(v, str) and len(v) == 1
+                                 and v.isalpha() and v.islower())
+            numeric = pd.to_numeric(values.mask(letters.astype(bool)), errors="coerce")
+            if letters.any() and (numeric.notna() | values.isna()
+                                  | letters.astype(bool)).all():
+                frame[column] = numeric
+                notes.append(f"column {column!r}: {int(letters.sum())} Stata extended "
+                             "missing value(s) set to missing")
+    labels = getattr(meta, "variable_value_labels", {}) or {}
+    for column in options.labelled:
+        if column in labels and column in frame.columns:
+            mapping = labels[column]
+            frame[column] = frame[column].map(lambda v, m=mapping: m.get(v, v))
+            notes.append(_labels_note(column, mapping))
+    for column in options.identifiers:
+        if column in frame.columns and column not in options.labelled:
+            frame[column] = _canonical_ids(frame[column].map(
+                lambda v: int(v) if isinstance(v, float) and v.is_integer() else v))
+    return frame
+
+
+def _read_parquet(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    source = f"file {str(path)!r}"
+    try:
+        names = pq.read_schema(path).names
+        renamed = unique_names(names, source, _needed(options))
+        table = pq.read_table(path, columns=_subset(names, options) if renamed == names
+                              else None)
+        frame = table.rename_columns(renamed if renamed != names else table.column_names
+                                     ).to_pandas()
+    except DataError:
+        raise
+    except Exception as error:  # ArrowInvalid and friends
+        raise UnsupportedFileError(
+            f"{source} is not a readable Parquet file ({' '.join(str(error).split())[:120]})"
+            "; re-write it, or export it as CSV") from None
+    return frame
+
+
+def _optional(reader: Callable[[Path, ReadOptions, list[str]], pd.DataFrame], package: str,
+              extra: str) -> Callable[[Path, ReadOptions, list[str]], pd.DataFrame]:
+    def read(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFrame:
         try:
-            return reader(path)
+            return reader(path, options, notes)
         except ImportError:
             raise UnsupportedFileError(
                 f"reading {path.suffix} files needs the package {package!r}; "
@@ -63,21 +434,60 @@ def _optional(reader: Callable[[Path], pd.DataFrame], package: str,
     return read
 
 
-_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
-    ".csv": _delimited(None),
-    ".txt": _delimited(None),
-    ".tsv": _delimited("\t"),
-    ".xlsx": _optional(pd.read_excel, "openpyxl", "io"),
-    ".xls": _optional(pd.read_excel, "xlrd", "io"),
-    ".sav": _optional(pd.read_spss, "pyreadstat", "spss"),
-    ".dta": pd.read_stata,
-    ".parquet": _optional(pd.read_parquet, "pyarrow", "io"),
+def _tsv(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFrame:
+    return _read_delimited(path, options, notes, fixed_sep="\t")
+
+
+_READERS: dict[str, Callable[[Path, ReadOptions, list[str]], pd.DataFrame]] = {
+    ".csv": _read_delimited,
+    ".txt": _read_delimited,
+    ".tsv": _tsv,
+    ".xlsx": _optional(_read_excel, "openpyxl", "io"),
+    ".xlsm": _optional(_read_excel, "openpyxl", "io"),
+    ".xls": _optional(_read_excel, "xlrd", "io"),
+    ".sav": _optional(_read_stat, "pyreadstat", "spss"),
+    ".dta": _optional(_read_stat, "pyreadstat", "spss"),
+    ".parquet": _optional(_read_parquet, "pyarrow", "io"),
 }
 
 SUPPORTED_SUFFIXES = tuple(_READERS)
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_with_notes(path: str | Path,
+                    options: ReadOptions | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """:func:`read_table`, also returning what the reader decided (for the data report)."""
+    options = options or ReadOptions()
+    path = Path(path)
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise UnsupportedFileError(
+            f"cannot read {str(path)!r}: unknown file type {path.suffix!r}; use one of "
+            f"{', '.join(SUPPORTED_SUFFIXES)}")
+    if path.is_dir():
+        raise UnsupportedFileError(f"{str(path)!r} is a folder, not a data file")
+    if not path.is_file():
+        raise UnsupportedFileError(f"file {str(path)!r} does not exist")
+    if path.suffix.lower() not in (".csv", ".txt", ".tsv") and path.stat().st_size == 0:
+        raise EmptyDataError(f"file {str(path)!r}")
+    notes: list[str] = []
+    try:
+        frame = reader(path, options, notes)
+    except PermissionError:
+        raise UnsupportedFileError(f"file {str(path)!r} cannot be opened: permission "
+                                   "denied") from None
+    except OSError as error:
+        raise UnsupportedFileError(f"file {str(path)!r} cannot be read: "
+                                   f"{error.strerror or error}") from None
+    if len(frame) == 0:
+        raise EmptyDataError(f"file {str(path)!r}")
+    frame = _missing_codes(frame, options.missing, options.identifiers, notes)
+    return frame, notes
+
+
+def read_table(path: str | Path, *, sep: str | None = None, decimal: str | None = None,
+               encoding: str | None = None, sheet: str | int | None = None,
+               missing: Sequence[float] = (), columns: Sequence[str] | None = None,
+               identifiers: Sequence[str] = ()) -> pd.DataFrame:
     """Read one data file into a DataFrame, choosing the reader by the file's suffix.
 
     Parameters
@@ -85,6 +495,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path : str or Path
         A ``.csv``/``.txt`` (delimiter sniffed), ``.tsv``, ``.xlsx``/``.xls``, ``.sav``
         (SPSS), ``.dta`` (Stata) or ``.parquet`` file.
+    sep, decimal, encoding : str, optional
+        For delimited text; default: sniffed (UTF-8 with or without BOM).
+    sheet : str or int, optional
+        Excel sheet; default the first.
+    missing : sequence of float
+        Codes meaning "missing" in numeric columns (e.g. ``(-99, 999)``).
+    columns : sequence of str, optional
+        Read only these columns.
+    identifiers : sequence of str
+        Columns to read as text ids.
 
     Returns
     -------
@@ -93,19 +513,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     UnsupportedFileError
-        For an unknown suffix, a missing file or a missing optional reader.
+        For an unknown suffix, a missing, unreadable or damaged file, or a missing optional
+        reader.
     EmptyDataError
         When the file holds no data rows.
+    DataError
+        For an undeclared non-UTF-8 encoding or repeated column names.
     """
-    path = Path(path)
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise UnsupportedFileError(
-            f"cannot read {str(path)!r}: unknown file type {path.suffix!r}; use one of "
-            f"{', '.join(SUPPORTED_SUFFIXES)}")
-    if not path.is_file():
-        raise UnsupportedFileError(f"file {str(path)!r} does not exist")
-    frame = reader(path)
-    if len(frame) == 0:
-        raise EmptyDataError(f"file {str(path)!r}")
-    return frame
+    options = ReadOptions(sep=sep, decimal=decimal, encoding=encoding, sheet=sheet,
+                          missing=tuple(float(m) for m in missing),
+                          columns=None if columns is None else tuple(columns),
+                          identifiers=tuple(identifiers))
+    return read_with_notes(path, options)[0]

@@ -68,15 +68,23 @@ class DataReport:
     missing: pd.DataFrame
     exclusions: tuple[Exclusion, ...]
     warnings: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, data: SessionData, variables: Sequence[str] | None = None) -> DataReport:
+    def of(cls, data: SessionData, variables: Sequence[str] | None = None,
+           predictors: Sequence[str] = ()) -> DataReport:
         """Build the report; ``variables`` are the ratings a fit would use (default: all
-        numeric variables)."""
+        numeric variables); ``predictors`` also need the partner's rating at the session.
+
+        For the exact rows a given model drops use the exclusions of its design
+        (``apim describe --outcome ... --predictor ...`` does that).
+        """
         frame = data.frame
         if variables is None:
             variables = [v for v in data.variables
-                         if pd.api.types.is_numeric_dtype(frame[v])]
+                         if pd.api.types.is_numeric_dtype(frame[v])
+                         and not pd.api.types.is_bool_dtype(frame[v])]
+        variables = list(dict.fromkeys([*variables, *predictors]))
         values = pd.DataFrame({v: data.numeric(v) for v in variables}, index=frame.index)
         per_dyad = frame.groupby("dyad")["session"].nunique()
         missing = values.isna().groupby(frame["role"]).sum().T.reindex(
@@ -89,12 +97,32 @@ class DataReport:
             exclusions.append(Exclusion(
                 "dyad in which only one member ever rated: excluded from dyadic fits",
                 tuple(frame.loc[lone, "row"].tolist())))
+        remaining = ~lone
         for v in variables:
-            gone = values[v].isna().to_numpy() & ~lone
+            gone = values[v].isna().to_numpy() & remaining
             if gone.any():
                 exclusions.append(Exclusion(f"missing {v}",
                                             tuple(frame.loc[gone, "row"].tolist())))
+                remaining &= ~gone
+        if predictors:
+            from apim.data.formats import partner_values
+
+            partner = partner_values(data.replace(frame.assign(**values[list(predictors)])),
+                                     list(predictors))
+            for x in predictors:
+                gone = partner[x].isna().to_numpy() & remaining
+                if gone.any():
+                    exclusions.append(Exclusion(
+                        f"missing {x}_partner (the partner has no rating for this session)",
+                        tuple(frame.loc[gone, "row"].tolist())))
+                    remaining &= ~gone
         warnings = []
+        from apim.data.validate import suspicious_values
+
+        for v in variables:
+            message = suspicious_values(values[v], frame["row"], v)
+            if message:
+                warnings.append(message)
         n_dyads = int(frame["dyad"].nunique())
         if n_dyads < FEW_DYADS:
             warnings.append(f"only {n_dyads} dyads: variance components and dyad-level "
@@ -113,6 +141,7 @@ class DataReport:
             missing=missing.astype(int),
             exclusions=tuple(exclusions),
             warnings=tuple(warnings),
+            notes=tuple(data.notes),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +157,7 @@ class DataReport:
             "exclusions": [{"reason": e.reason, "n_rows": len(e.rows), "rows": list(e.rows)}
                            for e in self.exclusions],
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
         }
 
     def __repr__(self) -> str:
@@ -167,6 +197,7 @@ class DataReport:
             lines += [f"    - {e}" for e in self.exclusions]
         else:
             lines.append("  rows a dyadic fit would not use: none")
+        lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 

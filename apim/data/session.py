@@ -21,21 +21,31 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from apim.data import validate as check
-from apim.data.io import read_table
+from apim.data.hints import option
+from apim.data.io import ReadOptions, _missing_codes, read_with_notes
 from apim.errors import EmptyDataError, MissingColumnError, SpecError
 
 if TYPE_CHECKING:
     from apim.data.report import DataReport
 
 __all__ = ["ColumnMap", "SessionData", "KEYS"]
+
+READ_OPTIONS = ("sep", "decimal", "encoding", "sheet", "missing", "columns")
+
+
+def _check_read(read: dict[str, Any]) -> None:
+    unknown = [k for k in read if k not in READ_OPTIONS]
+    if unknown:
+        raise SpecError(f"unknown option {unknown[0]!r}; the reading options are "
+                        f"{', '.join(READ_OPTIONS)}")
 
 KEYS = ("dyad", "session", "role")
 ROW = check.ROW
@@ -65,48 +75,109 @@ class ColumnMap:
         return {canon: user for user, canon in self.canonical().items()}
 
 
-def as_frame(source: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, str]:
-    """Read ``source`` if it is a path; return the table and a description of it."""
+def as_frame(source: pd.DataFrame | str | Path,
+             options: ReadOptions | None = None) -> tuple[pd.DataFrame, str, list[str]]:
+    """Read ``source`` if it is a path; return the table, a description of it and the
+    reader's notes. Declared missing codes also apply to a DataFrame."""
+    options = options or ReadOptions()
+    notes: list[str] = []
     if isinstance(source, pd.DataFrame):
         frame, name = source, "the data frame"
+        names = check.unique_names(list(frame.columns), name,
+                                   [*options.identifiers, *(options.columns or ())])
+        if names != [str(c) for c in frame.columns]:
+            frame = frame.set_axis(names, axis=1)
+        if options.missing:
+            frame = _missing_codes(frame.copy(), options.missing, options.identifiers, notes)
+    elif isinstance(source, (str, Path)):
+        frame, notes = read_with_notes(source, options)
+        name = f"file {str(source)!r}"
     else:
-        frame, name = read_table(source), f"file {str(source)!r}"
+        raise SpecError(f"data must be a pandas DataFrame or a file path, not "
+                        f"{type(source).__name__}")
     if len(frame) == 0:
         raise EmptyDataError(name)
-    return frame, name
+    return frame, name, notes
 
 
-@dataclass(frozen=True)
+def _options(identifiers: Sequence[str | None], labelled: Sequence[str | None],
+             read: dict[str, Any]) -> ReadOptions:
+    missing = read.pop("missing", None) or ()
+    if isinstance(missing, (int, float, str)):
+        missing = (missing,)
+    try:
+        codes = tuple(float(m) for m in missing)
+    except (TypeError, ValueError):
+        raise SpecError(f"missing={missing!r} must be numbers, e.g. missing=(-99, 999)") \
+            from None
+    columns = read.pop("columns", None)
+    return ReadOptions(identifiers=tuple(c for c in identifiers if c),
+                       labelled=tuple(c for c in labelled if c), missing=codes,
+                       columns=None if columns is None else tuple(columns), **read)
+
+
 class SessionData:
     """Session-by-session data of distinguishable or indistinguishable dyads.
 
     Build it with :meth:`from_long`, :meth:`from_wide` or :meth:`from_pairwise`; the
-    constructors validate the data (DESIGN.md §9) and never drop a row.
+    constructors validate the data (DESIGN.md §9) and never drop a row. The object is
+    immutable: :attr:`frame` returns a copy (cheap under pandas' copy-on-write), so a
+    change to it never reaches a fit made from this data.
 
     Attributes
     ----------
     frame : pandas.DataFrame
         Long data sorted by dyad, session and role (reference role first), with canonical
         columns ``dyad``, ``session`` (int), ``role`` (str), optional ``therapist``,
-        ``row`` (1-based position of the row in the input) and the other columns.
+        ``row`` (1-based data row of the user's file: row 1 is the first line after the
+        header, in every layout) and the other columns.
     roles : tuple of str
         The two roles, the reference first.
     columns : ColumnMap
         The user's names of the identifying columns.
     source : str
         Where the data came from, for messages.
+    notes : tuple of str
+        What reading and validation decided (encoding, codes set missing, session dates).
     """
 
-    frame: pd.DataFrame = field(repr=False)
+    __slots__ = ("_frame", "roles", "columns", "source", "notes")
+
+    _frame: pd.DataFrame
     roles: tuple[str, str]
     columns: ColumnMap
-    source: str = "the data frame"
+    source: str
+    notes: tuple[str, ...]
+
+    def __init__(self, frame: pd.DataFrame, roles: tuple[str, str], columns: ColumnMap,
+                 source: str = "the data frame", notes: Sequence[str] = ()) -> None:
+        object.__setattr__(self, "_frame", frame.copy(deep=False))
+        object.__setattr__(self, "roles", tuple(roles))
+        object.__setattr__(self, "columns", columns)
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "notes", tuple(notes))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"SessionData is immutable; build new data with "
+                             f"data.replace(frame) instead of setting {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickling for parallel workers
+        return (SessionData, (self._frame, self.roles, self.columns, self.source, self.notes))
+
+    def __repr__(self) -> str:
+        return (f"SessionData({len(self._frame)} rows, {self.n_dyads} dyads, "
+                f"roles={self.roles!r}, source={self.source!r})")
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The long table (a copy: changing it does not change the data)."""
+        return self._frame.copy(deep=False)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_long(cls, data: pd.DataFrame | str | Path, *, dyad: str, role: str,
                   session: str | None = None, roles: Sequence[object] | None = None,
-                  therapist: str | None = None) -> SessionData:
+                  therapist: str | None = None, **read: Any) -> SessionData:
         """Validate long data: one row per dyad x session x role.
 
         Parameters
@@ -119,6 +190,9 @@ class SessionData:
             The two role values, the reference first. Default: the two values sorted.
         therapist : str, optional
             Column identifying a therapist who may serve several dyads.
+        sep, decimal, encoding, sheet, missing, columns : optional
+            How to read a file (see :func:`apim.data.io.read_table`); ``missing`` codes
+            (e.g. ``(-99, 999)``) also apply to a DataFrame.
 
         Examples
         --------
@@ -127,24 +201,37 @@ class SessionData:
         >>> SessionData.from_long(df, dyad="d", role="r").roles
         ('husband', 'wife')
         """
-        frame, name = as_frame(data)
+        _check_read(read)
+        options = _options([dyad, session, role, therapist], [role], dict(read))
+        frame, name, notes = as_frame(data, options)
         columns = ColumnMap(dyad=dyad, session=session, role=role, therapist=therapist)
-        return cls._build(frame, columns, roles, name)
+        return cls._build(frame, columns, roles, name, notes)
 
     @classmethod
     def _build(cls, frame: pd.DataFrame, columns: ColumnMap,
-               roles: Sequence[object] | None, source: str) -> SessionData:
+               roles: Sequence[object] | None, source: str, notes: Sequence[str] = (),
+               rows: np.ndarray | None = None) -> SessionData:
+        notes = list(notes)
+        for what, column in {"dyad": columns.dyad, "session": columns.session,
+                             "role": columns.role, "therapist": columns.therapist}.items():
+            if column is not None and not isinstance(column, str):
+                raise SpecError(f"{what}={column!r} must be a column name")
+        check.single_column_file(frame, source)
         check.require_columns(frame, {"dyad": columns.dyad, "session": columns.session,
                                       "role": columns.role, "therapist": columns.therapist})
         rename = columns.canonical()
-        clashes = [c for c in frame.columns if c in ("dyad", "session", "role", "therapist",
-                                                     ROW) and c not in rename]
+        reserved = ["dyad", "session", "role", ROW]
+        if columns.therapist is not None:
+            reserved.append("therapist")
+        clashes = [c for c in frame.columns if c in reserved and c not in rename]
         if clashes:
             raise SpecError(
                 f"column {clashes[0]!r} clashes with a name apim reserves for identifying "
-                f"columns; rename it or map it with {clashes[0]}=...")
+                f"columns; rename it, or map it with {option(clashes[0], clashes[0])}")
+        if columns.therapist is None:
+            notes += check.unmapped_therapist(frame)
         frame = frame.rename(columns=rename).copy()
-        frame.insert(0, ROW, np.arange(1, len(frame) + 1))
+        frame.insert(0, ROW, np.arange(1, len(frame) + 1) if rows is None else rows)
         if columns.session is None:
             frame["session"] = 1
         keys = ["dyad", "session", "role"] + (["therapist"] if columns.therapist else [])
@@ -153,27 +240,34 @@ class SessionData:
         resolved = check.resolve_roles(pd.Series(labels.to_numpy(), index=frame[ROW]),
                                        columns.role, roles)
         frame["role"] = labels
-        frame["session"] = check.integer_sessions(frame, "session", columns.session or "session")
+        frame["session"], note = check.session_order(frame, "session",
+                                                     columns.session or "session")
+        if note:
+            notes.append(note)
         check.no_duplicates(frame, list(KEYS),
                             [columns.dyad, columns.session or "session", columns.role])
         if columns.therapist:
             check.one_therapist_per_dyad(frame, "dyad", "therapist", columns.therapist)
+        check.near_duplicate_ids(frame, "dyad", columns.dyad)
+        if columns.therapist:
+            check.near_duplicate_ids(frame, "therapist", columns.therapist)
         order = pd.Categorical(frame["role"], categories=list(resolved)).codes
         frame = (frame.assign(_order=order)
                  .sort_values(["dyad", "session", "_order"], kind="stable")
                  .drop(columns="_order").reset_index(drop=True))
         front = [ROW, "dyad", "session", "role"] + (["therapist"] if columns.therapist else [])
         frame = frame[front + [c for c in frame.columns if c not in front]]
-        return cls(frame=frame, roles=resolved, columns=columns, source=source)
+        return cls(frame=frame, roles=resolved, columns=columns, source=source, notes=notes)
 
     @classmethod
     def from_wide(cls, data: pd.DataFrame | str | Path, *, dyad: str, roles: Sequence[str],
                   session: str | None = None, therapist: str | None = None,
-                  separator: str = "_") -> SessionData:
+                  separator: str = "_", **read: Any) -> SessionData:
         """Read dyad-wide data: one row per dyad x session, ``{role}{separator}{variable}``.
 
         Columns without a role prefix (e.g. a treatment arm, centred time) are shared by
-        both members and copied into both rows. Every wide row gives one row per role.
+        both members and copied into both rows. Every wide row gives one row per role;
+        both keep the wide row's number in the user's file for messages.
 
         Examples
         --------
@@ -182,19 +276,22 @@ class SessionData:
         >>> SessionData.from_wide(wide, dyad="d", session="t", roles=("f", "m")).frame["y"].tolist()
         [2.0, 3.0]
         """
-        from apim.data.formats import wide_to_long
+        from apim.data.formats import FILE_ROW, wide_to_long
 
-        frame, name = as_frame(data)
+        _check_read(read)
+        options = _options([dyad, session, therapist], [], dict(read))
+        frame, name, notes = as_frame(data, options)
         long = wide_to_long(frame, roles=roles, separator=separator,
                             keys=[c for c in (dyad, session, therapist) if c])
+        rows = long.pop(FILE_ROW).to_numpy()
         columns = ColumnMap(dyad=dyad, session=session, role="role", therapist=therapist)
-        return cls._build(long, columns, roles, name)
+        return cls._build(long, columns, roles, name, notes, rows=rows)
 
     @classmethod
     def from_pairwise(cls, data: pd.DataFrame | str | Path, *, dyad: str, role: str,
                       session: str | None = None, roles: Sequence[object] | None = None,
                       therapist: str | None = None, actor_suffix: str = "_A",
-                      partner_suffix: str = "_P") -> SessionData:
+                      partner_suffix: str = "_P", **read: Any) -> SessionData:
         """Read pairwise data: each person's row also holds the partner's values.
 
         ``x{actor_suffix}`` is the person's own value and ``x{partner_suffix}`` the partner's
@@ -208,16 +305,18 @@ class SessionData:
         """
         from apim.data.formats import pairwise_to_long
 
-        frame, name = as_frame(data)
-        own = cls.from_long(frame, dyad=dyad, session=session, role=role, roles=roles,
-                            therapist=therapist)
+        _check_read(read)
+        options = _options([dyad, session, role, therapist], [role], dict(read))
+        frame, name, notes = as_frame(data, options)
+        columns = ColumnMap(dyad=dyad, session=session, role=role, therapist=therapist)
+        own = cls._build(frame, columns, roles, name, notes)
         return pairwise_to_long(own, actor_suffix, partner_suffix)
 
     # ------------------------------------------------------------------ views
     @property
     def n_dyads(self) -> int:
         """Number of dyads."""
-        return int(self.frame["dyad"].nunique())
+        return int(self._frame["dyad"].nunique())
 
     @property
     def has_therapist(self) -> bool:
@@ -226,21 +325,23 @@ class SessionData:
 
     @property
     def variables(self) -> list[str]:
-        """Columns other than the identifying ones."""
-        skip = {ROW, "dyad", "session", "role", "therapist"}
-        return [c for c in self.frame.columns if c not in skip]
+        """Columns other than the identifying ones (an unmapped ``therapist`` column is a
+        variable like any other)."""
+        skip = {ROW, "dyad", "session", "role"} | ({"therapist"} if self.has_therapist
+                                                   else set())
+        return [c for c in self._frame.columns if c not in skip]
 
     def numeric(self, column: str) -> pd.Series:
         """A variable as float64 after checking it is numeric and finite."""
         if column == ROW:
             raise MissingColumnError("variable", column, self.variables)
-        check.require_columns(self.frame, {"variable": column})
-        return check.numeric_column(self.frame, column)
+        check.require_columns(self._frame, {"variable": column})
+        return check.numeric_column(self._frame, column)
 
     def replace(self, frame: pd.DataFrame) -> SessionData:
         """The same data description with another frame (rows in the same order)."""
         return SessionData(frame=frame, roles=self.roles, columns=self.columns,
-                           source=self.source)
+                           source=self.source, notes=self.notes)
 
     # ------------------------------------------------------------------ conversions
     def to_long(self) -> pd.DataFrame:
@@ -266,8 +367,9 @@ class SessionData:
 
         return long_to_pairwise(self, actor_suffix, partner_suffix, variables)
 
-    def report(self, variables: Sequence[str] | None = None) -> DataReport:
+    def report(self, variables: Sequence[str] | None = None,
+               predictors: Sequence[str] = ()) -> DataReport:
         """The data report (see :class:`apim.data.report.DataReport`)."""
         from apim.data.report import DataReport
 
-        return DataReport.of(self, variables)
+        return DataReport.of(self, variables, predictors)

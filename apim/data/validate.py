@@ -5,14 +5,19 @@ Row numbers in messages are 1-based positions of the rows in the input table.
 
 from __future__ import annotations
 
+import unicodedata
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from apim.data.hints import option
 from apim.errors import (
     AllMissingError,
     ConstantVariableError,
+    DataError,
+    DataWarning,
     DuplicateRowError,
     MissingColumnError,
     MissingKeyError,
@@ -23,6 +28,7 @@ from apim.errors import (
     SessionNotIntegerError,
     TherapistChangeError,
     UnknownRoleError,
+    format_rows,
 )
 
 ROW = "row"  # column of 1-based input positions carried through every conversion
@@ -32,6 +38,14 @@ def require_columns(frame: pd.DataFrame, mapping: dict[str, str | None]) -> None
     """Raise :class:`MissingColumnError` for the first mapped column not in ``frame``."""
     for what, column in mapping.items():
         if column is not None and column not in frame.columns:
+            twins = [str(c) for c in frame.columns
+                     if _name_key(str(c).rsplit(" (column ", 1)[0]) == _name_key(column)
+                     and str(c).endswith(")") and " (column " in str(c)]
+            if len(twins) > 1:
+                raise DataError(
+                    f"{what} column {column!r} is in the data more than once (as "
+                    f"{' and '.join(repr(t) for t in twins[:3])}); rename the columns so "
+                    "each has its own name")
             raise MissingColumnError(what, column, [str(c) for c in frame.columns])
 
 
@@ -81,6 +95,9 @@ def integer_sessions(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
                         index=values.index)
     if bad.any():
         first = values[bad].iloc[0]
+        as_number = numeric[bad].iloc[0]
+        if not pd.isna(as_number):
+            first = as_number
         raise SessionNotIntegerError(name, first, frame.loc[bad, ROW].tolist())
     return numeric.astype("int64")
 
@@ -91,8 +108,8 @@ def no_duplicates(frame: pd.DataFrame, keys: Sequence[str], names: Sequence[str]
     if dup.any():
         first = frame.loc[dup].iloc[0]
         same = (frame[list(keys)] == first[list(keys)]).all(axis=1)
-        raise DuplicateRowError(*(first[k] for k in keys), frame.loc[same, ROW].tolist(),
-                                names)
+        dyad, session, role = (first[k] for k in keys)
+        raise DuplicateRowError(dyad, session, role, frame.loc[same, ROW].tolist(), names)
 
 
 def one_therapist_per_dyad(frame: pd.DataFrame, dyad: str, therapist: str,
@@ -133,3 +150,137 @@ def informative(values: pd.Series, column: str, scope: str = "") -> None:
         raise AllMissingError(column, scope)
     if present.nunique() == 1:
         raise ConstantVariableError(column, float(present.iloc[0]), scope)
+
+
+def _name_key(name: object) -> str:
+    return unicodedata.normalize("NFC", str(name)).strip()
+
+
+def unique_names(names: Sequence[object], source: str,
+                 needed: Sequence[str] = ()) -> list[str]:
+    """Column names made unique: repeated names (also those equal after Unicode
+    normalisation or stripping spaces) become ``'name (column k)'``, with a
+    :class:`DataWarning`; a repeated name that is ``needed`` (mapped or in the model) is a
+    :class:`DataError` naming both columns."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(_name_key(name), []).append(i)
+    out = [str(n) for n in names]
+    wanted = {_name_key(n) for n in needed}
+    for key, positions in groups.items():
+        if len(positions) < 2:
+            continue
+        shown = [str(names[i]) for i in positions]
+        same = "the same name" if len(set(shown)) == 1 else (
+            "names that differ only in Unicode normalisation or surrounding spaces")
+        both = " and ".join(repr(n) for n in shown[:3])
+        where = ", ".join(str(i + 1) for i in positions[:3])
+        if key in wanted:
+            raise DataError(
+                f"{source} has two columns named {both} (columns {where}; {same}); rename "
+                "one of them so each column has its own name")
+        for i in positions:
+            out[i] = f"{names[i]} (column {i + 1})"
+        warnings.warn(DataWarning(
+            f"{source} has two columns named {both} (columns {where}; {same}); they are "
+            f"kept as {', '.join(repr(out[i]) for i in positions[:3])}: rename them in the "
+            "file to use them"), stacklevel=5)
+    return out
+
+
+def single_column_file(frame: pd.DataFrame, source: str) -> None:
+    """A file read as one column whose name holds a delimiter: the delimiter was wrong."""
+    if frame.shape[1] != 1:
+        return
+    name = str(frame.columns[0])
+    for sep in (";", ",", "\t", "|", " "):
+        if sep in name.strip():
+            shown = "tab" if sep == "\t" else ("space" if sep == " " else repr(sep))
+            raise DataError(
+                f"{source} was read as a single column {name[:40]!r}: its delimiter ({shown}) "
+                f"was not recognised; give it with {option('sep', sep)}")
+
+
+THERAPIST_NAMES = ("therapist", "therapist_id", "therapistid", "clinician", "counselor",
+                   "counsellor")
+
+
+def unmapped_therapist(frame: pd.DataFrame) -> list[str]:
+    """A note for a column that looks like a therapist id but is not mapped."""
+    for column in frame.columns:
+        if str(column).strip().lower() in THERAPIST_NAMES:
+            return [f"column {column!r} is an ordinary variable here; to use it as the "
+                    f"therapist id (therapist level, three-level centring) map it with "
+                    f"{option('therapist', str(column))}"]
+    return []
+
+
+_ISO_DATE = r"\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?"
+
+
+def session_order(frame: pd.DataFrame, column: str, name: str) -> tuple[pd.Series, str | None]:
+    """Session numbers as int64; dates (ISO text, Excel or SPSS dates) become the order of
+    the dates within each dyad, with a note. Anything else raises
+    :class:`SessionNotIntegerError` naming column ``name``."""
+    values = frame[column]
+    dates = None
+    if pd.api.types.is_datetime64_any_dtype(values):
+        dates = values
+    elif not pd.api.types.is_numeric_dtype(values):
+        text = values.dropna().astype(str).str.strip()
+        if len(text) and text.str.fullmatch(_ISO_DATE).all():
+            dates = pd.to_datetime(values.astype(str).str.strip(), format="ISO8601",
+                                   errors="coerce")
+            if dates.isna().any():
+                bad = dates.isna().to_numpy()
+                raise SessionNotIntegerError(name, values[bad].iloc[0],
+                                             frame.loc[bad, ROW].tolist())
+        elif len(text) and text.map(lambda v: hasattr(v, "year")).all():
+            dates = pd.to_datetime(values)
+    if dates is None:
+        return integer_sessions(frame, column, name), None
+    order = dates.groupby(frame["dyad"]).rank(method="dense").astype("int64")
+    note = (f"session column {name!r} holds dates ({dates.min():%Y-%m-%d} to "
+            f"{dates.max():%Y-%m-%d}): sessions are numbered 1, 2, ... in date order within "
+            "each dyad, so a lag counts sessions held, not days")
+    return order, note
+
+
+def near_duplicate_ids(frame: pd.DataFrame, column: str, name: str) -> None:
+    """Warn about ids that differ only in case or surrounding spaces (``'A1'``, ``'a1 '``)."""
+    ids = pd.Series(pd.unique(frame[column].dropna()))
+    if ids.empty or pd.api.types.is_numeric_dtype(ids):
+        return
+    keys = ids.astype(str).str.strip().str.casefold()
+    repeated = keys[keys.duplicated(keep=False)]
+    if repeated.empty:
+        return
+    group = ids[keys == repeated.iloc[0]].tolist()
+    rows = frame.loc[frame[column].isin(group)].drop_duplicates(column)[ROW].tolist()
+    warnings.warn(DataWarning(
+        f"column {name!r} holds ids {', '.join(repr(g) for g in group[:3])} that differ "
+        f"only in case or surrounding spaces (first at {format_rows(rows)}); they are "
+        "treated as different: correct the ids if they are the same"), stacklevel=4)
+
+
+def suspicious_values(values: pd.Series, rows: pd.Series, column: str) -> str | None:
+    """A message for values far outside the rest of a numeric column (-99, 999, 9999 ...),
+    or None. Far: beyond 10 interquartile ranges of the other values, and rare."""
+    x = values.dropna()
+    if len(x) < 8:
+        return None
+    q1, q3 = np.percentile(x, [25, 75])
+    spread = q3 - q1
+    if spread <= 0:
+        spread = float(np.std(x)) or 1.0
+    far = ((values < q1 - 10 * spread) | (values > q3 + 10 * spread)).to_numpy()
+    n = int(far.sum())
+    if n == 0 or n > max(1, 0.05 * len(x)):
+        return None
+    codes = pd.unique(values[far])
+    inside = x[~far[values.notna().to_numpy()]]
+    listed = ",".join(f"{v:g}" for v in codes[:3])
+    return (f"column {column!r} holds {', '.join(f'{v:g}' for v in codes[:3])} "
+            f"({format_rows(rows[far].tolist())}), far outside its other values "
+            f"({inside.min():g} to {inside.max():g}); if these are missing-value codes, "
+            f"declare them with {option('missing', listed, f'({listed},)')}")

@@ -141,7 +141,7 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
     dyad = lay.dyad
     person = dyad * 2 + lay.role
     counts = np.bincount(person, minlength=2 * (dyad.max() + 1))
-    means = np.bincount(person, e) / np.maximum(counts, 1)
+    means = np.bincount(person, e, minlength=counts.size) / np.maximum(counts, 1)
     w = e - means[person]
     var_r = np.array([np.var(w[lay.role == r]) if np.any(lay.role == r) else np.var(w)
                       for r in (0, 1)])

@@ -14,6 +14,7 @@ from apim.data.session import SessionData
 from apim.engine.control import FitControl
 from apim.engine.fit import fit as fit_engine
 from apim.errors import SpecError
+from apim.model.checks import check_design, check_sample
 from apim.model.design import build_design
 from apim.model.formula import formula_design
 from apim.model.result import DF, APIMResult
@@ -44,8 +45,10 @@ def fit(data: SessionData, spec: APIMSpec | FormulaSpec, df: DF = "satterthwaite
     if isinstance(spec, FormulaSpec):
         design = formula_design(data, spec)
     elif isinstance(spec, APIMSpec):
+        check_design(data, spec)
         design = build_design(data, spec)
     else:
         raise SpecError(f"spec must be an APIMSpec or a FormulaSpec, not {type(spec).__name__}")
+    check_sample(design.model.n_params, len(set(design.model.dyad)))
     return APIMResult(design=design, engine=fit_engine(design.model, spec.method, control),
                       df=df)
