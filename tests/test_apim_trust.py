@@ -72,7 +72,7 @@ def test_unscaled_fit_agrees_where_units_are_tame(alliance, base):
 
 def test_constant_outcome_is_a_data_error(alliance):
     frame = alliance.frame.assign(outcome=3.0)
-    with pytest.raises(DataError, match="'outcome' takes one value"):
+    with pytest.raises(DataError, match="'outcome' is constant"):
         apim.fit(alliance.replace(frame), BASE)
 
 

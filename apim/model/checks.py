@@ -85,8 +85,8 @@ def _lag_leaves_rows(data: SessionData, frame: pd.DataFrame, predictors: Sequenc
 
 def _outcome_varies(data: SessionData, frame: pd.DataFrame, outcome: str,
                     distinguishable: bool) -> None:
-    """The outcome must vary (within each role when roles get their own intercepts) on a
-    scale the arithmetic can resolve."""
+    """The outcome must vary (within each role when roles get their own intercepts); its
+    scale does not matter (the engine standardises)."""
     y = data.numeric(outcome)
     groups = [(f" for role {r!r}", y[frame["role"] == r]) for r in data.roles] \
         if distinguishable else [("", y)]
@@ -99,11 +99,6 @@ def _outcome_varies(data: SessionData, frame: pd.DataFrame, outcome: str,
             raise DataError(f"outcome {outcome!r} is constant{where} (every value is "
                             f"{present.iloc[0]:g}): there is nothing to explain; check the "
                             "column mapping")
-    spread = float(y.std())
-    if spread < 1e-6:
-        raise DataError(f"outcome {outcome!r} has a standard deviation of {spread:.2g}: "
-                        "too small for the estimation to resolve; rescale it (e.g. multiply "
-                        "by a power of ten) before fitting")
 
 
 def check_design(data: SessionData, spec: APIMSpec) -> None:
