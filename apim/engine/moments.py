@@ -131,9 +131,11 @@ class TypeMoments:
                    rows=rows.reshape(len(combos), d * r * m), rest=rest,
                    counts=counts, shape=(d, r, m))
 
-    def products(self, residual: Residual, theta: np.ndarray, gradient: bool) -> Products:
-        """Whitened cross products, ``log|R_i|`` and their derivatives."""
-        c, dc = residual.coefficients(theta, self.types)
+    def products(self, residual: Residual, theta: np.ndarray, gradient: bool,
+                 coefficients: tuple[np.ndarray, np.ndarray] | None = None) -> Products:
+        """Whitened cross products, ``log|R_i|`` and their derivatives (``coefficients``:
+        the stencil's, when the caller has them already)."""
+        c, dc = coefficients or residual.coefficients(theta, self.types)
         logdet = -2 * self.counts @ np.log(c[0])
         t, l1, l2 = self.combos.T
         weights = (c[l1, t] * c[l2, t])[None]
@@ -204,14 +206,26 @@ def _subset(layout: ResidualLayout, dyads: np.ndarray) -> tuple[ResidualLayout, 
 
 
 def cross_products(residual: Residual, layout: ResidualLayout, raw: np.ndarray,
-                   n_random: int) -> TypeMoments | DenseProducts | SplitProducts:
+                   n_random: int, dense: bool = False) -> TypeMoments | DenseProducts | SplitProducts:
     """The cheapest exact way to get whitened cross products for ``residual``; the first
-    ``n_random`` columns of ``raw`` are the random-effect designs."""
+    ``n_random`` columns of ``raw`` are the random-effect designs.
+
+    ``UN x AR(1)``-type structures use the stencil on the complete series of each dyad,
+    corrected for single missing ratings by a Schur complement
+    (:mod:`apim.engine.missing_ratings`); ``dense=True`` whitens their incomplete dyads by
+    dense Cholesky factors instead (the oracle).
+    """
     if not residual.kronecker:
         return TypeMoments.of(residual, layout, raw, n_random)
     counts = layout.sizes
     paired = np.bincount(layout.dyad, weights=layout.pair >= 0, minlength=len(counts))
     complete = counts == 2 * paired  # every session has both members
+    if complete.all():
+        return TypeMoments.of(residual, layout, raw, n_random)
+    if not dense:
+        from apim.engine.missing_ratings import GridProducts  # it builds on this module
+
+        return GridProducts.of(residual, layout, raw, n_random)
     parts = []
     for dyads, kind in ((np.flatnonzero(complete), "stencil"),
                         (np.flatnonzero(~complete), "dense")):
@@ -221,6 +235,6 @@ def cross_products(residual: Residual, layout: ResidualLayout, raw: np.ndarray,
         part = TypeMoments.of(residual, sub, raw[keep], n_random) if kind == "stencil" \
             else DenseProducts(sub, raw[keep], n_random)
         parts.append((dyads, part))
-    if len(parts) == 1 and len(parts[0][0]) == len(counts):
+    if len(parts) == 1:
         return parts[0][1]
     return SplitProducts(parts=tuple(parts), n_dyads=len(counts))
