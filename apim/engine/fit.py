@@ -26,7 +26,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
 from apim.engine.inference import containment_df, satterthwaite_df
 from apim.engine.likelihood import Evaluation, evaluate, split_theta
@@ -56,7 +55,8 @@ class MixedFit:
     variance : pandas.DataFrame with columns ``estimate`` and ``se`` (natural scale: SDs,
         correlations, residual SDs per role, rho, phi)
     G, T : random-effect covariance matrices at the dyad and therapist level (or None)
-    converged, message, n_evaluations, boundary : optimizer diagnostics
+    converged, message, n_evaluations, boundary : optimizer diagnostics (``n_evaluations``
+        counts every likelihood evaluation, those of the Hessian included)
     fitted, fitted_population, residuals : arrays in input row order
     random_effects, therapist_effects : predicted random effects (DataFrames)
     hessian : Hessian of ``-loglik`` in ``theta``
@@ -169,9 +169,13 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _hessian(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool) -> np.ndarray:
-    """Hessian of ``-loglik``: central differences of the analytic gradient."""
+def _hessian(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool,
+             calls: list[int] | None = None) -> np.ndarray:
+    """Hessian of ``-loglik``: central differences of the analytic gradient (``2 k``
+    evaluations, added to ``calls[0]``)."""
     k = len(theta)
+    if calls is not None:
+        calls[0] += 2 * k
     h = np.zeros((k, k))
     for j in range(k):
         step = 1e-5 * max(1.0, abs(theta[j]))
@@ -228,6 +232,8 @@ def _boundary(table: pd.DataFrame, hessian: np.ndarray) -> tuple[str, ...]:
 def _quasi_newton(objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
                   theta: np.ndarray, scale: float) -> tuple[np.ndarray, list[str]]:
     """BFGS, then L-BFGS-B from where it stopped if it did not get close."""
+    from scipy import optimize  # not on import: ``import apim`` stays light
+
     messages = []
     # the round-off in the per-observation gradient grows with the number of observations
     gtol = 1e-7 * max(1.0, np.sqrt(scale / 1e4))
@@ -307,14 +313,16 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
 
     theta, messages = _quasi_newton(objective, theta0, scale)
     ev = evaluate(model, prep, theta, reml)
-    hess = _hessian(model, prep, theta, reml)
+    calls[0] += 1
+    hess = _hessian(model, prep, theta, reml, calls)
     if model.random is not None and not _positive_definite(hess):
         # a reduced-rank G can trap the search: restart with its variances spread out
         restart, more = _quasi_newton(objective, _spread(model, theta, theta0), scale)
         again = evaluate(model, prep, restart, reml)
+        calls[0] += 1
         if again.loglik > ev.loglik + 1e-8:
             theta, ev = restart, again
-            hess = _hessian(model, prep, theta, reml)
+            hess = _hessian(model, prep, theta, reml, calls)
             messages += ["restarted from a full-rank G"] + more
     message = "; ".join(messages)
     decrement = np.inf  # expected gain in log-likelihood of a full Newton step
@@ -339,8 +347,8 @@ def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = N
             break  # no step improves: stay where we are
         theta = theta + step
         ev = evaluate(model, prep, theta, reml)
-        hess = _hessian(model, prep, theta, reml)
-        calls[0] += 2 * len(theta) + 1
+        calls[0] += 1
+        hess = _hessian(model, prep, theta, reml, calls)
     final = ev
     grad_norm = float(np.max(np.abs(final.gradient))) if len(theta) else 0.0
     converged = bool(np.isfinite(final.loglik) and (

@@ -18,7 +18,8 @@ missing entry. So per dyad::
 a small dense solve of the size of the dyad's missing entries, on top of the stencil. The
 derivatives follow from those of the stencil coefficients (``dE``, ``d(WU)``)::
 
-    d(B' Q_mm^-1 B) = dB' X + X' dB - X' dQ_mm X,   X = Q_mm^-1 B,   d log|Q_mm| = tr(Q_mm^-1 dQ_mm).
+    d(B' Q_mm^-1 B) = dB' X + X' dB - X' dQ_mm X,   X = Q_mm^-1 B,
+    d log|Q_mm| = tr(Q_mm^-1 dQ_mm).
 
 Dyads are grouped by their number of missing entries (padded to a power of two) and handled
 in batches. The dense Cholesky path (:mod:`apim.engine.dense_residual`) stays as the oracle.
@@ -181,17 +182,18 @@ class MissingCorrection:
             d(B' X) = sym(K' X),   K = dE' WU + E' d(WU) - E' dE X,
             d log|Q_mm| = 2 tr(dE' E Q_mm^-1).
         """
-        gradient = dc is not None
         r = self.n_random
         coef = c[:, self.j_type]                                 # (slots, nJ)
         wu = sum(coef[s][:, None] * self.gathered[s] for s in range(len(coef)))  # W U
         rows, rest, logdet = products.rows.copy(), products.rest.copy(), products.logdet.copy()
-        if gradient:
+        gradient = dc is not None and products.d_rows is not None
+        if dc is not None and products.d_rows is not None:
             d_coef = dc[:, :, self.j_type].transpose(1, 2, 0)       # (slots, nJ, k)
             d_wu = sum(d_coef[s][:, :, None] * self.gathered[s][:, None]
                        for s in range(len(d_coef)))                  # (nJ, k, m)
-            d_rows, d_rest = products.d_rows.copy(), products.d_rest.copy()
-            d_logdet = products.d_logdet.copy()
+            d_rows = products.d_rows.copy()
+            d_rest = np.array(products.d_rest, float)
+            d_logdet = np.array(products.d_logdet, float)
         m = wu.shape[1]
         for b in self.batches:
             n_b, width, _ = b.pad.shape
@@ -211,7 +213,7 @@ class MissingCorrection:
             rows[b.dyads] -= np.swapaxes(big_b[..., :r], 1, 2) @ x
             rest -= big_b[..., r:].reshape(-1, m - r).T @ x[..., r:].reshape(-1, m - r)
             logdet[b.dyads] += 2 * np.log(np.diagonal(lower, axis1=1, axis2=2)).sum(1)
-            if not gradient:
+            if dc is None or not gradient:
                 continue
             # in the space of the missing entries (parameters folded into the matrix
             # dimensions: few, larger products)

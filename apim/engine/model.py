@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from apim.engine.moments import DenseProducts, TypeMoments, cross_products
+from apim.engine.moments import ProductSource, cross_products
 from apim.engine.residual import Residual, ResidualLayout
 from apim.engine.structures import RandomStructure
 from apim.errors import RankDeficientError, SpecError
@@ -118,7 +118,7 @@ class Prepared:
     q_t: int
     q: int
     p: int
-    products: TypeMoments | DenseProducts
+    products: ProductSource
 
     @classmethod
     def of(cls, model: MixedModel) -> Prepared:

@@ -15,6 +15,7 @@ dyads are whitened densely and their products summed directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -205,8 +206,15 @@ def _subset(layout: ResidualLayout, dyads: np.ndarray) -> tuple[ResidualLayout, 
                                 layout.role[keep]), keep
 
 
+class ProductSource(Protocol):
+    """Anything that gives the whitened cross products at a residual parameter vector."""
+
+    def products(self, residual: Residual, theta: np.ndarray, gradient: bool
+                 ) -> Products: ...
+
+
 def cross_products(residual: Residual, layout: ResidualLayout, raw: np.ndarray,
-                   n_random: int, dense: bool = False) -> TypeMoments | DenseProducts | SplitProducts:
+                   n_random: int, dense: bool = False) -> ProductSource:
     """The cheapest exact way to get whitened cross products for ``residual``; the first
     ``n_random`` columns of ``raw`` are the random-effect designs.
 

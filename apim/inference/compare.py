@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from apim.data.session import SessionData
+from apim.engine.distributions import stats
 from apim.errors import SpecError
 from apim.model.fit import fit
 from apim.model.result import APIMResult

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from apim.engine.distributions import stats
 from apim.engine.fit import MixedFit
 from apim.model.design import APIMDesign
 from apim.model.spec import APIMSpec
