@@ -30,6 +30,7 @@ import pandas as pd
 from apim.engine.inference import containment_df, satterthwaite_df
 from apim.engine.likelihood import Evaluation, evaluate, split_theta
 from apim.engine.model import MixedModel, Prepared
+from apim.engine.threads import one_blas_thread
 from apim.errors import BoundaryWarning, SpecError
 
 __all__ = ["fit", "MixedFit", "start_values"]
@@ -266,6 +267,7 @@ def _spread(model: MixedModel, theta: np.ndarray, theta0: np.ndarray) -> np.ndar
     return np.concatenate([model.random.start(np.maximum(g_now, 0.1 * g_start)), t_t, t_r])
 
 
+@one_blas_thread
 def fit(model: MixedModel, method: Method = "REML", start: np.ndarray | None = None,
         max_newton: int = 8) -> MixedFit:
     """Fit ``model`` by REML (default) or ML.

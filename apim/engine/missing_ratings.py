@@ -62,182 +62,149 @@ def complete_grid(layout: ResidualLayout, raw: np.ndarray
     return grid, grid_raw, np.flatnonzero(~observed)
 
 
-def _merged_groups(dyads: np.ndarray, size: np.ndarray, touch: np.ndarray
-                   ) -> list[tuple[int, np.ndarray]]:
+def _merged_groups(dyads: np.ndarray, size: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """Dyads grouped by padded number of missing entries; neighbouring groups are merged
     while the padding costs less than the overhead of another batch."""
-    overhead = 20_000  # array elements worth one more batch of numpy calls
-    groups: list[tuple[int, int, np.ndarray]] = []  # (width, touching-row width, dyads)
+    overhead = 2_000  # padded entries worth one more batch of numpy calls
+    groups: list[tuple[int, np.ndarray]] = []
     for width in np.unique(size):
-        members = size == width
-        w, wj, dy = int(width), int(touch[members].max()), dyads[members]
+        w, dy = int(width), dyads[size == width]
         if groups:
-            w0, wj0, dy0 = groups[-1]
-            merged = (len(dy0) + len(dy)) * w * wj
-            if merged <= len(dy0) * w0 * wj0 + len(dy) * w * wj + overhead:
-                groups[-1] = (w, wj, np.sort(np.r_[dy0, dy]))
+            w0, dy0 = groups[-1]
+            if (len(dy0) + len(dy)) * w * w <= len(dy0) * w0 * w0 + len(dy) * w * w + overhead:
+                groups[-1] = (w, np.sort(np.r_[dy0, dy]))
                 continue
-        groups.append((w, wj, dy))
-    return [(w, dy) for w, _, dy in groups]
+        groups.append((w, dy))
+    return groups
 
 
 @dataclass(frozen=True, eq=False)
 class _Batch:
-    """Dyads whose missing entries fit in ``n_missing`` slots (padded)."""
+    """Dyads whose missing entries fit in ``width`` slots (padded), with the moments that
+    give ``B = E'(WU)`` and ``Q_mm = E'E`` as weighted sums (see :class:`MissingCorrection`).
+    """
 
     dyads: np.ndarray      # (b,) dyad numbers
-    j_rows: np.ndarray     # (nJ,) whitened rows touching a missing entry (indices into J)
-    j_dyad: np.ndarray     # (nJ,) local dyad (0..b-1)
-    j_pos: np.ndarray      # (nJ,) position among the dyad's touching rows
-    e_dyad: np.ndarray     # (nE,) incidences: local dyad,
-    e_row: np.ndarray      # position of the whitened row,
-    e_col: np.ndarray      # position of the missing entry,
-    e_slot: np.ndarray     # stencil slot through which the row touches it,
-    e_type: np.ndarray     # type of the whitened row
-    pad: np.ndarray        # (b, n_missing, n_missing) 1 on the diagonal of padding slots
-    width_j: int
-    n_params: int
-
-    @property
-    def e_flat(self) -> np.ndarray:
-        """Flat positions of the incidences in ``E`` (b, width_j, n_missing)."""
-        return (self.e_dyad * self.width_j + self.e_row) * self.pad.shape[1] + self.e_col
-
-    @property
-    def j_flat(self) -> np.ndarray:
-        return self.j_dyad * self.width_j + self.j_pos
-
-    @property
-    def de_flat(self) -> np.ndarray:
-        """Flat positions of (incidence, parameter) in ``dE'`` (b, k, n_missing, width_j)."""
-        k, width = self.n_params, self.pad.shape[1]
-        return (((self.e_dyad[:, None] * k + np.arange(k)) * width + self.e_col[:, None])
-                * self.width_j + self.e_row[:, None])
+    pad: np.ndarray        # (b, width, width) 1 on the diagonal of padding slots
+    b_moments: np.ndarray  # (combos, b * width * m)
+    q_moments: np.ndarray  # (combos, b * width * width)
 
 
 @dataclass(frozen=True, eq=False)
 class MissingCorrection:
     """The Schur-complement correction ``B' Q_mm^-1 B`` per dyad with missing entries.
 
-    ``J`` are the whitened rows that touch a missing entry; ``gathered`` holds, for each
-    of them and each stencil slot, the (zero-filled) data row the slot links to.
+    A whitened row ``j`` of type ``t`` touches a missing entry through its slot ``l``
+    (``E[j, col] = c_l(t)``) and combines data rows through its slots ``l'``
+    (``(WU)_j = sum_l' c_l'(t) u_l'``). So ``B = E'(WU)`` and ``Q_mm = E'E`` are sums over
+    combinations ``(t, l, l')`` of ``c_l(t) c_l'(t)`` times moments that do not depend on
+    the parameters, computed once, as for the stencil itself (:class:`TypeMoments`).
     """
 
-    types: RowTypes
-    j_type: np.ndarray      # (nJ,)
-    gathered: np.ndarray    # (slots, nJ, m)
+    combos: np.ndarray     # (C, 3): type, slot touching the missing entry, other slot
     batches: tuple[_Batch, ...]
     n_random: int
 
     @classmethod
     def of(cls, types: RowTypes, grid: ResidualLayout, grid_raw: np.ndarray,
-           missing: np.ndarray, n_random: int, n_params: int) -> MissingCorrection:
+           missing: np.ndarray, n_random: int) -> MissingCorrection:
         links = types.links
+        n_slots, n_types = len(types.slots), len(types.role)
+        m = grid_raw.shape[1]
         is_missing = np.zeros(len(grid.dyad), bool)
         is_missing[missing] = True
-        inc_row, inc_slot, inc_col = [], [], []
-        for s in range(len(types.slots)):
-            hit = np.flatnonzero((links[s] >= 0) & is_missing[np.maximum(links[s], 0)])
-            inc_row.append(hit)
-            inc_slot.append(np.full(len(hit), s))
-            inc_col.append(links[s][hit])
-        row, slot, col = (np.concatenate(a) for a in (inc_row, inc_slot, inc_col))
-        j_rows, j_index = np.unique(row, return_inverse=True)
-        gathered = np.where((links[:, j_rows] >= 0)[:, :, None],
-                            grid_raw[np.maximum(links[:, j_rows], 0)], 0.0)
-        # per dyad: missing entries and touching rows, numbered from 0
         m_dyad = grid.dyad[missing]
         m_pos = np.arange(len(missing)) - np.searchsorted(m_dyad, m_dyad)
         n_missing = np.bincount(m_dyad, minlength=len(grid.dyad_start))
-        j_dyad_all = grid.dyad[j_rows]
-        j_pos_all = np.arange(len(j_rows)) - np.searchsorted(j_dyad_all, j_dyad_all)
-        n_touch = np.bincount(j_dyad_all, minlength=len(grid.dyad_start))
-        col_pos = m_pos[np.searchsorted(missing, col)]
+        # incidences: (row, slot) -> position of the missing entry it touches, or -1
+        touching = np.flatnonzero(np.any((links >= 0) & is_missing[np.maximum(links, 0)], 0))
+        hit_col = np.full((len(touching), n_slots), -1)
+        for sl in range(n_slots):
+            target = links[sl, touching]
+            hit = (target >= 0) & is_missing[np.maximum(target, 0)]
+            hit_col[hit, sl] = m_pos[np.searchsorted(missing, target[hit])]
+        kind = types.index[touching]
+        present = links[:, touching] >= 0                      # (slots, rows)
+        used = np.zeros((n_types, n_slots, n_slots), bool)
+        for s1 in range(n_slots):
+            for s2 in range(n_slots):
+                used[kind[(hit_col[:, s1] >= 0) & present[s2]], s1, s2] = True
+        # c_l c_l' is symmetric in (l, l'): both orders share one moment
+        used = np.triu(used | np.swapaxes(used, 1, 2))
+        combos = np.argwhere(used)
+        combo_id = np.full(used.shape, -1)
+        combo_id[tuple(combos.T)] = np.arange(len(combos))
+        combo_id = np.maximum(combo_id, np.swapaxes(combo_id, 1, 2))
+        row_dyad = grid.dyad[touching]
         dyads = np.flatnonzero(n_missing)
         size = 2 ** np.ceil(np.log2(n_missing[dyads])).astype(int)
         batches = []
-        for width, group in _merged_groups(dyads, size, n_touch[dyads]):
+        for width, group in _merged_groups(dyads, size):
             for lo in range(0, len(group), BATCH_DYADS):
                 members = group[lo:lo + BATCH_DYADS]
                 local = np.full(len(grid.dyad_start), -1)
                 local[members] = np.arange(len(members))
-                in_j = np.flatnonzero(local[j_dyad_all] >= 0)
-                in_e = np.flatnonzero(local[grid.dyad[row]] >= 0)
+                mine = local[row_dyad] >= 0
+                b_idx, col_h = local[row_dyad[mine]], hit_col[mine]
+                rows_h, kind_h = touching[mine], kind[mine]
+                n_b = len(members)
+                bm = np.zeros((len(combos), n_b, width, m))
+                qm = np.zeros((len(combos), n_b, width, width))
+                for s1 in range(n_slots):
+                    on = col_h[:, s1] >= 0
+                    for s2 in range(n_slots):
+                        both = on & (links[s2, rows_h] >= 0)
+                        cid = combo_id[kind_h[both], s1, s2]
+                        np.add.at(bm, (cid, b_idx[both], col_h[both, s1]),
+                                  grid_raw[links[s2, rows_h[both]]])
+                        pair = both & (col_h[:, s2] >= 0)
+                        np.add.at(qm, (combo_id[kind_h[pair], s1, s2], b_idx[pair],
+                                       col_h[pair, s1], col_h[pair, s2]), 1.0)
                 pad = np.arange(width)[None, :] >= n_missing[members][:, None]
-                pad = pad[:, :, None] * np.eye(width)
-                batches.append(_Batch(
-                    dyads=members, j_rows=in_j, j_dyad=local[j_dyad_all[in_j]],
-                    j_pos=j_pos_all[in_j], e_dyad=local[grid.dyad[row[in_e]]],
-                    e_row=j_pos_all[j_index[in_e]], e_col=col_pos[in_e],
-                    e_slot=slot[in_e], e_type=types.index[row[in_e]], pad=pad,
-                    width_j=int(n_touch[members].max()), n_params=n_params))
-        return cls(types=types, j_type=types.index[j_rows], gathered=gathered,
-                   batches=tuple(batches), n_random=n_random)
+                batches.append(_Batch(dyads=members, pad=pad[:, :, None] * np.eye(width),
+                                      b_moments=bm.reshape(len(combos), -1),
+                                      q_moments=qm.reshape(len(combos), -1)))
+        return cls(combos=combos, batches=tuple(batches), n_random=n_random)
 
     def apply(self, products: Products, c: np.ndarray, dc: np.ndarray | None) -> Products:
         """``products`` of the complete grid minus the correction, plus ``log|Q_mm|``.
 
         With ``X = Q_mm^-1 B`` and ``sym(A) = A + A'``::
 
-            d(B' X) = sym(K' X),   K = dE' WU + E' d(WU) - E' dE X,
-            d log|Q_mm| = 2 tr(dE' E Q_mm^-1).
+            d(B' X) = sym(L' X),   L = dB - dQ_mm X / 2,   d log|Q_mm| = tr(Q_mm^-1 dQ_mm).
         """
         r = self.n_random
-        coef = c[:, self.j_type]                                 # (slots, nJ)
-        wu = sum(coef[s][:, None] * self.gathered[s] for s in range(len(coef)))  # W U
-        rows, rest, logdet = products.rows.copy(), products.rest.copy(), products.logdet.copy()
+        t, s1, s2 = self.combos.T
+        weights = (c[s1, t] * c[s2, t])[None]
         gradient = dc is not None and products.d_rows is not None
-        if dc is not None and products.d_rows is not None:
-            d_coef = dc[:, :, self.j_type].transpose(1, 2, 0)       # (slots, nJ, k)
-            d_wu = sum(d_coef[s][:, :, None] * self.gathered[s][:, None]
-                       for s in range(len(d_coef)))                  # (nJ, k, m)
-            d_rows = products.d_rows.copy()
+        if dc is not None and gradient:
+            weights = np.vstack([weights, dc[:, s1, t] * c[s2, t] + c[s1, t] * dc[:, s2, t]])
+            d_rows = np.array(products.d_rows, float)
             d_rest = np.array(products.d_rest, float)
             d_logdet = np.array(products.d_logdet, float)
-        m = wu.shape[1]
+        rows, rest, logdet = products.rows.copy(), products.rest.copy(), products.logdet.copy()
+        m = rows.shape[2]
+        u = m - r
         for b in self.batches:
             n_b, width, _ = b.pad.shape
-            e = np.zeros(n_b * b.width_j * width)
-            e[b.e_flat] = c[b.e_slot, b.e_type]
-            e = e.reshape(n_b, b.width_j, width)
-            w = np.zeros((n_b * b.width_j, m))
-            w[b.j_flat] = wu[b.j_rows]
-            w = w.reshape(n_b, b.width_j, m)
-            et = np.swapaxes(e, 1, 2)
-            q = et @ e
-            q += b.pad
-            big_b = et @ w
+            big_b = (weights @ b.b_moments).reshape(len(weights), n_b, width, m)
+            q_all = (weights @ b.q_moments).reshape(len(weights), n_b, width, width)
+            q = q_all[0] + b.pad
             lower = np.linalg.cholesky(q)
             q_inv = np.linalg.inv(q)
-            x = q_inv @ big_b
-            rows[b.dyads] -= np.swapaxes(big_b[..., :r], 1, 2) @ x
-            rest -= big_b[..., r:].reshape(-1, m - r).T @ x[..., r:].reshape(-1, m - r)
+            x = q_inv @ big_b[0]
+            rows[b.dyads] -= np.swapaxes(big_b[0, ..., :r], 1, 2) @ x
+            rest -= big_b[0, ..., r:].reshape(-1, u).T @ x[..., r:].reshape(-1, u)
             logdet[b.dyads] += 2 * np.log(np.diagonal(lower, axis1=1, axis2=2)).sum(1)
-            if dc is None or not gradient:
+            if not gradient:
                 continue
-            # in the space of the missing entries (parameters folded into the matrix
-            # dimensions: few, larger products)
-            k, wj = dc.shape[0], b.width_j
-            de_t = np.zeros(n_b * k * width * wj)                # dE'
-            de_t[b.de_flat] = dc[:, b.e_slot, b.e_type].T
-            de_t = de_t.reshape(n_b, k, width, wj)
-            dw = np.zeros((n_b * wj, k, m))                     # d(WU)
-            dw[b.j_flat] = d_wu[b.j_rows]
-            dw = dw.reshape(n_b, wj, k, m)
-            de_t2 = de_t.reshape(n_b, k * width, wj)
-            h = (de_t2 @ e).reshape(n_b, k, width, width)        # dE'E
-            kk = ((de_t2 @ w).reshape(n_b, k, width, m)
-                  + (et @ dw.reshape(n_b, wj, k * m)).reshape(n_b, width, k, m)
-                  .transpose(0, 2, 1, 3)
-                  - np.swapaxes(h, 2, 3) @ x[:, None])             # K = dB - E'dE X
-            xr = x[:, None, :, :r]
-            d_rows[:, b.dyads] -= (np.swapaxes(kk[..., :r], 2, 3) @ x[:, None]
-                                   + np.swapaxes(xr, 2, 3) @ kk).transpose(1, 0, 2, 3)
-            u = m - r
-            half = (np.swapaxes(kk[..., r:].transpose(1, 0, 2, 3).reshape(k, -1, u), 1, 2)
-                    @ x[..., r:].reshape(-1, u))
+            ell = big_b[1:] - 0.5 * q_all[1:] @ x[None]           # (k, b, width, m)
+            d_rows[:, b.dyads] -= (np.swapaxes(ell[..., :r], 2, 3) @ x[None]
+                                   + np.swapaxes(x[None, ..., :r], 2, 3) @ ell)
+            k = len(ell)
+            half = np.swapaxes(ell[..., r:].reshape(k, -1, u), 1, 2) @ x[..., r:].reshape(-1, u)
             d_rest -= half + np.swapaxes(half, 1, 2)
-            d_logdet[:, b.dyads] += 2 * np.einsum("bkpp->kb", h @ q_inv[:, None])
+            d_logdet[:, b.dyads] += np.einsum("bij,kbji->kb", q_inv, q_all[1:])
         if not gradient:
             return Products(rows, rest, logdet)
         return Products(rows, rest, logdet, d_rows, d_rest, d_logdet)
@@ -256,8 +223,7 @@ class GridProducts:
         grid, grid_raw, missing = complete_grid(layout, raw)
         types = residual.row_types(grid)
         moments = TypeMoments.of(residual, grid, grid_raw, n_random, types)
-        return cls(moments, MissingCorrection.of(types, grid, grid_raw, missing, n_random,
-                                                 residual.n_params))
+        return cls(moments, MissingCorrection.of(types, grid, grid_raw, missing, n_random))
 
     def products(self, residual: Residual, theta: np.ndarray, gradient: bool) -> Products:
         c, dc = residual.coefficients(theta, self.moments.types)
