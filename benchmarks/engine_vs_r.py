@@ -137,11 +137,11 @@ from apim.engine.fit import fit
 d = seed_design({n}, 30, seed=2)
 model = engine_model(d, False)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 r = fit(model, "REML")
-seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF)
-                  .ru_maxrss / 1024, "before_mb": before, "converged": r.converged,
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"seconds": seconds, "cpu": cpu, "rss_mb": peak, "before_mb": before, "converged": r.converged,
                   "evaluations": r.n_evaluations}}))
 """
 
@@ -156,7 +156,7 @@ def scaling(sizes: list[int], reps: int) -> list[dict]:
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
         rows.append({"dyads": n, "rows": n * 60, "runs": len(runs),
                      **{k: float(np.median([r[k] for r in runs]))
-                        for k in ("seconds", "rss_mb", "before_mb", "evaluations")},
+                        for k in ("seconds", "cpu", "rss_mb", "before_mb", "evaluations")},
                      "converged": all(r["converged"] for r in runs)})
         print(f"scaling {n}: {rows[-1]}", flush=True)
     return rows
@@ -310,13 +310,20 @@ def main() -> None:
                                                          "scaling"}
     sizes = [int(s) for s in args.sizes.split(",") if s]
     load = os.getloadavg()
-    sections = [f"# Speed benchmark\n\nMachine: {machine()}\n",
+    header = [f"# Speed benchmark\n\nMachine: {machine()}\n",
                 f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
                 f"`python benchmarks/engine_vs_r.py`; medians of {args.reps} runs (apim: "
                 f"{max(5, args.reps)}). Load average at the start: {load[0]:.1f} (the "
                 "machine was shared with other jobs; all engines ran in the same conditions, "
                 "interleaved by scenario).\n"]
-    summary = []
+    summary: list[str] = []
+    sections: list[str] = []
+
+    def flush(key: str) -> None:  # each part is its own section of RESULTS.md
+        write_section(f"speed-{key}", "\n".join(header + sections))
+        print("\n".join(sections), flush=True)
+        sections.clear()
+
     with tempfile.TemporaryDirectory() as tmp:
         for key, label, options, engines, with_sm in (SCENARIOS if "engines" in parts
                                                       else ()):
@@ -338,6 +345,10 @@ def main() -> None:
             if nlme:
                 ratio = nlme["seconds"] / rows[0]["seconds"]
                 summary.append(f"| {label.split(')')[0]}) | {ratio:.0f}x |")
+        if summary:
+            sections += ["## nlme time / apim time\n", "| scenario | ratio |", "|---|---|",
+                         *summary, "", NOTES]
+            flush("engines")
         if "un-ar1" in parts:
             un = un_ar1_missing(max(5, args.reps))
             base = un[0]["seconds"]
@@ -353,8 +364,10 @@ def main() -> None:
                          "|---|---|---|---|---|---|---|---|"]
             sections += [f"| {100 * r['missing']:.0f}% | {r['rows']:,} | {r['seconds']:.3f} | "
                          f"{r['seconds'] / base:.2f} | {r['evaluations']} | {r['loglik']:.4f} | "
-                         f"{r['products_ms']:.1f} | {r['dense_ms']:.1f} |" for r in un]
-            sections.append("")
+                         f"{r['products_ms']:.1f} | "
+                         f"{r['dense_ms']:.1f} |" if r["missing"] else
+                         f"{r['products_ms']:.1f} | (same) |" for r in un]
+            flush("un-ar1")
         if "command" in parts:
             c = whole_command(Path(tmp), args.reps)
             sections += ["## (g) the whole command and import time\n",
@@ -373,23 +386,19 @@ def main() -> None:
                          f"| `python -c 'pass'` | {c['python']:.3f} |",
                          "| `-X importtime` cumulative for apim | "
                          f"{c['importtime_us'] / 1e6:.3f} |",
-                         "", f"Heavy modules loaded by `import apim`: {c['heavy']}.", ""]
+                         "", f"Heavy modules loaded by `import apim`: {c['heavy']}."]
+            flush("command")
     if "scaling" in parts:
         rows = scaling(sizes, args.reps)
         sections += ["## (h) scaling of apim, 30 sessions per dyad, model (a)\n",
-                     "| dyads | rows | runs | median seconds | seconds per 1,000 dyads | "
-                     "evaluations | peak RSS before fit (MB) | peak RSS (MB) |",
-                     "|---|---|---|---|---|---|---|---|"]
+                     "| dyads | rows | runs | median seconds | CPU seconds | seconds per 1,000 "
+                     "dyads | evaluations | peak RSS before fit (MB) | peak RSS (MB) |",
+                     "|---|---|---|---|---|---|---|---|---|"]
         sections += [f"| {r['dyads']:,} | {r['rows']:,} | {r['runs']} | {r['seconds']:.2f} | "
+                     f"{r['cpu']:.2f} | "
                      f"{1000 * r['seconds'] / r['dyads']:.3f} | {r['evaluations']:.0f} | "
                      f"{r['before_mb']:.0f} | {r['rss_mb']:.0f} |" for r in rows]
-    if summary:
-        sections += ["", "## nlme time / apim time\n", "| scenario | ratio |", "|---|---|",
-                     *summary]
-    sections += ["", NOTES]
-    text = "\n".join(sections)
-    write_section("engine", text)
-    print(text)
+        flush("scaling")
 
 
 if __name__ == "__main__":
