@@ -141,8 +141,8 @@ start, cpu = time.perf_counter(), time.process_time()
 r = fit(model, "REML")
 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({{"seconds": seconds, "cpu": cpu, "rss_mb": peak, "before_mb": before, "converged": r.converged,
-                  "evaluations": r.n_evaluations}}))
+print(json.dumps({{"seconds": seconds, "cpu": cpu, "rss_mb": peak, "before_mb": before,
+                  "converged": r.converged, "evaluations": r.n_evaluations}}))
 """
 
 
