@@ -27,12 +27,17 @@ __all__ = ["one_blas_thread"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_CONTROLLER: list[Any] = []  # found once: looking up the loaded libraries takes ~15 ms
+
+
 def _limits() -> contextlib.AbstractContextManager[Any]:
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # optional: without it, BLAS keeps its own setting
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def one_blas_thread(func: F) -> F:
