@@ -362,11 +362,12 @@ def main() -> None:
                          "| missing | rows | median seconds | time / complete | evaluations | "
                          "logLik | products ms (used) | products ms (dense) |",
                          "|---|---|---|---|---|---|---|---|"]
-            sections += [f"| {100 * r['missing']:.0f}% | {r['rows']:,} | {r['seconds']:.3f} | "
-                         f"{r['seconds'] / base:.2f} | {r['evaluations']} | {r['loglik']:.4f} | "
-                         f"{r['products_ms']:.1f} | "
-                         f"{r['dense_ms']:.1f} |" if r["missing"] else
-                         f"{r['products_ms']:.1f} | (same) |" for r in un]
+            for r in un:
+                dense = f"{r['dense_ms']:.1f}" if r["missing"] else "(same)"
+                sections.append(
+                    f"| {100 * r['missing']:.0f}% | {r['rows']:,} | {r['seconds']:.3f} | "
+                    f"{r['seconds'] / base:.2f} | {r['evaluations']} | {r['loglik']:.4f} | "
+                    f"{r['products_ms']:.1f} | {dense} |")
             flush("un-ar1")
         if "command" in parts:
             c = whole_command(Path(tmp), args.reps)
