@@ -1,9 +1,16 @@
-"""Engine benchmark: apim against nlme, glmmTMB, lme4 and statsmodels, in one run.
+"""Speed benchmark: apim against nlme, glmmTMB, lme4 and statsmodels, in one run.
 
 (a) the seed design: 241 dyads x 30 sessions x 2 roles, role-specific random intercepts
     (unstructured), role-specific residual variances and same-session correlation;
 (b) the same with role-specific random actor and partner slopes (6 x 6 unstructured G);
-(c) apim's time and peak memory from 1,000 to 100,000 dyads x 30 sessions.
+(c) (a) with dyads nested in therapists (4 dyads each) and therapist intercepts;
+(d) (a) with AR(1) residuals within person instead of the same-session correlation;
+(e) Bolger & Laurenceau's dyadic diary data (100 couples x 21 days), model (a);
+(f) ``UN x AR(1)`` residuals (apim only; nlme cannot fit them) with 0, 3 and 10% of single
+    ratings missing;
+(g) the whole command: ``apim fit`` on a seed-size CSV against an Rscript doing the same
+    job (read, within/between split, partner columns, nlme, print); ``import apim``;
+(h) apim's time and peak memory from 1,000 to 100,000 dyads x 30 sessions.
 
 nlme and glmmTMB fit the same model (glmmTMB: residuals as a dyad:session random effect with
 the dispersion fixed at zero); lme4 and statsmodels MixedLM fit their nearest model (the
@@ -11,7 +18,7 @@ same random effects, independent equal-variance residuals). Times are medians of
 runs of the fit alone (data already in memory). Writes its section of
 ``benchmarks/RESULTS.md``.
 
-Usage: ``python benchmarks/engine_vs_r.py [--reps 3] [--sizes 1000,3000,...]``
+Usage: ``python benchmarks/engine_vs_r.py [--reps 3] [--sizes 1000,10000,...]``
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # this checkout's apim, also in subprocesses
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 from results_file import write_section  # noqa: E402
 from seed_data import seed_design  # noqa: E402
@@ -39,8 +48,8 @@ from seed_data import seed_design  # noqa: E402
 PREDICTORS = ["aw", "pw", "ab", "pb"]
 
 
-def engine_model(d, slopes: bool):
-    from apim.engine import MixedModel, Residual, Unstructured
+def engine_model(d, slopes: bool, residual: str = "un", therapist: bool = False):
+    from apim.engine import Diagonal, MixedModel, Residual, Unstructured
 
     p, t = 1 - d["role"].to_numpy(float), d["role"].to_numpy(float)
     X = np.column_stack([p, t] + [p * d[c] for c in PREDICTORS] + [t * d[c] for c in PREDICTORS])
@@ -48,13 +57,33 @@ def engine_model(d, slopes: bool):
     Z = np.column_stack(cols).astype(float)
     return MixedModel(y=d["y"].to_numpy(), X=X, dyad=d["dyad"].to_numpy(),
                       role=d["role"].to_numpy(), session=d["session"].to_numpy(), Z=Z,
-                      random=Unstructured(Z.shape[1]), residual=Residual.named("un"))
+                      random=Unstructured(Z.shape[1]), residual=Residual.named(residual),
+                      therapist=d["therapist"].to_numpy() if therapist else None,
+                      therapist_random=Diagonal(1) if therapist else None)
 
 
-def time_apim(d, slopes: bool, reps: int) -> dict:
+def bolger_laurenceau():
+    """The couples' diary data stacked to one row per person and day (female = role 0),
+    with the book's within/between split of work stressors as actor/partner columns."""
+    import pandas as pd
+
+    root = Path(os.environ.get("APIM_SHARED_DATA", "/work/shared/data"))
+    wide = pd.read_csv(root / "bolger_laurenceau_ch8_dyads" / "BLdyads_long.csv")
+    parts = []
+    for role, me, other in ((0, "f", "m"), (1, "m", "f")):
+        parts.append(pd.DataFrame({
+            "dyad": wide["coupleid"], "session": wide["time"] + 1, "role": role,
+            "aw": wide[f"{me}_wrkstrsc_w"], "pw": wide[f"{other}_wrkstrsc_w"],
+            "ab": wide[f"{me}_wrkstrsc_b"], "pb": wide[f"{other}_wrkstrsc_b"],
+            "y": wide[f"{me}_reldis"]}))
+    return pd.concat(parts).sort_values(["dyad", "session", "role"]).reset_index(drop=True)
+
+
+def time_apim(d, slopes: bool, reps: int, residual: str = "un",
+              therapist: bool = False) -> dict:
     from apim.engine.fit import fit
 
-    model = engine_model(d, slopes)
+    model = engine_model(d, slopes, residual, therapist)
     times, result = [], None
     for _ in range(reps):
         start = time.perf_counter()
@@ -62,7 +91,7 @@ def time_apim(d, slopes: bool, reps: int) -> dict:
         times.append(time.perf_counter() - start)
     return {"engine": "apim", "seconds": float(np.median(times)), "loglik": result.loglik,
             "coef": result.coef.to_numpy(), "se": result.se.to_numpy(),
-            "converged": result.converged}
+            "converged": result.converged, "evaluations": result.n_evaluations}
 
 
 def time_statsmodels(d, slopes: bool, reps: int) -> dict:
@@ -107,11 +136,13 @@ from engine_vs_r import engine_model
 from apim.engine.fit import fit
 d = seed_design({n}, 30, seed=2)
 model = engine_model(d, False)
-start = time.perf_counter()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+start, cpu = time.perf_counter(), time.process_time()
 r = fit(model, "REML")
-seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF)
-                  .ru_maxrss / 1024, "converged": r.converged}}))
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"seconds": seconds, "cpu": cpu, "rss_mb": peak, "before_mb": before,
+                  "converged": r.converged, "evaluations": r.n_evaluations}}))
 """
 
 
@@ -119,16 +150,90 @@ def scaling(sizes: list[int], reps: int) -> list[dict]:
     rows = []
     for n in sizes:
         runs = []
-        for _ in range(reps):
+        for _ in range(reps if n < 100_000 else 1):  # the largest once: minutes, GBs
             out = subprocess.run([sys.executable, "-c", SCALING.format(here=str(HERE), n=n)],
                                  capture_output=True, text=True, check=True)
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        rows.append({"dyads": n, "rows": n * 60,
-                     "seconds": float(np.median([r["seconds"] for r in runs])),
-                     "rss_mb": float(np.median([r["rss_mb"] for r in runs])),
+        rows.append({"dyads": n, "rows": n * 60, "runs": len(runs),
+                     **{k: float(np.median([r[k] for r in runs]))
+                        for k in ("seconds", "cpu", "rss_mb", "before_mb", "evaluations")},
                      "converged": all(r["converged"] for r in runs)})
         print(f"scaling {n}: {rows[-1]}", flush=True)
     return rows
+
+
+def un_ar1_missing(reps: int) -> list[dict]:
+    """UN x AR(1) on the seed design (phi = 0.3) with single ratings missing at random."""
+    from apim.engine.fit import fit
+    from apim.engine.model import Prepared
+    from apim.engine.moments import cross_products
+    from apim.engine.threads import one_blas_thread
+
+    full = seed_design(241, 30, seed=3, phi=0.3)
+    rows = []
+    for share in (0.0, 0.03, 0.10):
+        keep = np.random.default_rng(4).random(len(full)) >= share
+        model = engine_model(full[keep], False, "un-ar1")
+        times, result = [], None
+        for _ in range(reps):
+            start = time.perf_counter()
+            result = fit(model, "REML")
+            times.append(time.perf_counter() - start)
+        prep = Prepared.of(model)
+        theta = result.theta[-4:]
+
+        @one_blas_thread
+        def per_evaluation(source, theta=theta, model=model, n=5):
+            start = time.perf_counter()
+            for _ in range(n):
+                source.products(model.residual, theta, True)
+            return (time.perf_counter() - start) / n
+
+        dense = cross_products(model.residual, prep.layout, prep.raw, model.q, dense=True)
+        rows.append({"missing": share, "rows": int(keep.sum()),
+                     "seconds": float(np.median(times)), "loglik": result.loglik,
+                     "evaluations": result.n_evaluations, "converged": result.converged,
+                     "products_ms": 1e3 * per_evaluation(prep.products),
+                     "dense_ms": 1e3 * per_evaluation(dense)})
+        print("un-ar1", rows[-1], flush=True)
+    return rows
+
+
+def median_wall(command: list[str], reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        subprocess.run(command, capture_output=True, text=True, check=True)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def whole_command(tmp: Path, reps: int) -> dict:
+    """``apim fit`` on a seed-size CSV vs Rscript doing the same job; import time."""
+    d = seed_design(241, 30, seed=1)
+    path = tmp / "seed_command.csv"
+    d.assign(x=d["aw"] + d["ab"])[["dyad", "session", "role", "x", "y"]].to_csv(path,
+                                                                              index=False)
+    apim_cmd = [sys.executable, "-m", "apim", "fit", str(path), "--dyad", "dyad",
+                "--session", "session", "--role", "role", "--roles", "0,1", "--outcome", "y",
+                "--predictor", "x", "--random", "intercepts", "--residual", "un"]
+    out = {"apim": median_wall(apim_cmd, max(5, reps)),
+           "python": median_wall([sys.executable, "-c", "pass"], max(5, reps)),
+           "import": median_wall([sys.executable, "-c", "import apim"], max(5, reps))}
+    if shutil.which("Rscript"):
+        out["R"] = median_wall(["Rscript", str(HERE / "whole_command.R"), str(path)], reps)
+        out["R_start"] = median_wall(["Rscript", "-e", "suppressMessages(library(nlme))"],
+                                     reps)
+    profile = subprocess.run([sys.executable, "-X", "importtime", "-c", "import apim"],
+                             capture_output=True, text=True).stderr.splitlines()
+    out["importtime_us"] = int(profile[-1].split("|")[1])
+    heavy = subprocess.run([sys.executable, "-c", "import sys, apim; print(','.join(m for m in "
+                            "('scipy.stats', 'scipy.optimize', 'statsmodels', 'linearmodels', "
+                            "'matplotlib', 'dask') if m in sys.modules))"],
+                           capture_output=True, text=True).stdout.strip()
+    out["heavy"] = heavy or "none"
+    print("command", out, flush=True)
+    return out
 
 
 NOTES = """Notes
@@ -138,9 +243,10 @@ NOTES = """Notes
 - Nearest model: lme4 and statsmodels cannot fit role-specific residual variances or the
   partners' residual correlation; they fit the same random effects with independent,
   equal-variance residuals, hence their different logLik.
-- Peak RSS is that of the whole process, including the generated data frame."""
-
-
+- apim fits with one BLAS thread (``apim.engine.threads``, through threadpoolctl when it is
+  installed); R and statsmodels run with their defaults.
+- Peak RSS is that of the whole process, including the generated data frame ("before fit"
+  is the peak before the fit started)."""
 def machine() -> str:
     cpu = "unknown CPU"
     if Path("/proc/cpuinfo").exists():
@@ -173,38 +279,127 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
+SCENARIOS = (  # key for fit_r.R, title, apim options, R engines, statsmodels?
+    ("a", "(a) seed design: random intercepts", {}, ["nlme", "glmmTMB", "lme4"], True),
+    ("b", "(b) plus random actor and partner slopes", {"slopes": True},
+     ["nlme", "glmmTMB", "lme4"], True),
+    ("t", "(c) therapist level: (a) with 4 dyads per therapist and therapist intercepts",
+     {"therapist": True}, ["nlme", "glmmTMB"], False),
+    ("r", "(d) AR(1) residuals within person (phi = 0.3), role-specific variances",
+     {"residual": "ar1"}, ["nlme"], False),
+    ("a", "(e) Bolger & Laurenceau (2013) couples' diaries, model (a)", {"bl": True},
+     ["nlme", "glmmTMB", "lme4"], False),
+)
+
+
+def scenario_data(key: str, options: dict):
+    if options.get("bl"):
+        return bolger_laurenceau()
+    return seed_design(241, 30, seed=1, slopes=options.get("slopes", False),
+                       phi=0.3 if key == "r" else 0.0, caseload=4 if key == "t" else 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--sizes", default="1000,3000,10000,30000,100000")
+    parser.add_argument("--sizes", default="1000,10000,30000,100000")
+    parser.add_argument("--only", default="", help="comma-separated parts to run "
+                        "(engines, un-ar1, command, scaling); default all")
     args = parser.parse_args()
+    parts = set(args.only.split(",")) if args.only else {"engines", "un-ar1", "command",
+                                                         "scaling"}
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    sections = [f"# Engine benchmark\n\nMachine: {machine()}\n",
+    load = os.getloadavg()
+    header = [f"# Speed benchmark\n\nMachine: {machine()}\n",
                 f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
-                "`python benchmarks/engine_vs_r.py`; medians of "
-                f"{args.reps} runs (apim: {max(5, args.reps)}).\n"]
+                f"`python benchmarks/engine_vs_r.py`; medians of {args.reps} runs (apim: "
+                f"{max(5, args.reps)}). Load average at the start: {load[0]:.1f} (the "
+                "machine was shared with other jobs; all engines ran in the same conditions, "
+                "interleaved by scenario).\n"]
+    summary: list[str] = []
+    sections: list[str] = []
+
+    def flush(key: str) -> None:  # each part is its own section of RESULTS.md
+        write_section(f"speed-{key}", "\n".join(header + sections))
+        print("\n".join(sections), flush=True)
+        sections.clear()
+
     with tempfile.TemporaryDirectory() as tmp:
-        for label, slopes, key in (("(a) seed design: random intercepts", False, "a"),
-                                   ("(b) plus random actor and partner slopes", True, "b")):
-            d = seed_design(241, 30, seed=1, slopes=slopes)
+        for key, label, options, engines, with_sm in (SCENARIOS if "engines" in parts
+                                                      else ()):
+            d = scenario_data(key, options)
             path = Path(tmp) / f"{key}.csv"
             d.to_csv(path, index=False)
-            rows = [time_apim(d, slopes, max(5, args.reps))]
-            rows += time_r(path, key, args.reps, ["nlme", "glmmTMB", "lme4"])
-            rows.append(time_statsmodels(d, slopes, args.reps))
+            apim_opts = {k: v for k, v in options.items() if k != "bl"}
+            rows = [time_apim(d, apim_opts.pop("slopes", False), max(5, args.reps),
+                              **apim_opts)]
+            rows += time_r(path, key, args.reps, engines)
+            if with_sm:
+                rows.append(time_statsmodels(d, options.get("slopes", False), args.reps))
             print(label, [(r["engine"], round(r["seconds"], 3)) for r in rows], flush=True)
-            sections += [f"## {label}\n", "241 dyads x 30 sessions x 2 roles (14,460 rows), "
-                         "REML.\n", *table(rows), ""]
-    rows = scaling(sizes, args.reps)
-    sections += ["## (c) scaling of apim, 30 sessions per dyad, model (a)\n",
-                 "| dyads | rows | median seconds | seconds per 1,000 dyads | peak RSS (MB) |",
-                 "|---|---|---|---|---|"]
-    sections += [f"| {r['dyads']:,} | {r['rows']:,} | {r['seconds']:.2f} | "
-                 f"{1000 * r['seconds'] / r['dyads']:.3f} | {r['rss_mb']:.0f} |" for r in rows]
-    sections += ["", NOTES]
-    text = "\n".join(sections)
-    write_section("engine", text)
-    print(text)
+            n_dyads = d["dyad"].nunique()
+            sections += [f"## {label}\n", f"{n_dyads} dyads, {len(d):,} rows, REML; apim: "
+                         f"{rows[0]['evaluations']} likelihood evaluations.\n",
+                         *table(rows), ""]
+            nlme = next((r for r in rows if r["engine"] == "nlme::lme"), None)
+            if nlme:
+                ratio = nlme["seconds"] / rows[0]["seconds"]
+                summary.append(f"| {label.split(')')[0]}) | {ratio:.0f}x |")
+        if summary:
+            sections += ["## nlme time / apim time\n", "| scenario | ratio |", "|---|---|",
+                         *summary, "", NOTES]
+            flush("engines")
+        if "un-ar1" in parts:
+            un = un_ar1_missing(max(5, args.reps))
+            base = un[0]["seconds"]
+            sections += ["## (f) UN x AR(1) with single ratings missing (apim only)\n",
+                         "Seed design with AR(1) residuals (phi = 0.3), random role "
+                         "intercepts, REML; ratings dropped at random. Per-evaluation "
+                         "time of the whitened cross products with gradient: the stencil "
+                         "with the Schur-complement correction (used) against dense "
+                         "Cholesky factors for the incomplete dyads (the oracle, the old "
+                         "path).\n",
+                         "| missing | rows | median seconds | time / complete | evaluations | "
+                         "logLik | products ms (used) | products ms (dense) |",
+                         "|---|---|---|---|---|---|---|---|"]
+            for r in un:
+                dense = f"{r['dense_ms']:.1f}" if r["missing"] else "(same)"
+                sections.append(
+                    f"| {100 * r['missing']:.0f}% | {r['rows']:,} | {r['seconds']:.3f} | "
+                    f"{r['seconds'] / base:.2f} | {r['evaluations']} | {r['loglik']:.4f} | "
+                    f"{r['products_ms']:.1f} | {dense} |")
+            flush("un-ar1")
+        if "command" in parts:
+            c = whole_command(Path(tmp), args.reps)
+            sections += ["## (g) the whole command and import time\n",
+                         "`apim fit seed.csv --dyad dyad --session session --role role "
+                         "--roles 0,1 --outcome y --predictor x --random intercepts "
+                         "--residual un` (241 dyads x 30 sessions; read, split, fit, "
+                         "print) against `Rscript benchmarks/whole_command.R seed.csv` "
+                         "(the same job with nlme; same estimates).\n",
+                         "| what | median seconds |", "|---|---|",
+                         f"| `apim fit` | {c['apim']:.3f} |"]
+            if "R" in c:
+                sections += [f"| Rscript + nlme | {c['R']:.3f} |",
+                             f"| ratio | {c['R'] / c['apim']:.1f}x |",
+                             f"| (Rscript start + `library(nlme)`) | {c['R_start']:.3f} |"]
+            sections += [f"| `python -c 'import apim'` | {c['import']:.3f} |",
+                         f"| `python -c 'pass'` | {c['python']:.3f} |",
+                         "| `-X importtime` cumulative for apim | "
+                         f"{c['importtime_us'] / 1e6:.3f} |",
+                         "", f"Heavy modules loaded by `import apim`: {c['heavy']}."]
+            flush("command")
+    if "scaling" in parts:
+        rows = scaling(sizes, args.reps)
+        sections += ["## (h) scaling of apim, 30 sessions per dyad, model (a)\n",
+                     "| dyads | rows | runs | median seconds | CPU seconds | seconds per 1,000 "
+                     "dyads | evaluations | peak RSS before fit (MB) | peak RSS (MB) |",
+                     "|---|---|---|---|---|---|---|---|---|"]
+        sections += [f"| {r['dyads']:,} | {r['rows']:,} | {r['runs']} | {r['seconds']:.2f} | "
+                     f"{r['cpu']:.2f} | "
+                     f"{1000 * r['seconds'] / r['dyads']:.3f} | {r['evaluations']:.0f} | "
+                     f"{r['before_mb']:.0f} | {r['rss_mb']:.0f} |" for r in rows]
+        flush("scaling")
 
 
 if __name__ == "__main__":

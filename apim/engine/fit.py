@@ -26,7 +26,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
 from apim.engine.control import FitControl
 from apim.engine.inference import containment_df, satterthwaite_df
@@ -34,6 +33,7 @@ from apim.engine.likelihood import Evaluation, evaluate, split_theta
 from apim.engine.model import MixedModel, Prepared
 from apim.engine.parameters import VarianceParameter, parameter_table
 from apim.engine.scaling import Scaling
+from apim.engine.threads import one_blas_thread
 from apim.errors import BoundaryWarning, FitError, SpecError
 
 __all__ = ["fit", "MixedFit", "start_values", "FitControl"]
@@ -62,7 +62,8 @@ class MixedFit:
     variance : pandas.DataFrame of the same, indexed by each record's ``label``, with
         columns ``estimate``, ``se``, ``at_boundary``
     G, T : random-effect covariance matrices at the dyad and therapist level (or None)
-    converged, message, n_evaluations : optimizer diagnostics
+    converged, message, n_evaluations : optimizer diagnostics (``n_evaluations``
+        counts every likelihood evaluation, those of the Hessian included)
     boundary : one line per boundary finding (zero SD, correlation at +-1, singular G or
         therapist matrix, singular information)
     fitted, fitted_population, residuals : arrays in input row order
@@ -180,8 +181,11 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _hessian(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool) -> np.ndarray:
+def _hessian(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool,
+             calls: list[int] | None = None) -> np.ndarray:
     """Hessian of ``-loglik``: central differences of the analytic gradient."""
+    if calls is not None:  # 2 k evaluations
+        calls[0] += 2 * len(theta)
     k = len(theta)
     h = np.zeros((k, k))
     for j in range(k):
@@ -287,6 +291,8 @@ def _quasi_newton(objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
                   ) -> tuple[np.ndarray, list[str]]:
     """The chosen quasi-Newton method, then the other one from where it stopped if it did
     not get close."""
+    from scipy import optimize  # not on import: ``import apim`` stays light
+
     messages = []
     # the round-off in the per-observation gradient grows with the number of observations
     gtol = control.gradient_tolerance * max(1.0, np.sqrt(scale / 1e4))
@@ -322,6 +328,7 @@ def _spread(model: MixedModel, theta: np.ndarray, theta0: np.ndarray) -> np.ndar
     return np.concatenate([model.random.start(np.maximum(g_now, 0.1 * g_start)), t_t, t_r])
 
 
+@one_blas_thread
 def fit(model: MixedModel, method: Method = "REML", control: FitControl | None = None,
         start: np.ndarray | None = None) -> MixedFit:
     """Fit ``model`` by REML (default) or ML.
@@ -401,15 +408,17 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
 
     theta, messages = _quasi_newton(objective, theta0, scale, control)
     ev = evaluate(model, prep, theta, reml)
-    hess = _hessian(model, prep, theta, reml)
+    calls[0] += 1
+    hess = _hessian(model, prep, theta, reml, calls)
     if model.random is not None and not _positive_definite(hess):
         # a reduced-rank G can trap the search: restart with its variances spread out
         restart, more = _quasi_newton(objective, _spread(model, theta, theta0), scale,
                                       control)
         again = evaluate(model, prep, restart, reml)
+        calls[0] += 1
         if again.loglik > ev.loglik + 1e-8:
             theta, ev = restart, again
-            hess = _hessian(model, prep, theta, reml)
+            hess = _hessian(model, prep, theta, reml, calls)
             messages += ["restarted from a full-rank G"] + more
     message = "; ".join(messages)
     decrement = np.inf  # expected gain in log-likelihood of a full Newton step
@@ -436,8 +445,8 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
             break  # no step improves: stay where we are
         theta = theta + step
         ev = evaluate(model, prep, theta, reml)
-        hess = _hessian(model, prep, theta, reml)
-        calls[0] += 2 * len(theta) + 1
+        calls[0] += 1
+        hess = _hessian(model, prep, theta, reml, calls)
     gradient = ev.gradient if ev.gradient is not None else np.zeros(len(theta))
     grad_norm = float(np.max(np.abs(gradient))) if len(theta) else 0.0
     converged = bool(np.isfinite(ev.loglik) and (

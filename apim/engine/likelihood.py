@@ -62,13 +62,14 @@ def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
             m[:qt, :qt] = d
             grads.append(m)
     if model.random is not None:
-        eye = np.eye(prep.n_slots)
-        block = np.kron(eye, model.random.matrix(t_g))
-        g_full[prep.q_t:, prep.q_t:] = block
+        def blocks(g: np.ndarray) -> np.ndarray:  # one block per dyad slot of a cluster
+            return g if prep.n_slots == 1 else np.kron(np.eye(prep.n_slots), g)
+
+        g_full[prep.q_t:, prep.q_t:] = blocks(model.random.matrix(t_g))
         dyad_grads = []
         for d in model.random.jacobian(t_g):
             m = np.zeros((w, w))
-            m[prep.q_t:, prep.q_t:] = np.kron(eye, d)
+            m[prep.q_t:, prep.q_t:] = blocks(d)
             dyad_grads.append(m)
         grads = dyad_grads + grads
     return g_full, (np.stack(grads) if grads else np.zeros((0, w, w)))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from apim.engine.moments import DenseProducts, TypeMoments, cross_products
+from apim.engine.moments import ProductSource, cross_products
 from apim.engine.residual import Residual, ResidualLayout
 from apim.engine.structures import RandomStructure
 from apim.errors import RankDeficientError, SpecError
@@ -118,7 +118,7 @@ class Prepared:
     q_t: int
     q: int
     p: int
-    products: TypeMoments | DenseProducts
+    products: ProductSource
 
     @classmethod
     def of(cls, model: MixedModel) -> Prepared:
@@ -150,7 +150,13 @@ class Prepared:
         if model.Z is not None:
             parts.append(np.asarray(model.Z, float).reshape(n, -1))
         parts += [X, np.asarray(model.y, float)[:, None]]
-        raw = np.column_stack(parts)[order]
+        # filled column by column: no unsorted full-size copy
+        raw = np.empty((n, sum(part.shape[1] for part in parts)))
+        at = 0
+        for part in parts:
+            for j in range(part.shape[1]):
+                raw[:, at] = part[order, j]
+                at += 1
         layout = ResidualLayout.build(dyad[order], session[order], role[order])
         ther_of_dyad = therapist[order][layout.dyad_start]
         cluster = _codes(ther_of_dyad)

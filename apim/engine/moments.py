@@ -15,6 +15,7 @@ dyads are whitened densely and their products summed directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -72,7 +73,9 @@ class TypeMoments:
     For each combination (type, slot l, slot l') with both links present, the
     random-effect rows of ``sum u_l u_l'' (+ its transpose for l != l') are kept per dyad
     as ``(combinations, dyads * r * m)``, so weighting them is one matrix product; the
-    ``[X | y]`` block is summed over dyads at once.
+    ``[X | y]`` block is summed over dyads at once. The moments are accumulated in blocks
+    of whole dyads (:data:`CHUNK_ROWS` rows), so the only full-size arrays are the data
+    and the result.
     """
 
     types: RowTypes
@@ -84,32 +87,56 @@ class TypeMoments:
 
     @classmethod
     def of(cls, residual: Residual, layout: ResidualLayout, raw: np.ndarray,
-           n_random: int) -> TypeMoments:
-        types = residual.row_types(layout)
+           n_random: int, types: RowTypes | None = None) -> TypeMoments:
+        types = residual.row_types(layout) if types is None else types
         d, m, r = len(layout.dyad_start), raw.shape[1], n_random
-        combos, rows, rest = [], [], []
-        for t in range(len(types.role)):
-            mask = types.index == t
-            present = [k for k in range(len(types.slots))
-                       if np.all(types.links[k][mask] >= 0)]
-            for i, l1 in enumerate(present):
-                u1 = raw[np.maximum(types.links[l1], 0)] * mask[:, None]
-                for l2 in present[i:]:
-                    full = crossprod(u1, raw[np.maximum(types.links[l2], 0)], layout)
-                    if l2 != l1:
-                        full = full + np.swapaxes(full, 1, 2)
-                    combos.append((t, l1, l2))
-                    rows.append(full[:, :r, :].ravel())
-                    rest.append(full[:, r:, r:].sum(0))
-        counts = np.add.reduceat(np.eye(len(types.role))[types.index], layout.dyad_start,
-                                 axis=0)
-        return cls(types=types, combos=np.array(combos),
-                   rows=np.array(rows).reshape(len(rows), d * r * m), rest=np.array(rest),
+        n_types, n_slots = len(types.role), len(types.slots)
+        # slot present for a type when every row of that type links somewhere
+        absent = np.stack([np.bincount(types.index, weights=types.links[k] < 0,
+                                       minlength=n_types) for k in range(n_slots)])
+        combos = []
+        for t in range(n_types):
+            present = np.flatnonzero(absent[:, t] == 0)
+            combos += [(t, l1, l2) for i, l1 in enumerate(present) for l2 in present[i:]]
+        rows = np.zeros((len(combos), d, r, m))
+        rest = np.zeros((len(combos), m - r, m - r))
+        starts = np.r_[layout.dyad_start, len(layout.dyad)]
+        step = max(1, int(CHUNK_ROWS * d / max(len(layout.dyad), 1)))
+        by_type = {t: [(c, l1, l2) for c, (tt, l1, l2) in enumerate(combos) if tt == t]
+                   for t in range(n_types)}
+        for lo in range(0, d, step):
+            hi = min(lo + step, d)
+            block = np.arange(starts[lo], starts[hi])
+            kind = types.index[block]
+            order = np.argsort(kind, kind="stable")
+            edges = np.searchsorted(kind[order], np.arange(n_types + 1))
+            for t in range(n_types):
+                sel = block[order[edges[t]:edges[t + 1]]]
+                if len(sel) == 0:
+                    continue
+                dyad = layout.dyad[sel]  # ascending within a type (stable sort)
+                first = np.flatnonzero(np.r_[True, dyad[1:] != dyad[:-1]])
+                gathered = {k: raw[types.links[k][sel]]
+                            for k in {s for _, a, b in by_type[t] for s in (a, b)}}
+                for c, l1, l2 in by_type[t]:
+                    u1, u2 = gathered[l1], gathered[l2]
+                    outer = np.einsum("ni,nj->nij", u1[:, :r], u2)
+                    if l1 != l2:
+                        outer += np.einsum("ni,nj->nij", u2[:, :r], u1)
+                    rows[c, dyad[first]] += np.add.reduceat(outer, first, axis=0)
+                    part = u1[:, r:].T @ u2[:, r:]
+                    rest[c] += part if l1 == l2 else part + part.T
+        counts = np.bincount(layout.dyad * n_types + types.index,
+                             minlength=d * n_types).reshape(d, n_types).astype(float)
+        return cls(types=types, combos=np.array(combos).reshape(-1, 3),
+                   rows=rows.reshape(len(combos), d * r * m), rest=rest,
                    counts=counts, shape=(d, r, m))
 
-    def products(self, residual: Residual, theta: np.ndarray, gradient: bool) -> Products:
-        """Whitened cross products, ``log|R_i|`` and their derivatives."""
-        c, dc = residual.coefficients(theta, self.types)
+    def products(self, residual: Residual, theta: np.ndarray, gradient: bool,
+                 coefficients: tuple[np.ndarray, np.ndarray] | None = None) -> Products:
+        """Whitened cross products, ``log|R_i|`` and their derivatives (``coefficients``:
+        the stencil's, when the caller has them already)."""
+        c, dc = coefficients or residual.coefficients(theta, self.types)
         logdet = -2 * self.counts @ np.log(c[0])
         t, l1, l2 = self.combos.T
         weights = (c[l1, t] * c[l2, t])[None]
@@ -179,15 +206,34 @@ def _subset(layout: ResidualLayout, dyads: np.ndarray) -> tuple[ResidualLayout, 
                                 layout.role[keep]), keep
 
 
+class ProductSource(Protocol):
+    """Anything that gives the whitened cross products at a residual parameter vector."""
+
+    def products(self, residual: Residual, theta: np.ndarray, gradient: bool
+                 ) -> Products: ...
+
+
 def cross_products(residual: Residual, layout: ResidualLayout, raw: np.ndarray,
-                   n_random: int) -> TypeMoments | DenseProducts | SplitProducts:
+                   n_random: int, dense: bool = False) -> ProductSource:
     """The cheapest exact way to get whitened cross products for ``residual``; the first
-    ``n_random`` columns of ``raw`` are the random-effect designs."""
+    ``n_random`` columns of ``raw`` are the random-effect designs.
+
+    ``UN x AR(1)``-type structures use the stencil on the complete series of each dyad,
+    corrected for single missing ratings by a Schur complement
+    (:mod:`apim.engine.missing_ratings`); ``dense=True`` whitens their incomplete dyads by
+    dense Cholesky factors instead (the oracle).
+    """
     if not residual.kronecker:
         return TypeMoments.of(residual, layout, raw, n_random)
     counts = layout.sizes
     paired = np.bincount(layout.dyad, weights=layout.pair >= 0, minlength=len(counts))
     complete = counts == 2 * paired  # every session has both members
+    if complete.all():
+        return TypeMoments.of(residual, layout, raw, n_random)
+    if not dense:
+        from apim.engine.missing_ratings import GridProducts  # it builds on this module
+
+        return GridProducts.of(residual, layout, raw, n_random)
     parts = []
     for dyads, kind in ((np.flatnonzero(complete), "stencil"),
                         (np.flatnonzero(~complete), "dense")):
@@ -197,6 +243,6 @@ def cross_products(residual: Residual, layout: ResidualLayout, raw: np.ndarray,
         part = TypeMoments.of(residual, sub, raw[keep], n_random) if kind == "stencil" \
             else DenseProducts(sub, raw[keep], n_random)
         parts.append((dyads, part))
-    if len(parts) == 1 and len(parts[0][0]) == len(counts):
+    if len(parts) == 1:
         return parts[0][1]
     return SplitProducts(parts=tuple(parts), n_dyads=len(counts))

@@ -17,9 +17,9 @@ import dataclasses
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
 
 from apim.data.session import SessionData
+from apim.engine.distributions import stats
 from apim.engine.residual import Residual
 from apim.errors import SpecError
 from apim.model.fit import fit

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from apim.engine.distributions import stats
 from apim.errors import SpecError
 from apim.inference.wald import contrast_matrix
 

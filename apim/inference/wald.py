@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import stats
 
+from apim.engine.distributions import stats
 from apim.engine.inference import satterthwaite_df, satterthwaite_f_df
 from apim.errors import SpecError
 

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from apim.engine.distributions import stats
 from apim.engine.fit import BOUNDARY_NOTE, MixedFit
 from apim.engine.parameters import VarianceParameter
 from apim.model.design import APIMDesign
