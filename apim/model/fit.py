@@ -15,13 +15,15 @@ from apim.engine.fit import fit as fit_engine
 from apim.errors import SpecError
 from apim.model.design import build_design
 from apim.model.formula import formula_design
+from apim.model.latent import LatentAPIMResult, LatentAPIMSpec, fit_latent
 from apim.model.result import DF, APIMResult
 from apim.model.spec import APIMSpec, FormulaSpec
 
 __all__ = ["fit"]
 
 
-def fit(data: SessionData, spec: APIMSpec, df: DF = "satterthwaite") -> APIMResult:
+def fit(data: SessionData, spec: APIMSpec | FormulaSpec | LatentAPIMSpec,
+        df: DF = "satterthwaite") -> APIMResult | LatentAPIMResult:
     """Fit the APIM ``spec`` to ``data``.
 
     Parameters
@@ -37,6 +39,8 @@ def fit(data: SessionData, spec: APIMSpec, df: DF = "satterthwaite") -> APIMResu
     """
     if df not in ("satterthwaite", "containment"):
         raise SpecError(f"df={df!r} is not one of 'satterthwaite', 'containment'")
+    if isinstance(spec, LatentAPIMSpec):
+        return fit_latent(data, spec)
     if isinstance(spec, FormulaSpec):
         design = formula_design(data, spec)
     elif isinstance(spec, APIMSpec):
