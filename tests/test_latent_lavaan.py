@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from latent_support import kashy, lavaan_effects, lavaan_stat, long_from_wide, run_lavaan, wide
 
 import apim
 from apim.model.latent import LatentAPIMSpec
 from apim.simulation.simulate import SimulationSpec, simulate
-from latent_support import (kashy, lavaan_effects, lavaan_stat, long_from_wide,
-                            run_lavaan, wide)
 
 REF = Path(__file__).resolve().parent / "reference"
 SPEC = LatentAPIMSpec("y", ("x",))

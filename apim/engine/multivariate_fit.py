@@ -48,7 +48,7 @@ def natural_names(names: Sequence[str], ar1: bool) -> list[str]:
     rows, cols = np.tril_indices(k)
     out = [f"mean({n})" for n in names]
     for level in ("within", "between"):
-        out += [f"{level}({names[c]},{names[r]})" for r, c in zip(rows, cols)]
+        out += [f"{level}({names[int(c)]},{names[int(r)]})" for r, c in zip(rows, cols)]
     return out + (["phi"] if ar1 else [])
 
 

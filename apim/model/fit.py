@@ -10,6 +10,8 @@ True
 
 from __future__ import annotations
 
+from typing import overload
+
 from apim.data.session import SessionData
 from apim.engine.fit import fit as fit_engine
 from apim.errors import SpecError
@@ -22,6 +24,10 @@ from apim.model.spec import APIMSpec, FormulaSpec
 __all__ = ["fit"]
 
 
+@overload
+def fit(data: SessionData, spec: LatentAPIMSpec, df: DF = ...) -> LatentAPIMResult: ...
+@overload
+def fit(data: SessionData, spec: APIMSpec | FormulaSpec, df: DF = ...) -> APIMResult: ...
 def fit(data: SessionData, spec: APIMSpec | FormulaSpec | LatentAPIMSpec,
         df: DF = "satterthwaite") -> APIMResult | LatentAPIMResult:
     """Fit the APIM ``spec`` to ``data``.
@@ -29,7 +35,8 @@ def fit(data: SessionData, spec: APIMSpec | FormulaSpec | LatentAPIMSpec,
     Parameters
     ----------
     data : SessionData
-    spec : APIMSpec
+    spec : APIMSpec, FormulaSpec or LatentAPIMSpec
+        A latent spec gives a :class:`~apim.model.latent.LatentAPIMResult`.
     df : {"satterthwaite", "containment"}
         Denominator degrees of freedom of the t tests (containment: nlme's rule).
 

@@ -162,7 +162,7 @@ def _terms(spec: LatentAPIMSpec, roles: tuple[str, str], group: str | None) -> l
     by = f"{spec.moderator}={group}" if group is not None else ""
     terms = [Term(r, "intercept", "none", "", by) for r in roles]
     for level in ("within", "between"):
-        for r_out, role in enumerate(roles):
+        for role in roles:
             for v in spec.predictors:
                 terms += [Term(role, "actor", level, v, by), Term(role, "partner", level, v, by)]
     return terms

@@ -25,9 +25,9 @@ person means), so that estimates are unbiased for these coefficients::
 decomposition instead: ``W_irt = w_irt`` (the deviation from the person's true level) and
 ``B_ir = a_ir + g_j`` (the true level), as in real data where observed person means are
 error-prone; the latent APIM (:class:`apim.model.latent.LatentAPIMSpec`) is then unbiased
-for these coefficients and the observed-mean APIM is not. Pairs like ``actor_within`` are (reference role, other role). Rows with
-a missing ``W`` of either member enter the outcome with that part set to 0; the analysis
-drops such rows anyway.
+for these coefficients and the observed-mean APIM is not. Pairs like ``actor_within`` are
+(reference role, other role). Rows with a missing ``W`` of either member enter the outcome
+with that part set to 0; the analysis drops such rows anyway.
 
 Attendance: from session 4 a dyad drops out before each session with probability
 ``dropout``; a session before dropout is skipped (no row for either member) with
