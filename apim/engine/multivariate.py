@@ -45,7 +45,8 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +89,26 @@ class MultivariateData:
     sums: np.ndarray
     cross: np.ndarray
     _shapes: list[Shape] | None = None
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def cross_total(self) -> np.ndarray:
+        """``sum_i C_ip`` per pattern."""
+        return self._cached("_cross_total", lambda: self.cross.sum(axis=0))
+
+    @property
+    def count_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct rows of ``counts`` (G x P), each cluster's row index, multiplicities."""
+        def build() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            rows, index, size = np.unique(self.counts, axis=0, return_inverse=True,
+                                          return_counts=True)
+            return rows, index.ravel(), size.astype(float)
+        return self._cached("_count_groups", build)
+
+    def _cached(self, name: str, build: Any) -> Any:
+        if name not in self._cache:
+            self._cache[name] = build()
+        return self._cache[name]
 
     @property
     def k(self) -> int:
@@ -220,7 +241,10 @@ def evaluate(data: MultivariateData, sigma_w: np.ndarray, sigma_b: np.ndarray,
 def _pattern_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray,
                   mu: np.ndarray | None, reml: bool) -> Evaluation:
     k = data.k
-    n, s, cr = data.counts, data.sums, data.cross
+    s, cr = data.sums, data.cross
+    # clusters with the same pattern counts share A, H and every K x K matrix
+    ng, gi, mult = data.count_groups
+    weight = ng * mult[:, None]                 # (G, P) occasions per group and pattern
     n_pat = len(data.patterns)
     m_p = np.zeros((n_pat, k, k))
     logdet_p = np.zeros(n_pat)
@@ -234,49 +258,49 @@ def _pattern_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray,
         inv = np.linalg.inv(sub)
         m_p[p][np.ix_(idx, idx)] = (inv + inv.T) / 2
         logdet_p[p] = 2 * np.log(np.diag(chol)).sum()
-    a_mat = np.einsum("dp,pkl->dkl", n, m_p)
+    a_g = np.einsum("gp,pkl->gkl", ng, m_p)
     a_vec = np.einsum("pkl,dpl->dk", m_p, s)
-    c_sc = np.einsum("pkl,dplk->d", m_p, cr)
-    log_r = n @ logdet_p
-    eye = np.eye(k)
-    kt = eye + np.einsum("kl,dlm->dkm", sb, a_mat)
+    c_sc = np.einsum("pq,dpq->d", m_p.reshape(n_pat, k * k), cr.reshape(len(s), n_pat, k * k))
+    kt = np.eye(k) + sb @ a_g
     sign, logdet_k = np.linalg.slogdet(kt)
     if np.any(sign <= 0):
         return _invalid(k)
-    h = np.linalg.solve(kt, np.broadcast_to(sb, kt.shape))
-    h = (h + np.swapaxes(h, 1, 2)) / 2
-    ah = a_mat @ h
-    q_mat = a_mat - ah @ a_mat
-    q_mat = (q_mat + np.swapaxes(q_mat, 1, 2)) / 2
+    h_g = np.linalg.solve(kt, np.broadcast_to(sb, kt.shape))
+    h_g = (h_g + np.swapaxes(h_g, 1, 2)) / 2
+    ah_g = a_g @ h_g
+    q_g = a_g - ah_g @ a_g
+    q_g = (q_g + np.swapaxes(q_g, 1, 2)) / 2
+    h, ah = h_g[gi], ah_g[gi]
     qy = a_vec - np.einsum("dkl,dl->dk", ah, a_vec)
-    yy = c_sc - np.einsum("dk,dkl,dl->d", a_vec, h, a_vec)
-    xvx, xvy = q_mat.sum(axis=0), qy.sum(axis=0)
+    yy = c_sc - np.einsum("dk,dk->d", a_vec, np.einsum("dkl,dl->dk", h, a_vec))
+    xvx, xvy = np.tensordot(mult, q_g, axes=1), qy.sum(axis=0)
     try:
         cov_mu = np.linalg.inv(xvx)
     except np.linalg.LinAlgError:
         return _invalid(k)
     beta = cov_mu @ xvy if mu is None else np.asarray(mu, float)
     quad = yy.sum() - 2 * beta @ xvy + beta @ xvx @ beta
-    logdet = log_r.sum() + logdet_k.sum()
+    logdet = float(weight.sum(axis=0) @ logdet_p + mult @ logdet_k)
     if reml:
         loglik = -0.5 * ((data.n_obs - k) * LOG_2PI + logdet + np.linalg.slogdet(xvx)[1]
                          + quad)
     else:
         loglik = -0.5 * (data.n_obs * LOG_2PI + logdet + quad)
-    q = qy - q_mat @ beta                       # X_i' V_i^-1 r_i
-    g = a_vec - a_mat @ beta                    # X_i' R_i^-1 r_i
+    q = qy - (q_g @ beta)[gi]                   # X_i' V_i^-1 r_i
+    g = a_vec - (a_g @ beta)[gi]                # X_i' R_i^-1 r_i
     blups = np.einsum("dkl,dl->dk", h, g)
     m = beta + blups                            # predicted cluster means
-    grad_b = q_mat.sum(axis=0) - q.T @ q
-    e_p = np.einsum("dp,kl->pkl", n, sw) - np.einsum("dp,dkl->pkl", n, h)
-    e_p -= cr.sum(axis=0)
+    grad_b = xvx - q.T @ q
+    n_total = weight.sum(axis=0)
+    e_p = n_total[:, None, None] * sw - np.einsum("gp,gkl->pkl", weight, h_g)
+    e_p -= data.cross_total
     sm = np.einsum("dpk,dl->pkl", s, m)
     e_p += sm + np.swapaxes(sm, 1, 2)
-    e_p -= np.einsum("dp,dk,dl->pkl", n, m, m)
+    e_p -= np.einsum("dpk,dl->pkl", data.counts[:, :, None] * m[:, None, :], m)
     if reml:
-        grad_b -= np.einsum("dkl,lm,dmn->kn", q_mat, cov_mu, q_mat)
-        f = eye - h @ a_mat
-        e_p -= np.einsum("dp,dkl->pkl", n, f @ cov_mu @ np.swapaxes(f, 1, 2))
+        grad_b -= np.einsum("g,gkl,lm,gmn->kn", mult, q_g, cov_mu, q_g)
+        f = np.eye(k) - h_g @ a_g
+        e_p -= np.einsum("gp,gkl->pkl", weight, f @ cov_mu @ np.swapaxes(f, 1, 2))
     grad_w = -0.5 * np.einsum("pkl,plm,pmn->kn", m_p, e_p, m_p)
     grad_b = -0.5 * grad_b
     return Evaluation(loglik=float(loglik), mu=beta, xvx=xvx,

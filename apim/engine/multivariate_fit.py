@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,6 @@ import numpy as np
 from scipy import optimize
 
 from apim.engine.multivariate import MultivariateData, evaluate, prepare
-from apim.engine.structures import Unstructured
 from apim.errors import SpecError
 
 __all__ = ["MultivariateFit", "fit_multivariate", "natural_names", "start_values"]
@@ -52,14 +52,21 @@ def natural_names(names: Sequence[str], ar1: bool) -> list[str]:
     return out + (["phi"] if ar1 else [])
 
 
+@functools.lru_cache(maxsize=32)
+def _tril(k: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.tril_indices(k)
+
+
 def _vech(m: np.ndarray) -> np.ndarray:
-    return m[np.tril_indices(len(m))]
+    return m[_tril(len(m))]
 
 
 def _unvech(v: np.ndarray, k: int) -> np.ndarray:
+    rows, cols = _tril(k)
     m = np.zeros((k, k))
-    m[np.tril_indices(k)] = v
-    return m + np.tril(m, -1).T
+    m[rows, cols] = v
+    m[cols, rows] = v
+    return m
 
 
 def _grad_vech(g: np.ndarray) -> np.ndarray:
@@ -210,64 +217,112 @@ def fit_multivariate(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray,
     k = data.k
     names = tuple(names) if names is not None else tuple(f"v{j}" for j in range(k))
     reml = method == "REML"
-    un = Unstructured(k)
-    h = un.n_params
-
-    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float | None]:
-        phi = float(np.tanh(theta[2 * h])) if ar1 else None
-        return un.matrix(theta[:h]), un.matrix(theta[h:2 * h]), phi
+    h = k * (k + 1) // 2
 
     calls = [0]
+    rows, cols = np.tril_indices(k)
+    diag = rows == cols
+
+    def chain(grad: np.ndarray, sigma_factor: np.ndarray) -> np.ndarray:
+        """d loglik / d log-Cholesky parameters from d loglik / d Sigma (symmetric)."""
+        d_lower = (2 * grad @ sigma_factor)[rows, cols]
+        return np.where(diag, d_lower * sigma_factor[rows, cols], d_lower)
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         calls[0] += 1
-        sw, sb, phi = unpack(theta)
-        ev = evaluate(data, sw, sb, phi, reml=reml)
+        lw, lb = _factor(theta[:h], k), _factor(theta[h:2 * h], k)
+        phi = float(np.tanh(theta[2 * h])) if ar1 else None
+        ev = evaluate(data, lw @ lw.T, lb @ lb.T, phi, reml=reml)
         if not np.isfinite(ev.loglik):
             return np.inf, np.zeros_like(theta)
-        grad = np.concatenate([
-            np.einsum("kl,jlk->j", ev.grad_w, un.jacobian(theta[:h])),
-            np.einsum("kl,jlk->j", ev.grad_b, un.jacobian(theta[h:2 * h])),
-            [ev.grad_phi * (1 - phi ** 2)] if phi is not None else []])
+        grad = np.concatenate([chain(ev.grad_w, lw),
+                               chain(ev.grad_b, lb),
+                               [ev.grad_phi * (1 - phi ** 2)] if phi is not None else []])
         return -ev.loglik, -grad
 
     sw0, sb0 = start_values(data)
     theta = _theta_of(sw0, sb0, 0.2 if ar1 else None)
     result = optimize.minimize(objective, theta, jac=True, method="BFGS",
-                               options={"gtol": 1e-6 * max(1.0, data.n_obs / 1e3),
+                               options={"gtol": 1e-5 * max(1.0, data.n_obs / 1e3),
                                         "maxiter": 3000})
-    theta = result.x
     messages = [f"BFGS: {result.message}"]
-    value, grad = objective(theta)
+    lw, lb = _factor(result.x[:h], k), _factor(result.x[h:2 * h], k)
+    phi0 = float(np.tanh(result.x[2 * h])) if ar1 else None
+    # Newton steps on the natural scale with the differenced Hessian that also gives the
+    # observed information; stop once a step no longer moves the estimates
+    mu0 = evaluate(data, lw @ lw.T, lb @ lb.T, phi0, reml=reml).mu
+    nat = _pack(mu0, lw @ lw.T, lb @ lb.T, phi0, reml)
+    converged = False
     for _ in range(max_newton):
-        if np.max(np.abs(grad)) < 1e-8 * max(1.0, data.n_obs / 1e3):
-            break
-        hess = _fd_hessian(lambda t: objective(t)[1], theta)
+        grad = natural_gradient(data, nat, ar1, reml)
+        hess = _fd_hessian(lambda x: natural_gradient(data, x, ar1, reml), nat)
+        calls[0] += 1 + 2 * len(nat)
         try:
             step = -np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
+            messages.append("singular information")
             break
-        if not np.isfinite(step).all() or grad @ step >= 0:
+        size = np.max(np.abs(step) / np.maximum(1.0, np.abs(nat)))
+        if size < 1e-7:
+            converged = True
             break
-        for shrink in (1.0, 0.5, 0.25, 0.1):
-            new_value, new_grad = objective(theta + shrink * step)
-            if new_value <= value + 1e-10 * abs(value):
-                theta, value, grad = theta + shrink * step, new_value, new_grad
+        base = _loglik_at(data, nat, ar1, reml)
+        for shrink in (1.0, 0.5, 0.25):
+            trial = nat + shrink * step
+            if _loglik_at(data, trial, ar1, reml) >= base - 1e-10 * abs(base):
+                nat = trial
                 break
         else:
+            messages.append("Newton step did not improve the likelihood")
+            converged = bool(size < 1e-4)
             break
-    sw, sb, phi = unpack(theta)
-    converged = bool(np.max(np.abs(grad)) < 1e-4 * max(1.0, data.n_obs / 1e3))
+    try:
+        cov = np.linalg.inv(-hess)
+    except np.linalg.LinAlgError:
+        cov = np.linalg.pinv(-hess)
+    mu, sw, sb, phi = _unpack(nat, k, ar1, reml)
+    ev = evaluate(data, sw, sb, phi, mu=None, reml=reml)
+    if reml:
+        full = np.zeros((len(nat) + k, len(nat) + k))
+        full[:k, :k] = np.linalg.inv(ev.xvx)
+        full[k:, k:] = cov
+        cov, nat = full, np.concatenate([ev.mu, nat])
     if not converged:
-        messages.append(f"largest gradient {np.max(np.abs(grad)):.2e}")
-    ev = evaluate(data, sw, sb, phi, reml=reml)
-    nat, cov = _information(data, ev.mu, sw, sb, phi, reml)
+        messages.append("the Newton phase did not converge")
     return MultivariateFit(
         names=names, method=method, mu=ev.mu, sigma_w=sw, sigma_b=sb, phi=phi,
         loglik=ev.loglik, n_obs=data.n_obs, n_clusters=data.n_clusters, estimate=nat,
         cov=cov, converged=converged, message="; ".join(messages), iterations=calls[0],
         seconds=time.perf_counter() - clock, boundary=_boundary(sw, sb, phi),
         blups=ev.blups)
+
+
+def _factor(theta: np.ndarray, k: int) -> np.ndarray:
+    lower = np.zeros((k, k))
+    lower[_tril(k)] = theta
+    idx = np.arange(k)
+    lower[idx, idx] = np.exp(lower[idx, idx])
+    return lower
+
+
+def _pack(mu: np.ndarray, sw: np.ndarray, sb: np.ndarray, phi: float | None,
+          reml: bool) -> np.ndarray:
+    parts = ([] if reml else [mu]) + [_vech(sw), _vech(sb)]
+    return np.concatenate(parts + ([np.array([phi])] if phi is not None else []))
+
+
+def _unpack(nat: np.ndarray, k: int, ar1: bool, reml: bool
+            ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, float | None]:
+    h = k * (k + 1) // 2
+    off = 0 if reml else k
+    mu = None if reml else nat[:k]
+    phi = float(nat[off + 2 * h]) if ar1 else None
+    return mu, _unvech(nat[off:off + h], k), _unvech(nat[off + h:off + 2 * h], k), phi
+
+
+def _loglik_at(data: MultivariateData, nat: np.ndarray, ar1: bool, reml: bool) -> float:
+    mu, sw, sb, phi = _unpack(nat, data.k, ar1, reml)
+    return evaluate(data, sw, sb, phi, mu=mu, reml=reml).loglik
 
 
 def _fd_hessian(gradient: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -285,40 +340,15 @@ def natural_gradient(data: MultivariateData, nat: np.ndarray, ar1: bool,
                      reml: bool) -> np.ndarray:
     """Gradient of the log-likelihood with respect to the natural parameters (ML: means
     included; REML: covariance parameters only, ``nat`` without the means)."""
-    k = data.k
-    h = k * (k + 1) // 2
-    off = 0 if reml else k
-    mu = None if reml else nat[:k]
-    sw, sb = _unvech(nat[off:off + h], k), _unvech(nat[off + h:off + 2 * h], k)
-    phi = float(nat[off + 2 * h]) if ar1 else None
+    mu, sw, sb, phi = _unpack(nat, data.k, ar1, reml)
     ev = evaluate(data, sw, sb, phi, mu=mu, reml=reml)
+    if not np.isfinite(ev.loglik):
+        return np.full(len(nat), np.nan)
     parts = [] if reml else [ev.grad_mu]
     parts += [_grad_vech(ev.grad_w), _grad_vech(ev.grad_b)]
     if ar1:
         parts.append(np.array([ev.grad_phi]))
     return np.concatenate(parts)
-
-
-def _information(data: MultivariateData, mu: np.ndarray, sw: np.ndarray, sb: np.ndarray,
-                 phi: float | None, reml: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Natural estimate vector and its covariance from the observed information."""
-    ar1 = phi is not None
-    cov_par = [_vech(sw), _vech(sb)] + ([np.array([phi])] if ar1 else [])
-    nat = np.concatenate([mu, *cov_par])
-    point = nat[len(mu):] if reml else nat
-    hess = _fd_hessian(lambda x: natural_gradient(data, x, ar1, reml), point)
-    try:
-        cov = np.linalg.inv(-hess)
-    except np.linalg.LinAlgError:
-        cov = np.linalg.pinv(-hess)
-    if reml:
-        ev = evaluate(data, sw, sb, phi, reml=True)
-        k = len(mu)
-        full = np.zeros((len(nat), len(nat)))
-        full[:k, :k] = np.linalg.inv(ev.xvx)
-        full[k:, k:] = cov
-        cov = full
-    return nat, cov
 
 
 def _boundary(sw: np.ndarray, sb: np.ndarray, phi: float | None) -> tuple[str, ...]:

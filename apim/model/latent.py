@@ -112,12 +112,18 @@ def latent_values(data: SessionData, spec: LatentAPIMSpec) -> pd.DataFrame:
         for role in roles:
             informative(x[frame["role"] == role], v, f"for role {role!r}")
         columns[v] = x
-    long = pd.DataFrame({"dyad": frame["dyad"], "session": frame["session"],
-                         "role": frame["role"], **columns})
-    wide = long.pivot(index=["dyad", "session"], columns="role",
-                      values=[*spec.predictors, spec.outcome])
-    wide.columns = [f"{v}[{r}]" for v, r in wide.columns]
-    wide = wide[variable_names(spec, roles)].reset_index()
+    dyad_code, dyads = pd.factorize(frame["dyad"], sort=True)
+    session = frame["session"].to_numpy().astype(np.int64)
+    low = int(session.min())
+    key = dyad_code.astype(np.int64) * (int(session.max()) - low + 1) + (session - low)
+    unique_keys, first, codes = np.unique(key, return_index=True, return_inverse=True)
+    role_index = (frame["role"] == roles[1]).to_numpy().astype(int)
+    values = np.full((len(unique_keys), 2 * (len(spec.predictors) + 1)), np.nan)
+    for j, v in enumerate((*spec.predictors, spec.outcome)):
+        values[codes, 2 * j + role_index] = columns[v].to_numpy()
+    wide = pd.DataFrame(values, columns=variable_names(spec, roles))
+    wide.insert(0, "dyad", np.asarray(dyads)[dyad_code[first]])
+    wide.insert(1, "session", session[first])
     if spec.moderator is None:
         wide.insert(2, "group", "all")
     else:
