@@ -145,10 +145,11 @@ class MultivariateFit:
         return value, jac @ self.cov @ jac.T
 
 
-def start_values(data: MultivariateData) -> tuple[np.ndarray, np.ndarray]:
+def start_values(data: MultivariateData, ddof: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Moment estimates of ``Sigma_W`` (pooled within covariance, pairwise) and
     ``Sigma_B`` (covariance of cluster means minus ``Sigma_W / n``), made positive
-    definite."""
+    definite; ``ddof=0`` gives the ML and ``ddof=1`` the REML estimates in balanced
+    complete data."""
     y, cl = data.y, data.cluster
     k = data.k
     obs = ~np.isnan(y)
@@ -166,7 +167,7 @@ def start_values(data: MultivariateData) -> tuple[np.ndarray, np.ndarray]:
             denom = max(both.sum() - data.n_clusters, 1)
             sw[a, b] = sw[b, a] = np.sum(dev[both, a] * dev[both, b]) / denom
     frame_means = np.ma.masked_invalid(means)
-    sb = np.ma.cov(frame_means, rowvar=False, allow_masked=True).filled(0.0)
+    sb = np.ma.cov(frame_means, rowvar=False, allow_masked=True, ddof=ddof).filled(0.0)
     sb = np.atleast_2d(sb) - sw / max(float(np.nanmean(counts)), 1.0)
     return _positive(sw, 1e-2), _positive(sb, 0.05)
 
@@ -240,42 +241,26 @@ def fit_multivariate(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray,
                                [ev.grad_phi * (1 - phi ** 2)] if phi is not None else []])
         return -ev.loglik, -grad
 
-    sw0, sb0 = start_values(data)
-    theta = _theta_of(sw0, sb0, 0.2 if ar1 else None)
-    result = optimize.minimize(objective, theta, jac=True, method="BFGS",
-                               options={"gtol": 1e-5 * max(1.0, data.n_obs / 1e3),
-                                        "maxiter": 3000})
-    messages = [f"BFGS: {result.message}"]
-    lw, lb = _factor(result.x[:h], k), _factor(result.x[h:2 * h], k)
-    phi0 = float(np.tanh(result.x[2 * h])) if ar1 else None
-    # Newton steps on the natural scale with the differenced Hessian that also gives the
-    # observed information; stop once a step no longer moves the estimates
-    mu0 = evaluate(data, lw @ lw.T, lb @ lb.T, phi0, reml=reml).mu
-    nat = _pack(mu0, lw @ lw.T, lb @ lb.T, phi0, reml)
-    converged = False
-    for _ in range(max_newton):
-        grad = natural_gradient(data, nat, ar1, reml)
-        hess = _fd_hessian(lambda x: natural_gradient(data, x, ar1, reml), nat)
-        calls[0] += 1 + 2 * len(nat)
-        try:
-            step = -np.linalg.solve(hess, grad)
-        except np.linalg.LinAlgError:
-            messages.append("singular information")
-            break
-        size = np.max(np.abs(step) / np.maximum(1.0, np.abs(nat)))
-        if size < 1e-7:
-            converged = True
-            break
-        base = _loglik_at(data, nat, ar1, reml)
-        for shrink in (1.0, 0.5, 0.25):
-            trial = nat + shrink * step
-            if _loglik_at(data, trial, ar1, reml) >= base - 1e-10 * abs(base):
-                nat = trial
-                break
-        else:
-            messages.append("Newton step did not improve the likelihood")
-            converged = bool(size < 1e-4)
-            break
+    sw0, sb0 = start_values(data, ddof=1 if reml else 0)
+    phi0 = 0.2 if ar1 else None
+    # Newton on the natural scale from the moment estimates (exact ML/REML in balanced
+    # complete data), with the differenced Hessian that also gives the observed information
+    mu0 = evaluate(data, sw0, sb0, phi0, reml=reml).mu
+    nat, hess, converged = _newton(data, _pack(mu0, sw0, sb0, phi0, reml), ar1, reml)
+    calls[0] += 2 * len(nat) + 1
+    messages = ["Newton from moment estimates"]
+    if not converged:  # far start or boundary: quasi-Newton first, then Newton steps
+        result = optimize.minimize(objective, _theta_of(sw0, sb0, phi0), jac=True,
+                                   method="BFGS",
+                                   options={"gtol": 1e-5 * max(1.0, data.n_obs / 1e3),
+                                            "maxiter": 3000})
+        messages = [f"BFGS: {result.message}"]
+        lw, lb = _factor(result.x[:h], k), _factor(result.x[h:2 * h], k)
+        phi1 = float(np.tanh(result.x[2 * h])) if ar1 else None
+        mu1 = evaluate(data, lw @ lw.T, lb @ lb.T, phi1, reml=reml).mu
+        nat, hess, converged = _newton(data, _pack(mu1, lw @ lw.T, lb @ lb.T, phi1, reml),
+                                       ar1, reml, rounds=max_newton)
+        calls[0] += 2 * len(nat) + 1
     try:
         cov = np.linalg.inv(-hess)
     except np.linalg.LinAlgError:
@@ -295,6 +280,41 @@ def fit_multivariate(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray,
         cov=cov, converged=converged, message="; ".join(messages), iterations=calls[0],
         seconds=time.perf_counter() - clock, boundary=_boundary(sw, sb, phi),
         blups=ev.blups)
+
+
+def _newton(data: MultivariateData, nat: np.ndarray, ar1: bool, reml: bool,
+            rounds: int = 3, steps: int = 40) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Newton iterations on the natural scale, reusing each differenced Hessian for
+    several steps (chord method); the Hessian returned was taken within 1e-6 (relative)
+    of the returned point. Returns (point, Hessian, converged)."""
+    def gradient(x: np.ndarray) -> np.ndarray:
+        return natural_gradient(data, x, ar1, reml)
+
+    hess = np.zeros((len(nat), len(nat)))
+    for _ in range(rounds):
+        anchor = nat.copy()
+        hess = _fd_hessian(gradient, nat)
+        if not np.all(np.isfinite(hess)) or np.linalg.eigvalsh(hess).max() >= 0:
+            return nat, hess, False
+        done = False
+        for _ in range(steps):
+            grad = gradient(nat)
+            step = -np.linalg.solve(hess, grad)
+            if np.max(np.abs(step) / np.maximum(1.0, np.abs(nat))) < 1e-10:
+                done = True
+                break
+            base = _loglik_at(data, nat, ar1, reml)
+            for shrink in (1.0, 0.5, 0.25, 0.125):
+                trial = nat + shrink * step
+                if _loglik_at(data, trial, ar1, reml) >= base - 1e-12 * abs(base):
+                    nat = trial
+                    break
+            else:
+                return nat, hess, False
+        moved = np.max(np.abs(nat - anchor) / np.maximum(1.0, np.abs(anchor)))
+        if done and moved < 1e-6:
+            return nat, hess, True
+    return nat, hess, False
 
 
 def _factor(theta: np.ndarray, k: int) -> np.ndarray:

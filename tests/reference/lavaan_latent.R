@@ -22,18 +22,21 @@ level: 2
   yP ~~ yT
   xP ~~ xT
 '
-seconds <- system.time(
+timing <- system.time(
   fit <- sem(model, data = d, cluster = "dyad", estimator = "ML", information = "observed")
-)[["elapsed"]]
+)
+seconds <- timing[["elapsed"]]
+cpu <- timing[["user.self"]] + timing[["sys.self"]]
 pe <- parameterEstimates(fit)
 pe <- pe[pe$op %in% c("~", "~~", "~1"), c("lhs", "op", "rhs", "level", "est", "se")]
 implied <- lavInspect(fit, "implied")$dyad$mean
 means <- data.frame(lhs = names(implied), op = "mean", rhs = "", level = 2,
                     est = as.numeric(implied), se = NA)
-stats <- data.frame(lhs = c("logLik", "converged", "seconds", "version"), op = "stat",
-                    rhs = c("", "", "", as.character(packageVersion("lavaan"))), level = 0,
+stats <- data.frame(lhs = c("logLik", "converged", "seconds", "cpu_seconds", "version"),
+                    op = "stat",
+                    rhs = c("", "", "", "", as.character(packageVersion("lavaan"))), level = 0,
                     est = c(as.numeric(logLik(fit)), as.numeric(lavInspect(fit, "converged")),
-                            seconds, NA),
+                            seconds, cpu, NA),
                     se = NA)
 out <- rbind(pe, means, stats)
 write.csv(out, args[2], row.names = FALSE)
