@@ -11,7 +11,7 @@ Examples
 >>> value = dense_loglik(y, np.array([0, 0, 1]), np.array([1, 2, 1]), np.eye(2),
 ...                      0.5 * np.eye(2), mu=np.zeros(2))
 >>> round(float(value), 6)
--9.070113
+-8.893214
 """
 
 from __future__ import annotations

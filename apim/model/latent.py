@@ -35,7 +35,8 @@ Examples
 >>> result = apim.fit(data, LatentAPIMSpec("outcome", ("alliance",)))
 >>> result.effects.loc["patient.actor.between.alliance", "level"]
 'between'
->>> sorted(result.reliability["role"])
+>>> rel = result.reliability
+>>> rel.loc[rel["variable"] == "alliance", "role"].tolist()
 ['patient', 'therapist']
 """
 
