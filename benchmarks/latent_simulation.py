@@ -119,23 +119,27 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", default=str(Path(__file__).with_name("LATENT_RESULTS.md")))
     args = parser.parse_args()
-    jobs = [(name, i) for name in SCENARIOS for i in range(args.replicates)]
     clock = time.perf_counter()
-    outcomes = run_jobs(replicate, jobs, seed=20261125, n_jobs=args.n_jobs,
-                        desc="latent simulation", chunk_size=10, progress=False)
-    wall = time.perf_counter() - clock
-    failed = [o for o in outcomes if not o.ok]
-    rows = [o.value for o in outcomes if o.ok and o.value["latent|converged"]
-            and o.value["observed|converged"]]
-    frame = pd.DataFrame(rows)
-    n = frame.groupby("scenario", sort=False).size().to_dict()
-    seconds = {f"{k}|{label}": float(part[f"{label}|seconds"].median())
-               for k, part in frame.groupby("scenario", sort=False)
-               for label in ("observed", "latent")}
-    text = markdown(summarise(rows), n, seconds, wall)
-    if failed:
-        text += f"\n{len(failed)} replicates failed: {failed[0].error_type}: {failed[0].error}\n"
-    Path(args.out).write_text(text, encoding="utf-8")
+    rows: list[dict[str, Any]] = []
+    failed: list[Any] = []
+    for index, name in enumerate(SCENARIOS):  # one scenario at a time, results written
+        jobs = [(name, i) for i in range(args.replicates)]
+        outcomes = run_jobs(replicate, jobs, seed=20261125 + index, n_jobs=args.n_jobs,
+                            desc=name, chunk_size=10, progress=False)
+        failed += [o for o in outcomes if not o.ok]
+        rows += [o.value for o in outcomes if o.ok and o.value["latent|converged"]
+                 and o.value["observed|converged"]]
+        frame = pd.DataFrame(rows)
+        n = frame.groupby("scenario", sort=False).size().to_dict()
+        seconds = {f"{k}|{label}": float(part[f"{label}|seconds"].median())
+                   for k, part in frame.groupby("scenario", sort=False)
+                   for label in ("observed", "latent")}
+        text = markdown(summarise(rows), n, seconds, time.perf_counter() - clock)
+        if failed:
+            text += (f"\n{len(failed)} replicates failed: {failed[0].error_type}: "
+                     f"{failed[0].error}\n")
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"{name}: done", flush=True)
     print(text)
 
 
