@@ -324,3 +324,28 @@ def test_wide_round_trip_helper():
                           "yT": [0.3, 0.2, 0.9]})
     data = long_from_wide(table)
     assert len(data.frame) == 6 and data.roles == ("patient", "therapist")
+
+
+def test_boundary_fit_stays_positive_semidefinite():
+    rng = np.random.default_rng(1)
+    d, n = 30, 4
+    cl, oc = np.repeat(np.arange(d), n), np.tile(np.arange(1, n + 1), d)
+    y = rng.normal(size=(d * n, K))
+    y[:, :2] += rng.normal(size=(d, 2))[cl]  # variables 2 and 3 vary within dyads only
+    fit = fit_multivariate(y, cl, oc, method="ML")
+    assert fit.converged and "the between covariance matrix is singular" in fit.boundary
+    assert np.linalg.eigvalsh(fit.sigma_b).min() > -1e-8
+    best = dense_loglik(y, cl, oc, fit.sigma_w, fit.sigma_b)
+    assert fit.loglik == pytest.approx(best, abs=1e-8)
+    for _ in range(5):  # admissible nudges do not improve the likelihood
+        e = rng.normal(size=(K, K)) * 1e-2
+        assert dense_loglik(y, cl, oc, fit.sigma_w, fit.sigma_b + e @ e.T) < best + 1e-6
+    frame = pd.DataFrame({"dyad": np.repeat(cl, 2), "session": np.repeat(oc, 2),
+                          "role": np.tile(["patient", "therapist"], d * n),
+                          "x": y[:, :2].ravel(), "y": y[:, 2:].ravel()})
+    data = apim.SessionData.from_long(frame, dyad="dyad", session="session", role="role",
+                                      roles=("patient", "therapist"))
+    from apim.errors import BoundaryWarning
+
+    with pytest.warns(BoundaryWarning, match="singular"):
+        apim.fit(data, LatentAPIMSpec("y", ("x",)))

@@ -258,9 +258,16 @@ def fit_multivariate(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray,
         lw, lb = _factor(result.x[:h], k), _factor(result.x[h:2 * h], k)
         phi1 = float(np.tanh(result.x[2 * h])) if ar1 else None
         mu1 = evaluate(data, lw @ lw.T, lb @ lb.T, phi1, reml=reml).mu
-        nat, hess, converged = _newton(data, _pack(mu1, lw @ lw.T, lb @ lb.T, phi1, reml),
-                                       ar1, reml, rounds=max_newton)
+        bfgs = _pack(mu1, lw @ lw.T, lb @ lb.T, phi1, reml)
+        nat, hess, converged = _newton(data, bfgs, ar1, reml, rounds=max_newton)
         calls[0] += 2 * len(nat) + 1
+        if not converged:  # at the boundary of the parameter space: the BFGS optimum
+            grad_theta = objective(result.x)[1]
+            converged = bool(np.max(np.abs(grad_theta)) < 1e-3 * max(1.0, data.n_obs / 1e3))
+            nat = bfgs
+            hess = _fd_hessian(lambda x: natural_gradient(data, x, ar1, reml), nat)
+            messages.append("estimates at the boundary: SEs from the unconstrained "
+                            "information are approximate")
     try:
         cov = np.linalg.inv(-hess)
     except np.linalg.LinAlgError:
@@ -306,6 +313,8 @@ def _newton(data: MultivariateData, nat: np.ndarray, ar1: bool, reml: bool,
             base = _loglik_at(data, nat, ar1, reml)
             for shrink in (1.0, 0.5, 0.25, 0.125):
                 trial = nat + shrink * step
+                if not _admissible(trial, data.k, ar1, reml):
+                    continue
                 if _loglik_at(data, trial, ar1, reml) >= base - 1e-12 * abs(base):
                     nat = trial
                     break
@@ -315,6 +324,15 @@ def _newton(data: MultivariateData, nat: np.ndarray, ar1: bool, reml: bool,
         if done and moved < 1e-6:
             return nat, hess, True
     return nat, hess, False
+
+
+def _admissible(nat: np.ndarray, k: int, ar1: bool, reml: bool) -> bool:
+    """Sigma_W positive definite, Sigma_B positive semi-definite, |phi| < 1."""
+    _, sw, sb, phi = _unpack(nat, k, ar1, reml)
+    scale = max(float(np.abs(np.diag(sw)).max()), 1e-300)
+    if np.linalg.eigvalsh(sw).min() <= 0 or np.linalg.eigvalsh(sb).min() < -1e-10 * scale:
+        return False
+    return phi is None or abs(phi) < 1
 
 
 def _factor(theta: np.ndarray, k: int) -> np.ndarray:
@@ -374,7 +392,7 @@ def natural_gradient(data: MultivariateData, nat: np.ndarray, ar1: bool,
 def _boundary(sw: np.ndarray, sb: np.ndarray, phi: float | None) -> tuple[str, ...]:
     flags = []
     for label, m in (("within", sw), ("between", sb)):
-        sd = np.sqrt(np.diag(m))
+        sd = np.sqrt(np.clip(np.diag(m), 0, None))
         if np.any(sd < 1e-4 * sd.max()):
             flags.append(f"a {label} variance is at zero")
         vals = np.linalg.eigvalsh(m / np.outer(sd, sd)) if np.all(sd > 0) else [0.0]

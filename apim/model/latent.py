@@ -52,7 +52,8 @@ from scipy import stats
 
 from apim.data.session import SessionData
 from apim.engine.multivariate_fit import MultivariateFit, fit_multivariate
-from apim.errors import DataError, SmallSampleWarning, SpecError
+from apim.errors import (BoundaryWarning, ConvergenceWarning, DataError, SmallSampleWarning,
+                         SpecError)
 from apim.model.design import Term
 from apim.model.result import EFFECT_COLUMNS
 from apim.specbase import Spec
@@ -337,6 +338,15 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
         fit = fit_multivariate(y, part["dyad"].to_numpy(), part["session"].to_numpy(),
                                names=names, method=spec.method, ar1=spec.ar1)
         fits[group] = fit
+        where = f" (group {group})" if spec.moderator is not None else ""
+        if not fit.converged:
+            warnings.warn(ConvergenceWarning(f"the latent APIM{where} did not converge: "
+                                             f"{fit.message}"), stacklevel=2)
+        if fit.boundary:
+            warnings.warn(BoundaryWarning(f"latent APIM{where}: {'; '.join(fit.boundary)}; "
+                                          "effects at that level are not identified from "
+                                          "the data and their SEs are approximate"),
+                          stacklevel=2)
         counts[group] = part[names].notna().groupby(part["dyad"].to_numpy()).sum().to_numpy()
         est, cov = fit.delta(lambda mu, sw, sb, phi: _coefficients(n_pred, mu, sw, sb))
         est_parts.append(est)
