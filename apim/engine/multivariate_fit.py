@@ -247,7 +247,7 @@ def fit_multivariate(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray,
     # complete data), with the differenced Hessian that also gives the observed information
     mu0 = evaluate(data, sw0, sb0, phi0, reml=reml).mu
     nat, hess, converged = _newton(data, _pack(mu0, sw0, sb0, phi0, reml), ar1, reml)
-    calls[0] += 2 * len(nat) + 1
+    calls[0] += len(nat) + 2
     messages = ["Newton from moment estimates"]
     if not converged:  # far start or boundary: quasi-Newton first, then Newton steps
         result = optimize.minimize(objective, _theta_of(sw0, sb0, phi0), jac=True,
@@ -300,7 +300,7 @@ def _newton(data: MultivariateData, nat: np.ndarray, ar1: bool, reml: bool,
     hess = np.zeros((len(nat), len(nat)))
     for _ in range(rounds):
         anchor = nat.copy()
-        hess = _fd_hessian(gradient, nat)
+        hess = _fd_hessian(gradient, nat, gradient(nat))
         if not np.all(np.isfinite(hess)) or np.linalg.eigvalsh(hess).max() >= 0:
             return nat, hess, False
         done = False
@@ -363,14 +363,20 @@ def _loglik_at(data: MultivariateData, nat: np.ndarray, ar1: bool, reml: bool) -
     return evaluate(data, sw, sb, phi, mu=mu, reml=reml).loglik
 
 
-def _fd_hessian(gradient: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+def _fd_hessian(gradient: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                at_x: np.ndarray | None = None) -> np.ndarray:
+    """Hessian from differences of the analytic gradient: central, or forward from
+    ``at_x`` (the gradient at ``x``) with a smaller step."""
     n = len(x)
     hess = np.zeros((n, n))
     for j in range(n):
-        step = 1e-5 * max(1.0, abs(x[j]))
         e = np.zeros(n)
-        e[j] = step
-        hess[:, j] = (gradient(x + e) - gradient(x - e)) / (2 * step)
+        if at_x is None:
+            e[j] = step = 1e-5 * max(1.0, abs(x[j]))
+            hess[:, j] = (gradient(x + e) - gradient(x - e)) / (2 * step)
+        else:
+            e[j] = step = 1e-7 * max(1.0, abs(x[j]))
+            hess[:, j] = (gradient(x + e) - at_x) / step
     return (hess + hess.T) / 2
 
 
