@@ -44,6 +44,12 @@ _LAZY = {
     "simulate": "apim.simulation.simulate",
     "SimulationSpec": "apim.simulation.simulate",
     "power": "apim.simulation.power",
+    "LatentAPIMSpec": "apim.model.latent",
+    "LatentAPIMResult": "apim.model.latent",
+    "person_mean_reliability": "apim.model.latent",
+    "latent_wald_test": "apim.inference.latent",
+    "arm_differences": "apim.inference.latent",
+    "compare_between": "apim.inference.latent",
 }
 _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
                 "cli", "parallel", "errors")
