@@ -52,8 +52,13 @@ from scipy import stats
 
 from apim.data.session import SessionData
 from apim.engine.multivariate_fit import MultivariateFit, fit_multivariate
-from apim.errors import (BoundaryWarning, ConvergenceWarning, DataError, SmallSampleWarning,
-                         SpecError)
+from apim.errors import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    DataError,
+    SmallSampleWarning,
+    SpecError,
+)
 from apim.model.design import Term
 from apim.model.result import EFFECT_COLUMNS
 from apim.specbase import Spec
