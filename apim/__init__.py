@@ -62,6 +62,12 @@ _LAZY = {
     "therapist_effects": "apim.inference.therapist",
     "variance_shares": "apim.inference.therapist",
     "association_split": "apim.inference.therapist",
+    "LatentAPIMSpec": "apim.model.latent",
+    "LatentAPIMResult": "apim.model.latent",
+    "person_mean_reliability": "apim.model.latent",
+    "latent_wald_test": "apim.inference.latent",
+    "arm_differences": "apim.inference.latent",
+    "compare_between": "apim.inference.latent",
 }
 _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
                 "cli", "parallel", "errors")

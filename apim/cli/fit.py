@@ -10,8 +10,10 @@ from apim import report
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
 from apim.engine.residual import RESIDUAL_NAMES
+from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
 from apim.model.fit import fit
+from apim.model.latent import LatentAPIMResult, LatentAPIMSpec
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec, CovarianceSpec
 
@@ -25,7 +27,9 @@ EXAMPLES = examples(
     "--format latex --report fit.html")
 
 
-def _spec(args: argparse.Namespace) -> APIMSpec:
+def _spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec:
+    if getattr(args, "centring", "observed") == "latent":
+        return _latent_spec(args)
     center = args.center or ("therapist" if args.therapist_level else None)
     decomposition = DecompositionSpec.from_dict({"center": center, "lag": args.lag,
                                                  "detrend": args.detrend})
@@ -38,7 +42,28 @@ def _spec(args: argparse.Namespace) -> APIMSpec:
                     method=args.method.upper())
 
 
-def fit_with_warnings(args: argparse.Namespace) -> tuple[APIMResult, list[str]]:
+def _latent_spec(args: argparse.Namespace) -> LatentAPIMSpec:
+    moderators = args.moderator or []
+    if len(moderators) > 1:
+        raise SpecError("--centring latent takes one --moderator (a grouping: one model per "
+                        "group)")
+    unused = [flag for flag, value in (("--covariate", args.covariate),
+                                       ("--interaction", args.interaction),
+                                       ("--therapist-level", args.therapist_level),
+                                       ("--indistinguishable", args.indistinguishable),
+                                       ("--lag", args.lag), ("--detrend", args.detrend),
+                                       ("--center", args.center)) if value]
+    if unused:
+        raise SpecError(f"--centring latent does not take {unused[0]}: the latent model "
+                        "splits the predictors itself; drop the option or use the default "
+                        "observed-mean centring")
+    return LatentAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
+                          moderator=moderators[0] if moderators else None,
+                          ar1=args.residual in ("ar1", "un-ar1"), method=args.method.upper())
+
+
+def fit_with_warnings(args: argparse.Namespace
+                      ) -> tuple[APIMResult | LatentAPIMResult, list[str]]:
     """Fit the model of ``args``; warnings are shown as usual and also returned."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -59,6 +84,9 @@ def run(args: argparse.Namespace) -> None:
         with open(args.json, "w", encoding="utf-8") as handle:
             handle.write(report.to_json(result))
     if args.report:
+        if isinstance(result, LatentAPIMResult):
+            raise SpecError("--report covers observed-mean fits; for --centring latent use "
+                            "--format markdown/latex/html or --json")
         report.fit_report(result, args.report, warnings=caught)
 
 
@@ -106,6 +134,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--format", choices=("table", "markdown", "latex", "html", "json"),
                         default="table", help="what to print")
     parser.add_argument("--json", metavar="FILE", help="also write the full result as JSON")
+    parser.add_argument("--centring", choices=("observed", "latent"), default="observed",
+                        help="between effects from observed person means, or from latent "
+                        "means (the multivariate model that uses every rating; AR(1) with "
+                        "--residual ar1/un-ar1; one --moderator fits one model per group)")
     parser.add_argument("--report", metavar="FILE.html",
                         help="also write an HTML report (tables, figures, data report)")
     parser.set_defaults(run=run)

@@ -7,6 +7,8 @@ from typing import Any
 
 from apim.cli.fit import add_model_arguments, fit_with_warnings
 from apim.cli.help import HelpFormatter, examples
+from apim.errors import SpecError
+from apim.model.result import APIMResult
 from apim.report.html import FIGURES, fit_report
 
 __all__ = ["register", "run"]
@@ -15,6 +17,8 @@ __all__ = ["register", "run"]
 def run(args: argparse.Namespace) -> None:
     """Fit, then write the report."""
     result, caught = fit_with_warnings(args)
+    if not isinstance(result, APIMResult):  # report has no --centring option
+        raise SpecError("apim report covers observed-mean fits")
     figures = [] if args.no_figures else (args.figure or list(FIGURES))
     fit_report(result, args.out, figures=figures, warnings=caught, title=args.title)
     print(f"wrote {args.out}")

@@ -1,8 +1,9 @@
-"""Tail probabilities and quantiles of the t, F and chi-square distributions.
+"""Tail probabilities and quantiles of the normal, t, F and chi-square distributions.
 
 The same special functions ``scipy.stats`` evaluates (``stdtr``, ``stdtrit``, ``fdtrc``,
-``chdtrc`` from :mod:`scipy.special`), without importing ``scipy.stats`` (about half a
-second): a fit's table needs only these. Used as ``stats.t.sf(x, df)`` etc.
+``chdtrc``, ``ndtr``, ``ndtri`` from :mod:`scipy.special`), without importing
+``scipy.stats`` (about half a second): a fit's table needs only these. Used as
+``stats.t.sf(x, df)`` etc.
 
 Examples
 --------
@@ -10,6 +11,8 @@ Examples
 2.228139
 >>> round(float(stats.chi2.sf(3.841459, 1)), 6)
 0.05
+>>> round(float(stats.norm.ppf(0.975)), 6), round(float(stats.norm.sf(1.959964)), 6)
+(1.959964, 0.025)
 """
 
 from __future__ import annotations
@@ -45,5 +48,18 @@ def _f_sf(x, dfn, dfd):
     return special.fdtrc(dfn, dfd, np.maximum(x, 0))
 
 
+def _norm_sf(x):
+    from scipy import special
+
+    return special.ndtr(-np.asarray(x, float))
+
+
+def _norm_ppf(q):
+    from scipy import special
+
+    return special.ndtri(q)
+
+
 stats = SimpleNamespace(t=SimpleNamespace(sf=_t_sf, ppf=_t_ppf),
+                        norm=SimpleNamespace(sf=_norm_sf, ppf=_norm_ppf),
                         chi2=SimpleNamespace(sf=_chi2_sf), f=SimpleNamespace(sf=_f_sf))

@@ -33,6 +33,7 @@ import numpy as np
 from apim.engine.distributions import stats
 from apim.engine.inference import satterthwaite_df, satterthwaite_f_df
 from apim.errors import SpecError
+from apim.model.latent import LatentAPIMResult
 
 if TYPE_CHECKING:
     from apim.model.result import APIMResult
@@ -156,12 +157,12 @@ def contrast_matrix(hypothesis: str, names: list[str]) -> tuple[np.ndarray, np.n
     return np.array(rows), np.array(rhs)
 
 
-def wald_test(result: APIMResult, hypothesis: str) -> WaldTest:
+def wald_test(result: APIMResult | LatentAPIMResult, hypothesis: str) -> WaldTest:
     """Test the linear hypothesis ``hypothesis`` on a fitted APIM.
 
     Parameters
     ----------
-    result : APIMResult
+    result : APIMResult or LatentAPIMResult (z tests, as lavaan reports them)
     hypothesis : str
         Equations separated by ``;`` (see the module docstring).
 
@@ -169,6 +170,10 @@ def wald_test(result: APIMResult, hypothesis: str) -> WaldTest:
     -------
     WaldTest
     """
+    if isinstance(result, LatentAPIMResult):  # z tests, as lavaan reports them
+        from apim.inference.latent import latent_wald_test
+
+        return latent_wald_test(result, hypothesis)
     fit = result.engine
     names = list(fit.coef.index)
     L, c = contrast_matrix(hypothesis, names)

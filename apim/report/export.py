@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from apim.engine.fit import BOUNDARY_NOTE
+from apim.model.latent import LatentAPIMResult
 from apim.model.result import APIMResult
 from apim.report.tables import Table, effects_table, variance_table
 
@@ -51,9 +52,15 @@ def _tables(result: APIMResult, digits: int) -> tuple[Table, Table]:
     return effects_table(result, digits), variance_table(result, max(digits, 3))
 
 
-def to_dict(result: APIMResult) -> dict[str, Any]:
-    """JSON-ready dictionary (documented in the README)."""
+def to_dict(result: APIMResult | LatentAPIMResult) -> dict[str, Any]:
+    """JSON-ready dictionary (documented in the README); latent fits as
+    :func:`apim.report.latent.latent_to_dict`."""
     from apim import __version__
+
+    if isinstance(result, LatentAPIMResult):
+        from apim.report.latent import latent_to_dict
+
+        return latent_to_dict(result)
 
     fit = result.engine
     records = result.parameters
@@ -98,7 +105,7 @@ def to_dict(result: APIMResult) -> dict[str, Any]:
     }
 
 
-def to_json(result: APIMResult, indent: int | None = 2) -> str:
+def to_json(result: APIMResult | LatentAPIMResult, indent: int | None = 2) -> str:
     """:func:`to_dict` as JSON text."""
     return json.dumps(to_dict(result), indent=indent, default=_jsonable)
 

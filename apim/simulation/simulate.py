@@ -21,9 +21,13 @@ person means), so that estimates are unbiased for these coefficients::
     h_j ~ N(0, therapist_sd^2),
     Cov(e_irt, e_ir's) = Sigma_rr' residual_phi^|t - s|,  Sigma = [residual_sd, residual_cor]
 
-(``UN x AR(1)``). Pairs like ``actor_within`` are (reference role, other role). Rows with
-a missing ``W`` of either member enter the outcome with that part set to 0; the analysis
-drops such rows anyway.
+(``UN x AR(1)``). With ``outcome_from="latent"`` the outcome is built from the latent
+decomposition instead: ``W_irt = w_irt`` (the deviation from the person's true level) and
+``B_ir = a_ir + g_j`` (the true level), as in real data where observed person means are
+error-prone; the latent APIM (:class:`apim.model.latent.LatentAPIMSpec`) is then unbiased
+for these coefficients and the observed-mean APIM is not. Pairs like ``actor_within`` are
+(reference role, other role). Rows with a missing ``W`` of either member enter the outcome
+with that part set to 0; the analysis drops such rows anyway.
 
 Attendance: from session 4 a dyad drops out before each session with probability
 ``dropout``; a session before dropout is skipped (no row for either member) with
@@ -42,6 +46,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -98,6 +103,8 @@ class SimulationSpec(Spec):
     dropout: float = 0.0
     skipped: float = 0.0
     missing: float = 0.0
+    # outcome built from the observed decomposition (default) or the latent one
+    outcome_from: Literal["observed", "latent"] = "observed"
 
     def check(self) -> None:
         if self.n_dyads < 2 or self.n_sessions < 1:
@@ -182,13 +189,17 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
     data = SessionData.from_long(frame, dyad="dyad", session="session", role="role",
                                  roles=spec.roles,
                                  therapist="therapist" if spec.caseload else None)
-    parts = decompose(data, ["x"]).components.fillna(0.0)
     f = data.frame
     r = (f["role"] == spec.roles[1]).to_numpy().astype(int)
     i = f["dyad"].to_numpy() - 1
     t = f["session"].to_numpy() - 1
-    W, Wp = parts["x_within"].to_numpy(), parts["x_within_partner"].to_numpy()
-    B, Bp = parts["x_between"].to_numpy(), parts["x_between_partner"].to_numpy()
+    if spec.outcome_from == "latent":  # the person's true level and deviation from it
+        W, Wp = w[i, t, r], w[i, t, 1 - r]
+        B, Bp = a[i, r] + g[i], a[i, 1 - r] + g[i]
+    else:
+        parts = decompose(data, ["x"]).components.fillna(0.0)
+        W, Wp = parts["x_within"].to_numpy(), parts["x_within_partner"].to_numpy()
+        B, Bp = parts["x_between"].to_numpy(), parts["x_between_partner"].to_numpy()
     m = arm[i]
 
     def per_role(pair: Pair) -> np.ndarray:

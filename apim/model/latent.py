@@ -1,0 +1,432 @@
+"""The latent (multivariate) APIM: latent between-person effects, full information.
+
+Per dyad ``i`` and session ``t`` the vector of both members' predictors and outcomes
+(for one predictor ``x`` and outcome ``y``: ``x_P, x_T, y_P, y_T``) is split into a dyad
+level and a session level (Lüdtke et al., 2008; DESIGN.md §4)::
+
+    z_it = mu + b_i + w_it,   b_i ~ N(0, Sigma_B),   w_it ~ N(0, Sigma_W)
+    (optional AR(1) over session numbers: Cov(w_it, w_is) = Sigma_W phi^|t-s|)
+
+with both covariances unstructured (:mod:`apim.engine.multivariate`). The APIM
+coefficients at each level are the regressions of the outcomes on the predictors implied
+by that level's covariance, ``B = Sigma[y, x] Sigma[x, x]^-1``: for outcome role ``r``,
+the coefficient of ``x`` of the same role is the **actor** effect and of the other role
+the **partner** effect, ``within`` from ``Sigma_W`` and ``between`` (latent person means)
+from ``Sigma_B``. Intercepts are the outcome means (the outcome at the mean latent
+predictor levels). Every observed rating enters (no listwise deletion of sessions where a
+member's rating is missing).
+
+Standard errors: **delta method** from the observed information of the natural
+parameters (means, ``Sigma_W``, ``Sigma_B``, ``phi``; :mod:`apim.engine.multivariate_fit`);
+at the ML estimate this equals the observed-information SEs of a direct regression
+parameterisation (lavaan's two-level SEM with ``information="observed"``). Tests use the
+normal distribution (``df = inf``), as lavaan does.
+
+A moderator (e.g. treatment arm) gives a **multi-group** model: separate means,
+``Sigma_B`` and ``Sigma_W`` (and ``phi``) per arm; effects are named with the arm in
+brackets (``patient.actor.between.alliance[1]``) and compared across arms with
+:func:`apim.inference.latent.arm_differences` or
+:func:`apim.inference.latent.latent_wald_test`.
+
+Examples
+--------
+>>> import apim
+>>> data = apim.load_alliance()
+>>> result = apim.fit(data, LatentAPIMSpec("outcome", ("alliance",)))
+>>> result.effects.loc["patient.actor.between.alliance", "level"]
+'between'
+>>> rel = result.reliability
+>>> rel.loc[rel["variable"] == "alliance", "role"].tolist()
+['patient', 'therapist']
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from apim.data.session import SessionData
+from apim.engine.distributions import stats
+from apim.engine.multivariate_fit import MultivariateFit, fit_multivariate
+from apim.errors import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    DataError,
+    SmallSampleWarning,
+    SpecError,
+)
+from apim.model.design import Term
+from apim.model.result import EFFECT_COLUMNS
+from apim.specbase import Spec
+
+__all__ = ["LatentAPIMSpec", "LatentAPIMResult", "fit_latent", "latent_values",
+           "person_mean_reliability", "warn_if_unreliable"]
+
+
+@dataclass(frozen=True)
+class LatentAPIMSpec(Spec):
+    """An APIM with latent within/between decomposition (fitted by :func:`apim.fit`).
+
+    Parameters
+    ----------
+    outcome : str
+        Each member's outcome.
+    predictors : tuple of str
+        Time-varying predictors rated by both members.
+    moderator : str, optional
+        Dyad-level grouping (e.g. treatment arm): a multi-group model with separate
+        means, ``Sigma_B`` and ``Sigma_W`` per group.
+    ar1 : bool
+        AR(1) over session numbers for the session-level part.
+    method : {"ML", "REML"}
+        ML (default, as lavaan) or REML (the means integrated out).
+    """
+
+    outcome: str
+    predictors: tuple[str, ...]
+    moderator: str | None = None
+    ar1: bool = False
+    method: Literal["ML", "REML"] = "ML"
+
+    def check(self) -> None:
+        if not self.predictors:
+            raise SpecError("a latent APIM needs at least one predictor")
+        used = [self.outcome, *self.predictors] + ([self.moderator] if self.moderator else [])
+        repeated = {c for c in used if used.count(c) > 1}
+        if repeated:
+            raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
+
+
+def variable_names(spec: LatentAPIMSpec, roles: tuple[str, str]) -> list[str]:
+    """The K variables in engine order: each predictor per role, then the outcome."""
+    return [f"{v}[{r}]" for v in (*spec.predictors, spec.outcome) for r in roles]
+
+
+def latent_values(data: SessionData, spec: LatentAPIMSpec) -> pd.DataFrame:
+    """One row per dyad x session with any rating: ``dyad``, ``session``, ``group`` and
+    the K variables (:func:`variable_names`), NaN where a rating is missing."""
+    from apim.data.validate import informative
+
+    frame = data.frame
+    roles = data.roles
+    columns = {}
+    for v in (*spec.predictors, spec.outcome):
+        x = data.numeric(v)
+        for role in roles:
+            informative(x[frame["role"] == role], v, f"for role {role!r}")
+        columns[v] = x
+    dyad_code, dyads = pd.factorize(frame["dyad"], sort=True)
+    session = frame["session"].to_numpy().astype(np.int64)
+    low = int(session.min())
+    key = dyad_code.astype(np.int64) * (int(session.max()) - low + 1) + (session - low)
+    unique_keys, first, codes = np.unique(key, return_index=True, return_inverse=True)
+    role_index = (frame["role"] == roles[1]).to_numpy().astype(int)
+    values = np.full((len(unique_keys), 2 * (len(spec.predictors) + 1)), np.nan)
+    for j, v in enumerate((*spec.predictors, spec.outcome)):
+        values[codes, 2 * j + role_index] = columns[v].to_numpy()
+    wide = pd.DataFrame(values, columns=variable_names(spec, roles))
+    wide.insert(0, "dyad", np.asarray(dyads)[dyad_code[first]])
+    wide.insert(1, "session", session[first])
+    if spec.moderator is None:
+        wide.insert(2, "group", "all")
+    else:
+        mod = frame[spec.moderator]
+        per_dyad = mod.groupby(frame["dyad"]).nunique(dropna=False)
+        changing = per_dyad.index[per_dyad > 1]
+        if len(changing):
+            raise DataError(f"moderator {spec.moderator!r} changes within dyads "
+                            f"{list(changing[:5])}: a group must be constant per dyad")
+        if mod.isna().any():
+            rows = list(frame.index[mod.isna()][:5])
+            raise DataError(f"moderator {spec.moderator!r} is missing in rows {rows}: fill "
+                            "it in or drop those dyads")
+        labels = mod.groupby(frame["dyad"]).first().map(_label)
+        wide.insert(2, "group", wide["dyad"].map(labels).to_numpy())
+    keep = wide.iloc[:, 3:].notna().any(axis=1)
+    return wide[keep].reset_index(drop=True)
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _coefficients(n_pred: int, mu: np.ndarray, sw: np.ndarray,
+                  sb: np.ndarray) -> np.ndarray:
+    """Intercepts, then per level, outcome role and predictor the actor and partner
+    coefficients (the order of :func:`_terms`)."""
+    x = np.arange(2 * n_pred)
+    y = np.array([2 * n_pred, 2 * n_pred + 1])
+    out = [mu[y]]
+    for s in (sw, sb):
+        b = s[np.ix_(y, x)] @ np.linalg.inv(s[np.ix_(x, x)])
+        for r_out in range(2):
+            for v in range(n_pred):
+                out.append(b[r_out, [2 * v + r_out, 2 * v + 1 - r_out]])  # actor, partner
+    return np.concatenate(out)
+
+
+def _terms(spec: LatentAPIMSpec, roles: tuple[str, str], group: str | None) -> list[Term]:
+    by = f"{spec.moderator}={group}" if group is not None else ""
+    terms = [Term(r, "intercept", "none", "", by) for r in roles]
+    for level in ("within", "between"):
+        for role in roles:
+            for v in spec.predictors:
+                terms += [Term(role, "actor", level, v, by), Term(role, "partner", level, v, by)]
+    return terms
+
+
+def term_name(term: Term, group: str | None) -> str:
+    """Effect name; multi-group effects carry the group in brackets."""
+    if term.effect == "intercept":
+        base = f"{term.outcome_role}.intercept"
+    else:
+        base = f"{term.outcome_role}.{term.effect}.{term.level}.{term.predictor}"
+    return f"{base}[{group}]" if group is not None else base
+
+
+@dataclass(frozen=True, eq=False)
+class LatentAPIMResult:
+    """A fitted latent APIM.
+
+    Attributes
+    ----------
+    spec : LatentAPIMSpec
+    roles : (reference role, other role)
+    fits : dict
+        The engine fit per group (``"all"`` without a moderator).
+    counts : dict
+        Per group, the number of ratings per dyad and variable (for reliabilities).
+    terms, names : effects in table order and their names
+    coef, cov_coef : estimates and their covariance (delta method)
+    """
+
+    spec: LatentAPIMSpec
+    roles: tuple[str, str]
+    fits: dict[str, MultivariateFit] = field(repr=False)
+    counts: dict[str, np.ndarray] = field(repr=False)
+    terms: list[Term] = field(repr=False)
+    coef: pd.Series = field(repr=False)
+    cov_coef: pd.DataFrame = field(repr=False)
+    df: str = "normal"
+
+    def df_values(self) -> pd.Series:
+        """Degrees of freedom per effect: infinite (normal-theory tests, as lavaan)."""
+        return pd.Series(np.inf, index=self.coef.index)
+
+    @property
+    def effects(self) -> pd.DataFrame:
+        """Tidy effects table (the columns of :attr:`APIMResult.effects`)."""
+        est = self.coef.to_numpy()
+        se = np.sqrt(np.clip(np.diag(self.cov_coef.to_numpy()), 0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = est / se
+        crit = stats.norm.ppf(0.975)
+        table = pd.DataFrame([[t.outcome_role, t.effect, t.level, t.predictor, t.by]
+                              for t in self.terms], columns=EFFECT_COLUMNS[:5],
+                             index=pd.Index(self.coef.index, name="term"))
+        table["estimate"], table["se"], table["df"] = est, se, np.inf
+        table["t"], table["p"] = z, 2 * stats.norm.sf(np.abs(z))
+        table["ci_low"], table["ci_high"] = est - crit * se, est + crit * se
+        return table
+
+    @property
+    def variance(self) -> pd.DataFrame:
+        """Within and between covariances (and phi) per group with SEs, long format."""
+        rows = []
+        for group, fit in self.fits.items():
+            se = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
+            for name, est, s in zip(fit.parameter_names, fit.estimate, se):
+                if not name.startswith("mean("):
+                    rows.append((group, name, est, s))
+        return pd.DataFrame(rows, columns=["group", "parameter", "estimate", "se"])
+
+    @property
+    def reliability(self) -> pd.DataFrame:
+        """Reliability of each role's person means, ``lambda = tau^2 / (tau^2 + sigma^2/n)``
+        with ``tau^2``, ``sigma^2`` from ``Sigma_B``, ``Sigma_W`` and ``n`` each person's
+        number of ratings (mean, min and max over persons; AR(1) ignored)."""
+        rows = []
+        names = variable_names(self.spec, self.roles)
+        for group, fit in self.fits.items():
+            n = self.counts[group]
+            for j, name in enumerate(names):
+                var, role = name[:-1].split("[", 1)
+                tau2, sigma2 = fit.sigma_b[j, j], fit.sigma_w[j, j]
+                nj = n[:, j][n[:, j] > 0]
+                lam = tau2 / (tau2 + sigma2 / nj)
+                rows.append((group, var, role, tau2, sigma2, float(nj.mean()),
+                             float(lam.mean()), float(lam.min()), float(lam.max())))
+        return pd.DataFrame(rows, columns=["group", "variable", "role", "tau2", "sigma2",
+                                           "mean_sessions", "reliability", "min", "max"])
+
+    @property
+    def loglik(self) -> float:
+        return float(sum(f.loglik for f in self.fits.values()))
+
+    @property
+    def statistics(self) -> dict[str, Any]:
+        fits = list(self.fits.values())
+        k = sum(f.n_params for f in fits)
+        n_obs = sum(f.n_obs for f in fits)
+        return {"n_obs": n_obs, "n_dyads": sum(f.n_clusters for f in fits),
+                "method": self.spec.method, "loglik": self.loglik,
+                "aic": -2 * self.loglik + 2 * k, "bic": -2 * self.loglik + np.log(n_obs) * k,
+                "converged": all(f.converged for f in fits),
+                "fit_seconds": sum(f.seconds for f in fits)}
+
+    @property
+    def boundary(self) -> tuple[str, ...]:
+        return tuple(f"{g}: {b}" if len(self.fits) > 1 else b
+                     for g, f in self.fits.items() for b in f.boundary)
+
+    def model_line(self) -> str:
+        spec = self.spec
+        return (f"Latent APIM of {spec.outcome!r} on {', '.join(spec.predictors)} "
+                f"({spec.method}, unstructured within and between covariances"
+                f"{', AR(1)' if spec.ar1 else ''}"
+                f"{', groups by ' + spec.moderator if spec.moderator else ''})")
+
+    def summary(self, digits: int = 3) -> str:
+        """Effects, reliabilities and fit statistics as text."""
+        s = self.statistics
+        head = [self.model_line(),
+                f"{s['n_obs']} ratings, {s['n_dyads']} dyads; logLik {s['loglik']:.3f}, "
+                f"AIC {s['aic']:.3f}, BIC {s['bic']:.3f}; "
+                f"{'converged' if s['converged'] else 'NOT CONVERGED'}"]
+        shown = self.effects.copy()
+        shown["p"] = shown["p"].map(lambda v: "<.001" if v < 0.001 else f"{v:.3f}")
+        body = shown.drop(columns="df").rename(columns={"t": "z"}).to_string(
+            index=False, float_format=lambda v: f"{v:.{digits}f}")
+        rel = self.reliability.to_string(index=False,
+                                         float_format=lambda v: f"{v:.{digits}f}")
+        notes = ["SEs: delta method from the observed information; z tests"]
+        if self.boundary:
+            notes.append("boundary: " + "; ".join(self.boundary))
+        return "\n".join(head + ["", "Effects", body, "", "Reliability of person means",
+                                 rel, "", "; ".join(notes)])
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
+    """Fit a :class:`LatentAPIMSpec` (also reached through :func:`apim.fit`).
+
+    Examples
+    --------
+    >>> import apim
+    >>> result = fit_latent(apim.load_alliance(), LatentAPIMSpec("outcome", ("alliance",)))
+    >>> result.statistics["converged"]
+    True
+    """
+    if not isinstance(spec, LatentAPIMSpec):
+        raise SpecError(f"spec must be a LatentAPIMSpec, not {type(spec).__name__}")
+    wide = latent_values(data, spec)
+    names = variable_names(spec, data.roles)
+    groups = sorted(wide["group"].unique(), key=_sort_key)
+    if spec.moderator is not None and len(groups) < 2:
+        raise SpecError(f"moderator {spec.moderator!r} has a single value "
+                        f"({groups[0]!r}): a multi-group model needs two or more")
+    fits: dict[str, MultivariateFit] = {}
+    counts: dict[str, np.ndarray] = {}
+    n_pred = len(spec.predictors)
+    est_parts, cov_parts, terms, labels = [], [], [], []
+    for group in groups:
+        part = wide[wide["group"] == group]
+        y = part[names].to_numpy(float)
+        fit = fit_multivariate(y, part["dyad"].to_numpy(), part["session"].to_numpy(),
+                               names=names, method=spec.method, ar1=spec.ar1)
+        fits[group] = fit
+        where = f" (group {group})" if spec.moderator is not None else ""
+        if not fit.converged:
+            warnings.warn(ConvergenceWarning(f"the latent APIM{where} did not converge: "
+                                             f"{fit.message}"), stacklevel=2)
+        if fit.boundary:
+            warnings.warn(BoundaryWarning(f"latent APIM{where}: {'; '.join(fit.boundary)}; "
+                                          "effects at that level are not identified from "
+                                          "the data and their SEs are approximate"),
+                          stacklevel=2)
+        counts[group] = part[names].notna().groupby(part["dyad"].to_numpy()).sum().to_numpy()
+        est, cov = fit.delta(lambda mu, sw, sb, phi: _coefficients(n_pred, mu, sw, sb))
+        est_parts.append(est)
+        cov_parts.append(cov)
+        label = group if spec.moderator is not None else None
+        group_terms = _terms(spec, data.roles, label)
+        terms += group_terms
+        labels += [term_name(t, label) for t in group_terms]
+    from scipy.linalg import block_diag
+
+    coef = pd.Series(np.concatenate(est_parts), index=labels, name="estimate")
+    cov_coef = pd.DataFrame(block_diag(*cov_parts), index=labels, columns=labels)
+    return LatentAPIMResult(spec=spec, roles=data.roles, fits=fits, counts=counts,
+                            terms=terms, coef=coef, cov_coef=cov_coef)
+
+
+def _sort_key(label: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(label))
+    except ValueError:
+        return (1, label)
+
+
+def person_mean_reliability(data: SessionData, variable: str) -> pd.DataFrame:
+    """Reliability of each role's observed person means of ``variable`` from moments.
+
+    One-way ANOVA estimates per role: ``sigma^2`` the pooled within-person variance,
+    ``tau^2`` the variance of the person means minus ``sigma^2`` times the mean of
+    ``1/n``; each person's ``lambda = tau^2 / (tau^2 + sigma^2 / n)``.
+
+    Returns
+    -------
+    DataFrame
+        One row per role: ``tau2``, ``sigma2``, ``mean_sessions``, ``reliability`` (mean
+        ``lambda`` over persons).
+
+    Examples
+    --------
+    >>> import apim
+    >>> table = person_mean_reliability(apim.load_alliance(), "alliance")
+    >>> bool(table["reliability"].between(0, 1).all())
+    True
+    """
+    frame = data.frame
+    x = data.numeric(variable)
+    rows = []
+    for role in data.roles:
+        sel = (frame["role"] == role) & x.notna()
+        values, persons = x[sel], frame.loc[sel, "dyad"]
+        grouped = values.groupby(persons)
+        n = grouped.count().to_numpy(float)
+        means = grouped.mean()
+        dev = values - persons.map(means)
+        dof = len(values) - len(n)
+        sigma2 = float((dev ** 2).sum() / dof) if dof > 0 else np.nan
+        tau2 = max(float(np.var(means.to_numpy(), ddof=1)) - sigma2 * float(np.mean(1 / n)),
+                   0.0) if len(n) > 1 else np.nan
+        lam = tau2 / (tau2 + sigma2 / n) if tau2 > 0 else np.zeros_like(n)
+        rows.append((variable, role, tau2, sigma2, float(n.mean()), float(np.mean(lam))))
+    return pd.DataFrame(rows, columns=["variable", "role", "tau2", "sigma2",
+                                       "mean_sessions", "reliability"])
+
+
+def warn_if_unreliable(data: SessionData, predictors: tuple[str, ...] | list[str],
+                       threshold: float = 0.8) -> None:
+    """Warn (:class:`SmallSampleWarning`) when a role's observed person means of a
+    predictor have mean reliability below ``threshold``: observed-mean between effects
+    are then pulled toward the within effects; point to :class:`LatentAPIMSpec`."""
+    for v in predictors:
+        table = person_mean_reliability(data, v)
+        low = table[table["reliability"] < threshold]
+        if len(low):
+            detail = ", ".join(f"{r.role} {r.reliability:.2f}" for r in low.itertuples())
+            warnings.warn(SmallSampleWarning(
+                f"the person means of {v!r} are unreliable (mean reliability {detail} "
+                f"< {threshold}): observed-mean between effects are biased toward the "
+                "within effects; fit LatentAPIMSpec (apim fit --centring latent) for "
+                "latent between effects"), stacklevel=3)
