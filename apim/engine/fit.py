@@ -192,8 +192,8 @@ def _hessian(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool,
         step = 1e-5 * max(1.0, abs(theta[j]))
         e = np.zeros(k)
         e[j] = step
-        gp = evaluate(model, prep, theta + e, reml).gradient
-        gm = evaluate(model, prep, theta - e, reml).gradient
+        gp = evaluate(model, prep, theta + e, reml).score
+        gm = evaluate(model, prep, theta - e, reml).score
         h[:, j] = -(gp - gm) / (2 * step)
     return (h + h.T) / 2
 
@@ -322,6 +322,8 @@ def _positive_definite(matrix: np.ndarray) -> bool:
 def _spread(model: MixedModel, theta: np.ndarray, theta0: np.ndarray) -> np.ndarray:
     """``theta`` with the dyad-level G replaced by a diagonal one whose variances are the
     current ones floored at a tenth of the starting ones (correlations reset to zero)."""
+    if model.random is None:
+        return theta
     t_g, t_t, t_r = split_theta(model, theta)
     g_now = np.diag(model.random.matrix(t_g))
     g_start = np.diag(model.random.matrix(split_theta(model, theta0)[0]))
@@ -402,9 +404,9 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
         calls[0] += 1
         with np.errstate(all="ignore"):
             ev = evaluate(model, prep, theta, reml)
-        if not np.isfinite(ev.loglik) or not np.all(np.isfinite(ev.gradient)):
+        if not np.isfinite(ev.loglik) or not np.all(np.isfinite(ev.score)):
             return np.inf, np.zeros_like(theta)  # outside the numerically usable region
-        return -ev.loglik / scale, -ev.gradient / scale
+        return -ev.loglik / scale, -ev.score / scale
 
     theta, messages = _quasi_newton(objective, theta0, scale, control)
     ev = evaluate(model, prep, theta, reml)
@@ -428,8 +430,8 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
     for iteration in range(control.max_newton + 1):
         if not _positive_definite(hess):
             break
-        step = np.linalg.solve(hess, ev.gradient)
-        decrement = float(ev.gradient @ step) / 2
+        step = np.linalg.solve(hess, ev.score)
+        decrement = float(ev.score @ step) / 2
         # the gradient resolves the optimum far more finely than differences of the
         # log-likelihood do: step until the parameters (and so the SEs) are settled
         settled = np.max(np.abs(step), initial=0.0) < control.step_tolerance

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from apim.engine.model import MixedModel, Prepared
+from apim.errors import FitError
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -38,6 +39,13 @@ class Evaluation:
     cov_beta: np.ndarray          # (X'V^-1 X)^-1
     d_xvx: np.ndarray | None      # (k, p, p) derivatives of X'V^-1 X
     blups: np.ndarray             # (n_clusters, width) predicted random effects
+
+    @property
+    def score(self) -> np.ndarray:
+        """The gradient (an error when the evaluation was asked for without it)."""
+        if self.gradient is None:
+            raise FitError("the gradient was not computed at this evaluation; this is a bug")
+        return self.gradient
 
 
 def split_theta(model: MixedModel, theta: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -137,26 +145,30 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
     blups = hb @ v if w else np.zeros((prep.n_clusters, 0))
     if not gradient:
         return Evaluation(loglik, None, beta, cov_beta, None, blups)
+    d_rows, d_rest, d_logdet_r = products.d_rows, products.d_rest, products.d_logdet
+    if d_rows is None or d_rest is None or d_logdet_r is None:
+        raise FitError("the residual structure returned no derivatives; this is a bug")
 
-    d_s, d_logdet = [], []
+    d_s_list: list[np.ndarray] = []
+    d_logdet: list[float] = []
     for dgk in dg:  # random-effect parameters: A, B, D do not move
         dk = dgk[None] @ a
         d_logdet.append(np.sum(k_inv * np.swapaxes(dk, 1, 2)))
         dh = k_inv @ (dgk[None] - dk @ h)
-        d_s.append(-(bt @ (dh @ b)).sum(0))
-    for k in range(len(products.d_logdet)):  # residual parameters move the products
-        da, db = _assemble(products.d_rows[k], prep)
-        ds = products.d_rest[k]
-        dl = products.d_logdet[k].sum()
+        d_s_list.append(-(bt @ (dh @ b)).sum(0))
+    for k in range(len(d_logdet_r)):  # residual parameters move the products
+        da, db = _assemble(d_rows[k], prep)
+        ds = d_rest[k]
+        dl = d_logdet_r[k].sum()
         if w:
             gda = g_full[None] @ da
             dl += np.sum(k_inv * np.swapaxes(gda, 1, 2))
             dh = -k_inv @ gda @ h
             cross_term = (np.swapaxes(db, 1, 2) @ hb).sum(0)
             ds = ds - (cross_term + cross_term.T + (bt @ (dh @ b)).sum(0))
-        d_s.append(ds)
+        d_s_list.append(ds)
         d_logdet.append(dl)
-    d_s = np.stack(d_s) if d_s else np.zeros((0, p + 1, p + 1))
+    d_s = np.stack(d_s_list) if d_s_list else np.zeros((0, p + 1, p + 1))
     d_xvx = d_s[:, :p, :p]
     grad = np.array([
         -0.5 * (d_logdet[k] + v @ d_s[k] @ v

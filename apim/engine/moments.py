@@ -166,11 +166,8 @@ class DenseProducts:
         cross = crossprod(wu, wu, self.layout)
         if not gradient:
             return Products(cross[:, :r], cross[:, r:, r:].sum(0), logdet)
-        d_cross = []
-        for k in range(dwu.shape[0]):
-            half = crossprod(dwu[k], wu, self.layout)
-            d_cross.append(half + np.swapaxes(half, 1, 2))
-        d_cross = np.stack(d_cross)
+        halves = [crossprod(dwu[k], wu, self.layout) for k in range(dwu.shape[0])]
+        d_cross = np.stack([h + np.swapaxes(h, 1, 2) for h in halves])
         return Products(cross[:, :r], cross[:, r:, r:].sum(0), logdet, d_cross[:, :, :r],
                         d_cross[:, :, r:, r:].sum(1), dlogdet)
 
@@ -188,14 +185,19 @@ class SplitProducts:
         first = pieces[0][1]
         rows = np.zeros((self.n_dyads, *first.rows.shape[1:]))
         logdet = np.zeros(self.n_dyads)
-        d_rows = np.zeros((len(theta), *rows.shape)) if gradient else None
-        d_logdet = np.zeros((len(theta), self.n_dyads)) if gradient else None
         for dyads, got in pieces:
             rows[dyads], logdet[dyads] = got.rows, got.logdet
-            if gradient:
-                d_rows[:, dyads], d_logdet[:, dyads] = got.d_rows, got.d_logdet
-        rest = sum(got.rest for _, got in pieces)
-        d_rest = sum(got.d_rest for _, got in pieces) if gradient else None
+        rest = np.sum([got.rest for _, got in pieces], axis=0)
+        if not gradient:
+            return Products(rows, rest, logdet)
+        d_rows = np.zeros((len(theta), *rows.shape))
+        d_logdet = np.zeros((len(theta), self.n_dyads))
+        d_rest = np.zeros((len(theta), *rest.shape))
+        for dyads, got in pieces:
+            assert got.d_rows is not None and got.d_logdet is not None  # asked for above
+            assert got.d_rest is not None
+            d_rows[:, dyads], d_logdet[:, dyads] = got.d_rows, got.d_logdet
+            d_rest += got.d_rest
         return Products(rows, rest, logdet, d_rows, d_rest, d_logdet)
 
 

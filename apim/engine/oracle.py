@@ -47,7 +47,7 @@ def dense_covariance(model: MixedModel, theta: np.ndarray) -> np.ndarray:
         z = np.asarray(model.Z, float)
         same = dyad[:, None] == dyad[None, :]
         v += same * (z @ model.random.matrix(t_g) @ z.T)
-    if model.therapist is not None:
+    if model.therapist is not None and model.therapist_random is not None:
         zt = np.ones((n, 1)) if model.Z_therapist is None else np.asarray(model.Z_therapist)
         t = model.therapist_random.matrix(t_t)
         same = np.asarray(model.therapist)[:, None] == np.asarray(model.therapist)[None, :]

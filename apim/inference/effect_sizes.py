@@ -33,7 +33,9 @@ import numpy as np
 import pandas as pd
 
 from apim.engine.fit import fit as fit_engine
+from apim.errors import SpecError
 from apim.model.result import APIMResult
+from apim.model.spec import APIMSpec
 
 __all__ = ["effect_sizes", "pseudo_r2"]
 
@@ -97,6 +99,9 @@ def pseudo_r2(result: APIMResult) -> pd.DataFrame:
     same random effects and residual structure)."""
     design = result.design
     roles = design.outcome_roles
+    if not isinstance(design.spec, APIMSpec):
+        raise SpecError("pseudo-R² compares an APIM with its intercepts-only model; this fit "
+                        "is a formula model")
     if design.spec.distinguishable:
         role = design.data.frame.loc[design.used, "role"]
         X0 = np.column_stack([(role == r).to_numpy(float) for r in roles])

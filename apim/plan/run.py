@@ -101,7 +101,7 @@ def _fit_one(job: _Job) -> str:
         warnings.simplefilter("always")
         try:
             data = a.select(_load(a.data, job.digest))
-            result = fit(data, a.spec(), df=a.df)  # type: ignore[arg-type]
+            result = fit(data, a.spec(), df=a.df)
             record.update(status="ok", n_params=int(result.engine.n_params),
                           result=to_dict(result))
             if job.report:

@@ -74,6 +74,7 @@ import pandas as pd
 from apim.data.session import SessionData
 from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
+from apim.model.result import DF
 from apim.model.spec import APIMSpec, CovarianceSpec
 from apim.plan.filters import Filter
 
@@ -218,8 +219,14 @@ class Analysis:
                         covariance=CovarianceSpec.from_dict(covariance))
 
     @property
-    def df(self) -> str:
-        return str(self.settings.get("df", "satterthwaite"))
+    def df(self) -> DF:
+        """Denominator df method of the t tests."""
+        value = str(self.settings.get("df", "satterthwaite"))
+        if value == "containment":
+            return "containment"
+        if value == "satterthwaite":
+            return "satterthwaite"
+        raise SpecError(f"df={value!r} is not one of 'satterthwaite', 'containment'")
 
     @property
     def subset(self) -> Filter | None:
