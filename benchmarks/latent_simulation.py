@@ -12,7 +12,7 @@ actor/partner effects .15/.10 within and .50/.20 between for both roles. Scenari
   rating; the observed-mean APIM drops sessions with a missing rating (listwise).
 
 Each replicate fits the latent APIM (ML, z intervals) and the observed-mean APIM (REML,
-Satterthwaite t intervals) to the same data. Writes ``benchmarks/LATENT_RESULTS.md``.
+Satterthwaite t intervals) to the same data. Writes its section of ``benchmarks/RESULTS.md``.
 Usage: ``python benchmarks/latent_simulation.py [--replicates 500] [--n-jobs 2]``
 """
 
@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from results_file import write_section
 
 from apim import APIMSpec, CovarianceSpec
 from apim.model.fit import fit
@@ -125,7 +125,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--replicates", type=int, default=500)
     parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--out", default=str(Path(__file__).with_name("LATENT_RESULTS.md")))
     args = parser.parse_args()
     clock = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -146,7 +145,7 @@ def main() -> None:
         if failed:
             text += (f"\n{len(failed)} replicates failed: {failed[0].error_type}: "
                      f"{failed[0].error}\n")
-        Path(args.out).write_text(text, encoding="utf-8")
+        write_section("latent-simulation", text)
         print(f"{name}: done", flush=True)
     print(text)
 

@@ -5,7 +5,7 @@ defaults, complete data, outcome from the latent means, no AR(1)): the latent AP
 fitted ``--repeats`` times in this process (median wall time of ``apim.fit``) and lavaan
 (``tests/reference/lavaan_latent.R``, ML, observed information) ``--repeats`` times
 (median of the time ``sem()`` takes inside R, R start-up excluded). Estimates are
-compared. Appends its section to ``benchmarks/LATENT_RESULTS.md``.
+compared. Writes its section of ``benchmarks/RESULTS.md``.
 Usage: ``python benchmarks/latent_speed.py [--repeats 5]``
 """
 
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_file import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -33,7 +34,6 @@ from apim.simulation.simulate import SimulationSpec, simulate  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=str(Path(__file__).with_name("LATENT_RESULTS.md")))
     args = parser.parse_args()
     table = wide(simulate(SimulationSpec(caseload=0, outcome_from="latent"), seed=1))
     data = long_from_wide(table)
@@ -68,8 +68,7 @@ def main() -> None:
         f"Load average while measuring: {os.getloadavg()[0]:.1f} (2 cores, shared).",
         f"Largest relative difference of the 8 actor/partner coefficients {rel_est:.1e}, "
         f"of their SEs {rel_se:.1e}; logLik difference {d_loglik:.1e}.", ""])
-    with open(args.out, "a", encoding="utf-8") as handle:
-        handle.write(text)
+    write_section("latent-speed", text)
     print(text)
 
 

@@ -8,7 +8,7 @@ variance_shares` with ``--boot`` parametric-bootstrap replicates. Reported per r
 level: the true share, the mean estimate (and its Monte Carlo SE), the coverage of the
 95% percentile interval and how often the therapist variance was estimated at zero.
 
-Writes ``benchmarks/THERAPIST_RESULTS.md``. Usage:
+Writes its section of ``benchmarks/RESULTS.md``. Usage:
 ``python benchmarks/therapist_coverage.py [--replicates 200] [--boot 200] [--n-jobs 2]``
 """
 
@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from results_file import write_section
 
 from apim.inference.therapist import variance_shares
 from apim.parallel import run_jobs
 from apim.simulation.simulate import SimulationSpec, simulate
-
-OUT = Path(__file__).resolve().parent / "THERAPIST_RESULTS.md"
 
 
 def design(therapists: int) -> SimulationSpec:
@@ -91,11 +89,11 @@ def main() -> None:
             f"{len(values)} replicates ({args.replicates - len(values)} failed), "
             f"{args.boot} bootstrap refits each, {seconds:.0f} s with {args.n_jobs} "
             f"workers.\n\n{markdown(table)}\n")
-    OUT.write_text("# Therapist variance shares: bias and bootstrap coverage\n\n"
-                   "Made by `python benchmarks/therapist_coverage.py "
-                   f"--replicates {args.replicates} --boot {args.boot}`.\n\n"
-                   + "\n".join(sections))
-    print(OUT.read_text())
+    text = ("# Therapist variance shares: bias and bootstrap coverage\n\n"
+            "Made by `python benchmarks/therapist_coverage.py "
+            f"--replicates {args.replicates} --boot {args.boot}`.\n\n" + "\n".join(sections))
+    write_section("therapist-coverage", text)
+    print(text)
 
 
 if __name__ == "__main__":
