@@ -97,7 +97,8 @@ def _checked(args: argparse.Namespace) -> dict[str, Any]:
     analysis = APIMSpec(truth.outcome_name, (truth.predictor_name,),
                         interaction=args.interaction,
                         moderators=("treatment",) if args.moderated else (),
-                        covariance=CovarianceSpec(random=random, residual=residual))
+                        covariance=CovarianceSpec(random=random,  # type: ignore[arg-type]
+                                                  residual=residual))
     return {"truth": truth, "analysis": analysis, "grid": grid or None, **options}
 
 

@@ -11,7 +11,7 @@ Examples
 >>> settings(["residual_phi=high"])
 Traceback (most recent call last):
 ...
-apim.errors.SpecError: --set residual_phi=high: 'high' is not a valid residual_phi (a number, e.g. residual_phi=0.0)
+apim.errors.SpecError: --set residual_phi=high: 'high' is not a valid residual_phi (a number, ...)
 """
 
 from __future__ import annotations

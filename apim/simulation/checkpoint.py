@@ -19,7 +19,7 @@ Examples
 >>> Checkpoint(folder, {"seed": 2})
 Traceback (most recent call last):
 ...
-apim.errors.SpecError: checkpoint folder ... holds a run with other settings; give a new folder or empty this one
+apim.errors.SpecError: checkpoint folder ... holds a run with other settings; ...
 """
 
 from __future__ import annotations
