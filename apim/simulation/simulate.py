@@ -60,7 +60,6 @@ import pandas as pd
 
 from apim.data.session import SessionData
 from apim.errors import SpecError
-from apim.model.centring import decompose
 from apim.specbase import Spec
 
 __all__ = ["SimulationSpec", "simulate", "true_effects"]
@@ -255,13 +254,13 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
     data = SessionData.from_long(frame, dyad="dyad", session="session", role="role",
                                  roles=spec.roles,
                                  therapist="therapist" if spec.caseload else None)
-    parts = decompose(data, ["x"]).components.fillna(0.0)
+    within, between = _observed_parts(x, ~x_missing & (keep.reshape(d, s, 2)))
     f = data.frame
     r = (f["role"] == spec.roles[1]).to_numpy().astype(int)
     i = f["dyad"].to_numpy() - 1
     t = f["session"].to_numpy() - 1
-    W, Wp = parts["x_within"].to_numpy(), parts["x_within_partner"].to_numpy()
-    B, Bp = parts["x_between"].to_numpy(), parts["x_between_partner"].to_numpy()
+    W, Wp = within[i, t, r], within[i, t, 1 - r]
+    B, Bp = between[i, r], between[i, 1 - r]
     m = arm[i]
 
     def per_role(pair: Pair) -> np.ndarray:
@@ -282,6 +281,23 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
         return data.replace(f.assign(y=y))
     named = f.assign(y=y).rename(columns={"x": spec.predictor_name, "y": spec.outcome_name})
     return data.replace(named)
+
+
+def _observed_parts(x: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Within (dyads, sessions, 2) and between (dyads, 2) parts of the observed ratings
+    ``x[observed]``, as :func:`apim.model.centring.decompose` splits them by default
+    (person mean over rated sessions; between = person mean minus the role's mean of
+    person means); 0 where a rating or a person mean is missing. Computed on the session
+    grid, so a replicate of a power analysis splits its predictor only once in pandas (in
+    the analysis)."""
+    values = np.where(observed, x, np.nan)
+    count = observed.sum(axis=1)
+    person = np.where(count > 0, np.nansum(values, axis=1) / np.maximum(count, 1), np.nan)
+    rated = ~np.isnan(person)
+    centre = np.where(rated, person, 0.0).sum(axis=0) / np.maximum(rated.sum(axis=0), 1)
+    within = np.nan_to_num(values - person[:, None, :], nan=0.0)
+    between = np.nan_to_num(person - centre, nan=0.0)
+    return within, between
 
 
 def _rounded(values: np.ndarray, spec: SimulationSpec) -> np.ndarray:
