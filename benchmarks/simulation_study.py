@@ -116,6 +116,37 @@ def power_timing(replicates: int) -> list[str]:
     return lines
 
 
+def replicate_breakdown(n: int = 30) -> list[str]:
+    """Median milliseconds per phase of one power replicate (serial, this process)."""
+    from apim.engine.fit import fit as fit_engine
+    from apim.inference.wald import wald_test
+    from apim.model.design import build_design
+    from apim.model.result import APIMResult
+
+    truth, spec = SimulationSpec(partner_within=(0.05, 0.05)), APIMSpec("y", ("x",))
+    times: dict[str, list[float]] = {"simulate": [], "design": [], "fit": [], "test": []}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for seed in np.random.SeedSequence(1).spawn(n):
+            clock = time.perf_counter()
+            data = simulate(truth, seed)
+            times["simulate"].append(time.perf_counter() - clock)
+            clock = time.perf_counter()
+            design = build_design(data, spec)
+            times["design"].append(time.perf_counter() - clock)
+            clock = time.perf_counter()
+            engine = fit_engine(design.model, spec.method)
+            times["fit"].append(time.perf_counter() - clock)
+            clock = time.perf_counter()
+            wald_test(APIMResult(design=design, engine=engine, df="satterthwaite"),
+                      "patient.partner.within = 0")
+            times["test"].append(time.perf_counter() - clock)
+    cells = " | ".join(f"{1000 * np.median(v):.0f}" for v in times.values())
+    total = 1000 * np.median(np.sum([v for v in times.values()], axis=0))
+    return ["| phase | " + " | ".join(times) + " | total |",
+            "|---" * (len(times) + 2) + "|", f"| ms (median of {n}) | {cells} | {total:.0f} |"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=1000)
@@ -148,7 +179,8 @@ def main() -> None:
     lines = ["# Power analysis time (seed design, 1,000 replicates)\n",
              "`power(SimulationSpec(partner_within=(0.05, 0.05)), APIMSpec('y', ('x',)), "
              "'patient.partner.within', replicates=1000)`: simulate, fit and test each "
-             "replicate.\n"] + power_timing(1000)
+             "replicate.\n"] + power_timing(1000) + [
+             "\nOne replicate, serially (median of 30):\n"] + replicate_breakdown()
     write_section("power", "\n".join(lines))
 
 

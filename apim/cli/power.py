@@ -1,38 +1,120 @@
-"""``apim power``: Monte Carlo power of an effect over designs."""
+"""``apim power``: Monte Carlo power of an effect over designs.
+
+Every option is checked before any replicate runs (the hypothesis against the effect
+names of one design of the analysis); a misuse prints one line naming the option, the
+value and what to give instead, and exits with code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import math
+from pathlib import Path
 from typing import Any
 
-from apim.cli.simulate import truth_from
+from apim.cli.simulate import output_path, truth_from, whole
 from apim.engine.residual import RESIDUAL_NAMES
+from apim.errors import SpecError
 from apim.model.spec import APIMSpec, CovarianceSpec
-from apim.simulation.power import power
+from apim.simulation.power import check_scheduler, power
 
 __all__ = ["register", "run"]
 
+RANDOM = ("none", "intercepts", "slopes")
+FIGURES = (".png", ".pdf", ".svg")
+
+
+def _counts(option: str, text: str | None, lowest: int, what: str) -> list[int] | None:
+    if text is None:
+        return None
+    items = [v.strip() for v in text.split(",")]
+    try:
+        return [int(whole(option, v, lowest, what) or 0) for v in items]
+    except SpecError:
+        raise SpecError(f"{option} {text}: give {what} as whole numbers >= {lowest} "
+                        f"separated by commas, e.g. {option} 60,120,240") from None
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise SpecError(f"--alpha {text}: the level must lie strictly between 0 and 1, "
+                        "e.g. --alpha 0.05")
+    return value
+
+
+def _n_jobs(text: str) -> int:
+    if text.strip() == "-1":
+        return -1
+    value = whole("--n-jobs", text, 1, "the number of workers (or -1 for all cores)")
+    return int(value or 1)
+
+
+def _choice(option: str, text: str, choices: tuple[str, ...]) -> str:
+    if text not in choices:
+        raise SpecError(f"{option} {text}: choose one of {', '.join(choices)}")
+    return text
+
+
+def _checked(args: argparse.Namespace) -> dict[str, Any]:
+    """Every option, parsed and checked (no work done)."""
+    dyads = _counts("--dyads", args.dyads, 2, "numbers of dyads")
+    sessions = _counts("--sessions", args.sessions, 1, "numbers of sessions")
+    options = {
+        "replicates": whole("--replicates", args.replicates, 1, "the number of replicates"),
+        "alpha": _alpha(args.alpha),
+        "seed": whole("--seed", args.seed, 0, "the seed"),
+        "n_jobs": _n_jobs(args.n_jobs),
+    }
+    try:
+        check_scheduler(args.scheduler)
+    except SpecError:
+        raise SpecError(f"--scheduler {args.scheduler}: not a Dask scheduler address; give "
+                        "one like tcp://host:8786") from None
+    options["scheduler"] = args.scheduler
+    random = _choice("--random", args.random, RANDOM)
+    residual = _choice("--residual", args.residual, tuple(RESIDUAL_NAMES))
+    output_path("--csv", args.csv, (".csv",), "the power table")
+    output_path("--figure", args.figure, FIGURES, "the figure")
+    if args.figure and importlib.util.find_spec("matplotlib") is None:
+        raise SpecError(f"--figure {args.figure}: plotting needs matplotlib: "
+                        "pip install 'apim[plot]'")
+    if args.checkpoint is not None and Path(args.checkpoint).exists() \
+            and not Path(args.checkpoint).is_dir():
+        raise SpecError(f"--checkpoint {args.checkpoint}: is a file; give a folder for the "
+                        "finished replicates")
+    truth = truth_from(args, n_dyads=dyads[0] if dyads and len(dyads) == 1 else None,
+                       n_sessions=sessions[0] if sessions and len(sessions) == 1 else None)
+    grid = {}
+    if dyads:
+        grid["n_dyads"] = dyads
+    if sessions:
+        grid["n_sessions"] = sessions
+    analysis = APIMSpec(truth.outcome_name, (truth.predictor_name,),
+                        interaction=args.interaction,
+                        moderators=("treatment",) if args.moderated else (),
+                        covariance=CovarianceSpec(random=random,  # type: ignore[arg-type]
+                                                  residual=residual))
+    return {"truth": truth, "analysis": analysis, "grid": grid or None, **options}
+
 
 def run(args: argparse.Namespace) -> None:
-    """Run the power analysis and print the table."""
-
-    def numbers(text: str | None) -> list[int] | None:
-        return [int(v) for v in text.split(",")] if text else None
-
-    grid = {}
-    if args.dyads:
-        grid["n_dyads"] = numbers(args.dyads)
-    if args.sessions:
-        grid["n_sessions"] = numbers(args.sessions)
-    analysis = APIMSpec("y", ("x",), interaction=args.interaction,
-                        moderators=("treatment",) if args.moderated else (),
-                        covariance=CovarianceSpec(random=args.random,
-                                                  residual=args.residual))
-    result = power(truth_from(args), analysis, args.hypothesis, grid=grid or None,
-                   replicates=args.replicates, alpha=args.alpha, seed=args.seed,
-                   n_jobs=args.n_jobs, scheduler=args.scheduler, progress=not args.quiet)
+    """Check every option, run the power analysis and print the table."""
+    options = _checked(args)
+    grid = options["grid"] or {}
+    result = power(hypothesis=args.hypothesis, progress=not args.quiet,
+                   checkpoint=args.checkpoint, **options)
     print(result.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"{result.hypothesis}; alpha {result.alpha}; {result.seconds:.1f} s")
+    print(f"{result.hypothesis}; alpha {result.alpha}; {result.seconds:.1f} s"
+          + (f"; {result.resumed} replicates read from {args.checkpoint}"
+             if result.resumed else ""))
+    for _, row in result.failures.iterrows():
+        print(f"failed replicates: {row['count']} x {row['error_type']} "
+              f"(first: {row['message']})")
     if args.csv:
         result.table.to_csv(args.csv, index=False)
     if args.figure:
@@ -46,22 +128,27 @@ def register(commands: Any) -> None:
     pw.add_argument("--hypothesis", required=True,
                     help="effect name (tested against 0) or Wald hypothesis, e.g. "
                     "patient.partner.within")
-    pw.add_argument("--dyads", help="numbers of dyads, comma separated")
-    pw.add_argument("--sessions", help="numbers of sessions, comma separated")
-    pw.add_argument("--replicates", type=int, default=1000)
-    pw.add_argument("--alpha", type=float, default=0.05)
-    pw.add_argument("--seed", type=int, default=0)
-    pw.add_argument("--n-jobs", type=int, default=1, help="parallel workers (-1: all)")
+    pw.add_argument("--dyads", metavar="N[,N...]", help="numbers of dyads, comma separated")
+    pw.add_argument("--sessions", metavar="N[,N...]",
+                    help="numbers of sessions, comma separated")
+    pw.add_argument("--replicates", metavar="N", default="1000",
+                    help="replicates per design (default 1000)")
+    pw.add_argument("--alpha", metavar="A", default="0.05", help="level, in (0, 1)")
+    pw.add_argument("--seed", metavar="N", default="0", help="random seed, >= 0")
+    pw.add_argument("--n-jobs", metavar="N", default="1", help="parallel workers (-1: all)")
     pw.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+    pw.add_argument("--checkpoint", metavar="DIR", help="folder keeping finished replicates; "
+                    "a rerun with the same settings skips them")
     pw.add_argument("--set", action="append", metavar="FIELD=VALUE",
                     help="a field of the data-generating process (repeatable)")
     pw.add_argument("--interaction", action="store_true", help="analysis: actor x partner")
     pw.add_argument("--moderated", action="store_true", help="analysis: moderation by "
                     "treatment")
-    pw.add_argument("--random", choices=("none", "intercepts", "slopes"),
-                    default="intercepts")
-    pw.add_argument("--residual", choices=tuple(RESIDUAL_NAMES), default="un")
+    pw.add_argument("--random", metavar="{" + ",".join(RANDOM) + "}", default="intercepts",
+                    help="random effects of the analysis (default intercepts)")
+    pw.add_argument("--residual", metavar="{" + ",".join(RESIDUAL_NAMES) + "}", default="un",
+                    help="residual structure of the analysis (default un)")
     pw.add_argument("--csv", help="write the power table to this CSV file")
-    pw.add_argument("--figure", help="write the power curve to this image file")
+    pw.add_argument("--figure", help="write the power curve to this .png, .pdf or .svg file")
     pw.add_argument("--quiet", action="store_true", help="no progress bar")
     pw.set_defaults(run=run)

@@ -1,48 +1,168 @@
-"""``apim simulate``: simulate session data under the full APIM."""
+"""``apim simulate``: simulate session data under the full APIM.
+
+Every option is checked before anything is simulated; a misuse is a
+:class:`~apim.errors.SpecError` whose one-line message names the option, the value and
+what to give instead (the command prints it and exits with code 2).
+
+Examples
+--------
+>>> settings(["residual_phi=0.3", "partner_within=0.1,0.2"])
+{'residual_phi': 0.3, 'partner_within': (0.1, 0.2)}
+>>> settings(["residual_phi=high"])
+Traceback (most recent call last):
+...
+apim.errors.SpecError: --set residual_phi=high: 'high' is not a valid residual_phi (a number, ...)
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
+import types
+import typing
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Union
 
 from apim.errors import SpecError
 from apim.simulation.simulate import SimulationSpec, simulate
 
-__all__ = ["register", "run", "truth_from"]
+__all__ = ["register", "run", "settings", "truth_from", "whole", "output_path"]
+
+_NUMBER = re.compile(r"[+-]?\d+")
 
 
-def _settings(pairs: Sequence[str] | None) -> dict[str, object]:
-    """``FIELD=VALUE`` pairs for SimulationSpec, typed by the field's default."""
+def whole(option: str, text: str | None, lowest: int, what: str) -> int | None:
+    """``text`` as a whole number >= ``lowest`` for ``option`` (None stays None)."""
+    if text is None:
+        return None
+    if not _NUMBER.fullmatch(text.strip()) or int(text) < lowest:
+        raise SpecError(f"{option} {text}: give {what} as a whole number >= {lowest}")
+    return int(text)
+
+
+def output_path(option: str, text: str | None, suffixes: Sequence[str], what: str) -> None:
+    """Check an output file name: its suffix and that its folder exists."""
+    if text is None:
+        return
+    path = Path(text)
+    if path.suffix.lower() not in suffixes:
+        raise SpecError(f"{option} {text}: {what} must end in {' or '.join(suffixes)}")
+    if not path.parent.is_dir():
+        raise SpecError(f"{option} {text}: the folder {str(path.parent)!r} does not exist; "
+                        "create it or write elsewhere")
+    if path.is_dir():
+        raise SpecError(f"{option} {text}: is a folder; give a file name")
+
+
+def _example(name: str, default: Any) -> str:
+    if isinstance(default, tuple):
+        return f"{name}={','.join(str(v) for v in default)}"
+    if default is None:
+        return {"treatment_labels": "treatment_labels=CBT,AFT", "decimals": "decimals=2",
+                "bounds": "bounds=1,7"}.get(name, f"{name}=none")
+    return f"{name}={str(default).lower() if isinstance(default, bool) else default}"
+
+
+def _parse(text: str, hint: Any) -> Any:
+    """``text`` as the type ``hint`` of a SimulationSpec field (ValueError if it is not)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if text.strip().lower() == "none" and type(None) in args:
+            return None
+        return _parse(text, next(a for a in args if a is not type(None)))
+    if origin is tuple:
+        items = [v.strip() for v in text.split(",")]
+        if len(items) != len(args):
+            raise ValueError(f"needs {len(args)} values separated by a comma")
+        return tuple(_parse(v, a) for v, a in zip(items, args))
+    if hint is bool:
+        choices = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+        return choices[text.strip().lower()]
+    if hint is int:
+        if not _NUMBER.fullmatch(text.strip()):
+            raise ValueError("a whole number")
+        return int(text)
+    if hint is float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError("a finite number")
+        return value
+    if not text:
+        raise ValueError("a non-empty text")
+    return text
+
+
+def _kind(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        return _kind(next(a for a in args if a is not type(None))) + " or none"
+    if origin is tuple:
+        return f"{len(args)} values separated by a comma"
+    return {bool: "true or false", int: "a whole number", float: "a number"}.get(hint, "text")
+
+
+def settings(pairs: Sequence[str] | None) -> dict[str, Any]:
+    """``FIELD=VALUE`` pairs (``--set``) as SimulationSpec fields, each checked on its own."""
+    hints = typing.get_type_hints(SimulationSpec)
     defaults = SimulationSpec().to_dict()
-    out = {}
+    valid = [f.name for f in fields(SimulationSpec)]
+    out: dict[str, Any] = {}
     for pair in pairs or []:
-        name, _, value = pair.partition("=")
-        if name not in defaults or not value:
-            raise SpecError(f"--set {pair!r}: use FIELD=VALUE with a field of the "
-                              f"simulation, e.g. partner_within=0.1,0.1 or residual_phi=0.3")
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or name not in hints:
+            import difflib
+
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError(f"--set {pair}: use FIELD=VALUE with a field of the simulation"
+                            f"{hint}; fields: {', '.join(valid)}")
+        if name in out:
+            raise SpecError(f"--set {pair}: {name} is set twice; give each field once")
         default = defaults[name]
+        default = tuple(default) if isinstance(default, list) else default
         try:
-            if isinstance(default, (tuple, list)):
-                items = [v.strip() for v in value.split(",")]
-                out[name] = tuple(type(default[0])(v) for v in items)
-            else:
-                out[name] = type(default)(value)
-        except ValueError:
-            raise SpecError(f"--set {pair!r}: {value!r} is not a valid {name}") from None
+            parsed = _parse(value, hints[name])
+        except (ValueError, KeyError, StopIteration):
+            raise SpecError(f"--set {pair}: {value!r} is not a valid {name} "
+                            f"({_kind(hints[name])}, e.g. {_example(name, default)})") from None
+        try:
+            SimulationSpec(**{name: parsed})
+        except SpecError as error:
+            raise SpecError(f"--set {pair}: {error}") from None
+        out[name] = parsed
     return out
 
 
-def truth_from(args: argparse.Namespace) -> SimulationSpec:
-    """The data-generating process of ``--set FIELD=VALUE`` options."""
-    return SimulationSpec(**_settings(args.set))
+def truth_from(args: argparse.Namespace, **counts: int | None) -> SimulationSpec:
+    """The data-generating process of the ``--set FIELD=VALUE`` options and the counts
+    (``n_dyads=...``) given by their own options."""
+    values = settings(args.set)
+    for name, count in counts.items():
+        if count is None:
+            continue
+        if name in values:
+            option = {"n_dyads": "--dyads", "n_sessions": "--sessions"}[name]
+            raise SpecError(f"--set {name}={values[name]} and {option} {count} both set "
+                            f"{name}; give it once")
+        values[name] = count
+    try:
+        return SimulationSpec(**values)
+    except SpecError as error:
+        raise SpecError(f"the --set options do not fit together: {error}") from None
 
 
 def run(args: argparse.Namespace) -> None:
-    """Simulate and write the CSV."""
-    truth = truth_from(args)
-    data = simulate(truth.replace(n_dyads=args.dyads or truth.n_dyads,
-                                  n_sessions=args.sessions or truth.n_sessions), args.seed)
+    """Check every option, then simulate and write the CSV."""
+    output_path("simulate OUT", args.out, (".csv",), "the simulated data")
+    dyads = whole("--dyads", args.dyads, 2, "the number of dyads")
+    sessions = whole("--sessions", args.sessions, 1, "the number of sessions")
+    seed = whole("--seed", args.seed, 0, "the seed")
+    truth = truth_from(args, n_dyads=dyads, n_sessions=sessions)
+    data = simulate(truth, seed or 0)
     data.to_long().to_csv(args.out, index=False)
     print(f"wrote {args.out}: {len(data.frame)} rows, {data.n_dyads} dyads")
 
@@ -52,9 +172,10 @@ def register(commands: Any) -> None:
     sim = commands.add_parser("simulate", help="simulate session data under the full APIM "
                               "(columns x, the predictor, and y, the outcome)")
     sim.add_argument("out", help="CSV file to write")
-    sim.add_argument("--dyads", type=int, help="number of dyads (default 241)")
-    sim.add_argument("--sessions", type=int, help="sessions per dyad (default 30)")
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--dyads", metavar="N", help="number of dyads, >= 2 (default 241)")
+    sim.add_argument("--sessions", metavar="N", help="sessions per dyad, >= 1 (default 30)")
+    sim.add_argument("--seed", metavar="N", default="0", help="random seed, >= 0 (default 0)")
     sim.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                     help="a field of apim.simulation.simulate.SimulationSpec (repeatable)")
+                     help="a field of apim.simulation.simulate.SimulationSpec, e.g. "
+                     "partner_within=0.1,0.1 or residual_phi=0.3 (repeatable)")
     sim.set_defaults(run=run)

@@ -32,9 +32,21 @@ with that part set to 0; the analysis drops such rows anyway.
 Attendance: from session 4 a dyad drops out before each session with probability
 ``dropout``; a session before dropout is skipped (no row for either member) with
 probability ``skipped``; each rating (``x`` or ``y``, each member) is missing with
-probability ``missing``. Therapists each treat ``caseload`` dyads (``caseload=0``: no
-therapists) and whole caseloads are assigned to treatment with probability
-``treatment_share``.
+probability ``missing``; with probability ``questionnaire_missing`` one member (either,
+at random) gives no ratings at an attended session (the row stays, both ratings empty).
+Therapists each treat ``caseload`` dyads (``caseload=0``: no therapists) and whole
+caseloads are assigned to treatment with probability ``treatment_share``
+(``balanced_arms=True``: exactly ``round(treatment_share * units)`` of them, drawn at
+random).
+
+Options for realistic data (all off by default, so other designs keep their random
+streams): the predictor may change by ``x_session_slope`` per session and shift by
+``x_treatment`` in the treated arm (both enter ``x`` before it is split); partner slopes
+vary between persons (``partner_slope_sd``, like ``slope_sd`` for the actor slope);
+columns may be named (``predictor_name``, ``outcome_name``) and the arms labelled
+(``treatment_labels``, control first); ratings may be rounded (``decimals``) and kept
+within ``bounds`` -- the predictor before it is split, so the outcome still follows the
+equation above in the observed ratings.
 
 Examples
 --------
@@ -53,7 +65,6 @@ import pandas as pd
 
 from apim.data.session import SessionData
 from apim.errors import SpecError
-from apim.model.centring import decompose
 from apim.specbase import Spec
 
 __all__ = ["SimulationSpec", "simulate", "true_effects"]
@@ -103,6 +114,17 @@ class SimulationSpec(Spec):
     dropout: float = 0.0
     skipped: float = 0.0
     missing: float = 0.0
+    # realistic data (the bundled data set; see the module docstring)
+    predictor_name: str = "x"
+    outcome_name: str = "y"
+    treatment_labels: tuple[str, str] | None = None
+    balanced_arms: bool = False
+    x_session_slope: float = 0.0
+    x_treatment: Pair = (0.0, 0.0)
+    partner_slope_sd: Pair = (0.0, 0.0)
+    questionnaire_missing: float = 0.0
+    decimals: int | None = None
+    bounds: tuple[float, float] | None = None
     # outcome built from the observed decomposition (default) or the latent one
     outcome_from: Literal["observed", "latent"] = "observed"
 
@@ -116,6 +138,39 @@ class SimulationSpec(Spec):
         for name in ("dropout", "skipped", "missing", "treatment_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SpecError(f"{name}={getattr(self, name)} must lie in [0, 1]")
+        self._check_realistic()
+
+    def _check_realistic(self) -> None:
+        """Ranges of SDs, counts, names and the options for realistic data."""
+        for name in ("x_between_sd", "x_within_sd", "intercept_sd", "slope_sd",
+                     "residual_sd", "partner_slope_sd"):
+            if min(getattr(self, name)) < 0:
+                raise SpecError(f"{name}={getattr(self, name)} must not be negative")
+        for name in ("x_therapist_sd", "therapist_sd"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"{name}={getattr(self, name)} must not be negative")
+        if self.caseload < 0:
+            raise SpecError(f"caseload={self.caseload} must be 0 (no therapists) or more")
+        if not 0 <= self.questionnaire_missing <= 1:
+            raise SpecError(f"questionnaire_missing={self.questionnaire_missing} must lie "
+                            "in [0, 1]")
+        if self.roles[0] == self.roles[1]:
+            raise SpecError(f"roles={self.roles} must be two different names")
+        names = [self.predictor_name, self.outcome_name]
+        reserved = {"dyad", "therapist", "treatment", "session", "role", "row"}
+        if names[0] == names[1] or not all(names) or reserved & set(names):
+            raise SpecError(f"predictor_name={names[0]!r} and outcome_name={names[1]!r} "
+                            "must be two different, non-empty names other than "
+                            f"{', '.join(sorted(reserved))}")
+        if self.treatment_labels is not None and \
+                self.treatment_labels[0] == self.treatment_labels[1]:
+            raise SpecError(f"treatment_labels={self.treatment_labels} must be two "
+                            "different labels (control first)")
+        if self.decimals is not None and self.decimals < 0:
+            raise SpecError(f"decimals={self.decimals} must be 0 or more")
+        if self.bounds is not None and not self.bounds[0] < self.bounds[1]:
+            raise SpecError(f"bounds={self.bounds} must be (lowest, highest) with "
+                            "lowest < highest")
 
 
 def _cov(sd: Pair, cor: float) -> np.ndarray:
@@ -151,12 +206,19 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
     caseload = spec.caseload if spec.caseload > 0 else 1
     therapist = np.arange(d) // caseload
     n_therapists = therapist.max() + 1
-    arm = (rng.random(n_therapists) < spec.treatment_share).astype(float)[therapist]
+    if spec.balanced_arms:
+        treated = rng.permutation(n_therapists) < round(spec.treatment_share * n_therapists)
+        arm = treated.astype(float)[therapist]
+    else:
+        arm = (rng.random(n_therapists) < spec.treatment_share).astype(float)[therapist]
     g = rng.normal(0, spec.x_therapist_sd, n_therapists)[therapist] if spec.caseload \
         else np.zeros(d)
     a = rng.multivariate_normal(np.zeros(2), _cov(spec.x_between_sd, spec.x_between_cor), d)
     w = _ar1(rng, (d, s), _cov(spec.x_within_sd, spec.x_within_cor), spec.x_phi)
     x = np.asarray(spec.x_mean)[None, None] + g[:, None, None] + a[:, None, :] + w
+    if spec.x_session_slope or any(spec.x_treatment):
+        x = (x + spec.x_session_slope * np.arange(s)[None, :, None]
+             + arm[:, None, None] * np.asarray(spec.x_treatment)[None, None, :])
     u = rng.multivariate_normal(np.zeros(2), _cov(spec.intercept_sd, spec.intercept_cor), d)
     slope = rng.normal(size=(d, 2)) * np.asarray(spec.slope_sd)
     h = rng.normal(0, spec.therapist_sd, n_therapists)[therapist] if spec.caseload \
@@ -173,6 +235,15 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
         attended[:, 0] = True  # every dyad has a first session
     x_missing = rng.random((d, s, 2)) < spec.missing
     y_missing = rng.random((d, s, 2)) < spec.missing
+    # drawn only when asked, so other designs keep their streams
+    partner_slope = (rng.normal(size=(d, 2)) * np.asarray(spec.partner_slope_sd)
+                     if any(spec.partner_slope_sd) else np.zeros((d, 2)))
+    if spec.questionnaire_missing > 0:
+        silent = rng.random((d, s)) < spec.questionnaire_missing
+        member = rng.integers(2, size=(d, s))
+        gone = silent[:, :, None] & (member[:, :, None] == np.arange(2)[None, None, :])
+        x_missing, y_missing = x_missing | gone, y_missing | gone
+    x = _rounded(x, spec)
 
     dyad, session, role = np.meshgrid(np.arange(d), np.arange(1, s + 1), [0, 1],
                                       indexing="ij")
@@ -184,7 +255,8 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
     })
     if spec.caseload:
         frame.insert(1, "therapist", therapist[dyad.ravel()] + 1)
-    frame["treatment"] = arm[dyad.ravel()]
+    frame["treatment"] = (arm[dyad.ravel()] if spec.treatment_labels is None
+                          else np.asarray(spec.treatment_labels)[arm[dyad.ravel()].astype(int)])
     frame = frame[keep].reset_index(drop=True)
     data = SessionData.from_long(frame, dyad="dyad", session="session", role="role",
                                  roles=spec.roles,
@@ -197,16 +269,17 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
         W, Wp = w[i, t, r], w[i, t, 1 - r]
         B, Bp = a[i, r] + g[i], a[i, 1 - r] + g[i]
     else:
-        parts = decompose(data, ["x"]).components.fillna(0.0)
-        W, Wp = parts["x_within"].to_numpy(), parts["x_within_partner"].to_numpy()
-        B, Bp = parts["x_between"].to_numpy(), parts["x_between_partner"].to_numpy()
+        within, between = _observed_parts(x, ~x_missing & (keep.reshape(d, s, 2)))
+        W, Wp = within[i, t, r], within[i, t, 1 - r]
+        B, Bp = between[i, r], between[i, 1 - r]
     m = arm[i]
 
     def per_role(pair: Pair) -> np.ndarray:
         return np.asarray(pair)[r]
 
     y = (per_role(spec.intercept) + (per_role(spec.actor_within) + slope[i, r]) * W
-         + per_role(spec.partner_within) * Wp + per_role(spec.actor_between) * B
+         + (per_role(spec.partner_within) + partner_slope[i, r]) * Wp
+         + per_role(spec.actor_between) * B
          + per_role(spec.partner_between) * Bp + per_role(spec.interaction_within) * W * Wp
          + per_role(spec.interaction_between) * B * Bp
          + m * (per_role(spec.treatment) + per_role(spec.treatment_actor_within) * W
@@ -214,13 +287,44 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
                 + per_role(spec.treatment_actor_between) * B
                 + per_role(spec.treatment_partner_between) * Bp)
          + h[i] + u[i, r] + e[i, t, r])
-    y = np.where(y_missing[i, t, r], np.nan, y)
-    return data.replace(f.assign(y=y))
+    y = np.where(y_missing[i, t, r], np.nan, _rounded(y, spec))
+    if spec.predictor_name == "x" and spec.outcome_name == "y":
+        return data.replace(f.assign(y=y))
+    named = f.assign(y=y).rename(columns={"x": spec.predictor_name, "y": spec.outcome_name})
+    return data.replace(named)
 
 
-def true_effects(spec: SimulationSpec, predictor: str = "x") -> dict[str, float]:
+def _observed_parts(x: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Within (dyads, sessions, 2) and between (dyads, 2) parts of the observed ratings
+    ``x[observed]``, as :func:`apim.model.centring.decompose` splits them by default
+    (person mean over rated sessions; between = person mean minus the role's mean of
+    person means); 0 where a rating or a person mean is missing. Computed on the session
+    grid, so a replicate of a power analysis splits its predictor only once in pandas (in
+    the analysis)."""
+    values = np.where(observed, x, np.nan)
+    count = observed.sum(axis=1)
+    person = np.where(count > 0, np.nansum(values, axis=1) / np.maximum(count, 1), np.nan)
+    rated = ~np.isnan(person)
+    centre = np.where(rated, person, 0.0).sum(axis=0) / np.maximum(rated.sum(axis=0), 1)
+    within = np.nan_to_num(values - person[:, None, :], nan=0.0)
+    between = np.nan_to_num(person - centre, nan=0.0)
+    return within, between
+
+
+def _rounded(values: np.ndarray, spec: SimulationSpec) -> np.ndarray:
+    """Ratings rounded to ``spec.decimals`` and kept within ``spec.bounds`` (if set)."""
+    if spec.decimals is not None:
+        values = np.round(values, spec.decimals)
+    if spec.bounds is not None:
+        values = np.clip(values, *spec.bounds)
+    return values
+
+
+def true_effects(spec: SimulationSpec, predictor: str | None = None) -> dict[str, float]:
     """True values of the APIM terms (as :func:`apim.fit` names them, treatment as a 0/1
-    moderator called ``treatment``) for a distinguishable person-mean analysis."""
+    moderator called ``treatment``) for a distinguishable person-mean analysis of
+    ``predictor`` (default ``spec.predictor_name``)."""
+    predictor = spec.predictor_name if predictor is None else predictor
     out: dict[str, float] = {}
     for k, role in enumerate(spec.roles):
         out[f"{role}.intercept"] = spec.intercept[k]
