@@ -32,23 +32,29 @@ def to_frame(result: APIMResult) -> pd.DataFrame:
     return result.effects.reset_index()
 
 
-def to_markdown(result: APIMResult, digits: int = 2) -> str:
+def to_markdown(result: APIMResult | LatentAPIMResult, digits: int = 2) -> str:
     """APA-style effects and variance-component tables as markdown (with notes)."""
     return "\n\n".join(t.to_markdown() for t in _tables(result, digits))
 
 
-def to_latex(result: APIMResult, digits: int = 2) -> str:
+def to_latex(result: APIMResult | LatentAPIMResult, digits: int = 2) -> str:
     """APA-style tables as LaTeX ``table`` environments (needs ``\\usepackage{booktabs}``)."""
     return "\n\n".join(t.to_latex() for t in _tables(result, digits))
 
 
-def to_html(result: APIMResult, digits: int = 2) -> str:
+def to_html(result: APIMResult | LatentAPIMResult, digits: int = 2) -> str:
     """APA-style tables as an HTML fragment (tables with their notes and a small style)."""
+    if isinstance(result, LatentAPIMResult):
+        return _tables(result, digits)[0].to_html()
     first, second = _tables(result, digits)
     return first.to_html() + "\n" + second.to_html(css=False)
 
 
-def _tables(result: APIMResult, digits: int) -> tuple[Table, Table]:
+def _tables(result: APIMResult | LatentAPIMResult, digits: int) -> tuple[Table, ...]:
+    if isinstance(result, LatentAPIMResult):
+        from apim.report.latent import latent_effects_table
+
+        return (latent_effects_table(result, digits),)
     return effects_table(result, digits), variance_table(result, max(digits, 3))
 
 

@@ -18,9 +18,12 @@ import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from apim.model.latent import LatentAPIMResult
+from apim.report import labels as lab
 from apim.report.export import _jsonable
+from apim.report.tables import Table
 
 __all__ = ["latent_to_dict", "latent_to_json"]
 
@@ -56,3 +59,36 @@ def latent_to_dict(result: LatentAPIMResult) -> dict[str, Any]:
 def latent_to_json(result: LatentAPIMResult, indent: int | None = 2) -> str:
     """:func:`latent_to_dict` as JSON text."""
     return json.dumps(latent_to_dict(result), indent=indent, default=_jsonable)
+
+
+def latent_effects_table(result: LatentAPIMResult, digits: int = 2) -> Table:
+    """The latent APIM's effects as an APA-style table (z tests, delta-method SEs).
+
+    Examples
+    --------
+    >>> import apim
+    >>> fit = apim.fit(apim.load_alliance(), apim.LatentAPIMSpec("outcome", ("alliance",)))
+    >>> latent_effects_table(fit).to_markdown().splitlines()[0]
+    '**Fixed effects (latent between-person means)**'
+    """
+    eff = result.effects
+    s = result.statistics
+    frame = pd.DataFrame({
+        ("Outcome", ""): [lab.outcome_label(r, result.spec) for r in eff["outcome_role"]],
+        ("Effect", ""): [lab.effect_label(row, result.spec, {}) for _, row in eff.iterrows()],
+        ("Group", ""): [row["by"] or "all" for _, row in eff.iterrows()],
+        ("b", ""): [lab.number(v, digits) for v in eff["estimate"]],
+        ("SE", ""): [lab.number(v, digits) for v in eff["se"]],
+        ("z", ""): [lab.number(v, 2) for v in eff["t"]],
+        ("p", ""): [lab.p_value(v) for v in eff["p"]],
+        ("95% CI", "LL"): [lab.number(v, digits) for v in eff["ci_low"]],
+        ("95% CI", "UL"): [lab.number(v, digits) for v in eff["ci_high"]],
+    })
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    header = (f"{result.model_line()}; {s['n_obs']} ratings from {s['n_dyads']} dyads; "
+              f"logLik = {lab.number(s['loglik'], 2)}")
+    notes = ("Between-person effects are regressions on the latent person means; SEs by "
+             "the delta method from the observed information; z tests, as lavaan reports "
+             "them.",)
+    return Table(title="Fixed effects (latent between-person means)", header=header,
+                 frame=frame, notes=notes, left=3)
