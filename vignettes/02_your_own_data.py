@@ -96,13 +96,16 @@ assert report.n_dyads == 240 and report.n_therapists == 40
 # %% [markdown]
 # ## Fitting
 #
-# Say which treatment arm is the reference: a labelled SPSS variable arrives as a
-# categorical, and a text or categorical moderator is dummy coded against its first
-# category. Here CBT is the reference, as in the bundled data.
+# Say which treatment arm is the reference. SPSS codes stay numbers (apim applies value
+# labels only to the role column, so a Likert item is never turned into text), and a 0/1
+# moderator would be named `treatment[1]`; a categorical moderator is dummy coded against
+# its first category. Here the codes get their labels, with CBT the reference, as in the
+# bundled data.
 
 # %%
-print(data.frame["treatment"].dtype)
-arm = pd.Categorical(data.frame["treatment"].astype(str), categories=["CBT", "AFT"])
+print(data.frame["treatment"].dtype, sorted(data.frame["treatment"].unique()))
+arm = pd.Categorical(data.frame["treatment"].map({0: "CBT", 1: "AFT"}),
+                     categories=["CBT", "AFT"])
 data = data.replace(data.frame.assign(treatment=arm))
 
 # %% [markdown]

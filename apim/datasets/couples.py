@@ -155,8 +155,12 @@ def load_kashy(path: str | Path | None = None) -> SessionData:
         A local copy of ``kashy person-period pairwise.csv``; default: download it (pinned
         address and SHA-256, see :data:`KASHY`).
     """
-    frame = read_table(_local_or_download(KASHY, path))
-    frame = frame.rename(columns={"Cavoid_A.1": "Cavoid_P", "Csatis_P": "Csatisf_P"})
+    with warnings.catch_warnings():  # the repeated header name is repaired right here
+        warnings.filterwarnings("ignore", message=".*two columns named 'Cavoid_A'",
+                                category=DataWarning)
+        frame = read_table(_local_or_download(KASHY, path))
+    frame = frame.rename(columns={"Cavoid_A (column 12)": "Cavoid_A",
+                                  "Cavoid_A (column 13)": "Cavoid_P", "Csatis_P": "Csatisf_P"})
     return SessionData.from_pairwise(frame, dyad="dyadid", session="Day", role="person",
                                      roles=(1, 2))
 
