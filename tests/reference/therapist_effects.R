@@ -23,13 +23,26 @@ add <- function(model, quantity, estimate, se = NA) {
 }
 ctrl <- lmeControl(maxIter = 500, msMaxIter = 500, niterEM = 100, tolerance = 1e-10,
                    msTol = 1e-12)
+# nlminb stops with "false convergence" when a variance is (near) zero; then the same
+# likelihood is maximised with optim (BFGS) instead
+fit_lme <- function(formula, data) {
+  tryCatch(lme(formula, random = ~ 1 | therapist / dyad, data = data, method = "REML",
+               control = ctrl),
+           error = function(e) lme(formula, random = ~ 1 | therapist / dyad, data = data,
+                                   method = "REML", control = modifyList(ctrl, list(opt = "optim"))))
+}
+fit_ther <- function(formula, data) {
+  tryCatch(lme(formula, random = ~ 1 | therapist, data = data, method = "REML",
+               control = ctrl),
+           error = function(e) lme(formula, random = ~ 1 | therapist, data = data,
+                                   method = "REML", control = modifyList(ctrl, list(opt = "optim"))))
+}
 for (v in variables) for (r in roles) {
   s <- d[d$role == r & !is.na(d[[v]]), ]
   s$y <- s[[v]]
   s$therapist <- factor(s$therapist)
   s$dyad <- factor(s$dyad)
-  m <- lme(y ~ 1, random = ~ 1 | therapist / dyad, data = s, method = "REML",
-           control = ctrl)
+  m <- fit_lme(y ~ 1, s)
   vc <- as.numeric(VarCorr(m)[c(2, 4, 5), "Variance"])
   name <- paste("shares", v, r, sep = ":")
   add(name, "therapist", vc[1]); add(name, "dyad", vc[2]); add(name, "session", vc[3])
@@ -52,8 +65,7 @@ for (pr in roles) for (or in roles) {
   f$within <- f$x - tm
   f$between <- tm - centre
   f$therapist <- factor(f$therapist)
-  m <- lme(y ~ within + between, random = ~ 1 | therapist, data = f, method = "REML",
-           control = ctrl)
+  m <- fit_ther(y ~ within + between, f)
   b <- fixef(m); V <- vcov(m)
   L <- rbind(c(0, 1, 0), c(0, 0, 1), c(0, -1, 1))
   est <- as.numeric(L %*% b); se <- sqrt(diag(L %*% V %*% t(L)))
