@@ -16,7 +16,8 @@ from apim.report.labels import moderator_references
 
 __all__ = ["register", "run", "row_accounting"]
 
-SIMULATED = ("The data are SIMULATED (apim.datasets.generate): a made-up alliance study of "
+SIMULATED = ("The data are SIMULATED (apim.simulate with apim.datasets.ALLIANCE_SPEC): a "
+             "made-up alliance study of "
              "240 patient-therapist dyads, 40 therapists, two treatment arms and up to 30 "
              "sessions; no real patient or therapist is in them.")
 
