@@ -160,24 +160,33 @@ def _shares_of_replicate(job: int, seed: np.random.SeedSequence) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = variance_shares(simulate(TRUTH, seed=seed), ["x"], ci="none")
-    return out.table["share"].to_numpy()
+    return out.table[["variance", "share"]].to_numpy()
 
 
 def test_shares_recover_simulated_truth():
-    """200 replicates (20 therapists x 4 dyads x 8 sessions): the mean estimated share at
-    each level and role lies within 3 Monte Carlo SEs of the truth."""
+    """200 replicates (20 therapists x 4 dyads x 8 sessions). The REML variance at each
+    level and role averages to the truth within 3 Monte Carlo SEs. The shares are ratios
+    of variances, biased in small samples by O(1 / number of therapists): their mean lies
+    within 3 Monte Carlo SEs plus 0.02 of the truth (benchmarks/THERAPIST_RESULTS.md
+    measures that bias: up to 0.024 with 20 therapists)."""
     outcomes = run_jobs(_shares_of_replicate, list(range(200)),
                         seed=20261125, n_jobs=2, progress=False)
     assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
     values = np.array([o.value for o in outcomes])
-    truth = []
+    variances, shares = values[:, :, 0], values[:, :, 1]
+    true_var, true_share = [], []
     for r in range(2):
         parts = np.array([TRUTH.x_therapist_sd ** 2, TRUTH.x_between_sd[r] ** 2,
                           TRUTH.x_within_sd[r] ** 2])
-        truth += list(parts / parts.sum())
-    mc_se = values.std(axis=0, ddof=1) / np.sqrt(len(values))
-    assert np.all(np.abs(values.mean(axis=0) - truth) < 3 * mc_se), (
-        values.mean(axis=0), truth, mc_se)
+        true_var += list(parts)
+        true_share += list(parts / parts.sum())
+    n = len(values)
+    mc_var = variances.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(variances.mean(axis=0) - true_var) < 3 * mc_var), (
+        variances.mean(axis=0), true_var, mc_var)
+    mc_share = shares.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(shares.mean(axis=0) - true_share) < 3 * mc_share + 0.02), (
+        shares.mean(axis=0), true_share, mc_share)
 
 
 # ---------------------------------------------------------------------- bootstrap, boundary

@@ -104,7 +104,10 @@ plt.show()
 # the same therapist effect on both members' ratings): the average estimated share at each
 # level lies within Monte Carlo error of the true share. (The test suite does the same
 # with 200 replicates.) In any single study the therapist share is the least precise
-# estimate: it rests on the number of therapists, not of patients or sessions.
+# estimate: it rests on the number of therapists, not of patients or sessions. With as
+# few as 20 therapists the shares, ratios of variances, are biased by up to about 0.02
+# and the bootstrap intervals cover about 90% rather than 95%
+# (`benchmarks/THERAPIST_RESULTS.md`).
 
 # %%
 truth = SimulationSpec(n_dyads=80, n_sessions=8, caseload=4, x_therapist_sd=0.4,
