@@ -107,7 +107,7 @@ plt.show()
 # estimate: it rests on the number of therapists, not of patients or sessions. With as
 # few as 20 therapists the shares, ratios of variances, are biased by up to about 0.02
 # and the bootstrap intervals cover about 90% rather than 95%
-# (`benchmarks/THERAPIST_RESULTS.md`).
+# (`benchmarks/RESULTS.md, section therapist-coverage`).
 
 # %%
 truth = SimulationSpec(n_dyads=80, n_sessions=8, caseload=4, x_therapist_sd=0.4,
