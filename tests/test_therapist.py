@@ -167,8 +167,8 @@ def test_shares_recover_simulated_truth():
     """200 replicates (20 therapists x 4 dyads x 8 sessions). The REML variance at each
     level and role averages to the truth within 3 Monte Carlo SEs. The shares are ratios
     of variances, biased in small samples by O(1 / number of therapists): their mean lies
-    within 3 Monte Carlo SEs plus 0.02 of the truth (benchmarks/RESULTS.md, section therapist-coverage
-    measures that bias: up to 0.024 with 20 therapists)."""
+    within 3 Monte Carlo SEs plus 0.02 of the truth (the therapist-coverage section of
+    benchmarks/RESULTS.md measures that bias: up to 0.024 with 20 therapists)."""
     outcomes = run_jobs(_shares_of_replicate, list(range(200)),
                         seed=20261125, n_jobs=2, progress=False)
     assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
