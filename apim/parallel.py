@@ -32,7 +32,7 @@ import numpy as np
 
 from apim.errors import ApimError, SpecError
 
-__all__ = ["JobOutcome", "run_jobs", "CONNECT_TIMEOUT"]
+__all__ = ["JobOutcome", "run_jobs", "progress_bar", "CONNECT_TIMEOUT"]
 
 J = TypeVar("J")
 T = TypeVar("T")
@@ -77,7 +77,9 @@ class _Silent:
         return None
 
 
-def _progress(total: int, show: bool, desc: str) -> Any:
+def progress_bar(total: int, show: bool, desc: str) -> Any:
+    """A tqdm bar (``update``, ``close``), or a silent stand-in when not shown or when
+    tqdm is missing."""
     if not show:
         return _Silent()
     try:
@@ -145,7 +147,7 @@ def run_jobs(func: Callable[..., T], jobs: Sequence[J], *, seed: int | None = No
                         if seed is not None else [None] * len(jobs))
     items = [(i, job, s) for i, (job, s) in enumerate(zip(jobs, seeds))]
     chunks = [items[k:k + chunk_size] for k in range(0, len(items), chunk_size)]
-    bar = _progress(len(items), progress, desc)
+    bar = progress_bar(len(items), progress, desc)
     out: list[JobOutcome[T]] = []
     try:
         if n_jobs == 1 and scheduler is None:

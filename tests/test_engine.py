@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from nlme_support import simulate
+from oracle_support import assert_matches_dense_oracle
 from scipy import optimize
 
 from apim.engine import CompoundSymmetry, Diagonal, MixedModel, Residual, Unstructured
 from apim.engine.dense_residual import whiten_dense
 from apim.engine.fit import fit
-from apim.engine.likelihood import evaluate
 from apim.engine.model import Prepared
 from apim.engine.oracle import dense_covariance, dense_loglik
 from apim.engine.residual import RESIDUAL_NAMES
@@ -47,17 +47,9 @@ CASES = [(res, rand, th) for res in RESIDUAL_NAMES
 def test_likelihood_and_gradient_match_dense_oracle(residual, random, therapist):
     d = small()
     model = model_for(d, residual, random, therapist)
-    prep = Prepared.of(model)
     rng = np.random.default_rng(len(residual))
     theta = rng.normal(scale=0.4, size=model.n_params)
-    for reml in (True, False):
-        ev = evaluate(model, prep, theta, reml)
-        assert ev.loglik == pytest.approx(dense_loglik(model, theta, reml), abs=1e-9)
-        step = 1e-6
-        fd = [(evaluate(model, prep, theta + e, reml, False).loglik
-               - evaluate(model, prep, theta - e, reml, False).loglik) / (2 * step)
-              for e in np.eye(len(theta)) * step]
-        np.testing.assert_allclose(ev.gradient, fd, rtol=1e-5, atol=1e-5)
+    assert_matches_dense_oracle(model, theta, tol=1e-9)
 
 
 @pytest.mark.parametrize("residual", list(RESIDUAL_NAMES))
@@ -230,16 +222,8 @@ def test_exchangeable_likelihood_and_gradient_match_dense_oracle(residual):
                        dyad=d["dyad"].to_numpy(), role=t, session=d["session"].to_numpy(),
                        Z=np.column_stack([p, p * x, t, t * x]).astype(float),
                        random=Exchangeable(2), residual=Residual.named(residual))
-    prep = Prepared.of(model)
     theta = np.random.default_rng(2).normal(scale=0.4, size=model.n_params)
-    for reml in (True, False):
-        ev = evaluate(model, prep, theta, reml)
-        assert ev.loglik == pytest.approx(dense_loglik(model, theta, reml), abs=1e-9)
-        step = 1e-6
-        fd = [(evaluate(model, prep, theta + e, reml, False).loglik
-               - evaluate(model, prep, theta - e, reml, False).loglik) / (2 * step)
-              for e in np.eye(len(theta)) * step]
-        np.testing.assert_allclose(ev.gradient, fd, rtol=1e-5, atol=1e-5)
+    assert_matches_dense_oracle(model, theta, tol=1e-9)
 
 
 @pytest.mark.parametrize("structure", [Unstructured(3), Diagonal(3), CompoundSymmetry(3),

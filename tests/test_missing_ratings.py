@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from oracle_support import assert_matches_dense_oracle
 
 from apim.engine import Diagonal, MixedModel, Residual, Unstructured
 from apim.engine.likelihood import evaluate
@@ -68,17 +69,9 @@ def test_products_equal_dense_whitening(residual, missing):
 def test_loglik_and_gradient_equal_full_v_oracle(residual, missing):
     d = ratings(missing, seed=7 + int(100 * missing))
     model = model_for(d, residual, therapist=missing > 0.05)
-    prep = Prepared.of(model)
     theta = np.random.default_rng(3).normal(scale=0.3, size=model.n_params)
     theta[-1] = 0.8  # phi = 0.66: strong serial correlation
-    for reml in (True, False):
-        ev = evaluate(model, prep, theta, reml)
-        assert ev.loglik == pytest.approx(dense_loglik(model, theta, reml), abs=1e-8)
-        step = 1e-6
-        fd = [(evaluate(model, prep, theta + e, reml, False).loglik
-               - evaluate(model, prep, theta - e, reml, False).loglik) / (2 * step)
-              for e in np.eye(len(theta)) * step]
-        np.testing.assert_allclose(ev.gradient, fd, rtol=1e-5, atol=1e-5)
+    assert_matches_dense_oracle(model, theta, tol=1e-8)
 
 
 def test_complete_series_use_the_plain_stencil():

@@ -38,7 +38,7 @@ from apim.model.latent import LatentAPIMResult
 if TYPE_CHECKING:
     from apim.model.result import APIMResult
 
-__all__ = ["WaldTest", "wald_test", "contrast_matrix"]
+__all__ = ["WaldTest", "wald_test", "contrast_matrix", "effect_aliases"]
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,9 @@ class WaldTest:
                 f"p = {self.p_chi2:.4g}")
 
 
-def _aliases(names: list[str]) -> dict[str, int]:
-    """Full names and every shorter prefix (role.effect[.level]) that names one effect."""
+def effect_aliases(names: list[str]) -> dict[str, int]:
+    """Full names and every shorter prefix (role.effect[.level]) that names one effect,
+    each with the index of its effect."""
     out = {n: i for i, n in enumerate(names)}
     short: dict[str, list[int]] = {}
     for i, n in enumerate(names):
@@ -124,7 +125,7 @@ def _linear(node: ast.AST, p: int) -> np.ndarray:
 
 def contrast_matrix(hypothesis: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """``(L, c)`` for ``L beta = c`` from a hypothesis written with effect names."""
-    aliases = _aliases(names)
+    aliases = effect_aliases(names)
     rows, rhs = [], []
     for equation in (e for e in hypothesis.split(";") if e.strip()):
         text = equation

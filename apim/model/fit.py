@@ -17,7 +17,7 @@ from apim.engine.control import FitControl
 from apim.engine.fit import fit as fit_engine
 from apim.errors import SpecError
 from apim.model.checks import check_design, check_sample
-from apim.model.design import build_design, resolve_spec
+from apim.model.design import build_design
 from apim.model.formula import formula_design
 from apim.model.latent import LatentAPIMResult, LatentAPIMSpec, fit_latent, warn_if_unreliable
 from apim.model.result import DF, APIMResult
@@ -66,8 +66,10 @@ def fit(data: SessionData, spec: APIMSpec | FormulaSpec | LatentAPIMSpec,
         design = formula_design(data, spec)
     elif isinstance(spec, APIMSpec):
         check_design(data, spec)
-        design = build_design(data, spec)
-        if resolve_spec(data, spec).decomposition.center in ("person", "therapist"):
+        design = build_design(data, spec)  # design.spec: the data-dependent defaults resolved
+        resolved = design.spec
+        if isinstance(resolved, APIMSpec) and \
+                resolved.decomposition.center in ("person", "therapist"):
             warn_if_unreliable(data, spec.predictors)  # points to LatentAPIMSpec
     else:
         raise SpecError("spec must be an APIMSpec, a FormulaSpec or a LatentAPIMSpec, not "

@@ -47,8 +47,9 @@ import numpy as np
 import pandas as pd
 
 from apim.errors import ApimError, SpecError
+from apim.inference.wald import effect_aliases
 from apim.model.spec import APIMSpec, FormulaSpec
-from apim.parallel import JobOutcome, run_jobs
+from apim.parallel import JobOutcome, progress_bar, run_jobs
 from apim.simulation.checkpoint import Checkpoint
 from apim.simulation.simulate import SimulationSpec, simulate
 
@@ -141,9 +142,7 @@ def check_scheduler(scheduler: str | None) -> None:
 
 def _valid_names(names: list[str]) -> list[str]:
     """Full effect names and the shorter forms that name one effect (as Wald tests read)."""
-    from apim.inference.wald import _aliases
-
-    return list(_aliases(names))
+    return list(effect_aliases(names))
 
 
 def check_hypothesis(hypothesis: str, names: list[str]) -> str:
@@ -362,10 +361,8 @@ def _run_blocks(func: Any, jobs: list[Any], done: dict[int, JobOutcome[Any]],
                 store: Checkpoint, n_jobs: int, scheduler: str | None,
                 progress: bool) -> list[JobOutcome[Any]]:
     """Run the jobs not ``done`` in blocks, storing each block as it finishes."""
-    from apim.parallel import _progress
-
     todo = [i for i in range(len(jobs)) if i not in done]
-    bar = _progress(len(jobs), progress, "replicates")
+    bar = progress_bar(len(jobs), progress, "replicates")
     bar.update(len(jobs) - len(todo))
     results = dict(done)
     try:
