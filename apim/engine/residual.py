@@ -30,8 +30,9 @@ Examples
 --------
 >>> Residual.named("un").n_params
 3
->>> Residual.named("un-ar1").natural(np.array([0.0, np.log(2.0), 0.0, 0.0]))
-{'sigma(0)': 1.0, 'sigma(1)': 2.0, 'rho': 0.0, 'phi': 0.0}
+>>> params = Residual.named("un-ar1").records(np.array([0.0, np.log(2.0), 0.0, 0.0]))
+>>> [(p.label, p.estimate) for p in params]
+[('sigma(0)', 1.0), ('sigma(1)', 2.0), ('rho', 0.0), ('phi', 0.0)]
 """
 
 from __future__ import annotations
@@ -150,10 +151,6 @@ class Residual:
         rho = float(np.tanh(theta[k])) if self.correlated else 0.0
         phi = float(np.tanh(theta[-1])) if self.ar1 else 0.0
         return sigma, rho, phi
-
-    def natural(self, theta: np.ndarray) -> dict[str, float]:
-        """The natural parameters by label (see :meth:`records`)."""
-        return {p.label: p.estimate for p in self.records(theta)}
 
     def records(self, theta: np.ndarray) -> list[VarianceParameter]:
         """The natural parameters as records: residual SD per role (one pooled SD with

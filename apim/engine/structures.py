@@ -5,10 +5,10 @@ symmetric, exchangeable between the two members of a dyad) share one protocol:
 ``n_params``, ``matrix(theta)``, ``jacobian(theta)`` (derivatives of ``G`` with respect to
 each unconstrained parameter), ``start(variances)``, ``records(theta, names, level)``
 (standard deviations and correlations as
-:class:`~apim.engine.parameters.VarianceParameter` records), ``natural(theta, names)``
-(the same by label), and for scale-free fitting ``tie(factors)`` (column scale factors
-the structure can absorb) and ``rescale(theta, factors)`` (the parameters of
-``F G F`` with ``F = diag(factors)``, and the diagonal derivative of the map).
+:class:`~apim.engine.parameters.VarianceParameter` records), and for scale-free fitting
+``tie(factors)`` (column scale factors the structure can absorb) and
+``rescale(theta, factors)`` (the parameters of ``F G F`` with ``F = diag(factors)``, and
+the diagonal derivative of the map).
 
 Examples
 --------
@@ -18,8 +18,8 @@ Examples
 >>> un.matrix(theta)
 array([[4., 0.],
        [0., 1.]])
->>> un.natural(theta, ["a", "b"])
-{'sd(a)': 2.0, 'sd(b)': 1.0, 'cor(a,b)': 0.0}
+>>> [(p.label, p.estimate) for p in un.records(theta, ["a", "b"])]
+[('sd(a)', 2.0), ('sd(b)', 1.0), ('cor(a,b)', 0.0)]
 """
 
 from __future__ import annotations
@@ -31,12 +31,7 @@ import numpy as np
 
 from apim.engine.parameters import Level, VarianceParameter, covariance_records
 
-__all__ = ["Unstructured", "Diagonal", "CompoundSymmetry", "Exchangeable", "RandomStructure",
-           "natural_names"]
-
-
-def _natural(g: np.ndarray, names: Sequence[str]) -> dict[str, float]:
-    return {p.label: p.estimate for p in covariance_records("dyad", g, list(names))}
+__all__ = ["Unstructured", "Diagonal", "CompoundSymmetry", "Exchangeable", "RandomStructure"]
 
 
 def _log_cholesky_rescale(theta: np.ndarray, factors: np.ndarray
@@ -47,11 +42,6 @@ def _log_cholesky_rescale(theta: np.ndarray, factors: np.ndarray
     diagonal = rows == cols
     out = np.where(diagonal, theta + np.log(factors[rows]), theta * factors[rows])
     return out, np.where(diagonal, 1.0, factors[rows])
-
-
-def natural_names(names: Sequence[str]) -> list[str]:
-    """Names of the natural parameters of a q x q covariance matrix, in order."""
-    return list(_natural(np.eye(len(names)), names))
 
 
 @dataclass(frozen=True)
@@ -94,9 +84,6 @@ class Unstructured:
         lower[np.diag_indices(self.size)] = np.log(np.diag(lower))
         return lower[np.tril_indices(self.size)]
 
-    def natural(self, theta: np.ndarray, names: Sequence[str]) -> dict[str, float]:
-        return _natural(self.matrix(theta), names)
-
     def records(self, theta: np.ndarray, names: Sequence[str], level: Level = "dyad"
                 ) -> list[VarianceParameter]:
         return covariance_records(level, self.matrix(theta), list(names))
@@ -129,9 +116,6 @@ class Diagonal:
 
     def start(self, variances: np.ndarray) -> np.ndarray:
         return 0.5 * np.log(np.maximum(variances, 1e-8))
-
-    def natural(self, theta: np.ndarray, names: Sequence[str]) -> dict[str, float]:
-        return _natural(self.matrix(theta), names)
 
     def records(self, theta: np.ndarray, names: Sequence[str], level: Level = "dyad"
                 ) -> list[VarianceParameter]:
@@ -177,9 +161,6 @@ class CompoundSymmetry:
 
     def start(self, variances: np.ndarray) -> np.ndarray:
         return np.array([0.5 * np.log(max(float(np.mean(variances)), 1e-8)), 0.0])
-
-    def natural(self, theta: np.ndarray, names: Sequence[str]) -> dict[str, float]:
-        return {p.label: p.estimate for p in self.records(theta, names)}
 
     def records(self, theta: np.ndarray, names: Sequence[str], level: Level = "dyad"
                 ) -> list[VarianceParameter]:
@@ -255,9 +236,6 @@ class Exchangeable:
         pooled = (v[:self.k] + v[self.k:]) / 2
         un = Unstructured(self.k)
         return np.concatenate([un.start(pooled), un.start(pooled)])
-
-    def natural(self, theta: np.ndarray, names: Sequence[str]) -> dict[str, float]:
-        return {p.label: p.estimate for p in self.records(theta, names)}
 
     def records(self, theta: np.ndarray, names: Sequence[str], level: Level = "dyad"
                 ) -> list[VarianceParameter]:
