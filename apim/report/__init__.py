@@ -10,7 +10,6 @@
 
 from apim.report.export import (
     to_dict,
-    to_frame,
     to_html,
     to_json,
     to_latex,
@@ -19,5 +18,5 @@ from apim.report.export import (
 from apim.report.html import fit_report
 from apim.report.tables import Table, compare_table, effects_table, variance_table
 
-__all__ = ["to_frame", "to_markdown", "to_latex", "to_html", "to_dict", "to_json",
+__all__ = ["to_markdown", "to_latex", "to_html", "to_dict", "to_json",
            "effects_table", "variance_table", "compare_table", "Table", "fit_report"]

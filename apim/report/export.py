@@ -17,19 +17,13 @@ import json
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from apim.engine.fit import BOUNDARY_NOTE
 from apim.model.latent import LatentAPIMResult
 from apim.model.result import APIMResult
 from apim.report.tables import Table, effects_table, variance_table
 
-__all__ = ["to_frame", "to_markdown", "to_latex", "to_html", "to_dict", "to_json"]
-
-
-def to_frame(result: APIMResult) -> pd.DataFrame:
-    """The effects table as a DataFrame (a copy)."""
-    return result.effects.reset_index()
+__all__ = ["to_markdown", "to_latex", "to_html", "to_dict", "to_json"]
 
 
 def to_markdown(result: APIMResult | LatentAPIMResult, digits: int = 2) -> str:
