@@ -11,6 +11,8 @@ Examples
 2.228139
 >>> round(float(stats.chi2.sf(3.841459, 1)), 6)
 0.05
+>>> round(float(stats.f.ppf(0.95, 2, 30)), 4), round(float(stats.f.sf(3.3158, 2, 30)), 4)
+(3.3158, 0.05)
 >>> round(float(stats.norm.ppf(0.975)), 6), round(float(stats.norm.sf(1.959964)), 6)
 (1.959964, 0.025)
 """
@@ -48,6 +50,12 @@ def _f_sf(x, dfn, dfd):
     return special.fdtrc(dfn, dfd, np.maximum(x, 0))
 
 
+def _f_ppf(q, dfn, dfd):
+    from scipy import special
+
+    return special.fdtri(dfn, dfd, q)
+
+
 def _norm_sf(x):
     from scipy import special
 
@@ -62,4 +70,5 @@ def _norm_ppf(q):
 
 stats = SimpleNamespace(t=SimpleNamespace(sf=_t_sf, ppf=_t_ppf),
                         norm=SimpleNamespace(sf=_norm_sf, ppf=_norm_ppf),
-                        chi2=SimpleNamespace(sf=_chi2_sf), f=SimpleNamespace(sf=_f_sf))
+                        chi2=SimpleNamespace(sf=_chi2_sf),
+                        f=SimpleNamespace(sf=_f_sf, ppf=_f_ppf))

@@ -40,8 +40,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from apim.engine.distributions import stats
 from apim.episodes.rules import RuptureSpec, at_least
 
 __all__ = ["Episode", "member_episodes", "sudden_drop"]

@@ -69,9 +69,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import patsy
-from scipy import stats
 
 from apim.data.session import SessionData
+from apim.engine.distributions import stats
 from apim.engine.fit import MixedFit
 from apim.engine.fit import fit as engine_fit
 from apim.engine.inference import satterthwaite_df

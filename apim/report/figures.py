@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from apim.errors import SpecError
 from apim.report import labels as lab
@@ -453,6 +452,8 @@ def residual_diagnostics(result: APIMResult, max_lag: int = 8) -> Figure:
     acf = residual_autocorrelation(result, max_lag)
     roles = result.roles
     fig = _new_figure((11, 3.2 * len(roles)))
+    from scipy import stats  # half a second to import: only where a Q-Q plot is drawn
+
     for i, r in enumerate(roles):
         part = frame[frame["role"] == r]
         res = part["residual"].to_numpy()

@@ -29,8 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
-from scipy import stats
 
+from apim.engine.distributions import stats
 from apim.model.result import APIMResult
 from apim.report import labels as lab
 
