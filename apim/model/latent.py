@@ -353,7 +353,7 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
                                           "the data and their SEs are approximate"),
                           stacklevel=2)
         counts[group] = part[names].notna().groupby(part["dyad"].to_numpy()).sum().to_numpy()
-        est, cov = fit.delta(lambda mu, sw, sb, phi: _coefficients(n_pred, mu, sw, sb))
+        est, cov = fit.delta(lambda p: _coefficients(n_pred, p.mu, p.sigma_w, p.sigma_b))
         est_parts.append(est)
         cov_parts.append(cov)
         label = group if spec.moderator is not None else None
