@@ -326,7 +326,7 @@ def _theta_of(layout: Layout, p: Parameters) -> np.ndarray:
 
 
 def _matrices_of(layout: Layout, theta: np.ndarray
-                 ) -> tuple[Parameters, list[np.ndarray | None]]:
+                 ) -> tuple[Parameters, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """Unconstrained ``theta`` -> parameters (no means) and the Cholesky factors."""
     k, h = layout.k, layout.h
     lw, lb = _factor(theta[:h], k), _factor(theta[h:2 * h], k)
@@ -337,7 +337,7 @@ def _matrices_of(layout: Layout, theta: np.ndarray
     elif layout.therapist == "diagonal":
         st = np.diag(np.exp(theta[2 * h:2 * h + k]))
     phi = float(np.tanh(theta[2 * h + layout.n_t])) if layout.ar1 else None
-    return Parameters(None, lw @ lw.T, lb @ lb.T, phi, st), [lw, lb, lt]
+    return Parameters(None, lw @ lw.T, lb @ lb.T, phi, st), (lw, lb, lt)
 
 
 def fit_multivariate(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray,
