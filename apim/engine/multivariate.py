@@ -222,7 +222,9 @@ def _therapist_of(labels: np.ndarray, cluster: np.ndarray, therapist: np.ndarray
     if len(pairs) > n_clusters:
         many = int(np.flatnonzero(np.bincount(pairs[:, 0], minlength=n_clusters) > 1)[0])
         names = [str(uniques[c]) for c in pairs[pairs[:, 0] == many, 1]]
-        raise DataError(f"dyad {labels[cluster == many][0]!r} has more than one therapist "
+        label = labels[cluster == many][0]
+        label = label.item() if isinstance(label, np.generic) else label
+        raise DataError(f"dyad {label!r} has more than one therapist "
                         f"({', '.join(names)}): a dyad must be nested in one therapist; "
                         "correct the therapist ids")
     out = np.zeros(n_clusters, dtype=np.int64)

@@ -451,7 +451,7 @@ def _check_therapists(wide: pd.DataFrame, spec: LatentAPIMSpec, k: int) -> None:
         arms = dyads.groupby("therapist")["group"].unique()
         crossed = arms[arms.map(len) > 1]
         if len(crossed):
-            shown = "; ".join(f"{t!r} in {', '.join(map(str, a))}"
+            shown = "; ".join(f"{t!r} in {', '.join(sorted(a, key=_sort_key))}"
                               for t, a in list(crossed.items())[:3])
             raise DataError(
                 f"therapists treat dyads in more than one group of {spec.moderator!r} "
