@@ -27,20 +27,23 @@ def covariances() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             level(0.50, 0.2, 0.4, 0.1, 0.50))
 
 
-def simulate_three_level(n_therapists: int, dyads: int | tuple[int, int], sessions: int,
+def simulate_three_level(n_therapists: int,
+                         dyads: int | tuple[int, int] | list[int], sessions: int,
                          seed: int, sigma_t: np.ndarray | None = None,
                          missing: float = 0.0, phi: float = 0.0
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``y`` (rows dyad x session, K columns, NaN missing), dyad, session, therapist.
 
-    ``dyads`` is the number of dyads per therapist, or a (low, high) range drawn per
-    therapist; every dyad has ``sessions`` sessions (before ``missing`` single ratings
+    ``dyads`` is the number of dyads per therapist, a (low, high) range drawn per
+    therapist, or a list of each therapist's number; every dyad has ``sessions`` sessions (before ``missing`` single ratings
     are deleted at random); the within part is AR(1) with ``phi``.
     """
     rng = np.random.default_rng(seed)
     st, sb, sw = covariances()
     st = st if sigma_t is None else sigma_t
-    if isinstance(dyads, tuple):
+    if isinstance(dyads, list):
+        sizes = np.array(dyads)
+    elif isinstance(dyads, tuple):
         sizes = rng.integers(dyads[0], dyads[1] + 1, n_therapists)
     else:
         sizes = np.full(n_therapists, dyads)
