@@ -35,8 +35,9 @@ def simulate_three_level(n_therapists: int,
     """``y`` (rows dyad x session, K columns, NaN missing), dyad, session, therapist.
 
     ``dyads`` is the number of dyads per therapist, a (low, high) range drawn per
-    therapist, or a list of each therapist's number; every dyad has ``sessions`` sessions (before ``missing`` single ratings
-    are deleted at random); the within part is AR(1) with ``phi``.
+    therapist, or a list of each therapist's number; every dyad has ``sessions``
+    sessions (before ``missing`` single ratings are deleted at random); the within part
+    is AR(1) with ``phi``.
     """
     rng = np.random.default_rng(seed)
     st, sb, sw = covariances()

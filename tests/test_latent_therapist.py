@@ -175,6 +175,7 @@ def test_one_dyad_per_therapist_is_not_identified():
         fit_multivariate(y, cl, oc, therapist=th)
 
 
+@pytest.mark.filterwarnings("ignore::apim.errors.BoundaryWarning")
 def test_few_therapists():
     y, cl, oc, th = simulate_three_level(2, 5, 5, seed=2)
     with pytest.raises(SpecError, match="at least 3 therapists.*have 2"):
@@ -297,6 +298,7 @@ def _arms(y, cl, oc, th, arm_of_therapist):
     return data.replace(frame)
 
 
+@pytest.mark.filterwarnings("ignore::apim.errors.BoundaryWarning")
 def test_multigroup_with_nested_therapists(truth_fit):
     y, cl, oc, th = simulate_three_level(50, 4, 6, seed=8)
     data = _arms(y, cl, oc, th, lambda t: t % 2)
@@ -344,6 +346,7 @@ def test_bad_input():
                                    roles=("patient", "therapist"), therapist="therapist")
 
 
+@pytest.mark.filterwarnings("ignore::apim.errors.BoundaryWarning")
 def test_cli_fits_the_therapist_level(tmp_path, capsys):
     from apim.cli import main
     from apim.datasets import alliance_path
