@@ -271,35 +271,47 @@ def start_values(data: MultivariateData, ddof: int = 0) -> tuple[np.ndarray, np.
     return _positive(sw, 1e-2), _positive(sb, 0.05)
 
 
-def therapist_start(data: MultivariateData, sb: np.ndarray
+def therapist_start(data: MultivariateData, sw: np.ndarray, sb: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Split a two-level between covariance ``sb`` into a therapist part (covariance of
-    the therapists' means of their clusters' means) and the rest, both positive
-    definite."""
+    """Moment estimates of ``Sigma_B`` (dyads within therapists) and ``Sigma_T`` from the
+    clusters' means: the pooled within-therapist covariance of the cluster means estimates
+    ``Sigma_B + Sigma_W / n``, the covariance of the therapists' means of their cluster
+    means ``Sigma_T + (Sigma_B + Sigma_W / n) / m`` (``n`` occasions per cluster, ``m``
+    clusters per therapist, their means); both made positive definite. ``sb`` (the
+    two-level estimate) is the fallback where a moment is not available."""
     if data.therapist_of is None:
         raise ValueError("no therapist level in the data")
+    k = data.k
     obs = ~np.isnan(data.y)
-    sums = np.zeros((data.n_clusters, data.k))
-    counts = np.zeros((data.n_clusters, data.k))
+    sums = np.zeros((data.n_clusters, k))
+    counts = np.zeros((data.n_clusters, k))
     np.add.at(sums, data.cluster, np.where(obs, data.y, 0.0))
     np.add.at(counts, data.cluster, obs)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / counts
     tj, nt = data.therapist_of, data.n_therapists
-    t_sum = np.zeros((nt, data.k))
-    t_n = np.zeros((nt, data.k))
-    np.add.at(t_sum, tj, np.nan_to_num(means))
-    np.add.at(t_n, tj, ~np.isnan(means))
+    seen = ~np.isnan(means)
+    t_sum = np.zeros((nt, k))
+    t_n = np.zeros((nt, k))
+    np.add.at(t_sum, tj, np.where(seen, means, 0.0))
+    np.add.at(t_n, tj, seen)
     with np.errstate(invalid="ignore", divide="ignore"):
         t_means = t_sum / t_n
+    dev = np.where(seen, means - t_means[tj], 0.0)
+    both = seen.astype(float).T @ seen.astype(float)            # pairwise counts
+    pooled = (dev.T @ dev) / np.maximum(both - nt, 1.0)
+    n_bar = max(float(np.nanmean(np.where(counts > 0, counts, np.nan))), 1.0)
+    m_bar = data.n_clusters / nt
+    between = pooled - sw / n_bar
     if nt > 1:
         st = np.ma.cov(np.ma.masked_invalid(t_means), rowvar=False,
                        allow_masked=True).filled(0.0)
-        st = np.atleast_2d(st) * 0.5
+        st = np.atleast_2d(st) - pooled / m_bar
     else:
         st = 0.1 * sb
-    st = _positive(np.nan_to_num(st), 0.05)
-    return _positive(sb - st, 0.05), st
+    if not np.all(np.isfinite(between)):
+        between = sb
+    return _positive(between, 0.05), _positive(np.nan_to_num(st), 0.05)
 
 
 def _positive(m: np.ndarray, floor: float) -> np.ndarray:
@@ -431,7 +443,7 @@ def fit_multivariate(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray,
     sw0, sb0 = start_values(data, ddof=1 if reml else 0)
     st0 = None
     if level is not None:
-        sb0, st0 = therapist_start(data, sb0)
+        sb0, st0 = therapist_start(data, sw0, sb0)
         if level == "diagonal":
             st0 = np.diag(np.diag(st0))
     phi0 = 0.2 if ar1 else None
