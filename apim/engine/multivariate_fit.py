@@ -39,8 +39,8 @@ from apim.engine.multivariate import Evaluation, MultivariateData, evaluate, pre
 from apim.engine.multivariate_nested import evaluate_nested
 from apim.errors import SpecError
 
-__all__ = ["MultivariateFit", "Parameters", "fit_multivariate", "natural_names",
-           "start_values", "natural_gradient"]
+__all__ = ["MultivariateFit", "Parameters", "Layout", "fit_multivariate", "natural_names",
+           "start_values", "therapist_start", "check_therapists", "natural_gradient"]
 
 Method = Literal["ML", "REML"]
 TherapistCovariance = Literal["unstructured", "diagonal"]
@@ -505,6 +505,15 @@ def check_therapists(data: MultivariateData) -> None:
     ------
     SpecError
         When every therapist has a single cluster.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.random.default_rng(0).normal(size=(6, 2))
+    >>> check_therapists(prepare(y, np.arange(6), np.ones(6), therapist=np.arange(6)))
+    Traceback (most recent call last):
+    ...
+    apim.errors.SpecError: every one of the 6 therapists has a single dyad: the therapist level is then not identified (it cannot be told apart from the dyad level); drop the therapist level
     """
     if data.therapist_of is None:
         return
