@@ -49,7 +49,7 @@ def _quiet_fit(data, spec):
 
 
 def speed(repeats: int) -> list[str]:
-    lines = ["| data | model | wall s (median) | ratio | evaluations | logLik |",
+    lines = ["| data | model | wall s (median) | ratio | fit.iterations | logLik |",
              "|---|---|---|---|---|---|"]
     for label, kwargs in (("complete", {}), ("10% missing", {"missing": 0.1}),
                           ("AR(1) .3, complete", {"phi": 0.3})):

@@ -235,7 +235,7 @@ def _shapes_stage1(data: MultivariateData, sw: np.ndarray, sb: np.ndarray, phi: 
         logdet[c] = 2 * np.log(np.diag(chol)).sum()
         q[c] = xv @ x
         qy[c] = shape.values @ xv.T
-        yy[c] = np.einsum("cm,mn,cn->c", shape.values, inv, shape.values)
+        yy[c] = np.einsum("cm,cm->c", shape.values @ inv, shape.values)
         parts.append((shape, x, lag, corr, inv, xv))
     return _Clusters(logdet, q, qy, yy), tuple(parts)
 
