@@ -24,12 +24,18 @@ EXAMPLES = examples(
     "--roles patient,therapist --outcome outcome --predictor alliance",
     "apim fit sessions.csv --dyad dyad --session session --role role --therapist therapist "
     "--outcome outcome --predictor alliance --moderator treatment --residual un-ar1 "
-    "--format latex --report fit.html")
+    "--format latex --report fit.html",
+    "apim fit sessions.csv --dyad dyad --session session --role role --therapist therapist "
+    "--outcome outcome --predictor alliance --centring latent --therapist-level")
 
 
 def _spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec:
     if getattr(args, "centring", "observed") == "latent":
         return _latent_spec(args)
+    if getattr(args, "therapist_covariance", None) is not None:
+        raise SpecError("--therapist-covariance belongs to the latent model: add "
+                        "--centring latent, or drop it (the observed-mean model has one "
+                        "therapist random intercept)")
     center = args.center or ("therapist" if args.therapist_level else None)
     decomposition = DecompositionSpec.from_dict({"center": center, "lag": args.lag,
                                                  "detrend": args.detrend})
@@ -49,7 +55,6 @@ def _latent_spec(args: argparse.Namespace) -> LatentAPIMSpec:
                         "group)")
     unused = [flag for flag, value in (("--covariate", args.covariate),
                                        ("--interaction", args.interaction),
-                                       ("--therapist-level", args.therapist_level),
                                        ("--indistinguishable", args.indistinguishable),
                                        ("--lag", args.lag), ("--detrend", args.detrend),
                                        ("--center", args.center)) if value]
@@ -57,9 +62,15 @@ def _latent_spec(args: argparse.Namespace) -> LatentAPIMSpec:
         raise SpecError(f"--centring latent does not take {unused[0]}: the latent model "
                         "splits the predictors itself; drop the option or use the default "
                         "observed-mean centring")
+    covariance = getattr(args, "therapist_covariance", None)
+    if covariance is not None and not args.therapist_level:
+        raise SpecError("--therapist-covariance applies to the therapist level: add "
+                        "--therapist-level (and --therapist COL)")
     return LatentAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                           moderator=moderators[0] if moderators else None,
-                          ar1=args.residual in ("ar1", "un-ar1"), method=args.method.upper())
+                          ar1=args.residual in ("ar1", "un-ar1"), method=args.method.upper(),
+                          therapist_level=args.therapist_level,
+                          therapist_covariance=covariance or "unstructured")
 
 
 def fit_with_warnings(args: argparse.Namespace
@@ -137,7 +148,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--centring", choices=("observed", "latent"), default="observed",
                         help="between effects from observed person means, or from latent "
                         "means (the multivariate model that uses every rating; AR(1) with "
-                        "--residual ar1/un-ar1; one --moderator fits one model per group)")
+                        "--residual ar1/un-ar1; one --moderator fits one model per group; "
+                        "--therapist-level adds a therapist level)")
+    parser.add_argument("--therapist-covariance", choices=("unstructured", "diagonal"),
+                        help="with --centring latent --therapist-level: the therapist-level "
+                        "covariance of the variables (default unstructured)")
     parser.add_argument("--report", metavar="FILE.html",
                         help="also write an HTML report (tables, figures, data report)")
     parser.set_defaults(run=run)

@@ -52,7 +52,7 @@ import numpy as np
 
 from apim.errors import DataError
 
-__all__ = ["MultivariateData", "Evaluation", "prepare", "evaluate"]
+__all__ = ["MultivariateData", "Evaluation", "prepare", "evaluate", "pattern_inverses"]
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -64,6 +64,7 @@ class Shape:
     var: np.ndarray        # (m,) variable of each observed value
     occasion: np.ndarray   # (m,) occasion of each observed value
     values: np.ndarray     # (n_clusters_in_shape, m)
+    clusters: np.ndarray   # (n_clusters_in_shape,) cluster code of each row of values
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +78,9 @@ class MultivariateData:
     n_clusters, n_obs : number of clusters and of observed values
     patterns : (P, K) bool, the missingness patterns present
     counts, sums, cross : per cluster x pattern ``n_ip``, ``s_ip`` (K) and ``C_ip`` (K x K)
+    therapist_of : (n_clusters,) integer codes, optional
+        The higher-level unit (therapist) of each cluster, for the three-level model
+        (:mod:`apim.engine.multivariate_nested`).
     """
 
     y: np.ndarray
@@ -88,6 +92,7 @@ class MultivariateData:
     counts: np.ndarray
     sums: np.ndarray
     cross: np.ndarray
+    therapist_of: np.ndarray | None = None
     _shapes: list[Shape] | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -114,6 +119,11 @@ class MultivariateData:
     def k(self) -> int:
         return int(self.y.shape[1])
 
+    @property
+    def n_therapists(self) -> int:
+        """Number of higher-level units (0 without ``therapist_of``)."""
+        return 0 if self.therapist_of is None else int(self.therapist_of.max()) + 1
+
     def shapes(self) -> list[Shape]:
         """Clusters grouped by identical occasions and missingness (for AR(1))."""
         if self._shapes is not None:
@@ -124,6 +134,7 @@ class MultivariateData:
         starts = np.flatnonzero(np.r_[True, cl[1:] != cl[:-1]])
         ends = np.r_[starts[1:], len(cl)]
         groups: dict[bytes, list[np.ndarray]] = {}
+        members: dict[bytes, list[int]] = {}
         keys: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         for s, e in zip(starts, ends):
             mask = observed[s:e]
@@ -131,22 +142,27 @@ class MultivariateData:
             occasions = occ[s:e][rows]
             key = occasions.tobytes() + b"|" + var.astype(np.int64).tobytes()
             groups.setdefault(key, []).append(y[s:e][mask])
+            members.setdefault(key, []).append(int(cl[s]))
             keys[key] = (var, occasions)
-        shapes = [Shape(var=keys[k][0], occasion=keys[k][1], values=np.array(v))
+        shapes = [Shape(var=keys[k][0], occasion=keys[k][1], values=np.array(v),
+                        clusters=np.array(members[k], dtype=np.int64))
                   for k, v in groups.items()]
         object.__setattr__(self, "_shapes", shapes)
         return shapes
 
 
-def prepare(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray) -> MultivariateData:
+def prepare(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray,
+            therapist: np.ndarray | None = None) -> MultivariateData:
     """Arrange ``y`` (rows: cluster x occasion, columns: the K variables, NaN = missing).
 
-    Rows with no observed value are dropped; ``cluster`` may be any labels.
+    Rows with no observed value are dropped; ``cluster`` (and ``therapist``, the
+    higher-level unit of each row's cluster, for a three-level model) may be any labels.
 
     Raises
     ------
     DataError
-        For a repeated cluster x occasion row, an infinite value, or no data.
+        For a repeated cluster x occasion row, an infinite value, no data, or a cluster
+        whose rows carry more than one therapist.
     """
     y = np.asarray(y, float)
     if y.ndim != 2:
@@ -156,7 +172,9 @@ def prepare(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray) -> Multiva
         raise DataError(f"infinite values in rows {rows}: replace them or mark them missing")
     keep = ~np.isnan(y).all(axis=1)
     y = y[keep]
-    _, cluster = np.unique(np.asarray(cluster)[keep], return_inverse=True)
+    cluster_labels = np.asarray(cluster)
+    _, cluster = np.unique(cluster_labels[keep], return_inverse=True)
+    cluster = cluster.ravel()
     occasion = np.asarray(occasion)[keep].astype(np.int64)
     if len(y) == 0:
         raise DataError("no observed values")
@@ -180,9 +198,39 @@ def prepare(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray) -> Multiva
     np.add.at(sums, cell, filled)
     cross = np.zeros((d * p, k, k))
     np.add.at(cross, cell, filled[:, :, None] * filled[:, None, :])
+    therapist_of = None if therapist is None else _therapist_of(
+        np.asarray(cluster_labels)[keep], cluster, np.asarray(therapist)[keep], d)
     return MultivariateData(y=y, cluster=cluster, occasion=occasion, n_clusters=d,
                             n_obs=int(observed.sum()), patterns=patterns, counts=counts,
-                            sums=sums.reshape(d, p, k), cross=cross.reshape(d, p, k, k))
+                            sums=sums.reshape(d, p, k), cross=cross.reshape(d, p, k, k),
+                            therapist_of=therapist_of)
+
+
+def _therapist_of(labels: np.ndarray, cluster: np.ndarray, therapist: np.ndarray,
+                  n_clusters: int) -> np.ndarray:
+    """Therapist code of each cluster; a cluster with two therapists is an error."""
+    import pandas as pd
+
+    if len(therapist) != len(cluster):
+        raise DataError(f"therapist has {len(therapist)} rows, the data {len(cluster)}")
+    code, uniques = pd.factorize(pd.Series(therapist), sort=True)
+    if (code < 0).any():
+        rows = np.flatnonzero(code < 0)[:5].tolist()
+        raise DataError(f"the therapist is missing in rows {rows}: every dyad needs its "
+                        "therapist's id")
+    pairs = np.unique(np.column_stack([cluster, code]), axis=0)
+    if len(pairs) > n_clusters:
+        many = int(np.flatnonzero(np.bincount(pairs[:, 0], minlength=n_clusters) > 1)[0])
+        names = [str(uniques[c]) for c in pairs[pairs[:, 0] == many, 1]]
+        label = labels[cluster == many][0]
+        label = label.item() if isinstance(label, np.generic) else label
+        raise DataError(f"dyad {label!r} has more than one therapist "
+                        f"({', '.join(names)}): a dyad must be nested in one therapist; "
+                        "correct the therapist ids")
+    out = np.zeros(n_clusters, dtype=np.int64)
+    out[pairs[:, 0]] = pairs[:, 1]
+    _, out = np.unique(out, return_inverse=True)  # codes of therapists with data
+    return out.ravel().astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,7 +239,9 @@ class Evaluation:
 
     ``grad_w``, ``grad_b`` satisfy ``dl = tr(grad_w dSigma_W) + tr(grad_b dSigma_B)``;
     ``grad_mu`` is ``dl/dmu`` (zero at the GLS ``mu``), ``grad_phi`` ``dl/dphi``;
-    ``xvx`` is ``X'V^-1 X`` and ``blups`` the predicted cluster effects ``b_i``.
+    ``xvx`` is ``X'V^-1 X`` and ``blups`` the predicted cluster effects ``b_i``; in the
+    three-level model (:mod:`apim.engine.multivariate_nested`) also ``grad_t``
+    (``dl = ... + tr(grad_t dSigma_T)``) and ``therapist_blups``.
     """
 
     loglik: float
@@ -202,6 +252,8 @@ class Evaluation:
     grad_mu: np.ndarray
     grad_phi: float
     blups: np.ndarray | None = None
+    grad_t: np.ndarray | None = None
+    therapist_blups: np.ndarray | None = None
 
 
 def _invalid(k: int) -> Evaluation:
@@ -238,13 +290,12 @@ def evaluate(data: MultivariateData, sigma_w: np.ndarray, sigma_b: np.ndarray,
     return _shape_path(data, sigma_w, sigma_b, phi, mu, reml)
 
 
-def _pattern_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray,
-                  mu: np.ndarray | None, reml: bool) -> Evaluation:
+def pattern_inverses(data: MultivariateData, sw: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per missingness pattern, ``M_p`` (the inverse of ``Sigma_W`` restricted to the
+    pattern's variables, embedded in ``K x K``) and ``log|Sigma_W[p, p]|``; ``None`` when
+    ``Sigma_W`` is not positive definite."""
     k = data.k
-    s, cr = data.sums, data.cross
-    # clusters with the same pattern counts share A, H and every K x K matrix
-    ng, gi, mult = data.count_groups
-    weight = ng * mult[:, None]                 # (G, P) occasions per group and pattern
     n_pat = len(data.patterns)
     m_p = np.zeros((n_pat, k, k))
     logdet_p = np.zeros(n_pat)
@@ -254,10 +305,25 @@ def _pattern_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray,
         try:
             chol = np.linalg.cholesky(sub)
         except np.linalg.LinAlgError:
-            return _invalid(k)
+            return None
         inv = np.linalg.inv(sub)
         m_p[p][np.ix_(idx, idx)] = (inv + inv.T) / 2
         logdet_p[p] = 2 * np.log(np.diag(chol)).sum()
+    return m_p, logdet_p
+
+
+def _pattern_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray,
+                  mu: np.ndarray | None, reml: bool) -> Evaluation:
+    k = data.k
+    s, cr = data.sums, data.cross
+    # clusters with the same pattern counts share A, H and every K x K matrix
+    ng, gi, mult = data.count_groups
+    weight = ng * mult[:, None]                 # (G, P) occasions per group and pattern
+    n_pat = len(data.patterns)
+    inverses = pattern_inverses(data, sw)
+    if inverses is None:
+        return _invalid(k)
+    m_p, logdet_p = inverses
     a_g = np.einsum("gp,pkl->gkl", ng, m_p)
     a_vec = np.einsum("pkl,dpl->dk", m_p, s)
     c_sc = np.einsum("pq,dpq->d", m_p.reshape(n_pat, k * k), cr.reshape(len(s), n_pat, k * k))

@@ -22,11 +22,24 @@ at the ML estimate this equals the observed-information SEs of a direct regressi
 parameterisation (lavaan's two-level SEM with ``information="observed"``). Tests use the
 normal distribution (``df = inf``), as lavaan does.
 
+**Therapist level** (``therapist_level=True``; dyads nested in therapists who see several
+patients): a third level with a random K-vector per therapist, ``v_j ~ N(0, Sigma_T)``
+(unstructured, or diagonal with ``therapist_covariance="diagonal"``), so that
+``z_jit = mu + v_j + b_ji + w_jit`` and ``Sigma_B`` is the covariance of dyads within
+therapists (:mod:`apim.engine.multivariate_nested`). The within and between effects are
+reported as without it (``between`` now means between dyads of the same therapist); an
+unstructured ``Sigma_T`` adds the therapist-level regressions (level ``therapist``, e.g.
+``patient.actor.therapist.alliance``: the patients' outcome on the therapist's mean
+patient-rated alliance), and :attr:`LatentAPIMResult.variance` lists ``Sigma_T``.
+
 A moderator (e.g. treatment arm) gives a **multi-group** model: separate means,
 ``Sigma_B`` and ``Sigma_W`` (and ``phi``) per arm; effects are named with the arm in
 brackets (``patient.actor.between.alliance[1]``) and compared across arms with
 :func:`apim.inference.latent.arm_differences` or
-:func:`apim.inference.latent.latent_wald_test`.
+:func:`apim.inference.latent.latent_wald_test`. With a therapist level each arm has its
+own ``Sigma_T``; therapists must then be nested in arms (a therapist who treats patients
+in two arms is an error: the arms' models are fitted separately, so such a therapist's
+effect could not be shared between them).
 
 Examples
 --------
@@ -49,6 +62,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from apim.data.hints import current, option
 from apim.data.session import SessionData
 from apim.engine.distributions import stats
 from apim.engine.multivariate_fit import MultivariateFit, fit_multivariate
@@ -84,6 +98,18 @@ class LatentAPIMSpec(Spec):
         AR(1) over session numbers for the session-level part.
     method : {"ML", "REML"}
         ML (default, as lavaan) or REML (the means integrated out).
+    therapist_level : bool
+        Dyads nested in therapists: a random K-vector per therapist (needs the data's
+        therapist column). ``Sigma_B`` becomes the covariance of dyads within therapists.
+    therapist_covariance : {"unstructured", "diagonal"}
+        Structure of the therapist-level covariance ``Sigma_T`` (diagonal: fewer
+        parameters, no therapist-level regressions).
+
+    Examples
+    --------
+    >>> spec = LatentAPIMSpec("outcome", ("alliance",), therapist_level=True)
+    >>> spec.therapist_covariance
+    'unstructured'
     """
 
     outcome: str
@@ -91,6 +117,8 @@ class LatentAPIMSpec(Spec):
     moderator: str | None = None
     ar1: bool = False
     method: Literal["ML", "REML"] = "ML"
+    therapist_level: bool = False
+    therapist_covariance: Literal["unstructured", "diagonal"] = "unstructured"
 
     def check(self) -> None:
         if not self.predictors:
@@ -99,6 +127,9 @@ class LatentAPIMSpec(Spec):
         repeated = {c for c in used if used.count(c) > 1}
         if repeated:
             raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
+        if self.therapist_covariance != "unstructured" and not self.therapist_level:
+            raise SpecError(f"therapist_covariance={self.therapist_covariance!r} applies "
+                            "to the therapist level: set therapist_level=True too")
 
 
 def variable_names(spec: LatentAPIMSpec, roles: tuple[str, str]) -> list[str]:
@@ -107,11 +138,16 @@ def variable_names(spec: LatentAPIMSpec, roles: tuple[str, str]) -> list[str]:
 
 
 def latent_values(data: SessionData, spec: LatentAPIMSpec) -> pd.DataFrame:
-    """One row per dyad x session with any rating: ``dyad``, ``session``, ``group`` and
-    the K variables (:func:`variable_names`), NaN where a rating is missing."""
+    """One row per dyad x session with any rating: ``dyad``, ``session``, ``group``,
+    (with a therapist level) ``therapist``, and the K variables (:func:`variable_names`),
+    NaN where a rating is missing."""
     from apim.data.validate import informative
 
     frame = data.frame
+    if spec.therapist_level and not data.has_therapist:
+        flag = "--therapist-level" if current() == "cli" else "therapist_level=True"
+        raise SpecError(f"{flag} needs a therapist column: map the therapist ids with "
+                        f"{option('therapist', 'COL')}")
     roles = data.roles
     columns = {}
     for v in (*spec.predictors, spec.outcome):
@@ -146,7 +182,9 @@ def latent_values(data: SessionData, spec: LatentAPIMSpec) -> pd.DataFrame:
                             "it in or drop those dyads")
         labels = mod.groupby(frame["dyad"]).first().map(_label)
         wide.insert(2, "group", wide["dyad"].map(labels).to_numpy())
-    keep = wide.iloc[:, 3:].notna().any(axis=1)
+    if spec.therapist_level:
+        wide.insert(3, "therapist", frame["therapist"].to_numpy()[first])
+    keep = wide[variable_names(spec, roles)].notna().any(axis=1)
     return wide[keep].reset_index(drop=True)
 
 
@@ -156,15 +194,19 @@ def _label(value: Any) -> str:
     return str(value)
 
 
-def _coefficients(n_pred: int, mu: np.ndarray, sw: np.ndarray,
-                  sb: np.ndarray) -> np.ndarray:
-    """Intercepts, then per level, outcome role and predictor the actor and partner
-    coefficients (the order of :func:`_terms`)."""
+def _coefficients(n_pred: int, mu: np.ndarray, sw: np.ndarray, sb: np.ndarray,
+                  st: np.ndarray | None = None) -> np.ndarray:
+    """Intercepts, then per level (within, between, [therapist]), outcome role and
+    predictor the actor and partner coefficients (the order of :func:`_terms`)."""
     x = np.arange(2 * n_pred)
     y = np.array([2 * n_pred, 2 * n_pred + 1])
     out = [mu[y]]
-    for s in (sw, sb):
-        b = s[np.ix_(y, x)] @ np.linalg.inv(s[np.ix_(x, x)])
+    for s in (sw, sb) if st is None else (sw, sb, st):
+        try:
+            inv = np.linalg.inv(s[np.ix_(x, x)])
+        except np.linalg.LinAlgError:  # a singular (boundary) therapist covariance
+            inv = np.full((len(x), len(x)), np.nan)
+        b = s[np.ix_(y, x)] @ inv
         for r_out in range(2):
             for v in range(n_pred):
                 out.append(b[r_out, [2 * v + r_out, 2 * v + 1 - r_out]])  # actor, partner
@@ -174,11 +216,17 @@ def _coefficients(n_pred: int, mu: np.ndarray, sw: np.ndarray,
 def _terms(spec: LatentAPIMSpec, roles: tuple[str, str], group: str | None) -> list[Term]:
     by = f"{spec.moderator}={group}" if group is not None else ""
     terms = [Term(r, "intercept", "none", "", by) for r in roles]
-    for level in ("within", "between"):
+    for level in ("within", "between") + (("therapist",) if _therapist_effects(spec)
+                                          else ()):
         for role in roles:
             for v in spec.predictors:
                 terms += [Term(role, "actor", level, v, by), Term(role, "partner", level, v, by)]
     return terms
+
+
+def _therapist_effects(spec: LatentAPIMSpec) -> bool:
+    """Therapist-level regressions are reported with an unstructured ``Sigma_T``."""
+    return spec.therapist_level and spec.therapist_covariance == "unstructured"
 
 
 def term_name(term: Term, group: str | None) -> str:
@@ -237,7 +285,9 @@ class LatentAPIMResult:
 
     @property
     def variance(self) -> pd.DataFrame:
-        """Within and between covariances (and phi) per group with SEs, long format."""
+        """Within, between and (with a therapist level) therapist covariances, and phi,
+        per group with SEs, long format (``within(v,w)``, ``between(v,w)``,
+        ``therapist(v,w)``)."""
         rows = []
         for group, fit in self.fits.items():
             se = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
@@ -249,8 +299,9 @@ class LatentAPIMResult:
     @property
     def reliability(self) -> pd.DataFrame:
         """Reliability of each role's person means, ``lambda = tau^2 / (tau^2 + sigma^2/n)``
-        with ``tau^2``, ``sigma^2`` from ``Sigma_B``, ``Sigma_W`` and ``n`` each person's
-        number of ratings (mean, min and max over persons; AR(1) ignored)."""
+        with ``tau^2``, ``sigma^2`` from ``Sigma_B`` (plus ``Sigma_T`` with a therapist
+        level: the person's level includes the therapist's), ``Sigma_W`` and ``n`` each
+        person's number of ratings (mean, min and max over persons; AR(1) ignored)."""
         rows = []
         names = variable_names(self.spec, self.roles)
         for group, fit in self.fits.items():
@@ -258,6 +309,8 @@ class LatentAPIMResult:
             for j, name in enumerate(names):
                 var, role = name[:-1].split("[", 1)
                 tau2, sigma2 = fit.sigma_b[j, j], fit.sigma_w[j, j]
+                if fit.sigma_t is not None:
+                    tau2 = tau2 + fit.sigma_t[j, j]
                 nj = n[:, j][n[:, j] > 0]
                 lam = tau2 / (tau2 + sigma2 / nj)
                 rows.append((group, var, role, tau2, sigma2, float(nj.mean()),
@@ -275,6 +328,7 @@ class LatentAPIMResult:
         k = sum(f.n_params for f in fits)
         n_obs = sum(f.n_obs for f in fits)
         return {"n_obs": n_obs, "n_dyads": sum(f.n_clusters for f in fits),
+                "n_therapists": sum(f.n_therapists for f in fits),
                 "method": self.spec.method, "loglik": self.loglik,
                 "aic": -2 * self.loglik + 2 * k, "bic": -2 * self.loglik + np.log(n_obs) * k,
                 "converged": all(f.converged for f in fits),
@@ -287,16 +341,21 @@ class LatentAPIMResult:
 
     def model_line(self) -> str:
         spec = self.spec
+        level = (f", {spec.therapist_covariance} therapist level" if spec.therapist_level
+                 else "")
         return (f"Latent APIM of {spec.outcome!r} on {', '.join(spec.predictors)} "
                 f"({spec.method}, unstructured within and between covariances"
                 f"{', AR(1)' if spec.ar1 else ''}"
+                f"{level}"
                 f"{', groups by ' + spec.moderator if spec.moderator else ''})")
 
     def summary(self, digits: int = 3) -> str:
         """Effects, reliabilities and fit statistics as text."""
         s = self.statistics
         head = [self.model_line(),
-                f"{s['n_obs']} ratings, {s['n_dyads']} dyads; logLik {s['loglik']:.3f}, "
+                f"{s['n_obs']} ratings, {s['n_dyads']} dyads"
+                f"{', ' + str(s['n_therapists']) + ' therapists' if s['n_therapists'] else ''}"
+                f"; logLik {s['loglik']:.3f}, "
                 f"AIC {s['aic']:.3f}, BIC {s['bic']:.3f}; "
                 f"{'converged' if s['converged'] else 'NOT CONVERGED'}"]
         shown = self.effects.copy()
@@ -306,10 +365,17 @@ class LatentAPIMResult:
         rel = self.reliability.to_string(index=False,
                                          float_format=lambda v: f"{v:.{digits}f}")
         notes = ["SEs: delta method from the observed information; z tests"]
+        if self.spec.therapist_level:
+            notes.append("between = between dyads of the same therapist")
         if self.boundary:
             notes.append("boundary: " + "; ".join(self.boundary))
-        return "\n".join(head + ["", "Effects", body, "", "Reliability of person means",
-                                 rel, "", "; ".join(notes)])
+        parts = head + ["", "Effects", body, "", "Reliability of person means", rel]
+        if self.spec.therapist_level:
+            var = self.variance
+            ther = var[var["parameter"].str.startswith("therapist(")]
+            parts += ["", "Therapist-level covariance (Sigma_T)",
+                      ther.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")]
+        return "\n".join(parts + ["", "; ".join(notes)])
 
     def __str__(self) -> str:
         return self.summary()
@@ -333,6 +399,8 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
     if spec.moderator is not None and len(groups) < 2:
         raise SpecError(f"moderator {spec.moderator!r} has a single value "
                         f"({groups[0]!r}): a multi-group model needs two or more")
+    if spec.therapist_level:
+        _check_therapists(wide, spec, len(names))
     fits: dict[str, MultivariateFit] = {}
     counts: dict[str, np.ndarray] = {}
     n_pred = len(spec.predictors)
@@ -341,7 +409,10 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
         part = wide[wide["group"] == group]
         y = part[names].to_numpy(float)
         fit = fit_multivariate(y, part["dyad"].to_numpy(), part["session"].to_numpy(),
-                               names=names, method=spec.method, ar1=spec.ar1)
+                               names=names, method=spec.method, ar1=spec.ar1,
+                               therapist=(part["therapist"].to_numpy()
+                                          if spec.therapist_level else None),
+                               therapist_covariance=spec.therapist_covariance)
         fits[group] = fit
         where = f" (group {group})" if spec.moderator is not None else ""
         if not fit.converged:
@@ -353,7 +424,9 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
                                           "the data and their SEs are approximate"),
                           stacklevel=2)
         counts[group] = part[names].notna().groupby(part["dyad"].to_numpy()).sum().to_numpy()
-        est, cov = fit.delta(lambda mu, sw, sb, phi: _coefficients(n_pred, mu, sw, sb))
+        est, cov = fit.delta(lambda p: _coefficients(
+            n_pred, np.asarray(p.mu), p.sigma_w, p.sigma_b,
+            p.sigma_t if _therapist_effects(spec) else None))
         est_parts.append(est)
         cov_parts.append(cov)
         label = group if spec.moderator is not None else None
@@ -366,6 +439,45 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
     cov_coef = pd.DataFrame(block_diag(*cov_parts), index=labels, columns=labels)
     return LatentAPIMResult(spec=spec, roles=data.roles, fits=fits, counts=counts,
                             terms=terms, coef=coef, cov_coef=cov_coef)
+
+
+FEW_THERAPISTS = 20
+
+
+def _check_therapists(wide: pd.DataFrame, spec: LatentAPIMSpec, k: int) -> None:
+    """Therapists nested in groups, enough of them, some with two or more dyads."""
+    dyads = wide.drop_duplicates("dyad")
+    if spec.moderator is not None:
+        arms = dyads.groupby("therapist")["group"].unique()
+        crossed = arms[arms.map(len) > 1]
+        if len(crossed):
+            shown = "; ".join(f"{t!r} in {', '.join(sorted(a, key=_sort_key))}"
+                              for t, a in list(crossed.items())[:3])
+            raise DataError(
+                f"therapists treat dyads in more than one group of {spec.moderator!r} "
+                f"({len(crossed)} therapists, e.g. {shown}): the multi-group model with a "
+                "therapist level fits each group separately and needs therapists nested in "
+                "groups; drop the moderator or the therapist level")
+    for group, part in dyads.groupby("group"):
+        where = f" in group {group}" if spec.moderator is not None else ""
+        sizes = part.groupby("therapist").size()
+        n = len(sizes)
+        if n < 3:
+            raise SpecError(
+                f"the therapist level needs at least 3 therapists{where}, the data have {n}: "
+                "drop the therapist level (or fit the therapists as fixed effects elsewhere)")
+        if sizes.max() < 2:
+            raise SpecError(
+                f"every one of the {n} therapists{where} has a single dyad: the therapist "
+                "level is then not identified (it cannot be told apart from the dyad "
+                "level); drop the therapist level")
+        if n < FEW_THERAPISTS:
+            extra = ("; with fewer therapists than variables use "
+                     + option("therapist_covariance", "diagonal")
+                     if spec.therapist_covariance == "unstructured" and n <= k else "")
+            warnings.warn(SmallSampleWarning(
+                f"only {n} therapists{where}: the therapist-level covariance and effects "
+                f"will be imprecise (aim for {FEW_THERAPISTS} or more){extra}"), stacklevel=3)
 
 
 def _sort_key(label: str) -> tuple[int, float | str]:

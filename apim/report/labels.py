@@ -67,7 +67,8 @@ def ci_label(level: float = 0.95) -> str:
 
 def level_label(level: str, spec: Any = None) -> str:
     """``within`` -> "within-person" and so on (three-level splits say so)."""
-    three = (isinstance(spec, APIMSpec) and spec.decomposition.center == "therapist")
+    three = (isinstance(spec, APIMSpec) and spec.decomposition.center == "therapist") \
+        or getattr(spec, "therapist_level", False) is True  # a latent APIM's third level
     return {"within": "within-person",
             "between": "between-dyad, within therapist" if three else "between-person",
             "therapist": "between-therapist", "none": ""}.get(level, level)

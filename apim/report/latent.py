@@ -30,7 +30,8 @@ __all__ = ["latent_to_dict", "latent_to_json"]
 
 def latent_to_dict(result: LatentAPIMResult) -> dict[str, Any]:
     """JSON-ready dictionary: specification, fit statistics, effects, per-group means,
-    within and between covariance matrices (and phi) with SEs, reliabilities."""
+    within, between and (with a therapist level; else None) therapist covariance matrices
+    (and phi) with SEs, reliabilities."""
     from apim import __version__
 
     stats = result.statistics
@@ -44,6 +45,9 @@ def latent_to_dict(result: LatentAPIMResult) -> dict[str, Any]:
             "loglik": fit.loglik, "converged": fit.converged, "message": fit.message,
             "means": fit.mu.tolist(), "sigma_within": fit.sigma_w.tolist(),
             "sigma_between": fit.sigma_b.tolist(), "phi": fit.phi,
+            "n_therapists": fit.n_therapists,
+            "therapist_covariance": fit.therapist_covariance,
+            "sigma_therapist": None if fit.sigma_t is None else fit.sigma_t.tolist(),
             "parameters": {n: {"estimate": float(e), "se": float(s)}
                            for n, e, s in zip(fit.parameter_names, fit.estimate, se)},
         }
@@ -85,10 +89,19 @@ def latent_effects_table(result: LatentAPIMResult, digits: int = 2) -> Table:
         ("95% CI", "UL"): [lab.number(v, digits) for v in eff["ci_high"]],
     })
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
-    header = (f"{result.model_line()}; {s['n_obs']} ratings from {s['n_dyads']} dyads; "
-              f"logLik = {lab.number(s['loglik'], 2)}")
-    notes = ("Between-person effects are regressions on the latent person means; SEs by "
-             "the delta method from the observed information; z tests, as lavaan reports "
-             "them.",)
+    therapists = f" of {s['n_therapists']} therapists" if s["n_therapists"] else ""
+    header = (f"{result.model_line()}; {s['n_obs']} ratings from {s['n_dyads']} dyads"
+              f"{therapists}; logLik = {lab.number(s['loglik'], 2)}")
+    notes: tuple[str, ...] = (
+        "Between-person effects are regressions on the latent person means; SEs by "
+        "the delta method from the observed information; z tests, as lavaan reports "
+        "them.",)
+    if result.spec.therapist_level:
+        notes += ("Between-dyad effects are within therapists (dyad-level covariance "
+                  "around the therapist's level); between-therapist effects are the "
+                  "regressions implied by the therapist-level covariance."
+                  if result.spec.therapist_covariance == "unstructured" else
+                  "Between-dyad effects are within therapists; the therapist-level "
+                  "covariance is diagonal (no therapist-level effects).",)
     return Table(title="Fixed effects (latent between-person means)", header=header,
                  frame=frame, notes=notes, left=3)
