@@ -1,0 +1,192 @@
+"""The random-effect part of the likelihood for dyads that share their ``Z'R^-1 Z``, by group.
+
+With stencil cross products (:class:`~apim.engine.moments.TypeMoments`) a dyad's
+random-effect rows are ``sum_c w_c(theta) rows_c,i`` over combinations ``c`` (row type and
+pair of stencil slots): ``A_i = sum_c w_c ZZ_c,i`` and ``B_i = sum_c w_c ZU_c,i``
+(``U = [X | y]``). Dyads whose raw blocks ``ZZ_c,i`` agree in every combination (with
+random intercepts: the same numbers of rows of each type) form a group ``g`` that shares
+``A_g``, ``K_g = I + G A_g``, ``log|K_g|`` and ``H_g = K_g^-1 G``. Then::
+
+    sum_(i in g) B_i' H_g B_i = sum_(j, j') w_c(j) w_c(j') H_g[a(j), a(j')] M_g[j, j'],
+    M_g[j, j'] = sum_(i in g) ZU_c(j),i[a(j), :]' ZU_c(j'),i[a(j'), :],
+
+over the pairs ``j = (c, a)`` of a combination and a random effect whose rows are not zero
+in every dyad. ``M`` is computed once per fit, so an evaluation costs
+``O(groups x J^2 x u^2)``, whatever the number of dyads. Derivatives:
+
+* a random-effect parameter: ``d log|K| = tr(K^-1 dG A)``, ``dH = K^-1 dG (I - A H)``;
+* a residual parameter: ``dA = sum_c dw_c ZZ_c``, ``d log|K| = tr(H dA)``,
+  ``dH = -H dA H``, and the weights move: ``d(w_c w_c') = dw_c w_c' + w_c dw_c'``.
+
+Only models without a therapist level use it, and only when the groups are few (random
+slopes on continuous predictors give a group per dyad; those keep the per-dyad path of
+:mod:`apim.engine.likelihood`, which is also the oracle in the tests).
+
+Examples
+--------
+>>> import numpy as np
+>>> from apim.engine import MixedModel, Unstructured, Residual
+>>> from apim.engine.model import Prepared
+>>> rng = np.random.default_rng(1)
+>>> dyad = np.repeat(np.arange(20), 6); role = np.tile([0, 1], 60)
+>>> session = np.tile(np.repeat([1, 2, 3], 2), 20)
+>>> X = np.column_stack([1 - role, role]).astype(float)
+>>> model = MixedModel(y=rng.normal(size=120), X=X, dyad=dyad, role=role, session=session,
+...                    Z=X, random=Unstructured(2), residual=Residual.named("un"))
+>>> grouped = GroupedMoments.of(Prepared.of(model).products)
+>>> grouped.n_groups, grouped.size.tolist()
+(1, [20])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from apim.engine.moments import CHUNK_ROWS, TypeMoments
+from apim.engine.residual import Residual
+
+__all__ = ["GroupedMoments", "RandomTerms"]
+
+MAX_BYTES = 256 * 2 ** 20  # largest M kept
+
+
+@dataclass(frozen=True, eq=False)
+class RandomTerms:
+    """What the likelihood needs from the data and the covariance at one parameter vector.
+
+    Attributes
+    ----------
+    logdet : float, ``sum_i log|V_i|``
+    s : (u, u) ``sum_i U_i' V_i^-1 U_i`` with ``U = [X | y]``
+    d_logdet : (k,) derivatives of ``logdet`` or None
+    d_s : (k, u, u) derivatives of ``s`` or None
+    blups : function of ``v = (-beta, 1)`` giving the predicted random effects per cluster
+    """
+
+    logdet: float
+    s: np.ndarray
+    d_logdet: np.ndarray | None
+    d_s: np.ndarray | None
+    blups: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class GroupedMoments:
+    """Dyads grouped by their random-effect blocks, with the moments ``M`` per group.
+
+    Attributes
+    ----------
+    group : (D,) group of each dyad
+    size : (n_groups,) dyads per group
+    zz : (n_groups, C, r, r) the raw ``Z'Z`` block of each combination in the group
+    combo, effect : (J,) the combination and random effect of each kept pair ``j``
+    m : (n_groups * J * J, u * u) ``M_g[j, j']`` flattened for one matrix product
+    type_counts : (T,) rows of each type over all dyads
+    """
+
+    group: np.ndarray
+    size: np.ndarray
+    zz: np.ndarray
+    combo: np.ndarray
+    effect: np.ndarray
+    m: np.ndarray
+    type_counts: np.ndarray
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.size)
+
+    @classmethod
+    def of(cls, moments: TypeMoments, max_bytes: int = MAX_BYTES) -> GroupedMoments | None:
+        """The grouped moments, or None when they do not pay: more groups than a
+        twentieth of the dyads (the per-dyad path is then as fast) or ``M`` larger than
+        ``max_bytes``."""
+        d, r, m_cols = moments.shape
+        n_combos, u = len(moments.combos), m_cols - r
+        if r == 0 or d == 0:
+            return None
+        rows = moments.rows.reshape(n_combos, d, r, m_cols)
+        key = np.ascontiguousarray(np.moveaxis(rows[..., :r], 1, 0).reshape(d, -1))
+        _, first, group, size = np.unique(key, axis=0, return_index=True,
+                                          return_inverse=True, return_counts=True)
+        group = group.ravel()
+        n_groups = len(size)
+        nonzero = np.zeros((n_combos, r), bool)
+        for c in range(n_combos):
+            nonzero[c] = np.any(rows[c, :, :, r:] != 0, axis=(0, 2))
+        combo, effect = np.nonzero(nonzero)
+        n_pairs = len(combo)
+        if 20 * n_groups > d or n_groups * (n_pairs * u) ** 2 * 8 > max_bytes:
+            return None
+        m = np.zeros((n_groups, n_pairs * u, n_pairs * u))
+        order = np.argsort(group, kind="stable")
+        step = max(1, CHUNK_ROWS // max(1, n_pairs * u))
+        for lo in range(0, d, step):
+            dyads = order[lo:lo + step]
+            # (dyads, J, u): the kept rows of every dyad in the block
+            part = np.moveaxis(rows[combo[:, None], dyads[None, :], effect[:, None], r:], 1, 0)
+            part = part.reshape(len(dyads), -1)
+            grp = group[dyads]
+            for g in np.unique(grp):
+                mine = part[grp == g]
+                m[g] += mine.T @ mine
+        m = m.reshape(n_groups, n_pairs, u, n_pairs, u).transpose(0, 1, 3, 2, 4)
+        zz = np.moveaxis(rows[:, first, :, :r], 1, 0)
+        return cls(group=group, size=size, zz=np.ascontiguousarray(zz),
+                   combo=combo, effect=effect,
+                   m=np.ascontiguousarray(m).reshape(n_groups * n_pairs ** 2, u * u),
+                   type_counts=moments.counts.sum(0))
+
+    def terms(self, moments: TypeMoments, residual: Residual, theta: np.ndarray,
+              g: np.ndarray, dg: np.ndarray, gradient: bool) -> RandomTerms:
+        """The likelihood's terms at residual parameters ``theta`` and random-effect
+        covariance ``g`` with derivatives ``dg`` (see the module docstring)."""
+        c, dc = residual.coefficients(theta, moments.types)
+        t, l1, l2 = moments.combos.T
+        w = c[l1, t] * c[l2, t]
+        r = g.shape[0]
+        u = moments.rest.shape[-1]
+        a = np.tensordot(self.zz, w, axes=(1, 0))                    # (groups, r, r)
+        k_mat = np.eye(r) + g @ a
+        k_inv = np.linalg.inv(k_mat)
+        h = k_inv @ g
+        logdet = float(-2 * self.type_counts @ np.log(c[0])
+                       + self.size @ np.linalg.slogdet(k_mat)[1])
+        wj = w[self.combo]
+        ww = wj[:, None] * wj[None, :]
+        ej, ek = self.effect[:, None], self.effect[None, :]
+        quad = ((ww * h[:, ej, ek]).reshape(-1) @ self.m).reshape(u, u)
+        s = np.tensordot(w, moments.rest, axes=1) - quad
+
+        def blups(v: np.ndarray) -> np.ndarray:
+            d, _, m_cols = moments.shape
+            b = (w @ moments.rows).reshape(d, r, m_cols)[..., r:] @ v
+            return (h[self.group] @ b[..., None])[..., 0]
+
+        if not gradient:
+            return RandomTerms(logdet, s, None, None, blups)
+        # random-effect parameters
+        k_g = len(dg)
+        dh_g = k_inv[:, None] @ dg[None] @ (np.eye(r) - a @ h)[:, None]  # (groups, k, r, r)
+        dlog_g = np.einsum("kab,ba->k", dg, np.tensordot(self.size, a @ k_inv, axes=1))
+        coef_g = ww * dh_g[..., ej, ek]                               # (groups, k, J, J)
+        # residual parameters
+        dw = dc[:, l1, t] * c[l2, t] + c[l1, t] * dc[:, l2, t]        # (k_r, C)
+        k_r = len(dw)
+        da = np.tensordot(dw, self.zz, axes=(1, 1))                   # (k_r, groups, r, r)
+        dlog_r = (-2 * (dc[:, 0] / c[0]) @ self.type_counts
+                  + np.einsum("gab,kgba->k", h * self.size[:, None, None], da))
+        dh_r = -(h @ da @ h)
+        dwj = dw[:, self.combo]
+        dww = dwj[:, :, None] * wj[None, None, :] + wj[None, :, None] * dwj[:, None, :]
+        coef_r = dww[:, None] * h[None, :, ej, ek] + ww * dh_r[..., ej, ek]
+        coef = np.concatenate([np.swapaxes(coef_g, 0, 1).reshape(k_g, -1),
+                               coef_r.reshape(k_r, -1)])
+        d_quad = (coef @ self.m).reshape(k_g + k_r, u, u)
+        d_rest = np.tensordot(dw, moments.rest, axes=1)
+        d_s = -d_quad
+        d_s[k_g:] += d_rest
+        return RandomTerms(logdet, s, np.r_[dlog_g, dlog_r], d_s, blups)
