@@ -51,6 +51,7 @@ from apim.engine.residual import Residual
 __all__ = ["GroupedMoments", "RandomTerms"]
 
 MAX_BYTES = 256 * 2 ** 20  # largest M kept
+DYADS_PER_GROUP = 20       # fewer on average: the per-dyad path is as fast
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,9 +102,9 @@ class GroupedMoments:
 
     @classmethod
     def of(cls, moments: TypeMoments, max_bytes: int = MAX_BYTES) -> GroupedMoments | None:
-        """The grouped moments, or None when they do not pay: more groups than a
-        twentieth of the dyads (the per-dyad path is then as fast) or ``M`` larger than
-        ``max_bytes``."""
+        """The grouped moments, or None when they do not pay: fewer than
+        :data:`DYADS_PER_GROUP` dyads per group on average (the per-dyad path is then as
+        fast) or ``M`` larger than ``max_bytes``."""
         d, r, m_cols = moments.shape
         n_combos, u = len(moments.combos), m_cols - r
         if r == 0 or d == 0:
@@ -119,7 +120,7 @@ class GroupedMoments:
             nonzero[c] = np.any(rows[c, :, :, r:] != 0, axis=(0, 2))
         combo, effect = np.nonzero(nonzero)
         n_pairs = len(combo)
-        if 20 * n_groups > d or n_groups * (n_pairs * u) ** 2 * 8 > max_bytes:
+        if DYADS_PER_GROUP * n_groups > d or n_groups * (n_pairs * u) ** 2 * 8 > max_bytes:
             return None
         m = np.zeros((n_groups, n_pairs * u, n_pairs * u))
         order = np.argsort(group, kind="stable")
