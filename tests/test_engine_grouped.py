@@ -13,7 +13,7 @@ from oracle_support import assert_matches_dense_oracle
 import apim.engine.fit as engine_fit
 import apim.engine.grouped as grouped_module
 from apim.engine import CompoundSymmetry, Diagonal, MixedModel, Residual, Unstructured
-from apim.engine.likelihood import evaluate
+from apim.engine.likelihood import evaluate, grouped_moments
 from apim.engine.model import Prepared
 from apim.engine.moments import TypeMoments
 from apim.engine.residual import RESIDUAL_NAMES
@@ -101,14 +101,13 @@ def assert_same_as_reference(model: MixedModel, theta: np.ndarray,
 
 @pytest.fixture
 def group_always(monkeypatch):
-    """The grouped path even when its groups are small (it pays only from
-    DYADS_PER_GROUP dyads per group), so the tests exercise it on small data."""
-    monkeypatch.setattr(grouped_module, "DYADS_PER_GROUP", 1)
+    """The grouped path even when its groups are small (it pays only with few groups per
+    dyad, see DYAD_COST), so the tests exercise it on small data."""
+    monkeypatch.setattr(grouped_module, "DYAD_COST", 10 ** 12)
 
 
 def uses_grouped(model: MixedModel) -> bool:
-    prep = Prepared.of(model)
-    return isinstance(prep.products, TypeMoments) and prep.products.grouped is not None
+    return grouped_moments(Prepared.of(model)) is not None
 
 
 @pytest.mark.parametrize("layout", ["balanced", "unbalanced", "singles"])
@@ -132,7 +131,7 @@ def test_random_slopes_keep_the_per_dyad_path_and_both_agree(residual, monkeypat
     model = model_of(sessions(16, 5, "balanced", seed=5), residual, random="slopes")
     assert not uses_grouped(model)  # a group per dyad: not worth it
     assert_same_as_reference(model, parameters(model, 3))
-    monkeypatch.setattr(grouped_module, "DYADS_PER_GROUP", 1)  # forced: one dyad per group
+    monkeypatch.setattr(grouped_module, "DYAD_COST", 10 ** 12)  # forced: a dyad per group
     assert uses_grouped(model)
     assert_same_as_reference(model, parameters(model, 3))
 
@@ -187,7 +186,7 @@ def test_groups_are_dyads_with_equal_blocks():
     assert np.array_equal(grouped.group, np.repeat(grouped.group[[0, 30, 60]], 30))
     # the grouped path pays only with enough dyads per group
     assert uses_grouped(model_of(d, "un"))
-    few = d[d["dyad"] % 10 == 0]  # 9 dyads in 3 groups
+    few = d[d["dyad"] % 30 == 0]  # 3 dyads in 3 groups
     assert not uses_grouped(model_of(few, "un"))
 
 

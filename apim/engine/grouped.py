@@ -18,9 +18,9 @@ in every dyad. ``M`` is computed once per fit, so an evaluation costs
 * a residual parameter: ``dA = sum_c dw_c ZZ_c``, ``d log|K| = tr(H dA)``,
   ``dH = -H dA H``, and the weights move: ``d(w_c w_c') = dw_c w_c' + w_c dw_c'``.
 
-Only models without a therapist level use it, and only when the groups are few (random
-slopes on continuous predictors give a group per dyad; those keep the per-dyad path of
-:mod:`apim.engine.likelihood`, which is also the oracle in the tests).
+Only models without a therapist level use it, and only when ``M`` is small beside the
+per-dyad work (:data:`DYAD_COST`; random slopes on continuous predictors give a group per
+dyad): other models keep the per-cluster path of :mod:`apim.engine.likelihood`.
 
 Examples
 --------
@@ -51,7 +51,7 @@ from apim.engine.residual import Residual
 __all__ = ["GroupedMoments", "RandomTerms"]
 
 MAX_BYTES = 256 * 2 ** 20  # largest M kept
-DYADS_PER_GROUP = 20       # fewer on average: the per-dyad path is as fast
+DYAD_COST = 500  # a dyad on the per-dyad path costs about as much as this many entries of M
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,7 +82,7 @@ class GroupedMoments:
     ----------
     group : (D,) group of each dyad
     size : (n_groups,) dyads per group
-    zz : (n_groups, C, r, r) the raw ``Z'Z`` block of each combination in the group
+    zz : (C, n_groups, r, r) the raw ``Z'Z`` block of each combination in each group
     combo, effect : (J,) the combination and random effect of each kept pair ``j``
     m : (n_groups * J * J, u * u) ``M_g[j, j']`` flattened for one matrix product
     type_counts : (T,) rows of each type over all dyads
@@ -102,9 +102,10 @@ class GroupedMoments:
 
     @classmethod
     def of(cls, moments: TypeMoments, max_bytes: int = MAX_BYTES) -> GroupedMoments | None:
-        """The grouped moments, or None when they do not pay: fewer than
-        :data:`DYADS_PER_GROUP` dyads per group on average (the per-dyad path is then as
-        fast) or ``M`` larger than ``max_bytes``."""
+        """The grouped moments, or None when they do not pay: ``M`` has more than
+        :data:`DYAD_COST` entries per dyad (many groups, or many combinations as with
+        ``UN x AR(1)``: the per-dyad path is then as fast) or takes more than
+        ``max_bytes``."""
         d, r, m_cols = moments.shape
         n_combos, u = len(moments.combos), m_cols - r
         if r == 0 or d == 0:
@@ -120,7 +121,8 @@ class GroupedMoments:
             nonzero[c] = np.any(rows[c, :, :, r:] != 0, axis=(0, 2))
         combo, effect = np.nonzero(nonzero)
         n_pairs = len(combo)
-        if DYADS_PER_GROUP * n_groups > d or n_groups * (n_pairs * u) ** 2 * 8 > max_bytes:
+        size_m = n_groups * (n_pairs * u) ** 2
+        if size_m > DYAD_COST * d or 8 * size_m > max_bytes:
             return None
         m = np.zeros((n_groups, n_pairs * u, n_pairs * u))
         order = np.argsort(group, kind="stable")
@@ -135,8 +137,7 @@ class GroupedMoments:
                 mine = part[grp == g]
                 m[g] += mine.T @ mine
         m = m.reshape(n_groups, n_pairs, u, n_pairs, u).transpose(0, 1, 3, 2, 4)
-        zz = np.moveaxis(rows[:, first, :, :r], 1, 0)
-        return cls(group=group, size=size, zz=np.ascontiguousarray(zz),
+        return cls(group=group, size=size, zz=np.ascontiguousarray(rows[:, first, :, :r]),
                    combo=combo, effect=effect,
                    m=np.ascontiguousarray(m).reshape(n_groups * n_pairs ** 2, u * u),
                    type_counts=moments.counts.sum(0))
@@ -148,19 +149,21 @@ class GroupedMoments:
         c, dc = residual.coefficients(theta, moments.types)
         t, l1, l2 = moments.combos.T
         w = c[l1, t] * c[l2, t]
-        r = g.shape[0]
+        n_groups, r = len(self.size), g.shape[0]
         u = moments.rest.shape[-1]
-        a = np.tensordot(self.zz, w, axes=(1, 0))                    # (groups, r, r)
+        zz = self.zz.reshape(len(w), -1)              # (C, groups * r * r)
+        rest = moments.rest.reshape(len(w), -1)       # (C, u * u)
+        a = (w @ zz).reshape(n_groups, r, r)
         k_mat = np.eye(r) + g @ a
         k_inv = np.linalg.inv(k_mat)
         h = k_inv @ g
         logdet = float(-2 * self.type_counts @ np.log(c[0])
                        + self.size @ np.linalg.slogdet(k_mat)[1])
         wj = w[self.combo]
-        ww = wj[:, None] * wj[None, :]
-        ej, ek = self.effect[:, None], self.effect[None, :]
-        quad = ((ww * h[:, ej, ek]).reshape(-1) @ self.m).reshape(u, u)
-        s = np.tensordot(w, moments.rest, axes=1) - quad
+        ww = np.outer(wj, wj)
+        pairs = (self.effect[:, None], self.effect[None, :])
+        h_pairs = h[:, pairs[0], pairs[1]]            # (groups, J, J)
+        s = (w @ rest - (ww * h_pairs).reshape(-1) @ self.m).reshape(u, u)
 
         def blups(v: np.ndarray) -> np.ndarray:
             d, _, m_cols = moments.shape
@@ -169,25 +172,24 @@ class GroupedMoments:
 
         if not gradient:
             return RandomTerms(logdet, s, None, None, blups)
-        # random-effect parameters
+        # random-effect parameters: dH = K^-1 dG (I - A H)
         k_g = len(dg)
         dh_g = k_inv[:, None] @ dg[None] @ (np.eye(r) - a @ h)[:, None]  # (groups, k, r, r)
-        dlog_g = np.einsum("kab,ba->k", dg, np.tensordot(self.size, a @ k_inv, axes=1))
-        coef_g = ww * dh_g[..., ej, ek]                               # (groups, k, J, J)
-        # residual parameters
+        dlog_g = dg.reshape(k_g, -1) @ (self.size @ (a @ k_inv).reshape(n_groups, -1)
+                                        ).reshape(r, r).T.ravel()
+        coef_g = np.swapaxes(ww * dh_g[..., pairs[0], pairs[1]], 0, 1)  # (k, groups, J, J)
+        # residual parameters: the weights move, dA = sum_c dw_c ZZ_c, dH = -H dA H
         dw = dc[:, l1, t] * c[l2, t] + c[l1, t] * dc[:, l2, t]        # (k_r, C)
         k_r = len(dw)
-        da = np.tensordot(dw, self.zz, axes=(1, 1))                   # (k_r, groups, r, r)
+        da = (dw @ zz).reshape(k_r, n_groups, r, r)
         dlog_r = (-2 * (dc[:, 0] / c[0]) @ self.type_counts
-                  + np.einsum("gab,kgba->k", h * self.size[:, None, None], da))
+                  + da.reshape(k_r, -1) @ (np.swapaxes(h, 1, 2) * self.size[:, None, None]
+                                          ).ravel())
         dh_r = -(h @ da @ h)
         dwj = dw[:, self.combo]
         dww = dwj[:, :, None] * wj[None, None, :] + wj[None, :, None] * dwj[:, None, :]
-        coef_r = dww[:, None] * h[None, :, ej, ek] + ww * dh_r[..., ej, ek]
-        coef = np.concatenate([np.swapaxes(coef_g, 0, 1).reshape(k_g, -1),
-                               coef_r.reshape(k_r, -1)])
-        d_quad = (coef @ self.m).reshape(k_g + k_r, u, u)
-        d_rest = np.tensordot(dw, moments.rest, axes=1)
-        d_s = -d_quad
-        d_s[k_g:] += d_rest
-        return RandomTerms(logdet, s, np.r_[dlog_g, dlog_r], d_s, blups)
+        coef_r = dww[:, None] * h_pairs[None] + ww * dh_r[..., pairs[0], pairs[1]]
+        coef = np.concatenate([coef_g.reshape(k_g, -1), coef_r.reshape(k_r, -1)])
+        d_s = -(coef @ self.m)
+        d_s[k_g:] += dw @ rest
+        return RandomTerms(logdet, s, np.r_[dlog_g, dlog_r], d_s.reshape(-1, u, u), blups)

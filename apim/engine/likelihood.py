@@ -25,7 +25,7 @@ from functools import cached_property
 
 import numpy as np
 
-from apim.engine.grouped import RandomTerms
+from apim.engine.grouped import GroupedMoments, RandomTerms
 from apim.engine.model import MixedModel, Prepared
 from apim.engine.moments import Products, TypeMoments
 from apim.errors import FitError
@@ -188,16 +188,25 @@ def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient:
     """``sum log|V_i|``, ``sum U_i' V_i^-1 U_i`` and their derivatives at ``theta``: by
     groups of dyads with equal random-effect blocks where that pays
     (:mod:`apim.engine.grouped`, not with ``grouped=False``), else cluster by cluster."""
-    _, _, t_r = split_theta(model, theta)
-    g_full, dg = stacked_g(model, prep, theta)
+    t_g, _, t_r = split_theta(model, theta)
     source = prep.products
-    if grouped and prep.width and prep.q_t == 0 and prep.n_slots == 1 \
-            and isinstance(source, TypeMoments):
-        moments = source.grouped
-        if moments is not None:
-            return moments.terms(source, model.residual, t_r, g_full, dg, gradient)
+    moments = grouped_moments(prep) if grouped else None
+    if moments is not None and model.random is not None:
+        assert isinstance(source, TypeMoments)  # grouped_moments checked it
+        return moments.terms(source, model.residual, t_r, model.random.matrix(t_g),
+                             model.random.jacobian(t_g), gradient)
+    g_full, dg = stacked_g(model, prep, theta)
     products = source.products(model.residual, t_r, gradient)
     return _per_cluster_terms(prep, products, g_full, dg, gradient)
+
+
+def grouped_moments(prep: Prepared) -> GroupedMoments | None:
+    """The grouped moments where the grouped evaluation applies and pays: stencil products,
+    dyad random effects, no therapist level (:mod:`apim.engine.grouped`)."""
+    source = prep.products
+    if prep.q and prep.q_t == 0 and prep.n_slots == 1 and isinstance(source, TypeMoments):
+        return source.grouped
+    return None
 
 
 def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = True,
