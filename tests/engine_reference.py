@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from apim.engine.likelihood import LOG_2PI, split_theta, stacked_g
+from apim.engine.likelihood import LOG_2PI, split_theta
 from apim.engine.model import MixedModel, Prepared
 from apim.errors import FitError
 
@@ -25,6 +25,34 @@ class Reference(NamedTuple):
     def score(self) -> np.ndarray:
         assert self.gradient is not None
         return self.gradient
+
+
+def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Covariance of a cluster's stacked random effects and its derivatives (k_G + k_T)."""
+    t_g, t_t, _ = split_theta(model, theta)
+    w = prep.width
+    g_full = np.zeros((w, w))
+    grads = []
+    if model.therapist_random is not None:
+        qt = prep.q_t
+        g_full[:qt, :qt] = model.therapist_random.matrix(t_t)
+        for d in model.therapist_random.jacobian(t_t):
+            m = np.zeros((w, w))
+            m[:qt, :qt] = d
+            grads.append(m)
+    if model.random is not None:
+        def blocks(g: np.ndarray) -> np.ndarray:  # one block per dyad slot of a cluster
+            return g if prep.n_slots == 1 else np.kron(np.eye(prep.n_slots), g)
+
+        g_full[prep.q_t:, prep.q_t:] = blocks(model.random.matrix(t_g))
+        dyad_grads = []
+        for d in model.random.jacobian(t_g):
+            m = np.zeros((w, w))
+            m[prep.q_t:, prep.q_t:] = blocks(d)
+            dyad_grads.append(m)
+        grads = dyad_grads + grads
+    return g_full, (np.stack(grads) if grads else np.zeros((0, w, w)))
 
 
 def _assemble(rows: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:

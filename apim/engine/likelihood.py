@@ -72,28 +72,25 @@ def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     """Covariance of a cluster's stacked random effects and its derivatives (k_G + k_T)."""
     t_g, t_t, _ = split_theta(model, theta)
-    w = prep.width
-    g_full = np.zeros((w, w))
-    grads = []
-    if model.therapist_random is not None:
-        qt = prep.q_t
-        g_full[:qt, :qt] = model.therapist_random.matrix(t_t)
-        for d in model.therapist_random.jacobian(t_t):
-            m = np.zeros((w, w))
-            m[:qt, :qt] = d
-            grads.append(m)
+    w, qt = prep.width, prep.q_t
+    parts: list[tuple[np.ndarray, np.ndarray, slice, int]] = []  # (G, dG, where, copies)
     if model.random is not None:
-        def blocks(g: np.ndarray) -> np.ndarray:  # one block per dyad slot of a cluster
-            return g if prep.n_slots == 1 else np.kron(np.eye(prep.n_slots), g)
-
-        g_full[prep.q_t:, prep.q_t:] = blocks(model.random.matrix(t_g))
-        dyad_grads = []
-        for d in model.random.jacobian(t_g):
-            m = np.zeros((w, w))
-            m[prep.q_t:, prep.q_t:] = blocks(d)
-            dyad_grads.append(m)
-        grads = dyad_grads + grads
-    return g_full, (np.stack(grads) if grads else np.zeros((0, w, w)))
+        parts.append((model.random.matrix(t_g), model.random.jacobian(t_g),
+                      slice(qt, w), prep.n_slots))  # one block per dyad slot of a cluster
+    if model.therapist_random is not None:
+        parts.append((model.therapist_random.matrix(t_t),
+                      model.therapist_random.jacobian(t_t), slice(0, qt), 1))
+    g_full = np.zeros((w, w))
+    grads = np.zeros((sum(len(d) for _, d, _, _ in parts), w, w))
+    at = 0
+    for g, dg, where, copies in parts:
+        eye = np.eye(copies)
+        size = copies * len(g)
+        g_full[where, where] = np.einsum("ij,ab->iajb", eye, g).reshape(size, size)
+        grads[at:at + len(dg), where, where] = np.einsum(
+            "ij,kab->kiajb", eye, dg).reshape(len(dg), size, size)
+        at += len(dg)
+    return g_full, grads
 
 
 def _assemble(rows: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
@@ -104,24 +101,22 @@ def _assemble(rows: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]
     zt, z, u = slice(0, qt), slice(qt, qt + q), slice(qt + q, None)
     if qt == 0 and prep.n_slots == 1:  # each dyad is its own cluster
         return rows[..., z, z], rows[..., z, u]
-    if rows.ndim > 3:
-        parts = [_assemble(one, prep) for one in rows]
-        return np.stack([pa for pa, _ in parts]), np.stack([pb for _, pb in parts])
-    c = prep.n_clusters
-    a = np.zeros((c, w, w))
-    b = np.zeros((c, w, rows.shape[-1] - qt - q))
+    lead = rows.shape[:-3]
+    by_slot = np.zeros((*lead, prep.n_clusters, prep.n_slots, *rows.shape[-2:]))
+    by_slot[..., prep.cluster, prep.slot, :, :] = rows
+    a = np.zeros((*lead, prep.n_clusters, w, w))
+    b = np.zeros((*lead, prep.n_clusters, w, rows.shape[-1] - qt - q))
     if qt:
-        np.add.at(a[:, :qt, :qt], prep.cluster, rows[:, zt, zt])
-        np.add.at(b[:, :qt], prep.cluster, rows[:, zt, u])
+        a[..., :qt, :qt] = by_slot[..., zt, zt].sum(-3)
+        b[..., :qt, :] = by_slot[..., zt, u].sum(-3)
     for s in range(prep.n_slots if q else 0):
-        dyads = np.flatnonzero(prep.slot == s)
-        cl = prep.cluster[dyads]
+        one = by_slot[..., s, :, :]
         sl = slice(qt + s * q, qt + (s + 1) * q)
-        a[cl, sl, sl] = rows[dyads, z, z]
-        b[cl, sl] = rows[dyads, z, u]
+        a[..., sl, sl] = one[..., z, z]
+        b[..., sl, :] = one[..., z, u]
         if qt:
-            a[cl, :qt, sl] = rows[dyads, zt, z]
-            a[cl, sl, :qt] = rows[dyads, z, zt]
+            a[..., :qt, sl] = one[..., zt, z]
+            a[..., sl, :qt] = one[..., z, zt]
     return a, b
 
 
