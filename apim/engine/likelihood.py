@@ -80,6 +80,8 @@ def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
     if model.therapist_random is not None:
         parts.append((model.therapist_random.matrix(t_t),
                       model.therapist_random.jacobian(t_t), slice(0, qt), 1))
+    if qt == 0 and prep.n_slots == 1 and len(parts) == 1:  # each dyad its own cluster
+        return parts[0][0], parts[0][1]
     g_full = np.zeros((w, w))
     grads = np.zeros((sum(len(d) for _, d, _, _ in parts), w, w))
     at = 0
@@ -134,7 +136,7 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     ``d sum_i log|K_i| = <sum_i (A_i K_i^-1)', dG>``; a residual parameter gives
     ``d(B' H B) = dB' H B + B' H dB - (H B)' dA (H B)`` and ``d log|K| = tr(H dA)``.
     """
-    a, b = _assemble(products.rows, prep)
+    a, b = (np.ascontiguousarray(x) for x in _assemble(products.rows, prep))
     w = prep.width
     logdet = float(products.logdet.sum())
     if not w:
@@ -166,9 +168,9 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     right = (b - a @ hb).reshape(n_c, w * u)
     outer = (left.T @ right).reshape(w, u, w, u)
     dlog_g = np.einsum("kab,ba->k", dg, (a @ k_inv).sum(0))
-    ds_g = -np.einsum("kab,axby->kxy", dg, outer)
+    ds_g = -np.tensordot(dg, outer, axes=([1, 2], [0, 2]))
     # residual parameters move the products
-    da, db = _assemble(d_rows, prep)
+    da, db = (np.ascontiguousarray(x) for x in _assemble(d_rows, prep))
     k_r = len(d_rows)
     dlog_r = d_logdet_r.sum(1) + np.einsum("cab,kcba->k", h, da)
     cross = np.swapaxes(db.reshape(k_r, n_c * w, u), 1, 2) @ hb_flat
