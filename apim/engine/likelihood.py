@@ -14,7 +14,33 @@ Woodbury identity with ``K = I + G A``, ``A = Z'R^-1 Z``::
 
 ``G`` may be singular (a variance at zero). Derivatives: ``dK = dG A + G dA`` and
 ``d(K^-1 G) = K^-1 (dG - (dG A + G dA) K^-1 G)``; residual parameters enter through the
-derivatives of the whitened cross products.
+derivatives of the whitened cross products. Each kind of parameter is handled for all
+parameters at once (one contraction over clusters, see :func:`_per_cluster_terms`).
+
+Without a therapist level, dyads whose ``A`` agree in every stencil combination (random
+intercepts: the same numbers of rows of each type) share ``K`` and ``K^-1 G``, and the
+quadratic forms come from moments summed once per fit over each group
+(:mod:`apim.engine.grouped`): an evaluation then costs nothing per dyad. ``evaluate(...,
+grouped=False)`` always goes cluster by cluster.
+
+Examples
+--------
+>>> import numpy as np
+>>> from apim.engine import MixedModel, Unstructured, Residual
+>>> rng = np.random.default_rng(1)
+>>> dyad = np.repeat(np.arange(40), 6); role = np.tile([0, 1], 120)
+>>> session = np.tile(np.repeat([1, 2, 3], 2), 40)
+>>> X = np.column_stack([1 - role, role]).astype(float)
+>>> model = MixedModel(y=rng.normal(size=240), X=X, dyad=dyad, role=role, session=session,
+...                    Z=X, random=Unstructured(2), residual=Residual.named("un"))
+>>> prep = Prepared.of(model)
+>>> theta = np.array([-0.5, 0.1, -0.7, 0.0, 0.1, 0.3])
+>>> grouped, per_dyad = evaluate(model, prep, theta), evaluate(model, prep, theta,
+...                                                              grouped=False)
+>>> grouped_moments(prep).n_groups, bool(np.isclose(grouped.loglik, per_dyad.loglik))
+(1, True)
+>>> grouped.blups.shape  # one row per dyad, computed when asked for
+(40, 2)
 """
 
 from __future__ import annotations
