@@ -132,10 +132,10 @@ class GroupedMoments:
             # (dyads, J, u): the kept rows of every dyad in the block
             part = np.moveaxis(rows[combo[:, None], dyads[None, :], effect[:, None], r:], 1, 0)
             part = part.reshape(len(dyads), -1)
-            grp = group[dyads]
-            for g in np.unique(grp):
-                mine = part[grp == g]
-                m[g] += mine.T @ mine
+            grp = group[dyads]  # ascending: runs of one group
+            starts = np.flatnonzero(np.r_[True, grp[1:] != grp[:-1]])
+            for a, b in zip(starts, np.r_[starts[1:], len(grp)]):
+                m[grp[a]] += part[a:b].T @ part[a:b]
         m = m.reshape(n_groups, n_pairs, u, n_pairs, u).transpose(0, 1, 3, 2, 4)
         return cls(group=group, size=size, zz=np.ascontiguousarray(rows[:, first, :, :r]),
                    combo=combo, effect=effect,
