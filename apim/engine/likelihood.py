@@ -14,16 +14,46 @@ Woodbury identity with ``K = I + G A``, ``A = Z'R^-1 Z``::
 
 ``G`` may be singular (a variance at zero). Derivatives: ``dK = dG A + G dA`` and
 ``d(K^-1 G) = K^-1 (dG - (dG A + G dA) K^-1 G)``; residual parameters enter through the
-derivatives of the whitened cross products.
+derivatives of the whitened cross products. Each kind of parameter is handled for all
+parameters at once (one contraction over clusters, see :func:`_per_cluster_terms`).
+
+Without a therapist level, dyads whose ``A`` agree in every stencil combination (random
+intercepts: the same numbers of rows of each type) share ``K`` and ``K^-1 G``, and the
+quadratic forms come from moments summed once per fit over each group
+(:mod:`apim.engine.grouped`): an evaluation then costs nothing per dyad. ``evaluate(...,
+grouped=False)`` always goes cluster by cluster.
+
+Examples
+--------
+>>> import numpy as np
+>>> from apim.engine import MixedModel, Unstructured, Residual
+>>> rng = np.random.default_rng(1)
+>>> dyad = np.repeat(np.arange(40), 6); role = np.tile([0, 1], 120)
+>>> session = np.tile(np.repeat([1, 2, 3], 2), 40)
+>>> X = np.column_stack([1 - role, role]).astype(float)
+>>> model = MixedModel(y=rng.normal(size=240), X=X, dyad=dyad, role=role, session=session,
+...                    Z=X, random=Unstructured(2), residual=Residual.named("un"))
+>>> prep = Prepared.of(model)
+>>> theta = np.array([-0.5, 0.1, -0.7, 0.0, 0.1, 0.3])
+>>> grouped, per_dyad = evaluate(model, prep, theta), evaluate(model, prep, theta,
+...                                                              grouped=False)
+>>> grouped_moments(prep).n_groups, bool(np.isclose(grouped.loglik, per_dyad.loglik))
+(1, True)
+>>> grouped.blups.shape  # one row per dyad, computed when asked for
+(40, 2)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
+from apim.engine.grouped import GroupedMoments, RandomTerms
 from apim.engine.model import MixedModel, Prepared
+from apim.engine.moments import Products, TypeMoments
 from apim.errors import FitError
 
 LOG_2PI = np.log(2 * np.pi)
@@ -31,14 +61,23 @@ LOG_2PI = np.log(2 * np.pi)
 
 @dataclass(frozen=True, eq=False)
 class Evaluation:
-    """Log-likelihood and the quantities inference needs, at one parameter vector."""
+    """Log-likelihood and the quantities inference needs, at one parameter vector.
+
+    ``blups``, the (n_clusters, width) predicted random effects, are computed when first
+    asked for (only the final evaluation of a fit needs them).
+    """
 
     loglik: float
     gradient: np.ndarray | None
     beta: np.ndarray
     cov_beta: np.ndarray          # (X'V^-1 X)^-1
     d_xvx: np.ndarray | None      # (k, p, p) derivatives of X'V^-1 X
-    blups: np.ndarray             # (n_clusters, width) predicted random effects
+    predict: Callable[[np.ndarray], np.ndarray] = field(repr=False)  # (-beta, 1) -> blups
+
+    @cached_property
+    def blups(self) -> np.ndarray:
+        """(n_clusters, width) predicted random effects."""
+        return self.predict(np.r_[-self.beta, 1.0])
 
     @property
     def score(self) -> np.ndarray:
@@ -59,119 +98,165 @@ def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     """Covariance of a cluster's stacked random effects and its derivatives (k_G + k_T)."""
     t_g, t_t, _ = split_theta(model, theta)
-    w = prep.width
-    g_full = np.zeros((w, w))
-    grads = []
-    if model.therapist_random is not None:
-        qt = prep.q_t
-        g_full[:qt, :qt] = model.therapist_random.matrix(t_t)
-        for d in model.therapist_random.jacobian(t_t):
-            m = np.zeros((w, w))
-            m[:qt, :qt] = d
-            grads.append(m)
+    w, qt = prep.width, prep.q_t
+    parts: list[tuple[np.ndarray, np.ndarray, slice, int]] = []  # (G, dG, where, copies)
     if model.random is not None:
-        def blocks(g: np.ndarray) -> np.ndarray:  # one block per dyad slot of a cluster
-            return g if prep.n_slots == 1 else np.kron(np.eye(prep.n_slots), g)
-
-        g_full[prep.q_t:, prep.q_t:] = blocks(model.random.matrix(t_g))
-        dyad_grads = []
-        for d in model.random.jacobian(t_g):
-            m = np.zeros((w, w))
-            m[prep.q_t:, prep.q_t:] = blocks(d)
-            dyad_grads.append(m)
-        grads = dyad_grads + grads
-    return g_full, (np.stack(grads) if grads else np.zeros((0, w, w)))
+        parts.append((model.random.matrix(t_g), model.random.jacobian(t_g),
+                      slice(qt, w), prep.n_slots))  # one block per dyad slot of a cluster
+    if model.therapist_random is not None:
+        parts.append((model.therapist_random.matrix(t_t),
+                      model.therapist_random.jacobian(t_t), slice(0, qt), 1))
+    if qt == 0 and prep.n_slots == 1 and len(parts) == 1:  # each dyad its own cluster
+        return parts[0][0], parts[0][1]
+    g_full = np.zeros((w, w))
+    grads = np.zeros((sum(len(d) for _, d, _, _ in parts), w, w))
+    at = 0
+    for g, dg, where, copies in parts:
+        eye = np.eye(copies)
+        size = copies * len(g)
+        g_full[where, where] = np.einsum("ij,ab->iajb", eye, g).reshape(size, size)
+        grads[at:at + len(dg), where, where] = np.einsum(
+            "ij,kab->kiajb", eye, dg).reshape(len(dg), size, size)
+        at += len(dg)
+    return g_full, grads
 
 
 def _assemble(rows: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
     """Random-effect rows of the per-dyad cross products -> per-cluster ``A = Z'R^-1 Z``
-    and ``B = Z'R^-1 [X | y]``, random effects stacked as (therapist, dyad slots...)."""
+    and ``B = Z'R^-1 [X | y]``, random effects stacked as (therapist, dyad slots...).
+    Leading axes before the dyad axis (derivatives) are kept."""
     qt, q, w = prep.q_t, prep.q, prep.width
     zt, z, u = slice(0, qt), slice(qt, qt + q), slice(qt + q, None)
     if qt == 0 and prep.n_slots == 1:  # each dyad is its own cluster
-        return rows[:, :, z], rows[:, :, u]
-    c = prep.n_clusters
-    a = np.zeros((c, w, w))
-    b = np.zeros((c, w, rows.shape[-1] - qt - q))
+        return rows[..., z, z], rows[..., z, u]
+    lead = rows.shape[:-3]
+    by_slot = np.zeros((*lead, prep.n_clusters, prep.n_slots, *rows.shape[-2:]))
+    by_slot[..., prep.cluster, prep.slot, :, :] = rows
+    a = np.zeros((*lead, prep.n_clusters, w, w))
+    b = np.zeros((*lead, prep.n_clusters, w, rows.shape[-1] - qt - q))
     if qt:
-        np.add.at(a[:, :qt, :qt], prep.cluster, rows[:, zt, zt])
-        np.add.at(b[:, :qt], prep.cluster, rows[:, zt, u])
+        a[..., :qt, :qt] = by_slot[..., zt, zt].sum(-3)
+        b[..., :qt, :] = by_slot[..., zt, u].sum(-3)
     for s in range(prep.n_slots if q else 0):
-        dyads = np.flatnonzero(prep.slot == s)
-        cl = prep.cluster[dyads]
+        one = by_slot[..., s, :, :]
         sl = slice(qt + s * q, qt + (s + 1) * q)
-        a[cl, sl, sl] = rows[dyads, z, z]
-        b[cl, sl] = rows[dyads, z, u]
+        a[..., sl, sl] = one[..., z, z]
+        b[..., sl, :] = one[..., z, u]
         if qt:
-            a[cl, :qt, sl] = rows[dyads, zt, z]
-            a[cl, sl, :qt] = rows[dyads, z, zt]
+            a[..., :qt, sl] = one[..., zt, z]
+            a[..., sl, :qt] = one[..., z, zt]
     return a, b
 
 
-def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = True,
-             gradient: bool = True) -> Evaluation:
-    """Log-likelihood (nlme convention), gradient and GLS quantities at ``theta``."""
-    theta = np.asarray(theta, float)
-    _, _, t_r = split_theta(model, theta)
-    g_full, dg = stacked_g(model, prep, theta)
-    products = prep.products.products(model.residual, t_r, gradient)
-    a, b = _assemble(products.rows, prep)
-    logdet_r = products.logdet
+def _no_blups(n_clusters: int) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda v: np.zeros((n_clusters, 0))
+
+
+def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
+                       dg: np.ndarray, gradient: bool) -> RandomTerms:
+    """The likelihood's terms cluster by cluster (Woodbury in random-effect space).
+
+    Derivatives for all parameters at once: with ``L_i = K_i^-T B_i`` and
+    ``R_i = (I - A_i H_i) B_i``, a random-effect parameter gives
+    ``d sum_i B_i' H_i B_i = sum_(a,b) dG[a,b] sum_i L_i[a]' R_i[b]`` and
+    ``d sum_i log|K_i| = <sum_i (A_i K_i^-1)', dG>``; a residual parameter gives
+    ``d(B' H B) = dB' H B + B' H dB - (H B)' dA (H B)`` and ``d log|K| = tr(H dA)``.
+    """
+    a, b = (np.ascontiguousarray(x) for x in _assemble(products.rows, prep))
     w = prep.width
+    logdet = float(products.logdet.sum())
+    if not w:
+        d_logdet = d_s = None
+        if gradient:
+            assert products.d_logdet is not None and products.d_rest is not None
+            d_logdet, d_s = products.d_logdet.sum(1), products.d_rest
+        return RandomTerms(logdet, products.rest, d_logdet, d_s, _no_blups(prep.n_clusters))
+    n_c = len(a)
+    k_mat = np.eye(w) + g_full @ a
+    k_inv = np.linalg.inv(k_mat)
+    h = k_inv @ g_full
+    logdet += float(np.linalg.slogdet(k_mat)[1].sum())
+    hb = h @ b
+    u = b.shape[-1]
+    b_flat, hb_flat = b.reshape(n_c * w, u), hb.reshape(n_c * w, u)
+    s = products.rest - b_flat.T @ hb_flat
+
+    def blups(v: np.ndarray) -> np.ndarray:
+        return hb @ v
+
+    if not gradient:
+        return RandomTerms(logdet, s, None, None, blups)
+    d_rows, d_rest, d_logdet_r = products.d_rows, products.d_rest, products.d_logdet
+    if d_rows is None or d_rest is None or d_logdet_r is None:
+        raise FitError("the residual structure returned no derivatives; this is a bug")
+    # random-effect parameters: A, B, D do not move
+    left = (np.swapaxes(k_inv, 1, 2) @ b).reshape(n_c, w * u)
+    right = (b - a @ hb).reshape(n_c, w * u)
+    outer = (left.T @ right).reshape(w, u, w, u)
+    dlog_g = np.einsum("kab,ba->k", dg, (a @ k_inv).sum(0))
+    ds_g = -np.tensordot(dg, outer, axes=([1, 2], [0, 2]))
+    # residual parameters move the products
+    da, db = (np.ascontiguousarray(x) for x in _assemble(d_rows, prep))
+    k_r = len(d_rows)
+    dlog_r = d_logdet_r.sum(1) + np.einsum("cab,kcba->k", h, da)
+    cross = np.swapaxes(db.reshape(k_r, n_c * w, u), 1, 2) @ hb_flat
+    quad = hb_flat.T @ (da @ hb[None]).reshape(k_r, n_c * w, u)
+    ds_r = d_rest - cross - np.swapaxes(cross, 1, 2) + quad
+    return RandomTerms(logdet, s, np.r_[dlog_g, dlog_r], np.concatenate([ds_g, ds_r]),
+                       blups)
+
+
+def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient: bool,
+                 grouped: bool = True) -> RandomTerms:
+    """``sum log|V_i|``, ``sum U_i' V_i^-1 U_i`` and their derivatives at ``theta``: by
+    groups of dyads with equal random-effect blocks where that pays
+    (:mod:`apim.engine.grouped`, not with ``grouped=False``), else cluster by cluster."""
+    t_g, _, t_r = split_theta(model, theta)
+    source = prep.products
+    moments = grouped_moments(prep) if grouped else None
+    if moments is not None and model.random is not None:
+        assert isinstance(source, TypeMoments)  # grouped_moments checked it
+        return moments.terms(source, model.residual, t_r, model.random.matrix(t_g),
+                             model.random.jacobian(t_g), gradient)
+    g_full, dg = stacked_g(model, prep, theta)
+    products = source.products(model.residual, t_r, gradient)
+    return _per_cluster_terms(prep, products, g_full, dg, gradient)
+
+
+def grouped_moments(prep: Prepared) -> GroupedMoments | None:
+    """The grouped moments where the grouped evaluation applies and pays: stencil products,
+    dyad random effects, no therapist level (:mod:`apim.engine.grouped`)."""
+    source = prep.products
+    if prep.q and prep.q_t == 0 and prep.n_slots == 1 and isinstance(source, TypeMoments):
+        return source.grouped
+    return None
+
+
+def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = True,
+             gradient: bool = True, grouped: bool = True) -> Evaluation:
+    """Log-likelihood (nlme convention), gradient and GLS quantities at ``theta``
+    (``grouped=False``: always cluster by cluster, the oracle of the grouped path)."""
+    theta = np.asarray(theta, float)
+    terms = random_terms(model, prep, theta, gradient, grouped)
+    s = terms.s
     p = prep.p
-    if w:
-        k_mat = np.eye(w)[None] + g_full[None] @ a
-        k_inv = np.linalg.inv(k_mat)
-        h = k_inv @ g_full[None]
-        logdet_k = np.linalg.slogdet(k_mat)[1]
-        hb = h @ b
-        bt = np.swapaxes(b, 1, 2)
-        s = products.rest - (bt @ hb).sum(0)
-    else:
-        logdet_k = np.zeros(prep.n_clusters)
-        s = products.rest
     s_xx, s_xy, s_yy = s[:p, :p], s[:p, p], s[p, p]
     cov_beta = np.linalg.inv(s_xx)
     beta = cov_beta @ s_xy
     rss = s_yy - s_xy @ beta
-    logdet = logdet_r.sum() + logdet_k.sum()
     n = prep.n
     if reml:
         logdet_xvx = np.linalg.slogdet(s_xx)[1]
-        loglik = -0.5 * ((n - p) * LOG_2PI + logdet + logdet_xvx + rss)
+        loglik = -0.5 * ((n - p) * LOG_2PI + terms.logdet + logdet_xvx + rss)
     else:
-        loglik = -0.5 * (n * LOG_2PI + logdet + rss)
+        loglik = -0.5 * (n * LOG_2PI + terms.logdet + rss)
     v = np.r_[-beta, 1.0]
-    blups = hb @ v if w else np.zeros((prep.n_clusters, 0))
     if not gradient:
-        return Evaluation(loglik, None, beta, cov_beta, None, blups)
-    d_rows, d_rest, d_logdet_r = products.d_rows, products.d_rest, products.d_logdet
-    if d_rows is None or d_rest is None or d_logdet_r is None:
-        raise FitError("the residual structure returned no derivatives; this is a bug")
-
-    d_s_list: list[np.ndarray] = []
-    d_logdet: list[float] = []
-    for dgk in dg:  # random-effect parameters: A, B, D do not move
-        dk = dgk[None] @ a
-        d_logdet.append(np.sum(k_inv * np.swapaxes(dk, 1, 2)))
-        dh = k_inv @ (dgk[None] - dk @ h)
-        d_s_list.append(-(bt @ (dh @ b)).sum(0))
-    for k in range(len(d_logdet_r)):  # residual parameters move the products
-        da, db = _assemble(d_rows[k], prep)
-        ds = d_rest[k]
-        dl = d_logdet_r[k].sum()
-        if w:
-            gda = g_full[None] @ da
-            dl += np.sum(k_inv * np.swapaxes(gda, 1, 2))
-            dh = -k_inv @ gda @ h
-            cross_term = (np.swapaxes(db, 1, 2) @ hb).sum(0)
-            ds = ds - (cross_term + cross_term.T + (bt @ (dh @ b)).sum(0))
-        d_s_list.append(ds)
-        d_logdet.append(dl)
-    d_s = np.stack(d_s_list) if d_s_list else np.zeros((0, p + 1, p + 1))
+        return Evaluation(float(loglik), None, beta, cov_beta, None, terms.blups)
+    d_s, d_logdet = terms.d_s, terms.d_logdet
+    assert d_s is not None and d_logdet is not None  # asked for above
     d_xvx = d_s[:, :p, :p]
-    grad = np.array([
-        -0.5 * (d_logdet[k] + v @ d_s[k] @ v
-                + (np.einsum("ij,ji->", cov_beta, d_xvx[k]) if reml else 0.0))
-        for k in range(len(d_s))])
-    return Evaluation(loglik, grad, beta, cov_beta, d_xvx, blups)
+    grad = -0.5 * (d_logdet + np.einsum("i,kij,j->k", v, d_s, v))
+    if reml:
+        grad = grad - 0.5 * np.einsum("ij,kji->k", cov_beta, d_xvx)
+    return Evaluation(float(loglik), grad, beta, cov_beta, d_xvx, terms.blups)

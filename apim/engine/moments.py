@@ -15,15 +15,18 @@ dyads are whitened densely and their products summed directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from apim.engine.dense_residual import padded_positions, whiten_dense
 from apim.engine.residual import Residual, ResidualLayout, RowTypes
 
-CHUNK_ROWS = 200_000
+if TYPE_CHECKING:
+    from apim.engine.grouped import GroupedMoments
 
+CHUNK_ROWS = 200_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,6 +134,14 @@ class TypeMoments:
         return cls(types=types, combos=np.array(combos).reshape(-1, 3),
                    rows=rows.reshape(len(combos), d * r * m), rest=rest,
                    counts=counts, shape=(d, r, m))
+
+    @cached_property
+    def grouped(self) -> GroupedMoments | None:
+        """The moments by groups of dyads with equal random-effect blocks
+        (:mod:`apim.engine.grouped`), built on first use; None when they do not pay."""
+        from apim.engine.grouped import GroupedMoments  # it builds on this module
+
+        return GroupedMoments.of(self)
 
     def products(self, residual: Residual, theta: np.ndarray, gradient: bool,
                  coefficients: tuple[np.ndarray, np.ndarray] | None = None) -> Products:
