@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from apim.engine.control import FitControl
+from apim.engine.hessian import difference_information, information
 from apim.engine.inference import containment_df, satterthwaite_df
 from apim.engine.likelihood import Evaluation, evaluate, split_theta
 from apim.engine.model import MixedModel, Prepared
@@ -63,7 +64,8 @@ class MixedFit:
         columns ``estimate``, ``se``, ``at_boundary``
     G, T : random-effect covariance matrices at the dyad and therapist level (or None)
     converged, message, n_evaluations : optimizer diagnostics (``n_evaluations``
-        counts every likelihood evaluation, those of the Hessian included)
+        counts every likelihood evaluation, those of the Hessians' difference columns
+        included; the exact random-effect block of a Hessian calls no evaluation)
     boundary : one line per boundary finding (zero SD, correlation at +-1, singular G or
         therapist matrix, singular information)
     fitted, fitted_population, residuals : arrays in input row order
@@ -181,23 +183,6 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _hessian(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool,
-             calls: list[int] | None = None) -> np.ndarray:
-    """Hessian of ``-loglik``: central differences of the analytic gradient."""
-    if calls is not None:  # 2 k evaluations
-        calls[0] += 2 * len(theta)
-    k = len(theta)
-    h = np.zeros((k, k))
-    for j in range(k):
-        step = 1e-5 * max(1.0, abs(theta[j]))
-        e = np.zeros(k)
-        e[j] = step
-        gp = evaluate(model, prep, theta + e, reml).score
-        gm = evaluate(model, prep, theta - e, reml).score
-        h[:, j] = -(gp - gm) / (2 * step)
-    return (h + h.T) / 2
-
-
 def _records(model: MixedModel, theta: np.ndarray) -> list[VarianceParameter]:
     """Natural-scale variance parameters of ``model`` at ``theta`` (no SEs yet)."""
     _, z_names, t_names = _names(model)
@@ -287,24 +272,25 @@ BOUNDARY_NOTE = ("Satterthwaite df and the SEs of the variance parameters are un
 
 
 def _quasi_newton(objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
-                  theta: np.ndarray, scale: float, control: FitControl
+                  theta: np.ndarray, scale: float, control: FitControl, tolerance: float
                   ) -> tuple[np.ndarray, list[str]]:
-    """The chosen quasi-Newton method, then the other one from where it stopped if it did
-    not get close."""
+    """The chosen quasi-Newton method to the per-observation gradient ``tolerance``, then
+    the other one from where it stopped if it did not get close."""
     from scipy import optimize  # not on import: ``import apim`` stays light
 
     messages = []
     # the round-off in the per-observation gradient grows with the number of observations
-    gtol = control.gradient_tolerance * max(1.0, np.sqrt(scale / 1e4))
+    gtol = tolerance * max(1.0, np.sqrt(scale / 1e4))
     options = {"BFGS": {"gtol": gtol, "maxiter": control.max_iterations},
                "L-BFGS-B": {"ftol": 1e-13, "gtol": 1e-8,
                             "maxiter": max(control.max_iterations, 5000)}}
     order = [control.optimizer] + [m for m in options if m != control.optimizer]
     for solver in order:
+        start = objective(theta)[0]  # the solver's first evaluation (the objective caches)
         result = optimize.minimize(objective, theta, jac=True, method=solver,
                                    options=options[solver])
         messages.append(f"{solver}: {result.message}")
-        if np.all(np.isfinite(result.x)) and result.fun <= objective(theta)[0]:
+        if np.all(np.isfinite(result.x)) and result.fun <= start:
             theta = result.x
         if result.success or np.max(np.abs(result.jac), initial=0) * scale < 1e-1:
             break  # Newton steps finish the job
@@ -338,12 +324,18 @@ def fit(model: MixedModel, method: Method = "REML", control: FitControl | None =
     The outcome and every design column are standardised internally and the estimates
     mapped back (:mod:`apim.engine.scaling`), so units change no t value, p value or
     convergence decision. The optimizer runs BFGS with the analytic gradient from
-    moment-based start values (falling back to L-BFGS-B from where BFGS stopped; when it
-    ends where the information is singular, a second search starts from a full-rank G
-    and the better optimum is kept), then Newton steps with the Hessian from differences
-    of the analytic gradient until no parameter would move by more than
-    ``control.step_tolerance`` (or the expected gain is below the round-off of the
-    log-likelihood). Convergence, boundary estimates (zero SDs, correlations at +-1,
+    moment-based start values (falling back to L-BFGS-B from where BFGS stopped) until the
+    gradient is small enough for Newton steps (``control.handover_gradient``); where the
+    Hessian there is not positive definite BFGS runs on to ``control.gradient_tolerance``,
+    and when it ends where the information is singular, a second search starts from a
+    full-rank G and the better optimum is kept. Newton steps follow, with the Hessian of
+    :mod:`apim.engine.hessian` (exact in the random-effect parameters, differences of the
+    analytic gradient in the residual ones), recomputed only after a step longer than
+    ``control.hessian_refresh`` (shorter ones reuse it), until no parameter would move by
+    more than ``control.step_tolerance`` (or the expected gain is below the round-off of
+    the log-likelihood). The Hessian behind the standard errors is recomputed at the
+    optimum when the parameters moved by more than ``control.hessian_tolerance`` since it
+    was computed. Convergence, boundary estimates (zero SDs, correlations at +-1,
     singular G or therapist matrices) and the optimizer's message are reported; nothing
     is returned as NaN silently.
 
@@ -399,29 +391,56 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
         theta0 = start_values(model, prep)
     scale = float(prep.n)
     calls = [0]
+    recent: dict[bytes, Evaluation] = {}  # the last evaluations, by parameter vector
+
+    def evaluation(theta: np.ndarray, gradient: bool = True) -> Evaluation:
+        key = np.asarray(theta, float).tobytes()
+        ev = recent.get(key)
+        if ev is None or (gradient and ev.gradient is None):
+            calls[0] += 1
+            with np.errstate(all="ignore"):
+                ev = evaluate(model, prep, theta, reml, gradient)
+            if len(recent) > 4:
+                recent.pop(next(iter(recent)))
+            recent[key] = ev
+        return ev
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        calls[0] += 1
-        with np.errstate(all="ignore"):
-            ev = evaluate(model, prep, theta, reml)
+        ev = evaluation(theta)
         if not np.isfinite(ev.loglik) or not np.all(np.isfinite(ev.score)):
             return np.inf, np.zeros_like(theta)  # outside the numerically usable region
         return -ev.loglik / scale, -ev.score / scale
 
-    theta, messages = _quasi_newton(objective, theta0, scale, control)
-    ev = evaluate(model, prep, theta, reml)
-    calls[0] += 1
-    hess = _hessian(model, prep, theta, reml, calls)
+    def score(theta: np.ndarray) -> np.ndarray:
+        calls[0] += 1
+        return evaluate(model, prep, theta, reml).score
+
+    def hessian(theta: np.ndarray) -> np.ndarray:
+        method = information if control.hessian == "exact" else difference_information
+        return method(model, prep, theta, reml, score)
+
+    handover = control.handover_gradient > control.gradient_tolerance
+    theta, messages = _quasi_newton(objective, theta0, scale, control,
+                                    control.handover_gradient if handover
+                                    else control.gradient_tolerance)
+    hess = hessian(theta)
+    if handover and not _positive_definite(hess):
+        # not close enough for Newton steps: the quasi-Newton search runs to the optimum
+        theta, more = _quasi_newton(objective, theta, scale, control,
+                                    control.gradient_tolerance)
+        messages += more
+        hess = hessian(theta)
+    ev = evaluation(theta)
     if model.random is not None and not _positive_definite(hess):
         # a reduced-rank G can trap the search: restart with its variances spread out
         restart, more = _quasi_newton(objective, _spread(model, theta, theta0), scale,
-                                      control)
-        again = evaluate(model, prep, restart, reml)
-        calls[0] += 1
+                                      control, control.gradient_tolerance)
+        again = evaluation(restart)
         if again.loglik > ev.loglik + 1e-8:
             theta, ev = restart, again
-            hess = _hessian(model, prep, theta, reml, calls)
+            hess = hessian(theta)
             messages += ["restarted from a full-rank G"] + more
+    theta_hess = theta  # where ``hess`` was computed
     message = "; ".join(messages)
     decrement = np.inf  # expected gain in log-likelihood of a full Newton step
     # round-off in the log-likelihood, a sum over N observations: below it no step is
@@ -438,17 +457,19 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
         if settled or iteration == control.max_newton:
             break
         for _half in range(10):
-            trial = evaluate(model, prep, theta + step, reml, gradient=False)
-            calls[0] += 1
+            trial = evaluation(theta + step)
             if np.isfinite(trial.loglik) and trial.loglik >= ev.loglik - noise:
                 break
             step = step / 2
         else:
             break  # no step improves: stay where we are
-        theta = theta + step
-        ev = evaluate(model, prep, theta, reml)
-        calls[0] += 1
-        hess = _hessian(model, prep, theta, reml, calls)
+        theta, ev = theta + step, trial
+        if np.max(np.abs(theta - theta_hess)) > control.hessian_refresh:
+            hess, theta_hess = hessian(theta), theta
+    if len(theta) and np.max(np.abs(theta - theta_hess)) > control.hessian_tolerance:
+        hess = hessian(theta)  # the SEs are those at the optimum
+        if _positive_definite(hess):
+            decrement = float(ev.score @ np.linalg.solve(hess, ev.score)) / 2
     gradient = ev.gradient if ev.gradient is not None else np.zeros(len(theta))
     grad_norm = float(np.max(np.abs(gradient))) if len(theta) else 0.0
     converged = bool(np.isfinite(ev.loglik) and (
