@@ -33,7 +33,9 @@ from apim.engine.inference import containment_df, satterthwaite_df
 from apim.engine.likelihood import Evaluation, evaluate, split_theta
 from apim.engine.model import MixedModel, Prepared
 from apim.engine.parameters import VarianceParameter, parameter_table
+from apim.engine.residual import ResidualLayout
 from apim.engine.scaling import Scaling
+from apim.engine.structures import Unstructured
 from apim.engine.threads import one_blas_thread
 from apim.errors import BoundaryWarning, FitError, SpecError
 
@@ -157,23 +159,16 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
             else 0.0
     parts = []
     if model.random is not None:
-        # per dyad least-squares coefficient of each column; its spread over dyads
-        # (weighted by the column's sum of squares) minus the sampling noise
         z = raw[:, qt:qt + q]
-        zz = np.add.reduceat(z ** 2, lay.dyad_start)
-        ze = np.add.reduceat(z * e[:, None], lay.dyad_start)
-        variances = []
-        for k in range(q):
-            ok = zz[:, k] > 1e-12
-            weight, coef = zz[ok, k], ze[ok, k] / np.where(ok, zz[:, k], 1)[ok]
-            if weight.size < 2:
-                variances.append(var_r.mean())
-                continue
-            centre = np.sum(weight * coef) / weight.sum()
-            spread = np.sum(weight * (coef - centre) ** 2)
-            estimate = (spread - weight.size * var_r.mean()) / weight.sum()
-            variances.append(max(estimate, 0.05 * spread / weight.sum(), 1e-6 * np.var(e)))
-        parts.append(model.random.start(np.array(variances)))
+        g = _dyad_covariance(z, e, lay, var_r, float(np.nan_to_num(rho)))
+        if g is None:
+            parts.append(model.random.start(_column_variances(z, e, lay.dyad_start, var_r)))
+        elif isinstance(model.random, Unstructured):
+            lower = np.linalg.cholesky(g)
+            lower[np.diag_indices(q)] = np.log(np.diag(lower))
+            parts.append(lower[np.tril_indices(q)])
+        else:
+            parts.append(model.random.start(np.diag(g)))
     if model.therapist_random is not None:
         cl = prep.cluster[dyad]
         tm = np.bincount(cl, e) / np.bincount(cl)
@@ -181,6 +176,75 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
         parts.append(model.therapist_random.start(np.full(prep.q_t, tv)))
     parts.append(model.residual.start(var_r, np.nan_to_num(rho), np.nan_to_num(phi)))
     return np.concatenate(parts)
+
+
+def _column_variances(z: np.ndarray, e: np.ndarray, starts: np.ndarray,
+                      var_r: np.ndarray) -> np.ndarray:
+    """Per dyad least-squares coefficient of each column of ``z`` alone; its spread over
+    dyads (weighted by the column's sum of squares) minus the sampling noise."""
+    zz = np.add.reduceat(z ** 2, starts)
+    ze = np.add.reduceat(z * e[:, None], starts)
+    variances = []
+    for k in range(z.shape[1]):
+        ok = zz[:, k] > 1e-12
+        weight, coef = zz[ok, k], ze[ok, k] / np.where(ok, zz[:, k], 1)[ok]
+        if weight.size < 2:
+            variances.append(var_r.mean())
+            continue
+        centre = np.sum(weight * coef) / weight.sum()
+        spread = np.sum(weight * (coef - centre) ** 2)
+        estimate = (spread - weight.size * var_r.mean()) / weight.sum()
+        variances.append(max(estimate, 0.05 * spread / weight.sum(), 1e-6 * np.var(e)))
+    return np.array(variances)
+
+
+def _dyad_covariance(z: np.ndarray, e: np.ndarray, lay: ResidualLayout, var_r: np.ndarray,
+                     rho: float) -> np.ndarray | None:
+    """Moment estimate of the dyad-level ``G``: per dyad least squares of the residuals
+    ``e`` on all columns of ``z`` jointly, the covariance of these coefficients over
+    dyads minus their average sampling covariance ``(Z'Z)^-1 Z'RZ (Z'Z)^-1`` (``R`` with
+    the role variances ``var_r`` and same-session correlation ``rho``). Variances are
+    kept above a twentieth of the coefficients' own variances and correlations shrunk
+    into (-0.95, 0.95). None when fewer than ``q + 2`` dyads identify the coefficients."""
+    n, q = z.shape
+    starts = lay.dyad_start
+    sizes = np.diff(np.r_[starts, n])
+    sd = np.sqrt(var_r)
+    row_var = var_r[lay.role]
+    has = np.flatnonzero(lay.pair >= 0)
+    other = lay.pair[has]
+    zz = np.empty((len(starts), q, q))
+    zrz = np.empty((len(starts), q, q))
+    for k in range(q):
+        for j in range(k, q):
+            zz[:, k, j] = zz[:, j, k] = np.add.reduceat(z[:, k] * z[:, j], starts)
+            cross = np.zeros(n)
+            cross[has] = (z[has, k] * z[other, j] + z[other, k] * z[has, j]) \
+                * rho * sd[0] * sd[1]
+            zrz[:, k, j] = zrz[:, j, k] = np.add.reduceat(z[:, k] * z[:, j] * row_var
+                                                          + cross, starts)
+    ze = np.add.reduceat(z * e[:, None], starts)
+    values = np.linalg.eigvalsh(zz)
+    ok = (sizes > q) & (values[:, 0] > 1e-8 * np.maximum(values[:, -1], 1e-300))
+    if ok.sum() < q + 2:
+        return None
+    inverse = np.linalg.inv(zz[ok])
+    coef = np.einsum("dij,dj->di", inverse, ze[ok])
+    noise = (inverse @ zrz[ok] @ inverse).mean(0)
+    centred = coef - coef.mean(0)
+    spread = centred.T @ centred / (ok.sum() - 1)
+    g = spread - noise
+    variances = np.maximum(np.diag(g), np.maximum(0.05 * np.diag(spread),
+                                                  1e-6 * np.var(e)))
+    scale = np.sqrt(variances)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cor = np.clip(np.nan_to_num(g / np.outer(np.sqrt(np.abs(np.diag(g))),
+                                                np.sqrt(np.abs(np.diag(g))))), -0.95, 0.95)
+    np.fill_diagonal(cor, 1.0)
+    w, v = np.linalg.eigh(cor)
+    cor = (v * np.maximum(w, 0.05)) @ v.T
+    cor = cor / np.sqrt(np.outer(np.diag(cor), np.diag(cor)))
+    return cor * np.outer(scale, scale)
 
 
 def _records(model: MixedModel, theta: np.ndarray) -> list[VarianceParameter]:
@@ -419,53 +483,68 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
         method = information if control.hessian == "exact" else difference_information
         return method(model, prep, theta, reml, score)
 
+    def newton(theta: np.ndarray, ev: Evaluation, hess: np.ndarray
+               ) -> tuple[np.ndarray, Evaluation, np.ndarray, np.ndarray, float, bool]:
+        """Newton steps from ``theta``; a new Hessian only after a long step. Returns the
+        parameters, their evaluation, the Hessian, where it was computed, the expected
+        gain of a further step and whether the parameters settled."""
+        theta_hess = theta
+        decrement = np.inf  # expected gain in log-likelihood of a full Newton step
+        for iteration in range(control.max_newton + 1):
+            if not _positive_definite(hess):
+                break
+            step = np.linalg.solve(hess, ev.score)
+            decrement = float(ev.score @ step) / 2
+            # the gradient resolves the optimum far more finely than differences of the
+            # log-likelihood do: step until the parameters (and so the SEs) are settled
+            if np.max(np.abs(step), initial=0.0) < control.step_tolerance:
+                return theta, ev, hess, theta_hess, decrement, True
+            if iteration == control.max_newton:
+                break
+            for _half in range(10):
+                trial = evaluation(theta + step)
+                if np.isfinite(trial.loglik) and trial.loglik >= ev.loglik - noise:
+                    break
+                step = step / 2
+            else:
+                break  # no step improves: stay where we are
+            theta, ev = theta + step, trial
+            if np.max(np.abs(theta - theta_hess)) > control.hessian_refresh:
+                hess, theta_hess = hessian(theta), theta
+        return theta, ev, hess, theta_hess, decrement, False
+
     handover = control.handover_gradient > control.gradient_tolerance
     theta, messages = _quasi_newton(objective, theta0, scale, control,
                                     control.handover_gradient if handover
                                     else control.gradient_tolerance)
     hess = hessian(theta)
-    if handover and not _positive_definite(hess):
-        # not close enough for Newton steps: the quasi-Newton search runs to the optimum
+    ev = evaluation(theta)
+    # round-off in the log-likelihood, a sum over N observations: below it no step is
+    # meaningful and no decrease is real
+    noise = control.relative_roundoff * max(1.0, abs(ev.loglik))
+    settled = False
+    if handover and _positive_definite(hess):
+        theta, ev, hess, theta_hess, decrement, settled = newton(theta, ev, hess)
+    if handover and not settled:
+        # Newton steps cannot finish from there (not close enough, or a variance heading
+        # for zero): the quasi-Newton search runs to the optimum first
         theta, more = _quasi_newton(objective, theta, scale, control,
                                     control.gradient_tolerance)
         messages += more
         hess = hessian(theta)
-    ev = evaluation(theta)
-    if model.random is not None and not _positive_definite(hess):
-        # a reduced-rank G can trap the search: restart with its variances spread out
-        restart, more = _quasi_newton(objective, _spread(model, theta, theta0), scale,
-                                      control, control.gradient_tolerance)
-        again = evaluation(restart)
-        if again.loglik > ev.loglik + 1e-8:
-            theta, ev = restart, again
-            hess = hessian(theta)
-            messages += ["restarted from a full-rank G"] + more
-    theta_hess = theta  # where ``hess`` was computed
+        ev = evaluation(theta)
+    if not settled:
+        if model.random is not None and not _positive_definite(hess):
+            # a reduced-rank G can trap the search: restart with its variances spread out
+            restart, more = _quasi_newton(objective, _spread(model, theta, theta0), scale,
+                                          control, control.gradient_tolerance)
+            again = evaluation(restart)
+            if again.loglik > ev.loglik + 1e-8:
+                theta, ev = restart, again
+                hess = hessian(theta)
+                messages += ["restarted from a full-rank G"] + more
+        theta, ev, hess, theta_hess, decrement, _ = newton(theta, ev, hess)
     message = "; ".join(messages)
-    decrement = np.inf  # expected gain in log-likelihood of a full Newton step
-    # round-off in the log-likelihood, a sum over N observations: below it no step is
-    # meaningful and no decrease is real
-    noise = control.relative_roundoff * max(1.0, abs(ev.loglik))
-    for iteration in range(control.max_newton + 1):
-        if not _positive_definite(hess):
-            break
-        step = np.linalg.solve(hess, ev.score)
-        decrement = float(ev.score @ step) / 2
-        # the gradient resolves the optimum far more finely than differences of the
-        # log-likelihood do: step until the parameters (and so the SEs) are settled
-        settled = np.max(np.abs(step), initial=0.0) < control.step_tolerance
-        if settled or iteration == control.max_newton:
-            break
-        for _half in range(10):
-            trial = evaluation(theta + step)
-            if np.isfinite(trial.loglik) and trial.loglik >= ev.loglik - noise:
-                break
-            step = step / 2
-        else:
-            break  # no step improves: stay where we are
-        theta, ev = theta + step, trial
-        if np.max(np.abs(theta - theta_hess)) > control.hessian_refresh:
-            hess, theta_hess = hessian(theta), theta
     if len(theta) and np.max(np.abs(theta - theta_hess)) > control.hessian_tolerance:
         hess = hessian(theta)  # the SEs are those at the optimum
         if _positive_definite(hess):
