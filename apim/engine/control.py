@@ -45,19 +45,18 @@ class FitControl(Spec):
     max_newton : int
         Newton steps after the quasi-Newton phase.
     hessian : {"exact", "differences"}
-        Hessian of the Newton phase and of the standard errors: ``"exact"`` second
-        derivatives in the random-effect parameters and central differences of the
-        analytic gradient in the residual ones (:mod:`apim.engine.hessian`), or central
-        differences of the analytic gradient in every parameter (``2 k`` evaluations).
+        Hessian of the standard errors: ``"exact"`` second derivatives in the
+        random-effect parameters and central differences of the analytic gradient in the
+        residual ones (:mod:`apim.engine.hessian`; the Newton phase uses forward
+        differences there, and the Hessian is computed afresh at the optimum), or central
+        differences of the analytic gradient in every parameter (``2 k`` evaluations;
+        recomputed at the optimum unless the last Newton step left the parameters where
+        it was computed).
     hessian_refresh : float
         A Newton step longer than this (largest change of an unconstrained parameter of
         the standardised model) is followed by a new Hessian; shorter steps reuse the
         last one (chord steps, which converge fast near the optimum). 0 computes a new
         Hessian after every step.
-    hessian_tolerance : float
-        The Hessian reported (and used for the SEs of the variance parameters and the
-        Satterthwaite df) is recomputed at the optimum when the parameters moved by more
-        than this since it was computed.
     step_tolerance : float
         The Newton phase stops when no unconstrained covariance parameter would move by
         more than this (the parameters, and so the SEs, are settled).
@@ -88,7 +87,6 @@ class FitControl(Spec):
     max_newton: int = 8
     hessian: Literal["exact", "differences"] = "exact"
     hessian_refresh: float = 0.1
-    hessian_tolerance: float = 1e-7
     step_tolerance: float = 1e-9
     relative_roundoff: float = 1e-10
     converged_decrement: float = 1e-6
@@ -105,7 +103,7 @@ class FitControl(Spec):
         for name in ("handover_gradient", "hessian_refresh"):
             if not getattr(self, name) >= 0:
                 raise SpecError(f"{name}={getattr(self, name)!r} must be >= 0")
-        for name in ("gradient_tolerance", "hessian_tolerance", "step_tolerance",
+        for name in ("gradient_tolerance", "step_tolerance",
                      "relative_roundoff", "converged_decrement", "converged_gradient",
                      "zero_sd_tolerance", "correlation_tolerance", "singular_tolerance"):
             if not getattr(self, name) > 0:

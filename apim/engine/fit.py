@@ -479,9 +479,13 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
         calls[0] += 1
         return evaluate(model, prep, theta, reml).score
 
-    def hessian(theta: np.ndarray) -> np.ndarray:
-        method = information if control.hessian == "exact" else difference_information
-        return method(model, prep, theta, reml, score)
+    def hessian(theta: np.ndarray, rough: Evaluation | None = None) -> np.ndarray:
+        """The Hessian of -loglik; ``rough``: the evaluation at ``theta``, from which
+        forward differences give the Newton phase a cheaper one (not for the SEs)."""
+        if control.hessian == "differences":
+            return difference_information(model, prep, theta, reml, score)
+        return information(model, prep, theta, reml, score,
+                           None if rough is None else rough.score)
 
     def newton(theta: np.ndarray, ev: Evaluation, hess: np.ndarray
                ) -> tuple[np.ndarray, Evaluation, np.ndarray, np.ndarray, float, bool]:
@@ -510,15 +514,15 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
                 break  # no step improves: stay where we are
             theta, ev = theta + step, trial
             if np.max(np.abs(theta - theta_hess)) > control.hessian_refresh:
-                hess, theta_hess = hessian(theta), theta
+                hess, theta_hess = hessian(theta, ev), theta
         return theta, ev, hess, theta_hess, decrement, False
 
     handover = control.handover_gradient > control.gradient_tolerance
     theta, messages = _quasi_newton(objective, theta0, scale, control,
                                     control.handover_gradient if handover
                                     else control.gradient_tolerance)
-    hess = hessian(theta)
     ev = evaluation(theta)
+    hess = hessian(theta, ev)
     # round-off in the log-likelihood, a sum over N observations: below it no step is
     # meaningful and no decrease is real
     noise = control.relative_roundoff * max(1.0, abs(ev.loglik))
@@ -531,8 +535,8 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
         theta, more = _quasi_newton(objective, theta, scale, control,
                                     control.gradient_tolerance)
         messages += more
-        hess = hessian(theta)
         ev = evaluation(theta)
+        hess = hessian(theta, ev)
     if not settled:
         if model.random is not None and not _positive_definite(hess):
             # a reduced-rank G can trap the search: restart with its variances spread out
@@ -541,11 +545,12 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
             again = evaluation(restart)
             if again.loglik > ev.loglik + 1e-8:
                 theta, ev = restart, again
-                hess = hessian(theta)
+                hess = hessian(theta, ev)
                 messages += ["restarted from a full-rank G"] + more
         theta, ev, hess, theta_hess, decrement, _ = newton(theta, ev, hess)
     message = "; ".join(messages)
-    if len(theta) and np.max(np.abs(theta - theta_hess)) > control.hessian_tolerance:
+    if len(theta) and (control.hessian == "exact"  # the Newton phase's are rough
+                       or not np.array_equal(theta, theta_hess)):
         hess = hessian(theta)  # the SEs are those at the optimum
         if _positive_definite(hess):
             decrement = float(ev.score @ np.linalg.solve(hess, ev.score)) / 2
