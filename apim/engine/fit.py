@@ -158,9 +158,19 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
         phi = float(np.corrcoef(w[has], w[lay.previous[has]])[0, 1]) if has.sum() > 2 \
             else 0.0
     parts = []
+    tv = 0.0
+    if model.therapist_random is not None:
+        # one-way analysis of variance of the dyads' mean residuals between therapists
+        cl = prep.cluster
+        dyad_mean = np.add.reduceat(e, lay.dyad_start) / np.diff(np.r_[lay.dyad_start, len(e)])
+        size = np.bincount(cl)
+        tm = np.bincount(cl, dyad_mean) / size
+        within = np.bincount(cl, (dyad_mean - tm[cl]) ** 2) / np.maximum(size - 1, 1)
+        tv = max(np.var(tm) - np.mean(within / size), 0.1 * np.var(tm), 1e-3 * np.var(e))
     if model.random is not None:
         z = raw[:, qt:qt + q]
-        g = _dyad_covariance(z, e, lay, var_r, float(np.nan_to_num(rho)))
+        g = _dyad_covariance(z, e, lay, var_r, float(np.nan_to_num(rho)),
+                             raw[:, :qt] if qt else None, tv)
         if g is None:
             parts.append(model.random.start(_column_variances(z, e, lay.dyad_start, var_r)))
         elif isinstance(model.random, Unstructured):
@@ -170,9 +180,6 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
         else:
             parts.append(model.random.start(np.diag(g)))
     if model.therapist_random is not None:
-        cl = prep.cluster[dyad]
-        tm = np.bincount(cl, e) / np.bincount(cl)
-        tv = max(0.5 * np.var(tm), 1e-3 * np.var(e))
         parts.append(model.therapist_random.start(np.full(prep.q_t, tv)))
     parts.append(model.residual.start(var_r, np.nan_to_num(rho), np.nan_to_num(phi)))
     return np.concatenate(parts)
@@ -199,13 +206,16 @@ def _column_variances(z: np.ndarray, e: np.ndarray, starts: np.ndarray,
 
 
 def _dyad_covariance(z: np.ndarray, e: np.ndarray, lay: ResidualLayout, var_r: np.ndarray,
-                     rho: float) -> np.ndarray | None:
+                     rho: float, shared: np.ndarray | None = None, tv: float = 0.0
+                     ) -> np.ndarray | None:
     """Moment estimate of the dyad-level ``G``: per dyad least squares of the residuals
     ``e`` on all columns of ``z`` jointly, the covariance of these coefficients over
     dyads minus their average sampling covariance ``(Z'Z)^-1 Z'RZ (Z'Z)^-1`` (``R`` with
     the role variances ``var_r`` and same-session correlation ``rho``). Variances are
-    kept above a twentieth of the coefficients' own variances and correlations shrunk
-    into (-0.95, 0.95). None when fewer than ``q + 2`` dyads identify the coefficients."""
+    kept above a twentieth of the coefficients' own variances (with correlations 0 where
+    they are raised) and correlations shrunk into (-0.95, 0.95). None when fewer than
+    ``q + 2`` dyads identify the coefficients. ``shared``: the therapist-level columns,
+    whose effects (variance ``tv`` each) the coefficients also carry."""
     n, q = z.shape
     starts = lay.dyad_start
     sizes = np.diff(np.r_[starts, n])
@@ -234,12 +244,17 @@ def _dyad_covariance(z: np.ndarray, e: np.ndarray, lay: ResidualLayout, var_r: n
     centred = coef - coef.mean(0)
     spread = centred.T @ centred / (ok.sum() - 1)
     g = spread - noise
-    variances = np.maximum(np.diag(g), np.maximum(0.05 * np.diag(spread),
-                                                  1e-6 * np.var(e)))
-    scale = np.sqrt(variances)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cor = np.clip(np.nan_to_num(g / np.outer(np.sqrt(np.abs(np.diag(g))),
-                                                np.sqrt(np.abs(np.diag(g))))), -0.95, 0.95)
+    if shared is not None:  # minus the therapist effects' share
+        zs = np.stack([np.add.reduceat(z[:, k, None] * shared, starts)
+                       for k in range(q)], axis=1)
+        projection = inverse @ zs[ok]
+        g = g - tv * np.einsum("dim,djm->ij", projection, projection) / ok.sum()
+    floor = np.maximum(0.05 * np.diag(spread), 1e-6 * np.var(e))
+    free = np.diag(g) > floor  # the correlations of variances at their floor start at 0
+    scale = np.sqrt(np.where(free, np.diag(g), floor))
+    cor = np.zeros((q, q))
+    both = np.outer(free, free)
+    cor[both] = np.clip((g / np.outer(scale, scale))[both], -0.95, 0.95)
     np.fill_diagonal(cor, 1.0)
     w, v = np.linalg.eigh(cor)
     cor = (v * np.maximum(w, 0.05)) @ v.T
