@@ -192,6 +192,51 @@ def test_exact_hessian_matches_differences_of_the_gradient(name, build, k_random
                                   differences[:k_random, :k_random])
 
 
+@pytest.mark.parametrize("reml", [True, False])
+def test_per_parameter_form_for_wide_clusters_agrees(monkeypatch, reml):
+    """Wide clusters (many dyads per therapist) take the per-parameter form of the exact
+    block; forced here on small clusters, both forms agree with differences."""
+    import apim.engine.hessian as engine_hessian
+
+    d = missing(dyadic(24, 6, 2, slopes=True, caseload=3), 0.1)
+    model = apim_model(d, slopes=True, therapist=True)
+    theta = np.random.default_rng(3).normal(0, 0.3, model.n_params)
+    fast, differences = exact_and_differences(model, theta, reml)
+    monkeypatch.setattr(engine_hessian, "WIDE_CLUSTER", 0)
+    wide, _ = exact_and_differences(model, theta, reml)
+    scale = np.max(np.abs(differences))
+    np.testing.assert_allclose(wide, fast, rtol=0, atol=1e-10 * scale)
+    np.testing.assert_allclose(wide, differences, rtol=0, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("structure", [Unstructured(3), Diagonal(3), CompoundSymmetry(3),
+                                       Exchangeable(1)])
+def test_second_derivatives_of_g(structure):
+    """Hessian of tr(G(t) M): the closed form (Unstructured) or differences of the
+    Jacobian, against differences of tr(G M) itself."""
+    from apim.engine.hessian import _trace_hessian
+
+    size = structure.matrix(np.zeros(structure.n_params)).shape[0]
+    rng = np.random.default_rng(5)
+    m = rng.normal(size=(size, size))
+    m = m + m.T
+    t = rng.normal(0, 0.5, structure.n_params)
+    k = len(t)
+
+    def f(x):
+        return float(np.sum(structure.matrix(x) * m))
+
+    h = 1e-4
+    brute = np.zeros((k, k))
+    for i in range(k):
+        for j in range(k):
+            ei, ej = np.eye(k)[i] * h, np.eye(k)[j] * h
+            brute[i, j] = (f(t + ei + ej) - f(t + ei - ej) - f(t - ei + ej)
+                           + f(t - ei - ej)) / (4 * h * h)
+    np.testing.assert_allclose(_trace_hessian(structure, t, m), brute, rtol=1e-5,
+                               atol=1e-6 * np.max(np.abs(brute)))
+
+
 def test_exact_hessian_at_a_singular_g():
     """A variance at zero (log SD far below the others): K = I + G A stays invertible."""
     d = dyadic(20, 5, 9)
