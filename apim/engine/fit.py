@@ -141,7 +141,7 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
     qt, q, p = prep.q_t, prep.q, prep.p
     raw = prep.raw
     x, y = raw[:, qt + q:qt + q + p], raw[:, -1]
-    e = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    e = y - x @ _least_squares(x, y)
     lay = prep.layout
     dyad = lay.dyad
     person = dyad * 2 + lay.role
@@ -183,6 +183,19 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
         parts.append(model.therapist_random.start(np.full(prep.q_t, tv)))
     parts.append(model.residual.start(var_r, np.nan_to_num(rho), np.nan_to_num(phi)))
     return np.concatenate(parts)
+
+
+def _least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """OLS coefficients from the normal equations (the columns are standardised), by
+    ``lstsq`` when they are (nearly) singular."""
+    xx = x.T @ x
+    try:
+        factor = np.linalg.cholesky(xx)
+        if np.min(np.diag(factor)) ** 2 > 1e-10 * np.max(np.diag(xx), initial=0.0):
+            return np.linalg.solve(xx, x.T @ y)
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.lstsq(x, y, rcond=None)[0]
 
 
 def _column_variances(z: np.ndarray, e: np.ndarray, starts: np.ndarray,
