@@ -135,9 +135,10 @@ def _names(model: MixedModel) -> tuple[list[str], list[str], list[str]]:
     return x, z, t
 
 
-def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
-    """Moment-based starting values: OLS residuals split into dyad, person and session
-    parts, their variances, the partners' same-session correlation and lag-1 correlation."""
+def _residual_moments(model: MixedModel, prep: Prepared
+                      ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """OLS residuals (rows in ``prep``'s order), the role variances of their within-person
+    parts, the partners' same-session correlation and the lag-1 correlation."""
     qt, q, p = prep.q_t, prep.q, prep.p
     raw = prep.raw
     x, y = raw[:, qt + q:qt + q + p], raw[:, -1]
@@ -157,6 +158,18 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
         has = lay.previous >= 0
         phi = float(np.corrcoef(w[has], w[lay.previous[has]])[0, 1]) if has.sum() > 2 \
             else 0.0
+    return e, var_r, float(np.nan_to_num(rho)), float(np.nan_to_num(phi))
+
+
+def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
+    """Moment-based starting values: OLS residuals split into therapist, dyad, person and
+    session parts; the dyad-level G from per-dyad least squares on Z (see
+    ``_dyad_covariance``), the residual variances, the partners' same-session correlation
+    and the lag-1 correlation."""
+    qt, q = prep.q_t, prep.q
+    raw = prep.raw
+    lay = prep.layout
+    e, var_r, rho, phi = _residual_moments(model, prep)
     parts = []
     tv = 0.0
     if model.therapist_random is not None:
@@ -169,8 +182,7 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
         tv = max(np.var(tm) - np.mean(within / size), 0.1 * np.var(tm), 1e-3 * np.var(e))
     if model.random is not None:
         z = raw[:, qt:qt + q]
-        g = _dyad_covariance(z, e, lay, var_r, float(np.nan_to_num(rho)),
-                             raw[:, :qt] if qt else None, tv)
+        g = _dyad_covariance(z, e, lay, var_r, rho, raw[:, :qt] if qt else None, tv)
         if g is None:
             parts.append(model.random.start(_column_variances(z, e, lay.dyad_start, var_r)))
         elif isinstance(model.random, Unstructured):
@@ -181,7 +193,7 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
             parts.append(model.random.start(np.diag(g)))
     if model.therapist_random is not None:
         parts.append(model.therapist_random.start(np.full(prep.q_t, tv)))
-    parts.append(model.residual.start(var_r, np.nan_to_num(rho), np.nan_to_num(phi)))
+    parts.append(model.residual.start(var_r, rho, phi))
     return np.concatenate(parts)
 
 
@@ -397,14 +409,23 @@ def _positive_definite(matrix: np.ndarray) -> bool:
     return True
 
 
-def _spread(model: MixedModel, theta: np.ndarray, theta0: np.ndarray) -> np.ndarray:
+def _dyad_sd_at_zero(model: MixedModel, theta: np.ndarray, control: FitControl) -> bool:
+    """Whether a dyad-level random-effect SD of the standardised ``model`` is at zero (as
+    :func:`_boundary` decides)."""
+    records = _records(model, theta)
+    residual_sd = max((p.estimate for p in records if p.level == "residual"
+                       and p.kind == "sd"), default=1.0)
+    return any(p.level == "dyad" and p.kind == "sd"
+               and p.estimate < control.zero_sd_tolerance * residual_sd for p in records)
+
+
+def _spread(model: MixedModel, theta: np.ndarray, g_start: np.ndarray) -> np.ndarray:
     """``theta`` with the dyad-level G replaced by a diagonal one whose variances are the
-    current ones floored at a tenth of the starting ones (correlations reset to zero)."""
+    current ones floored at a tenth of ``g_start`` (correlations reset to zero)."""
     if model.random is None:
         return theta
     t_g, t_t, t_r = split_theta(model, theta)
     g_now = np.diag(model.random.matrix(t_g))
-    g_start = np.diag(model.random.matrix(split_theta(model, theta0)[0]))
     return np.concatenate([model.random.start(np.maximum(g_now, 0.1 * g_start)), t_t, t_r])
 
 
@@ -417,19 +438,21 @@ def fit(model: MixedModel, method: Method = "REML", control: FitControl | None =
     mapped back (:mod:`apim.engine.scaling`), so units change no t value, p value or
     convergence decision. The optimizer runs BFGS with the analytic gradient from
     moment-based start values (falling back to L-BFGS-B from where BFGS stopped) until the
-    gradient is small enough for Newton steps (``control.handover_gradient``); where the
-    Hessian there is not positive definite BFGS runs on to ``control.gradient_tolerance``,
-    and when it ends where the information is singular, a second search starts from a
-    full-rank G and the better optimum is kept. Newton steps follow, with the Hessian of
-    :mod:`apim.engine.hessian` (exact in the random-effect parameters, differences of the
-    analytic gradient in the residual ones), recomputed only after a step longer than
-    ``control.hessian_refresh`` (shorter ones reuse it), until no parameter would move by
-    more than ``control.step_tolerance`` (or the expected gain is below the round-off of
-    the log-likelihood). The Hessian behind the standard errors is recomputed at the
-    optimum when the parameters moved by more than ``control.hessian_tolerance`` since it
-    was computed. Convergence, boundary estimates (zero SDs, correlations at +-1,
-    singular G or therapist matrices) and the optimizer's message are reported; nothing
-    is returned as NaN silently.
+    gradient is small enough for Newton steps (``control.handover_gradient``). Newton
+    steps follow, with the Hessian of :mod:`apim.engine.hessian` (exact in the
+    random-effect parameters, forward differences of the analytic gradient in the
+    residual ones), recomputed only after a step longer than ``control.hessian_refresh``
+    (shorter ones reuse it), until no parameter would move by more than
+    ``control.step_tolerance`` (or the expected gain is below the round-off of the
+    log-likelihood). Where the Hessian is not positive definite or the steps do not
+    settle (a variance heading for zero), BFGS runs on to ``control.gradient_tolerance``;
+    when it ends where the information is singular or a dyad-level SD is at zero, a
+    second search starts from a full-rank G and the better optimum is kept, and Newton
+    steps finish. The Hessian behind the standard errors and the Satterthwaite df is
+    computed afresh at the optimum (central differences in the residual parameters).
+    Convergence, boundary estimates (zero SDs, correlations at +-1, singular G or
+    therapist matrices) and the optimizer's message are reported; nothing is returned as
+    NaN silently.
 
     Parameters
     ----------
@@ -479,6 +502,7 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
     """Fit the standardised ``model``; report in the original units."""
     reml = method == "REML"
     prep = Prepared.of(model)
+    given = theta0 is not None
     if theta0 is None:
         theta0 = start_values(model, prep)
     scale = float(prep.n)
@@ -566,9 +590,19 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
         ev = evaluation(theta)
         hess = hessian(theta, ev)
     if not settled:
-        if model.random is not None and not _positive_definite(hess):
-            # a reduced-rank G can trap the search: restart with its variances spread out
-            restart, more = _quasi_newton(objective, _spread(model, theta, theta0), scale,
+        if model.random is not None and (not _positive_definite(hess)
+                                         or _dyad_sd_at_zero(model, theta, control)):
+            # a reduced-rank G can trap the search (where a variance heads for zero its
+            # gradient vanishes too): restart with its variances spread out
+            # spread by the user's start or by each column's variance alone (the
+            # per-dyad coefficients of one column at a time: larger than the joint ones)
+            if given:
+                g_start = np.diag(model.random.matrix(split_theta(model, theta0)[0]))
+            else:
+                e, var_r, _, _ = _residual_moments(model, prep)
+                g_start = _column_variances(prep.raw[:, prep.q_t:prep.q_t + prep.q], e,
+                                            prep.layout.dyad_start, var_r)
+            restart, more = _quasi_newton(objective, _spread(model, theta, g_start), scale,
                                           control, control.gradient_tolerance)
             again = evaluation(restart)
             if again.loglik > ev.loglik + 1e-8:
