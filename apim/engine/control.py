@@ -35,8 +35,9 @@ class FitControl(Spec):
         The quasi-Newton phase hands over to the Newton phase once the largest gradient
         component per observation is below this (both scaled like
         ``gradient_tolerance``); 0 runs it to ``gradient_tolerance``. Where the Hessian
-        at the handover point is not positive definite, the quasi-Newton phase resumes
-        and runs to ``gradient_tolerance``.
+        at the handover point is not positive definite or the Newton steps do not settle
+        within ``max_newton`` (a variance heading for zero), the quasi-Newton phase
+        resumes and runs to ``gradient_tolerance``.
     gradient_tolerance : float
         Gradient tolerance of a quasi-Newton run to the optimum, per observation (grows
         with ``sqrt(N / 1e4)`` for large data, where round-off in the gradient grows).
