@@ -4,8 +4,8 @@
 Examples
 --------
 >>> control = FitControl()
->>> control.optimizer, control.max_newton
-('BFGS', 8)
+>>> control.optimizer, control.max_newton, control.hessian
+('BFGS', 8, 'exact')
 >>> FitControl(max_newton=-1)
 Traceback (most recent call last):
 ...
@@ -31,14 +31,33 @@ class FitControl(Spec):
     ----------
     optimizer : {"BFGS", "L-BFGS-B"}
         Quasi-Newton method of the first phase (the other one is the fallback).
+    handover_gradient : float
+        The quasi-Newton phase hands over to the Newton phase once the largest gradient
+        component per observation is below this (both scaled like
+        ``gradient_tolerance``); 0 runs it to ``gradient_tolerance``. Where the Hessian
+        at the handover point is not positive definite or the Newton steps do not settle
+        within ``max_newton`` (a variance heading for zero), the quasi-Newton phase
+        resumes and runs to ``gradient_tolerance``.
     gradient_tolerance : float
-        Gradient tolerance of the quasi-Newton phase per observation (grows with
-        ``sqrt(N / 1e4)`` for large data, where round-off in the gradient grows).
+        Gradient tolerance of a quasi-Newton run to the optimum, per observation (grows
+        with ``sqrt(N / 1e4)`` for large data, where round-off in the gradient grows).
     max_iterations : int
         Iteration limit of each quasi-Newton run.
     max_newton : int
-        Newton steps (Hessian from differences of the analytic gradient) after the
-        quasi-Newton phase.
+        Newton steps after the quasi-Newton phase.
+    hessian : {"exact", "differences"}
+        Hessian of the standard errors: ``"exact"`` second derivatives in the
+        random-effect parameters and central differences of the analytic gradient in the
+        residual ones (:mod:`apim.engine.hessian`; the Newton phase uses forward
+        differences there, and the Hessian is computed afresh at the optimum), or central
+        differences of the analytic gradient in every parameter (``2 k`` evaluations;
+        recomputed at the optimum unless the last Newton step left the parameters where
+        it was computed).
+    hessian_refresh : float
+        A Newton step longer than this (largest change of an unconstrained parameter of
+        the standardised model) is followed by a new Hessian; shorter steps reuse the
+        last one (chord steps, which converge fast near the optimum). 0 computes a new
+        Hessian after every step.
     step_tolerance : float
         The Newton phase stops when no unconstrained covariance parameter would move by
         more than this (the parameters, and so the SEs, are settled).
@@ -63,9 +82,12 @@ class FitControl(Spec):
     """
 
     optimizer: Literal["BFGS", "L-BFGS-B"] = "BFGS"
+    handover_gradient: float = 1e-3
     gradient_tolerance: float = 1e-7
     max_iterations: int = 2000
     max_newton: int = 8
+    hessian: Literal["exact", "differences"] = "exact"
+    hessian_refresh: float = 0.1
     step_tolerance: float = 1e-9
     relative_roundoff: float = 1e-10
     converged_decrement: float = 1e-6
@@ -79,8 +101,11 @@ class FitControl(Spec):
         for name in ("max_iterations", "max_newton"):
             if getattr(self, name) < 0:
                 raise SpecError(f"{name}={getattr(self, name)!r} must be >= 0")
-        for name in ("gradient_tolerance", "step_tolerance", "relative_roundoff",
-                     "converged_decrement", "converged_gradient",
+        for name in ("handover_gradient", "hessian_refresh"):
+            if not getattr(self, name) >= 0:
+                raise SpecError(f"{name}={getattr(self, name)!r} must be >= 0")
+        for name in ("gradient_tolerance", "step_tolerance",
+                     "relative_roundoff", "converged_decrement", "converged_gradient",
                      "zero_sd_tolerance", "correlation_tolerance", "singular_tolerance"):
             if not getattr(self, name) > 0:
                 raise SpecError(f"{name}={getattr(self, name)!r} must be a positive number")

@@ -28,11 +28,14 @@ import numpy as np
 import pandas as pd
 
 from apim.engine.control import FitControl
+from apim.engine.hessian import difference_information, information
 from apim.engine.inference import containment_df, satterthwaite_df
 from apim.engine.likelihood import Evaluation, evaluate, split_theta
 from apim.engine.model import MixedModel, Prepared
 from apim.engine.parameters import VarianceParameter, parameter_table
+from apim.engine.residual import ResidualLayout
 from apim.engine.scaling import Scaling
+from apim.engine.structures import Unstructured
 from apim.engine.threads import one_blas_thread
 from apim.errors import BoundaryWarning, FitError, SpecError
 
@@ -63,7 +66,8 @@ class MixedFit:
         columns ``estimate``, ``se``, ``at_boundary``
     G, T : random-effect covariance matrices at the dyad and therapist level (or None)
     converged, message, n_evaluations : optimizer diagnostics (``n_evaluations``
-        counts every likelihood evaluation, those of the Hessian included)
+        counts every likelihood evaluation, those of the Hessians' difference columns
+        included; the exact random-effect block of a Hessian calls no evaluation)
     boundary : one line per boundary finding (zero SD, correlation at +-1, singular G or
         therapist matrix, singular information)
     fitted, fitted_population, residuals : arrays in input row order
@@ -131,13 +135,14 @@ def _names(model: MixedModel) -> tuple[list[str], list[str], list[str]]:
     return x, z, t
 
 
-def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
-    """Moment-based starting values: OLS residuals split into dyad, person and session
-    parts, their variances, the partners' same-session correlation and lag-1 correlation."""
+def _residual_moments(model: MixedModel, prep: Prepared
+                      ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """OLS residuals (rows in ``prep``'s order), the role variances of their within-person
+    parts, the partners' same-session correlation and the lag-1 correlation."""
     qt, q, p = prep.q_t, prep.q, prep.p
     raw = prep.raw
     x, y = raw[:, qt + q:qt + q + p], raw[:, -1]
-    e = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    e = y - x @ _least_squares(x, y)
     lay = prep.layout
     dyad = lay.dyad
     person = dyad * 2 + lay.role
@@ -153,49 +158,133 @@ def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
         has = lay.previous >= 0
         phi = float(np.corrcoef(w[has], w[lay.previous[has]])[0, 1]) if has.sum() > 2 \
             else 0.0
+    return e, var_r, float(np.nan_to_num(rho)), float(np.nan_to_num(phi))
+
+
+def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
+    """Moment-based starting values: OLS residuals split into therapist, dyad, person and
+    session parts; the dyad-level G from per-dyad least squares on Z (see
+    ``_dyad_covariance``), the residual variances, the partners' same-session correlation
+    and the lag-1 correlation."""
+    qt, q = prep.q_t, prep.q
+    raw = prep.raw
+    lay = prep.layout
+    e, var_r, rho, phi = _residual_moments(model, prep)
     parts = []
-    if model.random is not None:
-        # per dyad least-squares coefficient of each column; its spread over dyads
-        # (weighted by the column's sum of squares) minus the sampling noise
-        z = raw[:, qt:qt + q]
-        zz = np.add.reduceat(z ** 2, lay.dyad_start)
-        ze = np.add.reduceat(z * e[:, None], lay.dyad_start)
-        variances = []
-        for k in range(q):
-            ok = zz[:, k] > 1e-12
-            weight, coef = zz[ok, k], ze[ok, k] / np.where(ok, zz[:, k], 1)[ok]
-            if weight.size < 2:
-                variances.append(var_r.mean())
-                continue
-            centre = np.sum(weight * coef) / weight.sum()
-            spread = np.sum(weight * (coef - centre) ** 2)
-            estimate = (spread - weight.size * var_r.mean()) / weight.sum()
-            variances.append(max(estimate, 0.05 * spread / weight.sum(), 1e-6 * np.var(e)))
-        parts.append(model.random.start(np.array(variances)))
+    tv = 0.0
     if model.therapist_random is not None:
-        cl = prep.cluster[dyad]
-        tm = np.bincount(cl, e) / np.bincount(cl)
-        tv = max(0.5 * np.var(tm), 1e-3 * np.var(e))
+        # one-way analysis of variance of the dyads' mean residuals between therapists
+        cl = prep.cluster
+        dyad_mean = np.add.reduceat(e, lay.dyad_start) / np.diff(np.r_[lay.dyad_start, len(e)])
+        size = np.bincount(cl)
+        tm = np.bincount(cl, dyad_mean) / size
+        within = np.bincount(cl, (dyad_mean - tm[cl]) ** 2) / np.maximum(size - 1, 1)
+        tv = max(np.var(tm) - np.mean(within / size), 0.1 * np.var(tm), 1e-3 * np.var(e))
+    if model.random is not None:
+        z = raw[:, qt:qt + q]
+        g = _dyad_covariance(z, e, lay, var_r, rho, raw[:, :qt] if qt else None, tv)
+        if g is None:
+            parts.append(model.random.start(_column_variances(z, e, lay.dyad_start, var_r)))
+        elif isinstance(model.random, Unstructured):
+            lower = np.linalg.cholesky(g)
+            lower[np.diag_indices(q)] = np.log(np.diag(lower))
+            parts.append(lower[np.tril_indices(q)])
+        else:
+            parts.append(model.random.start(np.diag(g)))
+    if model.therapist_random is not None:
         parts.append(model.therapist_random.start(np.full(prep.q_t, tv)))
-    parts.append(model.residual.start(var_r, np.nan_to_num(rho), np.nan_to_num(phi)))
+    parts.append(model.residual.start(var_r, rho, phi))
     return np.concatenate(parts)
 
 
-def _hessian(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool,
-             calls: list[int] | None = None) -> np.ndarray:
-    """Hessian of ``-loglik``: central differences of the analytic gradient."""
-    if calls is not None:  # 2 k evaluations
-        calls[0] += 2 * len(theta)
-    k = len(theta)
-    h = np.zeros((k, k))
-    for j in range(k):
-        step = 1e-5 * max(1.0, abs(theta[j]))
-        e = np.zeros(k)
-        e[j] = step
-        gp = evaluate(model, prep, theta + e, reml).score
-        gm = evaluate(model, prep, theta - e, reml).score
-        h[:, j] = -(gp - gm) / (2 * step)
-    return (h + h.T) / 2
+def _least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """OLS coefficients from the normal equations (the columns are standardised), by
+    ``lstsq`` when they are (nearly) singular."""
+    xx = x.T @ x
+    try:
+        factor = np.linalg.cholesky(xx)
+        if np.min(np.diag(factor)) ** 2 > 1e-10 * np.max(np.diag(xx), initial=0.0):
+            return np.linalg.solve(xx, x.T @ y)
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.lstsq(x, y, rcond=None)[0]
+
+
+def _column_variances(z: np.ndarray, e: np.ndarray, starts: np.ndarray,
+                      var_r: np.ndarray) -> np.ndarray:
+    """Per dyad least-squares coefficient of each column of ``z`` alone; its spread over
+    dyads (weighted by the column's sum of squares) minus the sampling noise."""
+    zz = np.add.reduceat(z ** 2, starts)
+    ze = np.add.reduceat(z * e[:, None], starts)
+    variances = []
+    for k in range(z.shape[1]):
+        ok = zz[:, k] > 1e-12
+        weight, coef = zz[ok, k], ze[ok, k] / np.where(ok, zz[:, k], 1)[ok]
+        if weight.size < 2:
+            variances.append(var_r.mean())
+            continue
+        centre = np.sum(weight * coef) / weight.sum()
+        spread = np.sum(weight * (coef - centre) ** 2)
+        estimate = (spread - weight.size * var_r.mean()) / weight.sum()
+        variances.append(max(estimate, 0.05 * spread / weight.sum(), 1e-6 * np.var(e)))
+    return np.array(variances)
+
+
+def _dyad_covariance(z: np.ndarray, e: np.ndarray, lay: ResidualLayout, var_r: np.ndarray,
+                     rho: float, shared: np.ndarray | None = None, tv: float = 0.0
+                     ) -> np.ndarray | None:
+    """Moment estimate of the dyad-level ``G``: per dyad least squares of the residuals
+    ``e`` on all columns of ``z`` jointly, the covariance of these coefficients over
+    dyads minus their average sampling covariance ``(Z'Z)^-1 Z'RZ (Z'Z)^-1`` (``R`` with
+    the role variances ``var_r`` and same-session correlation ``rho``). Variances are
+    kept above a twentieth of the coefficients' own variances (with correlations 0 where
+    they are raised) and correlations shrunk into (-0.95, 0.95). None when fewer than
+    ``q + 2`` dyads identify the coefficients. ``shared``: the therapist-level columns,
+    whose effects (variance ``tv`` each) the coefficients also carry."""
+    n, q = z.shape
+    starts = lay.dyad_start
+    sizes = np.diff(np.r_[starts, n])
+    sd = np.sqrt(var_r)
+    row_var = var_r[lay.role]
+    has = np.flatnonzero(lay.pair >= 0)
+    other = lay.pair[has]
+    zz = np.empty((len(starts), q, q))
+    zrz = np.empty((len(starts), q, q))
+    for k in range(q):
+        for j in range(k, q):
+            zz[:, k, j] = zz[:, j, k] = np.add.reduceat(z[:, k] * z[:, j], starts)
+            cross = np.zeros(n)
+            cross[has] = (z[has, k] * z[other, j] + z[other, k] * z[has, j]) \
+                * rho * sd[0] * sd[1]
+            zrz[:, k, j] = zrz[:, j, k] = np.add.reduceat(z[:, k] * z[:, j] * row_var
+                                                          + cross, starts)
+    ze = np.add.reduceat(z * e[:, None], starts)
+    values = np.linalg.eigvalsh(zz)
+    ok = (sizes > q) & (values[:, 0] > 1e-8 * np.maximum(values[:, -1], 1e-300))
+    if ok.sum() < q + 2:
+        return None
+    inverse = np.linalg.inv(zz[ok])
+    coef = np.einsum("dij,dj->di", inverse, ze[ok])
+    noise = (inverse @ zrz[ok] @ inverse).mean(0)
+    centred = coef - coef.mean(0)
+    spread = centred.T @ centred / (ok.sum() - 1)
+    g = spread - noise
+    if shared is not None:  # minus the therapist effects' share
+        zs = np.stack([np.add.reduceat(z[:, k, None] * shared, starts)
+                       for k in range(q)], axis=1)
+        projection = inverse @ zs[ok]
+        g = g - tv * np.einsum("dim,djm->ij", projection, projection) / ok.sum()
+    floor = np.maximum(0.05 * np.diag(spread), 1e-6 * np.var(e))
+    free = np.diag(g) > floor  # the correlations of variances at their floor start at 0
+    scale = np.sqrt(np.where(free, np.diag(g), floor))
+    cor = np.zeros((q, q))
+    both = np.outer(free, free)
+    cor[both] = np.clip((g / np.outer(scale, scale))[both], -0.95, 0.95)
+    np.fill_diagonal(cor, 1.0)
+    w, v = np.linalg.eigh(cor)
+    cor = (v * np.maximum(w, 0.05)) @ v.T
+    cor = cor / np.sqrt(np.outer(np.diag(cor), np.diag(cor)))
+    return cor * np.outer(scale, scale)
 
 
 def _records(model: MixedModel, theta: np.ndarray) -> list[VarianceParameter]:
@@ -287,24 +376,25 @@ BOUNDARY_NOTE = ("Satterthwaite df and the SEs of the variance parameters are un
 
 
 def _quasi_newton(objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
-                  theta: np.ndarray, scale: float, control: FitControl
+                  theta: np.ndarray, scale: float, control: FitControl, tolerance: float
                   ) -> tuple[np.ndarray, list[str]]:
-    """The chosen quasi-Newton method, then the other one from where it stopped if it did
-    not get close."""
+    """The chosen quasi-Newton method to the per-observation gradient ``tolerance``, then
+    the other one from where it stopped if it did not get close."""
     from scipy import optimize  # not on import: ``import apim`` stays light
 
     messages = []
     # the round-off in the per-observation gradient grows with the number of observations
-    gtol = control.gradient_tolerance * max(1.0, np.sqrt(scale / 1e4))
+    gtol = tolerance * max(1.0, np.sqrt(scale / 1e4))
     options = {"BFGS": {"gtol": gtol, "maxiter": control.max_iterations},
                "L-BFGS-B": {"ftol": 1e-13, "gtol": 1e-8,
                             "maxiter": max(control.max_iterations, 5000)}}
     order = [control.optimizer] + [m for m in options if m != control.optimizer]
     for solver in order:
+        start = objective(theta)[0]  # the solver's first evaluation (the objective caches)
         result = optimize.minimize(objective, theta, jac=True, method=solver,
                                    options=options[solver])
         messages.append(f"{solver}: {result.message}")
-        if np.all(np.isfinite(result.x)) and result.fun <= objective(theta)[0]:
+        if np.all(np.isfinite(result.x)) and result.fun <= start:
             theta = result.x
         if result.success or np.max(np.abs(result.jac), initial=0) * scale < 1e-1:
             break  # Newton steps finish the job
@@ -319,14 +409,23 @@ def _positive_definite(matrix: np.ndarray) -> bool:
     return True
 
 
-def _spread(model: MixedModel, theta: np.ndarray, theta0: np.ndarray) -> np.ndarray:
+def _dyad_sd_at_zero(model: MixedModel, theta: np.ndarray, control: FitControl) -> bool:
+    """Whether a dyad-level random-effect SD of the standardised ``model`` is at zero (as
+    :func:`_boundary` decides)."""
+    records = _records(model, theta)
+    residual_sd = max((p.estimate for p in records if p.level == "residual"
+                       and p.kind == "sd"), default=1.0)
+    return any(p.level == "dyad" and p.kind == "sd"
+               and p.estimate < control.zero_sd_tolerance * residual_sd for p in records)
+
+
+def _spread(model: MixedModel, theta: np.ndarray, g_start: np.ndarray) -> np.ndarray:
     """``theta`` with the dyad-level G replaced by a diagonal one whose variances are the
-    current ones floored at a tenth of the starting ones (correlations reset to zero)."""
+    current ones floored at a tenth of ``g_start`` (correlations reset to zero)."""
     if model.random is None:
         return theta
     t_g, t_t, t_r = split_theta(model, theta)
     g_now = np.diag(model.random.matrix(t_g))
-    g_start = np.diag(model.random.matrix(split_theta(model, theta0)[0]))
     return np.concatenate([model.random.start(np.maximum(g_now, 0.1 * g_start)), t_t, t_r])
 
 
@@ -338,14 +437,22 @@ def fit(model: MixedModel, method: Method = "REML", control: FitControl | None =
     The outcome and every design column are standardised internally and the estimates
     mapped back (:mod:`apim.engine.scaling`), so units change no t value, p value or
     convergence decision. The optimizer runs BFGS with the analytic gradient from
-    moment-based start values (falling back to L-BFGS-B from where BFGS stopped; when it
-    ends where the information is singular, a second search starts from a full-rank G
-    and the better optimum is kept), then Newton steps with the Hessian from differences
-    of the analytic gradient until no parameter would move by more than
+    moment-based start values (falling back to L-BFGS-B from where BFGS stopped) until the
+    gradient is small enough for Newton steps (``control.handover_gradient``). Newton
+    steps follow, with the Hessian of :mod:`apim.engine.hessian` (exact in the
+    random-effect parameters, forward differences of the analytic gradient in the
+    residual ones), recomputed only after a step longer than ``control.hessian_refresh``
+    (shorter ones reuse it), until no parameter would move by more than
     ``control.step_tolerance`` (or the expected gain is below the round-off of the
-    log-likelihood). Convergence, boundary estimates (zero SDs, correlations at +-1,
-    singular G or therapist matrices) and the optimizer's message are reported; nothing
-    is returned as NaN silently.
+    log-likelihood). Where the Hessian is not positive definite or the steps do not
+    settle (a variance heading for zero), BFGS runs on to ``control.gradient_tolerance``;
+    when it ends where the information is singular or a dyad-level SD is at zero, a
+    second search starts from a full-rank G and the better optimum is kept, and Newton
+    steps finish. The Hessian behind the standard errors and the Satterthwaite df is
+    computed afresh at the optimum (central differences in the residual parameters).
+    Convergence, boundary estimates (zero SDs, correlations at +-1, singular G or
+    therapist matrices) and the optimizer's message are reported; nothing is returned as
+    NaN silently.
 
     Parameters
     ----------
@@ -395,60 +502,120 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
     """Fit the standardised ``model``; report in the original units."""
     reml = method == "REML"
     prep = Prepared.of(model)
+    given = theta0 is not None
     if theta0 is None:
         theta0 = start_values(model, prep)
     scale = float(prep.n)
     calls = [0]
+    recent: dict[bytes, Evaluation] = {}  # the last evaluations, by parameter vector
+
+    def evaluation(theta: np.ndarray, gradient: bool = True) -> Evaluation:
+        key = np.asarray(theta, float).tobytes()
+        ev = recent.get(key)
+        if ev is None or (gradient and ev.gradient is None):
+            calls[0] += 1
+            with np.errstate(all="ignore"):
+                ev = evaluate(model, prep, theta, reml, gradient)
+            if len(recent) > 4:
+                recent.pop(next(iter(recent)))
+            recent[key] = ev
+        return ev
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        calls[0] += 1
-        with np.errstate(all="ignore"):
-            ev = evaluate(model, prep, theta, reml)
+        ev = evaluation(theta)
         if not np.isfinite(ev.loglik) or not np.all(np.isfinite(ev.score)):
             return np.inf, np.zeros_like(theta)  # outside the numerically usable region
         return -ev.loglik / scale, -ev.score / scale
 
-    theta, messages = _quasi_newton(objective, theta0, scale, control)
-    ev = evaluate(model, prep, theta, reml)
-    calls[0] += 1
-    hess = _hessian(model, prep, theta, reml, calls)
-    if model.random is not None and not _positive_definite(hess):
-        # a reduced-rank G can trap the search: restart with its variances spread out
-        restart, more = _quasi_newton(objective, _spread(model, theta, theta0), scale,
-                                      control)
-        again = evaluate(model, prep, restart, reml)
+    def score(theta: np.ndarray) -> np.ndarray:
         calls[0] += 1
-        if again.loglik > ev.loglik + 1e-8:
-            theta, ev = restart, again
-            hess = _hessian(model, prep, theta, reml, calls)
-            messages += ["restarted from a full-rank G"] + more
-    message = "; ".join(messages)
-    decrement = np.inf  # expected gain in log-likelihood of a full Newton step
+        return evaluate(model, prep, theta, reml).score
+
+    def hessian(theta: np.ndarray, rough: Evaluation | None = None) -> np.ndarray:
+        """The Hessian of -loglik; ``rough``: the evaluation at ``theta``, from which
+        forward differences give the Newton phase a cheaper one (not for the SEs)."""
+        if control.hessian == "differences":
+            return difference_information(model, prep, theta, reml, score)
+        return information(model, prep, theta, reml, score,
+                           None if rough is None else rough.score)
+
+    def newton(theta: np.ndarray, ev: Evaluation, hess: np.ndarray
+               ) -> tuple[np.ndarray, Evaluation, np.ndarray, np.ndarray, float, bool]:
+        """Newton steps from ``theta``; a new Hessian only after a long step. Returns the
+        parameters, their evaluation, the Hessian, where it was computed, the expected
+        gain of a further step and whether the parameters settled."""
+        theta_hess = theta
+        decrement = np.inf  # expected gain in log-likelihood of a full Newton step
+        for iteration in range(control.max_newton + 1):
+            if not _positive_definite(hess):
+                break
+            step = np.linalg.solve(hess, ev.score)
+            decrement = float(ev.score @ step) / 2
+            # the gradient resolves the optimum far more finely than differences of the
+            # log-likelihood do: step until the parameters (and so the SEs) are settled
+            if np.max(np.abs(step), initial=0.0) < control.step_tolerance:
+                return theta, ev, hess, theta_hess, decrement, True
+            if iteration == control.max_newton:
+                break
+            for _half in range(10):
+                trial = evaluation(theta + step)
+                if np.isfinite(trial.loglik) and trial.loglik >= ev.loglik - noise:
+                    break
+                step = step / 2
+            else:
+                break  # no step improves: stay where we are
+            theta, ev = theta + step, trial
+            if np.max(np.abs(theta - theta_hess)) > control.hessian_refresh:
+                hess, theta_hess = hessian(theta, ev), theta
+        return theta, ev, hess, theta_hess, decrement, False
+
+    handover = control.handover_gradient > control.gradient_tolerance
+    theta, messages = _quasi_newton(objective, theta0, scale, control,
+                                    control.handover_gradient if handover
+                                    else control.gradient_tolerance)
+    ev = evaluation(theta)
+    hess = hessian(theta, ev)
     # round-off in the log-likelihood, a sum over N observations: below it no step is
     # meaningful and no decrease is real
     noise = control.relative_roundoff * max(1.0, abs(ev.loglik))
-    for iteration in range(control.max_newton + 1):
-        if not _positive_definite(hess):
-            break
-        step = np.linalg.solve(hess, ev.score)
-        decrement = float(ev.score @ step) / 2
-        # the gradient resolves the optimum far more finely than differences of the
-        # log-likelihood do: step until the parameters (and so the SEs) are settled
-        settled = np.max(np.abs(step), initial=0.0) < control.step_tolerance
-        if settled or iteration == control.max_newton:
-            break
-        for _half in range(10):
-            trial = evaluate(model, prep, theta + step, reml, gradient=False)
-            calls[0] += 1
-            if np.isfinite(trial.loglik) and trial.loglik >= ev.loglik - noise:
-                break
-            step = step / 2
-        else:
-            break  # no step improves: stay where we are
-        theta = theta + step
-        ev = evaluate(model, prep, theta, reml)
-        calls[0] += 1
-        hess = _hessian(model, prep, theta, reml, calls)
+    settled = False
+    if handover and _positive_definite(hess):
+        theta, ev, hess, theta_hess, decrement, settled = newton(theta, ev, hess)
+    if handover and not settled:
+        # Newton steps cannot finish from there (not close enough, or a variance heading
+        # for zero): the quasi-Newton search runs to the optimum first
+        theta, more = _quasi_newton(objective, theta, scale, control,
+                                    control.gradient_tolerance)
+        messages += more
+        ev = evaluation(theta)
+        hess = hessian(theta, ev)
+    if not settled:
+        if model.random is not None and (not _positive_definite(hess)
+                                         or _dyad_sd_at_zero(model, theta, control)):
+            # a reduced-rank G can trap the search (where a variance heads for zero its
+            # gradient vanishes too): restart with its variances spread out
+            # spread by the user's start or by each column's variance alone (the
+            # per-dyad coefficients of one column at a time: larger than the joint ones)
+            if given:
+                g_start = np.diag(model.random.matrix(split_theta(model, theta0)[0]))
+            else:
+                e, var_r, _, _ = _residual_moments(model, prep)
+                g_start = _column_variances(prep.raw[:, prep.q_t:prep.q_t + prep.q], e,
+                                            prep.layout.dyad_start, var_r)
+            restart, more = _quasi_newton(objective, _spread(model, theta, g_start), scale,
+                                          control, control.gradient_tolerance)
+            again = evaluation(restart)
+            if again.loglik > ev.loglik + 1e-8:
+                theta, ev = restart, again
+                hess = hessian(theta, ev)
+                messages += ["restarted from a full-rank G"] + more
+        theta, ev, hess, theta_hess, decrement, _ = newton(theta, ev, hess)
+    message = "; ".join(messages)
+    if len(theta) and (control.hessian == "exact"  # the Newton phase's are rough
+                       or not np.array_equal(theta, theta_hess)):
+        hess = hessian(theta)  # the SEs are those at the optimum
+        if _positive_definite(hess):
+            decrement = float(ev.score @ np.linalg.solve(hess, ev.score)) / 2
     gradient = ev.gradient if ev.gradient is not None else np.zeros(len(theta))
     grad_norm = float(np.max(np.abs(gradient))) if len(theta) else 0.0
     converged = bool(np.isfinite(ev.loglik) and (
