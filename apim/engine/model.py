@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from apim.engine.moments import ProductSource, cross_products
-from apim.engine.residual import Residual, ResidualLayout
+from apim.engine.residual import Residual, ResidualLayout, index_dtype
 from apim.engine.structures import RandomStructure
 from apim.errors import RankDeficientError, SpecError
 
@@ -306,7 +306,8 @@ class Prepared:
             group_start = np.maximum.accumulate(np.where(first, np.arange(len(cluster)), 0))
             slot = np.arange(len(cluster)) - group_start
         del dyad, therapist
-        return cls(order=np.arange(n) if order is None else order, raw=raw, layout=layout,
+        order = np.arange(n) if order is None else order
+        return cls(order=order.astype(index_dtype(n), copy=False), raw=raw, layout=layout,
                    cluster=cluster, slot=slot,
                    n_slots=int(slot.max()) + 1, n_clusters=int(cluster.max()) + 1,
                    q_t=model.q_therapist, q=model.q, p=p,

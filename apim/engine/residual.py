@@ -234,21 +234,24 @@ class Residual:
         :class:`RowTypes`). For ``UN x AR(1)`` every session must have both members
         (the Kronecker stencil); other dyads are whitened densely."""
         n = len(layout.role)
-        links = {"self": np.arange(n)}
+        kind = index_dtype(n)
+        links = {"self": np.arange(n, dtype=kind)}
         if self.correlated:
             links["pair"] = layout.pair
         if self.ar1:
             links["prev"] = layout.previous
         if self.correlated and self.ar1:
             prev = np.maximum(layout.previous, 0)
-            links["prev_pair"] = np.where(layout.previous >= 0, layout.pair[prev], -1)
+            links["prev_pair"] = np.where(layout.previous >= 0, layout.pair[prev],
+                                          -1).astype(kind, copy=False)
         paired = layout.pair >= 0
         has_prev = (layout.previous >= 0) & self.ar1
         gap = np.where(has_prev, layout.gap, 1).astype(np.int64)
         code = layout.role + 2 * paired + 4 * has_prev + 8 * gap
         keys, index = np.unique(code, return_inverse=True)
-        return RowTypes(index=index.ravel(), slots=tuple(links),
-                        links=np.array(list(links.values())), role=keys % 2,
+        return RowTypes(index=index.ravel().astype(kind), slots=tuple(links),
+                        links=np.array([a.astype(kind, copy=False) for a in links.values()]),
+                        role=keys % 2,
                         paired=(keys // 2 % 2).astype(bool),
                         has_prev=(keys // 4 % 2).astype(bool), gap=keys // 8)
 
