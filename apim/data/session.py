@@ -36,7 +36,7 @@ from apim.errors import EmptyDataError, MissingColumnError, SpecError
 if TYPE_CHECKING:
     from apim.data.report import DataReport
 
-__all__ = ["ColumnMap", "SessionData", "KEYS"]
+__all__ = ["ColumnMap", "SessionData", "RowKeys", "KEYS"]
 
 READ_OPTIONS = ("sep", "decimal", "encoding", "sheet", "missing", "columns")
 
@@ -116,6 +116,70 @@ def _options(identifiers: Sequence[str | None], labelled: Sequence[str | None],
                        columns=None if columns is None else tuple(columns), **read)
 
 
+@dataclass(frozen=True, eq=False)
+class RowKeys:
+    """Integer keys of the rows of a long table, for computing per person and per partner
+    without pandas' group-bys and merges.
+
+    Attributes
+    ----------
+    role : (N,) int8, 0 for the reference role and 1 for the other
+    person : (N,) int64, ``2 * dyad code + role`` (dyad codes in order of appearance)
+    partner : (N,) int64, the row of the other member of the dyad at the same session, or
+        -1 when that member has no row there
+    first : (2 * dyads,) int64, the first row of each person code, or -1 (a member with
+        no rows)
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"d": [1, 1, 1, 2], "t": [1, 1, 2, 1], "r": ["P", "T", "P", "T"],
+    ...                    "x": [1.0, 2.0, 3.0, 4.0]})
+    >>> keys = SessionData.from_long(df, dyad="d", session="t", role="r").keys
+    >>> keys.partner.tolist(), keys.person.tolist()
+    ([1, 0, -1, -1], [0, 1, 0, 3])
+    """
+
+    role: np.ndarray
+    person: np.ndarray
+    partner: np.ndarray
+    first: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, roles: tuple[str, str]) -> RowKeys | None:
+        """The keys of ``frame`` (any row order), or None when its identifying columns are
+        not what validation makes of them (then callers use pandas)."""
+        session = frame["session"]
+        if not pd.api.types.is_integer_dtype(session) or len(frame) == 0:
+            return None
+        role_values = frame["role"]
+        role = (role_values == roles[1]).to_numpy(bool)
+        if not bool(((role_values == roles[0]).to_numpy(bool) | role).all()):
+            return None
+        dyad = pd.factorize(frame["dyad"])[0].astype(np.int64)
+        if (dyad < 0).any():
+            return None
+        n = len(frame)
+        person = 2 * dyad + role
+        t = session.to_numpy(np.int64)
+        low, span = int(t.min()), int(t.max()) - int(t.min()) + 1
+        if (int(dyad.max()) + 1) * span * 2 >= 2 ** 62:
+            return None
+        key = (dyad * span + (t - low)) * 2 + role  # dyad, session, role
+        order = None if bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
+        rows = np.arange(n) if order is None else order
+        ks = key[rows] // 2
+        rs = role[rows]
+        both = (ks[1:] == ks[:-1]) & (rs[1:] != rs[:-1])
+        partner = np.full(n, -1, np.int64)
+        partner[rows[:-1][both]] = rows[1:][both]
+        partner[rows[1:][both]] = rows[:-1][both]
+        first = np.full(2 * (int(dyad.max()) + 1), -1, np.int64)
+        codes, at = np.unique(person, return_index=True)
+        first[codes] = at
+        return cls(role=role.astype(np.int8), person=person, partner=partner, first=first)
+
+
 class SessionData:
     """Session-by-session data of distinguishable or indistinguishable dyads.
 
@@ -141,7 +205,7 @@ class SessionData:
         What reading and validation decided (encoding, codes set missing, session dates).
     """
 
-    __slots__ = ("_frame", "roles", "columns", "source", "notes")
+    __slots__ = ("_frame", "roles", "columns", "source", "notes", "_keys")
 
     _frame: pd.DataFrame
     roles: tuple[str, str]
@@ -156,6 +220,7 @@ class SessionData:
         object.__setattr__(self, "columns", columns)
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "notes", tuple(notes))
+        object.__setattr__(self, "_keys", ())
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"SessionData is immutable; build new data with "
@@ -313,6 +378,14 @@ class SessionData:
         return pairwise_to_long(own, actor_suffix, partner_suffix)
 
     # ------------------------------------------------------------------ views
+    @property
+    def keys(self) -> RowKeys | None:
+        """Integer keys of the rows (:class:`RowKeys`), computed once; None when the
+        frame's identifying columns are not in their validated form."""
+        if not self._keys:
+            object.__setattr__(self, "_keys", (RowKeys.of(self._frame, self.roles),))
+        return self._keys[0]
+
     @property
     def n_dyads(self) -> int:
         """Number of dyads."""
