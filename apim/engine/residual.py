@@ -248,7 +248,17 @@ class Residual:
         has_prev = (layout.previous >= 0) & self.ar1
         gap = np.where(has_prev, layout.gap, 1).astype(np.int64)
         code = layout.role + 2 * paired + 4 * has_prev + 8 * gap
-        keys, index = np.unique(code, return_inverse=True)
+        del paired, has_prev, gap
+        if len(code) and code.min() >= 0 and code.max() < 4 * len(code) + 64:
+            # few small codes: their ranks by a look-up table (what np.unique's inverse
+            # gives, without sorting N values)
+            present = np.bincount(code) > 0
+            keys = np.flatnonzero(present)
+            lookup = np.cumsum(present) - 1
+            index = lookup[code]
+        else:
+            keys, index = np.unique(code, return_inverse=True)
+        del code
         return RowTypes(index=index.ravel().astype(kind), slots=tuple(links),
                         links=np.array([a.astype(kind, copy=False) for a in links.values()]),
                         role=keys % 2,
