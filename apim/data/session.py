@@ -212,6 +212,7 @@ class SessionData:
     columns: ColumnMap
     source: str
     notes: tuple[str, ...]
+    _keys: tuple[RowKeys | None, ...]  # () until computed
 
     def __init__(self, frame: pd.DataFrame, roles: tuple[str, str], columns: ColumnMap,
                  source: str = "the data frame", notes: Sequence[str] = ()) -> None:

@@ -138,7 +138,7 @@ class ResidualLayout:
             before = mine[:-1]
             same = dyad[mine[1:]] == dyad[before]
             previous[mine[1:][same]] = before[same]
-        gap = np.ones(n, dtype=kind)
+        gap = np.ones(n, dtype=session.dtype)
         has = previous >= 0
         gap[has] = session[has] - session[previous[has]]
         return cls(dyad=dyad, role=role, session=session, dyad_start=start,

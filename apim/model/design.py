@@ -261,9 +261,9 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
         order = [(r, k) for r in data.roles for k in kinds] if not spec.distinguishable \
             else [(r, kinds[0]) for r in data.roles] + \
             [(r, k) for r in data.roles for k in kinds[1:]]
-        for r, (name, values) in order:
+        for r, (name, slope) in order:
             column = f"{r}" if name == "intercept" else f"{r}.{name}"
-            z_cols[column] = indicator[r] if values is None else indicator[r] * values
+            z_cols[column] = indicator[r] if slope is None else indicator[r] * slope
             effects[column] = name
             members[column] = r
     Z = _frame_of(z_cols, frame.index)
