@@ -180,6 +180,34 @@ class RowKeys:
         return cls(role=role.astype(np.int8), person=person, partner=partner, first=first)
 
 
+def _sorted_rows(frame: pd.DataFrame, role_order: np.ndarray) -> bool:
+    """Whether the rows are sorted by dyad, session and role (in ``role_order``), so that
+    sorting them (stably) would change nothing."""
+    dyad = frame["dyad"]
+    if len(frame) < 2:
+        return True
+    try:
+        if not dyad.is_monotonic_increasing:
+            return False
+    except TypeError:  # ids pandas cannot order: let the sort decide
+        return False
+    values = dyad.to_numpy()
+    same = values[1:] == values[:-1]
+    session = frame["session"].to_numpy()
+    if np.any(same & (session[1:] < session[:-1])):
+        return False
+    same &= session[1:] == session[:-1]
+    return not bool(np.any(same & (role_order[1:] < role_order[:-1])))
+
+
+def _adjacent_duplicates(frame: pd.DataFrame, role_order: np.ndarray) -> bool:
+    """In sorted rows, whether two neighbours have the same dyad, session and role."""
+    values = frame["dyad"].to_numpy()
+    session = frame["session"].to_numpy()
+    return bool(np.any((values[1:] == values[:-1]) & (session[1:] == session[:-1])
+                       & (role_order[1:] == role_order[:-1])))
+
+
 class SessionData:
     """Session-by-session data of distinguishable or indistinguishable dyads.
 
@@ -296,7 +324,7 @@ class SessionData:
                 f"columns; rename it, or map it with {option(clashes[0], clashes[0])}")
         if columns.therapist is None:
             notes += check.unmapped_therapist(frame)
-        frame = frame.rename(columns=rename).copy()
+        frame = frame.rename(columns=rename)  # a new frame: changing it spares the input
         frame.insert(0, ROW, np.arange(1, len(frame) + 1) if rows is None else rows)
         if columns.session is None:
             frame["session"] = 1
@@ -310,17 +338,22 @@ class SessionData:
                                                      columns.session or "session")
         if note:
             notes.append(note)
-        check.no_duplicates(frame, list(KEYS),
-                            [columns.dyad, columns.session or "session", columns.role])
+        order = pd.Categorical(frame["role"], categories=list(resolved)).codes
+        in_order = _sorted_rows(frame, order)  # files usually come sorted
+        if not in_order or _adjacent_duplicates(frame, order):
+            check.no_duplicates(frame, list(KEYS),
+                                [columns.dyad, columns.session or "session", columns.role])
         if columns.therapist:
             check.one_therapist_per_dyad(frame, "dyad", "therapist", columns.therapist)
         check.near_duplicate_ids(frame, "dyad", columns.dyad)
         if columns.therapist:
             check.near_duplicate_ids(frame, "therapist", columns.therapist)
-        order = pd.Categorical(frame["role"], categories=list(resolved)).codes
-        frame = (frame.assign(_order=order)
-                 .sort_values(["dyad", "session", "_order"], kind="stable")
-                 .drop(columns="_order").reset_index(drop=True))
+        if in_order:
+            frame = frame.reset_index(drop=True)
+        else:
+            frame = (frame.assign(_order=order)
+                     .sort_values(["dyad", "session", "_order"], kind="stable")
+                     .drop(columns="_order").reset_index(drop=True))
         front = [ROW, "dyad", "session", "role"] + (["therapist"] if columns.therapist else [])
         frame = frame[front + [c for c in frame.columns if c not in front]]
         return cls(frame=frame, roles=resolved, columns=columns, source=source, notes=notes)
