@@ -147,6 +147,9 @@ class Decomposition:
 def is_cross_sectional(data: SessionData) -> bool:
     """Whether every member of every dyad has at most one row (cross-sectional data, or
     no session column)."""
+    keys = data.keys
+    if keys is not None:
+        return bool(np.bincount(keys.person).max() <= 1)
     frame = data.frame
     return bool(not frame.duplicated(["dyad", "role"]).any())
 
