@@ -93,7 +93,7 @@ class ResidualLayout:
         For a role-1 row, the row of the role-0 member at the same session, else -1.
     previous : int array
         The same person's previous row (by session), else -1.
-    gap : int array
+    gap : int array (computed when asked for, not stored)
         Session difference to ``previous`` (1 where there is none).
 
     Row indices (``dyad_start``, ``pair``, ``previous``), roles, sessions and gaps are
@@ -113,7 +113,6 @@ class ResidualLayout:
     dyad_start: np.ndarray
     pair: np.ndarray
     previous: np.ndarray
-    gap: np.ndarray
 
     @classmethod
     def build(cls, dyad: np.ndarray, session: np.ndarray, role: np.ndarray) -> ResidualLayout:
@@ -138,11 +137,16 @@ class ResidualLayout:
             before = mine[:-1]
             same = dyad[mine[1:]] == dyad[before]
             previous[mine[1:][same]] = before[same]
-        gap = np.ones(n, dtype=session.dtype)
-        has = previous >= 0
-        gap[has] = session[has] - session[previous[has]]
         return cls(dyad=dyad, role=role, session=session, dyad_start=start,
-                   pair=pair, previous=previous, gap=gap)
+                   pair=pair, previous=previous)
+
+    @property
+    def gap(self) -> np.ndarray:
+        """Session difference to ``previous`` (1 where there is none)."""
+        gap = np.ones(len(self.session), dtype=self.session.dtype)
+        has = self.previous >= 0
+        gap[has] = self.session[has] - self.session[self.previous[has]]
+        return gap
 
     @property
     def sizes(self) -> np.ndarray:
