@@ -353,10 +353,7 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
         parts[v] = names
     components = pd.DataFrame(out, index=frame.index)
     if spec.partner:
-        partner = _partner_parts(data, components, parts)
-        components = pd.DataFrame({**{c: components[c] for c in components.columns},
-                                   **{c: partner[c] for c in partner.columns}},
-                                  index=frame.index)
+        components = pd.concat([components, _partner_parts(data, components, parts)], axis=1)
     return Decomposition(spec=spec, components=components,
                          centres=pd.DataFrame(centres).T, parts=parts, pooled=pooled)
 

@@ -234,24 +234,25 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
     mod_values = {name: v.to_numpy(float) for name, v in moderators.items()}
     cov_values = {name: v.to_numpy(float) for name, v in covariates.items()}
 
-    columns: dict[Term, np.ndarray] = {}
+    # each column: the product of its factors, left to right (filled in place)
+    columns: dict[Term, tuple[np.ndarray, ...]] = {}
     for r in roles:
         d = indicator[r]
-        columns[Term(r, "intercept", "none", "")] = d
+        columns[Term(r, "intercept", "none", "")] = (d,)
         for effect, level, x, values in base:
-            columns[Term(r, effect, level, x)] = d * values
+            columns[Term(r, effect, level, x)] = (d, values)
         for mname, mvalues in mod_values.items():
-            columns[Term(r, "moderator", "none", mname)] = d * mvalues
+            columns[Term(r, "moderator", "none", mname)] = (d, mvalues)
             for effect, level, x, values in base:
                 if effect in ("actor", "partner"):
-                    columns[Term(r, effect, level, x, by=mname)] = d * values * mvalues
+                    columns[Term(r, effect, level, x, by=mname)] = (d, values, mvalues)
         for cname, cvalues in cov_values.items():
-            columns[Term(r, "covariate", "none", cname)] = d * cvalues
+            columns[Term(r, "covariate", "none", cname)] = (d, cvalues)
     X = _frame_of({t.name: v for t, v in columns.items()}, frame.index)
 
     # random effects per member: intercepts, then (when asked) the time-varying slopes;
     # for indistinguishable dyads the same effects of both members, member by member
-    z_cols: dict[str, np.ndarray] = {}
+    z_cols: dict[str, tuple[np.ndarray, ...]] = {}
     effects: dict[str, str] = {}
     members: dict[str, str] = {}
     if cov.random != "none":
@@ -263,7 +264,7 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
             [(r, k) for r in data.roles for k in kinds[1:]]
         for r, (name, slope) in order:
             column = f"{r}" if name == "intercept" else f"{r}.{name}"
-            z_cols[column] = indicator[r] if slope is None else indicator[r] * slope
+            z_cols[column] = (indicator[r],) if slope is None else (indicator[r], slope)
             effects[column] = name
             members[column] = r
     Z = _frame_of(z_cols, frame.index)
@@ -279,12 +280,18 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
                            random_members=members)
 
 
-def _frame_of(columns: dict[str, np.ndarray], index: pd.Index) -> pd.DataFrame:
-    """Columns as one DataFrame block without copying them again (its values come back
-    column-major, as from a frame built column by column)."""
+def _frame_of(columns: dict[str, tuple[np.ndarray, ...]], index: pd.Index) -> pd.DataFrame:
+    """Columns, each the product of its factors (left to right), computed into one
+    DataFrame block (its values come back column-major, as from a frame built column by
+    column)."""
     block = np.empty((len(columns), len(index)))
-    for j, values in enumerate(columns.values()):
-        block[j] = values
+    for row, factors in zip(block, columns.values()):
+        if len(factors) == 1:
+            row[:] = factors[0]
+            continue
+        np.multiply(factors[0], factors[1], out=row)
+        for factor in factors[2:]:
+            np.multiply(row, factor, out=row)
     return pd.DataFrame(block.T, index=index, columns=list(columns), copy=False)
 
 
