@@ -36,7 +36,7 @@ from apim.errors import EmptyDataError, MissingColumnError, SpecError
 if TYPE_CHECKING:
     from apim.data.report import DataReport
 
-__all__ = ["ColumnMap", "SessionData", "KEYS"]
+__all__ = ["ColumnMap", "SessionData", "RowKeys", "KEYS"]
 
 READ_OPTIONS = ("sep", "decimal", "encoding", "sheet", "missing", "columns")
 
@@ -116,6 +116,98 @@ def _options(identifiers: Sequence[str | None], labelled: Sequence[str | None],
                        columns=None if columns is None else tuple(columns), **read)
 
 
+@dataclass(frozen=True, eq=False)
+class RowKeys:
+    """Integer keys of the rows of a long table, for computing per person and per partner
+    without pandas' group-bys and merges.
+
+    Attributes
+    ----------
+    role : (N,) int8, 0 for the reference role and 1 for the other
+    person : (N,) int64, ``2 * dyad code + role`` (dyad codes in order of appearance)
+    partner : (N,) int64, the row of the other member of the dyad at the same session, or
+        -1 when that member has no row there
+    first : (2 * dyads,) int64, the first row of each person code, or -1 (a member with
+        no rows)
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"d": [1, 1, 1, 2], "t": [1, 1, 2, 1], "r": ["P", "T", "P", "T"],
+    ...                    "x": [1.0, 2.0, 3.0, 4.0]})
+    >>> keys = SessionData.from_long(df, dyad="d", session="t", role="r").keys
+    >>> keys.partner.tolist(), keys.person.tolist()
+    ([1, 0, -1, -1], [0, 1, 0, 3])
+    """
+
+    role: np.ndarray
+    person: np.ndarray
+    partner: np.ndarray
+    first: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, roles: tuple[str, str]) -> RowKeys | None:
+        """The keys of ``frame`` (any row order), or None when its identifying columns are
+        not what validation makes of them (then callers use pandas)."""
+        session = frame["session"]
+        if not pd.api.types.is_integer_dtype(session) or len(frame) == 0:
+            return None
+        role_values = frame["role"]
+        role = (role_values == roles[1]).to_numpy(bool)
+        if not bool(((role_values == roles[0]).to_numpy(bool) | role).all()):
+            return None
+        dyad = pd.factorize(frame["dyad"])[0].astype(np.int64)
+        if (dyad < 0).any():
+            return None
+        n = len(frame)
+        person = 2 * dyad + role
+        t = session.to_numpy(np.int64)
+        low, span = int(t.min()), int(t.max()) - int(t.min()) + 1
+        if (int(dyad.max()) + 1) * span * 2 >= 2 ** 62:
+            return None
+        key = (dyad * span + (t - low)) * 2 + role  # dyad, session, role
+        order = None if bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
+        rows = np.arange(n) if order is None else order
+        ks = key[rows] // 2
+        rs = role[rows]
+        both = (ks[1:] == ks[:-1]) & (rs[1:] != rs[:-1])
+        partner = np.full(n, -1, np.int64)
+        partner[rows[:-1][both]] = rows[1:][both]
+        partner[rows[1:][both]] = rows[:-1][both]
+        first = np.full(2 * (int(dyad.max()) + 1), -1, np.int64)
+        codes, at = np.unique(person, return_index=True)
+        first[codes] = at
+        return cls(role=role.astype(np.int8), person=person, partner=partner, first=first)
+
+
+def _sorted_rows(frame: pd.DataFrame, role_order: np.ndarray) -> bool:
+    """Whether the rows are sorted by dyad, session and role (in ``role_order``), so that
+    sorting them (stably) would change nothing."""
+    dyad = frame["dyad"]
+    if len(frame) < 2:
+        return True
+    try:
+        if not dyad.is_monotonic_increasing:
+            return False
+    except TypeError:  # ids pandas cannot order: let the sort decide
+        return False
+    values = dyad.to_numpy()
+    same = values[1:] == values[:-1]
+    session = frame["session"].to_numpy()
+    if np.any(same & (session[1:] < session[:-1])):
+        return False
+    same &= session[1:] == session[:-1]
+    return not bool(np.any(same & (role_order[1:] < role_order[:-1])))
+
+
+def _adjacent_duplicates(frame: pd.DataFrame, role_order: np.ndarray) -> bool:
+    """In sorted rows, whether two neighbours have the same dyad, session and role."""
+    values = frame["dyad"].to_numpy()
+    session = frame["session"].to_numpy()
+    return bool(np.any((values[1:] == values[:-1]) & (session[1:] == session[:-1])
+                       & (role_order[1:] == role_order[:-1])))
+
+
 class SessionData:
     """Session-by-session data of distinguishable or indistinguishable dyads.
 
@@ -141,13 +233,14 @@ class SessionData:
         What reading and validation decided (encoding, codes set missing, session dates).
     """
 
-    __slots__ = ("_frame", "roles", "columns", "source", "notes")
+    __slots__ = ("_frame", "roles", "columns", "source", "notes", "_keys")
 
     _frame: pd.DataFrame
     roles: tuple[str, str]
     columns: ColumnMap
     source: str
     notes: tuple[str, ...]
+    _keys: tuple[RowKeys | None, ...]  # () until computed
 
     def __init__(self, frame: pd.DataFrame, roles: tuple[str, str], columns: ColumnMap,
                  source: str = "the data frame", notes: Sequence[str] = ()) -> None:
@@ -156,6 +249,7 @@ class SessionData:
         object.__setattr__(self, "columns", columns)
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "notes", tuple(notes))
+        object.__setattr__(self, "_keys", ())
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"SessionData is immutable; build new data with "
@@ -230,7 +324,7 @@ class SessionData:
                 f"columns; rename it, or map it with {option(clashes[0], clashes[0])}")
         if columns.therapist is None:
             notes += check.unmapped_therapist(frame)
-        frame = frame.rename(columns=rename).copy()
+        frame = frame.rename(columns=rename)  # a new frame: changing it spares the input
         frame.insert(0, ROW, np.arange(1, len(frame) + 1) if rows is None else rows)
         if columns.session is None:
             frame["session"] = 1
@@ -244,17 +338,22 @@ class SessionData:
                                                      columns.session or "session")
         if note:
             notes.append(note)
-        check.no_duplicates(frame, list(KEYS),
-                            [columns.dyad, columns.session or "session", columns.role])
+        order = pd.Categorical(frame["role"], categories=list(resolved)).codes
+        in_order = _sorted_rows(frame, order)  # files usually come sorted
+        if not in_order or _adjacent_duplicates(frame, order):
+            check.no_duplicates(frame, list(KEYS),
+                                [columns.dyad, columns.session or "session", columns.role])
         if columns.therapist:
             check.one_therapist_per_dyad(frame, "dyad", "therapist", columns.therapist)
         check.near_duplicate_ids(frame, "dyad", columns.dyad)
         if columns.therapist:
             check.near_duplicate_ids(frame, "therapist", columns.therapist)
-        order = pd.Categorical(frame["role"], categories=list(resolved)).codes
-        frame = (frame.assign(_order=order)
-                 .sort_values(["dyad", "session", "_order"], kind="stable")
-                 .drop(columns="_order").reset_index(drop=True))
+        if in_order:
+            frame = frame.reset_index(drop=True)
+        else:
+            frame = (frame.assign(_order=order)
+                     .sort_values(["dyad", "session", "_order"], kind="stable")
+                     .drop(columns="_order").reset_index(drop=True))
         front = [ROW, "dyad", "session", "role"] + (["therapist"] if columns.therapist else [])
         frame = frame[front + [c for c in frame.columns if c not in front]]
         return cls(frame=frame, roles=resolved, columns=columns, source=source, notes=notes)
@@ -313,6 +412,14 @@ class SessionData:
         return pairwise_to_long(own, actor_suffix, partner_suffix)
 
     # ------------------------------------------------------------------ views
+    @property
+    def keys(self) -> RowKeys | None:
+        """Integer keys of the rows (:class:`RowKeys`), computed once; None when the
+        frame's identifying columns are not in their validated form."""
+        if not self._keys:
+            object.__setattr__(self, "_keys", (RowKeys.of(self._frame, self.roles),))
+        return self._keys[0]
+
     @property
     def n_dyads(self) -> int:
         """Number of dyads."""

@@ -25,13 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from apim.engine.moments import ProductSource, cross_products
-from apim.engine.residual import Residual, ResidualLayout
+from apim.engine.residual import Residual, ResidualLayout, index_dtype
 from apim.engine.structures import RandomStructure
 from apim.errors import RankDeficientError, SpecError
 
-__all__ = ["MixedModel", "Prepared"]
+__all__ = ["MixedModel", "ScaledModel", "Prepared"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,9 +89,127 @@ class MixedModel:
                 + (self.therapist_random.n_params if self.therapist_random else 0)
                 + self.residual.n_params)
 
+    def columns(self) -> list[tuple[np.ndarray | None, np.ndarray]]:
+        """The engine's column blocks ``[Z_T | Z | X | y]`` (as given, ``None`` for a
+        therapist design of ones) and the divisor of each column (ones: the model is in
+        the units of its arrays)."""
+        n = len(self.y)
+        blocks: list[tuple[np.ndarray | None, np.ndarray]] = []
+        if self.therapist is not None:
+            blocks.append((self.Z_therapist, np.ones(self.q_therapist)))
+        if self.Z is not None:
+            blocks.append((self.Z, np.ones(self.q)))
+        X = np.asarray(self.X).reshape(n, -1)
+        blocks += [(X, np.ones(X.shape[1])), (np.asarray(self.y), np.ones(1))]
+        return blocks
+
+
+@dataclass(frozen=True, eq=False)
+class ScaledModel(MixedModel):
+    """A :class:`MixedModel` in standardised units, without a copy of the data.
+
+    The arrays are the caller's, in the caller's units; the model they define is the one
+    with outcome ``y / y_scale``, design ``X / x_scale`` (column by column), ``Z / z_scale``
+    and ``Z_therapist / zt_scale``. The engine divides each column as it builds its one
+    sorted copy (:meth:`Prepared.of`), so standardising costs no memory. Made by
+    :class:`apim.engine.scaling.Scaling`; read the data through :meth:`columns`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = ScaledModel(y=np.array([2.0, 4.0]), X=np.ones((2, 1)), dyad=np.array([1, 2]),
+    ...                 role=np.zeros(2, int), session=np.ones(2, int), y_scale=2.0,
+    ...                 x_scale=np.ones(1))
+    >>> Prepared.of(m).raw[:, -1].tolist()
+    [1.0, 2.0]
+    """
+
+    y_scale: float = 1.0
+    x_scale: np.ndarray | None = None
+    z_scale: np.ndarray | None = None
+    zt_scale: np.ndarray | None = None
+
+    def columns(self) -> list[tuple[np.ndarray | None, np.ndarray]]:
+        blocks = super().columns()
+        scales = []
+        if self.therapist is not None:
+            scales.append(self.zt_scale)
+        if self.Z is not None:
+            scales.append(self.z_scale)
+        scales += [self.x_scale, np.array([self.y_scale])]
+        return [(a, d if s is None else np.asarray(s, float))
+                for (a, d), s in zip(blocks, scales)]
+
 
 def _codes(labels: np.ndarray) -> np.ndarray:
-    return np.unique(np.asarray(labels), return_inverse=True)[1].ravel()
+    """Group codes 0..G-1 in the sorted order of the labels (numbers, text, any ids)."""
+    a = np.asarray(labels)
+    if a.dtype.kind in "iub" and (len(a) < 2 or bool(np.all(a[1:] >= a[:-1]))):
+        new = np.empty(len(a), bool)  # already sorted (the usual case): no sort, no hash
+        new[:1] = True
+        np.not_equal(a[1:], a[:-1], out=new[1:])
+        return np.cumsum(new, dtype=np.int64) - 1
+    try:
+        codes = pd.factorize(a.ravel(), sort=True, use_na_sentinel=False)[0]
+    except TypeError:  # labels pandas cannot order
+        codes = np.unique(a, return_inverse=True)[1].ravel()
+    return codes.astype(np.int64, copy=False)
+
+
+def _sort_order(keys: list[np.ndarray]) -> np.ndarray | None:
+    """The stable sort of rows by ``keys`` (most significant first; whole numbers), or
+    None when the rows are in that order already."""
+    n = len(keys[0])
+    if n < 2:
+        return None
+    ahead = np.zeros(n - 1, bool)  # row i+1 already after row i on an earlier key
+    for key in keys:
+        step = np.sign(np.diff(key))
+        if np.any(step[~ahead] < 0):
+            break
+        ahead |= step > 0
+    else:
+        return None
+    lows = [int(k.min()) for k in keys]
+    spans = [int(k.max()) - lo + 1 for k, lo in zip(keys, lows)]
+    if float(np.prod(np.array(spans, float))) < 2.0 ** 62:  # one combined key
+        combined = np.zeros(n, np.int64)
+        for key, lo, span in zip(keys, lows, spans):
+            combined *= span
+            combined += key - lo
+        return np.argsort(combined, kind="stable")
+    return np.lexsort(keys[::-1])
+
+
+def _blocks(n: int, size: int = 65_536) -> list[slice]:
+    return [slice(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def _full_rank(raw: np.ndarray, columns: slice) -> tuple[bool, np.ndarray | None]:
+    """Whether ``raw[:, columns]`` has full column rank by the rule of
+    ``numpy.linalg.matrix_rank`` (singular values above ``s_max * max(N, p) * eps``),
+    without a full-size copy; and the R factor of its QR when it was needed.
+
+    A well-conditioned design is recognised from the eigenvalues of ``X'X`` (summed in
+    blocks of rows): when the smallest is above ``1e-6`` of the largest, far beyond the
+    round-off of ``X'X``, the smallest singular value is above ``1e-3`` of the largest
+    and the rank is full. Otherwise the singular values come from the R factor of a QR
+    computed block by block, as ``matrix_rank`` would compute them from ``X``.
+    """
+    n = raw.shape[0]
+    p = len(range(*columns.indices(raw.shape[1])))
+    gram = np.zeros((p, p))
+    for rows in _blocks(n):
+        block = raw[rows, columns]
+        gram += block.T @ block
+    eig = np.linalg.eigvalsh(gram)
+    if eig[-1] > 0 and eig[0] > 1e-6 * eig[-1]:
+        return True, None
+    r = np.zeros((0, p))
+    for rows in _blocks(n):
+        r = np.asarray(np.linalg.qr(np.vstack([r, raw[rows, columns]]), mode="r"))
+    sv = np.linalg.svd(r, compute_uv=False)
+    return bool(np.sum(sv > sv.max() * max(n, p) * np.finfo(float).eps) == p), r
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,12 +219,16 @@ class Prepared:
     Attributes
     ----------
     order : row permutation (sorted position -> input row)
-    raw : (N, q_T + q + p + 1) ``[Z_T | Z | X | y]`` in sorted order
+    raw : (N, q_T + q + p + 1) ``[Z_T | Z | X | y]`` in sorted order (divided by the
+        column scales of a :class:`ScaledModel`)
     layout : ResidualLayout
     cluster, slot : per dyad, its top-level cluster (therapist, or the dyad itself) and its
         position among the cluster's dyads
     n_slots : largest number of dyads in a cluster
     products : whitened cross products per dyad (:mod:`apim.engine.moments`)
+
+    The only full-size arrays made are ``raw``, ``order`` and the layout's index arrays
+    (int32 where they fit); the caller's arrays are read, never changed.
     """
 
     order: np.ndarray
@@ -123,53 +246,71 @@ class Prepared:
     @classmethod
     def of(cls, model: MixedModel) -> Prepared:
         n = len(model.y)
-        X = np.asarray(model.X, float).reshape(n, -1)
         for name, arr in (("dyad", model.dyad), ("role", model.role),
                           ("session", model.session)):
             if len(arr) != n:
                 raise SpecError(f"{name} has {len(arr)} rows but y has {n}")
-        if not np.all(np.isfinite(model.y)) or not np.all(np.isfinite(X)):
-            raise SpecError("y and X must be finite; drop incomplete rows before fitting")
+        blocks = model.columns()
+        p = blocks[-2][0].shape[1]  # type: ignore[union-attr]
         if (model.Z is None) != (model.random is None):
             raise SpecError("give both Z and random, or neither")
-        rank = np.linalg.matrix_rank(X)
-        if rank < X.shape[1]:
-            names = model.x_names or tuple(f"x{j}" for j in range(X.shape[1]))
-            _, r = np.linalg.qr(X)
-            weak = np.abs(np.diag(r)) < 1e-10 * np.abs(np.diag(r)).max()
-            raise RankDeficientError([names[j] for j in np.flatnonzero(weak)] or list(names))
         dyad = _codes(model.dyad)
-        therapist = _codes(model.therapist) if model.therapist is not None else dyad
-        role = np.asarray(model.role).astype(int)
-        session = np.asarray(model.session).astype(int)
-        order = np.lexsort((role, session, dyad, therapist))
-        parts = []
-        if model.therapist is not None:
-            zt = np.ones((n, 1)) if model.Z_therapist is None else model.Z_therapist
-            parts.append(np.asarray(zt, float).reshape(n, -1))
-        if model.Z is not None:
-            parts.append(np.asarray(model.Z, float).reshape(n, -1))
-        parts += [X, np.asarray(model.y, float)[:, None]]
-        # filled column by column: no unsorted full-size copy
-        raw = np.empty((n, sum(part.shape[1] for part in parts)))
-        at = 0
-        for part in parts:
-            for j in range(part.shape[1]):
-                raw[:, at] = part[order, j]
-                at += 1
-        layout = ResidualLayout.build(dyad[order], session[order], role[order])
-        ther_of_dyad = therapist[order][layout.dyad_start]
-        cluster = _codes(ther_of_dyad)
-        first = np.r_[True, cluster[1:] != cluster[:-1]]
-        group_start = np.maximum.accumulate(np.where(first, np.arange(len(cluster)), 0))
-        slot = np.arange(len(cluster)) - group_start
-        if model.therapist is not None:
-            changes = np.unique(np.column_stack([dyad, therapist]), axis=0)
-            if len(changes) != len(np.unique(dyad)):
+        therapist = _codes(model.therapist) if model.therapist is not None else None
+        role = np.asarray(model.role).astype(np.int64, copy=False)
+        session = np.asarray(model.session).astype(np.int64, copy=False)
+        keys = [dyad, session, role] if therapist is None else [therapist, dyad, session,
+                                                                  role]
+        order = _sort_order(keys)
+        raw = np.empty((n, sum(len(d) for _, d in blocks)))
+        parts = [(None if a is None else np.asarray(a).reshape(n, -1), d) for a, d in blocks]
+        for rows in _blocks(n):  # block by block: no full-size temporary
+            source = rows if order is None else order[rows]
+            at = 0
+            for part, divisor in parts:
+                width = len(divisor)
+                if part is None:  # a therapist design of ones
+                    raw[rows, at] = 1.0 / divisor[0]
+                elif np.all(divisor == 1.0):
+                    raw[rows, at:at + width] = part[source]
+                else:
+                    np.divide(part[source], divisor, out=raw[rows, at:at + width])
+                at += width
+        n_xy = p + 1  # X and y: the last columns
+        finite = all(bool(np.isfinite(raw[rows, -n_xy:]).all()) for rows in _blocks(n))
+        if not finite:
+            raise SpecError("y and X must be finite; drop incomplete rows before fitting")
+        x_cols = slice(raw.shape[1] - 1 - p, raw.shape[1] - 1)
+        full, r = _full_rank(raw, x_cols) if p else (True, None)
+        if not full and r is not None:
+            names = model.x_names or tuple(f"x{j}" for j in range(p))
+            diag = np.abs(np.diag(r))
+            weak = diag < 1e-10 * diag.max()
+            raise RankDeficientError([names[j] for j in np.flatnonzero(weak)]
+                                     or list(names))
+        if order is not None:
+            dyad, session, role = dyad[order], session[order], role[order]
+            if therapist is not None:
+                therapist = therapist[order]
+        layout = ResidualLayout.build(dyad, session, role)
+        del session, role
+        if therapist is None:
+            cluster = np.arange(len(layout.dyad_start), dtype=np.int64)
+            slot = np.zeros(len(cluster), np.int64)
+        else:
+            blocks_of_rows = 1 + int(np.count_nonzero(
+                (dyad[1:] != dyad[:-1]) | (therapist[1:] != therapist[:-1])))
+            if blocks_of_rows != int(dyad.max()) + 1:
                 raise SpecError("a dyad has more than one therapist")
-        return cls(order=order, raw=raw, layout=layout, cluster=cluster, slot=slot,
+            cluster = _codes(therapist[layout.dyad_start])
+            first = np.r_[True, cluster[1:] != cluster[:-1]]
+            group_start = np.maximum.accumulate(np.where(first, np.arange(len(cluster)), 0))
+            slot = np.arange(len(cluster)) - group_start
+        del dyad, therapist
+        order = np.arange(n) if order is None else order
+        return cls(order=order.astype(index_dtype(n), copy=False), raw=raw, layout=layout,
+                   cluster=cluster, slot=slot,
                    n_slots=int(slot.max()) + 1, n_clusters=int(cluster.max()) + 1,
-                   q_t=model.q_therapist, q=model.q, p=X.shape[1],
+                   q_t=model.q_therapist, q=model.q, p=p,
                    products=cross_products(model.residual, layout, raw,
                                            model.q_therapist + model.q))
 

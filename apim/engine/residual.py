@@ -44,7 +44,7 @@ import numpy as np
 from apim.engine.parameters import VarianceParameter
 from apim.errors import SpecError
 
-__all__ = ["Residual", "ResidualLayout", "RESIDUAL_NAMES"]
+__all__ = ["Residual", "ResidualLayout", "RESIDUAL_NAMES", "index_dtype"]
 
 RESIDUAL_NAMES = {
     "independent": (True, False, False),
@@ -58,6 +58,23 @@ RESIDUAL_NAMES = {
 }
 
 
+def index_dtype(n: int) -> type[np.signedinteger]:
+    """The integer type of row indices for ``n`` rows: int32 when they fit (half the
+    memory of int64), else int64."""
+    return np.int32 if n < 2 ** 31 - 1 else np.int64
+
+
+def _narrow(values: np.ndarray, kind: type[np.signedinteger]) -> np.ndarray:
+    """Whole numbers as ``kind`` when every value fits, else int64."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "iub":
+        values = values.astype(np.int64)
+    info = np.iinfo(kind)
+    if len(values) and (values.min() < info.min or values.max() > info.max):
+        return values.astype(np.int64, copy=False)
+    return values.astype(kind, copy=False)
+
+
 @dataclass(frozen=True)
 class ResidualLayout:
     """Index arrays describing where each observation sits (rows sorted by dyad, session,
@@ -65,8 +82,9 @@ class ResidualLayout:
 
     Attributes
     ----------
-    dyad : int array
-        Dyad of each row, numbered 0..D-1 in row order.
+    dyad : int64 array
+        Dyad of each row, numbered 0..D-1 in row order (int64, so products such as
+        ``dyad * n_types`` cannot overflow).
     role : int array, 0 or 1
     session : int array
     dyad_start : int array
@@ -75,8 +93,18 @@ class ResidualLayout:
         For a role-1 row, the row of the role-0 member at the same session, else -1.
     previous : int array
         The same person's previous row (by session), else -1.
-    gap : int array
+    gap : int array (computed when asked for, not stored)
         Session difference to ``previous`` (1 where there is none).
+
+    Row indices (``dyad_start``, ``pair``, ``previous``), roles, sessions and gaps are
+    int32 when the number of rows allows (:func:`index_dtype`).
+
+    Examples
+    --------
+    >>> lay = ResidualLayout.build(np.array([7, 7, 7, 9]), np.array([1, 1, 2, 1]),
+    ...                            np.array([0, 1, 1, 0]))
+    >>> lay.dyad.tolist(), lay.pair.tolist(), lay.previous.tolist(), lay.gap.tolist()
+    ([0, 0, 0, 1], [-1, 0, -1, -1], [-1, -1, 1, -1], [1, 1, 1, 1])
     """
 
     dyad: np.ndarray
@@ -85,27 +113,40 @@ class ResidualLayout:
     dyad_start: np.ndarray
     pair: np.ndarray
     previous: np.ndarray
-    gap: np.ndarray
 
     @classmethod
     def build(cls, dyad: np.ndarray, session: np.ndarray, role: np.ndarray) -> ResidualLayout:
         """Rows must be sorted by dyad, session and role (any dyad labels)."""
         n = len(dyad)
-        start = np.flatnonzero(np.r_[True, dyad[1:] != dyad[:-1]])
-        dyad = np.cumsum(np.r_[True, dyad[1:] != dyad[:-1]]) - 1
-        same_session = np.r_[False, (dyad[1:] == dyad[:-1]) & (session[1:] == session[:-1])]
-        pair = np.where(same_session & (role == 1), np.arange(n) - 1, -1)
-        order = np.lexsort((session, role, dyad))
-        prev_sorted = np.full(n, -1)
-        same_person = np.r_[False, (dyad[order][1:] == dyad[order][:-1])
-                            & (role[order][1:] == role[order][:-1])]
-        prev_sorted[same_person] = order[np.flatnonzero(same_person) - 1]
-        previous = np.full(n, -1)
-        previous[order] = prev_sorted
-        gap = np.where(previous >= 0, session - session[np.maximum(previous, 0)], 1)
-        return cls(dyad=dyad, role=role.astype(int), session=session.astype(int),
-                   dyad_start=start,
-                   pair=pair, previous=previous, gap=gap)
+        kind = index_dtype(n)
+        role, session = _narrow(role, kind), _narrow(session, kind)
+        new = np.empty(n, bool)
+        new[:1] = True
+        np.not_equal(dyad[1:], dyad[:-1], out=new[1:])
+        start = np.flatnonzero(new).astype(kind)
+        dyad = np.cumsum(new, dtype=np.int64) - 1
+        rows = np.arange(n, dtype=kind)
+        same_session = np.r_[False, (~new[1:]) & (session[1:] == session[:-1])]
+        pair = np.where(same_session & (role == 1), rows - 1, -1).astype(kind, copy=False)
+        del new, same_session
+        # a person's rows are in session order within the dyad: the previous row of the
+        # same person is the previous row with the same role, if in the same dyad
+        previous = np.full(n, -1, dtype=kind)
+        for value in np.unique(role):
+            mine = rows[role == value]
+            before = mine[:-1]
+            same = dyad[mine[1:]] == dyad[before]
+            previous[mine[1:][same]] = before[same]
+        return cls(dyad=dyad, role=role, session=session, dyad_start=start,
+                   pair=pair, previous=previous)
+
+    @property
+    def gap(self) -> np.ndarray:
+        """Session difference to ``previous`` (1 where there is none)."""
+        gap = np.ones(len(self.session), dtype=self.session.dtype)
+        has = self.previous >= 0
+        gap[has] = self.session[has] - self.session[self.previous[has]]
+        return gap
 
     @property
     def sizes(self) -> np.ndarray:
@@ -197,21 +238,34 @@ class Residual:
         :class:`RowTypes`). For ``UN x AR(1)`` every session must have both members
         (the Kronecker stencil); other dyads are whitened densely."""
         n = len(layout.role)
-        links = {"self": np.arange(n)}
+        kind = index_dtype(n)
+        links = {"self": np.arange(n, dtype=kind)}
         if self.correlated:
             links["pair"] = layout.pair
         if self.ar1:
             links["prev"] = layout.previous
         if self.correlated and self.ar1:
             prev = np.maximum(layout.previous, 0)
-            links["prev_pair"] = np.where(layout.previous >= 0, layout.pair[prev], -1)
+            links["prev_pair"] = np.where(layout.previous >= 0, layout.pair[prev],
+                                          -1).astype(kind, copy=False)
         paired = layout.pair >= 0
         has_prev = (layout.previous >= 0) & self.ar1
         gap = np.where(has_prev, layout.gap, 1).astype(np.int64)
         code = layout.role + 2 * paired + 4 * has_prev + 8 * gap
-        keys, index = np.unique(code, return_inverse=True)
-        return RowTypes(index=index.ravel(), slots=tuple(links),
-                        links=np.array(list(links.values())), role=keys % 2,
+        del paired, has_prev, gap
+        if len(code) and code.min() >= 0 and code.max() < 4 * len(code) + 64:
+            # few small codes: their ranks by a look-up table (what np.unique's inverse
+            # gives, without sorting N values)
+            present = np.bincount(code) > 0
+            keys = np.flatnonzero(present)
+            lookup = np.cumsum(present) - 1
+            index = lookup[code]
+        else:
+            keys, index = np.unique(code, return_inverse=True)
+        del code
+        return RowTypes(index=index.ravel().astype(kind), slots=tuple(links),
+                        links=np.array([a.astype(kind, copy=False) for a in links.values()]),
+                        role=keys % 2,
                         paired=(keys // 2 % 2).astype(bool),
                         has_prev=(keys // 4 % 2).astype(bool), gap=keys // 8)
 

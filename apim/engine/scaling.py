@@ -20,35 +20,57 @@ Examples
 --------
 >>> import numpy as np
 >>> from apim.engine import MixedModel, Residual
+>>> from apim.engine.model import Prepared
 >>> y = np.array([1e9, 3e9, 2e9, 5e9]); X = np.ones((4, 1))
 >>> m = MixedModel(y=y, X=X, dyad=np.array([1, 1, 2, 2]), role=np.array([0, 1, 0, 1]),
 ...                session=np.ones(4, int), residual=Residual.named("cs"))
 >>> s = Scaling.of(m)
->>> float(np.std(s.model.y)), float(s.model.X[0, 0])
+>>> s.y == float(np.std(y)), s.x.tolist()
+(True, [1.0])
+>>> raw = Prepared.of(s.model).raw  # the standardised columns, sorted: [X | y]
+>>> float(np.std(raw[:, -1])), float(raw[0, 0])
 (1.0, 1.0)
+
+The standardised model is a :class:`~apim.engine.model.ScaledModel`: it keeps the
+caller's arrays and the factors, and the one sorted copy the engine makes is divided as
+it is built, so standardising copies no data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from apim.engine.likelihood import split_theta
-from apim.engine.model import MixedModel
+from apim.engine.model import MixedModel, ScaledModel
 from apim.errors import DataError
 
 __all__ = ["Scaling"]
 
 
 def _rms(a: np.ndarray) -> np.ndarray:
-    r = np.sqrt(np.mean(np.asarray(a, float) ** 2, axis=0))
+    """Root mean square of each column, as ``sqrt(mean(a**2, axis=0))`` computes it (the
+    same sums in the same order, so the same bits) without a squared copy of ``a``."""
+    a = np.asarray(a, float)
+    if a.flags.f_contiguous:  # numpy sums each contiguous column pairwise
+        sums = np.array([np.add.reduce(a[:, j] * a[:, j]) for j in range(a.shape[1])])
+        r = np.sqrt(sums / a.shape[0])
+    elif a.flags.c_contiguous:  # numpy adds the rows in order, as einsum does
+        r = np.sqrt(np.einsum("ij,ij->j", a, a) / a.shape[0])
+    else:
+        r = np.sqrt(np.mean(a ** 2, axis=0))
     return np.where((r > 0) & np.isfinite(r), r, 1.0)
 
 
 @dataclass(frozen=True, eq=False)
 class Scaling:
-    """The standardised model and the factors that map its estimates back."""
+    """The standardised model and the factors that map its estimates back.
+
+    ``model`` is the standardised model (a :class:`~apim.engine.model.ScaledModel` that
+    holds the caller's arrays and divides them where the engine reads them), or
+    ``original`` itself when nothing is standardised.
+    """
 
     original: MixedModel
     model: MixedModel
@@ -79,19 +101,18 @@ class Scaling:
                        np.ones(model.q_therapist))
         sy = float(np.std(y)) or 1.0
         sx = _rms(X)
+        del y, X, finite
         sz = np.ones(model.q)
-        changes: dict[str, object] = {"y": y / sy, "X": X / sx}
         if model.Z is not None and model.random is not None:
-            Z = np.asarray(model.Z, float).reshape(n, -1)
-            sz = model.random.tie(_rms(Z))
-            changes["Z"] = Z / sz
+            sz = model.random.tie(_rms(np.asarray(model.Z, float).reshape(n, -1)))
         szt = np.ones(model.q_therapist)
         if model.therapist is not None and model.therapist_random is not None:
             zt = np.ones((n, 1)) if model.Z_therapist is None else \
                 np.asarray(model.Z_therapist, float).reshape(n, -1)
             szt = model.therapist_random.tie(_rms(zt))
-            changes["Z_therapist"] = zt / szt
-        return cls(model, replace(model, **changes), sy, sx, sz, szt)  # type: ignore[arg-type]
+        own = {f.name: getattr(model, f.name) for f in fields(MixedModel)}
+        scaled = ScaledModel(**own, y_scale=sy, x_scale=sx, z_scale=sz, zt_scale=szt)
+        return cls(model, scaled, sy, sx, sz, szt)
 
     # ----------------------------------------------------------------- parameters
     def inner_theta(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

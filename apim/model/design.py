@@ -21,7 +21,9 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -199,18 +201,23 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
                       pooled=not spec.distinguishable)
     comp = parts.components
     roles = data.roles if spec.distinguishable else ("both",)
-    indicator = {r: (frame["role"] == r).astype(float) for r in data.roles}
-    indicator["both"] = pd.Series(1.0, index=frame.index)
+    keys = data.keys
+    indicator = {r: ((frame["role"] == r).to_numpy() if keys is None else keys.role == k
+                     ).astype(float) for k, r in enumerate(data.roles)}
+    indicator["both"] = np.ones(len(frame))
+
+    def values_of(column: str) -> np.ndarray:
+        return comp[column].to_numpy(float)
 
     # predictor columns shared by the roles: (effect, level, predictor, values)
-    base: list[tuple[str, str, str, pd.Series]] = []
-    slopes: list[tuple[str, str, str, pd.Series]] = []
+    base: list[tuple[str, str, str, np.ndarray]] = []
+    slopes: list[tuple[str, str, str, np.ndarray]] = []
     for x in spec.predictors:
         for kind, column in parts.parts[x].items():
             if kind == "trend":
                 continue
             level = LEVEL_OF[kind]
-            actor, partner = comp[column], comp[f"{column}_partner"]
+            actor, partner = values_of(column), values_of(f"{column}_partner")
             base += [("actor", level, x, actor), ("partner", level, x, partner)]
             if kind in TIME_VARYING:
                 slopes += [("actor", level, x, actor), ("partner", level, x, partner)]
@@ -218,71 +225,98 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
             for kind, column in parts.parts[x].items():
                 if kind in ("within", "between", "centered", "raw"):
                     base.append(("actor_x_partner", LEVEL_OF[kind], x,
-                                 comp[column] * comp[f"{column}_partner"]))
+                                 values_of(column) * values_of(f"{column}_partner")))
     moderators: dict[str, pd.Series] = {}
     for m in spec.moderators:
         require_columns(frame, {"moderator": m})
         moderators.update(_dummies(frame[m], m))
     covariates = {c: data.numeric(c) for c in spec.covariates}
+    mod_values = {name: v.to_numpy(float) for name, v in moderators.items()}
+    cov_values = {name: v.to_numpy(float) for name, v in covariates.items()}
 
-    columns: dict[Term, pd.Series] = {}
+    # each column: the product of its factors, left to right (filled in place)
+    columns: dict[Term, tuple[np.ndarray, ...]] = {}
     for r in roles:
         d = indicator[r]
-        columns[Term(r, "intercept", "none", "")] = d
+        columns[Term(r, "intercept", "none", "")] = (d,)
         for effect, level, x, values in base:
-            columns[Term(r, effect, level, x)] = d * values
-        for mname, mvalues in moderators.items():
-            columns[Term(r, "moderator", "none", mname)] = d * mvalues
+            columns[Term(r, effect, level, x)] = (d, values)
+        for mname, mvalues in mod_values.items():
+            columns[Term(r, "moderator", "none", mname)] = (d, mvalues)
             for effect, level, x, values in base:
                 if effect in ("actor", "partner"):
-                    columns[Term(r, effect, level, x, by=mname)] = d * values * mvalues
-        for cname, cvalues in covariates.items():
-            columns[Term(r, "covariate", "none", cname)] = d * cvalues
-    X = pd.DataFrame({t.name: v for t, v in columns.items()}, index=frame.index)
+                    columns[Term(r, effect, level, x, by=mname)] = (d, values, mvalues)
+        for cname, cvalues in cov_values.items():
+            columns[Term(r, "covariate", "none", cname)] = (d, cvalues)
+    X = _frame_of({t.name: v for t, v in columns.items()}, frame.index)
 
     # random effects per member: intercepts, then (when asked) the time-varying slopes;
     # for indistinguishable dyads the same effects of both members, member by member
-    z_cols: dict[str, pd.Series] = {}
+    z_cols: dict[str, tuple[np.ndarray, ...]] = {}
     effects: dict[str, str] = {}
     members: dict[str, str] = {}
     if cov.random != "none":
-        kinds = [("intercept", None)]
+        kinds: list[tuple[str, np.ndarray | None]] = [("intercept", None)]
         if cov.random == "slopes":
             kinds += [(f"{effect}.{level}.{x}", values) for effect, level, x, values in slopes]
         order = [(r, k) for r in data.roles for k in kinds] if not spec.distinguishable \
             else [(r, kinds[0]) for r in data.roles] + \
             [(r, k) for r in data.roles for k in kinds[1:]]
-        for r, (name, values) in order:
+        for r, (name, slope) in order:
             column = f"{r}" if name == "intercept" else f"{r}.{name}"
-            z_cols[column] = indicator[r] if values is None else indicator[r] * values
+            z_cols[column] = (indicator[r],) if slope is None else (indicator[r], slope)
             effects[column] = name
             members[column] = r
-    Z = pd.DataFrame(z_cols, index=frame.index)
+    Z = _frame_of(z_cols, frame.index)
     random: RandomStructure | None = None
     if z_cols:
         random = Unstructured(len(z_cols)) if spec.distinguishable else \
             Exchangeable(len(z_cols) // 2)
 
-    sources = pd.concat([y.rename(spec.outcome), comp, pd.DataFrame(moderators),
-                         pd.DataFrame(covariates)], axis=1)
+    sources = {spec.outcome: y, **{c: comp[c] for c in comp.columns}, **moderators,
+               **covariates}
     return assemble_design(data, spec, y, X, Z if len(z_cols) else None, tuple(columns),
                            sources, parts, random=random, random_effects=effects,
                            random_members=members)
 
 
+def _frame_of(columns: dict[str, tuple[np.ndarray, ...]], index: pd.Index) -> pd.DataFrame:
+    """Columns, each the product of its factors (left to right), computed into one
+    DataFrame block (its values come back column-major, as from a frame built column by
+    column)."""
+    block = np.empty((len(columns), len(index)))
+    for row, factors in zip(block, columns.values()):
+        if len(factors) == 1:
+            row[:] = factors[0]
+            continue
+        np.multiply(factors[0], factors[1], out=row)
+        for factor in factors[2:]:
+            np.multiply(row, factor, out=row)
+    return pd.DataFrame(block.T, index=index, columns=list(columns), copy=False)
+
+
+def _rows(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The rows ``keep`` of a matrix, column-major (as a DataFrame's values come)."""
+    out = np.empty((int(keep.sum()), values.shape[1]), order="F")
+    for j in range(values.shape[1]):
+        out[:, j] = values[keep, j]
+    return out
+
+
 def assemble_design(data: SessionData, spec: APIMSpec | FormulaSpec, y: pd.Series,
                     X: pd.DataFrame, Z: pd.DataFrame | None, terms: tuple[Term, ...],
-                    sources: pd.DataFrame, components: Decomposition | None = None,
+                    sources: pd.DataFrame | Mapping[str, Any],
+                    components: Decomposition | None = None,
                     random: RandomStructure | None = None,
                     random_effects: dict[str, str] | None = None,
                     random_members: dict[str, str] | None = None) -> APIMDesign:
     """Keep the rows with every design value and build the engine's model.
 
     Rows left out are grouped by the first of ``sources`` (the columns the design was made
-    of) that is missing in them. ``random`` is the structure of ``Z`` (default
-    unstructured); ``random_effects`` names the effect of each ``Z`` column without its
-    member (for labels of parameters shared by both members), ``random_members`` the
-    member (role) of each.
+    of: a DataFrame, or a mapping of names to columns) that is missing in them.
+    ``random`` is the structure of ``Z`` (default unstructured); ``random_effects`` names
+    the effect of each ``Z`` column without its member (for labels of parameters shared
+    by both members), ``random_members`` the member (role) of each.
 
     Raises
     ------
@@ -292,15 +326,19 @@ def assemble_design(data: SessionData, spec: APIMSpec | FormulaSpec, y: pd.Serie
     frame = data.frame
     therapist_level = (spec.covariance.therapist_level if isinstance(spec, APIMSpec)
                        else spec.therapist_level)
-    ok = (y.notna() & X.notna().all(axis=1)).to_numpy()
+    y_values = y.to_numpy(float)
+    x_values = X.to_numpy(float)
+    ok = ~np.isnan(y_values) & ~np.isnan(x_values).any(axis=1)
     if Z is not None:
-        ok = ok & Z.notna().all(axis=1).to_numpy()
+        ok &= ~np.isnan(Z.to_numpy(float)).any(axis=1)
     if not ok.any():
         raise SpecError("no row has the outcome and every predictor: nothing to fit")
     remaining = ~ok
     reasons: dict[str, list[int]] = {}
-    for name in sources.columns:
-        hit = remaining & sources[name].isna().to_numpy()
+    for name, values in sources.items():
+        if not remaining.any():
+            break
+        hit = remaining & pd.isna(np.asarray(values))
         if hit.any():
             why = f"missing {name}"
             if str(name).endswith("_partner"):
@@ -309,20 +347,23 @@ def assemble_design(data: SessionData, spec: APIMSpec | FormulaSpec, y: pd.Serie
             remaining &= ~hit
     if remaining.any():  # a product of non-missing values cannot be missing; be safe
         reasons["missing a design value"] = frame.loc[remaining, "row"].tolist()
-    outcome = y[ok]
-    if outcome.nunique() == 1:
-        raise DataError(f"the outcome {y.name!r} takes one value ({outcome.iloc[0]!r}) in all "
+    outcome = y_values[ok]
+    if bool(np.all(outcome == outcome[0])):
+        first = y[ok].iloc[0]
+        raise DataError(f"the outcome {y.name!r} takes one value ({first!r}) in all "
                         f"{len(outcome)} rows fitted: there is no variance to model; check "
                         "the outcome column (and the rows dropped for missing values)")
+    keys = data.keys
+    role = (frame["role"] == data.roles[1]).to_numpy() if keys is None else keys.role == 1
     model = MixedModel(
-        y=y[ok].to_numpy(float), X=X[ok].to_numpy(float),
-        dyad=frame.loc[ok, "dyad"].to_numpy(),
-        role=(frame.loc[ok, "role"] == data.roles[1]).to_numpy().astype(int),
-        session=frame.loc[ok, "session"].to_numpy(),
-        Z=None if Z is None else Z[ok].to_numpy(float),
+        y=outcome, X=_rows(x_values, ok),
+        dyad=frame["dyad"].to_numpy()[ok],
+        role=role[ok].astype(int),
+        session=frame["session"].to_numpy()[ok],
+        Z=None if Z is None else _rows(Z.to_numpy(float), ok),
         random=None if Z is None else (random or Unstructured(Z.shape[1])),
         residual=Residual.named(spec.residual_structure),
-        therapist=frame.loc[ok, "therapist"].to_numpy() if therapist_level else None,
+        therapist=frame["therapist"].to_numpy()[ok] if therapist_level else None,
         therapist_random=Diagonal(1) if therapist_level else None,
         x_names=tuple(X.columns), z_names=() if Z is None else tuple(Z.columns),
         therapist_names=("intercept",) if therapist_level else ())

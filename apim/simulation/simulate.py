@@ -63,7 +63,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from apim.data.session import SessionData
+from apim.data.session import ColumnMap, SessionData
 from apim.errors import SpecError
 from apim.specbase import Spec
 
@@ -257,10 +257,7 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
         frame.insert(1, "therapist", therapist[dyad.ravel()] + 1)
     frame["treatment"] = (arm[dyad.ravel()] if spec.treatment_labels is None
                           else np.asarray(spec.treatment_labels)[arm[dyad.ravel()].astype(int)])
-    frame = frame[keep].reset_index(drop=True)
-    data = SessionData.from_long(frame, dyad="dyad", session="session", role="role",
-                                 roles=spec.roles,
-                                 therapist="therapist" if spec.caseload else None)
+    data = _session_data(frame[keep].reset_index(drop=True), spec)
     f = data.frame
     r = (f["role"] == spec.roles[1]).to_numpy().astype(int)
     i = f["dyad"].to_numpy() - 1
@@ -292,6 +289,22 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
         return data.replace(f.assign(y=y))
     named = f.assign(y=y).rename(columns={"x": spec.predictor_name, "y": spec.outcome_name})
     return data.replace(named)
+
+
+def _session_data(frame: pd.DataFrame, spec: SimulationSpec) -> SessionData:
+    """The simulated long table as :class:`SessionData`, in the form
+    :meth:`SessionData.from_long` gives it (row numbers first, then the identifying
+    columns; rows already sorted by dyad, session and role, reference role first). The
+    table is valid by construction, so it is not validated again: in a power analysis
+    that would cost more than simulating it."""
+    frame.insert(0, "row", np.arange(1, len(frame) + 1))
+    frame["role"] = frame["role"].astype(str)
+    therapist = "therapist" if spec.caseload else None
+    front = ["row", "dyad", "session", "role"] + ([therapist] if therapist else [])
+    frame = frame[front + [c for c in frame.columns if c not in front]]
+    return SessionData(frame=frame, roles=(str(spec.roles[0]), str(spec.roles[1])),
+                       columns=ColumnMap(dyad="dyad", session="session", role="role",
+                                         therapist=therapist))
 
 
 def _observed_parts(x: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
