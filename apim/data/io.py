@@ -287,23 +287,23 @@ def _read_excel(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFr
             f"{source} is not a readable Excel workbook ({type(error).__name__}: "
             f"{' '.join(str(error).split())[:120]}); open and re-save it, or export it as "
             "CSV") from None
-    sheets = book.sheet_names
-    sheet = options.sheet if options.sheet is not None else 0
-    if isinstance(sheet, str) and sheet.isdigit() and sheet not in sheets:
-        sheet = int(sheet)
-    if (isinstance(sheet, int) and not 0 <= sheet < len(sheets)) or \
-            (isinstance(sheet, str) and sheet not in sheets):
-        raise DataError(f"{source} has no sheet {sheet!r}; its sheets are "
-                        f"{', '.join(repr(s) for s in sheets)}: choose one with "
-                        f"{option('sheet', 'NAME')}")
-    name = sheets[sheet] if isinstance(sheet, int) else sheet
-    if options.sheet is None and len(sheets) > 1:
-        notes.append(f"read sheet {name!r} of {len(sheets)} "
-                     f"({', '.join(repr(s) for s in sheets)}); choose another with "
-                     f"{option('sheet', 'NAME')}")
-    raw = pd.read_excel(book, sheet_name=name, header=None, dtype=object,
-                        keep_default_na=False, na_values=[""])
-    book.close()
+    with book:  # closed on every path, the errors below included
+        sheets = book.sheet_names
+        sheet = options.sheet if options.sheet is not None else 0
+        if isinstance(sheet, str) and sheet.isdigit() and sheet not in sheets:
+            sheet = int(sheet)
+        if (isinstance(sheet, int) and not 0 <= sheet < len(sheets)) or \
+                (isinstance(sheet, str) and sheet not in sheets):
+            raise DataError(f"{source} has no sheet {sheet!r}; its sheets are "
+                            f"{', '.join(repr(s) for s in sheets)}: choose one with "
+                            f"{option('sheet', 'NAME')}")
+        name = sheets[sheet] if isinstance(sheet, int) else sheet
+        if options.sheet is None and len(sheets) > 1:
+            notes.append(f"read sheet {name!r} of {len(sheets)} "
+                         f"({', '.join(repr(s) for s in sheets)}); choose another with "
+                         f"{option('sheet', 'NAME')}")
+        raw = pd.read_excel(book, sheet_name=name, header=None, dtype=object,
+                            keep_default_na=False, na_values=[""])
     if raw.empty:
         raise EmptyDataError(f"sheet {name!r} of {source}")
     header = [str(h) if not (isinstance(h, float) and np.isnan(h)) else "" for h in raw.iloc[0]]
