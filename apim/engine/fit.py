@@ -1,4 +1,4 @@
-"""Fitting: moment-based start values, quasi-Newton then Newton steps, and the results.
+"""Fitting: moment-based start values, Newton (and where needed quasi-Newton) steps, results.
 
 Examples
 --------
@@ -434,24 +434,24 @@ def fit(model: MixedModel, method: Method = "REML", control: FitControl | None =
         start: np.ndarray | None = None) -> MixedFit:
     """Fit ``model`` by REML (default) or ML.
 
-    The outcome and every design column are standardised internally and the estimates
-    mapped back (:mod:`apim.engine.scaling`), so units change no t value, p value or
-    convergence decision. The optimizer runs BFGS with the analytic gradient from
-    moment-based start values (falling back to L-BFGS-B from where BFGS stopped) until the
-    gradient is small enough for Newton steps (``control.handover_gradient``). Newton
-    steps follow, with the Hessian of :mod:`apim.engine.hessian` (exact in the
-    random-effect parameters, forward differences of the analytic gradient in the
-    residual ones), recomputed only after a step longer than ``control.hessian_refresh``
-    (shorter ones reuse it), until no parameter would move by more than
-    ``control.step_tolerance`` (or the expected gain is below the round-off of the
-    log-likelihood). Where the Hessian is not positive definite or the steps do not
-    settle (a variance heading for zero), BFGS runs on to ``control.gradient_tolerance``;
-    when it ends where the information is singular or a dyad-level SD is at zero, a
-    second search starts from a full-rank G and the better optimum is kept, and Newton
-    steps finish. The Hessian behind the standard errors and the Satterthwaite df is
-    computed afresh at the optimum (central differences in the residual parameters).
-    Convergence, boundary estimates (zero SDs, correlations at +-1, singular G or
-    therapist matrices) and the optimizer's message are reported; nothing is returned as
+    The outcome and every design column are standardised internally and the estimates mapped
+    back (:mod:`apim.engine.scaling`), so units change no t value, p value or convergence
+    decision. From moment-based start values the optimizer first tries Newton steps alone;
+    where they do not settle (or the Hessian at the start is not positive definite) it runs
+    BFGS with the analytic gradient (falling back to L-BFGS-B from where BFGS stopped) until
+    the gradient is small enough for Newton steps (``control.handover_gradient``). Newton
+    steps use the Hessian of :mod:`apim.engine.hessian` (exact in the random-effect
+    parameters, forward differences of the analytic gradient in the residual ones),
+    recomputed only after a step longer than ``control.hessian_refresh`` (shorter ones reuse
+    it), until no parameter would move by more than ``control.step_tolerance`` (or the
+    expected gain is below the round-off of the log-likelihood). Where the Hessian is not
+    positive definite or the steps do not settle (a variance heading for zero), BFGS runs on
+    to ``control.gradient_tolerance``; when it ends where the information is singular or a
+    dyad-level SD is at zero, a second search starts from a full-rank G and the better
+    optimum is kept, and Newton steps finish. The Hessian behind the standard errors and the
+    Satterthwaite df is computed afresh at the optimum (central differences in the residual
+    parameters). Convergence, boundary estimates (zero SDs, correlations at +-1, singular G
+    or therapist matrices) and the optimizer's message are reported; nothing is returned as
     NaN silently.
 
     Parameters
@@ -570,17 +570,29 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
         return theta, ev, hess, theta_hess, decrement, False
 
     handover = control.handover_gradient > control.gradient_tolerance
-    theta, messages = _quasi_newton(objective, theta0, scale, control,
-                                    control.handover_gradient if handover
-                                    else control.gradient_tolerance)
+    theta, messages, settled = theta0, [], False
     ev = evaluation(theta)
-    hess = hessian(theta, ev)
     # round-off in the log-likelihood, a sum over N observations: below it no step is
     # meaningful and no decrease is real
     noise = control.relative_roundoff * max(1.0, abs(ev.loglik))
-    settled = False
-    if handover and _positive_definite(hess):
-        theta, ev, hess, theta_hess, decrement, settled = newton(theta, ev, hess)
+    if handover and control.max_newton and np.isfinite(ev.loglik):
+        # from good start values Newton steps alone get there (and the quasi-Newton
+        # search, with its import of scipy.optimize, is not needed)
+        hess = hessian(theta, ev)
+        if _positive_definite(hess):
+            theta, ev, hess, theta_hess, decrement, settled = newton(theta, ev, hess)
+            if settled:
+                messages.append("Newton steps from the start values")
+    if not settled:
+        theta, more = _quasi_newton(objective, theta, scale, control,
+                                    control.handover_gradient if handover
+                                    else control.gradient_tolerance)
+        messages += more
+        ev = evaluation(theta)
+        hess = hessian(theta, ev)
+        noise = control.relative_roundoff * max(1.0, abs(ev.loglik))
+        if handover and _positive_definite(hess):
+            theta, ev, hess, theta_hess, decrement, settled = newton(theta, ev, hess)
     if handover and not settled:
         # Newton steps cannot finish from there (not close enough, or a variance heading
         # for zero): the quasi-Newton search runs to the optimum first
