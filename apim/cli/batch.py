@@ -7,7 +7,6 @@ from typing import Any
 
 from apim.cli.help import HelpFormatter, examples
 from apim.errors import ApimError, SpecError
-from apim.plan import Plan, check_plan, default_out, example_plan, run_plan
 
 __all__ = ["register", "run"]
 
@@ -17,6 +16,8 @@ SHOWN = ["analysis", "data", "subset", "outcome", "predictors", "moderators", "c
 
 def run(args: argparse.Namespace) -> None:
     """Print the example, check the plan, or run it."""
+    from apim.plan import Plan, check_plan, default_out, example_plan, run_plan
+
     if args.example:
         print(example_plan(), end="")
         return

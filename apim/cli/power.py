@@ -17,7 +17,6 @@ from apim.cli.simulate import output_path, truth_from, whole
 from apim.engine.residual import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.model.spec import APIMSpec, CovarianceSpec
-from apim.simulation.power import check_scheduler, power
 
 __all__ = ["register", "run"]
 
@@ -62,6 +61,8 @@ def _choice(option: str, text: str, choices: tuple[str, ...]) -> str:
 
 def _checked(args: argparse.Namespace) -> dict[str, Any]:
     """Every option, parsed and checked (no work done)."""
+    from apim.simulation.power import check_scheduler
+
     dyads = _counts("--dyads", args.dyads, 2, "numbers of dyads")
     sessions = _counts("--sessions", args.sessions, 1, "numbers of sessions")
     options = {
@@ -104,6 +105,8 @@ def _checked(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> None:
     """Check every option, run the power analysis and print the table."""
+    from apim.simulation.power import power
+
     options = _checked(args)
     grid = options["grid"] or {}
     result = power(hypothesis=args.hypothesis, progress=not args.quiet,

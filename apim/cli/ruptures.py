@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apim.cli.common import add_columns, load
-from apim.episodes import RuptureSpec, detect_ruptures
 from apim.errors import SpecError
+
+if TYPE_CHECKING:  # the library loads when the command runs: the CLI starts faster
+    from apim.episodes import RuptureSpec
 
 __all__ = ["register", "run"]
 
@@ -22,6 +24,8 @@ declines count session numbers. Without output files the episodes are printed.""
 
 
 def _spec(args: argparse.Namespace) -> RuptureSpec:
+    from apim.episodes import RuptureSpec
+
     return RuptureSpec(rule=args.rule, k=args.k, sd=args.sd, reliability=args.reliability,
                        window=args.window, tolerance=args.tolerance, decline=args.decline,
                        scale_min=args.scale_min)
@@ -29,6 +33,8 @@ def _spec(args: argparse.Namespace) -> RuptureSpec:
 
 def run(args: argparse.Namespace) -> None:
     """Detect the episodes, print the summary and write the tables asked for."""
+    from apim.episodes import detect_ruptures
+
     if args.figure_dyad is not None and args.figure is None:
         raise SpecError("--figure-dyad needs --figure OUT.png")
     spec = _spec(args)

@@ -4,10 +4,12 @@ association of a predictor with an outcome split into therapist- and patient-lev
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apim.cli.common import add_columns, load
-from apim.inference.therapist import TherapistSpec, therapist_effects
+
+if TYPE_CHECKING:  # the library loads when the command runs: the CLI starts faster
+    from apim.inference.therapist import TherapistSpec
 
 __all__ = ["register", "run"]
 
@@ -32,6 +34,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _spec(args: argparse.Namespace) -> TherapistSpec:
+    from apim.inference.therapist import TherapistSpec
+
     return TherapistSpec(variables=tuple(args.variable or ()), predictor=args.predictor,
                          outcome=args.outcome, covariates=tuple(args.covariate or ()),
                          ci=args.ci, n_boot=args.bootstrap, level=args.level,
@@ -40,6 +44,8 @@ def _spec(args: argparse.Namespace) -> TherapistSpec:
 
 def run(args: argparse.Namespace) -> None:
     """Compute and print the tables; optionally write them as CSV."""
+    from apim.inference.therapist import therapist_effects
+
     spec = _spec(args)
     result = therapist_effects(load(args), spec, seed=args.seed, n_jobs=args.jobs,
                                progress=args.progress)
