@@ -36,7 +36,8 @@ from apim.engine.residual import Residual, ResidualLayout, RowTypes
 
 __all__ = ["complete_grid", "MissingCorrection", "GridProducts"]
 
-BATCH_DYADS = 20_000
+BATCH_UNITS = 20_000
+CHUNK = 8  # entries of a dyad per batched product
 
 
 def complete_grid(layout: ResidualLayout, raw: np.ndarray
@@ -62,38 +63,56 @@ def complete_grid(layout: ResidualLayout, raw: np.ndarray
     return grid, grid_raw, np.flatnonzero(~observed)
 
 
-def _merged_groups(dyads: np.ndarray, size: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Dyads grouped by padded number of missing entries; neighbouring groups are merged
-    while the padding costs less than the overhead of another batch."""
+def _merged_groups(units: np.ndarray, size: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Units grouped by padded size; neighbouring groups are merged while the padding
+    costs less than the overhead of another batch."""
     overhead = 2_000  # padded entries worth one more batch of numpy calls
     groups: list[tuple[int, np.ndarray]] = []
     for width in np.unique(size):
-        w, dy = int(width), dyads[size == width]
+        w, un = int(width), units[size == width]
         if groups:
-            w0, dy0 = groups[-1]
-            if (len(dy0) + len(dy)) * w * w <= len(dy0) * w0 * w0 + len(dy) * w * w + overhead:
-                groups[-1] = (w, np.sort(np.r_[dy0, dy]))
+            w0, un0 = groups[-1]
+            if (len(un0) + len(un)) * w * w <= len(un0) * w0 * w0 + len(un) * w * w + overhead:
+                groups[-1] = (w, np.sort(np.r_[un0, un]))
                 continue
-        groups.append((w, dy))
+        groups.append((w, un))
     return groups
+
+
+def _components(hit: np.ndarray, n_entries: int) -> np.ndarray:
+    """Connected components of the missing entries, two entries linked when a whitened
+    row touches both (``Q_mm`` is block diagonal over them)."""
+    from scipy.sparse import coo_matrix  # not on import: ``import apim`` stays light
+    from scipy.sparse.csgraph import connected_components
+
+    first = hit[np.arange(len(hit)), np.argmax(hit >= 0, axis=1)]
+    ok = hit >= 0
+    a = np.broadcast_to(first[:, None], hit.shape)[ok]
+    graph = coo_matrix((np.ones(len(a)), (a, hit[ok])), shape=(n_entries, n_entries))
+    return connected_components(graph, directed=False)[1]
 
 
 @dataclass(frozen=True, eq=False)
 class _Batch:
-    """Dyads whose missing entries fit in ``width`` slots (padded), with the moments that
-    give ``B = E'(WU)`` and ``Q_mm = E'E`` as weighted sums (see :class:`MissingCorrection`).
-    """
+    """Units (blocks of ``Q_mm``) whose missing entries fit in ``width`` slots (padded),
+    with the moments that give ``B = E'(WU)`` and ``Q_mm = E'E`` as weighted sums (see
+    :class:`MissingCorrection`)."""
 
-    dyads: np.ndarray      # (b,) dyad numbers
+    dyads: np.ndarray      # (b,) dyad of each unit
     pad: np.ndarray        # (b, width, width) 1 on the diagonal of padding slots
     b_moments: np.ndarray  # (combos, b * width * m)
     q_moments: np.ndarray  # (combos, b * width * width)
+    slots: np.ndarray      # (entries,) the batch's (unit, slot) positions that hold an entry
+    place: np.ndarray      # (entries,) where each of them goes in the dyads' chunks
 
 
 @dataclass(frozen=True, eq=False)
 class MissingCorrection:
     """The Schur-complement correction ``B' Q_mm^-1 B`` per dyad with missing entries.
 
+    ``Q_mm`` is block diagonal: two missing entries interact only through a whitened row
+    touching both (with ``UN x AR(1)``: the same or neighbouring sessions). Its blocks, the
+    *units*, are mostly single entries, handled as scalars; larger ones by batched solves.
     A whitened row ``j`` of type ``t`` touches a missing entry through its slot ``l``
     (``E[j, col] = c_l(t)``) and combines data rows through its slots ``l'``
     (``(WU)_j = sum_l' c_l'(t) u_l'``). So ``B = E'(WU)`` and ``Q_mm = E'E`` are sums over
@@ -104,6 +123,10 @@ class MissingCorrection:
     combos: np.ndarray     # (C, 3): type, slot touching the missing entry, other slot
     batches: tuple[_Batch, ...]
     n_random: int
+    n_dyads: int
+    chunk_starts: np.ndarray  # first chunk of each dyad with missing entries
+    chunk_dyads: np.ndarray   # those dyads
+    n_chunks: int
 
     @classmethod
     def of(cls, types: RowTypes, grid: ResidualLayout, grid_raw: np.ndarray,
@@ -113,16 +136,23 @@ class MissingCorrection:
         m = grid_raw.shape[1]
         is_missing = np.zeros(len(grid.dyad), bool)
         is_missing[missing] = True
-        m_dyad = grid.dyad[missing]
-        m_pos = np.arange(len(missing)) - np.searchsorted(m_dyad, m_dyad)
-        n_missing = np.bincount(m_dyad, minlength=len(grid.dyad_start))
-        # incidences: (row, slot) -> position of the missing entry it touches, or -1
+        # incidences: (row, slot) -> the missing entry it touches, or -1
         touching = np.flatnonzero(np.any((links >= 0) & is_missing[np.maximum(links, 0)], 0))
-        hit_col = np.full((len(touching), n_slots), -1)
+        hit = np.full((len(touching), n_slots), -1)
         for sl in range(n_slots):
             target = links[sl, touching]
-            hit = (target >= 0) & is_missing[np.maximum(target, 0)]
-            hit_col[hit, sl] = m_pos[np.searchsorted(missing, target[hit])]
+            on = (target >= 0) & is_missing[np.maximum(target, 0)]
+            hit[on, sl] = np.searchsorted(missing, target[on])
+        unit = _components(hit, len(missing))                  # unit of each entry
+        n_units = int(unit.max()) + 1 if len(unit) else 0
+        by_unit = np.argsort(unit, kind="stable")
+        size = np.bincount(unit, minlength=n_units)
+        pos = np.empty(len(missing), int)
+        pos[by_unit] = np.arange(len(missing)) - np.repeat(np.cumsum(size) - size, size)
+        unit_dyad = np.zeros(n_units, int)
+        unit_dyad[unit] = grid.dyad[missing]
+        hit_col = np.where(hit >= 0, pos[np.maximum(hit, 0)], -1)
+        row_unit = unit[hit[np.arange(len(hit)), np.argmax(hit >= 0, axis=1)]]
         kind = types.index[touching]
         present = links[:, touching] >= 0                      # (slots, rows)
         used = np.zeros((n_types, n_slots, n_slots), bool)
@@ -135,17 +165,24 @@ class MissingCorrection:
         combo_id = np.full(used.shape, -1)
         combo_id[tuple(combos.T)] = np.arange(len(combos))
         combo_id = np.maximum(combo_id, np.swapaxes(combo_id, 1, 2))
-        row_dyad = grid.dyad[touching]
-        dyads = np.flatnonzero(n_missing)
-        size = 2 ** np.ceil(np.log2(n_missing[dyads])).astype(int)
+        # entries by dyad in chunks of CHUNK slots: the per-dyad sums are batched products
+        e_dyad = grid.dyad[missing]  # ascending
+        n_per = np.bincount(e_dyad, minlength=len(grid.dyad_start))
+        n_chunks = -(-n_per // CHUNK)
+        first_chunk = np.cumsum(n_chunks) - n_chunks
+        at_dyad = np.arange(len(missing)) - np.searchsorted(e_dyad, e_dyad)
+        place_of = CHUNK * first_chunk[e_dyad] + at_dyad
+        entry_of = np.full((n_units, int(size.max()) if n_units else 0), -1)
+        entry_of[unit, pos] = np.arange(len(missing))
+        width_of = 2 ** np.ceil(np.log2(np.maximum(size, 1))).astype(int)
         batches = []
-        for width, group in _merged_groups(dyads, size):
-            for lo in range(0, len(group), BATCH_DYADS):
-                members = group[lo:lo + BATCH_DYADS]
-                local = np.full(len(grid.dyad_start), -1)
+        for width, group in _merged_groups(np.arange(n_units), width_of):
+            for lo in range(0, len(group), BATCH_UNITS):
+                members = group[lo:lo + BATCH_UNITS]
+                local = np.full(n_units, -1)
                 local[members] = np.arange(len(members))
-                mine = local[row_dyad] >= 0
-                b_idx, col_h = local[row_dyad[mine]], hit_col[mine]
+                mine = local[row_unit] >= 0
+                b_idx, col_h = local[row_unit[mine]], hit_col[mine]
                 rows_h, kind_h = touching[mine], kind[mine]
                 n_b = len(members)
                 bm = np.zeros((len(combos), n_b, width, m))
@@ -160,11 +197,19 @@ class MissingCorrection:
                         pair = both & (col_h[:, s2] >= 0)
                         np.add.at(qm, (combo_id[kind_h[pair], s1, s2], b_idx[pair],
                                        col_h[pair, s1], col_h[pair, s2]), 1.0)
-                pad = np.arange(width)[None, :] >= n_missing[members][:, None]
-                batches.append(_Batch(dyads=members, pad=pad[:, :, None] * np.eye(width),
+                pad = np.arange(width)[None, :] >= size[members][:, None]
+                held = np.zeros((n_b, width), int) - 1
+                held[:, :entry_of.shape[1]] = entry_of[members, :width]
+                slots = np.flatnonzero(held >= 0)
+                batches.append(_Batch(dyads=unit_dyad[members],
+                                      pad=pad[:, :, None] * np.eye(width),
                                       b_moments=bm.reshape(len(combos), -1),
-                                      q_moments=qm.reshape(len(combos), -1)))
-        return cls(combos=combos, batches=tuple(batches), n_random=n_random)
+                                      q_moments=qm.reshape(len(combos), -1),
+                                      slots=slots, place=place_of[held.ravel()[slots]]))
+        has = np.flatnonzero(n_per)
+        return cls(combos=combos, batches=tuple(batches), n_random=n_random,
+                   n_dyads=len(grid.dyad_start), chunk_starts=first_chunk[has],
+                   chunk_dyads=has, n_chunks=int(n_chunks.sum()))
 
     def apply(self, products: Products, c: np.ndarray, dc: np.ndarray | None) -> Products:
         """``products`` of the complete grid minus the correction, plus ``log|Q_mm|``.
@@ -184,27 +229,51 @@ class MissingCorrection:
             d_logdet = np.array(products.d_logdet, float)
         rows, rest, logdet = products.rows.copy(), products.rest.copy(), products.logdet.copy()
         m = rows.shape[2]
-        u = m - r
+        k = len(weights) - 1
+        n_places = CHUNK * self.n_chunks
+        big_bs, xs = np.zeros((n_places, m)), np.zeros((n_places, m))
+        ells = np.zeros((k, n_places, m)) if gradient else None
         for b in self.batches:
             n_b, width, _ = b.pad.shape
-            big_b = (weights @ b.b_moments).reshape(len(weights), n_b, width, m)
-            q_all = (weights @ b.q_moments).reshape(len(weights), n_b, width, width)
-            q = q_all[0] + b.pad
-            lower = np.linalg.cholesky(q)
-            q_inv = np.linalg.inv(q)
-            x = q_inv @ big_b[0]
-            rows[b.dyads] -= np.swapaxes(big_b[0, ..., :r], 1, 2) @ x
-            rest -= big_b[0, ..., r:].reshape(-1, u).T @ x[..., r:].reshape(-1, u)
-            logdet[b.dyads] += 2 * np.log(np.diagonal(lower, axis1=1, axis2=2)).sum(1)
-            if not gradient:
-                continue
-            ell = big_b[1:] - 0.5 * q_all[1:] @ x[None]           # (k, b, width, m)
-            d_rows[:, b.dyads] -= (np.swapaxes(ell[..., :r], 2, 3) @ x[None]
-                                   + np.swapaxes(x[None, ..., :r], 2, 3) @ ell)
-            k = len(ell)
-            half = np.swapaxes(ell[..., r:].reshape(k, -1, u), 1, 2) @ x[..., r:].reshape(-1, u)
+            big_b = (weights @ b.b_moments).reshape(k + 1, n_b, width, m)
+            q_all = (weights @ b.q_moments).reshape(k + 1, n_b, width, width)
+            if width == 1:  # single entries: scalars
+                q = q_all[0, :, 0, 0]
+                x = big_b[0] / q[:, None, None]
+                log_q = np.log(q)
+                if gradient:
+                    dq = q_all[1:, :, 0, 0]                              # (k, b)
+                    ell = big_b[1:] - 0.5 * dq[..., None, None] * x[None]
+                    d_log_q = dq / q
+            else:
+                q = q_all[0] + b.pad
+                q_inv = np.linalg.inv(q)
+                x = q_inv @ big_b[0]
+                log_q = np.linalg.slogdet(q)[1]
+                if gradient:
+                    ell = big_b[1:] - 0.5 * q_all[1:] @ x[None]         # (k, b, width, m)
+                    d_log_q = np.einsum("bij,kbji->kb", q_inv, q_all[1:])
+            big_bs[b.place] = big_b[0].reshape(-1, m)[b.slots]
+            xs[b.place] = x.reshape(-1, m)[b.slots]
+            logdet += np.bincount(b.dyads, log_q, self.n_dyads)
+            if gradient:
+                assert ells is not None
+                ells[:, b.place] = ell.reshape(k, -1, m)[:, b.slots]
+                for j in range(k):
+                    d_logdet[j] += np.bincount(b.dyads, d_log_q[j], self.n_dyads)
+        # per dyad: sum over its entries of B' X and sym(L' X), chunk by chunk
+        x3 = xs.reshape(-1, CHUNK, m)
+        b3 = big_bs.reshape(-1, CHUNK, m)
+        rows[self.chunk_dyads] -= np.add.reduceat(
+            np.swapaxes(b3[..., :r], 1, 2) @ x3, self.chunk_starts)[:len(self.chunk_dyads)]
+        rest -= big_bs[:, r:].T @ xs[:, r:]
+        if gradient:
+            assert ells is not None
+            l4 = ells.reshape(k, -1, CHUNK, m)
+            d_corr = np.swapaxes(l4[..., :r], 2, 3) @ x3 + np.swapaxes(x3[..., :r], 1, 2) @ l4
+            d_rows[:, self.chunk_dyads] -= np.add.reduceat(d_corr, self.chunk_starts, axis=1)
+            half = np.swapaxes(ells[..., r:], 1, 2) @ xs[:, r:]
             d_rest -= half + np.swapaxes(half, 1, 2)
-            d_logdet[:, b.dyads] += np.einsum("bij,kbji->kb", q_inv, q_all[1:])
         if not gradient:
             return Products(rows, rest, logdet)
         return Products(rows, rest, logdet, d_rows, d_rest, d_logdet)
