@@ -37,7 +37,6 @@ from apim.engine.residual import Residual, ResidualLayout, RowTypes
 __all__ = ["complete_grid", "MissingCorrection", "GridProducts"]
 
 BATCH_UNITS = 20_000
-CHUNK = 8  # entries of a dyad per batched product
 
 
 def complete_grid(layout: ResidualLayout, raw: np.ndarray
@@ -92,18 +91,20 @@ def _components(hit: np.ndarray, n_entries: int) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-@dataclass(frozen=True, eq=False)
-class _Batch:
-    """Units (blocks of ``Q_mm``) whose missing entries fit in ``width`` slots (padded),
-    with the moments that give ``B = E'(WU)`` and ``Q_mm = E'E`` as weighted sums (see
-    :class:`MissingCorrection`)."""
+def _chunk_size(per_dyad: np.ndarray) -> int:
+    """Entries of a dyad per batched product: few padding slots, few chunks."""
+    per_dyad = per_dyad[per_dyad > 0]
+    return min((2, 4, 8, 16), key=lambda k: int((-(-per_dyad // k) * (k + 4)).sum()))
 
-    dyads: np.ndarray      # (b,) dyad of each unit
+
+@dataclass(frozen=True, eq=False)
+class _Block:
+    """Units (blocks of ``Q_mm`` with more than one entry) padded to ``width`` entries:
+    where their entries are among the places and the moments of their ``Q_mm`` blocks."""
+
+    places: np.ndarray     # (b, width) place of each entry (padding: the last, empty place)
     pad: np.ndarray        # (b, width, width) 1 on the diagonal of padding slots
-    b_moments: np.ndarray  # (combos, b * width * m)
     q_moments: np.ndarray  # (combos, b * width * width)
-    slots: np.ndarray      # (entries,) the batch's (unit, slot) positions that hold an entry
-    place: np.ndarray      # (entries,) where each of them goes in the dyads' chunks
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,23 +118,30 @@ class MissingCorrection:
     (``E[j, col] = c_l(t)``) and combines data rows through its slots ``l'``
     (``(WU)_j = sum_l' c_l'(t) u_l'``). So ``B = E'(WU)`` and ``Q_mm = E'E`` are sums over
     combinations ``(t, l, l')`` of ``c_l(t) c_l'(t)`` times moments that do not depend on
-    the parameters, computed once, as for the stencil itself (:class:`TypeMoments`).
+    the parameters, computed once, as for the stencil itself (:class:`TypeMoments`): one
+    matrix product gives ``B``, the diagonal of ``Q_mm`` and their derivatives for all
+    entries at once. The entries sit at *places*: dyad by dyad in chunks of ``chunk``
+    (padded with empty places), so the per-dyad sums are batched matrix products.
     """
 
     combos: np.ndarray     # (C, 3): type, slot touching the missing entry, other slot
-    batches: tuple[_Batch, ...]
+    b_moments: np.ndarray  # (C, places * m)
+    d_moments: np.ndarray  # (C, places): the diagonal of Q_mm
+    empty: np.ndarray      # (places,) 1 at empty places (their Q_mm diagonal)
+    single: np.ndarray     # (places,) 1 at entries that are a unit alone
+    blocks: tuple[_Block, ...]
     n_random: int
     n_dyads: int
+    chunk: int
     chunk_starts: np.ndarray  # first chunk of each dyad with missing entries
     chunk_dyads: np.ndarray   # those dyads
-    n_chunks: int
 
     @classmethod
     def of(cls, types: RowTypes, grid: ResidualLayout, grid_raw: np.ndarray,
            missing: np.ndarray, n_random: int) -> MissingCorrection:
         links = types.links
         n_slots, n_types = len(types.slots), len(types.role)
-        m = grid_raw.shape[1]
+        m, n_dyads = grid_raw.shape[1], len(grid.dyad_start)
         is_missing = np.zeros(len(grid.dyad), bool)
         is_missing[missing] = True
         # incidences: (row, slot) -> the missing entry it touches, or -1
@@ -143,73 +151,81 @@ class MissingCorrection:
             target = links[sl, touching]
             on = (target >= 0) & is_missing[np.maximum(target, 0)]
             hit[on, sl] = np.searchsorted(missing, target[on])
-        unit = _components(hit, len(missing))                  # unit of each entry
-        n_units = int(unit.max()) + 1 if len(unit) else 0
-        by_unit = np.argsort(unit, kind="stable")
-        size = np.bincount(unit, minlength=n_units)
-        pos = np.empty(len(missing), int)
-        pos[by_unit] = np.arange(len(missing)) - np.repeat(np.cumsum(size) - size, size)
-        unit_dyad = np.zeros(n_units, int)
-        unit_dyad[unit] = grid.dyad[missing]
-        hit_col = np.where(hit >= 0, pos[np.maximum(hit, 0)], -1)
-        row_unit = unit[hit[np.arange(len(hit)), np.argmax(hit >= 0, axis=1)]]
         kind = types.index[touching]
         present = links[:, touching] >= 0                      # (slots, rows)
         used = np.zeros((n_types, n_slots, n_slots), bool)
         for s1 in range(n_slots):
             for s2 in range(n_slots):
-                used[kind[(hit_col[:, s1] >= 0) & present[s2]], s1, s2] = True
+                used[kind[(hit[:, s1] >= 0) & present[s2]], s1, s2] = True
         # c_l c_l' is symmetric in (l, l'): both orders share one moment
         used = np.triu(used | np.swapaxes(used, 1, 2))
         combos = np.argwhere(used)
         combo_id = np.full(used.shape, -1)
         combo_id[tuple(combos.T)] = np.arange(len(combos))
         combo_id = np.maximum(combo_id, np.swapaxes(combo_id, 1, 2))
-        # entries by dyad in chunks of CHUNK slots: the per-dyad sums are batched products
+        n_c = len(combos)
+        # places: the entries dyad by dyad in chunks, then one empty chunk
         e_dyad = grid.dyad[missing]  # ascending
-        n_per = np.bincount(e_dyad, minlength=len(grid.dyad_start))
-        n_chunks = -(-n_per // CHUNK)
+        n_per = np.bincount(e_dyad, minlength=n_dyads)
+        chunk = _chunk_size(n_per)
+        n_chunks = -(-n_per // chunk)
         first_chunk = np.cumsum(n_chunks) - n_chunks
-        at_dyad = np.arange(len(missing)) - np.searchsorted(e_dyad, e_dyad)
-        place_of = CHUNK * first_chunk[e_dyad] + at_dyad
-        entry_of = np.full((n_units, int(size.max()) if n_units else 0), -1)
-        entry_of[unit, pos] = np.arange(len(missing))
-        width_of = 2 ** np.ceil(np.log2(np.maximum(size, 1))).astype(int)
-        batches = []
-        for width, group in _merged_groups(np.arange(n_units), width_of):
+        place = chunk * first_chunk[e_dyad] + np.arange(len(missing)) \
+            - np.searchsorted(e_dyad, e_dyad)
+        n_places = chunk * (int(n_chunks.sum()) + 1)
+        bm = np.zeros((n_c, n_places, m))
+        qd = np.zeros((n_c, n_places))
+        pairs = []  # (combo, entry, entry) of off-diagonal Q_mm
+        for s1 in range(n_slots):
+            on = hit[:, s1] >= 0
+            for s2 in range(n_slots):
+                both = on & present[s2]
+                cid = combo_id[kind[both], s1, s2]
+                np.add.at(bm, (cid, place[hit[both, s1]]),
+                          grid_raw[links[s2, touching[both]]])
+                two = both & (hit[:, s2] >= 0)
+                cid, e1, e2 = combo_id[kind[two], s1, s2], hit[two, s1], hit[two, s2]
+                same = e1 == e2
+                np.add.at(qd, (cid[same], place[e1[same]]), 1.0)
+                pairs.append((cid[~same], e1[~same], e2[~same]))
+        empty = np.ones(n_places)
+        empty[place] = 0.0
+        # units: connected components of the entries; those of more than one in blocks
+        unit = _components(hit, len(missing))
+        n_units = int(unit.max()) + 1
+        size = np.bincount(unit, minlength=n_units)
+        single = np.zeros(n_places)
+        single[place[size[unit] == 1]] = 1.0
+        order = np.argsort(unit, kind="stable")
+        pos = np.empty(len(missing), int)
+        pos[order] = np.arange(len(missing)) - np.repeat(np.cumsum(size) - size, size)
+        cid, e1, e2 = (np.concatenate(x) for x in zip(*pairs))
+        multi = np.flatnonzero(size > 1)
+        width_of = 2 ** np.ceil(np.log2(size[multi])).astype(int)
+        blocks = []
+        for width, group in _merged_groups(multi, width_of):
             for lo in range(0, len(group), BATCH_UNITS):
                 members = group[lo:lo + BATCH_UNITS]
                 local = np.full(n_units, -1)
                 local[members] = np.arange(len(members))
-                mine = local[row_unit] >= 0
-                b_idx, col_h = local[row_unit[mine]], hit_col[mine]
-                rows_h, kind_h = touching[mine], kind[mine]
-                n_b = len(members)
-                bm = np.zeros((len(combos), n_b, width, m))
-                qm = np.zeros((len(combos), n_b, width, width))
-                for s1 in range(n_slots):
-                    on = col_h[:, s1] >= 0
-                    for s2 in range(n_slots):
-                        both = on & (links[s2, rows_h] >= 0)
-                        cid = combo_id[kind_h[both], s1, s2]
-                        np.add.at(bm, (cid, b_idx[both], col_h[both, s1]),
-                                  grid_raw[links[s2, rows_h[both]]])
-                        pair = both & (col_h[:, s2] >= 0)
-                        np.add.at(qm, (combo_id[kind_h[pair], s1, s2], b_idx[pair],
-                                       col_h[pair, s1], col_h[pair, s2]), 1.0)
+                places = np.full((len(members), width), n_places - 1)
+                mine = local[unit] >= 0
+                places[local[unit[mine]], pos[mine]] = place[mine]
+                qm = np.zeros((n_c, len(members), width, width))
+                sel = local[unit[e1]] >= 0
+                np.add.at(qm, (cid[sel], local[unit[e1[sel]]], pos[e1[sel]], pos[e2[sel]]),
+                          1.0)
+                diag = np.flatnonzero(mine)
+                qm[:, local[unit[diag]], pos[diag], pos[diag]] = qd[:, place[diag]]
                 pad = np.arange(width)[None, :] >= size[members][:, None]
-                held = np.zeros((n_b, width), int) - 1
-                held[:, :entry_of.shape[1]] = entry_of[members, :width]
-                slots = np.flatnonzero(held >= 0)
-                batches.append(_Batch(dyads=unit_dyad[members],
-                                      pad=pad[:, :, None] * np.eye(width),
-                                      b_moments=bm.reshape(len(combos), -1),
-                                      q_moments=qm.reshape(len(combos), -1),
-                                      slots=slots, place=place_of[held.ravel()[slots]]))
+                blocks.append(_Block(places=places,
+                                     pad=pad[:, :, None] * np.eye(width),
+                                     q_moments=qm.reshape(n_c, -1)))
         has = np.flatnonzero(n_per)
-        return cls(combos=combos, batches=tuple(batches), n_random=n_random,
-                   n_dyads=len(grid.dyad_start), chunk_starts=first_chunk[has],
-                   chunk_dyads=has, n_chunks=int(n_chunks.sum()))
+        return cls(combos=combos, b_moments=bm.reshape(n_c, -1), d_moments=qd, empty=empty,
+                   single=single, blocks=tuple(blocks), n_random=n_random,
+                   n_dyads=n_dyads, chunk=chunk, chunk_starts=first_chunk[has],
+                   chunk_dyads=has)
 
     def apply(self, products: Products, c: np.ndarray, dc: np.ndarray | None) -> Products:
         """``products`` of the complete grid minus the correction, plus ``log|Q_mm|``.
@@ -224,58 +240,49 @@ class MissingCorrection:
         gradient = dc is not None and products.d_rows is not None
         if dc is not None and gradient:
             weights = np.vstack([weights, dc[:, s1, t] * c[s2, t] + c[s1, t] * dc[:, s2, t]])
-            d_rows = np.array(products.d_rows, float)
-            d_rest = np.array(products.d_rest, float)
-            d_logdet = np.array(products.d_logdet, float)
         rows, rest, logdet = products.rows.copy(), products.rest.copy(), products.logdet.copy()
         m = rows.shape[2]
         k = len(weights) - 1
-        n_places = CHUNK * self.n_chunks
-        big_bs, xs = np.zeros((n_places, m)), np.zeros((n_places, m))
-        ells = np.zeros((k, n_places, m)) if gradient else None
-        for b in self.batches:
-            n_b, width, _ = b.pad.shape
-            big_b = (weights @ b.b_moments).reshape(k + 1, n_b, width, m)
-            q_all = (weights @ b.q_moments).reshape(k + 1, n_b, width, width)
-            if width == 1:  # single entries: scalars
-                q = q_all[0, :, 0, 0]
-                x = big_b[0] / q[:, None, None]
-                log_q = np.log(q)
-                if gradient:
-                    dq = q_all[1:, :, 0, 0]                              # (k, b)
-                    ell = big_b[1:] - 0.5 * dq[..., None, None] * x[None]
-                    d_log_q = dq / q
-            else:
-                q = q_all[0] + b.pad
-                q_inv = np.linalg.inv(q)
-                x = q_inv @ big_b[0]
-                log_q = np.linalg.slogdet(q)[1]
-                if gradient:
-                    ell = big_b[1:] - 0.5 * q_all[1:] @ x[None]         # (k, b, width, m)
-                    d_log_q = np.einsum("bij,kbji->kb", q_inv, q_all[1:])
-            big_bs[b.place] = big_b[0].reshape(-1, m)[b.slots]
-            xs[b.place] = x.reshape(-1, m)[b.slots]
-            logdet += np.bincount(b.dyads, log_q, self.n_dyads)
-            if gradient:
-                assert ells is not None
-                ells[:, b.place] = ell.reshape(k, -1, m)[:, b.slots]
-                for j in range(k):
-                    d_logdet[j] += np.bincount(b.dyads, d_log_q[j], self.n_dyads)
-        # per dyad: sum over its entries of B' X and sym(L' X), chunk by chunk
-        x3 = xs.reshape(-1, CHUNK, m)
-        b3 = big_bs.reshape(-1, CHUNK, m)
-        rows[self.chunk_dyads] -= np.add.reduceat(
-            np.swapaxes(b3[..., :r], 1, 2) @ x3, self.chunk_starts)[:len(self.chunk_dyads)]
-        rest -= big_bs[:, r:].T @ xs[:, r:]
+        big_b = (weights @ self.b_moments).reshape(k + 1, -1, m)      # (k + 1, places, m)
+        q_diag = weights @ self.d_moments
+        q = q_diag[0] + self.empty
+        x = big_b[0] / q[:, None]
+        log_q = self.single * np.log(q)
         if gradient:
-            assert ells is not None
-            l4 = ells.reshape(k, -1, CHUNK, m)
-            d_corr = np.swapaxes(l4[..., :r], 2, 3) @ x3 + np.swapaxes(x3[..., :r], 1, 2) @ l4
-            d_rows[:, self.chunk_dyads] -= np.add.reduceat(d_corr, self.chunk_starts, axis=1)
-            half = np.swapaxes(ells[..., r:], 1, 2) @ xs[:, r:]
-            d_rest -= half + np.swapaxes(half, 1, 2)
+            ell = big_b[1:] - 0.5 * q_diag[1:, :, None] * x
+            d_log_q = self.single * q_diag[1:] / q
+        for b in self.blocks:  # units of several entries: small dense solves
+            n_b, width = b.places.shape
+            q_all = (weights @ b.q_moments).reshape(k + 1, n_b, width, width)
+            q_b = q_all[0] + b.pad
+            q_inv = np.linalg.inv(q_b)
+            x_b = q_inv @ big_b[0, b.places]
+            x[b.places] = x_b
+            log_q[b.places[:, 0]] += np.linalg.slogdet(q_b)[1]
+            if gradient:
+                ell[:, b.places] = big_b[1:, b.places] - 0.5 * q_all[1:] @ x_b[None]
+                d_log_b = np.einsum("bij,kbji->kb", q_inv, q_all[1:])
+                d_log_q[:, b.places[:, 0]] += d_log_b
+        # per dyad: sums over its entries (B' X, sym(L' X), log q), chunk by chunk
+        starts, dyads, ch = self.chunk_starts, self.chunk_dyads, self.chunk
+        x3 = x.reshape(-1, ch, m)[:-1]
+        b3 = big_b[0].reshape(-1, ch, m)[:-1]
+        rows[dyads] -= np.add.reduceat(np.swapaxes(b3[..., :r], 1, 2) @ x3, starts)
+        rest -= big_b[0, :, r:].T @ x[:, r:]
+        logdet[dyads] += np.add.reduceat(log_q.reshape(-1, ch)[:-1].sum(1), starts)
         if not gradient:
             return Products(rows, rest, logdet)
+        assert products.d_rows is not None and products.d_rest is not None
+        assert products.d_logdet is not None
+        l4 = ell.reshape(k, -1, ch, m)[:, :-1]
+        d_corr = np.swapaxes(l4[..., :r], 2, 3) @ x3 + np.swapaxes(x3[..., :r], 1, 2) @ l4
+        d_rows = products.d_rows.copy()
+        d_rows[:, dyads] -= np.add.reduceat(d_corr, starts, axis=1)
+        half = np.swapaxes(ell[..., r:], 1, 2) @ x[:, r:]
+        d_rest = products.d_rest - half - np.swapaxes(half, 1, 2)
+        d_logdet = products.d_logdet.copy()
+        d_logdet[:, dyads] += np.add.reduceat(d_log_q.reshape(k, -1, ch)[:, :-1].sum(2),
+                                              starts, axis=1)
         return Products(rows, rest, logdet, d_rows, d_rest, d_logdet)
 
 
