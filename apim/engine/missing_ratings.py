@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from apim.engine.moments import Products, TypeMoments
 from apim.engine.residual import Residual, ResidualLayout, RowTypes
@@ -119,14 +120,14 @@ class MissingCorrection:
     (``(WU)_j = sum_l' c_l'(t) u_l'``). So ``B = E'(WU)`` and ``Q_mm = E'E`` are sums over
     combinations ``(t, l, l')`` of ``c_l(t) c_l'(t)`` times moments that do not depend on
     the parameters, computed once, as for the stencil itself (:class:`TypeMoments`): one
-    matrix product gives ``B``, the diagonal of ``Q_mm`` and their derivatives for all
-    entries at once. The entries sit at *places*: dyad by dyad in chunks of ``chunk``
-    (padded with empty places), so the per-dyad sums are batched matrix products.
+    (sparse: an entry meets few combinations) matrix product gives ``B``, the diagonal of
+    ``Q_mm`` and their derivatives for all entries at once. The entries sit at *places*:
+    dyad by dyad in chunks of ``chunk`` (padded with empty places), so the per-dyad sums
+    are batched matrix products.
     """
 
     combos: np.ndarray     # (C, 3): type, slot touching the missing entry, other slot
-    b_moments: np.ndarray  # (C, places * m)
-    d_moments: np.ndarray  # (C, places): the diagonal of Q_mm
+    moments: sparse.csr_array  # (places * m + places, C): B, then the diagonal of Q_mm
     empty: np.ndarray      # (places,) 1 at empty places (their Q_mm diagonal)
     single: np.ndarray     # (places,) 1 at entries that are a unit alone
     blocks: tuple[_Block, ...]
@@ -173,21 +174,28 @@ class MissingCorrection:
         place = chunk * first_chunk[e_dyad] + np.arange(len(missing)) \
             - np.searchsorted(e_dyad, e_dyad)
         n_places = chunk * (int(n_chunks.sum()) + 1)
-        bm = np.zeros((n_c, n_places, m))
-        qd = np.zeros((n_c, n_places))
+        triplets = []  # (row of the moments, combination, value)
         pairs = []  # (combo, entry, entry) of off-diagonal Q_mm
+        cols = np.arange(m)
         for s1 in range(n_slots):
             on = hit[:, s1] >= 0
             for s2 in range(n_slots):
                 both = on & present[s2]
                 cid = combo_id[kind[both], s1, s2]
-                np.add.at(bm, (cid, place[hit[both, s1]]),
-                          grid_raw[links[s2, touching[both]]])
+                triplets.append(((m * place[hit[both, s1]])[:, None] + cols,
+                                 np.broadcast_to(cid[:, None], (len(cid), m)),
+                                 grid_raw[links[s2, touching[both]]]))
                 two = both & (hit[:, s2] >= 0)
                 cid, e1, e2 = combo_id[kind[two], s1, s2], hit[two, s1], hit[two, s2]
                 same = e1 == e2
-                np.add.at(qd, (cid[same], place[e1[same]]), 1.0)
+                triplets.append((m * n_places + place[e1[same]], cid[same],
+                                 np.ones(int(same.sum()))))
                 pairs.append((cid[~same], e1[~same], e2[~same]))
+        at, combo, value = (np.concatenate([np.ravel(x) for x in part])
+                            for part in zip(*triplets))
+        moments = sparse.coo_array((value, (at, combo)),
+                                   shape=((m + 1) * n_places, n_c)).tocsr()  # sums repeats
+        qd = moments[m * n_places:].toarray().T  # (C, places)
         empty = np.ones(n_places)
         empty[place] = 0.0
         # units: connected components of the entries; those of more than one in blocks
@@ -222,7 +230,7 @@ class MissingCorrection:
                                      pad=pad[:, :, None] * np.eye(width),
                                      q_moments=qm.reshape(n_c, -1)))
         has = np.flatnonzero(n_per)
-        return cls(combos=combos, b_moments=bm.reshape(n_c, -1), d_moments=qd, empty=empty,
+        return cls(combos=combos, moments=moments, empty=empty,
                    single=single, blocks=tuple(blocks), n_random=n_random,
                    n_dyads=n_dyads, chunk=chunk, chunk_starts=first_chunk[has],
                    chunk_dyads=has)
@@ -243,26 +251,33 @@ class MissingCorrection:
         rows, rest, logdet = products.rows.copy(), products.rest.copy(), products.logdet.copy()
         m = rows.shape[2]
         k = len(weights) - 1
-        big_b = (weights @ self.b_moments).reshape(k + 1, -1, m)      # (k + 1, places, m)
-        q_diag = weights @ self.d_moments
+        n_places = len(self.empty)
+        both = (self.moments @ weights.T).T
+        big_b = both[:, :m * n_places].reshape(k + 1, n_places, m)     # (k + 1, places, m)
+        q_diag = both[:, m * n_places:]
         q = q_diag[0] + self.empty
-        x = big_b[0] / q[:, None]
         log_q = self.single * np.log(q)
-        if gradient:
-            ell = big_b[1:] - 0.5 * q_diag[1:, :, None] * x
-            d_log_q = self.single * q_diag[1:] / q
+        fixed = []
         for b in self.blocks:  # units of several entries: small dense solves
             n_b, width = b.places.shape
             q_all = (weights @ b.q_moments).reshape(k + 1, n_b, width, width)
             q_b = q_all[0] + b.pad
             q_inv = np.linalg.inv(q_b)
             x_b = q_inv @ big_b[0, b.places]
-            x[b.places] = x_b
             log_q[b.places[:, 0]] += np.linalg.slogdet(q_b)[1]
+            ell_b = big_b[1:, b.places] - 0.5 * q_all[1:] @ x_b[None] if gradient else None
+            d_log_b = np.einsum("bij,kbji->kb", q_inv, q_all[1:]) if gradient else None
+            fixed.append((b.places, x_b, ell_b, d_log_b))
+        x = big_b[0] / q[:, None]
+        if gradient:
+            ell = big_b[1:]  # in place: dB - dQ X / 2
+            ell -= (0.5 * q_diag[1:])[..., None] * x
+            d_log_q = self.single * q_diag[1:] / q
+        for places, x_b, ell_b, d_log_b in fixed:
+            x[places] = x_b
             if gradient:
-                ell[:, b.places] = big_b[1:, b.places] - 0.5 * q_all[1:] @ x_b[None]
-                d_log_b = np.einsum("bij,kbji->kb", q_inv, q_all[1:])
-                d_log_q[:, b.places[:, 0]] += d_log_b
+                ell[:, places] = ell_b
+                d_log_q[:, places[:, 0]] += d_log_b
         # per dyad: sums over its entries (B' X, sym(L' X), log q), chunk by chunk
         starts, dyads, ch = self.chunk_starts, self.chunk_dyads, self.chunk
         x3 = x.reshape(-1, ch, m)[:-1]
