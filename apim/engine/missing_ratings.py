@@ -95,7 +95,7 @@ def _components(hit: np.ndarray, n_entries: int) -> np.ndarray:
 def _chunk_size(per_dyad: np.ndarray) -> int:
     """Entries of a dyad per batched product: few padding slots, few chunks."""
     per_dyad = per_dyad[per_dyad > 0]
-    return min((2, 4, 8, 16), key=lambda k: int((-(-per_dyad // k) * (k + 4)).sum()))
+    return min((2, 4, 8, 16), key=lambda k: int((-(-per_dyad // k) * (k + 1)).sum()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,7 +127,7 @@ class MissingCorrection:
     """
 
     combos: np.ndarray     # (C, 3): type, slot touching the missing entry, other slot
-    moments: sparse.csr_array  # (places * m + places, C): B, then the diagonal of Q_mm
+    moments: sparse.csr_array  # (m * places + places, C): B by column, diag(Q_mm)
     empty: np.ndarray      # (places,) 1 at empty places (their Q_mm diagonal)
     single: np.ndarray     # (places,) 1 at entries that are a unit alone
     blocks: tuple[_Block, ...]
@@ -182,7 +182,7 @@ class MissingCorrection:
             for s2 in range(n_slots):
                 both = on & present[s2]
                 cid = combo_id[kind[both], s1, s2]
-                triplets.append(((m * place[hit[both, s1]])[:, None] + cols,
+                triplets.append((place[hit[both, s1]][:, None] + n_places * cols,
                                  np.broadcast_to(cid[:, None], (len(cid), m)),
                                  grid_raw[links[s2, touching[both]]]))
                 two = both & (hit[:, s2] >= 0)
@@ -195,6 +195,7 @@ class MissingCorrection:
                             for part in zip(*triplets))
         moments = sparse.coo_array((value, (at, combo)),
                                    shape=((m + 1) * n_places, n_c)).tocsr()  # sums repeats
+        moments.eliminate_zeros()  # e.g. the columns of the other role
         qd = moments[m * n_places:].toarray().T  # (C, places)
         empty = np.ones(n_places)
         empty[place] = 0.0
@@ -251,10 +252,9 @@ class MissingCorrection:
         rows, rest, logdet = products.rows.copy(), products.rest.copy(), products.logdet.copy()
         m = rows.shape[2]
         k = len(weights) - 1
-        n_places = len(self.empty)
-        both = (self.moments @ weights.T).T
-        big_b = both[:, :m * n_places].reshape(k + 1, n_places, m)     # (k + 1, places, m)
-        q_diag = both[:, m * n_places:]
+        # (k + 1, m + 1, places): B, then diag(Q_mm), and their derivatives; places last
+        both = np.ascontiguousarray((self.moments @ weights.T).T).reshape(k + 1, m + 1, -1)
+        big_b, q_diag = both[:, :m], both[:, m]
         q = q_diag[0] + self.empty
         log_q = self.single * np.log(q)
         fixed = []
@@ -263,37 +263,42 @@ class MissingCorrection:
             q_all = (weights @ b.q_moments).reshape(k + 1, n_b, width, width)
             q_b = q_all[0] + b.pad
             q_inv = np.linalg.inv(q_b)
-            x_b = q_inv @ big_b[0, b.places]
+            gathered = np.moveaxis(big_b[:, :, b.places], 1, -1)  # (k + 1, b, width, m)
+            x_b = q_inv @ gathered[0]
             log_q[b.places[:, 0]] += np.linalg.slogdet(q_b)[1]
-            ell_b = big_b[1:, b.places] - 0.5 * q_all[1:] @ x_b[None] if gradient else None
+            ell_b = gathered[1:] - 0.5 * q_all[1:] @ x_b[None] if gradient else None
             d_log_b = np.einsum("bij,kbji->kb", q_inv, q_all[1:]) if gradient else None
             fixed.append((b.places, x_b, ell_b, d_log_b))
-        x = big_b[0] / q[:, None]
+        x = big_b[0] / q
         if gradient:
-            ell = big_b[1:]  # in place: dB - dQ X / 2
-            ell -= (0.5 * q_diag[1:])[..., None] * x
+            ell = big_b[1:]  # in place: dB - dQ X / 2 (no temporaries of this size)
+            half_dq = 0.5 * q_diag[1:]
+            step = np.empty_like(x)
+            for j in range(k):
+                ell[j] -= np.multiply(x, half_dq[j], out=step)
             d_log_q = self.single * q_diag[1:] / q
         for places, x_b, ell_b, d_log_b in fixed:
-            x[places] = x_b
+            x[:, places] = np.moveaxis(x_b, -1, 0)
             if gradient:
-                ell[:, places] = ell_b
+                ell[:, :, places] = np.moveaxis(ell_b, -1, 1)
                 d_log_q[:, places[:, 0]] += d_log_b
         # per dyad: sums over its entries (B' X, sym(L' X), log q), chunk by chunk
         starts, dyads, ch = self.chunk_starts, self.chunk_dyads, self.chunk
-        x3 = x.reshape(-1, ch, m)[:-1]
-        b3 = big_b[0].reshape(-1, ch, m)[:-1]
-        rows[dyads] -= np.add.reduceat(np.swapaxes(b3[..., :r], 1, 2) @ x3, starts)
-        rest -= big_b[0, :, r:].T @ x[:, r:]
+        x3 = x.reshape(m, -1, ch)[:, :-1].transpose(1, 2, 0)        # (chunks, ch, m)
+        x3r = x[:r].reshape(r, -1, ch)[:, :-1].transpose(1, 0, 2)   # (chunks, r, ch)
+        b3r = big_b[0, :r].reshape(r, -1, ch)[:, :-1].transpose(1, 0, 2)
+        rows[dyads] -= np.add.reduceat(b3r @ x3, starts)
+        rest -= big_b[0, r:] @ x[r:].T
         logdet[dyads] += np.add.reduceat(log_q.reshape(-1, ch)[:-1].sum(1), starts)
         if not gradient:
             return Products(rows, rest, logdet)
         assert products.d_rows is not None and products.d_rest is not None
         assert products.d_logdet is not None
-        l4 = ell.reshape(k, -1, ch, m)[:, :-1]
-        d_corr = np.swapaxes(l4[..., :r], 2, 3) @ x3 + np.swapaxes(x3[..., :r], 1, 2) @ l4
+        l4 = ell.reshape(k, m, -1, ch)[:, :, :-1].transpose(0, 2, 3, 1)     # (k, chunks, ch, m)
+        l4r = ell[:, :r].reshape(k, r, -1, ch)[:, :, :-1].transpose(0, 2, 1, 3)
         d_rows = products.d_rows.copy()
-        d_rows[:, dyads] -= np.add.reduceat(d_corr, starts, axis=1)
-        half = np.swapaxes(ell[..., r:], 1, 2) @ x[:, r:]
+        d_rows[:, dyads] -= np.add.reduceat(l4r @ x3 + x3r @ l4, starts, axis=1)
+        half = ell[:, r:] @ x[r:].T
         d_rest = products.d_rest - half - np.swapaxes(half, 1, 2)
         d_logdet = products.d_logdet.copy()
         d_logdet[:, dyads] += np.add.reduceat(d_log_q.reshape(k, -1, ch)[:, :-1].sum(2),
