@@ -127,14 +127,14 @@ class MissingCorrection:
     """
 
     combos: np.ndarray     # (C, 3): type, slot touching the missing entry, other slot
-    moments: sparse.csr_array  # (m * places + places, C): B by column, diag(Q_mm)
+    moments: sparse.csr_array  # (places * m + places, C): B by place, diag(Q_mm)
     empty: np.ndarray      # (places,) 1 at empty places (their Q_mm diagonal)
     single: np.ndarray     # (places,) 1 at entries that are a unit alone
     blocks: tuple[_Block, ...]
     n_random: int
     n_dyads: int
     chunk: int
-    chunk_starts: np.ndarray  # first chunk of each dyad with missing entries
+    chunk_sums: sparse.csr_array  # (dyads with missing entries, chunks): 1 where it holds
     chunk_dyads: np.ndarray   # those dyads
 
     @classmethod
@@ -182,7 +182,7 @@ class MissingCorrection:
             for s2 in range(n_slots):
                 both = on & present[s2]
                 cid = combo_id[kind[both], s1, s2]
-                triplets.append((place[hit[both, s1]][:, None] + n_places * cols,
+                triplets.append((m * place[hit[both, s1]][:, None] + cols,
                                  np.broadcast_to(cid[:, None], (len(cid), m)),
                                  grid_raw[links[s2, touching[both]]]))
                 two = both & (hit[:, s2] >= 0)
@@ -233,8 +233,12 @@ class MissingCorrection:
         has = np.flatnonzero(n_per)
         return cls(combos=combos, moments=moments, empty=empty,
                    single=single, blocks=tuple(blocks), n_random=n_random,
-                   n_dyads=n_dyads, chunk=chunk, chunk_starts=first_chunk[has],
-                   chunk_dyads=has)
+                   n_dyads=n_dyads, chunk=chunk, chunk_dyads=has,
+                   chunk_sums=sparse.csr_array(
+                       (np.ones(int(n_chunks.sum())),
+                        (np.repeat(np.arange(len(has)), n_chunks[has]),
+                         np.arange(int(n_chunks.sum())))),
+                       shape=(len(has), int(n_chunks.sum()) + 1)))
 
     def apply(self, products: Products, c: np.ndarray, dc: np.ndarray | None) -> Products:
         """``products`` of the complete grid minus the correction, plus ``log|Q_mm|``.
@@ -252,57 +256,67 @@ class MissingCorrection:
         rows, rest, logdet = products.rows.copy(), products.rest.copy(), products.logdet.copy()
         m = rows.shape[2]
         k = len(weights) - 1
-        # (k + 1, m + 1, places): B, then diag(Q_mm), and their derivatives; places last
-        both = np.ascontiguousarray((self.moments @ weights.T).T).reshape(k + 1, m + 1, -1)
-        big_b, q_diag = both[:, :m], both[:, m]
-        q = q_diag[0] + self.empty
+        n_places, kk = len(self.empty), k + 1
+        # B, diag(Q_mm) and their derivatives, parameters last: (places, m, k + 1), the
+        # places dyad by dyad in chunks (the last chunk empty)
+        both = self.moments @ np.ascontiguousarray(weights.T)
+        big_b, q_diag = both[:m * n_places].reshape(n_places, m, kk), both[m * n_places:]
+        q = q_diag[:, 0] + self.empty
         log_q = self.single * np.log(q)
         fixed = []
         for b in self.blocks:  # units of several entries: small dense solves
             n_b, width = b.places.shape
-            q_all = (weights @ b.q_moments).reshape(k + 1, n_b, width, width)
+            q_all = (weights @ b.q_moments).reshape(kk, n_b, width, width)
             q_b = q_all[0] + b.pad
             q_inv = np.linalg.inv(q_b)
-            gathered = np.moveaxis(big_b[:, :, b.places], 1, -1)  # (k + 1, b, width, m)
+            gathered = np.moveaxis(big_b[b.places], -1, 0)  # (k + 1, b, width, m)
             x_b = q_inv @ gathered[0]
             log_q[b.places[:, 0]] += np.linalg.slogdet(q_b)[1]
             ell_b = gathered[1:] - 0.5 * q_all[1:] @ x_b[None] if gradient else None
             d_log_b = np.einsum("bij,kbji->kb", q_inv, q_all[1:]) if gradient else None
             fixed.append((b.places, x_b, ell_b, d_log_b))
-        x = big_b[0] / q
+        b0 = big_b[:, :, 0].copy()                      # (places, m)
+        x = big_b[:, :, 0]  # in place: X = Q^-1 B, then L = dB - dQ X / 2 beside it
+        np.divide(b0, q[:, None], out=x)
         if gradient:
-            ell = big_b[1:]  # in place: dB - dQ X / 2 (no temporaries of this size)
-            half_dq = 0.5 * q_diag[1:]
-            step = np.empty_like(x)
-            for j in range(k):
-                ell[j] -= np.multiply(x, half_dq[j], out=step)
-            d_log_q = self.single * q_diag[1:] / q
+            half_dq = 0.5 * q_diag[:, 1:]
+            for j in range(1, kk):
+                big_b[:, :, j] -= half_dq[:, j - 1, None] * x
+            d_log_q = self.single[:, None] * q_diag[:, 1:] / q[:, None]   # (places, k)
         for places, x_b, ell_b, d_log_b in fixed:
-            x[:, places] = np.moveaxis(x_b, -1, 0)
+            x[places] = x_b
             if gradient:
-                ell[:, :, places] = np.moveaxis(ell_b, -1, 1)
-                d_log_q[:, places[:, 0]] += d_log_b
-        # per dyad: sums over its entries (B' X, sym(L' X), log q), chunk by chunk
-        starts, dyads, ch = self.chunk_starts, self.chunk_dyads, self.chunk
-        x3 = x.reshape(m, -1, ch)[:, :-1].transpose(1, 2, 0)        # (chunks, ch, m)
-        x3r = x[:r].reshape(r, -1, ch)[:, :-1].transpose(1, 0, 2)   # (chunks, r, ch)
-        b3r = big_b[0, :r].reshape(r, -1, ch)[:, :-1].transpose(1, 0, 2)
-        rows[dyads] -= np.add.reduceat(b3r @ x3, starts)
-        rest -= big_b[0, r:] @ x[r:].T
-        logdet[dyads] += np.add.reduceat(log_q.reshape(-1, ch)[:-1].sum(1), starts)
+                big_b[places, :, 1:] = np.moveaxis(ell_b, 0, -1)
+                d_log_q[places[:, 0]] += d_log_b.T
+        # per dyad: sums over its entries, chunk by chunk (batched products)
+        sums, dyads, ch = self.chunk_sums, self.chunk_dyads, self.chunk
+        xc = np.ascontiguousarray(x)
+        x3 = xc.reshape(-1, ch, m)                                    # (chunks, ch, m)
+        b3 = b0.reshape(-1, ch, m)
+        n_ch = len(x3)
+        corr = (np.swapaxes(b3[..., :r], 1, 2) @ x3).reshape(n_ch, -1)
+        rows[dyads] -= (sums @ corr).reshape(-1, r, m)
+        rest -= b0[:, r:].T @ xc[:, r:]
+        logdet[dyads] += sums @ log_q.reshape(-1, ch).sum(1)
         if not gradient:
             return Products(rows, rest, logdet)
         assert products.d_rows is not None and products.d_rest is not None
         assert products.d_logdet is not None
-        l4 = ell.reshape(k, m, -1, ch)[:, :, :-1].transpose(0, 2, 3, 1)     # (k, chunks, ch, m)
-        l4r = ell[:, :r].reshape(k, r, -1, ch)[:, :, :-1].transpose(0, 2, 1, 3)
+        l3 = big_b.reshape(-1, ch, m * kk)                 # (chunks, ch, m * (k + 1))
+        # sym(L' X) = x_r' L + (L_r' x)'; the k = 0 slot (X itself) is computed and dropped
+        part_a = np.swapaxes(x3[..., :r], 1, 2) @ l3                   # (chunks, r, m k+1)
+        part_b = np.swapaxes(x3, 1, 2) @ l3.reshape(n_ch, ch, m, kk)[:, :, :r].reshape(
+            n_ch, ch, r * kk)                                           # (chunks, m, r k+1)
+        sum_a = (sums @ part_a.reshape(n_ch, -1)).reshape(-1, r, m, kk)
+        sum_b = (sums @ part_b.reshape(n_ch, -1)).reshape(-1, m, r, kk)
         d_rows = products.d_rows.copy()
-        d_rows[:, dyads] -= np.add.reduceat(l4r @ x3 + x3r @ l4, starts, axis=1)
-        half = ell[:, r:] @ x[r:].T
+        d_rows[:, dyads] -= (np.moveaxis(sum_a, -1, 0) + sum_b.transpose(3, 0, 2, 1))[1:]
+        # sum_e L_e[a] x_e[b] over all entries for the [X | y] block
+        full = (xc[:, r:].T @ big_b.reshape(n_places, -1)).reshape(m - r, m, kk)
+        half = full[:, r:, 1:].transpose(2, 1, 0)
         d_rest = products.d_rest - half - np.swapaxes(half, 1, 2)
         d_logdet = products.d_logdet.copy()
-        d_logdet[:, dyads] += np.add.reduceat(d_log_q.reshape(k, -1, ch)[:, :-1].sum(2),
-                                              starts, axis=1)
+        d_logdet[:, dyads] += (sums @ d_log_q.reshape(-1, ch, k).sum(1)).T
         return Products(rows, rest, logdet, d_rows, d_rest, d_logdet)
 
 
