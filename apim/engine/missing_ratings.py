@@ -66,7 +66,7 @@ def complete_grid(layout: ResidualLayout, raw: np.ndarray
 def _merged_groups(units: np.ndarray, size: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """Units grouped by padded size; neighbouring groups are merged while the padding
     costs less than the overhead of another batch."""
-    overhead = 2_000  # padded entries worth one more batch of numpy calls
+    overhead = 50_000  # padded entries worth one more batch of numpy calls
     groups: list[tuple[int, np.ndarray]] = []
     for width in np.unique(size):
         w, un = int(width), units[size == width]
