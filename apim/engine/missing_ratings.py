@@ -286,6 +286,7 @@ class MissingCorrection:
         for places, x_b, ell_b, d_log_b in fixed:
             x[places] = x_b
             if gradient:
+                assert ell_b is not None and d_log_b is not None
                 big_b[places, :, 1:] = np.moveaxis(ell_b, 0, -1)
                 d_log_q[places[:, 0]] += d_log_b.T
         # per dyad: sums over its entries, chunk by chunk (batched products)
@@ -295,7 +296,7 @@ class MissingCorrection:
         b3 = b0.reshape(-1, ch, m)
         n_ch = len(x3)
         corr = (np.swapaxes(b3[..., :r], 1, 2) @ x3).reshape(n_ch, -1)
-        rows[dyads] -= (sums @ corr).reshape(-1, r, m)
+        rows[dyads] -= (sums @ corr).reshape(len(dyads), r, m)
         rest -= b0[:, r:].T @ xc[:, r:]
         logdet[dyads] += sums @ log_q.reshape(-1, ch).sum(1)
         if not gradient:
@@ -307,8 +308,8 @@ class MissingCorrection:
         part_a = np.swapaxes(x3[..., :r], 1, 2) @ l3                   # (chunks, r, m k+1)
         part_b = np.swapaxes(x3, 1, 2) @ l3.reshape(n_ch, ch, m, kk)[:, :, :r].reshape(
             n_ch, ch, r * kk)                                           # (chunks, m, r k+1)
-        sum_a = (sums @ part_a.reshape(n_ch, -1)).reshape(-1, r, m, kk)
-        sum_b = (sums @ part_b.reshape(n_ch, -1)).reshape(-1, m, r, kk)
+        sum_a = (sums @ part_a.reshape(n_ch, -1)).reshape(len(dyads), r, m, kk)
+        sum_b = (sums @ part_b.reshape(n_ch, -1)).reshape(len(dyads), m, r, kk)
         d_rows = products.d_rows.copy()
         d_rows[:, dyads] -= (np.moveaxis(sum_a, -1, 0) + sum_b.transpose(3, 0, 2, 1))[1:]
         # sum_e L_e[a] x_e[b] over all entries for the [X | y] block
