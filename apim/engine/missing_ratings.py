@@ -66,7 +66,7 @@ def complete_grid(layout: ResidualLayout, raw: np.ndarray
 def _merged_groups(units: np.ndarray, size: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """Units grouped by padded size; neighbouring groups are merged while the padding
     costs less than the overhead of another batch."""
-    overhead = 50_000  # padded entries worth one more batch of numpy calls
+    overhead = 4_000  # padded entries worth one more batch of numpy calls
     groups: list[tuple[int, np.ndarray]] = []
     for width in np.unique(size):
         w, un = int(width), units[size == width]
@@ -105,7 +105,7 @@ class _Block:
 
     places: np.ndarray     # (b, width) place of each entry (padding: the last, empty place)
     pad: np.ndarray        # (b, width, width) 1 on the diagonal of padding slots
-    q_moments: np.ndarray  # (combos, b * width * width)
+    q_moments: sparse.csr_array  # (b * width * width, combos)
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,7 +229,7 @@ class MissingCorrection:
                 pad = np.arange(width)[None, :] >= size[members][:, None]
                 blocks.append(_Block(places=places,
                                      pad=pad[:, :, None] * np.eye(width),
-                                     q_moments=qm.reshape(n_c, -1)))
+                                     q_moments=sparse.csr_array(qm.reshape(n_c, -1).T)))
         has = np.flatnonzero(n_per)
         return cls(combos=combos, moments=moments, empty=empty,
                    single=single, blocks=tuple(blocks), n_random=n_random,
@@ -259,14 +259,15 @@ class MissingCorrection:
         n_places, kk = len(self.empty), k + 1
         # B, diag(Q_mm) and their derivatives, parameters last: (places, m, k + 1), the
         # places dyad by dyad in chunks (the last chunk empty)
-        both = self.moments @ np.ascontiguousarray(weights.T)
+        w_t = np.ascontiguousarray(weights.T)
+        both = self.moments @ w_t
         big_b, q_diag = both[:m * n_places].reshape(n_places, m, kk), both[m * n_places:]
         q = q_diag[:, 0] + self.empty
         log_q = self.single * np.log(q)
         fixed = []
         for b in self.blocks:  # units of several entries: small dense solves
             n_b, width = b.places.shape
-            q_all = (weights @ b.q_moments).reshape(kk, n_b, width, width)
+            q_all = np.moveaxis((b.q_moments @ w_t).reshape(n_b, width, width, kk), -1, 0)
             q_b = q_all[0] + b.pad
             q_inv = np.linalg.inv(q_b)
             gathered = np.moveaxis(big_b[b.places], -1, 0)  # (k + 1, b, width, m)
