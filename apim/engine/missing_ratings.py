@@ -21,8 +21,13 @@ derivatives follow from those of the stencil coefficients (``dE``, ``d(WU)``)::
     d(B' Q_mm^-1 B) = dB' X + X' dB - X' dQ_mm X,   X = Q_mm^-1 B,
     d log|Q_mm| = tr(Q_mm^-1 dQ_mm).
 
-Dyads are grouped by their number of missing entries (padded to a power of two) and handled
-in batches. The dense Cholesky path (:mod:`apim.engine.dense_residual`) stays as the oracle.
+``Q_mm`` is block diagonal over *units* of missing entries that share a whitened row (with
+``UN x AR(1)``: the same or neighbouring sessions); most units are one entry, a scalar.
+Per evaluation: one sparse matrix product gives ``B``, the diagonal of ``Q_mm`` and their
+derivatives for every entry; units of several entries are solved in batches (padded to a
+power of two); the per-dyad sums are batched products over chunks of each dyad's entries,
+summed by a fixed sparse matrix. The dense Cholesky path
+(:mod:`apim.engine.dense_residual`) stays as the oracle.
 """
 
 from __future__ import annotations
@@ -281,8 +286,9 @@ class MissingCorrection:
         np.divide(b0, q[:, None], out=x)
         if gradient:
             half_dq = 0.5 * q_diag[:, 1:]
+            step = np.empty_like(b0)
             for j in range(1, kk):
-                big_b[:, :, j] -= half_dq[:, j - 1, None] * x
+                big_b[:, :, j] -= np.multiply(x, half_dq[:, j - 1, None], out=step)
             d_log_q = self.single[:, None] * q_diag[:, 1:] / q[:, None]   # (places, k)
         for places, x_b, ell_b, d_log_b in fixed:
             x[places] = x_b
