@@ -156,3 +156,21 @@ def test_a_single_missing_rating():
     assert _blocks(prep.products) == []
     theta = np.r_[np.zeros(6) + 0.2, -0.2, 0.1, 0.3, 0.7]
     assert_matches_dense_oracle(model, theta, tol=1e-8)
+
+
+def test_a_member_who_stopped_rating_early_in_a_long_series():
+    """37 consecutive missing ratings of one member: one unit of 37 entries (a block of
+    width 64), still the dense whitening's products and the oracle's likelihood."""
+    d = ratings(0.05, seed=12, n_dyads=5, n_sessions=40)
+    model = model_for(d, "un-ar1")
+    prep = Prepared.of(model)
+    assert isinstance(prep.products, GridProducts)
+    assert 64 in _blocks(prep.products)
+    dense = cross_products(model.residual, prep.layout, prep.raw, model.q, dense=True)
+    theta = np.r_[-0.3, 0.2, 0.0, 0.9]
+    got = prep.products.products(model.residual, theta, True)
+    want = dense.products(model.residual, theta, True)
+    for name in ("rows", "rest", "logdet", "d_rows", "d_rest", "d_logdet"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10,
+                                   atol=1e-10, err_msg=name)
+    assert_matches_dense_oracle(model, np.r_[np.zeros(6) + 0.1, theta], tol=1e-8)

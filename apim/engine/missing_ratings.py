@@ -42,7 +42,7 @@ from apim.engine.residual import Residual, ResidualLayout, RowTypes
 
 __all__ = ["complete_grid", "MissingCorrection", "GridProducts"]
 
-BATCH_UNITS = 20_000
+BATCH_ENTRIES = 100_000  # padded entries per batch of units
 
 
 def complete_grid(layout: ResidualLayout, raw: np.ndarray
@@ -109,7 +109,7 @@ class _Block:
     where their entries are among the places and the moments of their ``Q_mm`` blocks."""
 
     places: np.ndarray     # (b, width) place of each entry (padding: the last, empty place)
-    pad: np.ndarray        # (b, width, width) 1 on the diagonal of padding slots
+    pad: np.ndarray        # (b, width) 1 at padding slots (their Q_mm diagonal)
     q_moments: sparse.csr_array  # (b * width * width, combos)
 
 
@@ -201,7 +201,7 @@ class MissingCorrection:
         moments = sparse.coo_array((value, (at, combo)),
                                    shape=((m + 1) * n_places, n_c)).tocsr()  # sums repeats
         moments.eliminate_zeros()  # e.g. the columns of the other role
-        qd = moments[m * n_places:].toarray().T  # (C, places)
+        q_rows = moments[m * n_places:]  # (places, C): the diagonal of Q_mm
         empty = np.ones(n_places)
         empty[place] = 0.0
         # units: connected components of the entries; those of more than one in blocks
@@ -218,23 +218,26 @@ class MissingCorrection:
         width_of = 2 ** np.ceil(np.log2(size[multi])).astype(int)
         blocks = []
         for width, group in _merged_groups(multi, width_of):
-            for lo in range(0, len(group), BATCH_UNITS):
-                members = group[lo:lo + BATCH_UNITS]
+            step = max(1, BATCH_ENTRIES // width)
+            for lo in range(0, len(group), step):
+                members = group[lo:lo + step]
                 local = np.full(n_units, -1)
                 local[members] = np.arange(len(members))
                 places = np.full((len(members), width), n_places - 1)
-                mine = local[unit] >= 0
-                places[local[unit[mine]], pos[mine]] = place[mine]
-                qm = np.zeros((n_c, len(members), width, width))
+                mine = np.flatnonzero(local[unit] >= 0)
+                at_unit = local[unit[mine]]
+                places[at_unit, pos[mine]] = place[mine]
+                diag = q_rows[place[mine]].tocoo()
                 sel = local[unit[e1]] >= 0
-                np.add.at(qm, (cid[sel], local[unit[e1[sel]]], pos[e1[sel]], pos[e2[sel]]),
-                          1.0)
-                diag = np.flatnonzero(mine)
-                qm[:, local[unit[diag]], pos[diag], pos[diag]] = qd[:, place[diag]]
+                flat = np.r_[(at_unit * width * width + pos[mine] * (width + 1))[diag.row],
+                             (local[unit[e1[sel]]] * width + pos[e1[sel]]) * width
+                             + pos[e2[sel]]]
+                q_moments = sparse.coo_array(
+                    (np.r_[diag.data, np.ones(int(sel.sum()))], (flat, np.r_[diag.col, cid[sel]])),
+                    shape=(len(members) * width * width, n_c)).tocsr()
                 pad = np.arange(width)[None, :] >= size[members][:, None]
-                blocks.append(_Block(places=places,
-                                     pad=pad[:, :, None] * np.eye(width),
-                                     q_moments=sparse.csr_array(qm.reshape(n_c, -1).T)))
+                blocks.append(_Block(places=places, pad=pad.astype(float),
+                                     q_moments=q_moments))
         has = np.flatnonzero(n_per)
         return cls(combos=combos, moments=moments, empty=empty,
                    single=single, blocks=tuple(blocks), n_random=n_random,
@@ -273,7 +276,8 @@ class MissingCorrection:
         for b in self.blocks:  # units of several entries: small dense solves
             n_b, width = b.places.shape
             q_all = np.moveaxis((b.q_moments @ w_t).reshape(n_b, width, width, kk), -1, 0)
-            q_b = q_all[0] + b.pad
+            q_b = np.array(q_all[0])
+            q_b[:, np.arange(width), np.arange(width)] += b.pad
             q_inv = np.linalg.inv(q_b)
             gathered = np.moveaxis(big_b[b.places], -1, 0)  # (k + 1, b, width, m)
             x_b = q_inv @ gathered[0]
