@@ -140,6 +140,7 @@ class MissingCorrection:
     n_dyads: int
     chunk: int
     chunk_sums: sparse.csr_array  # (dyads with missing entries, chunks): 1 where it holds
+    place_sums: sparse.csr_array  # (dyads with missing entries, places): 1 where it holds
     chunk_dyads: np.ndarray   # those dyads
 
     @classmethod
@@ -242,6 +243,9 @@ class MissingCorrection:
         return cls(combos=combos, moments=moments, empty=empty,
                    single=single, blocks=tuple(blocks), n_random=n_random,
                    n_dyads=n_dyads, chunk=chunk, chunk_dyads=has,
+                   place_sums=sparse.csr_array(
+                       (np.ones(len(place)), (np.searchsorted(has, e_dyad), place)),
+                       shape=(len(has), n_places)),
                    chunk_sums=sparse.csr_array(
                        (np.ones(int(n_chunks.sum())),
                         (np.repeat(np.arange(len(has)), n_chunks[has]),
@@ -309,7 +313,7 @@ class MissingCorrection:
         corr = (np.swapaxes(b3[..., :r], 1, 2) @ x3).reshape(n_ch, -1)
         rows[dyads] -= (sums @ corr).reshape(len(dyads), r, m)
         rest -= b0[:, r:].T @ xc[:, r:]
-        logdet[dyads] += sums @ log_q.reshape(-1, ch).sum(1)
+        logdet[dyads] += self.place_sums @ log_q
         if not gradient:
             return Products(rows, rest, logdet)
         assert products.d_rows is not None and products.d_rest is not None
@@ -322,13 +326,14 @@ class MissingCorrection:
         sum_a = (sums @ part_a.reshape(n_ch, -1)).reshape(len(dyads), r, m, kk)
         sum_b = (sums @ part_b.reshape(n_ch, -1)).reshape(len(dyads), m, r, kk)
         d_rows = products.d_rows.copy()
-        d_rows[:, dyads] -= (np.moveaxis(sum_a, -1, 0) + sum_b.transpose(3, 0, 2, 1))[1:]
+        d_rows[:, dyads] -= (np.moveaxis(sum_a[..., 1:], -1, 0)
+                             + sum_b[..., 1:].transpose(3, 0, 2, 1))
         # sum_e L_e[a] x_e[b] over all entries for the [X | y] block
         full = (xc[:, r:].T @ big_b.reshape(n_places, -1)).reshape(m - r, m, kk)
         half = full[:, r:, 1:].transpose(2, 1, 0)
         d_rest = products.d_rest - half - np.swapaxes(half, 1, 2)
         d_logdet = products.d_logdet.copy()
-        d_logdet[:, dyads] += (sums @ d_log_q.reshape(-1, ch, k).sum(1)).T
+        d_logdet[:, dyads] += (self.place_sums @ d_log_q).T
         return Products(rows, rest, logdet, d_rows, d_rest, d_logdet)
 
 
