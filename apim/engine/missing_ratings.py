@@ -139,9 +139,8 @@ class MissingCorrection:
     n_random: int
     n_dyads: int
     chunk: int
-    chunk_sums: sparse.csr_array  # (dyads with missing entries, chunks): 1 where it holds
-    place_sums: sparse.csr_array  # (dyads with missing entries, places): 1 where it holds
-    chunk_dyads: np.ndarray   # those dyads
+    chunk_sums: sparse.csr_array  # (dyads, chunks): 1 where the dyad holds the chunk
+    place_sums: sparse.csr_array  # (dyads, places): 1 where the dyad holds the place
 
     @classmethod
     def of(cls, types: RowTypes, grid: ResidualLayout, grid_raw: np.ndarray,
@@ -242,15 +241,14 @@ class MissingCorrection:
         has = np.flatnonzero(n_per)
         return cls(combos=combos, moments=moments, empty=empty,
                    single=single, blocks=tuple(blocks), n_random=n_random,
-                   n_dyads=n_dyads, chunk=chunk, chunk_dyads=has,
-                   place_sums=sparse.csr_array(
-                       (np.ones(len(place)), (np.searchsorted(has, e_dyad), place)),
-                       shape=(len(has), n_places)),
+                   n_dyads=n_dyads, chunk=chunk,
+                   place_sums=sparse.csr_array((np.ones(len(place)), (e_dyad, place)),
+                                               shape=(n_dyads, n_places)),
                    chunk_sums=sparse.csr_array(
                        (np.ones(int(n_chunks.sum())),
-                        (np.repeat(np.arange(len(has)), n_chunks[has]),
+                        (np.repeat(has, n_chunks[has]),
                          np.arange(int(n_chunks.sum())))),
-                       shape=(len(has), int(n_chunks.sum()) + 1)))
+                       shape=(n_dyads, int(n_chunks.sum()) + 1)))
 
     def apply(self, products: Products, c: np.ndarray, dc: np.ndarray | None) -> Products:
         """``products`` of the complete grid minus the correction, plus ``log|Q_mm|``.
@@ -265,8 +263,7 @@ class MissingCorrection:
         gradient = dc is not None and products.d_rows is not None
         if dc is not None and gradient:
             weights = np.vstack([weights, dc[:, s1, t] * c[s2, t] + c[s1, t] * dc[:, s2, t]])
-        rows, rest, logdet = products.rows.copy(), products.rest.copy(), products.logdet.copy()
-        m = rows.shape[2]
+        m = products.rows.shape[2]
         k = len(weights) - 1
         n_places, kk = len(self.empty), k + 1
         # B, diag(Q_mm) and their derivatives, parameters last: (places, m, k + 1), the
@@ -305,15 +302,15 @@ class MissingCorrection:
                 big_b[places, :, 1:] = np.moveaxis(ell_b, 0, -1)
                 d_log_q[places[:, 0]] += d_log_b.T
         # per dyad: sums over its entries, chunk by chunk (batched products)
-        sums, dyads, ch = self.chunk_sums, self.chunk_dyads, self.chunk
+        sums, d, ch = self.chunk_sums, self.n_dyads, self.chunk
         xc = np.ascontiguousarray(x)
         x3 = xc.reshape(-1, ch, m)                                    # (chunks, ch, m)
         b3 = b0.reshape(-1, ch, m)
         n_ch = len(x3)
         corr = (np.swapaxes(b3[..., :r], 1, 2) @ x3).reshape(n_ch, -1)
-        rows[dyads] -= (sums @ corr).reshape(len(dyads), r, m)
-        rest -= b0[:, r:].T @ xc[:, r:]
-        logdet[dyads] += self.place_sums @ log_q
+        rows = products.rows - (sums @ corr).reshape(d, r, m)
+        rest = products.rest - b0[:, r:].T @ xc[:, r:]
+        logdet = products.logdet + self.place_sums @ log_q
         if not gradient:
             return Products(rows, rest, logdet)
         assert products.d_rows is not None and products.d_rest is not None
@@ -323,17 +320,14 @@ class MissingCorrection:
         part_a = np.swapaxes(x3[..., :r], 1, 2) @ l3                   # (chunks, r, m k+1)
         part_b = np.swapaxes(x3, 1, 2) @ l3.reshape(n_ch, ch, m, kk)[:, :, :r].reshape(
             n_ch, ch, r * kk)                                           # (chunks, m, r k+1)
-        sum_a = (sums @ part_a.reshape(n_ch, -1)).reshape(len(dyads), r, m, kk)
-        sum_b = (sums @ part_b.reshape(n_ch, -1)).reshape(len(dyads), m, r, kk)
-        d_rows = products.d_rows.copy()
-        d_rows[:, dyads] -= (np.moveaxis(sum_a[..., 1:], -1, 0)
-                             + sum_b[..., 1:].transpose(3, 0, 2, 1))
+        sym = (sums @ part_a.reshape(n_ch, -1)).reshape(d, r, m, kk)
+        sym += np.swapaxes((sums @ part_b.reshape(n_ch, -1)).reshape(d, m, r, kk), 1, 2)
+        d_rows = products.d_rows - np.moveaxis(sym[..., 1:], -1, 0)
         # sum_e L_e[a] x_e[b] over all entries for the [X | y] block
         full = (xc[:, r:].T @ big_b.reshape(n_places, -1)).reshape(m - r, m, kk)
         half = full[:, r:, 1:].transpose(2, 1, 0)
         d_rest = products.d_rest - half - np.swapaxes(half, 1, 2)
-        d_logdet = products.d_logdet.copy()
-        d_logdet[:, dyads] += (self.place_sums @ d_log_q).T
+        d_logdet = products.d_logdet + (self.place_sums @ d_log_q).T
         return Products(rows, rest, logdet, d_rows, d_rest, d_logdet)
 
 
