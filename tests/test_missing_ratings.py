@@ -174,3 +174,22 @@ def test_a_member_who_stopped_rating_early_in_a_long_series():
         np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10,
                                    atol=1e-10, err_msg=name)
     assert_matches_dense_oracle(model, np.r_[np.zeros(6) + 0.1, theta], tol=1e-8)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_a_member_who_never_rated(reml):
+    """A dyad whose second member never rated: all of that member's entries are missing
+    (one unit over the whole series); the first member's likelihood is then the AR(1) of
+    the first member alone, as the reference evaluation on the dense whitening has it."""
+    d = ratings(0.1, seed=21, n_dyads=10, n_sessions=10)
+    d = d[~((d["dyad"] == 4) & (d["role"] == 1))].reset_index(drop=True)
+    model = model_for(d, "un-ar1")
+    prep = Prepared.of(model)
+    dense = cross_products(model.residual, prep.layout, prep.raw, model.q, dense=True)
+    oracle = Prepared(**{**prep.__dict__, "products": dense})
+    theta = np.r_[np.zeros(6) + 0.15, -0.1, 0.2, -0.4, 0.6]
+    got = evaluate(model, prep, theta, reml)
+    want = reference_evaluate(model, oracle, theta, reml)
+    assert got.loglik == pytest.approx(want.loglik, abs=1e-8)
+    np.testing.assert_allclose(got.gradient, want.gradient, rtol=1e-8, atol=1e-8)
+    assert got.loglik == pytest.approx(dense_loglik(model, theta, reml), abs=1e-8)

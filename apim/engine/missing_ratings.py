@@ -35,7 +35,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
+from scipy import sparse  # this module is imported only when ratings are missing
+from scipy.sparse.csgraph import connected_components
 
 from apim.engine.moments import Products, TypeMoments
 from apim.engine.residual import Residual, ResidualLayout, RowTypes
@@ -87,13 +88,10 @@ def _merged_groups(units: np.ndarray, size: np.ndarray) -> list[tuple[int, np.nd
 def _components(hit: np.ndarray, n_entries: int) -> np.ndarray:
     """Connected components of the missing entries, two entries linked when a whitened
     row touches both (``Q_mm`` is block diagonal over them)."""
-    from scipy.sparse import coo_matrix  # not on import: ``import apim`` stays light
-    from scipy.sparse.csgraph import connected_components
-
     first = hit[np.arange(len(hit)), np.argmax(hit >= 0, axis=1)]
     ok = hit >= 0
     a = np.broadcast_to(first[:, None], hit.shape)[ok]
-    graph = coo_matrix((np.ones(len(a)), (a, hit[ok])), shape=(n_entries, n_entries))
+    graph = sparse.coo_array((np.ones(len(a)), (a, hit[ok])), shape=(n_entries, n_entries))
     return connected_components(graph, directed=False)[1]
 
 
