@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from engine_reference import reference_evaluate
 from oracle_support import assert_matches_dense_oracle
 
 from apim.engine import Diagonal, MixedModel, Residual, Unstructured
@@ -47,7 +48,7 @@ def model_for(d: pd.DataFrame, residual: str, therapist: bool = False) -> MixedM
                       therapist_random=Diagonal(1) if therapist else None)
 
 
-CASES = [(res, miss) for res in ("un-ar1", "cs-ar1") for miss in (0.03, 0.10)]
+CASES = [(res, miss) for res in ("un-ar1", "cs-ar1") for miss in (0.03, 0.10, 0.30)]
 
 
 @pytest.mark.parametrize("residual, missing", CASES)
@@ -91,3 +92,104 @@ def test_one_member_with_a_single_rating_and_large_gaps():
     theta = np.r_[np.zeros(6), -0.3, -0.1, 0.4, 1.2]
     ev = evaluate(model, Prepared.of(model), theta, True)
     assert ev.loglik == pytest.approx(dense_loglik(model, theta, True), abs=1e-8)
+
+
+def _blocks(products: GridProducts) -> list[int]:
+    """Widths of the batches of units with several missing entries."""
+    return [b.places.shape[1] for b in products.correction.blocks]
+
+
+@pytest.mark.parametrize("missing", [0.03, 0.10, 0.30])
+@pytest.mark.parametrize("reml", [True, False])
+def test_equal_to_reference_evaluation(missing, reml):
+    """The stencil with the correction against the old per-cluster evaluation on the dense
+    whitening (tests/engine_reference.py): logLik to 1e-8, gradient and GLS quantities."""
+    d = ratings(missing, seed=31 + int(100 * missing), n_dyads=25, n_sessions=12)
+    model = model_for(d, "un-ar1")
+    prep = Prepared.of(model)
+    assert isinstance(prep.products, GridProducts)
+    dense = cross_products(model.residual, prep.layout, prep.raw, model.q, dense=True)
+    oracle = Prepared(**{**prep.__dict__, "products": dense})
+    theta = np.random.default_rng(5).normal(scale=0.3, size=model.n_params)
+    got = evaluate(model, prep, theta, reml)
+    want = reference_evaluate(model, oracle, theta, reml)
+    assert got.loglik == pytest.approx(want.loglik, abs=1e-8)
+    np.testing.assert_allclose(got.gradient, want.gradient, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(got.beta, want.beta, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(got.blups, want.blups, rtol=1e-8, atol=1e-10)
+    without = evaluate(model, prep, theta, reml, gradient=False)
+    assert without.loglik == pytest.approx(got.loglik, abs=1e-10)
+
+
+def test_runs_of_missing_entries_and_a_session_only_one_member_rated():
+    """Entries missing in consecutive sessions (across members) interact in ``Q_mm``:
+    units of several entries, solved as blocks; at session 4 only the first members rated
+    and one dyad's second member rated at one session only."""
+    d = ratings(0.2, seed=4, n_dyads=12, n_sessions=14)
+    d = d[~((d["session"] == 4) & (d["role"] == 1))]
+    d = d[~((d["dyad"] == 5) & (d["role"] == 1) & (d["session"] != 7))]
+    model = model_for(d.reset_index(drop=True), "un-ar1")
+    prep = Prepared.of(model)
+    assert isinstance(prep.products, GridProducts)
+    assert max(_blocks(prep.products)) >= 8  # dyads 1 and 5: long runs
+    dense = cross_products(model.residual, prep.layout, prep.raw, model.q, dense=True)
+    theta = np.random.default_rng(6).normal(scale=0.4, size=model.residual.n_params)
+    theta[-1] = 1.0
+    got = prep.products.products(model.residual, theta, True)
+    want = dense.products(model.residual, theta, True)
+    for name in ("rows", "rest", "logdet", "d_rows", "d_rest", "d_logdet"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10,
+                                   atol=1e-10, err_msg=name)
+    assert_matches_dense_oracle(model, np.r_[np.zeros(6) + 0.1, theta], tol=1e-8)
+
+
+def test_a_single_missing_rating():
+    """One missing entry in the whole data set: one unit, one place."""
+    d = ratings(0.0, seed=8, n_dyads=5, n_sessions=5)
+    d = d[~d["dyad"].isin([1, 2])]
+    both = d.groupby(["dyad", "session"])["role"].transform("size") == 2
+    d = d[both]
+    d = d.drop(index=d.index[7]).reset_index(drop=True)
+    model = model_for(d, "un-ar1")
+    prep = Prepared.of(model)
+    assert isinstance(prep.products, GridProducts)
+    assert _blocks(prep.products) == []
+    theta = np.r_[np.zeros(6) + 0.2, -0.2, 0.1, 0.3, 0.7]
+    assert_matches_dense_oracle(model, theta, tol=1e-8)
+
+
+def test_a_member_who_stopped_rating_early_in_a_long_series():
+    """37 consecutive missing ratings of one member: one unit of 37 entries (a block of
+    width 64), still the dense whitening's products and the oracle's likelihood."""
+    d = ratings(0.05, seed=12, n_dyads=5, n_sessions=40)
+    model = model_for(d, "un-ar1")
+    prep = Prepared.of(model)
+    assert isinstance(prep.products, GridProducts)
+    assert 64 in _blocks(prep.products)
+    dense = cross_products(model.residual, prep.layout, prep.raw, model.q, dense=True)
+    theta = np.r_[-0.3, 0.2, 0.0, 0.9]
+    got = prep.products.products(model.residual, theta, True)
+    want = dense.products(model.residual, theta, True)
+    for name in ("rows", "rest", "logdet", "d_rows", "d_rest", "d_logdet"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10,
+                                   atol=1e-10, err_msg=name)
+    assert_matches_dense_oracle(model, np.r_[np.zeros(6) + 0.1, theta], tol=1e-8)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_a_member_who_never_rated(reml):
+    """A dyad whose second member never rated: all of that member's entries are missing
+    (one unit over the whole series); the first member's likelihood is then the AR(1) of
+    the first member alone, as the reference evaluation on the dense whitening has it."""
+    d = ratings(0.1, seed=21, n_dyads=10, n_sessions=10)
+    d = d[~((d["dyad"] == 4) & (d["role"] == 1))].reset_index(drop=True)
+    model = model_for(d, "un-ar1")
+    prep = Prepared.of(model)
+    dense = cross_products(model.residual, prep.layout, prep.raw, model.q, dense=True)
+    oracle = Prepared(**{**prep.__dict__, "products": dense})
+    theta = np.r_[np.zeros(6) + 0.15, -0.1, 0.2, -0.4, 0.6]
+    got = evaluate(model, prep, theta, reml)
+    want = reference_evaluate(model, oracle, theta, reml)
+    assert got.loglik == pytest.approx(want.loglik, abs=1e-8)
+    np.testing.assert_allclose(got.gradient, want.gradient, rtol=1e-8, atol=1e-8)
+    assert got.loglik == pytest.approx(dense_loglik(model, theta, reml), abs=1e-8)

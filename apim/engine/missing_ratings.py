@@ -21,8 +21,13 @@ derivatives follow from those of the stencil coefficients (``dE``, ``d(WU)``)::
     d(B' Q_mm^-1 B) = dB' X + X' dB - X' dQ_mm X,   X = Q_mm^-1 B,
     d log|Q_mm| = tr(Q_mm^-1 dQ_mm).
 
-Dyads are grouped by their number of missing entries (padded to a power of two) and handled
-in batches. The dense Cholesky path (:mod:`apim.engine.dense_residual`) stays as the oracle.
+``Q_mm`` is block diagonal over *units* of missing entries that share a whitened row (with
+``UN x AR(1)``: the same or neighbouring sessions); most units are one entry, a scalar.
+Per evaluation: one sparse matrix product gives ``B``, the diagonal of ``Q_mm`` and their
+derivatives for every entry; units of several entries are solved in batches (padded to a
+power of two); the per-dyad sums are batched products over chunks of each dyad's entries,
+summed by a fixed sparse matrix. The dense Cholesky path
+(:mod:`apim.engine.dense_residual`) stays as the oracle.
 """
 
 from __future__ import annotations
@@ -30,13 +35,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse  # this module is imported only when ratings are missing
+from scipy.sparse.csgraph import connected_components
 
 from apim.engine.moments import Products, TypeMoments
 from apim.engine.residual import Residual, ResidualLayout, RowTypes
 
 __all__ = ["complete_grid", "MissingCorrection", "GridProducts"]
 
-BATCH_DYADS = 20_000
+BATCH_ENTRIES = 100_000  # padded entries per batch of units
 
 
 def complete_grid(layout: ResidualLayout, raw: np.ndarray
@@ -62,109 +69,184 @@ def complete_grid(layout: ResidualLayout, raw: np.ndarray
     return grid, grid_raw, np.flatnonzero(~observed)
 
 
-def _merged_groups(dyads: np.ndarray, size: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Dyads grouped by padded number of missing entries; neighbouring groups are merged
-    while the padding costs less than the overhead of another batch."""
-    overhead = 2_000  # padded entries worth one more batch of numpy calls
+def _merged_groups(units: np.ndarray, size: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Units grouped by padded size; neighbouring groups are merged while the padding
+    costs less than the overhead of another batch."""
+    overhead = 1_000  # padded entries worth one more batch (measured: wider blocks cost more)
     groups: list[tuple[int, np.ndarray]] = []
     for width in np.unique(size):
-        w, dy = int(width), dyads[size == width]
+        w, un = int(width), units[size == width]
         if groups:
-            w0, dy0 = groups[-1]
-            if (len(dy0) + len(dy)) * w * w <= len(dy0) * w0 * w0 + len(dy) * w * w + overhead:
-                groups[-1] = (w, np.sort(np.r_[dy0, dy]))
+            w0, un0 = groups[-1]
+            if (len(un0) + len(un)) * w * w <= len(un0) * w0 * w0 + len(un) * w * w + overhead:
+                groups[-1] = (w, np.sort(np.r_[un0, un]))
                 continue
-        groups.append((w, dy))
+        groups.append((w, un))
     return groups
 
 
-@dataclass(frozen=True, eq=False)
-class _Batch:
-    """Dyads whose missing entries fit in ``width`` slots (padded), with the moments that
-    give ``B = E'(WU)`` and ``Q_mm = E'E`` as weighted sums (see :class:`MissingCorrection`).
-    """
+def _components(hit: np.ndarray, n_entries: int) -> np.ndarray:
+    """Connected components of the missing entries, two entries linked when a whitened
+    row touches both (``Q_mm`` is block diagonal over them)."""
+    first = hit[np.arange(len(hit)), np.argmax(hit >= 0, axis=1)]
+    ok = hit >= 0
+    a = np.broadcast_to(first[:, None], hit.shape)[ok]
+    graph = sparse.coo_array((np.ones(len(a)), (a, hit[ok])), shape=(n_entries, n_entries))
+    return connected_components(graph, directed=False)[1]
 
-    dyads: np.ndarray      # (b,) dyad numbers
-    pad: np.ndarray        # (b, width, width) 1 on the diagonal of padding slots
-    b_moments: np.ndarray  # (combos, b * width * m)
-    q_moments: np.ndarray  # (combos, b * width * width)
+
+def _chunk_size(per_dyad: np.ndarray) -> int:
+    """Entries of a dyad per batched product: few padding slots, few chunks."""
+    per_dyad = per_dyad[per_dyad > 0]
+    return min((2, 4, 8, 16), key=lambda k: int((-(-per_dyad // k) * (k + 1)).sum()))
+
+
+@dataclass(frozen=True, eq=False)
+class _Block:
+    """Units (blocks of ``Q_mm`` with more than one entry) padded to ``width`` entries:
+    where their entries are among the places and the moments of their ``Q_mm`` blocks."""
+
+    places: np.ndarray     # (b, width) place of each entry (padding: the last, empty place)
+    pad: np.ndarray        # (b, width) 1 at padding slots (their Q_mm diagonal)
+    q_moments: sparse.csr_array  # (b * width * width, combos)
 
 
 @dataclass(frozen=True, eq=False)
 class MissingCorrection:
     """The Schur-complement correction ``B' Q_mm^-1 B`` per dyad with missing entries.
 
+    ``Q_mm`` is block diagonal: two missing entries interact only through a whitened row
+    touching both (with ``UN x AR(1)``: the same or neighbouring sessions). Its blocks, the
+    *units*, are mostly single entries, handled as scalars; larger ones by batched solves.
     A whitened row ``j`` of type ``t`` touches a missing entry through its slot ``l``
     (``E[j, col] = c_l(t)``) and combines data rows through its slots ``l'``
     (``(WU)_j = sum_l' c_l'(t) u_l'``). So ``B = E'(WU)`` and ``Q_mm = E'E`` are sums over
     combinations ``(t, l, l')`` of ``c_l(t) c_l'(t)`` times moments that do not depend on
-    the parameters, computed once, as for the stencil itself (:class:`TypeMoments`).
+    the parameters, computed once, as for the stencil itself (:class:`TypeMoments`): one
+    (sparse: an entry meets few combinations) matrix product gives ``B``, the diagonal of
+    ``Q_mm`` and their derivatives for all entries at once. The entries sit at *places*:
+    dyad by dyad in chunks of ``chunk`` (padded with empty places), so the per-dyad sums
+    are batched matrix products.
     """
 
     combos: np.ndarray     # (C, 3): type, slot touching the missing entry, other slot
-    batches: tuple[_Batch, ...]
+    moments: sparse.csr_array  # (places * m + places, C): B by place, diag(Q_mm)
+    empty: np.ndarray      # (places,) 1 at empty places (their Q_mm diagonal)
+    single: np.ndarray     # (places,) 1 at entries that are a unit alone
+    blocks: tuple[_Block, ...]
     n_random: int
+    n_dyads: int
+    chunk: int
+    chunk_sums: sparse.csr_array  # (dyads, chunks): 1 where the dyad holds the chunk
+    place_sums: sparse.csr_array  # (dyads, places): 1 where the dyad holds the place
 
     @classmethod
     def of(cls, types: RowTypes, grid: ResidualLayout, grid_raw: np.ndarray,
            missing: np.ndarray, n_random: int) -> MissingCorrection:
         links = types.links
         n_slots, n_types = len(types.slots), len(types.role)
-        m = grid_raw.shape[1]
+        m, n_dyads = grid_raw.shape[1], len(grid.dyad_start)
         is_missing = np.zeros(len(grid.dyad), bool)
         is_missing[missing] = True
-        m_dyad = grid.dyad[missing]
-        m_pos = np.arange(len(missing)) - np.searchsorted(m_dyad, m_dyad)
-        n_missing = np.bincount(m_dyad, minlength=len(grid.dyad_start))
-        # incidences: (row, slot) -> position of the missing entry it touches, or -1
+        # incidences: (row, slot) -> the missing entry it touches, or -1
         touching = np.flatnonzero(np.any((links >= 0) & is_missing[np.maximum(links, 0)], 0))
-        hit_col = np.full((len(touching), n_slots), -1)
+        hit = np.full((len(touching), n_slots), -1)
         for sl in range(n_slots):
             target = links[sl, touching]
-            hit = (target >= 0) & is_missing[np.maximum(target, 0)]
-            hit_col[hit, sl] = m_pos[np.searchsorted(missing, target[hit])]
+            on = (target >= 0) & is_missing[np.maximum(target, 0)]
+            hit[on, sl] = np.searchsorted(missing, target[on])
         kind = types.index[touching]
         present = links[:, touching] >= 0                      # (slots, rows)
         used = np.zeros((n_types, n_slots, n_slots), bool)
         for s1 in range(n_slots):
             for s2 in range(n_slots):
-                used[kind[(hit_col[:, s1] >= 0) & present[s2]], s1, s2] = True
+                used[kind[(hit[:, s1] >= 0) & present[s2]], s1, s2] = True
         # c_l c_l' is symmetric in (l, l'): both orders share one moment
         used = np.triu(used | np.swapaxes(used, 1, 2))
         combos = np.argwhere(used)
         combo_id = np.full(used.shape, -1)
         combo_id[tuple(combos.T)] = np.arange(len(combos))
         combo_id = np.maximum(combo_id, np.swapaxes(combo_id, 1, 2))
-        row_dyad = grid.dyad[touching]
-        dyads = np.flatnonzero(n_missing)
-        size = 2 ** np.ceil(np.log2(n_missing[dyads])).astype(int)
-        batches = []
-        for width, group in _merged_groups(dyads, size):
-            for lo in range(0, len(group), BATCH_DYADS):
-                members = group[lo:lo + BATCH_DYADS]
-                local = np.full(len(grid.dyad_start), -1)
+        n_c = len(combos)
+        # places: the entries dyad by dyad in chunks, then one empty chunk
+        e_dyad = grid.dyad[missing]  # ascending
+        n_per = np.bincount(e_dyad, minlength=n_dyads)
+        chunk = _chunk_size(n_per)
+        n_chunks = -(-n_per // chunk)
+        first_chunk = np.cumsum(n_chunks) - n_chunks
+        place = chunk * first_chunk[e_dyad] + np.arange(len(missing)) \
+            - np.searchsorted(e_dyad, e_dyad)
+        n_places = chunk * (int(n_chunks.sum()) + 1)
+        triplets = []  # (row of the moments, combination, value)
+        pairs = []  # (combo, entry, entry) of off-diagonal Q_mm
+        cols = np.arange(m)
+        for s1 in range(n_slots):
+            on = hit[:, s1] >= 0
+            for s2 in range(n_slots):
+                both = on & present[s2]
+                cid = combo_id[kind[both], s1, s2]
+                triplets.append((m * place[hit[both, s1]][:, None] + cols,
+                                 np.broadcast_to(cid[:, None], (len(cid), m)),
+                                 grid_raw[links[s2, touching[both]]]))
+                two = both & (hit[:, s2] >= 0)
+                cid, e1, e2 = combo_id[kind[two], s1, s2], hit[two, s1], hit[two, s2]
+                same = e1 == e2
+                triplets.append((m * n_places + place[e1[same]], cid[same],
+                                 np.ones(int(same.sum()))))
+                pairs.append((cid[~same], e1[~same], e2[~same]))
+        at, combo, value = (np.concatenate([np.ravel(x) for x in part])
+                            for part in zip(*triplets))
+        moments = sparse.coo_array((value, (at, combo)),
+                                   shape=((m + 1) * n_places, n_c)).tocsr()  # sums repeats
+        moments.eliminate_zeros()  # e.g. the columns of the other role
+        q_rows = moments[m * n_places:]  # (places, C): the diagonal of Q_mm
+        empty = np.ones(n_places)
+        empty[place] = 0.0
+        # units: connected components of the entries; those of more than one in blocks
+        unit = _components(hit, len(missing))
+        n_units = int(unit.max()) + 1
+        size = np.bincount(unit, minlength=n_units)
+        single = np.zeros(n_places)
+        single[place[size[unit] == 1]] = 1.0
+        order = np.argsort(unit, kind="stable")
+        pos = np.empty(len(missing), int)
+        pos[order] = np.arange(len(missing)) - np.repeat(np.cumsum(size) - size, size)
+        cid, e1, e2 = (np.concatenate(x) for x in zip(*pairs))
+        multi = np.flatnonzero(size > 1)
+        width_of = 2 ** np.ceil(np.log2(size[multi])).astype(int)
+        blocks = []
+        for width, group in _merged_groups(multi, width_of):
+            step = max(1, BATCH_ENTRIES // width)
+            for lo in range(0, len(group), step):
+                members = group[lo:lo + step]
+                local = np.full(n_units, -1)
                 local[members] = np.arange(len(members))
-                mine = local[row_dyad] >= 0
-                b_idx, col_h = local[row_dyad[mine]], hit_col[mine]
-                rows_h, kind_h = touching[mine], kind[mine]
-                n_b = len(members)
-                bm = np.zeros((len(combos), n_b, width, m))
-                qm = np.zeros((len(combos), n_b, width, width))
-                for s1 in range(n_slots):
-                    on = col_h[:, s1] >= 0
-                    for s2 in range(n_slots):
-                        both = on & (links[s2, rows_h] >= 0)
-                        cid = combo_id[kind_h[both], s1, s2]
-                        np.add.at(bm, (cid, b_idx[both], col_h[both, s1]),
-                                  grid_raw[links[s2, rows_h[both]]])
-                        pair = both & (col_h[:, s2] >= 0)
-                        np.add.at(qm, (combo_id[kind_h[pair], s1, s2], b_idx[pair],
-                                       col_h[pair, s1], col_h[pair, s2]), 1.0)
-                pad = np.arange(width)[None, :] >= n_missing[members][:, None]
-                batches.append(_Batch(dyads=members, pad=pad[:, :, None] * np.eye(width),
-                                      b_moments=bm.reshape(len(combos), -1),
-                                      q_moments=qm.reshape(len(combos), -1)))
-        return cls(combos=combos, batches=tuple(batches), n_random=n_random)
+                places = np.full((len(members), width), n_places - 1)
+                mine = np.flatnonzero(local[unit] >= 0)
+                at_unit = local[unit[mine]]
+                places[at_unit, pos[mine]] = place[mine]
+                diag = q_rows[place[mine]].tocoo()
+                sel = local[unit[e1]] >= 0
+                flat = np.r_[(at_unit * width * width + pos[mine] * (width + 1))[diag.row],
+                             (local[unit[e1[sel]]] * width + pos[e1[sel]]) * width
+                             + pos[e2[sel]]]
+                q_moments = sparse.coo_array(
+                    (np.r_[diag.data, np.ones(int(sel.sum()))], (flat, np.r_[diag.col, cid[sel]])),
+                    shape=(len(members) * width * width, n_c)).tocsr()
+                pad = np.arange(width)[None, :] >= size[members][:, None]
+                blocks.append(_Block(places=places, pad=pad.astype(float),
+                                     q_moments=q_moments))
+        has = np.flatnonzero(n_per)
+        return cls(combos=combos, moments=moments, empty=empty,
+                   single=single, blocks=tuple(blocks), n_random=n_random,
+                   n_dyads=n_dyads, chunk=chunk,
+                   place_sums=sparse.csr_array((np.ones(len(place)), (e_dyad, place)),
+                                               shape=(n_dyads, n_places)),
+                   chunk_sums=sparse.csr_array(
+                       (np.ones(int(n_chunks.sum())),
+                        (np.repeat(has, n_chunks[has]),
+                         np.arange(int(n_chunks.sum())))),
+                       shape=(n_dyads, int(n_chunks.sum()) + 1)))
 
     def apply(self, products: Products, c: np.ndarray, dc: np.ndarray | None) -> Products:
         """``products`` of the complete grid minus the correction, plus ``log|Q_mm|``.
@@ -179,34 +261,71 @@ class MissingCorrection:
         gradient = dc is not None and products.d_rows is not None
         if dc is not None and gradient:
             weights = np.vstack([weights, dc[:, s1, t] * c[s2, t] + c[s1, t] * dc[:, s2, t]])
-            d_rows = np.array(products.d_rows, float)
-            d_rest = np.array(products.d_rest, float)
-            d_logdet = np.array(products.d_logdet, float)
-        rows, rest, logdet = products.rows.copy(), products.rest.copy(), products.logdet.copy()
-        m = rows.shape[2]
-        u = m - r
-        for b in self.batches:
-            n_b, width, _ = b.pad.shape
-            big_b = (weights @ b.b_moments).reshape(len(weights), n_b, width, m)
-            q_all = (weights @ b.q_moments).reshape(len(weights), n_b, width, width)
-            q = q_all[0] + b.pad
-            lower = np.linalg.cholesky(q)
-            q_inv = np.linalg.inv(q)
-            x = q_inv @ big_b[0]
-            rows[b.dyads] -= np.swapaxes(big_b[0, ..., :r], 1, 2) @ x
-            rest -= big_b[0, ..., r:].reshape(-1, u).T @ x[..., r:].reshape(-1, u)
-            logdet[b.dyads] += 2 * np.log(np.diagonal(lower, axis1=1, axis2=2)).sum(1)
-            if not gradient:
-                continue
-            ell = big_b[1:] - 0.5 * q_all[1:] @ x[None]           # (k, b, width, m)
-            d_rows[:, b.dyads] -= (np.swapaxes(ell[..., :r], 2, 3) @ x[None]
-                                   + np.swapaxes(x[None, ..., :r], 2, 3) @ ell)
-            k = len(ell)
-            half = np.swapaxes(ell[..., r:].reshape(k, -1, u), 1, 2) @ x[..., r:].reshape(-1, u)
-            d_rest -= half + np.swapaxes(half, 1, 2)
-            d_logdet[:, b.dyads] += np.einsum("bij,kbji->kb", q_inv, q_all[1:])
+        m = products.rows.shape[2]
+        k = len(weights) - 1
+        n_places, kk = len(self.empty), k + 1
+        # B, diag(Q_mm) and their derivatives, parameters last: (places, m, k + 1), the
+        # places dyad by dyad in chunks (the last chunk empty)
+        w_t = np.ascontiguousarray(weights.T)
+        both = self.moments @ w_t
+        big_b, q_diag = both[:m * n_places].reshape(n_places, m, kk), both[m * n_places:]
+        q = q_diag[:, 0] + self.empty
+        log_q = self.single * np.log(q)
+        fixed = []
+        for b in self.blocks:  # units of several entries: small dense solves
+            n_b, width = b.places.shape
+            q_all = np.moveaxis((b.q_moments @ w_t).reshape(n_b, width, width, kk), -1, 0)
+            q_b = np.array(q_all[0])
+            q_b[:, np.arange(width), np.arange(width)] += b.pad
+            q_inv = np.linalg.inv(q_b)
+            gathered = np.moveaxis(big_b[b.places], -1, 0)  # (k + 1, b, width, m)
+            x_b = q_inv @ gathered[0]
+            log_q[b.places[:, 0]] += np.linalg.slogdet(q_b)[1]
+            ell_b = gathered[1:] - 0.5 * q_all[1:] @ x_b[None] if gradient else None
+            d_log_b = np.einsum("bij,kbji->kb", q_inv, q_all[1:]) if gradient else None
+            fixed.append((b.places, x_b, ell_b, d_log_b))
+        b0 = big_b[:, :, 0].copy()                      # (places, m)
+        x = big_b[:, :, 0]  # in place: X = Q^-1 B, then L = dB - dQ X / 2 beside it
+        np.divide(b0, q[:, None], out=x)
+        if gradient:
+            half_dq = 0.5 * q_diag[:, 1:]
+            step = np.empty_like(b0)
+            for j in range(1, kk):
+                big_b[:, :, j] -= np.multiply(x, half_dq[:, j - 1, None], out=step)
+            d_log_q = self.single[:, None] * q_diag[:, 1:] / q[:, None]   # (places, k)
+        for places, x_b, ell_b, d_log_b in fixed:
+            x[places] = x_b
+            if gradient:
+                assert ell_b is not None and d_log_b is not None
+                big_b[places, :, 1:] = np.moveaxis(ell_b, 0, -1)
+                d_log_q[places[:, 0]] += d_log_b.T
+        # per dyad: sums over its entries, chunk by chunk (batched products)
+        sums, d, ch = self.chunk_sums, self.n_dyads, self.chunk
+        xc = np.ascontiguousarray(x)
+        x3 = xc.reshape(-1, ch, m)                                    # (chunks, ch, m)
+        b3 = b0.reshape(-1, ch, m)
+        n_ch = len(x3)
+        corr = (np.swapaxes(b3[..., :r], 1, 2) @ x3).reshape(n_ch, -1)
+        rows = products.rows - (sums @ corr).reshape(d, r, m)
+        rest = products.rest - b0[:, r:].T @ xc[:, r:]
+        logdet = products.logdet + self.place_sums @ log_q
         if not gradient:
             return Products(rows, rest, logdet)
+        assert products.d_rows is not None and products.d_rest is not None
+        assert products.d_logdet is not None
+        l3 = big_b.reshape(-1, ch, m * kk)                 # (chunks, ch, m * (k + 1))
+        # sym(L' X) = x_r' L + (L_r' x)'; the k = 0 slot (X itself) is computed and dropped
+        part_a = np.swapaxes(x3[..., :r], 1, 2) @ l3                   # (chunks, r, m k+1)
+        part_b = np.swapaxes(x3, 1, 2) @ l3.reshape(n_ch, ch, m, kk)[:, :, :r].reshape(
+            n_ch, ch, r * kk)                                           # (chunks, m, r k+1)
+        sym = (sums @ part_a.reshape(n_ch, -1)).reshape(d, r, m, kk)
+        sym += np.swapaxes((sums @ part_b.reshape(n_ch, -1)).reshape(d, m, r, kk), 1, 2)
+        d_rows = products.d_rows - np.moveaxis(sym[..., 1:], -1, 0)
+        # sum_e L_e[a] x_e[b] over all entries for the [X | y] block
+        full = (xc[:, r:].T @ big_b.reshape(n_places, -1)).reshape(m - r, m, kk)
+        half = full[:, r:, 1:].transpose(2, 1, 0)
+        d_rest = products.d_rest - half - np.swapaxes(half, 1, 2)
+        d_logdet = products.d_logdet + (self.place_sums @ d_log_q).T
         return Products(rows, rest, logdet, d_rows, d_rest, d_logdet)
 
 
