@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -65,7 +65,6 @@ import pandas as pd
 from apim.data.hints import current, option
 from apim.data.session import SessionData
 from apim.engine.distributions import stats
-from apim.engine.multivariate_fit import MultivariateFit, fit_multivariate
 from apim.errors import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -76,6 +75,9 @@ from apim.errors import (
 from apim.model.design import Term
 from apim.model.result import EFFECT_COLUMNS
 from apim.specbase import Spec
+
+if TYPE_CHECKING:  # the multivariate engine loads when a latent model is fitted
+    from apim.engine.multivariate_fit import MultivariateFit
 
 __all__ = ["LatentAPIMSpec", "LatentAPIMResult", "fit_latent", "latent_values",
            "person_mean_reliability", "warn_if_unreliable"]
@@ -401,6 +403,8 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
                         f"({groups[0]!r}): a multi-group model needs two or more")
     if spec.therapist_level:
         _check_therapists(wide, spec, len(names))
+    from apim.engine.multivariate_fit import fit_multivariate
+
     fits: dict[str, MultivariateFit] = {}
     counts: dict[str, np.ndarray] = {}
     n_pred = len(spec.predictors)
