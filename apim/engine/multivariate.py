@@ -374,6 +374,25 @@ def _pattern_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray,
                       grad_mu=q.sum(axis=0), grad_phi=0.0, blups=blups)
 
 
+def shape_covariance(shape: Shape, sw: np.ndarray, sb: np.ndarray, phi: float
+                     ) -> tuple[np.ndarray, ...] | None:
+    """A shape's covariance ``V = Sigma_W * phi^lag + Sigma_B`` over its (variable,
+    occasion) entries: the entries' variable indicators ``x``, the lags, ``phi^lag``, the
+    Cholesky factor and the symmetrised inverse of ``V``; None where ``V`` is not positive
+    definite."""
+    v, o = shape.var, shape.occasion
+    x = np.eye(len(sw))[v]
+    lag = np.abs(o[:, None] - o[None, :])
+    corr = phi ** lag
+    big = sw[np.ix_(v, v)] * corr + sb[np.ix_(v, v)]
+    try:
+        chol = np.linalg.cholesky(big)
+    except np.linalg.LinAlgError:
+        return None
+    inv = np.linalg.inv(big)
+    return x, lag, corr, chol, (inv + inv.T) / 2
+
+
 def _shape_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray, phi: float,
                 mu: np.ndarray | None, reml: bool) -> Evaluation:
     k = data.k
@@ -384,17 +403,10 @@ def _shape_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray, phi: flo
     xvy = np.zeros(k)
     logdet = 0.0
     for shape in data.shapes():
-        v, o = shape.var, shape.occasion
-        x = np.eye(k)[v]
-        lag = np.abs(o[:, None] - o[None, :])
-        corr = phi ** lag
-        big = sw[np.ix_(v, v)] * corr + sb[np.ix_(v, v)]
-        try:
-            chol = np.linalg.cholesky(big)
-        except np.linalg.LinAlgError:
+        pieces = shape_covariance(shape, sw, sb, phi)
+        if pieces is None:
             return _invalid(k)
-        inv = np.linalg.inv(big)
-        inv = (inv + inv.T) / 2
+        x, lag, corr, chol, inv = pieces
         count = len(shape.values)
         xv = x.T @ inv
         xvx += count * xv @ x

@@ -54,6 +54,7 @@ from apim.engine.multivariate import (
     MultivariateData,
     _invalid,
     pattern_inverses,
+    shape_covariance,
 )
 
 __all__ = ["evaluate_nested"]
@@ -220,16 +221,10 @@ def _shapes_stage1(data: MultivariateData, sw: np.ndarray, sb: np.ndarray, phi: 
     q = np.zeros((d, k, k))
     parts = []
     for shape in data.shapes():
-        v, o = shape.var, shape.occasion
-        x = np.eye(k)[v]
-        lag = np.abs(o[:, None] - o[None, :])
-        corr = phi ** lag
-        big = sw[np.ix_(v, v)] * corr + sb[np.ix_(v, v)]
-        try:
-            chol = np.linalg.cholesky(big)
-        except np.linalg.LinAlgError:
+        pieces = shape_covariance(shape, sw, sb, phi)
+        if pieces is None:
             return None
-        inv = _sym(np.linalg.inv(big))
+        x, lag, corr, chol, inv = pieces
         xv = x.T @ inv
         c = shape.clusters
         logdet[c] = 2 * np.log(np.diag(chol)).sum()
