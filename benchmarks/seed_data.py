@@ -1,9 +1,10 @@
-"""Vectorised generator of seed-design data for the benchmarks (complete, balanced).
+"""Vectorised generator of seed-design data for the benchmarks and the optimizer tests
+(complete, balanced).
 
 ``y_irt = b0_r + 0.4 aw + 0.15 pw + 0.5 ab + 0.2 pb + u_ir + e_irt`` with role-specific
 intercepts ``u`` (SDs 0.7, 0.6, correlation 0.5), residuals with SDs 0.6 and 0.5 and
-same-session correlation 0.3, and role-specific random actor/partner slopes (SD 0.15)
-when ``slopes=True``.
+same-session correlation 0.3, and role-specific random actor/partner slopes (SD
+``slope_sd``, default 0.15) when ``slopes=True``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pandas as pd
 
 
 def seed_design(n_dyads: int = 241, n_sessions: int = 30, seed: int = 1,
-                slopes: bool = False, phi: float = 0.0, caseload: int = 0) -> pd.DataFrame:
+                slopes: bool = False, phi: float = 0.0, caseload: int = 0,
+                slope_sd: float = 0.15) -> pd.DataFrame:
     """Seed-design data; ``phi``: AR(1) residuals over sessions (``UN x AR(1)``);
     ``caseload``: dyads per therapist, with therapist intercepts (SD 0.3). Both add no
     random draws to the default design, which stays the same bit for bit."""
@@ -23,8 +25,8 @@ def seed_design(n_dyads: int = 241, n_sessions: int = 30, seed: int = 1,
     xb = rng.normal(0, 0.6, size=(d, 2))
     xw = rng.normal(0, 0.5, size=(d, s, 2))
     e = rng.multivariate_normal([0, 0], [[0.36, 0.09], [0.09, 0.25]], size=(d, s))
-    ga = rng.normal(0, 0.15, size=(d, 2)) if slopes else np.zeros((d, 2))
-    gp = rng.normal(0, 0.15, size=(d, 2)) if slopes else np.zeros((d, 2))
+    ga = rng.normal(0, slope_sd, size=(d, 2)) if slopes else np.zeros((d, 2))
+    gp = rng.normal(0, slope_sd, size=(d, 2)) if slopes else np.zeros((d, 2))
     for t in range(1, s if phi else 0):  # stationary AR(1) with the same marginals
         e[:, t] = phi * e[:, t - 1] + np.sqrt(1 - phi ** 2) * e[:, t]
     other = [1, 0]

@@ -7,6 +7,7 @@ step), which ``FitControl`` still runs."""
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -22,43 +23,12 @@ from apim.engine.model import Prepared
 from apim.engine.structures import Exchangeable
 from apim.errors import BoundaryWarning, SpecError
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from seed_data import seed_design as dyadic  # noqa: E402  (the benchmarks' seed design)
+
 #: the optimizer before the exact Hessian: BFGS to ``gradient_tolerance``, then Newton
 #: steps each followed by a new Hessian from differences of the gradient
 PREVIOUS = FitControl(handover_gradient=0, hessian="differences", hessian_refresh=0)
-
-
-def dyadic(n_dyads: int, n_sessions: int, seed: int, slopes: bool = False,
-           phi: float = 0.0, caseload: int = 0, slope_sd: float = 0.15) -> pd.DataFrame:
-    """Session-by-session data of the seed design (as ``benchmarks/seed_data.py``): role
-    intercepts (SDs 0.7, 0.6, r = 0.5), residual SDs 0.6, 0.5 with same-session
-    correlation 0.3, optional random actor/partner slopes, AR(1) residuals, therapists."""
-    rng = np.random.default_rng(seed)
-    d, s = n_dyads, n_sessions
-    u = rng.multivariate_normal([0, 0], [[0.49, 0.21], [0.21, 0.36]], size=d)
-    xb = rng.normal(0, 0.6, size=(d, 2))
-    xw = rng.normal(0, 0.5, size=(d, s, 2))
-    e = rng.multivariate_normal([0, 0], [[0.36, 0.09], [0.09, 0.25]], size=(d, s))
-    ga = rng.normal(0, slope_sd, size=(d, 2)) if slopes else np.zeros((d, 2))
-    gp = rng.normal(0, slope_sd, size=(d, 2)) if slopes else np.zeros((d, 2))
-    for t in range(1, s if phi else 0):
-        e[:, t] = phi * e[:, t - 1] + np.sqrt(1 - phi ** 2) * e[:, t]
-    other = [1, 0]
-    y = (np.array([4.6, 4.4]) + (0.4 + ga[:, None, :]) * xw
-         + (0.15 + gp[:, None, :]) * xw[:, :, other]
-         + (0.5 * xb + 0.2 * xb[:, other])[:, None, :] + u[:, None, :] + e)
-    dyad, session, role = np.meshgrid(np.arange(d), np.arange(1, s + 1), [0, 1],
-                                      indexing="ij")
-    extra = {}
-    if caseload:
-        therapist = dyad // caseload
-        y = y + rng.normal(0, 0.3, size=therapist.max() + 1)[therapist]
-        extra["therapist"] = therapist.ravel()
-    return pd.DataFrame({**extra, "dyad": dyad.ravel(), "session": session.ravel(),
-                         "role": role.ravel(), "aw": xw.ravel(),
-                         "pw": xw[:, :, other].ravel(),
-                         "ab": np.broadcast_to(xb[:, None, :], (d, s, 2)).ravel(),
-                         "pb": np.broadcast_to(xb[:, other][:, None, :], (d, s, 2)).ravel(),
-                         "y": y.ravel()})
 
 
 def apim_model(d: pd.DataFrame, slopes: bool = False, residual: str = "un",
