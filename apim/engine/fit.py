@@ -29,9 +29,9 @@ import pandas as pd
 
 from apim.engine.control import FitControl
 from apim.engine.hessian import difference_information, information
-from apim.engine.inference import containment_df, satterthwaite_df
+from apim.engine.inference import satterthwaite_df, sorted_containment_df
 from apim.engine.likelihood import Evaluation, evaluate, split_theta
-from apim.engine.model import MixedModel, Prepared
+from apim.engine.model import MixedModel, Prepared, _blocks
 from apim.engine.parameters import VarianceParameter, parameter_table
 from apim.engine.residual import ResidualLayout
 from apim.engine.scaling import Scaling
@@ -640,6 +640,24 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
                    calls[0], clock)
 
 
+def _fitted(prep: Prepared, beta: np.ndarray, b: np.ndarray, v: np.ndarray, y_scale: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Conditional and population fitted values in the input row order and the original
+    units, block by block of sorted rows (no full-size temporaries)."""
+    qt, q, p = prep.q_t, prep.q, prep.p
+    raw, order, dyad = prep.raw, prep.order, prep.layout.dyad
+    fitted, population = np.empty(prep.n), np.empty(prep.n)
+    for rows in _blocks(prep.n):
+        xb = raw[rows, qt + q:qt + q + p] @ beta
+        here = dyad[rows]
+        block = xb + np.einsum("nk,nk->n", raw[rows, qt:qt + q], b[here])
+        if qt:
+            block = block + np.einsum("nk,nk->n", raw[rows, :qt], v[prep.cluster[here]])
+        fitted[order[rows]] = block * y_scale
+        population[order[rows]] = xb * y_scale
+    return fitted, population
+
+
 def _result(scaling: Scaling, prep: Prepared, method: str, inner_theta: np.ndarray,
             ev: Evaluation, inner_hess: np.ndarray, control: FitControl, converged: bool,
             message: str, n_eval: int, clock: float) -> MixedFit:
@@ -658,35 +676,27 @@ def _result(scaling: Scaling, prep: Prepared, method: str, inner_theta: np.ndarr
     t_g, t_t, _ = split_theta(model, theta)
     lay = prep.layout
     qt, q = prep.q_t, prep.q
-    dyad_of_row = lay.dyad
-    labels = np.asarray(model.dyad)[prep.order][lay.dyad_start]
+    labels = np.asarray(model.dyad)[prep.order[lay.dyad_start]]
     b = np.zeros((len(labels), q))
     for s in range(prep.n_slots if q else 0):
         rows = np.flatnonzero(prep.slot == s)
         b[rows] = ev.blups[prep.cluster[rows], qt + s * q: qt + (s + 1) * q]
-    raw = prep.raw
-    xb = raw[:, qt + q:qt + q + prep.p] @ ev.beta
-    fitted_sorted = xb + np.einsum("nk,nk->n", raw[:, qt:qt + q], b[dyad_of_row])
     therapist_effects = pd.DataFrame(columns=t_names)
+    v = ev.blups[:, :qt]
     if qt:
-        v = ev.blups[:, :qt]
-        fitted_sorted = fitted_sorted + np.einsum("nk,nk->n", raw[:, :qt],
-                                                  v[prep.cluster[dyad_of_row]])
         first_dyad = np.flatnonzero(prep.slot == 0)
-        t_labels = np.asarray(model.therapist)[prep.order][lay.dyad_start][first_dyad]
+        t_labels = np.asarray(model.therapist)[prep.order[lay.dyad_start[first_dyad]]]
         therapist_effects = pd.DataFrame(v[prep.cluster[first_dyad]] * scaling.y / scaling.zt,
                                          index=t_labels, columns=t_names)
-    inverse = np.empty_like(prep.order)
-    inverse[prep.order] = np.arange(prep.n)
-    fitted = fitted_sorted[inverse] * scaling.y
+    fitted, population = _fitted(prep, ev.beta, b, v, scaling.y)
     y = np.asarray(model.y, float)
     beta = scaling.beta(ev.beta)
     cov_beta = scaling.cov_beta(ev.cov_beta)
     inner_d = ev.d_xvx if ev.d_xvx is not None else np.zeros((0, prep.p, prep.p))
     d_xvx = scaling.d_xvx(inner_d, 1 / jac)
-    levels = [np.asarray(model.dyad)]
+    starts = [lay.dyad_start]  # the rows of each group (sorted order), outermost first
     if model.therapist is not None:
-        levels.insert(0, np.asarray(model.therapist))
+        starts.insert(0, lay.dyad_start[prep.slot == 0])
     return MixedFit(
         model=model, method=method, theta=theta,
         loglik=float(scaling.loglik(float(ev.loglik), reml)),
@@ -694,13 +704,13 @@ def _result(scaling: Scaling, prep: Prepared, method: str, inner_theta: np.ndarr
         cov_coef=pd.DataFrame(cov_beta, index=x_names, columns=x_names),
         df_satterthwaite=pd.Series(satterthwaite_df(ev.cov_beta, inner_d, inner_cov,
                                                     np.eye(len(x_names))), index=x_names),
-        df_containment=pd.Series(containment_df(np.asarray(model.X, float), levels),
-                                 index=x_names),
+        df_containment=pd.Series(sorted_containment_df(np.asarray(model.X, float), prep.order,
+                                                       starts), index=x_names),
         parameters=tuple(records), variance=parameter_table(records),
         G=model.random.matrix(t_g) if model.random is not None else None,
         T=model.therapist_random.matrix(t_t) if model.therapist_random is not None else None,
         converged=converged, message=message, n_evaluations=n_eval, boundary=boundary,
-        fitted=fitted, fitted_population=xb[inverse] * scaling.y, residuals=y - fitted,
+        fitted=fitted, fitted_population=population, residuals=np.subtract(y, fitted),
         random_effects=pd.DataFrame(b * scaling.y / scaling.z, index=labels,
                                     columns=z_names),
         therapist_effects=therapist_effects, hessian=hess, cov_theta=cov_theta,
