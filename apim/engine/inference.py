@@ -126,7 +126,9 @@ def sorted_containment_df(X: np.ndarray, order: np.ndarray, starts: Sequence[np.
     stratum = np.zeros(p, int)
     intercept = np.zeros(p, bool)
     for j in range(p):
-        column = np.take(X[:, j], order)
+        column = np.empty(n)
+        for lo in range(0, n, 65_536):  # no full-size index temporary
+            column[lo:lo + 65_536] = X[order[lo:lo + 65_536], j]
         bounds = []
         for first in starts:
             bounds.append((np.minimum.reduceat(column, first) if len(first) else column[:0],
