@@ -296,3 +296,13 @@ def test_containment_df_with_an_intercept_and_constant_columns() -> None:
     assert np.array_equal(sorted_containment_df(X, sort, starts), old)
     # 1e-20 everywhere: an intercept too; the intercept takes the outer stratum's df once
     assert old.tolist() == [23.0, 23.0, 4.0, 23.0]
+
+
+@pytest.mark.parametrize("labels", [
+    np.repeat(np.arange(7), 3)[::-1], np.repeat([2.5, -1.0, 1e12], 4),
+    np.array(["a", "b", "a", "c"], dtype=object), np.array(["x", "y", "x"]),
+    np.array([True, False, True])])
+def test_number_of_dyads_counted_as_by_a_set(labels: np.ndarray) -> None:
+    from apim.model.fit import _count
+
+    assert _count(labels) == len(set(labels.tolist()))

@@ -127,8 +127,8 @@ def sorted_containment_df(X: np.ndarray, order: np.ndarray, starts: Sequence[np.
     intercept = np.zeros(p, bool)
     for j in range(p):
         column = np.empty(n)
-        for lo in range(0, n, 65_536):  # no full-size index temporary
-            column[lo:lo + 65_536] = X[order[lo:lo + 65_536], j]
+        for at in range(0, n, 65_536):  # no full-size index temporary
+            column[at:at + 65_536] = X[order[at:at + 65_536], j]
         bounds = []
         for first in starts:
             bounds.append((np.minimum.reduceat(column, first) if len(first) else column[:0],
