@@ -29,9 +29,9 @@ import pandas as pd
 
 from apim.engine.control import FitControl
 from apim.engine.hessian import difference_information, information
-from apim.engine.inference import containment_df, satterthwaite_df
+from apim.engine.inference import satterthwaite_df, sorted_containment_df
 from apim.engine.likelihood import Evaluation, evaluate, split_theta
-from apim.engine.model import MixedModel, Prepared
+from apim.engine.model import MixedModel, Prepared, _blocks
 from apim.engine.parameters import VarianceParameter, parameter_table
 from apim.engine.residual import ResidualLayout
 from apim.engine.scaling import Scaling
@@ -148,17 +148,42 @@ def _residual_moments(model: MixedModel, prep: Prepared
     person = dyad * 2 + lay.role
     counts = np.bincount(person, minlength=2 * (dyad.max() + 1))
     means = np.bincount(person, e, minlength=counts.size) / np.maximum(counts, 1)
-    w = e - means[person]
+    w = means[person]
+    del person
+    np.subtract(e, w, out=w)  # the within-person parts
     var_r = np.array([np.var(w[lay.role == r]) if np.any(lay.role == r) else np.var(w)
                       for r in (0, 1)])
     var_r = np.where(var_r > 0, var_r, np.var(e) + 1e-8)
     with np.errstate(invalid="ignore", divide="ignore"):  # e.g. one session per person
-        has = lay.pair >= 0
-        rho = float(np.corrcoef(w[has], w[lay.pair[has]])[0, 1]) if has.sum() > 2 else 0.0
-        has = lay.previous >= 0
-        phi = float(np.corrcoef(w[has], w[lay.previous[has]])[0, 1]) if has.sum() > 2 \
-            else 0.0
+        rho = _correlation(w, lay.pair)
+        phi = _correlation(w, lay.previous)
     return e, var_r, float(np.nan_to_num(rho)), float(np.nan_to_num(phi))
+
+
+def _correlation(w: np.ndarray, other: np.ndarray) -> float:
+    """``np.corrcoef(w[has], w[other[has]])[0, 1]`` (``has = other >= 0``; 0 with fewer
+    than three pairs), bit for bit, built in one ``2 x m`` array (numpy's ``cov`` steps,
+    in place) instead of numpy's copies."""
+    has = other >= 0
+    m = int(np.count_nonzero(has))
+    if m <= 2:
+        return 0.0
+    pairs = np.empty((2, m))
+    at = 0
+    for rows in _blocks(len(w)):
+        mine = np.flatnonzero(has[rows]) + rows.start
+        pairs[0, at:at + len(mine)] = w[mine]
+        pairs[1, at:at + len(mine)] = w[other[mine]]
+        at += len(mine)
+    del has
+    pairs -= pairs.mean(axis=1)[:, None]
+    c = np.dot(pairs, pairs.T)
+    c *= np.true_divide(1, m - 1)
+    sd = np.sqrt(np.diag(c))
+    c /= sd[:, None]
+    c /= sd[None, :]
+    np.clip(c, -1, 1, out=c)
+    return float(c[0, 1])
 
 
 def start_values(model: MixedModel, prep: Prepared) -> np.ndarray:
@@ -214,8 +239,11 @@ def _column_variances(z: np.ndarray, e: np.ndarray, starts: np.ndarray,
                       var_r: np.ndarray) -> np.ndarray:
     """Per dyad least-squares coefficient of each column of ``z`` alone; its spread over
     dyads (weighted by the column's sum of squares) minus the sampling noise."""
-    zz = np.add.reduceat(z ** 2, starts)
-    ze = np.add.reduceat(z * e[:, None], starts)
+    zz = np.empty((len(starts), z.shape[1]))
+    ze = np.empty((len(starts), z.shape[1]))
+    for dyads, rows, local in _dyad_blocks(starts, len(e)):
+        zz[dyads] = np.add.reduceat(z[rows] ** 2, local)
+        ze[dyads] = np.add.reduceat(z[rows] * e[rows, None], local)
     variances = []
     for k in range(z.shape[1]):
         ok = zz[:, k] > 1e-12
@@ -228,6 +256,21 @@ def _column_variances(z: np.ndarray, e: np.ndarray, starts: np.ndarray,
         estimate = (spread - weight.size * var_r.mean()) / weight.sum()
         variances.append(max(estimate, 0.05 * spread / weight.sum(), 1e-6 * np.var(e)))
     return np.array(variances)
+
+
+def _dyad_blocks(starts: np.ndarray, n: int, size: int = 65_536
+                 ) -> list[tuple[slice, slice, np.ndarray]]:
+    """Blocks of whole dyads (about ``size`` rows each): the dyads, their rows and the
+    dyads' first rows within the block. A per-dyad sum over a block equals the one over
+    all rows, bit for bit."""
+    cuts = np.unique(np.searchsorted(starts, np.arange(0, n, size), side="right") - 1)
+    cuts = np.r_[cuts[cuts >= 0], len(starts)] if len(starts) else np.zeros(1, int)
+    out = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        lo = int(starts[a])
+        hi = int(starts[b]) if b < len(starts) else n
+        out.append((slice(int(a), int(b)), slice(lo, hi), starts[a:b] - lo))
+    return out
 
 
 def _dyad_covariance(z: np.ndarray, e: np.ndarray, lay: ResidualLayout, var_r: np.ndarray,
@@ -245,20 +288,23 @@ def _dyad_covariance(z: np.ndarray, e: np.ndarray, lay: ResidualLayout, var_r: n
     starts = lay.dyad_start
     sizes = np.diff(np.r_[starts, n])
     sd = np.sqrt(var_r)
-    row_var = var_r[lay.role]
-    has = np.flatnonzero(lay.pair >= 0)
-    other = lay.pair[has]
     zz = np.empty((len(starts), q, q))
     zrz = np.empty((len(starts), q, q))
-    for k in range(q):
-        for j in range(k, q):
-            zz[:, k, j] = zz[:, j, k] = np.add.reduceat(z[:, k] * z[:, j], starts)
-            cross = np.zeros(n)
-            cross[has] = (z[has, k] * z[other, j] + z[other, k] * z[has, j]) \
-                * rho * sd[0] * sd[1]
-            zrz[:, k, j] = zrz[:, j, k] = np.add.reduceat(z[:, k] * z[:, j] * row_var
-                                                          + cross, starts)
-    ze = np.add.reduceat(z * e[:, None], starts)
+    ze = np.empty((len(starts), q))
+    for dyads, rows, local in _dyad_blocks(starts, n):  # no full-size temporaries
+        zb, eb, pair = z[rows], e[rows], lay.pair[rows]
+        row_var = var_r[lay.role[rows]]
+        has = np.flatnonzero(pair >= 0)
+        other = pair[has] - rows.start  # partners share a dyad, so a block
+        for k in range(q):
+            for j in range(k, q):
+                zz[dyads, k, j] = zz[dyads, j, k] = np.add.reduceat(zb[:, k] * zb[:, j], local)
+                cross = np.zeros(len(eb))
+                cross[has] = (zb[has, k] * zb[other, j] + zb[other, k] * zb[has, j]) \
+                    * rho * sd[0] * sd[1]
+                zrz[dyads, k, j] = zrz[dyads, j, k] = np.add.reduceat(
+                    zb[:, k] * zb[:, j] * row_var + cross, local)
+        ze[dyads] = np.add.reduceat(zb * eb[:, None], local)
     values = np.linalg.eigvalsh(zz)
     ok = (sizes > q) & (values[:, 0] > 1e-8 * np.maximum(values[:, -1], 1e-300))
     if ok.sum() < q + 2:
@@ -270,8 +316,10 @@ def _dyad_covariance(z: np.ndarray, e: np.ndarray, lay: ResidualLayout, var_r: n
     spread = centred.T @ centred / (ok.sum() - 1)
     g = spread - noise
     if shared is not None:  # minus the therapist effects' share
-        zs = np.stack([np.add.reduceat(z[:, k, None] * shared, starts)
-                       for k in range(q)], axis=1)
+        zs = np.empty((len(starts), q, shared.shape[1]))
+        for dyads, rows, local in _dyad_blocks(starts, n):
+            zs[dyads] = np.stack([np.add.reduceat(z[rows, k, None] * shared[rows], local)
+                                  for k in range(q)], axis=1)
         projection = inverse @ zs[ok]
         g = g - tv * np.einsum("dim,djm->ij", projection, projection) / ok.sum()
     floor = np.maximum(0.05 * np.diag(spread), 1e-6 * np.var(e))
@@ -640,6 +688,24 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
                    calls[0], clock)
 
 
+def _fitted(prep: Prepared, beta: np.ndarray, b: np.ndarray, v: np.ndarray, y_scale: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Conditional and population fitted values in the input row order and the original
+    units, block by block of sorted rows (no full-size temporaries)."""
+    qt, q, p = prep.q_t, prep.q, prep.p
+    raw, order, dyad = prep.raw, prep.order, prep.layout.dyad
+    fitted, population = np.empty(prep.n), np.empty(prep.n)
+    for rows in _blocks(prep.n):
+        xb = raw[rows, qt + q:qt + q + p] @ beta
+        here = dyad[rows]
+        block = xb + np.einsum("nk,nk->n", raw[rows, qt:qt + q], b[here])
+        if qt:
+            block = block + np.einsum("nk,nk->n", raw[rows, :qt], v[prep.cluster[here]])
+        fitted[order[rows]] = block * y_scale
+        population[order[rows]] = xb * y_scale
+    return fitted, population
+
+
 def _result(scaling: Scaling, prep: Prepared, method: str, inner_theta: np.ndarray,
             ev: Evaluation, inner_hess: np.ndarray, control: FitControl, converged: bool,
             message: str, n_eval: int, clock: float) -> MixedFit:
@@ -658,35 +724,27 @@ def _result(scaling: Scaling, prep: Prepared, method: str, inner_theta: np.ndarr
     t_g, t_t, _ = split_theta(model, theta)
     lay = prep.layout
     qt, q = prep.q_t, prep.q
-    dyad_of_row = lay.dyad
-    labels = np.asarray(model.dyad)[prep.order][lay.dyad_start]
+    labels = np.asarray(model.dyad)[prep.order[lay.dyad_start]]
     b = np.zeros((len(labels), q))
     for s in range(prep.n_slots if q else 0):
         rows = np.flatnonzero(prep.slot == s)
         b[rows] = ev.blups[prep.cluster[rows], qt + s * q: qt + (s + 1) * q]
-    raw = prep.raw
-    xb = raw[:, qt + q:qt + q + prep.p] @ ev.beta
-    fitted_sorted = xb + np.einsum("nk,nk->n", raw[:, qt:qt + q], b[dyad_of_row])
     therapist_effects = pd.DataFrame(columns=t_names)
+    v = ev.blups[:, :qt]
     if qt:
-        v = ev.blups[:, :qt]
-        fitted_sorted = fitted_sorted + np.einsum("nk,nk->n", raw[:, :qt],
-                                                  v[prep.cluster[dyad_of_row]])
         first_dyad = np.flatnonzero(prep.slot == 0)
-        t_labels = np.asarray(model.therapist)[prep.order][lay.dyad_start][first_dyad]
+        t_labels = np.asarray(model.therapist)[prep.order[lay.dyad_start[first_dyad]]]
         therapist_effects = pd.DataFrame(v[prep.cluster[first_dyad]] * scaling.y / scaling.zt,
                                          index=t_labels, columns=t_names)
-    inverse = np.empty_like(prep.order)
-    inverse[prep.order] = np.arange(prep.n)
-    fitted = fitted_sorted[inverse] * scaling.y
+    fitted, population = _fitted(prep, ev.beta, b, v, scaling.y)
     y = np.asarray(model.y, float)
     beta = scaling.beta(ev.beta)
     cov_beta = scaling.cov_beta(ev.cov_beta)
     inner_d = ev.d_xvx if ev.d_xvx is not None else np.zeros((0, prep.p, prep.p))
     d_xvx = scaling.d_xvx(inner_d, 1 / jac)
-    levels = [np.asarray(model.dyad)]
+    starts = [lay.dyad_start]  # the rows of each group (sorted order), outermost first
     if model.therapist is not None:
-        levels.insert(0, np.asarray(model.therapist))
+        starts.insert(0, lay.dyad_start[prep.slot == 0])
     return MixedFit(
         model=model, method=method, theta=theta,
         loglik=float(scaling.loglik(float(ev.loglik), reml)),
@@ -694,13 +752,13 @@ def _result(scaling: Scaling, prep: Prepared, method: str, inner_theta: np.ndarr
         cov_coef=pd.DataFrame(cov_beta, index=x_names, columns=x_names),
         df_satterthwaite=pd.Series(satterthwaite_df(ev.cov_beta, inner_d, inner_cov,
                                                     np.eye(len(x_names))), index=x_names),
-        df_containment=pd.Series(containment_df(np.asarray(model.X, float), levels),
-                                 index=x_names),
+        df_containment=pd.Series(sorted_containment_df(np.asarray(model.X, float), prep.order,
+                                                       starts), index=x_names),
         parameters=tuple(records), variance=parameter_table(records),
         G=model.random.matrix(t_g) if model.random is not None else None,
         T=model.therapist_random.matrix(t_t) if model.therapist_random is not None else None,
         converged=converged, message=message, n_evaluations=n_eval, boundary=boundary,
-        fitted=fitted, fitted_population=xb[inverse] * scaling.y, residuals=y - fitted,
+        fitted=fitted, fitted_population=population, residuals=np.subtract(y, fitted),
         random_effects=pd.DataFrame(b * scaling.y / scaling.z, index=labels,
                                     columns=z_names),
         therapist_effects=therapist_effects, hessian=hess, cov_theta=cov_theta,

@@ -70,24 +70,11 @@ def _constant(x: np.ndarray) -> bool:
     return bool(np.all(np.abs(scaled) < np.sqrt(np.finfo(float).eps)))
 
 
-def containment_df(X: np.ndarray, levels: Sequence[np.ndarray]) -> np.ndarray:
-    """nlme's "containment" df per column of ``X``; ``levels`` are group labels from the
-    outermost (e.g. therapist) to the innermost (dyad)."""
-    n, p = X.shape
-    ngroups = [len(np.unique(g)) for g in levels]
-    df = np.array(ngroups + [n], float) - np.array([0] + ngroups, float)
-    stratum = np.zeros(p, int)
-    intercept = np.array([_constant(X[:, j]) for j in range(p)])
-    for j in np.flatnonzero(~intercept):
-        stratum[j] = 0
-        for level, groups in enumerate(levels, start=1):
-            _, inverse = np.unique(groups, return_inverse=True)
-            lo = np.full(inverse.max() + 1, np.inf)
-            hi = np.full(inverse.max() + 1, -np.inf)
-            np.minimum.at(lo, inverse, X[:, j])
-            np.maximum.at(hi, inverse, X[:, j])
-            if np.any(hi - lo > 1e-12 * max(1.0, np.abs(X[:, j]).max())):
-                stratum[j] = level
+def _df(ngroups: Sequence[int], n: int, stratum: np.ndarray, intercept: np.ndarray
+        ) -> np.ndarray:
+    """The containment df from the number of groups per level, each column's stratum and
+    which columns are intercepts."""
+    df = np.array(list(ngroups) + [n], float) - np.array([0] + list(ngroups), float)
     for s in stratum[~intercept]:
         df[s] -= 1
     if intercept.any():
@@ -97,3 +84,64 @@ def containment_df(X: np.ndarray, levels: Sequence[np.ndarray]) -> np.ndarray:
     out = df[stratum]
     out[intercept] = df.max()
     return out
+
+
+def containment_df(X: np.ndarray, levels: Sequence[np.ndarray]) -> np.ndarray:
+    """nlme's "containment" df per column of ``X``; ``levels`` are group labels from the
+    outermost (e.g. therapist) to the innermost (dyad)."""
+    n, p = X.shape
+    codes = [np.unique(g, return_inverse=True)[1].reshape(-1) for g in levels]
+    ngroups = [int(c.max()) + 1 if len(c) else 0 for c in codes]
+    stratum = np.zeros(p, int)
+    intercept = np.array([_constant(X[:, j]) for j in range(p)])
+    for j in np.flatnonzero(~intercept):
+        for level, (inverse, size) in enumerate(zip(codes, ngroups, strict=True), start=1):
+            lo = np.full(size, np.inf)
+            hi = np.full(size, -np.inf)
+            np.minimum.at(lo, inverse, X[:, j])
+            np.maximum.at(hi, inverse, X[:, j])
+            if np.any(hi - lo > 1e-12 * max(1.0, np.abs(X[:, j]).max())):
+                stratum[j] = level
+    return _df(ngroups, n, stratum, intercept)
+
+
+def sorted_containment_df(X: np.ndarray, order: np.ndarray, starts: Sequence[np.ndarray]
+                          ) -> np.ndarray:
+    """:func:`containment_df` when the rows ``X[order]`` come in groups at every level:
+    ``starts`` are the first sorted rows of each group, outermost level first. One column
+    at a time and no sort (an engine fit has the order at hand).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.column_stack([np.ones(8), [0, 1] * 4, np.repeat([0., 1.], 4)])
+    >>> order = np.array([0, 2, 4, 6, 1, 3, 5, 7])  # odd and even rows: the groups
+    >>> sorted_containment_df(X, order, [np.array([0, 4])]).tolist()
+    [5.0, 0.0, 5.0]
+    >>> containment_df(X, [np.array([0, 1] * 4)]).tolist()
+    [5.0, 0.0, 5.0]
+    """
+    n, p = X.shape
+    tolerance = np.sqrt(np.finfo(float).eps)
+    stratum = np.zeros(p, int)
+    intercept = np.zeros(p, bool)
+    for j in range(p):
+        column = np.empty(n)
+        for at in range(0, n, 65_536):  # no full-size index temporary
+            column[at:at + 65_536] = X[order[at:at + 65_536], j]
+        bounds = []
+        for first in starts:
+            bounds.append((np.minimum.reduceat(column, first) if len(first) else column[:0],
+                           np.maximum.reduceat(column, first) if len(first) else column[:0]))
+        del column
+        lo, hi = float(np.min(X[:, j])), float(np.max(X[:, j]))
+        # x / x[0] - 1 is monotone in x: its largest size is at the smallest or largest x
+        x0 = X[0, j]
+        ends = np.array([lo, hi]) if x0 == 0 else np.array([lo, hi]) / x0 - 1
+        intercept[j] = bool(np.all(np.abs(ends) < tolerance))
+        if intercept[j]:
+            continue
+        for level, (low, high) in enumerate(bounds, start=1):
+            if np.any(high - low > 1e-12 * max(1.0, abs(lo), abs(hi))):
+                stratum[j] = level
+    return _df([len(first) for first in starts], n, stratum, intercept)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import overload
 
+import numpy as np
+import pandas as pd
+
 from apim.data.session import SessionData
 from apim.engine.control import FitControl
 from apim.engine.fit import fit as fit_engine
@@ -74,6 +77,13 @@ def fit(data: SessionData, spec: APIMSpec | FormulaSpec | LatentAPIMSpec,
     else:
         raise SpecError("spec must be an APIMSpec, a FormulaSpec or a LatentAPIMSpec, not "
                         f"{type(spec).__name__}")
-    check_sample(design.model.n_params, len(set(design.model.dyad)))
+    check_sample(design.model.n_params, _count(design.model.dyad))
     return APIMResult(design=design, engine=fit_engine(design.model, spec.method, control),
                       df=df)
+
+
+def _count(labels: np.ndarray) -> int:
+    """The number of distinct labels: hashed by pandas for numbers (a Python set of millions
+    of numpy scalars takes ten times as long), by a set for text and other objects."""
+    values = np.asarray(labels)
+    return len(pd.unique(values)) if values.dtype.kind in "biuf" else len(set(values))
