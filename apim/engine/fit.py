@@ -31,7 +31,7 @@ from apim.engine.control import FitControl
 from apim.engine.hessian import difference_information, information
 from apim.engine.inference import satterthwaite_df, sorted_containment_df
 from apim.engine.likelihood import Evaluation, evaluate, split_theta
-from apim.engine.model import MixedModel, Prepared, _blocks
+from apim.engine.model import MixedModel, Prepared, row_blocks
 from apim.engine.parameters import VarianceParameter, parameter_table
 from apim.engine.residual import ResidualLayout
 from apim.engine.scaling import Scaling
@@ -170,7 +170,7 @@ def _correlation(w: np.ndarray, other: np.ndarray) -> float:
         return 0.0
     pairs = np.empty((2, m))
     at = 0
-    for rows in _blocks(len(w)):
+    for rows in row_blocks(len(w)):
         mine = np.flatnonzero(has[rows]) + rows.start
         pairs[0, at:at + len(mine)] = w[mine]
         pairs[1, at:at + len(mine)] = w[other[mine]]
@@ -695,7 +695,7 @@ def _fitted(prep: Prepared, beta: np.ndarray, b: np.ndarray, v: np.ndarray, y_sc
     qt, q, p = prep.q_t, prep.q, prep.p
     raw, order, dyad = prep.raw, prep.order, prep.layout.dyad
     fitted, population = np.empty(prep.n), np.empty(prep.n)
-    for rows in _blocks(prep.n):
+    for rows in row_blocks(prep.n):
         xb = raw[rows, qt + q:qt + q + p] @ beta
         here = dyad[rows]
         block = xb + np.einsum("nk,nk->n", raw[rows, qt:qt + q], b[here])

@@ -181,7 +181,7 @@ def _sort_order(keys: list[np.ndarray]) -> np.ndarray | None:
     return np.lexsort(keys[::-1])
 
 
-def _blocks(n: int, size: int = 65_536) -> list[slice]:
+def row_blocks(n: int, size: int = 65_536) -> list[slice]:
     return [slice(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
@@ -199,14 +199,14 @@ def _full_rank(raw: np.ndarray, columns: slice) -> tuple[bool, np.ndarray | None
     n = raw.shape[0]
     p = len(range(*columns.indices(raw.shape[1])))
     gram = np.zeros((p, p))
-    for rows in _blocks(n):
+    for rows in row_blocks(n):
         block = raw[rows, columns]
         gram += block.T @ block
     eig = np.linalg.eigvalsh(gram)
     if eig[-1] > 0 and eig[0] > 1e-6 * eig[-1]:
         return True, None
     r = np.zeros((0, p))
-    for rows in _blocks(n):
+    for rows in row_blocks(n):
         r = np.asarray(np.linalg.qr(np.vstack([r, raw[rows, columns]]), mode="r"))
     sv = np.linalg.svd(r, compute_uv=False)
     return bool(np.sum(sv > sv.max() * max(n, p) * np.finfo(float).eps) == p), r
@@ -263,7 +263,7 @@ class Prepared:
         order = _sort_order(keys)
         raw = np.empty((n, sum(len(d) for _, d in blocks)))
         parts = [(None if a is None else np.asarray(a).reshape(n, -1), d) for a, d in blocks]
-        for rows in _blocks(n):  # block by block: no full-size temporary
+        for rows in row_blocks(n):  # block by block: no full-size temporary
             source = rows if order is None else order[rows]
             at = 0
             for part, divisor in parts:
@@ -276,7 +276,7 @@ class Prepared:
                     np.divide(part[source], divisor, out=raw[rows, at:at + width])
                 at += width
         n_xy = p + 1  # X and y: the last columns
-        finite = all(bool(np.isfinite(raw[rows, -n_xy:]).all()) for rows in _blocks(n))
+        finite = all(bool(np.isfinite(raw[rows, -n_xy:]).all()) for rows in row_blocks(n))
         if not finite:
             raise SpecError("y and X must be finite; drop incomplete rows before fitting")
         x_cols = slice(raw.shape[1] - 1 - p, raw.shape[1] - 1)
