@@ -160,7 +160,7 @@ CASES = {
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of a few rows, so that every case has many (block edges inside dyads)."""
-    monkeypatch.setattr(engine_fit, "_blocks", functools.partial(engine_model._blocks,
+    monkeypatch.setattr(engine_fit, "row_blocks", functools.partial(engine_model.row_blocks,
                                                                  size=7))
     monkeypatch.setattr(engine_fit, "_dyad_blocks",
                         functools.partial(engine_fit._dyad_blocks, size=23))
@@ -230,7 +230,7 @@ def test_fit_equals_the_full_size_computations(case: str,
     the same start values, so the same path and bit for bit the same results."""
     model = CASES[case]()
     with monkeypatch.context() as patch:
-        patch.setattr(engine_fit, "_blocks", functools.partial(engine_model._blocks, size=7))
+        patch.setattr(engine_fit, "row_blocks", functools.partial(engine_model.row_blocks, size=7))
         patch.setattr(engine_fit, "_dyad_blocks",
                       functools.partial(engine_fit._dyad_blocks, size=23))
         new = fit(model, "REML")
