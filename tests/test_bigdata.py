@@ -14,6 +14,7 @@ import pytest
 from apim.engine import MixedModel, Residual, Unstructured
 from apim.engine import fit as engine_fit
 from apim.engine import model as engine_model
+from apim.engine import start as engine_start
 from apim.engine.fit import fit
 from apim.engine.inference import _constant, containment_df, sorted_containment_df
 from apim.engine.model import Prepared
@@ -26,7 +27,7 @@ def old_residual_moments(model: MixedModel, prep: Prepared):
     qt, q, p = prep.q_t, prep.q, prep.p
     raw = prep.raw
     x, y = raw[:, qt + q:qt + q + p], raw[:, -1]
-    e = y - x @ engine_fit._least_squares(x, y)
+    e = y - x @ engine_start.least_squares(x, y)
     lay = prep.layout
     dyad = lay.dyad
     person = dyad * 2 + lay.role
@@ -160,10 +161,11 @@ CASES = {
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of a few rows, so that every case has many (block edges inside dyads)."""
-    monkeypatch.setattr(engine_fit, "row_blocks", functools.partial(engine_model.row_blocks,
-                                                                 size=7))
-    monkeypatch.setattr(engine_fit, "_dyad_blocks",
-                        functools.partial(engine_fit._dyad_blocks, size=23))
+    rows = functools.partial(engine_model.row_blocks, size=7)
+    monkeypatch.setattr(engine_fit, "row_blocks", rows)
+    monkeypatch.setattr(engine_start, "row_blocks", rows)
+    monkeypatch.setattr(engine_start, "dyad_blocks",
+                        functools.partial(engine_start.dyad_blocks, size=23))
 
 
 def prepared(case: str) -> tuple[MixedModel, Prepared]:
@@ -175,7 +177,7 @@ def prepared(case: str) -> tuple[MixedModel, Prepared]:
 @pytest.mark.parametrize("case", CASES)
 def test_start_values_equal_the_full_size_computation(case: str, small_blocks: None) -> None:
     inner, prep = prepared(case)
-    new, old = engine_fit._residual_moments(inner, prep), old_residual_moments(inner, prep)
+    new, old = engine_start.residual_moments(inner, prep), old_residual_moments(inner, prep)
     assert np.array_equal(new[0], old[0]) and np.array_equal(new[1], old[1])
     assert new[2:] == old[2:] and new[2] != 0 and new[3] != 0
     e, var_r, rho, _ = new
@@ -184,10 +186,10 @@ def test_start_values_equal_the_full_size_computation(case: str, small_blocks: N
     shared = prep.raw[:, :qt] if qt else None
     zz, zrz, ze, zs = old_dyad_sums(z, e, prep.layout, var_r, rho, shared)
     # the start values: from the sums of the blocks; the oracle: patch the sums back in
-    got = engine_fit.start_values(inner, prep)
+    got = engine_start.start_values(inner, prep)
     assert np.all(np.isfinite(got))
     starts = prep.layout.dyad_start
-    blocks = engine_fit._dyad_blocks(starts, prep.n)
+    blocks = engine_start.dyad_blocks(starts, prep.n)
     assert len(blocks) > 3 and blocks[0][1].start == 0 and blocks[-1][1].stop == prep.n
     again = np.empty_like(ze)
     for dyads, rows, local in blocks:
@@ -208,13 +210,13 @@ def test_dyad_covariance_equals_the_full_size_one(case: str, small_blocks: None,
     qt, q = prep.q_t, prep.q
     z = prep.raw[:, qt:qt + q]
     shared = prep.raw[:, :qt] if qt else None
-    new = engine_fit._dyad_covariance(z, e, prep.layout, var_r, rho, shared, 0.1)
-    new_columns = engine_fit._column_variances(z, e, prep.layout.dyad_start, var_r)
+    new = engine_start.dyad_covariance(z, e, prep.layout, var_r, rho, shared, 0.1)
+    new_columns = engine_start.column_variances(z, e, prep.layout.dyad_start, var_r)
     # the oracle: the same function with one block of all rows
-    monkeypatch.setattr(engine_fit, "_dyad_blocks", lambda starts, n: [
+    monkeypatch.setattr(engine_start, "dyad_blocks", lambda starts, n: [
         (slice(0, len(starts)), slice(0, n), starts)])
-    old = engine_fit._dyad_covariance(z, e, prep.layout, var_r, rho, shared, 0.1)
-    old_columns = engine_fit._column_variances(z, e, prep.layout.dyad_start, var_r)
+    old = engine_start.dyad_covariance(z, e, prep.layout, var_r, rho, shared, 0.1)
+    old_columns = engine_start.column_variances(z, e, prep.layout.dyad_start, var_r)
     assert new is not None and np.array_equal(new, old)
     assert np.array_equal(new_columns, old_columns)
     # and that one block is the full-size computation
@@ -230,19 +232,22 @@ def test_fit_equals_the_full_size_computations(case: str,
     the same start values, so the same path and bit for bit the same results."""
     model = CASES[case]()
     with monkeypatch.context() as patch:
-        patch.setattr(engine_fit, "row_blocks", functools.partial(engine_model.row_blocks, size=7))
-        patch.setattr(engine_fit, "_dyad_blocks",
-                      functools.partial(engine_fit._dyad_blocks, size=23))
+        rows = functools.partial(engine_model.row_blocks, size=7)
+        patch.setattr(engine_fit, "row_blocks", rows)
+        patch.setattr(engine_start, "row_blocks", rows)
+        patch.setattr(engine_start, "dyad_blocks",
+                      functools.partial(engine_start.dyad_blocks, size=23))
         new = fit(model, "REML")
     levels = [np.asarray(model.dyad)]
     if model.therapist is not None:
         levels.insert(0, np.asarray(model.therapist))
     with monkeypatch.context() as patch:
-        patch.setattr(engine_fit, "_residual_moments", old_residual_moments)
+        patch.setattr(engine_start, "residual_moments", old_residual_moments)
+        patch.setattr(engine_fit, "residual_moments", old_residual_moments)
         patch.setattr(engine_fit, "_fitted", old_fitted)
         patch.setattr(engine_fit, "sorted_containment_df",
                       lambda X, order, starts: old_containment_df(X, levels))
-        patch.setattr(engine_fit, "_dyad_blocks", lambda starts, n: [
+        patch.setattr(engine_start, "dyad_blocks", lambda starts, n: [
             (slice(0, len(starts)), slice(0, n), starts)])
         old = fit(model, "REML")
     assert new.n_evaluations == old.n_evaluations
