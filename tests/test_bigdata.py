@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from unbalanced_support import unbalanced
 
 from apim.engine import MixedModel, Residual, Unstructured
 from apim.engine import fit as engine_fit
@@ -112,22 +113,13 @@ def old_containment_df(X, levels):
 
 # ----------------------------------------------------------------------------- data
 def dyadic(n_dyads: int = 45, n_sessions: int = 9, seed: int = 0) -> pd.DataFrame:
-    """Unbalanced: dropout, single missing ratings, therapists of 1-3 dyads."""
-    rng = np.random.default_rng(seed)
-    dyad, session, role = np.meshgrid(np.arange(n_dyads), np.arange(1, n_sessions + 1),
-                                      [0, 1], indexing="ij")
-    frame = pd.DataFrame({"dyad": dyad.ravel(), "session": session.ravel(),
-                          "role": role.ravel()})
-    last = rng.integers(2, n_sessions + 1, n_dyads)
-    frame = frame[(frame["session"] <= last[frame["dyad"]])
-                  & (rng.random(len(frame)) >= 0.12)].reset_index(drop=True)
-    u = rng.normal(0, 0.6, (n_dyads, 2))[frame["dyad"], frame["role"]]
-    frame["x"] = rng.normal(size=len(frame))
+    """Unbalanced, with a between-dyad and a therapist-level column, therapists of 1-3
+    dyads, rows shuffled."""
+    frame, rng = unbalanced(n_dyads, n_sessions, seed, missing=0.12)
     frame["between"] = rng.normal(size=n_dyads)[frame["dyad"]]  # constant within dyads
     frame["therapist"] = frame["dyad"] // 3
     frame["t_level"] = rng.normal(size=n_dyads // 3 + 1)[frame["therapist"]]
-    frame["y"] = 3 + 0.4 * frame["x"] + u + rng.normal(0, 0.5, len(frame))
-    return frame.iloc[rng.permutation(len(frame))]  # shuffled rows
+    return frame.iloc[rng.permutation(len(frame))]
 
 
 def model_of(frame: pd.DataFrame, therapist: bool = False, slopes: bool = False,

@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from unbalanced_support import unbalanced
 
 from apim.data.session import RowKeys, SessionData
 from apim.engine import MixedModel, Residual, Unstructured
@@ -94,18 +95,8 @@ def old_raw_order(model: MixedModel) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------- data
 def dyadic(n_dyads: int = 40, n_sessions: int = 8, seed: int = 0, missing: float = 0.15,
            therapist: bool = True) -> pd.DataFrame:
-    """Unbalanced data: dropout, single missing ratings, therapists of 1-4 dyads."""
-    rng = np.random.default_rng(seed)
-    dyad, session, role = np.meshgrid(np.arange(n_dyads), np.arange(1, n_sessions + 1),
-                                      [0, 1], indexing="ij")
-    frame = pd.DataFrame({"dyad": dyad.ravel(), "session": session.ravel(),
-                          "role": role.ravel()})
-    last = rng.integers(2, n_sessions + 1, n_dyads)
-    frame = frame[(frame["session"] <= last[frame["dyad"]])
-                  & (rng.random(len(frame)) >= missing)].reset_index(drop=True)
-    u = rng.normal(0, 0.6, (n_dyads, 2))[frame["dyad"], frame["role"]]
-    frame["x"] = rng.normal(size=len(frame))
-    frame["y"] = 3 + 0.4 * frame["x"] + u + rng.normal(0, 0.5, len(frame))
+    """Unbalanced data, with therapists of 1-4 dyads."""
+    frame, _ = unbalanced(n_dyads, n_sessions, seed, missing)
     if therapist:
         frame["therapist"] = np.minimum(frame["dyad"] // 3, 9)
     return frame
