@@ -48,6 +48,16 @@ def model_for(d: pd.DataFrame, residual: str, therapist: bool = False) -> MixedM
                       therapist_random=Diagonal(1) if therapist else None)
 
 
+def assert_products_equal_dense(model, prep: Prepared, theta: np.ndarray) -> None:
+    """The Schur-corrected products and their derivatives equal the dense whitening's."""
+    dense = cross_products(model.residual, prep.layout, prep.raw, model.q, dense=True)
+    got = prep.products.products(model.residual, theta, True)
+    want = dense.products(model.residual, theta, True)
+    for name in ("rows", "rest", "logdet", "d_rows", "d_rest", "d_logdet"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10,
+                                   atol=1e-10, err_msg=name)
+
+
 CASES = [(res, miss) for res in ("un-ar1", "cs-ar1") for miss in (0.03, 0.10, 0.30)]
 
 
@@ -57,13 +67,8 @@ def test_products_equal_dense_whitening(residual, missing):
     model = model_for(d, residual)
     prep = Prepared.of(model)
     assert isinstance(prep.products, GridProducts)
-    dense = cross_products(model.residual, prep.layout, prep.raw, model.q, dense=True)
     theta = np.random.default_rng(2).normal(scale=0.4, size=model.residual.n_params)
-    got = prep.products.products(model.residual, theta, True)
-    want = dense.products(model.residual, theta, True)
-    for name in ("rows", "rest", "logdet", "d_rows", "d_rest", "d_logdet"):
-        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10,
-                                   atol=1e-10, err_msg=name)
+    assert_products_equal_dense(model, prep, theta)
 
 
 @pytest.mark.parametrize("residual, missing", CASES)
@@ -132,14 +137,9 @@ def test_runs_of_missing_entries_and_a_session_only_one_member_rated():
     prep = Prepared.of(model)
     assert isinstance(prep.products, GridProducts)
     assert max(_blocks(prep.products)) >= 8  # dyads 1 and 5: long runs
-    dense = cross_products(model.residual, prep.layout, prep.raw, model.q, dense=True)
     theta = np.random.default_rng(6).normal(scale=0.4, size=model.residual.n_params)
     theta[-1] = 1.0
-    got = prep.products.products(model.residual, theta, True)
-    want = dense.products(model.residual, theta, True)
-    for name in ("rows", "rest", "logdet", "d_rows", "d_rest", "d_logdet"):
-        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10,
-                                   atol=1e-10, err_msg=name)
+    assert_products_equal_dense(model, prep, theta)
     assert_matches_dense_oracle(model, np.r_[np.zeros(6) + 0.1, theta], tol=1e-8)
 
 
@@ -166,13 +166,8 @@ def test_a_member_who_stopped_rating_early_in_a_long_series():
     prep = Prepared.of(model)
     assert isinstance(prep.products, GridProducts)
     assert 64 in _blocks(prep.products)
-    dense = cross_products(model.residual, prep.layout, prep.raw, model.q, dense=True)
     theta = np.r_[-0.3, 0.2, 0.0, 0.9]
-    got = prep.products.products(model.residual, theta, True)
-    want = dense.products(model.residual, theta, True)
-    for name in ("rows", "rest", "logdet", "d_rows", "d_rest", "d_logdet"):
-        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10,
-                                   atol=1e-10, err_msg=name)
+    assert_products_equal_dense(model, prep, theta)
     assert_matches_dense_oracle(model, np.r_[np.zeros(6) + 0.1, theta], tol=1e-8)
 
 
