@@ -37,13 +37,14 @@ def test_help(name, capsys):
         assert "(default: " in text
 
 
-def _one_line_error(capsys, argv, *fragments):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("apim: error: "), err
-    for fragment in fragments:
-        assert fragment in err
-    return err
+def _error_output(capsys, argv) -> tuple[int, str]:
+    """The exit code and what went to stderr."""
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def _one_line_error(err: str) -> bool:
+    return err.count("\n") == 1 and err.startswith("apim: error: ")
 
 
 @pytest.mark.parametrize("argv, fragments", [
@@ -60,14 +61,18 @@ def _one_line_error(capsys, argv, *fragments):
 ])
 def test_bad_input_one_line_exit_2(argv, fragments, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _one_line_error(capsys, argv, *fragments)
+    code, err = _error_output(capsys, argv)
+    assert code == 2 and _one_line_error(err), err
+    assert all(fragment in err for fragment in fragments), err
 
 
 def test_bad_plan_one_line(tmp_path, capsys):
     plan = tmp_path / "plan.toml"
     plan.write_text('[data.d]\nfile = "x.csv"\ndyad = "d"\nrole = "r"\n'
                     '[[analysis]]\noutcome = "y"\nresidal = "un"\n')
-    _one_line_error(capsys, ["batch", str(plan)], "unknown setting 'residal'")
+    code, err = _error_output(capsys, ["batch", str(plan)])
+    assert code == 2 and _one_line_error(err), err
+    assert "unknown setting 'residal'" in err
 
 
 def test_demo_rejects_arguments(capsys):
