@@ -1,6 +1,7 @@
 """Fewer likelihood evaluations, same answers: the exact random-effect block of the Hessian
 against differences of the analytic gradient, and the default optimizer (early handover
-from BFGS to Newton, chord steps, one Hessian refresh at the optimum) against the
+from BFGS to Newton, secant-updated Hessians between refreshes, one Hessian refresh at
+the optimum) against the
 previous one (BFGS to the tight tolerance, a new difference Hessian after every Newton
 step), which ``FitControl`` still runs."""
 

@@ -55,9 +55,10 @@ class FitControl(Spec):
         it was computed).
     hessian_refresh : float
         A Newton step longer than this (largest change of an unconstrained parameter of
-        the standardised model) is followed by a new Hessian; shorter steps reuse the
-        last one (chord steps, which converge fast near the optimum). 0 computes a new
-        Hessian after every step.
+        the standardised model) is followed by a new Hessian; after shorter steps the
+        last one is carried forward by the BFGS (secant) update from the change of the
+        gradient along the step, so the steps still converge superlinearly. 0 computes
+        a new Hessian after every step.
     step_tolerance : float
         The Newton phase stops when no unconstrained covariance parameter would move by
         more than this (the parameters, and so the SEs, are settled).

@@ -290,17 +290,17 @@ def fit(model: MixedModel, method: Method = "REML", control: FitControl | None =
     the gradient is small enough for Newton steps (``control.handover_gradient``). Newton
     steps use the Hessian of :mod:`apim.engine.hessian` (exact in the random-effect
     parameters, forward differences of the analytic gradient in the residual ones),
-    recomputed only after a step longer than ``control.hessian_refresh`` (shorter ones reuse
-    it), until no parameter would move by more than ``control.step_tolerance`` (or the
-    expected gain is below the round-off of the log-likelihood). Where the Hessian is not
-    positive definite or the steps do not settle (a variance heading for zero), BFGS runs on
-    to ``control.gradient_tolerance``; when it ends where the information is singular or a
-    dyad-level SD is at zero, a second search starts from a full-rank G and the better
-    optimum is kept, and Newton steps finish. The Hessian behind the standard errors and the
-    Satterthwaite df is computed afresh at the optimum (central differences in the residual
-    parameters). Convergence, boundary estimates (zero SDs, correlations at +-1, singular G
-    or therapist matrices) and the optimizer's message are reported; nothing is returned as
-    NaN silently.
+    recomputed only after a step longer than ``control.hessian_refresh`` (after shorter ones
+    it is carried forward by the BFGS secant update), until no parameter would move by more
+    than ``control.step_tolerance`` (or the expected gain is below the round-off of the
+    log-likelihood). Where the Hessian is not positive definite or the steps do not settle
+    (a variance heading for zero), BFGS runs on to ``control.gradient_tolerance``; when it
+    ends where the information is singular or a dyad-level SD is at zero, a second search
+    starts from a full-rank G and the better optimum is kept, and Newton steps finish. The
+    Hessian behind the standard errors and the Satterthwaite df is computed afresh at the
+    optimum (central differences in the residual parameters). Convergence, boundary
+    estimates (zero SDs, correlations at +-1, singular G or therapist matrices) and the
+    optimizer's message are reported; nothing is returned as NaN silently.
 
     Parameters
     ----------
@@ -412,9 +412,11 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
                 step = step / 2
             else:
                 break  # no step improves: stay where we are
-            theta, ev = theta + step, trial
+            theta, ev, score_before = theta + step, trial, ev.score
             if np.max(np.abs(theta - theta_hess)) > control.hessian_refresh:
                 hess, theta_hess = hessian(theta, ev), theta
+            else:
+                hess = _secant_update(hess, step, score_before - ev.score)
         return theta, ev, hess, theta_hess, decrement, False
 
     handover = control.handover_gradient > control.gradient_tolerance
@@ -486,6 +488,18 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
                    f"Newton decrement {decrement:.2e}")
     return _result(scaling, prep, method, theta, ev, hess, control, converged, message,
                    calls[0], clock)
+
+
+def _secant_update(hess: np.ndarray, step: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """The BFGS update of ``hess`` (of ``-loglik``) by a step and the change of the
+    gradient of ``-loglik`` along it: reused Hessians then converge superlinearly rather
+    than linearly. Kept as it is where the pair has no positive curvature."""
+    curvature = float(step @ change)
+    h_step = hess @ step
+    along = float(step @ h_step)
+    if not (curvature > 1e-12 * along > 0):
+        return hess
+    return hess + np.outer(change, change) / curvature - np.outer(h_step, h_step) / along
 
 
 def _fitted(prep: Prepared, beta: np.ndarray, b: np.ndarray, v: np.ndarray, y_scale: float
