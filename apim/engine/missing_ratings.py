@@ -107,8 +107,41 @@ class _Block:
     where their entries are among the places and the moments of their ``Q_mm`` blocks."""
 
     places: np.ndarray     # (b, width) place of each entry (padding: the last, empty place)
-    pad: np.ndarray        # (b, width) 1 at padding slots (their Q_mm diagonal)
+    pad: np.ndarray        # (b, width, width) 1 on the diagonal at padding slots
     q_moments: sparse.csr_array  # (b * width * width, combos)
+
+    def solve(self, big_b: np.ndarray, w_t: np.ndarray, gradient: bool
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``log|Q_b|``, ``X = Q_b^-1 B`` (b, width, m) and, with ``gradient``, ``L = dB -
+        dQ_b X / 2`` (k, b, width, m) and ``tr(Q_b^-1 dQ_b)`` (k, b) for the units.
+        Pairs (the common case) in closed form, wider units by batched inverses."""
+        n_b, width = self.places.shape
+        kk = w_t.shape[1]
+        q_all = np.moveaxis((self.q_moments @ w_t).reshape(n_b, width, width, kk), -1, 0)
+        q_b = q_all[0] + self.pad
+        gathered = np.moveaxis(big_b[self.places], 2, 0)      # (k + 1, b, width, m)
+        if width == 2:
+            a, off, c = q_b[:, 0, 0], q_b[:, 0, 1], q_b[:, 1, 1]
+            det = a * c - off * off
+            b_1, b_2 = gathered[0, :, 0], gathered[0, :, 1]
+            x_b = np.stack([c[:, None] * b_1 - off[:, None] * b_2,
+                            a[:, None] * b_2 - off[:, None] * b_1], axis=1) / det[:, None, None]
+            log_det = np.log(det)
+        else:
+            q_inv = np.linalg.inv(q_b)
+            x_b = q_inv @ gathered[0]
+            log_det = np.linalg.slogdet(q_b)[1]
+        if not gradient:
+            return log_det, x_b, None, None
+        dq = q_all[1:]
+        if width == 2:
+            ell = gathered[1:] - 0.5 * (dq[..., 0, None] * x_b[None, :, None, 0]
+                                        + dq[..., 1, None] * x_b[None, :, None, 1])
+            d_log = (c * dq[:, :, 0, 0] - 2 * off * dq[:, :, 0, 1] + a * dq[:, :, 1, 1]) / det
+        else:
+            ell = gathered[1:] - 0.5 * dq @ x_b[None]
+            d_log = np.einsum("bij,kbji->kb", q_inv, dq)
+        return log_det, x_b, ell, d_log
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,7 +267,7 @@ class MissingCorrection:
                     (np.r_[diag.data, np.ones(int(sel.sum()))], (flat, np.r_[diag.col, cid[sel]])),
                     shape=(len(members) * width * width, n_c)).tocsr()
                 pad = np.arange(width)[None, :] >= size[members][:, None]
-                blocks.append(_Block(places=places, pad=pad.astype(float),
+                blocks.append(_Block(places=places, pad=pad[:, :, None] * np.eye(width),
                                      q_moments=q_moments))
         has = np.flatnonzero(n_per)
         return cls(combos=combos, moments=moments, empty=empty,
@@ -262,68 +295,52 @@ class MissingCorrection:
         if dc is not None and gradient:
             weights = np.vstack([weights, dc[:, s1, t] * c[s2, t] + c[s1, t] * dc[:, s2, t]])
         m = products.rows.shape[2]
-        k = len(weights) - 1
-        n_places, kk = len(self.empty), k + 1
-        # B, diag(Q_mm) and their derivatives, parameters last: (places, m, k + 1), the
-        # places dyad by dyad in chunks (the last chunk empty)
+        n_places, kk = len(self.empty), len(weights)
         w_t = np.ascontiguousarray(weights.T)
         both = self.moments @ w_t
-        big_b, q_diag = both[:m * n_places].reshape(n_places, m, kk), both[m * n_places:]
+        # B and its derivatives by place, parameters before columns: (places, k + 1, m),
+        # the places dyad by dyad in chunks (the last chunk empty); diag(Q_mm) (places, k + 1)
+        big_b = np.ascontiguousarray(both[:m * n_places].reshape(n_places, m, kk)
+                                     .transpose(0, 2, 1))
+        q_diag = both[m * n_places:]
         q = q_diag[:, 0] + self.empty
         log_q = self.single * np.log(q)
-        fixed = []
-        for b in self.blocks:  # units of several entries: small dense solves
-            n_b, width = b.places.shape
-            q_all = np.moveaxis((b.q_moments @ w_t).reshape(n_b, width, width, kk), -1, 0)
-            q_b = np.array(q_all[0])
-            q_b[:, np.arange(width), np.arange(width)] += b.pad
-            q_inv = np.linalg.inv(q_b)
-            gathered = np.moveaxis(big_b[b.places], -1, 0)  # (k + 1, b, width, m)
-            x_b = q_inv @ gathered[0]
-            log_q[b.places[:, 0]] += np.linalg.slogdet(q_b)[1]
-            ell_b = gathered[1:] - 0.5 * q_all[1:] @ x_b[None] if gradient else None
-            d_log_b = np.einsum("bij,kbji->kb", q_inv, q_all[1:]) if gradient else None
-            fixed.append((b.places, x_b, ell_b, d_log_b))
-        b0 = big_b[:, :, 0].copy()                      # (places, m)
-        x = big_b[:, :, 0]  # in place: X = Q^-1 B, then L = dB - dQ X / 2 beside it
-        np.divide(b0, q[:, None], out=x)
+        solved = [(blk.places, *blk.solve(big_b, w_t, gradient)) for blk in self.blocks]
+        for places, log_det, _, _, _ in solved:
+            log_q[places[:, 0]] += log_det
+        b0 = big_b[:, 0]
+        x = b0 / q[:, None]                                   # X = Q^-1 B (single entries)
         if gradient:
-            half_dq = 0.5 * q_diag[:, 1:]
-            step = np.empty_like(b0)
-            for j in range(1, kk):
-                big_b[:, :, j] -= np.multiply(x, half_dq[:, j - 1, None], out=step)
+            ell = big_b[:, 1:] - (0.5 * q_diag[:, 1:, None]) * x[:, None]   # L (places, k, m)
             d_log_q = self.single[:, None] * q_diag[:, 1:] / q[:, None]   # (places, k)
-        for places, x_b, ell_b, d_log_b in fixed:
+        for places, _, x_b, ell_b, d_log_b in solved:
             x[places] = x_b
             if gradient:
                 assert ell_b is not None and d_log_b is not None
-                big_b[places, :, 1:] = np.moveaxis(ell_b, 0, -1)
+                ell[places] = np.moveaxis(ell_b, 0, 2)
                 d_log_q[places[:, 0]] += d_log_b.T
         # per dyad: sums over its entries, chunk by chunk (batched products)
         sums, d, ch = self.chunk_sums, self.n_dyads, self.chunk
-        xc = np.ascontiguousarray(x)
-        x3 = xc.reshape(-1, ch, m)                                    # (chunks, ch, m)
-        b3 = b0.reshape(-1, ch, m)
+        x3 = x.reshape(-1, ch, m)                                     # (chunks, ch, m)
+        x3_r = np.swapaxes(x3[..., :r], 1, 2)                         # (chunks, r, ch)
         n_ch = len(x3)
-        corr = (np.swapaxes(b3[..., :r], 1, 2) @ x3).reshape(n_ch, -1)
+        corr = (np.swapaxes(b0.reshape(-1, ch, m)[..., :r], 1, 2) @ x3).reshape(n_ch, -1)
         rows = products.rows - (sums @ corr).reshape(d, r, m)
-        rest = products.rest - b0[:, r:].T @ xc[:, r:]
+        rest = products.rest - b0[:, r:].T @ x[:, r:]
         logdet = products.logdet + self.place_sums @ log_q
         if not gradient:
             return Products(rows, rest, logdet)
         assert products.d_rows is not None and products.d_rest is not None
         assert products.d_logdet is not None
-        l3 = big_b.reshape(-1, ch, m * kk)                 # (chunks, ch, m * (k + 1))
-        # sym(L' X) = x_r' L + (L_r' x)'; the k = 0 slot (X itself) is computed and dropped
-        part_a = np.swapaxes(x3[..., :r], 1, 2) @ l3                   # (chunks, r, m k+1)
-        part_b = np.swapaxes(x3, 1, 2) @ l3.reshape(n_ch, ch, m, kk)[:, :, :r].reshape(
-            n_ch, ch, r * kk)                                           # (chunks, m, r k+1)
-        sym = (sums @ part_a.reshape(n_ch, -1)).reshape(d, r, m, kk)
-        sym += np.swapaxes((sums @ part_b.reshape(n_ch, -1)).reshape(d, m, r, kk), 1, 2)
-        d_rows = products.d_rows - np.moveaxis(sym[..., 1:], -1, 0)
-        # sum_e L_e[a] x_e[b] over all entries for the [X | y] block
-        full = (xc[:, r:].T @ big_b.reshape(n_places, -1)).reshape(m - r, m, kk)
-        half = full[:, r:, 1:].transpose(2, 1, 0)
+        k = kk - 1
+        # the first r rows of sym(L' X): x_r' L + L_r' x
+        part_a = x3_r @ ell.reshape(n_ch, ch, k * m)                  # (chunks, r, k m)
+        part_b = np.swapaxes(ell[:, :, :r].reshape(n_ch, ch, k * r), 1, 2) @ x3
+        sym = (sums @ part_a.reshape(n_ch, -1)).reshape(d, r, k, m)
+        sym += np.swapaxes((sums @ part_b.reshape(n_ch, -1)).reshape(d, k, r, m), 1, 2)
+        d_rows = products.d_rows - sym.transpose(2, 0, 1, 3)
+        # sum_e L_e' x_e over all entries for the [X | y] block
+        half = (ell.reshape(n_places, -1).T @ x).reshape(k, m, m)[:, r:, r:]
         d_rest = products.d_rest - half - np.swapaxes(half, 1, 2)
         d_logdet = products.d_logdet + (self.place_sums @ d_log_q).T
         return Products(rows, rest, logdet, d_rows, d_rest, d_logdet)
