@@ -188,3 +188,110 @@ def test_a_member_who_never_rated(reml):
     assert got.loglik == pytest.approx(want.loglik, abs=1e-8)
     np.testing.assert_allclose(got.gradient, want.gradient, rtol=1e-8, atol=1e-8)
     assert got.loglik == pytest.approx(dense_loglik(model, theta, reml), abs=1e-8)
+
+
+def _runs() -> pd.DataFrame:
+    """Runs of missing entries across members (units of up to 8 entries and more)."""
+    d = ratings(0.2, seed=4, n_dyads=12, n_sessions=14)
+    d = d[~((d["dyad"] == 5) & (d["role"] == 1) & (d["session"] != 7))]
+    return d.reset_index(drop=True)
+
+
+ADJOINT_DATA = {
+    "3% missing": lambda: ratings(0.03, seed=41),
+    "30% missing": lambda: ratings(0.30, seed=42),
+    "runs": _runs,
+    "one member stopped early": lambda: ratings(0.05, seed=12, n_dyads=5, n_sessions=40),
+}
+
+
+def _contracted(products, a_rows, a_rest, a_logdet) -> np.ndarray:
+    """The forward derivatives contracted with the adjoint vectors."""
+    return (np.einsum("kdam,dam->k", products.d_rows, a_rows)
+            + np.einsum("kab,ab->k", products.d_rest, a_rest) + products.d_logdet @ a_logdet)
+
+
+@pytest.mark.parametrize("residual", ["un-ar1", "cs-ar1"])
+@pytest.mark.parametrize("data", list(ADJOINT_DATA))
+def test_adjoint_derivatives_equal_the_forward_ones(data, residual):
+    """``adjoint_products``: the same products as :meth:`products`, and its
+    vector-Jacobian product equals the forward derivatives contracted with random
+    adjoint vectors (the stencil's part, ``TypeMoments.vjp``, included)."""
+    model = model_for(ADJOINT_DATA[data](), residual)
+    prep = Prepared.of(model)
+    assert isinstance(prep.products, GridProducts)
+    rng = np.random.default_rng(3)
+    theta = rng.normal(scale=0.4, size=model.residual.n_params)
+    forward = prep.products.products(model.residual, theta, True)
+    adjoint = prep.products.adjoint_products(model.residual, theta)
+    assert adjoint.d_rows is None and adjoint.vjp is not None
+    for name in ("rows", "rest", "logdet"):
+        np.testing.assert_allclose(getattr(adjoint, name), getattr(forward, name),
+                                   rtol=1e-12, atol=1e-12, err_msg=name)
+    for _ in range(3):
+        a = [rng.normal(size=getattr(forward, n).shape) for n in ("rows", "rest", "logdet")]
+        want = _contracted(forward, *a)
+        np.testing.assert_allclose(adjoint.vjp(*a), want, rtol=1e-10,
+                                   atol=1e-10 * np.abs(want).max())
+
+
+def test_stencil_vjp_equals_its_forward_derivatives():
+    """Complete data: the stencil's own vector-Jacobian product."""
+    model = model_for(ratings(0.0, seed=43), "un-ar1")
+    prep = Prepared.of(model)
+    stencil = prep.products.moments if isinstance(prep.products, GridProducts) \
+        else prep.products
+    assert isinstance(stencil, TypeMoments)
+    rng = np.random.default_rng(4)
+    theta = rng.normal(scale=0.4, size=model.residual.n_params)
+    c, dc = model.residual.coefficients(theta, stencil.types)
+    forward = stencil.products(model.residual, theta, True, (c, dc))
+    a = [rng.normal(size=getattr(forward, n).shape) for n in ("rows", "rest", "logdet")]
+    np.testing.assert_allclose(stencil.vjp(c, dc)(*a), _contracted(forward, *a), rtol=1e-10)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("data", ["30% missing", "runs"])
+def test_adjoint_gradient_equals_the_forward_gradient(data, reml):
+    """``evaluate(adjoint=True)``: the same log-likelihood, GLS quantities and gradient
+    as the forward derivatives, away from the optimum; no derivatives of X'V^-1 X."""
+    model = model_for(ADJOINT_DATA[data](), "un-ar1")
+    prep = Prepared.of(model)
+    theta = np.random.default_rng(7).normal(scale=0.3, size=model.n_params)
+    forward = evaluate(model, prep, theta, reml)
+    adjoint = evaluate(model, prep, theta, reml, adjoint=True)
+    assert adjoint.d_xvx is None and forward.d_xvx is not None
+    assert adjoint.loglik == pytest.approx(forward.loglik, rel=1e-13)
+    np.testing.assert_allclose(adjoint.beta, forward.beta, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(adjoint.gradient, forward.gradient, rtol=1e-9,
+                               atol=1e-9 * np.abs(forward.gradient).max())
+
+
+def test_adjoint_is_not_used_with_a_therapist_level():
+    """Therapists as clusters (several dyads' rows per cluster): the forward derivatives,
+    whatever ``adjoint`` asks."""
+    model = model_for(ratings(0.1, seed=44), "un-ar1", therapist=True)
+    prep = Prepared.of(model)
+    theta = np.random.default_rng(8).normal(scale=0.3, size=model.n_params)
+    got = evaluate(model, prep, theta, True, adjoint=True)
+    assert got.d_xvx is not None
+    np.testing.assert_array_equal(got.gradient, evaluate(model, prep, theta, True).gradient)
+
+
+def test_fit_with_adjoint_gradients_equals_the_forward_fit(monkeypatch):
+    """A whole fit (its gradients by the adjoint method, the Satterthwaite df from one
+    forward evaluation at the optimum) against the same fit with forward derivatives
+    throughout: the same optimum, SEs and df."""
+    import apim.engine.fit as engine_fit
+
+    model = model_for(ratings(0.1, seed=45, n_dyads=30, n_sessions=10), "un-ar1")
+    new = engine_fit.fit(model)
+    monkeypatch.setattr(engine_fit, "evaluate",
+                        lambda *args, adjoint=False, **kwargs: evaluate(*args, **kwargs))
+    old = engine_fit.fit(model)
+    assert new.converged and old.converged
+    assert new.loglik == pytest.approx(old.loglik, rel=1e-10)
+    np.testing.assert_allclose(new.coef, old.coef, rtol=1e-7)
+    np.testing.assert_allclose(new.se, old.se, rtol=1e-6)
+    np.testing.assert_allclose(new.df_satterthwaite, old.df_satterthwaite, rtol=1e-5)
+    assert new.n_evaluations == old.n_evaluations + 1  # the forward one at the optimum

@@ -363,7 +363,7 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
         if ev is None or (gradient and ev.gradient is None):
             calls[0] += 1
             with np.errstate(all="ignore"):
-                ev = evaluate(model, prep, theta, reml, gradient)
+                ev = evaluate(model, prep, theta, reml, gradient, adjoint=True)
             if len(recent) > 4:
                 recent.pop(next(iter(recent)))
             recent[key] = ev
@@ -377,7 +377,7 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
 
     def score(theta: np.ndarray) -> np.ndarray:
         calls[0] += 1
-        return evaluate(model, prep, theta, reml).score
+        return evaluate(model, prep, theta, reml, adjoint=True).score
 
     def hessian(theta: np.ndarray, rough: Evaluation | None = None) -> np.ndarray:
         """The Hessian of -loglik; ``rough``: the evaluation at ``theta``, from which
@@ -478,6 +478,9 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
         hess = hessian(theta)  # the SEs are those at the optimum
         if _positive_definite(hess):
             decrement = float(ev.score @ np.linalg.solve(hess, ev.score)) / 2
+    if ev.d_xvx is None and len(theta):  # the Satterthwaite df need d(X'V^-1 X)
+        calls[0] += 1
+        ev = evaluate(model, prep, theta, reml)
     gradient = ev.gradient if ev.gradient is not None else np.zeros(len(theta))
     grad_norm = float(np.max(np.abs(gradient))) if len(theta) else 0.0
     converged = bool(np.isfinite(ev.loglik) and (

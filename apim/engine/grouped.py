@@ -65,6 +65,10 @@ class RandomTerms:
     d_logdet : (k,) derivatives of ``logdet`` or None
     d_s : (k, u, u) derivatives of ``s`` or None
     blups : function of ``v = (-beta, 1)`` giving the predicted random effects per cluster
+    residual_adjoint : None, or the derivatives in the residual parameters as a
+        vector-Jacobian product: ``d_logdet`` and ``d_s`` then hold the other parameters'
+        only, and ``residual_adjoint(w)`` is the vector of ``d logdet + <w, d s>`` over
+        the residual parameters for a symmetric ``(u, u)`` matrix ``w``
     """
 
     logdet: float
@@ -72,6 +76,7 @@ class RandomTerms:
     d_logdet: np.ndarray | None
     d_s: np.ndarray | None
     blups: Callable[[np.ndarray], np.ndarray]
+    residual_adjoint: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True, eq=False)

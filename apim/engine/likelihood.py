@@ -186,15 +186,24 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
 
     if not gradient:
         return RandomTerms(logdet, s, None, None, blups)
-    d_rows, d_rest, d_logdet_r = products.d_rows, products.d_rest, products.d_logdet
-    if d_rows is None or d_rest is None or d_logdet_r is None:
-        raise FitError("the residual structure returned no derivatives; this is a bug")
     # random-effect parameters: A, B, D do not move
     left = (np.swapaxes(k_inv, 1, 2) @ b).reshape(n_c, w * u)
     right = (b - a @ hb).reshape(n_c, w * u)
     outer = (left.T @ right).reshape(w, u, w, u)
     dlog_g = np.einsum("kab,ba->k", dg, (a @ k_inv).sum(0))
     ds_g = -np.tensordot(dg, outer, axes=([1, 2], [0, 2]))
+    vjp = products.vjp
+    if vjp is not None:  # the residual parameters' derivatives by their adjoint
+        def residual_adjoint(w_s: np.ndarray) -> np.ndarray:
+            """With ``Phi = logdet + <w_s, s>``: ``dPhi/dA = H + (HB) w_s (HB)'``,
+            ``dPhi/dB = -2 (HB) w_s``, ``dPhi/d rest = w_s``, ``dPhi/d log|R_i| = 1``."""
+            hbw = hb @ w_s
+            a_rows = np.concatenate([h + hbw @ np.swapaxes(hb, 1, 2), -2 * hbw], axis=2)
+            return vjp(a_rows, w_s, np.ones(n_c))
+        return RandomTerms(logdet, s, dlog_g, ds_g, blups, residual_adjoint)
+    d_rows, d_rest, d_logdet_r = products.d_rows, products.d_rest, products.d_logdet
+    if d_rows is None or d_rest is None or d_logdet_r is None:
+        raise FitError("the residual structure returned no derivatives; this is a bug")
     # residual parameters move the products
     da, db = (np.ascontiguousarray(x) for x in _assemble(d_rows, prep))
     k_r = len(d_rows)
@@ -207,10 +216,12 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
 
 
 def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient: bool,
-                 grouped: bool = True) -> RandomTerms:
+                 grouped: bool = True, adjoint: bool = False) -> RandomTerms:
     """``sum log|V_i|``, ``sum U_i' V_i^-1 U_i`` and their derivatives at ``theta``: by
     groups of dyads with equal random-effect blocks where that pays
-    (:mod:`apim.engine.grouped`, not with ``grouped=False``), else cluster by cluster."""
+    (:mod:`apim.engine.grouped`, not with ``grouped=False``), else cluster by cluster;
+    with ``adjoint``, the residual parameters' derivatives as a vector-Jacobian product
+    where the products offer one (dyads as clusters, see :class:`RandomTerms`)."""
     t_g, _, t_r = split_theta(model, theta)
     source = prep.products
     moments = grouped_moments(prep) if grouped else None
@@ -219,7 +230,12 @@ def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient:
         return moments.terms(source, model.residual, t_r, model.random.matrix(t_g),
                              model.random.jacobian(t_g), gradient)
     g_full, dg = stacked_g(model, prep, theta)
-    products = source.products(model.residual, t_r, gradient)
+    adjoint_products = getattr(source, "adjoint_products", None)
+    if gradient and adjoint and adjoint_products is not None and prep.width \
+            and prep.q_t == 0 and prep.n_slots == 1:
+        products = adjoint_products(model.residual, t_r)
+    else:
+        products = source.products(model.residual, t_r, gradient)
     return _per_cluster_terms(prep, products, g_full, dg, gradient)
 
 
@@ -233,11 +249,14 @@ def grouped_moments(prep: Prepared) -> GroupedMoments | None:
 
 
 def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = True,
-             gradient: bool = True, grouped: bool = True) -> Evaluation:
+             gradient: bool = True, grouped: bool = True, adjoint: bool = False
+             ) -> Evaluation:
     """Log-likelihood (nlme convention), gradient and GLS quantities at ``theta``
-    (``grouped=False``: always cluster by cluster, the oracle of the grouped path)."""
+    (``grouped=False``: always cluster by cluster, the oracle of the grouped path;
+    ``adjoint=True``: the gradient by the adjoint method where the products offer it,
+    cheaper, without the derivatives of ``X'V^-1 X``, which are then None)."""
     theta = np.asarray(theta, float)
-    terms = random_terms(model, prep, theta, gradient, grouped)
+    terms = random_terms(model, prep, theta, gradient, grouped, adjoint)
     s = terms.s
     p = prep.p
     s_xx, s_xy, s_yy = s[:p, :p], s[:p, p], s[p, p]
@@ -259,4 +278,10 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
     grad = -0.5 * (d_logdet + np.einsum("i,kij,j->k", v, d_s, v))
     if reml:
         grad = grad - 0.5 * np.einsum("ij,kji->k", cov_beta, d_xvx)
+    if terms.residual_adjoint is not None:  # d(rss + log|X'V^-1 X|) = <w, dS>
+        w = np.outer(v, v)
+        if reml:
+            w[:p, :p] += cov_beta
+        grad = np.r_[grad, -0.5 * terms.residual_adjoint(w)]
+        return Evaluation(float(loglik), grad, beta, cov_beta, None, terms.blups)
     return Evaluation(float(loglik), grad, beta, cov_beta, d_xvx, terms.blups)

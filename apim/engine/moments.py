@@ -14,6 +14,7 @@ dyads are whitened densely and their products summed directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
@@ -40,6 +41,11 @@ class Products:
     rest : (m - r, m - r) ``sum_i`` of the ``[X | y]`` block
     logdet : (D,) ``log|R_i|``
     d_rows, d_rest, d_logdet : derivatives (leading axis: residual parameters) or None
+    vjp : the derivatives as a vector-Jacobian product instead, or None:
+        ``vjp(a_rows, a_rest, a_logdet)`` is the vector over the residual parameters of
+        ``<a_rows, d rows> + <a_rest, d rest> + <a_logdet, d logdet>`` (the gradient of
+        anything that depends on the parameters only through the products, given its
+        derivatives ``a_*`` with respect to them)
     """
 
     rows: np.ndarray
@@ -48,6 +54,7 @@ class Products:
     d_rows: np.ndarray | None = None
     d_rest: np.ndarray | None = None
     d_logdet: np.ndarray | None = None
+    vjp: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 def crossprod(a: np.ndarray, b: np.ndarray, layout: ResidualLayout) -> np.ndarray:
@@ -160,6 +167,22 @@ class TypeMoments:
             return Products(rows[0], rest[0], logdet)
         dlogdet = -2 * (self.counts @ (dc[:, 0] / c[0]).T).T
         return Products(rows[0], rest[0], logdet, rows[1:], rest[1:], dlogdet)
+
+    def vjp(self, c: np.ndarray, dc: np.ndarray
+            ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        """The derivatives of :meth:`products` at the coefficients ``c, dc`` as a
+        vector-Jacobian product (see :class:`Products`): the products are linear in the
+        weights, so ``<a, d rows_k> = dw_k . (rows a)``."""
+        t, l1, l2 = self.combos.T
+        d_weights = dc[:, l1, t] * c[l2, t] + c[l1, t] * dc[:, l2, t]      # (k, C)
+        d_log = -2 * dc[:, 0] / c[0]                                       # (k, types)
+        rows, rest = self.rows, self.rest.reshape(len(self.rest), -1)
+
+        def vjp(a_rows: np.ndarray, a_rest: np.ndarray, a_logdet: np.ndarray
+                ) -> np.ndarray:
+            return (d_weights @ (rows @ a_rows.ravel() + rest @ a_rest.ravel())
+                    + d_log @ (a_logdet @ self.counts))
+        return vjp
 
 
 @dataclass(frozen=True, eq=False)
