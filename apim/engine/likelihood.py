@@ -121,31 +121,54 @@ def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
     return g_full, grads
 
 
-def _assemble(rows: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
-    """Random-effect rows of the per-dyad cross products -> per-cluster ``A = Z'R^-1 Z``
-    and ``B = Z'R^-1 [X | y]``, random effects stacked as (therapist, dyad slots...).
-    Leading axes before the dyad axis (derivatives) are kept."""
+def _assembled(rows: np.ndarray, prep: Prepared) -> np.ndarray:
+    """Random-effect rows of the per-dyad cross products -> per cluster ``[A | B]`` with
+    ``A = Z'R^-1 Z`` (w, w) and ``B = Z'R^-1 [X | y]``, random effects stacked as
+    (therapist, dyad slots...). Leading axes before the dyad axis (derivatives) are kept.
+    When each dyad is its own cluster the rows are that already (``r = w``): no copy."""
     qt, q, w = prep.q_t, prep.q, prep.width
     zt, z, u = slice(0, qt), slice(qt, qt + q), slice(qt + q, None)
     if qt == 0 and prep.n_slots == 1:  # each dyad is its own cluster
-        return rows[..., z, z], rows[..., z, u]
+        return rows
     lead = rows.shape[:-3]
     by_slot = np.zeros((*lead, prep.n_clusters, prep.n_slots, *rows.shape[-2:]))
     by_slot[..., prep.cluster, prep.slot, :, :] = rows
-    a = np.zeros((*lead, prep.n_clusters, w, w))
-    b = np.zeros((*lead, prep.n_clusters, w, rows.shape[-1] - qt - q))
+    ab = np.zeros((*lead, prep.n_clusters, w, w + rows.shape[-1] - qt - q))
     if qt:
-        a[..., :qt, :qt] = by_slot[..., zt, zt].sum(-3)
-        b[..., :qt, :] = by_slot[..., zt, u].sum(-3)
+        ab[..., :qt, :qt] = by_slot[..., zt, zt].sum(-3)
+        ab[..., :qt, w:] = by_slot[..., zt, u].sum(-3)
     for s in range(prep.n_slots if q else 0):
         one = by_slot[..., s, :, :]
         sl = slice(qt + s * q, qt + (s + 1) * q)
-        a[..., sl, sl] = one[..., z, z]
-        b[..., sl, :] = one[..., z, u]
+        ab[..., sl, sl] = one[..., z, z]
+        ab[..., sl, w:] = one[..., z, u]
         if qt:
-            a[..., :qt, sl] = one[..., zt, z]
-            a[..., sl, :qt] = one[..., z, zt]
-    return a, b
+            ab[..., :qt, sl] = one[..., zt, z]
+            ab[..., sl, :qt] = one[..., z, zt]
+    return ab
+
+
+def _assemble(rows: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_assembled` split into ``A`` and ``B`` (views)."""
+    ab = _assembled(rows, prep)
+    return ab[..., :prep.width], ab[..., prep.width:]
+
+
+def _inverse_logdet(k: np.ndarray) -> tuple[np.ndarray, float]:
+    """Inverses of a stack of small matrices with positive determinants, and the sum of
+    their log determinants. Up to 2 x 2 by the closed form ``[[d, -b], [-c, a]] / (ad -
+    bc)``: numpy's per-matrix LAPACK calls cost far more than the arithmetic there."""
+    w = k.shape[-1]
+    if w == 1:
+        return 1.0 / k, float(np.log(k).sum())
+    if w == 2:
+        k00, k01, k10, k11 = k[:, 0, 0], k[:, 0, 1], k[:, 1, 0], k[:, 1, 1]
+        det = k00 * k11 - k01 * k10
+        inv = np.empty_like(k)
+        inv[:, 0, 0], inv[:, 0, 1], inv[:, 1, 0], inv[:, 1, 1] = k11, -k01, -k10, k00
+        inv /= det[:, None, None]
+        return inv, float(np.log(det).sum())
+    return np.linalg.inv(k), float(np.linalg.slogdet(k)[1].sum())
 
 
 def _no_blups(n_clusters: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -156,13 +179,19 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
                        dg: np.ndarray, gradient: bool) -> RandomTerms:
     """The likelihood's terms cluster by cluster (Woodbury in random-effect space).
 
-    Derivatives for all parameters at once: with ``L_i = K_i^-T B_i`` and
-    ``R_i = (I - A_i H_i) B_i``, a random-effect parameter gives
-    ``d sum_i B_i' H_i B_i = sum_(a,b) dG[a,b] sum_i L_i[a]' R_i[b]`` and
-    ``d sum_i log|K_i| = <sum_i (A_i K_i^-1)', dG>``; a residual parameter gives
-    ``d(B' H B) = dB' H B + B' H dB - (H B)' dA (H B)`` and ``d log|K| = tr(H dA)``.
+    With ``K_i = I + G A_i``, ``H_i = K_i^-1 G = G P_i`` and ``P_i = K_i^-T = (I + A_i
+    G)^-1`` (push-through; ``A``, ``G`` symmetric): ``K_i'`` for all clusters is one
+    product ``[A_1; A_2; ...] G``, ``P_i`` and ``log|K_i|`` come from one factorisation,
+    and one product per cluster gives ``P_i [A_i | B_i] = [P_i A_i | L_i]``, from which
+    ``H_i B_i = G L_i`` and ``s = sum C_uu - B' H B``.
+
+    Derivatives for all parameters at once. A random-effect parameter gives
+    ``d sum_i B_i' H_i B_i = sum_i L_i' dG L_i`` (``(I - A H) B = K^-T B = L``) and
+    ``d sum_i log|K_i| = <sum_i P_i A_i, dG>``. A residual parameter moves ``C_i``:
+    ``d log|K| = tr(H dA)`` and ``d(C_uu - B' H B) = T' dC T`` with ``T = [-H B; I]``,
+    i.e. ``dC_uu + sym(sum_i (H_i B_i)' (dA_i H_i B_i - 2 dB_i))`` where ``sym(M) = (M +
+    M')/2``: one product per cluster with all residual parameters stacked.
     """
-    a, b = (np.ascontiguousarray(x) for x in _assemble(products.rows, prep))
     w = prep.width
     logdet = float(products.logdet.sum())
     if not w:
@@ -171,15 +200,17 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
             assert products.d_logdet is not None and products.d_rest is not None
             d_logdet, d_s = products.d_logdet.sum(1), products.d_rest
         return RandomTerms(logdet, products.rest, d_logdet, d_s, _no_blups(prep.n_clusters))
-    n_c = len(a)
-    k_mat = np.eye(w) + g_full @ a
-    k_inv = np.linalg.inv(k_mat)
-    h = k_inv @ g_full
-    logdet += float(np.linalg.slogdet(k_mat)[1].sum())
-    hb = h @ b
-    u = b.shape[-1]
-    b_flat, hb_flat = b.reshape(n_c * w, u), hb.reshape(n_c * w, u)
-    s = products.rest - b_flat.T @ hb_flat
+    ab = _assembled(products.rows, prep)
+    n_c, u = len(ab), ab.shape[-1] - w
+    a_flat, b_flat = ab[:, :, :w].reshape(n_c * w, w), ab[:, :, w:].reshape(n_c * w, u)
+    k_t = (a_flat @ g_full).reshape(n_c, w, w)  # K_i' = I + A_i G
+    k_t += np.eye(w)
+    p_mat, logdet_k = _inverse_logdet(k_t)
+    logdet += logdet_k
+    pab = p_mat @ ab  # [P A | L]
+    left = pab[:, :, w:]
+    hb = np.matmul(g_full, left)
+    s = products.rest - b_flat.T @ hb.reshape(n_c * w, u)
 
     def blups(v: np.ndarray) -> np.ndarray:
         return hb @ v
@@ -190,18 +221,20 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     if d_rows is None or d_rest is None or d_logdet_r is None:
         raise FitError("the residual structure returned no derivatives; this is a bug")
     # random-effect parameters: A, B, D do not move
-    left = (np.swapaxes(k_inv, 1, 2) @ b).reshape(n_c, w * u)
-    right = (b - a @ hb).reshape(n_c, w * u)
-    outer = (left.T @ right).reshape(w, u, w, u)
-    dlog_g = np.einsum("kab,ba->k", dg, (a @ k_inv).sum(0))
+    left_flat = left.reshape(n_c, w * u)
+    outer = (left_flat.T @ left_flat).reshape(w, u, w, u)
+    dlog_g = dg.reshape(len(dg), w * w) @ pab[:, :, :w].sum(0).ravel()
     ds_g = -np.tensordot(dg, outer, axes=([1, 2], [0, 2]))
     # residual parameters move the products
-    da, db = (np.ascontiguousarray(x) for x in _assemble(d_rows, prep))
     k_r = len(d_rows)
-    dlog_r = d_logdet_r.sum(1) + np.einsum("cab,kcba->k", h, da)
-    cross = np.swapaxes(db.reshape(k_r, n_c * w, u), 1, 2) @ hb_flat
-    quad = hb_flat.T @ (da @ hb[None]).reshape(k_r, n_c * w, u)
-    ds_r = d_rest - cross - np.swapaxes(cross, 1, 2) + quad
+    dab = _assembled(d_rows, prep)
+    h_mat = np.matmul(g_full, p_mat)
+    dlog_r = d_logdet_r.sum(1) + np.einsum("kiab,iab->k", dab[..., :w], h_mat)
+    by_cluster = np.ascontiguousarray(np.moveaxis(dab, 0, 1)).reshape(n_c, k_r * w, w + u)
+    t_mat = np.concatenate([hb, np.broadcast_to(-2.0 * np.eye(u), (n_c, u, u))], axis=1)
+    half = np.tensordot((by_cluster @ t_mat).reshape(n_c, k_r, w, u), hb,
+                        axes=([0, 2], [0, 1]))
+    ds_r = d_rest + 0.5 * (half + np.swapaxes(half, 1, 2))
     return RandomTerms(logdet, s, np.r_[dlog_g, dlog_r], np.concatenate([ds_g, ds_r]),
                        blups)
 
