@@ -155,20 +155,20 @@ def _assemble(rows: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]
 
 
 def _inverse_logdet(k: np.ndarray) -> tuple[np.ndarray, float]:
-    """Inverses of a stack of small matrices with positive determinants, and the sum of
-    their log determinants. Up to 2 x 2 by the closed form ``[[d, -b], [-c, a]] / (ad -
-    bc)``: numpy's per-matrix LAPACK calls cost far more than the arithmetic there."""
+    """Inverses of a stack of small matrices with positive determinants (contiguous), and
+    the sum of their log determinants. Up to 2 x 2 by the closed form ``[[d, -b], [-c,
+    a]] / (ad - bc)``: numpy's per-matrix LAPACK calls cost far more than the arithmetic."""
     w = k.shape[-1]
     if w == 1:
         return 1.0 / k, float(np.log(k).sum())
     if w == 2:
         k00, k01, k10, k11 = k[:, 0, 0], k[:, 0, 1], k[:, 1, 0], k[:, 1, 1]
         det = k00 * k11 - k01 * k10
-        inv = np.empty_like(k)
+        inv = np.empty(k.shape)
         inv[:, 0, 0], inv[:, 0, 1], inv[:, 1, 0], inv[:, 1, 1] = k11, -k01, -k10, k00
         inv /= det[:, None, None]
         return inv, float(np.log(det).sum())
-    return np.linalg.inv(k), float(np.linalg.slogdet(k)[1].sum())
+    return np.ascontiguousarray(np.linalg.inv(k)), float(np.linalg.slogdet(k)[1].sum())
 
 
 def _no_blups(n_clusters: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -179,18 +179,20 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
                        dg: np.ndarray, gradient: bool) -> RandomTerms:
     """The likelihood's terms cluster by cluster (Woodbury in random-effect space).
 
-    With ``K_i = I + G A_i``, ``H_i = K_i^-1 G = G P_i`` and ``P_i = K_i^-T = (I + A_i
-    G)^-1`` (push-through; ``A``, ``G`` symmetric): ``K_i'`` for all clusters is one
-    product ``[A_1; A_2; ...] G``, ``P_i`` and ``log|K_i|`` come from one factorisation,
-    and one product per cluster gives ``P_i [A_i | B_i] = [P_i A_i | L_i]``, from which
-    ``H_i B_i = G L_i`` and ``s = sum C_uu - B' H B``.
+    Per cluster ``K = I + G A`` and ``H = K^-1 G`` (symmetric). ``A`` and ``G`` are
+    symmetric, so products with the common ``G`` are single matrix products over all
+    clusters stacked: ``K' = I + A G`` and, with ``Q = K^-1``, one product per cluster
+    ``[I; A; B'] Q = [Q; A Q; L']`` (``L = K^-T B``) and one stacked product with ``G``
+    give ``[H; A H; (H B)']`` (``Q G = H``, ``L' G = B' H``). Then ``log|V| = log|R| +
+    log|K|`` and ``S = sum C_uu - B' H B``.
 
     Derivatives for all parameters at once. A random-effect parameter gives
     ``d sum_i B_i' H_i B_i = sum_i L_i' dG L_i`` (``(I - A H) B = K^-T B = L``) and
-    ``d sum_i log|K_i| = <sum_i P_i A_i, dG>``. A residual parameter moves ``C_i``:
-    ``d log|K| = tr(H dA)`` and ``d(C_uu - B' H B) = T' dC T`` with ``T = [-H B; I]``,
-    i.e. ``dC_uu + sym(sum_i (H_i B_i)' (dA_i H_i B_i - 2 dB_i))`` where ``sym(M) = (M +
-    M')/2``: one product per cluster with all residual parameters stacked.
+    ``d sum_i log|K_i| = <sum_i (A_i Q_i)', dG>``. A residual parameter moves ``C``:
+    ``d log|K| = tr(H dA)`` and ``dS = T' dC T`` with ``T = [-H B; I]``, i.e. ``dC_uu +
+    sym((H B)' dA (H B) - 2 (H B)' dB)`` summed over clusters (``sym(M) = (M + M')/2``):
+    one product per cluster with the residual parameters stacked, and sums over clusters
+    as single matrix products.
     """
     w = prep.width
     logdet = float(products.logdet.sum())
@@ -200,17 +202,23 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
             assert products.d_logdet is not None and products.d_rest is not None
             d_logdet, d_s = products.d_logdet.sum(1), products.d_rest
         return RandomTerms(logdet, products.rest, d_logdet, d_s, _no_blups(prep.n_clusters))
-    ab = _assembled(products.rows, prep)
-    n_c, u = len(ab), ab.shape[-1] - w
-    a_flat, b_flat = ab[:, :, :w].reshape(n_c * w, w), ab[:, :, w:].reshape(n_c * w, u)
-    k_t = (a_flat @ g_full).reshape(n_c, w, w)  # K_i' = I + A_i G
+    ab = _assembled(products.rows, prep)  # [A | B]
+    n_c, m = len(ab), ab.shape[-1]
+    u = m - w
+    k_t = (ab[:, :, :w].reshape(n_c * w, w) @ g_full).reshape(n_c, w, w)  # K' = I + A G
     k_t += np.eye(w)
-    p_mat, logdet_k = _inverse_logdet(k_t)
+    q_mat, logdet_k = _inverse_logdet(np.swapaxes(k_t, 1, 2))  # Q = K^-1
     logdet += logdet_k
-    pab = p_mat @ ab  # [P A | L]
-    left = pab[:, :, w:]
-    hb = np.matmul(g_full, left)
-    s = products.rest - b_flat.T @ hb.reshape(n_c * w, u)
+    stack = np.empty((n_c, w + m, w))  # [I; A; B']
+    stack[:, :w] = np.eye(w)
+    stack[:, w:] = np.swapaxes(ab, 1, 2)
+    iaq = stack @ q_mat  # [Q; A Q; L']
+    # [H | H A | H B] (the transposes of [H; A H; B' H] stacked, H symmetric)
+    h_all = np.ascontiguousarray(np.swapaxes(
+        (iaq.reshape(n_c * (w + m), w) @ g_full).reshape(n_c, w + m, w), 1, 2))
+    hb = h_all[:, :, 2 * w:]
+    hb_flat = hb.reshape(n_c * w, u)
+    s = products.rest - ab[:, :, w:].reshape(n_c * w, u).T @ hb_flat
 
     def blups(v: np.ndarray) -> np.ndarray:
         return hb @ v
@@ -221,22 +229,23 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     if d_rows is None or d_rest is None or d_logdet_r is None:
         raise FitError("the residual structure returned no derivatives; this is a bug")
     # random-effect parameters: A, B, D do not move
-    left_flat = left.reshape(n_c, w * u)
-    outer = (left_flat.T @ left_flat).reshape(w, u, w, u)
-    dlog_g = dg.reshape(len(dg), w * w) @ pab[:, :, :w].sum(0).ravel()
-    ds_g = -np.tensordot(dg, outer, axes=([1, 2], [0, 2]))
-    # residual parameters move the products
-    k_r = len(d_rows)
-    dab = _assembled(d_rows, prep)
-    h_mat = np.matmul(g_full, p_mat)
-    dlog_r = d_logdet_r.sum(1) + np.einsum("kiab,iab->k", dab[..., :w], h_mat)
-    by_cluster = np.ascontiguousarray(np.moveaxis(dab, 0, 1)).reshape(n_c, k_r * w, w + u)
-    t_mat = np.concatenate([hb, np.broadcast_to(-2.0 * np.eye(u), (n_c, u, u))], axis=1)
-    half = np.tensordot((by_cluster @ t_mat).reshape(n_c, k_r, w, u), hb,
-                        axes=([0, 2], [0, 1]))
+    k_g, k_r = len(dg), len(d_rows)
+    left_t = iaq[:, 2 * w:, :].reshape(n_c, u * w)  # L' per cluster, flattened
+    outer = (left_t.T @ left_t).reshape(u, w, u, w)  # sum_i L_i[a, x] L_i[b, y]: [x, a, y, b]
+    aq_sum = (np.ones(n_c) @ iaq.reshape(n_c, (w + m) * w)).reshape(w + m, w)[w:2 * w]
+    dlog_g = dg.reshape(k_g, w * w) @ aq_sum.T.ravel()
+    ds_g = -np.tensordot(dg, outer, axes=([1, 2], [1, 3]))
+    # residual parameters move the products: clusters first, rows (a, k), columns [dA | dB]
+    by_cluster = np.ascontiguousarray(np.moveaxis(_assembled(d_rows, prep), 0, 2))
+    sums = (h_all.reshape(n_c * w, 2 * w + u).T @ by_cluster.reshape(n_c * w, k_r * m)
+            ).reshape(2 * w + u, k_r, m)  # sum_i [H | H A | H B]' [dA_k | dB_k]
+    dlog_r = d_logdet_r.sum(1) + np.einsum("aka->k", sums[:w, :, :w])
+    d_a_hb = by_cluster[..., :w].reshape(n_c, w * k_r, w) @ hb  # dA_k H B, rows (a, k)
+    quad = hb_flat.T @ d_a_hb.reshape(n_c * w, k_r * u)  # sum (H B)' dA_k (H B)
+    half = np.moveaxis(quad.reshape(u, k_r, u) - 2.0 * sums[2 * w:, :, w:], 1, 0)
     ds_r = d_rest + 0.5 * (half + np.swapaxes(half, 1, 2))
-    return RandomTerms(logdet, s, np.r_[dlog_g, dlog_r], np.concatenate([ds_g, ds_r]),
-                       blups)
+    return RandomTerms(logdet, s, np.concatenate([dlog_g, dlog_r]),
+                       np.concatenate([ds_g, ds_r]), blups)
 
 
 def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient: bool,
