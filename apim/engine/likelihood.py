@@ -209,14 +209,15 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     k_t += np.eye(w)
     q_mat, logdet_k = _inverse_logdet(np.swapaxes(k_t, 1, 2))  # Q = K^-1
     logdet += logdet_k
-    stack = np.empty((n_c, w + m, w))  # [I; A; B']
-    stack[:, :w] = np.eye(w)
-    stack[:, w:] = np.swapaxes(ab, 1, 2)
-    iaq = stack @ q_mat  # [Q; A Q; L']
-    # [H | H A | H B] (the transposes of [H; A H; B' H] stacked, H symmetric)
+    stack = np.empty((n_c, m + w, w))  # [B'; I; A]
+    stack[:, :u] = np.swapaxes(ab[:, :, w:], 1, 2)
+    stack[:, u:u + w] = np.eye(w)
+    stack[:, u + w:] = ab[:, :, :w]
+    stack = stack @ q_mat  # [L'; Q; A Q]
+    # [H B | H | H A]: the transposes of [B' H; H; A H] (H symmetric)
     h_all = np.ascontiguousarray(np.swapaxes(
-        (iaq.reshape(n_c * (w + m), w) @ g_full).reshape(n_c, w + m, w), 1, 2))
-    hb = h_all[:, :, 2 * w:]
+        (stack.reshape(n_c * (m + w), w) @ g_full).reshape(n_c, m + w, w), 1, 2))
+    hb = h_all[:, :, :u]
     hb_flat = hb.reshape(n_c * w, u)
     s = products.rest - ab[:, :, w:].reshape(n_c * w, u).T @ hb_flat
 
@@ -230,19 +231,18 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
         raise FitError("the residual structure returned no derivatives; this is a bug")
     # random-effect parameters: A, B, D do not move
     k_g, k_r = len(dg), len(d_rows)
-    left_t = iaq[:, 2 * w:, :].reshape(n_c, u * w)  # L' per cluster, flattened
+    left_t = stack[:, :u, :].reshape(n_c, u * w)  # L' per cluster, flattened
     outer = (left_t.T @ left_t).reshape(u, w, u, w)  # sum_i L_i[a, x] L_i[b, y]: [x, a, y, b]
-    aq_sum = (np.ones(n_c) @ iaq.reshape(n_c, (w + m) * w)).reshape(w + m, w)[w:2 * w]
+    aq_sum = (np.ones(n_c) @ stack.reshape(n_c, (m + w) * w)).reshape(m + w, w)[m:]
     dlog_g = dg.reshape(k_g, w * w) @ aq_sum.T.ravel()
     ds_g = -np.tensordot(dg, outer, axes=([1, 2], [1, 3]))
     # residual parameters move the products: clusters first, rows (a, k), columns [dA | dB]
-    by_cluster = np.ascontiguousarray(np.moveaxis(_assembled(d_rows, prep), 0, 2))
-    sums = (h_all.reshape(n_c * w, 2 * w + u).T @ by_cluster.reshape(n_c * w, k_r * m)
-            ).reshape(2 * w + u, k_r, m)  # sum_i [H | H A | H B]' [dA_k | dB_k]
-    dlog_r = d_logdet_r.sum(1) + np.einsum("aka->k", sums[:w, :, :w])
-    d_a_hb = by_cluster[..., :w].reshape(n_c, w * k_r, w) @ hb  # dA_k H B, rows (a, k)
-    quad = hb_flat.T @ d_a_hb.reshape(n_c * w, k_r * u)  # sum (H B)' dA_k (H B)
-    half = np.moveaxis(quad.reshape(u, k_r, u) - 2.0 * sums[2 * w:, :, w:], 1, 0)
+    d_ab = np.ascontiguousarray(np.moveaxis(_assembled(d_rows, prep), 0, 2)
+                                ).reshape(n_c, w * k_r, m)
+    d_a_h = d_ab[:, :, :w] @ h_all[:, :, :m]  # [dA H B | dA H], rows (a, k)
+    dlog_r = d_logdet_r.sum(1) + np.einsum("iaka->k", d_a_h.reshape(n_c, w, k_r, m)[..., u:])
+    e = d_a_h[:, :, :u] - 2.0 * d_ab[:, :, w:]  # dA H B - 2 dB
+    half = np.moveaxis((hb_flat.T @ e.reshape(n_c * w, k_r * u)).reshape(u, k_r, u), 1, 0)
     ds_r = d_rest + 0.5 * (half + np.swapaxes(half, 1, 2))
     return RandomTerms(logdet, s, np.concatenate([dlog_g, dlog_r]),
                        np.concatenate([ds_g, ds_r]), blups)
