@@ -205,21 +205,16 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     ab = _assembled(products.rows, prep)  # [A | B]
     n_c, m = len(ab), ab.shape[-1]
     u = m - w
-    k_t = (ab[:, :, :w].reshape(n_c * w, w) @ g_full).reshape(n_c, w, w)  # K' = I + A G
+    a_flat, b_flat = ab[:, :, :w].reshape(n_c * w, w), ab[:, :, w:].reshape(n_c * w, u)
+    k_t = (a_flat @ g_full).reshape(n_c, w, w)  # K' = I + A G
     k_t += np.eye(w)
     q_mat, logdet_k = _inverse_logdet(np.swapaxes(k_t, 1, 2))  # Q = K^-1
     logdet += logdet_k
-    stack = np.empty((n_c, m + w, w))  # [B'; I; A]
-    stack[:, :u] = np.swapaxes(ab[:, :, w:], 1, 2)
-    stack[:, u:u + w] = np.eye(w)
-    stack[:, u + w:] = ab[:, :, :w]
-    stack = stack @ q_mat  # [L'; Q; A Q]
-    # [H B | H | H A]: the transposes of [B' H; H; A H] (H symmetric)
-    h_all = np.ascontiguousarray(np.swapaxes(
-        (stack.reshape(n_c * (m + w), w) @ g_full).reshape(n_c, m + w, w), 1, 2))
-    hb = h_all[:, :, :u]
+    left_t = np.swapaxes(ab[:, :, w:], 1, 2) @ q_mat  # L' = B' Q
+    hb = np.ascontiguousarray(np.swapaxes(  # H B = (L' G)'
+        (left_t.reshape(n_c * u, w) @ g_full).reshape(n_c, u, w), 1, 2))
     hb_flat = hb.reshape(n_c * w, u)
-    s = products.rest - ab[:, :, w:].reshape(n_c * w, u).T @ hb_flat
+    s = products.rest - b_flat.T @ hb_flat
 
     def blups(v: np.ndarray) -> np.ndarray:
         return hb @ v
@@ -231,18 +226,20 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
         raise FitError("the residual structure returned no derivatives; this is a bug")
     # random-effect parameters: A, B, D do not move
     k_g, k_r = len(dg), len(d_rows)
-    left_t = stack[:, :u, :].reshape(n_c, u * w)  # L' per cluster, flattened
-    outer = (left_t.T @ left_t).reshape(u, w, u, w)  # sum_i L_i[a, x] L_i[b, y]: [x, a, y, b]
-    aq_sum = (np.ones(n_c) @ stack.reshape(n_c, (m + w) * w)).reshape(m + w, w)[m:]
-    dlog_g = dg.reshape(k_g, w * w) @ aq_sum.T.ravel()
+    flat_l = left_t.reshape(n_c, u * w)
+    outer = (flat_l.T @ flat_l).reshape(u, w, u, w)  # sum_i L_i[a, x] L_i[b, y]: [x, a, y, b]
     ds_g = -np.tensordot(dg, outer, axes=([1, 2], [1, 3]))
-    # residual parameters move the products: clusters first, rows (a, k), columns [dA | dB]
-    d_ab = np.ascontiguousarray(np.moveaxis(_assembled(d_rows, prep), 0, 2)
-                                ).reshape(n_c, w * k_r, m)
-    d_a_h = d_ab[:, :, :w] @ h_all[:, :, :m]  # [dA H B | dA H], rows (a, k)
-    dlog_r = d_logdet_r.sum(1) + np.einsum("iaka->k", d_a_h.reshape(n_c, w, k_r, m)[..., u:])
-    e = d_a_h[:, :, :u] - 2.0 * d_ab[:, :, w:]  # dA H B - 2 dB
-    half = np.moveaxis((hb_flat.T @ e.reshape(n_c * w, k_r * u)).reshape(u, k_r, u), 1, 0)
+    aq_sum = a_flat.T @ q_mat.reshape(n_c * w, w)  # sum_i A_i Q_i
+    dlog_g = dg.reshape(k_g, w * w) @ aq_sum.T.ravel()
+    # residual parameters move the products
+    h_mat = (q_mat.reshape(n_c * w, w) @ g_full).reshape(n_c, w, w)  # H = Q G
+    d_ab = _assembled(d_rows, prep)
+    d_a = np.ascontiguousarray(np.moveaxis(d_ab[..., :w], 0, 2))  # clusters first, rows (a, k)
+    dlog_r = d_logdet_r.sum(1) + np.einsum("iab,ibka->k", h_mat, d_a)
+    d_a_hb = d_a.reshape(n_c, w * k_r, w) @ hb  # dA_k H B
+    quad = (hb_flat.T @ d_a_hb.reshape(n_c * w, k_r * u)).reshape(u, k_r, u)
+    cross = hb_flat.T @ d_ab[..., w:].reshape(k_r, n_c * w, u)  # sum (H B)' dB_k
+    half = np.moveaxis(quad, 1, 0) - 2.0 * cross
     ds_r = d_rest + 0.5 * (half + np.swapaxes(half, 1, 2))
     return RandomTerms(logdet, s, np.concatenate([dlog_g, dlog_r]),
                        np.concatenate([ds_g, ds_r]), blups)
