@@ -211,8 +211,11 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     q_mat, logdet_k = _inverse_logdet(np.swapaxes(k_t, 1, 2))  # Q = K^-1
     logdet += logdet_k
     left_t = np.swapaxes(ab[:, :, w:], 1, 2) @ q_mat  # L' = B' Q
-    hb = np.ascontiguousarray(np.swapaxes(  # H B = (L' G)'
-        (left_t.reshape(n_c * u, w) @ g_full).reshape(n_c, u, w), 1, 2))
+    hb_h = np.empty((n_c, w, u + w))  # [H B | H]
+    hb_h[:, :, :u] = np.swapaxes((left_t.reshape(n_c * u, w) @ g_full).reshape(n_c, u, w),
+                                 1, 2)  # H B = (L' G)'
+    hb_h[:, :, u:] = (q_mat.reshape(n_c * w, w) @ g_full).reshape(n_c, w, w)  # H = Q G
+    hb = hb_h[:, :, :u]
     hb_flat = hb.reshape(n_c * w, u)
     s = products.rest - b_flat.T @ hb_flat
 
@@ -232,12 +235,11 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     aq_sum = a_flat.T @ q_mat.reshape(n_c * w, w)  # sum_i A_i Q_i
     dlog_g = dg.reshape(k_g, w * w) @ aq_sum.T.ravel()
     # residual parameters move the products
-    h_mat = (q_mat.reshape(n_c * w, w) @ g_full).reshape(n_c, w, w)  # H = Q G
     d_ab = _assembled(d_rows, prep)
     d_a = np.ascontiguousarray(np.moveaxis(d_ab[..., :w], 0, 2))  # clusters first, rows (a, k)
-    dlog_r = d_logdet_r.sum(1) + np.einsum("iab,ibka->k", h_mat, d_a)
-    d_a_hb = d_a.reshape(n_c, w * k_r, w) @ hb  # dA_k H B
-    quad = (hb_flat.T @ d_a_hb.reshape(n_c * w, k_r * u)).reshape(u, k_r, u)
+    d_a_h = (d_a.reshape(n_c, w * k_r, w) @ hb_h).reshape(n_c, w, k_r, u + w)  # [dA H B | dA H]
+    dlog_r = d_logdet_r.sum(1) + np.einsum("iaka->k", d_a_h[..., u:])
+    quad = (hb_flat.T @ d_a_h.reshape(n_c * w, k_r * (u + w))).reshape(u, k_r, u + w)[..., :u]
     cross = hb_flat.T @ d_ab[..., w:].reshape(k_r, n_c * w, u)  # sum (H B)' dB_k
     half = np.moveaxis(quad, 1, 0) - 2.0 * cross
     ds_r = d_rest + 0.5 * (half + np.swapaxes(half, 1, 2))
