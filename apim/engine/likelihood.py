@@ -112,11 +112,11 @@ def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
     grads = np.zeros((sum(len(d) for _, d, _, _ in parts), w, w))
     at = 0
     for g, dg, where, copies in parts:
-        eye = np.eye(copies)
-        size = copies * len(g)
-        g_full[where, where] = np.einsum("ij,ab->iajb", eye, g).reshape(size, size)
-        grads[at:at + len(dg), where, where] = np.einsum(
-            "ij,kab->kiajb", eye, dg).reshape(len(dg), size, size)
+        q = len(g)
+        for c in range(copies):  # block diagonal: one copy per slot
+            block = slice(where.start + c * q, where.start + (c + 1) * q)
+            g_full[block, block] = g
+            grads[at:at + len(dg), block, block] = dg
         at += len(dg)
     return g_full, grads
 
