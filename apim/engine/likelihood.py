@@ -291,13 +291,13 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
         loglik = -0.5 * ((n - p) * LOG_2PI + terms.logdet + logdet_xvx + rss)
     else:
         loglik = -0.5 * (n * LOG_2PI + terms.logdet + rss)
-    v = np.r_[-beta, 1.0]
+    v = np.append(-beta, 1.0)
     if not gradient:
         return Evaluation(float(loglik), None, beta, cov_beta, None, terms.blups)
     d_s, d_logdet = terms.d_s, terms.d_logdet
     assert d_s is not None and d_logdet is not None  # asked for above
     d_xvx = d_s[:, :p, :p]
-    grad = -0.5 * (d_logdet + np.einsum("i,kij,j->k", v, d_s, v))
+    grad = -0.5 * (d_logdet + (d_s @ v) @ v)
     if reml:
-        grad = grad - 0.5 * np.einsum("ij,kji->k", cov_beta, d_xvx)
+        grad -= 0.5 * np.einsum("ij,kji->k", cov_beta, d_xvx)
     return Evaluation(float(loglik), grad, beta, cov_beta, d_xvx, terms.blups)
