@@ -94,18 +94,19 @@ def split_theta(model: MixedModel, theta: np.ndarray) -> tuple[np.ndarray, ...]:
     return theta[:k1], theta[k1:k1 + k2], theta[k1 + k2:]
 
 
-def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
+def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient: bool = True
               ) -> tuple[np.ndarray, np.ndarray]:
-    """Covariance of a cluster's stacked random effects and its derivatives (k_G + k_T)."""
+    """Covariance of a cluster's stacked random effects and its derivatives (k_G + k_T;
+    none without ``gradient``)."""
     t_g, t_t, _ = split_theta(model, theta)
     w, qt = prep.width, prep.q_t
     parts: list[tuple[np.ndarray, np.ndarray, slice, int]] = []  # (G, dG, where, copies)
-    if model.random is not None:
-        parts.append((model.random.matrix(t_g), model.random.jacobian(t_g),
-                      slice(qt, w), prep.n_slots))  # one block per dyad slot of a cluster
-    if model.therapist_random is not None:
-        parts.append((model.therapist_random.matrix(t_t),
-                      model.therapist_random.jacobian(t_t), slice(0, qt), 1))
+    for structure, t, where, copies in ((model.random, t_g, slice(qt, w), prep.n_slots),
+                                        (model.therapist_random, t_t, slice(0, qt), 1)):
+        if structure is not None:  # dyad G: one block per dyad slot of a cluster
+            g = structure.matrix(t)
+            parts.append((g, structure.jacobian(t) if gradient else np.zeros((0, *g.shape)),
+                          where, copies))
     if qt == 0 and prep.n_slots == 1 and len(parts) == 1:  # each dyad its own cluster
         return parts[0][0], parts[0][1]
     g_full = np.zeros((w, w))
@@ -259,7 +260,7 @@ def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient:
         assert isinstance(source, TypeMoments)  # grouped_moments checked it
         return moments.terms(source, model.residual, t_r, model.random.matrix(t_g),
                              model.random.jacobian(t_g), gradient)
-    g_full, dg = stacked_g(model, prep, theta)
+    g_full, dg = stacked_g(model, prep, theta, gradient)
     products = source.products(model.residual, t_r, gradient)
     return _per_cluster_terms(prep, products, g_full, dg, gradient)
 
