@@ -240,9 +240,10 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     d_a = np.ascontiguousarray(np.moveaxis(d_ab[..., :w], 0, 2))  # clusters first, rows (a, k)
     d_a_h = (d_a.reshape(n_c, w * k_r, w) @ hb_h).reshape(n_c, w, k_r, u + w)  # [dA H B | dA H]
     dlog_r = d_logdet_r.sum(1) + np.einsum("iaka->k", d_a_h[..., u:])
-    quad = (hb_flat.T @ d_a_h.reshape(n_c * w, k_r * (u + w))).reshape(u, k_r, u + w)[..., :u]
+    d_a_hb = np.moveaxis(d_a_h.reshape(n_c * w, k_r, u + w)[..., :u], 1, 0)
+    quad = hb_flat.T @ d_a_hb  # sum (H B)' dA_k (H B)
     cross = hb_flat.T @ d_ab[..., w:].reshape(k_r, n_c * w, u)  # sum (H B)' dB_k
-    half = np.moveaxis(quad, 1, 0) - 2.0 * cross
+    half = quad - 2.0 * cross
     ds_r = d_rest + 0.5 * (half + np.swapaxes(half, 1, 2))
     return RandomTerms(logdet, s, np.concatenate([dlog_g, dlog_r]),
                        np.concatenate([ds_g, ds_r]), blups)
