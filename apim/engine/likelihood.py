@@ -180,12 +180,12 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
                        dg: np.ndarray, gradient: bool) -> RandomTerms:
     """The likelihood's terms cluster by cluster (Woodbury in random-effect space).
 
-    Per cluster ``K = I + G A`` and ``H = K^-1 G`` (symmetric). ``A`` and ``G`` are
-    symmetric, so products with the common ``G`` are single matrix products over all
-    clusters stacked: ``K' = I + A G`` and, with ``Q = K^-1``, one product per cluster
-    ``[I; A; B'] Q = [Q; A Q; L']`` (``L = K^-T B``) and one stacked product with ``G``
-    give ``[H; A H; (H B)']`` (``Q G = H``, ``L' G = B' H``). Then ``log|V| = log|R| +
-    log|K|`` and ``S = sum C_uu - B' H B``.
+    Per cluster ``K = I + G A``, ``Q = K^-1`` and ``H = Q G`` (symmetric). ``A`` and ``G``
+    are symmetric, so products with the common ``G`` are single matrix products over all
+    clusters stacked (``K' = I + A G``, ``H = Q G``), and one product per cluster gives
+    ``[H; Q'] B = [H B; L]`` with ``L = K^-T B``. Then ``log|V| = log|R| + log|K|`` and
+    ``S = sum C_uu - B' H B``. (``H B`` directly: ``G L`` is the same in exact arithmetic
+    but loses digits when ``G`` is large and near singular.)
 
     Derivatives for all parameters at once. A random-effect parameter gives
     ``d sum_i B_i' H_i B_i = sum_i L_i' dG L_i`` (``(I - A H) B = K^-T B = L``) and
@@ -211,11 +211,13 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     k_t += np.eye(w)
     q_mat, logdet_k = _inverse_logdet(np.swapaxes(k_t, 1, 2))  # Q = K^-1
     logdet += logdet_k
-    left_t = np.swapaxes(ab[:, :, w:], 1, 2) @ q_mat  # L' = B' Q
+    h_q = np.empty((n_c, 2 * w, w))  # [H; Q']
+    h_q[:, :w] = (q_mat.reshape(n_c * w, w) @ g_full).reshape(n_c, w, w)
+    h_q[:, w:] = np.swapaxes(q_mat, 1, 2)
+    hb_l = h_q @ ab[:, :, w:]  # [H B; L]
     hb_h = np.empty((n_c, w, u + w))  # [H B | H]
-    hb_h[:, :, :u] = np.swapaxes((left_t.reshape(n_c * u, w) @ g_full).reshape(n_c, u, w),
-                                 1, 2)  # H B = (L' G)'
-    hb_h[:, :, u:] = (q_mat.reshape(n_c * w, w) @ g_full).reshape(n_c, w, w)  # H = Q G
+    hb_h[:, :, :u] = hb_l[:, :w]
+    hb_h[:, :, u:] = h_q[:, :w]
     hb = hb_h[:, :, :u]
     hb_flat = hb.reshape(n_c * w, u)
     s = products.rest - b_flat.T @ hb_flat
@@ -230,9 +232,9 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
         raise FitError("the residual structure returned no derivatives; this is a bug")
     # random-effect parameters: A, B, D do not move
     k_g, k_r = len(dg), len(d_rows)
-    flat_l = left_t.reshape(n_c, u * w)
-    outer = (flat_l.T @ flat_l).reshape(u, w, u, w)  # sum_i L_i[a, x] L_i[b, y]: [x, a, y, b]
-    ds_g = -np.tensordot(dg, outer, axes=([1, 2], [1, 3]))
+    flat_l = hb_l[:, w:].reshape(n_c, w * u)
+    outer = (flat_l.T @ flat_l).reshape(w, u, w, u)  # sum_i L_i[a, x] L_i[b, y]
+    ds_g = -np.tensordot(dg, outer, axes=([1, 2], [0, 2]))
     aq_sum = a_flat.T @ q_mat.reshape(n_c * w, w)  # sum_i A_i Q_i
     dlog_g = dg.reshape(k_g, w * w) @ aq_sum.T.ravel()
     # residual parameters move the products
@@ -240,10 +242,9 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     d_a = np.ascontiguousarray(np.moveaxis(d_ab[..., :w], 0, 2))  # clusters first, rows (a, k)
     d_a_h = (d_a.reshape(n_c, w * k_r, w) @ hb_h).reshape(n_c, w, k_r, u + w)  # [dA H B | dA H]
     dlog_r = d_logdet_r.sum(1) + np.einsum("iaka->k", d_a_h[..., u:])
-    d_a_hb = np.moveaxis(d_a_h.reshape(n_c * w, k_r, u + w)[..., :u], 1, 0)
-    quad = hb_flat.T @ d_a_hb  # sum (H B)' dA_k (H B)
+    quad = (hb_flat.T @ d_a_h.reshape(n_c * w, k_r * (u + w))).reshape(u, k_r, u + w)
     cross = hb_flat.T @ d_ab[..., w:].reshape(k_r, n_c * w, u)  # sum (H B)' dB_k
-    half = quad - 2.0 * cross
+    half = np.moveaxis(quad[..., :u], 1, 0) - 2.0 * cross  # sum (H B)' (dA H B - 2 dB)
     ds_r = d_rest + 0.5 * (half + np.swapaxes(half, 1, 2))
     return RandomTerms(logdet, s, np.concatenate([dlog_g, dlog_r]),
                        np.concatenate([ds_g, ds_r]), blups)
