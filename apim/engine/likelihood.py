@@ -156,9 +156,10 @@ def _assemble(rows: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]
 
 
 def _inverse_logdet(k: np.ndarray) -> tuple[np.ndarray, float]:
-    """Inverses of a stack of small matrices with positive determinants (contiguous), and
-    the sum of their log determinants. Up to 2 x 2 by the closed form ``[[d, -b], [-c,
-    a]] / (ad - bc)``: numpy's per-matrix LAPACK calls cost far more than the arithmetic."""
+    """Inverses (a new contiguous array) of a stack of small matrices with positive
+    determinants, and the sum of their log determinants. Up to 2 x 2 by the closed form
+    ``[[d, -b], [-c, a]] / (ad - bc)``: numpy's per-matrix LAPACK calls (an LU for the
+    inverse, another for the determinant) cost far more than the arithmetic there."""
     w = k.shape[-1]
     if w == 1:
         return 1.0 / k, float(np.log(k).sum())
