@@ -135,17 +135,21 @@ def _assembled(rows: np.ndarray, prep: Prepared) -> np.ndarray:
     by_slot = np.zeros((*lead, prep.n_clusters, prep.n_slots, *rows.shape[-2:]))
     by_slot[..., prep.cluster, prep.slot, :, :] = rows
     ab = np.zeros((*lead, prep.n_clusters, w, w + rows.shape[-1] - qt - q))
-    if qt:
-        ab[..., :qt, :qt] = by_slot[..., zt, zt].sum(-3)
-        ab[..., :qt, w:] = by_slot[..., zt, u].sum(-3)
-    for s in range(prep.n_slots if q else 0):
+    t_rows = np.zeros((*lead, prep.n_clusters, qt, rows.shape[-1]))
+    for s in range(prep.n_slots):
         one = by_slot[..., s, :, :]
+        t_rows += one[..., zt, :]  # therapist rows: sums over the cluster's dyads
+        if not q:
+            continue
         sl = slice(qt + s * q, qt + (s + 1) * q)
         ab[..., sl, sl] = one[..., z, z]
         ab[..., sl, w:] = one[..., z, u]
         if qt:
             ab[..., :qt, sl] = one[..., zt, z]
             ab[..., sl, :qt] = one[..., z, zt]
+    if qt:
+        ab[..., :qt, :qt] = t_rows[..., zt]
+        ab[..., :qt, w:] = t_rows[..., u]
     return ab
 
 
