@@ -94,58 +94,87 @@ def split_theta(model: MixedModel, theta: np.ndarray) -> tuple[np.ndarray, ...]:
     return theta[:k1], theta[k1:k1 + k2], theta[k1 + k2:]
 
 
-def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray
+def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient: bool = True
               ) -> tuple[np.ndarray, np.ndarray]:
-    """Covariance of a cluster's stacked random effects and its derivatives (k_G + k_T)."""
+    """Covariance of a cluster's stacked random effects and its derivatives (k_G + k_T;
+    none without ``gradient``)."""
     t_g, t_t, _ = split_theta(model, theta)
     w, qt = prep.width, prep.q_t
     parts: list[tuple[np.ndarray, np.ndarray, slice, int]] = []  # (G, dG, where, copies)
-    if model.random is not None:
-        parts.append((model.random.matrix(t_g), model.random.jacobian(t_g),
-                      slice(qt, w), prep.n_slots))  # one block per dyad slot of a cluster
-    if model.therapist_random is not None:
-        parts.append((model.therapist_random.matrix(t_t),
-                      model.therapist_random.jacobian(t_t), slice(0, qt), 1))
+    for structure, t, where, copies in ((model.random, t_g, slice(qt, w), prep.n_slots),
+                                        (model.therapist_random, t_t, slice(0, qt), 1)):
+        if structure is not None:  # dyad G: one block per dyad slot of a cluster
+            g = structure.matrix(t)
+            parts.append((g, structure.jacobian(t) if gradient else np.zeros((0, *g.shape)),
+                          where, copies))
     if qt == 0 and prep.n_slots == 1 and len(parts) == 1:  # each dyad its own cluster
         return parts[0][0], parts[0][1]
     g_full = np.zeros((w, w))
     grads = np.zeros((sum(len(d) for _, d, _, _ in parts), w, w))
     at = 0
     for g, dg, where, copies in parts:
-        eye = np.eye(copies)
-        size = copies * len(g)
-        g_full[where, where] = np.einsum("ij,ab->iajb", eye, g).reshape(size, size)
-        grads[at:at + len(dg), where, where] = np.einsum(
-            "ij,kab->kiajb", eye, dg).reshape(len(dg), size, size)
+        q = len(g)
+        for c in range(copies):  # block diagonal: one copy per slot
+            block = slice(where.start + c * q, where.start + (c + 1) * q)
+            g_full[block, block] = g
+            grads[at:at + len(dg), block, block] = dg
         at += len(dg)
     return g_full, grads
 
 
-def _assemble(rows: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
-    """Random-effect rows of the per-dyad cross products -> per-cluster ``A = Z'R^-1 Z``
-    and ``B = Z'R^-1 [X | y]``, random effects stacked as (therapist, dyad slots...).
-    Leading axes before the dyad axis (derivatives) are kept."""
+def _assembled(rows: np.ndarray, prep: Prepared) -> np.ndarray:
+    """Random-effect rows of the per-dyad cross products -> per cluster ``[A | B]`` with
+    ``A = Z'R^-1 Z`` (w, w) and ``B = Z'R^-1 [X | y]``, random effects stacked as
+    (therapist, dyad slots...). Leading axes before the dyad axis (derivatives) are kept.
+    When each dyad is its own cluster the rows are that already (``r = w``): no copy."""
     qt, q, w = prep.q_t, prep.q, prep.width
     zt, z, u = slice(0, qt), slice(qt, qt + q), slice(qt + q, None)
     if qt == 0 and prep.n_slots == 1:  # each dyad is its own cluster
-        return rows[..., z, z], rows[..., z, u]
+        return rows
     lead = rows.shape[:-3]
     by_slot = np.zeros((*lead, prep.n_clusters, prep.n_slots, *rows.shape[-2:]))
     by_slot[..., prep.cluster, prep.slot, :, :] = rows
-    a = np.zeros((*lead, prep.n_clusters, w, w))
-    b = np.zeros((*lead, prep.n_clusters, w, rows.shape[-1] - qt - q))
-    if qt:
-        a[..., :qt, :qt] = by_slot[..., zt, zt].sum(-3)
-        b[..., :qt, :] = by_slot[..., zt, u].sum(-3)
-    for s in range(prep.n_slots if q else 0):
+    ab = np.zeros((*lead, prep.n_clusters, w, w + rows.shape[-1] - qt - q))
+    t_rows = np.zeros((*lead, prep.n_clusters, qt, rows.shape[-1]))
+    for s in range(prep.n_slots):
         one = by_slot[..., s, :, :]
+        t_rows += one[..., zt, :]  # therapist rows: sums over the cluster's dyads
+        if not q:
+            continue
         sl = slice(qt + s * q, qt + (s + 1) * q)
-        a[..., sl, sl] = one[..., z, z]
-        b[..., sl, :] = one[..., z, u]
+        ab[..., sl, sl] = one[..., z, z]
+        ab[..., sl, w:] = one[..., z, u]
         if qt:
-            a[..., :qt, sl] = one[..., zt, z]
-            a[..., sl, :qt] = one[..., z, zt]
-    return a, b
+            ab[..., :qt, sl] = one[..., zt, z]
+            ab[..., sl, :qt] = one[..., z, zt]
+    if qt:
+        ab[..., :qt, :qt] = t_rows[..., zt]
+        ab[..., :qt, w:] = t_rows[..., u]
+    return ab
+
+
+def _assemble(rows: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_assembled` split into ``A`` and ``B`` (views)."""
+    ab = _assembled(rows, prep)
+    return ab[..., :prep.width], ab[..., prep.width:]
+
+
+def _inverse_logdet(k: np.ndarray) -> tuple[np.ndarray, float]:
+    """Inverses (a new contiguous array) of a stack of small matrices with positive
+    determinants, and the sum of their log determinants. Up to 2 x 2 by the closed form
+    ``[[d, -b], [-c, a]] / (ad - bc)``: numpy's per-matrix LAPACK calls (an LU for the
+    inverse, another for the determinant) cost far more than the arithmetic there."""
+    w = k.shape[-1]
+    if w == 1:
+        return 1.0 / k, float(np.log(k).sum())
+    if w == 2:
+        k00, k01, k10, k11 = k[:, 0, 0], k[:, 0, 1], k[:, 1, 0], k[:, 1, 1]
+        det = k00 * k11 - k01 * k10
+        inv = np.empty(k.shape)
+        inv[:, 0, 0], inv[:, 0, 1], inv[:, 1, 0], inv[:, 1, 1] = k11, -k01, -k10, k00
+        inv /= det[:, None, None]
+        return inv, float(np.log(det).sum())
+    return np.ascontiguousarray(np.linalg.inv(k)), float(np.linalg.slogdet(k)[1].sum())
 
 
 def _no_blups(n_clusters: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -156,13 +185,21 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
                        dg: np.ndarray, gradient: bool) -> RandomTerms:
     """The likelihood's terms cluster by cluster (Woodbury in random-effect space).
 
-    Derivatives for all parameters at once: with ``L_i = K_i^-T B_i`` and
-    ``R_i = (I - A_i H_i) B_i``, a random-effect parameter gives
-    ``d sum_i B_i' H_i B_i = sum_(a,b) dG[a,b] sum_i L_i[a]' R_i[b]`` and
-    ``d sum_i log|K_i| = <sum_i (A_i K_i^-1)', dG>``; a residual parameter gives
-    ``d(B' H B) = dB' H B + B' H dB - (H B)' dA (H B)`` and ``d log|K| = tr(H dA)``.
+    Per cluster ``K = I + G A``, ``Q = K^-1`` and ``H = Q G`` (symmetric). ``A`` and ``G``
+    are symmetric, so products with the common ``G`` are single matrix products over all
+    clusters stacked (``K' = I + A G``, ``H = Q G``), and one product per cluster gives
+    ``[H; Q'] B = [H B; L]`` with ``L = K^-T B``. Then ``log|V| = log|R| + log|K|`` and
+    ``S = sum C_uu - B' H B``. (``H B`` directly: ``G L`` is the same in exact arithmetic
+    but loses digits when ``G`` is large and near singular.)
+
+    Derivatives for all parameters at once. A random-effect parameter gives
+    ``d sum_i B_i' H_i B_i = sum_i L_i' dG L_i`` (``(I - A H) B = K^-T B = L``) and
+    ``d sum_i log|K_i| = <sum_i (A_i Q_i)', dG>``. A residual parameter moves ``C``:
+    ``d log|K| = tr(H dA)`` and ``dS = T' dC T`` with ``T = [-H B; I]``, i.e. ``dC_uu +
+    sym((H B)' dA (H B) - 2 (H B)' dB)`` summed over clusters (``sym(M) = (M + M')/2``):
+    one product per cluster with the residual parameters stacked, and sums over clusters
+    as single matrix products.
     """
-    a, b = (np.ascontiguousarray(x) for x in _assemble(products.rows, prep))
     w = prep.width
     logdet = float(products.logdet.sum())
     if not w:
@@ -171,14 +208,23 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
             assert products.d_logdet is not None and products.d_rest is not None
             d_logdet, d_s = products.d_logdet.sum(1), products.d_rest
         return RandomTerms(logdet, products.rest, d_logdet, d_s, _no_blups(prep.n_clusters))
-    n_c = len(a)
-    k_mat = np.eye(w) + g_full @ a
-    k_inv = np.linalg.inv(k_mat)
-    h = k_inv @ g_full
-    logdet += float(np.linalg.slogdet(k_mat)[1].sum())
-    hb = h @ b
-    u = b.shape[-1]
-    b_flat, hb_flat = b.reshape(n_c * w, u), hb.reshape(n_c * w, u)
+    ab = _assembled(products.rows, prep)  # [A | B]
+    n_c, m = len(ab), ab.shape[-1]
+    u = m - w
+    a_flat, b_flat = ab[:, :, :w].reshape(n_c * w, w), ab[:, :, w:].reshape(n_c * w, u)
+    k_t = (a_flat @ g_full).reshape(n_c, w, w)  # K' = I + A G
+    k_t += np.eye(w)
+    q_mat, logdet_k = _inverse_logdet(np.swapaxes(k_t, 1, 2))  # Q = K^-1
+    logdet += logdet_k
+    h_q = np.empty((n_c, 2 * w, w))  # [H; Q']
+    h_q[:, :w] = (q_mat.reshape(n_c * w, w) @ g_full).reshape(n_c, w, w)
+    h_q[:, w:] = np.swapaxes(q_mat, 1, 2)
+    hb_l = h_q @ ab[:, :, w:]  # [H B; L]
+    hb_h = np.empty((n_c, w, u + w))  # [H B | H]
+    hb_h[:, :, :u] = hb_l[:, :w]
+    hb_h[:, :, u:] = h_q[:, :w]
+    hb = hb_h[:, :, :u]
+    hb_flat = hb.reshape(n_c * w, u)
     s = products.rest - b_flat.T @ hb_flat
 
     def blups(v: np.ndarray) -> np.ndarray:
@@ -187,32 +233,39 @@ def _per_cluster_terms(prep: Prepared, products: Products, g_full: np.ndarray,
     if not gradient:
         return RandomTerms(logdet, s, None, None, blups)
     # random-effect parameters: A, B, D do not move
-    left = (np.swapaxes(k_inv, 1, 2) @ b).reshape(n_c, w * u)
-    right = (b - a @ hb).reshape(n_c, w * u)
-    outer = (left.T @ right).reshape(w, u, w, u)
-    dlog_g = np.einsum("kab,ba->k", dg, (a @ k_inv).sum(0))
+    k_g = len(dg)
+    flat_l = hb_l[:, w:].reshape(n_c, w * u)
+    outer = (flat_l.T @ flat_l).reshape(w, u, w, u)  # sum_i L_i[a, x] L_i[b, y]
     ds_g = -np.tensordot(dg, outer, axes=([1, 2], [0, 2]))
+    aq_sum = a_flat.T @ q_mat.reshape(n_c * w, w)  # sum_i A_i Q_i
+    dlog_g = dg.reshape(k_g, w * w) @ aq_sum.T.ravel()
     vjp = products.vjp
     if vjp is not None:  # the residual parameters' derivatives by their adjoint
         def residual_adjoint(w_s: np.ndarray) -> np.ndarray:
             """With ``Phi = logdet + <w_s, s>``: ``dPhi/dA = H + (HB) w_s (HB)'``,
             ``dPhi/dB = -2 (HB) w_s``, ``dPhi/d rest = w_s``, ``dPhi/d log|R_i| = 1``."""
-            hbw = hb @ w_s
-            a_rows = np.concatenate([h + hbw @ np.swapaxes(hb, 1, 2), -2 * hbw], axis=2)
+            hbw = (hb_flat @ w_s).reshape(n_c, w, u)
+            a_rows = np.empty((n_c, w, w + u))
+            np.matmul(hbw, np.swapaxes(hb, 1, 2), out=a_rows[:, :, :w])
+            a_rows[:, :, :w] += hb_h[:, :, u:]
+            np.multiply(hbw, -2.0, out=a_rows[:, :, w:])
             return vjp(a_rows, w_s, np.ones(n_c))
         return RandomTerms(logdet, s, dlog_g, ds_g, blups, residual_adjoint)
     d_rows, d_rest, d_logdet_r = products.d_rows, products.d_rest, products.d_logdet
     if d_rows is None or d_rest is None or d_logdet_r is None:
         raise FitError("the residual structure returned no derivatives; this is a bug")
-    # residual parameters move the products
-    da, db = (np.ascontiguousarray(x) for x in _assemble(d_rows, prep))
     k_r = len(d_rows)
-    dlog_r = d_logdet_r.sum(1) + np.einsum("cab,kcba->k", h, da)
-    cross = np.swapaxes(db.reshape(k_r, n_c * w, u), 1, 2) @ hb_flat
-    quad = hb_flat.T @ (da @ hb[None]).reshape(k_r, n_c * w, u)
-    ds_r = d_rest - cross - np.swapaxes(cross, 1, 2) + quad
-    return RandomTerms(logdet, s, np.r_[dlog_g, dlog_r], np.concatenate([ds_g, ds_r]),
-                       blups)
+    # residual parameters move the products
+    d_ab = _assembled(d_rows, prep)
+    d_a = np.ascontiguousarray(np.moveaxis(d_ab[..., :w], 0, 2))  # clusters first, rows (a, k)
+    d_a_h = (d_a.reshape(n_c, w * k_r, w) @ hb_h).reshape(n_c, w, k_r, u + w)  # [dA H B | dA H]
+    dlog_r = d_logdet_r.sum(1) + np.einsum("iaka->k", d_a_h[..., u:])
+    quad = (hb_flat.T @ d_a_h.reshape(n_c * w, k_r * (u + w))).reshape(u, k_r, u + w)
+    cross = hb_flat.T @ d_ab[..., w:].reshape(k_r, n_c * w, u)  # sum (H B)' dB_k
+    half = np.moveaxis(quad[..., :u], 1, 0) - 2.0 * cross  # sum (H B)' (dA H B - 2 dB)
+    ds_r = d_rest + 0.5 * (half + np.swapaxes(half, 1, 2))
+    return RandomTerms(logdet, s, np.concatenate([dlog_g, dlog_r]),
+                       np.concatenate([ds_g, ds_r]), blups)
 
 
 def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient: bool,
@@ -229,7 +282,7 @@ def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient:
         assert isinstance(source, TypeMoments)  # grouped_moments checked it
         return moments.terms(source, model.residual, t_r, model.random.matrix(t_g),
                              model.random.jacobian(t_g), gradient)
-    g_full, dg = stacked_g(model, prep, theta)
+    g_full, dg = stacked_g(model, prep, theta, gradient)
     adjoint_products = getattr(source, "adjoint_products", None)
     if gradient and adjoint and adjoint_products is not None and prep.width \
             and prep.q_t == 0 and prep.n_slots == 1:
@@ -269,15 +322,15 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
         loglik = -0.5 * ((n - p) * LOG_2PI + terms.logdet + logdet_xvx + rss)
     else:
         loglik = -0.5 * (n * LOG_2PI + terms.logdet + rss)
-    v = np.r_[-beta, 1.0]
+    v = np.append(-beta, 1.0)
     if not gradient:
         return Evaluation(float(loglik), None, beta, cov_beta, None, terms.blups)
     d_s, d_logdet = terms.d_s, terms.d_logdet
     assert d_s is not None and d_logdet is not None  # asked for above
     d_xvx = d_s[:, :p, :p]
-    grad = -0.5 * (d_logdet + np.einsum("i,kij,j->k", v, d_s, v))
+    grad = -0.5 * (d_logdet + (d_s @ v) @ v)
     if reml:
-        grad = grad - 0.5 * np.einsum("ij,kji->k", cov_beta, d_xvx)
+        grad -= 0.5 * np.einsum("ij,kji->k", cov_beta, d_xvx)
     if terms.residual_adjoint is not None:  # d(rss + log|X'V^-1 X|) = <w, dS>
         w = np.outer(v, v)
         if reml:
