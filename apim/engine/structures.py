@@ -69,15 +69,15 @@ class Unstructured:
         return lower @ lower.T
 
     def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        """``dG_k = E L' + L E'`` with ``E = dL_k`` (one non-zero, ``L_ii`` on the log
+        diagonal): ``E L'`` is row ``i`` of ``L'`` scaled, at row ``i``."""
         q = self.size
         lower = self._factor(theta)
         rows, cols = np.tril_indices(q)
-        out = np.zeros((self.n_params, q, q))
-        for k, (i, j) in enumerate(zip(rows, cols)):
-            e = np.zeros((q, q))
-            e[i, j] = lower[i, j] if i == j else 1.0
-            out[k] = e @ lower.T + lower @ e.T
-        return out
+        half = np.zeros((self.n_params, q, q))
+        half[np.arange(self.n_params), rows] = \
+            np.where(rows == cols, lower[rows, cols], 1.0)[:, None] * lower[:, cols].T
+        return half + np.swapaxes(half, 1, 2)
 
     def start(self, variances: np.ndarray) -> np.ndarray:
         lower = np.diag(np.sqrt(np.maximum(variances, 1e-8)))
