@@ -54,7 +54,7 @@ import numpy as np
 
 from apim.engine.likelihood import _assemble, evaluate, split_theta, stacked_g
 from apim.engine.model import MixedModel, Prepared
-from apim.engine.structures import RandomStructure, Unstructured
+from apim.engine.structures import RandomStructure, Unstructured, lower_indices
 
 __all__ = ["information", "difference_information", "Score"]
 
@@ -105,7 +105,7 @@ def _trace_hessian(structure: RandomStructure, t: np.ndarray, m: np.ndarray) -> 
     ``tr(dG_k m)`` (no likelihood evaluation)."""
     if isinstance(structure, Unstructured):
         q = structure.size
-        rows, cols = np.tril_indices(q)
+        rows, cols = lower_indices(q)
         lower = np.zeros((q, q))
         lower[rows, cols] = t
         lower[np.diag_indices(q)] = np.exp(np.diag(lower))

@@ -26,19 +26,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
 from apim.engine.parameters import Level, VarianceParameter, covariance_records
 
-__all__ = ["Unstructured", "Diagonal", "CompoundSymmetry", "Exchangeable", "RandomStructure"]
+__all__ = ["Unstructured", "Diagonal", "CompoundSymmetry", "Exchangeable", "RandomStructure",
+           "lower_indices"]
+
+
+@cache
+def lower_indices(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.tril_indices(q)`` (the log-Cholesky parameters' order, row by row), cached and
+    read-only: every likelihood evaluation asks for them."""
+    rows, cols = np.tril_indices(q)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
 
 
 def _log_cholesky_rescale(theta: np.ndarray, factors: np.ndarray
                           ) -> tuple[np.ndarray, np.ndarray]:
     """Log-Cholesky parameters of ``F G F`` from those of ``G`` (rows of ``L``)."""
     q = len(factors)
-    rows, cols = np.tril_indices(q)
+    rows, cols = lower_indices(q)
     diagonal = rows == cols
     out = np.where(diagonal, theta + np.log(factors[rows]), theta * factors[rows])
     return out, np.where(diagonal, 1.0, factors[rows])
@@ -60,7 +72,7 @@ class Unstructured:
     def _factor(self, theta: np.ndarray) -> np.ndarray:
         q = self.size
         lower = np.zeros((q, q))
-        lower[np.tril_indices(q)] = theta
+        lower[lower_indices(q)] = theta
         lower[np.diag_indices(q)] = np.exp(np.diag(lower))
         return lower
 
@@ -73,7 +85,7 @@ class Unstructured:
         diagonal): ``E L'`` is row ``i`` of ``L'`` scaled, at row ``i``."""
         q = self.size
         lower = self._factor(theta)
-        rows, cols = np.tril_indices(q)
+        rows, cols = lower_indices(q)
         half = np.zeros((self.n_params, q, q))
         half[np.arange(self.n_params), rows] = \
             np.where(rows == cols, lower[rows, cols], 1.0)[:, None] * lower[:, cols].T
@@ -82,7 +94,7 @@ class Unstructured:
     def start(self, variances: np.ndarray) -> np.ndarray:
         lower = np.diag(np.sqrt(np.maximum(variances, 1e-8)))
         lower[np.diag_indices(self.size)] = np.log(np.diag(lower))
-        return lower[np.tril_indices(self.size)]
+        return lower[lower_indices(self.size)]
 
     def records(self, theta: np.ndarray, names: Sequence[str], level: Level = "dyad"
                 ) -> list[VarianceParameter]:
