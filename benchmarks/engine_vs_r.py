@@ -370,9 +370,8 @@ def main() -> None:
                          "likelihood evaluation with gradient at the estimate: the stencil "
                          "with the Schur-complement correction, its gradient by the "
                          "adjoint method (what the optimizer uses) and by forward "
-                         "derivatives (once per fit, for the Satterthwaite df), against "
-                         "dense Cholesky factors for the incomplete dyads (the oracle, the "
-                         "old path).\n",
+                         "derivatives, against dense Cholesky factors for the incomplete "
+                         "dyads (the oracle, the old path).\n",
                          "| missing | rows | median seconds | time / complete | evaluations | "
                          "logLik | evaluation ms (adjoint) | evaluation ms (forward) | "
                          "evaluation ms (dense) |",

@@ -254,13 +254,17 @@ def test_stencil_vjp_equals_its_forward_derivatives():
 @pytest.mark.parametrize("data", ["30% missing", "runs"])
 def test_adjoint_gradient_equals_the_forward_gradient(data, reml):
     """``evaluate(adjoint=True)``: the same log-likelihood, GLS quantities and gradient
-    as the forward derivatives, away from the optimum; no derivatives of X'V^-1 X."""
+    as the forward derivatives, away from the optimum; the derivatives of X'V^-1 X in the
+    random-effect parameters only."""
     model = model_for(ADJOINT_DATA[data](), "un-ar1")
     prep = Prepared.of(model)
     theta = np.random.default_rng(7).normal(scale=0.3, size=model.n_params)
     forward = evaluate(model, prep, theta, reml)
     adjoint = evaluate(model, prep, theta, reml, adjoint=True)
-    assert adjoint.d_xvx is None and forward.d_xvx is not None
+    assert forward.d_xvx is not None and adjoint.d_xvx is not None
+    k_g = model.random.n_params  # X'V^-1 X's derivatives in the random-effect ones only
+    assert len(adjoint.d_xvx) == k_g
+    np.testing.assert_allclose(adjoint.d_xvx, forward.d_xvx[:k_g], rtol=1e-12, atol=1e-12)
     assert adjoint.loglik == pytest.approx(forward.loglik, rel=1e-13)
     np.testing.assert_allclose(adjoint.beta, forward.beta, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(adjoint.gradient, forward.gradient, rtol=1e-9,
@@ -280,10 +284,11 @@ def test_adjoint_is_not_used_with_a_therapist_level():
 
 @pytest.mark.filterwarnings("ignore::apim.errors.BoundaryWarning")
 def test_fit_with_adjoint_gradients_equals_the_forward_fit(monkeypatch):
-    """A whole fit (its gradients by the adjoint method, the Satterthwaite df from one
-    forward evaluation at the optimum) against the same fit with forward derivatives
-    throughout: the same optimum, SEs and df. The random slope's true SD is zero, so the
-    search ends at a singular G (the quasi-Newton phase and the restart run too)."""
+    """A whole fit (its gradients by the adjoint method, the residual parameters'
+    derivatives of X'V^-1 X by central differences from the Hessian's evaluations)
+    against the same fit with forward derivatives throughout: the same optimum, SEs and
+    Satterthwaite df, with as many evaluations. The random slope's true SD is zero, so
+    the search ends at a singular G (the quasi-Newton phase and the restart run too)."""
     import apim.engine.fit as engine_fit
 
     model = model_for(ratings(0.1, seed=45, n_dyads=30, n_sessions=10), "un-ar1")
@@ -295,5 +300,30 @@ def test_fit_with_adjoint_gradients_equals_the_forward_fit(monkeypatch):
     assert new.loglik == pytest.approx(old.loglik, rel=1e-10)
     np.testing.assert_allclose(new.coef, old.coef, rtol=1e-7)
     np.testing.assert_allclose(new.se, old.se, rtol=1e-6)
-    np.testing.assert_allclose(new.df_satterthwaite, old.df_satterthwaite, rtol=1e-5)
-    assert new.n_evaluations == old.n_evaluations + 1  # the forward one at the optimum
+    np.testing.assert_allclose(new.df_satterthwaite, old.df_satterthwaite, rtol=1e-7)
+    np.testing.assert_allclose(new.d_xvx, old.d_xvx, rtol=1e-6,
+                               atol=1e-8 * np.abs(old.d_xvx).max())
+    assert new.n_evaluations == old.n_evaluations
+
+
+def test_differenced_xvx_from_the_hessians_points():
+    """The residual parameters' derivatives of X'V^-1 X from its values at theta +- h e_j
+    (where the final Hessian's central differences evaluate the likelihood) against the
+    forward derivatives; None when a point was not evaluated (the fit then makes one
+    forward evaluation)."""
+    from apim.engine.fit import _differenced_xvx
+    from apim.engine.hessian import difference_step
+
+    model = model_for(ratings(0.1, seed=46), "un-ar1")
+    prep = Prepared.of(model)
+    theta = np.random.default_rng(9).normal(scale=0.3, size=model.n_params)
+    adjoint = evaluate(model, prep, theta, True, adjoint=True)
+    probes = {}
+    for j in range(model.random.n_params, model.n_params):
+        for point in (theta + difference_step(theta, j), theta - difference_step(theta, j)):
+            probes[point.tobytes()] = evaluate(model, prep, point, True, adjoint=True).cov_beta
+    want = evaluate(model, prep, theta, True).d_xvx
+    got = _differenced_xvx(theta, adjoint, probes)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8 * np.abs(want).max())
+    probes.popitem()
+    assert _differenced_xvx(theta, adjoint, probes) is None

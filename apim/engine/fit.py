@@ -22,14 +22,14 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from apim.engine.control import FitControl
-from apim.engine.hessian import difference_information, information
+from apim.engine.hessian import difference_information, difference_step, information
 from apim.engine.inference import satterthwaite_df, sorted_containment_df
 from apim.engine.likelihood import Evaluation, evaluate, split_theta
 from apim.engine.model import MixedModel, Prepared, row_blocks
@@ -375,9 +375,13 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
             return np.inf, np.zeros_like(theta)  # outside the numerically usable region
         return -ev.loglik / scale, -ev.score / scale
 
+    probes: dict[bytes, np.ndarray] = {}  # (X'V^-1 X)^-1 where the score was asked for
+
     def score(theta: np.ndarray) -> np.ndarray:
         calls[0] += 1
-        return evaluate(model, prep, theta, reml, adjoint=True).score
+        ev = evaluate(model, prep, theta, reml, adjoint=True)
+        probes[theta.tobytes()] = ev.cov_beta
+        return ev.score
 
     def hessian(theta: np.ndarray, rough: Evaluation | None = None) -> np.ndarray:
         """The Hessian of -loglik; ``rough``: the evaluation at ``theta``, from which
@@ -478,9 +482,15 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
         hess = hessian(theta)  # the SEs are those at the optimum
         if _positive_definite(hess):
             decrement = float(ev.score @ np.linalg.solve(hess, ev.score)) / 2
-    if ev.d_xvx is None and len(theta):  # the Satterthwaite df need d(X'V^-1 X)
-        calls[0] += 1
-        ev = evaluate(model, prep, theta, reml)
+    if len(theta) and (ev.d_xvx is None or len(ev.d_xvx) < len(theta)):
+        # the Satterthwaite df need d(X'V^-1 X): the residual parameters' from the
+        # evaluations of the Hessian's central differences, else one forward evaluation
+        d_xvx = _differenced_xvx(theta, ev, probes)
+        if d_xvx is None:
+            calls[0] += 1
+            ev = evaluate(model, prep, theta, reml)
+        else:
+            ev = replace(ev, d_xvx=d_xvx)
     gradient = ev.gradient if ev.gradient is not None else np.zeros(len(theta))
     grad_norm = float(np.max(np.abs(gradient))) if len(theta) else 0.0
     converged = bool(np.isfinite(ev.loglik) and (
@@ -491,6 +501,24 @@ def _estimate(scaling: Scaling, model: MixedModel, method: str, control: FitCont
                    f"Newton decrement {decrement:.2e}")
     return _result(scaling, prep, method, theta, ev, hess, control, converged, message,
                    calls[0], clock)
+
+
+def _differenced_xvx(theta: np.ndarray, ev: Evaluation, probes: dict[bytes, np.ndarray]
+                     ) -> np.ndarray | None:
+    """``ev.d_xvx`` (the derivatives of ``X'V^-1 X`` in its first parameters) completed by
+    central differences of ``X'V^-1 X`` at the points ``theta +- h e_j`` where the Hessian's
+    differences evaluated the likelihood (``probes``: ``(X'V^-1 X)^-1`` by point); None
+    when one of them was not evaluated."""
+    if ev.d_xvx is None:
+        return None
+    columns = [ev.d_xvx]
+    for j in range(len(ev.d_xvx), len(theta)):
+        e = difference_step(theta, j)
+        plus, minus = probes.get((theta + e).tobytes()), probes.get((theta - e).tobytes())
+        if plus is None or minus is None:
+            return None
+        columns.append(((np.linalg.inv(plus) - np.linalg.inv(minus)) / (2 * e[j]))[None])
+    return np.concatenate(columns)
 
 
 def _secant_update(hess: np.ndarray, step: np.ndarray, change: np.ndarray) -> np.ndarray:

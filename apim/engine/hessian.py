@@ -71,15 +71,21 @@ def _scorer(model: MixedModel, prep: Prepared, reml: bool, score: Score | None) 
     return score or (lambda theta: evaluate(model, prep, theta, reml).score)
 
 
+def difference_step(theta: np.ndarray, j: int, central: bool = True) -> np.ndarray:
+    """The step in parameter ``j`` of the differences: ``1e-5 max(1, |theta_j|)``
+    (central) or ``1e-6 max(1, |theta_j|)`` (forward), as a vector."""
+    e = np.zeros(len(theta))
+    e[j] = (1e-5 if central else 1e-6) * max(1.0, abs(theta[j]))
+    return e
+
+
 def _difference_column(score: Score, theta: np.ndarray, j: int,
                        gradient: np.ndarray | None = None) -> np.ndarray:
     """Column ``j`` of the Hessian of ``-loglik``: central differences of the gradient,
     or forward differences from ``gradient`` (the one at ``theta``) when it is given."""
-    e = np.zeros(len(theta))
+    e = difference_step(theta, j, central=gradient is None)
     if gradient is not None:
-        e[j] = 1e-6 * max(1.0, abs(theta[j]))
         return -(score(theta + e) - gradient) / e[j]
-    e[j] = 1e-5 * max(1.0, abs(theta[j]))
     return -(score(theta + e) - score(theta - e)) / (2 * e[j])
 
 

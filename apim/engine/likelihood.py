@@ -71,7 +71,7 @@ class Evaluation:
     gradient: np.ndarray | None
     beta: np.ndarray
     cov_beta: np.ndarray          # (X'V^-1 X)^-1
-    d_xvx: np.ndarray | None      # (k, p, p) derivatives of X'V^-1 X
+    d_xvx: np.ndarray | None      # (k, p, p) derivatives of X'V^-1 X (adjoint: see evaluate)
     predict: Callable[[np.ndarray], np.ndarray] = field(repr=False)  # (-beta, 1) -> blups
 
     @cached_property
@@ -307,7 +307,8 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
     """Log-likelihood (nlme convention), gradient and GLS quantities at ``theta``
     (``grouped=False``: always cluster by cluster, the oracle of the grouped path;
     ``adjoint=True``: the gradient by the adjoint method where the products offer it,
-    cheaper, without the derivatives of ``X'V^-1 X``, which are then None)."""
+    cheaper; the derivatives of ``X'V^-1 X`` are then those in the parameters before the
+    residual ones only, the first rows)."""
     theta = np.asarray(theta, float)
     terms = random_terms(model, prep, theta, gradient, grouped, adjoint)
     s = terms.s
@@ -336,5 +337,4 @@ def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = 
         if reml:
             w[:p, :p] += cov_beta
         grad = np.r_[grad, -0.5 * terms.residual_adjoint(w)]
-        return Evaluation(float(loglik), grad, beta, cov_beta, None, terms.blups)
     return Evaluation(float(loglik), grad, beta, cov_beta, d_xvx, terms.blups)
