@@ -298,9 +298,12 @@ def fit(model: MixedModel, method: Method = "REML", control: FitControl | None =
     ends where the information is singular or a dyad-level SD is at zero, a second search
     starts from a full-rank G and the better optimum is kept, and Newton steps finish. The
     Hessian behind the standard errors and the Satterthwaite df is computed afresh at the
-    optimum (central differences in the residual parameters). Convergence, boundary
-    estimates (zero SDs, correlations at +-1, singular G or therapist matrices) and the
-    optimizer's message are reported; nothing is returned as NaN silently.
+    optimum (central differences in the residual parameters). Gradients come by the adjoint
+    method where the products offer it (``UN x AR(1)`` with missing ratings); the
+    derivatives of ``X'V^-1 X`` in the residual parameters are then central differences at
+    the points of that Hessian. Convergence, boundary estimates (zero SDs, correlations at
+    +-1, singular G or therapist matrices) and the optimizer's message are reported;
+    nothing is returned as NaN silently.
 
     Parameters
     ----------
