@@ -266,3 +266,26 @@ def test_reported_hessian_is_the_one_at_the_optimum():
                                atol=1e-6 * np.max(np.abs(old.hessian)))
     np.testing.assert_allclose(new.cov_theta, old.cov_theta, rtol=1e-6,
                                atol=1e-6 * np.max(np.abs(old.cov_theta)))
+
+
+def test_secant_update_satisfies_the_secant_equation():
+    """The BFGS update of a reused Hessian: symmetric, positive definite, maps the step to
+    the change of the gradient (``H s = y``) and leaves directions conjugate to the step
+    alone; without positive curvature along the step the Hessian is kept as it is."""
+    from apim.engine.fit import _secant_update
+
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(5, 5))
+    hess = a @ a.T + 5 * np.eye(5)
+    truth = hess + np.diag(rng.uniform(0.1, 1.0, 5))  # the Hessian it should move towards
+    step = rng.normal(size=5)
+    change = truth @ step
+    new = _secant_update(hess, step, change)
+    np.testing.assert_allclose(new, new.T, atol=1e-12)
+    np.testing.assert_allclose(new @ step, change, rtol=1e-12)
+    assert np.linalg.eigvalsh(new).min() > 0
+    other = rng.normal(size=5)
+    other -= step * (step @ hess @ other) / (step @ hess @ step)  # conjugate to the step
+    np.testing.assert_allclose(new @ other, hess @ other + change * (change @ other)
+                               / (step @ change), rtol=1e-10)
+    np.testing.assert_array_equal(_secant_update(hess, step, -change), hess)
