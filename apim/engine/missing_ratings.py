@@ -104,20 +104,23 @@ def _components(hit: np.ndarray, n_entries: int) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def _moments(place: np.ndarray, combo: np.ndarray, values: np.ndarray,
-             diagonal: np.ndarray, n_places: int, n_combos: int) -> sparse.csr_array:
+def _moments(place: np.ndarray, combo: np.ndarray, row: np.ndarray, diagonal: np.ndarray,
+             data: np.ndarray, n_places: int, n_combos: int) -> sparse.csr_array:
     """The moments as a sparse ``(places * (m + 1), combos)`` matrix: at row ``place *
-    (m + 1) + col`` the sum of the ``values[:, col]`` (``col = m``: of ``diagonal``) of the
-    instances with that place and combination. Built in CSR order directly (sorted by
-    place and combination, summed by runs): a place's ``m + 1`` rows share its
-    combinations."""
-    m1 = values.shape[1] + 1
+    (m + 1) + col`` the sum over the instances with that place and combination of
+    ``data[row, col]`` (``col = m``: of ``diagonal``). Built in CSR order directly (sorted
+    by place and combination; the sums by a sparse product with ``data``, without a copy
+    of its rows per instance): a place's ``m + 1`` rows share its combinations."""
+    m1 = data.shape[1] + 1
     key = place * n_combos + combo
     order = np.argsort(key, kind="stable")
     new = np.r_[True, key[order[1:]] != key[order[:-1]]]
-    run = sparse.csr_array((np.ones(len(key)), (np.cumsum(new) - 1, order)),
-                           shape=(int(new.sum()), len(key)))
-    summed = run @ np.column_stack([values, diagonal])
+    group = np.cumsum(new) - 1
+    n_keys = int(group[-1]) + 1
+    summed = np.empty((n_keys, m1))
+    summed[:, :-1] = sparse.csr_array((np.ones(len(key)), (group, row[order])),
+                                      shape=(n_keys, len(data))) @ data  # sums repeats
+    summed[:, -1] = np.bincount(group, diagonal[order], minlength=n_keys)
     key = key[order[new]]
     k_place = key // n_combos
     per_place = np.bincount(k_place, minlength=n_places)
@@ -261,7 +264,7 @@ class MissingCorrection:
                 off = (e2 >= 0) & (e1 != e2)
                 pairs.append((cid[off], e1[off], e2[off]))
         at, combo, row, diagonal = (np.concatenate(x) for x in zip(*instances))
-        moments = _moments(at, combo, grid_raw[row], diagonal, n_places, n_c)
+        moments = _moments(at, combo, row, diagonal, grid_raw, n_places, n_c)
         empty = np.ones(n_places)
         empty[place] = 0.0
         # units: connected components of the entries; those of more than one in blocks
