@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from apim.engine.moments import CHUNK_ROWS, TypeMoments
+from apim.engine.moments import CHUNK_ROWS, TypeMoments, pair_weights
 from apim.engine.residual import Residual
 
 __all__ = ["GroupedMoments", "RandomTerms"]
@@ -152,8 +152,7 @@ class GroupedMoments:
         """The likelihood's terms at residual parameters ``theta`` and random-effect
         covariance ``g`` with derivatives ``dg`` (see the module docstring)."""
         c, dc = residual.coefficients(theta, moments.types)
-        t, l1, l2 = moments.combos.T
-        w = c[l1, t] * c[l2, t]
+        w, dw = pair_weights(moments.combos, c, dc if gradient else None)
         n_groups, r = len(self.size), g.shape[0]
         u = moments.rest.shape[-1]
         zz = self.zz.reshape(len(w), -1)              # (C, groups * r * r)
@@ -184,7 +183,7 @@ class GroupedMoments:
                                         ).reshape(r, r).T.ravel()
         coef_g = np.swapaxes(ww * dh_g[..., pairs[0], pairs[1]], 0, 1)  # (k, groups, J, J)
         # residual parameters: the weights move, dA = sum_c dw_c ZZ_c, dH = -H dA H
-        dw = dc[:, l1, t] * c[l2, t] + c[l1, t] * dc[:, l2, t]        # (k_r, C)
+        assert dw is not None  # (k_r, C)
         k_r = len(dw)
         da = (dw @ zz).reshape(k_r, n_groups, r, r)
         dlog_r = (-2 * (dc[:, 0] / c[0]) @ self.type_counts

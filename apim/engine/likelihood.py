@@ -107,7 +107,7 @@ def stacked_g(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient: bo
             g = structure.matrix(t)
             parts.append((g, structure.jacobian(t) if gradient else np.zeros((0, *g.shape)),
                           where, copies))
-    if qt == 0 and prep.n_slots == 1 and len(parts) == 1:  # each dyad its own cluster
+    if prep.dyad_clusters and len(parts) == 1:
         return parts[0][0], parts[0][1]
     g_full = np.zeros((w, w))
     grads = np.zeros((sum(len(d) for _, d, _, _ in parts), w, w))
@@ -129,7 +129,7 @@ def _assembled(rows: np.ndarray, prep: Prepared) -> np.ndarray:
     When each dyad is its own cluster the rows are that already (``r = w``): no copy."""
     qt, q, w = prep.q_t, prep.q, prep.width
     zt, z, u = slice(0, qt), slice(qt, qt + q), slice(qt + q, None)
-    if qt == 0 and prep.n_slots == 1:  # each dyad is its own cluster
+    if prep.dyad_clusters:
         return rows
     lead = rows.shape[:-3]
     by_slot = np.zeros((*lead, prep.n_clusters, prep.n_slots, *rows.shape[-2:]))
@@ -285,7 +285,7 @@ def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient:
     g_full, dg = stacked_g(model, prep, theta, gradient)
     adjoint_products = getattr(source, "adjoint_products", None)
     if gradient and adjoint and adjoint_products is not None and prep.width \
-            and prep.q_t == 0 and prep.n_slots == 1:
+            and prep.dyad_clusters:
         products = adjoint_products(model.residual, t_r)
     else:
         products = source.products(model.residual, t_r, gradient)
@@ -296,7 +296,7 @@ def grouped_moments(prep: Prepared) -> GroupedMoments | None:
     """The grouped moments where the grouped evaluation applies and pays: stencil products,
     dyad random effects, no therapist level (:mod:`apim.engine.grouped`)."""
     source = prep.products
-    if prep.q and prep.q_t == 0 and prep.n_slots == 1 and isinstance(source, TypeMoments):
+    if prep.q and prep.dyad_clusters and isinstance(source, TypeMoments):
         return source.grouped
     return None
 

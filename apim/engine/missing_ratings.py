@@ -44,7 +44,7 @@ import numpy as np
 from scipy import sparse  # this module is imported only when ratings are missing
 from scipy.sparse.csgraph import connected_components
 
-from apim.engine.moments import Products, TypeMoments
+from apim.engine.moments import Products, TypeMoments, pair_weights
 from apim.engine.residual import Residual, ResidualLayout, RowTypes
 
 __all__ = ["complete_grid", "MissingCorrection", "GridProducts"]
@@ -358,11 +358,9 @@ class MissingCorrection:
             d(B' X) = sym(L' X),   L = dB - dQ_mm X / 2,   d log|Q_mm| = tr(Q_mm^-1 dQ_mm).
         """
         r = self.n_random
-        t, s1, s2 = self.combos.T
-        weights = (c[s1, t] * c[s2, t])[None]
         gradient = dc is not None and products.d_rows is not None
-        if dc is not None and gradient:
-            weights = np.vstack([weights, dc[:, s1, t] * c[s2, t] + c[s1, t] * dc[:, s2, t]])
+        w, dw = pair_weights(self.combos, c, dc if gradient else None)
+        weights = w[None] if dw is None else np.vstack([w, dw])
         m = products.rows.shape[2]
         big_b, q_diag, q, x, log_q, solved = self._entries(
             np.ascontiguousarray(weights.T), m, gradient)
@@ -406,10 +404,9 @@ class MissingCorrection:
         linear in the derivatives of the weights through the (fixed) moments: one
         product with the moments' transpose."""
         r, m = self.n_random, products.rows.shape[2]
-        t, s1, s2 = self.combos.T
-        d_weights = dc[:, s1, t] * c[s2, t] + c[s1, t] * dc[:, s2, t]      # (k, C)
-        big_b, _, q, x, log_q, solved = self._entries((c[s1, t] * c[s2, t])[:, None], m,
-                                                      False)
+        w, d_weights = pair_weights(self.combos, c, dc)                # dw: (k, C)
+        assert d_weights is not None
+        big_b, _, q, x, log_q, solved = self._entries(w[:, None], m, False)
         rows, rest, logdet = self._corrected(products, big_b[:, 0], x, log_q)
         stencil = products.vjp
 

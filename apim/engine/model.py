@@ -322,3 +322,8 @@ class Prepared:
     def width(self) -> int:
         """Size of a cluster's stacked random-effect vector."""
         return self.q_t + self.n_slots * self.q
+
+    @property
+    def dyad_clusters(self) -> bool:
+        """Each dyad is its own cluster (no therapist level, one dyad per cluster)."""
+        return self.q_t == 0 and self.n_slots == 1

@@ -57,6 +57,16 @@ class Products:
     vjp: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
+def pair_weights(combos: np.ndarray, c: np.ndarray, dc: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The weights ``w = c_l1(t) c_l2(t)`` of stencil combinations ``(t, l1, l2)``
+    (``combos``, (C, 3)) from the coefficients ``c`` (slots, types) and, given their
+    derivatives ``dc`` (k, slots, types), ``dw = dc_l1 c_l2 + c_l1 dc_l2`` (k, C)."""
+    t, l1, l2 = combos.T
+    w = c[l1, t] * c[l2, t]
+    return w, None if dc is None else dc[:, l1, t] * c[l2, t] + c[l1, t] * dc[:, l2, t]
+
+
 def crossprod(a: np.ndarray, b: np.ndarray, layout: ResidualLayout) -> np.ndarray:
     """Per-dyad ``a_i' b_i`` by batched matrix products on dyads padded with zero rows,
     in chunks of whole dyads to bound memory."""
@@ -156,10 +166,8 @@ class TypeMoments:
         the stencil's, when the caller has them already)."""
         c, dc = coefficients or residual.coefficients(theta, self.types)
         logdet = -2 * self.counts @ np.log(c[0])
-        t, l1, l2 = self.combos.T
-        weights = (c[l1, t] * c[l2, t])[None]
-        if gradient:
-            weights = np.vstack([weights, dc[:, l1, t] * c[l2, t] + c[l1, t] * dc[:, l2, t]])
+        w, dw = pair_weights(self.combos, c, dc if gradient else None)
+        weights = w[None] if dw is None else np.vstack([w, dw])
         d, r, m = self.shape
         rows = (weights @ self.rows).reshape(len(weights), d, r, m)
         rest = np.tensordot(weights, self.rest, axes=1)
@@ -173,8 +181,8 @@ class TypeMoments:
         """The derivatives of :meth:`products` at the coefficients ``c, dc`` as a
         vector-Jacobian product (see :class:`Products`): the products are linear in the
         weights, so ``<a, d rows_k> = dw_k . (rows a)``."""
-        t, l1, l2 = self.combos.T
-        d_weights = dc[:, l1, t] * c[l2, t] + c[l1, t] * dc[:, l2, t]      # (k, C)
+        _, d_weights = pair_weights(self.combos, c, dc)                 # (k, C)
+        assert d_weights is not None
         d_log = -2 * dc[:, 0] / c[0]                                       # (k, types)
         rows, rest = self.rows, self.rest.reshape(len(self.rest), -1)
 
