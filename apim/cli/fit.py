@@ -12,10 +12,9 @@ from apim.cli.help import HelpFormatter, examples
 from apim.engine.residual import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
-from apim.model.fit import fit
-from apim.model.latent import LatentAPIMResult, LatentAPIMSpec
-from apim.model.result import APIMResult
-from apim.model.spec import APIMSpec, CovarianceSpec
+from apim.model.fitted import FittedModel
+from apim.model.registry import fit
+from apim.model.spec import APIMSpec, CovarianceSpec, LatentAPIMSpec
 
 __all__ = ["register", "run", "add_model_arguments", "fit_with_warnings"]
 
@@ -74,11 +73,13 @@ def _latent_spec(args: argparse.Namespace) -> LatentAPIMSpec:
 
 
 def fit_with_warnings(args: argparse.Namespace
-                      ) -> tuple[APIMResult | LatentAPIMResult, list[str]]:
+                      ) -> tuple[FittedModel, list[str]]:
     """Fit the model of ``args``; warnings are shown as usual and also returned."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = fit(load(args), _spec(args), df=args.df)
+        spec = _spec(args)
+        options = {} if isinstance(spec, LatentAPIMSpec) else {"df": args.df}
+        result = fit(load(args), spec, **options)
     for w in caught:
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return result, list(dict.fromkeys(str(w.message) for w in caught))
@@ -95,9 +96,6 @@ def run(args: argparse.Namespace) -> None:
         with open(args.json, "w", encoding="utf-8") as handle:
             handle.write(report.to_json(result))
     if args.report:
-        if isinstance(result, LatentAPIMResult):
-            raise SpecError("--report covers observed-mean fits; for --centring latent use "
-                            "--format markdown/latex/html or --json")
         report.fit_report(result, args.report, warnings=caught)
 
 
