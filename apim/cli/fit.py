@@ -197,10 +197,10 @@ def check_options(args: argparse.Namespace, kind: str) -> None:
     if len(moderators) > 1:
         raise SpecError(f"{_shown(args, _TABLE['--moderator'])}: --centring latent takes "
                         "one --moderator (a grouping: one model per group); give one")
-    covariance = getattr(args, "therapist_covariance", None)
-    if covariance is not None and not getattr(args, "therapist_level", False):
-        raise SpecError(f"--therapist-covariance {covariance} applies to the therapist "
-                        "level: add --therapist-level (and --therapist COL), or drop "
+    if getattr(args, "therapist_covariance", None) is not None \
+            and not getattr(args, "therapist_level", False):
+        raise SpecError("--therapist-covariance applies to the therapist level: add "
+                        "--therapist-level (and --therapist COL), or drop "
                         "--therapist-covariance")
 
 
