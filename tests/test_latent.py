@@ -375,11 +375,11 @@ def test_cli_fits_the_latent_model(tmp_path, capsys):
     assert main(["fit", *common, "--centring", "latent", "--json", str(out)]) == 0
     payload = json.loads(out.read_text())
     api = apim.fit(apim.load_alliance(),
-                   apim.LatentAPIMSpec("outcome", ("alliance",), method="REML"))  # --method reml
+                   apim.LatentAPIMSpec("outcome", ("alliance",)))  # ML, the latent default
     fixed = {row["term"]: row for row in payload["fixed"]}
     assert fixed["patient.actor.between.alliance"]["estimate"] == pytest.approx(
         api.effects.loc["patient.actor.between.alliance", "estimate"], rel=1e-12)
     capsys.readouterr()
     assert main(["fit", *common, "--centring", "latent", "--lag", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "does not take --lag" in err[0]
+    assert len(err) == 1 and "--lag 1 does not apply to --centring latent" in err[0]
