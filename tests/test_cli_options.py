@@ -26,7 +26,7 @@ BASE = {
 }
 COLUMNS = ["--dyad", "dyad", "--session", "session", "--role", "role", "--roles",
            "patient,therapist", "--therapist", "therapist"]
-OUTPUT = ("--format", "--json", "--report")
+OUTPUT = ("--format", "--json", "--report", "--test")
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,10 @@ def _json_file(r: Run) -> bool:
     return json.loads((r.tmp / "fit.json").read_text())["specification"] == r.spec
 
 
+APIM_TEST = "patient.actor.within = therapist.actor.within"
+FORMULA_TEST = "alliance = alliance_partner"
+
+
 def _report_file(r: Run) -> bool:
     return "<html" in (r.tmp / "fit.html").read_text(encoding="utf-8").lower()
 
@@ -146,6 +150,14 @@ CELLS = [
         KINDS, lambda r: r.out.startswith("**"))),
     Cell("--json", ("--json", "fit.json"), dict.fromkeys(KINDS, _json_file)),
     Cell("--report", ("--report", "fit.html"), dict.fromkeys(KINDS, _report_file)),
+    Cell("--test", (), {
+        "observed": lambda r: r.payload["tests"][0]["hypothesis"] == APIM_TEST
+        and r.payload["tests"][0]["df_den"] is not None,
+        "latent": lambda r: r.payload["tests"][0]["hypothesis"] == APIM_TEST
+        and r.payload["tests"][0]["df_den"] is None,  # z test: infinite df
+        "formula": lambda r: r.payload["tests"][0]["hypothesis"] == FORMULA_TEST},
+        per_kind={"observed": ("--test", APIM_TEST), "latent": ("--test", APIM_TEST),
+                  "formula": ("--test", FORMULA_TEST)}),
 ]
 
 

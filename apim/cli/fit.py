@@ -8,6 +8,7 @@ given for a kind it does not apply to is refused before the data are read, never
 Examples
 --------
 >>> import argparse
+import json
 >>> args = argparse.Namespace(formula=None, centring="latent", df="containment")
 >>> model_kind(args)
 'latent'
@@ -20,19 +21,24 @@ apim.errors.SpecError: --df containment does not apply to --centring latent: its
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import textwrap
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import pandas as pd
 
 from apim import report
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
 from apim.engine.residual import RESIDUAL_NAMES
 from apim.errors import SpecError
+from apim.inference.arms import arm_differences
+from apim.inference.wald import WaldTest, wald_test
 from apim.model.centring import DecompositionSpec
-from apim.model.fitted import FittedModel
+from apim.model.fitted import FittedModel, jsonable
 from apim.model.registry import fit
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec, LatentAPIMSpec
 
@@ -246,16 +252,39 @@ def fit_with_warnings(args: argparse.Namespace
     return result, list(dict.fromkeys(str(w.message) for w in caught))
 
 
+def _extras(result: FittedModel, hypotheses: list[str]) -> tuple[list[WaldTest],
+                                                                    pd.DataFrame | None]:
+    """The Wald tests asked for, and the arm differences of a multi-group model."""
+    tests = [wald_test(result, h) for h in hypotheses]
+    groups = set(result.effects["group"]) - {""}
+    return tests, (arm_differences(result) if len(groups) > 1 else None)
+
+
 def run(args: argparse.Namespace) -> None:
-    """Fit and print in the chosen format."""
+    """Fit and print in the chosen format, with the Wald tests asked for (``--test``) and,
+    for a multi-group model, the differences between its arms."""
     result, caught = fit_with_warnings(args)
-    text = {"table": lambda r: r.summary(), "markdown": report.to_markdown,
-            "latex": report.to_latex, "html": report.to_html,
-            "json": report.to_json}[args.format](result)
-    print(text)
+    tests, arms = _extras(result, args.test or [])
+    payload = result.to_dict()
+    payload["tests"] = [{k: [jsonable(x) for x in v] if isinstance(v, tuple) else jsonable(v)
+                         for k, v in asdict(t).items()} for t in tests]
+    if arms is not None:
+        payload["arm_differences"] = [{k: jsonable(v) for k, v in row.items()}
+                                      for row in arms.to_dict("records")]
+    as_json = json.dumps(payload, indent=2, default=jsonable, allow_nan=False)
+    if args.format == "json":
+        print(as_json)
+    else:
+        print({"table": lambda r: r.summary(), "markdown": report.to_markdown,
+               "latex": report.to_latex, "html": report.to_html}[args.format](result))
+        if arms is not None:
+            print("\nDifferences between arms (each arm against the first)")
+            print(arms.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        for test in tests:
+            print(test)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            handle.write(report.to_json(result))
+            handle.write(as_json)
     if args.report:
         report.fit_report(result, args.report, warnings=caught)
 
@@ -335,4 +364,7 @@ def register(commands: Any) -> None:
     output.add_argument("--json", metavar="FILE", help="also write the full result as JSON")
     output.add_argument("--report", metavar="FILE.html",
                         help="also write an HTML report (tables, figures, data report)")
+    output.add_argument("--test", metavar="HYPOTHESIS", action="append",
+                        help="a Wald test by effect names, e.g. 'patient.actor.within = "
+                        "therapist.actor.within' (repeatable; z tests for latent fits)")
     parser.set_defaults(run=run)
