@@ -9,7 +9,7 @@ from typing import Any
 from apim import report
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
-from apim.engine.residual import RESIDUAL_NAMES
+from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
 from apim.model.fit import fit

@@ -32,7 +32,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from apim.engine.fit import fit as fit_engine
+from apim.engine.mixed.estimate import estimate_mixed as fit_engine
 from apim.errors import SpecError
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec

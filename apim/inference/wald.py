@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from apim.engine.distributions import stats
-from apim.engine.inference import satterthwaite_df, satterthwaite_f_df
+from apim.engine.mixed.df import satterthwaite_df, satterthwaite_f_df
 from apim.errors import SpecError
 from apim.model.latent import LatentAPIMResult
 

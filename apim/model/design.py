@@ -32,7 +32,7 @@ from apim.data.report import Exclusion
 from apim.data.session import SessionData
 from apim.data.validate import require_columns
 from apim.engine import Diagonal, MixedModel, Residual, Unstructured
-from apim.engine.structures import Exchangeable, RandomStructure
+from apim.engine.mixed.random_effects import Exchangeable, RandomStructure
 from apim.errors import DataError, SpecError
 from apim.model.centring import Decomposition, decompose, default_center, is_cross_sectional
 from apim.model.spec import APIMSpec, FormulaSpec

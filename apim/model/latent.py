@@ -77,7 +77,7 @@ from apim.model.result import EFFECT_COLUMNS
 from apim.specbase import Spec
 
 if TYPE_CHECKING:  # the multivariate engine loads when a latent model is fitted
-    from apim.engine.multivariate_fit import MultivariateFit
+    from apim.engine.multivariate.estimate import MultivariateFit
 
 __all__ = ["LatentAPIMSpec", "LatentAPIMResult", "fit_latent", "latent_values",
            "person_mean_reliability", "warn_if_unreliable"]
@@ -403,7 +403,7 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
                         f"({groups[0]!r}): a multi-group model needs two or more")
     if spec.therapist_level:
         _check_therapists(wide, spec, len(names))
-    from apim.engine.multivariate_fit import fit_multivariate
+    from apim.engine.multivariate.estimate import fit_multivariate
 
     fits: dict[str, MultivariateFit] = {}
     counts: dict[str, np.ndarray] = {}

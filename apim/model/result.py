@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from apim.engine.distributions import stats
-from apim.engine.fit import BOUNDARY_NOTE, MixedFit
+from apim.engine.mixed.estimate import BOUNDARY_NOTE, MixedFit
 from apim.engine.parameters import VarianceParameter
 from apim.model.design import APIMDesign
 from apim.model.spec import APIMSpec, FormulaSpec

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from apim.engine.residual import RESIDUAL_NAMES
+from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
 from apim.specbase import Spec

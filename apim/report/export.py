@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from apim.engine.fit import BOUNDARY_NOTE
+from apim.engine.mixed.estimate import BOUNDARY_NOTE
 from apim.model.latent import LatentAPIMResult
 from apim.model.result import APIMResult
 from apim.report.tables import Table, effects_table, variance_table

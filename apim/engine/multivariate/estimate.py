@@ -1,5 +1,5 @@
-"""Fitting the multivariate two-level model by ML or REML (:mod:`apim.engine.multivariate`),
-optionally with a third (therapist) level (:mod:`apim.engine.multivariate_nested`).
+"""Fitting the multivariate two-level model by ML or REML
+(:mod:`apim.engine.multivariate.likelihood`), optionally with a third (therapist) level (:mod:`apim.engine.multivariate.nested`).
 
 Optimisation is over unconstrained parameters (log-Cholesky factors of ``Sigma_W``,
 ``Sigma_B`` and an unstructured ``Sigma_T``, or the log variances of a diagonal
@@ -35,8 +35,8 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from apim.engine.multivariate import Evaluation, MultivariateData, evaluate, prepare
-from apim.engine.multivariate_nested import evaluate_nested
+from apim.engine.multivariate.likelihood import Evaluation, MultivariateData, evaluate, prepare
+from apim.engine.multivariate.nested import evaluate_nested
 from apim.errors import SpecError
 
 __all__ = ["MultivariateFit", "Parameters", "Layout", "fit_multivariate", "natural_names",
@@ -358,8 +358,8 @@ def fit_multivariate(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray,
                      therapist: np.ndarray | None = None,
                      therapist_covariance: TherapistCovariance = "unstructured"
                      ) -> MultivariateFit:
-    """Fit the multivariate two-level model (module :mod:`apim.engine.multivariate`), or
-    with ``therapist`` the three-level model (:mod:`apim.engine.multivariate_nested`).
+    """Fit the multivariate two-level model (module :mod:`apim.engine.multivariate.likelihood`), or
+    with ``therapist`` the three-level model (:mod:`apim.engine.multivariate.nested`).
 
     Parameters
     ----------

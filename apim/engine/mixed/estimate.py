@@ -1,5 +1,5 @@
 """Fitting: Newton (where needed quasi-Newton) steps from the moment start values of
-:mod:`apim.engine.start`, boundary checks and the results.
+:mod:`apim.engine.mixed.start`, boundary checks and the results.
 
 Examples
 --------
@@ -11,8 +11,8 @@ Examples
 >>> X = np.column_stack([1 - role, role]).astype(float)
 >>> u = rng.normal(size=(30, 2))[dyad, role]
 >>> y = X @ [1.0, 2.0] + u + rng.normal(size=240)
->>> result = fit(MixedModel(y=y, X=X, dyad=dyad, role=role, session=session, Z=X,
-...                         random=Unstructured(2), residual=Residual.named("un")))
+>>> result = estimate_mixed(MixedModel(y=y, X=X, dyad=dyad, role=role, session=session, Z=X,
+...                                    random=Unstructured(2), residual=Residual.named("un")))
 >>> result.converged
 True
 """
@@ -29,17 +29,17 @@ import numpy as np
 import pandas as pd
 
 from apim.engine.control import FitControl
-from apim.engine.hessian import difference_information, difference_step, information
-from apim.engine.inference import satterthwaite_df, sorted_containment_df
-from apim.engine.likelihood import Evaluation, evaluate, split_theta
-from apim.engine.model import MixedModel, Prepared, row_blocks
+from apim.engine.mixed.df import satterthwaite_df, sorted_containment_df
+from apim.engine.mixed.hessian import difference_information, difference_step, information
+from apim.engine.mixed.likelihood import Evaluation, evaluate, split_theta
+from apim.engine.mixed.model import MixedModel, Prepared, row_blocks
+from apim.engine.mixed.scaling import Scaling
+from apim.engine.mixed.start import column_variances, residual_moments, start_values
 from apim.engine.parameters import VarianceParameter, parameter_table
-from apim.engine.scaling import Scaling
-from apim.engine.start import column_variances, residual_moments, start_values
 from apim.engine.threads import one_blas_thread
 from apim.errors import BoundaryWarning, FitError, SpecError
 
-__all__ = ["fit", "MixedFit", "FitControl"]
+__all__ = ["estimate_mixed", "MixedFit", "BOUNDARY_NOTE"]
 
 
 Method = Literal["REML", "ML"]
@@ -47,7 +47,7 @@ Method = Literal["REML", "ML"]
 
 @dataclass(frozen=True, eq=False)
 class MixedFit:
-    """Result of :func:`fit`. Arrays of rows are in the model's input order.
+    """Result of :func:`estimate_mixed`. Arrays of rows are in the model's input order.
 
     Attributes
     ----------
@@ -278,17 +278,17 @@ def _spread(model: MixedModel, theta: np.ndarray, g_start: np.ndarray) -> np.nda
 
 
 @one_blas_thread
-def fit(model: MixedModel, method: Method = "REML", control: FitControl | None = None,
+def estimate_mixed(model: MixedModel, method: Method = "REML", control: FitControl | None = None,
         start: np.ndarray | None = None) -> MixedFit:
     """Fit ``model`` by REML (default) or ML.
 
     The outcome and every design column are standardised internally and the estimates mapped
-    back (:mod:`apim.engine.scaling`), so units change no t value, p value or convergence
+    back (:mod:`apim.engine.mixed.scaling`), so units change no t value, p value or convergence
     decision. From moment-based start values the optimizer first tries Newton steps alone;
     where they do not settle (or the Hessian at the start is not positive definite) it runs
     BFGS with the analytic gradient (falling back to L-BFGS-B from where BFGS stopped) until
     the gradient is small enough for Newton steps (``control.handover_gradient``). Newton
-    steps use the Hessian of :mod:`apim.engine.hessian` (exact in the random-effect
+    steps use the Hessian of :mod:`apim.engine.mixed.hessian` (exact in the random-effect
     parameters, forward differences of the analytic gradient in the residual ones),
     recomputed only after a step longer than ``control.hessian_refresh`` (after shorter ones
     it is carried forward by the BFGS secant update), until no parameter would move by more
@@ -313,7 +313,7 @@ def fit(model: MixedModel, method: Method = "REML", control: FitControl | None =
         Tolerances, iteration limits and the optimiser (default ``FitControl()``).
     start : array, optional
         Unconstrained starting values in the model's units (default:
-        :func:`apim.engine.start.start_values`).
+        :func:`apim.engine.mixed.start.start_values`).
 
     Returns
     -------
