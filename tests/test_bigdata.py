@@ -16,11 +16,11 @@ from apim.engine import MixedModel, Residual, Unstructured
 from apim.engine import fit as engine_fit
 from apim.engine import model as engine_model
 from apim.engine import start as engine_start
-from apim.engine.mixed.estimate import estimate_mixed as fit
 from apim.engine.mixed.df import _constant, containment_df, sorted_containment_df
+from apim.engine.mixed.estimate import estimate_mixed as fit
 from apim.engine.mixed.model import Prepared
-from apim.engine.mixed.scaling import Scaling
 from apim.engine.mixed.random_effects import Diagonal
+from apim.engine.mixed.scaling import Scaling
 
 
 # ----------------------------------------------------------------------------- oracles

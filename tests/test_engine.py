@@ -7,17 +7,17 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from dense_oracle import dense_covariance, dense_loglik
+from dense_residual import crossprod, whiten_dense
 from nlme_support import simulate
 from oracle_support import assert_matches_dense_oracle
 from scipy import optimize
 
 from apim.engine import CompoundSymmetry, Diagonal, MixedModel, Residual, Unstructured
-from dense_residual import crossprod, whiten_dense
 from apim.engine.mixed.estimate import estimate_mixed as fit
 from apim.engine.mixed.model import Prepared
-from dense_oracle import dense_covariance, dense_loglik
-from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.engine.mixed.random_effects import Exchangeable
+from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import RankDeficientError, SpecError
 
 

@@ -272,7 +272,7 @@ def test_secant_update_satisfies_the_secant_equation():
     """The BFGS update of a reused Hessian: symmetric, positive definite, maps the step to
     the change of the gradient (``H s = y``) and leaves directions conjugate to the step
     alone; without positive curvature along the step the Hessian is kept as it is."""
-    from apim.engine.mixed.estimate import _secant_update
+    from apim.engine.optimize import secant_update as _secant_update
 
     rng = np.random.default_rng(11)
     a = rng.normal(size=(5, 5))

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from latent_support import long_from_wide
+from multivariate_oracle import dense_loglik
 
 import apim
 from apim import report
 from apim.data.validate import ROW
-from apim.engine.multivariate.likelihood import evaluate, prepare
 from apim.engine.multivariate.estimate import fit_multivariate, natural_gradient
-from multivariate_oracle import dense_loglik
+from apim.engine.multivariate.likelihood import evaluate, prepare
 from apim.errors import DataError, SmallSampleWarning, SpecError
 from apim.inference.latent import arm_differences, compare_between, latent_wald_test
 from apim.model.latent import (

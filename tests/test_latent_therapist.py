@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from latent_therapist_support import covariances, simulate_three_level, to_session_data
+from multivariate_oracle import dense_gradient, dense_loglik
 
 import apim
 from apim import report
-from apim.engine.multivariate.likelihood import evaluate, prepare
 from apim.engine.multivariate.estimate import fit_multivariate, natural_gradient
+from apim.engine.multivariate.likelihood import evaluate, prepare
 from apim.engine.multivariate.nested import evaluate_nested
-from multivariate_oracle import dense_gradient, dense_loglik
 from apim.errors import DataError, SmallSampleWarning, SpecError
 from apim.inference.latent import arm_differences
 from apim.model.latent import LatentAPIMSpec

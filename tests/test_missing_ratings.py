@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from dense_oracle import dense_loglik
+from dense_residual import cross_products
 from engine_reference import reference_evaluate
 from oracle_support import assert_matches_dense_oracle
 
@@ -14,8 +16,6 @@ from apim.engine.mixed.likelihood import evaluate
 from apim.engine.mixed.missing_ratings import GridProducts
 from apim.engine.mixed.model import Prepared
 from apim.engine.mixed.moments import TypeMoments
-from dense_oracle import dense_loglik
-from dense_residual import cross_products
 
 
 def ratings(missing: float, seed: int = 0, n_dyads: int = 14, n_sessions: int = 9

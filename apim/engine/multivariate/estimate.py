@@ -1,5 +1,6 @@
 """Fitting the multivariate two-level model by ML or REML
-(:mod:`apim.engine.multivariate.likelihood`), optionally with a third (therapist) level (:mod:`apim.engine.multivariate.nested`).
+(:mod:`apim.engine.multivariate.likelihood`), optionally with a third (therapist) level
+(:mod:`apim.engine.multivariate.nested`).
 
 Optimisation is over unconstrained parameters (log-Cholesky factors of ``Sigma_W``,
 ``Sigma_B`` and an unstructured ``Sigma_T``, or the log variances of a diagonal
