@@ -16,8 +16,9 @@ from multivariate_oracle import dense_loglik
 import apim
 from apim import report
 from apim.data.validate import ROW
-from apim.engine.multivariate.estimate import fit_multivariate, natural_gradient
+from apim.engine.multivariate.estimate import fit_multivariate
 from apim.engine.multivariate.likelihood import evaluate, prepare
+from apim.engine.multivariate.parameters import natural_gradient
 from apim.errors import DataError, SmallSampleWarning, SpecError
 from apim.inference.latent import arm_differences, compare_between, latent_wald_test
 from apim.model.latent import (

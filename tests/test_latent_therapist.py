@@ -15,9 +15,10 @@ from multivariate_oracle import dense_gradient, dense_loglik
 
 import apim
 from apim import report
-from apim.engine.multivariate.estimate import fit_multivariate, natural_gradient
+from apim.engine.multivariate.estimate import fit_multivariate
 from apim.engine.multivariate.likelihood import evaluate, prepare
 from apim.engine.multivariate.nested import evaluate_nested
+from apim.engine.multivariate.parameters import natural_gradient
 from apim.errors import DataError, SmallSampleWarning, SpecError
 from apim.inference.latent import arm_differences
 from apim.model.latent import LatentAPIMSpec
@@ -119,7 +120,7 @@ def test_natural_gradient_equals_finite_differences(structure, phi, reml):
     analytic = natural_gradient(data, point, ar1, reml, therapist=structure)
 
     def loglik(x):
-        from apim.engine.multivariate.estimate import Layout
+        from apim.engine.multivariate.parameters import Layout
 
         p = Layout(K, ar1, reml, structure).unpack(x)
         return evaluate_nested(data, p.sigma_w, p.sigma_b, p.sigma_t, p.phi, mu=p.mu,

@@ -82,7 +82,11 @@ class Problem(Protocol[P]):
     a second search where the first ended at a boundary and the message that reports
     it, or None; ``final_hessian(x)``, the Hessian for the standard errors (default:
     :meth:`hessian` without a point); ``finish(x, point)``, the evaluation to report at
-    the optimum (e.g. with derivatives the search did not need).
+    the optimum (e.g. with derivatives the search did not need); ``stationary(x)``, the
+    problem's own test of a stationary point where the gradient in ``x`` need not vanish
+    (an optimum at a boundary, stationary in the search coordinates); ``newton_first``,
+    try Newton steps from the start values even where the quasi-Newton search runs to
+    ``gradient_tolerance`` at once (``handover_gradient`` not above it).
     """
 
     size: float
@@ -108,6 +112,8 @@ class Optimum(Generic[P]):
     decrement : expected gain in log-likelihood of a further Newton step
     converged : bool
     message : the phases that ran and their optimisers' messages
+    settled : whether the last Newton steps settled (else the optimum may be at a
+        boundary of the parameter space, where Newton steps cannot go)
     """
 
     x: np.ndarray
@@ -116,6 +122,7 @@ class Optimum(Generic[P]):
     decrement: float
     converged: bool
     message: str
+    settled: bool = True
 
 
 def positive_definite(matrix: np.ndarray) -> bool:
@@ -198,7 +205,10 @@ def newton(problem: Problem[P], x: np.ndarray, point: P, hess: np.ndarray,
         else:
             break  # no step improves: stay where we are
         x, point, score_before = x + step, trial, point.score
-        if np.max(np.abs(x - x_hess)) > control.hessian_refresh:
+        moved = np.abs(x - x_hess)
+        if problem.relative_steps:
+            moved = moved / np.maximum(1.0, np.abs(x_hess))
+        if np.max(moved) > control.hessian_refresh:
             hess, x_hess = problem.hessian(x, point), x
         else:
             hess = secant_update(hess, step, score_before - point.score)
@@ -279,7 +289,8 @@ def maximize(problem: Problem[P], x0: np.ndarray, control: FitControl) -> Optimu
     # round-off in the log-likelihood, a sum over N observations: below it no step is
     # meaningful and no decrease is real
     noise = control.relative_roundoff * max(1.0, abs(point.loglik))
-    if handover and control.max_newton and np.isfinite(point.loglik):
+    newton_first = handover or getattr(problem, "newton_first", False)
+    if newton_first and control.max_newton and np.isfinite(point.loglik):
         # from good start values Newton steps alone get there (and the quasi-Newton
         # search, with its import of scipy.optimize, is not needed)
         hess = problem.hessian(x, point)
@@ -320,8 +331,8 @@ def maximize(problem: Problem[P], x0: np.ndarray, control: FitControl) -> Optimu
                 x, point = again_x, again
                 hess = problem.hessian(x, point)
                 messages += [label] + more
-        x, point, hess, x_hess, decrement, _ = newton(problem, x, point, hess, control,
-                                                      noise)
+        x, point, hess, x_hess, decrement, settled = newton(problem, x, point, hess,
+                                                            control, noise)
     if len(x) and (control.hessian == "exact"  # the Newton phase's are rough
                    or not np.array_equal(x, x_hess)):
         final = getattr(problem, "final_hessian", None)
@@ -332,11 +343,13 @@ def maximize(problem: Problem[P], x0: np.ndarray, control: FitControl) -> Optimu
     if finish is not None:
         point = finish(x, point)
     grad_norm = float(np.max(np.abs(point.score))) if len(x) else 0.0
+    stationary = getattr(problem, "stationary", None)
     converged = bool(np.isfinite(point.loglik) and (
         decrement < max(control.converged_decrement, 10 * noise)
-        or grad_norm < control.converged_gradient))
+        or grad_norm < control.converged_gradient
+        or (stationary is not None and stationary(x))))
     message = "; ".join(messages)
     if not converged:
         message = (f"{message}; largest gradient component {grad_norm:.2e}, "
                    f"Newton decrement {decrement:.2e}")
-    return Optimum(x, point, hess, decrement, converged, message)
+    return Optimum(x, point, hess, decrement, converged, message, settled)
