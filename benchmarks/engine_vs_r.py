@@ -169,8 +169,8 @@ def un_ar1_missing(reps: int) -> list[dict]:
     from apim.engine.mixed.estimate import estimate_mixed as fit
     from apim.engine.mixed.likelihood import evaluate
     from apim.engine.mixed.model import Prepared
-    from apim.engine.mixed.moments import cross_products
     from apim.engine.threads import one_blas_thread
+    from tests.dense_residual import cross_products  # the dense oracle (tests/)
 
     full = seed_design(241, 30, seed=3, phi=0.3)
     rows = []
