@@ -16,7 +16,7 @@ from apim.engine import CompoundSymmetry, Diagonal, MixedModel, Residual, Unstru
 from apim.engine.mixed.likelihood import evaluate, grouped_moments
 from apim.engine.mixed.model import Prepared
 from apim.engine.mixed.moments import TypeMoments
-from apim.engine.mixed.residuals import RESIDUAL_NAMES
+from apim.engine.mixed.residuals import RESIDUAL_NAMES, SessionResidual
 
 
 def sessions(n_dyads: int, n_sessions: int, layout: str, seed: int,
@@ -74,8 +74,11 @@ def parameters(model: MixedModel, seed: int) -> np.ndarray:
     if model.therapist_random is not None:
         parts.append(np.array([-0.7]))
     res = model.residual
-    parts.append(np.r_[rng.normal(0, 0.3, size=1 if res.equal_variances else 2),
-                       [0.3] if res.correlated else [], [0.4] if res.ar1 else []])
+    if isinstance(res, SessionResidual):
+        parts.append(np.r_[rng.normal(0, 0.3, size=1 if res.equal_variances else 2),
+                           [0.3] if res.correlated else [], [0.4] if res.ar1 else []])
+    else:
+        parts.append(rng.normal(0, 0.3, size=res.n_params))
     return np.concatenate(parts)
 
 
