@@ -94,6 +94,20 @@ def estimate_mixed(model: MixedModel, method: Method = "REML",
         For a constant outcome.
     FitError
         When the linear algebra fails (the message says what to try).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from apim.engine import MixedModel, Residual
+    >>> rng = np.random.default_rng(0)
+    >>> role = np.tile([0, 1], 50); X = np.column_stack([1 - role, role]).astype(float)
+    >>> model = MixedModel(y=X @ [1.0, 2.0] + rng.normal(size=100), X=X,
+    ...                    dyad=np.repeat(np.arange(25), 4), role=role,
+    ...                    session=np.tile([1, 1, 2, 2], 25),
+    ...                    residual=Residual.named("independent"))
+    >>> fit = estimate_mixed(model, "ML")
+    >>> fit.coef.round(1).tolist(), fit.converged
+    ([1.0, 2.2], True)
     """
     if method not in ("REML", "ML"):
         raise SpecError(f"method={method!r} must be 'REML' or 'ML'")
