@@ -72,12 +72,12 @@ import patsy
 
 from apim.data.session import SessionData
 from apim.engine.distributions import stats
-from apim.engine.fit import MixedFit
-from apim.engine.fit import fit as engine_fit
-from apim.engine.inference import satterthwaite_df
-from apim.engine.model import MixedModel
-from apim.engine.residual import Residual
-from apim.engine.structures import Unstructured
+from apim.engine.mixed.df import satterthwaite_df
+from apim.engine.mixed.estimate import MixedFit
+from apim.engine.mixed.estimate import estimate_mixed as engine_fit
+from apim.engine.mixed.model import MixedModel
+from apim.engine.mixed.random_effects import Unstructured
+from apim.engine.mixed.residuals import Residual
 from apim.errors import FitError, SpecError
 from apim.inference.wald import wald_test
 from apim.model.centring import DecompositionSpec
