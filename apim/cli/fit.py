@@ -8,7 +8,6 @@ given for a kind it does not apply to is refused before the data are read, never
 Examples
 --------
 >>> import argparse
-import json
 >>> args = argparse.Namespace(formula=None, centring="latent", df="containment")
 >>> model_kind(args)
 'latent'

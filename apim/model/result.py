@@ -142,8 +142,11 @@ class APIMResult:
             if parameter.kind == "sd":
                 return "residual sd" if parameter.pooled else \
                     f"residual sd({self.roles[parameter.roles[0]]})"
-            return f"residual cor({r0},{r1})" if parameter.kind == "cor" else \
-                "residual AR(1) phi"
+            if parameter.kind == "cor":
+                return f"residual cor({r0},{r1})"
+            if len(parameter.roles) == 1:  # a role's own autocorrelation
+                return f"residual AR(1) phi({self.roles[parameter.roles[0]]})"
+            return "residual AR(1) phi"
         effects = self.design.random_effects
         if parameter.pooled or parameter.roles:  # exchangeable: shared by both members
             names = list(dict.fromkeys(effects.get(e, e) for e in parameter.effects))
