@@ -1,7 +1,7 @@
 """Rupture episodes of every member, per-session flags and per-dyad summaries.
 
-:func:`detect_ruptures` runs :mod:`apim.episodes.detect` on both members of every dyad and
-returns a :class:`RuptureResult`; :func:`add_rupture_flags` puts the per-session flags
+:func:`detect_ruptures` runs :mod:`apim.analyses.ruptures.detect` on both members of every
+dyad and returns a :class:`RuptureResult`; :func:`add_rupture_flags` puts the per-session flags
 (optionally lagged, and the partner's) into the session data, where an APIM uses them like
 any other column (as ``covariates`` or ``predictors`` of an :class:`~apim.APIMSpec`).
 
@@ -43,9 +43,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from apim.analyses.ruptures.detect import member_episodes
+from apim.analyses.ruptures.plot import plot_ruptures
+from apim.analyses.ruptures.rules import RuptureSpec, reference_sds
 from apim.data.session import SessionData
-from apim.episodes.detect import member_episodes
-from apim.episodes.rules import RuptureSpec, reference_sds
 from apim.errors import AllMissingError, SpecError
 
 if TYPE_CHECKING:
@@ -121,9 +122,8 @@ class RuptureResult:
         return self.describe()
 
     def plot(self, dyad: object, ax: Axes | None = None) -> Figure:
-        """The dyad's trajectories with its episodes marked (see :mod:`apim.episodes.plot`)."""
-        from apim.episodes.plot import plot_ruptures
-
+        """The dyad's trajectories with its episodes marked (see
+        :mod:`apim.analyses.ruptures.plot`)."""
         return plot_ruptures(self, dyad, ax=ax)
 
 

@@ -1,6 +1,6 @@
 """The options of rupture detection and the reference SDs they use.
 
-:class:`RuptureSpec` holds every option of :func:`apim.episodes.detect_ruptures`;
+:class:`RuptureSpec` holds every option of :func:`apim.analyses.ruptures.detect_ruptures`;
 :func:`reliable_change_cutoff` is the reliable-change cut-off of Jacobson & Truax (1991) and
 :func:`reference_sds` gives each member's reference SD and drop threshold.
 
@@ -16,7 +16,7 @@ Sources (what each option follows):
 - The reliable-change cut-off ``1.96 * sqrt(2) * SD * sqrt(1 - r_xx)`` (Jacobson & Truax,
   1991), with ``SD`` the role's sample SD.
 - The sudden-change rule of Tang & DeRubeis (1999, *J Consult Clin Psychol* 67:894-904),
-  adapted to drops (see :mod:`apim.episodes.detect`).
+  adapted to drops (see :mod:`apim.analyses.ruptures.detect`).
 
 Examples
 --------
