@@ -38,6 +38,12 @@ def require_therapists(data: SessionData, what: str) -> None:
                         "(therapist='COL', or --therapist COL)")
 
 
+def _plain(value: object) -> object:
+    """NumPy scalars as Python ones, so messages show ``7``, not ``np.int64(7)``."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and getattr(value, "ndim", None) == 0 else value
+
+
 def _rows_of(frame: pd.DataFrame, mask: pd.Series) -> str:
     return format_rows(frame.loc[mask, "row"].tolist())
 
@@ -66,7 +72,7 @@ def check_caseloads(data: SessionData, what: str, frame: pd.DataFrame | None = N
     column = data.columns.therapist
     therapists = pd.unique(frame["therapist"])
     if len(therapists) == 1:
-        value = therapists[0]
+        value = _plain(therapists[0])
         raise SpecError(
             f"{what}: therapist column {column!r} holds one therapist, {value!r} "
             f"({_rows_of(frame, frame['therapist'] == value)}), so nothing varies between "
@@ -75,7 +81,7 @@ def check_caseloads(data: SessionData, what: str, frame: pd.DataFrame | None = N
     caseload = frame.groupby("therapist")["dyad"].nunique()
     single = caseload[caseload == 1]
     if len(single) == len(caseload):
-        value = caseload.index[0]
+        value = _plain(caseload.index[0])
         raise SpecError(
             f"{what}: every therapist in column {column!r} serves one dyad (e.g. therapist "
             f"{value!r}, {_rows_of(frame, frame['therapist'] == value)}), so the therapist "
@@ -84,7 +90,8 @@ def check_caseloads(data: SessionData, what: str, frame: pd.DataFrame | None = N
     if 2 * len(single) > len(caseload):
         warnings.warn(
             f"{len(single)} of {len(caseload)} therapists in column {column!r} serve "
-            f"one dyad (e.g. {', '.join(repr(v) for v in single.index[:3])}); therapist "
+            f"one dyad (e.g. {', '.join(repr(_plain(v)) for v in single.index[:3])}); "
+            "therapist "
             "and dyad levels are told apart by the other therapists alone, so the "
             "therapist-level estimates are imprecise", SmallSampleWarning, stacklevel=3)
 
@@ -180,7 +187,7 @@ def code_covariates(data: SessionData, covariates: Sequence[str]) -> CovariateCo
         else:
             levels = sorted(pd.unique(values.dropna()), key=str)
         if len(levels) < 2:
-            shown = repr(levels[0]) if levels else "no value"
+            shown = repr(_plain(levels[0])) if levels else "no value"
             raise SpecError(
                 f"covariate {name!r} takes {shown} in every row ({format_rows(frame['row'])}"
                 "): it cannot adjust anything; drop it")
@@ -203,7 +210,7 @@ def dyad_covariates(data: SessionData, covariates: Sequence[str]) -> pd.DataFram
             first = frame.loc[frame["dyad"] == bad[0], name].dropna().unique()[:2]
             raise SpecError(
                 f"covariate {name!r} changes within dyads {bad.tolist()[:5]} (dyad "
-                f"{bad[0]!r}: {', '.join(repr(v) for v in first)}; "
+                f"{_plain(bad[0])!r}: {', '.join(repr(_plain(v)) for v in first)}; "
                 f"{_rows_of(frame, frame['dyad'] == bad[0])}): the dyad-level split needs "
                 "dyad-level covariates (e.g. treatment); leave it out of the split, or give "
                 "the dyad's mean as a column of its own")
