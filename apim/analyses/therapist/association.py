@@ -31,7 +31,7 @@ from apim.engine.distributions import stats
 from apim.errors import SpecError
 from apim.inference.wald import wald_test
 from apim.model.centring import DecompositionSpec
-from apim.model.fit import fit
+from apim.model.registry import fit
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec
 

@@ -28,7 +28,7 @@ from apim.data.session import SessionData
 from apim.engine.fit import MixedFit
 from apim.engine.model import MixedModel
 from apim.errors import FitError, SpecError
-from apim.model.fit import fit
+from apim.model.registry import fit
 from apim.model.result import APIMResult
 from apim.model.spec import FormulaSpec, Method
 
@@ -146,7 +146,7 @@ def fit_level(data: SessionData, variable: str, role: str, covariates: Sequence[
                         "therapist level: there is no variance to share out")
     spec = level_spec(variable, covariates, has_dyad, has_therapist, method)
     result = fit(data.replace(sub.reset_index(drop=True)), spec)
-    if not np.isfinite(result.engine.loglik):
+    if not np.isfinite(result.statistics.loglik):
         raise FitError(f"the fit of {spec.formula!r} for role {role!r} did not reach a "
                        "finite likelihood")
     levels = (("therapist",) if has_therapist else ()) + (
