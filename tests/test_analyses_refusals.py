@@ -94,6 +94,12 @@ def test_mostly_single_dyad_therapists_warn():
         warnings.simplefilter("always")
         variance_shares(data, ["x"], ci="none")  # 4 dyads each: no such warning
     assert not [w for w in caught if "serve one dyad" in str(w.message)]
+    with warnings.catch_warnings(record=True) as caught:  # every analysis: said once
+        warnings.simplefilter("always")
+        therapist_effects(_with_therapists(data, mixed),
+                          TherapistSpec(variables=("x",), predictor="x", outcome="y",
+                                        ci="none"))
+    assert len([w for w in caught if "serve one dyad" in str(w.message)]) == 1
 
 
 def test_cli_one_therapist_and_one_dyad_per_therapist_exit_2(tmp_path, capsys):

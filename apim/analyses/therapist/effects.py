@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -28,6 +29,7 @@ from apim.analyses.therapist.checks import (
 from apim.analyses.therapist.shares import VarianceShares, variance_shares
 from apim.analyses.therapist.spec import TherapistSpec
 from apim.data.session import SessionData
+from apim.errors import SmallSampleWarning
 from apim.model.result import APIMResult
 
 __all__ = ["TherapistEffects", "therapist_effects", "check_therapist_spec"]
@@ -129,19 +131,23 @@ def therapist_effects(data: SessionData, spec: TherapistSpec, *, seed: int | Non
     -------
     TherapistEffects
     """
-    notes = check_therapist_spec(data, spec)
-    dyad = session = fitted = None
-    if spec.predictor is not None and spec.outcome is not None:
-        dyad = association_split(data, spec.predictor, spec.outcome,
-                                 covariates=spec.covariates, method=spec.method,
-                                 level=spec.level)
-        if spec.session_split:
-            session, fitted = session_split(data, spec.predictor, spec.outcome,
-                                            covariates=spec.covariates, method=spec.method,
-                                            level=spec.level)
-    shares = (variance_shares(data, spec.variables, covariates=spec.covariates, ci=spec.ci,
-                              n_boot=spec.n_boot, level=spec.level, method=spec.method,
-                              seed=seed, n_jobs=n_jobs, progress=progress)
-              if spec.variables else None)
+    notes = check_therapist_spec(data, spec)  # warns once about single-dyad caseloads
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".* therapists in column .* serve one dyad",
+                                category=SmallSampleWarning)
+        dyad = session = fitted = None
+        if spec.predictor is not None and spec.outcome is not None:
+            dyad = association_split(data, spec.predictor, spec.outcome,
+                                     covariates=spec.covariates, method=spec.method,
+                                     level=spec.level)
+            if spec.session_split:
+                session, fitted = session_split(data, spec.predictor, spec.outcome,
+                                                covariates=spec.covariates,
+                                                method=spec.method, level=spec.level)
+        shares = (variance_shares(data, spec.variables, covariates=spec.covariates,
+                                  ci=spec.ci, n_boot=spec.n_boot, level=spec.level,
+                                  method=spec.method, seed=seed, n_jobs=n_jobs,
+                                  progress=progress)
+                  if spec.variables else None)
     return TherapistEffects(spec=spec, shares=shares, dyad_association=dyad,
                             session_association=session, session_fit=fitted, notes=notes)
