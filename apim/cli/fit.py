@@ -33,7 +33,7 @@ import pandas as pd
 from apim import report
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
-from apim.engine.residual import RESIDUAL_NAMES
+from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.inference.arms import arm_differences
 from apim.inference.wald import WaldTest, wald_test

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from apim.data.session import SessionData
-from apim.engine.fit import BOUNDARY_NOTE, MixedFit
-from apim.engine.fit import fit as fit_engine
-from apim.engine.inference import satterthwaite_df, satterthwaite_f_df
+from apim.engine.mixed.df import satterthwaite_df, satterthwaite_f_df
+from apim.engine.mixed.estimate import BOUNDARY_NOTE, MixedFit
+from apim.engine.mixed.estimate import estimate_mixed as fit_engine
 from apim.engine.parameters import VarianceParameter
 from apim.errors import SpecError
 from apim.model.design import APIMDesign, Term, moderator_levels

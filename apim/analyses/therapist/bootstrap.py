@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from apim.analyses.therapist.levels import LevelFit, components
-from apim.engine.fit import MixedFit
-from apim.engine.fit import fit as engine_fit
-from apim.engine.model import MixedModel
+from apim.engine.mixed.estimate import MixedFit
+from apim.engine.mixed.estimate import estimate_mixed as engine_fit
+from apim.engine.mixed.model import MixedModel
 from apim.errors import FitError
 from apim.model.spec import Method
 from apim.parallel import run_jobs

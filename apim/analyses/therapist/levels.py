@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from apim.data.session import SessionData
-from apim.engine.fit import MixedFit
-from apim.engine.model import MixedModel
+from apim.engine.mixed.estimate import MixedFit
+from apim.engine.mixed.model import MixedModel
 from apim.errors import FitError, SpecError
 from apim.model.registry import fit
 from apim.model.result import APIMResult

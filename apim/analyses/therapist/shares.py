@@ -24,7 +24,7 @@ from apim.analyses.therapist.exact import exact_icc_interval
 from apim.analyses.therapist.levels import LevelFit, fit_level
 from apim.analyses.therapist.spec import CI, SHARE_COLUMNS, Method, TherapistSpec
 from apim.data.session import SessionData
-from apim.engine.fit import MixedFit
+from apim.engine.mixed.estimate import MixedFit
 from apim.errors import SpecError
 from apim.model.result import APIMResult
 

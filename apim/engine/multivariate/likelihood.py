@@ -80,7 +80,7 @@ class MultivariateData:
     counts, sums, cross : per cluster x pattern ``n_ip``, ``s_ip`` (K) and ``C_ip`` (K x K)
     therapist_of : (n_clusters,) integer codes, optional
         The higher-level unit (therapist) of each cluster, for the three-level model
-        (:mod:`apim.engine.multivariate_nested`).
+        (:mod:`apim.engine.multivariate.nested`).
     """
 
     y: np.ndarray
@@ -240,7 +240,7 @@ class Evaluation:
     ``grad_w``, ``grad_b`` satisfy ``dl = tr(grad_w dSigma_W) + tr(grad_b dSigma_B)``;
     ``grad_mu`` is ``dl/dmu`` (zero at the GLS ``mu``), ``grad_phi`` ``dl/dphi``;
     ``xvx`` is ``X'V^-1 X`` and ``blups`` the predicted cluster effects ``b_i``; in the
-    three-level model (:mod:`apim.engine.multivariate_nested`) also ``grad_t``
+    three-level model (:mod:`apim.engine.multivariate.nested`) also ``grad_t``
     (``dl = ... + tr(grad_t dSigma_T)``) and ``therapist_blups``.
     """
 

@@ -2,7 +2,7 @@
 
 ``y = X beta + Z_T v_j + Z b_i + e_i`` for observations of dyad ``i`` (nested in therapist
 ``j`` when a therapist level is given), ``b_i ~ N(0, G)``, ``v_j ~ N(0, T)`` and dyad
-residuals ``e_i ~ N(0, R_i)`` with a :class:`~apim.engine.residual.Residual` structure.
+residuals ``e_i ~ N(0, R_i)`` with a :class:`~apim.engine.mixed.residuals.Residual` structure.
 The engine knows nothing about what the columns mean.
 
 Examples
@@ -23,13 +23,21 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from apim.engine.moments import ProductSource, cross_products
-from apim.engine.residual import Residual, ResidualLayout, index_dtype
-from apim.engine.structures import RandomStructure
+from apim.engine.mixed.grouped import GroupedMoments
+from apim.engine.mixed.moments import TypeMoments
+from apim.engine.mixed.products import ProductSource, cross_products
+from apim.engine.mixed.random_effects import RandomStructure
+from apim.engine.mixed.residuals import (
+    Residual,
+    ResidualLayout,
+    UnstructuredResidual,
+    index_dtype,
+)
 from apim.errors import RankDeficientError, SpecError
 
 __all__ = ["MixedModel", "ScaledModel", "Prepared"]
@@ -64,7 +72,7 @@ class MixedModel:
     session: np.ndarray
     Z: np.ndarray | None = None
     random: RandomStructure | None = None
-    residual: Residual = field(default_factory=Residual)
+    residual: Residual = field(default_factory=UnstructuredResidual)
     therapist: np.ndarray | None = None
     Z_therapist: np.ndarray | None = None
     therapist_random: RandomStructure | None = None
@@ -112,7 +120,7 @@ class ScaledModel(MixedModel):
     with outcome ``y / y_scale``, design ``X / x_scale`` (column by column), ``Z / z_scale``
     and ``Z_therapist / zt_scale``. The engine divides each column as it builds its one
     sorted copy (:meth:`Prepared.of`), so standardising costs no memory. Made by
-    :class:`apim.engine.scaling.Scaling`; read the data through :meth:`columns`.
+    :class:`apim.engine.mixed.scaling.Scaling`; read the data through :meth:`columns`.
 
     Examples
     --------
@@ -225,7 +233,7 @@ class Prepared:
     cluster, slot : per dyad, its top-level cluster (therapist, or the dyad itself) and its
         position among the cluster's dyads
     n_slots : largest number of dyads in a cluster
-    products : whitened cross products per dyad (:mod:`apim.engine.moments`)
+    products : whitened cross products per dyad (:mod:`apim.engine.mixed.moments`)
 
     The only full-size arrays made are ``raw``, ``order`` and the layout's index arrays
     (int32 where they fit); the caller's arrays are read, never changed.
@@ -317,6 +325,15 @@ class Prepared:
     @property
     def n(self) -> int:
         return self.raw.shape[0]
+
+    @cached_property
+    def grouped(self) -> GroupedMoments | None:
+        """The moments by groups of dyads with equal random-effect blocks
+        (:mod:`apim.engine.mixed.grouped`) where the grouped evaluation applies and pays
+        (stencil products, dyad random effects, no therapist level); built on first use."""
+        if self.q and self.dyad_clusters and isinstance(self.products, TypeMoments):
+            return GroupedMoments.of(self.products)
+        return None
 
     @property
     def width(self) -> int:

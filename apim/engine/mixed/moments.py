@@ -8,24 +8,20 @@ combinations of raw moments by row type, computed once per fit::
 
 so an evaluation costs O(dyads x types x m^2), whatever the number of sessions. With
 ``UN x AR(1)`` residuals the stencil has four slots (the row, the partner's row, and both
-rows of the previous session) in dyads where both members rated every session; other
-dyads are whitened densely and their products summed directly.
+rows of the previous session) in dyads where both members rated every session; dyads with
+single ratings missing take the complete-grid correction of
+:mod:`apim.engine.mixed.missing_ratings` (:func:`apim.engine.mixed.products.cross_products`
+chooses).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from apim.engine.dense_residual import padded_positions, whiten_dense
-from apim.engine.residual import Residual, ResidualLayout, RowTypes
-
-if TYPE_CHECKING:
-    from apim.engine.grouped import GroupedMoments
+from apim.engine.mixed.residuals import Residual, ResidualLayout, RowTypes
 
 CHUNK_ROWS = 200_000
 
@@ -65,25 +61,6 @@ def pair_weights(combos: np.ndarray, c: np.ndarray, dc: np.ndarray | None = None
     t, l1, l2 = combos.T
     w = c[l1, t] * c[l2, t]
     return w, None if dc is None else dc[:, l1, t] * c[l2, t] + c[l1, t] * dc[:, l2, t]
-
-
-def crossprod(a: np.ndarray, b: np.ndarray, layout: ResidualLayout) -> np.ndarray:
-    """Per-dyad ``a_i' b_i`` by batched matrix products on dyads padded with zero rows,
-    in chunks of whole dyads to bound memory."""
-    dyad, pos, width = padded_positions(layout)
-    n_dyads = len(layout.dyad_start)
-    out = np.empty((n_dyads, a.shape[1], b.shape[1]))
-    step = max(1, CHUNK_ROWS // width)
-    starts = np.r_[layout.dyad_start, len(dyad)]
-    for lo in range(0, n_dyads, step):
-        hi = min(lo + step, n_dyads)
-        rows = slice(starts[lo], starts[hi])
-        pa = np.zeros((hi - lo, width, a.shape[1]))
-        pb = np.zeros((hi - lo, width, b.shape[1]))
-        pa[dyad[rows] - lo, pos[rows]] = a[rows]
-        pb[dyad[rows] - lo, pos[rows]] = b[rows]
-        out[lo:hi] = np.swapaxes(pa, 1, 2) @ pb
-    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,14 +129,6 @@ class TypeMoments:
                    rows=rows.reshape(len(combos), d * r * m), rest=rest,
                    counts=counts, shape=(d, r, m))
 
-    @cached_property
-    def grouped(self) -> GroupedMoments | None:
-        """The moments by groups of dyads with equal random-effect blocks
-        (:mod:`apim.engine.grouped`), built on first use; None when they do not pay."""
-        from apim.engine.grouped import GroupedMoments  # it builds on this module
-
-        return GroupedMoments.of(self)
-
     def products(self, residual: Residual, theta: np.ndarray, gradient: bool,
                  coefficients: tuple[np.ndarray, np.ndarray] | None = None) -> Products:
         """Whitened cross products, ``log|R_i|`` and their derivatives (``coefficients``:
@@ -191,102 +160,3 @@ class TypeMoments:
             return (d_weights @ (rows @ a_rows.ravel() + rest @ a_rest.ravel())
                     + d_log @ (a_logdet @ self.counts))
         return vjp
-
-
-@dataclass(frozen=True, eq=False)
-class DenseProducts:
-    """Cross products for residual structures whitened densely per dyad."""
-
-    layout: ResidualLayout
-    raw: np.ndarray
-    n_random: int
-
-    def products(self, residual: Residual, theta: np.ndarray, gradient: bool) -> Products:
-        r = self.n_random
-        wu, logdet, dwu, dlogdet = whiten_dense(residual, theta, self.layout, self.raw,
-                                                gradient)
-        cross = crossprod(wu, wu, self.layout)
-        if not gradient:
-            return Products(cross[:, :r], cross[:, r:, r:].sum(0), logdet)
-        halves = [crossprod(dwu[k], wu, self.layout) for k in range(dwu.shape[0])]
-        d_cross = np.stack([h + np.swapaxes(h, 1, 2) for h in halves])
-        return Products(cross[:, :r], cross[:, r:, r:].sum(0), logdet, d_cross[:, :, :r],
-                        d_cross[:, :, r:, r:].sum(1), dlogdet)
-
-
-@dataclass(frozen=True, eq=False)
-class SplitProducts:
-    """Stencil products for some dyads and dense ones for the others, in dyad order."""
-
-    parts: tuple[tuple[np.ndarray, TypeMoments | DenseProducts], ...]  # (dyads, products)
-    n_dyads: int
-
-    def products(self, residual: Residual, theta: np.ndarray, gradient: bool) -> Products:
-        pieces = [(dyads, part.products(residual, theta, gradient))
-                  for dyads, part in self.parts]
-        first = pieces[0][1]
-        rows = np.zeros((self.n_dyads, *first.rows.shape[1:]))
-        logdet = np.zeros(self.n_dyads)
-        for dyads, got in pieces:
-            rows[dyads], logdet[dyads] = got.rows, got.logdet
-        rest = np.sum([got.rest for _, got in pieces], axis=0)
-        if not gradient:
-            return Products(rows, rest, logdet)
-        d_rows = np.zeros((len(theta), *rows.shape))
-        d_logdet = np.zeros((len(theta), self.n_dyads))
-        d_rest = np.zeros((len(theta), *rest.shape))
-        for dyads, got in pieces:
-            assert got.d_rows is not None and got.d_logdet is not None  # asked for above
-            assert got.d_rest is not None
-            d_rows[:, dyads], d_logdet[:, dyads] = got.d_rows, got.d_logdet
-            d_rest += got.d_rest
-        return Products(rows, rest, logdet, d_rows, d_rest, d_logdet)
-
-
-def _subset(layout: ResidualLayout, dyads: np.ndarray) -> tuple[ResidualLayout, np.ndarray]:
-    """The layout of some dyads (renumbered) and the rows they hold."""
-    keep = np.isin(layout.dyad, dyads)
-    return ResidualLayout.build(layout.dyad[keep], layout.session[keep],
-                                layout.role[keep]), keep
-
-
-class ProductSource(Protocol):
-    """Anything that gives the whitened cross products at a residual parameter vector."""
-
-    def products(self, residual: Residual, theta: np.ndarray, gradient: bool
-                 ) -> Products: ...
-
-
-def cross_products(residual: Residual, layout: ResidualLayout, raw: np.ndarray,
-                   n_random: int, dense: bool = False) -> ProductSource:
-    """The cheapest exact way to get whitened cross products for ``residual``; the first
-    ``n_random`` columns of ``raw`` are the random-effect designs.
-
-    ``UN x AR(1)``-type structures use the stencil on the complete series of each dyad,
-    corrected for single missing ratings by a Schur complement
-    (:mod:`apim.engine.missing_ratings`); ``dense=True`` whitens their incomplete dyads by
-    dense Cholesky factors instead (the oracle).
-    """
-    if not residual.kronecker:
-        return TypeMoments.of(residual, layout, raw, n_random)
-    counts = layout.sizes
-    paired = np.bincount(layout.dyad, weights=layout.pair >= 0, minlength=len(counts))
-    complete = counts == 2 * paired  # every session has both members
-    if complete.all():
-        return TypeMoments.of(residual, layout, raw, n_random)
-    if not dense:
-        from apim.engine.missing_ratings import GridProducts  # it builds on this module
-
-        return GridProducts.of(residual, layout, raw, n_random)
-    parts = []
-    for dyads, kind in ((np.flatnonzero(complete), "stencil"),
-                        (np.flatnonzero(~complete), "dense")):
-        if len(dyads) == 0:
-            continue
-        sub, keep = _subset(layout, dyads)
-        part = TypeMoments.of(residual, sub, raw[keep], n_random) if kind == "stencil" \
-            else DenseProducts(sub, raw[keep], n_random)
-        parts.append((dyads, part))
-    if len(parts) == 1:
-        return parts[0][1]
-    return SplitProducts(parts=tuple(parts), n_dyads=len(counts))

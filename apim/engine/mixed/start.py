@@ -11,7 +11,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from apim.engine import MixedModel, Unstructured, Residual
->>> from apim.engine.model import Prepared
+>>> from apim.engine.mixed.model import Prepared
 >>> rng = np.random.default_rng(1)
 >>> dyad = np.repeat(np.arange(40), 8); role = np.tile([0, 1], 160)
 >>> session = np.tile(np.repeat([1, 2, 3, 4], 2), 40)
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from apim.engine.model import MixedModel, Prepared, row_blocks
-from apim.engine.residual import ResidualLayout
-from apim.engine.structures import Unstructured
+from apim.engine.mixed.model import MixedModel, Prepared, row_blocks
+from apim.engine.mixed.random_effects import Unstructured
+from apim.engine.mixed.residuals import ResidualLayout
 
 __all__ = ["start_values", "residual_moments", "column_variances"]
 

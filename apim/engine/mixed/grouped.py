@@ -1,6 +1,6 @@
 """The random-effect part of the likelihood for dyads that share their ``Z'R^-1 Z``, by group.
 
-With stencil cross products (:class:`~apim.engine.moments.TypeMoments`) a dyad's
+With stencil cross products (:class:`~apim.engine.mixed.moments.TypeMoments`) a dyad's
 random-effect rows are ``sum_c w_c(theta) rows_c,i`` over combinations ``c`` (row type and
 pair of stencil slots): ``A_i = sum_c w_c ZZ_c,i`` and ``B_i = sum_c w_c ZU_c,i``
 (``U = [X | y]``). Dyads whose raw blocks ``ZZ_c,i`` agree in every combination (with
@@ -20,13 +20,13 @@ in every dyad. ``M`` is computed once per fit, so an evaluation costs
 
 Only models without a therapist level use it, and only when ``M`` is small beside the
 per-dyad work (:data:`DYAD_COST`; random slopes on continuous predictors give a group per
-dyad): other models keep the per-cluster path of :mod:`apim.engine.likelihood`.
+dyad): other models keep the per-cluster path of :mod:`apim.engine.mixed.likelihood`.
 
 Examples
 --------
 >>> import numpy as np
 >>> from apim.engine import MixedModel, Unstructured, Residual
->>> from apim.engine.model import Prepared
+>>> from apim.engine.mixed.model import Prepared
 >>> rng = np.random.default_rng(1)
 >>> dyad = np.repeat(np.arange(20), 6); role = np.tile([0, 1], 60)
 >>> session = np.tile(np.repeat([1, 2, 3], 2), 20)
@@ -45,8 +45,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from apim.engine.moments import CHUNK_ROWS, TypeMoments, pair_weights
-from apim.engine.residual import Residual
+from apim.engine.mixed.moments import CHUNK_ROWS, TypeMoments, pair_weights
+from apim.engine.mixed.residuals import Residual
 
 __all__ = ["GroupedMoments", "RandomTerms"]
 

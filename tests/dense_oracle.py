@@ -1,6 +1,6 @@
 """A dense, naive likelihood with the full ``N x N`` matrix ``V``, for tests.
 
-It shares nothing with :mod:`apim.engine.likelihood` but the parameter maps: ``V`` is
+It shares nothing with :mod:`apim.engine.mixed.likelihood` but the parameter maps: ``V`` is
 built entry by entry from the natural parameters and the likelihood from ``slogdet`` and
 ``solve`` on the whole matrix. Use it on small data only.
 
@@ -19,30 +19,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from apim.engine.likelihood import split_theta
-from apim.engine.model import MixedModel
+from apim.engine.mixed.likelihood import split_theta
+from apim.engine.mixed.model import MixedModel
 
 
 def dense_covariance(model: MixedModel, theta: np.ndarray) -> np.ndarray:
     """The full marginal covariance ``V`` of ``y`` in input row order."""
     t_g, t_t, t_r = split_theta(model, np.asarray(theta, float))
-    sigma, rho, phi = model.residual.unpack(t_r)
     n = len(model.y)
-    dyad, role, session = np.asarray(model.dyad), np.asarray(model.role), model.session
+    dyad = np.asarray(model.dyad)
     v = np.zeros((n, n))
-    for i in range(n):
-        for j in range(n):
-            if dyad[i] != dyad[j]:
-                continue
-            lag = abs(int(session[i]) - int(session[j]))
-            same_role = role[i] == role[j]
-            if model.residual.ar1:
-                c = phi ** lag
-            else:
-                c = 1.0 if lag == 0 else 0.0
-            if not same_role:
-                c *= rho if model.residual.correlated else 0.0
-            v[i, j] = sigma[role[i]] * sigma[role[j]] * c
+    for label in np.unique(dyad):
+        rows = np.flatnonzero(dyad == label)
+        r, _ = model.residual.dense(t_r, np.asarray(model.role)[rows],
+                                    np.asarray(model.session)[rows])
+        v[np.ix_(rows, rows)] = r
     if model.random is not None:
         z = np.asarray(model.Z, float)
         same = dyad[:, None] == dyad[None, :]

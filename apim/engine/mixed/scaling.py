@@ -20,7 +20,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from apim.engine import MixedModel, Residual
->>> from apim.engine.model import Prepared
+>>> from apim.engine.mixed.model import Prepared
 >>> y = np.array([1e9, 3e9, 2e9, 5e9]); X = np.ones((4, 1))
 >>> m = MixedModel(y=y, X=X, dyad=np.array([1, 1, 2, 2]), role=np.array([0, 1, 0, 1]),
 ...                session=np.ones(4, int), residual=Residual.named("cs"))
@@ -31,7 +31,7 @@ Examples
 >>> float(np.std(raw[:, -1])), float(raw[0, 0])
 (1.0, 1.0)
 
-The standardised model is a :class:`~apim.engine.model.ScaledModel`: it keeps the
+The standardised model is a :class:`~apim.engine.mixed.model.ScaledModel`: it keeps the
 caller's arrays and the factors, and the one sorted copy the engine makes is divided as
 it is built, so standardising copies no data.
 """
@@ -42,8 +42,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from apim.engine.likelihood import split_theta
-from apim.engine.model import MixedModel, ScaledModel
+from apim.engine.mixed.likelihood import split_theta
+from apim.engine.mixed.model import MixedModel, ScaledModel
 from apim.errors import DataError
 
 __all__ = ["Scaling"]
@@ -67,7 +67,7 @@ def _rms(a: np.ndarray) -> np.ndarray:
 class Scaling:
     """The standardised model and the factors that map its estimates back.
 
-    ``model`` is the standardised model (a :class:`~apim.engine.model.ScaledModel` that
+    ``model`` is the standardised model (a :class:`~apim.engine.mixed.model.ScaledModel` that
     holds the caller's arrays and divides them where the engine reads them), or
     ``original`` itself when nothing is standardised.
     """

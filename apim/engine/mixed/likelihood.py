@@ -6,7 +6,7 @@ Conventions follow nlme (DESIGN.md §6)::
     REML: l = -1/2 [ (N-p) log 2pi + sum_i log|V_i| + log|X'V^-1 X| + r'V^-1 r ]
 
 Computation: per-dyad cross products of the whitened ``[Z_T | Z | X | y]``
-(``R_i^-1 = W'W``, :mod:`apim.engine.moments`) are assembled per cluster, and each top-level
+(``R_i^-1 = W'W``, :mod:`apim.engine.mixed.moments`) are assembled per cluster, and each top-level
 cluster (a dyad, or a therapist with its dyads) is handled in random-effect space by the
 Woodbury identity with ``K = I + G A``, ``A = Z'R^-1 Z``::
 
@@ -20,7 +20,7 @@ parameters at once (one contraction over clusters, see :func:`_per_cluster_terms
 Without a therapist level, dyads whose ``A`` agree in every stencil combination (random
 intercepts: the same numbers of rows of each type) share ``K`` and ``K^-1 G``, and the
 quadratic forms come from moments summed once per fit over each group
-(:mod:`apim.engine.grouped`): an evaluation then costs nothing per dyad. ``evaluate(...,
+(:mod:`apim.engine.mixed.grouped`): an evaluation then costs nothing per dyad. ``evaluate(...,
 grouped=False)`` always goes cluster by cluster.
 
 Examples
@@ -51,9 +51,9 @@ from functools import cached_property
 
 import numpy as np
 
-from apim.engine.grouped import GroupedMoments, RandomTerms
-from apim.engine.model import MixedModel, Prepared
-from apim.engine.moments import Products, TypeMoments
+from apim.engine.mixed.grouped import GroupedMoments, RandomTerms
+from apim.engine.mixed.model import MixedModel, Prepared
+from apim.engine.mixed.moments import Products, TypeMoments
 from apim.errors import FitError
 
 LOG_2PI = np.log(2 * np.pi)
@@ -272,7 +272,7 @@ def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient:
                  grouped: bool = True, adjoint: bool = False) -> RandomTerms:
     """``sum log|V_i|``, ``sum U_i' V_i^-1 U_i`` and their derivatives at ``theta``: by
     groups of dyads with equal random-effect blocks where that pays
-    (:mod:`apim.engine.grouped`, not with ``grouped=False``), else cluster by cluster;
+    (:mod:`apim.engine.mixed.grouped`, not with ``grouped=False``), else cluster by cluster;
     with ``adjoint``, the residual parameters' derivatives as a vector-Jacobian product
     where the products offer one (dyads as clusters, see :class:`RandomTerms`)."""
     t_g, _, t_r = split_theta(model, theta)
@@ -294,11 +294,8 @@ def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient:
 
 def grouped_moments(prep: Prepared) -> GroupedMoments | None:
     """The grouped moments where the grouped evaluation applies and pays: stencil products,
-    dyad random effects, no therapist level (:mod:`apim.engine.grouped`)."""
-    source = prep.products
-    if prep.q and prep.dyad_clusters and isinstance(source, TypeMoments):
-        return source.grouped
-    return None
+    dyad random effects, no therapist level (:mod:`apim.engine.mixed.grouped`)."""
+    return prep.grouped
 
 
 def evaluate(model: MixedModel, prep: Prepared, theta: np.ndarray, reml: bool = True,

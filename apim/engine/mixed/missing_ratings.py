@@ -3,7 +3,7 @@
 Within a dyad, take the *complete* series: both members at every session at which at least
 one of them rated (a session neither rated is a gap, which the AR(1) factor ``phi^gap``
 already marginalises exactly). Its precision ``Q = R^-1 = W'W`` is the banded Kronecker
-stencil of :mod:`apim.engine.residual`. With ``o`` the observed and ``m`` the missing
+stencil of :mod:`apim.engine.mixed.residuals`. With ``o`` the observed and ``m`` the missing
 entries, the observed covariance ``R_oo`` has::
 
     R_oo^-1 = Q_oo - Q_om Q_mm^-1 Q_mo,       log|R_oo| = log|R| + log|Q_mm|.
@@ -32,7 +32,7 @@ on the products can also be had backwards (:meth:`MissingCorrection.adjoint`): c
 derivatives with respect to the products with ``X`` per entry, and then with the moments'
 transpose and ``dw``, one product, without forming ``dB``, ``dX`` or their per-dyad sums;
 the optimizer uses that (about 0.6 of the cost of an evaluation with forward derivatives).
-The dense Cholesky path (:mod:`apim.engine.dense_residual`) stays as the oracle.
+The dense Cholesky path (:mod:`dense_residual`) stays as the oracle.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ import numpy as np
 from scipy import sparse  # this module is imported only when ratings are missing
 from scipy.sparse.csgraph import connected_components
 
-from apim.engine.moments import Products, TypeMoments, pair_weights
-from apim.engine.residual import Residual, ResidualLayout, RowTypes
+from apim.engine.mixed.moments import Products, TypeMoments, pair_weights
+from apim.engine.mixed.residuals import Residual, ResidualLayout, RowTypes
 
 __all__ = ["complete_grid", "MissingCorrection", "GridProducts"]
 
@@ -394,7 +394,7 @@ class MissingCorrection:
         """As :meth:`apply`, with the derivatives as a vector-Jacobian product (added to
         ``products.vjp``, the stencil's): no derivative of ``B``, ``X`` or the per-dyad
         sums is formed. Given ``a_rows``, ``a_rest``, ``a_logdet`` (see
-        :class:`~apim.engine.moments.Products`), each entry gets the vector
+        :class:`~apim.engine.mixed.moments.Products`), each entry gets the vector
         ``h = a_d' x_r + a_d x + (a_rest + a_rest') x`` (each term in the columns it
         reaches) and::
 

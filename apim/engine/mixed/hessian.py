@@ -3,7 +3,7 @@ profiled (RE)ML log-likelihood in the random-effect parameters, differences of t
 gradient in the residual parameters.
 
 With ``K = I + G A``, ``A = Z'R^-1 Z``, ``B = Z'R^-1 [X | y]`` per cluster (as in
-:mod:`apim.engine.likelihood`), ``N = A K^-1`` (symmetric), ``U = K^-T B``,
+:mod:`apim.engine.mixed.likelihood`), ``N = A K^-1`` (symmetric), ``U = K^-T B``,
 ``v = (-beta, 1)``, ``u = U v`` and ``S = sum(C) - sum_c B'K^-1 G B``, the random-effect
 parameters ``k, l`` (entering only through ``G``, so ``A`` and ``B`` do not move) give::
 
@@ -26,7 +26,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from apim.engine import MixedModel, Unstructured, Residual
->>> from apim.engine.model import Prepared
+>>> from apim.engine.mixed.model import Prepared
 >>> rng = np.random.default_rng(1)
 >>> dyad = np.repeat(np.arange(30), 8); role = np.tile([0, 1], 120)
 >>> session = np.tile(np.repeat([1, 2, 3, 4], 2), 30)
@@ -40,7 +40,7 @@ Examples
 >>> differences = difference_information(model, prep, theta, reml=True)
 >>> bool(np.allclose(exact, differences, rtol=1e-6, atol=1e-6))
 True
->>> from apim.engine.likelihood import evaluate
+>>> from apim.engine.mixed.likelihood import evaluate
 >>> rough = information(model, prep, theta, True, gradient=evaluate(model, prep, theta).score)
 >>> bool(np.allclose(rough, differences, rtol=1e-4, atol=1e-4))
 True
@@ -52,9 +52,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from apim.engine.likelihood import _assemble, evaluate, split_theta, stacked_g
-from apim.engine.model import MixedModel, Prepared
-from apim.engine.structures import RandomStructure, Unstructured, lower_indices
+from apim.engine.mixed.likelihood import _assemble, evaluate, split_theta, stacked_g
+from apim.engine.mixed.model import MixedModel, Prepared
+from apim.engine.mixed.random_effects import RandomStructure, Unstructured, lower_indices
 
 __all__ = ["information", "difference_information", "Score"]
 
@@ -95,7 +95,7 @@ def difference_information(model: MixedModel, prep: Prepared, theta: np.ndarray,
     parameter (``2 k`` evaluations): the reference for :func:`information`.
 
     ``score`` computes the gradient of the log-likelihood at a parameter vector (default:
-    :func:`apim.engine.likelihood.evaluate`; a caller passes its own to count the
+    :func:`apim.engine.mixed.likelihood.evaluate`; a caller passes its own to count the
     evaluations)."""
     score = _scorer(model, prep, reml, score)
     k = len(theta)

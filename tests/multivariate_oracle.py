@@ -1,7 +1,7 @@
 """A dense, naive likelihood of the multivariate two-level model, for tests.
 
-It shares nothing with :mod:`apim.engine.multivariate` or
-:mod:`apim.engine.multivariate_nested`: the full covariance ``V`` of all observed values
+It shares nothing with :mod:`apim.engine.multivariate.likelihood` or
+:mod:`apim.engine.multivariate.nested`: the full covariance ``V`` of all observed values
 (every cluster at once; with a therapist level, every therapist's clusters together) is
 built entry by entry and the likelihood taken from ``slogdet`` and ``solve`` on the whole
 matrix. :func:`dense_gradient` builds ``V`` a second way, as a sum of Kronecker-style

@@ -5,7 +5,7 @@ Clusters ``i`` (dyads) are nested in higher-level units ``j`` (therapists); at e
 
     z_jit = mu + v_j + b_ji + w_jit,   v_j ~ N(0, Sigma_T),  b_ji ~ N(0, Sigma_B),
     w_jit ~ N(0, Sigma_W)   (optional AR(1) over occasion numbers, as in
-    :mod:`apim.engine.multivariate`)
+    :mod:`apim.engine.multivariate.likelihood`)
 
 ``Sigma_B`` is the cluster-within-unit covariance. The covariance of unit ``j``'s values is
 ``V_j = blockdiag_i(V_i) + X_j Sigma_T X_j'`` with ``V_i`` the two-level covariance of
@@ -19,7 +19,7 @@ cluster ``i``. The computation has three stages, each linear in the number of cl
    ``log|V_j| = sum_i log|V_i| + log|I + Sigma_T Q_j|``,
    ``X_j'V_j^-1 X_j = Q_j - Q_j H_j Q_j`` and likewise every quadratic form; the GLS
    means, the log-likelihood and ``G_T = -1/2 sum_j X_j'P_j X_j`` (``P`` as in
-   :mod:`apim.engine.multivariate`).
+   :mod:`apim.engine.multivariate.likelihood`).
 3. **Per cluster again**: the block of ``P_j`` belonging to cluster ``i`` is
    ``V_i^-1 - V_i^-1 X_i S_i X_i'V_i^-1 - V_i^-1 r~_i r~_i' V_i^-1`` with the residual
    ``r~_i = y_i - X_i (mu + v^_j)`` around the cluster's unit-level mean
@@ -28,12 +28,12 @@ cluster ``i``. The computation has three stages, each linear in the number of cl
    ``C = (X'V^-1 X)^-1``), from which the gradients with respect to ``Sigma_W``,
    ``Sigma_B`` and ``phi`` follow as in the two-level model.
 
-With ``Sigma_T = 0`` this reduces exactly to :func:`apim.engine.multivariate.evaluate`.
+With ``Sigma_T = 0`` this reduces exactly to :func:`apim.engine.multivariate.likelihood.evaluate`.
 
 Examples
 --------
 >>> import numpy as np
->>> from apim.engine.multivariate import prepare
+>>> from apim.engine.multivariate.likelihood import prepare
 >>> rng = np.random.default_rng(1)
 >>> y = rng.normal(size=(40, 2)); cluster = np.repeat(np.arange(10), 4)
 >>> data = prepare(y, cluster, np.tile(np.arange(1, 5), 10), therapist=cluster // 2)
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from apim.engine.multivariate import (
+from apim.engine.multivariate.likelihood import (
     LOG_2PI,
     Evaluation,
     MultivariateData,
@@ -88,7 +88,7 @@ def evaluate_nested(data: MultivariateData, sigma_w: np.ndarray, sigma_b: np.nda
     Parameters
     ----------
     data : MultivariateData
-        Prepared with ``therapist=`` (:func:`apim.engine.multivariate.prepare`).
+        Prepared with ``therapist=`` (:func:`apim.engine.multivariate.likelihood.prepare`).
     sigma_w, sigma_b, sigma_t : (K, K) arrays
         Occasion-level, cluster-within-unit and unit-level covariances; ``sigma_b`` and
         ``sigma_t`` may be singular.
