@@ -9,7 +9,7 @@ window, and a censored one in a ring around the member's last rating.
 Examples
 --------
 >>> import apim
->>> from apim.episodes import RuptureSpec, detect_ruptures
+>>> from apim.analyses.ruptures import RuptureSpec, detect_ruptures
 >>> result = detect_ruptures(apim.load_alliance(), "alliance", RuptureSpec(k=1.5))
 >>> fig = plot_ruptures(result, result.episodes["dyad"].iloc[0])
 >>> len(fig.axes)
@@ -18,7 +18,10 @@ Examples
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
+
+import numpy as np
+import pandas as pd
 
 from apim.errors import SpecError
 
@@ -26,14 +29,36 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from apim.episodes.summaries import RuptureResult
-
-__all__ = ["plot_ruptures"]
+__all__ = ["plot_ruptures", "Episodes"]
 
 COLOURS = ("#1f77b4", "#d62728")
 
 
-def plot_ruptures(result: RuptureResult, dyad: object, ax: Axes | None = None) -> Figure:
+class _Labelled(Protocol):
+    @property
+    def label(self) -> str: ...
+
+
+class Episodes(Protocol):
+    """What the figure draws: the tables of a
+    :class:`~apim.analyses.ruptures.summaries.RuptureResult` (this module does not import
+    it, so the result can draw itself without an import cycle)."""
+
+    @property
+    def variable(self) -> str: ...
+    @property
+    def spec(self) -> _Labelled: ...
+    @property
+    def roles(self) -> tuple[str, str]: ...
+    @property
+    def episodes(self) -> pd.DataFrame: ...
+    @property
+    def dyads(self) -> pd.DataFrame: ...
+    @property
+    def series(self) -> pd.DataFrame: ...
+
+
+def plot_ruptures(result: Episodes, dyad: object, ax: Axes | None = None) -> Figure:
     """Plot both members' series of one dyad with the episodes marked.
 
     Parameters
@@ -49,7 +74,6 @@ def plot_ruptures(result: RuptureResult, dyad: object, ax: Axes | None = None) -
     matplotlib.figure.Figure
     """
     import matplotlib.pyplot as plt
-    import numpy as np
 
     series = result.series[result.series["dyad"] == dyad]
     if series.empty:

@@ -9,7 +9,7 @@ absent). The rules, exactly:
   session number ``t + L - 1`` (``decline=L``) while the score stays below
   ``a[p] - tolerance``; the drop is ``a[p]`` minus the lowest score of the decline. A
   rupture when the drop is at least the threshold ``k * SD_ref`` (ties count, see
-  :func:`~apim.episodes.rules.at_least`).
+  :func:`~apim.analyses.ruptures.rules.at_least`).
 - **Sudden** (``rule="sudden"``, Tang & DeRubeis, 1999, adapted to drops): a rupture at t
   when (1) ``a[p] - a[t] >= k * SD_ref``; (2) ``a[p] - a[t] >= 0.25 * (a[p] - scale_min)``;
   (3) the rated sessions numbered ``p-2 .. p`` (before) and ``t .. t+2`` (after), at least 2
@@ -27,7 +27,7 @@ absent). The rules, exactly:
 
 Examples
 --------
->>> from apim.episodes.rules import RuptureSpec
+>>> from apim.analyses.ruptures.rules import RuptureSpec
 >>> eps = member_episodes([1, 2, 3, 4], [5.0, 3.0, 5.0, 5.0], 1.0, RuptureSpec())
 >>> [(e.onset, e.repair_session, e.length) for e in eps]
 [(2, 3, 1)]
@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from apim.analyses.ruptures.rules import RuptureSpec, at_least
 from apim.engine.distributions import stats
-from apim.episodes.rules import RuptureSpec, at_least
 
 __all__ = ["Episode", "member_episodes", "sudden_drop"]
 

@@ -1,7 +1,7 @@
 """Rupture episodes of every member, per-session flags and per-dyad summaries.
 
-:func:`detect_ruptures` runs :mod:`apim.episodes.detect` on both members of every dyad and
-returns a :class:`RuptureResult`; :func:`add_rupture_flags` puts the per-session flags
+:func:`detect_ruptures` runs :mod:`apim.analyses.ruptures.detect` on both members of every
+dyad and returns a :class:`RuptureResult`; :func:`add_rupture_flags` puts the per-session flags
 (optionally lagged, and the partner's) into the session data, where an APIM uses them like
 any other column (as ``covariates`` or ``predictors`` of an :class:`~apim.APIMSpec`).
 
@@ -43,9 +43,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from apim.analyses.ruptures.detect import member_episodes
+from apim.analyses.ruptures.plot import plot_ruptures
+from apim.analyses.ruptures.rules import (
+    RuptureSpec,
+    check_scale_min,
+    reference_sds,
+    warn_tolerance,
+)
 from apim.data.session import SessionData
-from apim.episodes.detect import member_episodes
-from apim.episodes.rules import RuptureSpec, reference_sds
 from apim.errors import AllMissingError, SpecError
 
 if TYPE_CHECKING:
@@ -121,9 +127,8 @@ class RuptureResult:
         return self.describe()
 
     def plot(self, dyad: object, ax: Axes | None = None) -> Figure:
-        """The dyad's trajectories with its episodes marked (see :mod:`apim.episodes.plot`)."""
-        from apim.episodes.plot import plot_ruptures
-
+        """The dyad's trajectories with its episodes marked (see
+        :mod:`apim.analyses.ruptures.plot`)."""
         return plot_ruptures(self, dyad, ax=ax)
 
 
@@ -214,6 +219,13 @@ def detect_ruptures(data: SessionData, variable: str,
     ------
     MissingColumnError, NonNumericError, AllMissingError
         When ``variable`` is not a numeric column with ratings.
+    DataError
+        When a rating lies below ``spec.scale_min``.
+
+    Warns
+    -----
+    DataWarning
+        When ``spec.tolerance`` is not below some members' drop threshold.
     """
     spec = spec or RuptureSpec()
     if not isinstance(spec, RuptureSpec):
@@ -223,12 +235,14 @@ def detect_ruptures(data: SessionData, variable: str,
     rated = values.notna()
     if not rated.any():
         raise AllMissingError(variable)
+    check_scale_min(frame, values, variable, spec)
     order = {r: i for i, r in enumerate(data.roles)}
     series = (frame.loc[rated, ["dyad", "role", "session"]].assign(value=values[rated])
               .assign(_order=lambda f: f["role"].map(order))
               .sort_values(["dyad", "_order", "session"], kind="stable")
               .drop(columns="_order").reset_index(drop=True))
     members = reference_sds(series, spec)
+    warn_tolerance(members, spec)
     rows: list[dict[str, Any]] = []
     sd_of = {(m.dyad, m.role): m.sd_ref for m in members.itertuples(index=False)}
     for (dyad, role), member in series.groupby(["dyad", "role"], sort=False):

@@ -1,6 +1,6 @@
 """The options of rupture detection and the reference SDs they use.
 
-:class:`RuptureSpec` holds every option of :func:`apim.episodes.detect_ruptures`;
+:class:`RuptureSpec` holds every option of :func:`apim.analyses.ruptures.detect_ruptures`;
 :func:`reliable_change_cutoff` is the reliable-change cut-off of Jacobson & Truax (1991) and
 :func:`reference_sds` gives each member's reference SD and drop threshold.
 
@@ -16,7 +16,7 @@ Sources (what each option follows):
 - The reliable-change cut-off ``1.96 * sqrt(2) * SD * sqrt(1 - r_xx)`` (Jacobson & Truax,
   1991), with ``SD`` the role's sample SD.
 - The sudden-change rule of Tang & DeRubeis (1999, *J Consult Clin Psychol* 67:894-904),
-  adapted to drops (see :mod:`apim.episodes.detect`).
+  adapted to drops (see :mod:`apim.analyses.ruptures.detect`).
 
 Examples
 --------
@@ -32,16 +32,18 @@ Examples
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from apim.errors import SpecError
+from apim.errors import DataError, DataWarning, SpecError, format_rows
 from apim.specbase import Spec
 
-__all__ = ["RuptureSpec", "reliable_change_cutoff", "reference_sds", "at_least", "Z_95"]
+__all__ = ["RuptureSpec", "reliable_change_cutoff", "reference_sds", "at_least", "Z_95",
+           "check_scale_min", "warn_tolerance"]
 
 Z_95 = 1.96
 Rule = Literal["drop", "sudden"]
@@ -143,6 +145,18 @@ class RuptureSpec(Spec):
             raise SpecError(f"tolerance={self.tolerance!r} must be a number >= 0")
         if self.decline < 1:
             raise SpecError(f"decline={self.decline!r} must be at least 1 session")
+        if self.decline > self.window:
+            raise SpecError(
+                f"decline={self.decline!r} is longer than the repair window "
+                f"window={self.window!r}: the decline would be measured past the end of the "
+                "window, where no repair can count; use decline <= window (or a longer "
+                "window)")
+        if self.reference == "points" and at_least(self.tolerance, self.multiplier):
+            raise SpecError(
+                f"tolerance={self.tolerance:g} is not below the drop threshold "
+                f"k={self.multiplier:g} scale points: a drop of the threshold would stay "
+                "within the tolerance and count as repaired at its onset; use a tolerance "
+                "below k")
         if self.rule == "sudden":
             if self.scale_min is None:
                 raise SpecError("rule='sudden' needs scale_min, the lowest possible score, "
@@ -178,6 +192,45 @@ class RuptureSpec(Spec):
             text += f" over up to {self.decline} sessions"
         text += f", repair window {self.window}"
         return text + (f", tolerance {self.tolerance:g}" if self.tolerance else "")
+
+
+def check_scale_min(frame: pd.DataFrame, values: pd.Series, variable: str,
+                    spec: RuptureSpec) -> None:
+    """Refuse ``scale_min`` above a rating: it is the lowest possible score.
+
+    Raises
+    ------
+    DataError
+        Naming the column, the lowest rating and its rows.
+    """
+    if spec.scale_min is None:
+        return
+    below = (values < spec.scale_min).to_numpy()
+    if below.any():
+        lowest = float(values[below].min())
+        raise DataError(
+            f"column {variable!r} holds {lowest:g} ({format_rows(frame.loc[below, 'row'])}), "
+            f"below scale_min={spec.scale_min:g}, the lowest possible score of the 25% "
+            "criterion; give the scale's real minimum (or correct the ratings)")
+
+
+def warn_tolerance(members: pd.DataFrame, spec: RuptureSpec) -> None:
+    """Warn when the tolerance is not below some members' drop threshold: their drops can
+    stay within the tolerance and count as repaired at once (a
+    :class:`~apim.errors.DataWarning`)."""
+    if not spec.tolerance:
+        return
+    hit = members[members["threshold"].notna()
+                  & (members["threshold"] <= spec.tolerance + 1e-9)]
+    if len(hit):
+        first = hit.iloc[0]
+        dyad = first["dyad"].item() if hasattr(first["dyad"], "item") else first["dyad"]
+        warnings.warn(
+            f"tolerance={spec.tolerance:g} is not below the drop threshold of {len(hit)} of "
+            f"{int(members['threshold'].notna().sum())} members (e.g. dyad "
+            f"{dyad!r}, {first['role']}: threshold {first['threshold']:.3g}): "
+            "their drops can stay within the tolerance and count as repaired at once; "
+            "lower the tolerance or raise k", DataWarning, stacklevel=3)
 
 
 def _sd(values: np.ndarray) -> float:
