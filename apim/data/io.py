@@ -22,6 +22,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,12 +32,17 @@ import numpy as np
 import pandas as pd
 
 from apim.data.hints import option
-from apim.data.validate import unique_names
+from apim.data.validate import nfc, unique_names
 from apim.errors import DataError, EmptyDataError, UnsupportedFileError
 
 __all__ = ["read_table", "ReadOptions", "SUPPORTED_SUFFIXES", "read_with_notes"]
 
 SAMPLE_BYTES = 1 << 16
+MAX_COLUMNS = 16_384  # Excel's limit: a wider table is not session data
+MAX_ROWS = 1_048_576  # Excel's row limit
+MAX_HEADER_CHARS = 1 << 22  # a header line longer than this is refused unread
+MAX_RATIO = 100  # uncompressed / compressed size of a workbook part (real ones: 2-15)
+MAX_UNZIPPED = 1 << 31  # bytes of XML a workbook may unpack to (2 GiB)
 DELIMITERS = (",", ";", "\t", "|")
 NA_WORDS = frozenset({"NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "null", "NULL",
                       "#N/A", "#NA", "#N/A N/A", "<NA>", "None", "."})
@@ -124,10 +130,21 @@ def _subset(names: Sequence[str], options: ReadOptions) -> list[str] | None:
     every column, so that validation can name what is missing)."""
     if options.columns is None:
         return None
-    wanted = list(dict.fromkeys([*options.identifiers, *options.columns]))
-    if not set(wanted) <= set(names):
+    wanted = {nfc(c) for c in [*options.identifiers, *options.columns]}
+    if not wanted <= {nfc(str(c)) for c in names}:
         return None
-    return [c for c in names if c in set(wanted)]
+    return [c for c in names if nfc(str(c)) in wanted]
+
+
+def _repeated(names: Sequence[object]) -> bool:
+    """Whether two names are the same after NFC normalisation and stripping spaces."""
+    return len({nfc(str(n)).strip() for n in names}) < len(names)
+
+
+def _identifier_names(names: Sequence[str], options: ReadOptions) -> list[str]:
+    """The file's own spelling of the identifier columns (matched in NFC form)."""
+    wanted = {nfc(c) for c in options.identifiers}
+    return [c for c in names if nfc(c) in wanted]
 
 
 def _missing_codes(frame: pd.DataFrame, codes: Sequence[float], skip: Sequence[str],
@@ -181,7 +198,11 @@ def _sniff_sep(lines: list[str]) -> str | None:
     """The candidate delimiter found the same number of times (> 0) on every sample line."""
     best, best_count = None, 0
     for sep in DELIMITERS:
-        counts = [len(next(csv.reader([line], delimiter=sep))) - 1 for line in lines if line]
+        try:
+            counts = [len(next(csv.reader([line], delimiter=sep))) - 1 for line in lines
+                      if line]
+        except csv.Error:  # a field beyond csv's limit: not this delimiter
+            continue
         if not counts or counts[0] == 0:
             continue
         # a trailing delimiter may add one field on data lines
@@ -204,6 +225,79 @@ def _sniff_decimal(lines: list[str], sep: str) -> str:
     return "," if comma > 0 and point == 0 else "."
 
 
+def _header_line(path: Path, encoding: str) -> str:
+    """The first non-blank line of a text file, read whole (a header wider than the sample)
+    but never more than :data:`MAX_HEADER_CHARS` characters."""
+    with open(path, encoding=encoding, errors="replace", newline="") as handle:
+        while True:
+            line = handle.readline(MAX_HEADER_CHARS + 1)
+            if not line or line.strip():
+                return line.rstrip("\r\n")
+
+
+def _header_fields(line: str, sep: str, source: str) -> list[str]:
+    """The names in the header line."""
+    try:
+        return next(csv.reader([line], delimiter=sep))
+    except csv.Error as error:
+        raise DataError(f"{source}: its header line cannot be read with the delimiter {sep!r} "
+                        f"({error}); give the delimiter with {option('sep', ';')}") from None
+
+
+def _check_width(header: list[str], cut: bool, sep: str, source: str) -> None:
+    """Refuse a header with more columns than a spreadsheet holds, before pandas reads it."""
+    if len(header) > MAX_COLUMNS or cut:
+        found = f"{len(header):,}" + (" or more" if cut else "")
+        raise DataError(
+            f"{source} has {found} columns in its header line (delimiter {sep!r}), more than "
+            f"the {MAX_COLUMNS:,} a spreadsheet can hold; check the delimiter "
+            f"({option('sep', ';')}), or keep only the columns the analysis needs")
+
+
+def _shifted_lines(path: Path, encoding: str, sep: str, width: int) -> list[int]:
+    """Lines (1-based, of the file) with more fields than the header whose extra fields
+    hold values: read as they stand, their columns would shift."""
+    found = []
+    with open(path, encoding=encoding, errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=sep)
+        for fields in reader:
+            if len(fields) > width and any(f.strip() for f in fields[width:]):
+                found.append(reader.line_num)
+    return found
+
+
+def _refuse_shifted(lines: list[int], width: int, sep: str, source: str) -> None:
+    listed = [str(n) for n in lines[:5]]
+    shown = ", ".join(listed) + f" and {len(lines) - 5} more" if len(lines) > 5 else \
+        " and ".join([", ".join(listed[:-1]), listed[-1]] if len(listed) > 1 else listed)
+    raise DataError(
+        f"{source}: line{'s' if len(lines) > 1 else ''} {shown} "
+        f"{'have' if len(lines) > 1 else 'has'} more fields than the header's {width} "
+        f"(delimiter {sep!r}), so its columns would shift; remove the extra delimiter from "
+        "those lines, or name the extra column in the header line")
+
+
+def _read_csv(path: Path, source: str, sep: str, decimal: str, encoding: str,
+              ids: list[str], usecols: list[str] | None, width: int) -> pd.DataFrame:
+    """pandas' C reader; lines with values beyond the header's fields are refused (pandas
+    would drop those values, or take the first column for the index)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(
+            path, sep=sep, decimal=decimal, encoding=encoding, engine="c",
+            dtype={c: object for c in ids}, keep_default_na=False, na_values=[""],
+            index_col=False, usecols=usecols, skipinitialspace=False, low_memory=False)
+    for warning in caught:
+        if issubclass(warning.category, pd.errors.ParserWarning):
+            lines = _shifted_lines(path, encoding, sep, width)
+            if lines:
+                _refuse_shifted(lines, width, sep, source)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+    return frame
+
+
 def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
                     fixed_sep: str | None = None) -> pd.DataFrame:
     with open(path, "rb") as handle:
@@ -221,6 +315,10 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
     lines = [line for line in text.splitlines()[:50] if line.strip()]
     if len(sample) == SAMPLE_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last sampled line may be cut
+    first = _header_line(path, encoding)
+    cut = len(first) > MAX_HEADER_CHARS
+    if lines:
+        lines[0] = first[:MAX_HEADER_CHARS]
     sep = options.sep or fixed_sep or _sniff_sep(lines) or ","
     if sep in ("\\t", "tab", "TAB"):
         sep = "\t"
@@ -230,20 +328,21 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
                         f"{option('sep', ';')} with {option('decimal', ',')}")
     if options.decimal is None and decimal == ",":
         notes.append(f"decimal commas read as decimal marks (delimiter {sep!r})")
-    header = next(csv.reader([lines[0]], delimiter=sep)) if lines else []
     source = f"file {str(path)!r}"
+    header = _header_fields(lines[0], sep, source) if lines else []
+    _check_width(header, cut, sep, source)
     trailing = [i for i, name in enumerate(header) if not name.strip()]
     named = [h for h in header if h.strip()]
     renamed = unique_names(named, source, _needed(options))
-    ids = [c for c in options.identifiers if c in named]
-    usecols = _subset(named, options) if renamed == named else None
+    repeated = _repeated(named)
+    usecols = None if repeated else _subset(named, options)
     try:
-        frame = pd.read_csv(
-            path, sep=sep, decimal=decimal, encoding=encoding, engine="c",
-            dtype={c: object for c in ids}, keep_default_na=False, na_values=[""],
-            index_col=False, usecols=usecols, skipinitialspace=False, low_memory=False)
+        frame = _read_csv(path, source, sep, decimal, encoding,
+                          _identifier_names(named, options), usecols, len(header))
     except pd.errors.EmptyDataError:
         raise EmptyDataError(source) from None
+    except DataError:
+        raise
     except UnicodeDecodeError as error:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -252,6 +351,10 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
         _not_utf8(path, data, max(start, 0))
         raise
     except (csv.Error, pd.errors.ParserError, ValueError) as error:
+        if isinstance(error, pd.errors.ParserError):
+            lines = _shifted_lines(path, encoding, sep, len(header))
+            if lines:
+                _refuse_shifted(lines, len(header), sep, source)
         detail = " ".join(str(error).split())
         raise UnsupportedFileError(
             f"cannot read {source} as delimited text (delimiter {sep!r}): {detail}; check "
@@ -265,8 +368,8 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
                             f"(column {frame.columns.get_loc(full[0]) + 1}); give it a name "
                             "in the header line")
         frame = frame.drop(columns=empty)
-    if renamed != named:
-        frame.columns = renamed
+    frame.columns = renamed if repeated else [nfc(str(c)) for c in frame.columns]
+    ids = {nfc(c) for c in options.identifiers}
     for column in frame.columns:
         if column in ids:
             frame[column] = _canonical_ids(frame[column])
@@ -360,8 +463,9 @@ def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFra
             f"{source} is not a readable {kind} file ({' '.join(str(error).split())[:120]});"
             f" re-save it from {kind}, or export it as CSV") from None
     frame.columns = unique_names(list(frame.columns), source, _needed(options))
+    labels = {nfc(k): v for k, v in (getattr(meta, "variable_value_labels", {}) or {}).items()}
     # declared user-missing values (SPSS ranges and values; Stata .a-.z) become missing
-    ranges = getattr(meta, "missing_ranges", None) or {}
+    ranges = {nfc(k): v for k, v in (getattr(meta, "missing_ranges", None) or {}).items()}
     for column, spans in ranges.items():
         if column not in frame.columns:
             continue
@@ -379,8 +483,7 @@ def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFra
                          f"the {kind} file set to missing")
     for column in frame.columns:  # Stata extended missing values (.a ... .z)
         values = frame[column]
-        if values.dtype == object and column not in (getattr(meta, "variable_value_labels",
-                                                             {}) or {}):
+        if values.dtype == object and column not in labels:
             letters = values.map(lambda v: isinstance(v, str) and len(v) == 1
                                  and v.isalpha() and v.islower())
             numeric = pd.to_numeric(values.mask(letters.astype(bool)), errors="coerce")
@@ -389,7 +492,6 @@ def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFra
                 frame[column] = numeric
                 notes.append(f"column {column!r}: {int(letters.sum())} Stata extended "
                              "missing value(s) set to missing")
-    labels = getattr(meta, "variable_value_labels", {}) or {}
     for column in options.labelled:
         if column in labels and column in frame.columns:
             mapping = labels[column]
@@ -522,6 +624,6 @@ def read_table(path: str | Path, *, sep: str | None = None, decimal: str | None 
     """
     options = ReadOptions(sep=sep, decimal=decimal, encoding=encoding, sheet=sheet,
                           missing=tuple(float(m) for m in missing),
-                          columns=None if columns is None else tuple(columns),
-                          identifiers=tuple(identifiers))
+                          columns=None if columns is None else tuple(nfc(c) for c in columns),
+                          identifiers=tuple(nfc(c) for c in identifiers))
     return read_with_notes(path, options)[0]

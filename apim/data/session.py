@@ -64,6 +64,10 @@ class ColumnMap:
     role: str
     therapist: str | None = None
 
+    def __post_init__(self) -> None:  # names in NFC form, as the columns read are
+        for name in ("dyad", "session", "role", "therapist"):
+            object.__setattr__(self, name, check.nfc(getattr(self, name)))
+
     def canonical(self) -> dict[str, str]:
         """Map user names to canonical names."""
         pairs = {"dyad": self.dyad, "session": self.session, "role": self.role,
@@ -111,9 +115,10 @@ def _options(identifiers: Sequence[str | None], labelled: Sequence[str | None],
         raise SpecError(f"missing={missing!r} must be numbers, e.g. missing=(-99, 999)") \
             from None
     columns = read.pop("columns", None)
-    return ReadOptions(identifiers=tuple(c for c in identifiers if c),
-                       labelled=tuple(c for c in labelled if c), missing=codes,
-                       columns=None if columns is None else tuple(columns), **read)
+    return ReadOptions(identifiers=tuple(check.nfc(c) for c in identifiers if c),
+                       labelled=tuple(check.nfc(c) for c in labelled if c), missing=codes,
+                       columns=None if columns is None else tuple(check.nfc(c)
+                                                                  for c in columns), **read)
 
 
 @dataclass(frozen=True, eq=False)
@@ -439,11 +444,24 @@ class SessionData:
         return [c for c in self._frame.columns if c not in skip]
 
     def numeric(self, column: str) -> pd.Series:
-        """A variable as float64 after checking it is numeric and finite."""
+        """A variable as float64 after checking it is numeric and finite.
+
+        The user's name of the session column (``week``) gives the session numbers, so a
+        time trend can be a covariate under the name the user knows.
+        """
         if column == ROW:
             raise MissingColumnError("variable", column, self.variables)
+        column = self.resolve(column)
         check.require_columns(self._frame, {"variable": column})
         return check.numeric_column(self._frame, column)
+
+    def resolve(self, column: str) -> str:
+        """The frame's name of a variable the user names: Unicode names in NFC form, and
+        the user's session column (``week``) as ``session``."""
+        column = check.nfc(column)
+        if column not in self._frame.columns and column == self.columns.session:
+            return "session"
+        return column
 
     def replace(self, frame: pd.DataFrame) -> SessionData:
         """The same data description with another frame (rows in the same order)."""

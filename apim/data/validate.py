@@ -152,20 +152,32 @@ def informative(values: pd.Series, column: str, scope: str = "") -> None:
         raise ConstantVariableError(column, float(present.iloc[0]), scope)
 
 
+def nfc(name: str) -> str:
+    """A column name in Unicode NFC form, so that ``'Qualita\u0308t'`` (decomposed, as macOS
+    and some exports write it) and ``'Qualit\u00e4t'`` are the same name.
+
+    Examples
+    --------
+    >>> nfc("Qualita\u0308t") == "Qualit\u00e4t"
+    True
+    """
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+
+
 def _name_key(name: object) -> str:
     return unicodedata.normalize("NFC", str(name)).strip()
 
 
 def unique_names(names: Sequence[object], source: str,
                  needed: Sequence[str] = ()) -> list[str]:
-    """Column names made unique: repeated names (also those equal after Unicode
-    normalisation or stripping spaces) become ``'name (column k)'``, with a
-    :class:`DataWarning`; a repeated name that is ``needed`` (mapped or in the model) is a
-    :class:`DataError` naming both columns."""
+    """Column names in Unicode NFC form (see :func:`nfc`) and made unique: repeated names
+    (also those equal after Unicode normalisation or stripping spaces) become
+    ``'name (column k)'``, with a :class:`DataWarning`; a repeated name that is ``needed``
+    (mapped or in the model) is a :class:`DataError` naming both columns."""
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         groups.setdefault(_name_key(name), []).append(i)
-    out = [str(n) for n in names]
+    out = [nfc(str(n)) for n in names]
     wanted = {_name_key(n) for n in needed}
     for key, positions in groups.items():
         if len(positions) < 2:
@@ -180,7 +192,7 @@ def unique_names(names: Sequence[object], source: str,
                 f"{source} has two columns named {both} (columns {where}; {same}); rename "
                 "one of them so each column has its own name")
         for i in positions:
-            out[i] = f"{names[i]} (column {i + 1})"
+            out[i] = f"{nfc(str(names[i]))} (column {i + 1})"
         warnings.warn(DataWarning(
             f"{source} has two columns named {both} (columns {where}; {same}); they are "
             f"kept as {', '.join(repr(out[i]) for i in positions[:3])}: rename them in the "
