@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> None:
         if predictors:
             _within_identified(data, predictors)
             decompose(data, predictors)  # checks each predictor can be split
-        default = None if not predictors and not text else []
+        default: list[str] | None = None if not predictors and not text else []
         report = data.report(variables or default, predictors)
     table = levels(data, text)
     if args.json:

@@ -353,9 +353,9 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
         raise
     except (csv.Error, pd.errors.ParserError, ValueError) as error:
         if isinstance(error, pd.errors.ParserError):
-            lines = _shifted_lines(path, encoding, sep, len(header))
-            if lines:
-                _refuse_shifted(lines, len(header), sep, source)
+            shifted = _shifted_lines(path, encoding, sep, len(header))
+            if shifted:
+                _refuse_shifted(shifted, len(header), sep, source)
         detail = " ".join(str(error).split())
         raise UnsupportedFileError(
             f"cannot read {source} as delimited text (delimiter {sep!r}): {detail}; check "
