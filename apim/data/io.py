@@ -36,7 +36,8 @@ from apim.data.hints import option
 from apim.data.validate import nfc, unique_names
 from apim.errors import DataError, EmptyDataError, UnsupportedFileError
 
-__all__ = ["read_table", "ReadOptions", "SUPPORTED_SUFFIXES", "read_with_notes"]
+__all__ = ["read_table", "ReadOptions", "SUPPORTED_SUFFIXES", "read_with_notes", "read_utf8",
+           "check_workbook", "check_spss_names"]
 
 SAMPLE_BYTES = 1 << 16
 MAX_COLUMNS = 16_384  # Excel's limit: a wider table is not session data
@@ -185,6 +186,38 @@ def _encoding(path: Path, sample: bytes, given: str | None) -> str:
         if error.start < len(sample) - 4:  # not a character cut by the sample's end
             _not_utf8(path, sample, error.start)
     return "utf-8"
+
+
+def read_utf8(path: str | Path) -> str:
+    """The text of a UTF-8 file (a plan), with or without a byte-order mark; a file in any
+    other encoding is refused naming the first byte that is not UTF-8.
+
+    Raises
+    ------
+    DataError
+        ``plan.toml is not UTF-8 (byte 0xE4 at position 37, line 3): save it as UTF-8``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "plan.toml")
+    >>> _ = open(path, "wb").write(b"\\xef\\xbb\\xbfname = 'x'\\n")
+    >>> read_utf8(path)
+    "name = 'x'\\n"
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataError(f"{str(path)} is UTF-16 text, not UTF-8: save it as UTF-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise DataError(
+            f"{str(path)} is not UTF-8 (byte 0x{data[error.start]:02X} at position "
+            f"{error.start}, line {line}): save it as UTF-8") from None
 
 
 def _not_utf8(path: Path, data: bytes, position: int) -> None:
@@ -785,3 +818,64 @@ def read_table(path: str | Path, *, sep: str | None = None, decimal: str | None 
                           columns=None if columns is None else tuple(nfc(c) for c in columns),
                           identifiers=tuple(nfc(c) for c in identifiers))
     return read_with_notes(path, options)[0]
+
+
+SPSS_RESERVED = frozenset({"ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR",
+                           "TO", "WITH"})
+SPSS_NAME_BYTES = 64
+
+
+def _spss_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an SPSS variable name, or None."""
+    if not name:
+        return "it is empty"
+    if not name[0].isalpha():
+        return f"it begins with {name[0]!r}, not a letter"
+    bad = [c for c in name if not (c.isalnum() or c in "._$#@")]
+    if bad:
+        return "it holds a space" if bad[0].isspace() else f"it holds {bad[0]!r}"
+    if name.endswith("."):
+        return "it ends with a period"
+    if name.upper() in SPSS_RESERVED:
+        return "it is a reserved word"
+    if len(name.encode("utf-8")) > SPSS_NAME_BYTES:
+        return f"it is {len(name.encode('utf-8'))} bytes long"
+    return None
+
+
+def check_spss_names(columns: Sequence[object], path: str | Path) -> None:
+    """Check column names against SPSS's rules before a ``.sav`` file is written.
+
+    SPSS variable names begin with a letter, hold only letters, digits and ``. _ $ # @``,
+    do not end with a period, are at most 64 bytes (UTF-8), are not one of the reserved
+    words (ALL, AND, BY, EQ, GE, GT, LE, LT, NE, NOT, OR, TO, WITH) and differ from each
+    other in more than letter case.
+
+    Raises
+    ------
+    DataError
+        Naming the first column that breaks a rule, the rule and the fix.
+
+    Examples
+    --------
+    >>> check_spss_names(["dyad", "alliance.t1", "Qualität"], "out.sav")
+    >>> check_spss_names(["dyad", "my score"], "out.sav")
+    Traceback (most recent call last):
+    ...
+    apim.errors.DataError: cannot write 'out.sav': column 'my score' is not a valid SPSS ...
+    """
+    rules = ("SPSS names begin with a letter, hold only letters, digits and . _ $ # @, at "
+             f"most {SPSS_NAME_BYTES} bytes, and are not ALL, AND, BY, EQ, GE, GT, LE, LT, "
+             "NE, NOT, OR, TO or WITH")
+    seen: dict[str, str] = {}
+    for column in columns:
+        name = str(column)
+        problem = _spss_problem(name)
+        if problem is None and name.upper() in seen:
+            problem = f"SPSS does not tell it from {seen[name.upper()]!r} (letter case)"
+        if problem:
+            raise DataError(
+                f"cannot write {str(path)!r}: column {name!r} is not a valid SPSS variable "
+                f"name ({problem}); {rules}: rename the column, or write .csv, .dta or "
+                ".parquet")
+        seen[name.upper()] = name
