@@ -674,12 +674,13 @@ def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFra
                          f"the {kind} file set to missing")
     for column in frame.columns:  # Stata extended missing values (.a ... .z)
         values = frame[column]
-        if values.dtype == object and column not in labels:
+        if kind == "Stata" and values.dtype == object and column not in labels:
             letters = values.map(lambda v: isinstance(v, str) and len(v) == 1
                                  and v.isalpha() and v.islower())
             numeric = pd.to_numeric(values.mask(letters.astype(bool)), errors="coerce")
-            if letters.any() and (numeric.notna() | values.isna()
-                                  | letters.astype(bool)).all():
+            # numbers with letters among them; a text column of letters stays text
+            if letters.any() and numeric.notna().any() and (
+                    numeric.notna() | values.isna() | letters.astype(bool)).all():
                 frame[column] = numeric
                 notes.append(f"column {column!r}: {int(letters.sum())} Stata extended "
                              "missing value(s) set to missing")

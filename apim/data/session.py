@@ -48,6 +48,15 @@ def _check_read(read: dict[str, Any]) -> None:
                         f"{', '.join(READ_OPTIONS)}")
 
 KEYS = ("dyad", "session", "role")
+
+
+def copy_on_write() -> bool:
+    """Whether pandas copies on write (always from pandas 3; an option in pandas 2). Then
+    a shallow copy of a frame is a cheap independent copy; otherwise copies must be deep
+    to keep :class:`SessionData` immutable."""
+    if int(pd.__version__.split(".", 1)[0]) >= 3:
+        return True
+    return pd.options.mode.copy_on_write is True
 ROW = check.ROW
 
 
@@ -249,7 +258,7 @@ class SessionData:
 
     def __init__(self, frame: pd.DataFrame, roles: tuple[str, str], columns: ColumnMap,
                  source: str = "the data frame", notes: Sequence[str] = ()) -> None:
-        object.__setattr__(self, "_frame", frame.copy(deep=False))
+        object.__setattr__(self, "_frame", frame.copy(deep=not copy_on_write()))
         object.__setattr__(self, "roles", tuple(roles))
         object.__setattr__(self, "columns", columns)
         object.__setattr__(self, "source", source)
@@ -270,7 +279,7 @@ class SessionData:
     @property
     def frame(self) -> pd.DataFrame:
         """The long table (a copy: changing it does not change the data)."""
-        return self._frame.copy(deep=False)
+        return self._frame.copy(deep=not copy_on_write())
 
     # ------------------------------------------------------------------ constructors
     @classmethod
