@@ -57,6 +57,8 @@ def copy_on_write() -> bool:
     if int(pd.__version__.split(".", 1)[0]) >= 3:
         return True
     return pd.options.mode.copy_on_write is True
+
+
 ROW = check.ROW
 
 
