@@ -483,3 +483,17 @@ def test_a_text_column_of_single_letters_stays_text(suffix: str, tmp_path: Path)
     frame = pd.DataFrame({"dyad": [1, 1], "arm": ["a", "b"], "x": [1.5, 2.5]})
     (pyreadstat.write_sav if suffix == ".sav" else pyreadstat.write_dta)(frame, str(path))
     assert io.read_table(path)["arm"].tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".dta"])
+def test_binary_files_wider_than_a_spreadsheet_refused_unread(suffix: str, tmp_path: Path,
+                                                              monkeypatch) -> None:
+    path = tmp_path / f"wide{suffix}"
+    frame = pd.DataFrame(np.ones((2, 30)), columns=[f"c{i}" for i in range(30)])
+    if suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_stata(path, write_index=False)
+    monkeypatch.setattr(io, "MAX_COLUMNS", 20)
+    with pytest.raises(DataError, match="has 30 columns, more than the 20 a spreadsheet"):
+        io.read_table(path)

@@ -637,6 +637,13 @@ def _labels_note(column: str, labels: dict) -> str:
     return f"value labels of {column!r} used as its values ({shown})"
 
 
+def _too_many_columns(n: int, source: str) -> None:
+    """Refuse, before reading any data, a file wider than a spreadsheet."""
+    if n > MAX_COLUMNS:
+        raise DataError(f"{source} has {n:,} columns, more than the {MAX_COLUMNS:,} a "
+                        "spreadsheet can hold; keep only the columns the analysis needs")
+
+
 def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFrame:
     import pyreadstat
 
@@ -644,11 +651,13 @@ def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFra
     read = pyreadstat.read_sav if path.suffix.lower() == ".sav" else pyreadstat.read_dta
     kind = "SPSS" if path.suffix.lower() == ".sav" else "Stata"
     try:
-        usecols = None
-        if options.columns is not None:
-            _, head = read(str(path), metadataonly=True)
-            usecols = _subset(list(head.column_names), options)
+        _, head = read(str(path), metadataonly=True)
+        names = list(head.column_names)
+        _too_many_columns(len(names), source)
+        usecols = None if options.columns is None else _subset(names, options)
         frame, meta = read(str(path), user_missing=True, usecols=usecols)
+    except DataError:
+        raise
     except Exception as error:  # pyreadstat.ReadstatError and friends
         raise UnsupportedFileError(
             f"{source} is not a readable {kind} file ({' '.join(str(error).split())[:120]});"
@@ -702,6 +711,7 @@ def _read_parquet(path: Path, options: ReadOptions, notes: list[str]) -> pd.Data
     source = f"file {str(path)!r}"
     try:
         names = pq.read_schema(path).names
+        _too_many_columns(len(names), source)
         renamed = unique_names(names, source, _needed(options))
         table = pq.read_table(path, columns=_subset(names, options) if renamed == names
                               else None)
