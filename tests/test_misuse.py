@@ -379,7 +379,7 @@ CASES = [
        rows_in=N),
     ok("excel with therapist NA", excel({"data": _therapist_na()}),
        (*FIT, "--therapist", "therapist"), rows_in=S, warnings=1),
-    ok("excel date sessions", excel({"data": _excel_dates()}), FIT, rows_in=S, warnings=1),
+    ok("excel date sessions", excel({"data": _excel_dates()}), FIT, rows_in=S, warnings=2),
     # column names
     fail("duplicated column", transformed(_duplicate_column), FIT,
          ("two columns named 'alliance' and 'alliance'", "rename one")),
@@ -426,7 +426,7 @@ CASES = [
     fail("--missing not numbers", csv(base()), (*FIT, "--missing", "-99,none"),
          ("'none' is not a number",)),
     # sessions
-    ok("ISO date sessions", csv(_dates()), FIT, rows_in=S, warnings=1),
+    ok("ISO date sessions", csv(_dates()), FIT, rows_in=S, warnings=2),
     ok("sessions written 1.0", transformed(lambda t: t), FIT, rows_in=N),
     fail("text sessions", csv(with_values(base(), "session", [3], "week 2")), FIT,
          ("session column 'session' holds 'week 2'", "row 4")),

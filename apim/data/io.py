@@ -22,6 +22,8 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,12 +33,18 @@ import numpy as np
 import pandas as pd
 
 from apim.data.hints import option
-from apim.data.validate import unique_names
+from apim.data.validate import nfc, unique_names
 from apim.errors import DataError, EmptyDataError, UnsupportedFileError
 
-__all__ = ["read_table", "ReadOptions", "SUPPORTED_SUFFIXES", "read_with_notes"]
+__all__ = ["read_table", "ReadOptions", "SUPPORTED_SUFFIXES", "read_with_notes", "read_utf8",
+           "check_workbook", "check_spss_names"]
 
 SAMPLE_BYTES = 1 << 16
+MAX_COLUMNS = 16_384  # Excel's limit: a wider table is not session data
+MAX_ROWS = 1_048_576  # Excel's row limit
+MAX_HEADER_CHARS = 1 << 22  # a header line longer than this is refused unread
+MAX_RATIO = 100  # uncompressed / compressed size of a workbook part (real ones: 2-15)
+MAX_UNZIPPED = 1 << 31  # bytes of XML a workbook may unpack to (2 GiB)
 DELIMITERS = (",", ";", "\t", "|")
 NA_WORDS = frozenset({"NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "null", "NULL",
                       "#N/A", "#NA", "#N/A N/A", "<NA>", "None", "."})
@@ -124,10 +132,21 @@ def _subset(names: Sequence[str], options: ReadOptions) -> list[str] | None:
     every column, so that validation can name what is missing)."""
     if options.columns is None:
         return None
-    wanted = list(dict.fromkeys([*options.identifiers, *options.columns]))
-    if not set(wanted) <= set(names):
+    wanted = {nfc(c) for c in [*options.identifiers, *options.columns]}
+    if not wanted <= {nfc(str(c)) for c in names}:
         return None
-    return [c for c in names if c in set(wanted)]
+    return [c for c in names if nfc(str(c)) in wanted]
+
+
+def _repeated(names: Sequence[object]) -> bool:
+    """Whether two names are the same after NFC normalisation and stripping spaces."""
+    return len({nfc(str(n)).strip() for n in names}) < len(names)
+
+
+def _identifier_names(names: Sequence[str], options: ReadOptions) -> list[str]:
+    """The file's own spelling of the identifier columns (matched in NFC form)."""
+    wanted = {nfc(c) for c in options.identifiers}
+    return [c for c in names if nfc(c) in wanted]
 
 
 def _missing_codes(frame: pd.DataFrame, codes: Sequence[float], skip: Sequence[str],
@@ -169,6 +188,38 @@ def _encoding(path: Path, sample: bytes, given: str | None) -> str:
     return "utf-8"
 
 
+def read_utf8(path: str | Path) -> str:
+    """The text of a UTF-8 file (a plan), with or without a byte-order mark; a file in any
+    other encoding is refused naming the first byte that is not UTF-8.
+
+    Raises
+    ------
+    DataError
+        ``plan.toml is not UTF-8 (byte 0xE4 at position 37, line 3): save it as UTF-8``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "plan.toml")
+    >>> _ = open(path, "wb").write(b"\\xef\\xbb\\xbfname = 'x'\\n")
+    >>> read_utf8(path)
+    "name = 'x'\\n"
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataError(f"{str(path)} is UTF-16 text, not UTF-8: save it as UTF-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise DataError(
+            f"{str(path)} is not UTF-8 (byte 0x{data[error.start]:02X} at position "
+            f"{error.start}, line {line}): save it as UTF-8") from None
+
+
 def _not_utf8(path: Path, data: bytes, position: int) -> None:
     line = data[:position].count(b"\n") + 1
     raise DataError(
@@ -181,7 +232,11 @@ def _sniff_sep(lines: list[str]) -> str | None:
     """The candidate delimiter found the same number of times (> 0) on every sample line."""
     best, best_count = None, 0
     for sep in DELIMITERS:
-        counts = [len(next(csv.reader([line], delimiter=sep))) - 1 for line in lines if line]
+        try:
+            counts = [len(next(csv.reader([line], delimiter=sep))) - 1 for line in lines
+                      if line]
+        except csv.Error:  # a field beyond csv's limit: not this delimiter
+            continue
         if not counts or counts[0] == 0:
             continue
         # a trailing delimiter may add one field on data lines
@@ -204,6 +259,79 @@ def _sniff_decimal(lines: list[str], sep: str) -> str:
     return "," if comma > 0 and point == 0 else "."
 
 
+def _header_line(path: Path, encoding: str) -> str:
+    """The first non-blank line of a text file, read whole (a header wider than the sample)
+    but never more than :data:`MAX_HEADER_CHARS` characters."""
+    with open(path, encoding=encoding, errors="replace", newline="") as handle:
+        while True:
+            line = handle.readline(MAX_HEADER_CHARS + 1)
+            if not line or line.strip():
+                return line.rstrip("\r\n")
+
+
+def _header_fields(line: str, sep: str, source: str) -> list[str]:
+    """The names in the header line."""
+    try:
+        return next(csv.reader([line], delimiter=sep))
+    except csv.Error as error:
+        raise DataError(f"{source}: its header line cannot be read with the delimiter {sep!r} "
+                        f"({error}); give the delimiter with {option('sep', ';')}") from None
+
+
+def _check_width(header: list[str], cut: bool, sep: str, source: str) -> None:
+    """Refuse a header with more columns than a spreadsheet holds, before pandas reads it."""
+    if len(header) > MAX_COLUMNS or cut:
+        found = f"{len(header):,}" + (" or more" if cut else "")
+        raise DataError(
+            f"{source} has {found} columns in its header line (delimiter {sep!r}), more than "
+            f"the {MAX_COLUMNS:,} a spreadsheet can hold; check the delimiter "
+            f"({option('sep', ';')}), or keep only the columns the analysis needs")
+
+
+def _shifted_lines(path: Path, encoding: str, sep: str, width: int) -> list[int]:
+    """Lines (1-based, of the file) with more fields than the header whose extra fields
+    hold values: read as they stand, their columns would shift."""
+    found = []
+    with open(path, encoding=encoding, errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=sep)
+        for fields in reader:
+            if len(fields) > width and any(f.strip() for f in fields[width:]):
+                found.append(reader.line_num)
+    return found
+
+
+def _refuse_shifted(lines: list[int], width: int, sep: str, source: str) -> None:
+    listed = [str(n) for n in lines[:5]]
+    shown = ", ".join(listed) + f" and {len(lines) - 5} more" if len(lines) > 5 else \
+        " and ".join([", ".join(listed[:-1]), listed[-1]] if len(listed) > 1 else listed)
+    raise DataError(
+        f"{source}: line{'s' if len(lines) > 1 else ''} {shown} "
+        f"{'have' if len(lines) > 1 else 'has'} more fields than the header's {width} "
+        f"(delimiter {sep!r}), so its columns would shift; remove the extra delimiter from "
+        "those lines, or name the extra column in the header line")
+
+
+def _read_csv(path: Path, source: str, sep: str, decimal: str, encoding: str,
+              ids: list[str], usecols: list[str] | None, width: int) -> pd.DataFrame:
+    """pandas' C reader; lines with values beyond the header's fields are refused (pandas
+    would drop those values, or take the first column for the index)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(
+            path, sep=sep, decimal=decimal, encoding=encoding, engine="c",
+            dtype={c: object for c in ids}, keep_default_na=False, na_values=[""],
+            index_col=False, usecols=usecols, skipinitialspace=False, low_memory=False)
+    for warning in caught:
+        if issubclass(warning.category, pd.errors.ParserWarning):
+            lines = _shifted_lines(path, encoding, sep, width)
+            if lines:
+                _refuse_shifted(lines, width, sep, source)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+    return frame
+
+
 def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
                     fixed_sep: str | None = None) -> pd.DataFrame:
     with open(path, "rb") as handle:
@@ -221,6 +349,10 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
     lines = [line for line in text.splitlines()[:50] if line.strip()]
     if len(sample) == SAMPLE_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last sampled line may be cut
+    first = _header_line(path, encoding)
+    cut = len(first) > MAX_HEADER_CHARS
+    if lines:
+        lines[0] = first[:MAX_HEADER_CHARS]
     sep = options.sep or fixed_sep or _sniff_sep(lines) or ","
     if sep in ("\\t", "tab", "TAB"):
         sep = "\t"
@@ -230,20 +362,21 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
                         f"{option('sep', ';')} with {option('decimal', ',')}")
     if options.decimal is None and decimal == ",":
         notes.append(f"decimal commas read as decimal marks (delimiter {sep!r})")
-    header = next(csv.reader([lines[0]], delimiter=sep)) if lines else []
     source = f"file {str(path)!r}"
+    header = _header_fields(lines[0], sep, source) if lines else []
+    _check_width(header, cut, sep, source)
     trailing = [i for i, name in enumerate(header) if not name.strip()]
     named = [h for h in header if h.strip()]
     renamed = unique_names(named, source, _needed(options))
-    ids = [c for c in options.identifiers if c in named]
-    usecols = _subset(named, options) if renamed == named else None
+    repeated = _repeated(named)
+    usecols = None if repeated else _subset(named, options)
     try:
-        frame = pd.read_csv(
-            path, sep=sep, decimal=decimal, encoding=encoding, engine="c",
-            dtype={c: object for c in ids}, keep_default_na=False, na_values=[""],
-            index_col=False, usecols=usecols, skipinitialspace=False, low_memory=False)
+        frame = _read_csv(path, source, sep, decimal, encoding,
+                          _identifier_names(named, options), usecols, len(header))
     except pd.errors.EmptyDataError:
         raise EmptyDataError(source) from None
+    except DataError:
+        raise
     except UnicodeDecodeError as error:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -252,6 +385,10 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
         _not_utf8(path, data, max(start, 0))
         raise
     except (csv.Error, pd.errors.ParserError, ValueError) as error:
+        if isinstance(error, pd.errors.ParserError):
+            shifted = _shifted_lines(path, encoding, sep, len(header))
+            if shifted:
+                _refuse_shifted(shifted, len(header), sep, source)
         detail = " ".join(str(error).split())
         raise UnsupportedFileError(
             f"cannot read {source} as delimited text (delimiter {sep!r}): {detail}; check "
@@ -265,8 +402,8 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
                             f"(column {frame.columns.get_loc(full[0]) + 1}); give it a name "
                             "in the header line")
         frame = frame.drop(columns=empty)
-    if renamed != named:
-        frame.columns = renamed
+    frame.columns = renamed if repeated else [nfc(str(c)) for c in frame.columns]
+    ids = {nfc(c) for c in options.identifiers}
     for column in frame.columns:
         if column in ids:
             frame[column] = _canonical_ids(frame[column])
@@ -276,8 +413,163 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
 
 
 # ---------------------------------------------------------------------------- binary
+_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="\$?([A-Z]*)\$?(\d*)'
+                        rb'(?::\$?([A-Z]+)\$?(\d+))?"')
+_SHEET = re.compile(rb"<(?:\w+:)?sheet\s[^>]*>")
+_RELATION = re.compile(rb"<(?:\w+:)?Relationship\s[^>]*>")
+
+
+def _attribute(tag: bytes, name: bytes) -> str:
+    found = re.search(rb'\s' + name + rb'="([^"]*)"', tag)
+    return found.group(1).decode("utf-8", "replace") if found else ""
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} GB"  # pragma: no cover
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters.decode():
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
+def _sheet_names(book: zipfile.ZipFile) -> dict[str, str]:
+    """Worksheet parts (``xl/worksheets/sheet1.xml``) by the sheet names users see."""
+    try:
+        workbook = book.read("xl/workbook.xml")
+        rels = book.read("xl/_rels/workbook.xml.rels")
+    except KeyError:
+        return {}
+    targets = {_attribute(tag, b"Id"): _attribute(tag, b"Target").lstrip("/")
+               for tag in _RELATION.findall(rels)}
+    names = {}
+    for tag in _SHEET.findall(workbook):
+        target = targets.get(_attribute(tag, b"r:id"), "")
+        names[target if target.startswith("xl/") else f"xl/{target}"] = \
+            _attribute(tag, b"name")
+    return names
+
+
+def _count_rows(book: zipfile.ZipFile, part: zipfile.ZipInfo) -> int:
+    """Rows of a worksheet part, counted in its unpacked XML without parsing it (stops
+    past :data:`MAX_ROWS`)."""
+    rows, tail = 0, b""
+    with book.open(part) as stream:
+        while rows <= MAX_ROWS:
+            chunk = stream.read(1 << 22)
+            if not chunk:
+                break
+            text = tail + chunk
+            cut = max(text.rfind(b"<"), 0)
+            rows += _rows_in(text, cut)
+            tail = text[cut:]
+    return rows + _rows_in(tail, len(tail))
+
+
+def _rows_in(xml: bytes, end: int) -> int:
+    """Row elements (``<row ...>``, or with a namespace prefix ``<x:row ...>``) before
+    ``end``."""
+    return sum(xml.count(tag, 0, end) for tag in (b"<row ", b"<row>", b":row ", b":row>"))
+
+
+def _check_sheet(book: zipfile.ZipFile, part: zipfile.ZipInfo, sheet: str,
+                 source: str) -> None:
+    """A worksheet within Excel's limits: by its declared dimension, then by its rows."""
+    with book.open(part) as stream:
+        head = stream.read(1 << 12)
+    found = _DIMENSION.search(head)
+    rows = 0
+    if found and (found.group(4) or found.group(2)):
+        rows = int(found.group(4) or found.group(2))
+        columns = _column_number(found.group(3) or found.group(1) or b"A")
+        if columns > MAX_COLUMNS:
+            raise DataError(
+                f"{source}: sheet {sheet!r} declares {columns:,} columns, more than Excel's "
+                f"{MAX_COLUMNS:,}; it was not written by a spreadsheet: re-save it in one, "
+                "or export the data as CSV")
+    if rows <= MAX_ROWS:
+        rows = _count_rows(book, part)
+    if rows > MAX_ROWS:
+        raise DataError(
+            f"{source}: sheet {sheet!r} holds more than Excel's {MAX_ROWS:,} rows; a "
+            "spreadsheet cannot hold these data: export them as CSV or Parquet")
+
+
+def check_workbook(path: Path) -> None:
+    """Refuse, before parsing, an ``.xlsx`` that would take minutes or gigabytes to read:
+    a part that unpacks to more than :data:`MAX_RATIO` times its packed size (a "zip
+    bomb"; real workbooks unpack 2-15 times), more than :data:`MAX_UNZIPPED` bytes in all,
+    or a sheet beyond Excel's 1,048,576 rows or 16,384 columns.
+
+    A file that is not a zip archive is left to the reader (which names the damage).
+
+    Raises
+    ------
+    DataError
+        Naming the part or sheet, its sizes and the limit.
+    """
+    source = f"file {str(path)!r}"
+    try:
+        book = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return
+    with book:
+        parts = book.infolist()
+        for part in parts:
+            if part.file_size > 10 * (1 << 20) and \
+                    part.file_size > MAX_RATIO * max(part.compress_size, 1):
+                raise DataError(
+                    f"{source} unpacks its part {part.filename!r} from "
+                    f"{_size(part.compress_size)} to {_size(part.file_size)} (ratio "
+                    f"{part.file_size / max(part.compress_size, 1):,.0f}; workbooks saved "
+                    f"by a spreadsheet unpack 2 to 15 times): it is not read; re-save it in a "
+                    "spreadsheet, or export the data as CSV")
+        total = sum(part.file_size for part in parts)
+        if total > MAX_UNZIPPED:
+            raise DataError(f"{source} unpacks to {_size(total)}, more than the "
+                            f"{_size(MAX_UNZIPPED)} apim reads from a workbook; export the "
+                            "data as CSV or Parquet")
+        names = _sheet_names(book)
+        for part in parts:
+            if part.filename.startswith("xl/worksheets/") and \
+                    part.filename.endswith(".xml"):
+                _check_sheet(book, part, names.get(part.filename, part.filename), source)
+
+
+def _data_sheet(book: pd.ExcelFile, sheets: list[str], first: pd.DataFrame,
+                options: ReadOptions, source: str) -> None:
+    """When no sheet was chosen and the first lacks the identifying columns, name the
+    sheets (and the one that has them)."""
+    wanted = [nfc(c) for c in options.identifiers]
+    header = {nfc(str(h)).strip() for h in (first.iloc[0] if len(first) else [])}
+    missing = [c for c in wanted if c not in header]
+    if not missing or len(sheets) < 2:
+        return
+    having = []
+    for other in sheets[1:]:
+        top = pd.read_excel(book, sheet_name=other, header=None, nrows=1, dtype=object)
+        names = {nfc(str(h)).strip() for h in (top.iloc[0] if len(top) else [])}
+        if all(c in names for c in wanted):
+            having.append(other)
+    listed = ", ".join(repr(s) for s in sheets)
+    hint = (f"sheet {having[0]!r} has the columns {', '.join(repr(c) for c in wanted)}: "
+            f"choose it with {option('sheet', having[0])}"
+            if having else f"no sheet has all of them: choose the data's sheet with "
+            f"{option('sheet', 'NAME')}, or check the column names")
+    raise DataError(
+        f"{source}: its first sheet {sheets[0]!r} has no column {missing[0]!r} (it is "
+        f"probably not the data); the workbook's sheets are {listed}; {hint}")
+
+
 def _read_excel(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFrame:
     source = f"file {str(path)!r}"
+    check_workbook(path)
     try:
         book = pd.ExcelFile(path)
     except ImportError:
@@ -304,6 +596,8 @@ def _read_excel(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFr
                          f"{option('sheet', 'NAME')}")
         raw = pd.read_excel(book, sheet_name=name, header=None, dtype=object,
                             keep_default_na=False, na_values=[""])
+        if options.sheet is None:
+            _data_sheet(book, sheets, raw, options, source)
     if raw.empty:
         raise EmptyDataError(f"sheet {name!r} of {source}")
     header = [str(h) if not (isinstance(h, float) and np.isnan(h)) else "" for h in raw.iloc[0]]
@@ -343,6 +637,13 @@ def _labels_note(column: str, labels: dict) -> str:
     return f"value labels of {column!r} used as its values ({shown})"
 
 
+def _too_many_columns(n: int, source: str) -> None:
+    """Refuse, before reading any data, a file wider than a spreadsheet."""
+    if n > MAX_COLUMNS:
+        raise DataError(f"{source} has {n:,} columns, more than the {MAX_COLUMNS:,} a "
+                        "spreadsheet can hold; keep only the columns the analysis needs")
+
+
 def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFrame:
     import pyreadstat
 
@@ -350,18 +651,21 @@ def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFra
     read = pyreadstat.read_sav if path.suffix.lower() == ".sav" else pyreadstat.read_dta
     kind = "SPSS" if path.suffix.lower() == ".sav" else "Stata"
     try:
-        usecols = None
-        if options.columns is not None:
-            _, head = read(str(path), metadataonly=True)
-            usecols = _subset(list(head.column_names), options)
+        _, head = read(str(path), metadataonly=True)
+        names = list(head.column_names)
+        _too_many_columns(len(names), source)
+        usecols = None if options.columns is None else _subset(names, options)
         frame, meta = read(str(path), user_missing=True, usecols=usecols)
+    except DataError:
+        raise
     except Exception as error:  # pyreadstat.ReadstatError and friends
         raise UnsupportedFileError(
             f"{source} is not a readable {kind} file ({' '.join(str(error).split())[:120]});"
             f" re-save it from {kind}, or export it as CSV") from None
     frame.columns = unique_names(list(frame.columns), source, _needed(options))
+    labels = {nfc(k): v for k, v in (getattr(meta, "variable_value_labels", {}) or {}).items()}
     # declared user-missing values (SPSS ranges and values; Stata .a-.z) become missing
-    ranges = getattr(meta, "missing_ranges", None) or {}
+    ranges = {nfc(k): v for k, v in (getattr(meta, "missing_ranges", None) or {}).items()}
     for column, spans in ranges.items():
         if column not in frame.columns:
             continue
@@ -379,17 +683,16 @@ def _read_stat(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFra
                          f"the {kind} file set to missing")
     for column in frame.columns:  # Stata extended missing values (.a ... .z)
         values = frame[column]
-        if values.dtype == object and column not in (getattr(meta, "variable_value_labels",
-                                                             {}) or {}):
+        if kind == "Stata" and values.dtype == object and column not in labels:
             letters = values.map(lambda v: isinstance(v, str) and len(v) == 1
                                  and v.isalpha() and v.islower())
             numeric = pd.to_numeric(values.mask(letters.astype(bool)), errors="coerce")
-            if letters.any() and (numeric.notna() | values.isna()
-                                  | letters.astype(bool)).all():
+            # numbers with letters among them; a text column of letters stays text
+            if letters.any() and numeric.notna().any() and (
+                    numeric.notna() | values.isna() | letters.astype(bool)).all():
                 frame[column] = numeric
                 notes.append(f"column {column!r}: {int(letters.sum())} Stata extended "
                              "missing value(s) set to missing")
-    labels = getattr(meta, "variable_value_labels", {}) or {}
     for column in options.labelled:
         if column in labels and column in frame.columns:
             mapping = labels[column]
@@ -408,6 +711,7 @@ def _read_parquet(path: Path, options: ReadOptions, notes: list[str]) -> pd.Data
     source = f"file {str(path)!r}"
     try:
         names = pq.read_schema(path).names
+        _too_many_columns(len(names), source)
         renamed = unique_names(names, source, _needed(options))
         table = pq.read_table(path, columns=_subset(names, options) if renamed == names
                               else None)
@@ -522,6 +826,67 @@ def read_table(path: str | Path, *, sep: str | None = None, decimal: str | None 
     """
     options = ReadOptions(sep=sep, decimal=decimal, encoding=encoding, sheet=sheet,
                           missing=tuple(float(m) for m in missing),
-                          columns=None if columns is None else tuple(columns),
-                          identifiers=tuple(identifiers))
+                          columns=None if columns is None else tuple(nfc(c) for c in columns),
+                          identifiers=tuple(nfc(c) for c in identifiers))
     return read_with_notes(path, options)[0]
+
+
+SPSS_RESERVED = frozenset({"ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR",
+                           "TO", "WITH"})
+SPSS_NAME_BYTES = 64
+
+
+def _spss_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an SPSS variable name, or None."""
+    if not name:
+        return "it is empty"
+    if not name[0].isalpha():
+        return f"it begins with {name[0]!r}, not a letter"
+    bad = [c for c in name if not (c.isalnum() or c in "._$#@")]
+    if bad:
+        return "it holds a space" if bad[0].isspace() else f"it holds {bad[0]!r}"
+    if name.endswith("."):
+        return "it ends with a period"
+    if name.upper() in SPSS_RESERVED:
+        return "it is a reserved word"
+    if len(name.encode("utf-8")) > SPSS_NAME_BYTES:
+        return f"it is {len(name.encode('utf-8'))} bytes long"
+    return None
+
+
+def check_spss_names(columns: Sequence[object], path: str | Path) -> None:
+    """Check column names against SPSS's rules before a ``.sav`` file is written.
+
+    SPSS variable names begin with a letter, hold only letters, digits and ``. _ $ # @``,
+    do not end with a period, are at most 64 bytes (UTF-8), are not one of the reserved
+    words (ALL, AND, BY, EQ, GE, GT, LE, LT, NE, NOT, OR, TO, WITH) and differ from each
+    other in more than letter case.
+
+    Raises
+    ------
+    DataError
+        Naming the first column that breaks a rule, the rule and the fix.
+
+    Examples
+    --------
+    >>> check_spss_names(["dyad", "alliance.t1", "Qualität"], "out.sav")
+    >>> check_spss_names(["dyad", "my score"], "out.sav")
+    Traceback (most recent call last):
+    ...
+    apim.errors.DataError: cannot write 'out.sav': column 'my score' is not a valid SPSS ...
+    """
+    rules = ("SPSS names begin with a letter, hold only letters, digits and . _ $ # @, at "
+             f"most {SPSS_NAME_BYTES} bytes, and are not ALL, AND, BY, EQ, GE, GT, LE, LT, "
+             "NE, NOT, OR, TO or WITH")
+    seen: dict[str, str] = {}
+    for column in columns:
+        name = str(column)
+        problem = _spss_problem(name)
+        if problem is None and name.upper() in seen:
+            problem = f"SPSS does not tell it from {seen[name.upper()]!r} (letter case)"
+        if problem:
+            raise DataError(
+                f"cannot write {str(path)!r}: column {name!r} is not a valid SPSS variable "
+                f"name ({problem}); {rules}: rename the column, or write .csv, .dta or "
+                ".parquet")
+        seen[name.upper()] = name

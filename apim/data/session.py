@@ -48,6 +48,17 @@ def _check_read(read: dict[str, Any]) -> None:
                         f"{', '.join(READ_OPTIONS)}")
 
 KEYS = ("dyad", "session", "role")
+
+
+def copy_on_write() -> bool:
+    """Whether pandas copies on write (always from pandas 3; an option in pandas 2). Then
+    a shallow copy of a frame is a cheap independent copy; otherwise copies must be deep
+    to keep :class:`SessionData` immutable."""
+    if int(pd.__version__.split(".", 1)[0]) >= 3:
+        return True
+    return pd.options.mode.copy_on_write is True
+
+
 ROW = check.ROW
 
 
@@ -63,6 +74,10 @@ class ColumnMap:
     session: str | None
     role: str
     therapist: str | None = None
+
+    def __post_init__(self) -> None:  # names in NFC form, as the columns read are
+        for name in ("dyad", "session", "role", "therapist"):
+            object.__setattr__(self, name, check.nfc(getattr(self, name)))
 
     def canonical(self) -> dict[str, str]:
         """Map user names to canonical names."""
@@ -111,9 +126,10 @@ def _options(identifiers: Sequence[str | None], labelled: Sequence[str | None],
         raise SpecError(f"missing={missing!r} must be numbers, e.g. missing=(-99, 999)") \
             from None
     columns = read.pop("columns", None)
-    return ReadOptions(identifiers=tuple(c for c in identifiers if c),
-                       labelled=tuple(c for c in labelled if c), missing=codes,
-                       columns=None if columns is None else tuple(columns), **read)
+    return ReadOptions(identifiers=tuple(check.nfc(c) for c in identifiers if c),
+                       labelled=tuple(check.nfc(c) for c in labelled if c), missing=codes,
+                       columns=None if columns is None else tuple(check.nfc(c)
+                                                                  for c in columns), **read)
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,7 +260,7 @@ class SessionData:
 
     def __init__(self, frame: pd.DataFrame, roles: tuple[str, str], columns: ColumnMap,
                  source: str = "the data frame", notes: Sequence[str] = ()) -> None:
-        object.__setattr__(self, "_frame", frame.copy(deep=False))
+        object.__setattr__(self, "_frame", frame.copy(deep=not copy_on_write()))
         object.__setattr__(self, "roles", tuple(roles))
         object.__setattr__(self, "columns", columns)
         object.__setattr__(self, "source", source)
@@ -265,7 +281,7 @@ class SessionData:
     @property
     def frame(self) -> pd.DataFrame:
         """The long table (a copy: changing it does not change the data)."""
-        return self._frame.copy(deep=False)
+        return self._frame.copy(deep=not copy_on_write())
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -439,11 +455,24 @@ class SessionData:
         return [c for c in self._frame.columns if c not in skip]
 
     def numeric(self, column: str) -> pd.Series:
-        """A variable as float64 after checking it is numeric and finite."""
+        """A variable as float64 after checking it is numeric and finite.
+
+        The user's name of the session column (``week``) gives the session numbers, so a
+        time trend can be a covariate under the name the user knows.
+        """
         if column == ROW:
             raise MissingColumnError("variable", column, self.variables)
+        column = self.resolve(column)
         check.require_columns(self._frame, {"variable": column})
         return check.numeric_column(self._frame, column)
+
+    def resolve(self, column: str) -> str:
+        """The frame's name of a variable the user names: Unicode names in NFC form, and
+        the user's session column (``week``) as ``session``."""
+        column = check.nfc(column)
+        if column not in self._frame.columns and column == self.columns.session:
+            return "session"
+        return column
 
     def replace(self, frame: pd.DataFrame) -> SessionData:
         """The same data description with another frame (rows in the same order)."""

@@ -84,10 +84,17 @@ def resolve_roles(labels: pd.Series, column: str,
     return wanted
 
 
+LARGEST_SESSION = 2 ** 53  # beyond it, session numbers read as numbers are not exact
+
+
 def integer_sessions(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
-    """Session numbers as int64, or :class:`SessionNotIntegerError` naming column ``name``."""
+    """Session numbers as int64, or :class:`SessionNotIntegerError` naming column ``name``;
+    numbers beyond :data:`LARGEST_SESSION` are refused (never wrapped round)."""
     values = frame[column]
     numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.dtype == object:  # integers beyond uint64 stay Python ints
+        numeric = numeric.astype(float)
+    _sessions_in_range(values, numeric, frame, name)
     bad = numeric.isna() & values.notna()
     if not bad.any():
         finite = np.isfinite(numeric.to_numpy(dtype=float))
@@ -100,6 +107,19 @@ def integer_sessions(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
             first = as_number
         raise SessionNotIntegerError(name, first, frame.loc[bad, ROW].tolist())
     return numeric.astype("int64")
+
+
+def _sessions_in_range(values: pd.Series, numeric: pd.Series, frame: pd.DataFrame,
+                       name: str) -> None:
+    with np.errstate(invalid="ignore"):
+        far = np.abs(numeric.to_numpy(dtype=float)) > LARGEST_SESSION
+    if far.any():
+        first = values[far].iloc[0]
+        raise DataError(
+            f"session column {name!r} holds {str(first).strip()} "
+            f"({format_rows(frame.loc[far, ROW].tolist())}), beyond the largest session number "
+            f"apim can hold ({LARGEST_SESSION:,} = 2^53; larger numbers would wrap round or "
+            "lose digits); number the sessions 1, 2, 3, ... or give their dates")
 
 
 def no_duplicates(frame: pd.DataFrame, keys: Sequence[str], names: Sequence[str]) -> None:
@@ -152,20 +172,32 @@ def informative(values: pd.Series, column: str, scope: str = "") -> None:
         raise ConstantVariableError(column, float(present.iloc[0]), scope)
 
 
+def nfc(name: str) -> str:
+    """A column name in Unicode NFC form, so that ``'Qualita\u0308t'`` (decomposed, as macOS
+    and some exports write it) and ``'Qualit\u00e4t'`` are the same name.
+
+    Examples
+    --------
+    >>> nfc("Qualita\u0308t") == "Qualit\u00e4t"
+    True
+    """
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+
+
 def _name_key(name: object) -> str:
     return unicodedata.normalize("NFC", str(name)).strip()
 
 
 def unique_names(names: Sequence[object], source: str,
                  needed: Sequence[str] = ()) -> list[str]:
-    """Column names made unique: repeated names (also those equal after Unicode
-    normalisation or stripping spaces) become ``'name (column k)'``, with a
-    :class:`DataWarning`; a repeated name that is ``needed`` (mapped or in the model) is a
-    :class:`DataError` naming both columns."""
+    """Column names in Unicode NFC form (see :func:`nfc`) and made unique: repeated names
+    (also those equal after Unicode normalisation or stripping spaces) become
+    ``'name (column k)'``, with a :class:`DataWarning`; a repeated name that is ``needed``
+    (mapped or in the model) is a :class:`DataError` naming both columns."""
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         groups.setdefault(_name_key(name), []).append(i)
-    out = [str(n) for n in names]
+    out = [nfc(str(n)) for n in names]
     wanted = {_name_key(n) for n in needed}
     for key, positions in groups.items():
         if len(positions) < 2:
@@ -180,7 +212,7 @@ def unique_names(names: Sequence[object], source: str,
                 f"{source} has two columns named {both} (columns {where}; {same}); rename "
                 "one of them so each column has its own name")
         for i in positions:
-            out[i] = f"{names[i]} (column {i + 1})"
+            out[i] = f"{nfc(str(names[i]))} (column {i + 1})"
         warnings.warn(DataWarning(
             f"{source} has two columns named {both} (columns {where}; {same}); they are "
             f"kept as {', '.join(repr(out[i]) for i in positions[:3])}: rename them in the "
@@ -220,7 +252,8 @@ _ISO_DATE = r"\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?"
 
 def session_order(frame: pd.DataFrame, column: str, name: str) -> tuple[pd.Series, str | None]:
     """Session numbers as int64; dates (ISO text, Excel or SPSS dates) become the order of
-    the dates within each dyad, with a note. Anything else raises
+    the dates within each dyad, with a note and a :class:`DataWarning` that says so
+    (the rule: each dyad's earliest date is session 1). Anything else raises
     :class:`SessionNotIntegerError` naming column ``name``."""
     values = frame[column]
     dates = None
@@ -242,7 +275,9 @@ def session_order(frame: pd.DataFrame, column: str, name: str) -> tuple[pd.Serie
     order = dates.groupby(frame["dyad"]).rank(method="dense").astype("int64")
     note = (f"session column {name!r} holds dates ({dates.min():%Y-%m-%d} to "
             f"{dates.max():%Y-%m-%d}): sessions are numbered 1, 2, ... in date order within "
-            "each dyad, so a lag counts sessions held, not days")
+            "each dyad (the earliest date of a dyad is session 1; two rows of a dyad on the "
+            "same date are the same session), so a lag counts sessions held, not days")
+    warnings.warn(DataWarning(note), stacklevel=4)
     return order, note
 
 
@@ -284,3 +319,52 @@ def suspicious_values(values: pd.Series, rows: pd.Series, column: str) -> str | 
             f"({format_rows(rows[far].tolist())}), far outside its other values "
             f"({inside.min():g} to {inside.max():g}); if these are missing-value codes, "
             f"declare them with {option('missing', listed, f'({listed},)')}")
+
+
+def within_variation(frame: pd.DataFrame, values: pd.Series, column: str,
+                     what: str = "predictor") -> None:
+    """Refuse a within-person split of a predictor no person rated at two sessions.
+
+    A within effect (person-mean or three-level centring, latent centring) is the effect of
+    a person's session-to-session changes; with one rated session per dyad member there are
+    none, and the within part would be zero everywhere.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Long data with ``dyad``, ``role`` and ``session`` (``SessionData.frame``).
+    values : Series
+        The predictor, aligned with ``frame`` (missing where not rated).
+    column : str
+        Its name, for the message.
+    what : str
+        What it is in the model (``"predictor"``; ``"outcome"`` for latent centring).
+
+    Raises
+    ------
+    DataError
+        When every dyad member has at most one session with a rating of ``column``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"dyad": [1, 1, 2, 2], "role": ["P", "T", "P", "T"],
+    ...                       "session": [1, 1, 1, 1]})
+    >>> within_variation(frame, pd.Series([1.0, 2.0, 3.0, 4.0]), "alliance")
+    Traceback (most recent call last):
+    ...
+    apim.errors.DataError: predictor 'alliance' is rated at one session per person ...
+    """
+    rated = values.notna().to_numpy()
+    if not rated.any():
+        raise AllMissingError(column, "")
+    per_person = pd.Series(rated).groupby(
+        [frame["dyad"].to_numpy(), frame["role"].to_numpy()]).sum()
+    if int(per_person.max()) >= 2:
+        return
+    raise DataError(
+        f"{what} {column!r} is rated at one session per person (no member of any of the "
+        f"{frame['dyad'].nunique()} dyads rated it at two sessions), so it has no "
+        "within-person variation: its within effects (and latent centring) are not "
+        f"identified; fit between-person effects with {option('center', 'grand')} (or "
+        f"{option('center', 'none')}), or use data with several sessions per person")

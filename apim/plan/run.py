@@ -161,10 +161,21 @@ def check_plan(plan: Plan) -> pd.DataFrame:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
+    """A stored analysis, or None when it is absent or corrupt (then it is refitted)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    if not isinstance(record, dict):
+        return None
+    result = record.get("result")
+    if record.get("status") == "ok" and not (
+            isinstance(result, dict) and all(k in result for k in _STORED)):
+        return None
+    return record
+
+
+_STORED = ("n_obs", "n_dyads", "loglik", "aic", "bic", "converged", "boundary", "fixed")
 
 
 def _tidy_types(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

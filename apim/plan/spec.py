@@ -330,8 +330,9 @@ class Plan:
         path = Path(path)
         if not path.is_file():
             raise SpecError(f"plan file {str(path)!r} does not exist")
-        return cls.from_text(path.read_text(encoding="utf-8"), base=path.parent,
-                             path=str(path))
+        from apim.data.io import read_utf8  # UTF-8 with or without BOM; others named
+
+        return cls.from_text(read_utf8(path), base=path.parent, path=str(path))
 
     @classmethod
     def from_text(cls, text: str, base: str | Path = ".", path: str | None = None) -> Plan:
