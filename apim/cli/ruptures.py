@@ -7,6 +7,7 @@ from typing import Any
 
 from apim.analyses.ruptures import RuptureResult, RuptureSpec, detect_ruptures
 from apim.cli.common import add_columns, load
+from apim.cli.simulate import output_path
 from apim.errors import SpecError
 
 __all__ = ["register", "run"]
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> None:
     """Detect the episodes, print the summary and write the tables asked for."""
     if args.figure_dyad is not None and args.figure is None:
         raise SpecError("--figure-dyad needs --figure OUT.png")
+    output_path("--figure", args.figure, (".png", ".pdf", ".svg"), "the figure")
     spec = _spec(args)
     result = detect_ruptures(load(args), args.variable, spec)
     print(result.describe())

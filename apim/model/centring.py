@@ -51,6 +51,7 @@ import pandas as pd
 
 from apim.data.formats import partner_values
 from apim.data.session import RowKeys, SessionData
+from apim.data.validate import informative, within_variation
 from apim.errors import SpecError
 from apim.specbase import Spec
 
@@ -286,8 +287,6 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
                pooled: bool, fixed: pd.DataFrame | None) -> Decomposition:
     """:func:`decompose`, with the centres per variable and role taken from ``fixed`` when
     given (re-applying a fitted decomposition)."""
-    from apim.data.validate import informative
-
     if spec.center is None:
         spec = spec.replace(center=default_center(data))
     if spec.center == "therapist" and not data.has_therapist:
@@ -316,6 +315,7 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
             kind = "centered" if spec.center == "grand" else "raw"
             timevarying[kind] = x - centre if kind == "centered" else x
         else:
+            within_variation(frame, x, v)
             trend = _trend(x, frame["session"], person) if spec.detrend else None
             person_mean = _mean_by(x, keys, frame, "dyad")
             timevarying["within"] = x - person_mean - (0 if trend is None else trend)

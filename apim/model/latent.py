@@ -64,7 +64,7 @@ from scipy.linalg import block_diag
 
 from apim.data.hints import current, option
 from apim.data.session import SessionData
-from apim.data.validate import informative
+from apim.data.validate import informative, within_variation
 from apim.engine.multivariate.estimate import MultivariateFit, fit_multivariate
 from apim.errors import (
     BoundaryWarning,
@@ -99,6 +99,7 @@ def latent_values(data: SessionData, spec: LatentAPIMSpec) -> pd.DataFrame:
     columns = {}
     for v in (*spec.predictors, spec.outcome):
         x = data.numeric(v)
+        within_variation(frame, x, v, "predictor" if v in spec.predictors else "outcome")
         for role in roles:
             informative(x[frame["role"] == role], v, f"for role {role!r}")
         columns[v] = x
