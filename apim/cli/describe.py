@@ -17,14 +17,16 @@ import pandas as pd
 from apim.cli.common import add_columns, load
 from apim.data.session import SessionData
 from apim.data.validate import within_variation
-from apim.model.centring import DecompositionSpec, decompose
+from apim.errors import SpecError
+from apim.model.centring import DecompositionSpec, decompose, default_center
+from apim.model.checks import check_design
+from apim.model.design import build_design
+from apim.model.spec import APIMSpec
 
 __all__ = ["register", "run"]
 
 
 def _model(args: argparse.Namespace) -> Any:
-    from apim.model.spec import APIMSpec
-
     decomposition = DecompositionSpec(lag=args.lag)
     return APIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                     decomposition=decomposition, moderators=tuple(args.moderator or ()),
@@ -67,8 +69,6 @@ def _levels_text(table: dict[str, dict[str, int]], shown: int = 20) -> str:
 
 def _within_identified(data: SessionData, predictors: Sequence[str]) -> None:
     """Refuse predictors that no person rated at two sessions (no within part)."""
-    from apim.model.centring import default_center
-
     if default_center(data) not in ("person", "therapist"):
         return
     frame = data.frame
@@ -84,14 +84,9 @@ def run(args: argparse.Namespace) -> None:
     text = [v for v in given if _is_text(data, v)]
     variables = [v for v in given if v not in text]
     if args.outcome and not predictors:
-        from apim.errors import SpecError
-
         raise SpecError("--outcome needs at least one --predictor (the model whose dropped "
                         "rows to list)")
     if args.outcome:
-        from apim.model.checks import check_design
-        from apim.model.design import build_design
-
         spec = _model(args)
         _within_identified(data, predictors)
         check_design(data, spec)

@@ -17,21 +17,22 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
-from apim.errors import PartnerMismatchError, SpecError
+from apim.data.interface import SessionLike
+from apim.data.validate import require_columns
+from apim.errors import PartnerMismatchError, RolesArgumentError, SpecError
 
-if TYPE_CHECKING:
-    from apim.data.session import SessionData
+T = TypeVar("T", bound=SessionLike)
 
 ROW = "row"
 FILE_ROW = "_file_row"  # the wide row's 1-based position, carried into both long rows
 
 
-def partner_values(data: SessionData, columns: Sequence[str]) -> pd.DataFrame:
+def partner_values(data: SessionLike, columns: Sequence[str]) -> pd.DataFrame:
     """The other member's values of ``columns`` at the same dyad and session.
 
     Rows whose partner has no row at that session get missing values.
@@ -46,7 +47,7 @@ def partner_values(data: SessionData, columns: Sequence[str]) -> pd.DataFrame:
     return merged[list(columns)]
 
 
-def long_to_pairwise(data: SessionData, actor_suffix: str, partner_suffix: str,
+def long_to_pairwise(data: SessionLike, actor_suffix: str, partner_suffix: str,
                      variables: Sequence[str] | None) -> pd.DataFrame:
     """Pairwise table: ``v{actor_suffix}`` own values, ``v{partner_suffix}`` partner's.
 
@@ -76,8 +77,7 @@ def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
     return both_missing | (a.astype(object).to_numpy() == b.astype(object).to_numpy())
 
 
-def pairwise_to_long(data: SessionData, actor_suffix: str,
-                     partner_suffix: str) -> SessionData:
+def pairwise_to_long(data: T, actor_suffix: str, partner_suffix: str) -> T:
     """Strip actor suffixes, check partner columns against the partner's rows, drop them.
 
     Only columns present with both suffixes are paired; any other column is kept as it is.
@@ -109,7 +109,7 @@ def pairwise_to_long(data: SessionData, actor_suffix: str,
     return data.replace(frame)
 
 
-def shared_columns(data: SessionData) -> list[str]:
+def shared_columns(data: SessionLike) -> list[str]:
     """Variables equal for both members at every dyad x session (e.g. treatment, time)."""
     variables = data.variables
     if not variables:
@@ -120,7 +120,7 @@ def shared_columns(data: SessionData) -> list[str]:
     return [v for v in variables if _same(data.frame[v], partner[v])[both].all()]
 
 
-def long_to_wide(data: SessionData, separator: str) -> pd.DataFrame:
+def long_to_wide(data: SessionLike, separator: str) -> pd.DataFrame:
     """One row per dyad x session; role-specific columns ``{role}{separator}{variable}``."""
     frame = data.frame
     keys = ["dyad", "session"] + (["therapist"] if data.has_therapist else [])
@@ -144,11 +144,7 @@ def wide_to_long(frame: pd.DataFrame, roles: Sequence[str], separator: str,
                  keys: Sequence[str]) -> pd.DataFrame:
     """Stack ``{role}{separator}{variable}`` columns into one row per role."""
     if isinstance(roles, str) or len(roles) != 2 or roles[0] == roles[1]:
-        from apim.errors import RolesArgumentError
-
         raise RolesArgumentError(roles)
-    from apim.data.validate import require_columns
-
     require_columns(frame, {f"key {k}": k for k in keys})
     if "role" in frame.columns:
         raise SpecError("wide data already has a column 'role'; rename it before stacking")

@@ -13,14 +13,14 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
+from apim.data.formats import partner_values
+from apim.data.interface import SessionLike
+from apim.data.validate import suspicious_values
 from apim.errors import format_rows
-
-if TYPE_CHECKING:
-    from apim.data.session import SessionData
 
 FEW_DYADS = 30
 
@@ -72,7 +72,7 @@ class DataReport:
     notes: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, data: SessionData, variables: Sequence[str] | None = None,
+    def of(cls, data: SessionLike, variables: Sequence[str] | None = None,
            predictors: Sequence[str] = ()) -> DataReport:
         """Build the report; ``variables`` are the ratings a fit would use (default: all
         numeric variables); ``predictors`` also need the partner's rating at the session.
@@ -106,8 +106,6 @@ class DataReport:
                                             tuple(frame.loc[gone, "row"].tolist())))
                 remaining &= ~gone
         if predictors:
-            from apim.data.formats import partner_values
-
             partner = partner_values(data.replace(frame.assign(**values[list(predictors)])),
                                      list(predictors))
             for x in predictors:
@@ -118,8 +116,6 @@ class DataReport:
                         tuple(frame.loc[gone, "row"].tolist())))
                     remaining &= ~gone
         warnings = []
-        from apim.data.validate import suspicious_values
-
         for v in variables:
             message = suspicious_values(values[v], frame["row"], v)
             if message:

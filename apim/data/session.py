@@ -23,18 +23,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 import apim.data.validate as check
+from apim.data.formats import (
+    FILE_ROW,
+    long_to_pairwise,
+    long_to_wide,
+    pairwise_to_long,
+    wide_to_long,
+)
 from apim.data.hints import option
 from apim.data.io import ReadOptions, _missing_codes, read_with_notes
+from apim.data.report import DataReport
 from apim.errors import EmptyDataError, MissingColumnError, SpecError
-
-if TYPE_CHECKING:
-    from apim.data.report import DataReport
 
 __all__ = ["ColumnMap", "SessionData", "RowKeys", "KEYS"]
 
@@ -391,8 +396,6 @@ class SessionData:
         >>> SessionData.from_wide(wide, dyad="d", session="t", roles=("f", "m")).frame["y"].tolist()
         [2.0, 3.0]
         """
-        from apim.data.formats import FILE_ROW, wide_to_long
-
         _check_read(read)
         options = _options([dyad, session, therapist], [], dict(read))
         frame, name, notes = as_frame(data, options)
@@ -418,8 +421,6 @@ class SessionData:
         PartnerMismatchError
             When a partner column disagrees with the partner's own row.
         """
-        from apim.data.formats import pairwise_to_long
-
         _check_read(read)
         options = _options([dyad, session, role, therapist], [role], dict(read))
         frame, name, notes = as_frame(data, options)
@@ -489,8 +490,6 @@ class SessionData:
 
     def to_wide(self, separator: str = "_") -> pd.DataFrame:
         """One row per dyad x session with ``{role}{separator}{variable}`` columns."""
-        from apim.data.formats import long_to_wide
-
         return long_to_wide(self, separator)
 
     def to_pairwise(self, actor_suffix: str = "_A", partner_suffix: str = "_P",
@@ -499,13 +498,9 @@ class SessionData:
 
         ``variables`` are the columns to pair; default: those that differ between members.
         """
-        from apim.data.formats import long_to_pairwise
-
         return long_to_pairwise(self, actor_suffix, partner_suffix, variables)
 
     def report(self, variables: Sequence[str] | None = None,
                predictors: Sequence[str] = ()) -> DataReport:
         """The data report (see :class:`apim.data.report.DataReport`)."""
-        from apim.data.report import DataReport
-
         return DataReport.of(self, variables, predictors)

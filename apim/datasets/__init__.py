@@ -42,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 from apim.data.session import SessionData
-from apim.simulation.simulate import SimulationSpec
+from apim.simulation.simulate import SimulationSpec, simulate
 
 __all__ = ["load_alliance", "alliance_path", "ALLIANCE_SPEC", "ALLIANCE_SEED",
            "simulate_alliance", "write_alliance"]
@@ -71,8 +71,6 @@ def alliance_path() -> str:
 def simulate_alliance() -> pd.DataFrame:
     """The bundled data as :func:`~apim.simulation.simulate.simulate` makes them (long
     table with the CSV's columns)."""
-    from apim.simulation.simulate import simulate
-
     return simulate(ALLIANCE_SPEC, ALLIANCE_SEED).to_long()[COLUMNS]
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from apim.engine.mixed.random_effects import Unstructured
 from apim.errors import SpecError
 
 if TYPE_CHECKING:
@@ -80,8 +81,6 @@ def mixedlm_counterpart(result: APIMResult) -> pd.DataFrame:
         ``independent``, a therapist level, or no random effects).
     """
     import statsmodels.api as sm
-
-    from apim.engine.mixed.random_effects import Unstructured
 
     model = result.design.model
     if model.residual.name != "independent" or model.therapist is not None or model.Z is None \

@@ -33,6 +33,9 @@ import pandas as pd
 
 import apim.report.labels as lab
 from apim.errors import SpecError
+from apim.inference.patterns import dyadic_patterns
+from apim.inference.slopes import _pair, johnson_neyman, simple_slopes
+from apim.inference.surface import surface_parameters
 from apim.model.fitted import FittedModel
 
 if TYPE_CHECKING:
@@ -156,8 +159,6 @@ def path_diagram(result: FittedModel, level: str | None = None, predictor: str |
     With moderators, the arrows are the effects in the reference category. A multi-group
     model (the latent APIM with a moderator) gets one row of panels per group.
     """
-    from apim.inference.patterns import dyadic_patterns
-
     eff = result.effects
     actors = eff[(eff["effect"] == "actor") & (eff["by"] == "")]
     if actors.empty:
@@ -235,8 +236,6 @@ def simple_slopes_plot(result: FittedModel, effect: str, moderator: str,
         As for :func:`apim.inference.slopes.simple_slopes`.
     ax : pair of Axes, optional
     """
-    from apim.inference.slopes import _pair, johnson_neyman, simple_slopes
-
     category = _moderator_names(result, moderator)
     table = simple_slopes(result, effect, moderator, [0.0, 1.0] if category else at)
     i, j = _pair(result, effect, moderator)
@@ -319,8 +318,6 @@ def surface_plot(result: FittedModel, role: str | None = None, ax: Axes | None =
     ``role`` picks one outcome role (default: one 3-D panel per role); ``ax`` must be a
     3-D axes (``projection="3d"``).
     """
-    from apim.inference.surface import surface_parameters
-
     coef = result.coef
     eff = result.effects
     roles = [r for r in dict.fromkeys(eff.loc[eff["effect"] == "surface", "outcome_role"])
