@@ -400,5 +400,7 @@ class Plan:
                 f"{', '.join(self.data)}>")
 
     def _repr_html_(self) -> str:
-        return (f"<p>Plan <b>{self.name}</b>: {len(self.analyses)} analyses</p>"
+        import html
+
+        return (f"<p>Plan <b>{html.escape(self.name)}</b>: {len(self.analyses)} analyses</p>"
                 + self.table().to_html(index=False, na_rep=""))
