@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from apim.cli.fit import add_model_arguments, fit_with_warnings
 from apim.cli.help import HelpFormatter, examples
 from apim.errors import SpecError
+from apim.files import check_new_output
 from apim.model.result import APIMResult
 from apim.report.html import FIGURES, fit_report
 
@@ -15,7 +17,11 @@ __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> None:
-    """Fit, then write the report."""
+    """Check the output, fit, then write the report."""
+    check_new_output(args.out, "--out", force=args.force, inputs=[args.data])
+    if not Path(args.out).parent.is_dir():
+        raise SpecError(f"--out {args.out}: the folder {str(Path(args.out).parent)!r} does "
+                        "not exist; create it or write elsewhere")
     result, caught = fit_with_warnings(args)
     if not isinstance(result, APIMResult):  # report has no --centring option
         raise SpecError("apim report covers observed-mean fits")
@@ -41,4 +47,6 @@ def register(commands: Any) -> None:
                         help="figure to include (repeatable; default: all that apply)")
     parser.add_argument("--no-figures", action="store_true", help="tables only (faster)")
     parser.add_argument("--title", help="title of the report")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the --out file if it exists (never the data file)")
     parser.set_defaults(run=run)
