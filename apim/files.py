@@ -176,7 +176,7 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 def refuse_inputs(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]],
-                  option: str, what: str = "an input") -> None:
+                  option: str, what: str = "the input") -> None:
     """Refuse (always, ``--force`` or not) to write ``path`` when it is one of ``inputs``.
 
     Raises
@@ -186,8 +186,9 @@ def refuse_inputs(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLi
     """
     for source in inputs:
         if source is not None and same_file(path, source):
-            raise SpecError(f"{option} {os.fspath(path)}: is {what} ({os.fspath(source)}); "
-                            "apim never writes over its input: write elsewhere")
+            raise SpecError(f"{option} {os.fspath(path)}: is the same file as {what} "
+                            f"{os.fspath(source)}; apim never writes over its input: write "
+                            "elsewhere")
 
 
 def check_new_output(path: str | os.PathLike[str], option: str, *, force: bool = False,
