@@ -175,11 +175,11 @@ def truth_from(args: argparse.Namespace, **counts: int | None) -> SimulationSpec
 def run(args: argparse.Namespace) -> None:
     """Check every option, then simulate and write the CSV."""
     output_path("simulate OUT", args.out, (".csv",), "the simulated data")
-    check_new_output(args.out, "simulate OUT", force=args.force)
     dyads = whole("--dyads", args.dyads, 2, "the number of dyads")
     sessions = whole("--sessions", args.sessions, 1, "the number of sessions")
     seed = whole("--seed", args.seed, 0, "the seed")
     truth = truth_from(args, n_dyads=dyads, n_sessions=sessions)
+    check_new_output(args.out, "simulate OUT", force=args.force)
     check_size(truth)
     data = simulate(truth, seed or 0)
     write_csv(data.to_long(), args.out, what=Path(args.out).name)
