@@ -264,6 +264,10 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str], *, sep: str = "
               run: str | None = None, what: str = "") -> None:
     """Write ``frame`` as CSV (no index), cells neutralised, atomically.
 
+    Rows end in ``\\n``; when a text cell holds a carriage return they end in ``\\r\\n``
+    (RFC 4180), which makes the CSV writer quote that cell, so a carriage return can never
+    start a new row (and a formula) in a spreadsheet.
+
     Examples
     --------
     >>> import os, tempfile, warnings
@@ -276,7 +280,13 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str], *, sep: str = "
     '=1+1,-0.5
     a,2.0
     """
-    write_atomic(path, neutral_frame(frame, what).to_csv(index=False, sep=sep), run=run)
+    frame = neutral_frame(frame, what)
+    text_cells = [frame[c] for c in frame.columns if not pd.api.types.is_numeric_dtype(
+        frame[c].dtype)]
+    cr = any("\r" in str(c) for c in frame.columns) or any(
+        column.map(lambda v: isinstance(v, str) and "\r" in v).any() for column in text_cells)
+    write_atomic(path, frame.to_csv(index=False, sep=sep,
+                                    lineterminator="\r\n" if cr else "\n"), run=run)
 
 
 @dataclass(frozen=True)
