@@ -42,6 +42,7 @@ import os
 import re
 import secrets
 import socket
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
@@ -356,7 +357,8 @@ class FolderLock:
             record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                  "run": self.run}).encode()
             os.ftruncate(handle, 0)
-            os.pwrite(handle, record, 0) if hasattr(os, "pwrite") else os.write(handle, record)
+            os.lseek(handle, 0, os.SEEK_SET)
+            os.write(handle, record)
             self._handle = handle
             return self
         raise SpecError(f"could not lock {self.folder}: its lock file keeps changing")
@@ -378,9 +380,8 @@ class FolderLock:
 
 
 def _try_lock(handle: int) -> bool:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    """Take the operating system's exclusive lock on ``handle`` without waiting."""
+    if sys.platform == "win32":  # pragma: no cover
         import msvcrt
 
         try:
@@ -388,6 +389,8 @@ def _try_lock(handle: int) -> bool:
         except OSError:
             return False
         return True
+    import fcntl
+
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -396,12 +399,12 @@ def _try_lock(handle: int) -> bool:
 
 
 def _unlock(handle: int) -> None:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    if sys.platform == "win32":  # pragma: no cover
         import msvcrt
 
         with contextlib.suppress(OSError):
             msvcrt.locking(handle, msvcrt.LK_UNLCK, 1)
         return
+    import fcntl
+
     fcntl.flock(handle, fcntl.LOCK_UN)

@@ -174,6 +174,26 @@ def test_report_never_writes_onto_its_data(small, tmp_path, capsys):
     assert hashes(tmp_path) == before
 
 
+@pytest.mark.parametrize("option, name", [("--json", "fit.json"), ("--report", "fit.html")])
+def test_fit_refuses_an_existing_output_before_fitting(option, name, small, tmp_path, capsys):
+    target = tmp_path / name
+    target.write_text("mine")
+    before = hashes(tmp_path)
+    refused(capsys, ["fit", str(small), *COLUMNS, *MODEL, option, str(target)],
+            "already exists")
+    assert hashes(tmp_path) == before
+
+
+def test_fit_json_never_replaces_the_data(small, tmp_path, capsys, monkeypatch):
+    data = tmp_path / "data.csv"
+    data.write_bytes(small.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    before = hashes(tmp_path)
+    refused(capsys, ["fit", "data.csv", *COLUMNS, *MODEL, "--json", "./data.csv", "--force"],
+            "same file as the input")
+    assert hashes(tmp_path) == before
+
+
 @pytest.mark.parametrize("option, name", [("--csv", "power.csv"), ("--figure", "power.png")])
 def test_power_refuses_an_existing_output_before_any_replicate(option, name, tmp_path, capsys):
     target = tmp_path / name

@@ -11,6 +11,7 @@ from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
 from apim.engine.residual import RESIDUAL_NAMES
 from apim.errors import SpecError
+from apim.files import check_new_output, write_atomic
 from apim.model.centring import DecompositionSpec
 from apim.model.fit import fit
 from apim.model.latent import LatentAPIMResult, LatentAPIMSpec
@@ -86,14 +87,16 @@ def fit_with_warnings(args: argparse.Namespace
 
 def run(args: argparse.Namespace) -> None:
     """Fit and print in the chosen format."""
+    for option, path in (("--json", args.json), ("--report", args.report)):  # issue 20
+        if path:
+            check_new_output(path, option, force=args.force, inputs=[args.data])
     result, caught = fit_with_warnings(args)
     text = {"table": lambda r: r.summary(), "markdown": report.to_markdown,
             "latex": report.to_latex, "html": report.to_html,
             "json": report.to_json}[args.format](result)
     print(text)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            handle.write(report.to_json(result))
+        write_atomic(args.json, report.to_json(result))
     if args.report:
         if isinstance(result, LatentAPIMResult):
             raise SpecError("--report covers observed-mean fits; for --centring latent use "
@@ -155,4 +158,6 @@ def register(commands: Any) -> None:
                         "covariance of the variables (default unstructured)")
     parser.add_argument("--report", metavar="FILE.html",
                         help="also write an HTML report (tables, figures, data report)")
+    parser.add_argument("--force", action="store_true", help="replace the --json or "
+                        "--report file if it exists (never the data file)")
     parser.set_defaults(run=run)
