@@ -20,14 +20,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from apim._version import __version__
 from apim.data import DataReport, SessionData, read_table
 from apim.datasets import load_alliance
 from apim.model.centring import Decomposition, DecompositionSpec, decompose
-from apim.model.fit import fit
+from apim.model.registry import fit
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec
-
-__version__ = "0.1.0"
 
 # public name -> module that defines it, imported on first use
 _LAZY = {
@@ -62,12 +61,11 @@ _LAZY = {
     "therapist_effects": "apim.inference.therapist",
     "variance_shares": "apim.inference.therapist",
     "association_split": "apim.inference.therapist",
-    "LatentAPIMSpec": "apim.model.latent",
-    "LatentAPIMResult": "apim.model.latent",
+    "LatentAPIMSpec": "apim.model.spec",
+    "LatentAPIMResult": "apim.model.latent_result",
     "person_mean_reliability": "apim.model.latent",
-    "latent_wald_test": "apim.inference.latent",
-    "arm_differences": "apim.inference.latent",
-    "compare_between": "apim.inference.latent",
+    "arm_differences": "apim.inference.arms",
+    "compare_between": "apim.inference.arms",
 }
 _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
                 "cli", "parallel", "errors")

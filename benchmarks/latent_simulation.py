@@ -28,7 +28,7 @@ import pandas as pd
 from results_file import write_section
 
 from apim import APIMSpec, CovarianceSpec
-from apim.model.fit import fit
+from apim.model.registry import fit
 from apim.model.latent import LatentAPIMSpec
 from apim.parallel import run_jobs
 from apim.simulation.simulate import SimulationSpec, simulate
@@ -70,8 +70,8 @@ def replicate(job: tuple[str, int], seed: np.random.SeedSequence) -> dict[str, A
             out[f"{label}|{key}|est"] = row["estimate"]
             out[f"{label}|{key}|lo"] = row["ci_low"]
             out[f"{label}|{key}|hi"] = row["ci_high"]
-        out[f"{label}|seconds"] = result.statistics["fit_seconds"]
-        out[f"{label}|converged"] = result.statistics["converged"]
+        out[f"{label}|seconds"] = result.statistics.fit_seconds
+        out[f"{label}|converged"] = result.statistics.converged
     return out
 
 

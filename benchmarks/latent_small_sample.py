@@ -22,7 +22,7 @@ import pandas as pd
 from latent_simulation import BASE, SCENARIOS, TRUTH
 from results_file import write_section
 
-from apim.model.fit import fit
+from apim.model.registry import fit
 from apim.model.latent import LatentAPIMSpec
 from apim.parallel import run_jobs
 from apim.simulation.simulate import SimulationSpec, simulate
@@ -38,7 +38,7 @@ def replicate(n_dyads: int, seed: np.random.SeedSequence) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         result = fit(data, LatentAPIMSpec("y", ("x",), ar1=ar1))
     eff = result.effects
-    out: dict[str, Any] = {"converged": result.statistics["converged"],
+    out: dict[str, Any] = {"converged": result.statistics.converged,
                            "boundary": bool(result.boundary)}
     for term in eff.index:
         parts = term.split(".")

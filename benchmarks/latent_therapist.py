@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from latent_therapist_support import simulate_three_level, to_session_data  # noqa: E402
 
-from apim.model.fit import fit  # noqa: E402
+from apim.model.registry import fit  # noqa: E402
 from apim.model.latent import LatentAPIMSpec  # noqa: E402
 
 TWO = LatentAPIMSpec("y", ("x",))
@@ -83,7 +83,7 @@ def monte_carlo(replicates: int, therapists: int) -> list[str]:
         data = to_session_data(y, cl, oc, th)
         for name, spec in (("two-level", TWO), ("three-level", THREE)):
             result = _quiet_fit(data, spec)
-            if not result.statistics["converged"]:
+            if not result.statistics.converged:
                 failed += 1
             eff = result.effects
             for n in BETWEEN:

@@ -50,7 +50,7 @@ def true_variance(truth: SimulationSpec, residual: str) -> dict[str, float]:
 
 
 def replicate(args: tuple[str, str, np.random.SeedSequence]) -> list[dict]:
-    from apim.model.fit import fit
+    from apim.model.registry import fit
 
     scenario, method, seed = args
     truth, residual = SCENARIOS[scenario]

@@ -37,7 +37,7 @@ def moderated(data):
 
 def test_effects_table_columns_and_row_accounting(data, moderated):
     eff = moderated.effects
-    assert list(eff.columns) == apim.model.result.EFFECT_COLUMNS
+    assert list(eff.columns) == apim.model.fitted.EFFECT_COLUMNS
     assert set(eff["effect"]) == {"intercept", "actor", "partner", "actor_x_partner",
                                   "moderator"}
     assert set(eff["level"]) == {"none", "within", "between"}

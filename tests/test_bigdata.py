@@ -300,6 +300,6 @@ def test_containment_df_with_an_intercept_and_constant_columns() -> None:
     np.array(["a", "b", "a", "c"], dtype=object), np.array(["x", "y", "x"]),
     np.array([True, False, True])])
 def test_number_of_dyads_counted_as_by_a_set(labels: np.ndarray) -> None:
-    from apim.model.fit import _count
+    from apim.model.registry import _count
 
     assert _count(labels) == len(set(labels.tolist()))

@@ -19,15 +19,15 @@ from apim.engine.multivariate import evaluate, prepare
 from apim.engine.multivariate_fit import fit_multivariate, natural_gradient
 from apim.engine.multivariate_oracle import dense_loglik
 from apim.errors import DataError, SmallSampleWarning, SpecError
-from apim.inference.latent import arm_differences, compare_between, latent_wald_test
+from apim.inference.arms import arm_differences, compare_between
+from apim.inference.wald import wald_test
+from apim.model.fitted import EFFECT_COLUMNS
 from apim.model.latent import (
     LatentAPIMResult,
     LatentAPIMSpec,
     person_mean_reliability,
     warn_if_unreliable,
 )
-from apim.model.result import EFFECT_COLUMNS
-from apim.report.latent import latent_to_dict, latent_to_json
 from apim.simulation.simulate import SimulationSpec, simulate
 
 K = 4
@@ -180,7 +180,7 @@ def test_coefficients_are_the_implied_regressions(sim_fit):
 
 def test_every_rating_enters(sim_data, sim_fit):
     frame = sim_data.frame
-    assert sim_fit.statistics["n_obs"] == int(frame[["x", "y"]].notna().sum().sum())
+    assert sim_fit.statistics.n_obs == int(frame[["x", "y"]].notna().sum().sum())
 
 
 def test_invariant_to_row_order_and_dyad_labels(sim_data, sim_fit):
@@ -191,7 +191,7 @@ def test_invariant_to_row_order_and_dyad_labels(sim_data, sim_fit):
                                       roles=sim_data.roles)
     other = apim.fit(data, LatentAPIMSpec("y", ("x",)))
     assert np.allclose(other.coef, sim_fit.coef, atol=1e-7)
-    assert other.loglik == pytest.approx(sim_fit.loglik, abs=1e-7)
+    assert other.statistics.loglik == pytest.approx(sim_fit.statistics.loglik, abs=1e-7)
 
 
 def test_rescaled_outcome_scales_effects(sim_data, sim_fit):
@@ -203,7 +203,7 @@ def test_rescaled_outcome_scales_effects(sim_data, sim_fit):
 
 def test_reml_fit_and_reliability(sim_data, sim_fit):
     reml = apim.fit(sim_data, LatentAPIMSpec("y", ("x",), method="REML"))
-    assert reml.statistics["converged"]
+    assert reml.statistics.converged
     rel = sim_fit.reliability
     row = rel[(rel["variable"] == "x") & (rel["role"] == "patient")].iloc[0]
     fit = sim_fit.fits["all"]
@@ -221,9 +221,9 @@ def test_multigroup_equals_separate_fits_and_arm_tests(sim_data):
                          LatentAPIMSpec("y", ("x",)))
         for name, value in alone.coef.items():
             assert result.coef[f"{name}[{arm}]"] == pytest.approx(value, abs=1e-6)
-        assert result.effects.loc[f"patient.actor.between.x[{arm}]", "by"] == \
-            f"treatment={arm}"
-    assert result.loglik == pytest.approx(sum(f.loglik for f in result.fits.values()))
+        assert result.effects.loc[f"patient.actor.between.x[{arm}]", "group"] == arm
+        assert result.effects.loc[f"patient.actor.between.x[{arm}]", "by"] == ""
+    assert result.statistics.loglik == pytest.approx(sum(f.loglik for f in result.fits.values()))
     table = arm_differences(result)
     row = table[table["effect"] == "patient.actor.within.x"].iloc[0]
     diff = result.coef["patient.actor.within.x[1]"] - result.coef["patient.actor.within.x[0]"]
@@ -235,30 +235,32 @@ def test_multigroup_equals_separate_fits_and_arm_tests(sim_data):
 
 
 def test_wald_tests(sim_fit):
-    test = latent_wald_test(sim_fit, "patient.actor.between = patient.actor.within")
+    test = wald_test(sim_fit, "patient.actor.between = patient.actor.within")
     row_b = sim_fit.effects.loc["patient.actor.between.x"]
     row_w = sim_fit.effects.loc["patient.actor.within.x"]
     cov = sim_fit.cov_coef.loc["patient.actor.between.x", "patient.actor.within.x"]
     se = np.sqrt(row_b["se"] ** 2 + row_w["se"] ** 2 - 2 * cov)
     assert test.estimate[0] == pytest.approx(row_b["estimate"] - row_w["estimate"])
     assert test.se[0] == pytest.approx(se)
-    single = latent_wald_test(sim_fit, "patient.actor.within = 0")
+    single = wald_test(sim_fit, "patient.actor.within = 0")
     assert single.p == pytest.approx(sim_fit.effects.loc["patient.actor.within.x", "p"])
-    joint = latent_wald_test(sim_fit, "patient.actor.within = 0; therapist.actor.within = 0")
+    joint = wald_test(sim_fit, "patient.actor.within = 0; therapist.actor.within = 0")
     assert joint.df_num == 2 and joint.chi2 > single.chi2
     with pytest.raises(SpecError, match="unknown effect"):
-        latent_wald_test(sim_fit, "patient.actor.sideways = 0")
+        wald_test(sim_fit, "patient.actor.sideways = 0")
 
 
 def test_exports(sim_fit):
-    data = json.loads(latent_to_json(sim_fit))
-    assert data["model"] == "latent" and data["converged"]
+    data = json.loads(report.to_json(sim_fit))
+    assert data["model"] == "latent APIM" and data["converged"]
     assert {r["term"] for r in data["fixed"]} == set(sim_fit.coef.index)
     assert np.allclose(data["groups"]["all"]["sigma_between"], sim_fit.fits["all"].sigma_b)
-    assert LatentAPIMSpec.from_dict(latent_to_dict(sim_fit)["specification"]) == sim_fit.spec
+    assert LatentAPIMSpec.from_dict(report.to_dict(sim_fit)["specification"]) == sim_fit.spec
     markdown = report.to_markdown(sim_fit)
-    assert markdown.startswith("**Fixed effects (latent between-person means)**")
-    assert markdown.count("\n| ") == len(sim_fit.effects) + 2  # header, rule, one per effect
+    assert markdown.startswith("**Fixed effects**")
+    effects_part = markdown.split("**Variance components**")[0]
+    assert effects_part.count("\n| ") == len(sim_fit.effects) + 2  # header, rule, effects
+    assert "| z |" in effects_part and "| df |" not in effects_part
     assert "\\begin{table}" in report.to_latex(sim_fit) and "<table" in report.to_html(sim_fit)
     assert "Reliability of person means" in sim_fit.summary()
 
@@ -373,11 +375,11 @@ def test_cli_fits_the_latent_model(tmp_path, capsys):
     assert main(["fit", *common, "--centring", "latent", "--json", str(out)]) == 0
     payload = json.loads(out.read_text())
     api = apim.fit(apim.load_alliance(),
-                   apim.LatentAPIMSpec("outcome", ("alliance",), method="REML"))  # --method reml
+                   apim.LatentAPIMSpec("outcome", ("alliance",)))  # ML, the latent default
     fixed = {row["term"]: row for row in payload["fixed"]}
     assert fixed["patient.actor.between.alliance"]["estimate"] == pytest.approx(
         api.effects.loc["patient.actor.between.alliance", "estimate"], rel=1e-12)
     capsys.readouterr()
     assert main(["fit", *common, "--centring", "latent", "--lag", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "does not take --lag" in err[0]
+    assert len(err) == 1 and "--lag 1 does not apply to --centring latent" in err[0]

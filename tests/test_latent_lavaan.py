@@ -26,7 +26,7 @@ def check_against(result, reference: pd.DataFrame, predictor: str = "x") -> None
         row = ours.loc[f"{stem}.{predictor}"]
         assert abs(row["estimate"] - est) <= 1e-4 * abs(est), stem
         assert abs(row["se"] - se) <= 1e-4 * se, stem
-    assert abs(result.loglik - lavaan_stat(reference, "logLik")) < 1e-3
+    assert abs(result.statistics.loglik - lavaan_stat(reference, "logLik")) < 1e-3
     means = reference[reference["op"] == "mean"].set_index("lhs")["est"]
     mu = result.fits["all"].mu
     assert np.allclose(mu, means[["xP", "xT", "yP", "yT"]].to_numpy(), rtol=1e-5)
@@ -42,7 +42,7 @@ def test_kashy_listwise_complete_days_equal_lavaan(shared):
     table = wide(kashy(shared), "conflict", "satisf")
     result = apim.fit(long_from_wide(table), SPEC)
     check_against(result, pd.read_csv(REF / "lavaan_kashy_reference.csv"))
-    assert result.statistics["n_dyads"] == 103
+    assert result.statistics.n_dyads == 103
 
 
 def _has_lavaan() -> bool:

@@ -19,9 +19,8 @@ from apim.engine.multivariate_fit import fit_multivariate, natural_gradient
 from apim.engine.multivariate_nested import evaluate_nested
 from apim.engine.multivariate_oracle import dense_gradient, dense_loglik
 from apim.errors import DataError, SmallSampleWarning, SpecError
-from apim.inference.latent import arm_differences
+from apim.inference.arms import arm_differences
 from apim.model.latent import LatentAPIMSpec
-from apim.report.latent import latent_to_dict, latent_to_json
 
 K = 4
 SPEC = LatentAPIMSpec("y", ("x",), therapist_level=True)
@@ -154,8 +153,8 @@ def test_without_therapist_effects_three_levels_nest_two():
         warnings.simplefilter("ignore")  # Sigma_T at (or near) its boundary
         three = apim.fit(data, SPEC)
     two = apim.fit(data, LatentAPIMSpec("y", ("x",)))
-    assert three.loglik >= two.loglik - 1e-8
-    assert three.loglik - two.loglik < 6  # far from a significant therapist level
+    assert three.statistics.loglik >= two.statistics.loglik - 1e-8
+    assert three.statistics.loglik - two.statistics.loglik < 6  # no significant therapist level
     # within effects: the same to a small fraction of an SE; between effects: within one
     # SE (the ML Sigma_T of 40 therapists is small but not zero: sampling noise)
     eff2, eff3 = two.effects, three.effects
@@ -217,10 +216,10 @@ def test_simulation_recovers_the_three_covariances(truth_fit):
 
 def test_every_rating_enters_and_reml(truth_fit):
     data, result = truth_fit
-    assert result.statistics["n_obs"] == int(data.frame[["x", "y"]].notna().sum().sum())
-    assert result.statistics["n_therapists"] == 60
+    assert result.statistics.n_obs == int(data.frame[["x", "y"]].notna().sum().sum())
+    assert result.statistics.n_therapists == 60
     reml = apim.fit(data, SPEC.replace(method="REML"))
-    assert reml.statistics["converged"]
+    assert reml.statistics.converged
     # REML variances are larger than ML's at the therapist level (fewer units)
     assert np.trace(reml.fits["all"].sigma_t) > np.trace(result.fits["all"].sigma_t)
 
@@ -230,9 +229,9 @@ def test_diagonal_therapist_covariance(truth_fit):
     diag = apim.fit(data, SPEC.replace(therapist_covariance="diagonal"))
     fit = diag.fits["all"]
     assert np.allclose(fit.sigma_t, np.diag(np.diag(fit.sigma_t)))
-    assert diag.loglik <= result.loglik + 1e-8
+    assert diag.statistics.loglik <= result.statistics.loglik + 1e-8
     assert not any(".therapist." in n for n in diag.coef.index)
-    assert sum(p.startswith("therapist(") for p in diag.variance["parameter"]) == K
+    assert sum(p.startswith("therapist var(") for p in diag.variance.index) == K
 
 
 # ------------------------------------------------------------------------- invariances
@@ -244,7 +243,7 @@ def test_relabelled_and_shuffled_give_the_same_fit(truth_fit):
     other = apim.fit(apim.SessionData.from_long(frame, dyad="dyad", session="session",
                                                 role="role", roles=data.roles,
                                                 therapist="therapist"), SPEC)
-    assert other.loglik == pytest.approx(result.loglik, abs=1e-7)
+    assert other.statistics.loglik == pytest.approx(result.statistics.loglik, abs=1e-7)
     assert np.allclose(other.coef, result.coef, atol=1e-7)
     assert np.allclose(other.fits["all"].sigma_t, result.fits["all"].sigma_t, atol=1e-8)
 
@@ -265,17 +264,17 @@ def test_changed_units_scale_the_estimates(truth_fit):
 # ----------------------------------------------------------------------- API and exports
 def test_exports_show_the_therapist_level(truth_fit):
     _, result = truth_fit
-    payload = json.loads(latent_to_json(result))
+    payload = json.loads(report.to_json(result))
     group = payload["groups"]["all"]
     assert np.allclose(group["sigma_therapist"], result.fits["all"].sigma_t)
     assert group["n_therapists"] == 60 and payload["n_therapists"] == 60
-    assert LatentAPIMSpec.from_dict(latent_to_dict(result)["specification"]) == result.spec
+    assert LatentAPIMSpec.from_dict(report.to_dict(result)["specification"]) == result.spec
     markdown = report.to_markdown(result)
     assert "(between-therapist)" in markdown and "within therapist" in markdown
     assert "60 therapists" in markdown
     text = result.summary()
     assert "Therapist-level covariance (Sigma_T)" in text
-    assert "therapist(x[patient],y[patient])" in text
+    assert "therapist cov(x[patient],y[patient])" in text
     eff = result.effects
     assert set(eff.loc[eff["level"] == "therapist"].index) == {
         f"{r}.{e}.therapist.x" for r in ("patient", "therapist") for e in ("actor", "partner")}

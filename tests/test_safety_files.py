@@ -400,10 +400,12 @@ def test_convert_xlsx_writes_text_not_formulas(value, formula_data, tmp_path, ca
 
 
 def test_numbers_stay_numbers(tmp_path):
+    from apim.errors import DataWarning
     from apim.files import write_csv
 
     path = tmp_path / "n.csv"
-    write_csv(pd.DataFrame({"x": [-0.5, 2.0], "label": ["-0.5", "-1+2"]}), path)
+    with pytest.warns(DataWarning, match="1 in column 'label'"):
+        write_csv(pd.DataFrame({"x": [-0.5, 2.0], "label": ["-0.5", "-1+2"]}), path)
     assert path.read_text().splitlines() == ["x,label", "-0.5,-0.5", "2.0,'-1+2"]
 
 

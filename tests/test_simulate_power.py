@@ -118,7 +118,7 @@ SMALL = SimulationSpec(n_dyads=20, n_sessions=4)
 @pytest.fixture
 def count_fits(monkeypatch):
     """Count the replicate fits (the power module imports fit at call time)."""
-    import apim.model.fit as fit_module
+    import apim.model.registry as fit_module
 
     calls = []
     real = fit_module.fit
@@ -184,7 +184,7 @@ def test_a_design_the_data_cannot_carry_fails_at_once(count_fits):
 def test_failed_and_non_converged_replicates_are_counted(monkeypatch):
     import dataclasses
 
-    import apim.model.fit as fit_module
+    import apim.model.registry as fit_module
     import apim.simulation.power as power_module
     from apim.errors import FitError
 

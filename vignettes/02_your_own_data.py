@@ -119,7 +119,7 @@ from_csv = apim.fit(apim.load_alliance(), spec)
 print(from_spss.summary())
 print(from_spss.dropped.groupby("reason").size())
 pd.testing.assert_series_equal(from_spss.effects["estimate"], from_csv.effects["estimate"])
-assert from_spss.engine.loglik == from_csv.engine.loglik
+assert from_spss.statistics.loglik == from_csv.statistics.loglik
 
 # %% [markdown]
 # The same in other layouts: `data.to_wide()` (a row per dyad and session) and

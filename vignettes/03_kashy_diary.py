@@ -69,9 +69,9 @@ print(pd.DataFrame({"apim": effects.loc[list(published), "estimate"],
 for term, (b, se) in published.items():
     assert near(effects.loc[term, "estimate"], b, 6), term
     assert abs(effects.loc[term, "se"] - se) <= 1e-4 * se, term
-assert a1.engine.n_obs == 2833 and a1.engine.n_dyads == 103
-assert near(a1.engine.loglik, -2548.449, 3)
-assert near(a1.engine.aic, 5134.899, 3) and near(a1.engine.bic, 5247.891, 3)
+assert a1.statistics.n_obs == 2833 and a1.statistics.n_dyads == 103
+assert near(a1.statistics.loglik, -2548.449, 3)
+assert near(a1.statistics.aic, 5134.899, 3) and near(a1.statistics.bic, 5247.891, 3)
 variance = a1.engine.variance["estimate"]
 assert abs(variance["rho"] - 0.2570029) < 1e-4
 assert abs(variance["sigma(1)"] / variance["sigma(0)"] - 1.041919) < 1e-4

@@ -57,7 +57,7 @@ eff = indist.effects
 assert near(eff.loc["both.actor.none.other_pos", "estimate"], 0.4004231, 7)
 assert near(eff.loc["both.partner.none.other_pos", "estimate"], 0.2879705, 7)
 assert near(eff.loc["both.actor.none.other_pos", "se"], 0.0473141, 7)
-assert near(indist.engine.loglik, -148.3591, 4)
+assert near(indist.statistics.loglik, -148.3591, 4)
 assert near(indist.variance.loc["residual cor(1,-1)", "estimate"], 0.4693414, 7)
 assert near(pseudo_r2(indist)["pseudo_r2"].iloc[0], 0.29462, 5)
 
@@ -78,7 +78,7 @@ published = {"1.intercept": (0.6904589, 0.3429034), "-1.intercept": (0.6112485, 
 for term, (b, se) in published.items():
     assert near(dist.effects.loc[term, "estimate"], b, 7), term
     assert abs(dist.effects.loc[term, "se"] - se) <= 1e-4 * se, term  # DESIGN.md tolerance
-assert near(dist.engine.loglik, -150.1108, 4)
+assert near(dist.statistics.loglik, -150.1108, 4)
 sd = dist.variance["estimate"]
 assert near(sd["residual sd(-1)"] / sd["residual sd(1)"], 1.203894, 5)
 

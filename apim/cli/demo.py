@@ -8,11 +8,10 @@ from typing import Any
 from apim.cli.help import HelpFormatter, examples
 from apim.datasets import load_alliance
 from apim.inference.wald import wald_test
-from apim.model.fit import fit
+from apim.model.registry import fit
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec
 from apim.report.export import to_markdown
-from apim.report.labels import moderator_references
 
 __all__ = ["register", "run", "row_accounting"]
 
@@ -27,7 +26,7 @@ def row_accounting(result: APIMResult, report_rows: set[int]) -> list[str]:
     dropped = result.dropped
     fit_rows = set(dropped["row"])
     partner = set(dropped.loc[dropped["reason"].str.contains("partner"), "row"])
-    lines = [f"Rows not used by the fit: {len(fit_rows)} of {len(result.design.data.frame)}"]
+    lines = [f"Rows not used by the fit: {len(fit_rows)} of {len(result.data.frame)}"]
     for reason, n in dropped.groupby("reason", sort=False).size().items():
         lines.append(f"  - {n} rows: {reason}")
     other = fit_rows - report_rows - partner
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> None:
     print()
     print(to_markdown(result))
     print()
-    for m, ref in moderator_references(result).items():
+    for m, ref in result.reference_levels().items():
         print(f"Moderator {m}: reference category {ref}; the terms marked |{m}[...] are "
               f"differences from {ref}, the other terms are the effects in {ref}.")
     print(f"Roles: {result.roles[0]} is the reference role; each outcome role has its own "

@@ -1,10 +1,34 @@
-"""``apim fit``: fit an APIM and print its tables (optionally an HTML report)."""
+"""``apim fit``: fit an APIM and print its tables (optionally an HTML report).
+
+Three kinds of model, chosen by the options: the observed-mean APIM (default), the latent
+APIM (``--centring latent``) and a model written as a formula (``--formula``). Every model
+option applies to some of the kinds (:data:`OPTIONS`, the one table of which); an option
+given for a kind it does not apply to is refused before the data are read, never ignored.
+
+Examples
+--------
+>>> import argparse
+import json
+>>> args = argparse.Namespace(formula=None, centring="latent", df="containment")
+>>> model_kind(args)
+'latent'
+>>> check_options(args, "latent")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+apim.errors.SpecError: --df containment does not apply to --centring latent: its tests ...
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import textwrap
 import warnings
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import pandas as pd
 
 from apim import report
 from apim.cli.common import add_columns, load
@@ -12,13 +36,102 @@ from apim.cli.help import HelpFormatter, examples
 from apim.engine.residual import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.files import check_new_output, write_atomic
+from apim.inference.arms import arm_differences
+from apim.inference.wald import WaldTest, wald_test
 from apim.model.centring import DecompositionSpec
-from apim.model.fit import fit
-from apim.model.latent import LatentAPIMResult, LatentAPIMSpec
-from apim.model.result import APIMResult
-from apim.model.spec import APIMSpec, CovarianceSpec
+from apim.model.fitted import FittedModel, jsonable
+from apim.model.registry import fit
+from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec, LatentAPIMSpec
 
-__all__ = ["register", "run", "add_model_arguments", "fit_with_warnings"]
+__all__ = ["register", "run", "add_model_arguments", "fit_with_warnings", "model_kind",
+           "check_options", "model_spec", "OPTIONS", "KINDS"]
+
+OBSERVED, LATENT, FORMULA = "observed", "latent", "formula"
+KINDS = (OBSERVED, LATENT, FORMULA)
+#: How messages name each kind (as the user chose it).
+KIND_NAMES = {OBSERVED: "the observed-mean APIM", LATENT: "--centring latent",
+              FORMULA: "--formula"}
+_HELP_NAMES = {OBSERVED: "observed-mean", LATENT: "latent", FORMULA: "formula"}
+#: The latent model's session-level covariance is unstructured, with optional AR(1).
+LATENT_RESIDUALS = {"un": False, "un-ar1": True}
+FORMULA_EXAMPLE = "--formula 'outcome ~ alliance + alliance_partner'"
+_NOT_SPLIT = ("a formula uses the columns as they are in the data (no within/between split, "
+              "lag or detrending); drop {flag}")
+_LATENT_SPLIT = ("the latent model splits the predictors itself (latent person means); "
+                 "drop {flag}, or drop --centring latent for the observed-mean model")
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """A model option of ``apim fit`` / ``apim report``: the kinds it applies to and, for
+    each other kind, why not and what to do (``{flag}`` is replaced by the option)."""
+
+    flag: str
+    kinds: tuple[str, ...]
+    refused: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    @property
+    def applies_to(self) -> str:
+        """For the help text: ``observed-mean only``, ``observed-mean, latent``, ..."""
+        if self.kinds == KINDS:
+            return "every model"
+        names = [_HELP_NAMES[k] for k in self.kinds]
+        return names[0] + " only" if len(names) == 1 else ", ".join(names)
+
+
+#: The one table: every model option and the kinds it applies to (the others refuse it).
+#: ``--formula`` selects the formula kind, ``--centring latent`` the latent one.
+OPTIONS: tuple[ModelOption, ...] = (
+    ModelOption("--outcome", (OBSERVED, LATENT), {
+        FORMULA: "the formula names the outcome and the terms; drop --outcome and "
+                 "--predictor, or drop --formula"}),
+    ModelOption("--predictor", (OBSERVED, LATENT), {
+        FORMULA: "the formula names the outcome and the terms; drop --outcome and "
+                 "--predictor, or drop --formula"}),
+    ModelOption("--formula", (FORMULA,)),
+    ModelOption("--random-formula", (FORMULA,), {
+        OBSERVED: "it is the random part of a formula model: add " + FORMULA_EXAMPLE +
+                  " (without --outcome/--predictor), or use --random",
+        LATENT: "it is the random part of a formula model; drop {flag}"}),
+    ModelOption("--centring", (OBSERVED, LATENT), {
+        FORMULA: "a formula uses the columns as they are in the data (no within/between "
+                 "split); drop {flag}, or drop --formula"}),
+    ModelOption("--center", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
+    ModelOption("--lag", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
+    ModelOption("--detrend", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
+    ModelOption("--indistinguishable", (OBSERVED,), {
+        LATENT: "the latent model has effects per role (distinguishable members); drop {flag}",
+        FORMULA: "write pooled terms into the formula; drop {flag}"}),
+    ModelOption("--interaction", (OBSERVED,), {
+        LATENT: "the latent model has no actor x partner terms; drop {flag}",
+        FORMULA: "write the product into the formula, e.g. "
+                 "'outcome ~ alliance * alliance_partner'; drop {flag}"}),
+    ModelOption("--moderator", (OBSERVED, LATENT), {
+        FORMULA: "write it into the formula, e.g. 'outcome ~ (alliance + alliance_partner) "
+                 "* treatment'; drop {flag}"}),
+    ModelOption("--covariate", (OBSERVED,), {
+        LATENT: "the latent model has no covariates; drop {flag}",
+        FORMULA: "add it to the formula's terms; drop {flag}"}),
+    ModelOption("--random", (OBSERVED,), {
+        LATENT: "its dyad level is the unstructured between-dyad covariance (Sigma_B) of "
+                "all the variables; drop {flag}",
+        FORMULA: "give the formula's random part as --random-formula, e.g. "
+                 "--random-formula '0 + role'; drop {flag}"}),
+    ModelOption("--residual", KINDS),
+    ModelOption("--therapist-level", KINDS),
+    ModelOption("--therapist-covariance", (LATENT,), {
+        OBSERVED: "the observed-mean model has one therapist random intercept; add "
+                  "--centring latent (with --therapist-level), or drop {flag}",
+        FORMULA: "the formula model has one therapist random intercept; drop {flag}"}),
+    ModelOption("--method", KINDS),
+    ModelOption("--df", (OBSERVED, FORMULA), {
+        LATENT: "its tests are z tests (normal theory, as lavaan); drop {flag}"}),
+)
+_TABLE = {o.flag: o for o in OPTIONS}
 
 EXAMPLES = examples(
     "apim fit sessions.csv --dyad dyad --session session --role role "
@@ -27,18 +140,95 @@ EXAMPLES = examples(
     "--outcome outcome --predictor alliance --moderator treatment --residual un-ar1 "
     "--format latex --report fit.html",
     "apim fit sessions.csv --dyad dyad --session session --role role --therapist therapist "
-    "--outcome outcome --predictor alliance --centring latent --therapist-level")
+    "--outcome outcome --predictor alliance --centring latent --residual un-ar1 "
+    "--therapist-level",
+    "apim fit sessions.csv --dyad dyad --session session --role role --formula "
+    "'outcome ~ alliance + alliance_partner' --random-formula '0 + role'") + "\n\n" + \
+    "\n".join(textwrap.fill(text, 88, break_on_hyphens=False) for text in (
+        "model kinds: the observed-mean APIM (default), the latent APIM (--centring latent) "
+        "and a formula model (--formula; x_partner is the partner's x at the same session; "
+        "--random-formula '0 + role' gives role-specific random intercepts per dyad). An "
+        "option that does not apply to the chosen kind is an error.",
+        "defaults: --method reml (ml with --centring latent); --df satterthwaite; --residual "
+        "un (cs with --indistinguishable; un with --centring latent); --random intercepts "
+        "(none for cross-sectional data); --center person (therapist with "
+        "--therapist-level, none for cross-sectional data); --lag 0; --random-formula none "
+        "(residuals only)"))
 
 
-def _spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec:
-    if getattr(args, "centring", "observed") == "latent":
-        return _latent_spec(args)
-    if getattr(args, "therapist_covariance", None) is not None:
-        raise SpecError("--therapist-covariance belongs to the latent model: add "
-                        "--centring latent, or drop it (the observed-mean model has one "
-                        "therapist random intercept)")
+def _given(args: argparse.Namespace, option: ModelOption) -> bool:
+    value = getattr(args, option.dest, None)
+    return value is not None and value is not False and value != []
+
+
+def _shown(args: argparse.Namespace, option: ModelOption) -> str:
+    """The option as the user gave it: ``--df containment``, ``--detrend``."""
+    value = getattr(args, option.dest)
+    if value is True:
+        return option.flag
+    values = value if isinstance(value, list) else [value]
+    return " ".join(f"{option.flag} {shlex.quote(str(v))}" for v in values)
+
+
+def model_kind(args: argparse.Namespace) -> str:
+    """``formula`` with ``--formula``, ``latent`` with ``--centring latent``, else
+    ``observed``."""
+    if getattr(args, "formula", None) is not None:
+        return FORMULA
+    return LATENT if getattr(args, "centring", None) == "latent" else OBSERVED
+
+
+def check_options(args: argparse.Namespace, kind: str) -> None:
+    """Refuse (:class:`~apim.errors.SpecError`, naming it) any option the user gave that
+    does not apply to ``kind``, or a value it cannot take there."""
+    for option in OPTIONS:
+        if kind not in option.kinds and _given(args, option):
+            reason = option.refused[kind].format(flag=option.flag)
+            raise SpecError(f"{_shown(args, option)} does not apply to {KIND_NAMES[kind]}: "
+                            f"{reason}")
+    if kind in (OBSERVED, LATENT) and not (getattr(args, "outcome", None)
+                                          and getattr(args, "predictor", None)):
+        missing = "--outcome COL" if not getattr(args, "outcome", None) else "--predictor COL"
+        raise SpecError(f"the model needs {missing}: give --outcome COL and --predictor COL "
+                        f"(repeatable), or a model formula: {FORMULA_EXAMPLE}")
+    if kind != LATENT:
+        return
+    residual = getattr(args, "residual", None)
+    if residual is not None and residual not in LATENT_RESIDUALS:
+        raise SpecError(f"--residual {residual} does not apply to --centring latent: its "
+                        "session-level covariance is unstructured (--residual un, the "
+                        "default) with optional AR(1) over sessions (--residual un-ar1); "
+                        "give one of those or drop --residual")
+    moderators = getattr(args, "moderator", None) or []
+    if len(moderators) > 1:
+        raise SpecError(f"{_shown(args, _TABLE['--moderator'])}: --centring latent takes "
+                        "one --moderator (a grouping: one model per group); give one")
+    if getattr(args, "therapist_covariance", None) is not None \
+            and not getattr(args, "therapist_level", False):
+        raise SpecError("--therapist-covariance applies to the therapist level: add "
+                        "--therapist-level (and --therapist COL), or drop "
+                        "--therapist-covariance")
+
+
+def model_spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec | FormulaSpec:
+    """The spec of the model the options describe, the options checked first (defaults per
+    kind: REML, or ML for the latent model)."""
+    kind = model_kind(args)
+    check_options(args, kind)
+    method = args.method.upper() if args.method else None
+    if kind == FORMULA:
+        return FormulaSpec(formula=args.formula, random=args.random_formula,
+                           residual=args.residual or "un",
+                           therapist_level=args.therapist_level, method=method or "REML")
+    if kind == LATENT:
+        return LatentAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
+                              moderator=(args.moderator or [None])[0],
+                              ar1=LATENT_RESIDUALS[args.residual or "un"],
+                              method=method or "ML", therapist_level=args.therapist_level,
+                              therapist_covariance=args.therapist_covariance
+                              or "unstructured")
     center = args.center or ("therapist" if args.therapist_level else None)
-    decomposition = DecompositionSpec.from_dict({"center": center, "lag": args.lag,
+    decomposition = DecompositionSpec.from_dict({"center": center, "lag": args.lag or 0,
                                                  "detrend": args.detrend})
     return APIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                     decomposition=decomposition, distinguishable=not args.indistinguishable,
@@ -46,95 +236,121 @@ def _spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec:
                     covariates=tuple(args.covariate or ()),
                     covariance=CovarianceSpec(random=args.random, residual=args.residual,
                                               therapist_level=args.therapist_level),
-                    method=args.method.upper())
-
-
-def _latent_spec(args: argparse.Namespace) -> LatentAPIMSpec:
-    moderators = args.moderator or []
-    if len(moderators) > 1:
-        raise SpecError("--centring latent takes one --moderator (a grouping: one model per "
-                        "group)")
-    unused = [flag for flag, value in (("--covariate", args.covariate),
-                                       ("--interaction", args.interaction),
-                                       ("--indistinguishable", args.indistinguishable),
-                                       ("--lag", args.lag), ("--detrend", args.detrend),
-                                       ("--center", args.center)) if value]
-    if unused:
-        raise SpecError(f"--centring latent does not take {unused[0]}: the latent model "
-                        "splits the predictors itself; drop the option or use the default "
-                        "observed-mean centring")
-    covariance = getattr(args, "therapist_covariance", None)
-    if covariance is not None and not args.therapist_level:
-        raise SpecError("--therapist-covariance applies to the therapist level: add "
-                        "--therapist-level (and --therapist COL)")
-    return LatentAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
-                          moderator=moderators[0] if moderators else None,
-                          ar1=args.residual in ("ar1", "un-ar1"), method=args.method.upper(),
-                          therapist_level=args.therapist_level,
-                          therapist_covariance=covariance or "unstructured")
+                    method=method or "REML")
 
 
 def fit_with_warnings(args: argparse.Namespace
-                      ) -> tuple[APIMResult | LatentAPIMResult, list[str]]:
-    """Fit the model of ``args``; warnings are shown as usual and also returned."""
+                      ) -> tuple[FittedModel, list[str]]:
+    """Fit the model of ``args`` (its options checked before the data are read); warnings
+    are shown as usual and also returned."""
+    spec = model_spec(args)
+    options: dict[str, Any] = {} if args.df is None else {"df": args.df}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = fit(load(args), _spec(args), df=args.df)
+        result = fit(load(args), spec, **options)
     for w in caught:
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return result, list(dict.fromkeys(str(w.message) for w in caught))
 
 
+def _extras(result: FittedModel, hypotheses: list[str]) -> tuple[list[WaldTest],
+                                                                    pd.DataFrame | None]:
+    """The Wald tests asked for, and the arm differences of a multi-group model."""
+    tests = [wald_test(result, h) for h in hypotheses]
+    groups = set(result.effects["group"]) - {""}
+    return tests, (arm_differences(result) if len(groups) > 1 else None)
+
+
 def run(args: argparse.Namespace) -> None:
-    """Fit and print in the chosen format."""
+    """Fit and print in the chosen format, with the Wald tests asked for (``--test``) and,
+    for a multi-group model, the differences between its arms."""
     for option, path in (("--json", args.json), ("--report", args.report)):  # issue 20
         if path:
             check_new_output(path, option, force=args.force, inputs=[args.data])
     result, caught = fit_with_warnings(args)
-    text = {"table": lambda r: r.summary(), "markdown": report.to_markdown,
-            "latex": report.to_latex, "html": report.to_html,
-            "json": report.to_json}[args.format](result)
-    print(text)
+    tests, arms = _extras(result, args.test or [])
+    payload = result.to_dict()
+    payload["tests"] = [{k: [jsonable(x) for x in v] if isinstance(v, tuple) else jsonable(v)
+                         for k, v in asdict(t).items()} for t in tests]
+    if arms is not None:
+        payload["arm_differences"] = [{k: jsonable(v) for k, v in row.items()}
+                                      for row in arms.to_dict("records")]
+    as_json = json.dumps(payload, indent=2, default=jsonable, allow_nan=False)
+    if args.format == "json":
+        print(as_json)
+    else:
+        print({"table": lambda r: r.summary(), "markdown": report.to_markdown,
+               "latex": report.to_latex, "html": report.to_html}[args.format](result))
+        if arms is not None:
+            print("\nDifferences between arms (each arm against the first)")
+            print(arms.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        for test in tests:
+            print(test)
     if args.json:
-        write_atomic(args.json, report.to_json(result))
+        write_atomic(args.json, as_json)
     if args.report:
-        if isinstance(result, LatentAPIMResult):
-            raise SpecError("--report covers observed-mean fits; for --centring latent use "
-                            "--format markdown/latex/html or --json")
         report.fit_report(result, args.report, warnings=caught)
 
 
+def _help(flag: str, text: str) -> str:
+    return f"{text} [{_TABLE[flag].applies_to}]"
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The data and model options shared by ``apim fit`` and ``apim report``."""
+    """The data and model options shared by ``apim fit`` and ``apim report``; each help
+    text ends with the model kinds the option applies to (:data:`OPTIONS`)."""
     add_columns(parser)
-    parser.add_argument("--outcome", required=True, help="each member's outcome column")
-    parser.add_argument("--predictor", action="append", required=True,
-                        help="predictor rated by both members (repeatable)")
-    parser.add_argument("--center", choices=("person", "therapist", "grand", "none"),
-                        help="decomposition (default person, or none for cross-sectional "
-                        "data; therapist with --therapist-level)")
-    parser.add_argument("--lag", type=int, default=0,
-                        help="lag of the predictors in sessions")
-    parser.add_argument("--detrend", action="store_true",
-                        help="remove each person's linear trend before the split")
-    parser.add_argument("--indistinguishable", action="store_true",
-                        help="one intercept and effects pooled over roles")
-    parser.add_argument("--interaction", action="store_true",
-                        help="add actor x partner terms")
-    parser.add_argument("--moderator", action="append",
-                        help="dyad-level moderator (repeatable)")
-    parser.add_argument("--covariate", action="append", help="covariate (repeatable)")
-    parser.add_argument("--random", choices=("none", "intercepts", "slopes"),
-                        help="random effects per dyad (default intercepts, or none for "
-                        "cross-sectional data)")
-    parser.add_argument("--residual", choices=tuple(RESIDUAL_NAMES),
-                        help="residual structure (default un; cs with --indistinguishable)")
-    parser.add_argument("--therapist-level", action="store_true",
-                        help="random intercept per therapist (needs --therapist)")
-    parser.add_argument("--method", choices=("reml", "ml"), default="reml",
-                        help="estimation method")
-    parser.add_argument("--df", choices=("satterthwaite", "containment"),
-                        default="satterthwaite", help="denominator df of the t tests")
+    model = parser.add_argument_group(
+        "model", "the observed-mean APIM (default), the latent APIM (--centring latent) or a\n"
+        "formula model (--formula); [...] says which the option applies to")
+    add = model.add_argument
+    add("--outcome", help=_help("--outcome", "each member's outcome column (needed unless "
+                                "--formula)"))
+    add("--predictor", action="append",
+        help=_help("--predictor", "predictor rated by both members (repeatable; needed "
+                   "unless --formula)"))
+    add("--formula", help=_help("--formula", "a model formula instead of --outcome/"
+                                "--predictor, e.g. 'outcome ~ alliance + alliance_partner' "
+                                "(x_partner: the partner's x at the same session)"))
+    add("--random-formula", metavar="RHS",
+        help=_help("--random-formula", "random part per dyad of a --formula model, e.g. "
+                   "'0 + role' (role-specific random intercepts); default: none"))
+    add("--centring", choices=("observed", "latent"),
+        help=_help("--centring", "between effects from observed person means (default), or "
+                   "from latent means (the multivariate model that uses every rating; "
+                   "--residual un-ar1 adds AR(1); one --moderator fits one model per group)"))
+    add("--center", choices=("person", "therapist", "grand", "none"),
+        help=_help("--center", "decomposition (default person, or none for cross-sectional "
+                   "data; therapist with --therapist-level)"))
+    add("--lag", type=int, help=_help("--lag", "lag of the predictors in sessions "
+                                      "(default 0)"))
+    add("--detrend", action="store_true",
+        help=_help("--detrend", "remove each person's linear trend before the split"))
+    add("--indistinguishable", action="store_true",
+        help=_help("--indistinguishable", "one intercept and effects pooled over roles"))
+    add("--interaction", action="store_true",
+        help=_help("--interaction", "add actor x partner terms"))
+    add("--moderator", action="append",
+        help=_help("--moderator", "dyad-level moderator (repeatable; one with --centring "
+                   "latent: a grouping)"))
+    add("--covariate", action="append", help=_help("--covariate", "covariate (repeatable)"))
+    add("--random", choices=("none", "intercepts", "slopes"),
+        help=_help("--random", "random effects per dyad (default intercepts, or none for "
+                   "cross-sectional data)"))
+    add("--residual", choices=tuple(RESIDUAL_NAMES),
+        help=_help("--residual", "residual structure (default un; cs with "
+                   "--indistinguishable); --centring latent takes un or un-ar1"))
+    add("--therapist-level", action="store_true",
+        help=_help("--therapist-level", "therapist level (needs --therapist): a random "
+                   "intercept per therapist, or with --centring latent a random vector"))
+    add("--therapist-covariance", choices=("unstructured", "diagonal"),
+        help=_help("--therapist-covariance", "with --centring latent --therapist-level: the "
+                   "therapist-level covariance of the variables (default unstructured)"))
+    add("--method", choices=("reml", "ml"),
+        help=_help("--method", "estimation method (default reml; ml with --centring "
+                   "latent, as lavaan)"))
+    add("--df", choices=("satterthwaite", "containment"),
+        help=_help("--df", "denominator df of the t tests (default satterthwaite)"))
 
 
 def register(commands: Any) -> None:
@@ -145,19 +361,15 @@ def register(commands: Any) -> None:
         "tables (or JSON); optionally write a self-contained HTML report.",
         formatter_class=HelpFormatter, epilog=EXAMPLES)
     add_model_arguments(parser)
-    parser.add_argument("--format", choices=("table", "markdown", "latex", "html", "json"),
+    output = parser.add_argument_group("output [every model]")
+    output.add_argument("--format", choices=("table", "markdown", "latex", "html", "json"),
                         default="table", help="what to print")
-    parser.add_argument("--json", metavar="FILE", help="also write the full result as JSON")
-    parser.add_argument("--centring", choices=("observed", "latent"), default="observed",
-                        help="between effects from observed person means, or from latent "
-                        "means (the multivariate model that uses every rating; AR(1) with "
-                        "--residual ar1/un-ar1; one --moderator fits one model per group; "
-                        "--therapist-level adds a therapist level)")
-    parser.add_argument("--therapist-covariance", choices=("unstructured", "diagonal"),
-                        help="with --centring latent --therapist-level: the therapist-level "
-                        "covariance of the variables (default unstructured)")
-    parser.add_argument("--report", metavar="FILE.html",
+    output.add_argument("--json", metavar="FILE", help="also write the full result as JSON")
+    output.add_argument("--report", metavar="FILE.html",
                         help="also write an HTML report (tables, figures, data report)")
-    parser.add_argument("--force", action="store_true", help="replace the --json or "
+    output.add_argument("--test", metavar="HYPOTHESIS", action="append",
+                        help="a Wald test by effect names, e.g. 'patient.actor.within = "
+                        "therapist.actor.within' (repeatable; z tests for latent fits)")
+    output.add_argument("--force", action="store_true", help="replace the --json or "
                         "--report file if it exists (never the data file)")
     parser.set_defaults(run=run)

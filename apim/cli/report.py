@@ -10,23 +10,21 @@ from apim.cli.fit import add_model_arguments, fit_with_warnings
 from apim.cli.help import HelpFormatter, examples
 from apim.errors import SpecError
 from apim.files import check_new_output
-from apim.model.result import APIMResult
 from apim.report.html import FIGURES, fit_report
 
 __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> None:
-    """Check the output, fit, then write the report."""
+    """Check the output, fit (any model kind), then write the report."""
     check_new_output(args.out, "--out", force=args.force, inputs=[args.data])
     if not Path(args.out).parent.is_dir():
         raise SpecError(f"--out {args.out}: the folder {str(Path(args.out).parent)!r} does "
                         "not exist; create it or write elsewhere")
     result, caught = fit_with_warnings(args)
-    if not isinstance(result, APIMResult):  # report has no --centring option
-        raise SpecError("apim report covers observed-mean fits")
     figures = [] if args.no_figures else (args.figure or list(FIGURES))
-    fit_report(result, args.out, figures=figures, warnings=caught, title=args.title)
+    fit_report(result, args.out, figures=figures, warnings=caught,
+               title=args.title)
     print(f"wrote {args.out}")
 
 
@@ -34,8 +32,9 @@ def register(commands: Any) -> None:
     """Add the subcommand to the ``apim`` parser."""
     parser = commands.add_parser(
         "report", help="fit a model and write an HTML report",
-        description="Fit an APIM (options as for apim fit) and write one self-contained "
-        "HTML file: data report, model, APA tables, k, figures, rows not used, warnings.",
+        description="Fit an APIM (model options as for apim fit: observed-mean, "
+        "--centring latent or --formula) and write one self-contained HTML file: data "
+        "report, model, APA tables, k, figures, rows not used, warnings.",
         formatter_class=HelpFormatter,
         epilog=examples("apim report sessions.csv --dyad dyad --session session --role role "
                         "--outcome outcome --predictor alliance --moderator treatment "

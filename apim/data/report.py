@@ -10,6 +10,7 @@ Examples
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -166,11 +167,39 @@ class DataReport:
                 f"roles {self.roles[0]} (reference) and {self.roles[1]}; {dropped} row "
                 f"exclusions in {len(self.exclusions)} groups; {len(self.warnings)} warnings>")
 
+    def to_html(self) -> str:
+        """The data report as HTML: counts, missing ratings per role, excluded rows,
+        warnings (every text escaped)."""
+        lo, med, hi = self.sessions_per_dyad
+        facts = [("Source", self.source),
+                 ("Roles", f"{self.roles[0]} (reference), {self.roles[1]}"),
+                 ("Rows", f"{self.n_rows} (" + ", ".join(
+                     f"{r} {n}" for r, n in self.rows_per_role.items()) + ")"),
+                 ("Dyads", self.n_dyads), ("Persons", self.n_persons)]
+        if self.n_therapists:
+            facts.append(("Therapists", self.n_therapists))
+        facts += [("Dyad-sessions", self.n_sessions),
+                  ("Sessions per dyad", f"min {lo:g}, median {med:g}, max {hi:g}")]
+        parts = ['<table class="apim-kv">' + "".join(
+            f"<tr><td>{_escape(k)}</td><td>{_escape(v)}</td></tr>" for k, v in facts)
+            + "</table>"]
+        if len(self.missing):
+            missing = self.missing.reset_index().rename(columns={"index": "variable"})
+            missing.columns = ["variable", *[f"missing ({r})" for r in self.missing.columns]]
+            parts.append(_plain_table(missing))
+        if self.exclusions:
+            rows = pd.DataFrame({"reason": [e.reason for e in self.exclusions],
+                                 "rows": [len(e.rows) for e in self.exclusions],
+                                 "first rows": [format_rows(e.rows) for e in self.exclusions]})
+            parts.append("<p>Rows a dyadic fit would not use:</p>" + _plain_table(rows))
+        else:
+            parts.append("<p>Rows a dyadic fit would not use: none.</p>")
+        parts += [f'<p class="warning">Warning: {_escape(w)}</p>' for w in self.warnings]
+        return '<div class="apim-data-report">' + "\n".join(parts) + "</div>"
+
     def _repr_html_(self) -> str:
         """The report as HTML tables (Jupyter)."""
-        from apim.report.html import data_report_html
-
-        return data_report_html(self)
+        return self.to_html()
 
     def __str__(self) -> str:
         lo, med, hi = self.sessions_per_dyad
@@ -201,3 +230,11 @@ class DataReport:
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
+
+def _escape(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _plain_table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, classes="apim-plain", border=0, escape=True,
+                         na_rep="—")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from apim.data import validate as check
+import apim.data.validate as check
 from apim.data.hints import option
 from apim.data.io import ReadOptions, _missing_codes, read_with_notes
 from apim.errors import EmptyDataError, MissingColumnError, SpecError

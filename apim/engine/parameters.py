@@ -26,7 +26,7 @@ import pandas as pd
 __all__ = ["VarianceParameter", "parameter_table", "Level", "Kind"]
 
 Level = Literal["dyad", "therapist", "residual"]
-Kind = Literal["sd", "cor", "phi"]
+Kind = Literal["sd", "cor", "phi", "var", "cov"]
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,13 @@ class VarianceParameter:
     Attributes
     ----------
     level : {"dyad", "therapist", "residual"}
-    kind : {"sd", "cor", "phi"}
-        A standard deviation, a correlation, or the AR(1) autocorrelation.
+    kind : {"sd", "cor", "phi", "var", "cov"}
+        A standard deviation, a correlation, the AR(1) autocorrelation, or (multivariate
+        models, which estimate covariance matrices directly) a variance or a covariance.
     effects : tuple of str
-        The random-effect columns it concerns (dyad and therapist level): one for an SD,
-        two for a correlation; a parameter shared by both members (``pooled``) lists every
-        column that shares it.
+        The random-effect columns (or, for multivariate models, the variables) it
+        concerns: one for an SD or a variance, two for a correlation or a covariance; a
+        parameter shared by both members (``pooled``) lists every column that shares it.
     roles : tuple of int
         Role codes (0 = reference, 1) it concerns: a residual SD of one role ``(0,)``, the
         same-session residual correlation ``(0, 1)``; for a correlation between the two
@@ -55,6 +56,8 @@ class VarianceParameter:
     at_boundary : bool
         At (or numerically next to) the edge of its space: an SD at zero, a correlation at
         +-1, or part of a singular covariance matrix.
+    group : str
+        The arm of a multi-group model the parameter belongs to (empty for one group).
     """
 
     level: Level
@@ -65,6 +68,7 @@ class VarianceParameter:
     estimate: float = float("nan")
     se: float = float("nan")
     at_boundary: bool = False
+    group: str = ""
 
     @property
     def label(self) -> str:

@@ -22,8 +22,8 @@ from apim.data.session import SessionData
 from apim.engine.distributions import stats
 from apim.engine.residual import Residual
 from apim.errors import SpecError
-from apim.model.fit import fit
-from apim.model.result import APIMResult
+from apim.model.fitted import FittedModel
+from apim.model.registry import fit
 from apim.model.spec import APIMSpec
 
 __all__ = ["LikelihoodRatioTest", "likelihood_ratio_test", "distinguishability_test"]
@@ -53,8 +53,8 @@ class LikelihoodRatioTest:
         return text
 
 
-def likelihood_ratio_test(reduced: APIMResult, full: APIMResult) -> LikelihoodRatioTest:
-    """Compare two nested fits of the same rows.
+def likelihood_ratio_test(reduced: FittedModel, full: FittedModel) -> LikelihoodRatioTest:
+    """Compare two nested fits of the same rows (any kind of model).
 
     Raises
     ------
@@ -63,23 +63,30 @@ def likelihood_ratio_test(reduced: APIMResult, full: APIMResult) -> LikelihoodRa
         effects (their likelihoods are not comparable: refit with method="ML"), or when the
         "full" model does not have more parameters.
     """
-    a, b = reduced.engine, full.engine
+    a, b = reduced.statistics, full.statistics
     if a.method != b.method:
         raise SpecError("both models must be fitted with the same method (ML or REML)")
-    if a.n_obs != b.n_obs or not np.array_equal(np.sort(reduced.design.used),
-                                                np.sort(full.design.used)):
+    if a.n_obs != b.n_obs or not np.array_equal(reduced.dropped["row"].to_numpy(),
+                                                full.dropped["row"].to_numpy()):
         raise SpecError("the models use different rows; compare fits of the same rows")
-    if a.method == "REML" and (list(a.coef.index) != list(b.coef.index)
-                               or not np.allclose(a.model.X, b.model.X)):
+    if a.method == "REML" and not _same_fixed_effects(reduced, full):
         raise SpecError("REML likelihoods of models with different fixed effects are not "
-                          "comparable: refit both with method='ML'")
+                        "comparable: refit both with method='ML'")
     df = b.n_params - a.n_params
     if df <= 0:
         raise SpecError(f"the full model has {b.n_params} parameters, the reduced "
-                          f"{a.n_params}: pass the smaller model first")
+                        f"{a.n_params}: pass the smaller model first")
     chi2 = max(2 * (b.loglik - a.loglik), 0.0)
     return LikelihoodRatioTest(chi2=chi2, df=df, p=float(stats.chi2.sf(chi2, df)),
                                loglik_reduced=a.loglik, loglik_full=b.loglik, method=a.method)
+
+
+def _same_fixed_effects(a: FittedModel, b: FittedModel) -> bool:
+    if list(a.coef.index) != list(b.coef.index):
+        return False
+    xa, xb = a.design_matrix(), b.design_matrix()
+    return (xa is None) == (xb is None) and (xa is None or xb is None
+                                             or np.allclose(xa.to_numpy(), xb.to_numpy()))
 
 
 def distinguishability_test(data: SessionData, spec: APIMSpec) -> LikelihoodRatioTest:
@@ -106,19 +113,23 @@ def distinguishability_test(data: SessionData, spec: APIMSpec) -> LikelihoodRati
     return replace(test, constraints=tuple(constraints))
 
 
-def _constraints(full: APIMResult, reduced: APIMResult) -> list[str]:
+def _constraints(full: FittedModel, reduced: FittedModel) -> list[str]:
     """What the reduced (indistinguishable) model sets equal, one line per group."""
     r0, r1 = full.roles
     out = []
-    for term in full.design.terms:
+    for term in full.terms:
         if term.outcome_role == r0:
             other = dataclasses.replace(term, outcome_role=r1)
             out.append(f"{term.name} = {other.name}")
-    k_full = full.engine.model.random.n_params if full.engine.model.random else 0
-    k_reduced = reduced.engine.model.random.n_params if reduced.engine.model.random else 0
+
+    def random_count(result: FittedModel) -> int:
+        return sum(p.level == "dyad" for p in result.parameters)
+
+    k_full, k_reduced = random_count(full), random_count(reduced)
     if k_full > k_reduced:
         out.append(f"the two members' random effects have equal variances and covariances "
                    f"({k_full - k_reduced} constraint{'s' if k_full - k_reduced > 1 else ''})")
-    if not full.engine.model.residual.equal_variances:
+    if not any(p.level == "residual" and p.kind == "sd" and p.pooled
+               for p in full.parameters):
         out.append(f"equal residual variances of {r0} and {r1}")
     return out

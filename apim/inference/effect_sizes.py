@@ -27,15 +27,12 @@ True
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 
-from apim.engine.fit import fit as fit_engine
 from apim.errors import SpecError
+from apim.model.fitted import FittedModel
 from apim.model.result import APIMResult
-from apim.model.spec import APIMSpec
 
 __all__ = ["effect_sizes", "pseudo_r2"]
 
@@ -49,7 +46,7 @@ def _level_sd(values: pd.Series, person: list[pd.Series], level: str) -> float:
 
 
 
-def effect_sizes(result: APIMResult) -> pd.DataFrame:
+def effect_sizes(result: FittedModel) -> pd.DataFrame:
     """Partial r, d (dichotomous predictors) and standardised effects (continuous
     predictors) for every effect of ``result`` but the intercepts (see the module
     docstring for the formulas).
@@ -61,11 +58,15 @@ def effect_sizes(result: APIMResult) -> pd.DataFrame:
         ``predictor``, ``by``, ``estimate``, ``dichotomous``, ``partial_r``, ``d``,
         ``standardised``.
     """
-    design = result.design
-    frame = design.data.frame.loc[design.used]
+    X = result.design_matrix()
+    fitted = result.fitted_frame()
+    if X is None or fitted is None:
+        raise SpecError(f"effect sizes need the rows' design and outcome; a "
+                        f"{result.kind} has neither (its effects are regressions implied "
+                        "by covariance matrices)")
+    frame = fitted
     person = [frame["dyad"], frame["role"]]
-    y = pd.Series(design.model.y, index=frame.index)
-    X = pd.DataFrame(design.model.X, index=frame.index, columns=list(result.engine.coef.index))
+    y = frame["observed"]
     table = result.effects[["outcome_role", "effect", "level", "predictor", "by", "estimate",
                             "t", "df"]].copy()
     levels = []
@@ -97,30 +98,20 @@ def effect_sizes(result: APIMResult) -> pd.DataFrame:
 def pseudo_r2(result: APIMResult) -> pd.DataFrame:
     """Pseudo-R² per level and outcome role against the intercepts-only model (same rows,
     same random effects and residual structure)."""
-    design = result.design
-    roles = design.outcome_roles
-    if not isinstance(design.spec, APIMSpec):
-        raise SpecError("pseudo-R² compares an APIM with its intercepts-only model; this fit "
-                        "is a formula model")
-    if design.spec.distinguishable:
-        role = design.data.frame.loc[design.used, "role"]
-        X0 = np.column_stack([(role == r).to_numpy(float) for r in roles])
-    else:
-        X0 = np.ones((len(design.used), 1))
-    intercepts = replace(design.model, X=X0, x_names=tuple(f"{r}.intercept" for r in roles))
-    base = fit_engine(intercepts, result.spec.method)
+    base = result.intercepts_only()
     rows = []
-    for now, empty in zip(result.engine.parameters, base.parameters):
+    for now, empty in zip(result.parameters, base.parameters):
         if now.kind != "sd" or now.level == "therapist":
             continue
         if now.level == "residual":
             level = "within"
             who = "both" if now.pooled else result.roles[now.roles[0]]
-        elif design.random_effects.get(now.effects[0]) == "intercept":
-            level = "between"
-            who = "both" if now.pooled else design.random_members[now.effects[0]]
         else:
-            continue
+            member, effect = result.random_effect(now.effects[0])
+            if effect != "intercept":
+                continue
+            level = "between"
+            who = "both" if now.pooled else member
         v0, v1 = empty.variance, now.variance
         rows.append({"level": level, "outcome_role": who, "variance_empty": v0,
                      "variance_full": v1, "pseudo_r2": 1 - v1 / v0})

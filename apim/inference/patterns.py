@@ -17,20 +17,17 @@ Examples
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from apim.model.result import APIMResult
+from apim.model.fitted import FittedModel
 
 __all__ = ["dyadic_patterns", "PATTERNS"]
 
 PATTERNS = {"couple": 1.0, "actor-only": 0.0, "contrast": -1.0}
 
 
-def dyadic_patterns(result: APIMResult, draws: int = 20000, level: float = 0.95,
+def dyadic_patterns(result: FittedModel, draws: int = 20000, level: float = 0.95,
                     seed: int = 0) -> pd.DataFrame:
     """k with a Monte Carlo interval and the patterns the interval supports.
 
@@ -38,11 +35,12 @@ def dyadic_patterns(result: APIMResult, draws: int = 20000, level: float = 0.95,
     -------
     pandas.DataFrame
         Columns ``outcome_role, level, predictor, actor, partner, k, ci_low, ci_high,
-        pattern`` (patterns inside the interval, joined by " or "; "partner-only" when the
-        actor effect's own CI covers 0 and the partner effect's does not).
+        pattern, group`` (patterns inside the interval, joined by " or "; "partner-only"
+        when the actor effect's own CI covers 0 and the partner effect's does not; group:
+        the arm of a multi-group model, else empty).
     """
     effects = result.effects
-    beta, cov = result.engine.coef, result.engine.cov_coef
+    beta, cov = result.coef, result.cov_coef
     rng = np.random.default_rng(seed)
     alpha = (1 - level) / 2
     rows = []
@@ -50,7 +48,7 @@ def dyadic_patterns(result: APIMResult, draws: int = 20000, level: float = 0.95,
     actors = plain[plain["effect"] == "actor"]
     for name, a in actors.iterrows():
         same = ((plain["outcome_role"] == a["outcome_role"]) & (plain["level"] == a["level"])
-                & (plain["predictor"] == a["predictor"]))
+                & (plain["predictor"] == a["predictor"]) & (plain["group"] == a["group"]))
         partner = plain[same & (plain["effect"] == "partner")]
         if partner.empty:
             continue
@@ -69,5 +67,6 @@ def dyadic_patterns(result: APIMResult, draws: int = 20000, level: float = 0.95,
                      "predictor": a["predictor"], "actor": a["estimate"],
                      "partner": p["estimate"], "k": p["estimate"] / a["estimate"],
                      "ci_low": low, "ci_high": high,
-                     "pattern": " or ".join(supported) if supported else "none"})
+                     "pattern": " or ".join(supported) if supported else "none",
+                     "group": a["group"]})
     return pd.DataFrame(rows)

@@ -95,8 +95,8 @@ def mixedlm_counterpart(result: APIMResult) -> pd.DataFrame:
         warnings.simplefilter("ignore")
         fitted = sm.MixedLM(model.y, model.X, groups=model.dyad, exog_re=model.Z).fit(
             reml=result.spec.method == "REML", method=["lbfgs", "bfgs"])
-    names = list(result.engine.coef.index)
-    return pd.DataFrame({"apim": result.engine.coef.to_numpy(),
-                         "apim_se": result.engine.se.to_numpy(),
+    names = list(result.coef.index)
+    return pd.DataFrame({"apim": result.coef.to_numpy(),
+                         "apim_se": result.effects["se"].to_numpy(),
                          "mixedlm": np.asarray(fitted.fe_params)[:len(names)],
                          "mixedlm_se": np.asarray(fitted.bse_fe)[:len(names)]}, index=names)

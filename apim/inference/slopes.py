@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,15 +30,13 @@ import pandas as pd
 from apim.engine.distributions import stats
 from apim.errors import SpecError
 from apim.inference.wald import contrast_matrix
-
-if TYPE_CHECKING:
-    from apim.model.result import APIMResult
+from apim.model.fitted import FittedModel
 
 __all__ = ["simple_slopes", "johnson_neyman", "JohnsonNeyman"]
 
 
-def _pair(result: APIMResult, effect: str, moderator: str) -> tuple[int, int]:
-    names = list(result.engine.coef.index)
+def _pair(result: FittedModel, effect: str, moderator: str) -> tuple[int, int]:
+    names = list(result.coef.index)
     L, _ = contrast_matrix(effect, names)
     i = int(np.flatnonzero(L[0])[0])
     base = names[i]
@@ -54,8 +51,8 @@ def _pair(result: APIMResult, effect: str, moderator: str) -> tuple[int, int]:
                       f"are named like {base + '|' + moderator!r}")
 
 
-def _slope_table(result: APIMResult, i: int, j: int, at: np.ndarray) -> pd.DataFrame:
-    beta, cov = result.engine.coef.to_numpy(), result.engine.cov_coef.to_numpy()
+def _slope_table(result: FittedModel, i: int, j: int, at: np.ndarray) -> pd.DataFrame:
+    beta, cov = result.coef.to_numpy(), result.cov_coef.to_numpy()
     df = float(min(result.df_values().iloc[i], result.df_values().iloc[j]))
     slope = beta[i] + beta[j] * at
     se = np.sqrt(cov[i, i] + 2 * at * cov[i, j] + at ** 2 * cov[j, j])
@@ -66,13 +63,13 @@ def _slope_table(result: APIMResult, i: int, j: int, at: np.ndarray) -> pd.DataF
                          "ci_high": slope + crit * se})
 
 
-def simple_slopes(result: APIMResult, effect: str, moderator: str,
+def simple_slopes(result: FittedModel, effect: str, moderator: str,
                   at: Sequence[float] | None = None) -> pd.DataFrame:
     """Simple slopes of ``effect`` at values ``at`` of the moderator.
 
     Parameters
     ----------
-    result : APIMResult
+    result : FittedModel
     effect : str
         Effect name (as in Wald hypotheses), e.g. ``"patient.actor.within"``.
     moderator : str
@@ -90,10 +87,13 @@ def simple_slopes(result: APIMResult, effect: str, moderator: str,
     return _slope_table(result, i, j, np.asarray(at, float))
 
 
-def _moderator_values(result: APIMResult, i: int, j: int) -> np.ndarray:
+def _moderator_values(result: FittedModel, i: int, j: int) -> np.ndarray:
     """The moderator's values in the fitted rows where the effect's column is non-zero
     (the moderated column divided by the effect's column)."""
-    X = result.design.model.X
+    design = result.design_matrix()
+    if design is None:
+        return np.array([])
+    X = design.to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         column = X[:, j] / np.where(X[:, i] != 0, X[:, i], np.nan)
     return column[np.isfinite(column)]
@@ -131,12 +131,12 @@ class JohnsonNeyman:
                 f"{low:.4g} to {high:.4g}")
 
 
-def johnson_neyman(result: APIMResult, effect: str, moderator: str,
+def johnson_neyman(result: FittedModel, effect: str, moderator: str,
                    alpha: float = 0.05) -> JohnsonNeyman:
     """Johnson-Neyman region of ``effect`` over the moderator (see the module docstring),
     with the observed moderator range beside it and each bound outside it flagged."""
     i, j = _pair(result, effect, moderator)
-    beta, cov = result.engine.coef.to_numpy(), result.engine.cov_coef.to_numpy()
+    beta, cov = result.coef.to_numpy(), result.cov_coef.to_numpy()
     df = float(min(result.df_values().iloc[i], result.df_values().iloc[j]))
     t2 = stats.t.ppf(1 - alpha / 2, df) ** 2
     b, c = beta[i], beta[j]

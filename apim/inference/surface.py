@@ -14,15 +14,16 @@ from __future__ import annotations
 import pandas as pd
 
 from apim.inference.wald import wald_test
-from apim.model.result import APIMResult
+from apim.model.fitted import FittedModel
 
 __all__ = ["surface_parameters"]
 
 
-def surface_parameters(result: APIMResult) -> pd.DataFrame:
+def surface_parameters(result: FittedModel) -> pd.DataFrame:
     """a1-a4 of a :func:`response_surface` fit, per outcome role, with SEs and tests."""
     rows = []
-    for r in result.design.outcome_roles:
+    eff = result.effects
+    for r in dict.fromkeys(eff.loc[eff["effect"] == "surface", "outcome_role"]):
         b = {k: f"{r}.surface.none.{k}" for k in ("P", "T", "P2", "PxT", "T2")}
         for name, expr in (("a1", f"{b['P']} + {b['T']}"),
                            ("a2", f"{b['P2']} + {b['PxT']} + {b['T2']}"),

@@ -81,7 +81,7 @@ from apim.engine.structures import Unstructured
 from apim.errors import FitError, SpecError
 from apim.inference.wald import wald_test
 from apim.model.centring import DecompositionSpec
-from apim.model.fit import fit as apim_fit
+from apim.model.registry import fit as apim_fit
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec, CovarianceSpec
 from apim.parallel import run_jobs

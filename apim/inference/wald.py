@@ -10,7 +10,10 @@ effects and numbers, e.g. ``patient.actor.within = therapist.actor.within`` or
 One equation gives a t test with Satterthwaite df; several give an F test whose
 denominator df combine the Satterthwaite df of the orthogonalised contrasts (Fai &
 Cornelius, 1996), and the chi-square Wald statistic. With containment df the smallest df
-of the effects involved is used.
+of the effects involved is used. Models with normal-theory tests (the latent APIM) give z
+and chi-square tests (``df_den`` infinite). The df come from the model
+(:meth:`~apim.model.fitted.FittedModel.contrast_df`), so the test is the same code for
+every kind of model.
 
 Examples
 --------
@@ -26,17 +29,12 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from apim.engine.distributions import stats
-from apim.engine.inference import satterthwaite_df, satterthwaite_f_df
 from apim.errors import SpecError
-from apim.model.latent import LatentAPIMResult
-
-if TYPE_CHECKING:
-    from apim.model.result import APIMResult
+from apim.model.fitted import FittedModel
 
 __all__ = ["WaldTest", "wald_test", "contrast_matrix", "effect_aliases"]
 
@@ -158,12 +156,15 @@ def contrast_matrix(hypothesis: str, names: list[str]) -> tuple[np.ndarray, np.n
     return np.array(rows), np.array(rhs)
 
 
-def wald_test(result: APIMResult | LatentAPIMResult, hypothesis: str) -> WaldTest:
-    """Test the linear hypothesis ``hypothesis`` on a fitted APIM.
+def wald_test(result: FittedModel, hypothesis: str) -> WaldTest:
+    """Test the linear hypothesis ``hypothesis`` on any fitted model.
 
     Parameters
     ----------
-    result : APIMResult or LatentAPIMResult (z tests, as lavaan reports them)
+    result : FittedModel
+        t and F tests with the model's df (Satterthwaite or containment); z and
+        chi-square tests (``df_den = inf``) for a model with normal-theory tests, such as
+        the latent APIM (as lavaan reports them).
     hypothesis : str
         Equations separated by ``;`` (see the module docstring).
 
@@ -171,14 +172,9 @@ def wald_test(result: APIMResult | LatentAPIMResult, hypothesis: str) -> WaldTes
     -------
     WaldTest
     """
-    if isinstance(result, LatentAPIMResult):  # z tests, as lavaan reports them
-        from apim.inference.latent import latent_wald_test
-
-        return latent_wald_test(result, hypothesis)
-    fit = result.engine
-    names = list(fit.coef.index)
+    names = list(result.coef.index)
     L, c = contrast_matrix(hypothesis, names)
-    beta, cov = fit.coef.to_numpy(), fit.cov_coef.to_numpy()
+    beta, cov = result.coef.to_numpy(), result.cov_coef.to_numpy()
     diff = L @ beta - c
     lcl = L @ cov @ L.T
     se = np.sqrt(np.diag(lcl))
@@ -186,18 +182,15 @@ def wald_test(result: APIMResult | LatentAPIMResult, hypothesis: str) -> WaldTes
     if np.linalg.matrix_rank(lcl) < q:
         raise SpecError("the equations of the hypothesis are not linearly independent")
     chi2 = float(diff @ np.linalg.solve(lcl, diff))
-    involved = float(result.df_values().to_numpy()[np.any(L != 0, axis=0)].min())
+    p_chi2 = float(stats.chi2.sf(chi2, q))
     if q == 1:
-        df = float(satterthwaite_df(cov, fit.d_xvx, fit.cov_theta, L)[0]) \
-            if result.df == "satterthwaite" else involved
-        t = float(diff[0] / se[0])
-        p = float(2 * stats.t.sf(abs(t), df))
-        statistic = t
+        df = float(result.contrast_df(L)[0])
+        statistic = float(diff[0] / se[0])
+        p = float(2 * stats.t.sf(abs(statistic), df)) if np.isfinite(df) else p_chi2
     else:
-        df = satterthwaite_f_df(cov, fit.d_xvx, fit.cov_theta, L) \
-            if result.df == "satterthwaite" else involved
+        df = float(result.joint_df(L))
         statistic = chi2 / q
-        p = float(stats.f.sf(statistic, q, df))
+        p = float(stats.f.sf(statistic, q, df)) if np.isfinite(df) else p_chi2
     return WaldTest(hypothesis=hypothesis, estimate=tuple(map(float, diff)),
                     se=tuple(map(float, se)), statistic=statistic, df_num=q, df_den=df, p=p,
-                    chi2=chi2, p_chi2=float(stats.chi2.sf(chi2, q)))
+                    chi2=chi2, p_chi2=p_chi2)

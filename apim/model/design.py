@@ -37,7 +37,8 @@ from apim.errors import DataError, SpecError
 from apim.model.centring import Decomposition, decompose, default_center, is_cross_sectional
 from apim.model.spec import APIMSpec, FormulaSpec
 
-__all__ = ["Term", "APIMDesign", "build_design", "resolve_spec", "check_identified"]
+__all__ = ["Term", "APIMDesign", "build_design", "resolve_spec", "check_identified",
+           "moderator_levels"]
 
 LEVEL_OF = {"within": "within", "between": "between", "between_dyad": "between",
             "between_therapist": "therapist", "centered": "none", "raw": "none"}
@@ -53,6 +54,7 @@ class Term:
     level: str
     predictor: str
     by: str = ""
+    group: str = ""  # the arm of a multi-group model the term belongs to
 
     @property
     def name(self) -> str:
@@ -94,15 +96,23 @@ class APIMDesign:
     random_members: dict[str, str] = field(default_factory=dict, repr=False)
 
 
-def _dummies(values: pd.Series, name: str) -> dict[str, pd.Series]:
-    """Numeric moderators as they are; others as 0/1 columns against the first level (the
-    first category of a pandas Categorical, else the first value in sorted order)."""
+def moderator_levels(values: pd.Series) -> list[Any] | None:
+    """The levels of a categorical moderator, the reference first (the first category of a
+    pandas Categorical, else sorted order); None for a numeric moderator with more than two
+    values (used as it is)."""
     if pd.api.types.is_numeric_dtype(values) and values.dropna().nunique() > 2:
-        return {name: values.astype(float)}
+        return None
     if isinstance(values.dtype, pd.CategoricalDtype):
-        levels = [c for c in values.cat.categories if (values == c).any()]
-    else:
-        levels = sorted(values.dropna().unique(), key=str)
+        return [c for c in values.cat.categories if (values == c).any()]
+    return sorted(values.dropna().unique(), key=str)
+
+
+def _dummies(values: pd.Series, name: str) -> dict[str, pd.Series]:
+    """Numeric moderators as they are; others as 0/1 columns against the first level
+    (:func:`moderator_levels`)."""
+    levels = moderator_levels(values)
+    if levels is None:
+        return {name: values.astype(float)}
     if len(levels) < 2:
         raise SpecError(f"moderator {name!r} takes a single value; it cannot moderate")
     out = {}

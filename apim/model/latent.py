@@ -34,9 +34,9 @@ patient-rated alliance), and :attr:`LatentAPIMResult.variance` lists ``Sigma_T``
 
 A moderator (e.g. treatment arm) gives a **multi-group** model: separate means,
 ``Sigma_B`` and ``Sigma_W`` (and ``phi``) per arm; effects are named with the arm in
-brackets (``patient.actor.between.alliance[1]``) and compared across arms with
-:func:`apim.inference.latent.arm_differences` or
-:func:`apim.inference.latent.latent_wald_test`. With a therapist level each arm has its
+brackets (``patient.actor.between.alliance[1]``; the ``group`` column of the effects table)
+and compared across arms with :func:`apim.inference.arms.arm_differences` or
+:func:`apim.inference.wald.wald_test`. With a therapist level each arm has its
 own ``Sigma_T``; therapists must then be nested in arms (a therapist who treats patients
 in two arms is an error: the arms' models are fitted separately, so such a therapist's
 effect could not be shared between them).
@@ -56,15 +56,16 @@ Examples
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import block_diag
 
 from apim.data.hints import current, option
 from apim.data.session import SessionData
-from apim.engine.distributions import stats
+from apim.data.validate import informative
+from apim.engine.multivariate_fit import MultivariateFit, fit_multivariate
 from apim.errors import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -72,66 +73,12 @@ from apim.errors import (
     SmallSampleWarning,
     SpecError,
 )
-from apim.model.design import Term
-from apim.model.result import EFFECT_COLUMNS
-from apim.specbase import Spec
-
-if TYPE_CHECKING:  # the multivariate engine loads when a latent model is fitted
-    from apim.engine.multivariate_fit import MultivariateFit
+from apim.model.design import Term, moderator_levels
+from apim.model.latent_result import LatentAPIMResult
+from apim.model.spec import LatentAPIMSpec
 
 __all__ = ["LatentAPIMSpec", "LatentAPIMResult", "fit_latent", "latent_values",
            "person_mean_reliability", "warn_if_unreliable"]
-
-
-@dataclass(frozen=True)
-class LatentAPIMSpec(Spec):
-    """An APIM with latent within/between decomposition (fitted by :func:`apim.fit`).
-
-    Parameters
-    ----------
-    outcome : str
-        Each member's outcome.
-    predictors : tuple of str
-        Time-varying predictors rated by both members.
-    moderator : str, optional
-        Dyad-level grouping (e.g. treatment arm): a multi-group model with separate
-        means, ``Sigma_B`` and ``Sigma_W`` per group.
-    ar1 : bool
-        AR(1) over session numbers for the session-level part.
-    method : {"ML", "REML"}
-        ML (default, as lavaan) or REML (the means integrated out).
-    therapist_level : bool
-        Dyads nested in therapists: a random K-vector per therapist (needs the data's
-        therapist column). ``Sigma_B`` becomes the covariance of dyads within therapists.
-    therapist_covariance : {"unstructured", "diagonal"}
-        Structure of the therapist-level covariance ``Sigma_T`` (diagonal: fewer
-        parameters, no therapist-level regressions).
-
-    Examples
-    --------
-    >>> spec = LatentAPIMSpec("outcome", ("alliance",), therapist_level=True)
-    >>> spec.therapist_covariance
-    'unstructured'
-    """
-
-    outcome: str
-    predictors: tuple[str, ...]
-    moderator: str | None = None
-    ar1: bool = False
-    method: Literal["ML", "REML"] = "ML"
-    therapist_level: bool = False
-    therapist_covariance: Literal["unstructured", "diagonal"] = "unstructured"
-
-    def check(self) -> None:
-        if not self.predictors:
-            raise SpecError("a latent APIM needs at least one predictor")
-        used = [self.outcome, *self.predictors] + ([self.moderator] if self.moderator else [])
-        repeated = {c for c in used if used.count(c) > 1}
-        if repeated:
-            raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
-        if self.therapist_covariance != "unstructured" and not self.therapist_level:
-            raise SpecError(f"therapist_covariance={self.therapist_covariance!r} applies "
-                            "to the therapist level: set therapist_level=True too")
 
 
 def variable_names(spec: LatentAPIMSpec, roles: tuple[str, str]) -> list[str]:
@@ -143,8 +90,6 @@ def latent_values(data: SessionData, spec: LatentAPIMSpec) -> pd.DataFrame:
     """One row per dyad x session with any rating: ``dyad``, ``session``, ``group``,
     (with a therapist level) ``therapist``, and the K variables (:func:`variable_names`),
     NaN where a rating is missing."""
-    from apim.data.validate import informative
-
     frame = data.frame
     if spec.therapist_level and not data.has_therapist:
         flag = "--therapist-level" if current() == "cli" else "therapist_level=True"
@@ -216,13 +161,14 @@ def _coefficients(n_pred: int, mu: np.ndarray, sw: np.ndarray, sb: np.ndarray,
 
 
 def _terms(spec: LatentAPIMSpec, roles: tuple[str, str], group: str | None) -> list[Term]:
-    by = f"{spec.moderator}={group}" if group is not None else ""
-    terms = [Term(r, "intercept", "none", "", by) for r in roles]
+    arm = group or ""
+    terms = [Term(r, "intercept", "none", "", group=arm) for r in roles]
     for level in ("within", "between") + (("therapist",) if _therapist_effects(spec)
                                           else ()):
         for role in roles:
             for v in spec.predictors:
-                terms += [Term(role, "actor", level, v, by), Term(role, "partner", level, v, by)]
+                terms += [Term(role, "actor", level, v, group=arm),
+                          Term(role, "partner", level, v, group=arm)]
     return terms
 
 
@@ -240,149 +186,6 @@ def term_name(term: Term, group: str | None) -> str:
     return f"{base}[{group}]" if group is not None else base
 
 
-@dataclass(frozen=True, eq=False)
-class LatentAPIMResult:
-    """A fitted latent APIM.
-
-    Attributes
-    ----------
-    spec : LatentAPIMSpec
-    roles : (reference role, other role)
-    fits : dict
-        The engine fit per group (``"all"`` without a moderator).
-    counts : dict
-        Per group, the number of ratings per dyad and variable (for reliabilities).
-    terms, names : effects in table order and their names
-    coef, cov_coef : estimates and their covariance (delta method)
-    """
-
-    spec: LatentAPIMSpec
-    roles: tuple[str, str]
-    fits: dict[str, MultivariateFit] = field(repr=False)
-    counts: dict[str, np.ndarray] = field(repr=False)
-    terms: list[Term] = field(repr=False)
-    coef: pd.Series = field(repr=False)
-    cov_coef: pd.DataFrame = field(repr=False)
-    df: str = "normal"
-
-    def df_values(self) -> pd.Series:
-        """Degrees of freedom per effect: infinite (normal-theory tests, as lavaan)."""
-        return pd.Series(np.inf, index=self.coef.index)
-
-    @property
-    def effects(self) -> pd.DataFrame:
-        """Tidy effects table (the columns of :attr:`APIMResult.effects`)."""
-        est = self.coef.to_numpy()
-        se = np.sqrt(np.clip(np.diag(self.cov_coef.to_numpy()), 0, None))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = est / se
-        crit = stats.norm.ppf(0.975)
-        table = pd.DataFrame([[t.outcome_role, t.effect, t.level, t.predictor, t.by]
-                              for t in self.terms], columns=EFFECT_COLUMNS[:5],
-                             index=pd.Index(self.coef.index, name="term"))
-        table["estimate"], table["se"], table["df"] = est, se, np.inf
-        table["t"], table["p"] = z, 2 * stats.norm.sf(np.abs(z))
-        table["ci_low"], table["ci_high"] = est - crit * se, est + crit * se
-        return table
-
-    @property
-    def variance(self) -> pd.DataFrame:
-        """Within, between and (with a therapist level) therapist covariances, and phi,
-        per group with SEs, long format (``within(v,w)``, ``between(v,w)``,
-        ``therapist(v,w)``)."""
-        rows = []
-        for group, fit in self.fits.items():
-            se = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
-            for name, est, s in zip(fit.parameter_names, fit.estimate, se):
-                if not name.startswith("mean("):
-                    rows.append((group, name, est, s))
-        return pd.DataFrame(rows, columns=["group", "parameter", "estimate", "se"])
-
-    @property
-    def reliability(self) -> pd.DataFrame:
-        """Reliability of each role's person means, ``lambda = tau^2 / (tau^2 + sigma^2/n)``
-        with ``tau^2``, ``sigma^2`` from ``Sigma_B`` (plus ``Sigma_T`` with a therapist
-        level: the person's level includes the therapist's), ``Sigma_W`` and ``n`` each
-        person's number of ratings (mean, min and max over persons; AR(1) ignored)."""
-        rows = []
-        names = variable_names(self.spec, self.roles)
-        for group, fit in self.fits.items():
-            n = self.counts[group]
-            for j, name in enumerate(names):
-                var, role = name[:-1].split("[", 1)
-                tau2, sigma2 = fit.sigma_b[j, j], fit.sigma_w[j, j]
-                if fit.sigma_t is not None:
-                    tau2 = tau2 + fit.sigma_t[j, j]
-                nj = n[:, j][n[:, j] > 0]
-                lam = tau2 / (tau2 + sigma2 / nj)
-                rows.append((group, var, role, tau2, sigma2, float(nj.mean()),
-                             float(lam.mean()), float(lam.min()), float(lam.max())))
-        return pd.DataFrame(rows, columns=["group", "variable", "role", "tau2", "sigma2",
-                                           "mean_sessions", "reliability", "min", "max"])
-
-    @property
-    def loglik(self) -> float:
-        return float(sum(f.loglik for f in self.fits.values()))
-
-    @property
-    def statistics(self) -> dict[str, Any]:
-        fits = list(self.fits.values())
-        k = sum(f.n_params for f in fits)
-        n_obs = sum(f.n_obs for f in fits)
-        return {"n_obs": n_obs, "n_dyads": sum(f.n_clusters for f in fits),
-                "n_therapists": sum(f.n_therapists for f in fits),
-                "method": self.spec.method, "loglik": self.loglik,
-                "aic": -2 * self.loglik + 2 * k, "bic": -2 * self.loglik + np.log(n_obs) * k,
-                "converged": all(f.converged for f in fits),
-                "fit_seconds": sum(f.seconds for f in fits)}
-
-    @property
-    def boundary(self) -> tuple[str, ...]:
-        return tuple(f"{g}: {b}" if len(self.fits) > 1 else b
-                     for g, f in self.fits.items() for b in f.boundary)
-
-    def model_line(self) -> str:
-        spec = self.spec
-        level = (f", {spec.therapist_covariance} therapist level" if spec.therapist_level
-                 else "")
-        return (f"Latent APIM of {spec.outcome!r} on {', '.join(spec.predictors)} "
-                f"({spec.method}, unstructured within and between covariances"
-                f"{', AR(1)' if spec.ar1 else ''}"
-                f"{level}"
-                f"{', groups by ' + spec.moderator if spec.moderator else ''})")
-
-    def summary(self, digits: int = 3) -> str:
-        """Effects, reliabilities and fit statistics as text."""
-        s = self.statistics
-        head = [self.model_line(),
-                f"{s['n_obs']} ratings, {s['n_dyads']} dyads"
-                f"{', ' + str(s['n_therapists']) + ' therapists' if s['n_therapists'] else ''}"
-                f"; logLik {s['loglik']:.3f}, "
-                f"AIC {s['aic']:.3f}, BIC {s['bic']:.3f}; "
-                f"{'converged' if s['converged'] else 'NOT CONVERGED'}"]
-        shown = self.effects.copy()
-        shown["p"] = shown["p"].map(lambda v: "<.001" if v < 0.001 else f"{v:.3f}")
-        body = shown.drop(columns="df").rename(columns={"t": "z"}).to_string(
-            index=False, float_format=lambda v: f"{v:.{digits}f}")
-        rel = self.reliability.to_string(index=False,
-                                         float_format=lambda v: f"{v:.{digits}f}")
-        notes = ["SEs: delta method from the observed information; z tests"]
-        if self.spec.therapist_level:
-            notes.append("between = between dyads of the same therapist")
-        if self.boundary:
-            notes.append("boundary: " + "; ".join(self.boundary))
-        parts = head + ["", "Effects", body, "", "Reliability of person means", rel]
-        if self.spec.therapist_level:
-            var = self.variance
-            ther = var[var["parameter"].str.startswith("therapist(")]
-            parts += ["", "Therapist-level covariance (Sigma_T)",
-                      ther.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")]
-        return "\n".join(parts + ["", "; ".join(notes)])
-
-    def __str__(self) -> str:
-        return self.summary()
-
-
 def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
     """Fit a :class:`LatentAPIMSpec` (also reached through :func:`apim.fit`).
 
@@ -390,7 +193,7 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
     --------
     >>> import apim
     >>> result = fit_latent(apim.load_alliance(), LatentAPIMSpec("outcome", ("alliance",)))
-    >>> result.statistics["converged"]
+    >>> result.statistics.converged
     True
     """
     if not isinstance(spec, LatentAPIMSpec):
@@ -398,13 +201,15 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
     wide = latent_values(data, spec)
     names = variable_names(spec, data.roles)
     groups = sorted(wide["group"].unique(), key=_sort_key)
+    if spec.moderator is not None:  # the design's order: the reference group first
+        levels = moderator_levels(data.frame[spec.moderator])
+        if levels is not None:
+            groups = [g for g in map(_label, levels) if g in set(groups)]
     if spec.moderator is not None and len(groups) < 2:
         raise SpecError(f"moderator {spec.moderator!r} has a single value "
                         f"({groups[0]!r}): a multi-group model needs two or more")
     if spec.therapist_level:
         _check_therapists(wide, spec, len(names))
-    from apim.engine.multivariate_fit import fit_multivariate
-
     fits: dict[str, MultivariateFit] = {}
     counts: dict[str, np.ndarray] = {}
     n_pred = len(spec.predictors)
@@ -437,12 +242,13 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
         group_terms = _terms(spec, data.roles, label)
         terms += group_terms
         labels += [term_name(t, label) for t in group_terms]
-    from scipy.linalg import block_diag
-
     coef = pd.Series(np.concatenate(est_parts), index=labels, name="estimate")
     cov_coef = pd.DataFrame(block_diag(*cov_parts), index=labels, columns=labels)
-    return LatentAPIMResult(spec=spec, roles=data.roles, fits=fits, counts=counts,
-                            terms=terms, coef=coef, cov_coef=cov_coef)
+    rated = pd.concat([data.numeric(v) for v in (*spec.predictors, spec.outcome)],
+                      axis=1).notna().any(axis=1)
+    return LatentAPIMResult(spec=spec, data=data, fits=fits, counts=counts, terms=terms,
+                            coef=coef, cov_coef=cov_coef,
+                            used=data.frame.index[rated.to_numpy()].to_numpy())
 
 
 FEW_THERAPISTS = 20

@@ -1,4 +1,6 @@
-"""A fitted APIM: the tidy effects table, variance components and fit statistics.
+"""A fitted mixed-model APIM (observed-mean centring, or a formula): effects, variance
+components and fit statistics, through the :class:`~apim.model.fitted.FittedModel`
+protocol.
 
 Exports (markdown, LaTeX, HTML, JSON) are functions of a result in :mod:`apim.report`.
 
@@ -14,22 +16,31 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from apim.engine.distributions import stats
+from apim.data.session import SessionData
 from apim.engine.fit import BOUNDARY_NOTE, MixedFit
+from apim.engine.fit import fit as fit_engine
+from apim.engine.inference import satterthwaite_df, satterthwaite_f_df
 from apim.engine.parameters import VarianceParameter
-from apim.model.design import APIMDesign
+from apim.errors import SpecError
+from apim.model.design import APIMDesign, Term, moderator_levels
+from apim.model.fitted import (
+    FitStatistics,
+    dropped_frame,
+    effects_frame,
+    jsonable,
+    notebook_html,
+    result_dict,
+)
 from apim.model.spec import APIMSpec, FormulaSpec
 
-__all__ = ["APIMResult", "EFFECT_COLUMNS", "DF"]
+__all__ = ["APIMResult", "DF"]
 
-EFFECT_COLUMNS = ["outcome_role", "effect", "level", "predictor", "by", "estimate", "se", "df",
-                  "t", "p", "ci_low", "ci_high"]
 DF = Literal["satterthwaite", "containment"]
 ML_SE_NOTE = ("ML standard errors are those of (X'V^-1 X)^-1, as vcov() in nlme and lme4 "
               "and SAS PROC MIXED report them; nlme's printed summary() of an ML fit "
@@ -38,7 +49,10 @@ ML_SE_NOTE = ("ML standard errors are those of (X'V^-1 X)^-1, as vcov() in nlme 
 
 @dataclass(frozen=True, eq=False)
 class APIMResult:
-    """A fitted APIM: effects, variance components, fit statistics and exports.
+    """A fitted APIM or formula model: effects, variance components, fit statistics.
+
+    Implements :class:`~apim.model.fitted.FittedModel` (t tests with Satterthwaite or
+    containment df).
 
     Attributes
     ----------
@@ -57,32 +71,63 @@ class APIMResult:
         return self.design.spec
 
     @property
+    def data(self) -> SessionData:
+        return self.design.data
+
+    @property
     def roles(self) -> tuple[str, str]:
         return self.design.data.roles
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def coef(self) -> pd.Series:
+        return self.engine.coef
+
+    @property
+    def cov_coef(self) -> pd.DataFrame:
+        return self.engine.cov_coef
+
+    @property
+    def reference(self) -> Literal["t", "z"]:
+        return "t"
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        return self.design.terms
 
     def df_values(self) -> pd.Series:
         """Denominator df of every coefficient under the chosen method."""
         return (self.engine.df_satterthwaite if self.df == "satterthwaite"
                 else self.engine.df_containment)
 
+    def _involved_df(self, L: np.ndarray) -> float:
+        return float(self.df_values().to_numpy()[np.any(L != 0, axis=0)].min())
+
+    def contrast_df(self, L: np.ndarray) -> np.ndarray:
+        """Satterthwaite df of each row of ``L beta`` (containment: the smallest df of the
+        coefficients involved)."""
+        if self.df == "satterthwaite":
+            fit = self.engine
+            return satterthwaite_df(fit.cov_coef.to_numpy(), fit.d_xvx, fit.cov_theta, L)
+        return np.array([self._involved_df(row[None, :]) for row in np.atleast_2d(L)])
+
+    def joint_df(self, L: np.ndarray) -> float:
+        """Denominator df of the F test of ``L beta = c`` (Fai & Cornelius, 1996)."""
+        if self.df == "satterthwaite":
+            fit = self.engine
+            return float(satterthwaite_f_df(fit.cov_coef.to_numpy(), fit.d_xvx,
+                                            fit.cov_theta, L))
+        return self._involved_df(L)
+
     @property
     def effects(self) -> pd.DataFrame:
         """Tidy effects table, one row per fixed effect, indexed by term name."""
         fit = self.engine
-        est, se = fit.coef.to_numpy(), fit.se.to_numpy()
-        df = self.df_values().to_numpy()
-        t = est / se
-        p = 2 * stats.t.sf(np.abs(t), df)
-        crit = stats.t.ppf(0.975, df)
-        rows = [[term.outcome_role, term.effect, term.level, term.predictor, term.by]
-                for term in self.design.terms]
-        table = pd.DataFrame(rows, columns=EFFECT_COLUMNS[:5],
-                             index=pd.Index([term.name for term in self.design.terms],
-                                            name="term"))
-        table["estimate"], table["se"], table["df"] = est, se, df
-        table["t"], table["p"] = t, p
-        table["ci_low"], table["ci_high"] = est - crit * se, est + crit * se
-        return table
+        return effects_frame(self.terms, [t.name for t in self.terms], fit.coef.to_numpy(),
+                             fit.se.to_numpy(), self.df_values().to_numpy())
 
     @property
     def parameters(self) -> tuple[VarianceParameter, ...]:
@@ -120,37 +165,181 @@ class APIMResult:
                             index=[self.parameter_label(p) for p in records])
 
     @property
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> FitStatistics:
         fit = self.engine
-        return {"n_obs": fit.n_obs, "n_dyads": fit.n_dyads, "method": fit.method,
-                "loglik": fit.loglik, "aic": fit.aic, "bic": fit.bic,
-                "converged": fit.converged, "fit_seconds": fit.fit_seconds}
+        n_therapists = 0 if fit.model.therapist is None else \
+            len(np.unique(fit.model.therapist))
+        return FitStatistics(n_obs=fit.n_obs, n_dyads=fit.n_dyads,
+                             n_therapists=n_therapists, n_params=fit.n_params,
+                             method=fit.method, loglik=fit.loglik, aic=fit.aic,
+                             bic=fit.bic, converged=fit.converged, message=fit.message,
+                             fit_seconds=fit.fit_seconds)
 
-    # ------------------------------------------------------------------ exports
+    @property
+    def boundary(self) -> tuple[str, ...]:
+        return self.engine.boundary
+
+    @property
+    def dropped(self) -> pd.DataFrame:
+        """Rows of the input not used in the fit, with the reason."""
+        return dropped_frame([(r, e.reason) for e in self.design.dropped for r in e.rows])
+
+    def reference_levels(self) -> dict[str, str]:
+        """Reference category of every categorical moderator (as the design codes it)."""
+        spec = self.spec
+        out: dict[str, str] = {}
+        for m in getattr(spec, "moderators", ()):
+            levels = moderator_levels(self.data.frame[m])
+            if levels is not None:
+                out[m] = str(levels[0])
+        return out
+
+    def notes(self) -> list[str]:
+        """Roles, centring, moderators' reference categories, df and SE convention,
+        convergence, boundary and rows not used."""
+        spec = self.spec
+        out = []
+        if isinstance(spec, APIMSpec):
+            if spec.distinguishable:
+                out.append(f"Roles: {self.roles[0]} (reference) and {self.roles[1]}; "
+                           "actor and partner effects are estimated for each outcome role.")
+            else:
+                out.append("Indistinguishable dyads: one intercept and effects pooled over "
+                           "roles.")
+            center = spec.decomposition.center
+            if center in ("person", "therapist"):
+                out.append("Within-person: a session's deviation from the person's own "
+                           "mean; between: the person's mean centred on the mean of their "
+                           "role" + (" (between-therapist: the therapist's mean)."
+                                     if center == "therapist" else "."))
+            refs = self.reference_levels()
+            for m in spec.moderators:
+                if m in refs:
+                    out.append(f"Moderator {m}: reference category {refs[m]}; "
+                               f"terms × {m} are differences from {refs[m]}.")
+                else:
+                    out.append(f"Moderator {m} is numeric: effects are at {m} = 0.")
+        df = ("Satterthwaite approximation" if self.df == "satterthwaite"
+              else "containment (nlme's rule)")
+        out.append(f"df: {df}.")
+        if self.engine.method == "ML":
+            out.append("ML standard errors from (X′V⁻¹X)⁻¹, as vcov() in R and SAS report "
+                       "them; nlme's summary() multiplies them by √(N/(N − p)).")
+        else:
+            out.append("REML estimates; standard errors from (X′V⁻¹X)⁻¹.")
+        if not self.engine.converged:
+            out.append(f"The fit did NOT converge: {self.engine.message}.")
+        if self.boundary:
+            out.append("Boundary estimate: " + "; ".join(self.boundary) + ".")
+        n_dropped = len(self.dropped)
+        if n_dropped:
+            out.append(f"{n_dropped} rows of the data were not used (missing values; listed "
+                       "with their reasons in result.dropped and the HTML report).")
+        return out
+
+    def level_names(self) -> dict[str, str]:
+        """What each level of the effects table means in this model."""
+        three = isinstance(self.spec, APIMSpec) and self.spec.decomposition.center == \
+            "therapist"
+        return {"within": "within-person",
+                "between": "between-dyad, within therapist" if three else "between-person",
+                "therapist": "between-therapist", "none": ""}
+
+    def design_matrix(self) -> pd.DataFrame:
+        """The fixed-effects design of the used rows (columns named as :attr:`coef`)."""
+        return pd.DataFrame(self.design.model.X, index=self.design.used,
+                            columns=list(self.coef.index))
+
+    def fitted_frame(self) -> pd.DataFrame:
+        """Per used row: dyad, session, role, observed, fitted, residual."""
+        frame = self.data.frame.loc[self.design.used, ["dyad", "session", "role"]].copy()
+        frame["observed"] = self.design.model.y
+        frame["fitted"] = self.engine.fitted
+        frame["residual"] = self.engine.residuals
+        return frame
+
+    def random_effect(self, column: str) -> tuple[str, str]:
+        """(member, effect) of a dyad-level random-effect column, e.g. ``("patient",
+        "intercept")``."""
+        return (self.design.random_members.get(column, ""),
+                self.design.random_effects.get(column, column))
+
+    def intercepts_only(self) -> APIMResult:
+        """The model with the role intercepts only: the same rows, random effects and
+        residual structure (the baseline of pseudo-R²).
+
+        Raises
+        ------
+        SpecError
+            For a formula model (it has no APIM intercepts to keep).
+        """
+        design = self.design
+        spec = self.spec
+        if not isinstance(spec, APIMSpec):
+            raise SpecError("pseudo-R² compares an APIM with its intercepts-only model; "
+                            "this fit is a formula model")
+        roles = design.outcome_roles
+        if spec.distinguishable:
+            role = design.data.frame.loc[design.used, "role"]
+            X0 = np.column_stack([(role == r).to_numpy(float) for r in roles])
+        else:
+            X0 = np.ones((len(design.used), 1))
+        terms = tuple(Term(r, "intercept", "none", "") for r in roles)
+        model = replace(design.model, X=X0, x_names=tuple(t.name for t in terms))
+        return APIMResult(design=replace(design, terms=terms, model=model),
+                          engine=fit_engine(model, spec.method), df=self.df)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (documented in the README)."""
+        fit = self.engine
+        out = result_dict(self)
+        residual_sd = {}
+        for p in self.parameters:
+            if p.level == "residual" and p.kind == "sd":
+                for r in p.roles:
+                    residual_sd[self.roles[r]] = p.estimate
+
+        def first(level: str, kind: str) -> float | None:
+            return next((p.estimate for p in self.parameters
+                         if p.level == level and p.kind == kind), None)
+
+        out["boundary_note"] = BOUNDARY_NOTE if fit.boundary else None
+        out["variance"] = {
+            "random_effects": list(fit.model.z_names),
+            "G": fit.G.tolist() if fit.G is not None else None,
+            "residual_sd": residual_sd,
+            "residual_correlation": first("residual", "cor"),
+            "ar1_phi": first("residual", "phi"),
+            "therapist_sd": first("therapist", "sd"),
+            "parameters": out["parameters"],
+            "table": {k: {"estimate": jsonable(v["estimate"]), "se": jsonable(v["se"]),
+                          "at_boundary": bool(v["at_boundary"])}
+                      for k, v in self.variance.iterrows()},
+        }
+        return out
+
+    # ------------------------------------------------------------------ text
     def summary(self, digits: int = 3) -> str:
         """A journal-style table of effects, variance components and fit statistics."""
         s = self.statistics
         head = [self.model_line(),
-                f"{s['n_obs']} observations, {s['n_dyads']} dyads; logLik {s['loglik']:.3f}, "
-                f"AIC {s['aic']:.3f}, BIC {s['bic']:.3f}; "
-                f"{'converged' if s['converged'] else 'NOT CONVERGED: ' + self.engine.message}"]
-        eff = self.effects
-        shown = eff[["outcome_role", "effect", "level", "predictor", "by", "estimate", "se",
-                     "df", "t", "p", "ci_low", "ci_high"]].copy()
+                f"{s.n_obs} observations, {s.n_dyads} dyads; logLik {s.loglik:.3f}, "
+                f"AIC {s.aic:.3f}, BIC {s.bic:.3f}; "
+                f"{'converged' if s.converged else 'NOT CONVERGED: ' + s.message}"]
+        shown = self.effects.drop(columns="group")
         shown["p"] = shown["p"].map(lambda v: "<.001" if v < 0.001 else f"{v:.3f}")
         shown["df"] = shown["df"].map(lambda v: f"{v:.1f}")
         body = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")
         var = self.variance.to_string(float_format=lambda v: f"{v:.{digits}f}")
         notes = [f"df: {self.df}"]
         footnotes = []
-        if self.engine.boundary:
-            footnotes.append("boundary: " + "; ".join(self.engine.boundary) + " ("
+        if self.boundary:
+            footnotes.append("boundary: " + "; ".join(self.boundary) + " ("
                              + BOUNDARY_NOTE + ")")
-        if self.engine.method == "ML":
+        if s.method == "ML":
             footnotes.append(ML_SE_NOTE)
-        dropped = sum(len(e.rows) for e in self.design.dropped)
-        if dropped:
-            notes.append(f"{dropped} rows not used (see .dropped)")
+        if len(self.dropped):
+            notes.append(f"{len(self.dropped)} rows not used (see .dropped)")
         return "\n".join(head + ["", "Fixed effects", body, "", "Variance components", var,
                                  "", "; ".join(notes)] + footnotes)
 
@@ -174,21 +363,11 @@ class APIMResult:
         return self.summary()
 
     def __repr__(self) -> str:
-        fit = self.engine
-        state = "converged" if fit.converged else "NOT converged"
-        return (f"<APIMResult: {self.model_line()}; {fit.n_obs} observations, "
-                f"{fit.n_dyads} dyads; logLik {fit.loglik:.2f}; {state}; "
-                f"{len(fit.coef)} fixed effects (print it, or see .effects and .variance)>")
+        s = self.statistics
+        state = "converged" if s.converged else "NOT converged"
+        return (f"<APIMResult: {self.model_line()}; {s.n_obs} observations, "
+                f"{s.n_dyads} dyads; logLik {s.loglik:.2f}; {state}; "
+                f"{len(self.coef)} fixed effects (print it, or see .effects and .variance)>")
 
     def _repr_html_(self) -> str:
-        """APA tables of effects and variance components (Jupyter)."""
-        from apim.report.html import result_html
-
-        return result_html(self)
-
-    @property
-    def dropped(self) -> pd.DataFrame:
-        """Rows of the input not used in the fit, with the reason."""
-        rows = [(r, e.reason) for e in self.design.dropped for r in e.rows]
-        return pd.DataFrame(rows, columns=["row", "reason"]).sort_values("row",
-                                                                          ignore_index=True)
+        return notebook_html(self)

@@ -23,14 +23,14 @@ apim.errors.SpecError: interaction='False' must be true or false
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from apim.engine.residual import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
 from apim.specbase import Spec
 
-__all__ = ["APIMSpec", "CovarianceSpec", "FormulaSpec", "EFFECTS", "Method"]
+__all__ = ["APIMSpec", "CovarianceSpec", "FormulaSpec", "LatentAPIMSpec", "EFFECTS", "Method"]
 
 EFFECTS = ("intercept", "actor", "partner", "actor_x_partner", "moderator", "covariate")
 Method = Literal["REML", "ML"]
@@ -100,6 +100,8 @@ class APIMSpec(Spec):
     method : {"REML", "ML"}
     """
 
+    kind: ClassVar[str] = "observed-mean APIM"
+
     outcome: str
     predictors: tuple[str, ...]
     decomposition: DecompositionSpec = field(default_factory=DecompositionSpec)
@@ -142,6 +144,8 @@ class FormulaSpec(Spec):
     method : {"REML", "ML"}
     """
 
+    kind: ClassVar[str] = "formula model"
+
     formula: str
     random: str | None = None
     residual: str = "un"
@@ -156,3 +160,56 @@ class FormulaSpec(Spec):
     @property
     def residual_structure(self) -> str:
         return self.residual
+
+
+@dataclass(frozen=True)
+class LatentAPIMSpec(Spec):
+    """An APIM with latent within/between decomposition (fitted by :func:`apim.fit`).
+
+    Parameters
+    ----------
+    outcome : str
+        Each member's outcome.
+    predictors : tuple of str
+        Time-varying predictors rated by both members.
+    moderator : str, optional
+        Dyad-level grouping (e.g. treatment arm): a multi-group model with separate
+        means, ``Sigma_B`` and ``Sigma_W`` per group.
+    ar1 : bool
+        AR(1) over session numbers for the session-level part.
+    method : {"ML", "REML"}
+        ML (default, as lavaan) or REML (the means integrated out).
+    therapist_level : bool
+        Dyads nested in therapists: a random K-vector per therapist (needs the data's
+        therapist column). ``Sigma_B`` becomes the covariance of dyads within therapists.
+    therapist_covariance : {"unstructured", "diagonal"}
+        Structure of the therapist-level covariance ``Sigma_T`` (diagonal: fewer
+        parameters, no therapist-level regressions).
+
+    Examples
+    --------
+    >>> spec = LatentAPIMSpec("outcome", ("alliance",), therapist_level=True)
+    >>> spec.therapist_covariance
+    'unstructured'
+    """
+
+    kind: ClassVar[str] = "latent APIM"
+
+    outcome: str
+    predictors: tuple[str, ...]
+    moderator: str | None = None
+    ar1: bool = False
+    method: Literal["ML", "REML"] = "ML"
+    therapist_level: bool = False
+    therapist_covariance: Literal["unstructured", "diagonal"] = "unstructured"
+
+    def check(self) -> None:
+        if not self.predictors:
+            raise SpecError("a latent APIM needs at least one predictor")
+        used = [self.outcome, *self.predictors] + ([self.moderator] if self.moderator else [])
+        repeated = {c for c in used if used.count(c) > 1}
+        if repeated:
+            raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
+        if self.therapist_covariance != "unstructured" and not self.therapist_level:
+            raise SpecError(f"therapist_covariance={self.therapist_covariance!r} applies "
+                            "to the therapist level: set therapist_level=True too")

@@ -56,11 +56,12 @@ from apim.data.session import SessionData
 from apim.errors import SpecError
 from apim.files import FolderLock, remove_temporary, write_atomic, write_csv
 from apim.model.design import build_design
-from apim.model.fit import fit
+from apim.model.fitted import jsonable as _jsonable
+from apim.model.registry import fit
 from apim.parallel import run_jobs
 from apim.plan.output import OUTPUTS, check_out, mark, starting_manifest
 from apim.plan.spec import COLUMNS, Analysis, DataSource, Plan
-from apim.report.export import _jsonable, to_dict
+from apim.report.export import to_dict
 
 __all__ = ["run_plan", "check_plan", "PlanResult", "default_out"]
 
@@ -105,7 +106,7 @@ def _fit_one(job: _Job) -> str:
         try:
             data = a.select(_load(a.data, job.digest))
             result = fit(data, a.spec(), df=a.df)
-            record.update(status="ok", n_params=int(result.engine.n_params),
+            record.update(status="ok", n_params=int(result.statistics.n_params),
                           result=to_dict(result))
             if job.report:
                 from apim.report.html import fit_report
@@ -227,7 +228,7 @@ class PlanResult:
 def _versions() -> dict[str, str]:
     import scipy
 
-    from apim import __version__
+    from apim._version import __version__
 
     return {"apim": __version__, "python": platform.python_version(),
             "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__}
@@ -290,7 +291,7 @@ def run_plan(plan: Plan | str | Path, out: str | Path | None = None, *, force: b
 def _run(plan: Plan, out: Path, run: str, *, force: bool, retry_failed: bool, n_jobs: int,
          scheduler: str | None, progress: bool, reports: bool) -> PlanResult:
     """:func:`run_plan` in a checked and locked folder; ``run`` tags temporary files."""
-    from apim import __version__
+    from apim._version import __version__
     from apim.plan.index import write_index
 
     started = _dt.datetime.now(_dt.timezone.utc)

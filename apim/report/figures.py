@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+import apim.report.labels as lab
 from apim.errors import SpecError
-from apim.report import labels as lab
+from apim.model.fitted import FittedModel
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from apim.model.result import APIMResult
 
 __all__ = ["path_diagram", "simple_slopes_plot", "surface_plot", "trajectories",
            "residual_diagnostics", "residual_autocorrelation", "ROLE_COLORS"]
@@ -68,17 +68,19 @@ def _new_figure(size: tuple[float, float]) -> Figure:
 
 
 # ---------------------------------------------------------------- path diagram
-def _path_panel(ax: Axes, result: APIMResult, level: str, predictor: str,
-                patterns: pd.DataFrame | None) -> None:
+def _path_panel(ax: Axes, result: FittedModel, level: str, predictor: str,
+                patterns: pd.DataFrame | None, group: str = "") -> None:
     eff = result.effects
-    plain = eff[(eff["by"] == "") & (eff["level"] == level) & (eff["predictor"] == predictor)]
+    plain = eff[(eff["by"] == "") & (eff["level"] == level) & (eff["predictor"] == predictor)
+                & (eff["group"] == group)]
     roles = result.roles
     outcome = getattr(result.spec, "outcome", "outcome")
     pooled = set(plain["outcome_role"]) == {"both"}
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.axis("off")
-    ax.set_title(LEVEL_TITLES.get(level, level))
+    title = LEVEL_TITLES.get(level, level)
+    ax.set_title(f"{title} in {group}" if group else title)
     left, right, top, bottom = 0.14, 0.86, 0.78, 0.22
     box = {"boxstyle": "round,pad=0.4", "facecolor": "#f4f4f4", "edgecolor": "#333"}
     for i, (r, y) in enumerate(zip(roles, (top, bottom))):
@@ -118,7 +120,8 @@ def _path_panel(ax: Axes, result: APIMResult, level: str, predictor: str,
         for i, (r, y) in enumerate(zip(roles, (top, bottom))):
             key = "both" if pooled else r
             k = patterns[(patterns["outcome_role"] == key) & (patterns["level"] == level)
-                         & (patterns["predictor"] == predictor)]
+                         & (patterns["predictor"] == predictor)
+                         & (patterns["group"] == group)]
             if k.empty:
                 continue
             row = k.iloc[0]
@@ -130,14 +133,14 @@ def _path_panel(ax: Axes, result: APIMResult, level: str, predictor: str,
                     va="bottom" if i == 0 else "top", fontsize=7.5, color=ROLE_COLORS[i])
 
 
-def path_diagram(result: APIMResult, level: str | None = None, predictor: str | None = None,
+def path_diagram(result: FittedModel, level: str | None = None, predictor: str | None = None,
                  ax: Axes | None = None, k: bool = True) -> Figure:
     """The APIM as a path diagram: actor (horizontal) and partner (diagonal) arrows with
     their estimates, significance (solid: p < .05; stars) and k per outcome role.
 
     Parameters
     ----------
-    result : APIMResult
+    result : FittedModel
     level : str, optional
         ``"within"``, ``"between"`` or ``"therapist"``; default: one panel per level.
     predictor : str, optional
@@ -150,7 +153,8 @@ def path_diagram(result: APIMResult, level: str | None = None, predictor: str | 
 
     Notes
     -----
-    With moderators, the arrows are the effects in the reference category.
+    With moderators, the arrows are the effects in the reference category. A multi-group
+    model (the latent APIM with a moderator) gets one row of panels per group.
     """
     from apim.inference.patterns import dyadic_patterns
 
@@ -164,18 +168,24 @@ def path_diagram(result: APIMResult, level: str | None = None, predictor: str | 
         raise SpecError(f"level={level!r} is not one of {sorted(set(actors['level']))}")
     if ax is not None and len(levels) > 1:
         raise SpecError("pass level=... to draw one level into ax")
+    groups = list(dict.fromkeys(actors["group"]))
+    if ax is not None and len(groups) > 1:
+        raise SpecError("pass a one-group model to draw into ax")
     patterns = dyadic_patterns(result, draws=5000) if k else None
     if ax is not None:
         fig = ax.figure
-        _path_panel(ax, result, levels[0], predictor, patterns)
+        _path_panel(ax, result, levels[0], predictor, patterns, groups[0])
         return fig  # type: ignore[return-value]
-    fig = _new_figure((4.6 * len(levels), 4.0))
-    for i, lv in enumerate(levels):
-        _path_panel(fig.add_subplot(1, len(levels), i + 1), result, lv, predictor, patterns)
+    fig = _new_figure((4.6 * len(levels), 4.0 * len(groups)))
+    for g, group in enumerate(groups):
+        for i, lv in enumerate(levels):
+            _path_panel(fig.add_subplot(len(groups), len(levels), g * len(levels) + i + 1),
+                        result, lv, predictor, patterns, group)
     fig.supxlabel("Solid arrows: p < .05 (* p < .05, ** p < .01, *** p < .001); "
                   "dashed: not significant. k = partner / actor with its 95% interval.",
                   fontsize=7.5, color="#444")
-    refs = lab.moderator_references(result)
+    refs = {m: v for m, v in result.reference_levels().items()
+            if not any(actors["group"] != "")}  # per-arm models name their arm per panel
     if refs:
         fig.suptitle("Effects in the reference category: "
                      + ", ".join(f"{m} = {v}" for m, v in refs.items()), fontsize=9)
@@ -183,9 +193,9 @@ def path_diagram(result: APIMResult, level: str | None = None, predictor: str | 
 
 
 # ---------------------------------------------------------------- simple slopes
-def _conditional_intercept(result: APIMResult, effect_term: str, moderator: str,
+def _conditional_intercept(result: FittedModel, effect_term: str, moderator: str,
                            at: np.ndarray) -> np.ndarray:
-    coef = result.engine.coef
+    coef = result.coef
     role, kind, level, predictor = (effect_term.split("|")[0].split(".") + [""] * 4)[:4]
     b0 = coef.get(f"{role}.intercept", 0.0)
     if moderator in ("partner", "actor_x_partner"):
@@ -195,7 +205,7 @@ def _conditional_intercept(result: APIMResult, effect_term: str, moderator: str,
     return b0 + slope * at
 
 
-def _moderator_names(result: APIMResult, moderator: str) -> tuple[str, str, str] | None:
+def _moderator_names(result: FittedModel, moderator: str) -> tuple[str, str, str] | None:
     """(name, reference, level) of a dummy-coded moderator ``name[level]``, else None."""
     import re
 
@@ -203,11 +213,11 @@ def _moderator_names(result: APIMResult, moderator: str) -> tuple[str, str, str]
     if match is None:
         return None
     name, level = match.groups()
-    ref = lab.moderator_references(result).get(name)
+    ref = result.reference_levels().get(name)
     return None if ref is None else (name, ref, level)
 
 
-def simple_slopes_plot(result: APIMResult, effect: str, moderator: str,
+def simple_slopes_plot(result: FittedModel, effect: str, moderator: str,
                        at: Sequence[float] | None = None,
                        ax: Sequence[Axes] | None = None) -> Figure:
     """Simple slopes of ``effect`` at moderator values, and where they are significant.
@@ -230,9 +240,9 @@ def simple_slopes_plot(result: APIMResult, effect: str, moderator: str,
     category = _moderator_names(result, moderator)
     table = simple_slopes(result, effect, moderator, [0.0, 1.0] if category else at)
     i, j = _pair(result, effect, moderator)
-    names = list(result.engine.coef.index)
+    names = list(result.coef.index)
     term = names[i]
-    X = result.design.model.X
+    X = _design(result).to_numpy()
     role, _, level, predictor = (term.split("|")[0].split(".") + [""] * 4)[:4]
     rows = X[:, names.index(f"{role}.intercept")] != 0 if f"{role}.intercept" in names \
         else np.ones(len(X), bool)
@@ -257,7 +267,7 @@ def simple_slopes_plot(result: APIMResult, effect: str, moderator: str,
         axes[0].plot(grid, intercepts[n] + slope * grid, lw=2,
                      label=f"{shown[n]}: slope {lab.number(slope, 2)}{lab.stars(p)}")
     whose = "partner's" if "partner" in term.split(".")[1] else "own"
-    lev = lab.level_label(level, result.spec)
+    lev = lab.level_label(level, result)
     axes[0].set_xlabel(f"{role}: {whose} {predictor}" + (f" ({lev} part)" if lev else ""))
     axes[0].set_ylabel(lab.outcome_label(role, result.spec))
     axes[0].legend(fontsize=8)
@@ -300,7 +310,7 @@ def simple_slopes_plot(result: APIMResult, effect: str, moderator: str,
 
 
 # ---------------------------------------------------------------- response surface
-def surface_plot(result: APIMResult, role: str | None = None, ax: Axes | None = None,
+def surface_plot(result: FittedModel, role: str | None = None, ax: Axes | None = None,
                  grid: int = 30) -> Figure:
     """The fitted response surface of a :func:`apim.model.formula.response_surface` fit
     over the observed range of both members' ratings, with the line of congruence
@@ -311,14 +321,16 @@ def surface_plot(result: APIMResult, role: str | None = None, ax: Axes | None = 
     """
     from apim.inference.surface import surface_parameters
 
-    coef = result.engine.coef
-    roles = [r for r in result.design.outcome_roles if role is None or r == role]
-    if not any(f"{r}.surface.none.P" in coef.index for r in roles):
+    coef = result.coef
+    eff = result.effects
+    roles = [r for r in dict.fromkeys(eff.loc[eff["effect"] == "surface", "outcome_role"])
+             if role is None or r == role]
+    if not roles:
         raise SpecError("surface_plot needs a response_surface fit (terms *.surface.none.P)")
     names = list(coef.index)
-    X = result.design.model.X
-    frame = result.design.data.frame.loc[result.design.used]
-    predictor = result.spec.predictors[0]  # type: ignore[union-attr]
+    X = _design(result).to_numpy()
+    frame = result.data.frame.loc[_design(result).index]
+    predictor = result.spec.predictors[0]  # type: ignore[attr-defined]
     first = (frame["role"] == result.roles[0]).to_numpy()
     P = X[first, names.index(f"{result.roles[0]}.surface.none.P")]
     center = float(np.mean(frame[predictor].to_numpy()[first] - P))
@@ -357,16 +369,23 @@ def surface_plot(result: APIMResult, role: str | None = None, ax: Axes | None = 
 
 
 # ---------------------------------------------------------------- trajectories
-def _used_frame(result: APIMResult) -> pd.DataFrame:
-    design = result.design
-    frame = design.data.frame.loc[design.used, ["dyad", "session", "role"]].copy()
-    frame["observed"] = design.model.y
-    frame["fitted"] = result.engine.fitted
-    frame["residual"] = result.engine.residuals
+def _design(result: FittedModel) -> pd.DataFrame:
+    X = result.design_matrix()
+    if X is None:
+        raise SpecError(f"this figure needs the rows' fixed-effects design; a {result.kind} "
+                        "has none")
+    return X
+
+
+def _used_frame(result: FittedModel) -> pd.DataFrame:
+    frame = result.fitted_frame()
+    if frame is None:
+        raise SpecError(f"this figure needs observed and fitted values per row; a "
+                        f"{result.kind} has none")
     return frame
 
 
-def trajectories(result: APIMResult, dyads: Sequence[Any] | None = None,
+def trajectories(result: FittedModel, dyads: Sequence[Any] | None = None,
                  ax: Axes | None = None, n: int = 4) -> Figure:
     """Session-by-session outcome of chosen dyads: both members, observed (points) and
     fitted (lines, with the dyad's predicted random effects).
@@ -411,7 +430,7 @@ def trajectories(result: APIMResult, dyads: Sequence[Any] | None = None,
 
 
 # ---------------------------------------------------------------- diagnostics
-def residual_autocorrelation(result: APIMResult, max_lag: int = 8) -> pd.DataFrame:
+def residual_autocorrelation(result: FittedModel, max_lag: int = 8) -> pd.DataFrame:
     """Correlation of each person's residuals ``lag`` sessions apart (by session number),
     per role, pooled over persons.
 
@@ -443,7 +462,7 @@ def residual_autocorrelation(result: APIMResult, max_lag: int = 8) -> pd.DataFra
     return pd.DataFrame(out)
 
 
-def residual_diagnostics(result: APIMResult, max_lag: int = 8) -> Figure:
+def residual_diagnostics(result: FittedModel, max_lag: int = 8) -> Figure:
     """Per role (rows): normal QQ plot of the residuals, residuals against fitted values
     (with binned means), and the residual autocorrelation by session lag against what
     is expected without serial correlation, with an approximate 95% band

@@ -28,16 +28,19 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+import apim.report.figures as fg
+import apim.report.labels as lab
+from apim._version import __version__
+from apim.data.report import DataReport
 from apim.errors import format_rows
 from apim.files import write_atomic
-from apim.report import labels as lab
+from apim.inference.arms import arm_differences
+from apim.inference.patterns import dyadic_patterns
+from apim.model.fitted import FittedModel
 from apim.report.tables import effects_table, variance_table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from apim.data.report import DataReport
-    from apim.model.result import APIMResult
 
 __all__ = ["fit_report", "result_html", "data_report_html", "figure_html", "page",
            "write_atomic", "FIGURES"]
@@ -85,50 +88,27 @@ def figure_html(fig: Figure, caption: str, dpi: int = 100) -> str:
 
 
 def data_report_html(report: DataReport) -> str:
-    """The data report as HTML: counts, missing ratings per role, excluded rows, warnings."""
-    lo, med, hi = report.sessions_per_dyad
-    facts = [("Source", report.source),
-             ("Roles", f"{report.roles[0]} (reference), {report.roles[1]}"),
-             ("Rows", f"{report.n_rows} (" + ", ".join(
-                 f"{r} {n}" for r, n in report.rows_per_role.items()) + ")"),
-             ("Dyads", report.n_dyads), ("Persons", report.n_persons)]
-    if report.n_therapists:
-        facts.append(("Therapists", report.n_therapists))
-    facts += [("Dyad-sessions", report.n_sessions),
-              ("Sessions per dyad", f"min {lo:g}, median {med:g}, max {hi:g}")]
-    parts = ['<table class="apim-kv">' + "".join(
-        f"<tr><td>{_escape(k)}</td><td>{_escape(v)}</td></tr>" for k, v in facts)
-        + "</table>"]
-    if len(report.missing):
-        missing = report.missing.reset_index().rename(columns={"index": "variable"})
-        missing.columns = ["variable", *[f"missing ({r})" for r in report.missing.columns]]
-        parts.append(_plain_table(missing))
-    if report.exclusions:
-        rows = pd.DataFrame({"reason": [e.reason for e in report.exclusions],
-                             "rows": [len(e.rows) for e in report.exclusions],
-                             "first rows": [format_rows(e.rows) for e in report.exclusions]})
-        parts.append("<p>Rows a dyadic fit would not use:</p>" + _plain_table(rows))
-    else:
-        parts.append("<p>Rows a dyadic fit would not use: none.</p>")
-    parts += [f'<p class="warning">Warning: {_escape(w)}</p>' for w in report.warnings]
-    return '<div class="apim-data-report">' + "\n".join(parts) + "</div>"
+    """The data report as HTML (:meth:`~apim.data.report.DataReport.to_html`)."""
+    return report.to_html()
 
 
-def result_html(result: APIMResult, digits: int = 2) -> str:
+def result_html(result: FittedModel, digits: int = 2) -> str:
     """The effects and variance-component tables (an HTML fragment)."""
     return (effects_table(result, digits).to_html() + "\n"
             + variance_table(result, max(digits, 3)).to_html(css=False))
 
 
-def _dropped_html(result: APIMResult) -> str:
-    if not result.design.dropped:
+def _dropped_html(result: FittedModel) -> str:
+    dropped = result.dropped
+    if dropped.empty:
         return "<p>Every row of the data was used.</p>"
-    frame = pd.DataFrame({"reason": [e.reason for e in result.design.dropped],
-                          "rows": [len(e.rows) for e in result.design.dropped],
-                          "first rows": [format_rows(e.rows) for e in result.design.dropped]})
-    total = sum(len(e.rows) for e in result.design.dropped)
-    partner = sum(len(e.rows) for e in result.design.dropped if "partner" in e.reason)
-    text = (f"<p>{total} of {len(result.design.data.frame)} rows were not used "
+    by_reason = dropped.groupby("reason", sort=False)["row"]
+    frame = pd.DataFrame({"reason": list(by_reason.groups),
+                          "rows": by_reason.size().to_numpy(),
+                          "first rows": [format_rows(tuple(rows)) for _, rows in by_reason]})
+    total = len(dropped)
+    partner = int(dropped["reason"].str.contains("partner").sum())
+    text = (f"<p>{total} of {len(result.data.frame)} rows were not used "
             "(row numbers are 1-based rows of the input):</p>" + _plain_table(frame))
     if partner:
         text += (f"<p>{partner} of them lack the partner's rating at that session (partner "
@@ -137,15 +117,14 @@ def _dropped_html(result: APIMResult) -> str:
     return text
 
 
-def _patterns_html(result: APIMResult) -> str:
-    from apim.inference.patterns import dyadic_patterns
-
+def _patterns_html(result: FittedModel) -> str:
     table = dyadic_patterns(result, draws=5000)
     if table.empty:
         return ""
     shown = pd.DataFrame({
         "Outcome": [lab.outcome_label(r, result.spec) for r in table["outcome_role"]],
-        "Level": [lab.level_label(v, result.spec) for v in table["level"]],
+        "Level": [lab.level_label(v, result) for v in table["level"]],
+        **({"Group": table["group"]} if (table["group"] != "").any() else {}),
         "Predictor": table["predictor"],
         "k": [lab.number(v, 2) for v in table["k"]],
         "95% CI": [f"[{lab.number(a, 2)}, {lab.number(b, 2)}]"
@@ -155,9 +134,28 @@ def _patterns_html(result: APIMResult) -> str:
             "Ledermann, 2010), with a Monte Carlo interval.</p>" + _plain_table(shown))
 
 
-def _figures(result: APIMResult, which: Sequence[str]) -> list[str]:
-    from apim.report import figures as fg
+def _arms_html(result: FittedModel) -> str:
+    """Each effect's difference between the arms of a multi-group model, with its test."""
+    if len(set(result.effects["group"]) - {""}) < 2:
+        return ""
+    table = arm_differences(result)
+    stat = "z" if result.reference == "z" else "t"
+    effects = result.effects
+    first = effects[effects["group"] == effects["group"].iloc[0]].assign(group="")
+    names = {name.rsplit("[", 1)[0]: f"{lab.outcome_label(row['outcome_role'], result.spec)}: "
+             f"{lab.effect_label(row)}" for name, row in first.iterrows()}
+    shown = pd.DataFrame({
+        "Effect": [names.get(e, e) for e in table["effect"]], "Contrast": table["contrast"],
+        "Difference": [lab.number(v, 2) for v in table["difference"]],
+        "SE": [lab.number(v, 2) for v in table["se"]],
+        stat: [lab.number(v, 2) for v in table["statistic"]],
+        "p": [lab.p_value(v) for v in table["p"]]})
+    return ("<h2>Differences between arms</h2><p>Each effect in one arm minus the same effect "
+            "in the first; the last row per contrast tests all actor and partner effects "
+            "equal (chi-square in the statistic column).</p>" + _plain_table(shown))
 
+
+def _figures(result: FittedModel, which: Sequence[str]) -> list[str]:
     eff = result.effects
     out = []
     plain_actor = not eff[(eff["effect"] == "actor") & (eff["by"] == "")].empty
@@ -169,7 +167,7 @@ def _figures(result: APIMResult, which: Sequence[str]) -> list[str]:
         for term, row in moderated.head(2).iterrows():
             effect = ".".join(str(term).split("|")[0].split(".")[:3])
             out.append(figure_html(fg.simple_slopes_plot(result, effect, row["by"]),
-                                   f"Simple slopes: {lab.effect_label(row, result.spec)}"))
+                                   f"Simple slopes: {lab.effect_label(row, result)}"))
         inter = eff[(eff["effect"] == "actor_x_partner") & (eff["level"] == "within")]
         for r in list(dict.fromkeys(inter["outcome_role"]))[:2]:
             out.append(figure_html(
@@ -177,23 +175,23 @@ def _figures(result: APIMResult, which: Sequence[str]) -> list[str]:
                 f"{r}: actor effect at values of the partner's within-person part"))
     if "surface" in which and "surface" in set(eff["effect"]):
         out.append(figure_html(fg.surface_plot(result), "Response surface"))
-    if "trajectories" in which:
+    if "trajectories" in which and result.fitted_frame() is not None:
         out.append(figure_html(fg.trajectories(result), "Observed (points) and fitted "
                                "(lines) outcome of the dyads with the most sessions"))
-    if "diagnostics" in which:
+    if "diagnostics" in which and result.fitted_frame() is not None:
         out.append(figure_html(fg.residual_diagnostics(result), "Residual diagnostics "
                                "per role"))
     return out
 
 
-def fit_report(result: APIMResult, path: str | os.PathLike[str] | None = None, *,
+def fit_report(result: FittedModel, path: str | os.PathLike[str] | None = None, *,
                data_report: DataReport | None = None, figures: bool | Sequence[str] = True,
                warnings: Sequence[str] = (), title: str | None = None) -> str:
     """One self-contained HTML report of a fit; written to ``path`` when given.
 
     Parameters
     ----------
-    result : APIMResult
+    result : FittedModel
     path : path, optional
         Where to write the report (atomically).
     data_report : DataReport, optional
@@ -204,20 +202,19 @@ def fit_report(result: APIMResult, path: str | os.PathLike[str] | None = None, *
         Warnings raised while fitting (the CLI collects them).
     title : str, optional
     """
-    from apim import __version__
-
     spec = result.spec
     if data_report is None:
         variables = [v for v in (getattr(spec, "outcome", None),
                                  *getattr(spec, "predictors", ())) if v]
-        data_report = result.design.data.report(variables or None)
+        data_report = result.data.report(variables or None)
     which = FIGURES if figures is True else () if figures is False else tuple(figures)
-    title = title or f"APIM report: {getattr(spec, 'outcome', 'model')}"
+    title = title or (f"{result.kind[:1].upper()}{result.kind[1:]} report: "
+                      f"{getattr(spec, 'outcome', 'model')}")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     notes = list(warnings)
-    if not result.engine.converged:
-        notes.append(f"the fit did not converge: {result.engine.message}")
-    notes += [f"boundary estimate: {b}" for b in result.engine.boundary]
+    if not result.statistics.converged:
+        notes.append(f"the fit did not converge: {result.statistics.message}")
+    notes += [f"boundary estimate: {b}" for b in result.boundary]
     body = [
         f"<h1>{_escape(title)}</h1>",
         f'<p class="meta">apim {__version__}, Python {platform.python_version()}, {now}</p>',
@@ -226,6 +223,7 @@ def fit_report(result: APIMResult, path: str | os.PathLike[str] | None = None, *
         f"<pre>{_escape(json.dumps(spec.to_dict(), indent=2))}</pre></details>",
         "<h2>Data</h2>", data_report_html(data_report),
         "<h2>Tables</h2>", result_html(result),
+        _arms_html(result),
         _patterns_html(result) if "actor" in set(result.effects["effect"]) else "",
     ]
     figs = _figures(result, which) if which else []

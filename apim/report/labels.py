@@ -15,21 +15,20 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from apim.model.spec import APIMSpec
-
-if TYPE_CHECKING:
-    from apim.model.result import APIMResult
+from apim.model.fitted import FittedModel
 
 __all__ = ["p_value", "number", "stars", "ci_label", "level_label", "effect_label",
-           "outcome_label", "variance_label", "moderator_references", "notes",
+           "outcome_label", "variance_label", "notes",
            "SURFACE_TERMS"]
 
 SURFACE_TERMS = {"P": "P", "T": "T", "P2": "P²", "PxT": "P × T", "T2": "T²"}
+_LEVELS = {"within": "within-person", "between": "between-person",
+           "therapist": "between-therapist", "none": ""}
 KINDS = {"actor": "Actor", "partner": "Partner", "actor_x_partner": "Actor × partner"}
 
 
@@ -65,13 +64,11 @@ def ci_label(level: float = 0.95) -> str:
     return f"{100 * level:g}% CI"
 
 
-def level_label(level: str, spec: Any = None) -> str:
-    """``within`` -> "within-person" and so on (three-level splits say so)."""
-    three = (isinstance(spec, APIMSpec) and spec.decomposition.center == "therapist") \
-        or getattr(spec, "therapist_level", False) is True  # a latent APIM's third level
-    return {"within": "within-person",
-            "between": "between-dyad, within therapist" if three else "between-person",
-            "therapist": "between-therapist", "none": ""}.get(level, level)
+def level_label(level: str, result: FittedModel | None = None) -> str:
+    """``within`` -> "within-person" and so on, as the model means it (three-level splits
+    say so)."""
+    names = result.level_names() if result is not None else _LEVELS
+    return names.get(level, level)
 
 
 def _by_label(by: str, references: dict[str, str]) -> str:
@@ -83,10 +80,10 @@ def _by_label(by: str, references: dict[str, str]) -> str:
     return f"{name} {value}" + (f" (vs {ref})" if ref is not None else "")
 
 
-def effect_label(row: pd.Series, spec: Any = None,
-                 references: dict[str, str] | None = None) -> str:
-    """Readable label of one row of :attr:`APIMResult.effects`."""
-    references = references or {}
+def effect_label(row: pd.Series, result: FittedModel | None = None) -> str:
+    """Readable label of one row of a result's effects table; the effect of one arm of a
+    multi-group model ends in "in AFT"."""
+    references = result.reference_levels() if result is not None else {}
     effect, level, predictor, by = row["effect"], row["level"], row["predictor"], row["by"]
     if effect == "intercept":
         return "Intercept"
@@ -98,11 +95,12 @@ def effect_label(row: pd.Series, spec: Any = None,
         return f"{predictor} (covariate)"
     if effect == "moderator":
         return _by_label(predictor, references)
-    lev = level_label(level, spec)
+    lev = level_label(level, result)
     text = f"{KINDS.get(effect, effect)} {predictor}" + (f" ({lev})" if lev else "")
     if by:
         text += f" × {_by_label(by, {})}"
-    return text
+    group = row.get("group", "")
+    return f"{text} in {group}" if group else text
 
 
 def outcome_label(role: str, spec: Any) -> str:
@@ -124,12 +122,23 @@ def variance_label(name: str) -> tuple[str, str]:
     ('Dyad', 'SD of patient intercepts')
     >>> variance_label("residual cor(patient,therapist)")
     ('Session (residual)', 'Correlation patient, therapist')
+    >>> variance_label("between cov(x[patient],y[patient]) in AFT")
+    ('Dyad (between)', 'Covariance x[patient], y[patient] in AFT')
     """
     head, _, rest = str(name).partition(" ")
-    level = {"dyad": "Dyad", "residual": "Session (residual)",
-             "therapist": "Therapist"}.get(head)
+    level = {"dyad": "Dyad", "residual": "Session (residual)", "therapist": "Therapist",
+             "within": "Session (within)", "between": "Dyad (between)"}.get(head)
     if level is None:
         return "", str(name)
+    rest, _, group = rest.partition(" in ")  # the arm of a multi-group model
+    if group:
+        inner_level, component = variance_label(f"{head} {rest}")
+        return inner_level, f"{component} in {group}"
+    covariance = re.fullmatch(r"(var|cov)\((.*)\)", rest)
+    if covariance is not None:
+        kind, inside = covariance.groups()
+        return level, ("Variance " if kind == "var" else "Covariance ") + \
+            inside.replace(",", ", ")
     if head == "residual" and rest in ("", "sd"):
         return level, "SD"
     match = re.fullmatch(r"(sd|cor)\((.*)\)", rest)
@@ -153,64 +162,8 @@ def variance_label(name: str) -> tuple[str, str]:
     return level, "Correlation " + ", ".join(part(p) for p in inside.split(","))
 
 
-def moderator_references(result: APIMResult) -> dict[str, str]:
-    """Reference category of every categorical moderator (as the design codes it)."""
-    spec = result.spec
-    out: dict[str, str] = {}
-    if not isinstance(spec, APIMSpec):
-        return out
-    frame = result.design.data.frame
-    for m in spec.moderators:
-        values = frame[m]
-        if pd.api.types.is_numeric_dtype(values) and values.dropna().nunique() > 2:
-            continue
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            levels = [c for c in values.cat.categories if (values == c).any()]
-        else:
-            levels = sorted(values.dropna().unique(), key=str)
-        out[m] = str(levels[0])
-    return out
-
-
-def notes(result: APIMResult, level: float = 0.95) -> list[str]:
-    """The notes under an effects table: reference categories, df method, SE convention."""
-    spec = result.spec
-    out = [f"b = unstandardised estimate; {ci_label(level)} = confidence interval "
-           "(LL, UL)."]
-    if isinstance(spec, APIMSpec):
-        if spec.distinguishable:
-            out.append(f"Roles: {result.roles[0]} (reference) and {result.roles[1]}; "
-                       "actor and partner effects are estimated for each outcome role.")
-        else:
-            out.append("Indistinguishable dyads: one intercept and effects pooled over "
-                       "roles.")
-        center = spec.decomposition.center
-        if center in ("person", "therapist"):
-            out.append("Within-person: a session's deviation from the person's own mean; "
-                       "between: the person's mean centred on the mean of their role"
-                       + (" (between-therapist: the therapist's mean)."
-                          if center == "therapist" else "."))
-        refs = moderator_references(result)
-        for m in spec.moderators:
-            if m in refs:
-                out.append(f"Moderator {m}: reference category {refs[m]}; "
-                           f"terms × {m} are differences from {refs[m]}.")
-            else:
-                out.append(f"Moderator {m} is numeric: effects are at {m} = 0.")
-    df = ("Satterthwaite approximation" if result.df == "satterthwaite"
-          else "containment (nlme's rule)")
-    out.append(f"df: {df}.")
-    if result.engine.method == "ML":
-        out.append("ML standard errors from (X′V⁻¹X)⁻¹, as vcov() in R and SAS report "
-                   "them; nlme's summary() multiplies them by √(N/(N − p)).")
-    else:
-        out.append("REML estimates; standard errors from (X′V⁻¹X)⁻¹.")
-    if not result.engine.converged:
-        out.append(f"The fit did NOT converge: {result.engine.message}.")
-    if result.engine.boundary:
-        out.append("Boundary estimate: " + "; ".join(result.engine.boundary) + ".")
-    n_dropped = sum(len(e.rows) for e in result.design.dropped)
-    if n_dropped:
-        out.append(f"{n_dropped} rows of the data were not used (missing values; listed "
-                   "with their reasons in result.dropped and the HTML report).")
-    return out
+def notes(result: FittedModel, level: float = 0.95) -> list[str]:
+    """The notes under an effects table: what b and the CI are, then the model's own
+    notes (roles, centring, reference categories, df and SE convention, convergence)."""
+    return [f"b = unstandardised estimate; {ci_label(level)} = confidence interval "
+            "(LL, UL)."] + result.notes()

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+import apim.report.labels as lab
 from apim.engine.distributions import stats
-from apim.model.result import APIMResult
-from apim.report import labels as lab
+from apim.model.fitted import FittedModel
 
 __all__ = ["Table", "effects_table", "variance_table", "compare_table"]
 
@@ -147,20 +147,23 @@ def _blank_repeats(values: Sequence[str]) -> list[str]:
     return out
 
 
-def model_header(result: APIMResult) -> str:
+def model_header(result: FittedModel) -> str:
     """The model line with the sample: what was fitted to how much."""
-    fit = result.engine
-    return (f"{result.model_line()}; {fit.n_obs} observations from {fit.n_dyads} dyads; "
-            f"logLik = {lab.number(fit.loglik, 2)}")
+    s = result.statistics
+    therapists = f" of {s.n_therapists} therapists" if s.n_therapists else ""
+    return (f"{result.model_line()}; {s.n_obs} observations from {s.n_dyads} dyads"
+            f"{therapists}; logLik = {lab.number(s.loglik, 2)}")
 
 
-def effects_table(result: APIMResult, digits: int = 2, level: float = 0.95,
+def effects_table(result: FittedModel, digits: int = 2, level: float = 0.95,
                   title: str = "Fixed effects") -> Table:
-    """APA table of the fixed effects: b, SE, df (one decimal), t, p, CI.
+    """APA table of the effects: b, SE, df (one decimal), t, p, CI; or b, SE, z, p, CI
+    for a model with normal-theory tests (the latent APIM). Effects of one arm of a
+    multi-group model say so ("in AFT").
 
     Parameters
     ----------
-    result : APIMResult
+    result : FittedModel
     digits : int
         Decimals of b, SE and the CI (t always 2, df 1).
     level : float
@@ -169,33 +172,37 @@ def effects_table(result: APIMResult, digits: int = 2, level: float = 0.95,
     """
     eff = result.effects
     spec = result.spec
-    refs = lab.moderator_references(result)
     crit = stats.t.ppf(0.5 + level / 2, eff["df"].to_numpy())
     low = eff["estimate"] - crit * eff["se"]
     high = eff["estimate"] + crit * eff["se"]
     ci = lab.ci_label(level)
     outcome = [lab.outcome_label(r, spec) for r in eff["outcome_role"]]
-    frame = pd.DataFrame({
+    columns: dict[tuple[str, str], list[str]] = {
         ("Outcome", ""): _blank_repeats(outcome),
-        ("Effect", ""): [lab.effect_label(row, spec, refs) for _, row in eff.iterrows()],
+        ("Effect", ""): [lab.effect_label(row, result) for _, row in eff.iterrows()],
         ("b", ""): [lab.number(v, digits) for v in eff["estimate"]],
         ("SE", ""): [lab.number(v, digits) for v in eff["se"]],
-        ("df", ""): [lab.number(v, 1) for v in eff["df"]],
-        ("t", ""): [lab.number(v, 2) for v in eff["t"]],
+    }
+    if result.reference == "t":
+        columns[("df", "")] = [lab.number(v, 1) for v in eff["df"]]
+    columns[(result.reference, "")] = [lab.number(v, 2) for v in eff["t"]]
+    columns.update({
         ("p", ""): [lab.p_value(v) for v in eff["p"]],
         (ci, "LL"): [lab.number(v, digits) for v in low],
         (ci, "UL"): [lab.number(v, digits) for v in high],
     })
+    frame = pd.DataFrame(columns)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     return Table(title=title, header=model_header(result), frame=frame,
                  notes=tuple(lab.notes(result, level)))
 
 
-def variance_table(result: APIMResult, digits: int = 3,
+def variance_table(result: FittedModel, digits: int = 3,
                    title: str = "Variance components") -> Table:
-    """APA table of the variance components (SDs and correlations) with SEs.
+    """APA table of the variance components (SDs and correlations, or the variances and
+    covariances of a multivariate model) with SEs.
 
-    Built from :attr:`APIMResult.variance` (one row per parameter, columns ``estimate`` and
+    Built from the result's ``variance`` (one row per parameter, columns ``estimate`` and
     ``se``), so any component the model has appears here.
     """
     var = result.variance
@@ -206,17 +213,19 @@ def variance_table(result: APIMResult, digits: int = 3,
         "Estimate": [lab.number(v, digits) for v in var["estimate"]],
         "SE": [lab.number(v, digits) for v in var["se"]],
     })
-    notes = ["SDs and correlations on the natural scale; SEs from the observed information "
-             "(delta method)."]
+    scale = ("Variances and covariances" if any(p.kind in ("var", "cov")
+                                                for p in result.parameters)
+             else "SDs and correlations on the natural scale")
+    notes = [f"{scale}; SEs from the observed information (delta method)."]
     if any("AR(1)" in str(n) for n in var.index):
         notes.append("φ: correlation of a person's residuals one session apart "
                      "(AR(1) over session numbers).")
-    if result.engine.boundary:
-        notes.append("At the boundary: " + "; ".join(result.engine.boundary) + ".")
+    if result.boundary:
+        notes.append("At the boundary: " + "; ".join(result.boundary) + ".")
     return Table(title=title, header=model_header(result), frame=frame, notes=tuple(notes))
 
 
-def compare_table(results: Mapping[str, APIMResult] | Sequence[APIMResult], digits: int = 2,
+def compare_table(results: Mapping[str, FittedModel] | Sequence[FittedModel], digits: int = 2,
                   title: str = "Models compared") -> Table:
     """Several fits side by side: b with significance stars, SE in parentheses below,
     and fit statistics (observations, dyads, method, residuals, logLik, AIC, BIC).
@@ -237,12 +246,11 @@ def compare_table(results: Mapping[str, APIMResult] | Sequence[APIMResult], digi
     names = list(results)
     entries: list[tuple[str, str, str]] = []  # (term, label, outcome role)
     for r in results.values():
-        refs = lab.moderator_references(r)
         for term, row in r.effects.iterrows():
             if any(e[0] == term for e in entries):
                 continue
             label = f"{lab.outcome_label(row['outcome_role'], r.spec)}: " \
-                    f"{lab.effect_label(row, r.spec, refs)}"
+                    f"{lab.effect_label(row, r)}"
             role = str(row["outcome_role"])
             same = [i for i, e in enumerate(entries) if e[2] == role]
             at = same[-1] + 1 if same else len(entries)  # new terms join their role's block
@@ -266,17 +274,17 @@ def compare_table(results: Mapping[str, APIMResult] | Sequence[APIMResult], digi
         return [label] + [get(r) for r in results.values()]  # type: ignore[operator]
 
     rows += [
-        stat("Observations", lambda r: str(r.engine.n_obs)),
-        stat("Dyads", lambda r: str(r.engine.n_dyads)),
-        stat("Method", lambda r: r.engine.method),
-        stat("Residuals", lambda r: r.spec.residual_structure),
-        stat("logLik", lambda r: lab.number(r.engine.loglik, 2)),
-        stat("AIC", lambda r: lab.number(r.engine.aic, 2)),
-        stat("BIC", lambda r: lab.number(r.engine.bic, 2)),
-        stat("Converged", lambda r: "yes" if r.engine.converged else "NO"),
+        stat("Model", lambda r: r.kind),
+        stat("Observations", lambda r: str(r.statistics.n_obs)),
+        stat("Dyads", lambda r: str(r.statistics.n_dyads)),
+        stat("Method", lambda r: r.statistics.method),
+        stat("logLik", lambda r: lab.number(r.statistics.loglik, 2)),
+        stat("AIC", lambda r: lab.number(r.statistics.aic, 2)),
+        stat("BIC", lambda r: lab.number(r.statistics.bic, 2)),
+        stat("Converged", lambda r: "yes" if r.statistics.converged else "NO"),
     ]
     frame = pd.DataFrame(rows, columns=["Term", *names])
-    methods = {r.engine.method for r in results.values()}
+    methods = {r.statistics.method for r in results.values()}
     notes = ["Unstandardised estimates with standard errors in parentheses; "
              "* p < .05, ** p < .01, *** p < .001."]
     if methods == {"REML"} and len(results) > 1:

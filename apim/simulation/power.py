@@ -113,14 +113,14 @@ def _replicate(job: tuple[SimulationSpec, np.random.SeedSequence],
                analysis: APIMSpec | FormulaSpec, hypothesis: str) -> list[Any]:
     """[p value, estimate, converged] of one replicate."""
     from apim.inference.wald import wald_test
-    from apim.model.fit import fit
+    from apim.model.registry import fit
 
     truth, seed = job
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = fit(simulate(truth, seed), analysis)  # type: ignore[arg-type]
         test = wald_test(result, hypothesis)
-    return [float(test.p), float(test.estimate[0]), bool(result.engine.converged)]
+    return [float(test.p), float(test.estimate[0]), bool(result.statistics.converged)]
 
 
 def check_scheduler(scheduler: str | None) -> None:
