@@ -37,6 +37,7 @@ apim.errors.OutputExistsError: OUT ...t.csv already exists; give --force to repl
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -393,9 +394,20 @@ def _try_lock(handle: int) -> bool:
 
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
+    except OSError as error:
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        warnings.warn(f"cannot lock {_name(handle)} (the file system has no locks: "
+                      f"{error.strerror}); make sure no other apim run writes there",
+                      DataWarning, stacklevel=3)
     return True
+
+
+def _name(handle: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{handle}")
+    except OSError:
+        return "the output folder"
 
 
 def _unlock(handle: int) -> None:
@@ -407,4 +419,5 @@ def _unlock(handle: int) -> None:
         return
     import fcntl
 
-    fcntl.flock(handle, fcntl.LOCK_UN)
+    with contextlib.suppress(OSError):
+        fcntl.flock(handle, fcntl.LOCK_UN)

@@ -462,6 +462,21 @@ def test_lock_in_the_same_process_is_refused_too(tmp_path):
     assert not (tmp_path / ".apim.lock").exists()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl")
+def test_a_file_system_without_locks_warns_instead_of_refusing(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from apim.errors import DataWarning
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(DataWarning, match="no locks"):
+        FolderLock(tmp_path).acquire().release()
+
+
 def test_a_run_removes_only_its_own_temp_files(small, tmp_path, capsys):
     plan = write_plan(tmp_path, small)
     out = tmp_path / "out"
