@@ -203,10 +203,14 @@ def check_new_output(path: str | os.PathLike[str], option: str, *, force: bool =
     OutputExistsError
         The file exists and ``force`` is false.
     SpecError
-        It is an input or a folder.
+        It is an input or a folder, or its folder does not exist.
     """
     refuse_inputs(path, inputs, option)
     target = Path(path)
+    if not target.parent.is_dir():
+        raise SpecError(f"{option}: cannot use {os.fspath(path)!r}: the folder "
+                        f"{os.fspath(target.parent)!r} does not exist; create it or write "
+                        "elsewhere")
     if target.is_dir():
         raise SpecError(f"{option} {os.fspath(path)}: is a folder; give a file name")
     if target.exists() or target.is_symlink():

@@ -85,9 +85,6 @@ def run(args: argparse.Namespace) -> None:
     if Path(args.out).suffix.lower() not in WRITABLE:
         raise UnsupportedFileError(f"cannot write {args.out!r}: unknown file type "
                                    f"{Path(args.out).suffix!r}; use one of {', '.join(WRITABLE)}")
-    if not Path(args.out).parent.is_dir():
-        raise SpecError(f"convert OUT {args.out}: the folder {str(Path(args.out).parent)!r} "
-                        "does not exist; create it or write elsewhere")
     data = load(args)
     if args.to == "long":
         frame = data.to_long()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from apim.cli.fit import add_model_arguments, fit_with_warnings
 from apim.cli.help import HelpFormatter, examples
-from apim.errors import SpecError
 from apim.files import check_new_output
 from apim.report.html import FIGURES, fit_report
 
@@ -18,9 +16,6 @@ __all__ = ["register", "run"]
 def run(args: argparse.Namespace) -> None:
     """Check the output, fit (any model kind), then write the report."""
     check_new_output(args.out, "--out", force=args.force, inputs=[args.data])
-    if not Path(args.out).parent.is_dir():
-        raise SpecError(f"--out {args.out}: the folder {str(Path(args.out).parent)!r} does "
-                        "not exist; create it or write elsewhere")
     result, caught = fit_with_warnings(args)
     figures = [] if args.no_figures else (args.figure or list(FIGURES))
     fit_report(result, args.out, figures=figures, warnings=caught,
