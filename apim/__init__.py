@@ -1,8 +1,8 @@
 """apim: actor-partner interdependence models for session-by-session dyadic data.
 
 The names a researcher uses are importable from ``apim`` itself; the subpackages
-(``apim.data``, ``apim.engine``, ``apim.model``, ``apim.inference``, ``apim.simulation``,
-``apim.report``) load on first use, so ``import apim`` stays light.
+(``apim.data``, ``apim.engine``, ``apim.model``, ``apim.inference``, ``apim.analyses``,
+``apim.simulation``, ``apim.report``) load on first use, so ``import apim`` stays light.
 
 Examples
 --------
@@ -51,16 +51,16 @@ _LAZY = {
     "Plan": "apim.plan.spec",
     "run_plan": "apim.plan.run",
     "check_plan": "apim.plan.run",
-    "RuptureSpec": "apim.episodes",
-    "detect_ruptures": "apim.episodes",
-    "add_rupture_flags": "apim.episodes",
+    "RuptureSpec": "apim.analyses.ruptures",
+    "detect_ruptures": "apim.analyses.ruptures",
+    "add_rupture_flags": "apim.analyses.ruptures",
     "load_acitelli": "apim.datasets.couples",
     "load_kashy": "apim.datasets.couples",
     "load_bolger_laurenceau": "apim.datasets.couples",
-    "TherapistSpec": "apim.inference.therapist",
-    "therapist_effects": "apim.inference.therapist",
-    "variance_shares": "apim.inference.therapist",
-    "association_split": "apim.inference.therapist",
+    "TherapistSpec": "apim.analyses.therapist",
+    "therapist_effects": "apim.analyses.therapist",
+    "variance_shares": "apim.analyses.therapist",
+    "association_split": "apim.analyses.therapist",
     "LatentAPIMSpec": "apim.model.spec",
     "LatentAPIMResult": "apim.model.latent_result",
     "person_mean_reliability": "apim.model.latent",
@@ -68,7 +68,7 @@ _LAZY = {
     "compare_between": "apim.inference.arms",
 }
 _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
-                "cli", "parallel", "errors")
+                "cli", "parallel", "errors", "analyses")
 
 __all__ = ["SessionData", "DataReport", "read_table", "load_alliance", "decompose",
            "DecompositionSpec", "Decomposition", "APIMSpec", "CovarianceSpec", "FormulaSpec",

@@ -81,7 +81,7 @@ def bolger_laurenceau():
 
 def time_apim(d, slopes: bool, reps: int, residual: str = "un",
               therapist: bool = False) -> dict:
-    from apim.engine.fit import fit
+    from apim.engine.mixed.estimate import estimate_mixed as fit
 
     model = engine_model(d, slopes, residual, therapist)
     times, result = [], None
@@ -133,7 +133,7 @@ import json, resource, sys, time
 sys.path.insert(0, {here!r})
 from seed_data import seed_design
 from engine_vs_r import engine_model
-from apim.engine.fit import fit
+from apim.engine.mixed.estimate import estimate_mixed as fit
 d = seed_design({n}, 30, seed=2)
 model = engine_model(d, False)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -166,11 +166,11 @@ def un_ar1_missing(reps: int) -> list[dict]:
     """UN x AR(1) on the seed design (phi = 0.3) with single ratings missing at random."""
     from dataclasses import replace
 
-    from apim.engine.fit import fit
-    from apim.engine.likelihood import evaluate
-    from apim.engine.model import Prepared
-    from apim.engine.moments import cross_products
+    from apim.engine.mixed.estimate import estimate_mixed as fit
+    from apim.engine.mixed.likelihood import evaluate
+    from apim.engine.mixed.model import Prepared
     from apim.engine.threads import one_blas_thread
+    from tests.dense_residual import cross_products  # the dense oracle (tests/)
 
     full = seed_design(241, 30, seed=3, phi=0.3)
     rows = []

@@ -28,8 +28,8 @@ import pandas as pd
 from results_file import write_section
 
 from apim import APIMSpec, CovarianceSpec
-from apim.model.registry import fit
 from apim.model.latent import LatentAPIMSpec
+from apim.model.registry import fit
 from apim.parallel import run_jobs
 from apim.simulation.simulate import SimulationSpec, simulate
 

@@ -22,8 +22,8 @@ import pandas as pd
 from latent_simulation import BASE, SCENARIOS, TRUTH
 from results_file import write_section
 
-from apim.model.registry import fit
 from apim.model.latent import LatentAPIMSpec
+from apim.model.registry import fit
 from apim.parallel import run_jobs
 from apim.simulation.simulate import SimulationSpec, simulate
 

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from latent_support import lavaan_effects, lavaan_stat, long_from_wide, run_lavaan, wide  # noqa: E402
 
-from apim.model.registry import fit  # noqa: E402
 from apim.model.latent import LatentAPIMSpec  # noqa: E402
+from apim.model.registry import fit  # noqa: E402
 from apim.simulation.simulate import SimulationSpec, simulate  # noqa: E402
 
 

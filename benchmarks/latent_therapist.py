@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from latent_therapist_support import simulate_three_level, to_session_data  # noqa: E402
 
-from apim.model.registry import fit  # noqa: E402
 from apim.model.latent import LatentAPIMSpec  # noqa: E402
+from apim.model.registry import fit  # noqa: E402
 
 TWO = LatentAPIMSpec("y", ("x",))
 THREE = LatentAPIMSpec("y", ("x",), therapist_level=True)

@@ -118,7 +118,7 @@ def power_timing(replicates: int) -> list[str]:
 
 def replicate_breakdown(n: int = 30) -> list[str]:
     """Median milliseconds per phase of one power replicate (serial, this process)."""
-    from apim.engine.fit import fit as fit_engine
+    from apim.engine.mixed.estimate import estimate_mixed as fit_engine
     from apim.inference.wald import wald_test
     from apim.model.design import build_design
     from apim.model.result import APIMResult

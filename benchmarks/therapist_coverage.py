@@ -3,7 +3,7 @@
 ``--replicates`` data sets (default 200) of a three-level design (``--therapists`` x 4
 dyads x 8 sessions; therapist SD 0.4, person SDs (0.6, 0.5), session SDs (0.5, 0.4), the
 same therapist effect on both members' ratings) are simulated with
-:func:`apim.simulation.simulate.simulate`; each gets :func:`apim.inference.therapist.
+:func:`apim.simulation.simulate.simulate`; each gets :func:`apim.analyses.therapist.
 variance_shares` with ``--boot`` parametric-bootstrap replicates. Reported per role and
 level: the true share, the mean estimate (and its Monte Carlo SE), the coverage of the
 95% percentile interval and how often the therapist variance was estimated at zero.
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from results_file import write_section
 
-from apim.inference.therapist import variance_shares
+from apim.analyses.therapist import variance_shares
 from apim.parallel import run_jobs
 from apim.simulation.simulate import SimulationSpec, simulate
 

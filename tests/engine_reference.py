@@ -8,8 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from apim.engine.likelihood import LOG_2PI, split_theta
-from apim.engine.model import MixedModel, Prepared
+from apim.engine.mixed.likelihood import LOG_2PI, split_theta
+from apim.engine.mixed.model import MixedModel, Prepared
 from apim.errors import FitError
 
 

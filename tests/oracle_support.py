@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from dense_oracle import dense_loglik
 
-from apim.engine.likelihood import evaluate
-from apim.engine.model import MixedModel, Prepared
-from apim.engine.oracle import dense_loglik
+from apim.engine.mixed.likelihood import evaluate
+from apim.engine.mixed.model import MixedModel, Prepared
 
 
 def assert_matches_dense_oracle(model: MixedModel, theta: np.ndarray, tol: float) -> None:

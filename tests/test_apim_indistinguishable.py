@@ -192,8 +192,8 @@ def test_exchangeable_growth_curve_reproduces_published_tables(kashy_path):
     with k = 2 (intercept and time per member): logLik, fixed effects and SEs (nlme) and
     the variance components printed by SAS PROC MIXED."""
     from apim.engine import MixedModel, Residual
-    from apim.engine.fit import fit
-    from apim.engine.structures import Exchangeable
+    from apim.engine.mixed.estimate import estimate_mixed as fit
+    from apim.engine.mixed.random_effects import Exchangeable
 
     d = pd.read_csv(kashy_path)
     d["satisf_A"] = pd.to_numeric(d["satisf_A"], errors="coerce")

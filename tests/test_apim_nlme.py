@@ -44,7 +44,7 @@ def test_bundled_data_against_live_nlme(name, tmp_path):
 def test_un_ar1_apim_against_dense_oracle():
     """UN x AR(1) residuals (nlme cannot fit them) on 25 bundled dyads: the APIM's
     log-likelihood and fixed effects at the optimum against the dense oracle."""
-    from apim.engine.oracle import dense_covariance, dense_loglik
+    from dense_oracle import dense_covariance, dense_loglik
 
     data = apim.load_alliance()
     small = data.replace(data.frame[data.frame["dyad"] <= 25].reset_index(drop=True))

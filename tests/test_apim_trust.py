@@ -62,7 +62,7 @@ def test_units_change_no_t_value(alliance, base, column, factor):
 
 def test_unscaled_fit_agrees_where_units_are_tame(alliance, base):
     plain = apim.model.design.build_design(alliance, BASE)
-    from apim.engine.fit import fit
+    from apim.engine.mixed.estimate import estimate_mixed as fit
 
     raw = fit(plain.model, "REML", FitControl(standardize=False))
     np.testing.assert_allclose(raw.coef, base.engine.coef, rtol=1e-7)
@@ -77,7 +77,7 @@ def test_constant_outcome_is_a_data_error(alliance):
 
 
 def test_linear_algebra_failure_becomes_fit_error(alliance, monkeypatch):
-    import apim.engine.fit as engine_fit
+    import apim.engine.mixed.estimate as engine_fit
 
     def broken(*args, **kwargs):
         raise np.linalg.LinAlgError("Singular matrix")
@@ -91,7 +91,7 @@ def test_fit_control_is_checked_and_used(alliance):
     with pytest.raises(SpecError, match="max_newton=-1"):
         FitControl(max_newton=-1)
     design = apim.model.design.build_design(alliance, BASE)
-    from apim.engine.fit import fit
+    from apim.engine.mixed.estimate import estimate_mixed as fit
 
     rough = fit(design.model, "REML", FitControl(optimizer="L-BFGS-B", max_newton=0))
     assert rough.control.optimizer == "L-BFGS-B" and rough.message.startswith("L-BFGS-B")

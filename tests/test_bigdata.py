@@ -13,14 +13,15 @@ import pytest
 from unbalanced_support import unbalanced
 
 from apim.engine import MixedModel, Residual, Unstructured
-from apim.engine import fit as engine_fit
-from apim.engine import model as engine_model
-from apim.engine import start as engine_start
-from apim.engine.fit import fit
-from apim.engine.inference import _constant, containment_df, sorted_containment_df
-from apim.engine.model import Prepared
-from apim.engine.scaling import Scaling
-from apim.engine.structures import Diagonal
+from apim.engine.mixed import estimate as engine_fit
+from apim.engine.mixed import model as engine_model
+from apim.engine.mixed import results as engine_results
+from apim.engine.mixed import start as engine_start
+from apim.engine.mixed.df import _constant, containment_df, sorted_containment_df
+from apim.engine.mixed.estimate import estimate_mixed as fit
+from apim.engine.mixed.model import Prepared
+from apim.engine.mixed.random_effects import Diagonal
+from apim.engine.mixed.scaling import Scaling
 
 
 # ----------------------------------------------------------------------------- oracles
@@ -154,7 +155,7 @@ CASES = {
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of a few rows, so that every case has many (block edges inside dyads)."""
     rows = functools.partial(engine_model.row_blocks, size=7)
-    monkeypatch.setattr(engine_fit, "row_blocks", rows)
+    monkeypatch.setattr(engine_results, "row_blocks", rows)
     monkeypatch.setattr(engine_start, "row_blocks", rows)
     monkeypatch.setattr(engine_start, "dyad_blocks",
                         functools.partial(engine_start.dyad_blocks, size=23))
@@ -225,7 +226,7 @@ def test_fit_equals_the_full_size_computations(case: str,
     model = CASES[case]()
     with monkeypatch.context() as patch:
         rows = functools.partial(engine_model.row_blocks, size=7)
-        patch.setattr(engine_fit, "row_blocks", rows)
+        patch.setattr(engine_results, "row_blocks", rows)
         patch.setattr(engine_start, "row_blocks", rows)
         patch.setattr(engine_start, "dyad_blocks",
                       functools.partial(engine_start.dyad_blocks, size=23))
@@ -236,8 +237,8 @@ def test_fit_equals_the_full_size_computations(case: str,
     with monkeypatch.context() as patch:
         patch.setattr(engine_start, "residual_moments", old_residual_moments)
         patch.setattr(engine_fit, "residual_moments", old_residual_moments)
-        patch.setattr(engine_fit, "_fitted", old_fitted)
-        patch.setattr(engine_fit, "sorted_containment_df",
+        patch.setattr(engine_results, "_fitted", old_fitted)
+        patch.setattr(engine_results, "sorted_containment_df",
                       lambda X, order, starts: old_containment_df(X, levels))
         patch.setattr(engine_start, "dyad_blocks", lambda starts, n: [
             (slice(0, len(starts)), slice(0, n), starts)])

@@ -16,7 +16,7 @@ import pytest
 import apim
 from apim.cli import build_parser, main
 from apim.cli.fit import KINDS, LATENT_RESIDUALS, OPTIONS
-from apim.engine.residual import RESIDUAL_NAMES
+from apim.engine import RESIDUAL_NAMES
 
 FORMULA = "outcome ~ alliance + alliance_partner"
 BASE = {

@@ -7,17 +7,17 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from dense_oracle import dense_covariance, dense_loglik
+from dense_residual import crossprod, whiten_dense
 from nlme_support import simulate
 from oracle_support import assert_matches_dense_oracle
 from scipy import optimize
 
 from apim.engine import CompoundSymmetry, Diagonal, MixedModel, Residual, Unstructured
-from apim.engine.dense_residual import whiten_dense
-from apim.engine.fit import fit
-from apim.engine.model import Prepared
-from apim.engine.oracle import dense_covariance, dense_loglik
-from apim.engine.residual import RESIDUAL_NAMES
-from apim.engine.structures import Exchangeable
+from apim.engine.mixed.estimate import estimate_mixed as fit
+from apim.engine.mixed.model import Prepared
+from apim.engine.mixed.random_effects import Exchangeable
+from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import RankDeficientError, SpecError
 
 
@@ -63,12 +63,11 @@ def test_stencil_whitening_equals_dense_cholesky(residual):
     model = model_for(d, residual, Unstructured, False)
     prep = Prepared.of(model)
     theta = np.random.default_rng(1).normal(scale=0.3, size=model.residual.n_params)
-    from apim.engine.moments import TypeMoments
+    from apim.engine.mixed.moments import TypeMoments
 
     assert isinstance(prep.products, TypeMoments)
     got = prep.products.products(model.residual, theta, True)
     wu, logdet_d, dwu, dlogdet_d = whiten_dense(model.residual, theta, prep.layout, prep.raw)
-    from apim.engine.moments import crossprod
 
     r = model.q
     full = crossprod(wu, wu, prep.layout)

@@ -21,7 +21,7 @@ from nlme_support import (
     simulate,
 )
 
-from apim.engine.fit import fit
+from apim.engine.mixed.estimate import estimate_mixed as fit
 
 
 def compare(name: str, data: pd.DataFrame, ref: pd.DataFrame) -> None:

@@ -18,10 +18,10 @@ import pytest
 
 from apim.engine import CompoundSymmetry, Diagonal, MixedModel, Residual, Unstructured
 from apim.engine.control import FitControl
-from apim.engine.fit import fit
-from apim.engine.hessian import difference_information, information
-from apim.engine.model import Prepared
-from apim.engine.structures import Exchangeable
+from apim.engine.mixed.estimate import estimate_mixed as fit
+from apim.engine.mixed.hessian import difference_information, information
+from apim.engine.mixed.model import Prepared
+from apim.engine.mixed.random_effects import Exchangeable
 from apim.errors import BoundaryWarning, SpecError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -181,7 +181,7 @@ def test_exact_hessian_matches_differences_of_the_gradient(name, build, k_random
 def test_per_parameter_form_for_wide_clusters_agrees(monkeypatch, reml):
     """Wide clusters (many dyads per therapist) take the per-parameter form of the exact
     block; forced here on small clusters, both forms agree with differences."""
-    import apim.engine.hessian as engine_hessian
+    import apim.engine.mixed.hessian as engine_hessian
 
     d = missing(dyadic(24, 6, 2, slopes=True, caseload=3), 0.1)
     model = apim_model(d, slopes=True, therapist=True)
@@ -199,7 +199,7 @@ def test_per_parameter_form_for_wide_clusters_agrees(monkeypatch, reml):
 def test_second_derivatives_of_g(structure):
     """Hessian of tr(G(t) M): the closed form (Unstructured) or differences of the
     Jacobian, against differences of tr(G M) itself."""
-    from apim.engine.hessian import _trace_hessian
+    from apim.engine.mixed.hessian import _trace_hessian
 
     size = structure.matrix(np.zeros(structure.n_params)).shape[0]
     rng = np.random.default_rng(5)
@@ -272,7 +272,7 @@ def test_secant_update_satisfies_the_secant_equation():
     """The BFGS update of a reused Hessian: symmetric, positive definite, maps the step to
     the change of the gradient (``H s = y``) and leaves directions conjugate to the step
     alone; without positive curvature along the step the Hessian is kept as it is."""
-    from apim.engine.fit import _secant_update
+    from apim.engine.optimize import secant_update as _secant_update
 
     rng = np.random.default_rng(11)
     a = rng.normal(size=(5, 5))

@@ -1,4 +1,4 @@
-"""Rupture-repair episodes on constructed series with known episodes (apim.episodes)."""
+"""Rupture-repair episodes on constructed series with known episodes (apim.analyses.ruptures)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from scipy import stats
 
 import apim
 from apim import APIMSpec, SessionData
-from apim.episodes import (
+from apim.analyses.ruptures import (
     RuptureSpec,
     add_rupture_flags,
     detect_ruptures,
     reliable_change_cutoff,
 )
-from apim.episodes.summaries import EPISODE_COLUMNS
+from apim.analyses.ruptures.summaries import EPISODE_COLUMNS
 from apim.errors import AllMissingError, MissingColumnError, SpecError
 
 POINTS = RuptureSpec(sd="points", k=1.0)

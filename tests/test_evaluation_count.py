@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import apim.engine.fit as engine_fit
+import apim.engine.mixed.estimate as engine_fit
 from apim.engine import MixedModel, Residual, Unstructured
 
 
@@ -25,7 +25,7 @@ def test_every_evaluation_is_counted(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(engine_fit, "evaluate", counting)
-    result = engine_fit.fit(model)
+    result = engine_fit.estimate_mixed(model)
     assert result.converged
     # the final evaluation for the result table is the last counted one
     assert result.n_evaluations == seen[0]

@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from latent_support import long_from_wide
+from multivariate_oracle import dense_loglik
 
 import apim
 from apim import report
 from apim.data.validate import ROW
-from apim.engine.multivariate import evaluate, prepare
-from apim.engine.multivariate_fit import fit_multivariate, natural_gradient
-from apim.engine.multivariate_oracle import dense_loglik
+from apim.engine.multivariate.estimate import fit_multivariate
+from apim.engine.multivariate.likelihood import evaluate, prepare
+from apim.engine.multivariate.parameters import natural_gradient
 from apim.errors import DataError, SmallSampleWarning, SpecError
 from apim.inference.arms import arm_differences, compare_between
 from apim.inference.wald import wald_test

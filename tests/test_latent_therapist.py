@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from latent_therapist_support import covariances, simulate_three_level, to_session_data
+from multivariate_oracle import dense_gradient, dense_loglik
 
 import apim
 from apim import report
-from apim.engine.multivariate import evaluate, prepare
-from apim.engine.multivariate_fit import fit_multivariate, natural_gradient
-from apim.engine.multivariate_nested import evaluate_nested
-from apim.engine.multivariate_oracle import dense_gradient, dense_loglik
+from apim.engine.multivariate.estimate import fit_multivariate
+from apim.engine.multivariate.likelihood import evaluate, prepare
+from apim.engine.multivariate.nested import evaluate_nested
+from apim.engine.multivariate.parameters import natural_gradient
 from apim.errors import DataError, SmallSampleWarning, SpecError
 from apim.inference.arms import arm_differences
 from apim.model.latent import LatentAPIMSpec
@@ -118,7 +119,7 @@ def test_natural_gradient_equals_finite_differences(structure, phi, reml):
     analytic = natural_gradient(data, point, ar1, reml, therapist=structure)
 
     def loglik(x):
-        from apim.engine.multivariate_fit import Layout
+        from apim.engine.multivariate.parameters import Layout
 
         p = Layout(K, ar1, reml, structure).unpack(x)
         return evaluate_nested(data, p.sigma_w, p.sigma_b, p.sigma_t, p.phi, mu=p.mu,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from test_engine_grouped import assert_same_as_reference, model_of, parameters, sessions
 
-from apim.engine.likelihood import _inverse_logdet
-from apim.engine.model import Prepared
+from apim.engine.mixed.likelihood import _inverse_logdet
+from apim.engine.mixed.model import Prepared
 
 
 @pytest.mark.parametrize("residual", ["independent", "ar1-equal", "diagonal"])

@@ -15,12 +15,12 @@ from unbalanced_support import unbalanced
 
 from apim.data.session import RowKeys, SessionData
 from apim.engine import MixedModel, Residual, Unstructured
-from apim.engine.fit import fit
-from apim.engine.likelihood import evaluate
-from apim.engine.model import Prepared, ScaledModel
-from apim.engine.residual import ResidualLayout
-from apim.engine.scaling import Scaling
-from apim.engine.structures import Diagonal
+from apim.engine.mixed.estimate import estimate_mixed as fit
+from apim.engine.mixed.likelihood import evaluate
+from apim.engine.mixed.model import Prepared, ScaledModel
+from apim.engine.mixed.random_effects import Diagonal
+from apim.engine.mixed.residuals import ResidualLayout
+from apim.engine.mixed.scaling import Scaling
 from apim.errors import RankDeficientError, SpecError
 from apim.model.centring import DecompositionSpec, decompose, group_mean
 from apim.model.design import build_design

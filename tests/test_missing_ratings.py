@@ -6,15 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from dense_oracle import dense_loglik
+from dense_residual import cross_products
 from engine_reference import reference_evaluate
 from oracle_support import assert_matches_dense_oracle
 
 from apim.engine import Diagonal, MixedModel, Residual, Unstructured
-from apim.engine.likelihood import evaluate
-from apim.engine.missing_ratings import GridProducts
-from apim.engine.model import Prepared
-from apim.engine.moments import TypeMoments, cross_products
-from apim.engine.oracle import dense_loglik
+from apim.engine.mixed.likelihood import evaluate
+from apim.engine.mixed.missing_ratings import GridProducts
+from apim.engine.mixed.model import Prepared
+from apim.engine.mixed.moments import TypeMoments
 
 
 def ratings(missing: float, seed: int = 0, n_dyads: int = 14, n_sessions: int = 9
@@ -289,13 +290,13 @@ def test_fit_with_adjoint_gradients_equals_the_forward_fit(monkeypatch):
     against the same fit with forward derivatives throughout: the same optimum, SEs and
     Satterthwaite df, with as many evaluations. The random slope's true SD is zero, so
     the search ends at a singular G (the quasi-Newton phase and the restart run too)."""
-    import apim.engine.fit as engine_fit
+    import apim.engine.mixed.estimate as engine_fit
 
     model = model_for(ratings(0.1, seed=45, n_dyads=30, n_sessions=10), "un-ar1")
-    new = engine_fit.fit(model)
+    new = engine_fit.estimate_mixed(model)
     monkeypatch.setattr(engine_fit, "evaluate",
                         lambda *args, adjoint=False, **kwargs: evaluate(*args, **kwargs))
-    old = engine_fit.fit(model)
+    old = engine_fit.estimate_mixed(model)
     assert new.converged and old.converged
     assert new.loglik == pytest.approx(old.loglik, rel=1e-10)
     np.testing.assert_allclose(new.coef, old.coef, rtol=1e-7)
@@ -311,8 +312,8 @@ def test_differenced_xvx_from_the_hessians_points():
     (where the final Hessian's central differences evaluate the likelihood) against the
     forward derivatives; None when a point was not evaluated (the fit then makes one
     forward evaluation)."""
-    from apim.engine.fit import _differenced_xvx
-    from apim.engine.hessian import difference_step
+    from apim.engine.mixed.estimate import _differenced_xvx
+    from apim.engine.mixed.hessian import difference_step
 
     model = model_for(ratings(0.1, seed=46), "un-ar1")
     prep = Prepared.of(model)

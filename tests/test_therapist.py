@@ -13,10 +13,7 @@ from nlme_support import REFERENCE, rscript
 from scipy import optimize, stats
 
 import apim
-from apim.cli import main
-from apim.datasets import alliance_path
-from apim.errors import ApimError, DataError, SpecError
-from apim.inference.therapist import (
+from apim.analyses.therapist import (
     TherapistSpec,
     association_split,
     exact_icc_interval,
@@ -24,6 +21,9 @@ from apim.inference.therapist import (
     therapist_effects,
     variance_shares,
 )
+from apim.cli import main
+from apim.datasets import alliance_path
+from apim.errors import ApimError, DataError, SpecError
 from apim.parallel import run_jobs
 from apim.simulation.simulate import SimulationSpec, simulate
 

@@ -16,7 +16,7 @@
 import numpy as np
 
 import apim
-from apim.episodes import RuptureSpec, detect_ruptures
+from apim.analyses.ruptures import RuptureSpec, detect_ruptures
 
 truth = apim.SimulationSpec(n_dyads=150, n_sessions=20)
 data = apim.simulate(truth, seed=2018)

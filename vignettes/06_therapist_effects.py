@@ -9,7 +9,7 @@
 # significant and the patient-level one was not; Del Re et al. (2012) confirmed it
 # meta-analytically.
 #
-# `apim.inference.therapist` answers both questions for session-by-session dyadic data:
+# `apim.analyses.therapist` answers both questions for session-by-session dyadic data:
 #
 # * **variance shares** of each variable, per rater role, at the therapist, dyad and
 #   session levels (three-level models, `lme(y ~ 1, random = ~ 1 | therapist/dyad)` in
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 import apim
-from apim.inference.therapist import (
+from apim.analyses.therapist import (
     TherapistSpec,
     association_split,
     session_split,

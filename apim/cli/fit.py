@@ -8,7 +8,6 @@ given for a kind it does not apply to is refused before the data are read, never
 Examples
 --------
 >>> import argparse
-import json
 >>> args = argparse.Namespace(formula=None, centring="latent", df="containment")
 >>> model_kind(args)
 'latent'
@@ -33,7 +32,7 @@ import pandas as pd
 from apim import report
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
-from apim.engine.residual import RESIDUAL_NAMES
+from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.files import check_new_output, write_atomic
 from apim.inference.arms import arm_differences

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from apim.cli.simulate import output_path, truth_from, whole
-from apim.engine.residual import RESIDUAL_NAMES
+from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import FitError, SpecError
 from apim.files import atomic_path, check_new_output, same_file, write_csv
 from apim.model.spec import APIMSpec, CovarianceSpec

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from apim.analyses.ruptures import RuptureResult, RuptureSpec, detect_ruptures
 from apim.cli.common import add_columns, load
 from apim.errors import SpecError
-
-if TYPE_CHECKING:  # the library loads when the command runs: the CLI starts faster
-    from apim.episodes import RuptureSpec
 
 __all__ = ["register", "run"]
 
@@ -24,8 +22,6 @@ declines count session numbers. Without output files the episodes are printed.""
 
 
 def _spec(args: argparse.Namespace) -> RuptureSpec:
-    from apim.episodes import RuptureSpec
-
     return RuptureSpec(rule=args.rule, k=args.k, sd=args.sd, reliability=args.reliability,
                        window=args.window, tolerance=args.tolerance, decline=args.decline,
                        scale_min=args.scale_min)
@@ -33,8 +29,6 @@ def _spec(args: argparse.Namespace) -> RuptureSpec:
 
 def run(args: argparse.Namespace) -> None:
     """Detect the episodes, print the summary and write the tables asked for."""
-    from apim.episodes import detect_ruptures
-
     if args.figure_dyad is not None and args.figure is None:
         raise SpecError("--figure-dyad needs --figure OUT.png")
     spec = _spec(args)
@@ -56,7 +50,7 @@ def run(args: argparse.Namespace) -> None:
         _figure(result, args)
 
 
-def _figure(result: Any, args: argparse.Namespace) -> None:
+def _figure(result: RuptureResult, args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -4,12 +4,11 @@ association of a predictor with an outcome split into therapist- and patient-lev
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import Any
 
+from apim.analyses.therapist import TherapistSpec, therapist_effects
 from apim.cli.common import add_columns, load
-
-if TYPE_CHECKING:  # the library loads when the command runs: the CLI starts faster
-    from apim.inference.therapist import TherapistSpec
 
 __all__ = ["register", "run"]
 
@@ -34,8 +33,6 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _spec(args: argparse.Namespace) -> TherapistSpec:
-    from apim.inference.therapist import TherapistSpec
-
     return TherapistSpec(variables=tuple(args.variable or ()), predictor=args.predictor,
                          outcome=args.outcome, covariates=tuple(args.covariate or ()),
                          ci=args.ci, n_boot=args.bootstrap, level=args.level,
@@ -44,11 +41,13 @@ def _spec(args: argparse.Namespace) -> TherapistSpec:
 
 def run(args: argparse.Namespace) -> None:
     """Compute and print the tables; optionally write them as CSV."""
-    from apim.inference.therapist import therapist_effects
-
     spec = _spec(args)
-    result = therapist_effects(load(args), spec, seed=args.seed, n_jobs=args.jobs,
-                               progress=args.progress)
+    columns = [*spec.variables, *(c for c in (spec.predictor, spec.outcome) if c),
+               *spec.covariates]
+    data = load(args, columns=list(dict.fromkeys(columns)))
+    progress = args.progress or (not args.quiet and sys.stderr.isatty())
+    result = therapist_effects(data, spec, seed=args.seed, n_jobs=args.jobs,
+                               progress=progress)
     print(result.summary())
     tables = {"shares": result.shares.table if result.shares is not None else None,
               "dyad": result.dyad_association, "session": result.session_association}
@@ -71,7 +70,8 @@ def register(commands: Any) -> None:
     cmd.add_argument("--predictor", help="predictor of the association split (e.g. alliance)")
     cmd.add_argument("--outcome", help="outcome of the association split")
     cmd.add_argument("--covariate", action="append",
-                     help="fixed effect in every model, e.g. treatment (repeatable)")
+                     help="fixed effect in every model, e.g. treatment (repeatable; text "
+                     "columns are dummy coded against their first level in sorted order)")
     cmd.add_argument("--ci", choices=("auto", "bootstrap", "exact", "none"), default="auto",
                      help="interval for the shares: exact F-based in a balanced one-way "
                      "design, else parametric bootstrap")
@@ -82,7 +82,10 @@ def register(commands: Any) -> None:
                      help="estimation method")
     cmd.add_argument("--seed", type=int, default=None, help="seed of the bootstrap")
     cmd.add_argument("--jobs", type=int, default=1, help="parallel workers for the bootstrap")
-    cmd.add_argument("--progress", action="store_true", help="show a progress bar")
+    cmd.add_argument("--quiet", action="store_true",
+                     help="no progress bar (shown for the bootstrap on a terminal)")
+    cmd.add_argument("--progress", action="store_true",
+                     help="show the progress bar also when stderr is not a terminal")
     cmd.add_argument("--no-session-split", action="store_true",
                      help="skip the session-level (three-level APIM) split")
     cmd.add_argument("--shares-csv", metavar="FILE", help="write the shares table")

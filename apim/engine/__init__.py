@@ -1,14 +1,33 @@
-"""The REML/ML engine for linear mixed models with dyadic covariance structures.
+"""The REML/ML engines, by job.
 
-It fits ``y = X beta + Z b + e`` per dyad (optionally nested in therapists) and knows
-nothing about what the columns mean.
+:mod:`apim.engine.mixed` fits ``y = X beta + Z b + e`` with structured covariances per
+dyad (optionally nested in therapists); :mod:`apim.engine.multivariate` fits the
+multivariate two- and three-level model of the latent APIM. Both use the one optimisation
+driver of :mod:`apim.engine.optimize`; :mod:`~apim.engine.control`,
+:mod:`~apim.engine.parameters`, :mod:`~apim.engine.distributions` and
+:mod:`~apim.engine.threads` are shared. The engines know nothing about what the columns
+mean.
 """
 
 from apim.engine.control import FitControl
-from apim.engine.model import MixedModel
+from apim.engine.mixed import (
+    BOUNDARY_NOTE,
+    RESIDUAL_NAMES,
+    CompoundSymmetry,
+    Diagonal,
+    Exchangeable,
+    MixedFit,
+    MixedModel,
+    RandomStructure,
+    Residual,
+    Unstructured,
+    estimate_mixed,
+    residual_names,
+)
+from apim.engine.multivariate import MultivariateFit, fit_multivariate
 from apim.engine.parameters import VarianceParameter
-from apim.engine.residual import Residual
-from apim.engine.structures import CompoundSymmetry, Diagonal, Exchangeable, Unstructured
 
-__all__ = ["MixedModel", "Residual", "Unstructured", "Diagonal", "CompoundSymmetry",
-           "Exchangeable", "FitControl", "VarianceParameter"]
+__all__ = ["MixedModel", "MixedFit", "estimate_mixed", "BOUNDARY_NOTE", "Residual",
+           "RESIDUAL_NAMES", "residual_names", "RandomStructure", "Unstructured", "Diagonal",
+           "CompoundSymmetry", "Exchangeable", "FitControl", "VarianceParameter",
+           "MultivariateFit", "fit_multivariate"]

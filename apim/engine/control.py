@@ -48,7 +48,7 @@ class FitControl(Spec):
     hessian : {"exact", "differences"}
         Hessian of the standard errors: ``"exact"`` second derivatives in the
         random-effect parameters and central differences of the analytic gradient in the
-        residual ones (:mod:`apim.engine.hessian`; the Newton phase uses forward
+        residual ones (:mod:`apim.engine.mixed.hessian`; the Newton phase uses forward
         differences there, and the Hessian is computed afresh at the optimum), or central
         differences of the analytic gradient in every parameter (``2 k`` evaluations;
         recomputed at the optimum unless the last Newton step left the parameters where

@@ -73,11 +73,14 @@ class VarianceParameter:
     @property
     def label(self) -> str:
         """Short unique name (``sd(a)``, ``cor(a,b)``, ``sigma(0)``, ``sigma``, ``rho``,
-        ``phi``; ``sd(a|b)`` for an SD shared by columns a and b)."""
+        ``phi`` (``phi(0)`` for a role's own); ``sd(a|b)`` for an SD shared by columns a
+        and b)."""
         if self.level == "residual":
             if self.kind == "sd":
                 return "sigma" if self.pooled else f"sigma({self.roles[0]})"
-            return "rho" if self.kind == "cor" else "phi"
+            if self.kind == "cor":
+                return "rho"
+            return "phi" if self.pooled or len(self.roles) != 1 else f"phi({self.roles[0]})"
         if self.kind == "sd":
             return f"sd({'|'.join(self.effects)})"
         if self.pooled or len(self.effects) > 2:

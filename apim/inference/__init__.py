@@ -14,8 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_MODULES = ("wald", "compare", "patterns", "effect_sizes", "slopes", "surface", "robustness",
-            "therapist")
+_MODULES = ("wald", "compare", "patterns", "effect_sizes", "slopes", "surface", "robustness")
 
 __all__ = list(_MODULES)
 

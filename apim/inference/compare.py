@@ -20,7 +20,7 @@ import numpy as np
 
 from apim.data.session import SessionData
 from apim.engine.distributions import stats
-from apim.engine.residual import Residual
+from apim.engine.mixed.residuals import Residual
 from apim.errors import SpecError
 from apim.model.fitted import FittedModel
 from apim.model.registry import fit

@@ -81,7 +81,7 @@ def mixedlm_counterpart(result: APIMResult) -> pd.DataFrame:
     """
     import statsmodels.api as sm
 
-    from apim.engine.structures import Unstructured
+    from apim.engine.mixed.random_effects import Unstructured
 
     model = result.design.model
     if model.residual.name != "independent" or model.therapist is not None or model.Z is None \

@@ -32,7 +32,7 @@ from apim.data.report import Exclusion
 from apim.data.session import SessionData
 from apim.data.validate import require_columns
 from apim.engine import Diagonal, MixedModel, Residual, Unstructured
-from apim.engine.structures import Exchangeable, RandomStructure
+from apim.engine.mixed.random_effects import Exchangeable, RandomStructure
 from apim.errors import DataError, SpecError
 from apim.model.centring import Decomposition, decompose, default_center, is_cross_sectional
 from apim.model.spec import APIMSpec, FormulaSpec
@@ -181,7 +181,7 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
     Indistinguishable dyads (``distinguishable=False``) get one intercept and effects
     pooled over roles, predictors centred on both roles together, random intercepts (and
     slopes) per member with the exchangeable covariance
-    (:class:`~apim.engine.structures.Exchangeable`: equal variances, free covariances)
+    (:class:`~apim.engine.mixed.random_effects.Exchangeable`: equal variances, free covariances)
     and a residual structure with equal variances, so nothing depends on which member
     carries which label.
 

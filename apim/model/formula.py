@@ -32,7 +32,7 @@ import patsy
 
 from apim.data.formats import partner_values
 from apim.data.session import SessionData
-from apim.engine.fit import fit as fit_engine
+from apim.engine.mixed.estimate import estimate_mixed as fit_engine
 from apim.errors import SpecError
 from apim.model.design import APIMDesign, Term, assemble_design
 from apim.model.result import DF, APIMResult

@@ -17,7 +17,7 @@ predictor levels). Every observed rating enters (no listwise deletion of session
 member's rating is missing).
 
 Standard errors: **delta method** from the observed information of the natural
-parameters (means, ``Sigma_W``, ``Sigma_B``, ``phi``; :mod:`apim.engine.multivariate_fit`);
+parameters (means, ``Sigma_W``, ``Sigma_B``, ``phi``; :mod:`apim.engine.multivariate.estimate`);
 at the ML estimate this equals the observed-information SEs of a direct regression
 parameterisation (lavaan's two-level SEM with ``information="observed"``). Tests use the
 normal distribution (``df = inf``), as lavaan does.
@@ -26,7 +26,7 @@ normal distribution (``df = inf``), as lavaan does.
 patients): a third level with a random K-vector per therapist, ``v_j ~ N(0, Sigma_T)``
 (unstructured, or diagonal with ``therapist_covariance="diagonal"``), so that
 ``z_jit = mu + v_j + b_ji + w_jit`` and ``Sigma_B`` is the covariance of dyads within
-therapists (:mod:`apim.engine.multivariate_nested`). The within and between effects are
+therapists (:mod:`apim.engine.multivariate.nested`). The within and between effects are
 reported as without it (``between`` now means between dyads of the same therapist); an
 unstructured ``Sigma_T`` adds the therapist-level regressions (level ``therapist``, e.g.
 ``patient.actor.therapist.alliance``: the patients' outcome on the therapist's mean
@@ -65,7 +65,7 @@ from scipy.linalg import block_diag
 from apim.data.hints import current, option
 from apim.data.session import SessionData
 from apim.data.validate import informative
-from apim.engine.multivariate_fit import MultivariateFit, fit_multivariate
+from apim.engine.multivariate.estimate import MultivariateFit, fit_multivariate
 from apim.errors import (
     BoundaryWarning,
     ConvergenceWarning,

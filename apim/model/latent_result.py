@@ -36,8 +36,8 @@ from apim.model.fitted import (
     result_dict,
 )
 
-if TYPE_CHECKING:  # the multivariate engine loads when a latent model is fitted
-    from apim.engine.multivariate_fit import MultivariateFit
+if TYPE_CHECKING:
+    from apim.engine.multivariate.estimate import MultivariateFit
     from apim.model.spec import LatentAPIMSpec
 
 __all__ = ["LatentAPIMResult", "NOT_USED"]

@@ -30,7 +30,7 @@ import pandas as pd
 
 from apim.data.session import SessionData
 from apim.engine.control import FitControl
-from apim.engine.fit import fit as fit_engine
+from apim.engine.mixed.estimate import estimate_mixed as fit_engine
 from apim.errors import SpecError
 from apim.model.checks import check_design, check_sample
 from apim.model.design import APIMDesign, build_design

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from apim.data.session import SessionData
-from apim.engine.fit import BOUNDARY_NOTE, MixedFit
-from apim.engine.fit import fit as fit_engine
-from apim.engine.inference import satterthwaite_df, satterthwaite_f_df
+from apim.engine.mixed.df import satterthwaite_df, satterthwaite_f_df
+from apim.engine.mixed.estimate import BOUNDARY_NOTE, MixedFit
+from apim.engine.mixed.estimate import estimate_mixed as fit_engine
 from apim.engine.parameters import VarianceParameter
 from apim.errors import SpecError
 from apim.model.design import APIMDesign, Term, moderator_levels
@@ -142,8 +142,11 @@ class APIMResult:
             if parameter.kind == "sd":
                 return "residual sd" if parameter.pooled else \
                     f"residual sd({self.roles[parameter.roles[0]]})"
-            return f"residual cor({r0},{r1})" if parameter.kind == "cor" else \
-                "residual AR(1) phi"
+            if parameter.kind == "cor":
+                return f"residual cor({r0},{r1})"
+            if len(parameter.roles) == 1:  # a role's own autocorrelation
+                return f"residual AR(1) phi({self.roles[parameter.roles[0]]})"
+            return "residual AR(1) phi"
         effects = self.design.random_effects
         if parameter.pooled or parameter.roles:  # exchangeable: shared by both members
             names = list(dict.fromkeys(effects.get(e, e) for e in parameter.effects))

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from apim.engine.residual import RESIDUAL_NAMES
+from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
 from apim.specbase import Spec
@@ -53,7 +53,7 @@ class CovarianceSpec(Spec):
         (None): intercepts for data over time, none for cross-sectional data (decided in
         :func:`apim.model.design.resolve_spec`).
     residual : str, optional
-        Residual structure, one of :data:`apim.engine.residual.RESIDUAL_NAMES` (``un``,
+        Residual structure, one of :data:`apim.engine.RESIDUAL_NAMES` (``un``,
         ``cs``, ``diagonal``, ``independent``, ``ar1``, ``un-ar1``, ``ar1-equal``,
         ``cs-ar1``); default ``un`` for distinguishable and ``cs`` for indistinguishable
         dyads.
