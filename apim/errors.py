@@ -48,6 +48,9 @@ __all__ = [
     "AllMissingError",
     "PartnerMismatchError",
     "UnsupportedFileError",
+    "OutputExistsError",
+    "FolderInUseError",
+    "TooLargeError",
     "RankDeficientError",
     "format_rows",
 ]
@@ -257,6 +260,20 @@ class PartnerMismatchError(DataError):
 
 class UnsupportedFileError(DataError):
     """The file cannot be read (unknown type, missing file, missing optional reader)."""
+
+
+class OutputExistsError(SpecError):
+    """An output file exists and ``--force`` was not given (apim never overwrites
+    silently)."""
+
+
+class FolderInUseError(ApimError):
+    """Another apim run holds the lock on the output folder."""
+
+
+class TooLargeError(SpecError):
+    """The work asked for needs more memory (or time) than the machine can give; the
+    message says how much it would need."""
 
 
 class RankDeficientError(SpecError):

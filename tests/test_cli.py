@@ -145,7 +145,7 @@ def test_convert_formats_round_trip(suffix, tmp_path):
     small = data.replace(data.frame[data.frame["dyad"] <= 15].reset_index(drop=True))
     source = tmp_path / "small.csv"
     small.to_long().to_csv(source, index=False)
-    target = tmp_path / f"small{suffix}"
+    target = tmp_path / f"small-converted{suffix}"
     assert main(["convert", str(source), str(target), *COLUMNS]) == 0
     _same(_long(source, "long"), _long(target, "long"))
 

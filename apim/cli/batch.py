@@ -63,9 +63,11 @@ def register(commands: Any) -> None:
                         "apim batch plan.toml --n-jobs 2",
                         "apim batch plan.toml --out results --scheduler tcp://host:8786"))
     parser.add_argument("plan", nargs="?", help="the plan file (TOML)")
-    parser.add_argument("--out", help="output directory (default: PLAN.results beside the "
-                        "plan)")
-    parser.add_argument("--force", action="store_true", help="refit stored results too")
+    parser.add_argument("--out", help="output directory: new, empty or one apim batch "
+                        "made (default: PLAN.results beside the plan)")
+    parser.add_argument("--force", action="store_true",
+                        help="refit stored results too, and write into an --out folder "
+                        "apim did not make (never over the plan's own files)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="refit analyses whose stored result is a failure")
     parser.add_argument("--dry-run", action="store_true",

@@ -11,6 +11,7 @@ import pandas as pd
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
 from apim.errors import SpecError, UnsupportedFileError
+from apim.files import atomic_path, check_new_output, neutral_frame, write_csv
 
 __all__ = ["register", "run", "write_table", "WRITABLE"]
 
@@ -29,7 +30,11 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write ``frame`` to ``path`` in the format its suffix names (:data:`WRITABLE`).
+    """Write ``frame`` to ``path`` in the format its suffix names (:data:`WRITABLE`),
+    atomically (a temporary file beside it, then a rename).
+
+    CSV, TSV and Excel cells whose text a spreadsheet would run as a formula get a leading
+    ``'`` (:func:`apim.files.neutral_frame`, with a warning); Excel text is written as text.
 
     Examples
     --------
@@ -43,26 +48,31 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
     path = Path(path)
     suffix = path.suffix.lower()
     frame = _plain(frame)
+    if suffix not in WRITABLE:
+        raise UnsupportedFileError(f"cannot write {str(path)!r}: unknown file type "
+                                   f"{path.suffix!r}; use one of {', '.join(WRITABLE)}")
+    if suffix == ".dta":
+        bad = [c for c in frame.columns if not str(c).isidentifier() or len(str(c)) > 32]
+        if bad:
+            raise SpecError(f"column {bad[0]!r} is not a valid Stata name (letters, "
+                            "digits and _, at most 32 characters); write CSV or rename it")
     try:
         if suffix in (".csv", ".tsv"):
-            frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
-        elif suffix == ".xlsx":
-            frame.to_excel(path, index=False)
-        elif suffix == ".sav":
-            import pyreadstat
+            write_csv(frame, path, sep="\t" if suffix == ".tsv" else ",", what=path.name)
+            return
+        if suffix == ".xlsx":
+            frame = neutral_frame(frame, path.name)
+        with atomic_path(path) as tmp:
+            if suffix == ".xlsx":
+                frame.to_excel(tmp, index=False, engine="openpyxl")
+            elif suffix == ".sav":
+                import pyreadstat
 
-            pyreadstat.write_sav(frame, str(path))
-        elif suffix == ".dta":
-            bad = [c for c in frame.columns if not str(c).isidentifier() or len(str(c)) > 32]
-            if bad:
-                raise SpecError(f"column {bad[0]!r} is not a valid Stata name (letters, "
-                                "digits and _, at most 32 characters); write CSV or rename it")
-            frame.to_stata(path, write_index=False, version=118)
-        elif suffix == ".parquet":
-            frame.to_parquet(path, index=False)
-        else:
-            raise UnsupportedFileError(f"cannot write {str(path)!r}: unknown file type "
-                                       f"{path.suffix!r}; use one of {', '.join(WRITABLE)}")
+                pyreadstat.write_sav(frame, str(tmp))
+            elif suffix == ".dta":
+                frame.to_stata(tmp, write_index=False, version=118)
+            else:
+                frame.to_parquet(tmp, index=False)
     except ImportError as error:
         raise UnsupportedFileError(f"writing {suffix} files needs the package "
                                    f"{error.name!r}; install it with: pip install "
@@ -71,6 +81,10 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Read, validate, convert and write."""
+    check_new_output(args.out, "convert OUT", force=args.force, inputs=[args.data])
+    if Path(args.out).suffix.lower() not in WRITABLE:
+        raise UnsupportedFileError(f"cannot write {args.out!r}: unknown file type "
+                                   f"{Path(args.out).suffix!r}; use one of {', '.join(WRITABLE)}")
     data = load(args)
     if args.to == "long":
         frame = data.to_long()
@@ -97,6 +111,8 @@ def register(commands: Any) -> None:
                         "--session session --roles patient,therapist --to long"))
     add_columns(parser)
     parser.add_argument("out", help="file to write (its suffix gives the format)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace OUT if it exists (never the input file)")
     parser.add_argument("--to", choices=("long", "wide", "pairwise"), default="long",
                         help="layout to write")
     parser.add_argument("--separator", default="_",

@@ -34,6 +34,7 @@ from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
 from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import SpecError
+from apim.files import check_new_output, write_atomic
 from apim.inference.arms import arm_differences
 from apim.inference.wald import WaldTest, wald_test
 from apim.model.centring import DecompositionSpec
@@ -262,6 +263,9 @@ def _extras(result: FittedModel, hypotheses: list[str]) -> tuple[list[WaldTest],
 def run(args: argparse.Namespace) -> None:
     """Fit and print in the chosen format, with the Wald tests asked for (``--test``) and,
     for a multi-group model, the differences between its arms."""
+    for option, path in (("--json", args.json), ("--report", args.report)):  # issue 20
+        if path:
+            check_new_output(path, option, force=args.force, inputs=[args.data])
     result, caught = fit_with_warnings(args)
     tests, arms = _extras(result, args.test or [])
     payload = result.to_dict()
@@ -282,8 +286,7 @@ def run(args: argparse.Namespace) -> None:
         for test in tests:
             print(test)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            handle.write(as_json)
+        write_atomic(args.json, as_json)
     if args.report:
         report.fit_report(result, args.report, warnings=caught)
 
@@ -366,4 +369,6 @@ def register(commands: Any) -> None:
     output.add_argument("--test", metavar="HYPOTHESIS", action="append",
                         help="a Wald test by effect names, e.g. 'patient.actor.within = "
                         "therapist.actor.within' (repeatable; z tests for latent fits)")
+    output.add_argument("--force", action="store_true", help="replace the --json or "
+                        "--report file if it exists (never the data file)")
     parser.set_defaults(run=run)

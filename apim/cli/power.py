@@ -15,7 +15,8 @@ from typing import Any
 
 from apim.cli.simulate import output_path, truth_from, whole
 from apim.engine.mixed.residuals import RESIDUAL_NAMES
-from apim.errors import SpecError
+from apim.errors import FitError, SpecError
+from apim.files import atomic_path, check_new_output, same_file, write_csv
 from apim.model.spec import APIMSpec, CovarianceSpec
 
 __all__ = ["register", "run"]
@@ -81,6 +82,11 @@ def _checked(args: argparse.Namespace) -> dict[str, Any]:
     residual = _choice("--residual", args.residual, tuple(RESIDUAL_NAMES))
     output_path("--csv", args.csv, (".csv",), "the power table")
     output_path("--figure", args.figure, FIGURES, "the figure")
+    for option, path in (("--csv", args.csv), ("--figure", args.figure)):
+        if path is not None:
+            check_new_output(path, option, force=args.force)
+    if args.csv and args.figure and same_file(args.csv, args.figure):
+        raise SpecError(f"--csv and --figure name the same file {args.csv}")
     if args.figure and importlib.util.find_spec("matplotlib") is None:
         raise SpecError(f"--figure {args.figure}: plotting needs matplotlib: "
                         "pip install 'apim[plot]'")
@@ -119,10 +125,22 @@ def run(args: argparse.Namespace) -> None:
         print(f"failed replicates: {row['count']} x {row['error_type']} "
               f"(first: {row['message']})")
     if args.csv:
-        result.table.to_csv(args.csv, index=False)
+        write_csv(result.table, args.csv, what=Path(args.csv).name)
     if args.figure:
-        result.plot(by="n_sessions" if "n_sessions" in grid else None).figure.savefig(
-            args.figure, dpi=120, bbox_inches="tight")
+        figure = result.plot(by="n_sessions" if "n_sessions" in grid else None).figure
+        with atomic_path(args.figure) as tmp:
+            figure.savefig(tmp, format=Path(args.figure).suffix[1:].lower(), dpi=120,
+                           bbox_inches="tight")
+    if len(result.failures):
+        total = int(result.table["replicates"].sum() + result.table["failed"].sum()
+                    + result.table["not_converged"].sum())
+        failed = int(result.failures["count"].sum())
+        first = result.failures.iloc[0]
+        kinds = ", ".join(f"{n} x {k}" for k, n in result.failures.groupby(
+            "error_type", sort=False)["count"].sum().items())
+        raise FitError(f"{failed} of {total} replicates failed ({kinds}; first: "
+                       f"{first['error_type']}: {first['message']}); the power above uses "
+                       "only the others")
 
 
 def register(commands: Any) -> None:
@@ -153,5 +171,7 @@ def register(commands: Any) -> None:
                     help="residual structure of the analysis (default un)")
     pw.add_argument("--csv", help="write the power table to this CSV file")
     pw.add_argument("--figure", help="write the power curve to this .png, .pdf or .svg file")
+    pw.add_argument("--force", action="store_true",
+                    help="replace the --csv or --figure file if it exists")
     pw.add_argument("--quiet", action="store_true", help="no progress bar")
     pw.set_defaults(run=run)

@@ -7,13 +7,15 @@ from typing import Any
 
 from apim.cli.fit import add_model_arguments, fit_with_warnings
 from apim.cli.help import HelpFormatter, examples
+from apim.files import check_new_output
 from apim.report.html import FIGURES, fit_report
 
 __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> None:
-    """Fit (any model kind), then write the report."""
+    """Check the output, fit (any model kind), then write the report."""
+    check_new_output(args.out, "--out", force=args.force, inputs=[args.data])
     result, caught = fit_with_warnings(args)
     figures = [] if args.no_figures else (args.figure or list(FIGURES))
     fit_report(result, args.out, figures=figures, warnings=caught,
@@ -39,4 +41,6 @@ def register(commands: Any) -> None:
                         help="figure to include (repeatable; default: all that apply)")
     parser.add_argument("--no-figures", action="store_true", help="tables only (faster)")
     parser.add_argument("--title", help="title of the report")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the --out file if it exists (never the data file)")
     parser.set_defaults(run=run)

@@ -27,20 +27,37 @@ from pathlib import Path
 from typing import Any, Union
 
 from apim.errors import SpecError
-from apim.simulation.simulate import SimulationSpec, simulate
+from apim.files import check_new_output, write_csv
+from apim.simulation.simulate import SimulationSpec, check_size, simulate
 
 __all__ = ["register", "run", "settings", "truth_from", "whole", "output_path"]
 
 _NUMBER = re.compile(r"[+-]?\d+")
+_POWER_OF_TEN = re.compile(r"\+?(\d{1,6})[eE]\+?(\d{1,3})")
+_HUGE = 10 ** 30  # larger counts are refused by the size checks anyway
 
 
 def whole(option: str, text: str | None, lowest: int, what: str) -> int | None:
-    """``text`` as a whole number >= ``lowest`` for ``option`` (None stays None)."""
+    """``text`` as a whole number >= ``lowest`` for ``option`` (None stays None); ``1e6``
+    is read as 1000000 (and an absurd size such as ``1e12`` reaches the size checks,
+    which say what it would need).
+
+    Examples
+    --------
+    >>> whole("--replicates", "1e3", 1, "the number of replicates")
+    1000
+    """
     if text is None:
         return None
-    if not _NUMBER.fullmatch(text.strip()) or int(text) < lowest:
-        raise SpecError(f"{option} {text}: give {what} as a whole number >= {lowest}")
-    return int(text)
+    text = text.strip()
+    short = _POWER_OF_TEN.fullmatch(text)
+    if short:
+        value = int(short[1]) * 10 ** min(int(short[2]), 60)
+        if value >= lowest:
+            return min(value, _HUGE)
+    elif _NUMBER.fullmatch(text) and len(text) <= 40 and int(text) >= lowest:
+        return int(text)
+    raise SpecError(f"{option} {text}: give {what} as a whole number >= {lowest}")
 
 
 def output_path(option: str, text: str | None, suffixes: Sequence[str], what: str) -> None:
@@ -162,8 +179,10 @@ def run(args: argparse.Namespace) -> None:
     sessions = whole("--sessions", args.sessions, 1, "the number of sessions")
     seed = whole("--seed", args.seed, 0, "the seed")
     truth = truth_from(args, n_dyads=dyads, n_sessions=sessions)
+    check_new_output(args.out, "simulate OUT", force=args.force)
+    check_size(truth)
     data = simulate(truth, seed or 0)
-    data.to_long().to_csv(args.out, index=False)
+    write_csv(data.to_long(), args.out, what=Path(args.out).name)
     print(f"wrote {args.out}: {len(data.frame)} rows, {data.n_dyads} dyads")
 
 
@@ -175,6 +194,7 @@ def register(commands: Any) -> None:
     sim.add_argument("--dyads", metavar="N", help="number of dyads, >= 2 (default 241)")
     sim.add_argument("--sessions", metavar="N", help="sessions per dyad, >= 1 (default 30)")
     sim.add_argument("--seed", metavar="N", default="0", help="random seed, >= 0 (default 0)")
+    sim.add_argument("--force", action="store_true", help="replace OUT if it exists")
     sim.add_argument("--set", action="append", metavar="FIELD=VALUE",
                      help="a field of apim.simulation.simulate.SimulationSpec, e.g. "
                      "partner_within=0.1,0.1 or residual_phi=0.3 (repeatable)")

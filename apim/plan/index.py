@@ -11,9 +11,10 @@ from typing import Any
 
 import pandas as pd
 
+from apim.files import write_atomic
 from apim.plan.spec import COLUMNS, Plan
 from apim.report import labels as lab
-from apim.report.html import page, write_atomic
+from apim.report.html import page
 
 __all__ = ["index_html", "write_index"]
 
@@ -29,6 +30,17 @@ def _effects_fragment(frame: pd.DataFrame) -> str:
         "95% CI": [f"[{lab.number(a, 3)}, {lab.number(b, 3)}]"
                    for a, b in zip(frame["ci_low"], frame["ci_high"])]})
     return shown.to_html(index=False, classes="apim-plain", border=0)
+
+
+def _escaped_table(frame: pd.DataFrame, markup: tuple[str, ...] = ()) -> str:
+    """``frame`` as an HTML table with every header and cell escaped, except the columns
+    in ``markup`` (built here, their text already escaped)."""
+    shown = pd.DataFrame({html.escape(str(c)): [
+        v if c in markup else ("" if v is None or (isinstance(v, float) and v != v)
+                               else html.escape(str(v))) for v in frame[c]]
+        for c in frame.columns})
+    return shown.to_html(index=False, classes="apim-plain", border=0, escape=False,
+                         na_rep="")
 
 
 def index_html(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFrame,
@@ -56,7 +68,7 @@ def index_html(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFram
     body = [f"<h1>Plan {html.escape(plan.name)}</h1>",
             f'<p class="meta">{counts["analyses"]} analyses: {counts["ok"]} ok, '
             f'{counts["failed"]} failed; {counts["fitted"]} fitted in this run, '
-            f'{counts["skipped"]} reused. apim {manifest["versions"]["apim"]}, '
+            f'{counts["skipped"]} reused. apim {html.escape(manifest["versions"]["apim"])}, '
             f'{html.escape(manifest["finished"])}.</p>',
             "<p>Files: <code>effects.csv</code>, <code>effects.parquet</code>, "
             "<code>models.csv</code>, <code>manifest.json</code>, "
@@ -65,8 +77,7 @@ def index_html(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFram
             "<p>Shared by every analysis: " + html.escape(", ".join(
                 f"{c} = {models[c].iloc[0]}" for c in shared
                 if str(models[c].iloc[0]) not in ("", "nan", "None"))) + ".</p>",
-            '<div class="scroll">' + shown.to_html(index=False, classes="apim-plain",
-                                                   border=0, escape=False, na_rep="")
+            '<div class="scroll">' + _escaped_table(shown, markup=("analysis",))
             + "</div>"]
     failed = models[models["status"] != "ok"]
     if len(failed):
@@ -81,6 +92,7 @@ def index_html(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFram
 
 
 def write_index(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFrame,
-                manifest: dict[str, Any]) -> None:
-    """Write ``index.html`` into ``out`` (atomically)."""
-    write_atomic(out / "index.html", index_html(plan, out, models, effects, manifest))
+                manifest: dict[str, Any], run: str | None = None) -> None:
+    """Write ``index.html`` into ``out`` (atomically; ``run`` tags the temporary file)."""
+    write_atomic(out / "index.html", index_html(plan, out, models, effects, manifest),
+                 run=run)

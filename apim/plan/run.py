@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import html
 import json
 import platform
 import time
@@ -53,13 +54,14 @@ import pandas as pd
 
 from apim.data.session import SessionData
 from apim.errors import SpecError
+from apim.files import FolderLock, remove_temporary, write_atomic, write_csv
 from apim.model.design import build_design
 from apim.model.fitted import jsonable as _jsonable
 from apim.model.registry import fit
 from apim.parallel import run_jobs
+from apim.plan.output import OUTPUTS, check_out, mark, starting_manifest
 from apim.plan.spec import COLUMNS, Analysis, DataSource, Plan
 from apim.report.export import to_dict
-from apim.report.html import write_atomic
 
 __all__ = ["run_plan", "check_plan", "PlanResult", "default_out"]
 
@@ -91,6 +93,7 @@ class _Job:
     digest: str
     out: str
     report: bool
+    run: str = ""
 
 
 def _fit_one(job: _Job) -> str:
@@ -108,16 +111,17 @@ def _fit_one(job: _Job) -> str:
             if job.report:
                 from apim.report.html import fit_report
 
-                fit_report(result, Path(job.out) / "analyses" / f"{a.id}.html",
-                           warnings=[str(w.message) for w in caught],
-                           title=f"Analysis {a.id}")
+                text = fit_report(result, warnings=[str(w.message) for w in caught],
+                                  title=f"Analysis {a.id}")
+                write_atomic(Path(job.out) / "analyses" / f"{a.id}.html", text,
+                             run=job.run or None)
         except Exception as error:  # noqa: BLE001 - recorded, the plan goes on
             record.update(status="error", error_type=type(error).__name__,
                           error=" ".join(str(error).split()))
     record["warnings"] = list(dict.fromkeys(str(w.message) for w in caught))
     record["seconds"] = time.perf_counter() - clock
     write_atomic(Path(job.out) / "analyses" / f"{a.id}.json",
-                 json.dumps(record, default=_jsonable, allow_nan=False))
+                 json.dumps(record, default=_jsonable, allow_nan=False), run=job.run or None)
     return str(record["status"])
 
 
@@ -228,7 +232,7 @@ class PlanResult:
                 f"({c['skipped']} reused from earlier runs), in {str(self.out)!r}>")
 
     def _repr_html_(self) -> str:
-        return (f"<p>{repr(self)[1:-1]}</p>"
+        return (f"<p>{html.escape(repr(self)[1:-1])}</p>"
                 + self.models.drop(columns=["key"]).to_html(index=False, na_rep=""))
 
 
@@ -241,15 +245,14 @@ def _versions() -> dict[str, str]:
             "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__}
 
 
-def _clean(out: Path) -> None:
-    for tmp in list(out.glob(".*.tmp")) + list((out / "analyses").glob(".*.tmp")):
-        tmp.unlink(missing_ok=True)
-
-
 def run_plan(plan: Plan | str | Path, out: str | Path | None = None, *, force: bool = False,
              retry_failed: bool = False, n_jobs: int = 1, scheduler: str | None = None,
              progress: bool = True, reports: bool = False) -> PlanResult:
     """Fit every analysis of ``plan`` that has no stored result and collect the tables.
+
+    The run writes only into a new or empty ``out``, or one an earlier plan run made (see
+    :mod:`apim.plan.output`); it holds a lock on ``out`` while it runs (a second run into
+    the same folder is refused) and removes only its own temporary files.
 
     Parameters
     ----------
@@ -257,7 +260,8 @@ def run_plan(plan: Plan | str | Path, out: str | Path | None = None, *, force: b
     out : path, optional
         Output directory (default :func:`default_out`).
     force : bool
-        Refit everything, stored results or not.
+        Refit everything, stored results or not, and write into an ``out`` apim did not
+        make (never over the plan's inputs).
     retry_failed : bool
         Refit analyses whose stored result is a failure.
     n_jobs, scheduler, progress
@@ -268,15 +272,39 @@ def run_plan(plan: Plan | str | Path, out: str | Path | None = None, *, force: b
     Returns
     -------
     PlanResult
-    """
-    from apim._version import __version__
-    from apim.plan.index import write_index
 
+    Raises
+    ------
+    OutputExistsError
+        ``out`` holds files apim did not write and ``force`` is false.
+    FolderInUseError
+        Another run is writing into ``out``.
+    """
     if not isinstance(plan, Plan):
         plan = Plan.from_file(plan)
     out = Path(out) if out is not None else default_out(plan)
-    (out / "analyses").mkdir(parents=True, exist_ok=True)
-    _clean(out)
+    check_out(plan, out, force)
+    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out) as lock:
+        try:
+            check_out(plan, out, force)  # again, now that no other run can write here
+            if not (out / "manifest.json").exists():
+                write_atomic(out / "manifest.json", starting_manifest(plan), run=lock.run)
+            (out / "analyses").mkdir(exist_ok=True)
+            return _run(plan, out, lock.run, force=force, retry_failed=retry_failed,
+                        n_jobs=n_jobs, scheduler=scheduler, progress=progress,
+                        reports=reports)
+        finally:
+            remove_temporary(out, lock.run)
+            remove_temporary(out / "analyses", lock.run)
+
+
+def _run(plan: Plan, out: Path, run: str, *, force: bool, retry_failed: bool, n_jobs: int,
+         scheduler: str | None, progress: bool, reports: bool) -> PlanResult:
+    """:func:`run_plan` in a checked and locked folder; ``run`` tags temporary files."""
+    from apim._version import __version__
+    from apim.plan.index import write_index
+
     started = _dt.datetime.now(_dt.timezone.utc)
     clock = time.perf_counter()
     used = {a.data.name: a.data for a in plan.analyses}
@@ -290,7 +318,7 @@ def run_plan(plan: Plan | str | Path, out: str | Path | None = None, *, force: b
             status[a.id] = (key, "skipped")
             continue
         status[a.id] = (key, "fitted")
-        jobs.append(_Job(a, key, digests[a.data.name], str(out), reports))
+        jobs.append(_Job(a, key, digests[a.data.name], str(out), reports, run))
     outcomes = run_jobs(_fit_one, jobs, n_jobs=n_jobs, scheduler=scheduler,
                         progress=progress, desc=f"plan {plan.name}")
     for job, outcome in zip(jobs, outcomes):
@@ -300,21 +328,22 @@ def run_plan(plan: Plan | str | Path, out: str | Path | None = None, *, force: b
                 "status": "error", "error_type": outcome.error_type, "error": outcome.error,
                 "warnings": [], "seconds": outcome.seconds}
             write_atomic(out / "analyses" / f"{job.analysis.id}.json",
-                         json.dumps(record, default=_jsonable))
+                         json.dumps(record, default=_jsonable), run=run)
     effects, models = _collect(plan, out)
-    write_atomic(out / "effects.csv", effects.to_csv(index=False))
-    write_atomic(out / "models.csv", models.to_csv(index=False))
+    write_csv(effects, out / "effects.csv", run=run, what="effects.csv")
+    write_csv(models, out / "models.csv", run=run, what="models.csv")
     parquet = "effects.parquet"
     try:
         import pyarrow  # noqa: F401
 
         buffer = effects.to_parquet(index=False)
-        write_atomic(out / "effects.parquet", buffer)  # type: ignore[arg-type]
+        write_atomic(out / "effects.parquet", buffer, run=run)  # type: ignore[arg-type]
     except ImportError:
         parquet = "not written: pyarrow is not installed (pip install 'apim[io]')"
     finished = _dt.datetime.now(_dt.timezone.utc)
     by_id = models.set_index("analysis")
     manifest = {
+        "apim": "batch", "status": "finished",
         "plan": plan.name, "plan_file": plan.path,
         "plan_sha256": (hashlib.sha256(Path(plan.path).read_bytes()).hexdigest()
                         if plan.path else None),
@@ -336,6 +365,8 @@ def run_plan(plan: Plan | str | Path, out: str | Path | None = None, *, force: b
                       "seconds": _jsonable(by_id.at[a.id, "seconds"])}
                      for a in plan.analyses],
     }
-    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=_jsonable))
-    write_index(plan, out, models, effects, manifest)
+    write_index(plan, out, models, effects, manifest, run=run)
+    manifest["files"] = mark(out, list(OUTPUTS[:-1]))
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=_jsonable),
+                 run=run)
     return PlanResult(out=out, effects=effects, models=models, manifest=manifest)

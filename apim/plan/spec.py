@@ -62,8 +62,10 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import re
 import sys
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,6 +287,23 @@ def _normalise(block: Mapping[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+ANALYSIS_BYTES = 10_000
+"""Memory per analysis while a plan is expanded and run (its settings, job, stored result
+and rows of the tables): about 600 bytes measured for the settings alone, ten per
+analysis for the effects table's rows."""
+
+
+def _check_size(total: int, where: str, size: int, lengths: list[int]) -> None:
+    """Refuse a plan too large to expand and run, before its analyses are built."""
+    from apim.limits import check_memory
+
+    product = " x ".join(f"{k:,}" for k in lengths) or "1"
+    check_memory(total * ANALYSIS_BYTES,
+                 f"the plan expands to {total:,} analyses ({where} alone to {size:,} = "
+                 f"{product} values) and",
+                 "split the plan, or give fewer values in its lists")
+
+
 def _choices(key: str, value: Any) -> list[Any]:
     """The values a setting takes: a list expands, except a list of names for list fields."""
     if key in _LIST_FIELDS:
@@ -358,6 +377,7 @@ class Plan:
         if not blocks:
             raise SpecError("plan: no analysis; add [[analysis]] tables")
         analyses: list[Analysis] = []
+        total = 0
         for n, block in enumerate(blocks, start=1):
             where = f"[[analysis]] number {n}"
             merged = {**defaults, **_normalise(block, where)}
@@ -370,17 +390,20 @@ class Plan:
                     raise SpecError(f"{where}: say which data set with data = \"NAME\"")
                 merged["data"] = next(iter(data))
             keys = list(merged)
-            combos = list(itertools.product(*[_choices(k, merged[k]) for k in keys]))
-            for i, values in enumerate(combos, start=1):
+            choices = [_choices(k, merged[k]) for k in keys]
+            size = math.prod(len(c) for c in choices)
+            total += size
+            _check_size(total, where, size, [len(c) for c in choices if len(c) > 1])
+            for i, values in enumerate(itertools.product(*choices), start=1):
                 settings = dict(zip(keys, values))
                 source = data.get(str(settings["data"]))
                 if source is None:
                     raise SpecError(f"{where}: data {settings['data']!r} is not one of "
                                     f"{', '.join(data)}")
-                aid = base_id if len(combos) == 1 else f"{base_id}-{i:02d}"
+                aid = base_id if size == 1 else f"{base_id}-{i:02d}"
                 analyses.append(Analysis(id=aid, settings=settings, data=source))
-        ids = [a.id for a in analyses]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        counts = Counter(a.id for a in analyses)
+        repeated = sorted(i for i, n in counts.items() if n > 1)
         if repeated:
             raise SpecError(f"plan: analysis id {repeated[0]!r} is used twice; give each "
                             "[[analysis]] its own id")
@@ -401,5 +424,7 @@ class Plan:
                 f"{', '.join(self.data)}>")
 
     def _repr_html_(self) -> str:
-        return (f"<p>Plan <b>{self.name}</b>: {len(self.analyses)} analyses</p>"
+        import html
+
+        return (f"<p>Plan <b>{html.escape(self.name)}</b>: {len(self.analyses)} analyses</p>"
                 + self.table().to_html(index=False, na_rep=""))

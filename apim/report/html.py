@@ -24,7 +24,6 @@ import json
 import os
 import platform
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -34,6 +33,7 @@ import apim.report.labels as lab
 from apim._version import __version__
 from apim.data.report import DataReport
 from apim.errors import format_rows
+from apim.files import write_atomic
 from apim.inference.arms import arm_differences
 from apim.inference.patterns import dyadic_patterns
 from apim.model.fitted import FittedModel
@@ -60,20 +60,6 @@ pre{background:#f6f6f6;padding:0.6em;overflow-x:auto;font-size:0.85em}
 table.apim-plain th,table.apim-plain td{padding:2px 10px;border-bottom:1px solid #ddd;
 text-align:left;white-space:nowrap}div.scroll{overflow-x:auto}
 """
-
-
-def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, so a reader (or a
-    killed run) never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = text.encode("utf-8") if isinstance(text, str) else text
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def page(title: str, body: str) -> str:

@@ -27,30 +27,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from apim.errors import SpecError
+from apim.files import write_atomic
 from apim.parallel import JobOutcome
 
 __all__ = ["Checkpoint"]
 
 SETTINGS = "settings.json"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class Checkpoint:
@@ -78,7 +65,7 @@ class Checkpoint:
                 raise SpecError(f"checkpoint folder {str(self.folder)!r} holds a run with "
                                 "other settings; give a new folder or empty this one")
         else:
-            _write_atomically(stored, json.dumps({"digest": self.digest, "settings": settings},
+            write_atomic(stored, json.dumps({"digest": self.digest, "settings": settings},
                                                  indent=1, sort_keys=True))
 
     def load(self) -> dict[int, JobOutcome[Any]]:
@@ -101,5 +88,5 @@ class Checkpoint:
             return
         first, last = outcomes[0].index, outcomes[-1].index
         jobs = [[o.index, o.value, o.error_type, o.error] for o in outcomes]
-        _write_atomically(self.folder / f"jobs-{first:08d}-{last:08d}.json",
+        write_atomic(self.folder / f"jobs-{first:08d}-{last:08d}.json",
                           json.dumps({"digest": self.digest, "jobs": jobs}))

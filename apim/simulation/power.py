@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from apim.errors import ApimError, SpecError
+from apim.errors import ApimError, SpecError, TooLargeError
 from apim.inference.wald import effect_aliases
 from apim.model.spec import APIMSpec, FormulaSpec
 from apim.parallel import JobOutcome, progress_bar, run_jobs
@@ -56,6 +56,11 @@ from apim.simulation.simulate import SimulationSpec, simulate
 __all__ = ["PowerResult", "power", "check_hypothesis", "check_scheduler"]
 
 BLOCK = 100  # replicates per checkpoint block
+MAX_REPLICATES = 1_000_000
+"""Most replicates per design: the Monte Carlo SE of a power is then at most 0.0005, so
+more replicates cannot change a power reported to three decimals; they only cost time."""
+JOB_BYTES = 1500  # memory per replicate kept until the end (seed, job, outcome; ~900 measured)
+FIT_BYTES_PER_ROW = 2000  # a replicate's simulation and fit (~1,000 measured per row)
 _SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
 
 
@@ -213,6 +218,12 @@ def _check_options(replicates: int, alpha: float, seed: int, n_jobs: int,
     if not isinstance(replicates, (int, np.integer)) or isinstance(replicates, bool) \
             or replicates < 1:
         raise SpecError(f"replicates={replicates!r} must be a whole number >= 1")
+    if replicates > MAX_REPLICATES:
+        raise TooLargeError(f"replicates={replicates:,} is more than {MAX_REPLICATES:,} per "
+                            "design: at that number the Monte Carlo SE of a power is at "
+                            "most 0.0005, so more replicates cannot change the result, "
+                            "only the time it takes (give at most "
+                            f"{MAX_REPLICATES:,})")
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 1:
         raise SpecError(f"alpha={alpha!r} must lie strictly between 0 and 1, e.g. 0.05")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
@@ -220,6 +231,25 @@ def _check_options(replicates: int, alpha: float, seed: int, n_jobs: int,
     if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0 or n_jobs < -1:
         raise SpecError(f"n_jobs={n_jobs!r} must be a positive whole number or -1 (all cores)")
     check_scheduler(scheduler)
+
+
+def _check_size(truths: list[SimulationSpec], replicates: int, n_jobs: int,
+                scheduler: str | None = None) -> None:
+    """Refuse a run whose replicates cannot fit in memory: the kept results of every
+    replicate, and the largest design simulated and fitted by each local worker at once
+    (a Dask cluster's workers use their own machines' memory)."""
+    from apim.limits import check_memory
+
+    workers = 0 if scheduler else (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+    largest = max(truths, key=lambda t: t.n_dyads * t.n_sessions)
+    rows = 2 * largest.n_dyads * largest.n_sessions
+    total = len(truths) * replicates
+    check_memory(total * JOB_BYTES + workers * rows * FIT_BYTES_PER_ROW,
+                 f"a power run of {total:,} replicates ({len(truths)} design(s) x "
+                 f"{replicates:,}), {max(workers, 1)} at a time, the largest with "
+                 f"{largest.n_dyads:,} dyads x {largest.n_sessions:,} sessions "
+                 f"({rows:,} rows)",
+                 "give fewer replicates, smaller designs or fewer workers")
 
 
 def _design_names(truth: SimulationSpec, analysis: APIMSpec | FormulaSpec,
@@ -329,6 +359,7 @@ def power(truth: SimulationSpec, analysis: APIMSpec | FormulaSpec, hypothesis: s
     """
     _check_options(replicates, alpha, seed, n_jobs, scheduler)
     names, points, truths = _points(truth, grid)
+    _check_size(truths, int(replicates), n_jobs, scheduler)
     if not isinstance(analysis, (APIMSpec, FormulaSpec)):
         raise SpecError(f"analysis must be an APIMSpec or a FormulaSpec, not "
                         f"{type(analysis).__name__}")
