@@ -607,3 +607,46 @@ def test_power_with_failed_replicates_exits_non_zero_naming_them(tmp_path, capsy
     assert len(errors) == 1 and "1 of 3 replicates failed" in errors[0]
     assert "FitError" in errors[0] and "replicate 1 broke" in errors[0]
     assert "power" in captured.out and table.exists()  # the table is still written
+
+
+# ------------------------------------------------------- therapist and ruptures outputs
+RUPTURES = ["ruptures", "{data}", *COLUMNS, "--variable", "alliance"]
+THERAPIST = ["therapist", "{data}", *COLUMNS, "--variable", "outcome", "--ci", "none",
+             "--no-session-split"]
+
+
+def _argv(template: list[str], data: Path, *extra: str) -> list[str]:
+    return [str(data) if a == "{data}" else a for a in template] + list(extra)
+
+
+@pytest.mark.parametrize("command, option", [(RUPTURES, "--episodes"), (RUPTURES, "--flags"),
+                                             (RUPTURES, "--figure"),
+                                             (THERAPIST, "--shares-csv")])
+def test_analysis_outputs_refuse_an_existing_file(command, option, small, tmp_path, capsys):
+    out = tmp_path / ("f.png" if option == "--figure" else "out.csv")
+    out.write_text("mine\n", encoding="utf-8")
+    before = hashes(tmp_path)
+    refused(capsys, _argv(command, small, option, str(out)), option, "already exists",
+            "--force")
+    assert hashes(tmp_path) == before
+
+
+@pytest.mark.parametrize("command, option", [(RUPTURES, "--dyads"),
+                                             (THERAPIST, "--shares-csv")])
+def test_analysis_outputs_never_replace_the_data(command, option, small, tmp_path, capsys):
+    before = hashes(small.parent)
+    refused(capsys, _argv(command, small, option, str(small), "--force"), "same file")
+    assert hashes(small.parent) == before
+
+
+def test_rupture_tables_neutralise_formula_cells(small, tmp_path, capsys):
+    frame = pd.read_csv(small)
+    frame["dyad"] = "=" + frame["dyad"].astype(str) + "+1"  # dyad ids a spreadsheet would run
+    data = tmp_path / "formula_ids.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "flags.csv"
+    assert main(_argv(RUPTURES, data, "--flags", str(out))) == 0
+    assert "was prefixed with '" in capsys.readouterr().err
+    cells = pd.read_csv(out, dtype=str)
+    assert cells.iloc[:, 0].str.startswith("'=").all()
+    no_formula_cells(out)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
+from apim.data.io import check_spss_names
 from apim.errors import SpecError, UnsupportedFileError
 from apim.files import atomic_path, check_new_output, neutral_frame, write_csv
 
@@ -62,6 +63,8 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
             return
         if suffix == ".xlsx":
             frame = neutral_frame(frame, path.name)
+        if suffix == ".sav":
+            check_spss_names(frame.columns, path)
         with atomic_path(path) as tmp:
             if suffix == ".xlsx":
                 frame.to_excel(tmp, index=False, engine="openpyxl")

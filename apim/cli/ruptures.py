@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from apim.analyses.ruptures import RuptureResult, RuptureSpec, detect_ruptures
 from apim.cli.common import add_columns, load
 from apim.cli.simulate import output_path
 from apim.errors import SpecError
+from apim.files import atomic_path, check_new_output, write_csv
 
 __all__ = ["register", "run"]
 
@@ -33,6 +35,10 @@ def run(args: argparse.Namespace) -> None:
     if args.figure_dyad is not None and args.figure is None:
         raise SpecError("--figure-dyad needs --figure OUT.png")
     output_path("--figure", args.figure, (".png", ".pdf", ".svg"), "the figure")
+    for option in ("episodes", "flags", "dyads", "figure"):
+        if getattr(args, option):
+            check_new_output(getattr(args, option), f"--{option}", force=args.force,
+                             inputs=[args.data])
     spec = _spec(args)
     result = detect_ruptures(load(args), args.variable, spec)
     print(result.describe())
@@ -42,7 +48,7 @@ def run(args: argparse.Namespace) -> None:
     for name, table in outputs.items():
         path = getattr(args, name)
         if path:
-            table.rename(columns=user).to_csv(path, index=False)
+            write_csv(table.rename(columns=user), path, what=path)
             print(f"{name} written to {path}")
             written = True
     if not written and len(result.episodes):
@@ -67,7 +73,8 @@ def _figure(result: RuptureResult, args: argparse.Namespace) -> None:
             raise SpecError(f"--figure-dyad {dyad!r} is not a dyad of the data")
         dyad = known[dyad]
     fig = result.plot(dyad)
-    fig.savefig(args.figure, dpi=150)
+    with atomic_path(args.figure) as tmp:
+        fig.savefig(tmp, dpi=150, format=Path(args.figure).suffix[1:].lower())
     print(f"figure of dyad {dyad} written to {args.figure}")
 
 
@@ -106,6 +113,8 @@ def register(commands: Any) -> None:
     parser.add_argument("--scale-min", type=float, default=None,
                         help="lowest possible score, for the 25%% criterion of --rule sudden")
     parser.add_argument("--episodes", metavar="OUT.csv", help="write one row per episode")
+    parser.add_argument("--force", action="store_true",
+                        help="replace output files that exist (never the data file)")
     parser.add_argument("--flags", metavar="OUT.csv",
                         help="write the per-session flags (one row per data row)")
     parser.add_argument("--dyads", metavar="OUT.csv", help="write the per-dyad summary")

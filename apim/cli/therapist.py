@@ -9,6 +9,7 @@ from typing import Any
 
 from apim.analyses.therapist import TherapistSpec, therapist_effects
 from apim.cli.common import add_columns, load
+from apim.files import check_new_output, write_csv
 
 __all__ = ["register", "run"]
 
@@ -42,6 +43,10 @@ def _spec(args: argparse.Namespace) -> TherapistSpec:
 def run(args: argparse.Namespace) -> None:
     """Compute and print the tables; optionally write them as CSV."""
     spec = _spec(args)
+    for option in ("shares_csv", "association_csv", "session_csv"):
+        if getattr(args, option):
+            check_new_output(getattr(args, option), "--" + option.replace("_", "-"),
+                             force=args.force, inputs=[args.data])
     columns = [*spec.variables, *(c for c in (spec.predictor, spec.outcome) if c),
                *spec.covariates]
     data = load(args, columns=list(dict.fromkeys(columns)))
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> None:
                         ("session_csv", "session")):
         path, table = getattr(args, option), tables[key]
         if path and table is not None:
-            table.to_csv(path, index=False)
+            write_csv(table, path, what=path)
 
 
 def register(commands: Any) -> None:
@@ -89,6 +94,8 @@ def register(commands: Any) -> None:
     cmd.add_argument("--no-session-split", action="store_true",
                      help="skip the session-level (three-level APIM) split")
     cmd.add_argument("--shares-csv", metavar="FILE", help="write the shares table")
+    cmd.add_argument("--force", action="store_true",
+                     help="replace output files that exist (never the data file)")
     cmd.add_argument("--association-csv", metavar="FILE",
                      help="write the dyad-level association table")
     cmd.add_argument("--session-csv", metavar="FILE",

@@ -98,7 +98,8 @@ SETTINGS = ("data", "subset", "df", *_SPEC_FIELDS, *_DECOMPOSITION_FIELDS,
             *_COVARIANCE_FIELDS)
 # settings as columns of the output tables ("df" is the effects' df there)
 COLUMNS = tuple("df_method" if k == "df" else k for k in SETTINGS)
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_ID = 100  # ids name files; most file systems take 255 bytes
 _DATA_KEYS = ("file", "dyad", "session", "role", "roles", "therapist", "layout",
               "separator", "categories")
 
@@ -382,9 +383,9 @@ class Plan:
             where = f"[[analysis]] number {n}"
             merged = {**defaults, **_normalise(block, where)}
             base_id = str(merged.pop("id", f"a{n}"))
-            if not _ID.match(base_id):
-                raise SpecError(f"{where}: id {base_id!r} must be letters, digits, '_', "
-                                "'-' or '.' (it names a file)")
+            if len(base_id) > MAX_ID or not _ID.fullmatch(base_id):
+                raise SpecError(f"{where}: id {base_id!r} must be 1 to {MAX_ID} letters, "
+                                "digits, '_', '-' or '.' (it names a file)")
             if "data" not in merged:
                 if len(data) > 1:
                     raise SpecError(f"{where}: say which data set with data = \"NAME\"")

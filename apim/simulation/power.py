@@ -47,11 +47,12 @@ import numpy as np
 import pandas as pd
 
 from apim.errors import ApimError, SpecError, TooLargeError
-from apim.inference.wald import effect_aliases
-from apim.model.spec import APIMSpec, FormulaSpec
+from apim.inference.wald import effect_aliases, wald_test
+from apim.model.registry import FITTERS, fit
 from apim.parallel import JobOutcome, progress_bar, run_jobs
 from apim.simulation.checkpoint import Checkpoint
 from apim.simulation.simulate import SimulationSpec, simulate
+from apim.specbase import Spec
 
 __all__ = ["PowerResult", "power", "check_hypothesis", "check_scheduler"]
 
@@ -109,16 +110,13 @@ class PowerResult:
         return ax
 
 
-def _replicate(job: tuple[SimulationSpec, np.random.SeedSequence],
-               analysis: APIMSpec | FormulaSpec, hypothesis: str) -> list[Any]:
+def _replicate(job: tuple[SimulationSpec, np.random.SeedSequence], analysis: Spec,
+               hypothesis: str) -> list[Any]:
     """[p value, estimate, converged] of one replicate."""
-    from apim.inference.wald import wald_test
-    from apim.model.registry import fit
-
     truth, seed = job
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = fit(simulate(truth, seed), analysis)  # type: ignore[arg-type]
+        result = fit(simulate(truth, seed), analysis)
         test = wald_test(result, hypothesis)
     return [float(test.p), float(test.estimate[0]), bool(result.statistics.converged)]
 
@@ -252,14 +250,10 @@ def _check_size(truths: list[SimulationSpec], replicates: int, n_jobs: int,
                  "give fewer replicates, smaller designs or fewer workers")
 
 
-def _design_names(truth: SimulationSpec, analysis: APIMSpec | FormulaSpec,
-                  seed: int) -> list[str]:
-    """Effect names of the analysis built on one small simulated data set (no fit); if
-    the small data set cannot carry the design (e.g. one treatment arm only), on one of
-    the full size."""
-    from apim.model.design import build_design
-    from apim.model.formula import formula_design
-
+def _effect_names(truth: SimulationSpec, analysis: Spec, seed: int) -> list[str]:
+    """Effect names of the analysis, from one fit to a small simulated data set; if the
+    small data set cannot carry the model (e.g. one treatment arm only), to one of the
+    full size."""
     small = truth.replace(n_dyads=min(truth.n_dyads, 60),
                           n_sessions=min(truth.n_sessions, 6))
     for k, sample in enumerate((small, truth)):
@@ -267,14 +261,13 @@ def _design_names(truth: SimulationSpec, analysis: APIMSpec | FormulaSpec,
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                design = (formula_design(data, analysis) if isinstance(analysis, FormulaSpec)
-                          else build_design(data, analysis))
+                names = list(fit(data, analysis).coef.index)
         except ApimError:
             if k == 1 or sample == truth:
                 raise
             continue
         break
-    return [t.name for t in design.terms]
+    return names
 
 
 def _summarise(names: list[str], points: list[dict[str, Any]], truth: SimulationSpec,
@@ -312,7 +305,7 @@ def _summarise(names: list[str], points: list[dict[str, Any]], truth: Simulation
     return table[order], failed
 
 
-def power(truth: SimulationSpec, analysis: APIMSpec | FormulaSpec, hypothesis: str,
+def power(truth: SimulationSpec, analysis: Spec, hypothesis: str,
           grid: Mapping[str, Iterable[Any]] | None = None, replicates: int = 1000,
           alpha: float = 0.05, seed: int = 0, n_jobs: int = 1, scheduler: str | None = None,
           progress: bool = True, checkpoint: str | os.PathLike[str] | None = None
@@ -324,7 +317,7 @@ def power(truth: SimulationSpec, analysis: APIMSpec | FormulaSpec, hypothesis: s
     truth : SimulationSpec
         The data-generating process; the simulated columns are ``truth.predictor_name``
         and ``truth.outcome_name`` (``x`` and ``y`` by default).
-    analysis : APIMSpec or FormulaSpec
+    analysis : APIMSpec, FormulaSpec or LatentAPIMSpec (any spec :func:`apim.fit` takes)
         The model fitted to every replicate (e.g. ``APIMSpec("y", ("x",))``).
     hypothesis : str
         An effect name (tested against 0) or a Wald hypothesis with ``=``.
@@ -360,11 +353,11 @@ def power(truth: SimulationSpec, analysis: APIMSpec | FormulaSpec, hypothesis: s
     _check_options(replicates, alpha, seed, n_jobs, scheduler)
     names, points, truths = _points(truth, grid)
     _check_size(truths, int(replicates), n_jobs, scheduler)
-    if not isinstance(analysis, (APIMSpec, FormulaSpec)):
-        raise SpecError(f"analysis must be an APIMSpec or a FormulaSpec, not "
-                        f"{type(analysis).__name__}")
+    if type(analysis) not in FITTERS:
+        kinds = ", ".join(t.__name__ for t in FITTERS)
+        raise SpecError(f"analysis must be one of {kinds}, not {type(analysis).__name__}")
     smallest = min(truths, key=lambda t: (t.n_dyads * t.n_sessions, t.n_dyads))
-    test = check_hypothesis(hypothesis, _design_names(smallest, analysis, int(seed)))
+    test = check_hypothesis(hypothesis, _effect_names(smallest, analysis, int(seed)))
     seeds = np.random.SeedSequence(int(seed)).spawn(len(points) * replicates)
     jobs = [(t, seeds[k * replicates + j]) for k, t in enumerate(truths)
             for j in range(replicates)]
