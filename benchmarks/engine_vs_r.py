@@ -170,7 +170,7 @@ def un_ar1_missing(reps: int) -> list[dict]:
     from apim.engine.mixed.likelihood import evaluate
     from apim.engine.mixed.model import Prepared
     from apim.engine.threads import one_blas_thread
-    from tests.dense_residual import cross_products  # the dense oracle (tests/)
+    from tests.oracles.dense_residual import cross_products  # the dense oracle (tests/oracles)
 
     full = seed_design(241, 30, seed=3, phi=0.3)
     rows = []

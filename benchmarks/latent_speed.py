@@ -22,7 +22,7 @@ import numpy as np
 from results_file import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "oracles"))
 
 from latent_support import lavaan_effects, lavaan_stat, long_from_wide, run_lavaan, wide  # noqa: E402
 

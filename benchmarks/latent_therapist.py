@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "oracles"))
 sys.path.insert(0, str(ROOT))
 
 from latent_therapist_support import simulate_three_level, to_session_data  # noqa: E402

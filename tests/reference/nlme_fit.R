@@ -1,4 +1,4 @@
-# Fit the reference models of tests/nlme_support.py in nlme and write a long CSV:
+# Fit the reference models of tests/oracles/nlme_support.py in nlme and write a long CSV:
 #   model, kind (loglik | fixed | se | df | var), name, value
 # Usage: Rscript nlme_fit.R DATA.csv OUT.csv [MODEL ...]
 # Variance parameters are on the natural scale: residual SD per role (sigma0, sigma1),

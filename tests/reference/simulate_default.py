@@ -3,7 +3,7 @@ sessions, 10% missing ratings, dropout and skipped sessions, residual AR(1) 0.3)
 
 Run from the repository root: ``python tests/reference/simulate_default.py``. The values
 were first made at commit 20a73fe (pandas 2.2.3, numpy 2.0.2) and are unchanged with
-pandas 3.1 and numpy 2.4; ``tests/test_latent.py`` compares the values (ids exactly,
+pandas 3.1 and numpy 2.4; ``tests/model/test_latent.py`` compares the values (ids exactly,
 ratings to 1e-10), never bytes or hashes that depend on library versions.
 """
 

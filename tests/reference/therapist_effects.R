@@ -1,4 +1,4 @@
-# Therapist effects in nlme, the reference for tests/test_therapist.py.
+# Therapist effects in nlme, the reference for tests/analyses/test_therapist.py.
 #
 # Usage: Rscript therapist_effects.R DATA.csv OUT.csv VARIABLES PREDICTOR OUTCOME
 #   DATA: long data with columns dyad, therapist, session, role and the variables

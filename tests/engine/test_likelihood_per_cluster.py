@@ -1,6 +1,6 @@
 """The cluster-by-cluster likelihood (``evaluate(..., grouped=False)``) against the
-per-cluster code it replaced (tests/engine_reference.py, verbatim from before) where
-tests/test_engine_grouped.py leaves gaps: the closed-form inverse of a 1 x 1 ``K`` (one
+per-cluster code it replaced (tests/oracles/engine_reference.py, verbatim from before) where
+tests/engine/test_engine_grouped.py leaves gaps: the closed-form inverse of a 1 x 1 ``K`` (one
 random effect) and of a 2 x 2 ``K`` far from the identity (large, almost collinear
 random effects), and the small-matrix inverse against numpy's LU."""
 

@@ -16,7 +16,7 @@ import pytest
 
 from apim.engine import Diagonal, MixedModel, Residual, Unstructured
 
-REFERENCE = Path(__file__).parent / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 R_SCRIPT = REFERENCE / "nlme_fit.R"
 MODELS = ("ri_reml", "ri_ml", "slopes", "indist", "therapist", "ar1", "gls_un")
 

@@ -16,7 +16,7 @@ import apim
 from apim.model.latent import LatentAPIMSpec
 from apim.simulation.simulate import SimulationSpec, simulate
 
-REF = Path(__file__).resolve().parent / "reference"
+REF = Path(__file__).resolve().parents[1] / "reference"
 SPEC = LatentAPIMSpec("y", ("x",))
 
 

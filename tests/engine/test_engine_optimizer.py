@@ -24,7 +24,7 @@ from apim.engine.mixed.model import Prepared
 from apim.engine.mixed.random_effects import Exchangeable
 from apim.errors import BoundaryWarning, SpecError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from seed_data import seed_design as dyadic  # noqa: E402  (the benchmarks' seed design)
 
 #: the optimizer before the exact Hessian: BFGS to ``gradient_tolerance``, then Newton

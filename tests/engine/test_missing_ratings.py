@@ -109,7 +109,7 @@ def _blocks(products: GridProducts) -> list[int]:
 @pytest.mark.parametrize("reml", [True, False])
 def test_equal_to_reference_evaluation(missing, reml):
     """The stencil with the correction against the old per-cluster evaluation on the dense
-    whitening (tests/engine_reference.py): logLik to 1e-8, gradient and GLS quantities."""
+    whitening (tests/oracles/engine_reference.py): logLik to 1e-8, gradient and GLS quantities."""
     d = ratings(missing, seed=31 + int(100 * missing), n_dyads=25, n_sessions=12)
     model = model_for(d, "un-ar1")
     prep = Prepared.of(model)

@@ -1,5 +1,5 @@
 """The residual structures' protocol and registry (the likelihood of every registered
-structure against the dense oracle: tests/test_engine.py, parametrised by RESIDUAL_NAMES)."""
+structure against the dense oracle: tests/engine/test_engine.py, parametrised by RESIDUAL_NAMES)."""
 
 from __future__ import annotations
 

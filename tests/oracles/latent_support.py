@@ -11,7 +11,7 @@ import pandas as pd
 from apim.data.session import SessionData
 from apim.model.latent import LatentAPIMSpec, latent_values
 
-REFERENCE = Path(__file__).resolve().parent / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 
 LAVAAN_TERMS = {  # (level, lhs, rhs) -> effect name stem
     (1, "yP", "xP"): "patient.actor.within", (1, "yP", "xT"): "patient.partner.within",

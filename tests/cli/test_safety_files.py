@@ -27,7 +27,7 @@ from apim.cli import main
 from apim.errors import FitError
 from apim.files import FolderLock, neutralise, write_atomic
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = ["--dyad", "dyad", "--session", "session", "--role", "role", "--roles",
            "patient,therapist", "--therapist", "therapist"]
 MODEL = ["--outcome", "outcome", "--predictor", "alliance"]

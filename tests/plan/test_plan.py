@@ -19,7 +19,7 @@ from apim.cli import main
 from apim.errors import SpecError
 from apim.plan import Filter, Plan, check_plan, example_plan, run_plan
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = f'''
 [data.alliance]
 file = "{apim.datasets.alliance_path()}"

@@ -1,6 +1,6 @@
 """The engine's per-cluster likelihood as it was before the grouped evaluation (apim commit
 8e9fa3c, ``apim/engine/likelihood.py``), kept verbatim as the oracle of
-tests/test_engine_grouped.py: one parameter at a time, every product per dyad."""
+tests/engine/test_engine_grouped.py: one parameter at a time, every product per dyad."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The grouped evaluation (dyads sharing their random-effect blocks) and the vectorised
-per-cluster gradient against the per-cluster code they replaced (tests/engine_reference.py,
+per-cluster gradient against the per-cluster code they replaced (tests/oracles/engine_reference.py,
 verbatim from before), the full-V oracle and finite differences; fits equal to before."""
 
 from __future__ import annotations

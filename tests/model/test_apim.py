@@ -50,7 +50,7 @@ def test_effects_table_columns_and_row_accounting(data, moderated):
 
 
 def test_exports(moderated):
-    md = report.to_markdown(moderated)  # APA tables: tests/test_report_tables.py
+    md = report.to_markdown(moderated)  # APA tables: tests/report/test_report_tables.py
     assert md.splitlines()[0] == "**Fixed effects**"
     body = [line for line in md.split("**Variance components**")[0].splitlines()
             if line.startswith("| ")]

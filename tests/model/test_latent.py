@@ -31,7 +31,7 @@ from apim.model.latent import (
 )
 from apim.simulation.simulate import SimulationSpec, simulate
 
-REFERENCE = Path(__file__).parent / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 
 K = 4
 
