@@ -10,7 +10,7 @@ import pandas as pd
 
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
-from apim.data.io import check_spss_names
+from apim.data.spss import check_spss_names
 from apim.errors import SpecError, UnsupportedFileError
 from apim.files import atomic_path, check_new_output, neutral_frame, write_csv
 

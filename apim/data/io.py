@@ -23,7 +23,6 @@ import codecs
 import csv
 import re
 import warnings
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,17 +33,14 @@ import pandas as pd
 
 from apim.data.hints import option
 from apim.data.validate import nfc, unique_names
+from apim.data.workbook import MAX_COLUMNS, check_workbook
 from apim.errors import DataError, EmptyDataError, UnsupportedFileError
 
 __all__ = ["read_table", "ReadOptions", "SUPPORTED_SUFFIXES", "read_with_notes", "read_utf8",
-           "check_workbook", "check_spss_names"]
+           "check_workbook"]
 
 SAMPLE_BYTES = 1 << 16
-MAX_COLUMNS = 16_384  # Excel's limit: a wider table is not session data
-MAX_ROWS = 1_048_576  # Excel's row limit
 MAX_HEADER_CHARS = 1 << 22  # a header line longer than this is refused unread
-MAX_RATIO = 100  # uncompressed / compressed size of a workbook part (real ones: 2-15)
-MAX_UNZIPPED = 1 << 31  # bytes of XML a workbook may unpack to (2 GiB)
 DELIMITERS = (",", ";", "\t", "|")
 NA_WORDS = frozenset({"NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "null", "NULL",
                       "#N/A", "#NA", "#N/A N/A", "<NA>", "None", "."})
@@ -413,135 +409,6 @@ def _read_delimited(path: Path, options: ReadOptions, notes: list[str],
 
 
 # ---------------------------------------------------------------------------- binary
-_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="\$?([A-Z]*)\$?(\d*)'
-                        rb'(?::\$?([A-Z]+)\$?(\d+))?"')
-_SHEET = re.compile(rb"<(?:\w+:)?sheet\s[^>]*>")
-_RELATION = re.compile(rb"<(?:\w+:)?Relationship\s[^>]*>")
-
-
-def _attribute(tag: bytes, name: bytes) -> str:
-    found = re.search(rb'\s' + name + rb'="([^"]*)"', tag)
-    return found.group(1).decode("utf-8", "replace") if found else ""
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} GB"  # pragma: no cover
-
-
-def _column_number(letters: bytes) -> int:
-    number = 0
-    for letter in letters.decode():
-        number = number * 26 + ord(letter) - ord("A") + 1
-    return number
-
-
-def _sheet_names(book: zipfile.ZipFile) -> dict[str, str]:
-    """Worksheet parts (``xl/worksheets/sheet1.xml``) by the sheet names users see."""
-    try:
-        workbook = book.read("xl/workbook.xml")
-        rels = book.read("xl/_rels/workbook.xml.rels")
-    except KeyError:
-        return {}
-    targets = {_attribute(tag, b"Id"): _attribute(tag, b"Target").lstrip("/")
-               for tag in _RELATION.findall(rels)}
-    names = {}
-    for tag in _SHEET.findall(workbook):
-        target = targets.get(_attribute(tag, b"r:id"), "")
-        names[target if target.startswith("xl/") else f"xl/{target}"] = \
-            _attribute(tag, b"name")
-    return names
-
-
-def _count_rows(book: zipfile.ZipFile, part: zipfile.ZipInfo) -> int:
-    """Rows of a worksheet part, counted in its unpacked XML without parsing it (stops
-    past :data:`MAX_ROWS`)."""
-    rows, tail = 0, b""
-    with book.open(part) as stream:
-        while rows <= MAX_ROWS:
-            chunk = stream.read(1 << 22)
-            if not chunk:
-                break
-            text = tail + chunk
-            cut = max(text.rfind(b"<"), 0)
-            rows += _rows_in(text, cut)
-            tail = text[cut:]
-    return rows + _rows_in(tail, len(tail))
-
-
-def _rows_in(xml: bytes, end: int) -> int:
-    """Row elements (``<row ...>``, or with a namespace prefix ``<x:row ...>``) before
-    ``end``."""
-    return sum(xml.count(tag, 0, end) for tag in (b"<row ", b"<row>", b":row ", b":row>"))
-
-
-def _check_sheet(book: zipfile.ZipFile, part: zipfile.ZipInfo, sheet: str,
-                 source: str) -> None:
-    """A worksheet within Excel's limits: by its declared dimension, then by its rows."""
-    with book.open(part) as stream:
-        head = stream.read(1 << 12)
-    found = _DIMENSION.search(head)
-    rows = 0
-    if found and (found.group(4) or found.group(2)):
-        rows = int(found.group(4) or found.group(2))
-        columns = _column_number(found.group(3) or found.group(1) or b"A")
-        if columns > MAX_COLUMNS:
-            raise DataError(
-                f"{source}: sheet {sheet!r} declares {columns:,} columns, more than Excel's "
-                f"{MAX_COLUMNS:,}; it was not written by a spreadsheet: re-save it in one, "
-                "or export the data as CSV")
-    if rows <= MAX_ROWS:
-        rows = _count_rows(book, part)
-    if rows > MAX_ROWS:
-        raise DataError(
-            f"{source}: sheet {sheet!r} holds more than Excel's {MAX_ROWS:,} rows; a "
-            "spreadsheet cannot hold these data: export them as CSV or Parquet")
-
-
-def check_workbook(path: Path) -> None:
-    """Refuse, before parsing, an ``.xlsx`` that would take minutes or gigabytes to read:
-    a part that unpacks to more than :data:`MAX_RATIO` times its packed size (a "zip
-    bomb"; real workbooks unpack 2-15 times), more than :data:`MAX_UNZIPPED` bytes in all,
-    or a sheet beyond Excel's 1,048,576 rows or 16,384 columns.
-
-    A file that is not a zip archive is left to the reader (which names the damage).
-
-    Raises
-    ------
-    DataError
-        Naming the part or sheet, its sizes and the limit.
-    """
-    source = f"file {str(path)!r}"
-    try:
-        book = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
-        return
-    with book:
-        parts = book.infolist()
-        for part in parts:
-            if part.file_size > 10 * (1 << 20) and \
-                    part.file_size > MAX_RATIO * max(part.compress_size, 1):
-                raise DataError(
-                    f"{source} unpacks its part {part.filename!r} from "
-                    f"{_size(part.compress_size)} to {_size(part.file_size)} (ratio "
-                    f"{part.file_size / max(part.compress_size, 1):,.0f}; workbooks saved "
-                    f"by a spreadsheet unpack 2 to 15 times): it is not read; re-save it in a "
-                    "spreadsheet, or export the data as CSV")
-        total = sum(part.file_size for part in parts)
-        if total > MAX_UNZIPPED:
-            raise DataError(f"{source} unpacks to {_size(total)}, more than the "
-                            f"{_size(MAX_UNZIPPED)} apim reads from a workbook; export the "
-                            "data as CSV or Parquet")
-        names = _sheet_names(book)
-        for part in parts:
-            if part.filename.startswith("xl/worksheets/") and \
-                    part.filename.endswith(".xml"):
-                _check_sheet(book, part, names.get(part.filename, part.filename), source)
-
-
 def _data_sheet(book: pd.ExcelFile, sheets: list[str], first: pd.DataFrame,
                 options: ReadOptions, source: str) -> None:
     """When no sheet was chosen and the first lacks the identifying columns, name the
@@ -829,64 +696,3 @@ def read_table(path: str | Path, *, sep: str | None = None, decimal: str | None 
                           columns=None if columns is None else tuple(nfc(c) for c in columns),
                           identifiers=tuple(nfc(c) for c in identifiers))
     return read_with_notes(path, options)[0]
-
-
-SPSS_RESERVED = frozenset({"ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR",
-                           "TO", "WITH"})
-SPSS_NAME_BYTES = 64
-
-
-def _spss_problem(name: str) -> str | None:
-    """Why ``name`` cannot be an SPSS variable name, or None."""
-    if not name:
-        return "it is empty"
-    if not name[0].isalpha():
-        return f"it begins with {name[0]!r}, not a letter"
-    bad = [c for c in name if not (c.isalnum() or c in "._$#@")]
-    if bad:
-        return "it holds a space" if bad[0].isspace() else f"it holds {bad[0]!r}"
-    if name.endswith("."):
-        return "it ends with a period"
-    if name.upper() in SPSS_RESERVED:
-        return "it is a reserved word"
-    if len(name.encode("utf-8")) > SPSS_NAME_BYTES:
-        return f"it is {len(name.encode('utf-8'))} bytes long"
-    return None
-
-
-def check_spss_names(columns: Sequence[object], path: str | Path) -> None:
-    """Check column names against SPSS's rules before a ``.sav`` file is written.
-
-    SPSS variable names begin with a letter, hold only letters, digits and ``. _ $ # @``,
-    do not end with a period, are at most 64 bytes (UTF-8), are not one of the reserved
-    words (ALL, AND, BY, EQ, GE, GT, LE, LT, NE, NOT, OR, TO, WITH) and differ from each
-    other in more than letter case.
-
-    Raises
-    ------
-    DataError
-        Naming the first column that breaks a rule, the rule and the fix.
-
-    Examples
-    --------
-    >>> check_spss_names(["dyad", "alliance.t1", "Qualität"], "out.sav")
-    >>> check_spss_names(["dyad", "my score"], "out.sav")
-    Traceback (most recent call last):
-    ...
-    apim.errors.DataError: cannot write 'out.sav': column 'my score' is not a valid SPSS ...
-    """
-    rules = ("SPSS names begin with a letter, hold only letters, digits and . _ $ # @, at "
-             f"most {SPSS_NAME_BYTES} bytes, and are not ALL, AND, BY, EQ, GE, GT, LE, LT, "
-             "NE, NOT, OR, TO or WITH")
-    seen: dict[str, str] = {}
-    for column in columns:
-        name = str(column)
-        problem = _spss_problem(name)
-        if problem is None and name.upper() in seen:
-            problem = f"SPSS does not tell it from {seen[name.upper()]!r} (letter case)"
-        if problem:
-            raise DataError(
-                f"cannot write {str(path)!r}: column {name!r} is not a valid SPSS variable "
-                f"name ({problem}); {rules}: rename the column, or write .csv, .dta or "
-                ".parquet")
-        seen[name.upper()] = name
