@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from apim.specbase import Spec
 
 __all__ = ["FittedModel", "FitStatistics", "EFFECT_COLUMNS", "effects_frame",
-           "result_dict", "dropped_frame", "jsonable", "notebook_html"]
+           "result_dict", "dropped_frame", "jsonable", "notebook_html", "variance_frame"]
 
 EFFECT_COLUMNS = ["outcome_role", "effect", "level", "predictor", "by", "group", "estimate",
                   "se", "df", "t", "p", "ci_low", "ci_high"]
@@ -217,6 +217,16 @@ def effects_frame(terms: Sequence[Term], names: Sequence[str], estimate: np.ndar
     table["t"], table["p"] = t, p
     table["ci_low"], table["ci_high"] = estimate - crit * se, estimate + crit * se
     return table
+
+
+def variance_frame(result: FittedModel) -> pd.DataFrame:
+    """The covariance parameters with SEs and the boundary flag, indexed by their readable
+    labels (``result.parameter_label``)."""
+    records = result.parameters
+    return pd.DataFrame({"estimate": [p.estimate for p in records],
+                         "se": [p.se for p in records],
+                         "at_boundary": [p.at_boundary for p in records]},
+                        index=[result.parameter_label(p) for p in records])
 
 
 def jsonable(value: Any) -> Any:

@@ -34,6 +34,7 @@ from apim.model.fitted import (
     jsonable,
     notebook_html,
     result_dict,
+    variance_frame,
 )
 
 if TYPE_CHECKING:
@@ -150,11 +151,7 @@ class LatentAPIMResult:
     @property
     def variance(self) -> pd.DataFrame:
         """The covariance parameters with SEs and the boundary flag, indexed by label."""
-        records = self.parameters
-        return pd.DataFrame({"estimate": [p.estimate for p in records],
-                             "se": [p.se for p in records],
-                             "at_boundary": [p.at_boundary for p in records]},
-                            index=[self.parameter_label(p) for p in records])
+        return variance_frame(self)
 
     @property
     def reliability(self) -> pd.DataFrame:

@@ -36,6 +36,7 @@ from apim.model.fitted import (
     jsonable,
     notebook_html,
     result_dict,
+    variance_frame,
 )
 from apim.model.spec import APIMSpec, FormulaSpec
 
@@ -161,11 +162,7 @@ class APIMResult:
     def variance(self) -> pd.DataFrame:
         """Variance components on the natural scale (SDs, correlations), with SEs and the
         boundary flag, built from :attr:`parameters` with readable labels."""
-        records = self.parameters
-        return pd.DataFrame({"estimate": [p.estimate for p in records],
-                             "se": [p.se for p in records],
-                             "at_boundary": [p.at_boundary for p in records]},
-                            index=[self.parameter_label(p) for p in records])
+        return variance_frame(self)
 
     @property
     def statistics(self) -> FitStatistics:
