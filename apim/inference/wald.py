@@ -27,6 +27,7 @@ Examples
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -76,14 +77,25 @@ class WaldTest:
 
 def effect_aliases(names: list[str]) -> dict[str, int]:
     """Full names and every shorter prefix (role.effect[.level]) that names one effect,
-    each with the index of its effect."""
+    each with the index of its effect; the moderator (``|treatment[AFT]``) or the arm of a
+    multi-group model (``[AFT]``) stays on the shorter name.
+
+    >>> sorted(effect_aliases(["patient.actor.within.x[AFT]", "patient.actor.within.x[CBT]"]))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ['patient.actor.within.x[AFT]', 'patient.actor.within.x[CBT]', 'patient.actor.within[AFT]',
+     'patient.actor.within[CBT]', 'patient.actor[AFT]', 'patient.actor[CBT]']
+    """
     out = {n: i for i, n in enumerate(names)}
     short: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         head, _, by = n.partition("|")
+        arm = re.fullmatch(r"(.*\.[^.\[]+)\[([^\]]+)\]", head) if not by else None
+        tail = f"|{by}" if by else ""
+        if arm is not None:
+            head, tail = arm.group(1), f"[{arm.group(2)}]"
         parts = head.split(".")
         for k in range(2, len(parts)):
-            key = ".".join(parts[:k]) + (f"|{by}" if by else "")
+            key = ".".join(parts[:k]) + tail
             short.setdefault(key, []).append(i)
     for key, idx in short.items():
         if len(idx) == 1 and key not in out:
@@ -121,6 +133,19 @@ def _linear(node: ast.AST, p: int) -> np.ndarray:
                       "of effects times numbers")
 
 
+def _unknown(token: str, equation: str, names: list[str]) -> str:
+    """Why ``token`` names no effect: several effects begin with it, or none does."""
+    several = [n for n in names if n.startswith(token) and n[len(token):][:1] in (".", "[", "|")]
+    if len(several) > 1:
+        shown = ", ".join(repr(n) for n in several[:4]) + (" ..." if len(several) > 4 else "")
+        return (f"{token!r} in {equation!r} names {len(several)} effects ({shown}); name "
+                "one of them in full, or add the level, predictor or arm")
+    close = difflib.get_close_matches(token, names, n=1)
+    hint = f"; did you mean {close[0]!r}" if close else ""
+    return (f"unknown effect {token!r} in {equation!r}{hint}; effects are named like "
+            f"{names[min(1, len(names) - 1)]!r}")
+
+
 def contrast_matrix(hypothesis: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """``(L, c)`` for ``L beta = c`` from a hypothesis written with effect names."""
     aliases = effect_aliases(names)
@@ -133,20 +158,16 @@ def contrast_matrix(hypothesis: str, names: list[str]) -> tuple[np.ndarray, np.n
         sides = text.split("=")
         if len(sides) > 2:
             raise SpecError(f"equation {equation.strip()!r} has more than one '='")
+        leftover = [u for u in re.findall(r"[A-Za-z_][\w.\[\]|-]*", text)
+                    if not u.startswith("_t")]
+        if leftover:
+            raise SpecError(_unknown(leftover[0], equation.strip(), names))
         try:
             trees = [ast.parse(s.strip() or "0", mode="eval").body for s in sides]
         except SyntaxError:
-            unknown = re.findall(r"[A-Za-z_][\w.\[\]|-]*", text)
-            unknown = [u for u in unknown if not u.startswith("_t")]
-            raise SpecError(
-                f"cannot read {equation.strip()!r}: unknown effect "
-                f"{unknown[0] if unknown else '?'!r}; effects are named like "
-                f"{names[min(1, len(names) - 1)]!r}") from None
-        for tree in trees:
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Name) and not node.id.startswith("_t"):
-                    raise SpecError(f"unknown effect {node.id!r} in {equation.strip()!r}; "
-                                      f"effects are named like {names[0]!r}")
+            raise SpecError(f"cannot read {equation.strip()!r}: write sums and differences "
+                            "of effects times numbers, e.g. 'patient.actor.within = "
+                            "therapist.actor.within'") from None
         expr = _linear(trees[0], len(names)) - (_linear(trees[1], len(names))
                                                 if len(trees) == 2 else 0)
         rows.append(expr[:-1])

@@ -388,3 +388,13 @@ def test_cli_fits_the_latent_model(tmp_path, capsys):
     assert main(["fit", *common, "--centring", "latent", "--lag", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--lag 1 does not apply to --centring latent" in err[0]
+
+
+def test_wald_tests_by_arm_in_a_multigroup_model(sim_data):
+    result = apim.fit(sim_data, LatentAPIMSpec("y", ("x",), moderator="treatment"))
+    short = wald_test(result, "patient.actor.between[1] = patient.actor.within[1]")
+    full = wald_test(result, "patient.actor.between.x[1] = patient.actor.within.x[1]")
+    assert short.estimate == full.estimate and short.p == full.p
+    with pytest.raises(SpecError, match=r"'patient.actor.between' in .* names 2 effects "
+                                        r"\('patient.actor.between.x\[0\]'"):
+        wald_test(result, "patient.actor.between = 0")
