@@ -68,6 +68,12 @@ class WaldTest:
     p_chi2: float
 
     def __str__(self) -> str:
+        if not np.isfinite(self.df_den):  # normal theory: z, or chi-square alone
+            if self.df_num == 1:
+                return (f"Wald test of {self.hypothesis}: z = {self.statistic:.3f}, "
+                        f"p = {self.p:.4g}")
+            return (f"Wald test of {self.hypothesis}: chi2({self.df_num}) = {self.chi2:.3f}, "
+                    f"p = {self.p_chi2:.4g}")
         kind = "t" if self.df_num == 1 else f"F({self.df_num}, {self.df_den:.1f})"
         df = f"({self.df_den:.1f})" if self.df_num == 1 else ""
         return (f"Wald test of {self.hypothesis}: {kind}{df} = {self.statistic:.3f}, "

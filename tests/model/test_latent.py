@@ -398,3 +398,11 @@ def test_wald_tests_by_arm_in_a_multigroup_model(sim_data):
     with pytest.raises(SpecError, match=r"'patient.actor.between' in .* names 2 effects "
                                         r"\('patient.actor.between.x\[0\]'"):
         wald_test(result, "patient.actor.between = 0")
+
+
+def test_wald_test_of_a_latent_fit_reads_as_z(sim_fit):
+    one = wald_test(sim_fit, "patient.actor.within = 0")
+    assert str(one).startswith("Wald test of patient.actor.within = 0: z = ")
+    assert f"{one.statistic:.3f}" in str(one)
+    two = wald_test(sim_fit, "patient.actor.within = 0; therapist.actor.within = 0")
+    assert f"chi2(2) = {two.chi2:.3f}" in str(two) and "F(" not in str(two)
