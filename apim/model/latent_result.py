@@ -210,7 +210,7 @@ class LatentAPIMResult:
         """What each level of the effects table means in this model."""
         return {"within": "within-person",
                 "between": ("between-dyad, within therapist" if self.spec.therapist_level
-                            else "between-person (latent means)"),
+                            else "between-person, latent means"),
                 "therapist": "between-therapist", "none": ""}
 
     def notes(self) -> list[str]:
