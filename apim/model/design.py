@@ -142,10 +142,11 @@ def moderator_levels(values: pd.Series, reference: str | None = None,
 def reference_source(values: pd.Series, reference: str | None) -> str:
     """Where the reference level of a categorical moderator came from, for table notes."""
     if reference is not None:
-        return "chosen with reference"
+        return "set with reference / --reference"
     if isinstance(values.dtype, pd.CategoricalDtype):
         return "the data's declared order"
-    return "first in sorted order; the data declare no order"
+    return ("first in sorted order, as the data declare no order; choose another with "
+            "reference / --reference")
 
 
 def _dummies(values: pd.Series, name: str, reference: str | None = None
