@@ -304,6 +304,8 @@ class LatentAPIMResult:
         rel = self.reliability.to_string(index=False,
                                          float_format=lambda v: f"{v:.{digits}f}")
         notes = ["SEs: delta method from the observed information; z tests"]
+        if self.spec.moderator:
+            notes.append(f"reference group {self.spec.moderator} = {self.groups[0]}")
         if self.spec.therapist_level:
             notes.append("between = between dyads of the same therapist")
         if self.boundary:

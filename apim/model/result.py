@@ -334,6 +334,8 @@ class APIMResult:
         body = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")
         var = self.variance.to_string(float_format=lambda v: f"{v:.{digits}f}")
         notes = [f"df: {self.df}"]
+        notes += [f"reference {m} = {level} (terms |{m}[...] are differences from it)"
+                  for m, level in self.reference_levels().items()]
         footnotes = []
         if self.boundary:
             footnotes.append("boundary: " + "; ".join(self.boundary) + " ("
