@@ -18,7 +18,7 @@ __all__ = ["register", "run", "row_accounting", "DEMO_SPEC", "command_line"]
 #: The demo's model: CBT, the usual treatment, is the reference arm, chosen explicitly so
 #: that ``apim fit`` (:func:`command_line`) and plans give the same signs.
 DEMO_SPEC = APIMSpec(outcome="outcome", predictors=("alliance",), moderators=("treatment",),
-                     reference={"treatment": "CBT"})
+                     reference=(("treatment", "CBT"),))
 
 
 def command_line() -> str:
