@@ -81,6 +81,9 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             return None
         raise SpecError(f"{name}={value!r} must be None")
     if origin is tuple:
+        if isinstance(value, Mapping) and len(args) == 2 and args[1] is Ellipsis \
+                and typing.get_origin(args[0]) is tuple:
+            value = list(value.items())  # {column: level} for a tuple of pairs
         if isinstance(value, (str, bytes)) and args[:1] == (str,):
             value = (value,)  # one column name for a tuple of names
         if not isinstance(value, (tuple, list)):

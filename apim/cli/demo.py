@@ -6,14 +6,26 @@ import argparse
 from typing import Any
 
 from apim.cli.help import HelpFormatter, examples
-from apim.datasets import load_alliance
+from apim.datasets import alliance_path, load_alliance
 from apim.inference.wald import wald_test
 from apim.model.registry import fit
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec
 from apim.report.export import to_markdown
 
-__all__ = ["register", "run", "row_accounting"]
+__all__ = ["register", "run", "row_accounting", "DEMO_SPEC", "command_line"]
+
+#: The demo's model: CBT, the usual treatment, is the reference arm, chosen explicitly so
+#: that ``apim fit`` (:func:`command_line`) and plans give the same signs.
+DEMO_SPEC = APIMSpec(outcome="outcome", predictors=("alliance",), moderators=("treatment",),
+                     reference=(("treatment", "CBT"),))
+
+
+def command_line() -> str:
+    """The ``apim fit`` command that fits :data:`DEMO_SPEC` to the bundled CSV."""
+    return (f"apim fit {alliance_path()} --dyad dyad --session session --role role "
+            "--roles patient,therapist --therapist therapist --outcome outcome "
+            "--predictor alliance --moderator treatment --reference treatment=CBT")
 
 SIMULATED = ("The data are SIMULATED (apim.simulate with apim.datasets.ALLIANCE_SPEC): a "
              "made-up alliance study of "
@@ -45,8 +57,7 @@ def run(args: argparse.Namespace) -> None:
     data = load_alliance()
     report = data.report(["alliance", "outcome"])
     print(report)
-    spec = APIMSpec(outcome="outcome", predictors=("alliance",), moderators=("treatment",))
-    result = fit(data, spec)
+    result = fit(data, DEMO_SPEC)
     print()
     print(to_markdown(result))
     print()
@@ -55,6 +66,7 @@ def run(args: argparse.Namespace) -> None:
               f"differences from {ref}, the other terms are the effects in {ref}.")
     print(f"Roles: {result.roles[0]} is the reference role; each outcome role has its own "
           "intercept and effects.")
+    print(f"The same model from the command line:\n  {command_line()}")
     print()
     report_rows = {r for e in report.exclusions for r in e.rows}
     print("\n".join(row_accounting(result, report_rows)))

@@ -43,7 +43,7 @@ from apim.model.registry import fit
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec, LatentAPIMSpec
 
 __all__ = ["register", "run", "add_model_arguments", "fit_with_warnings", "model_kind",
-           "check_options", "model_spec", "OPTIONS", "KINDS"]
+           "check_options", "model_spec", "references", "OPTIONS", "KINDS"]
 
 OBSERVED, LATENT, FORMULA = "observed", "latent", "formula"
 KINDS = (OBSERVED, LATENT, FORMULA)
@@ -112,6 +112,9 @@ OPTIONS: tuple[ModelOption, ...] = (
     ModelOption("--moderator", (OBSERVED, LATENT), {
         FORMULA: "write it into the formula, e.g. 'outcome ~ (alliance + alliance_partner) "
                  "* treatment'; drop {flag}"}),
+    ModelOption("--reference", (OBSERVED, LATENT), {
+        FORMULA: "a formula codes its own contrasts: write the reference into it, e.g. "
+                 "C(treatment, Treatment('CBT')); drop {flag}"}),
     ModelOption("--covariate", (OBSERVED,), {
         LATENT: "the latent model has no covariates; drop {flag}",
         FORMULA: "add it to the formula's terms; drop {flag}"}),
@@ -136,7 +139,8 @@ EXAMPLES = examples(
     "apim fit sessions.csv --dyad dyad --session session --role role "
     "--roles patient,therapist --outcome outcome --predictor alliance",
     "apim fit sessions.csv --dyad dyad --session session --role role --therapist therapist "
-    "--outcome outcome --predictor alliance --moderator treatment --residual un-ar1 "
+    "--outcome outcome --predictor alliance --moderator treatment --reference treatment=CBT "
+    "--residual un-ar1 "
     "--format latex --report fit.html",
     "apim fit sessions.csv --dyad dyad --session session --role role --therapist therapist "
     "--outcome outcome --predictor alliance --centring latent --residual un-ar1 "
@@ -209,6 +213,18 @@ def check_options(args: argparse.Namespace, kind: str) -> None:
                         "--therapist-covariance")
 
 
+def references(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """``--reference COL=LEVEL`` (repeatable) as (column, level) pairs."""
+    out = []
+    for text in getattr(args, "reference", None) or []:
+        column, sep, level = text.partition("=")
+        if not sep or not column.strip() or not level:
+            raise SpecError(f"--reference {shlex.quote(text)} must be COLUMN=LEVEL, e.g. "
+                            "--reference treatment=CBT")
+        out.append((column.strip(), level))
+    return tuple(out)
+
+
 def model_spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec | FormulaSpec:
     """The spec of the model the options describe, the options checked first (defaults per
     kind: REML, or ML for the latent model)."""
@@ -225,7 +241,7 @@ def model_spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec | FormulaS
                               ar1=LATENT_RESIDUALS[args.residual or "un"],
                               method=method or "ML", therapist_level=args.therapist_level,
                               therapist_covariance=args.therapist_covariance
-                              or "unstructured")
+                              or "unstructured", reference=references(args))
     center = args.center or ("therapist" if args.therapist_level else None)
     decomposition = DecompositionSpec.from_dict({"center": center, "lag": args.lag or 0,
                                                  "detrend": args.detrend})
@@ -235,7 +251,7 @@ def model_spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec | FormulaS
                     covariates=tuple(args.covariate or ()),
                     covariance=CovarianceSpec(random=args.random, residual=args.residual,
                                               therapist_level=args.therapist_level),
-                    method=method or "REML")
+                    method=method or "REML", reference=references(args))
 
 
 def fit_with_warnings(args: argparse.Namespace
@@ -332,6 +348,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add("--moderator", action="append",
         help=_help("--moderator", "dyad-level moderator (repeatable; one with --centring "
                    "latent: a grouping)"))
+    add("--reference", action="append", metavar="COL=LEVEL",
+        help=_help("--reference", "reference level of a categorical --moderator, e.g. "
+                   "treatment=CBT (repeatable); default: the data's declared order (SPSS/"
+                   "Stata value labels, Parquet categories), else the first level in "
+                   "sorted order"))
     add("--covariate", action="append", help=_help("--covariate", "covariate (repeatable)"))
     add("--random", choices=("none", "intercepts", "slopes"),
         help=_help("--random", "random effects per dyad (default intercepts, or none for "

@@ -84,9 +84,16 @@ def write_alliance(path: str | None = None) -> str:
 def load_alliance() -> SessionData:
     """The simulated alliance study: 240 dyads, 40 therapists, up to 30 sessions.
 
-    Columns: ``dyad, therapist, treatment`` (CBT, the reference, or AFT), ``session``, ``role``
+    Columns: ``dyad, therapist, treatment`` (CBT or AFT), ``session``, ``role``
     (patient/therapist), ``alliance`` and ``outcome`` (1-7). See the module docstring for
     how they were made.
+
+    ``treatment`` is declared a categorical with CBT first, so CBT is the default
+    reference here (the data's declared order). The CSV itself declares no order: read
+    by ``apim fit`` or :meth:`SessionData.from_long`, the default reference is the first
+    level in sorted order (AFT); ``reference={"treatment": "CBT"}`` /
+    ``--reference treatment=CBT`` gives CBT everywhere (as ``apim demo`` and the example
+    plan do).
     """
     data = SessionData.from_long(alliance_path(), dyad="dyad",
                                  session="session", role="role",

@@ -38,7 +38,7 @@ from apim.model.centring import Decomposition, decompose, default_center, is_cro
 from apim.model.spec import APIMSpec, FormulaSpec
 
 __all__ = ["Term", "APIMDesign", "build_design", "resolve_spec", "check_identified",
-           "moderator_levels"]
+           "moderator_levels", "reference_source"]
 
 LEVEL_OF = {"within": "within", "between": "between", "between_dyad": "between",
             "between_therapist": "therapist", "centered": "none", "raw": "none"}
@@ -96,21 +96,64 @@ class APIMDesign:
     random_members: dict[str, str] = field(default_factory=dict, repr=False)
 
 
-def moderator_levels(values: pd.Series) -> list[Any] | None:
-    """The levels of a categorical moderator, the reference first (the first category of a
-    pandas Categorical, else sorted order); None for a numeric moderator with more than two
-    values (used as it is)."""
-    if pd.api.types.is_numeric_dtype(values) and values.dropna().nunique() > 2:
+def moderator_levels(values: pd.Series, reference: str | None = None,
+                     name: str = "") -> list[Any] | None:
+    """The levels of a categorical moderator, the reference first; None for a numeric
+    moderator with more than two values (used as it is).
+
+    The one place that decides the reference level, the same for Python, the CLI and
+    plans: ``reference`` when given (``APIMSpec.reference``, ``--reference COL=LEVEL``);
+    otherwise the data's declared order (the first category of a pandas Categorical: SPSS
+    and Stata value labels, Parquet categories, a plan's ``categories``); otherwise the
+    first level in sorted order (a CSV declares no order; sorting keeps the result
+    independent of the order of the rows).
+
+    Examples
+    --------
+    >>> arm = pd.Series(["CBT", "AFT", "CBT"])
+    >>> moderator_levels(arm), moderator_levels(arm, "CBT", "treatment")
+    (['AFT', 'CBT'], ['CBT', 'AFT'])
+    >>> moderator_levels(arm, "DBT", "treatment")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    apim.errors.DataError: reference treatment=DBT: column 'treatment' has no level 'DBT'; ...
+    """
+    numeric = pd.api.types.is_numeric_dtype(values) and values.dropna().nunique() > 2
+    if numeric:
+        if reference is not None:
+            raise DataError(f"reference {name}={reference}: column {name!r} is numeric "
+                            f"({values.dropna().nunique()} values), not a categorical "
+                            "moderator, so it has no reference level; drop the reference")
         return None
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return [c for c in values.cat.categories if (values == c).any()]
-    return sorted(values.dropna().unique(), key=str)
+        levels = [c for c in values.cat.categories if (values == c).any()]
+    else:
+        levels = sorted(values.dropna().unique(), key=str)
+    if reference is None:
+        return levels
+    first = [v for v in levels if str(v) == str(reference)]
+    if not first:
+        raise DataError(f"reference {name}={reference}: column {name!r} has no level "
+                        f"{str(reference)!r}; its levels are "
+                        f"{', '.join(map(str, levels)) or 'none (all missing)'}")
+    return first + [v for v in levels if str(v) != str(reference)]
 
 
-def _dummies(values: pd.Series, name: str) -> dict[str, pd.Series]:
-    """Numeric moderators as they are; others as 0/1 columns against the first level
+def reference_source(values: pd.Series, reference: str | None) -> str:
+    """Where the reference level of a categorical moderator came from, for table notes."""
+    if reference is not None:
+        return "set with reference / --reference"
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return "the data's declared order"
+    return ("first in sorted order, as the data declare no order; choose another with "
+            "reference / --reference")
+
+
+def _dummies(values: pd.Series, name: str, reference: str | None = None
+             ) -> dict[str, pd.Series]:
+    """Numeric moderators as they are; others as 0/1 columns against the reference level
     (:func:`moderator_levels`)."""
-    levels = moderator_levels(values)
+    levels = moderator_levels(values, reference, name)
     if levels is None:
         return {name: values.astype(float)}
     if len(levels) < 2:
@@ -237,9 +280,10 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
                     base.append(("actor_x_partner", LEVEL_OF[kind], x,
                                  values_of(column) * values_of(f"{column}_partner")))
     moderators: dict[str, pd.Series] = {}
+    references = dict(spec.reference)
     for m in spec.moderators:
         require_columns(frame, {"moderator": m})
-        moderators.update(_dummies(frame[m], m))
+        moderators.update(_dummies(frame[m], m, references.get(m)))
     covariates = {c: data.numeric(c) for c in spec.covariates}
     mod_values = {name: v.to_numpy(float) for name, v in moderators.items()}
     cov_values = {name: v.to_numpy(float) for name, v in covariates.items()}

@@ -203,7 +203,8 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
     names = variable_names(spec, data.roles)
     groups = sorted(wide["group"].unique(), key=_sort_key)
     if spec.moderator is not None:  # the design's order: the reference group first
-        levels = moderator_levels(data.frame[spec.moderator])
+        levels = moderator_levels(data.frame[spec.moderator],
+                                  dict(spec.reference).get(spec.moderator), spec.moderator)
         if levels is not None:
             groups = [g for g in map(_label, levels) if g in set(groups)]
     if spec.moderator is not None and len(groups) < 2:

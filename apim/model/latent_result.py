@@ -26,7 +26,7 @@ import pandas as pd
 
 from apim.data.session import SessionData
 from apim.engine.parameters import Level, VarianceParameter
-from apim.model.design import Term
+from apim.model.design import Term, reference_source
 from apim.model.fitted import (
     FitStatistics,
     dropped_frame,
@@ -222,9 +222,12 @@ class LatentAPIMResult:
                "the delta method from the observed information; z tests, as lavaan reports "
                "them."]
         if spec.moderator:
+            source = reference_source(self.data.frame[spec.moderator],
+                                      dict(spec.reference).get(spec.moderator))
             out.append(f"One model per {spec.moderator} group ({', '.join(self.groups)}): "
                        "each effect is that group's; differences between groups with "
-                       "apim.arm_differences.")
+                       f"apim.arm_differences, each group minus the reference group "
+                       f"{self.groups[0]} ({source}).")
         if spec.therapist_level:
             out.append("Between-dyad effects are within therapists (dyad-level covariance "
                        "around the therapist's level); between-therapist effects are the "
@@ -301,6 +304,8 @@ class LatentAPIMResult:
         rel = self.reliability.to_string(index=False,
                                          float_format=lambda v: f"{v:.{digits}f}")
         notes = ["SEs: delta method from the observed information; z tests"]
+        if self.spec.moderator:
+            notes.append(f"reference group {self.spec.moderator} = {self.groups[0]}")
         if self.spec.therapist_level:
             notes.append("between = between dyads of the same therapist")
         if self.boundary:

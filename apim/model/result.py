@@ -28,7 +28,7 @@ from apim.engine.mixed.estimate import BOUNDARY_NOTE, MixedFit
 from apim.engine.mixed.estimate import estimate_mixed as fit_engine
 from apim.engine.parameters import VarianceParameter
 from apim.errors import SpecError
-from apim.model.design import APIMDesign, Term, moderator_levels
+from apim.model.design import APIMDesign, Term, moderator_levels, reference_source
 from apim.model.fitted import (
     FitStatistics,
     dropped_frame,
@@ -188,8 +188,9 @@ class APIMResult:
         """Reference category of every categorical moderator (as the design codes it)."""
         spec = self.spec
         out: dict[str, str] = {}
+        chosen = dict(getattr(spec, "reference", ()))
         for m in getattr(spec, "moderators", ()):
-            levels = moderator_levels(self.data.frame[m])
+            levels = moderator_levels(self.data.frame[m], chosen.get(m), m)
             if levels is not None:
                 out[m] = str(levels[0])
         return out
@@ -215,7 +216,8 @@ class APIMResult:
             refs = self.reference_levels()
             for m in spec.moderators:
                 if m in refs:
-                    out.append(f"Moderator {m}: reference category {refs[m]}; "
+                    source = reference_source(self.data.frame[m], dict(spec.reference).get(m))
+                    out.append(f"Moderator {m}: reference category {refs[m]} ({source}); "
                                f"terms × {m} are differences from {refs[m]}.")
                 else:
                     out.append(f"Moderator {m} is numeric: effects are at {m} = 0.")
@@ -332,6 +334,8 @@ class APIMResult:
         body = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")
         var = self.variance.to_string(float_format=lambda v: f"{v:.{digits}f}")
         notes = [f"df: {self.df}"]
+        notes += [f"reference {m} = {level} (terms |{m}[...] are differences from it)"
+                  for m, level in self.reference_levels().items()]
         footnotes = []
         if self.boundary:
             footnotes.append("boundary: " + "; ".join(self.boundary) + " ("

@@ -36,6 +36,22 @@ EFFECTS = ("intercept", "actor", "partner", "actor_x_partner", "moderator", "cov
 Method = Literal["REML", "ML"]
 
 
+def _check_reference(reference: tuple[tuple[str, str], ...],
+                     moderators: tuple[str, ...]) -> None:
+    """Each reference names a moderator of the model, once (the level is checked against
+    the data by :func:`apim.model.design.moderator_levels`)."""
+    columns = [c for c, _ in reference]
+    for column in columns:
+        if columns.count(column) > 1:
+            raise SpecError(f"reference names column {column!r} twice; give one level per "
+                            "moderator")
+        if column not in moderators:
+            present = ", ".join(repr(m) for m in moderators) or "none"
+            raise SpecError(f"reference {column}=...: {column!r} is not a moderator of the "
+                            f"model (its moderators: {present}); add it as a moderator or "
+                            "drop the reference")
+
+
 def _check_residual(residual: str | None) -> None:
     if residual is not None and residual not in RESIDUAL_NAMES:
         raise SpecError(f"residual={residual!r} is not one of {', '.join(RESIDUAL_NAMES)}")
@@ -91,13 +107,19 @@ class APIMSpec(Spec):
         Add actor x partner interactions at the within and between level.
     moderators : tuple of str
         Dyad-level moderators (e.g. treatment arm): their main effect and their
-        interaction with every actor and partner effect. Text columns are dummy coded
-        against their first value in sorted order.
+        interaction with every actor and partner effect. Categorical moderators are dummy
+        coded against their reference level (see ``reference``).
     covariates : tuple of str
         Further fixed effects (e.g. session number), per outcome role.
     covariance : CovarianceSpec
         Random effects, residual structure and therapist level.
     method : {"REML", "ML"}
+    reference : mapping or tuple of (column, level) pairs
+        The reference level of categorical moderators, e.g. ``{"treatment": "CBT"}``
+        (stored as ``(("treatment", "CBT"),)``). Default, the same in Python, the CLI and
+        plans: the data's declared order (a pandas Categorical: SPSS/Stata value labels,
+        Parquet categories, a plan's ``categories``), otherwise the first level in sorted
+        order (:func:`apim.model.design.moderator_levels`, the one place that decides).
     """
 
     kind: ClassVar[str] = "observed-mean APIM"
@@ -111,6 +133,7 @@ class APIMSpec(Spec):
     covariates: tuple[str, ...] = ()
     covariance: CovarianceSpec = field(default_factory=CovarianceSpec)
     method: Method = "REML"
+    reference: tuple[tuple[str, str], ...] = ()
 
     def check(self) -> None:
         if not self.predictors:
@@ -119,6 +142,7 @@ class APIMSpec(Spec):
         repeated = {c for c in used if used.count(c) > 1}
         if repeated:
             raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
+        _check_reference(self.reference, self.moderators)
 
     @property
     def residual_structure(self) -> str:
@@ -185,6 +209,9 @@ class LatentAPIMSpec(Spec):
     therapist_covariance : {"unstructured", "diagonal"}
         Structure of the therapist-level covariance ``Sigma_T`` (diagonal: fewer
         parameters, no therapist-level regressions).
+    reference : mapping or tuple of (column, level) pairs
+        The reference group of ``moderator`` (the first group; arm differences are
+        against it), e.g. ``{"treatment": "CBT"}``; default as in :class:`APIMSpec`.
 
     Examples
     --------
@@ -202,8 +229,10 @@ class LatentAPIMSpec(Spec):
     method: Literal["ML", "REML"] = "ML"
     therapist_level: bool = False
     therapist_covariance: Literal["unstructured", "diagonal"] = "unstructured"
+    reference: tuple[tuple[str, str], ...] = ()
 
     def check(self) -> None:
+        _check_reference(self.reference, (self.moderator,) if self.moderator else ())
         if not self.predictors:
             raise SpecError("a latent APIM needs at least one predictor")
         used = [self.outcome, *self.predictors] + ([self.moderator] if self.moderator else [])

@@ -31,7 +31,7 @@ session = "session"
 role = "role"
 roles = ["patient", "therapist"]   # reference role first
 therapist = "therapist"
-categories = {{treatment = ["CBT", "AFT"]}}   # CBT is the reference category
+categories = {{treatment = ["CBT", "AFT"]}}   # the order of the arms (declared order)
 # layout = "long"               # or "wide" / "pairwise"
 
 [defaults]                      # shared by every analysis below
@@ -39,6 +39,8 @@ data = "alliance"
 outcome = "outcome"
 predictors = ["alliance"]       # a list of names is one value for list fields
 method = "REML"
+reference = {{treatment = "CBT"}}  # reference level of a moderator (as --reference
+                                 # treatment=CBT and apim demo); used where it moderates
 
 # A list expands: one analysis per value, and several lists multiply.
 [[analysis]]

@@ -17,6 +17,9 @@ A plan is a TOML file (read with :mod:`tomllib`)::
     [defaults]                        # shared by every analysis
     data = "sessions"
     outcome = "outcome"
+    reference = {treatment = "CBT"}   # optional: reference level of a moderator (where
+                                      # an analysis moderates by it; else declared order,
+                                      # else sorted)
 
     [[analysis]]
     id = "main"
@@ -26,7 +29,9 @@ A plan is a TOML file (read with :mod:`tomllib`)::
 
 Analysis fields are flat: ``data, subset`` (a filter expression, see
 :mod:`apim.plan.filters`), ``df``, every field of :class:`~apim.model.spec.APIMSpec`
-(``outcome, predictors, distinguishable, interaction, moderators, covariates, method``),
+(``outcome, predictors, distinguishable, interaction, moderators, covariates, method``;
+``reference`` as a table, ``{arm = "CBT"}``, is its ``reference``, shown as the column
+``reference_levels``; as text it is the decomposition's),
 of :class:`~apim.model.centring.DecompositionSpec` (``center`` -- alias ``centring`` --,
 ``reference, lag, lag_by, detrend, partner`` ...) and of
 :class:`~apim.model.spec.CovarianceSpec` (``random, residual, therapist_level``).
@@ -66,7 +71,7 @@ import math
 import re
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,13 +93,17 @@ else:  # pragma: no cover - Python 3.10
 __all__ = ["Plan", "Analysis", "DataSource", "SETTINGS", "COLUMNS"]
 
 _SPEC_FIELDS = [f.name for f in dataclasses.fields(APIMSpec)
-                if f.name not in ("decomposition", "covariance")]
+                if f.name not in ("decomposition", "covariance", "reference")]
+#: ``reference = {treatment = "CBT"}`` (a table: APIMSpec.reference, the moderators'
+#: reference levels) is kept apart from ``reference = "means"`` (text: the centring
+#: reference of the decomposition) under this name.
+LEVELS = "reference_levels"
 _DECOMPOSITION_FIELDS = [f.name for f in dataclasses.fields(DecompositionSpec)]
 _COVARIANCE_FIELDS = [f.name for f in dataclasses.fields(CovarianceSpec)]
 _LIST_FIELDS = ("predictors", "moderators", "covariates")
 _ALIASES = {"centring": "center", "centering": "center", "centre": "center",
             "predictor": "predictors", "moderator": "moderators", "covariate": "covariates"}
-SETTINGS = ("data", "subset", "df", *_SPEC_FIELDS, *_DECOMPOSITION_FIELDS,
+SETTINGS = ("data", "subset", "df", *_SPEC_FIELDS, LEVELS, *_DECOMPOSITION_FIELDS,
             *_COVARIANCE_FIELDS)
 # settings as columns of the output tables ("df" is the effects' df there)
 COLUMNS = tuple("df_method" if k == "df" else k for k in SETTINGS)
@@ -216,6 +225,9 @@ class Analysis:
         """The :class:`~apim.model.spec.APIMSpec` of the settings (checked)."""
         s = self.settings
         top = {k: s[k] for k in _SPEC_FIELDS if k in s}
+        if s.get(LEVELS):  # a [defaults] reference serves the analyses moderated by it
+            moderators = _names(top.get("moderators", ()))
+            top["reference"] = [(c, v) for c, v in _pairs(s[LEVELS]) if c in moderators]
         decomposition = {k: s[k] for k in _DECOMPOSITION_FIELDS if k in s}
         covariance = {k: s[k] for k in _COVARIANCE_FIELDS if k in s}
         return APIMSpec(**top, decomposition=DecompositionSpec.from_dict(decomposition),
@@ -267,20 +279,55 @@ class Analysis:
         else:
             plain = spec.to_dict()
             values.update({k: plain[k] for k in _SPEC_FIELDS})
+            values[LEVELS] = plain["reference"] or None
             values.update(plain["decomposition"])
             values.update(plain["covariance"])
             values["residual"] = spec.residual_structure
         out: dict[str, Any] = {"analysis": self.id}
         for k, column in zip(SETTINGS, COLUMNS):
             v = values.get(k)
+            if k == LEVELS and v is not None:
+                v = [f"{c}={level}" for c, level in _pairs(v)]
             out[column] = "+".join(map(str, v)) if isinstance(v, (tuple, list)) else v
         return out
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value or ())
+
+
+def _pairs(value: Any) -> list[tuple[Any, Any]]:
+    """A plan's ``reference = {treatment = "CBT"}`` (or a list of pairs) as pairs; the
+    spec checks the types."""
+    if isinstance(value, Mapping):
+        return list(value.items())
+    if isinstance(value, (list, tuple)) and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
+        return [tuple(p) for p in value]
+    raise SpecError(f"reference={value!r} must map moderators to their reference level: "
+                    "reference = {treatment = \"CBT\"}")
+
+
+def _check_references(analyses: Sequence[Analysis]) -> None:
+    """A reference column no analysis of the plan moderates by is a mistake (a typo): refuse
+    it, naming the moderators the plan has."""
+    given = {c for a in analyses for c, _ in _pairs(a.settings.get(LEVELS) or {})}
+    moderators = {m for a in analyses for m in _names(a.settings.get("moderators"))}
+    unused = sorted(given - moderators)
+    if unused:
+        raise SpecError(f"plan: reference {unused[0]}=...: no analysis has {unused[0]!r} as "
+                        f"a moderator (moderators in the plan: "
+                        f"{', '.join(sorted(moderators)) or 'none'}); fix the column name "
+                        "or drop the reference")
 
 
 def _normalise(block: Mapping[str, Any], where: str) -> dict[str, Any]:
     out = {}
     for key, value in block.items():
         key = _ALIASES.get(key, key)
+        if key == "reference" and (isinstance(value, Mapping) or (
+                isinstance(value, list) and value and isinstance(value[0], Mapping))):
+            key = LEVELS  # moderators' reference levels, not the centring reference
         if key != "id" and key not in SETTINGS:
             raise SpecError(f"{where}: unknown setting {key!r}; analyses take "
                             f"{', '.join(SETTINGS)}")
@@ -403,6 +450,7 @@ class Plan:
                                     f"{', '.join(data)}")
                 aid = base_id if size == 1 else f"{base_id}-{i:02d}"
                 analyses.append(Analysis(id=aid, settings=settings, data=source))
+        _check_references(analyses)
         counts = Counter(a.id for a in analyses)
         repeated = sorted(i for i, n in counts.items() if n > 1)
         if repeated:

@@ -122,6 +122,11 @@ CELLS = [
     Cell("--moderator", ("--moderator", "treatment"), {
         "observed": lambda r: r.spec["moderators"] == ["treatment"],
         "latent": lambda r: r.spec["moderator"] == "treatment"}),
+    Cell("--reference", ("--moderator", "treatment", "--reference", "treatment=CBT"), {
+        "observed": lambda r: r.spec["reference"] == [["treatment", "CBT"]]
+        and any(f["term"].endswith("treatment[AFT]") for f in r.payload["fixed"]),
+        "latent": lambda r: r.spec["reference"] == [["treatment", "CBT"]]},
+        per_kind={"formula": ("--reference", "treatment=CBT")}),
     Cell("--covariate", ("--covariate", "session"), {
         "observed": lambda r: r.spec["covariates"] == ["session"]}),
     Cell("--random", ("--random", "slopes"), {
