@@ -60,7 +60,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import block_diag
 
 from apim.data.hints import current, option
 from apim.data.session import SessionData
@@ -134,6 +133,18 @@ def latent_values(data: SessionData, spec: LatentAPIMSpec) -> pd.DataFrame:
         wide.insert(3, "therapist", frame["therapist"].to_numpy()[first])
     keep = wide[variable_names(spec, roles)].notna().any(axis=1)
     return wide[keep].reset_index(drop=True)
+
+
+def _block_diagonal(blocks: list[np.ndarray]) -> np.ndarray:
+    """The square blocks on the diagonal of one matrix (the groups' fits are
+    independent); numpy only, so that fitting loads no scipy.linalg."""
+    sizes = [len(b) for b in blocks]
+    out = np.zeros((sum(sizes), sum(sizes)))
+    at = 0
+    for block, n in zip(blocks, sizes):
+        out[at:at + n, at:at + n] = block
+        at += n
+    return out
 
 
 def _label(value: Any) -> str:
@@ -245,7 +256,7 @@ def fit_latent(data: SessionData, spec: LatentAPIMSpec) -> LatentAPIMResult:
         terms += group_terms
         labels += [term_name(t, label) for t in group_terms]
     coef = pd.Series(np.concatenate(est_parts), index=labels, name="estimate")
-    cov_coef = pd.DataFrame(block_diag(*cov_parts), index=labels, columns=labels)
+    cov_coef = pd.DataFrame(_block_diagonal(cov_parts), index=labels, columns=labels)
     rated = pd.concat([data.numeric(v) for v in (*spec.predictors, spec.outcome)],
                       axis=1).notna().any(axis=1)
     return LatentAPIMResult(spec=spec, data=data, fits=fits, counts=counts, terms=terms,
