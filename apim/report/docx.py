@@ -1,0 +1,359 @@
+"""APA tables and the fit report as Word documents (``.docx``; python-docx, the ``docx``
+extra; imported only when writing).
+
+Each display table (:class:`~apim.report.tables.Table`) becomes a real Word table in APA 7
+layout: the table number in bold and the title in italics above it; horizontal rules only
+(above and below the column heads and below the last row, no vertical rules); a spanner
+over two-level heads (``95% CI`` over LL and UL) with its own short rule; label columns
+left-aligned, numbers right-aligned; *Note.* in italics under the table with the model line
+and the notes. Text from the data is written verbatim as plain text.
+
+Examples
+--------
+>>> import apim, os, tempfile
+>>> result = apim.fit(apim.load_alliance(), apim.APIMSpec("outcome", ("alliance",)))
+>>> path = os.path.join(tempfile.mkdtemp(), "tables.docx")
+>>> to_docx(result, path)
+>>> import docx
+>>> document = docx.Document(path)
+>>> len(document.tables), document.tables[0].cell(1, 2).text
+(2, 'b')
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from apim._version import __version__
+from apim.data.report import DataReport
+from apim.errors import SpecError, format_rows
+from apim.files import write_atomic
+from apim.model.fitted import FittedModel
+from apim.report.html import patterns_frame
+from apim.report.tables import Table, effects_table, variance_table
+
+__all__ = ["to_docx", "fit_report_docx", "add_table", "new_document", "plain"]
+
+FONT = "Times New Roman"
+TEXT_PT = 12
+TABLE_PT = 10  # APA 7 allows 8-14 pt in tables; 10 keeps the 10-column effects table on a page
+_RULE = {"val": "single", "sz": "8", "space": "0", "color": "000000"}  # 1 pt
+_NONE = {"val": "nil"}
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _docx() -> Any:
+    try:
+        import docx
+    except ImportError:
+        raise SpecError("Word output (.docx) needs python-docx: pip install "
+                        "'apim[docx]'") from None
+    return docx
+
+
+def plain(value: object) -> str:
+    """``value`` as text Word can hold: verbatim, except characters XML forbids (control
+    characters), which become U+FFFD.
+
+    Examples
+    --------
+    >>> plain("=1+1"), plain("<script>"), plain("a\\x00b")
+    ('=1+1', '<script>', 'a\\ufffdb')
+    """
+    return _NOT_XML.sub("\ufffd", str(value))
+
+
+def new_document() -> Any:
+    """An empty Word document in APA style: Times New Roman 12, one-inch margins."""
+    docx = _docx()
+    from docx.shared import Inches, Pt
+
+    document = docx.Document()
+    for name in ("Normal", "Heading 1", "Heading 2", "Title"):
+        style = document.styles[name]
+        style.font.name = FONT
+        style.font.color.rgb = None
+        style.element.get_or_add_rPr().get_or_add_rFonts().set(_qn("w:eastAsia"), FONT)
+    document.styles["Normal"].font.size = Pt(TEXT_PT)
+    for section in document.sections:
+        section.left_margin = section.right_margin = Inches(1)
+        section.top_margin = section.bottom_margin = Inches(1)
+    return document
+
+
+def _qn(tag: str) -> str:
+    from docx.oxml.ns import qn
+
+    return str(qn(tag))
+
+
+def _borders(parent: Any, tag: str, sides: dict[str, dict[str, str]]) -> None:
+    """Set ``sides`` (``top`` -> attributes) in the ``tag`` border element of ``parent``
+    (``w:tblPr`` or ``w:tcPr``)."""
+    from docx.oxml import OxmlElement
+
+    element = parent.find(_qn(tag))
+    if element is None:
+        element = OxmlElement(tag)
+        parent.append(element)
+    for side, attributes in sides.items():
+        edge = element.find(_qn(f"w:{side}"))
+        if edge is None:
+            edge = OxmlElement(f"w:{side}")
+            element.append(edge)
+        for key, value in attributes.items():
+            edge.set(_qn(f"w:{key}"), value)
+
+
+def _cell_rule(cell: Any, side: str, rule: dict[str, str] = _RULE) -> None:
+    _borders(cell._tc.get_or_add_tcPr(), "w:tcBorders", {side: rule})
+
+
+def _write(cell: Any, text: str, align: str, *, italic: bool = False) -> None:
+    from docx.enum.table import WD_ALIGN_VERTICAL
+    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.shared import Pt
+
+    paragraph = cell.paragraphs[0]
+    paragraph.alignment = {"left": WD_ALIGN_PARAGRAPH.LEFT, "right": WD_ALIGN_PARAGRAPH.RIGHT,
+                           "center": WD_ALIGN_PARAGRAPH.CENTER}[align]
+    fmt = paragraph.paragraph_format
+    fmt.space_before = fmt.space_after = Pt(1)
+    fmt.line_spacing = 1.0
+    cell.vertical_alignment = WD_ALIGN_VERTICAL.BOTTOM
+    run = paragraph.add_run(plain(text))
+    run.font.size = Pt(TABLE_PT)
+    run.font.name = FONT
+    run.italic = italic
+
+
+def _heads(frame: pd.DataFrame) -> list[list[str]]:
+    """The rows of column heads: one, or two for two-level columns (the spanner row
+    first, blank above a single-level head, which sits in the lower row)."""
+    columns = frame.columns
+    if not isinstance(columns, pd.MultiIndex):
+        return [[str(c) for c in columns]]
+    top = [str(c[0]) if str(c[1]) else "" for c in columns]
+    bottom = [str(c[1]) if str(c[1]) else str(c[0]) for c in columns]
+    return [top, bottom]
+
+
+_STATISTICS = {"b", "SE", "t", "z", "p", "df", "k", "LL", "UL", "M", "SD", "n", "r", "F"}
+
+
+def add_table(document: Any, table: Table, number: int | None = None) -> Any:
+    """Append ``table`` to ``document`` in APA layout and return the Word table.
+
+    Parameters
+    ----------
+    document : docx.Document
+    table : Table
+        A display table (:func:`~apim.report.tables.effects_table`, ...).
+    number : int, optional
+        The table number ("Table 1"); omitted when ``None``.
+
+    Examples
+    --------
+    >>> import apim
+    >>> from apim.report.tables import Table
+    >>> frame = pd.DataFrame({"Term": ["<script>"], "b": ["=1+1"]})
+    >>> document = new_document()
+    >>> word = add_table(document, Table("Demo", "a model", frame, ("A note.",), left=1))
+    >>> [c.text for c in word.rows[1].cells], document.paragraphs[-1].text
+    (['<script>', '=1+1'], 'Note. a model. A note.')
+    """
+    from docx.enum.table import WD_TABLE_ALIGNMENT
+    from docx.oxml import OxmlElement
+    from docx.shared import Pt
+
+    if number is not None:
+        head = document.add_paragraph()
+        head.add_run(f"Table {number}").bold = True
+        head.paragraph_format.space_after = Pt(0)
+        head.paragraph_format.keep_with_next = True
+    caption = document.add_paragraph()
+    caption.add_run(plain(table.title)).italic = True
+    caption.paragraph_format.keep_with_next = True
+    caption.paragraph_format.space_after = Pt(4)
+
+    frame = table.frame
+    heads = _heads(frame)
+    ncol = frame.shape[1]
+    word = document.add_table(rows=len(heads) + len(frame), cols=ncol)
+    word.alignment = WD_TABLE_ALIGNMENT.CENTER
+    word.autofit = True
+    tbl_pr = word._tbl.tblPr
+    _borders(tbl_pr, "w:tblBorders", {"top": _RULE, "bottom": _RULE, "left": _NONE,
+                                      "right": _NONE, "insideH": _NONE, "insideV": _NONE})
+    # column heads: a spanner merges the cells of its columns and gets a short rule
+    for r, names in enumerate(heads):
+        c = 0
+        while c < ncol:
+            end = c + 1
+            if r < len(heads) - 1 and names[c]:
+                while end < ncol and names[end] == names[c]:
+                    end += 1
+            cell = word.cell(r, c) if end == c + 1 else word.cell(r, c).merge(
+                word.cell(r, end - 1))
+            align = "left" if c < table.left else "center"
+            _write(cell, names[c], align, italic=names[c] in _STATISTICS)
+            if r < len(heads) - 1 and names[c] and end > c + 1:
+                _cell_rule(cell, "bottom")
+            c = end
+    for cell in word.rows[len(heads) - 1].cells:
+        _cell_rule(cell, "bottom")
+    for i, row in enumerate(frame.itertuples(index=False)):
+        cells = word.rows[len(heads) + i].cells
+        for c, value in enumerate(row):
+            _write(cells[c], str(value), "left" if c < table.left else "right")
+    for row in word.rows[: len(heads)]:  # repeat the heads on a new page
+        row._tr.get_or_add_trPr().append(OxmlElement("w:tblHeader"))
+
+    note = document.add_paragraph()
+    note.paragraph_format.space_before = Pt(4)
+    note.add_run("Note.").italic = True
+    text = " ".join(t for t in (_sentence(table.header), *table.notes) if t)
+    note.add_run(" " + plain(text))
+    for part in note.runs:
+        part.font.size = Pt(TABLE_PT)
+    return word
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text.endswith((".", "!", "?")) else text + "."
+
+
+def _save(document: Any, path: str | os.PathLike[str]) -> None:
+    buffer = io.BytesIO()
+    document.save(buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def to_docx(result: FittedModel, path: str | os.PathLike[str], digits: int = 2) -> None:
+    """Write the effects and variance-component tables of any fitted model to a Word
+    document (two APA tables; written atomically: check an existing file with
+    :func:`apim.files.check_new_output` first).
+
+    Parameters
+    ----------
+    result : FittedModel
+    path : path
+        The ``.docx`` file to write.
+    digits : int
+        Decimals of the effects (the variance components get at least 3).
+    """
+    document = new_document()
+    add_table(document, effects_table(result, digits), 1)
+    document.add_paragraph()
+    add_table(document, variance_table(result, max(digits, 3)), 2)
+    _save(document, path)
+
+
+def _facts_table(document: Any, facts: Sequence[tuple[str, str]]) -> None:
+    word = document.add_table(rows=len(facts), cols=2)
+    for i, (key, value) in enumerate(facts):
+        _write(word.cell(i, 0), key, "left")
+        _write(word.cell(i, 1), value, "left")
+    _borders(word._tbl.tblPr, "w:tblBorders", dict.fromkeys(
+        ("top", "bottom", "left", "right", "insideH", "insideV"), _NONE))
+
+
+def _data_section(document: Any, report: DataReport) -> None:
+    lo, med, hi = report.sessions_per_dyad
+    facts = [("Source", report.source),
+             ("Roles", f"{report.roles[0]} (reference), {report.roles[1]}"),
+             ("Rows", f"{report.n_rows} (" + ", ".join(
+                 f"{r} {n}" for r, n in report.rows_per_role.items()) + ")"),
+             ("Dyads", str(report.n_dyads)), ("Persons", str(report.n_persons))]
+    if report.n_therapists:
+        facts.append(("Therapists", str(report.n_therapists)))
+    facts += [("Dyad-sessions", str(report.n_sessions)),
+              ("Sessions per dyad", f"min {lo:g}, median {med:g}, max {hi:g}")]
+    _facts_table(document, facts)
+    for e in report.exclusions:
+        document.add_paragraph(plain(f"Not used by a dyadic fit: {e.reason} "
+                                     f"({len(e.rows)} rows: {format_rows(e.rows)})"))
+    for w in report.warnings:
+        document.add_paragraph(plain(f"Warning: {w}"))
+
+
+def fit_report_docx(result: FittedModel, path: str | os.PathLike[str], *,
+                    data_report: DataReport | None = None, warnings: Sequence[str] = (),
+                    title: str | None = None, digits: int = 2) -> None:
+    """The fit report as a Word document: the model, the data report, the APA tables
+    (effects, variance components, dyadic patterns), the rows not used and the warnings
+    (the HTML report's content without the figures).
+
+    Parameters
+    ----------
+    result : FittedModel
+    path : path
+        The ``.docx`` file to write (atomically).
+    data_report : DataReport, optional
+        Default: the report of the fitted data on the variables of the model.
+    warnings : sequence of str
+        Warnings raised while fitting.
+    title : str, optional
+    digits : int
+
+    Examples
+    --------
+    >>> import apim, os, tempfile, docx
+    >>> result = apim.fit(apim.load_alliance(), apim.APIMSpec("outcome", ("alliance",)))
+    >>> path = os.path.join(tempfile.mkdtemp(), "fit.docx")
+    >>> fit_report_docx(result, path)
+    >>> [p.text for p in docx.Document(path).paragraphs if p.style.name == "Heading 1"]
+    ['Model', 'Data', 'Tables', 'Rows not used', 'Warnings']
+    """
+    spec = result.spec
+    if data_report is None:
+        variables = [v for v in (getattr(spec, "outcome", None),
+                                 *getattr(spec, "predictors", ())) if v]
+        data_report = result.data.report(variables or None)
+    title = title or (f"{result.kind[:1].upper()}{result.kind[1:]} report: "
+                      f"{getattr(spec, 'outcome', 'model')}")
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    document = new_document()
+    document.add_heading(plain(title), level=0)
+    document.add_paragraph(f"apim {__version__}, {now}")
+    document.add_heading("Model", level=1)
+    document.add_paragraph(plain(result.model_line()))
+    document.add_heading("Data", level=1)
+    _data_section(document, data_report)
+    document.add_heading("Tables", level=1)
+    add_table(document, effects_table(result, digits), 1)
+    document.add_paragraph()
+    add_table(document, variance_table(result, max(digits, 3)), 2)
+    patterns = patterns_frame(result)
+    if not patterns.empty:
+        document.add_paragraph()
+        add_table(document, Table(
+            "Dyadic patterns", "", patterns,
+            ("k = partner effect / actor effect (Kenny & Ledermann, 2010), with a Monte "
+             "Carlo interval.",), left=patterns.columns.get_loc("k")), 3)
+    document.add_heading("Rows not used", level=1)
+    dropped = result.dropped
+    if dropped.empty:
+        document.add_paragraph("Every row of the data was used.")
+    else:
+        document.add_paragraph(f"{len(dropped)} of {len(result.data.frame)} rows were not "
+                               "used (row numbers are 1-based rows of the input):")
+        for reason, rows in dropped.groupby("reason", sort=False)["row"]:
+            document.add_paragraph(plain(f"{reason}: {len(rows)} rows "
+                                         f"({format_rows(tuple(rows))})"), style="List Bullet")
+    document.add_heading("Warnings", level=1)
+    notes = list(warnings)
+    if not result.statistics.converged:
+        notes.append(f"the fit did not converge: {result.statistics.message}")
+    notes += [f"boundary estimate: {b}" for b in result.boundary]
+    for text in notes or ["None."]:
+        document.add_paragraph(plain(text))
+    _save(document, path)
