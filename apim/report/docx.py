@@ -73,15 +73,21 @@ def plain(value: object) -> str:
 def new_document() -> Any:
     """An empty Word document in APA style: Times New Roman 12, one-inch margins."""
     docx = _docx()
-    from docx.shared import Inches, Pt
+    from docx.shared import Inches, Pt, RGBColor
 
     document = docx.Document()
-    for name in ("Normal", "Heading 1", "Heading 2", "Title"):
+    for name in ("Normal", "Heading 1"):
         style = document.styles[name]
         style.font.name = FONT
-        style.font.color.rgb = None
-        style.element.get_or_add_rPr().get_or_add_rFonts().set(_qn("w:eastAsia"), FONT)
+        style.font.color.rgb = RGBColor(0, 0, 0)
+        fonts = style.element.get_or_add_rPr().get_or_add_rFonts()
+        for key in ("w:asciiTheme", "w:hAnsiTheme", "w:eastAsiaTheme", "w:cstheme"):
+            fonts.attrib.pop(_qn(key), None)
+        for key in ("w:ascii", "w:hAnsi", "w:eastAsia", "w:cs"):
+            fonts.set(_qn(key), FONT)
     document.styles["Normal"].font.size = Pt(TEXT_PT)
+    heading = document.styles["Heading 1"]  # APA level 1: bold, text size
+    heading.font.size, heading.font.bold = Pt(TEXT_PT), True
     for section in document.sections:
         section.left_margin = section.right_margin = Inches(1)
         section.top_margin = section.bottom_margin = Inches(1)
@@ -116,7 +122,8 @@ def _cell_rule(cell: Any, side: str, rule: dict[str, str] = _RULE) -> None:
     _borders(cell._tc.get_or_add_tcPr(), "w:tcBorders", {side: rule})
 
 
-def _write(cell: Any, text: str, align: str, *, italic: bool = False) -> None:
+def _write(cell: Any, text: str, align: str, *, italic: bool = False, head: bool = False,
+           size: int = TABLE_PT) -> None:
     from docx.enum.table import WD_ALIGN_VERTICAL
     from docx.enum.text import WD_ALIGN_PARAGRAPH
     from docx.shared import Pt
@@ -127,9 +134,9 @@ def _write(cell: Any, text: str, align: str, *, italic: bool = False) -> None:
     fmt = paragraph.paragraph_format
     fmt.space_before = fmt.space_after = Pt(1)
     fmt.line_spacing = 1.0
-    cell.vertical_alignment = WD_ALIGN_VERTICAL.BOTTOM
+    cell.vertical_alignment = WD_ALIGN_VERTICAL.BOTTOM if head else WD_ALIGN_VERTICAL.TOP
     run = paragraph.add_run(plain(text))
-    run.font.size = Pt(TABLE_PT)
+    run.font.size = Pt(size)
     run.font.name = FONT
     run.italic = italic
 
@@ -188,7 +195,7 @@ def add_table(document: Any, table: Table, number: int | None = None) -> Any:
     ncol = frame.shape[1]
     word = document.add_table(rows=len(heads) + len(frame), cols=ncol)
     word.alignment = WD_TABLE_ALIGNMENT.CENTER
-    word.autofit = True
+    _widths(word, _column_widths(frame, heads, table.left))
     tbl_pr = word._tbl.tblPr
     _borders(tbl_pr, "w:tblBorders", {"top": _RULE, "bottom": _RULE, "left": _NONE,
                                       "right": _NONE, "insideH": _NONE, "insideV": _NONE})
@@ -203,7 +210,7 @@ def add_table(document: Any, table: Table, number: int | None = None) -> Any:
             cell = word.cell(r, c) if end == c + 1 else word.cell(r, c).merge(
                 word.cell(r, end - 1))
             align = "left" if c < table.left else "center"
-            _write(cell, names[c], align, italic=names[c] in _STATISTICS)
+            _write(cell, names[c], align, italic=names[c] in _STATISTICS, head=True)
             if r < len(heads) - 1 and names[c] and end > c + 1:
                 _cell_rule(cell, "bottom")
             c = end
@@ -213,6 +220,8 @@ def add_table(document: Any, table: Table, number: int | None = None) -> Any:
         cells = word.rows[len(heads) + i].cells
         for c, value in enumerate(row):
             _write(cells[c], str(value), "left" if c < table.left else "right")
+            if c >= table.left:
+                cells[c]._tc.get_or_add_tcPr().append(OxmlElement("w:noWrap"))
     for row in word.rows[: len(heads)]:  # repeat the heads on a new page
         row._tr.get_or_add_trPr().append(OxmlElement("w:tblHeader"))
 
@@ -224,6 +233,37 @@ def add_table(document: Any, table: Table, number: int | None = None) -> Any:
     for part in note.runs:
         part.font.size = Pt(TABLE_PT)
     return word
+
+
+def _column_widths(frame: pd.DataFrame, heads: list[list[str]], left: int,
+                   total: float = 6.5) -> list[float]:
+    """Column widths in inches over the text width: number columns as wide as their
+    longest text (they never wrap), label columns share the rest in proportion to their
+    longest text (and wrap)."""
+    inch_per_char, padding = 0.075, 0.16  # Times 10 pt; the cells' left and right margins
+    longest = []
+    for c in range(frame.shape[1]):
+        texts = [str(v) for v in frame.iloc[:, c]] + [heads[-1][c]]
+        longest.append(max((len(t) for t in texts), default=1))
+    numbers = {c: max(longest[c], 3) * inch_per_char + padding
+               for c in range(left, len(longest))}
+    rest = max(total - sum(numbers.values()), 1.0 * max(left, 1))
+    labels = {c: min(longest[c], 40) + 2 for c in range(left)}
+    widths = [numbers[c] if c in numbers else rest * labels[c] / sum(labels.values())
+              for c in range(len(longest))]
+    scale = min(1.0, total / sum(widths))
+    return [w * scale for w in widths]
+
+
+def _widths(word: Any, inches: list[float]) -> None:
+    """Fixed column widths (Word reads the cells', LibreOffice the grid's)."""
+    from docx.shared import Inches
+
+    word.autofit = False
+    for column, width in zip(word.columns, inches):
+        column.width = Inches(width)
+        for cell in column.cells:
+            cell.width = Inches(width)
 
 
 def _sentence(text: str) -> str:
@@ -260,8 +300,9 @@ def to_docx(result: FittedModel, path: str | os.PathLike[str], digits: int = 2) 
 def _facts_table(document: Any, facts: Sequence[tuple[str, str]]) -> None:
     word = document.add_table(rows=len(facts), cols=2)
     for i, (key, value) in enumerate(facts):
-        _write(word.cell(i, 0), key, "left")
-        _write(word.cell(i, 1), value, "left")
+        _write(word.cell(i, 0), key, "left", size=TEXT_PT)
+        _write(word.cell(i, 1), value, "left", size=TEXT_PT)
+    _widths(word, [1.8, 4.7])
     _borders(word._tbl.tblPr, "w:tblBorders", dict.fromkeys(
         ("top", "bottom", "left", "right", "insideH", "insideV"), _NONE))
 
@@ -322,7 +363,9 @@ def fit_report_docx(result: FittedModel, path: str | os.PathLike[str], *,
                       f"{getattr(spec, 'outcome', 'model')}")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     document = new_document()
-    document.add_heading(plain(title), level=0)
+    top = document.add_paragraph()
+    top.alignment = 1  # centred, bold: an APA title
+    top.add_run(plain(title)).bold = True
     document.add_paragraph(f"apim {__version__}, {now}")
     document.add_heading("Model", level=1)
     document.add_paragraph(plain(result.model_line()))
