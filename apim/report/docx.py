@@ -1,4 +1,4 @@
-"""APA tables and the fit report as Word documents (``.docx``; python-docx, the ``docx``
+"""APA tables as Word documents (``.docx``; python-docx, the ``docx``
 extra; imported only when writing).
 
 Each display table (:class:`~apim.report.tables.Table`) becomes a real Word table in APA 7
@@ -22,24 +22,20 @@ Examples
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import os
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from apim._version import __version__
-from apim.data.report import DataReport
-from apim.errors import SpecError, format_rows
+from apim.errors import SpecError
 from apim.files import write_atomic
 from apim.model.fitted import FittedModel
-from apim.report.html import patterns_frame
 from apim.report.tables import Table, effects_table, variance_table
 
-__all__ = ["to_docx", "fit_report_docx", "add_table", "new_document", "plain"]
+__all__ = ["to_docx", "add_table", "new_document", "plain", "write_cell", "set_widths",
+           "save", "borders", "FONT", "TEXT_PT", "TABLE_PT"]
 
 FONT = "Times New Roman"
 TEXT_PT = 12
@@ -100,7 +96,7 @@ def _qn(tag: str) -> str:
     return str(qn(tag))
 
 
-def _borders(parent: Any, tag: str, sides: dict[str, dict[str, str]]) -> None:
+def borders(parent: Any, tag: str, sides: dict[str, dict[str, str]]) -> None:
     """Set ``sides`` (``top`` -> attributes) in the ``tag`` border element of ``parent``
     (``w:tblPr`` or ``w:tcPr``)."""
     from docx.oxml import OxmlElement
@@ -119,13 +115,17 @@ def _borders(parent: Any, tag: str, sides: dict[str, dict[str, str]]) -> None:
 
 
 def _cell_rule(cell: Any, side: str, rule: dict[str, str] = _RULE) -> None:
-    _borders(cell._tc.get_or_add_tcPr(), "w:tcBorders", {side: rule})
+    borders(cell._tc.get_or_add_tcPr(), "w:tcBorders", {side: rule})
 
 
-def _write(cell: Any, text: str, align: str, *, italic: bool = False, head: bool = False,
-           size: int = TABLE_PT) -> None:
+def write_cell(cell: Any, text: str, align: str, *, italic: bool = False,
+               head: bool = False, size: int = TABLE_PT) -> None:
+    """Write ``text`` (verbatim, :func:`plain`) into an empty table cell: ``align``
+    ``"left"``, ``"right"`` or ``"center"``; a head cell sits at the bottom of its row, a
+    body cell at the top; Times New Roman ``size`` pt, also for an empty cell's line."""
     from docx.enum.table import WD_ALIGN_VERTICAL
     from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.oxml import OxmlElement
     from docx.shared import Pt
 
     paragraph = cell.paragraphs[0]
@@ -135,10 +135,15 @@ def _write(cell: Any, text: str, align: str, *, italic: bool = False, head: bool
     fmt.space_before = fmt.space_after = Pt(1)
     fmt.line_spacing = 1.0
     cell.vertical_alignment = WD_ALIGN_VERTICAL.BOTTOM if head else WD_ALIGN_VERTICAL.TOP
-    run = paragraph.add_run(plain(text))
-    run.font.size = Pt(size)
-    run.font.name = FONT
-    run.italic = italic
+    mark = OxmlElement("w:rPr")  # the paragraph mark's size sets an empty cell's height
+    mark.append(OxmlElement("w:sz"))
+    mark[0].set(_qn("w:val"), str(2 * size))
+    paragraph._p.get_or_add_pPr().append(mark)
+    if text:
+        run = paragraph.add_run(plain(text))
+        run.font.size = Pt(size)
+        run.font.name = FONT
+        run.italic = italic
 
 
 def _heads(frame: pd.DataFrame) -> list[list[str]]:
@@ -195,9 +200,9 @@ def add_table(document: Any, table: Table, number: int | None = None) -> Any:
     ncol = frame.shape[1]
     word = document.add_table(rows=len(heads) + len(frame), cols=ncol)
     word.alignment = WD_TABLE_ALIGNMENT.CENTER
-    _widths(word, _column_widths(frame, heads, table.left))
+    set_widths(word, _column_widths(frame, heads, table.left))
     tbl_pr = word._tbl.tblPr
-    _borders(tbl_pr, "w:tblBorders", {"top": _RULE, "bottom": _RULE, "left": _NONE,
+    borders(tbl_pr, "w:tblBorders", {"top": _RULE, "bottom": _RULE, "left": _NONE,
                                       "right": _NONE, "insideH": _NONE, "insideV": _NONE})
     # column heads: a spanner merges the cells of its columns and gets a short rule
     for r, names in enumerate(heads):
@@ -210,7 +215,7 @@ def add_table(document: Any, table: Table, number: int | None = None) -> Any:
             cell = word.cell(r, c) if end == c + 1 else word.cell(r, c).merge(
                 word.cell(r, end - 1))
             align = "left" if c < table.left else "center"
-            _write(cell, names[c], align, italic=names[c] in _STATISTICS, head=True)
+            write_cell(cell, names[c], align, italic=names[c] in _STATISTICS, head=True)
             if r < len(heads) - 1 and names[c] and end > c + 1:
                 _cell_rule(cell, "bottom")
             c = end
@@ -219,7 +224,7 @@ def add_table(document: Any, table: Table, number: int | None = None) -> Any:
     for i, row in enumerate(frame.itertuples(index=False)):
         cells = word.rows[len(heads) + i].cells
         for c, value in enumerate(row):
-            _write(cells[c], str(value), "left" if c < table.left else "right")
+            write_cell(cells[c], str(value), "left" if c < table.left else "right")
             if c >= table.left:
                 cells[c]._tc.get_or_add_tcPr().append(OxmlElement("w:noWrap"))
     for row in word.rows[: len(heads)]:  # repeat the heads on a new page
@@ -240,22 +245,25 @@ def _column_widths(frame: pd.DataFrame, heads: list[list[str]], left: int,
     """Column widths in inches over the text width: number columns as wide as their
     longest text (they never wrap), label columns share the rest in proportion to their
     longest text (and wrap)."""
-    inch_per_char, padding = 0.075, 0.16  # Times 10 pt; the cells' left and right margins
+    inch_per_char, padding = 0.062, 0.18  # Times 10 pt; the cells' left and right margins
     longest = []
     for c in range(frame.shape[1]):
         texts = [str(v) for v in frame.iloc[:, c]] + [heads[-1][c]]
         longest.append(max((len(t) for t in texts), default=1))
     numbers = {c: max(longest[c], 3) * inch_per_char + padding
                for c in range(left, len(longest))}
-    rest = max(total - sum(numbers.values()), 1.0 * max(left, 1))
-    labels = {c: min(longest[c], 40) + 2 for c in range(left)}
-    widths = [numbers[c] if c in numbers else rest * labels[c] / sum(labels.values())
+    short = {c: longest[c] * inch_per_char + padding for c in range(left)
+             if longest[c] <= 20}  # short labels kept on one line
+    fixed = {**numbers, **short}
+    rest = max(total - sum(fixed.values()), 1.0)
+    labels = {c: min(longest[c], 40) + 2 for c in range(left) if c not in short}
+    widths = [fixed[c] if c in fixed else rest * labels[c] / sum(labels.values())
               for c in range(len(longest))]
     scale = min(1.0, total / sum(widths))
     return [w * scale for w in widths]
 
 
-def _widths(word: Any, inches: list[float]) -> None:
+def set_widths(word: Any, inches: list[float]) -> None:
     """Fixed column widths (Word reads the cells', LibreOffice the grid's)."""
     from docx.shared import Inches
 
@@ -271,7 +279,8 @@ def _sentence(text: str) -> str:
     return text if not text or text.endswith((".", "!", "?")) else text + "."
 
 
-def _save(document: Any, path: str | os.PathLike[str]) -> None:
+def save(document: Any, path: str | os.PathLike[str]) -> None:
+    """Write ``document`` to ``path`` atomically (:func:`apim.files.write_atomic`)."""
     buffer = io.BytesIO()
     document.save(buffer)
     write_atomic(path, buffer.getvalue())
@@ -294,109 +303,4 @@ def to_docx(result: FittedModel, path: str | os.PathLike[str], digits: int = 2) 
     add_table(document, effects_table(result, digits), 1)
     document.add_paragraph()
     add_table(document, variance_table(result, max(digits, 3)), 2)
-    _save(document, path)
-
-
-def _facts_table(document: Any, facts: Sequence[tuple[str, str]]) -> None:
-    word = document.add_table(rows=len(facts), cols=2)
-    for i, (key, value) in enumerate(facts):
-        _write(word.cell(i, 0), key, "left", size=TEXT_PT)
-        _write(word.cell(i, 1), value, "left", size=TEXT_PT)
-    _widths(word, [1.8, 4.7])
-    _borders(word._tbl.tblPr, "w:tblBorders", dict.fromkeys(
-        ("top", "bottom", "left", "right", "insideH", "insideV"), _NONE))
-
-
-def _data_section(document: Any, report: DataReport) -> None:
-    lo, med, hi = report.sessions_per_dyad
-    facts = [("Source", report.source),
-             ("Roles", f"{report.roles[0]} (reference), {report.roles[1]}"),
-             ("Rows", f"{report.n_rows} (" + ", ".join(
-                 f"{r} {n}" for r, n in report.rows_per_role.items()) + ")"),
-             ("Dyads", str(report.n_dyads)), ("Persons", str(report.n_persons))]
-    if report.n_therapists:
-        facts.append(("Therapists", str(report.n_therapists)))
-    facts += [("Dyad-sessions", str(report.n_sessions)),
-              ("Sessions per dyad", f"min {lo:g}, median {med:g}, max {hi:g}")]
-    _facts_table(document, facts)
-    for e in report.exclusions:
-        document.add_paragraph(plain(f"Not used by a dyadic fit: {e.reason} "
-                                     f"({len(e.rows)} rows: {format_rows(e.rows)})"))
-    for w in report.warnings:
-        document.add_paragraph(plain(f"Warning: {w}"))
-
-
-def fit_report_docx(result: FittedModel, path: str | os.PathLike[str], *,
-                    data_report: DataReport | None = None, warnings: Sequence[str] = (),
-                    title: str | None = None, digits: int = 2) -> None:
-    """The fit report as a Word document: the model, the data report, the APA tables
-    (effects, variance components, dyadic patterns), the rows not used and the warnings
-    (the HTML report's content without the figures).
-
-    Parameters
-    ----------
-    result : FittedModel
-    path : path
-        The ``.docx`` file to write (atomically).
-    data_report : DataReport, optional
-        Default: the report of the fitted data on the variables of the model.
-    warnings : sequence of str
-        Warnings raised while fitting.
-    title : str, optional
-    digits : int
-
-    Examples
-    --------
-    >>> import apim, os, tempfile, docx
-    >>> result = apim.fit(apim.load_alliance(), apim.APIMSpec("outcome", ("alliance",)))
-    >>> path = os.path.join(tempfile.mkdtemp(), "fit.docx")
-    >>> fit_report_docx(result, path)
-    >>> [p.text for p in docx.Document(path).paragraphs if p.style.name == "Heading 1"]
-    ['Model', 'Data', 'Tables', 'Rows not used', 'Warnings']
-    """
-    spec = result.spec
-    if data_report is None:
-        variables = [v for v in (getattr(spec, "outcome", None),
-                                 *getattr(spec, "predictors", ())) if v]
-        data_report = result.data.report(variables or None)
-    title = title or (f"{result.kind[:1].upper()}{result.kind[1:]} report: "
-                      f"{getattr(spec, 'outcome', 'model')}")
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    document = new_document()
-    top = document.add_paragraph()
-    top.alignment = 1  # centred, bold: an APA title
-    top.add_run(plain(title)).bold = True
-    document.add_paragraph(f"apim {__version__}, {now}")
-    document.add_heading("Model", level=1)
-    document.add_paragraph(plain(result.model_line()))
-    document.add_heading("Data", level=1)
-    _data_section(document, data_report)
-    document.add_heading("Tables", level=1)
-    add_table(document, effects_table(result, digits), 1)
-    document.add_paragraph()
-    add_table(document, variance_table(result, max(digits, 3)), 2)
-    patterns = patterns_frame(result)
-    if not patterns.empty:
-        document.add_paragraph()
-        add_table(document, Table(
-            "Dyadic patterns", "", patterns,
-            ("k = partner effect / actor effect (Kenny & Ledermann, 2010), with a Monte "
-             "Carlo interval.",), left=patterns.columns.get_loc("k")), 3)
-    document.add_heading("Rows not used", level=1)
-    dropped = result.dropped
-    if dropped.empty:
-        document.add_paragraph("Every row of the data was used.")
-    else:
-        document.add_paragraph(f"{len(dropped)} of {len(result.data.frame)} rows were not "
-                               "used (row numbers are 1-based rows of the input):")
-        for reason, rows in dropped.groupby("reason", sort=False)["row"]:
-            document.add_paragraph(plain(f"{reason}: {len(rows)} rows "
-                                         f"({format_rows(tuple(rows))})"), style="List Bullet")
-    document.add_heading("Warnings", level=1)
-    notes = list(warnings)
-    if not result.statistics.converged:
-        notes.append(f"the fit did not converge: {result.statistics.message}")
-    notes += [f"boundary estimate: {b}" for b in result.boundary]
-    for text in notes or ["None."]:
-        document.add_paragraph(plain(text))
-    _save(document, path)
+    save(document, path)

@@ -12,7 +12,8 @@ import pytest
 import apim
 from apim.cli import main
 from apim.errors import SpecError
-from apim.report.docx import fit_report_docx, to_docx
+from apim.report.docx import to_docx
+from apim.report.docx_report import fit_report_docx
 from apim.report.tables import Table, effects_table, variance_table
 
 docx = pytest.importorskip("docx")
