@@ -252,7 +252,7 @@ def _column_widths(frame: pd.DataFrame, heads: list[list[str]], left: int,
         longest.append(max((len(t) for t in texts), default=1))
     numbers = {c: max(longest[c], 3) * inch_per_char + padding
                for c in range(left, len(longest))}
-    short = {c: longest[c] * inch_per_char + padding for c in range(left)
+    short = {c: (longest[c] + 2) * inch_per_char + padding for c in range(left)
              if longest[c] <= 20}  # short labels kept on one line
     fixed = {**numbers, **short}
     rest = max(total - sum(fixed.values()), 1.0)
