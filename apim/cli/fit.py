@@ -291,7 +291,7 @@ def run(args: argparse.Namespace) -> None:
     if args.report:
         report.fit_report(result, args.report, warnings=caught)
     if args.docx:
-        from apim.report.docx import to_docx  # python-docx: an optional library
+        from apim.report.docx import to_docx  # only when asked for
 
         to_docx(result, args.docx)
 

@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> None:
     check_new_output(args.out, "--out", force=args.force, inputs=[args.data])
     result, caught = fit_with_warnings(args)
     if str(args.out).lower().endswith(".docx"):  # Word: tables without figures
-        from apim.report.docx_report import fit_report_docx  # python-docx: an optional library
+        from apim.report.docx_report import fit_report_docx  # only when asked for
 
         fit_report_docx(result, args.out, warnings=caught, title=args.title)
         print(f"wrote {args.out}")

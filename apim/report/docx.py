@@ -1,5 +1,5 @@
-"""APA tables as Word documents (``.docx``; python-docx, the ``docx``
-extra; imported only when writing).
+"""APA tables as Word documents (``.docx``; python-docx, the ``docx`` extra, imported only
+when writing; the fit report: :mod:`apim.report.docx_report`).
 
 Each display table (:class:`~apim.report.tables.Table`) becomes a real Word table in APA 7
 layout: the table number in bold and the title in italics above it; horizontal rules only
