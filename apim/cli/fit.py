@@ -279,7 +279,8 @@ def _extras(result: FittedModel, hypotheses: list[str]) -> tuple[list[WaldTest],
 def run(args: argparse.Namespace) -> None:
     """Fit and print in the chosen format, with the Wald tests asked for (``--test``) and,
     for a multi-group model, the differences between its arms."""
-    for option, path in (("--json", args.json), ("--report", args.report)):  # issue 20
+    for option, path in (("--json", args.json), ("--report", args.report),
+                         ("--docx", args.docx)):  # issue 20
         if path:
             check_new_output(path, option, force=args.force, inputs=[args.data])
     result, caught = fit_with_warnings(args)
@@ -305,6 +306,10 @@ def run(args: argparse.Namespace) -> None:
         write_atomic(args.json, as_json)
     if args.report:
         report.fit_report(result, args.report, warnings=caught)
+    if args.docx:
+        from apim.report.docx import to_docx  # only when asked for
+
+        to_docx(result, args.docx)
 
 
 def _help(flag: str, text: str) -> str:
@@ -387,9 +392,12 @@ def register(commands: Any) -> None:
     output.add_argument("--json", metavar="FILE", help="also write the full result as JSON")
     output.add_argument("--report", metavar="FILE.html",
                         help="also write an HTML report (tables, figures, data report)")
+    output.add_argument("--docx", metavar="FILE.docx",
+                        help="also write the APA tables as a Word document (needs "
+                        "python-docx: pip install 'apim[docx]')")
     output.add_argument("--test", metavar="HYPOTHESIS", action="append",
                         help="a Wald test by effect names, e.g. 'patient.actor.within = "
                         "therapist.actor.within' (repeatable; z tests for latent fits)")
-    output.add_argument("--force", action="store_true", help="replace the --json or "
-                        "--report file if it exists (never the data file)")
+    output.add_argument("--force", action="store_true", help="replace the --json, "
+                        "--report or --docx file if it exists (never the data file)")
     parser.set_defaults(run=run)

@@ -1,4 +1,5 @@
-"""``apim report``: fit a model and write its self-contained HTML report."""
+"""``apim report``: fit a model and write its self-contained HTML report (or, for an
+``--out`` ending in ``.docx``, a Word report without figures)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ def run(args: argparse.Namespace) -> None:
     """Check the output, fit (any model kind), then write the report."""
     check_new_output(args.out, "--out", force=args.force, inputs=[args.data])
     result, caught = fit_with_warnings(args)
+    if str(args.out).lower().endswith(".docx"):  # Word: tables without figures
+        from apim.report.docx_report import fit_report_docx  # only when asked for
+
+        fit_report_docx(result, args.out, warnings=caught, title=args.title)
+        print(f"wrote {args.out}")
+        return
     figures = [] if args.no_figures else (args.figure or list(FIGURES))
     fit_report(result, args.out, figures=figures, warnings=caught,
                title=args.title)
@@ -36,7 +43,8 @@ def register(commands: Any) -> None:
                         "--out alliance.html"))
     add_model_arguments(parser)
     parser.add_argument("--out", "-o", required=True, metavar="FILE.html",
-                        help="the report to write")
+                        help="the report to write (FILE.docx: a Word report, tables "
+                        "without figures; needs python-docx)")
     parser.add_argument("--figure", action="append", choices=FIGURES,
                         help="figure to include (repeatable; default: all that apply)")
     parser.add_argument("--no-figures", action="store_true", help="tables only (faster)")

@@ -5,7 +5,9 @@
 - :mod:`apim.report.export`: one-call exports of a result (markdown, LaTeX, HTML, JSON);
 - :mod:`apim.report.figures`: path diagram, simple slopes, response surface,
   trajectories, residual diagnostics (matplotlib, the ``plot`` extra);
-- :mod:`apim.report.html`: one HTML report per fit.
+- :mod:`apim.report.html`: one HTML report per fit;
+- :mod:`apim.report.docx`, :mod:`apim.report.docx_report`: the APA tables and the fit
+  report as Word documents (python-docx, the ``docx`` extra).
 """
 
 from apim.report.export import (

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["fit_report", "result_html", "data_report_html", "figure_html", "page",
-           "write_atomic", "FIGURES"]
+           "write_atomic", "patterns_frame", "FIGURES"]
 
 FIGURES = ("path", "slopes", "surface", "trajectories", "diagnostics")
 
@@ -117,11 +117,15 @@ def _dropped_html(result: FittedModel) -> str:
     return text
 
 
-def _patterns_html(result: FittedModel) -> str:
+def patterns_frame(result: FittedModel) -> pd.DataFrame:
+    """The dyadic patterns (k with its Monte Carlo interval) as display strings; empty when
+    the model has no actor effects to divide by."""
+    if "actor" not in set(result.effects["effect"]):
+        return pd.DataFrame()
     table = dyadic_patterns(result, draws=5000)
     if table.empty:
-        return ""
-    shown = pd.DataFrame({
+        return pd.DataFrame()
+    return pd.DataFrame({
         "Outcome": [lab.outcome_label(r, result.spec) for r in table["outcome_role"]],
         "Level": [lab.level_label(v, result) for v in table["level"]],
         **({"Group": table["group"]} if (table["group"] != "").any() else {}),
@@ -130,6 +134,12 @@ def _patterns_html(result: FittedModel) -> str:
         "95% CI": [f"[{lab.number(a, 2)}, {lab.number(b, 2)}]"
                    for a, b in zip(table["ci_low"], table["ci_high"])],
         "Pattern supported": table["pattern"].replace("none", "no standard pattern")})
+
+
+def _patterns_html(result: FittedModel) -> str:
+    shown = patterns_frame(result)
+    if shown.empty:
+        return ""
     return ("<h2>Dyadic patterns</h2><p>k = partner effect / actor effect (Kenny &amp; "
             "Ledermann, 2010), with a Monte Carlo interval.</p>" + _plain_table(shown))
 
@@ -224,7 +234,7 @@ def fit_report(result: FittedModel, path: str | os.PathLike[str] | None = None, 
         "<h2>Data</h2>", data_report_html(data_report),
         "<h2>Tables</h2>", result_html(result),
         _arms_html(result),
-        _patterns_html(result) if "actor" in set(result.effects["effect"]) else "",
+        _patterns_html(result),
     ]
     figs = _figures(result, which) if which else []
     if figs:

@@ -26,7 +26,7 @@ BASE = {
 }
 COLUMNS = ["--dyad", "dyad", "--session", "session", "--role", "role", "--roles",
            "patient,therapist", "--therapist", "therapist"]
-OUTPUT = ("--format", "--json", "--report", "--test")
+OUTPUT = ("--format", "--json", "--report", "--docx", "--test")
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,12 @@ def _report_file(r: Run) -> bool:
     return "<html" in (r.tmp / "fit.html").read_text(encoding="utf-8").lower()
 
 
+def _docx_file(r: Run) -> bool:
+    docx = pytest.importorskip("docx")
+    tables = docx.Document(str(r.tmp / "fit.docx")).tables
+    return len(tables) == 2 and tables[0].rows[1].cells[2].text == "b"
+
+
 CELLS = [
     Cell("--outcome", ("--outcome", "outcome"), {
         "observed": lambda r: r.spec["outcome"] == "outcome",
@@ -155,6 +161,7 @@ CELLS = [
         KINDS, lambda r: r.out.startswith("**"))),
     Cell("--json", ("--json", "fit.json"), dict.fromkeys(KINDS, _json_file)),
     Cell("--report", ("--report", "fit.html"), dict.fromkeys(KINDS, _report_file)),
+    Cell("--docx", ("--docx", "fit.docx"), dict.fromkeys(KINDS, _docx_file)),
     Cell("--test", (), {
         "observed": lambda r: r.payload["tests"][0]["hypothesis"] == APIM_TEST
         and r.payload["tests"][0]["df_den"] is not None,
