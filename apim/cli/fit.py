@@ -41,6 +41,7 @@ from apim.model.centring import DecompositionSpec
 from apim.model.fitted import FittedModel, jsonable
 from apim.model.registry import fit
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec, LatentAPIMSpec
+from apim.report.docx import to_docx
 
 __all__ = ["register", "run", "add_model_arguments", "fit_with_warnings", "model_kind",
            "check_options", "model_spec", "references", "OPTIONS", "KINDS"]
@@ -307,8 +308,6 @@ def run(args: argparse.Namespace) -> None:
     if args.report:
         report.fit_report(result, args.report, warnings=caught)
     if args.docx:
-        from apim.report.docx import to_docx  # only when asked for
-
         to_docx(result, args.docx)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from apim.cli.fit import add_model_arguments, fit_with_warnings
 from apim.cli.help import HelpFormatter, examples
 from apim.files import check_new_output
+from apim.report.docx_report import fit_report_docx
 from apim.report.html import FIGURES, fit_report
 
 __all__ = ["register", "run"]
@@ -19,8 +20,6 @@ def run(args: argparse.Namespace) -> None:
     check_new_output(args.out, "--out", force=args.force, inputs=[args.data])
     result, caught = fit_with_warnings(args)
     if str(args.out).lower().endswith(".docx"):  # Word: tables without figures
-        from apim.report.docx_report import fit_report_docx  # only when asked for
-
         fit_report_docx(result, args.out, warnings=caught, title=args.title)
         print(f"wrote {args.out}")
         return
