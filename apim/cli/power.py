@@ -89,7 +89,7 @@ def _checked(args: argparse.Namespace) -> dict[str, Any]:
         raise SpecError(f"--csv and --figure name the same file {args.csv}")
     if args.figure and importlib.util.find_spec("matplotlib") is None:
         raise SpecError(f"--figure {args.figure}: plotting needs matplotlib: "
-                        "pip install 'apim[plot]'")
+                        "pip install matplotlib (a dependency of apim that is missing here)")
     if args.checkpoint is not None and Path(args.checkpoint).exists() \
             and not Path(args.checkpoint).is_dir():
         raise SpecError(f"--checkpoint {args.checkpoint}: is a file; give a folder for the "

@@ -1,4 +1,4 @@
-"""Figures of fitted APIMs (matplotlib, the ``plot`` extra; imported only when drawing).
+"""Figures of fitted APIMs (matplotlib, imported only when drawing).
 
 - :func:`path_diagram`: the APIM with actor and partner estimates per role and level,
   significance, and k = partner / actor with the pattern it supports;
@@ -55,7 +55,8 @@ def _figure(ax: Axes | None, size: tuple[float, float], **kw: Any) -> tuple[Figu
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise SpecError("figures need matplotlib: pip install 'apim[plot]'") from None
+        raise SpecError("figures need matplotlib, a dependency of apim that is missing "
+                        "here: pip install matplotlib") from None
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
     fig = Figure(figsize=size, layout="constrained")
@@ -66,7 +67,8 @@ def _new_figure(size: tuple[float, float]) -> Figure:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise SpecError("figures need matplotlib: pip install 'apim[plot]'") from None
+        raise SpecError("figures need matplotlib, a dependency of apim that is missing "
+                        "here: pip install matplotlib") from None
     return Figure(figsize=size, layout="constrained")
 
 

@@ -90,11 +90,12 @@ class PowerResult:
     resumed: int = 0
 
     def plot(self, x: str = "n_dyads", by: str | None = "n_sessions", ax: Any = None) -> Any:
-        """Power curve(s) with +-2 MCSE bands (needs matplotlib: ``apim[plot]``)."""
+        """Power curve(s) with +-2 MCSE bands (matplotlib)."""
         try:
             import matplotlib.pyplot as plt
         except ImportError:
-            raise SpecError("plotting needs matplotlib: pip install 'apim[plot]'") from None
+            raise SpecError("plotting needs matplotlib, a dependency of apim that is "
+                              "missing here: pip install matplotlib") from None
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
         groups = self.table.groupby(by) if by else [(None, self.table)]
