@@ -69,7 +69,28 @@ _TAG = re.compile(r"^[0-9]+-[0-9a-f]+$")
 
 
 def _temporary(path: Path, run: str) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{run}.", suffix=".tmp")
+    """An exclusively created temporary file beside ``path``, with the permissions a file
+    the user made would have (``mkstemp`` makes it private: 0600, which would leave a
+    report unreadable to the rest of a lab's group)."""
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{run}.",
+                                    suffix=".tmp")
+    os.chmod(name, 0o666 & ~_umask())
+    return handle, name
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux);
+    elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager

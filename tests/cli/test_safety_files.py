@@ -650,3 +650,12 @@ def test_rupture_tables_neutralise_formula_cells(small, tmp_path, capsys):
     cells = pd.read_csv(out, dtype=str)
     assert cells.iloc[:, 0].str.startswith("'=").all()
     no_formula_cells(out)
+
+
+def test_written_files_have_the_permissions_of_the_users_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640  # not mkstemp's 0600
