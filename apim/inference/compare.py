@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from apim.apa import p_phrase
 from apim.data.session import SessionData
 from apim.engine.distributions import stats
 from apim.engine.mixed.residuals import Residual
@@ -47,7 +48,7 @@ class LikelihoodRatioTest:
 
     def __str__(self) -> str:
         text = (f"likelihood-ratio test ({self.method}): chi2({self.df}) = {self.chi2:.3f}, "
-                f"p = {self.p:.4g}")
+                f"{p_phrase(self.p)}")
         if self.constraints:
             text += "; constraints tested: " + "; ".join(self.constraints)
         return text

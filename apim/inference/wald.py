@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from apim.apa import p_phrase
 from apim.engine.distributions import stats
 from apim.errors import SpecError
 from apim.model.fitted import FittedModel
@@ -68,17 +69,16 @@ class WaldTest:
     p_chi2: float
 
     def __str__(self) -> str:
-        if not np.isfinite(self.df_den):  # normal theory: z, or chi-square alone
+        chi2 = f"chi2({self.df_num}) = {self.chi2:.3f}, {p_phrase(self.p_chi2)}"
+        if not np.isfinite(self.df_den):  # normal theory: z, or the chi-square alone
             if self.df_num == 1:
-                return (f"Wald test of {self.hypothesis}: z = {self.statistic:.3f}, "
-                        f"p = {self.p:.4g}")
-            return (f"Wald test of {self.hypothesis}: chi2({self.df_num}) = {self.chi2:.3f}, "
-                    f"p = {self.p_chi2:.4g}")
-        kind = "t" if self.df_num == 1 else f"F({self.df_num}, {self.df_den:.1f})"
-        df = f"({self.df_den:.1f})" if self.df_num == 1 else ""
-        return (f"Wald test of {self.hypothesis}: {kind}{df} = {self.statistic:.3f}, "
-                f"p = {self.p:.4g}; chi2({self.df_num}) = {self.chi2:.3f}, "
-                f"p = {self.p_chi2:.4g}")
+                return f"Wald test of {self.hypothesis}: z = {self.statistic:.3f}, " \
+                    f"{p_phrase(self.p)}"
+            return f"Wald test of {self.hypothesis}: {chi2}"
+        kind = f"t({self.df_den:.1f})" if self.df_num == 1 else \
+            f"F({self.df_num}, {self.df_den:.1f})"
+        return (f"Wald test of {self.hypothesis}: {kind} = {self.statistic:.3f}, "
+                f"{p_phrase(self.p)}; {chi2}")
 
 
 def effect_aliases(names: list[str]) -> dict[str, int]:

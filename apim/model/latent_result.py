@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from apim.apa import p_value
 from apim.data.session import SessionData
 from apim.engine.parameters import Level, VarianceParameter
 from apim.model.design import Term, reference_source
@@ -298,7 +299,7 @@ class LatentAPIMResult:
         shown = self.effects.drop(columns="by")
         if not self.spec.moderator:
             shown = shown.drop(columns="group")
-        shown["p"] = shown["p"].map(lambda v: "<.001" if v < 0.001 else f"{v:.3f}")
+        shown["p"] = shown["p"].map(p_value)
         body = shown.drop(columns="df").rename(columns={"t": "z"}).to_string(
             index=False, float_format=lambda v: f"{v:.{digits}f}")
         rel = self.reliability.to_string(index=False,

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from apim.apa import p_value
 from apim.data.session import SessionData
 from apim.engine.mixed.df import satterthwaite_df, satterthwaite_f_df
 from apim.engine.mixed.estimate import BOUNDARY_NOTE, MixedFit
@@ -329,7 +330,7 @@ class APIMResult:
                 f"AIC {s.aic:.3f}, BIC {s.bic:.3f}; "
                 f"{'converged' if s.converged else 'NOT CONVERGED: ' + s.message}"]
         shown = self.effects.drop(columns="group")
-        shown["p"] = shown["p"].map(lambda v: "<.001" if v < 0.001 else f"{v:.3f}")
+        shown["p"] = shown["p"].map(p_value)
         shown["df"] = shown["df"].map(lambda v: f"{v:.1f}")
         body = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")
         var = self.variance.to_string(float_format=lambda v: f"{v:.{digits}f}")

@@ -13,13 +13,13 @@ Examples
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from apim.apa import number, p_value
 from apim.model.fitted import FittedModel
 
 __all__ = ["p_value", "number", "stars", "ci_label", "level_label", "effect_label",
@@ -30,27 +30,6 @@ SURFACE_TERMS = {"P": "P", "T": "T", "P2": "P²", "PxT": "P × T", "T2": "T²"}
 _LEVELS = {"within": "within-person", "between": "between-person",
            "therapist": "between-therapist", "none": ""}
 KINDS = {"actor": "Actor", "partner": "Partner", "actor_x_partner": "Actor × partner"}
-
-
-def p_value(p: float) -> str:
-    """APA p: no leading zero, three decimals, ``< .001`` below that."""
-    if p is None or not np.isfinite(p):
-        return "—"
-    if p < 0.001:
-        return "< .001"
-    return f"{p:.3f}".replace("0.", ".", 1) if p < 1 else "1.000"
-
-
-def number(value: Any, digits: int = 2) -> str:
-    """A number with ``digits`` decimals and a true minus sign (kept on a rounded zero, so a
-    CI bound just below zero reads −0.00); missing as an em dash.
-
-    >>> number(-0.004), number(float("nan"))
-    ('−0.00', '—')
-    """
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    return f"{float(value):.{digits}f}".replace("-", "−")
 
 
 def stars(p: float) -> str:

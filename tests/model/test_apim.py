@@ -237,3 +237,16 @@ def test_k_interval_covers_the_true_k():
         row = dyadic_patterns(result, draws=2000, seed=1).iloc[0]
         hits.append(row["ci_low"] <= 0.5 <= row["ci_high"])
     assert 0.90 <= np.mean(hits) <= 0.99, np.mean(hits)
+
+
+def test_p_values_print_in_one_apa_style(moderated):
+    from apim.apa import p_value
+    from apim.inference.wald import wald_test
+
+    text = moderated.summary()
+    assert "<.001" not in text  # the old summary style
+    for p in moderated.effects["p"]:
+        assert p_value(p) in text
+    test = wald_test(moderated, "patient.actor.within = therapist.actor.within")
+    assert f"p = {p_value(test.p)}" in str(test) or "p < .001" in str(test)
+    assert "p = 0." not in str(test) and "e-" not in str(test)
