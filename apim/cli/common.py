@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from apim.data.session import SessionData
 from apim.errors import SpecError
 
-__all__ = ["add_columns", "load", "missing_codes"]
+__all__ = ["add_columns", "load", "missing_codes", "output_path"]
 
 
 def add_columns(parser: argparse.ArgumentParser) -> None:
@@ -90,3 +91,17 @@ def load(args: argparse.Namespace, columns: Sequence[str] | None = None) -> Sess
         raise SpecError(f"--layout {args.layout} needs --role COL")
     reader = SessionData.from_pairwise if args.layout == "pairwise" else SessionData.from_long
     return reader(args.data, role=args.role, roles=roles, **common, **read)
+
+
+def output_path(option: str, text: str | None, suffixes: Sequence[str], what: str) -> None:
+    """Check an output file name: its suffix and that its folder exists."""
+    if text is None:
+        return
+    path = Path(text)
+    if path.suffix.lower() not in suffixes:
+        raise SpecError(f"{option} {text}: {what} must end in {' or '.join(suffixes)}")
+    if not path.parent.is_dir():
+        raise SpecError(f"{option} {text}: the folder {str(path.parent)!r} does not exist; "
+                        "create it or write elsewhere")
+    if path.is_dir():
+        raise SpecError(f"{option} {text}: is a folder; give a file name")

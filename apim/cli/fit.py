@@ -57,6 +57,8 @@ LATENT_RESIDUALS = {"un": False, "un-ar1": True}
 FORMULA_EXAMPLE = "--formula 'outcome ~ alliance + alliance_partner'"
 _NOT_SPLIT = ("a formula uses the columns as they are in the data (no within/between split, "
               "lag or detrending); drop {flag}")
+_FORMULA_NAMES = ("the formula names the outcome and the terms; drop --outcome and "
+                  "--predictor, or drop --formula")
 _LATENT_SPLIT = ("the latent model splits the predictors itself (latent person means); "
                  "drop {flag}, or drop --centring latent for the observed-mean model")
 
@@ -86,12 +88,8 @@ class ModelOption:
 #: The one table: every model option and the kinds it applies to (the others refuse it).
 #: ``--formula`` selects the formula kind, ``--centring latent`` the latent one.
 OPTIONS: tuple[ModelOption, ...] = (
-    ModelOption("--outcome", (OBSERVED, LATENT), {
-        FORMULA: "the formula names the outcome and the terms; drop --outcome and "
-                 "--predictor, or drop --formula"}),
-    ModelOption("--predictor", (OBSERVED, LATENT), {
-        FORMULA: "the formula names the outcome and the terms; drop --outcome and "
-                 "--predictor, or drop --formula"}),
+    ModelOption("--outcome", (OBSERVED, LATENT), {FORMULA: _FORMULA_NAMES}),
+    ModelOption("--predictor", (OBSERVED, LATENT), {FORMULA: _FORMULA_NAMES}),
     ModelOption("--formula", (FORMULA,)),
     ModelOption("--random-formula", (FORMULA,), {
         OBSERVED: "it is the random part of a formula model: add " + FORMULA_EXAMPLE +

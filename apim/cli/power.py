@@ -13,7 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from apim.cli.simulate import output_path, truth_from, whole
+from apim.cli.common import output_path
+from apim.cli.simulate import truth_from, whole
 from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import FitError, SpecError
 from apim.files import atomic_path, check_new_output, same_file, write_csv

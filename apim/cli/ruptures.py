@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from apim.analyses.ruptures import RuptureResult, RuptureSpec, detect_ruptures
-from apim.cli.common import add_columns, load
-from apim.cli.simulate import output_path
+from apim.cli.common import add_columns, load, output_path
 from apim.errors import SpecError
 from apim.files import atomic_path, check_new_output, write_csv
 

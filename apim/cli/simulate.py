@@ -26,11 +26,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Union
 
+from apim.cli.common import output_path
 from apim.errors import SpecError
 from apim.files import check_new_output, write_csv
 from apim.simulation.simulate import SimulationSpec, check_size, simulate
 
-__all__ = ["register", "run", "settings", "truth_from", "whole", "output_path"]
+__all__ = ["register", "run", "settings", "truth_from", "whole"]
 
 _NUMBER = re.compile(r"[+-]?\d+")
 _POWER_OF_TEN = re.compile(r"\+?(\d{1,6})[eE]\+?(\d{1,3})")
@@ -58,20 +59,6 @@ def whole(option: str, text: str | None, lowest: int, what: str) -> int | None:
     elif _NUMBER.fullmatch(text) and len(text) <= 40 and int(text) >= lowest:
         return int(text)
     raise SpecError(f"{option} {text}: give {what} as a whole number >= {lowest}")
-
-
-def output_path(option: str, text: str | None, suffixes: Sequence[str], what: str) -> None:
-    """Check an output file name: its suffix and that its folder exists."""
-    if text is None:
-        return
-    path = Path(text)
-    if path.suffix.lower() not in suffixes:
-        raise SpecError(f"{option} {text}: {what} must end in {' or '.join(suffixes)}")
-    if not path.parent.is_dir():
-        raise SpecError(f"{option} {text}: the folder {str(path.parent)!r} does not exist; "
-                        "create it or write elsewhere")
-    if path.is_dir():
-        raise SpecError(f"{option} {text}: is a folder; give a file name")
 
 
 def _example(name: str, default: Any) -> str:

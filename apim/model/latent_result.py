@@ -198,9 +198,8 @@ class LatentAPIMResult:
     @property
     def dropped(self) -> pd.DataFrame:
         """Rows of the input none of whose model variables was rated."""
-        index = self.data.frame.index
-        unused = index[~index.isin(self.used)]
-        rows = self.data.frame.loc[unused, "row"] if "row" in self.data.frame else unused
+        frame = self.data.frame
+        rows = frame.loc[~frame.index.isin(self.used), "row"]
         return dropped_frame([(int(r), NOT_USED) for r in rows])
 
     def reference_levels(self) -> dict[str, str]:

@@ -185,10 +185,12 @@ def _figures(result: FittedModel, which: Sequence[str]) -> list[str]:
                 f"{r}: actor effect at values of the partner's within-person part"))
     if "surface" in which and "surface" in set(eff["effect"]):
         out.append(figure_html(fg.surface_plot(result), "Response surface"))
-    if "trajectories" in which and result.fitted_frame() is not None:
+    per_row = ("trajectories" in which or "diagnostics" in which) and \
+        result.fitted_frame() is not None  # latent models have no fitted values per row
+    if "trajectories" in which and per_row:
         out.append(figure_html(fg.trajectories(result), "Observed (points) and fitted "
                                "(lines) outcome of the dyads with the most sessions"))
-    if "diagnostics" in which and result.fitted_frame() is not None:
+    if "diagnostics" in which and per_row:
         out.append(figure_html(fg.residual_diagnostics(result), "Residual diagnostics "
                                "per role"))
     return out
