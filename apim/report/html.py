@@ -42,8 +42,7 @@ from apim.report.tables import effects_table, variance_table
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["fit_report", "result_html", "data_report_html", "figure_html", "page",
-           "write_atomic", "patterns_frame", "FIGURES"]
+__all__ = ["fit_report", "result_html", "figure_html", "page", "patterns_frame", "FIGURES"]
 
 FIGURES = ("path", "slopes", "surface", "trajectories", "diagnostics")
 
@@ -85,11 +84,6 @@ def figure_html(fig: Figure, caption: str, dpi: int = 100) -> str:
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return (f'<figure><img alt="{_escape(caption)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{_escape(caption)}</figcaption></figure>")
-
-
-def data_report_html(report: DataReport) -> str:
-    """The data report as HTML (:meth:`~apim.data.report.DataReport.to_html`)."""
-    return report.to_html()
 
 
 def result_html(result: FittedModel, digits: int = 2) -> str:
@@ -233,7 +227,7 @@ def fit_report(result: FittedModel, path: str | os.PathLike[str] | None = None, 
         "<h2>Model</h2>", f"<p>{_escape(result.model_line())}</p>",
         "<details><summary>Specification (as in a plan file)</summary>"
         f"<pre>{_escape(json.dumps(spec.to_dict(), indent=2))}</pre></details>",
-        "<h2>Data</h2>", data_report_html(data_report),
+        "<h2>Data</h2>", data_report.to_html(),
         "<h2>Tables</h2>", result_html(result),
         _arms_html(result),
         _patterns_html(result),
