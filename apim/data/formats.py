@@ -77,10 +77,30 @@ def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
     return both_missing | (a.astype(object).to_numpy() == b.astype(object).to_numpy())
 
 
+def _recodes_role(frame: pd.DataFrame, actor: pd.Series, partner: pd.Series) -> bool:
+    """Whether an actor/partner pair only names the member's role and the partner's, each
+    in labels of its own (dyadr's Acitelli file: ``Gender_A`` 'Husband'/'Wife' beside
+    ``Gender_P`` 'MALE'/'FEMALE'): one value per role in each column, different between
+    the roles, none missing."""
+    role = frame["role"]
+
+    def one_per_role(values: pd.Series) -> bool:
+        if values.isna().any():
+            return False
+        per_role = values.astype(str).groupby(role.to_numpy(), observed=True).nunique()
+        labels = values.astype(str).groupby(role.to_numpy(), observed=True).first()
+        return bool(len(per_role) == 2 and (per_role == 1).all() and labels.nunique() == 2)
+
+    return one_per_role(actor) and one_per_role(partner)
+
+
 def pairwise_to_long(data: T, actor_suffix: str, partner_suffix: str) -> T:
     """Strip actor suffixes, check partner columns against the partner's rows, drop them.
 
     Only columns present with both suffixes are paired; any other column is kept as it is.
+    A pair that only recodes the roles (one label per role in each column, possibly
+    different labels in the two columns, as ``Gender_A`` 'Wife' beside ``Gender_P``
+    'MALE') repeats the role column and is dropped.
     """
     frame = data.frame
     paired = [c[: -len(actor_suffix)] for c in frame.columns
@@ -91,6 +111,11 @@ def pairwise_to_long(data: T, actor_suffix: str, partner_suffix: str) -> T:
         raise SpecError(
             f"column {clash[0]!r} exists both with and without the actor suffix "
             f"{actor_suffix!r}; rename one of them")
+    recoded = [s for s in paired if _recodes_role(frame, frame[f"{s}{actor_suffix}"],
+                                                  frame[f"{s}{partner_suffix}"])]
+    paired = [s for s in paired if s not in recoded]
+    frame = frame.drop(columns=[f"{s}{x}" for s in recoded for x in (actor_suffix,
+                                                                     partner_suffix)])
     frame = frame.rename(columns={f"{s}{actor_suffix}": s for s in paired})
     own = data.replace(frame)
     partner = partner_values(own, paired)

@@ -57,6 +57,32 @@ def test_acitelli_individual_and_pairwise_agree(shared):
     np.testing.assert_allclose(theirs["Tension"], mine["tension"], atol=1e-8)
 
 
+def _pairwise(sex_p):
+    return pd.DataFrame({"couple": [1, 1, 2, 2], "Gender": ["Wife", "Husband"] * 2,
+                         "Sex_A": ["Wife", "Husband"] * 2, "Sex_P": sex_p,
+                         "x_A": [1.0, 2, 3, 4], "x_P": [2.0, 1, 4, 3]})
+
+
+def test_pairwise_pair_that_recodes_the_roles_is_dropped():
+    """dyadr's Acitelli file names the roles three ways (Gender 'Wife', Gender_A 'Wife',
+    Gender_P 'MALE'): a pair with one label per role in each column repeats the role."""
+    data = SessionData.from_pairwise(_pairwise(["MALE", "FEMALE"] * 2), dyad="couple",
+                                     role="Gender", roles=("Husband", "Wife"))
+    assert data.variables == ["x"]
+    frame = data.frame.assign(dyad=data.frame["dyad"].astype(str)).set_index(["dyad", "role"])
+    assert frame.loc[("2", "Husband"), "x"] == 4.0
+
+
+@pytest.mark.parametrize("sex_p", [["MALE", "FEMALE", "MALE", "MALE"],  # not one per role
+                                   ["MALE", "FEMALE", "MALE", None]])   # a label missing
+def test_pairwise_pair_that_does_not_recode_the_roles_is_checked(sex_p):
+    from apim.errors import PartnerMismatchError
+
+    with pytest.raises(PartnerMismatchError, match="partner column 'Sex_P'"):
+        SessionData.from_pairwise(_pairwise(sex_p), dyad="couple", role="Gender",
+                                  roles=("Husband", "Wife"))
+
+
 def test_bolger_wide_round_trip(shared):
     wide = pd.read_csv(shared / "bolger_laurenceau_ch8_dyads" / "BLdyads_long.csv")
     data = SessionData.from_wide(wide, dyad="coupleid", session="time", roles=("f", "m"))

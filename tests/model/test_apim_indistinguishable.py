@@ -168,10 +168,10 @@ def test_distinguishability_test_size_with_interchangeable_partners():
     assert 0.02 <= rate <= 0.09, rate  # nominal .05; Monte Carlo SE .015
 
 
-def test_cross_sectional_indistinguishable_default_is_gls(shared):
+def test_cross_sectional_indistinguishable_default_is_gls(acitelli_csv):
     """Cross-sectional data without options: raw predictors, no random effects, the
     pooled residual covariance: the published indistinguishable gls (PROVENANCE B2)."""
-    data = SessionData.from_long(shared / "acitelli" / "acitelli_individual.csv",
+    data = SessionData.from_long(acitelli_csv,
                                  dyad="cuplid", role="gender", roles=(1, -1))
     result = apim.fit(data, APIMSpec("satisfaction", ("other_pos",), distinguishable=False))
     assert result.spec.covariance.random == "none"

@@ -1,5 +1,7 @@
 """APIM results against published tables (Acitelli couples, Kashy diary couples).
 
+The Acitelli tests read the copy bundled with apim; the Kashy tests need the shared data.
+
 Standard errors of ML fits follow ``vcov()`` (as SAS and lme4 do): nlme's printed
 ``summary()`` of an ML fit multiplies them by sqrt(N / (N - p)) (``adjustSigma``), so a
 published nlme ML table shows SEs 0.2-0.5% larger; the tests below compare ML fits by
@@ -13,19 +15,20 @@ import pytest
 
 import apim
 from apim import APIMSpec, CovarianceSpec, DecompositionSpec, FormulaSpec, SessionData
+from apim.datasets.couples import acitelli_path
 from apim.errors import SpecError
 from apim.inference.compare import distinguishability_test, likelihood_ratio_test
 from apim.inference.effect_sizes import pseudo_r2
 from apim.inference.wald import wald_test
 
 NO_RANDOM = CovarianceSpec(random="none")
-NO_RANDOM = CovarianceSpec(random="none")
 RAW = DecompositionSpec(center="none")
 
 
 @pytest.fixture(scope="module")
-def acitelli(shared):
-    return SessionData.from_long(shared / "acitelli" / "acitelli_individual.csv",
+def acitelli(acitelli_csv):
+    """The bundled copy (no skip without the shared data; see conftest.acitelli_csv)."""
+    return SessionData.from_long(acitelli_csv,
                                  dyad="cuplid", role="gender", roles=(1, -1))
 
 
@@ -88,8 +91,8 @@ def test_acitelli_distinguishability_test(acitelli):
     assert near(test.loglik_full, -137.8035, 4) and near(test.loglik_reduced, -141.4420, 4)
 
 
-def test_dyadr_model_through_the_formula_interface(shared):
-    data = SessionData.from_pairwise(shared / "acitelli" / "acipair_dyadr.csv",
+def test_dyadr_model_through_the_formula_interface():
+    data = SessionData.from_pairwise(acitelli_path(),
                                      dyad="CoupleID", role="Gender_A",
                                      roles=("Husband", "Wife"))
     result = apim.fit(data, FormulaSpec("Satisfaction ~ Tension + SelfPos_partner",

@@ -156,12 +156,12 @@ PUBLISHED_B4 = {"1.intercept": (0.6904589, 0.3429034), "-1.intercept": (0.611248
                 "-1.partner.none.other_pos": (0.3214782, 0.0815225)}
 
 
-def test_cli_defaults_on_cross_sectional_data_reproduce_published_gls(shared, tmp_path,
+def test_cli_defaults_on_cross_sectional_data_reproduce_published_gls(acitelli_csv, tmp_path,
                                                                       capsys):
     """Only --dyad --role --roles --outcome --predictor: raw predictors, no random
     effects, role-specific residual variances and correlation (gls, PROVENANCE B4)."""
     out = tmp_path / "fit.json"
-    code = main(["fit", str(shared / "acitelli" / "acitelli_individual.csv"), "--dyad",
+    code = main(["fit", str(acitelli_csv), "--dyad",
                  "cuplid", "--role", "gender", "--roles", "1,-1", "--outcome",
                  "satisfaction", "--predictor", "other_pos", "--json", str(out)])
     captured = capsys.readouterr()
@@ -179,24 +179,24 @@ def test_cli_defaults_on_cross_sectional_data_reproduce_published_gls(shared, tm
     assert abs(payload["variance"]["residual_correlation"] - 0.4751092) <= 5e-7
 
 
-def test_random_intercepts_with_one_observation_per_member_are_refused(shared):
-    data = SessionData.from_long(shared / "acitelli" / "acitelli_individual.csv",
+def test_random_intercepts_with_one_observation_per_member_are_refused(acitelli_csv):
+    data = SessionData.from_long(acitelli_csv,
                                  dyad="cuplid", role="gender", roles=(1, -1))
     spec = APIMSpec("satisfaction", ("other_pos",),
                     decomposition=DecompositionSpec(center="none"),
                     covariance=CovarianceSpec(random="intercepts", residual="cs"))
     with pytest.raises(SpecError, match="not identified.*use random='none'"):
         apim.fit(data, spec)
-    code = main(["fit", str(shared / "acitelli" / "acitelli_individual.csv"), "--dyad",
+    code = main(["fit", str(acitelli_csv), "--dyad",
                  "cuplid", "--role", "gender", "--roles", "1,-1", "--outcome",
                  "satisfaction", "--predictor", "other_pos", "--random", "intercepts"])
     assert code == 2
 
 
-def test_ml_standard_errors_follow_vcov(shared):
+def test_ml_standard_errors_follow_vcov(acitelli_csv):
     """Published nlme ML table (PROVENANCE B5, indistinguishable): nlme's summary() prints
     SEs times sqrt(N / (N - p)); apim's (like vcov(), SAS and lme4) are without it."""
-    data = SessionData.from_long(shared / "acitelli" / "acitelli_individual.csv",
+    data = SessionData.from_long(acitelli_csv,
                                  dyad="cuplid", role="gender", roles=(1, -1))
     result = apim.fit(data, APIMSpec("satisfaction", ("other_pos",), distinguishable=False,
                                      method="ML"))
@@ -251,8 +251,8 @@ def test_no_warnings_on_a_regular_fit(alliance):
     assert result.engine.converged and not result.engine.boundary
 
 
-def test_person_centring_of_cross_sectional_data_is_refused(shared):
-    data = SessionData.from_long(shared / "acitelli" / "acitelli_individual.csv",
+def test_person_centring_of_cross_sectional_data_is_refused(acitelli_csv):
+    data = SessionData.from_long(acitelli_csv,
                                  dyad="cuplid", role="gender", roles=(1, -1))
     spec = APIMSpec("satisfaction", ("other_pos",),
                     decomposition=DecompositionSpec(center="person"))
