@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from apim.cli.help import HelpFormatter, examples
+from apim.cli.options import add_jobs, add_quiet, n_jobs, show_progress
 from apim.errors import ApimError, SpecError
 
 __all__ = ["register", "run"]
@@ -23,6 +24,7 @@ def run(args: argparse.Namespace) -> None:
         return
     if args.plan is None:
         raise SpecError("give a plan file (apim batch PLAN.toml) or --example to print one")
+    workers = n_jobs(args.n_jobs)
     plan = Plan.from_file(args.plan)
     if args.dry_run:
         table = check_plan(plan)
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> None:
         return
     out = args.out or default_out(plan)
     result = run_plan(plan, out, force=args.force, retry_failed=args.retry_failed,
-                      n_jobs=args.n_jobs, scheduler=args.scheduler, progress=not args.quiet,
+                      n_jobs=workers, scheduler=args.scheduler, progress=show_progress(args),
                       reports=args.reports)
     counts = result.manifest["counts"]
     print(f"plan {plan.name}: {counts['analyses']} analyses, {counts['ok']} ok, "
@@ -72,11 +74,11 @@ def register(commands: Any) -> None:
                         help="refit analyses whose stored result is a failure")
     parser.add_argument("--dry-run", action="store_true",
                         help="list and check every analysis without fitting")
-    parser.add_argument("--n-jobs", type=int, default=1, help="parallel workers (-1: all)")
+    add_jobs(parser)
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     parser.add_argument("--reports", action="store_true",
                         help="also write an HTML report per analysis (slower)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
     parser.add_argument("--example", action="store_true",
                         help="print a commented example plan (bundled data) and exit")
     parser.set_defaults(run=run)

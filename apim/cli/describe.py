@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from apim.cli.common import add_columns, load
+from apim.cli.help import HelpFormatter, examples
 from apim.data.session import SessionData
 from apim.data.validate import within_variation
 from apim.errors import SpecError
@@ -110,7 +111,16 @@ def run(args: argparse.Namespace) -> None:
 
 def register(commands: Any) -> None:
     """Add the subcommand to the ``apim`` parser."""
-    describe = commands.add_parser("describe", help="validate a data file and print its report")
+    describe = commands.add_parser(
+        "describe", help="validate a data file and print its report",
+        description=__doc__, formatter_class=HelpFormatter,
+        epilog=examples(
+            "apim describe sessions.csv --dyad dyad --session session --role role "
+            "--roles patient,therapist --therapist therapist",
+            "apim describe sessions.csv --dyad dyad --session session --role role "
+            "--variable alliance --variable treatment",
+            "apim describe sessions.csv --dyad dyad --session session --role role "
+            "--outcome outcome --predictor alliance --moderator treatment --json"))
     add_columns(describe)
     describe.add_argument("--variable", action="append",
                           help="rating used in the analysis (repeatable; default: all "
@@ -122,6 +132,7 @@ def register(commands: Any) -> None:
                           "'apim fit' would drop for this model")
     describe.add_argument("--moderator", action="append", help="moderator of that model")
     describe.add_argument("--covariate", action="append", help="covariate of that model")
-    describe.add_argument("--lag", type=int, default=0, help="lag of the predictors")
+    describe.add_argument("--lag", type=int, default=0, help="lag of the predictors, in "
+                          "sessions")
     describe.add_argument("--json", action="store_true", help="print the report as JSON")
     describe.set_defaults(run=run)

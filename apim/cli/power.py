@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from apim.cli.common import output_path
+from apim.cli.help import HelpFormatter, examples
+from apim.cli.options import add_jobs, add_quiet, n_jobs, show_progress
 from apim.cli.simulate import truth_from, whole
 from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import FitError, SpecError
@@ -48,13 +50,6 @@ def _alpha(text: str) -> float:
     return value
 
 
-def _n_jobs(text: str) -> int:
-    if text.strip() == "-1":
-        return -1
-    value = whole("--n-jobs", text, 1, "the number of workers (or -1 for all cores)")
-    return int(value or 1)
-
-
 def _choice(option: str, text: str, choices: tuple[str, ...]) -> str:
     if text not in choices:
         raise SpecError(f"{option} {text}: choose one of {', '.join(choices)}")
@@ -71,7 +66,7 @@ def _checked(args: argparse.Namespace) -> dict[str, Any]:
         "replicates": whole("--replicates", args.replicates, 1, "the number of replicates"),
         "alpha": _alpha(args.alpha),
         "seed": whole("--seed", args.seed, 0, "the seed"),
-        "n_jobs": _n_jobs(args.n_jobs),
+        "n_jobs": n_jobs(args.n_jobs),
     }
     try:
         check_scheduler(args.scheduler)
@@ -116,7 +111,7 @@ def run(args: argparse.Namespace) -> None:
 
     options = _checked(args)
     grid = options["grid"] or {}
-    result = power(hypothesis=args.hypothesis, progress=not args.quiet,
+    result = power(hypothesis=args.hypothesis, progress=show_progress(args),
                    checkpoint=args.checkpoint, **options)
     print(result.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"{result.hypothesis}; alpha {result.alpha}; {result.seconds:.1f} s"
@@ -146,7 +141,15 @@ def run(args: argparse.Namespace) -> None:
 
 def register(commands: Any) -> None:
     """Add the subcommand to the ``apim`` parser."""
-    pw = commands.add_parser("power", help="Monte Carlo power of an effect over designs")
+    pw = commands.add_parser(
+        "power", help="Monte Carlo power of an effect over designs",
+        description=__doc__, formatter_class=HelpFormatter,
+        epilog=examples(
+            "apim power --hypothesis patient.partner.within --dyads 60,120,240 "
+            "--sessions 10,30 --replicates 500 --n-jobs 2 --csv power.csv "
+            "--figure power.png",
+            "apim power --hypothesis 'patient.actor.within = therapist.actor.within' "
+            "--set actor_within=0.3,0.1 --replicates 200"))
     pw.add_argument("--hypothesis", required=True,
                     help="effect name (tested against 0) or Wald hypothesis, e.g. "
                     "patient.partner.within")
@@ -154,10 +157,10 @@ def register(commands: Any) -> None:
     pw.add_argument("--sessions", metavar="N[,N...]",
                     help="numbers of sessions, comma separated")
     pw.add_argument("--replicates", metavar="N", default="1000",
-                    help="replicates per design (default 1000)")
+                    help="replicates per design")
     pw.add_argument("--alpha", metavar="A", default="0.05", help="level, in (0, 1)")
     pw.add_argument("--seed", metavar="N", default="0", help="random seed, >= 0")
-    pw.add_argument("--n-jobs", metavar="N", default="1", help="parallel workers (-1: all)")
+    add_jobs(pw)
     pw.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     pw.add_argument("--checkpoint", metavar="DIR", help="folder keeping finished replicates; "
                     "a rerun with the same settings skips them")
@@ -167,12 +170,12 @@ def register(commands: Any) -> None:
     pw.add_argument("--moderated", action="store_true", help="analysis: moderation by "
                     "treatment")
     pw.add_argument("--random", metavar="{" + ",".join(RANDOM) + "}", default="intercepts",
-                    help="random effects of the analysis (default intercepts)")
+                    help="random effects of the analysis")
     pw.add_argument("--residual", metavar="{" + ",".join(RESIDUAL_NAMES) + "}", default="un",
-                    help="residual structure of the analysis (default un)")
+                    help="residual structure of the analysis")
     pw.add_argument("--csv", help="write the power table to this CSV file")
     pw.add_argument("--figure", help="write the power curve to this .png, .pdf or .svg file")
     pw.add_argument("--force", action="store_true",
                     help="replace the --csv or --figure file if it exists")
-    pw.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(pw)
     pw.set_defaults(run=run)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from apim.cli.common import output_path
+from apim.cli.help import HelpFormatter, examples
 from apim.errors import SpecError
 from apim.files import check_new_output, write_csv
 from apim.simulation.simulate import SimulationSpec, check_size, simulate
@@ -175,12 +176,22 @@ def run(args: argparse.Namespace) -> None:
 
 def register(commands: Any) -> None:
     """Add the subcommand to the ``apim`` parser."""
-    sim = commands.add_parser("simulate", help="simulate session data under the full APIM "
-                              "(columns x, the predictor, and y, the outcome)")
+    defaults = SimulationSpec()
+    sim = commands.add_parser(
+        "simulate", help="simulate session data under the full APIM "
+        "(columns x, the predictor, and y, the outcome)",
+        description="Simulate session-by-session dyadic data under the full APIM "
+        "(apim.simulate; every field of the data-generating process can be set with "
+        "--set) and write it as a long CSV file.", formatter_class=HelpFormatter,
+        epilog=examples("apim simulate sim.csv --dyads 120 --sessions 12 --seed 1",
+                        "apim simulate sim.csv --set partner_within=0.1,0.2 "
+                        "--set residual_phi=0.3 --force"))
     sim.add_argument("out", help="CSV file to write")
-    sim.add_argument("--dyads", metavar="N", help="number of dyads, >= 2 (default 241)")
-    sim.add_argument("--sessions", metavar="N", help="sessions per dyad, >= 1 (default 30)")
-    sim.add_argument("--seed", metavar="N", default="0", help="random seed, >= 0 (default 0)")
+    sim.add_argument("--dyads", metavar="N",
+                     help=f"number of dyads, >= 2 (default: {defaults.n_dyads})")
+    sim.add_argument("--sessions", metavar="N",
+                     help=f"sessions per dyad, >= 1 (default: {defaults.n_sessions})")
+    sim.add_argument("--seed", metavar="N", default="0", help="random seed, >= 0")
     sim.add_argument("--force", action="store_true", help="replace OUT if it exists")
     sim.add_argument("--set", action="append", metavar="FIELD=VALUE",
                      help="a field of apim.simulation.simulate.SimulationSpec, e.g. "

@@ -4,11 +4,12 @@ association of a predictor with an outcome split into therapist- and patient-lev
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from apim.analyses.therapist import TherapistSpec, therapist_effects
 from apim.cli.common import add_columns, load
+from apim.cli.help import HelpFormatter
+from apim.cli.options import add_jobs, add_quiet, n_jobs, show_progress
 from apim.files import check_new_output, write_csv
 
 __all__ = ["register", "run"]
@@ -16,21 +17,11 @@ __all__ = ["register", "run"]
 EXAMPLE = """example:
   apim therapist alliance_sessions.csv --dyad dyad --session session --role role \\
       --therapist therapist --variable alliance --variable outcome \\
-      --predictor alliance --outcome outcome --bootstrap 500 --seed 1 --jobs 2
+      --predictor alliance --outcome outcome --bootstrap 500 --seed 1 --n-jobs 2
 
 Variance shares come from per-role three-level models (lme(y ~ 1, random = ~ 1 |
 therapist/dyad) in nlme terms); the association split follows Baldwin, Wampold & Imel
 (2007): patient-level (within-therapist), therapist-level and contextual effects."""
-
-
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the example's line breaks; shows every default that is set."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
-            text += " (default: %(default)s)"
-        return text
 
 
 def _spec(args: argparse.Namespace) -> TherapistSpec:
@@ -43,6 +34,7 @@ def _spec(args: argparse.Namespace) -> TherapistSpec:
 def run(args: argparse.Namespace) -> None:
     """Compute and print the tables; optionally write them as CSV."""
     spec = _spec(args)
+    workers = n_jobs(args.n_jobs)
     for option in ("shares_csv", "association_csv", "session_csv"):
         if getattr(args, option):
             check_new_output(getattr(args, option), "--" + option.replace("_", "-"),
@@ -50,9 +42,8 @@ def run(args: argparse.Namespace) -> None:
     columns = [*spec.variables, *(c for c in (spec.predictor, spec.outcome) if c),
                *spec.covariates]
     data = load(args, columns=list(dict.fromkeys(columns)))
-    progress = args.progress or (not args.quiet and sys.stderr.isatty())
-    result = therapist_effects(data, spec, seed=args.seed, n_jobs=args.jobs,
-                               progress=progress)
+    result = therapist_effects(data, spec, seed=args.seed, n_jobs=workers,
+                               progress=show_progress(args))
     print(result.summary())
     tables = {"shares": result.shares.table if result.shares is not None else None,
               "dyad": result.dyad_association, "session": result.session_association}
@@ -68,7 +59,7 @@ def register(commands: Any) -> None:
     cmd = commands.add_parser(
         "therapist", help="therapist effects: variance shares and the therapist-level vs "
         "patient-level association", description=__doc__, epilog=EXAMPLE,
-        formatter_class=_Formatter)
+        formatter_class=HelpFormatter)
     add_columns(cmd)
     cmd.add_argument("--variable", action="append",
                      help="variable whose variance shares are wanted (repeatable)")
@@ -86,11 +77,8 @@ def register(commands: Any) -> None:
     cmd.add_argument("--method", choices=("reml", "ml"), default="reml",
                      help="estimation method")
     cmd.add_argument("--seed", type=int, default=None, help="seed of the bootstrap")
-    cmd.add_argument("--jobs", type=int, default=1, help="parallel workers for the bootstrap")
-    cmd.add_argument("--quiet", action="store_true",
-                     help="no progress bar (shown for the bootstrap on a terminal)")
-    cmd.add_argument("--progress", action="store_true",
-                     help="show the progress bar also when stderr is not a terminal")
+    add_jobs(cmd, old=("--jobs",))
+    add_quiet(cmd, old_progress=True)
     cmd.add_argument("--no-session-split", action="store_true",
                      help="skip the session-level (three-level APIM) split")
     cmd.add_argument("--shares-csv", metavar="FILE", help="write the shares table")

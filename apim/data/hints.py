@@ -40,9 +40,11 @@ def interface(name: Interface) -> Iterator[None]:
         _CURRENT.reset(token)
 
 
-def option(name: str, value: str, python: str | None = None) -> str:
+def option(name: str, value: str, python: str | None = None, flag: str | None = None) -> str:
     """How the user sets option ``name`` to ``value`` in the current interface
-    (``python``: the keyword's value as Python code, default ``repr(value)``)."""
+    (``python``: the keyword's value as Python code, default ``repr(value)``; ``flag``:
+    the command line's option where its name differs, e.g. ``--bootstrap`` for
+    ``n_boot``)."""
     if current() == "cli":
-        return f"--{name.replace('_', '-')} {value}"
+        return f"{flag or '--' + name.replace('_', '-')} {value}"
     return f"{name}={value!r}" if python is None else f"{name}={python}"

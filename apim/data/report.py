@@ -112,7 +112,8 @@ class DataReport:
                 gone = partner[x].isna().to_numpy() & remaining
                 if gone.any():
                     exclusions.append(Exclusion(
-                        f"missing {x}_partner (the partner has no rating for this session)",
+                        f"missing the partner's {x} at this session (partner effects "
+                        "need it)",
                         tuple(frame.loc[gone, "row"].tolist())))
                     remaining &= ~gone
         warnings = []

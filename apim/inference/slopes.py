@@ -47,8 +47,15 @@ def _pair(result: FittedModel, effect: str, moderator: str) -> tuple[int, int]:
     for c in candidates:
         if c in names:
             return i, names.index(c)
-    raise SpecError(f"no term moderates {base!r} through {moderator!r}; moderated terms "
-                      f"are named like {base + '|' + moderator!r}")
+    found = [n[len(base) + 1:] for n in names if n.startswith(base + "|")]
+    if head[1] == "actor" and ".".join([head[0], "actor_x_partner", *head[2:]]) in names:
+        found.append("partner")
+    if not found:
+        raise SpecError(f"nothing moderates {base!r} in this model: fit it with a moderator "
+                        "(moderators=...) or with the actor x partner interaction "
+                        "(interaction=True) first")
+    raise SpecError(f"{moderator!r} does not moderate {base!r} in this model; what does: "
+                    f"{', '.join(repr(f) for f in found)}")
 
 
 def _slope_table(result: FittedModel, i: int, j: int, at: np.ndarray) -> pd.DataFrame:

@@ -331,7 +331,31 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
                **covariates}
     return assemble_design(data, spec, y, X, Z if len(z_cols) else None, tuple(columns),
                            sources, parts, random=random, random_effects=effects,
-                           random_members=members)
+                           random_members=members, labels=source_labels(parts))
+
+
+def source_labels(parts: Decomposition) -> dict[str, str]:
+    """What each component column is, in the user's terms, for the reasons rows are left
+    out: ``alliance_within`` is the person's own ``alliance``, ``alliance_within_partner``
+    the partner's at the same session, ``_lag1`` the rating one session before.
+
+    Examples
+    --------
+    >>> import apim
+    >>> parts = apim.decompose(apim.load_alliance(), ["alliance"])
+    >>> source_labels(parts)["alliance_within_partner"]
+    "the partner's alliance at this session (partner effects need it)"
+    """
+    lag = parts.spec.lag
+    later = f" lagged by {lag} session{'s' if lag != 1 else ''}"
+    out = {}
+    for x, names in parts.parts.items():
+        for name in names.values():
+            lagged = f"_lag{lag}" in name[len(x):] if lag else False
+            out[name] = x + (later if lagged else "")
+            out[f"{name}_partner"] = (f"the partner's {x}" + (later if lagged else
+                                      " at this session") + " (partner effects need it)")
+    return out
 
 
 def _frame_of(columns: dict[str, tuple[np.ndarray, ...]], index: pd.Index) -> pd.DataFrame:
@@ -363,11 +387,13 @@ def assemble_design(data: SessionData, spec: APIMSpec | FormulaSpec, y: pd.Serie
                     components: Decomposition | None = None,
                     random: RandomStructure | None = None,
                     random_effects: dict[str, str] | None = None,
-                    random_members: dict[str, str] | None = None) -> APIMDesign:
+                    random_members: dict[str, str] | None = None,
+                    labels: Mapping[str, str] | None = None) -> APIMDesign:
     """Keep the rows with every design value and build the engine's model.
 
     Rows left out are grouped by the first of ``sources`` (the columns the design was made
-    of: a DataFrame, or a mapping of names to columns) that is missing in them.
+    of: a DataFrame, or a mapping of names to columns) that is missing in them, named by
+    ``labels`` (what each source is, in the user's terms) where it has the name.
     ``random`` is the structure of ``Z`` (default unstructured); ``random_effects`` names
     the effect of each ``Z`` column without its member (for labels of parameters shared
     by both members), ``random_members`` the member (role) of each.
@@ -394,9 +420,12 @@ def assemble_design(data: SessionData, spec: APIMSpec | FormulaSpec, y: pd.Serie
             break
         hit = remaining & pd.isna(np.asarray(values))
         if hit.any():
-            why = f"missing {name}"
-            if str(name).endswith("_partner"):
-                why += " (the partner has no rating for this session)"
+            if labels is not None and name in labels:
+                why = f"missing {labels[name]}"
+            else:
+                why = f"missing {name}"
+                if str(name).endswith("_partner"):
+                    why += " (the partner has no rating for this session)"
             reasons[why] = frame.loc[hit, "row"].tolist()
             remaining &= ~hit
     if remaining.any():  # a product of non-missing values cannot be missing; be safe

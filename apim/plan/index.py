@@ -70,9 +70,7 @@ def index_html(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFram
             f'{counts["failed"]} failed; {counts["fitted"]} fitted in this run, '
             f'{counts["skipped"]} reused. apim {html.escape(manifest["versions"]["apim"])}, '
             f'{html.escape(manifest["finished"])}.</p>',
-            "<p>Files: <code>effects.csv</code>, <code>effects.parquet</code>, "
-            "<code>models.csv</code>, <code>manifest.json</code>, "
-            "<code>analyses/ID.json</code>.</p>",
+            _files_html(manifest),
             "<h2>Models</h2>",
             "<p>Shared by every analysis: " + html.escape(", ".join(
                 f"{c} = {models[c].iloc[0]}" for c in shared
@@ -89,6 +87,19 @@ def index_html(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFram
         body.append(f"<details><summary>{html.escape(str(aid))}</summary>"
                     f"{_effects_fragment(part)}</details>")
     return page(f"Plan {plan.name}", "\n".join(body))
+
+
+def _files_html(manifest: dict[str, Any]) -> str:
+    """The files this run wrote (from the manifest's ``outputs``), and those it did not
+    write with the reason (effects.parquet without pyarrow)."""
+    effects = manifest.get("outputs", {}).get("effects", ["effects.csv"])
+    written = [f for f in effects if not f.startswith("not written")]
+    skipped = [f for f in effects if f.startswith("not written")]
+    names = [*written, "models.csv", "manifest.json", "analyses/ID.json"]
+    text = "<p>Files: " + ", ".join(f"<code>{html.escape(n)}</code>" for n in names) + "."
+    if skipped:
+        text += " effects.parquet " + html.escape(skipped[0]) + "."
+    return text + "</p>"
 
 
 def write_index(plan: Plan, out: Path, models: pd.DataFrame, effects: pd.DataFrame,

@@ -32,7 +32,7 @@ import apim.report.figures as fg
 import apim.report.labels as lab
 from apim._version import __version__
 from apim.data.report import DataReport
-from apim.errors import format_rows
+from apim.errors import SpecError, format_rows
 from apim.files import write_atomic
 from apim.inference.arms import arm_differences
 from apim.inference.patterns import dyadic_patterns
@@ -42,7 +42,8 @@ from apim.report.tables import effects_table, variance_table
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["fit_report", "result_html", "figure_html", "page", "patterns_frame", "FIGURES"]
+__all__ = ["fit_report", "result_html", "figure_html", "page", "patterns_frame", "FIGURES",
+           "missing_figures"]
 
 FIGURES = ("path", "slopes", "surface", "trajectories", "diagnostics")
 
@@ -159,6 +160,38 @@ def _arms_html(result: FittedModel) -> str:
             "equal (chi-square in the statistic column).</p>" + _plain_table(shown))
 
 
+def missing_figures(result: FittedModel, which: Sequence[str]) -> dict[str, str]:
+    """The figures of ``which`` that ``result`` cannot have, each with the reason.
+
+    Examples
+    --------
+    >>> import apim
+    >>> result = apim.fit(apim.load_alliance(), apim.APIMSpec("outcome", ("alliance",)))
+    >>> missing_figures(result, ["path", "surface"])
+    {'surface': 'it needs a response-surface model (apim.response_surface in Python)'}
+    """
+    eff = result.effects
+    reasons = {
+        "path": "it needs actor and partner effects (an APIM, not a formula model)",
+        "slopes": "it needs a moderator of the actor effects or the actor x partner "
+                  "interaction (--moderator COL or --interaction)",
+        "surface": "it needs a response-surface model (apim.response_surface in Python)",
+        "trajectories": "it needs fitted values per row, which the latent model has not",
+        "diagnostics": "it needs residuals per row, which the latent model has not"}
+    drawn = {
+        "path": not eff[(eff["effect"] == "actor") & (eff["by"] == "")].empty,
+        "slopes": not eff[((eff["effect"] == "actor") & (eff["by"] != ""))
+                          | ((eff["effect"] == "actor_x_partner")
+                             & (eff["level"] == "within"))].empty,
+        "surface": "surface" in set(eff["effect"]),
+        "trajectories": result.fitted_frame() is not None,
+        "diagnostics": result.fitted_frame() is not None}
+    unknown = [w for w in which if w not in drawn]
+    if unknown:
+        raise SpecError(f"unknown figure {unknown[0]!r}; choose from {', '.join(FIGURES)}")
+    return {w: reasons[w] for w in which if not drawn[w]}
+
+
 def _figures(result: FittedModel, which: Sequence[str]) -> list[str]:
     eff = result.effects
     out = []
@@ -203,7 +236,8 @@ def fit_report(result: FittedModel, path: str | os.PathLike[str] | None = None, 
     data_report : DataReport, optional
         Default: the report of the fitted data on the variables of the model.
     figures : bool or sequence of str
-        ``True`` for all that apply (:data:`FIGURES`), ``False`` for none, or a selection.
+        ``True`` for all that apply (:data:`FIGURES`), ``False`` for none, or a selection
+        (each must apply to the model: :func:`missing_figures`).
     warnings : sequence of str
         Warnings raised while fitting (the CLI collects them).
     title : str, optional
@@ -214,6 +248,10 @@ def fit_report(result: FittedModel, path: str | os.PathLike[str] | None = None, 
                                  *getattr(spec, "predictors", ())) if v]
         data_report = result.data.report(variables or None)
     which = FIGURES if figures is True else () if figures is False else tuple(figures)
+    if figures is not True:  # figures asked for by name: each must be drawn
+        for name, reason in missing_figures(result, which).items():
+            raise SpecError(f"figure {name!r} cannot be drawn for this model: {reason}; "
+                            "leave it out (figures=True draws every figure that applies)")
     title = title or (f"{result.kind[:1].upper()}{result.kind[1:]} report: "
                       f"{getattr(spec, 'outcome', 'model')}")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

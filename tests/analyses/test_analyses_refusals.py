@@ -23,6 +23,7 @@ from apim.analyses.therapist import (
 )
 from apim.analyses.therapist import effects as effects_module
 from apim.cli import main
+from apim.cli import options as cli_options
 from apim.cli import therapist as therapist_cli
 from apim.errors import DataError, DataWarning, NonNumericError, SmallSampleWarning, SpecError
 from apim.simulation.simulate import SimulationSpec, simulate
@@ -210,17 +211,19 @@ def test_cli_progress_on_a_terminal_off_with_quiet(monkeypatch, tmp_path, capsys
         return therapist_analyses.TherapistEffects(spec, None, None, None)
 
     monkeypatch.setattr(therapist_cli, "therapist_effects", record)
-    monkeypatch.setattr(therapist_cli.sys.stderr, "isatty", lambda: terminal)
+    monkeypatch.setattr(cli_options.sys.stderr, "isatty", lambda: terminal)
     path = _csv(_small(), tmp_path / "data.csv")
-    code, _, _ = _cli(["therapist", path, *COLUMNS, "--variable", "x", *options], capsys)
+    code, _, err = _cli(["therapist", path, *COLUMNS, "--variable", "x", *options], capsys)
     assert code == 0 and seen["progress"] is shown
+    # the old --progress still works, with a warning naming what to do instead
+    assert ("--progress is deprecated" in err) is ("--progress" in options)
 
 
 # ---------------------------------------------------------------- ruptures
 @pytest.mark.parametrize("options, words", [
     ({"decline": 4, "window": 3}, "decline=4 is longer than the repair window window=3"),
     ({"sd": "points", "k": 1.0, "tolerance": 1.0},
-     "tolerance=1 is not below the drop threshold k=1 scale points"),
+     "tolerance=1.0 is not below the drop threshold k=1.0 scale points"),
     ({"sd": "points", "k": 1.0, "tolerance": 1.5}, "use a tolerance below k"),
 ])
 def test_rupture_options_that_do_not_fit_together(options, words):
@@ -264,10 +267,14 @@ def test_cli_rupture_refusals_exit_2(tmp_path, capsys):
     _ratings([5.0, 0.5, 5.0, 0.5, 5.0]).to_long().to_csv(path, index=False)
     base = ["ruptures", str(path), "--dyad", "dyad", "--session", "session", "--role",
             "role", "--variable", "wai"]
-    for extra, words in ((["--decline", "5", "--window", "2"], "decline=5 is longer"),
+    # the messages name the flags as typed (--decline 5), not Python's decline=5
+    for extra, words in ((["--decline", "5", "--window", "2"],
+                          "--decline 5 is longer than the repair window --window 2"),
                          (["--sd", "points", "--k", "1", "--tolerance", "2"],
-                          "tolerance=2 is not below"),
+                          "--tolerance 2 is not below"),
                          (["--rule", "sudden", "--reliability", "0.9", "--scale-min", "1"],
-                          "holds 0.5 (rows 3, 7), below scale_min=1")):
+                          "holds 0.5 (rows 3, 7), below --scale-min 1"),
+                         (["--sd", "rci"], "--sd rci needs the scale's reliability, e.g. "
+                          "--reliability 0.9")):
         code, _, err = _cli(base + extra, capsys)
         assert code == 2 and words in _one_line_error(err)

@@ -514,9 +514,9 @@ def test_cli_help_and_bad_input(sessions_csv, capsys):
     for argv, words in [(base + ["wia"], "'wia' is not in the data"),
                         (base + ["wai", "--sd", "rci"], "reliability"),
                         (base + ["wai", "--rule", "sudden", "--reliability", "0.9"],
-                         "scale_min"),
+                         "e.g. --scale-min 1"),
                         (base + ["wai", "--figure-dyad", "1"], "--figure"),
-                        (base + ["wai", "--window", "0"], "window=0")]:
+                        (base + ["wai", "--window", "0"], "--window 0 must be")]:
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1

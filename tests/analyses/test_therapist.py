@@ -337,7 +337,7 @@ def test_cli_help_shows_defaults_and_example(capsys):
 
 @pytest.mark.parametrize("extra,message", [
     (["--variable", "alliancex"], "'alliancex'"),
-    (["--variable", "alliance", "--bootstrap", "3"], "n_boot=3"),
+    (["--variable", "alliance", "--bootstrap", "3"], "--bootstrap 3 is too few"),
     (["--predictor", "alliance"], "both predictor and outcome"),
 ])
 def test_cli_bad_input_one_line_exit_2(capsys, extra, message):

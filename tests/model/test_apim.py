@@ -93,7 +93,10 @@ def test_simple_slopes_and_johnson_neyman(moderated):
     at = simple_slopes(moderated, "patient.actor.within", "partner", at=list(jn.bounds))
     crit = stats.t.ppf(0.975, at["df"].iloc[0])
     np.testing.assert_allclose(np.abs(at["t"]), crit, rtol=1e-8)
-    with pytest.raises(SpecError, match="no term moderates"):
+    # the hint lists what does moderate the effect (never the failing name again)
+    with pytest.raises(SpecError, match=r"'session' does not moderate "
+                       r"'patient.actor.within.alliance' in this model; what does: "
+                       r"'treatment\[AFT\]', 'partner'$"):
         simple_slopes(moderated, "patient.actor.within", "session")
 
 
@@ -182,7 +185,7 @@ def test_three_level_lag_and_detrend_designs_fit(data):
                                          covariates=("session",)))
     assert "patient.actor.within.alliance" in lagged.effects.index
     assert lagged.engine.n_obs < three.engine.n_obs  # first sessions have no lag
-    assert any("lag1" in reason for reason in lagged.dropped["reason"])
+    assert any("lagged by 1 session" in reason for reason in lagged.dropped["reason"])
 
 
 def test_cli_fit_json_and_errors(tmp_path, capsys):

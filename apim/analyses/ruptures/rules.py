@@ -39,6 +39,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from apim.data.hints import option
 from apim.errors import DataError, DataWarning, SpecError, format_rows
 from apim.specbase import Spec
 
@@ -77,8 +78,16 @@ def reliable_change_cutoff(sd: float, reliability: float, z: float = Z_95) -> fl
     1.385929
     """
     if not 0 <= reliability < 1:
-        raise SpecError(f"reliability={reliability!r} must be at least 0 and below 1")
+        raise SpecError(f"{_as_typed('reliability', reliability)} must be at least 0 and "
+                        "below 1")
     return float(z * math.sqrt(2.0) * sd * math.sqrt(1.0 - reliability))
+
+
+def _as_typed(name: str, value: object) -> str:
+    """An option as the user types it: ``--reliability 0.9`` on the command line,
+    ``reliability=0.9`` in Python."""
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return option(name, shown, python=repr(value))
 
 
 @dataclass(frozen=True)
@@ -128,44 +137,51 @@ class RuptureSpec(Spec):
     scale_min: float | None = None
 
     def check(self) -> None:
+        o = _as_typed
         if self.k is not None and not (math.isfinite(self.k) and self.k > 0):
-            raise SpecError(f"k={self.k!r} must be a positive number")
+            raise SpecError(f"{o('k', self.k)} must be a positive number, e.g. {o('k', 2.0)}")
         if self.reference == "rci":
             if self.reliability is None:
-                raise SpecError("sd='rci' needs the scale's reliability, e.g. reliability=0.9")
+                which = o("sd", "rci") if self.sd is not None else \
+                    f"{o('rule', 'sudden')} (whose reference SD is {o('sd', 'rci')})"
+                raise SpecError(f"{which} needs the scale's reliability, e.g. "
+                                f"{o('reliability', 0.9)}")
             if not 0 <= self.reliability < 1:
-                raise SpecError(f"reliability={self.reliability!r} must be at least 0 and "
-                                "below 1")
+                raise SpecError(f"{o('reliability', self.reliability)} must be at least 0 "
+                                "and below 1")
         elif self.reliability is not None:
-            raise SpecError(f"reliability={self.reliability!r} is used only with sd='rci'; "
-                            f"drop it or choose sd='rci' (sd is {self.reference!r})")
+            raise SpecError(f"{o('reliability', self.reliability)} is used only with "
+                            f"{o('sd', 'rci')}; drop it or choose {o('sd', 'rci')} (the "
+                            f"reference SD is {self.reference!r})")
         if self.window < 1:
-            raise SpecError(f"window={self.window!r} must be at least 1 session")
+            raise SpecError(f"{o('window', self.window)} must be at least 1 session")
         if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
-            raise SpecError(f"tolerance={self.tolerance!r} must be a number >= 0")
+            raise SpecError(f"{o('tolerance', self.tolerance)} must be a number >= 0")
         if self.decline < 1:
-            raise SpecError(f"decline={self.decline!r} must be at least 1 session")
+            raise SpecError(f"{o('decline', self.decline)} must be at least 1 session")
         if self.decline > self.window:
             raise SpecError(
-                f"decline={self.decline!r} is longer than the repair window "
-                f"window={self.window!r}: the decline would be measured past the end of the "
-                "window, where no repair can count; use decline <= window (or a longer "
-                "window)")
+                f"{o('decline', self.decline)} is longer than the repair window "
+                f"{o('window', self.window)}: the decline would be measured past the end of "
+                "the window, where no repair can count; use a decline no longer than the "
+                "window (or a longer window)")
         if self.reference == "points" and at_least(self.tolerance, self.multiplier):
             raise SpecError(
-                f"tolerance={self.tolerance:g} is not below the drop threshold "
-                f"k={self.multiplier:g} scale points: a drop of the threshold would stay "
+                f"{o('tolerance', self.tolerance)} is not below the drop threshold "
+                f"{o('k', self.multiplier)} scale points: a drop of the threshold would stay "
                 "within the tolerance and count as repaired at its onset; use a tolerance "
                 "below k")
         if self.rule == "sudden":
             if self.scale_min is None:
-                raise SpecError("rule='sudden' needs scale_min, the lowest possible score, "
-                                "for its 25% criterion (e.g. scale_min=1)")
+                raise SpecError(f"{o('rule', 'sudden')} needs the lowest possible score for "
+                                f"its 25% criterion, e.g. {o('scale_min', 1.0)}")
             if self.decline != 1:
-                raise SpecError(f"decline={self.decline!r} works with rule='drop' only; the "
-                                "sudden rule compares consecutive rated sessions")
+                raise SpecError(f"{o('decline', self.decline)} works with "
+                                f"{o('rule', 'drop')} only; the sudden rule compares "
+                                "consecutive rated sessions")
         elif self.scale_min is not None:
-            raise SpecError(f"scale_min={self.scale_min!r} is used only with rule='sudden'")
+            raise SpecError(f"{o('scale_min', self.scale_min)} is used only with "
+                            f"{o('rule', 'sudden')}")
 
     @property
     def reference(self) -> str:
@@ -210,7 +226,8 @@ def check_scale_min(frame: pd.DataFrame, values: pd.Series, variable: str,
         lowest = float(values[below].min())
         raise DataError(
             f"column {variable!r} holds {lowest:g} ({format_rows(frame.loc[below, 'row'])}), "
-            f"below scale_min={spec.scale_min:g}, the lowest possible score of the 25% "
+            f"below {_as_typed('scale_min', spec.scale_min)}, the lowest possible score of "
+            "the 25% "
             "criterion; give the scale's real minimum (or correct the ratings)")
 
 
@@ -226,7 +243,8 @@ def warn_tolerance(members: pd.DataFrame, spec: RuptureSpec) -> None:
         first = hit.iloc[0]
         dyad = first["dyad"].item() if hasattr(first["dyad"], "item") else first["dyad"]
         warnings.warn(
-            f"tolerance={spec.tolerance:g} is not below the drop threshold of {len(hit)} of "
+            f"{_as_typed('tolerance', spec.tolerance)} is not below the drop threshold of "
+            f"{len(hit)} of "
             f"{int(members['threshold'].notna().sum())} members (e.g. dyad "
             f"{dyad!r}, {first['role']}: threshold {first['threshold']:.3g}): "
             "their drops can stay within the tolerance and count as repaired at once; "

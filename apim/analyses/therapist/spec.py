@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from apim.data.hints import option
 from apim.errors import SpecError
 from apim.specbase import Spec
 
@@ -70,7 +71,9 @@ class TherapistSpec(Spec):
             raise SpecError("nothing to do: give variables (variance shares) and/or a "
                             "predictor and an outcome (association split)")
         if not 0 < self.level < 1:
-            raise SpecError(f"level={self.level} must lie between 0 and 1, e.g. 0.95")
+            raise SpecError(f"{option('level', str(self.level), str(self.level))} must lie "
+                            f"between 0 and 1, e.g. {option('level', '0.95', '0.95')}")
         if self.n_boot < 20:
-            raise SpecError(f"n_boot={self.n_boot} is too few for a percentile interval: "
-                            "use at least 20 (500 or more for a report)")
+            shown = option("n_boot", str(self.n_boot), str(self.n_boot), "--bootstrap")
+            raise SpecError(f"{shown} is too few for a percentile interval: use at least "
+                            "20 (500 or more for a report)")
