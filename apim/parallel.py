@@ -95,7 +95,7 @@ def _dask(scheduler: str) -> Iterator[Any]:
         from dask.distributed import Client
     except ImportError:
         raise SpecError("a Dask scheduler needs dask.distributed: "
-                        "pip install 'apim[dask]'") from None
+                        "pip install 'dask[distributed]'") from None
     if "://" not in scheduler and ":" not in scheduler:
         raise SpecError(f"scheduler={scheduler!r} is not an address like tcp://host:8786")
     try:
@@ -158,7 +158,7 @@ def run_jobs(func: Callable[..., T], jobs: Sequence[J], *, seed: int | None = No
         try:
             from joblib import Parallel, delayed, parallel_config
         except ImportError:
-            raise SpecError("parallel runs need joblib: pip install 'apim[parallel]'") from None
+            raise SpecError("parallel runs need joblib: pip install joblib") from None
         cluster = _dask(scheduler) if scheduler is not None else nullcontext()
         with cluster:
             config = (parallel_config(backend="dask") if scheduler is not None

@@ -77,9 +77,9 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
             else:
                 frame.to_parquet(tmp, index=False)
     except ImportError as error:
+        name = {"docx": "python-docx"}.get(str(error.name), str(error.name))
         raise UnsupportedFileError(f"writing {suffix} files needs the package "
-                                   f"{error.name!r}; install it with: pip install "
-                                   "'apim[io]'") from None
+                                   f"{name!r}; install it with: pip install {name}") from None
 
 
 def run(args: argparse.Namespace) -> None:

@@ -391,7 +391,7 @@ def register(commands: Any) -> None:
                         help="also write an HTML report (tables, figures, data report)")
     output.add_argument("--docx", metavar="FILE.docx",
                         help="also write the APA tables as a Word document (needs "
-                        "python-docx: pip install 'apim[docx]')")
+                        "python-docx: pip install python-docx)")
     output.add_argument("--test", metavar="HYPOTHESIS", action="append",
                         help="a Wald test by effect names, e.g. 'patient.actor.within = "
                         "therapist.actor.within' (repeatable; z tests for latent fits)")

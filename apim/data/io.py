@@ -593,15 +593,15 @@ def _read_parquet(path: Path, options: ReadOptions, notes: list[str]) -> pd.Data
     return frame
 
 
-def _optional(reader: Callable[[Path, ReadOptions, list[str]], pd.DataFrame], package: str,
-              extra: str) -> Callable[[Path, ReadOptions, list[str]], pd.DataFrame]:
+def _optional(reader: Callable[[Path, ReadOptions, list[str]], pd.DataFrame],
+              package: str) -> Callable[[Path, ReadOptions, list[str]], pd.DataFrame]:
     def read(path: Path, options: ReadOptions, notes: list[str]) -> pd.DataFrame:
         try:
             return reader(path, options, notes)
         except ImportError:
             raise UnsupportedFileError(
                 f"reading {path.suffix} files needs the package {package!r}; "
-                f"install it with: pip install 'apim[{extra}]'") from None
+                f"install it with: pip install {package}") from None
     return read
 
 
@@ -613,12 +613,12 @@ _READERS: dict[str, Callable[[Path, ReadOptions, list[str]], pd.DataFrame]] = {
     ".csv": _read_delimited,
     ".txt": _read_delimited,
     ".tsv": _tsv,
-    ".xlsx": _optional(_read_excel, "openpyxl", "io"),
-    ".xlsm": _optional(_read_excel, "openpyxl", "io"),
-    ".xls": _optional(_read_excel, "xlrd", "io"),
-    ".sav": _optional(_read_stat, "pyreadstat", "spss"),
-    ".dta": _optional(_read_stat, "pyreadstat", "spss"),
-    ".parquet": _optional(_read_parquet, "pyarrow", "io"),
+    ".xlsx": _optional(_read_excel, "openpyxl"),
+    ".xlsm": _optional(_read_excel, "openpyxl"),
+    ".xls": _optional(_read_excel, "xlrd"),
+    ".sav": _optional(_read_stat, "pyreadstat"),
+    ".dta": _optional(_read_stat, "pyreadstat"),
+    ".parquet": _optional(_read_parquet, "pyarrow"),
 }
 
 SUPPORTED_SUFFIXES = tuple(_READERS)

@@ -12,7 +12,7 @@
 
 The two unbundled files are read from a local copy when ``path`` is given; otherwise they are
 downloaded once from a commit-pinned address and checked against a pinned SHA-256 with the
-optional package ``pooch`` (``pip install 'apim[data]'``), and cached in pooch's cache folder
+optional package ``pooch`` (``pip install pooch``), and cached in pooch's cache folder
 for apim.
 
 Examples
@@ -123,7 +123,7 @@ def _local_or_download(spec: PublicFile, path: str | Path | None) -> Path:
     except ImportError as error:
         raise UnsupportedFileError(
             f"downloading the {spec.name} data needs the optional package pooch "
-            "(pip install 'apim[data]'); or download "
+            "(pip install pooch); or download "
             f"{spec.url} yourself and pass path=") from error
     try:
         fetched = pooch.retrieve(spec.url, known_hash=f"sha256:{spec.sha256}",

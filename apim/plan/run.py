@@ -339,7 +339,7 @@ def _run(plan: Plan, out: Path, run: str, *, force: bool, retry_failed: bool, n_
         buffer = effects.to_parquet(index=False)
         write_atomic(out / "effects.parquet", buffer, run=run)  # type: ignore[arg-type]
     except ImportError:
-        parquet = "not written: pyarrow is not installed (pip install 'apim[io]')"
+        parquet = "not written: pyarrow is not installed (pip install pyarrow)"
     finished = _dt.datetime.now(_dt.timezone.utc)
     by_id = models.set_index("analysis")
     manifest = {

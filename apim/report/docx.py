@@ -50,7 +50,7 @@ def _docx() -> Any:
         import docx
     except ImportError:
         raise SpecError("Word output (.docx) needs python-docx: pip install "
-                        "'apim[docx]'") from None
+                        "python-docx") from None
     return docx
 
 

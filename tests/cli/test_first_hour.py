@@ -205,3 +205,16 @@ def test_therapist_refuses_a_bad_covariate_before_the_bootstrap(monkeypatch, cap
                  "treatmnt", "--bootstrap", "100"])
     err = capsys.readouterr().err
     assert code == 2 and "treatmnt" in err and "treatment" in err  # did you mean
+
+
+def test_install_hints_name_a_package_pip_finds_from_a_checkout_too(monkeypatch, tmp_path,
+                                                                   capsys):
+    """'pip install apim[io]' fails from a clone (apim is not on the index under that
+    name): hints name the missing package itself."""
+    path = tmp_path / "sessions.xlsx"
+    pd.DataFrame({"dyad": [1, 1], "role": ["p", "t"], "x": [1.0, 2.0]}).to_excel(
+        path, index=False)
+    monkeypatch.setitem(sys.modules, "openpyxl", None)  # as on an install without it
+    assert main(["describe", str(path), "--dyad", "dyad", "--role", "role"]) == 2
+    err = capsys.readouterr().err
+    assert "install it with: pip install openpyxl" in err and "apim[" not in err
