@@ -42,4 +42,38 @@ def test_every_vignette_is_listed_in_the_index():
     index = (FOLDER / "README.md").read_text(encoding="utf-8")
     for path in VIGNETTES:
         assert path.name in index, path.name
-    assert "jupytext --to ipynb --execute" in index and "nbconvert --to html" in index
+    assert "jupytext --set-kernel python3 --to ipynb --execute" in index
+    assert "nbconvert --to html" in index
+
+
+def test_the_docs_extra_installs_what_the_vignettes_import():
+    """The render recipe runs in a fresh environment with ``pip install '.[docs]'``: every
+    package a vignette imports is apim itself, the standard library, a dependency of apim
+    or in the ``docs`` extra."""
+    import ast
+    import re
+    import sys
+    from importlib.metadata import packages_distributions
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    project = tomllib.loads((FOLDER.parent / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["docs"]]
+    installed = {re.split(r"[<>=!~;\[ ]", w, maxsplit=1)[0].lower().replace("_", "-")
+                 for w in wanted}
+    distributions = packages_distributions()
+    for path in VIGNETTES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                     else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top == "apim" or top in sys.stdlib_module_names:
+                    continue
+                dists = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                assert dists & installed, f"{path.name} imports {top}: add it to 'docs'"

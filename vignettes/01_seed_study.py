@@ -35,13 +35,13 @@ import numpy as np
 import pandas as pd
 
 import apim
-from apim.report.figures import path_diagram
 from apim.inference.compare import distinguishability_test
 from apim.inference.effect_sizes import pseudo_r2
 from apim.inference.patterns import dyadic_patterns
 from apim.inference.robustness import within_dyad_fixed_effects
 from apim.inference.slopes import simple_slopes
 from apim.inference.wald import wald_test
+from apim.report.figures import path_diagram
 from apim.simulation.simulate import SimulationSpec, simulate, true_effects
 
 # %% [markdown]
@@ -175,8 +175,10 @@ print(pseudo_r2(result).round(3).to_string(index=False))
 # arrows are significant at .05; k = partner / actor per outcome role with its interval.
 
 # %%
-diagram = path_diagram(result)
-diagram
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+for ax, level in zip(axes, ("within", "between")):
+    path_diagram(result, level=level, ax=ax)
+plt.show()
 
 # %% [markdown]
 # ## Actor × partner

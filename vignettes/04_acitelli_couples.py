@@ -2,31 +2,28 @@
 # # 4. Acitelli couples: distinguishability, k and dyadic patterns
 #
 # 148 married couples, one measurement each (Acitelli, 1997): does seeing one's partner
-# positively (`other_pos`) go with one's own satisfaction (actor) and the partner's
+# positively (`OtherPos`) go with one's own satisfaction (actor) and the partner's
 # (partner)? These data are the standard example of Kenny's APIM tutorials; the 2day
 # dyadic workshop (Kenny & Garcia) prints nlme output for each model below, and the
 # numbers are checked against it with `assert` statements.
 #
-# Cross-sectional data are a special case: one "session" per person. Set
-# `APIM_SHARED_DATA` to the folder holding `acitelli/` (default `../shared/data` beside the
-# repository).
+# Cross-sectional data are a special case: one "session" per person. The data are
+# bundled with apim (`apim.load_acitelli()`: the CC0 copy of R. L. Garcia's dyadr package,
+# pairwise file read as one row per spouse; `apim fit` reads the same file with
+# `--layout pairwise --dyad CoupleID --role Gender`).
 
 # %%
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 import apim
-from apim import APIMSpec, CovarianceSpec, DecompositionSpec, SessionData
+from apim import APIMSpec, CovarianceSpec, DecompositionSpec
 from apim.inference.compare import distinguishability_test
 from apim.inference.effect_sizes import pseudo_r2
 from apim.inference.patterns import dyadic_patterns
 from apim.inference.wald import wald_test
 
-SHARED = Path(os.environ.get("APIM_SHARED_DATA", Path("..") / ".." / "shared" / "data"))
 pd.set_option("display.width", 120)
 pd.set_option("display.max_columns", 20)
 
@@ -36,9 +33,8 @@ def near(value: float, printed: float, decimals: int) -> bool:
     return abs(value - printed) <= 0.5 * 10 ** -decimals + 1e-12
 
 
-acitelli = SessionData.from_long(SHARED / "acitelli" / "acitelli_individual.csv",
-                                 dyad="cuplid", role="gender", roles=(1, -1))
-print(acitelli.report(["satisfaction", "other_pos"]))
+acitelli = apim.load_acitelli()
+print(acitelli.report(["Satisfaction", "OtherPos"]))
 
 # %% [markdown]
 # ## Indistinguishable dyads
@@ -49,16 +45,16 @@ print(acitelli.report(["satisfaction", "other_pos"]))
 
 # %%
 raw = DecompositionSpec(center="none")
-spec = APIMSpec("satisfaction", ("other_pos",), decomposition=raw,
+spec = APIMSpec("Satisfaction", ("OtherPos",), decomposition=raw,
                 covariance=CovarianceSpec(random="none"), distinguishable=False)
 indist = apim.fit(acitelli, spec)
 print(indist.summary())
 eff = indist.effects
-assert near(eff.loc["both.actor.none.other_pos", "estimate"], 0.4004231, 7)
-assert near(eff.loc["both.partner.none.other_pos", "estimate"], 0.2879705, 7)
-assert near(eff.loc["both.actor.none.other_pos", "se"], 0.0473141, 7)
+assert near(eff.loc["both.actor.none.OtherPos", "estimate"], 0.4004231, 7)
+assert near(eff.loc["both.partner.none.OtherPos", "estimate"], 0.2879705, 7)
+assert near(eff.loc["both.actor.none.OtherPos", "se"], 0.0473141, 7)
 assert near(indist.statistics.loglik, -148.3591, 4)
-assert near(indist.variance.loc["residual cor(1,-1)", "estimate"], 0.4693414, 7)
+assert near(indist.variance.loc["residual cor(Husband,Wife)", "estimate"], 0.4693414, 7)
 assert near(pseudo_r2(indist)["pseudo_r2"].iloc[0], 0.29462, 5)
 
 # %% [markdown]
@@ -70,17 +66,17 @@ assert near(pseudo_r2(indist)["pseudo_r2"].iloc[0], 0.29462, 5)
 # %%
 dist = apim.fit(acitelli, spec.replace(distinguishable=True))
 print(dist.summary())
-published = {"1.intercept": (0.6904589, 0.3429034), "-1.intercept": (0.6112485, 0.4128195),
-             "1.actor.none.other_pos": (0.4243866, 0.0677157),
-             "-1.actor.none.other_pos": (0.3777000, 0.0739222),
-             "1.partner.none.other_pos": (0.2616498, 0.0614025),
-             "-1.partner.none.other_pos": (0.3214782, 0.0815225)}
+published = {"Husband.intercept": (0.6904589, 0.3429034), "Wife.intercept": (0.6112485, 0.4128195),
+             "Husband.actor.none.OtherPos": (0.4243866, 0.0677157),
+             "Wife.actor.none.OtherPos": (0.3777000, 0.0739222),
+             "Husband.partner.none.OtherPos": (0.2616498, 0.0614025),
+             "Wife.partner.none.OtherPos": (0.3214782, 0.0815225)}
 for term, (b, se) in published.items():
     assert near(dist.effects.loc[term, "estimate"], b, 7), term
     assert abs(dist.effects.loc[term, "se"] - se) <= 1e-4 * se, term  # DESIGN.md tolerance
 assert near(dist.statistics.loglik, -150.1108, 4)
 sd = dist.variance["estimate"]
-assert near(sd["residual sd(-1)"] / sd["residual sd(1)"], 1.203894, 5)
+assert near(sd["residual sd(Wife)"] / sd["residual sd(Husband)"], 1.203894, 5)
 
 # %% [markdown]
 # ## Are husbands and wives distinguishable here?
@@ -135,7 +131,7 @@ ax.errorbar(shown["k"], y, xerr=[shown["k"] - shown["ci_low"], shown["ci_high"] 
 for value, name in ((1, "couple"), (0, "actor-only"), (-1, "contrast")):
     ax.axvline(value, ls=":", color="grey")
     ax.text(value, 1.02, name, ha="center", fontsize=8, transform=ax.get_xaxis_transform())
-who = {"both": "both", "1": "husbands", "-1": "wives"}
+who = {"both": "both", "Husband": "husbands", "Wife": "wives"}
 ax.set_yticks(y, [f"{m}: {who[str(r)]}" for m, r in zip(shown["model"],
                                                          shown["outcome_role"])])
 ax.set_xlabel("k = partner / actor (95% interval)")
