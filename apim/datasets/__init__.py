@@ -42,10 +42,11 @@ from pathlib import Path
 import pandas as pd
 
 from apim.data.session import SessionData
+from apim.datasets.couples import acitelli_path
 from apim.simulation.simulate import SimulationSpec, simulate
 
-__all__ = ["load_alliance", "alliance_path", "ALLIANCE_SPEC", "ALLIANCE_SEED",
-           "simulate_alliance", "write_alliance"]
+__all__ = ["load_alliance", "alliance_path", "acitelli_path", "ALLIANCE_SPEC",
+           "ALLIANCE_SEED", "simulate_alliance", "write_alliance"]
 
 ALLIANCE_SEED = 20160484
 ALLIANCE_SPEC = SimulationSpec(
