@@ -41,7 +41,7 @@ from apim.model.centring import DecompositionSpec
 from apim.model.fitted import FittedModel, jsonable
 from apim.model.registry import fit
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec, LatentAPIMSpec
-from apim.report.docx import to_docx
+from apim.report.docx import require_docx, to_docx
 
 __all__ = ["register", "run", "add_model_arguments", "fit_with_warnings", "model_kind",
            "check_options", "model_spec", "references", "OPTIONS", "KINDS"]
@@ -282,6 +282,8 @@ def run(args: argparse.Namespace) -> None:
                          ("--docx", args.docx)):  # issue 20
         if path:
             check_new_output(path, option, force=args.force, inputs=[args.data])
+    if args.docx:
+        require_docx()  # before the fit, not after it
     result, caught = fit_with_warnings(args)
     tests, arms = _extras(result, args.test or [])
     payload = result.to_dict()

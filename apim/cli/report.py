@@ -17,6 +17,7 @@ from apim.cli.fit import (
 from apim.cli.help import HelpFormatter, examples
 from apim.errors import SpecError
 from apim.files import check_new_output
+from apim.report.docx import require_docx
 from apim.report.docx_report import fit_report_docx
 from apim.report.html import FIGURES, fit_report, missing_figures
 
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> None:
     """Check the output and the figures, fit (any model kind), then write the report."""
     check_new_output(args.out, "--out", force=args.force, inputs=[args.data])
     figures = check_figures(args)
+    if str(args.out).lower().endswith(".docx"):
+        require_docx()  # before the fit, not after it
     result, caught = fit_with_warnings(args)
     if str(args.out).lower().endswith(".docx"):  # Word: tables without figures
         fit_report_docx(result, args.out, warnings=caught, title=args.title)

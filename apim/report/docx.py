@@ -54,6 +54,12 @@ def _docx() -> Any:
     return docx
 
 
+def require_docx() -> None:
+    """Refuse Word output before any work when python-docx is missing
+    (:class:`~apim.errors.SpecError` with the install command)."""
+    _docx()
+
+
 def plain(value: object) -> str:
     """``value`` as text Word can hold: verbatim, except characters XML forbids (control
     characters), which become U+FFFD.

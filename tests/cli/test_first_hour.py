@@ -218,3 +218,21 @@ def test_install_hints_name_a_package_pip_finds_from_a_checkout_too(monkeypatch,
     assert main(["describe", str(path), "--dyad", "dyad", "--role", "role"]) == 2
     err = capsys.readouterr().err
     assert "install it with: pip install openpyxl" in err and "apim[" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["fit", PATH, *COLUMNS, "--outcome", "outcome", "--predictor", "alliance", "--docx",
+     "{tmp}/t.docx", "--report", "{tmp}/r.html"],
+    ["report", PATH, *COLUMNS, "--outcome", "outcome", "--predictor", "alliance", "--out",
+     "{tmp}/t.docx"]])
+def test_word_output_without_python_docx_is_refused_before_the_fit(argv, monkeypatch,
+                                                                    tmp_path, capsys):
+    from apim.cli import fit as fit_cli
+
+    monkeypatch.setitem(sys.modules, "docx", None)  # as on the base install
+    monkeypatch.setattr(fit_cli, "fit_with_warnings", _no_fit)
+    monkeypatch.setattr(report_cli, "fit_with_warnings", _no_fit)
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert "needs python-docx: pip install python-docx" in err
+    assert not list(tmp_path.iterdir())  # nothing written
