@@ -191,10 +191,12 @@ def test_dropped_rows_are_named_in_the_users_terms(capsys):
 
 def test_therapist_text_covariate_is_coded_and_said_so(capsys):
     code = main(["therapist", PATH, *COLUMNS, "--variable", "alliance", "--covariate",
-                 "treatment", "--ci", "none"])
+                 "treatment", "--ci", "none", "--predictor", "alliance", "--outcome",
+                 "outcome", "--no-session-split"])
     out = capsys.readouterr().out
     assert code == 0
     assert "covariate 'treatment' is text: dummy coded against its first level 'AFT'" in out
+    assert "< .001" in out and " 0.000 " not in out  # p values in APA style
 
 
 def test_therapist_refuses_a_bad_covariate_before_the_bootstrap(monkeypatch, capsys):

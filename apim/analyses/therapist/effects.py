@@ -28,6 +28,7 @@ from apim.analyses.therapist.checks import (
 )
 from apim.analyses.therapist.shares import VarianceShares, variance_shares
 from apim.analyses.therapist.spec import TherapistSpec
+from apim.apa import p_value
 from apim.data.session import SessionData
 from apim.errors import SmallSampleWarning
 from apim.model.result import APIMResult
@@ -75,16 +76,21 @@ class TherapistEffects:
         if self.dyad_association is not None:
             parts += ["", "Association at the dyad level: patient (within-therapist), "
                       "therapist and contextual effects (Baldwin, Wampold & Imel, 2007)",
-                      self.dyad_association.drop(columns="effect").to_string(**fmt)]
+                      _apa_p(self.dyad_association.drop(columns="effect")).to_string(**fmt)]
         if self.session_association is not None:
             parts += ["", "Association at the session level (three-level APIM)",
-                      self.session_association.to_string(**fmt)]
+                      _apa_p(self.session_association).to_string(**fmt)]
         if self.notes:
             parts += ["", *self.notes]
         return "\n".join(parts)
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def _apa_p(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with its p values as APA writes them (``< .001``, ``.027``)."""
+    return table.assign(p=table["p"].map(p_value)) if "p" in table else table
 
 
 def check_therapist_spec(data: SessionData, spec: TherapistSpec) -> tuple[str, ...]:
