@@ -110,9 +110,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(argv, debug)
 
 
+def _unknown(parser: argparse.ArgumentParser, command: str, extra: list[str]) -> str:
+    """One line for options the subcommand does not know, with the closest one it does
+    (``apim fit: unrecognized arguments: --figure path ... (see apim fit --help)``)."""
+    import difflib
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+    def options(name: str) -> list[str]:
+        return [o for a in sub.choices[name]._actions for o in a.option_strings
+                if a.help != argparse.SUPPRESS]
+
+    flags = [e.split("=")[0] for e in extra if e.startswith("--")]
+    elsewhere = [name for name in sub.choices if flags and flags[0] in options(name)]
+    close = difflib.get_close_matches(flags[0], options(command), n=1) if flags else []
+    hint = (f" ({flags[0]} is an option of apim {', apim '.join(elsewhere)})" if elsewhere
+            else f" (did you mean {close[0]}?)" if close else "")
+    return (f"apim {command}: unrecognized arguments: {' '.join(extra)}{hint} (see "
+            f"apim {command} --help)")
+
+
 def _run(argv: list[str], debug: bool) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            raise _OptionError(_unknown(parser, args.command, extra))
     except _OptionError as error:
         print(f"apim: error: {_one_line(error).removeprefix('apim: ')}", file=sys.stderr)
         return EXIT_DATA

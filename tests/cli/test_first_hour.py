@@ -238,3 +238,17 @@ def test_word_output_without_python_docx_is_refused_before_the_fit(argv, monkeyp
     err = capsys.readouterr().err
     assert "needs python-docx: pip install python-docx" in err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["fit", PATH, "--dyad", "dyad", "--role", "role", "--outcome", "outcome",
+      "--predictor", "alliance", "--figure", "path"],
+     "apim fit: unrecognized arguments: --figure path (--figure is an option of apim "
+     "report, apim power, apim ruptures) (see apim fit --help)"),
+    (["fit", PATH, "--dyad", "dyad", "--moderater", "treatment"],
+     "(did you mean --moderator?) (see apim fit --help)"),
+    (["power", "--hypothesis", "x", "--jobs", "2"], "(did you mean --n-jobs?)")])
+def test_unknown_options_point_to_the_subcommands_help(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
