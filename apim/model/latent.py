@@ -355,6 +355,8 @@ def warn_if_unreliable(data: SessionData, predictors: tuple[str, ...] | list[str
     """Warn (:class:`SmallSampleWarning`) when a role's observed person means of a
     predictor have mean reliability below ``threshold``: observed-mean between effects
     are then pulled toward the within effects; point to :class:`LatentAPIMSpec`."""
+    latent = ("add --centring latent" if current() == "cli"
+              else "fit LatentAPIMSpec (the latent APIM)")
     for v in predictors:
         table = person_mean_reliability(data, v)
         low = table[table["reliability"] < threshold]
@@ -363,5 +365,4 @@ def warn_if_unreliable(data: SessionData, predictors: tuple[str, ...] | list[str
             warnings.warn(SmallSampleWarning(
                 f"the person means of {v!r} are unreliable (mean reliability {detail} "
                 f"< {threshold}): observed-mean between effects are biased toward the "
-                "within effects; fit LatentAPIMSpec (apim fit --centring latent) for "
-                "latent between effects"), stacklevel=3)
+                f"within effects; {latent} for latent between effects"), stacklevel=3)

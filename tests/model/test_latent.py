@@ -286,6 +286,12 @@ def test_moment_reliability_and_warning():
     assert np.allclose(table["reliability"], 0.25 / (0.25 + 0.64 / 3), atol=0.05)
     with pytest.warns(SmallSampleWarning, match="LatentAPIMSpec"):
         warn_if_unreliable(few, ["x"])
+    from apim.data.hints import interface
+
+    with interface("cli"), pytest.warns(SmallSampleWarning) as caught:  # the user's terms
+        warn_if_unreliable(few, ["x"])
+    assert "add --centring latent" in str(caught[0].message)
+    assert "LatentAPIMSpec" not in str(caught[0].message)
     many = simulate(SimulationSpec(n_dyads=50, n_sessions=30, caseload=0), seed=4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
