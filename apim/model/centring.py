@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from apim.data.formats import partner_values
+from apim.data.hints import current, option
 from apim.data.session import RowKeys, SessionData
 from apim.data.validate import informative, within_variation
 from apim.errors import SpecError
@@ -98,8 +99,10 @@ class DecompositionSpec(Spec):
         if self.lag < 0:
             raise SpecError(f"lag={self.lag!r} must be a whole number >= 0")
         if self.detrend and self.center in ("grand", "none"):
-            raise SpecError("detrend=True needs center='person' or 'therapist' "
-                              "(a trend is removed before a within/between split)")
+            flag = "--detrend" if current() == "cli" else "detrend=True"
+            raise SpecError(f"{flag} needs {option('center', 'person')} or "
+                            f"{option('center', 'therapist')} (a trend is removed before a "
+                            "within/between split)")
 
 
 @dataclass(frozen=True)
@@ -290,8 +293,8 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
     if spec.center is None:
         spec = spec.replace(center=default_center(data))
     if spec.center == "therapist" and not data.has_therapist:
-        raise SpecError("center='therapist' needs a therapist column: map it with "
-                          "therapist=... (or --therapist COL)")
+        raise SpecError(f"{option('center', 'therapist')} needs a therapist column: map "
+                        f"it with {option('therapist', 'COL', '...')}")
     frame = data.frame
     person = [frame["dyad"], frame["role"]]
     keys = data.keys

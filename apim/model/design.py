@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from apim.data.hints import current, option
 from apim.data.report import Exclusion
 from apim.data.session import SessionData
 from apim.data.validate import require_columns
@@ -200,19 +201,23 @@ def check_identified(data: SessionData, spec: APIMSpec) -> None:
         return
     center = spec.decomposition.center
     if center in ("person", "therapist"):
+        default = ("omitting --center chooses" if current() == "cli"
+                   else "center=None chooses")
         raise SpecError(
-            f"center={center!r} splits predictors into within- and between-person parts, "
-            "but every member has one observation, so the within part is zero; use "
-            "center='none' or 'grand' (center=None, --center omitted, chooses raw "
+            f"{option('center', center)} splits predictors into within- and between-person "
+            "parts, but every member has one observation, so the within part is zero; use "
+            f"{option('center', 'none')} or {option('center', 'grand')} ({default} raw "
             "predictors for cross-sectional data)")
     if cov.random in (None, "none"):
         return
+    omit = "drop --random" if current() == "cli" else "leave random unset"
     raise SpecError(
-        f"random={cov.random!r} with residual={spec.residual_structure!r} is not identified: "
-        "every member has one observation, so a random intercept cannot be told apart "
-        "from the residual; use random='none' (the residual covariance, e.g. 'un' or "
-        "'cs', then carries the partners' correlation, as nlme's gls does), or drop "
-        "--random so the default for cross-sectional data applies")
+        f"{option('random', str(cov.random))} with "
+        f"{option('residual', str(spec.residual_structure))} is not identified: every "
+        "member has one observation, so a random intercept cannot be told apart from the "
+        f"residual; use {option('random', 'none')} (the residual covariance, e.g. un or "
+        f"cs, then carries the partners' correlation, as nlme's gls does), or {omit} so "
+        "the default for cross-sectional data applies")
 
 
 def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:

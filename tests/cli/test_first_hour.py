@@ -252,3 +252,24 @@ def test_unknown_options_point_to_the_subcommands_help(argv, words, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+ACITELLI = ["fit", apim.datasets.acitelli_path(), "--layout", "pairwise", "--dyad",
+            "CoupleID", "--role", "Gender", "--outcome", "Satisfaction", "--predictor",
+            "OtherPos"]
+
+
+@pytest.mark.parametrize("argv, words, python", [
+    ([*ACITELLI, "--random", "intercepts"],
+     "--random intercepts with --residual un is not identified", "random="),
+    ([*ACITELLI, "--center", "person"], "use --center none or --center grand (omitting "
+                                        "--center chooses raw predictors", "center="),
+    (["fit", PATH, *COLUMNS, "--outcome", "outcome", "--predictor", "alliance",
+      "--detrend", "--center", "grand"], "--detrend needs --center person or --center "
+                                         "therapist", "detrend="),
+    (["therapist", PATH, *COLUMNS, "--variable", "alliance", "--ci", "exact"],
+     "--ci exact needs every dyad to have the same number", "ci=")])
+def test_messages_name_the_flags_the_user_typed(argv, words, python, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and python not in err  # no Python syntax on the command line

@@ -23,6 +23,7 @@ from apim.analyses.therapist.checks import check_caseloads, code_covariates
 from apim.analyses.therapist.exact import exact_icc_interval
 from apim.analyses.therapist.levels import LevelFit, fit_level
 from apim.analyses.therapist.spec import CI, SHARE_COLUMNS, Method, TherapistSpec
+from apim.data.hints import option
 from apim.data.session import SessionData
 from apim.engine.mixed.estimate import MixedFit
 from apim.errors import SpecError
@@ -75,9 +76,9 @@ def _interval_methods(units: list[LevelFit], ci: CI) -> list[str]:
         elif ci in ("auto", "exact") and u.balanced_n:
             how.append("exact")
         elif ci == "exact":
-            raise SpecError(f"ci='exact' needs every dyad to have the same number of "
-                            f"{u.variable!r} ratings by {u.role!r}, and no covariates: "
-                            "use ci='bootstrap'")
+            raise SpecError(f"{option('ci', 'exact')} needs every dyad to have the same "
+                            f"number of {u.variable!r} ratings by {u.role!r}, and no "
+                            f"covariates: use {option('ci', 'bootstrap')}")
         else:
             how.append("bootstrap")
     return how
