@@ -125,10 +125,10 @@ assert low <= rate <= high
 
 # %%
 ax = result.plot(x="n_dyads", by=None)
+ax.get_lines()[0].set_label(f"Monte Carlo ({replicates} replicates)")
 grid = np.linspace(15, needed * 1.1, 100)
 ax.plot(grid, [closed_form_power(n) for n in grid], ls="--", color="black",
         label="closed form")
-ax.axhline(0.8, color="grey", lw=0.8)
 ax.legend(frameon=False)
 plt.show()
 
