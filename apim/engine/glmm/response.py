@@ -51,8 +51,9 @@ def interval(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
         middle = np.where(lower_tail, lcdf_a + log1mexp(np.minimum(lcdf_b - lcdf_a, 0.0)),
                           lsf_b + log1mexp(np.minimum(lsf_a - lsf_b, 0.0)))
     logp = np.where(bottom, np.where(top, 0.0, lcdf_a), np.where(top, lsf_b, middle))
-    ra = np.where(top, 0.0, np.exp(link.logpdf(a_f) - logp))  # f(a) / P
-    rb = np.where(bottom, 0.0, np.exp(link.logpdf(b_f) - logp))  # f(b) / P
+    with np.errstate(over="ignore"):  # only in the branches np.where discards
+        ra = np.where(top, 0.0, np.exp(link.logpdf(a_f) - logp))  # f(a) / P
+        rb = np.where(bottom, 0.0, np.exp(link.logpdf(b_f) - logp))  # f(b) / P
     d1 = rb - ra
     d2 = ra * link.slope(a_f) - rb * link.slope(b_f) - d1 * d1
     return logp, d1, d2
