@@ -39,6 +39,7 @@ from apim.model.generalized_checks import (
 )
 from apim.model.generalized_result import GeneralizedAPIMResult
 from apim.model.generalized_spec import GeneralizedAPIMSpec
+from apim.model.spec import APIMSpec
 
 __all__ = ["fit_generalized"]
 
@@ -94,6 +95,8 @@ def fit_generalized(data: SessionData, spec: GeneralizedAPIMSpec,
         link=spec.link, n_categories=len(categories), thresholds=spec.threshold_sets,
         random="unstructured" if spec.distinguishable else "exchangeable", nagq=spec.nagq,
         x_names=tuple(names))
+    resolved = design.spec
+    if isinstance(resolved, APIMSpec):  # the data-dependent centring made explicit
+        spec = spec.replace(decomposition=resolved.decomposition)
     return GeneralizedAPIMResult(design=design, engine=fit_glmm(engine_model, control),
-                                 terms=terms, categories=categories,
-                                 spec=spec.replace(decomposition=design.spec.decomposition))
+                                 terms=terms, categories=categories, spec=spec)

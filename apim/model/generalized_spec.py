@@ -13,9 +13,10 @@ Examples
 >>> spec.nagq, spec.link, spec.threshold_sets
 (7, 'logit', 'role')
 >>> GeneralizedAPIMSpec("rupture", ("alliance",), family="binomial", method="REML")
+... # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-apim.errors.SpecError: method='REML' does not apply to a binomial outcome: a generalized APIM is fitted by maximum likelihood only (REML is defined for Gaussian outcomes); use method='ML'
+apim.errors.SpecError: method='REML' does not apply to a binomial outcome: ...
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class GeneralizedAPIMSpec(Spec):
                             "thresholds='shared' (or distinguishable=True)")
 
     @property
-    def threshold_sets(self) -> str:
+    def threshold_sets(self) -> Literal["role", "shared"]:
         """The thresholds in effect: ``role`` or ``shared``."""
         if self.thresholds is not None:
             return self.thresholds
