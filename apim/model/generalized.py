@@ -13,6 +13,7 @@ Examples
 >>> import apim
 >>> data = apim.load_alliance()
 >>> frame = data.frame.drop(columns="row")
+>>> frame = frame[frame["dyad"] <= 40]  # a part of the data, to keep the example quick
 >>> frame["low"] = (frame["outcome"] < 2.8).astype(float).where(frame["outcome"].notna())
 >>> data = apim.SessionData.from_long(frame, dyad="dyad", session="session", role="role")
 >>> spec = GeneralizedAPIMSpec("low", ("alliance",), family="binomial", nagq=1)

@@ -33,9 +33,9 @@ __all__ = ["GeneralizedAPIMSpec", "DEFAULT_NAGQ", "MAX_NAGQ", "FAMILIES", "LINK_
 
 DEFAULT_NAGQ = 7
 """Quadrature points per dimension by default: with few sessions per dyad the Laplace
-approximation biases the variance components (and with them the between effects); 7
-points per dimension (49 per dyad) agree with 25 to about 1e-4 in the log-likelihood on
-5-session dyads (tests/model/test_generalized_oracle.py)."""
+approximation is visibly off (more than 1e-3 in the log-likelihood on 5-session dyads) and
+7 points per dimension (49 per dyad) are within 1e-3 of 25
+(tests/engine/test_glmm_engine.py)."""
 MAX_NAGQ = 25
 FAMILIES = ("binomial", "ordinal")
 LINK_NAMES = ("logit", "probit")

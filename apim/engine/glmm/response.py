@@ -10,7 +10,7 @@ Examples
 >>> import numpy as np
 >>> from apim.engine.glmm.links import LINKS
 >>> eta = np.array([0.3])
->>> logp, d1, d2 = interval(LINKS["logit"], np.array([np.inf]), -eta, eta)
+>>> logp, d1, d2 = interval(LINKS["logit"], np.array([np.inf]), np.array([0.0]), eta)
 >>> bool(np.isclose(np.exp(logp[0]), 1 / (1 + np.exp(-0.3))))
 True
 """
