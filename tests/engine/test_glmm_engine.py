@@ -143,3 +143,29 @@ def test_zero_variance_is_reported_at_the_boundary():
     if np.min(np.diag(G)) < 1e-8:  # an SD at zero must be reported, never silent
         assert fit.boundary
     assert np.all(np.isfinite(np.sqrt(np.diag(fit.cov_coef))))
+
+
+def _difference_gradient(problem: GLMMProblem, x: np.ndarray) -> np.ndarray:
+    out = np.empty(len(x))
+    for j in range(len(x)):
+        e = np.zeros(len(x))
+        e[j] = step = 1e-6 * max(1.0, abs(x[j]))
+        out[j] = (problem.loglik(x + e) - problem.loglik(x - e)) / (2 * step)
+    return out
+
+
+@pytest.mark.parametrize("family, link, random", CASES)
+@pytest.mark.parametrize("nagq", [1, 4])
+def test_analytic_gradient_matches_differences(family, link, random, nagq):
+    K = 4 if family == "ordinal" else 2
+    y, X, dyad, role = _data(1, K=K)
+    if family == "ordinal":
+        X = X[:, 2:]
+    for thresholds in (("role", "shared") if family == "ordinal" else ("role",)):
+        model = GLMMModel(category=y, X=X, dyad=dyad, role=role, family=family, link=link,
+                          n_categories=K, random=random, nagq=nagq, thresholds=thresholds)
+        x = np.random.default_rng(3).normal(scale=0.5, size=model.n_params)
+        problem = GLMMProblem(prepare(model))
+        point = problem.evaluate(x)
+        assert point.loglik == pytest.approx(problem.loglik(x), abs=1e-9)
+        assert np.allclose(point.score, _difference_gradient(problem, x), atol=1e-6)

@@ -17,11 +17,13 @@ True
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from apim.engine.glmm.links import Link
 
-__all__ = ["interval", "log_probability", "log1mexp"]
+__all__ = ["interval", "interval_terms", "Terms", "log_probability", "log1mexp"]
 
 
 def log1mexp(x: np.ndarray) -> np.ndarray:
@@ -74,3 +76,53 @@ def log_probability(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.nd
     if len(rows):
         logp[rows] = interval(link, upper_b[rows], lower_b[rows], eta[rows])[0]
     return logp
+
+
+class Terms(NamedTuple):
+    """log P and its derivatives: in eta (``d1``, ``d2``, ``d3``) and in the upper and
+    lower thresholds (``up``/``low``: of log P, of d1 and of d2)."""
+
+    logp: np.ndarray
+    d1: np.ndarray
+    d2: np.ndarray
+    d3: np.ndarray
+    up: np.ndarray
+    low: np.ndarray
+    d1_up: np.ndarray
+    d1_low: np.ndarray
+    d2_up: np.ndarray
+    d2_low: np.ndarray
+
+
+def interval_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
+                   ) -> Terms:
+    """:func:`interval` with third derivatives and the thresholds' partials, for the
+    analytic gradient. With ``phi(a, b) = log(F(a) - F(b))``, ``a = upper - eta``, ``b =
+    lower - eta``, ``r_a = f(a)/P``, ``r_b = f(b)/P``, ``s = f'/f``, ``t = f''/f``:
+    ``phi_a = r_a``, ``phi_b = -r_b``, ``phi_aa = r_a s_a - r_a^2``, ``phi_ab = r_a r_b``,
+    ``phi_bb = -r_b s_b - r_b^2``, ``phi_aaa = r_a t_a - 3 r_a^2 s_a + 2 r_a^3``,
+    ``phi_aab = r_a r_b s_a - 2 r_a^2 r_b``, ``phi_abb = r_a r_b s_b + 2 r_a r_b^2``,
+    ``phi_bbb = -r_b t_b - 3 r_b^2 s_b - 2 r_b^3``; each derivative in eta is minus the
+    sum over a and b."""
+    a = upper - eta
+    b = lower - eta
+    top, bottom = np.isposinf(a), np.isneginf(b)
+    a_f = np.where(top, 0.0, a)
+    b_f = np.where(bottom, 0.0, b)
+    logp = log_probability(link, upper, lower, eta)
+    with np.errstate(over="ignore"):
+        ra = np.where(top, 0.0, np.exp(link.logpdf(a_f) - logp))
+        rb = np.where(bottom, 0.0, np.exp(link.logpdf(b_f) - logp))
+    sa, sb = link.slope(a_f), link.slope(b_f)
+    ta, tb = link.curvature(a_f), link.curvature(b_f)
+    p_aa = ra * sa - ra * ra
+    p_ab = ra * rb
+    p_bb = -rb * sb - rb * rb
+    p_aaa = ra * ta - 3 * ra * ra * sa + 2 * ra ** 3
+    p_aab = ra * rb * sa - 2 * ra * ra * rb
+    p_abb = ra * rb * sb + 2 * ra * rb * rb
+    p_bbb = -rb * tb - 3 * rb * rb * sb - 2 * rb ** 3
+    return Terms(logp=logp, d1=rb - ra, d2=p_aa + 2 * p_ab + p_bb,
+                 d3=-(p_aaa + 3 * p_aab + 3 * p_abb + p_bbb), up=ra, low=-rb,
+                 d1_up=-(p_aa + p_ab), d1_low=-(p_ab + p_bb),
+                 d2_up=p_aaa + 2 * p_aab + p_abb, d2_low=p_aab + 2 * p_abb + p_bbb)
