@@ -30,9 +30,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from apim.engine.control import FitControl
+from apim.engine.glmm.gradient import loglik_gradient, threshold_jacobians
 from apim.engine.glmm.model import GLMMModel, Prepared, prepare
 from apim.engine.glmm.quadrature import marginal_loglik
-from apim.engine.glmm.gradient import loglik_gradient
+from apim.engine.glmm.response import interval_terms
 from apim.engine.optimize import Point, difference_hessian, maximize
 
 __all__ = ["fit_glmm", "GLMMFit", "GLMMProblem"]
@@ -47,10 +48,11 @@ class GLMMProblem:
 
     relative_steps = True
 
-    def __init__(self, prepared: Prepared) -> None:
+    def __init__(self, prepared: Prepared, rough: np.ndarray | None = None) -> None:
         self.prepared = prepared
         self.size = float(len(prepared.category))
         self._start: np.ndarray | None = None
+        self._rough = rough  # a Hessian for the first Newton steps (e.g. Laplace's)
 
     def loglik(self, x: np.ndarray) -> float:
         """The marginal log-likelihood at ``x``."""
@@ -92,7 +94,16 @@ class GLMMProblem:
         return Point(value, grad)
 
     def hessian(self, x: np.ndarray, point: Point | None = None) -> np.ndarray:
-        """Hessian of ``-loglik``: central differences of the analytic gradient."""
+        """Hessian of ``-loglik``: central differences of the analytic gradient; for
+        Newton steps (``point`` given) the rough one this problem was given, if any (the
+        secant updates refine it)."""
+        if point is not None and self._rough is not None:
+            rough, self._rough = self._rough, None
+            return rough
+        return difference_hessian(lambda z: -self.gradient(z), x)
+
+    def final_hessian(self, x: np.ndarray) -> np.ndarray:
+        """The Hessian for the standard errors (always the differences)."""
         return difference_hessian(lambda z: -self.gradient(z), x)
 
 
@@ -166,22 +177,11 @@ class GLMMFit:
         return self.model.covariance(self.x[-self.model.n_covariance:])
 
 
-def _start(prepared: Prepared) -> np.ndarray:
-    """Start values: intercept-like columns at the link quantile of the role's event rate,
-    other effects 0; thresholds at the quantiles of the cumulative proportions of their
-    set; the intercepts' SDs 1 and correlation 0."""
+def _threshold_start(prepared: Prepared) -> list[np.ndarray]:
+    """Per threshold set: the link quantiles of its cumulative proportions, as raw
+    (unconstrained) parameters."""
     model = prepared.model
     link = model.link_function
-    p = model.X.shape[1]
-    beta = np.zeros(p)
-    if model.family == "binomial":
-        X, y = prepared.X, prepared.category
-        for j in range(p):
-            column = X[:, j]
-            if set(np.unique(column)) <= {0.0, 1.0} and (column == 1).sum() > 0 \
-                    and np.all(X[column == 1][:, [k for k in range(p) if k != j]] == 0):
-                rate = np.clip(y[column == 1].mean(), 0.02, 0.98)
-                beta[j] = float(link.quantile(np.array([rate]))[0])
     raw = []
     for s in range(model.n_sets):
         k = prepared.category[prepared.threshold_set == s]
@@ -190,8 +190,36 @@ def _start(prepared: Prepared) -> np.ndarray:
         theta = link.quantile(np.clip(cum, 0.01, 0.99))
         theta = np.maximum.accumulate(theta + 1e-3 * np.arange(len(theta)))
         raw.append(np.r_[theta[0], np.log(np.maximum(np.diff(theta), 1e-2))])
+    return raw
+
+
+def _start(prepared: Prepared) -> np.ndarray:
+    """Start values: the fixed effects and thresholds of the model without random
+    intercepts (a GLM, by quasi-Newton steps with its analytic gradient), the intercepts'
+    SDs 1 and correlation 0."""
+    from scipy.optimize import minimize
+
+    model = prepared.model
+    p = model.X.shape[1]
+    x0 = np.concatenate([np.zeros(p), *_threshold_start(prepared)])
     cov = np.zeros(model.n_covariance)
-    return np.concatenate([beta, *raw, cov])
+
+    def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
+        beta, theta, _ = model.split(np.concatenate([z, cov]))
+        upper, lower = prepared.bounds(theta)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            t = interval_terms(model.link_function, upper, lower, prepared.X @ beta)
+            Jup, Jlow = threshold_jacobians(prepared, z[p:])
+            grad = np.concatenate([prepared.X.T @ t.d1,
+                                   (t.up[:, None] * Jup + t.low[:, None] * Jlow).sum(axis=0)])
+        value = float(t.logp.sum())
+        if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+            return np.inf, np.zeros_like(z)
+        return -value / len(t.logp), -grad / len(t.logp)
+
+    result = minimize(objective, x0, jac=True, method="BFGS", options={"maxiter": 200})
+    z = result.x if np.all(np.isfinite(result.x)) and result.fun <= objective(x0)[0] else x0
+    return np.concatenate([z, cov])
 
 
 def _natural_jacobian(model: GLMMModel, x: np.ndarray) -> np.ndarray:
@@ -249,10 +277,12 @@ def fit_glmm(model: GLMMModel, control: FitControl | None = None) -> GLMMFit:
     started = time.perf_counter()
     prepared = prepare(model)
     start = _start(prepared)
+    rough = None
     if model.nagq > 1:  # quadrature's optimum is close to Laplace's: start Newton there
         laplace = GLMMProblem(replace(prepared, model=replace(model, nagq=1)))
-        start = maximize(laplace, start, control).x
-    problem = GLMMProblem(prepared)
+        first = maximize(laplace, start, control)
+        start, rough = first.x, first.hessian
+    problem = GLMMProblem(prepared, rough)
     optimum = maximize(problem, start, control)
     x = optimum.x
     boundary, free = _boundary(model, x, control)

@@ -22,9 +22,9 @@ import numpy as np
 
 from apim.engine.glmm.model import Prepared
 from apim.engine.glmm.quadrature import hermite_grid, modes
-from apim.engine.glmm.response import interval_terms
+from apim.engine.glmm.response import interval_terms, node_terms
 
-__all__ = ["loglik_gradient"]
+__all__ = ["loglik_gradient", "threshold_jacobians"]
 
 
 def _cov_derivatives(prepared: Prepared, c: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ def _cov_derivatives(prepared: Prepared, c: np.ndarray) -> np.ndarray:
     return np.stack([L, dcor])
 
 
-def _threshold_jacobians(prepared: Prepared, raw: np.ndarray
+def threshold_jacobians(prepared: Prepared, raw: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray]:
     """d theta_upper / d raw and d theta_lower / d raw per observation (N, m)."""
     model = prepared.model
@@ -62,8 +62,8 @@ def _threshold_jacobians(prepared: Prepared, raw: np.ndarray
             q = index[rows]
             J[rows, s * K1] = 1.0
             steps = np.exp(raw[s, 1:])
-            for l in range(1, K1):
-                J[rows, s * K1 + l] = np.where(q >= l, steps[l - 1], 0.0)
+            for step in range(1, K1):
+                J[rows, s * K1 + step] = np.where(q >= step, steps[step - 1], 0.0)
         out.append(J)
     return out[0], out[1]
 
@@ -85,7 +85,7 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     offset = X @ beta
     found = modes(link, offset, upper, lower, cl, L, start)
     a_hat, H = found.a, found.H
-    Jup, Jlow = _threshold_jacobians(prepared, x[p:p + m])
+    Jup, Jlow = threshold_jacobians(prepared, x[p:p + m])
     role = cl.role
     mask = np.stack([role == 0, role == 1], axis=1).astype(float)  # (N, 2)
 
@@ -142,12 +142,11 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
         return float(value.sum()), grad, a_hat
     # --- quadrature nodes
     z, omega = hermite_grid(model.nagq)
-    k = len(omega)
     nodes = a_hat[:, None, :] + np.einsum("nab,kb->nka", C, z)  # (n, k, 2)
     u = nodes @ L.T
     eta_k = offset[:, None] + u[cl.dyad, :, role]
-    Tk = interval_terms(link, upper[:, None], lower[:, None], eta_k)
-    h = cl.per_dyad(Tk.logp) - 0.5 * np.einsum("nkc,nkc->nk", nodes, nodes)
+    logp_k, d1_k, up_k, low_k = node_terms(link, upper[:, None], lower[:, None], eta_k)
+    h = cl.per_dyad(logp_k) - 0.5 * np.einsum("nkc,nkc->nk", nodes, nodes)
     terms = h + np.log(omega)[None, :] + 0.5 * np.einsum("kc,kc->k", z, z)[None, :]
     top = terms.max(axis=1)
     weights = np.exp(terms - top[:, None])
@@ -155,11 +154,11 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     pi = weights / total[:, None]  # (n, k)
     value = log_c + top + np.log(total)
     pi_obs = pi[cl.dyad]  # (N, k)
-    d_beta = X.T @ (pi_obs * Tk.d1).sum(axis=1)
-    up_w = (pi_obs * Tk.up).sum(axis=1)
-    low_w = (pi_obs * Tk.low).sum(axis=1)
+    d_beta = X.T @ (pi_obs * d1_k).sum(axis=1)
+    up_w = (pi_obs * up_k).sum(axis=1)
+    low_w = (pi_obs * low_k).sum(axis=1)
     d_thr = (up_w[:, None] * Jup + low_w[:, None] * Jlow).sum(axis=0)
-    gk = np.stack([cl.per_dyad(Tk.d1 * mask[:, [r]]) for r in (0, 1)], axis=-1)  # (n,k,2)
+    gk = np.stack([cl.per_dyad(d1_k * mask[:, [r]]) for r in (0, 1)], axis=-1)  # (n,k,2)
     Q = np.einsum("nk,nkr,nkc->nrc", pi, gk, nodes)  # sum_k pi g_k a_k'
     d_cov = np.array([np.einsum("rc,nrc->", dL, Q) for dL in dLs])
     grad = grad + np.concatenate([d_beta, d_thr, d_cov])

@@ -65,6 +65,12 @@ class Link:
         """f(x)."""
         return np.exp(self.logpdf(x))
 
+    def mills(self, x: np.ndarray) -> np.ndarray:
+        """f(x) / F(x)."""
+        if self.name == "logit":
+            return np.exp(-np.logaddexp(0.0, x))  # F(-x)
+        return np.exp(self.logpdf(x) - self.logcdf(x))
+
     def slope(self, x: np.ndarray) -> np.ndarray:
         """f'(x) / f(x)."""
         if self.name == "logit":

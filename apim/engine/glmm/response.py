@@ -23,7 +23,8 @@ import numpy as np
 
 from apim.engine.glmm.links import Link
 
-__all__ = ["interval", "interval_terms", "Terms", "log_probability", "log1mexp"]
+__all__ = ["interval", "interval_terms", "node_terms", "Terms", "log_probability",
+           "log1mexp"]
 
 
 def log1mexp(x: np.ndarray) -> np.ndarray:
@@ -126,3 +127,26 @@ def interval_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.nda
                  d3=-(p_aaa + 3 * p_aab + 3 * p_abb + p_bbb), up=ra, low=-rb,
                  d1_up=-(p_aa + p_ab), d1_low=-(p_ab + p_bb),
                  d2_up=p_aaa + 2 * p_aab + p_abb, d2_low=p_aab + 2 * p_abb + p_bbb)
+
+
+def node_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``log P``, ``d1`` and the thresholds' partials ``up``, ``low`` of log P (as in
+    :func:`interval_terms`), what the quadrature nodes need: for a bottom or top category
+    (all of a binary outcome's) one ``log F`` and one ``f/F``; the interval formulas only
+    for rows (first axis) in a middle category."""
+    upper_b, lower_b = np.broadcast_to(upper, eta.shape), np.broadcast_to(lower, eta.shape)
+    top = np.isposinf(upper_b)
+    edge = np.where(top, eta - np.where(top, lower_b, 0.0),
+                    np.where(top, 0.0, upper_b) - eta)
+    logp = link.logcdf(edge)
+    ratio = link.mills(edge)  # r_b for a top category, r_a for a bottom one
+    d1 = np.where(top, ratio, -ratio)
+    up = np.where(top, 0.0, ratio)
+    low = np.where(top, -ratio, 0.0)
+    middle = ~top & ~np.isneginf(lower_b)
+    rows = np.flatnonzero(middle.reshape(len(middle), -1).any(axis=1))
+    if len(rows):
+        t = interval_terms(link, upper_b[rows], lower_b[rows], eta[rows])
+        logp[rows], d1[rows], up[rows], low[rows] = t.logp, t.d1, t.up, t.low
+    return logp, d1, up, low
