@@ -6,7 +6,8 @@ ICCs.
 Examples
 --------
 >>> import apim
->>> from apim.model.generalized_spec import GeneralizedAPIMSpec
+>>> from apim.model.generalized_effects import average_marginal_effects
+from apim.model.generalized_spec import GeneralizedAPIMSpec
 >>> frame = apim.load_alliance().frame.drop(columns="row")
 >>> frame = frame[frame["dyad"] <= 40]  # a part of the data, to keep the example quick
 >>> frame["low"] = (frame["outcome"] < 2.8).astype(float).where(frame["outcome"].notna())
@@ -40,6 +41,7 @@ from apim.model.fitted import (
     result_dict,
     variance_frame,
 )
+from apim.model.generalized_effects import average_marginal_effects
 from apim.model.generalized_spec import GeneralizedAPIMSpec
 
 __all__ = ["GeneralizedAPIMResult"]
@@ -137,6 +139,20 @@ class GeneralizedAPIMResult:
                 rows.append({"role": role, "category": label,
                              "estimate": fit.thresholds[s, k], "se": fit.threshold_se[s, k]})
         return pd.DataFrame(rows, columns=["role", "category", "estimate", "se"])
+
+    @property
+    def marginal_effects(self) -> pd.DataFrame:
+        """Average marginal effects of the actor and partner terms on the probability of
+        the event (binary) or of each category (ordinal), for dyads whose random
+        intercepts are zero, with delta-method SEs
+        (:func:`~apim.model.generalized_effects.average_marginal_effects`)."""
+        fit = self.engine
+        p, m = fit.model.X.shape[1], fit.model.n_thresholds
+        shape = fit.thresholds if m else np.zeros((0, 1))
+        return average_marginal_effects(
+            self.terms, self.design_matrix().to_numpy(), self.design.model.role,
+            fit.natural[:p + m], fit.cov_natural[:p + m, :p + m], self.spec.link,
+            self.spec.family, self.categories, shape, self.spec.threshold_sets)
 
     @property
     def parameters(self) -> tuple[VarianceParameter, ...]:
@@ -311,7 +327,9 @@ class GeneralizedAPIMResult:
                                    for row in self.thresholds.to_dict("records")],
                     "odds_ratios": [{"term": name, **{k: jsonable(v) for k, v in row.items()}}
                                     for name, row in self.odds_ratios.iterrows()],
-                    "icc": {role: jsonable(v) for role, v in self.icc["icc"].items()}})
+                    "icc": {role: jsonable(v) for role, v in self.icc["icc"].items()},
+                    "marginal_effects": [{k: jsonable(v) for k, v in row.items()}
+                                         for row in self.marginal_effects.to_dict("records")]})
         return out
 
     def model_line(self) -> str:
@@ -335,6 +353,13 @@ class GeneralizedAPIMResult:
             parts += ["", "Odds ratios", self.odds_ratios.to_string(**fmt)]
         if len(self.thresholds):
             parts += ["", "Thresholds", self.thresholds.to_string(index=False, **fmt)]
+        ame = self.marginal_effects
+        if len(ame):
+            shown_ame = ame.drop(columns=["term"]).copy()
+            shown_ame["p"] = shown_ame["p"].map(p_value)
+            what = "P(event)" if self.spec.family == "binomial" else "P(category)"
+            parts += ["", f"Average marginal effects on {what} (random intercepts at 0)",
+                      shown_ame.to_string(index=False, **fmt)]
         parts += ["", "Random intercepts (latent scale)", self.variance.to_string(**fmt),
                   "", "Latent-scale ICC", self.icc.to_string(**fmt), ""]
         parts += self.notes()

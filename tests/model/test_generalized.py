@@ -150,3 +150,43 @@ def test_fitting_does_not_change_the_data():
         warnings.simplefilter("ignore")
         apim.fit(data, GeneralizedAPIMSpec("event", ("x",), nagq=1))
     pd.testing.assert_frame_equal(data.frame, before)
+
+
+def test_average_marginal_effects_against_brute_force(binary):
+    """AME = the mean change in P(event) per unit of the predictor part over the rows of
+    the outcome role (random intercepts 0), by differences of predicted probabilities;
+    its delta-method SE = the SD of the AME over draws from the coefficients' normal
+    approximation."""
+    from scipy.stats import logistic
+
+    table = binary.marginal_effects.set_index("term")
+    X = binary.design_matrix()
+    beta = binary.coef
+    role = binary.design.model.role
+    rng = np.random.default_rng(0)
+    draws = rng.multivariate_normal(beta.to_numpy(), binary.cov_coef.to_numpy(), size=4000)
+    for term in ("patient.actor.within.x", "therapist.partner.between.x"):
+        rows = role == (0 if term.startswith("patient") else 1)
+        j = list(X.columns).index(term)
+        shifted = X.to_numpy().copy()
+        shifted[:, j] += 1e-4
+        up = logistic.cdf(shifted @ beta.to_numpy())
+        now = logistic.cdf(X.to_numpy() @ beta.to_numpy())
+        brute = ((up - now) / 1e-4)[rows].mean()
+        assert table.loc[term, "ame"] == pytest.approx(brute, rel=1e-3)
+        eta = X.to_numpy()[rows] @ draws.T
+        sims = (logistic.pdf(eta) * draws[:, j]).mean(axis=0)
+        assert table.loc[term, "se"] == pytest.approx(sims.std(), rel=0.06)
+
+
+def test_ordinal_marginal_effects_sum_to_zero_over_categories():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = apim.fit(_data(_frame(1)), GeneralizedAPIMSpec("grade", ("x",),
+                                                                family="ordinal", nagq=1))
+    table = result.marginal_effects
+    assert set(table["category"]) == {"0", "1", "2", "3"}
+    assert np.allclose(table.groupby("term")["ame"].sum(), 0, atol=1e-12)
+    payload = result.to_dict()
+    assert len(payload["marginal_effects"]) == len(table)
+    assert payload["thresholds"][0]["category"] == "0|1"
