@@ -6,7 +6,6 @@ ICCs.
 Examples
 --------
 >>> import apim
->>> from apim.model.generalized_effects import average_marginal_effects
 from apim.model.generalized_spec import GeneralizedAPIMSpec
 >>> frame = apim.load_alliance().frame.drop(columns="row")
 >>> frame = frame[frame["dyad"] <= 40]  # a part of the data, to keep the example quick
