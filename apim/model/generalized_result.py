@@ -6,7 +6,7 @@ ICCs.
 Examples
 --------
 >>> import apim
-from apim.model.generalized_spec import GeneralizedAPIMSpec
+>>> from apim.model.generalized_spec import GeneralizedAPIMSpec
 >>> frame = apim.load_alliance().frame.drop(columns="row")
 >>> frame = frame[frame["dyad"] <= 40]  # a part of the data, to keep the example quick
 >>> frame["low"] = (frame["outcome"] < 2.8).astype(float).where(frame["outcome"].notna())
