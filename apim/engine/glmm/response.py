@@ -33,8 +33,8 @@ def log1mexp(x: np.ndarray) -> np.ndarray:
         return np.where(x > -np.log(2.0), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
 
 
-def interval(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _interval_general(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``log P``, ``d log P / d eta`` and ``d^2 log P / d eta^2`` of the categories with
     thresholds ``upper`` (``+inf`` for the top category) and ``lower`` (``-inf`` for the
     bottom one), for linear predictors ``eta`` (arrays broadcast together).
@@ -95,7 +95,7 @@ class Terms(NamedTuple):
     d2_low: np.ndarray
 
 
-def interval_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
+def _terms_general(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
                    ) -> Terms:
     """:func:`interval` with third derivatives and the thresholds' partials, for the
     analytic gradient. With ``phi(a, b) = log(F(a) - F(b))``, ``a = upper - eta``, ``b =
@@ -110,7 +110,7 @@ def interval_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.nda
     top, bottom = np.isposinf(a), np.isneginf(b)
     a_f = np.where(top, 0.0, a)
     b_f = np.where(bottom, 0.0, b)
-    logp = log_probability(link, upper, lower, eta)
+    logp = _interval_general(link, upper, lower, eta)[0]
     with np.errstate(over="ignore"):
         ra = np.where(top, 0.0, np.exp(link.logpdf(a_f) - logp))
         rb = np.where(bottom, 0.0, np.exp(link.logpdf(b_f) - logp))
@@ -150,3 +150,66 @@ def node_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
         t = interval_terms(link, upper_b[rows], lower_b[rows], eta[rows])
         logp[rows], d1[rows], up[rows], low[rows] = t.logp, t.d1, t.up, t.low
     return logp, d1, up, low
+
+
+def _split(upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Broadcast thresholds, the top-category mask, the edge argument ``x`` (``P =
+    F(x)`` for a bottom or top category, F symmetric) and the middle-category mask."""
+    upper_b, lower_b = np.broadcast_to(upper, eta.shape), np.broadcast_to(lower, eta.shape)
+    top = np.isposinf(upper_b)
+    x = np.where(top, eta - np.where(top, lower_b, 0.0), np.where(top, 0.0, upper_b) - eta)
+    middle = ~top & ~np.isneginf(lower_b)
+    return upper_b, lower_b, top, x, middle
+
+
+def interval(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``log P``, ``d log P / d eta`` and ``d^2 log P / d eta^2`` of the categories with
+    thresholds ``upper`` (``+inf`` for the top category) and ``lower`` (``-inf`` for the
+    bottom one), for linear predictors ``eta`` (arrays broadcast together).
+
+    A bottom or top category (every row of a binary outcome) has ``P = F(x)`` with ``x =
+    upper - eta`` or ``eta - lower``: ``r = f(x)/F(x)``, ``d1 = -r`` or ``r``, ``d2 = r s -
+    r^2`` (``s = f'/f``); a middle category the interval formulas, computed in the tail
+    where they are accurate, so that probabilities of 1e-300 keep their logarithm.
+    """
+    upper_b, lower_b, top, x, middle = _split(upper, lower, eta)
+    logp = link.logcdf(x)
+    r = link.mills(x)
+    d1 = np.where(top, r, -r)
+    d2 = r * link.slope(x) - r * r
+    if middle.any():
+        logp[middle], d1[middle], d2[middle] = _interval_general(
+            link, upper_b[middle], lower_b[middle], eta[middle])
+    return logp, d1, d2
+
+
+def interval_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
+                   ) -> Terms:
+    """:func:`interval` with third derivatives and the thresholds' partials, for the
+    analytic gradient. With ``phi(a, b) = log(F(a) - F(b))``, ``a = upper - eta``, ``b =
+    lower - eta``, ``r_a = f(a)/P``, ``r_b = f(b)/P``, ``s = f'/f``, ``t = f''/f``:
+    ``phi_a = r_a``, ``phi_b = -r_b``, ``phi_aa = r_a s_a - r_a^2``, ``phi_ab = r_a r_b``,
+    ``phi_bb = -r_b s_b - r_b^2``, ``phi_aaa = r_a t_a - 3 r_a^2 s_a + 2 r_a^3``,
+    ``phi_aab = r_a r_b s_a - 2 r_a^2 r_b``, ``phi_abb = r_a r_b s_b + 2 r_a r_b^2``,
+    ``phi_bbb = -r_b t_b - 3 r_b^2 s_b - 2 r_b^3``; each derivative in eta is minus the
+    sum over a and b. A bottom or top category is the case ``r_b = 0`` or ``r_a = 0``
+    (computed from the edge argument as in :func:`interval`)."""
+    upper_b, lower_b, top, x, middle = _split(upper, lower, eta)
+    logp = link.logcdf(x)
+    r = link.mills(x)
+    s, t = link.slope(x), link.curvature(x)
+    second = r * s - r * r
+    third = r * t - 3 * r * r * s + 2 * r ** 3
+    sign = np.where(top, 1.0, -1.0)
+    zero = np.zeros_like(r)
+    out = Terms(logp=logp, d1=sign * r, d2=second, d3=sign * third,
+                up=np.where(top, zero, r), low=np.where(top, -r, zero),
+                d1_up=np.where(top, zero, -second), d1_low=np.where(top, -second, zero),
+                d2_up=np.where(top, zero, third), d2_low=np.where(top, -third, zero))
+    if middle.any():
+        general = _terms_general(link, upper_b[middle], lower_b[middle], eta[middle])
+        for field, values in zip(out, general):
+            field[middle] = values
+    return out
