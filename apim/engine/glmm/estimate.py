@@ -96,10 +96,12 @@ class GLMMProblem:
     def hessian(self, x: np.ndarray, point: Point | None = None) -> np.ndarray:
         """Hessian of ``-loglik``: central differences of the analytic gradient; for
         Newton steps (``point`` given) the rough one this problem was given, if any (the
-        secant updates refine it)."""
+        secant updates refine it), else forward differences from ``point``."""
         if point is not None and self._rough is not None:
             rough, self._rough = self._rough, None
             return rough
+        if point is not None:  # for Newton steps: forward differences from the point
+            return difference_hessian(lambda z: -self.gradient(z), x, -point.score)
         return difference_hessian(lambda z: -self.gradient(z), x)
 
     def final_hessian(self, x: np.ndarray) -> np.ndarray:
