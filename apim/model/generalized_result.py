@@ -269,6 +269,14 @@ class GeneralizedAPIMResult:
             if m in refs:
                 source = reference_source(self.data.frame[m], dict(spec.reference).get(m))
                 out.append(f"Moderator {m}: reference category {refs[m]} ({source}).")
+        if spec.family == "binomial":
+            y = self.design.model.y
+            dyads = pd.Series(y).groupby(self.design.model.dyad).max()
+            none = int((dyads == 0).sum())
+            if none:
+                out.append(f"{none} of {len(dyads)} dyads had no event; they stay in the "
+                           "fit (their random intercepts are low, which the variance "
+                           "components reflect).")
         out.append(f"Maximum likelihood by {self.quadrature_text()}; standard errors from "
                    "the observed information.")
         if not self.engine.converged:

@@ -190,3 +190,30 @@ def test_ordinal_marginal_effects_sum_to_zero_over_categories():
     payload = result.to_dict()
     assert len(payload["marginal_effects"]) == len(table)
     assert payload["thresholds"][0]["category"] == "0|1"
+
+
+def test_declared_but_unused_ordinal_category_is_named():
+    frame = _frame()
+    frame["grade"] = pd.Categorical(frame["grade"], categories=[0, 1, 2, 3, 4], ordered=True)
+    with pytest.raises(DataError, match=r"declares category 4 that no row uses"):
+        apim.fit(_data(frame), GeneralizedAPIMSpec("grade", ("x",), family="ordinal"))
+
+
+def test_likelihood_ratio_test_and_notes(binary):
+    from apim.inference.compare import likelihood_ratio_test
+
+    frame = _frame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = apim.fit(_data(frame), GeneralizedAPIMSpec("event", ("x",), nagq=1,
+                                                          interaction=True))
+    test = likelihood_ratio_test(binary, full)
+    assert test.df == 4 and test.chi2 >= -1e-8
+    assert test.chi2 == pytest.approx(2 * (full.statistics.loglik
+                                           - binary.statistics.loglik))
+    quiet = frame.copy()
+    quiet.loc[quiet["dyad"] <= 3, "event"] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = apim.fit(_data(quiet), GeneralizedAPIMSpec("event", ("x",), nagq=1))
+    assert any("dyads had no event" in note for note in result.notes())
