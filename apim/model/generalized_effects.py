@@ -36,13 +36,13 @@ from apim.engine.distributions import stats
 from apim.engine.glmm import LINKS
 from apim.model.design import Term
 
-__all__ = ["average_marginal_effects", "AME_COLUMNS"]
+__all__ = ["average_marginal_effects", "slope_parts", "AME_COLUMNS"]
 
 AME_COLUMNS = ["term", "outcome_role", "effect", "level", "predictor", "category", "ame",
                "se", "z", "p", "ci_low", "ci_high"]
 
 
-def _slope_parts(terms: Sequence[Term], X: np.ndarray, index: int
+def slope_parts(terms: Sequence[Term], X: np.ndarray, index: int
                  ) -> list[tuple[int, np.ndarray]]:
     """(coefficient index, multiplier per row) whose sum is d eta / d x of term ``index``."""
     term = terms[index]
@@ -103,7 +103,7 @@ def average_marginal_effects(terms: Sequence[Term], X: np.ndarray, role: np.ndar
         for j, owner in roles_of_term.items():
             rows = np.ones(len(eta), dtype=bool) if owner == "both" or len(role_names) == 1 \
                 else role == role_names.index(owner)
-            slope = sum(beta[c] * m for c, m in _slope_parts(terms, X, j))
+            slope = sum(beta[c] * m for c, m in slope_parts(terms, X, j))
             out.append((dprob[rows] * np.asarray(slope)[rows, None]).mean(axis=0))
         return np.concatenate(out) if out else np.zeros(0)
 

@@ -30,6 +30,7 @@ from apim.apa import p_value
 from apim.data.session import SessionData
 from apim.engine.glmm import LINKS, GLMMFit
 from apim.engine.parameters import VarianceParameter
+from apim.errors import SpecError
 from apim.model.design import APIMDesign, Term, moderator_levels, reference_source
 from apim.model.fitted import (
     FitStatistics,
@@ -40,7 +41,7 @@ from apim.model.fitted import (
     result_dict,
     variance_frame,
 )
-from apim.model.generalized_effects import average_marginal_effects
+from apim.model.generalized_effects import average_marginal_effects, slope_parts
 from apim.model.generalized_spec import GeneralizedAPIMSpec
 
 __all__ = ["GeneralizedAPIMResult"]
@@ -152,6 +153,41 @@ class GeneralizedAPIMResult:
             self.terms, self.design_matrix().to_numpy(), self.design.model.role,
             fit.natural[:p + m], fit.cov_natural[:p + m, :p + m], self.spec.link,
             self.spec.family, self.categories, shape, self.spec.threshold_sets)
+
+    def predicted_probabilities(self, term: str, points: int = 25) -> pd.DataFrame:
+        """Predicted probability of each category as the predictor part of ``term`` (e.g.
+        ``patient.partner.within.alliance``) runs over its 5th to 95th percentile among the
+        rows of the term's outcome role, the other columns at their means there (moderated
+        and actor x partner columns follow the term's value), random intercepts 0.
+
+        Returns
+        -------
+        DataFrame with ``value``, ``category``, ``probability`` (long format).
+        """
+        if term not in self.names:
+            raise SpecError(f"{term!r} is not a fixed effect of this model; its terms: "
+                            f"{', '.join(self.names)}")
+        X = self.design_matrix().to_numpy()
+        j = self.names.index(term)
+        owner = self.terms[j].outcome_role
+        roles = self.design.model.role
+        rows = np.ones(len(X), dtype=bool) if owner == "both" else \
+            roles == list(self.roles).index(owner)
+        low, high = np.percentile(X[rows, j], [5, 95])
+        grid = np.linspace(float(low), float(high), points)
+        base = X[rows].mean(axis=0)
+        parts = slope_parts(self.terms, X, j)
+        frame = []
+        for value in grid:
+            x = base.copy()
+            for column, multiplier in parts:  # d column / d value, at the rows' mean
+                x[column] = base[column] + (value - base[j]) * multiplier[rows].mean()
+            eta = np.array([x @ self.engine.coef])
+            role = np.array([0 if owner == "both" else list(self.roles).index(owner)])
+            probs = self.category_probabilities(eta, role)[0]
+            frame += [{"value": value, "category": f"{c:g}", "probability": p}
+                      for c, p in zip(self.categories, probs)]
+        return pd.DataFrame(frame)
 
     @property
     def parameters(self) -> tuple[VarianceParameter, ...]:

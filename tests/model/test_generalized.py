@@ -217,3 +217,17 @@ def test_likelihood_ratio_test_and_notes(binary):
         warnings.simplefilter("ignore")
         result = apim.fit(_data(quiet), GeneralizedAPIMSpec("event", ("x",), nagq=1))
     assert any("dyads had no event" in note for note in result.notes())
+
+
+def test_predicted_probabilities_follow_the_coefficients(binary):
+    table = binary.predicted_probabilities("patient.actor.within.x", points=5)
+    events = table[table["category"] == "1"]
+    assert len(events) == 5 and events["probability"].between(0, 1).all()
+    slope = binary.coef["patient.actor.within.x"]
+    assert np.all(np.sign(np.diff(events["probability"])) == np.sign(slope))
+    assert np.allclose(table.groupby("value")["probability"].sum(), 1)
+    with pytest.raises(SpecError, match="not a fixed effect"):
+        binary.predicted_probabilities("patient.actor.within.nope")
+    from apim.report.probability import probability_plot
+
+    assert len(probability_plot(binary).axes) == 2
