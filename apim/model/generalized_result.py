@@ -200,7 +200,7 @@ class GeneralizedAPIMResult:
         at = fit.boundary
         r0, r1 = self.roles
         zero = [any(f"sd(member {r})" in b for b in at) for r in (0, 1)]
-        cor_edge = any("correlation" in b for b in at)
+        cor_edge = any("correlation" in b for b in at) or any(zero)  # undefined at sd 0
         if self.spec.distinguishable:
             return (VarianceParameter("dyad", "sd", (r0,), estimate=est[0], se=se[0],
                                       at_boundary=zero[0]),

@@ -300,6 +300,12 @@ def fit_glmm(model: GLMMModel, control: FitControl | None = None) -> GLMMFit:
         cov_natural = J @ np.where(np.isnan(cov_x), 0.0, cov_x) @ J.T
     unidentified = np.any(np.abs(J[:, ~free]) > 1e-8, axis=1) if (~free).any() \
         else np.zeros(len(J), dtype=bool)
+    # an SD at zero has no SE, and the correlation of an intercept without variance none
+    natural = model.natural(x)
+    at_zero = natural[-3:-1] < BOUNDARY_SD
+    if at_zero.any():
+        unidentified[-3:-1] |= at_zero
+        unidentified[-1] = True
     cov_natural[unidentified, :] = np.nan
     cov_natural[:, unidentified] = np.nan
     if np.isnan(cov_x[np.ix_(free, free)]).any():
