@@ -116,9 +116,13 @@ CELLS = [
         "observed": lambda r: r.spec["predictors"] == ["alliance"],
         "latent": lambda r: r.spec["predictors"] == ["alliance"],
         "generalized": lambda r: r.spec["predictors"] == ["alliance"]}),
+    # --family turns the observed-mean APIM into the generalized one (as --formula and
+    # --centring latent choose theirs); the latent and formula kinds refuse it
     Cell("--family", ("--family", "binomial"), {
+        "observed": lambda r: r.payload["model"] == "generalized APIM",
         "generalized": lambda r: r.payload["family"] == "binomial"
-        and r.payload["model"] == "generalized APIM"}),
+        and r.payload["model"] == "generalized APIM"},
+        per_kind={"observed": ("--family", "binomial", "--outcome", "event", "--nagq", "1")}),
     Cell("--link", ("--link", "probit"), {
         "generalized": lambda r: r.payload["link"] == "probit"
         and r.spec["link"] == "probit"}),
