@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def main() -> None:
         for nagq in (1, 7):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                fit = fit_glmm(GLMMModel(**{**model.__dict__, "nagq": nagq}))
+                fit = fit_glmm(replace(model, nagq=nagq))
             se = np.sqrt(np.diag(fit.cov_natural))
             records.append({"rep": r, "nagq": nagq, "converged": fit.converged,
                             **{f"est{j}": v for j, v in enumerate(fit.natural)},
