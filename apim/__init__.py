@@ -63,6 +63,8 @@ _LAZY = {
     "association_split": "apim.analyses.therapist",
     "LatentAPIMSpec": "apim.model.spec",
     "LatentAPIMResult": "apim.model.latent_result",
+    "GeneralizedAPIMSpec": "apim.model.generalized_spec",
+    "GeneralizedAPIMResult": "apim.model.generalized_result",
     "person_mean_reliability": "apim.model.latent",
     "arm_differences": "apim.inference.arms",
     "compare_between": "apim.inference.arms",

@@ -39,6 +39,7 @@ from apim.inference.arms import arm_differences
 from apim.inference.wald import WaldTest, wald_test
 from apim.model.centring import DecompositionSpec
 from apim.model.fitted import FittedModel, jsonable
+from apim.model.generalized_spec import DEFAULT_NAGQ, MAX_NAGQ, GeneralizedAPIMSpec
 from apim.model.registry import fit
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec, LatentAPIMSpec
 from apim.report.docx import require_docx, to_docx
@@ -46,12 +47,13 @@ from apim.report.docx import require_docx, to_docx
 __all__ = ["register", "run", "add_model_arguments", "fit_with_warnings", "model_kind",
            "check_options", "model_spec", "references", "OPTIONS", "KINDS"]
 
-OBSERVED, LATENT, FORMULA = "observed", "latent", "formula"
-KINDS = (OBSERVED, LATENT, FORMULA)
+OBSERVED, LATENT, FORMULA, GENERALIZED = "observed", "latent", "formula", "generalized"
+KINDS = (OBSERVED, LATENT, FORMULA, GENERALIZED)
 #: How messages name each kind (as the user chose it).
 KIND_NAMES = {OBSERVED: "the observed-mean APIM", LATENT: "--centring latent",
-              FORMULA: "--formula"}
-_HELP_NAMES = {OBSERVED: "observed-mean", LATENT: "latent", FORMULA: "formula"}
+              FORMULA: "--formula", GENERALIZED: "--family (a binary or ordinal outcome)"}
+_HELP_NAMES = {OBSERVED: "observed-mean", LATENT: "latent", FORMULA: "formula",
+               GENERALIZED: "generalized"}
 #: The latent model's session-level covariance is unstructured, with optional AR(1).
 LATENT_RESIDUALS = {"un": False, "un-ar1": True}
 FORMULA_EXAMPLE = "--formula 'outcome ~ alliance + alliance_partner'"
@@ -59,6 +61,8 @@ _NOT_SPLIT = ("a formula uses the columns as they are in the data (no within/bet
               "lag or detrending); drop {flag}")
 _FORMULA_NAMES = ("the formula names the outcome and the terms; drop --outcome and "
                   "--predictor, or drop --formula")
+_FAMILY_ONLY = ("it applies to a binary or ordinal outcome: add --family binomial or "
+                "--family ordinal, or drop {flag}")
 _LATENT_SPLIT = ("the latent model splits the predictors itself (latent person means); "
                  "drop {flag}, or drop --centring latent for the observed-mean model")
 
@@ -88,49 +92,72 @@ class ModelOption:
 #: The one table: every model option and the kinds it applies to (the others refuse it).
 #: ``--formula`` selects the formula kind, ``--centring latent`` the latent one.
 OPTIONS: tuple[ModelOption, ...] = (
-    ModelOption("--outcome", (OBSERVED, LATENT), {FORMULA: _FORMULA_NAMES}),
-    ModelOption("--predictor", (OBSERVED, LATENT), {FORMULA: _FORMULA_NAMES}),
-    ModelOption("--formula", (FORMULA,)),
+    ModelOption("--outcome", (OBSERVED, LATENT, GENERALIZED), {FORMULA: _FORMULA_NAMES}),
+    ModelOption("--predictor", (OBSERVED, LATENT, GENERALIZED), {FORMULA: _FORMULA_NAMES}),
+    ModelOption("--formula", (FORMULA,), {
+        GENERALIZED: "a binary or ordinal outcome is modelled with --outcome and "
+                     "--predictor; drop {flag}"}),
+    ModelOption("--family", (GENERALIZED,), {
+        OBSERVED: "it selects the generalized APIM",
+        LATENT: "the latent APIM models Gaussian outcomes; drop {flag} or --centring latent",
+        FORMULA: "a formula model has a Gaussian outcome; for a binary or ordinal outcome "
+                 "use --outcome and --predictor; drop {flag} or --formula"}),
+    ModelOption("--link", (GENERALIZED,), dict.fromkeys((OBSERVED, LATENT, FORMULA),
+                                                        _FAMILY_ONLY)),
+    ModelOption("--nagq", (GENERALIZED,), dict.fromkeys((OBSERVED, LATENT, FORMULA),
+                                                        _FAMILY_ONLY)),
+    ModelOption("--thresholds", (GENERALIZED,), dict.fromkeys((OBSERVED, LATENT, FORMULA),
+                                                              _FAMILY_ONLY)),
     ModelOption("--random-formula", (FORMULA,), {
         OBSERVED: "it is the random part of a formula model: add " + FORMULA_EXAMPLE +
                   " (without --outcome/--predictor), or use --random",
-        LATENT: "it is the random part of a formula model; drop {flag}"}),
-    ModelOption("--centring", (OBSERVED, LATENT), {
+        LATENT: "it is the random part of a formula model; drop {flag}",
+        GENERALIZED: "it is the random part of a formula model; drop {flag}"}),
+    ModelOption("--centring", (OBSERVED, LATENT, GENERALIZED), {
         FORMULA: "a formula uses the columns as they are in the data (no within/between "
                  "split); drop {flag}, or drop --formula"}),
-    ModelOption("--center", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
-    ModelOption("--lag", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
-    ModelOption("--detrend", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
-    ModelOption("--indistinguishable", (OBSERVED,), {
+    ModelOption("--center", (OBSERVED, GENERALIZED), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
+    ModelOption("--lag", (OBSERVED, GENERALIZED), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
+    ModelOption("--detrend", (OBSERVED, GENERALIZED), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
+    ModelOption("--indistinguishable", (OBSERVED, GENERALIZED), {
         LATENT: "the latent model has effects per role (distinguishable members); drop {flag}",
         FORMULA: "write pooled terms into the formula; drop {flag}"}),
-    ModelOption("--interaction", (OBSERVED,), {
+    ModelOption("--interaction", (OBSERVED, GENERALIZED), {
         LATENT: "the latent model has no actor x partner terms; drop {flag}",
         FORMULA: "write the product into the formula, e.g. "
                  "'outcome ~ alliance * alliance_partner'; drop {flag}"}),
-    ModelOption("--moderator", (OBSERVED, LATENT), {
+    ModelOption("--moderator", (OBSERVED, LATENT, GENERALIZED), {
         FORMULA: "write it into the formula, e.g. 'outcome ~ (alliance + alliance_partner) "
                  "* treatment'; drop {flag}"}),
-    ModelOption("--reference", (OBSERVED, LATENT), {
+    ModelOption("--reference", (OBSERVED, LATENT, GENERALIZED), {
         FORMULA: "a formula codes its own contrasts: write the reference into it, e.g. "
                  "C(treatment, Treatment('CBT')); drop {flag}"}),
-    ModelOption("--covariate", (OBSERVED,), {
+    ModelOption("--covariate", (OBSERVED, GENERALIZED), {
         LATENT: "the latent model has no covariates; drop {flag}",
         FORMULA: "add it to the formula's terms; drop {flag}"}),
     ModelOption("--random", (OBSERVED,), {
         LATENT: "its dyad level is the unstructured between-dyad covariance (Sigma_B) of "
                 "all the variables; drop {flag}",
         FORMULA: "give the formula's random part as --random-formula, e.g. "
-                 "--random-formula '0 + role'; drop {flag}"}),
-    ModelOption("--residual", KINDS),
-    ModelOption("--therapist-level", KINDS),
+                 "--random-formula '0 + role'; drop {flag}",
+        GENERALIZED: "a binary or ordinal outcome's model has the dyad's two correlated "
+                     "random intercepts; drop {flag}"}),
+    ModelOption("--residual", (OBSERVED, LATENT, FORMULA), {
+        GENERALIZED: "a binary or ordinal outcome has no residual variance to structure "
+                     "(the link fixes it); drop {flag}"}),
+    ModelOption("--therapist-level", (OBSERVED, LATENT, FORMULA), {
+        GENERALIZED: "the therapist level is not available for a binary or ordinal "
+                     "outcome yet; drop {flag}"}),
     ModelOption("--therapist-covariance", (LATENT,), {
         OBSERVED: "the observed-mean model has one therapist random intercept; add "
                   "--centring latent (with --therapist-level), or drop {flag}",
-        FORMULA: "the formula model has one therapist random intercept; drop {flag}"}),
+        FORMULA: "the formula model has one therapist random intercept; drop {flag}",
+        GENERALIZED: "it applies to the latent APIM's therapist level; drop {flag}"}),
     ModelOption("--method", KINDS),
     ModelOption("--df", (OBSERVED, FORMULA), {
-        LATENT: "its tests are z tests (normal theory, as lavaan); drop {flag}"}),
+        LATENT: "its tests are z tests (normal theory, as lavaan); drop {flag}",
+        GENERALIZED: "its tests are z tests (maximum likelihood, as glmer and glmmTMB); "
+                     "drop {flag}"}),
 )
 _TABLE = {o.flag: o for o in OPTIONS}
 
@@ -145,11 +172,15 @@ EXAMPLES = examples(
     "--outcome outcome --predictor alliance --centring latent --residual un-ar1 "
     "--therapist-level",
     "apim fit sessions.csv --dyad dyad --session session --role role --formula "
-    "'outcome ~ alliance + alliance_partner' --random-formula '0 + role'") + "\n\n" + \
+    "'outcome ~ alliance + alliance_partner' --random-formula '0 + role'",
+    "apim fit sessions.csv --dyad dyad --session session --role role --outcome rupture "
+    "--predictor alliance --family binomial --nagq 7") + "\n\n" + \
     "\n".join(textwrap.fill(text, 88, break_on_hyphens=False) for text in (
-        "model kinds: the observed-mean APIM (default), the latent APIM (--centring latent) "
-        "and a formula model (--formula; x_partner is the partner's x at the same session; "
-        "--random-formula '0 + role' gives role-specific random intercepts per dyad). An "
+        "model kinds: the observed-mean APIM (default), the latent APIM (--centring latent), "
+        "a formula model (--formula; x_partner is the partner's x at the same session; "
+        "--random-formula '0 + role' gives role-specific random intercepts per dyad) and the "
+        "generalized APIM of a binary or ordinal outcome (--family binomial|ordinal; "
+        f"--nagq {DEFAULT_NAGQ} quadrature points per dimension by default). An "
         "option that does not apply to the chosen kind is an error.",
         "defaults: --method reml (ml with --centring latent); --df satterthwaite; --residual "
         "un (cs with --indistinguishable; un with --centring latent); --random intercepts "
@@ -177,6 +208,8 @@ def model_kind(args: argparse.Namespace) -> str:
     ``observed``."""
     if getattr(args, "formula", None) is not None:
         return FORMULA
+    if getattr(args, "centring", None) != "latent" and getattr(args, "family", None):
+        return GENERALIZED
     return LATENT if getattr(args, "centring", None) == "latent" else OBSERVED
 
 
@@ -188,7 +221,12 @@ def check_options(args: argparse.Namespace, kind: str) -> None:
             reason = option.refused[kind].format(flag=option.flag)
             raise SpecError(f"{_shown(args, option)} does not apply to {KIND_NAMES[kind]}: "
                             f"{reason}")
-    if kind in (OBSERVED, LATENT) and not (getattr(args, "outcome", None)
+    if kind == GENERALIZED and (getattr(args, "method", None) or "ml") != "ml":
+        raise SpecError(f"--method {args.method} does not apply to --family {args.family}: "
+                        "a binary or ordinal outcome is fitted by maximum likelihood only "
+                        "(REML is defined for Gaussian outcomes); drop --method or give "
+                        "--method ml")
+    if kind in (OBSERVED, LATENT, GENERALIZED) and not (getattr(args, "outcome", None)
                                           and getattr(args, "predictor", None)):
         missing = "--outcome COL" if not getattr(args, "outcome", None) else "--predictor COL"
         raise SpecError(f"the model needs {missing}: give --outcome COL and --predictor COL "
@@ -224,7 +262,8 @@ def references(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def model_spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec | FormulaSpec:
+def model_spec(args: argparse.Namespace
+               ) -> APIMSpec | LatentAPIMSpec | FormulaSpec | GeneralizedAPIMSpec:
     """The spec of the model the options describe, the options checked first (defaults per
     kind: REML, or ML for the latent model)."""
     kind = model_kind(args)
@@ -241,7 +280,18 @@ def model_spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec | FormulaS
                               method=method or "ML", therapist_level=args.therapist_level,
                               therapist_covariance=args.therapist_covariance
                               or "unstructured", reference=references(args))
-    center = args.center or ("therapist" if args.therapist_level else None)
+    center = args.center or ("therapist" if getattr(args, "therapist_level", False)
+                             else None)
+    if kind == GENERALIZED:
+        decomposition = DecompositionSpec.from_dict({"center": center, "lag": args.lag or 0,
+                                                     "detrend": args.detrend})
+        return GeneralizedAPIMSpec(
+            outcome=args.outcome, predictors=tuple(args.predictor), family=args.family,
+            link=args.link or "logit", nagq=DEFAULT_NAGQ if args.nagq is None else args.nagq,
+            decomposition=decomposition, distinguishable=not args.indistinguishable,
+            interaction=args.interaction, moderators=tuple(args.moderator or ()),
+            covariates=tuple(args.covariate or ()), thresholds=args.thresholds,
+            reference=references(args))
     decomposition = DecompositionSpec.from_dict({"center": center, "lag": args.lag or 0,
                                                  "detrend": args.detrend})
     return APIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
@@ -331,6 +381,18 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add("--formula", help=_help("--formula", "a model formula instead of --outcome/"
                                 "--predictor, e.g. 'outcome ~ alliance + alliance_partner' "
                                 "(x_partner: the partner's x at the same session)"))
+    add("--family", choices=("binomial", "ordinal"),
+        help=_help("--family", "a binary (0/1) or ordinal outcome: the generalized APIM "
+                   "(maximum likelihood; z tests); default: a Gaussian outcome"))
+    add("--link", choices=("logit", "probit"),
+        help=_help("--link", "link of --family (default logit)"))
+    add("--nagq", type=int, metavar="K",
+        help=_help("--nagq", f"quadrature points per dimension of the dyad's two random "
+                   f"intercepts (K^2 per dyad; 1 = Laplace; default {DEFAULT_NAGQ}, at most "
+                   f"{MAX_NAGQ}: with few sessions per dyad Laplace is biased)"))
+    add("--thresholds", choices=("role", "shared"),
+        help=_help("--thresholds", "ordinal thresholds per role (default) or shared by "
+                   "both (the default with --indistinguishable)"))
     add("--random-formula", metavar="RHS",
         help=_help("--random-formula", "random part per dyad of a --formula model, e.g. "
                    "'0 + role' (role-specific random intercepts); default: none"))

@@ -36,6 +36,8 @@ from apim.model.checks import check_design, check_sample
 from apim.model.design import APIMDesign, build_design
 from apim.model.fitted import FittedModel
 from apim.model.formula import formula_design
+from apim.model.generalized import fit_generalized
+from apim.model.generalized_spec import GeneralizedAPIMSpec
 from apim.model.latent import fit_latent, warn_if_unreliable
 from apim.model.latent_result import LatentAPIMResult
 from apim.model.result import APIMResult
@@ -100,6 +102,8 @@ FITTERS: dict[type[Spec], Fitter] = {
     APIMSpec: Fitter(_fit_apim, ("df", "control")),
     FormulaSpec: Fitter(_fit_formula, ("df", "control")),
     LatentAPIMSpec: Fitter(fit_latent, (), _LATENT_REFUSALS),
+    GeneralizedAPIMSpec: Fitter(fit_generalized, ("control",), (
+        ("df", "its tests are z tests (maximum likelihood, as glmer and glmmTMB)"),)),
 }
 """Spec type -> fitter: the registry behind :func:`fit`."""
 

@@ -23,6 +23,8 @@ BASE = {
     "observed": ["--outcome", "outcome", "--predictor", "alliance"],
     "latent": ["--outcome", "outcome", "--predictor", "alliance", "--centring", "latent"],
     "formula": ["--formula", FORMULA],
+    "generalized": ["--outcome", "event", "--predictor", "alliance", "--family", "binomial",
+                    "--nagq", "1"],
 }
 COLUMNS = ["--dyad", "dyad", "--session", "session", "--role", "role", "--roles",
            "patient,therapist", "--therapist", "therapist"]
@@ -36,7 +38,9 @@ def small(tmp_path_factory) -> Path:
     frame = apim.load_alliance().frame.drop(columns="row")
     arms = frame.groupby("treatment")["therapist"].unique()
     therapists = [t for arm in arms for t in sorted(arm)[:4]]
-    frame = frame[frame["therapist"].isin(therapists) & (frame["session"] <= 8)]
+    frame = frame[frame["therapist"].isin(therapists) & (frame["session"] <= 8)].copy()
+    frame["event"] = (frame["outcome"] < frame["outcome"].median()).astype(float).where(
+        frame["outcome"].notna())  # a binary outcome for --family binomial
     path = tmp_path_factory.mktemp("options") / "small.csv"
     frame.to_csv(path, index=False)
     return path
@@ -106,10 +110,28 @@ def _docx_file(r: Run) -> bool:
 CELLS = [
     Cell("--outcome", ("--outcome", "outcome"), {
         "observed": lambda r: r.spec["outcome"] == "outcome",
-        "latent": lambda r: r.spec["outcome"] == "outcome"}),
+        "latent": lambda r: r.spec["outcome"] == "outcome",
+        "generalized": lambda r: r.spec["outcome"] == "event"}),
     Cell("--predictor", ("--predictor", "alliance"), {
         "observed": lambda r: r.spec["predictors"] == ["alliance"],
-        "latent": lambda r: r.spec["predictors"] == ["alliance"]}),
+        "latent": lambda r: r.spec["predictors"] == ["alliance"],
+        "generalized": lambda r: r.spec["predictors"] == ["alliance"]}),
+    # --family turns the observed-mean APIM into the generalized one (as --formula and
+    # --centring latent choose theirs); the latent and formula kinds refuse it
+    Cell("--family", ("--family", "binomial"), {
+        "observed": lambda r: r.payload["model"] == "generalized APIM",
+        "generalized": lambda r: r.payload["family"] == "binomial"
+        and r.payload["model"] == "generalized APIM"},
+        per_kind={"observed": ("--family", "binomial", "--outcome", "event", "--nagq", "1")}),
+    Cell("--link", ("--link", "probit"), {
+        "generalized": lambda r: r.payload["link"] == "probit"
+        and r.spec["link"] == "probit"}),
+    Cell("--nagq", ("--nagq", "3"), {
+        "generalized": lambda r: r.payload["nagq"] == 1 and r.spec["nagq"] == 1}),
+    Cell("--thresholds", ("--thresholds", "shared"), {
+        "generalized": lambda r: r.spec["thresholds"] == "shared"
+        and {t["role"] for t in r.payload["thresholds"]} == {"both"}},
+        per_kind={"generalized": ("--family", "ordinal", "--thresholds", "shared")}),
     Cell("--formula", ("--formula", FORMULA), {
         "formula": lambda r: r.spec["formula"] == FORMULA}),
     Cell("--random-formula", ("--random-formula", "0 + role"), {
@@ -117,24 +139,34 @@ CELLS = [
     Cell("--centring", ("--centring", "observed"), {
         "observed": lambda r: "decomposition" in r.spec
         and r.payload["model"] == "observed-mean APIM",
-        "latent": lambda r: r.payload["model"] == "latent APIM"}),
-    Cell("--center", ("--center", "grand"), {"observed": _decomposition("center", "grand")}),
-    Cell("--lag", ("--lag", "1"), {"observed": _decomposition("lag", 1)}),
-    Cell("--detrend", ("--detrend",), {"observed": _decomposition("detrend", True)}),
+        "latent": lambda r: r.payload["model"] == "latent APIM",
+        "generalized": lambda r: r.payload["model"] == "generalized APIM"}),
+    Cell("--center", ("--center", "grand"), {"observed": _decomposition("center", "grand"),
+                                             "generalized": _decomposition("center", "grand")}),
+    Cell("--lag", ("--lag", "1"), {"observed": _decomposition("lag", 1),
+                                   "generalized": _decomposition("lag", 1)}),
+    Cell("--detrend", ("--detrend",), {"observed": _decomposition("detrend", True),
+                                       "generalized": _decomposition("detrend", True)}),
     Cell("--indistinguishable", ("--indistinguishable",), {
-        "observed": lambda r: r.spec["distinguishable"] is False}),
+        "observed": lambda r: r.spec["distinguishable"] is False,
+        "generalized": lambda r: r.spec["distinguishable"] is False}),
     Cell("--interaction", ("--interaction",), {
-        "observed": lambda r: r.spec["interaction"] is True}),
+        "observed": lambda r: r.spec["interaction"] is True,
+        "generalized": lambda r: r.spec["interaction"] is True}),
     Cell("--moderator", ("--moderator", "treatment"), {
         "observed": lambda r: r.spec["moderators"] == ["treatment"],
+        "generalized": lambda r: r.spec["moderators"] == ["treatment"],
         "latent": lambda r: r.spec["moderator"] == "treatment"}),
     Cell("--reference", ("--moderator", "treatment", "--reference", "treatment=CBT"), {
         "observed": lambda r: r.spec["reference"] == [["treatment", "CBT"]]
         and any(f["term"].endswith("treatment[AFT]") for f in r.payload["fixed"]),
-        "latent": lambda r: r.spec["reference"] == [["treatment", "CBT"]]},
+        "latent": lambda r: r.spec["reference"] == [["treatment", "CBT"]],
+        "generalized": lambda r: r.spec["reference"] == [["treatment", "CBT"]]
+        and any(f["term"].endswith("treatment[AFT]") for f in r.payload["fixed"])},
         per_kind={"formula": ("--reference", "treatment=CBT")}),
     Cell("--covariate", ("--covariate", "session"), {
-        "observed": lambda r: r.spec["covariates"] == ["session"]}),
+        "observed": lambda r: r.spec["covariates"] == ["session"],
+        "generalized": lambda r: r.spec["covariates"] == ["session"]}),
     Cell("--random", ("--random", "slopes"), {
         "observed": lambda r: r.spec["covariance"]["random"] == "slopes"}),
     Cell("--residual", (), {
@@ -142,17 +174,19 @@ CELLS = [
         "latent": lambda r: r.spec["ar1"] is True,
         "formula": lambda r: r.spec["residual"] == "cs"},
         per_kind={"observed": ("--residual", "cs-ar1"), "latent": ("--residual", "un-ar1"),
-                  "formula": ("--residual", "cs")}),
+                  "formula": ("--residual", "cs"), "generalized": ("--residual", "un")}),
     Cell("--therapist-level", ("--therapist-level",), {
         "observed": lambda r: r.spec["covariance"]["therapist_level"] is True,
         "latent": lambda r: r.spec["therapist_level"] is True,
         "formula": lambda r: r.spec["therapist_level"] is True}),
     Cell("--therapist-covariance", ("--therapist-level", "--therapist-covariance", "diagonal"),
-         {"latent": lambda r: r.spec["therapist_covariance"] == "diagonal"}),
+         {"latent": lambda r: r.spec["therapist_covariance"] == "diagonal"},
+         per_kind={"generalized": ("--therapist-covariance", "diagonal")}),
     Cell("--method", ("--method", "ml"), {
         "observed": lambda r: r.spec["method"] == "ML",
         "latent": lambda r: r.spec["method"] == "REML",
-        "formula": lambda r: r.spec["method"] == "ML"},
+        "formula": lambda r: r.spec["method"] == "ML",
+        "generalized": lambda r: r.spec["method"] == "ML"},
         per_kind={"latent": ("--method", "reml")}),
     Cell("--df", ("--df", "containment"), {
         "observed": lambda r: r.payload["df"] == "containment",
@@ -167,8 +201,11 @@ CELLS = [
         and r.payload["tests"][0]["df_den"] is not None,
         "latent": lambda r: r.payload["tests"][0]["hypothesis"] == APIM_TEST
         and r.payload["tests"][0]["df_den"] is None,  # z test: infinite df
-        "formula": lambda r: r.payload["tests"][0]["hypothesis"] == FORMULA_TEST},
+        "formula": lambda r: r.payload["tests"][0]["hypothesis"] == FORMULA_TEST,
+        "generalized": lambda r: r.payload["tests"][0]["hypothesis"] == APIM_TEST
+        and r.payload["tests"][0]["df_den"] is None},  # z test: infinite df
         per_kind={"observed": ("--test", APIM_TEST), "latent": ("--test", APIM_TEST),
+                  "generalized": ("--test", APIM_TEST),
                   "formula": ("--test", FORMULA_TEST)}),
 ]
 
@@ -250,7 +287,8 @@ def test_refusal_messages(argv, message, capsys):
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("kind, method, df", [("observed", "REML", "satterthwaite"),
                                               ("latent", "ML", "normal"),
-                                              ("formula", "REML", "satterthwaite")])
+                                              ("formula", "REML", "satterthwaite"),
+                                              ("generalized", "ML", "normal")])
 def test_defaults_per_kind(kind, method, df, small, capsys):
     code, out, err = _run(capsys, ["fit", str(small), *COLUMNS, *BASE[kind],
                                    "--format", "json"])
@@ -297,7 +335,7 @@ def test_report_refuses_what_fit_refuses(cell, kind, capsys):
 
 
 @pytest.mark.filterwarnings("ignore")
-@pytest.mark.parametrize("kind", ["observed", "latent", "formula"])
+@pytest.mark.parametrize("kind", ["observed", "latent", "formula", "generalized"])
 def test_report_writes_every_kind(kind, small, tmp_path, capsys):
     out = tmp_path / "r.html"
     code, _, err = _run(capsys, ["report", str(small), *COLUMNS, *BASE[kind],

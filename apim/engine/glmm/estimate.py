@@ -1,0 +1,320 @@
+"""Maximum likelihood for a dyadic GLMM: the marginal log-likelihood of
+:mod:`apim.engine.glmm.quadrature` with its analytic gradient
+(:mod:`apim.engine.glmm.gradient`) as a problem for the shared driver
+(:func:`apim.engine.optimize.maximize`); the result is a :class:`GLMMFit`.
+
+The Hessian (for Newton steps and the standard errors) is central differences of the
+analytic gradient (each evaluation finds every dyad's mode afresh, warm-started, to
+1e-11, so the differences are smooth). Standard errors come from the inverse of that
+observed information over all parameters; those of the natural covariance parameters and
+thresholds by the delta method (the Jacobian of the natural parameters by differences).
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(3)
+>>> dyad = np.repeat(np.arange(40), 10); role = np.tile([0, 1], 200)
+>>> X = np.column_stack([1 - role, role]).astype(float)
+>>> u = rng.normal(size=(40, 2))[dyad, role]
+>>> y = (rng.logistic(size=400) < X @ [-0.5, 0.5] + u).astype(int)
+>>> fit = fit_glmm(GLMMModel(category=y, X=X, dyad=dyad, role=role, nagq=5))
+>>> fit.converged, len(fit.coef)
+(True, 2)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from apim.engine.control import FitControl
+from apim.engine.glmm.gradient import loglik_gradient, threshold_jacobians
+from apim.engine.glmm.model import GLMMModel, Prepared, prepare
+from apim.engine.glmm.quadrature import marginal_loglik
+from apim.engine.glmm.response import interval_terms
+from apim.engine.optimize import Point, difference_hessian, maximize
+
+__all__ = ["fit_glmm", "GLMMFit", "GLMMProblem"]
+
+BOUNDARY_SD = 1e-4  # a random-intercept SD below this (latent scale) is at zero
+
+
+class GLMMProblem:
+    """The marginal log-likelihood of a prepared GLMM as a problem for
+    :func:`~apim.engine.optimize.maximize`. It keeps the last modes found to warm-start
+    the next evaluation; nothing else is stored."""
+
+    relative_steps = True
+
+    def __init__(self, prepared: Prepared, rough: np.ndarray | None = None) -> None:
+        self.prepared = prepared
+        self.size = float(len(prepared.category))
+        self._start: np.ndarray | None = None
+        self._rough = rough  # a Hessian for the first Newton steps (e.g. Laplace's)
+
+    def loglik(self, x: np.ndarray) -> float:
+        """The marginal log-likelihood at ``x``."""
+        per_dyad, found = self.per_dyad(x)
+        return float(per_dyad.sum())
+
+    def per_dyad(self, x: np.ndarray):  # noqa: ANN201 (tuple of arrays and Modes)
+        prep = self.prepared
+        model = prep.model
+        beta, theta, c = model.split(x)
+        upper, lower = prep.bounds(theta)
+        L = model.cholesky(c)
+        if not np.all(np.isfinite(L)) or not np.all(np.isfinite(beta)):
+            return np.full(prep.clusters.n, -np.inf), None
+        with np.errstate(over="ignore", invalid="ignore"):
+            values, found = marginal_loglik(model.link_function, prep.X @ beta, upper, lower,
+                                            prep.clusters, L, model.nagq, self._start)
+        if np.all(np.isfinite(found.a)):
+            self._start = found.a
+        return values, found
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        """The analytic gradient of the marginal log-likelihood."""
+        return self.evaluate(x).score
+
+    def evaluate(self, x: np.ndarray) -> Point:
+        model = self.prepared.model
+        beta, _, c = model.split(x)
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(model.cholesky(c)))):
+            return Point(-np.inf, np.zeros(len(x)))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                value, grad, a = loglik_gradient(self.prepared, x, self._start)
+            except np.linalg.LinAlgError:
+                return Point(-np.inf, np.zeros(len(x)))
+        if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+            return Point(-np.inf, np.zeros(len(x)))
+        self._start = a
+        return Point(value, grad)
+
+    def hessian(self, x: np.ndarray, point: Point | None = None) -> np.ndarray:
+        """Hessian of ``-loglik``: central differences of the analytic gradient; for
+        Newton steps (``point`` given) the rough one this problem was given, if any (the
+        secant updates refine it), else forward differences from ``point``."""
+        if point is not None and self._rough is not None:
+            rough, self._rough = self._rough, None
+            return rough
+        if point is not None:  # for Newton steps: forward differences from the point
+            return difference_hessian(lambda z: -self.gradient(z), x, -point.score)
+        return difference_hessian(lambda z: -self.gradient(z), x)
+
+    def final_hessian(self, x: np.ndarray) -> np.ndarray:
+        """The Hessian for the standard errors (always the differences)."""
+        return difference_hessian(lambda z: -self.gradient(z), x)
+
+
+@dataclass(frozen=True, eq=False)
+class GLMMFit:
+    """A fitted dyadic GLMM.
+
+    Attributes
+    ----------
+    model : GLMMModel
+    x : unconstrained parameters at the optimum
+    loglik : the (Laplace or quadrature) marginal log-likelihood
+    natural : beta, thresholds, sd(0), sd(1), cor
+    cov_natural : covariance of ``natural`` (delta method; NaN rows for parameters at a
+        boundary)
+    coef_names : names of beta
+    converged, message : the driver's decision and messages
+    boundary : one line per estimate at the edge of its space
+    modes : each dyad's conditional modes of its two intercepts (u = L a), in the order of
+        ``dyads``
+    dyads : the dyad labels
+    fit_seconds : float
+    """
+
+    model: GLMMModel = field(repr=False)
+    x: np.ndarray
+    loglik: float
+    natural: np.ndarray
+    cov_natural: np.ndarray
+    converged: bool
+    message: str
+    boundary: tuple[str, ...]
+    modes: np.ndarray = field(repr=False)
+    dyads: np.ndarray = field(repr=False)
+    fit_seconds: float = 0.0
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.model.category)
+
+    @property
+    def n_dyads(self) -> int:
+        return len(self.dyads)
+
+    @property
+    def n_params(self) -> int:
+        return self.model.n_params
+
+    @property
+    def coef(self) -> np.ndarray:
+        return self.natural[:self.model.X.shape[1]]
+
+    @property
+    def cov_coef(self) -> np.ndarray:
+        p = self.model.X.shape[1]
+        return self.cov_natural[:p, :p]
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """(n_sets, K-1) thresholds."""
+        p, m = self.model.X.shape[1], self.model.n_thresholds
+        return self.natural[p:p + m].reshape(self.model.n_sets, -1)
+
+    @property
+    def threshold_se(self) -> np.ndarray:
+        p, m = self.model.X.shape[1], self.model.n_thresholds
+        return np.sqrt(np.diag(self.cov_natural)[p:p + m]).reshape(self.model.n_sets, -1)
+
+    @property
+    def G(self) -> np.ndarray:
+        return self.model.covariance(self.x[-self.model.n_covariance:])
+
+
+def _threshold_start(prepared: Prepared) -> list[np.ndarray]:
+    """Per threshold set: the link quantiles of its cumulative proportions, as raw
+    (unconstrained) parameters."""
+    model = prepared.model
+    link = model.link_function
+    raw = []
+    for s in range(model.n_sets):
+        k = prepared.category[prepared.threshold_set == s]
+        counts = np.bincount(k, minlength=model.n_categories)[:-1] + 0.5
+        cum = np.cumsum(counts) / (len(k) + 0.5 * model.n_categories)
+        theta = link.quantile(np.clip(cum, 0.01, 0.99))
+        theta = np.maximum.accumulate(theta + 1e-3 * np.arange(len(theta)))
+        raw.append(np.r_[theta[0], np.log(np.maximum(np.diff(theta), 1e-2))])
+    return raw
+
+
+def _start(prepared: Prepared) -> np.ndarray:
+    """Start values: the fixed effects and thresholds of the model without random
+    intercepts (a GLM, by quasi-Newton steps with its analytic gradient), the intercepts'
+    SDs 1 and correlation 0."""
+    from scipy.optimize import minimize
+
+    model = prepared.model
+    p = model.X.shape[1]
+    x0 = np.concatenate([np.zeros(p), *_threshold_start(prepared)])
+    cov = np.zeros(model.n_covariance)
+
+    def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
+        beta, theta, _ = model.split(np.concatenate([z, cov]))
+        upper, lower = prepared.bounds(theta)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            t = interval_terms(model.link_function, upper, lower, prepared.X @ beta)
+            Jup, Jlow = threshold_jacobians(prepared, z[p:])
+            grad = np.concatenate([prepared.X.T @ t.d1,
+                                   (t.up[:, None] * Jup + t.low[:, None] * Jlow).sum(axis=0)])
+        value = float(t.logp.sum())
+        if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+            return np.inf, np.zeros_like(z)
+        return -value / len(t.logp), -grad / len(t.logp)
+
+    result = minimize(objective, x0, jac=True, method="BFGS", options={"maxiter": 200})
+    z = result.x if np.all(np.isfinite(result.x)) and result.fun <= objective(x0)[0] else x0
+    return np.concatenate([z, cov])
+
+
+def _natural_jacobian(model: GLMMModel, x: np.ndarray) -> np.ndarray:
+    """d natural / d x by central differences (the map is cheap and smooth)."""
+    base = model.natural(x)
+    J = np.empty((len(base), len(x)))
+    for j in range(len(x)):
+        step = 1e-6 * max(1.0, abs(x[j]))
+        e = np.zeros(len(x))
+        e[j] = step
+        J[:, j] = (model.natural(x + e) - model.natural(x - e)) / (2 * step)
+    return J
+
+
+def _boundary(model: GLMMModel, x: np.ndarray, control: FitControl
+              ) -> tuple[tuple[str, ...], np.ndarray]:
+    """Lines for estimates at the edge (an SD at zero, a correlation at +-1) and which
+    covariance parameters (of ``x``) are then not identified."""
+    c = x[-model.n_covariance:]
+    G = model.covariance(c)
+    sd = np.sqrt(np.diag(G))
+    lines = []
+    free = np.ones(len(x), dtype=bool)
+    start = len(x) - model.n_covariance
+    names = ("member 0", "member 1")
+    for r in range(2):
+        if sd[r] < BOUNDARY_SD:
+            lines.append(f"random intercept sd({names[r]}) at zero")
+    if model.random == "unstructured":
+        if sd[0] < BOUNDARY_SD:
+            free[start:start + 2] = False  # L11 and L21 (the correlation) not identified
+        if np.exp(c[2]) < BOUNDARY_SD * max(sd[1], 1.0):
+            free[start + 2] = False
+            if sd[0] >= BOUNDARY_SD and sd[1] >= BOUNDARY_SD:
+                lines.append("random intercept correlation at "
+                             f"{'+' if c[1] > 0 else '-'}1 (G singular)")
+    else:
+        if sd[0] < BOUNDARY_SD:
+            free[start:] = False
+        elif abs(np.tanh(c[1])) > 1 - control.correlation_tolerance:
+            free[start + 1] = False
+            lines.append(f"random intercept correlation at {'+' if c[1] > 0 else '-'}1")
+    return tuple(lines), free
+
+
+def fit_glmm(model: GLMMModel, control: FitControl | None = None) -> GLMMFit:
+    """Fit ``model`` by maximum likelihood (Laplace for ``nagq = 1``, else adaptive
+    Gauss-Hermite quadrature with ``nagq`` points per dimension).
+
+    Returns
+    -------
+    GLMMFit
+    """
+    control = control or FitControl()
+    started = time.perf_counter()
+    prepared = prepare(model)
+    start = _start(prepared)
+    rough = None
+    if model.nagq > 1:  # quadrature's optimum is close to Laplace's: start Newton there
+        laplace = GLMMProblem(replace(prepared, model=replace(model, nagq=1)))
+        first = maximize(laplace, start, control)
+        start, rough = first.x, first.hessian
+    problem = GLMMProblem(prepared, rough)
+    optimum = maximize(problem, start, control)
+    x = optimum.x
+    boundary, free = _boundary(model, x, control)
+    hess = optimum.hessian if free.all() else problem.hessian(x)
+    cov_x = np.full((len(x), len(x)), np.nan)
+    sub = hess[np.ix_(free, free)]
+    try:
+        cov_x[np.ix_(free, free)] = np.linalg.inv(sub)
+    except np.linalg.LinAlgError:
+        pass
+    J = _natural_jacobian(model, x)
+    with np.errstate(invalid="ignore"):
+        cov_natural = J @ np.where(np.isnan(cov_x), 0.0, cov_x) @ J.T
+    unidentified = np.any(np.abs(J[:, ~free]) > 1e-8, axis=1) if (~free).any() \
+        else np.zeros(len(J), dtype=bool)
+    # an SD at zero has no SE, and the correlation of an intercept without variance none
+    natural = model.natural(x)
+    at_zero = natural[-3:-1] < BOUNDARY_SD
+    if at_zero.any():
+        unidentified[-3:-1] |= at_zero
+        unidentified[-1] = True
+    cov_natural[unidentified, :] = np.nan
+    cov_natural[:, unidentified] = np.nan
+    if np.isnan(cov_x[np.ix_(free, free)]).any():
+        cov_natural[:] = np.nan
+    values, found = problem.per_dyad(x)
+    L = model.cholesky(x[-model.n_covariance:])
+    modes = found.a @ L.T if found is not None else np.full((prepared.clusters.n, 2), np.nan)
+    converged = optimum.converged and (found is not None and found.converged)
+    return GLMMFit(model=model, x=x, loglik=float(values.sum()), natural=model.natural(x),
+                   cov_natural=cov_natural, converged=converged, message=optimum.message,
+                   boundary=boundary, modes=modes, dyads=prepared.dyads,
+                   fit_seconds=time.perf_counter() - started)
