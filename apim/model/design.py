@@ -215,8 +215,13 @@ def check_identified(data: SessionData, spec: APIMSpec) -> None:
         "--random so the default for cross-sectional data applies")
 
 
-def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
+def build_design(data: SessionData, spec: APIMSpec,
+                 centres: pd.DataFrame | None = None) -> APIMDesign:
     """Build the fixed and random designs of ``spec`` on ``data``.
+
+    ``centres``: the centres of the between parts per predictor and role to use instead
+    of ``data``'s own (:func:`~apim.model.centring.decompose`; a block of a larger data
+    set is centred on the whole set's).
 
     Defaults that depend on the data (cross-sectional or over time) are resolved first
     (:func:`resolve_spec`); the design's ``spec`` is the resolved one.
@@ -251,7 +256,7 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
             f"residual={residual.pooled.name!r} (or distinguishable=True)")
     y = data.numeric(spec.outcome)
     parts = decompose(data, list(spec.predictors), spec.decomposition,
-                      pooled=not spec.distinguishable)
+                      pooled=not spec.distinguishable, centres=centres)
     comp = parts.components
     roles = data.roles if spec.distinguishable else ("both",)
     keys = data.keys
