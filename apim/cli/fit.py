@@ -32,6 +32,8 @@ import pandas as pd
 from apim import report
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
+from apim.cli.out_of_core import add_option as add_out_of_core_option
+from apim.cli.out_of_core import fit_out_of_core_args
 from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.files import check_new_output, write_atomic
@@ -282,7 +284,8 @@ def run(args: argparse.Namespace) -> None:
                          ("--docx", args.docx)):  # issue 20
         if path:
             check_new_output(path, option, force=args.force, inputs=[args.data])
-    result, caught = fit_with_warnings(args)
+    result, caught = (fit_out_of_core_args(args, model_spec(args))
+                      if getattr(args, "out_of_core", None) else fit_with_warnings(args))
     tests, arms = _extras(result, args.test or [])
     payload = result.to_dict()
     payload["tests"] = [{k: [jsonable(x) for x in v] if isinstance(v, tuple) else jsonable(v)
@@ -383,6 +386,7 @@ def register(commands: Any) -> None:
         "tables (or JSON); optionally write a self-contained HTML report.",
         formatter_class=HelpFormatter, epilog=EXAMPLES)
     add_model_arguments(parser)
+    add_out_of_core_option(parser)
     output = parser.add_argument_group("output [every model]")
     output.add_argument("--format", choices=("table", "markdown", "latex", "html", "json"),
                         default="table", help="what to print")

@@ -329,7 +329,8 @@ class OutOfCoreResult:
         return (f"APIM of {spec.outcome!r} on {', '.join(spec.predictors)} "
                 f"({'distinguishable' if spec.distinguishable else 'indistinguishable'} "
                 f"dyads, {spec.method}, residuals {spec.residual_structure}, random "
-                f"{spec.covariance.random}; out of core: {self.n_blocks} blocks of "
+                f"{spec.covariance.random}; out of core: {self.n_blocks} "
+                f"{'block' if self.n_blocks == 1 else 'blocks'} of "
                 f"{self.source})")
 
     def to_dict(self) -> dict[str, Any]:

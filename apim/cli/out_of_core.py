@@ -1,0 +1,81 @@
+"""``apim fit --out-of-core``: fit the observed-mean APIM from a file read in blocks of
+whole dyads (:mod:`apim.model.out_of_core`), for files too large for memory.
+
+An explicit choice, not automatic: the out-of-core fit reports the tables, not the
+per-row quantities (fitted values, random effects per dyad) that reports and figures
+need, and it needs each dyad's rows together in the file. ``apim fit`` in memory refuses
+work the machine cannot hold (:mod:`apim.limits`) and names this option.
+
+Examples
+--------
+>>> import argparse
+>>> parser = argparse.ArgumentParser()
+>>> add_option(parser)
+>>> parser.parse_args(["--out-of-core"]).out_of_core, parser.parse_args([]).out_of_core
+(1000000, None)
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from typing import Any
+
+from apim.data.blocks import BLOCK_ROWS
+from apim.errors import SpecError
+
+__all__ = ["add_option", "fit_out_of_core_args"]
+
+#: Options of ``apim fit`` the out-of-core fit cannot honour, and why.
+_REFUSED = {
+    "report": "an HTML report needs the rows (figures, data report); fit in memory",
+    "docx": "the Word tables come from an in-memory fit; fit in memory",
+    "layout": "the file must be in long layout (a row per member and session)",
+    "sheet": "Excel files are not read in blocks; convert the file to Parquet or CSV",
+}
+
+
+def add_option(parser: argparse.ArgumentParser) -> None:
+    """``--out-of-core [ROWS]`` (rows read at a time; default 1,000,000)."""
+    parser.add_argument(
+        "--out-of-core", nargs="?", type=int, const=BLOCK_ROWS, metavar="ROWS",
+        help="read the Parquet/CSV file in blocks of whole dyads (ROWS rows at a time, "
+        f"default {BLOCK_ROWS:,}) and fit from summed statistics: for files too large for "
+        "memory; the observed-mean APIM with random intercepts; each dyad's rows must be "
+        "together in the file; prints the tables (no --report/--docx)")
+
+
+def fit_out_of_core_args(args: argparse.Namespace, spec: Any) -> tuple[Any, list[str]]:
+    """The out-of-core fit of ``spec`` to ``args.data`` (other options checked), and the
+    warnings it gave (shown as usual, and returned)."""
+    from apim.cli.common import _roles, missing_codes
+    from apim.model.out_of_core import fit_out_of_core
+    from apim.model.spec import APIMSpec
+
+    for dest, why in _REFUSED.items():
+        value = getattr(args, dest, None)
+        if value and not (dest == "layout" and value == "long"):
+            flag = "--" + dest.replace("_", "-")
+            raise SpecError(f"{flag} does not apply to --out-of-core: {why}")
+    if getattr(args, "format", "table") not in ("table", "json"):
+        raise SpecError(f"--format {args.format} does not apply to --out-of-core: it prints "
+                        "the table or JSON; fit in memory for markdown, LaTeX or HTML")
+    if getattr(args, "df", None) == "containment":
+        raise SpecError("--df containment does not apply to --out-of-core: its t tests use "
+                        "Satterthwaite df; drop --df")
+    if not isinstance(spec, APIMSpec):
+        raise SpecError("--out-of-core fits the observed-mean APIM (--outcome/--predictor); "
+                        "drop --formula or --centring latent")
+    if args.role is None:
+        raise SpecError("--out-of-core needs --role COL (long layout)")
+    roles = _roles(args.roles)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit_out_of_core(
+            args.data, spec, dyad=args.dyad, role=args.role, session=args.session,
+            roles=None if roles is None else (roles[0], roles[1]),
+            block_rows=args.out_of_core, sep=args.sep, decimal=args.decimal,
+            encoding=args.encoding, missing=missing_codes(args.missing))
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return result, list(dict.fromkeys(str(w.message) for w in caught))
