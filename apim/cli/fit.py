@@ -33,7 +33,7 @@ from apim import report
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
 from apim.cli.out_of_core import add_option as add_out_of_core_option
-from apim.cli.out_of_core import fit_out_of_core_args
+from apim.cli.out_of_core import fit_out_of_core_args, uses_out_of_core
 from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.files import check_new_output, write_atomic
@@ -285,7 +285,7 @@ def run(args: argparse.Namespace) -> None:
         if path:
             check_new_output(path, option, force=args.force, inputs=[args.data])
     result, caught = (fit_out_of_core_args(args, model_spec(args))
-                      if getattr(args, "out_of_core", None) else fit_with_warnings(args))
+                      if uses_out_of_core(args) else fit_with_warnings(args))
     tests, arms = _extras(result, args.test or [])
     payload = result.to_dict()
     payload["tests"] = [{k: [jsonable(x) for x in v] if isinstance(v, tuple) else jsonable(v)

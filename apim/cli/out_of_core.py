@@ -13,6 +13,8 @@ Examples
 >>> add_option(parser)
 >>> parser.parse_args(["--out-of-core"]).out_of_core, parser.parse_args([]).out_of_core
 (1000000, None)
+>>> uses_out_of_core(parser.parse_args(["--scheduler", "tcp://host:8786"]))
+True
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from apim.data.blocks import BLOCK_ROWS
 from apim.errors import SpecError
 
-__all__ = ["add_option", "fit_out_of_core_args"]
+__all__ = ["add_option", "fit_out_of_core_args", "uses_out_of_core"]
 
 #: Options of ``apim fit`` the out-of-core fit cannot honour, and why.
 _REFUSED = {
@@ -36,13 +38,24 @@ _REFUSED = {
 
 
 def add_option(parser: argparse.ArgumentParser) -> None:
-    """``--out-of-core [ROWS]`` (rows read at a time; default 1,000,000)."""
+    """``--out-of-core [ROWS]`` (rows read at a time; default 1,000,000) and
+    ``--scheduler ADDR`` (the same fit on a Dask cluster)."""
     parser.add_argument(
         "--out-of-core", nargs="?", type=int, const=BLOCK_ROWS, metavar="ROWS",
         help="read the Parquet/CSV file in blocks of whole dyads (ROWS rows at a time, "
         f"default {BLOCK_ROWS:,}) and fit from summed statistics: for files too large for "
         "memory; the observed-mean APIM with random intercepts; each dyad's rows must be "
         "together in the file; prints the tables (no --report/--docx)")
+    parser.add_argument(
+        "--scheduler", metavar="ADDR",
+        help="fit out of core on the workers of the Dask cluster at ADDR (e.g. "
+        "tcp://host:8786): each reads row groups of the Parquet file (at the same path on "
+        "every worker) and sends back sums; implies --out-of-core")
+
+
+def uses_out_of_core(args: argparse.Namespace) -> bool:
+    """``--out-of-core`` or ``--scheduler`` given."""
+    return bool(getattr(args, "out_of_core", None) or getattr(args, "scheduler", None))
 
 
 def fit_out_of_core_args(args: argparse.Namespace, spec: Any) -> tuple[Any, list[str]]:
@@ -74,8 +87,9 @@ def fit_out_of_core_args(args: argparse.Namespace, spec: Any) -> tuple[Any, list
         result = fit_out_of_core(
             args.data, spec, dyad=args.dyad, role=args.role, session=args.session,
             roles=None if roles is None else (roles[0], roles[1]),
-            block_rows=args.out_of_core, sep=args.sep, decimal=args.decimal,
-            encoding=args.encoding, missing=missing_codes(args.missing))
+            block_rows=args.out_of_core or BLOCK_ROWS, scheduler=args.scheduler,
+            sep=args.sep, decimal=args.decimal, encoding=args.encoding,
+            missing=missing_codes(args.missing))
     for w in caught:
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return result, list(dict.fromkeys(str(w.message) for w in caught))

@@ -22,14 +22,17 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from apim.errors import DataError, UnsupportedFileError
 
-__all__ = ["dyad_blocks", "BLOCK_ROWS"]
+__all__ = ["dyad_blocks", "BLOCK_ROWS", "Partition", "parquet_partitions", "partition_frame",
+           "check_together"]
 
 BLOCK_ROWS = 1_000_000
 """Default rows per block (about 100 MB of model arrays for a seed-size APIM)."""
@@ -172,3 +175,101 @@ def _check_together(seen: list[np.ndarray], starts: list[int], dyad: str,
                     f"{str(path)!r} (blocks starting at rows {where[0]:,} and {where[1]:,}); "
                     "reading in blocks needs each dyad's rows together: sort the file by "
                     "the dyad column, or fit without --out-of-core")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Row groups ``[start, stop)`` of a Parquet file: the unit of work of a worker.
+
+    Its rows are whole dyads (:func:`partition_frame`): the rows at its start that belong
+    to a dyad begun in the row group before are left to the partition before, and its
+    last dyad is completed from the row groups after.
+    """
+
+    path: str
+    start: int
+    stop: int
+
+
+def parquet_partitions(path: str | Path, rows: int = BLOCK_ROWS) -> list[Partition]:
+    """The partitions of a Parquet file: consecutive row groups of about ``rows`` rows.
+
+    Raises
+    ------
+    UnsupportedFileError
+        For a file that is not Parquet (or a missing pyarrow).
+    """
+    handle = _parquet(Path(path))
+    meta = handle.metadata
+    parts, start, size = [], 0, 0
+    for g in range(meta.num_row_groups):
+        size += meta.row_group(g).num_rows
+        if size >= rows:
+            parts.append(Partition(str(path), start, g + 1))
+            start, size = g + 1, 0
+    if start < meta.num_row_groups:
+        parts.append(Partition(str(path), start, meta.num_row_groups))
+    return parts
+
+
+def _parquet(path: Path) -> Any:
+    if path.suffix.lower() != ".parquet":
+        raise UnsupportedFileError(f"{str(path)!r}: a Dask fit reads a Parquet file "
+                                   "(partitioned by its row groups); convert it with apim "
+                                   "convert")
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UnsupportedFileError("reading .parquet files needs the package 'pyarrow'; "
+                                   "install it with: pip install 'apim[io]'") from None
+    if not path.is_file():
+        raise UnsupportedFileError(f"file {str(path)!r} does not exist")
+    return pq.ParquetFile(path)
+
+
+def partition_frame(part: Partition, dyad: str, columns: Sequence[str]
+                    ) -> tuple[pd.DataFrame, int]:
+    """The rows of ``part`` as whole dyads, and the file row number of the first.
+
+    Raises
+    ------
+    DataError
+        For a missing column.
+    """
+    handle = _parquet(Path(part.path))
+    meta = handle.metadata
+    names = handle.schema_arrow.names
+    wanted = list(dict.fromkeys([dyad, *columns]))
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise DataError(f"column {missing[0]!r} is not in {part.path!r}; its columns are "
+                        f"{', '.join(names[:20])}")
+    first_row = 1 + sum(meta.row_group(g).num_rows for g in range(part.start))
+    frame = handle.read_row_groups(list(range(part.start, part.stop)),
+                                   columns=wanted).to_pandas()
+    if part.start > 0:  # rows of a dyad begun before belong to the partition before
+        before = handle.read_row_group(part.start - 1, columns=[dyad]).column(0)
+        ids = frame[dyad].to_numpy()
+        lead = int(np.argmax(ids != before[len(before) - 1].as_py())) if len(ids) and \
+            (ids != before[len(before) - 1].as_py()).any() else len(ids)
+        frame = frame.iloc[lead:].reset_index(drop=True)
+        first_row += lead
+    g = part.stop
+    while len(frame) and g < meta.num_row_groups:  # complete the last dyad
+        last = frame[dyad].iloc[-1]
+        nxt = handle.read_row_group(g, columns=wanted).to_pandas()
+        same = (nxt[dyad] == last).to_numpy()
+        take = int(np.argmin(same)) if not same.all() else len(nxt)
+        if take:
+            frame = pd.concat([frame, nxt.iloc[:take]], ignore_index=True)
+        if take < len(nxt):
+            break
+        g += 1
+    return frame, first_row
+
+
+def check_together(seen: list[np.ndarray], starts: list[int], dyad: str,
+                   path: str | Path) -> None:
+    """Refuse a dyad whose rows lie in two blocks or partitions (``seen``: the dyad ids
+    of each, ``starts``: their first file rows)."""
+    _check_together(seen, starts, dyad, path)

@@ -55,7 +55,14 @@ import numpy as np
 import pandas as pd
 
 from apim.apa import p_value
-from apim.data.blocks import BLOCK_ROWS, dyad_blocks
+from apim.data.blocks import (
+    BLOCK_ROWS,
+    Partition,
+    check_together,
+    dyad_blocks,
+    parquet_partitions,
+    partition_frame,
+)
 from apim.data.session import SessionData
 from apim.engine.control import FitControl
 from apim.engine.mixed.df import satterthwaite_df, satterthwaite_f_df
@@ -64,6 +71,7 @@ from apim.engine.mixed.model import MixedModel
 from apim.engine.mixed.results import criteria
 from apim.engine.mixed.statistics import DyadStatistics, StatisticsFit, fit_statistics
 from apim.engine.parameters import VarianceParameter
+from apim.engine.threads import one_blas_thread
 from apim.errors import AllMissingError, ApimError, ConstantVariableError, DataError, SpecError
 from apim.model.centring import is_cross_sectional
 from apim.model.design import Term, build_design, resolve_spec
@@ -103,18 +111,30 @@ class BlockSource:
     encoding: str | None = None
     missing: tuple[float, ...] = ()
 
+    @property
+    def ids(self) -> list[str]:
+        return [c for c in (self.dyad, self.session, self.role) if c is not None]
+
+    def wanted(self, columns: Sequence[str]) -> list[str]:
+        return list(dict.fromkeys([*self.ids, *columns]))
+
+    def session_data(self, frame: pd.DataFrame, first_row: int,
+                     roles: tuple[str, str] | None = None) -> SessionData:
+        """A block's rows as validated session data (file row numbers kept)."""
+        for c in frame.columns:
+            if self.missing and c not in self.ids and pd.api.types.is_numeric_dtype(frame[c]):
+                frame[c] = frame[c].mask(frame[c].isin(self.missing))
+        return SessionData.from_long(frame, dyad=self.dyad, session=self.session,
+                                     role=self.role, roles=roles or self.roles,
+                                     first_row=first_row)
+
     def blocks(self, columns: Sequence[str]) -> Iterator[SessionData]:
-        """The file's blocks as validated session data (file row numbers kept)."""
-        ids = [c for c in (self.dyad, self.session, self.role) if c is not None]
-        wanted = list(dict.fromkeys([*ids, *columns]))
+        """The file's blocks as validated session data, read in turn."""
         roles = self.roles
-        for frame, start in dyad_blocks(self.path, self.dyad, wanted, self.block_rows,
-                                        self.sep, self.decimal, self.encoding):
-            for c in frame.columns:
-                if self.missing and c not in ids and pd.api.types.is_numeric_dtype(frame[c]):
-                    frame[c] = frame[c].mask(frame[c].isin(self.missing))
-            data = SessionData.from_long(frame, dyad=self.dyad, session=self.session,
-                                         role=self.role, roles=roles, first_row=start)
+        for frame, start in dyad_blocks(self.path, self.dyad, self.wanted(columns),
+                                        self.block_rows, self.sep, self.decimal,
+                                        self.encoding):
+            data = self.session_data(frame, start, roles)
             roles = data.roles  # every block in the first block's order
             yield data
 
@@ -370,53 +390,169 @@ class OutOfCoreResult:
         return self.summary()
 
 
-def _start_values(models: list[MixedModel], control: FitControl | None
+def _cut(model: MixedModel, rows: int) -> MixedModel:
+    """The first whole dyads of ``model`` up to about ``rows`` rows."""
+    if len(model.y) <= rows:
+        return model
+    dyad = np.asarray(model.dyad)
+    edges = np.flatnonzero(dyad[1:] != dyad[:-1]) + 1  # where a new dyad starts
+    later = edges[edges >= rows]
+    if not len(later):
+        return model
+    keep = slice(0, int(later[0]))
+    return replace(model, y=model.y[keep], X=model.X[keep], dyad=model.dyad[keep],
+                   role=model.role[keep], session=model.session[keep],
+                   Z=None if model.Z is None else model.Z[keep])
+
+
+def _start_values(models: Sequence[MixedModel], control: FitControl | None
                   ) -> np.ndarray | None:
     """Start values from an in-memory fit of the first dyads (the first blocks' models,
     up to :data:`START_ROWS` rows and whole dyads), or None when that fit fails (e.g. a
     between part constant among those dyads): the statistics' own start values then."""
     first = models[0]
-    stacked: dict[str, Any] = {name: np.concatenate([np.asarray(getattr(m, name)) for m in models])
-               for name in ("y", "X", "dyad", "role", "session", "Z")}
-    n = len(stacked["y"])
-    if n > START_ROWS:
-        dyad = stacked["dyad"]
-        edges = np.flatnonzero(dyad[1:] != dyad[:-1]) + 1  # where a new dyad starts
-        later = edges[edges >= START_ROWS]
-        stacked = {k: v[:int(later[0])] for k, v in stacked.items()} if len(later) \
-            else stacked
+    stacked: dict[str, Any] = {name: np.concatenate([np.asarray(getattr(m, name))
+                                                     for m in models])
+                               for name in ("y", "X", "dyad", "role", "session", "Z")}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a boundary in the subset is no finding
-            return estimate_mixed(replace(first, **stacked), "REML", control).theta
+            subset = _cut(replace(first, **stacked), START_ROWS)
+            return estimate_mixed(subset, "REML", control).theta
     except ApimError:
         return None
 
 
+@dataclass(frozen=True, eq=False)
+class _Summary:
+    """What pass 1 takes from a block."""
+
+    centre: dict[str, np.ndarray]
+    informative: dict[str, np.ndarray]
+    ids: np.ndarray
+    first_row: int
+    n_rows: int
+    cross_sectional: bool
+    roles: tuple[str, str]
+
+
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """What pass 2 takes from a block."""
+
+    statistics: DyadStatistics
+    dropped: dict[str, np.ndarray]
+    terms: tuple[Term, ...]
+    random_effects: dict[str, str]
+    start_model: MixedModel | None
+    n_rows: int
+
+
+def _summary(data: SessionData, spec: APIMSpec, first_row: int) -> _Summary:
+    resolved = resolve_spec(data, spec)
+    return _Summary(_centre_sums(data, resolved), _informative_sums(data, spec.predictors),
+                    pd.unique(data.frame["dyad"].to_numpy()), first_row, len(data.frame),
+                    is_cross_sectional(data), data.roles)
+
+
+def _part(data: SessionData, spec: APIMSpec, centres: pd.DataFrame, keep_model: bool
+          ) -> _Part:
+    design = build_design(data, spec, centres)
+    dropped = {e.reason: np.array(e.rows, np.int64) for e in design.dropped}
+    return _Part(DyadStatistics.of(design.model), dropped, design.terms,
+                 dict(design.random_effects),
+                 _cut(design.model, START_ROWS) if keep_model else None, len(data.frame))
+
+
+def _summary_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
+                          columns: Sequence[str]) -> _Summary:
+    """Pass 1 on a worker: one partition of a Parquet file."""
+    frame, first_row = partition_frame(part, source.dyad, source.wanted(columns))
+    return _summary(source.session_data(frame, first_row), spec, first_row)
+
+
+@one_blas_thread
+def _part_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
+                       columns: Sequence[str], centres: pd.DataFrame, keep_model: bool
+                       ) -> _Part:
+    """Pass 2 on a worker: one partition of a Parquet file."""
+    frame, first_row = partition_frame(part, source.dyad, source.wanted(columns))
+    return _part(source.session_data(frame, first_row), spec, centres, keep_model)
+
+
+def _centres(summaries: Sequence[_Summary], spec: APIMSpec) -> pd.DataFrame:
+    """The whole file's centres from the blocks' sums (and its predictor checks)."""
+    roles = summaries[0].roles
+    sums: dict[str, np.ndarray] = {}
+    seen: dict[str, np.ndarray] = {}
+    for s in summaries:
+        for v, c in s.centre.items():
+            sums[v] = sums[v] + c if v in sums else c
+        for v, c in s.informative.items():
+            seen[v] = _merge_informative(seen[v], c) if v in seen else c
+    _check_informative(seen, roles, spec.decomposition.center == "person")
+    pooled = not spec.distinguishable or spec.decomposition.reference == "grand"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame({v: s[:, 0].sum() / s[:, 1].sum() if pooled else s[:, 0] / s[:, 1]
+                             for v, s in sums.items()}, index=list(roles)).T
+
+
+def _resolved(spec: APIMSpec, data: SessionData) -> APIMSpec:
+    """``spec`` with the defaults resolved as for the first block's data."""
+    if is_cross_sectional(data):
+        raise SpecError("the data are cross-sectional (one row per member): they have no "
+                        "within-person part; fit them in memory")
+    resolved = resolve_spec(data, spec)
+    check_out_of_core(resolved)
+    return resolved
+
+
+def _combine(parts: Sequence[_Part]) -> tuple[DyadStatistics, dict[str, np.ndarray], int]:
+    """The summed statistics, the rows not used by reason, the rows read."""
+    names = tuple(t.name for t in parts[0].terms)
+    total = parts[0].statistics
+    dropped: dict[str, list[np.ndarray]] = {}
+    for k, part in enumerate(parts):
+        if tuple(t.name for t in part.terms) != names:
+            raise SpecError("a block of the file gives other terms than the first one; "
+                            "fit in memory")
+        if k:
+            total = total.merge(part.statistics)
+        for why, rows in part.dropped.items():
+            dropped.setdefault(why, []).append(rows)
+    return (total, {why: np.sort(np.concatenate(r)) for why, r in dropped.items()},
+            sum(p.n_rows for p in parts))
+
+
+@one_blas_thread
 def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
                     session: str | None = None, roles: Sequence[str] | None = None,
                     block_rows: int = BLOCK_ROWS, control: FitControl | None = None,
                     sep: str | None = None, decimal: str | None = None,
-                    encoding: str | None = None, missing: Sequence[float] = ()
-                    ) -> OutOfCoreResult:
+                    encoding: str | None = None, missing: Sequence[float] = (),
+                    scheduler: str | None = None) -> OutOfCoreResult:
     """Fit ``spec`` to the long file ``path`` read in blocks of whole dyads (see the
-    module docstring).
+    module docstring), here or on the workers of a Dask cluster.
 
     Parameters
     ----------
     path : str
-        A ``.parquet``, ``.csv`` or ``.tsv`` file whose rows of a dyad are together.
+        A ``.parquet``, ``.csv`` or ``.tsv`` file whose rows of a dyad are together (a
+        Parquet file with a Dask ``scheduler``: each worker reads row groups of it, so
+        every worker must see the file at ``path``).
     spec : APIMSpec
     dyad, role, session : str
         Column names (as :meth:`SessionData.from_long`).
     roles : pair of str, optional
         The role values, reference first.
     block_rows : int
-        Rows read at a time (memory: about ``block_rows`` x 200 bytes for a seed-size
-        model).
+        Rows read at a time (with a scheduler: rows per partition, whole row groups).
     control : FitControl, optional
     sep, decimal, encoding, missing : optional
         How to read a text file; missing-value codes.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``): the blocks' passes run on its
+        workers, which send back only the blocks' sums and statistics; the fit runs here.
 
     Returns
     -------
@@ -435,60 +571,67 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
                          None if roles is None else (str(roles[0]), str(roles[1])),
                          block_rows, sep, decimal, encoding, tuple(float(m) for m in missing))
     columns = [spec.outcome, *spec.predictors, *spec.covariates]
+    if scheduler is not None:
+        return _fit_on_cluster(source, spec, columns, control, scheduler)
     # pass 1: validation, the resolved spec, the centres
-    sums: dict[str, np.ndarray] = {}
-    seen: dict[str, np.ndarray] = {}
+    summaries: list[_Summary] = []
     resolved: APIMSpec | None = None
-    block_roles: tuple[str, str] | None = None
     for data in source.blocks(columns):
         if resolved is None:
-            if is_cross_sectional(data):
-                raise SpecError("the data are cross-sectional (one row per member): they "
-                                "have no within-person part; fit them in memory")
-            resolved = resolve_spec(data, spec)
-            check_out_of_core(resolved)
-            block_roles = data.roles
-        for v, s in _centre_sums(data, resolved).items():
-            sums[v] = sums[v] + s if v in sums else s
-        for v, s in _informative_sums(data, resolved.predictors).items():
-            seen[v] = _merge_informative(seen[v], s) if v in seen else s
-    assert resolved is not None and block_roles is not None  # dyad_blocks yields >= 1
-    _check_informative(seen, block_roles, resolved.decomposition.center == "person")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centres = pd.DataFrame({v: s[:, 0].sum() / s[:, 1].sum()
-                                if (not resolved.distinguishable
-                                    or resolved.decomposition.reference == "grand")
-                                else s[:, 0] / s[:, 1] for v, s in sums.items()},
-                               index=list(block_roles)).T
+            resolved = _resolved(spec, data)
+        summaries.append(_summary(data, resolved, int(data.frame["row"].iloc[0])))
+    assert resolved is not None  # dyad_blocks yields at least one block
+    centres = _centres(summaries, resolved)
+    source = replace(source, roles=summaries[0].roles)
     # pass 2: the statistics of each block, summed
-    source = replace(source, roles=block_roles)
-    total: DyadStatistics | None = None
-    dropped: dict[str, list[np.ndarray]] = {}
-    first = None
-    starting: list[MixedModel] = []  # the first blocks' models, for start values
-    n_blocks = n_rows = 0
+    parts = []
+    models: list[MixedModel] = []  # the first blocks' models, for start values
     for data in source.blocks(columns):
-        design = build_design(data, resolved, centres)
-        if first is None:
-            first = design
-        elif tuple(t.name for t in design.terms) != tuple(t.name for t in first.terms):
-            raise SpecError("a block of the file gives other terms than the first one; "
-                            "fit in memory")
-        if sum(len(m.y) for m in starting) < START_ROWS:
-            starting.append(design.model)
-        part = DyadStatistics.of(design.model)
-        total = part if total is None else total.merge(part)
-        for exclusion in design.dropped:
-            dropped.setdefault(exclusion.reason, []).append(np.array(exclusion.rows,
-                                                                     np.int64))
-        n_blocks += 1
-        n_rows += len(data.frame)
-    assert total is not None and first is not None
-    start = _start_values(starting, control)
-    del starting
-    engine = fit_statistics(total, first.model, resolved.method, control, start)
-    return OutOfCoreResult(spec=resolved, roles=block_roles, terms=first.terms,
-                           engine=engine,
-                           dropped_rows={k: np.concatenate(v) for k, v in dropped.items()},
-                           random_effects=dict(first.random_effects), source=str(path),
-                           n_blocks=n_blocks, n_rows_read=n_rows)
+        part = _part(data, resolved, centres, sum(len(m.y) for m in models) < START_ROWS)
+        if part.start_model is not None:
+            models.append(part.start_model)
+        parts.append(replace(part, start_model=None))
+    return _finish(source, resolved, parts, models, control)
+
+
+def _finish(source: BlockSource, resolved: APIMSpec, parts: Sequence[_Part],
+            models: Sequence[MixedModel], control: FitControl | None) -> OutOfCoreResult:
+    total, dropped, n_rows = _combine(parts)
+    start = _start_values(models, control)
+    engine = fit_statistics(total, models[0], resolved.method, control, start)
+    roles = source.roles
+    assert roles is not None
+    return OutOfCoreResult(spec=resolved, roles=roles, terms=parts[0].terms, engine=engine,
+                           dropped_rows=dropped, random_effects=parts[0].random_effects,
+                           source=source.path, n_blocks=len(parts), n_rows_read=n_rows)
+
+
+def _fit_on_cluster(source: BlockSource, spec: APIMSpec, columns: list[str],
+                    control: FitControl | None, scheduler: str) -> OutOfCoreResult:
+    """Both passes on the workers of the Dask cluster at ``scheduler``, one task per
+    partition of the Parquet file; only sums and statistics travel back."""
+    from apim.parallel import dask_client  # dask: only with a scheduler
+
+    parts = parquet_partitions(source.path, source.block_rows)
+    with dask_client(scheduler) as client:
+        if source.roles is None:  # the roles as the first partition has them
+            frame, first_row = partition_frame(parts[0], source.dyad, source.wanted(columns))
+            source = replace(source, roles=source.session_data(frame, first_row).roles)
+            del frame
+        futures = client.map(_summary_of_partition, [source] * len(parts), parts,
+                             [spec] * len(parts), [columns] * len(parts), pure=False)
+        summaries = [s for s in client.gather(futures) if s is not None]
+        check_together([s.ids for s in summaries], [s.first_row for s in summaries],
+                       source.dyad, source.path)
+        frame, first_row = partition_frame(parts[0], source.dyad, source.wanted(columns))
+        data = source.session_data(frame, first_row)
+        resolved = _resolved(spec, data)
+        del frame, data
+        centres = _centres(summaries, resolved)
+        futures = client.map(_part_of_partition, [source] * len(parts), parts,
+                             [resolved] * len(parts), [columns] * len(parts),
+                             [centres] * len(parts), [k == 0 for k in range(len(parts))],
+                             pure=False)
+        results = client.gather(futures)
+    models = [r.start_model for r in results if r.start_model is not None]
+    return _finish(source, resolved, results, models, control)

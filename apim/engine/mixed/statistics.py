@@ -127,6 +127,7 @@ class DyadStatistics:
     sums: tuple[float, float, np.ndarray, np.ndarray] = field(repr=False)
 
     @classmethod
+    @one_blas_thread
     def of(cls, model: MixedModel) -> DyadStatistics:
         """The statistics of the dyads of ``model`` (all their rows: a dyad must not be
         split between blocks)."""
