@@ -102,15 +102,24 @@ print(json.dumps({{"loglik": r.statistics.loglik, "coef": r.coef.tolist(),
 
 
 def timed(command: list[str], tree: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) and stdout of ``command`` with ``tree`` first on the path."""
+    """Wall seconds, peak RSS (MB) and stdout of ``command`` run in ``tree`` (its apim
+    first on the path: ``python -c`` and ``-m`` put the working directory first)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     start = time.perf_counter()
     out = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True,
-                         text=True, env=env)
+                         text=True, env=env, cwd=tree)
     seconds = time.perf_counter() - start
     if out.returncode:
         raise RuntimeError(f"{command}: {out.stderr[-2000:]}")
     return seconds, int(out.stderr.strip().splitlines()[-1]) / 1024, out.stdout
+
+
+def check_trees(trees: dict[str, Path]) -> None:
+    """Each label imports its own checkout's apim."""
+    for label, tree in trees.items():
+        where = timed([sys.executable, "-c", "import apim; print(apim.__file__)"], tree)[2]
+        if not where.strip().startswith(str(tree.resolve())):
+            raise RuntimeError(f"{label}: apim comes from {where.strip()}, not {tree}")
 
 
 def prep(trees: dict[str, Path], sizes: list[int], reps: int) -> list[dict]:
@@ -145,7 +154,7 @@ def command(trees: dict[str, Path], tmp: Path, reps: int) -> dict:
     out = {k: float(np.median(v)) for k, v in times.items() if v}
     profile = subprocess.run([sys.executable, "-X", "importtime", "-c",
                               "import scipy.special"], capture_output=True, text=True,
-                             env={**os.environ, "PYTHONPATH": str(AFTER)})
+                             env={**os.environ, "PYTHONPATH": str(AFTER)}, cwd=AFTER)
     out["scipy_special_s"] = int(profile.stderr.splitlines()[-1].split("|")[1]) / 1e6
     print("command", out, flush=True)
     return out
@@ -249,6 +258,7 @@ def main() -> None:
     parts = set(args.only.split(","))
     before = Path(args.before)
     trees = {"before": before, "after": AFTER}
+    check_trees(trees)
     head = header(args, before)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
