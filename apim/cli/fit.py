@@ -33,7 +33,7 @@ from apim import report
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
 from apim.cli.out_of_core import add_option as add_out_of_core_option
-from apim.cli.out_of_core import fit_out_of_core_args, uses_out_of_core
+from apim.cli.out_of_core import check_in_memory, fit_out_of_core_args, uses_out_of_core
 from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.files import check_new_output, write_atomic
@@ -284,6 +284,7 @@ def run(args: argparse.Namespace) -> None:
                          ("--docx", args.docx)):  # issue 20
         if path:
             check_new_output(path, option, force=args.force, inputs=[args.data])
+    check_in_memory(args)
     result, caught = (fit_out_of_core_args(args, model_spec(args))
                       if uses_out_of_core(args) else fit_with_warnings(args))
     tests, arms = _extras(result, args.test or [])

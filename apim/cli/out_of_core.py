@@ -4,7 +4,8 @@ whole dyads (:mod:`apim.model.out_of_core`), for files too large for memory.
 An explicit choice, not automatic: the out-of-core fit reports the tables, not the
 per-row quantities (fitted values, random effects per dyad) that reports and figures
 need, and it needs each dyad's rows together in the file. ``apim fit`` in memory refuses
-work the machine cannot hold (:mod:`apim.limits`) and names this option.
+a file the machine cannot hold (:func:`check_in_memory`: rows from the Parquet metadata
+or the text file's size, about 420 bytes a row) and names this option.
 
 Examples
 --------
@@ -26,7 +27,8 @@ from typing import Any
 from apim.data.blocks import BLOCK_ROWS
 from apim.errors import SpecError
 
-__all__ = ["add_option", "fit_out_of_core_args", "uses_out_of_core"]
+__all__ = ["add_option", "fit_out_of_core_args", "uses_out_of_core", "check_in_memory",
+           "estimated_rows"]
 
 #: Options of ``apim fit`` the out-of-core fit cannot honour, and why.
 _REFUSED = {
@@ -51,6 +53,55 @@ def add_option(parser: argparse.ArgumentParser) -> None:
         help="fit out of core on the workers of the Dask cluster at ADDR (e.g. "
         "tcp://host:8786): each reads row groups of the Parquet file (at the same path on "
         "every worker) and sends back sums; implies --out-of-core")
+
+
+# Bytes per row of a whole in-memory `apim fit` (issue 24: 25 MB per 1,000 dyads of 30
+# sessions, i.e. about 420 bytes per row with one predictor), with a margin for more
+# columns: 60 bytes per further model column.
+FIT_BYTES_PER_ROW = 420
+FIT_BYTES_PER_COLUMN = 60
+
+
+def estimated_rows(path: str) -> int | None:
+    """Rows of a Parquet file (its metadata) or of a text file (its size over the mean
+    length of its first lines); None for other formats or an unreadable file."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        if p.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(p).metadata.num_rows)
+        if p.suffix.lower() in (".csv", ".tsv", ".txt"):
+            with open(p, "rb") as handle:
+                head = handle.read(1 << 16)
+            lines = head.count(b"\n")
+            if lines < 2:
+                return None
+            return int(p.stat().st_size / (len(head) / lines))
+    except Exception:  # the reader reports an unreadable file with its own message
+        return None
+    return None
+
+
+def check_in_memory(args: argparse.Namespace) -> None:
+    """Refuse (:class:`~apim.errors.TooLargeError`, exit 2) an in-memory ``apim fit`` of a
+    file the machine cannot hold (:func:`apim.limits.check_memory`), naming
+    ``--out-of-core``; nothing to do when the out-of-core fit was asked for."""
+    if uses_out_of_core(args):
+        return
+    from apim.limits import check_memory
+
+    rows = estimated_rows(args.data)
+    if rows is None:
+        return
+    columns = len(getattr(args, "predictor", None) or ()) + len(
+        getattr(args, "covariate", None) or ()) + len(getattr(args, "moderator", None) or ())
+    need = rows * (FIT_BYTES_PER_ROW + FIT_BYTES_PER_COLUMN * max(columns - 1, 0))
+    check_memory(need, f"fitting the {rows:,} rows of {args.data} in memory",
+                 "fit it with --out-of-core (the file read in blocks of whole dyads; Parquet "
+                 "or CSV, random intercepts), or on a Dask cluster with --scheduler ADDR")
 
 
 def uses_out_of_core(args: argparse.Namespace) -> bool:

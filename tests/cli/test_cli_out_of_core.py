@@ -87,3 +87,21 @@ def test_file_errors_one_line(files, tmp_path, capsys):
         assert main(["fit", *argv, *COLUMNS]) == 2
         err = capsys.readouterr().err
         assert err.startswith("apim: error:") and err.count("\n") == 1 and fragment in err
+
+
+def test_in_memory_fit_too_large_names_out_of_core(files, capsys, monkeypatch):
+    """A file the machine cannot hold in memory: exit 2, one line, naming --out-of-core
+    (and the out-of-core fit of the same file is not refused)."""
+    import apim.limits
+    from apim.cli.out_of_core import estimated_rows
+
+    rows = len(pd.read_csv(files[0]))
+    assert estimated_rows(str(files[1])) == rows
+    assert abs(estimated_rows(str(files[0])) - rows) < 0.05 * rows
+    monkeypatch.setattr(apim.limits, "available_memory", lambda: 1_000_000)
+    for path in files:
+        assert main(["fit", str(path), *COLUMNS]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("apim: error:") and err.count("\n") == 1
+        assert "in memory" in err and "--out-of-core" in err
+    assert main(["fit", str(files[1]), *COLUMNS, "--out-of-core"]) == 0
