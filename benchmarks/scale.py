@@ -233,8 +233,8 @@ def out_of_core(tmp: Path, n: int, equal_at: int) -> dict:
 
 
 def header(args: argparse.Namespace, before: Path) -> str:
-    commit = subprocess.run(["git", "-C", str(before), "log", "-1", "--format=%h %s"],
-                            capture_output=True, text=True).stdout.strip()[:80]
+    commit = subprocess.run(["git", "-C", str(before), "log", "-1", "--format=%h"],
+                            capture_output=True, text=True).stdout.strip()
     mine = subprocess.run(["git", "-C", str(AFTER), "log", "-1", "--format=%h"],
                           capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()[0]
