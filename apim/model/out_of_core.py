@@ -344,6 +344,34 @@ class OutOfCoreResult:
                               "reason": np.repeat(reasons, [len(r) for r in rows])})
         return frame.sort_values("row", ignore_index=True)
 
+    def reference_levels(self) -> dict[str, str]:
+        """No categorical moderators out of core: empty."""
+        return {}
+
+    def level_names(self) -> dict[str, str]:
+        """What each level of the effects table means (no therapist centring here)."""
+        return {"within": "within-person", "between": "between-person", "none": ""}
+
+    def notes(self) -> list[str]:
+        """Roles, df, convergence, boundary and rows not used, for tables."""
+        out = [f"Roles: {self.roles[0]} (reference) and {self.roles[1]}." if
+               self.spec.distinguishable else "Indistinguishable dyads: effects pooled over "
+               "roles.", "Fitted out of core from summed statistics; Satterthwaite df."]
+        if self.boundary:
+            out.append("Boundary: " + "; ".join(self.boundary) + ".")
+        if self.dropped_rows:
+            out.append("Rows not used: " + "; ".join(
+                f"{n:,} {why}" for why, n in sorted(self.dropped_counts.items())) + ".")
+        return out
+
+    def design_matrix(self) -> None:
+        """None: the rows are not kept."""
+        return None
+
+    def fitted_frame(self) -> None:
+        """None: the rows are not kept."""
+        return None
+
     def model_line(self) -> str:
         spec = self.spec
         return (f"APIM of {spec.outcome!r} on {', '.join(spec.predictors)} "

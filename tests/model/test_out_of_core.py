@@ -97,6 +97,8 @@ def test_wald_test_and_summary(alliance, csv_path):
     text = ours.summary()
     assert "out of core" in text and "rows not used" in text
     assert ours.to_dict()["dropped_counts"] == ours.dropped_counts
+    assert any("Rows not used" in n for n in ours.notes())
+    assert ours.fitted_frame() is None and ours.design_matrix() is None
 
 
 @pytest.mark.parametrize("spec, match", [

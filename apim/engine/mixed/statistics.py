@@ -380,7 +380,7 @@ def fit_statistics(stats: DyadStatistics, template: MixedModel, method: str = "R
                            q_t=0, q=stats.q, p=stats.p, products=moments,
                            n_rows=stats.n_rows, moments=grouped)
     if start is None:
-        theta0 = _default_start(template, stats, grouped, moments, sy)
+        theta0 = _default_start(template, stats, moments)
     else:
         theta0 = scaling.inner_theta(np.asarray(start, float))[0]
     problem = _SummedProblem(template, prep, method == "REML", control, theta0, True)
@@ -401,8 +401,8 @@ def _check_rank(moments: TypeMoments, p: int, names: list[str]) -> None:
     raise RankDeficientError([names[j] for j in np.flatnonzero(weak)] or names)
 
 
-def _default_start(model: MixedModel, stats: DyadStatistics, grouped: GroupedMoments,
-                   moments: TypeMoments, sy: float) -> np.ndarray:
+def _default_start(model: MixedModel, stats: DyadStatistics, moments: TypeMoments
+                   ) -> np.ndarray:
     """Start values without the rows: residual variances from the OLS fit's residual
     mean square (on the standardised scale), no correlations, and a dyad variance of
     half of it."""
