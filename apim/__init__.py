@@ -58,6 +58,7 @@ _LAZY = {
     "load_kashy": "apim.datasets.couples",
     "load_bolger_laurenceau": "apim.datasets.couples",
     "TherapistSpec": "apim.analyses.therapist",
+    "fit_out_of_core": "apim.model.out_of_core",
     "therapist_effects": "apim.analyses.therapist",
     "variance_shares": "apim.analyses.therapist",
     "association_split": "apim.analyses.therapist",

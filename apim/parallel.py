@@ -110,6 +110,12 @@ def _dask(scheduler: str) -> Iterator[Any]:
         client.close()
 
 
+dask_client = _dask
+"""``with dask_client(address) as client``: a client of the Dask scheduler at ``address``
+(``tcp://host:8786``), closed at the end; clear errors for a missing dask.distributed, a
+malformed address or a scheduler that cannot be reached."""
+
+
 def run_jobs(func: Callable[..., T], jobs: Sequence[J], *, seed: int | None = None,
              n_jobs: int = 1, scheduler: str | None = None, progress: bool = True,
              desc: str = "jobs", chunk_size: int = 1) -> list[JobOutcome[T]]:

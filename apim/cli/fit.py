@@ -32,6 +32,8 @@ import pandas as pd
 from apim import report
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
+from apim.cli.out_of_core import add_option as add_out_of_core_option
+from apim.cli.out_of_core import check_in_memory, fit_out_of_core_args, uses_out_of_core
 from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import SpecError
 from apim.files import check_new_output, write_atomic
@@ -334,7 +336,9 @@ def run(args: argparse.Namespace) -> None:
             check_new_output(path, option, force=args.force, inputs=[args.data])
     if args.docx:
         require_docx()  # before the fit, not after it
-    result, caught = fit_with_warnings(args)
+    check_in_memory(args)
+    result, caught = (fit_out_of_core_args(args, model_spec(args))
+                      if uses_out_of_core(args) else fit_with_warnings(args))
     tests, arms = _extras(result, args.test or [])
     payload = result.to_dict()
     payload["tests"] = [{k: [jsonable(x) for x in v] if isinstance(v, tuple) else jsonable(v)
@@ -447,6 +451,7 @@ def register(commands: Any) -> None:
         "tables (or JSON); optionally write a self-contained HTML report.",
         formatter_class=HelpFormatter, epilog=EXAMPLES)
     add_model_arguments(parser)
+    add_out_of_core_option(parser)
     output = parser.add_argument_group("output [every model]")
     output.add_argument("--format", choices=("table", "markdown", "latex", "html", "json"),
                         default="table", help="what to print")

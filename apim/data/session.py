@@ -292,7 +292,8 @@ class SessionData:
     @classmethod
     def from_long(cls, data: pd.DataFrame | str | Path, *, dyad: str, role: str,
                   session: str | None = None, roles: Sequence[object] | None = None,
-                  therapist: str | None = None, **read: Any) -> SessionData:
+                  therapist: str | None = None, first_row: int = 1,
+                  **read: Any) -> SessionData:
         """Validate long data: one row per dyad x session x role.
 
         Parameters
@@ -305,6 +306,9 @@ class SessionData:
             The two role values, the reference first. Default: the two values sorted.
         therapist : str, optional
             Column identifying a therapist who may serve several dyads.
+        first_row : int
+            The row number of the first row (default 1): a block of a larger file keeps
+            the file's row numbers in messages and in the rows dropped.
         sep, decimal, encoding, sheet, missing, columns : optional
             How to read a file (see :func:`apim.data.io.read_table`); ``missing`` codes
             (e.g. ``(-99, 999)``) also apply to a DataFrame.
@@ -320,7 +324,8 @@ class SessionData:
         options = _options([dyad, session, role, therapist], [role], dict(read))
         frame, name, notes = as_frame(data, options)
         columns = ColumnMap(dyad=dyad, session=session, role=role, therapist=therapist)
-        return cls._build(frame, columns, roles, name, notes)
+        rows = None if first_row == 1 else np.arange(first_row, first_row + len(frame))
+        return cls._build(frame, columns, roles, name, notes, rows)
 
     @classmethod
     def _build(cls, frame: pd.DataFrame, columns: ColumnMap,

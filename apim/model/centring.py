@@ -251,7 +251,8 @@ def _lagged(values: pd.DataFrame, frame: pd.DataFrame, spec: DecompositionSpec) 
 
 
 def decompose(data: SessionData, variables: Sequence[str],
-              spec: DecompositionSpec | None = None, pooled: bool = False) -> Decomposition:
+              spec: DecompositionSpec | None = None, pooled: bool = False,
+              centres: pd.DataFrame | None = None) -> Decomposition:
     """Split predictors into within- and between-person parts for both members.
 
     Parameters
@@ -264,6 +265,13 @@ def decompose(data: SessionData, variables: Sequence[str],
         cross-sectional data).
     pooled : bool
         Centre on both roles together (indistinguishable dyads).
+    centres : DataFrame, optional
+        The centres to use instead of this data's own: one row per variable, one column
+        per role (as :attr:`Decomposition.centres`), e.g. those of a whole data set read
+        in blocks of dyads (:mod:`apim.model.out_of_core`). The checks that each predictor
+        is informative (not all missing or constant for a role, rated at two sessions by
+        someone) are then the caller's, on the whole data: a block may lack what the
+        whole has.
 
     Returns
     -------
@@ -283,11 +291,13 @@ def decompose(data: SessionData, variables: Sequence[str],
     >>> sorted(parts.columns)[:3]
     ['alliance_between', 'alliance_between_partner', 'alliance_within']
     """
-    return _decompose(data, variables, spec or DecompositionSpec(), pooled, None)
+    return _decompose(data, variables, spec or DecompositionSpec(), pooled, centres,
+                      checks=centres is None)
 
 
 def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionSpec,
-               pooled: bool, fixed: pd.DataFrame | None) -> Decomposition:
+               pooled: bool, fixed: pd.DataFrame | None, checks: bool = True
+               ) -> Decomposition:
     """:func:`decompose`, with the centres per variable and role taken from ``fixed`` when
     given (re-applying a fitted decomposition)."""
     if spec.center is None:
@@ -307,7 +317,8 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
         x = data.numeric(v)
         for k, role in enumerate(data.roles):
             mine = frame["role"] == role if keys is None else keys.role == k
-            informative(x[mine], v, f"for role {role!r}")
+            if checks:
+                informative(x[mine], v, f"for role {role!r}")
         names: dict[str, str] = {}
         timevarying: dict[str, pd.Series] = {}
         static: dict[str, pd.Series] = {}
@@ -318,7 +329,8 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
             kind = "centered" if spec.center == "grand" else "raw"
             timevarying[kind] = x - centre if kind == "centered" else x
         else:
-            within_variation(frame, x, v)
+            if checks:
+                within_variation(frame, x, v)
             trend = _trend(x, frame["session"], person) if spec.detrend else None
             person_mean = _mean_by(x, keys, frame, "dyad")
             timevarying["within"] = x - person_mean - (0 if trend is None else trend)

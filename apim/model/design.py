@@ -220,8 +220,13 @@ def check_identified(data: SessionData, spec: APIMSpec) -> None:
         "the default for cross-sectional data applies")
 
 
-def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
+def build_design(data: SessionData, spec: APIMSpec,
+                 centres: pd.DataFrame | None = None) -> APIMDesign:
     """Build the fixed and random designs of ``spec`` on ``data``.
+
+    ``centres``: the centres of the between parts per predictor and role to use instead
+    of ``data``'s own (:func:`~apim.model.centring.decompose`; a block of a larger data
+    set is centred on the whole set's).
 
     Defaults that depend on the data (cross-sectional or over time) are resolved first
     (:func:`resolve_spec`); the design's ``spec`` is the resolved one.
@@ -256,7 +261,7 @@ def build_design(data: SessionData, spec: APIMSpec) -> APIMDesign:
             f"residual={residual.pooled.name!r} (or distinguishable=True)")
     y = data.numeric(spec.outcome)
     parts = decompose(data, list(spec.predictors), spec.decomposition,
-                      pooled=not spec.distinguishable)
+                      pooled=not spec.distinguishable, centres=centres)
     comp = parts.components
     roles = data.roles if spec.distinguishable else ("both",)
     keys = data.keys
@@ -378,8 +383,11 @@ def _frame_of(columns: dict[str, tuple[np.ndarray, ...]], index: pd.Index) -> pd
     return pd.DataFrame(block.T, index=index, columns=list(columns), copy=False)
 
 
-def _rows(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The rows ``keep`` of a matrix, column-major (as a DataFrame's values come)."""
+def _rows(values: np.ndarray, keep: np.ndarray, every: bool = False) -> np.ndarray:
+    """The rows ``keep`` of a matrix, column-major (as a DataFrame's values come); the
+    matrix itself, not a copy, when ``every`` row is kept."""
+    if every:
+        return values
     out = np.empty((int(keep.sum()), values.shape[1]), order="F")
     for j in range(values.shape[1]):
         out[:, j] = values[keep, j]
@@ -435,7 +443,12 @@ def assemble_design(data: SessionData, spec: APIMSpec | FormulaSpec, y: pd.Serie
             remaining &= ~hit
     if remaining.any():  # a product of non-missing values cannot be missing; be safe
         reasons["missing a design value"] = frame.loc[remaining, "row"].tolist()
-    outcome = y_values[ok]
+    every = bool(ok.all())  # then the arrays are used as they are: no copies
+
+    def kept(values: np.ndarray) -> np.ndarray:
+        return values if every else values[ok]
+
+    outcome = kept(y_values)
     if bool(np.all(outcome == outcome[0])):
         first = y[ok].iloc[0]
         raise DataError(f"the outcome {y.name!r} takes one value ({first!r}) in all "
@@ -444,14 +457,14 @@ def assemble_design(data: SessionData, spec: APIMSpec | FormulaSpec, y: pd.Serie
     keys = data.keys
     role = (frame["role"] == data.roles[1]).to_numpy() if keys is None else keys.role == 1
     model = MixedModel(
-        y=outcome, X=_rows(x_values, ok),
-        dyad=frame["dyad"].to_numpy()[ok],
-        role=role[ok].astype(int),
-        session=frame["session"].to_numpy()[ok],
-        Z=None if Z is None else _rows(Z.to_numpy(float), ok),
+        y=outcome, X=_rows(x_values, ok, every),
+        dyad=kept(frame["dyad"].to_numpy()),
+        role=kept(role).astype(int),
+        session=kept(frame["session"].to_numpy()),
+        Z=None if Z is None else _rows(Z.to_numpy(float), ok, every),
         random=None if Z is None else (random or Unstructured(Z.shape[1])),
         residual=Residual.named(spec.residual_structure),
-        therapist=frame["therapist"].to_numpy()[ok] if therapist_level else None,
+        therapist=kept(frame["therapist"].to_numpy()) if therapist_level else None,
         therapist_random=Diagonal(1) if therapist_level else None,
         x_names=tuple(X.columns), z_names=() if Z is None else tuple(Z.columns),
         therapist_names=("intercept",) if therapist_level else ())

@@ -41,12 +41,37 @@ from apim.model.fitted import (
 )
 from apim.model.spec import APIMSpec, FormulaSpec
 
-__all__ = ["APIMResult", "DF"]
+__all__ = ["APIMResult", "DF", "parameter_label"]
 
 DF = Literal["satterthwaite", "containment"]
 ML_SE_NOTE = ("ML standard errors are those of (X'V^-1 X)^-1, as vcov() in nlme and lme4 "
               "and SAS PROC MIXED report them; nlme's printed summary() of an ML fit "
               "multiplies them by sqrt(N / (N - p))")
+
+
+def parameter_label(parameter: VarianceParameter, roles: tuple[str, str],
+                    random_effects: dict[str, str]) -> str:
+    """A readable name of a variance parameter, with the roles' labels
+    (``random_effects``: the effect of each random-effect column without its member, as
+    :attr:`~apim.model.design.APIMDesign.random_effects`)."""
+    r0, r1 = roles
+    if parameter.level == "residual":
+        if parameter.kind == "sd":
+            return "residual sd" if parameter.pooled else \
+                f"residual sd({roles[parameter.roles[0]]})"
+        if parameter.kind == "cor":
+            return f"residual cor({r0},{r1})"
+        if len(parameter.roles) == 1:  # a role's own autocorrelation
+            return f"residual AR(1) phi({roles[parameter.roles[0]]})"
+        return "residual AR(1) phi"
+    if parameter.pooled or parameter.roles:  # exchangeable: shared by both members
+        names = list(dict.fromkeys(random_effects.get(e, e) for e in parameter.effects))
+        if parameter.kind == "sd":
+            return f"{parameter.level} sd({names[0]})"
+        where = "between members" if parameter.roles else "within member"
+        return f"{parameter.level} cor({', '.join(names)}) {where}"
+    inner = ",".join(parameter.effects)
+    return f"{parameter.level} {parameter.kind}({inner})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,25 +164,7 @@ class APIMResult:
 
     def parameter_label(self, parameter: VarianceParameter) -> str:
         """A readable name of a variance parameter, with the roles' labels."""
-        r0, r1 = self.roles
-        if parameter.level == "residual":
-            if parameter.kind == "sd":
-                return "residual sd" if parameter.pooled else \
-                    f"residual sd({self.roles[parameter.roles[0]]})"
-            if parameter.kind == "cor":
-                return f"residual cor({r0},{r1})"
-            if len(parameter.roles) == 1:  # a role's own autocorrelation
-                return f"residual AR(1) phi({self.roles[parameter.roles[0]]})"
-            return "residual AR(1) phi"
-        effects = self.design.random_effects
-        if parameter.pooled or parameter.roles:  # exchangeable: shared by both members
-            names = list(dict.fromkeys(effects.get(e, e) for e in parameter.effects))
-            if parameter.kind == "sd":
-                return f"{parameter.level} sd({names[0]})"
-            where = "between members" if parameter.roles else "within member"
-            return f"{parameter.level} cor({', '.join(names)}) {where}"
-        inner = ",".join(parameter.effects)
-        return f"{parameter.level} {parameter.kind}({inner})"
+        return parameter_label(parameter, self.roles, self.design.random_effects)
 
     @property
     def variance(self) -> pd.DataFrame:

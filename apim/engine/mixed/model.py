@@ -252,7 +252,10 @@ class Prepared:
     products: ProductSource
 
     @classmethod
-    def of(cls, model: MixedModel) -> Prepared:
+    def of(cls, model: MixedModel, check_rank: bool = True) -> Prepared:
+        """The sorted, indexed form of ``model`` (``check_rank=False``: without the check
+        that ``X`` has full column rank, for a block of a larger data set, whose rank is
+        checked on the sums of all blocks)."""
         n = len(model.y)
         for name, arr in (("dyad", model.dyad), ("role", model.role),
                           ("session", model.session)):
@@ -288,7 +291,7 @@ class Prepared:
         if not finite:
             raise SpecError("y and X must be finite; drop incomplete rows before fitting")
         x_cols = slice(raw.shape[1] - 1 - p, raw.shape[1] - 1)
-        full, r = _full_rank(raw, x_cols) if p else (True, None)
+        full, r = _full_rank(raw, x_cols) if p and check_rank else (True, None)
         if not full and r is not None:
             names = model.x_names or tuple(f"x{j}" for j in range(p))
             diag = np.abs(np.diag(r))

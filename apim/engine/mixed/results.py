@@ -37,6 +37,13 @@ from apim.errors import BoundaryWarning
 __all__ = ["MixedFit", "BOUNDARY_NOTE", "fit_result", "variance_records", "dyad_sd_at_zero"]
 
 
+def criteria(loglik: float, n_params: int, n_obs: int, p: int, method: str
+             ) -> tuple[float, float]:
+    """AIC and BIC as nlme computes them (BIC with ``N - p`` observations under REML)."""
+    n = n_obs - (p if method == "REML" else 0)
+    return -2 * loglik + 2 * n_params, -2 * loglik + n_params * float(np.log(n))
+
+
 @dataclass(frozen=True, eq=False)
 class MixedFit:
     """Result of :func:`estimate_mixed`. Arrays of rows are in the model's input order.
@@ -107,12 +114,11 @@ class MixedFit:
 
     @property
     def aic(self) -> float:
-        return -2 * self.loglik + 2 * self.n_params
+        return criteria(self.loglik, self.n_params, self.n_obs, len(self.coef), self.method)[0]
 
     @property
     def bic(self) -> float:
-        n = self.n_obs - (len(self.coef) if self.method == "REML" else 0)
-        return -2 * self.loglik + self.n_params * np.log(n)
+        return criteria(self.loglik, self.n_params, self.n_obs, len(self.coef), self.method)[1]
 
     @property
     def se(self) -> pd.Series:

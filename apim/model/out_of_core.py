@@ -1,0 +1,665 @@
+"""An APIM fitted from a file read in blocks of whole dyads: never all rows in memory.
+
+Two passes over the file (:func:`apim.data.blocks.dyad_blocks`):
+
+1. each block is validated as session data (:class:`~apim.data.session.SessionData`)
+   and gives the sums behind the centres of the between parts (per role: the sum and
+   number of person means, or of observations); summed over blocks they give the
+   centres the in-memory split would use (person means need one pass over each dyad
+   only, since a dyad's rows stay together);
+2. each block is split and built with those centres (:func:`~apim.model.design.build_design`)
+   and gives its :class:`~apim.engine.mixed.statistics.DyadStatistics`; they add up, and
+   the model is fitted from their sum (:func:`~apim.engine.mixed.statistics.fit_statistics`),
+   from start values of an in-memory fit of the first dyads.
+
+The result equals the in-memory fit (logLik and estimates to 1e-8,
+``tests/model/test_out_of_core.py``). Memory: one block of rows and the statistics, whose
+size depends on the number of distinct patterns of rows per dyad, not on the number of
+dyads. Rows not used are counted per reason (not listed one by one).
+
+What it fits: the observed-mean APIM with random intercepts (``random="intercepts"``),
+person-mean, grand-mean or no centring, lags and detrending, actor x partner
+interactions and numeric covariates, every residual structure whose stencil holds on the
+rows present. Refused (fit in memory instead): a therapist level or therapist centring
+(their sums run over a therapist's dyads, which may lie in different blocks), random
+slopes (a group per dyad: the statistics would be as large as the data), no random
+effects, moderators (their levels and reference are a property of the whole file), and
+``UN x AR(1)`` with single ratings missing.
+
+Examples
+--------
+>>> import tempfile, os
+>>> import apim
+>>> from apim.model.out_of_core import fit_out_of_core
+>>> data = apim.load_alliance()
+>>> path = os.path.join(tempfile.mkdtemp(), "alliance.csv")
+>>> data.to_long().to_csv(path, index=False)
+>>> spec = apim.APIMSpec("outcome", ("alliance",))
+>>> blocks = fit_out_of_core(path, spec, dyad="dyad", session="session", role="role",
+...                          roles=("patient", "therapist"), block_rows=2000)
+>>> whole = apim.fit(data, spec)
+>>> bool(abs(blocks.statistics.loglik - whole.statistics.loglik) < 1e-8)
+True
+>>> blocks.n_blocks > 1, blocks.dropped_counts == whole.dropped["reason"].value_counts().to_dict()
+(True, True)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from apim.apa import p_value
+from apim.data.blocks import (
+    BLOCK_ROWS,
+    Partition,
+    check_together,
+    dyad_blocks,
+    parquet_partitions,
+    partition_frame,
+)
+from apim.data.session import SessionData
+from apim.engine.control import FitControl
+from apim.engine.mixed.df import satterthwaite_df, satterthwaite_f_df
+from apim.engine.mixed.estimate import BOUNDARY_NOTE, estimate_mixed
+from apim.engine.mixed.model import MixedModel
+from apim.engine.mixed.results import criteria
+from apim.engine.mixed.statistics import DyadStatistics, StatisticsFit, fit_statistics
+from apim.engine.parameters import VarianceParameter
+from apim.engine.threads import one_blas_thread
+from apim.errors import AllMissingError, ApimError, ConstantVariableError, DataError, SpecError
+from apim.model.centring import is_cross_sectional
+from apim.model.design import Term, build_design, resolve_spec
+from apim.model.fitted import FitStatistics, effects_frame, jsonable, result_dict
+from apim.model.result import parameter_label
+from apim.model.spec import APIMSpec
+
+__all__ = ["fit_out_of_core", "OutOfCoreResult", "BlockSource", "check_out_of_core"]
+
+START_ROWS = 200_000
+"""Rows of the first dyads fitted in memory for start values."""
+
+
+@dataclass(frozen=True)
+class BlockSource:
+    """How to read a long file in blocks of whole dyads.
+
+    Attributes
+    ----------
+    path : the ``.parquet``, ``.csv`` or ``.tsv`` file
+    dyad, session, role : column names
+    roles : the two role values, reference first (default: those of the first block,
+        sorted)
+    block_rows : rows read at a time
+    sep, decimal, encoding : for text files
+    missing : codes meaning missing in numeric columns
+    """
+
+    path: str
+    dyad: str
+    session: str | None
+    role: str
+    roles: tuple[str, str] | None = None
+    block_rows: int = BLOCK_ROWS
+    sep: str | None = None
+    decimal: str | None = None
+    encoding: str | None = None
+    missing: tuple[float, ...] = ()
+
+    @property
+    def ids(self) -> list[str]:
+        return [c for c in (self.dyad, self.session, self.role) if c is not None]
+
+    def wanted(self, columns: Sequence[str]) -> list[str]:
+        return list(dict.fromkeys([*self.ids, *columns]))
+
+    def session_data(self, frame: pd.DataFrame, first_row: int,
+                     roles: tuple[str, str] | None = None) -> SessionData:
+        """A block's rows as validated session data (file row numbers kept)."""
+        for c in frame.columns:
+            if self.missing and c not in self.ids and pd.api.types.is_numeric_dtype(frame[c]):
+                frame[c] = frame[c].mask(frame[c].isin(self.missing))
+        return SessionData.from_long(frame, dyad=self.dyad, session=self.session,
+                                     role=self.role, roles=roles or self.roles,
+                                     first_row=first_row)
+
+    def blocks(self, columns: Sequence[str]) -> Iterator[SessionData]:
+        """The file's blocks as validated session data, read in turn."""
+        roles = self.roles
+        for frame, start in dyad_blocks(self.path, self.dyad, self.wanted(columns),
+                                        self.block_rows, self.sep, self.decimal,
+                                        self.encoding):
+            data = self.session_data(frame, start, roles)
+            roles = data.roles  # every block in the first block's order
+            yield data
+
+
+def check_out_of_core(spec: APIMSpec) -> None:
+    """Refuse what the out-of-core fit cannot do (see the module docstring).
+
+    Raises
+    ------
+    SpecError
+        Naming the option and what to do instead.
+    """
+    why = None
+    cov, dec = spec.covariance, spec.decomposition
+    if cov.therapist_level:
+        why = "a therapist level (its likelihood couples the dyads of a therapist)"
+    elif dec.center == "therapist":
+        why = "center='therapist' (therapist means run over dyads in different blocks)"
+    elif cov.random == "slopes":
+        why = "random slopes (every dyad its own pattern: the statistics grow with the data)"
+    elif cov.random == "none":
+        why = "random='none' (fit a model without random effects in memory)"
+    elif spec.moderators:
+        why = ("moderators (their levels and reference level are properties of the whole "
+               "file)")
+    if why is not None:
+        raise SpecError(f"the out-of-core fit does not take {why}; fit in memory (without "
+                        "--out-of-core), or drop the option")
+
+
+def _centre_sums(data: SessionData, spec: APIMSpec) -> dict[str, np.ndarray]:
+    """Per predictor, ``[[sum, count] per role]`` behind the centre of the between parts
+    (:func:`apim.model.centring._centre`'s rule), for one block."""
+    frame = data.frame
+    reference = spec.decomposition.reference
+    pooled = not spec.distinguishable
+    role = (frame["role"] == data.roles[1]).to_numpy().astype(np.int64)
+    out = {}
+    for v in spec.predictors:
+        x = data.numeric(v).to_numpy(float)
+        group = np.zeros(len(x), np.int64) if pooled or reference == "grand" else role
+        if reference in ("observations", "grand"):
+            ok = ~np.isnan(x)
+            values, groups = x[ok], group[ok]
+        else:  # the mean of the person means
+            person = pd.DataFrame({"x": x, "d": frame["dyad"].to_numpy(), "r": role})
+            means = person.groupby(["d", "r"], sort=False)["x"].mean()
+            ok = means.notna().to_numpy()
+            values = means.to_numpy(float)[ok]
+            roles = means.index.get_level_values("r").to_numpy()[ok]
+            groups = np.zeros(len(values), np.int64) if pooled else roles
+        out[v] = np.stack([np.bincount(groups, values, minlength=2),
+                           np.bincount(groups, minlength=2).astype(float)], axis=1)
+    return out
+
+
+def _informative_sums(data: SessionData, variables: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per predictor and role: ``[rated rows, min, max, most sessions rated by a person]``
+    of one block, for the checks :func:`apim.model.centring.decompose` makes on the whole
+    data (:func:`_check_informative`)."""
+    frame = data.frame
+    role = (frame["role"] == data.roles[1]).to_numpy().astype(np.int64)
+    out = {}
+    for v in variables:
+        x = data.numeric(v).to_numpy(float)
+        rows = np.zeros((2, 4))
+        rows[:, 1], rows[:, 2] = np.inf, -np.inf
+        for k in (0, 1):
+            mine = x[(role == k) & ~np.isnan(x)]
+            if len(mine):
+                rows[k, :3] = len(mine), mine.min(), mine.max()
+        rated = pd.Series(~np.isnan(x)).groupby([frame["dyad"].to_numpy(), role]).sum()
+        rows[:, 3] = float(rated.max()) if len(rated) else 0.0
+        out[v] = rows
+    return out
+
+
+def _merge_informative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.stack([a[:, 0] + b[:, 0], np.minimum(a[:, 1], b[:, 1]),
+                     np.maximum(a[:, 2], b[:, 2]), np.maximum(a[:, 3], b[:, 3])], axis=1)
+
+
+def _check_informative(sums: dict[str, np.ndarray], roles: tuple[str, str],
+                       split: bool) -> None:
+    """The whole file's predictors: rated, not constant for a role, and (for a split)
+    rated at two sessions by someone (the checks of
+    :func:`apim.data.validate.informative` and :func:`~apim.data.validate.within_variation`)."""
+    for v, rows in sums.items():
+        for k, role in enumerate(roles):
+            if rows[k, 0] == 0:
+                raise AllMissingError(v, f"for role {role!r}")
+            if rows[k, 1] == rows[k, 2]:
+                raise ConstantVariableError(v, float(rows[k, 1]), f"for role {role!r}")
+        if split and rows[:, 3].max() < 2:
+            raise DataError(f"predictor {v!r} is rated at one session per person in the "
+                            "whole file, so it has no within-person variation: its within "
+                            "effects are not identified; fit between-person effects with "
+                            "center='grand' (--center grand), or use data with several "
+                            "sessions per person")
+
+
+@dataclass(frozen=True, eq=False)
+class OutOfCoreResult:
+    """An APIM fitted from a file read in blocks: effects, variance components and fit
+    statistics, as an in-memory fit reports them, without the rows (no fitted values,
+    random effects per dyad, figures or data report).
+
+    Attributes
+    ----------
+    spec : the resolved specification
+    roles : the two roles, reference first
+    terms : the fixed-effect columns
+    engine : the engine's :class:`~apim.engine.mixed.statistics.StatisticsFit`
+    dropped_rows : reason -> file row numbers not used
+    random_effects : the effect of each random-effect column without its member
+    source : the file read
+    n_blocks, n_rows_read : blocks and rows read
+    """
+
+    spec: APIMSpec
+    roles: tuple[str, str]
+    terms: tuple[Term, ...]
+    engine: StatisticsFit = field(repr=False)
+    dropped_rows: dict[str, np.ndarray] = field(repr=False)
+    random_effects: dict[str, str] = field(repr=False)
+    source: str = ""
+    n_blocks: int = 0
+    n_rows_read: int = 0
+    df: Literal["satterthwaite"] = "satterthwaite"
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def reference(self) -> Literal["t", "z"]:
+        return "t"
+
+    @property
+    def coef(self) -> pd.Series:
+        return self.engine.coef
+
+    @property
+    def cov_coef(self) -> pd.DataFrame:
+        return self.engine.cov_coef
+
+    def df_values(self) -> pd.Series:
+        return self.engine.df_satterthwaite
+
+    def contrast_df(self, L: np.ndarray) -> np.ndarray:
+        fit = self.engine
+        return satterthwaite_df(fit.cov_coef.to_numpy(), fit.d_xvx, fit.cov_theta, L)
+
+    def joint_df(self, L: np.ndarray) -> float:
+        fit = self.engine
+        return float(satterthwaite_f_df(fit.cov_coef.to_numpy(), fit.d_xvx, fit.cov_theta,
+                                        L))
+
+    @property
+    def effects(self) -> pd.DataFrame:
+        se = np.sqrt(np.diag(self.cov_coef.to_numpy()))
+        return effects_frame(self.terms, [t.name for t in self.terms],
+                             self.coef.to_numpy(), se, self.df_values().to_numpy())
+
+    @property
+    def parameters(self) -> tuple[VarianceParameter, ...]:
+        return self.engine.parameters
+
+    def parameter_label(self, parameter: VarianceParameter) -> str:
+        return parameter_label(parameter, self.roles, self.random_effects)
+
+    @property
+    def variance(self) -> pd.DataFrame:
+        records = self.parameters
+        return pd.DataFrame({"estimate": [p.estimate for p in records],
+                             "se": [p.se for p in records],
+                             "at_boundary": [p.at_boundary for p in records]},
+                            index=pd.Index([self.parameter_label(p) for p in records],
+                                           name="parameter"))
+
+    @property
+    def statistics(self) -> FitStatistics:
+        fit = self.engine
+        n_params = len(fit.coef) + len(fit.theta)
+        aic, bic = criteria(fit.loglik, n_params, fit.n_obs, len(fit.coef), fit.method)
+        return FitStatistics(n_obs=fit.n_obs, n_dyads=fit.n_dyads, n_therapists=0,
+                             n_params=n_params, method=fit.method, loglik=fit.loglik,
+                             aic=aic, bic=bic,
+                             converged=fit.converged, message=fit.message,
+                             fit_seconds=fit.fit_seconds)
+
+    @property
+    def boundary(self) -> tuple[str, ...]:
+        return self.engine.boundary
+
+    @property
+    def dropped_counts(self) -> dict[str, int]:
+        """Number of rows not used, per reason."""
+        return {why: len(rows) for why, rows in self.dropped_rows.items()}
+
+    @property
+    def dropped(self) -> pd.DataFrame:
+        """Rows of the file not used, with the reason (columns ``row``, ``reason``)."""
+        reasons = list(self.dropped_rows)
+        rows = [self.dropped_rows[r] for r in reasons]
+        frame = pd.DataFrame({"row": np.concatenate(rows) if rows else np.zeros(0, int),
+                              "reason": np.repeat(reasons, [len(r) for r in rows])})
+        return frame.sort_values("row", ignore_index=True)
+
+    def reference_levels(self) -> dict[str, str]:
+        """No categorical moderators out of core: empty."""
+        return {}
+
+    def level_names(self) -> dict[str, str]:
+        """What each level of the effects table means (no therapist centring here)."""
+        return {"within": "within-person", "between": "between-person", "none": ""}
+
+    def notes(self) -> list[str]:
+        """Roles, df, convergence, boundary and rows not used, for tables."""
+        out = [f"Roles: {self.roles[0]} (reference) and {self.roles[1]}." if
+               self.spec.distinguishable else "Indistinguishable dyads: effects pooled over "
+               "roles.", "Fitted out of core from summed statistics; Satterthwaite df."]
+        if self.boundary:
+            out.append("Boundary: " + "; ".join(self.boundary) + ".")
+        if self.dropped_rows:
+            out.append("Rows not used: " + "; ".join(
+                f"{n:,} {why}" for why, n in sorted(self.dropped_counts.items())) + ".")
+        return out
+
+    def design_matrix(self) -> None:
+        """None: the rows are not kept."""
+        return None
+
+    def fitted_frame(self) -> None:
+        """None: the rows are not kept."""
+        return None
+
+    def model_line(self) -> str:
+        spec = self.spec
+        return (f"APIM of {spec.outcome!r} on {', '.join(spec.predictors)} "
+                f"({'distinguishable' if spec.distinguishable else 'indistinguishable'} "
+                f"dyads, {spec.method}, residuals {spec.residual_structure}, random "
+                f"{spec.covariance.random}; out of core: {self.n_blocks} "
+                f"{'block' if self.n_blocks == 1 else 'blocks'} of "
+                f"{self.source})")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = result_dict(self)  # type: ignore[arg-type]
+        out["dropped_counts"] = self.dropped_counts
+        out["out_of_core"] = {"source": self.source, "blocks": self.n_blocks,
+                              "rows_read": self.n_rows_read}
+        out["variance"] = {"table": {k: {"estimate": jsonable(v["estimate"]),
+                                         "se": jsonable(v["se"]),
+                                         "at_boundary": bool(v["at_boundary"])}
+                                     for k, v in self.variance.iterrows()}}
+        return out
+
+    def summary(self, digits: int = 3) -> str:
+        """The tables an in-memory fit prints, and the rows not used per reason."""
+        s = self.statistics
+        head = [self.model_line(),
+                f"{s.n_obs} observations, {s.n_dyads} dyads; logLik {s.loglik:.3f}, "
+                f"AIC {s.aic:.3f}, BIC {s.bic:.3f}; "
+                f"{'converged' if s.converged else 'NOT CONVERGED: ' + s.message}"]
+        shown = self.effects.drop(columns="group")
+        shown["p"] = shown["p"].map(p_value)
+        shown["df"] = shown["df"].map(lambda v: f"{v:.1f}")
+        body = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")
+        var = self.variance.to_string(float_format=lambda v: f"{v:.{digits}f}")
+        notes = [f"df: {self.df}"]
+        if self.dropped_counts:
+            notes.append("rows not used: " + "; ".join(
+                f"{n:,} {why}" for why, n in sorted(self.dropped_counts.items())))
+        tail = []
+        if self.boundary:
+            tail.append("boundary: " + "; ".join(self.boundary) + " (" + BOUNDARY_NOTE + ")")
+        return "\n".join(head + ["", "Fixed effects", body, "", "Variance components", var,
+                                 "", "; ".join(notes)] + tail)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _cut(model: MixedModel, rows: int) -> MixedModel:
+    """The first whole dyads of ``model`` up to about ``rows`` rows."""
+    if len(model.y) <= rows:
+        return model
+    dyad = np.asarray(model.dyad)
+    edges = np.flatnonzero(dyad[1:] != dyad[:-1]) + 1  # where a new dyad starts
+    later = edges[edges >= rows]
+    if not len(later):
+        return model
+    keep = slice(0, int(later[0]))
+    return replace(model, y=model.y[keep], X=model.X[keep], dyad=model.dyad[keep],
+                   role=model.role[keep], session=model.session[keep],
+                   Z=None if model.Z is None else model.Z[keep])
+
+
+def _start_values(models: Sequence[MixedModel], control: FitControl | None
+                  ) -> np.ndarray | None:
+    """Start values from an in-memory fit of the first dyads (the first blocks' models,
+    up to :data:`START_ROWS` rows and whole dyads), or None when that fit fails (e.g. a
+    between part constant among those dyads): the statistics' own start values then."""
+    first = models[0]
+    stacked: dict[str, Any] = {name: np.concatenate([np.asarray(getattr(m, name))
+                                                     for m in models])
+                               for name in ("y", "X", "dyad", "role", "session", "Z")}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a boundary in the subset is no finding
+            subset = _cut(replace(first, **stacked), START_ROWS)
+            return estimate_mixed(subset, "REML", control).theta
+    except ApimError:
+        return None
+
+
+@dataclass(frozen=True, eq=False)
+class _Summary:
+    """What pass 1 takes from a block."""
+
+    centre: dict[str, np.ndarray]
+    informative: dict[str, np.ndarray]
+    ids: np.ndarray
+    first_row: int
+    n_rows: int
+    cross_sectional: bool
+    roles: tuple[str, str]
+
+
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """What pass 2 takes from a block."""
+
+    statistics: DyadStatistics
+    dropped: dict[str, np.ndarray]
+    terms: tuple[Term, ...]
+    random_effects: dict[str, str]
+    start_model: MixedModel | None
+    n_rows: int
+
+
+def _summary(data: SessionData, spec: APIMSpec, first_row: int) -> _Summary:
+    resolved = resolve_spec(data, spec)
+    return _Summary(_centre_sums(data, resolved), _informative_sums(data, spec.predictors),
+                    pd.unique(data.frame["dyad"].to_numpy()), first_row, len(data.frame),
+                    is_cross_sectional(data), data.roles)
+
+
+def _part(data: SessionData, spec: APIMSpec, centres: pd.DataFrame, keep_model: bool
+          ) -> _Part:
+    design = build_design(data, spec, centres)
+    dropped = {e.reason: np.array(e.rows, np.int64) for e in design.dropped}
+    return _Part(DyadStatistics.of(design.model), dropped, design.terms,
+                 dict(design.random_effects),
+                 _cut(design.model, START_ROWS) if keep_model else None, len(data.frame))
+
+
+def _summary_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
+                          columns: Sequence[str]) -> _Summary:
+    """Pass 1 on a worker: one partition of a Parquet file."""
+    frame, first_row = partition_frame(part, source.dyad, source.wanted(columns))
+    return _summary(source.session_data(frame, first_row), spec, first_row)
+
+
+@one_blas_thread
+def _part_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
+                       columns: Sequence[str], centres: pd.DataFrame, keep_model: bool
+                       ) -> _Part:
+    """Pass 2 on a worker: one partition of a Parquet file."""
+    frame, first_row = partition_frame(part, source.dyad, source.wanted(columns))
+    return _part(source.session_data(frame, first_row), spec, centres, keep_model)
+
+
+def _centres(summaries: Sequence[_Summary], spec: APIMSpec) -> pd.DataFrame:
+    """The whole file's centres from the blocks' sums (and its predictor checks)."""
+    roles = summaries[0].roles
+    sums: dict[str, np.ndarray] = {}
+    seen: dict[str, np.ndarray] = {}
+    for s in summaries:
+        for v, c in s.centre.items():
+            sums[v] = sums[v] + c if v in sums else c
+        for v, c in s.informative.items():
+            seen[v] = _merge_informative(seen[v], c) if v in seen else c
+    _check_informative(seen, roles, spec.decomposition.center == "person")
+    pooled = not spec.distinguishable or spec.decomposition.reference == "grand"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame({v: s[:, 0].sum() / s[:, 1].sum() if pooled else s[:, 0] / s[:, 1]
+                             for v, s in sums.items()}, index=list(roles)).T
+
+
+def _resolved(spec: APIMSpec, data: SessionData) -> APIMSpec:
+    """``spec`` with the defaults resolved as for the first block's data."""
+    if is_cross_sectional(data):
+        raise SpecError("the data are cross-sectional (one row per member): they have no "
+                        "within-person part; fit them in memory")
+    resolved = resolve_spec(data, spec)
+    check_out_of_core(resolved)
+    return resolved
+
+
+def _combine(parts: Sequence[_Part]) -> tuple[DyadStatistics, dict[str, np.ndarray], int]:
+    """The summed statistics, the rows not used by reason, the rows read."""
+    names = tuple(t.name for t in parts[0].terms)
+    total = parts[0].statistics
+    dropped: dict[str, list[np.ndarray]] = {}
+    for k, part in enumerate(parts):
+        if tuple(t.name for t in part.terms) != names:
+            raise SpecError("a block of the file gives other terms than the first one; "
+                            "fit in memory")
+        if k:
+            total = total.merge(part.statistics)
+        for why, rows in part.dropped.items():
+            dropped.setdefault(why, []).append(rows)
+    return (total, {why: np.sort(np.concatenate(r)) for why, r in dropped.items()},
+            sum(p.n_rows for p in parts))
+
+
+@one_blas_thread
+def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
+                    session: str | None = None, roles: Sequence[str] | None = None,
+                    block_rows: int = BLOCK_ROWS, control: FitControl | None = None,
+                    sep: str | None = None, decimal: str | None = None,
+                    encoding: str | None = None, missing: Sequence[float] = (),
+                    scheduler: str | None = None) -> OutOfCoreResult:
+    """Fit ``spec`` to the long file ``path`` read in blocks of whole dyads (see the
+    module docstring), here or on the workers of a Dask cluster.
+
+    Parameters
+    ----------
+    path : str
+        A ``.parquet``, ``.csv`` or ``.tsv`` file whose rows of a dyad are together (a
+        Parquet file with a Dask ``scheduler``: each worker reads row groups of it, so
+        every worker must see the file at ``path``).
+    spec : APIMSpec
+    dyad, role, session : str
+        Column names (as :meth:`SessionData.from_long`).
+    roles : pair of str, optional
+        The role values, reference first.
+    block_rows : int
+        Rows read at a time (with a scheduler: rows per partition, whole row groups).
+    control : FitControl, optional
+    sep, decimal, encoding, missing : optional
+        How to read a text file; missing-value codes.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``): the blocks' passes run on its
+        workers, which send back only the blocks' sums and statistics; the fit runs here.
+
+    Returns
+    -------
+    OutOfCoreResult
+
+    Raises
+    ------
+    SpecError
+        For what the out-of-core fit cannot do (:func:`check_out_of_core`).
+    DataError
+        For bad data in a block (named by file row), or a dyad whose rows are not
+        together in the file.
+    """
+    check_out_of_core(spec)
+    source = BlockSource(str(path), dyad, session, role,
+                         None if roles is None else (str(roles[0]), str(roles[1])),
+                         block_rows, sep, decimal, encoding, tuple(float(m) for m in missing))
+    columns = [spec.outcome, *spec.predictors, *spec.covariates]
+    if scheduler is not None:
+        return _fit_on_cluster(source, spec, columns, control, scheduler)
+    # pass 1: validation, the resolved spec, the centres
+    summaries: list[_Summary] = []
+    resolved: APIMSpec | None = None
+    for data in source.blocks(columns):
+        if resolved is None:
+            resolved = _resolved(spec, data)
+        summaries.append(_summary(data, resolved, int(data.frame["row"].iloc[0])))
+    assert resolved is not None  # dyad_blocks yields at least one block
+    centres = _centres(summaries, resolved)
+    source = replace(source, roles=summaries[0].roles)
+    # pass 2: the statistics of each block, summed
+    parts = []
+    models: list[MixedModel] = []  # the first blocks' models, for start values
+    for data in source.blocks(columns):
+        part = _part(data, resolved, centres, sum(len(m.y) for m in models) < START_ROWS)
+        if part.start_model is not None:
+            models.append(part.start_model)
+        parts.append(replace(part, start_model=None))
+    return _finish(source, resolved, parts, models, control)
+
+
+def _finish(source: BlockSource, resolved: APIMSpec, parts: Sequence[_Part],
+            models: Sequence[MixedModel], control: FitControl | None) -> OutOfCoreResult:
+    total, dropped, n_rows = _combine(parts)
+    start = _start_values(models, control)
+    engine = fit_statistics(total, models[0], resolved.method, control, start)
+    roles = source.roles
+    assert roles is not None
+    return OutOfCoreResult(spec=resolved, roles=roles, terms=parts[0].terms, engine=engine,
+                           dropped_rows=dropped, random_effects=parts[0].random_effects,
+                           source=source.path, n_blocks=len(parts), n_rows_read=n_rows)
+
+
+def _fit_on_cluster(source: BlockSource, spec: APIMSpec, columns: list[str],
+                    control: FitControl | None, scheduler: str) -> OutOfCoreResult:
+    """Both passes on the workers of the Dask cluster at ``scheduler``, one task per
+    partition of the Parquet file; only sums and statistics travel back."""
+    from apim.parallel import dask_client  # dask: only with a scheduler
+
+    parts = parquet_partitions(source.path, source.block_rows)
+    with dask_client(scheduler) as client:
+        if source.roles is None:  # the roles as the first partition has them
+            frame, first_row = partition_frame(parts[0], source.dyad, source.wanted(columns))
+            source = replace(source, roles=source.session_data(frame, first_row).roles)
+            del frame
+        futures = client.map(_summary_of_partition, [source] * len(parts), parts,
+                             [spec] * len(parts), [columns] * len(parts), pure=False)
+        summaries = [s for s in client.gather(futures) if s is not None]
+        check_together([s.ids for s in summaries], [s.first_row for s in summaries],
+                       source.dyad, source.path)
+        frame, first_row = partition_frame(parts[0], source.dyad, source.wanted(columns))
+        data = source.session_data(frame, first_row)
+        resolved = _resolved(spec, data)
+        del frame, data
+        centres = _centres(summaries, resolved)
+        futures = client.map(_part_of_partition, [source] * len(parts), parts,
+                             [resolved] * len(parts), [columns] * len(parts),
+                             [centres] * len(parts), [k == 0 for k in range(len(parts))],
+                             pure=False)
+        results = client.gather(futures)
+    models = [r.start_model for r in results if r.start_model is not None]
+    return _finish(source, resolved, results, models, control)

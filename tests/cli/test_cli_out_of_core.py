@@ -1,0 +1,107 @@
+"""``apim fit --out-of-core``: the same tables as the in-memory fit, from CSV and Parquet;
+options it cannot honour and files it cannot read in blocks refused in one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import apim
+from apim.cli import main
+
+COLUMNS = ["--dyad", "dyad", "--session", "session", "--role", "role", "--roles",
+           "patient,therapist", "--outcome", "outcome", "--predictor", "alliance"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli_ooc")
+    long = apim.load_alliance().to_long()
+    csv, parquet = folder / "alliance.csv", folder / "alliance.parquet"
+    long.to_csv(csv, index=False)
+    long.to_parquet(parquet, index=False)
+    return csv, parquet
+
+
+def _json(capsys, argv):
+    code = main(argv)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_same_numbers_as_in_memory(files, which, capsys):
+    path = str(files[which])
+    ours = _json(capsys, ["fit", path, *COLUMNS, "--out-of-core", "800", "--format", "json",
+                          "--test", "patient.actor.within.alliance = "
+                          "therapist.actor.within.alliance"])
+    whole = _json(capsys, ["fit", str(files[0]), *COLUMNS, "--format", "json",
+                           "--test", "patient.actor.within.alliance = "
+                           "therapist.actor.within.alliance"])
+    assert abs(ours["loglik"] - whole["loglik"]) < 1e-8
+    a = pd.DataFrame(ours["fixed"]).set_index("term")
+    b = pd.DataFrame(whole["fixed"]).set_index("term")
+    np.testing.assert_allclose(a["estimate"], b["estimate"], atol=1e-8, rtol=0)
+    np.testing.assert_allclose(a["se"], b["se"], rtol=1e-6)
+    assert ours["out_of_core"]["blocks"] > 1
+    assert ours["dropped"] == whole["dropped"]  # the same rows, with the same reasons
+    assert sum(ours["dropped_counts"].values()) == sum(len(d["rows"]) for d in whole["dropped"])
+    assert np.isclose(ours["tests"][0]["statistic"], whole["tests"][0]["statistic"],
+                      rtol=1e-6)
+
+
+def test_table_names_rows_not_used(files, capsys):
+    assert main(["fit", str(files[0]), *COLUMNS, "--out-of-core"]) == 0
+    out = capsys.readouterr().out
+    assert "out of core: 1 block of" in out and "rows not used:" in out
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--report", "r.html"], "--report does not apply to --out-of-core"),
+    (["--format", "html"], "--format html does not apply to --out-of-core"),
+    (["--random", "slopes"], "does not take random slopes"),
+    (["--moderator", "treatment"], "does not take moderators"),
+    (["--df", "containment"], "--df containment does not apply"),
+])
+def test_refusals_one_line(files, extra, fragment, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["fit", str(files[0]), *COLUMNS, "--out-of-core", *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("apim: error:") and err.count("\n") == 1 and fragment in err
+
+
+def test_file_errors_one_line(files, tmp_path, capsys):
+    long = pd.read_csv(files[0])
+    first = long["dyad"] == long["dyad"].iloc[0]
+    path = tmp_path / "unsorted.csv"
+    pd.concat([long[first].iloc[:4], long[~first], long[first].iloc[4:]]).to_csv(path,
+                                                                                index=False)
+    for argv, fragment in (([str(path), "--out-of-core", "500"], "sort the file"),
+                           ([str(tmp_path / "none.parquet"), "--out-of-core"],
+                            "does not exist")):
+        assert main(["fit", *argv, *COLUMNS]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("apim: error:") and err.count("\n") == 1 and fragment in err
+
+
+def test_in_memory_fit_too_large_names_out_of_core(files, capsys, monkeypatch):
+    """A file the machine cannot hold in memory: exit 2, one line, naming --out-of-core
+    (and the out-of-core fit of the same file is not refused)."""
+    import apim.limits
+    from apim.cli.out_of_core import estimated_rows
+
+    rows = len(pd.read_csv(files[0]))
+    assert estimated_rows(str(files[1])) == rows
+    assert abs(estimated_rows(str(files[0])) - rows) < 0.05 * rows
+    monkeypatch.setattr(apim.limits, "available_memory", lambda: 1_000_000)
+    for path in files:
+        assert main(["fit", str(path), *COLUMNS]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("apim: error:") and err.count("\n") == 1
+        assert "in memory" in err and "--out-of-core" in err
+    assert main(["fit", str(files[1]), *COLUMNS, "--out-of-core"]) == 0

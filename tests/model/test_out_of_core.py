@@ -1,0 +1,161 @@
+"""The APIM fitted from a file read in blocks of whole dyads (apim.model.out_of_core)
+against the in-memory fit (apim.fit, validated against nlme): the bundled alliance data
+(unbalanced, ratings missing) as CSV and Parquet, small blocks (down to a dyad or two),
+the decomposition options, ML and other residual structures; rows not used counted per
+reason; the refusals and the file errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import apim
+from apim.errors import DataError, SpecError
+from apim.model.centring import DecompositionSpec
+from apim.model.out_of_core import fit_out_of_core
+from apim.model.spec import CovarianceSpec
+
+ROLES = ("patient", "therapist")
+
+
+@pytest.fixture(scope="module")
+def alliance():
+    return apim.load_alliance()
+
+
+@pytest.fixture(scope="module")
+def csv_path(alliance, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ooc") / "alliance.csv"
+    alliance.to_long().to_csv(path, index=False)
+    return path
+
+
+def blocks_fit(path, spec, block_rows=900, **options):
+    return fit_out_of_core(str(path), spec, dyad="dyad", session="session", role="role",
+                           roles=ROLES, block_rows=block_rows, **options)
+
+
+def assert_same(ours, whole, tol=1e-8):
+    assert ours.statistics.converged and whole.statistics.converged
+    assert abs(ours.statistics.loglik - whole.statistics.loglik) < tol
+    assert ours.statistics.n_obs == whole.statistics.n_obs
+    assert ours.statistics.n_dyads == whole.statistics.n_dyads
+    a, b = ours.effects, whole.effects
+    assert list(a.index) == list(b.index)
+    np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=0, atol=tol)
+    np.testing.assert_allclose(a["se"], b["se"], rtol=1e-6)
+    np.testing.assert_allclose(a["df"], b["df"], rtol=1e-3)
+    assert list(ours.variance.index) == list(whole.variance.index)
+    np.testing.assert_allclose(ours.variance["estimate"], whole.variance["estimate"],
+                               rtol=1e-6)
+    assert ours.dropped_counts == whole.dropped["reason"].value_counts().to_dict()
+    pd.testing.assert_frame_equal(ours.dropped, whole.dropped)
+    assert np.isclose(ours.statistics.aic, whole.statistics.aic, atol=1e-7)
+
+
+@pytest.mark.parametrize("block_rows", [20, 900, 100_000])
+def test_equals_the_in_memory_fit(alliance, csv_path, block_rows):
+    spec = apim.APIMSpec("outcome", ("alliance",))
+    ours = blocks_fit(csv_path, spec, block_rows)
+    assert ours.n_blocks == (1 if block_rows == 100_000 else ours.n_blocks)
+    assert ours.n_blocks > 1 or block_rows == 100_000
+    assert ours.n_rows_read == len(alliance.frame)
+    assert_same(ours, apim.fit(alliance, spec))
+
+
+def test_parquet_and_missing_codes(alliance, tmp_path):
+    long = alliance.to_long()
+    coded = long.assign(outcome=long["outcome"].fillna(-99))
+    path = tmp_path / "alliance.parquet"
+    coded.to_parquet(path, index=False)
+    spec = apim.APIMSpec("outcome", ("alliance",))
+    ours = blocks_fit(path, spec, 1000, missing=(-99,))
+    assert_same(ours, apim.fit(alliance, spec))
+
+
+@pytest.mark.parametrize("options", [
+    {"decomposition": DecompositionSpec(lag=1)},
+    {"decomposition": DecompositionSpec(detrend=True, reference="observations")},
+    {"decomposition": DecompositionSpec(center="grand", reference="grand")},
+    {"interaction": True, "method": "ML"},
+    {"covariance": CovarianceSpec(residual="ar1")},
+    {"distinguishable": False},
+])
+def test_options(alliance, csv_path, options):
+    spec = apim.APIMSpec("outcome", ("alliance",), **options)
+    assert_same(blocks_fit(csv_path, spec, 700), apim.fit(alliance, spec))
+
+
+def test_wald_test_and_summary(alliance, csv_path):
+    spec = apim.APIMSpec("outcome", ("alliance",))
+    ours, whole = blocks_fit(csv_path, spec), apim.fit(alliance, spec)
+    h = "patient.actor.within.alliance = therapist.actor.within.alliance"
+    a, b = apim.wald_test(ours, h), apim.wald_test(whole, h)
+    assert np.isclose(a.statistic, b.statistic, rtol=1e-6)
+    assert np.isclose(a.p, b.p, rtol=1e-4)
+    text = ours.summary()
+    assert "out of core" in text and "rows not used" in text
+    assert ours.to_dict()["dropped_counts"] == ours.dropped_counts
+    assert any("Rows not used" in n for n in ours.notes())
+    assert ours.fitted_frame() is None and ours.design_matrix() is None
+
+
+@pytest.mark.parametrize("spec, match", [
+    (apim.APIMSpec("outcome", ("alliance",), covariance=CovarianceSpec(random="slopes")),
+     "random slopes"),
+    (apim.APIMSpec("outcome", ("alliance",), covariance=CovarianceSpec(random="none")),
+     "random='none'"),
+    (apim.APIMSpec("outcome", ("alliance",), moderators=("treatment",)), "moderators"),
+    (apim.APIMSpec("outcome", ("alliance",),
+                   covariance=CovarianceSpec(therapist_level=True)), "therapist level"),
+])
+def test_refusals(csv_path, spec, match):
+    with pytest.raises(SpecError, match=match):
+        blocks_fit(csv_path, spec)
+
+
+def test_dyad_split_in_the_file_is_refused(alliance, tmp_path):
+    long = alliance.to_long()
+    first = long["dyad"] == long["dyad"].iloc[0]
+    shuffled = pd.concat([long[first].iloc[:5], long[~first], long[first].iloc[5:]])
+    path = tmp_path / "unsorted.csv"
+    shuffled.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"dyad .* has rows in two places.*sort the file"):
+        blocks_fit(path, apim.APIMSpec("outcome", ("alliance",)), 500)
+
+
+def test_bad_block_names_file_rows(alliance, tmp_path):
+    long = alliance.to_long()
+    long["session"] = long["session"].astype(float)
+    long.loc[5000, "session"] = 2.5  # not a whole session number, row 5001 of the file
+    path = tmp_path / "bad.csv"
+    long.to_csv(path, index=False)
+    with pytest.raises(DataError, match="5001"):
+        blocks_fit(path, apim.APIMSpec("outcome", ("alliance",)), 700)
+
+
+def test_whole_file_checks_not_block_checks(alliance, tmp_path):
+    """A block in which a predictor is constant is fine; a file in which it is, is not."""
+    long = alliance.to_long()
+    first = long["dyad"] == long["dyad"].iloc[0]
+    long.loc[first, "alliance"] = 7.0  # constant in the first dyad's block
+    path = tmp_path / "ceiling.csv"
+    long.to_csv(path, index=False)
+    spec = apim.APIMSpec("outcome", ("alliance",))
+    data = apim.SessionData.from_long(long, dyad="dyad", session="session", role="role",
+                                      roles=ROLES)
+    assert_same(blocks_fit(path, spec, 20), apim.fit(data, spec))
+    long["alliance"] = 7.0
+    long.to_csv(path, index=False)
+    with pytest.raises(DataError, match="constant"):
+        blocks_fit(path, spec, 20)
+
+
+def test_missing_column_and_format(csv_path, tmp_path):
+    with pytest.raises(DataError, match="nope"):
+        blocks_fit(csv_path, apim.APIMSpec("nope", ("alliance",)))
+    other = tmp_path / "x.sav"
+    other.write_bytes(b"")
+    with pytest.raises(apim.errors.ApimError, match="parquet, .csv"):
+        blocks_fit(other, apim.APIMSpec("outcome", ("alliance",)))
