@@ -64,6 +64,8 @@ _LAZY = {
     "LatentAPIMSpec": "apim.model.spec",
     "LatentAPIMResult": "apim.model.latent_result",
     "person_mean_reliability": "apim.model.latent",
+    "DynamicAPIMSpec": "apim.model.dynamic_spec",
+    "DynamicAPIMResult": "apim.model.dynamic_result",
     "arm_differences": "apim.inference.arms",
     "compare_between": "apim.inference.arms",
 }

@@ -1,0 +1,200 @@
+"""The dynamic APIM: lagged actor and partner effects without the centring bias.
+
+Per dyad ``i`` and session ``t`` the vector of both members' predictors and outcome
+(for one predictor ``x`` and outcome ``y``: ``x_P, x_T, y_P, y_T``, K = 4) is::
+
+    z_it = mu + u_i + w_it,     u_i ~ N(0, Sigma_B)           latent person means
+    w_it = Phi w_i,t-1 + e_it,  e_it ~ N(0, Sigma_W)          within-person dynamics
+
+with ``Phi`` a full K x K matrix (``Phi[to, from]``), ``Sigma_B`` and ``Sigma_W``
+unstructured and ``u`` independent of ``w``. The process starts at the study's first
+session number for every dyad; a session a dyad has no row for, or a missing rating, is a
+missing observation the process runs on through (full information). With
+``initial="free"`` the within part at the first session has its own covariance (the
+RI-CLPM; Hamaker, Kuiper & Grasman, 2015), with ``"stationary"`` the stationary one.
+Estimation is exact ML by a Kalman filter (:mod:`apim.engine.dynamic`); no person means
+are subtracted, so the lagged effects carry no dynamic-panel (Nickell) bias.
+
+Effects (``Phi`` entries, by the role and variable they go to and come from):
+
+- the outcome's equation: ``patient.actor.lagged.alliance`` (own alliance at t-1 -> own
+  outcome at t), ``patient.partner.lagged.alliance`` (the therapist's alliance at t-1),
+  ``patient.autoregression.lagged.outcome``, ``patient.partner.lagged.outcome``;
+- a predictor's equation (reverse paths and the predictor's own dynamics):
+  ``patient.alliance.actor.lagged.outcome`` (own outcome at t-1 -> own alliance at t),
+  ``patient.alliance.partner.lagged.outcome``, ``patient.alliance.autoregression.lagged
+  .alliance``, ``patient.alliance.partner.lagged.alliance``;
+- the between-level actor and partner effects of the latent mean predictors on the latent
+  mean outcomes (``patient.actor.between.alliance``), as in the latent APIM, and the
+  outcome means (``patient.intercept``).
+
+SEs from the observed information (numerical second derivatives of the exact
+log-likelihood), delta method for functions of the parameters, z tests (as lavaan).
+
+Examples
+--------
+>>> import apim
+>>> data = apim.load_alliance()
+>>> result = apim.fit(data, DynamicAPIMSpec("outcome", ("alliance",)))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from apim.data.hints import option
+from apim.data.session import SessionData
+from apim.engine.dynamic import DynamicFit, fit_dynamic
+from apim.engine.dynamic.parameters import DynamicParameters
+from apim.errors import BoundaryWarning, ConvergenceWarning, DataError, DataWarning, SpecError
+from apim.model.design import Term
+from apim.model.dynamic_result import DynamicAPIMResult
+from apim.model.dynamic_spec import DynamicAPIMSpec
+from apim.model.latent import latent_values, variable_names
+from apim.model.spec import LatentAPIMSpec
+
+__all__ = ["DynamicAPIMSpec", "DynamicAPIMResult", "fit_dynamic_apim", "session_grid",
+           "lagged_terms"]
+
+
+def session_grid(data: SessionData, spec: DynamicAPIMSpec
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    """The ratings on the study's session grid.
+
+    Returns
+    -------
+    y : array (dyads, sessions, K)
+        NaN where a rating is missing or a session has no rows.
+    dyads : the dyad labels, in the order of ``y``
+    sessions : the session numbers of the grid (the study's first to its last)
+    wide : one row per dyad x session with a rating (:func:`apim.model.latent.latent_values`)
+
+    Raises
+    ------
+    DataError
+        A variable constant within every dyad, or no dyad with two rated sessions.
+    """
+    wide = latent_values(data, LatentAPIMSpec(spec.outcome, spec.predictors))
+    names = variable_names(LatentAPIMSpec(spec.outcome, spec.predictors), data.roles)
+    for name in names:
+        spread = wide.groupby("dyad")[name].agg(lambda v: v.max() - v.min()
+                                                if v.notna().sum() > 1 else np.nan)
+        if spread.notna().any() and (spread.dropna() == 0).all():
+            variable, role = name[:-1].split("[", 1)
+            raise DataError(
+                f"{variable!r} of role {role!r} is constant within every dyad: the dynamic "
+                "APIM needs session-to-session changes of every variable; drop it from "
+                "the model (or use it as a dyad-level moderator elsewhere)")
+    dyads, code = np.unique(wide["dyad"].to_numpy(), return_inverse=True)
+    session = wide["session"].to_numpy().astype(np.int64)
+    first, last = int(session.min()), int(session.max())
+    y = np.full((len(dyads), last - first + 1, len(names)), np.nan)
+    y[code.ravel(), session - first] = wide[names].to_numpy(float)
+    rated = (~np.isnan(y)).any(axis=2).sum(axis=1)
+    if rated.max() < 2:
+        raise DataError("no dyad has two rated sessions: the dynamic APIM needs lags "
+                        "(ratings at consecutive sessions); check the session column")
+    single = dyads[rated < 2]
+    if len(single):
+        warnings.warn(DataWarning(
+            f"{len(single)} dyads have a single rated session (no lag), e.g. "
+            f"{list(single[:5])}: they inform the means and the person-level covariance "
+            "only"), stacklevel=3)
+    return y, dyads, np.arange(first, last + 1), wide
+
+
+def lagged_terms(spec: DynamicAPIMSpec, roles: tuple[str, str]
+                 ) -> list[tuple[int, int, Term]]:
+    """One term per entry ``Phi[to, from]`` in row order (see the module docstring)."""
+    variables = [(v, r) for v in (*spec.predictors, spec.outcome) for r in range(2)]
+    out = []
+    for i, (v_to, r_to) in enumerate(variables):
+        for j, (v_from, r_from) in enumerate(variables):
+            relation = "actor" if r_from == r_to else "partner"
+            if relation == "actor" and v_from == v_to:
+                relation = "autoregression"
+            effect = relation if v_to == spec.outcome else f"{v_to}.{relation}"
+            out.append((i, j, Term(roles[r_to], effect, "lagged", v_from)))
+    return out
+
+
+def _constraints(spec: DynamicAPIMSpec) -> tuple[np.ndarray, list]:
+    """Entries of ``Phi`` estimated, and the pairs constrained equal."""
+    k = 2 * (len(spec.predictors) + 1)
+    free = np.ones((k, k), bool)
+    if not spec.reverse_paths:
+        free[:k - 2, k - 2:] = False      # outcome at t-1 -> predictors at t
+    equal = []
+    if spec.equal_roles:
+        swap = [j + 1 if j % 2 == 0 else j - 1 for j in range(k)]
+        for i in range(0, k, 2):          # the first role's equations lead
+            for j in range(k):
+                if free[i, j]:
+                    equal.append(((i, j), (swap[i], swap[j])))
+    return free, equal
+
+
+def _between(n_pred: int, sigma_b: np.ndarray) -> np.ndarray:
+    """Actor and partner regressions of the latent mean outcomes on the latent mean
+    predictors, per outcome role and predictor."""
+    x = np.arange(2 * n_pred)
+    y = np.array([2 * n_pred, 2 * n_pred + 1])
+    try:
+        b = sigma_b[np.ix_(y, x)] @ np.linalg.inv(sigma_b[np.ix_(x, x)])
+    except np.linalg.LinAlgError:
+        b = np.full((2, len(x)), np.nan)
+    return np.array([b[r, [2 * v + r, 2 * v + 1 - r]] for r in range(2)
+                     for v in range(n_pred)]).reshape(-1)
+
+
+def fit_dynamic_apim(data: SessionData, spec: DynamicAPIMSpec) -> DynamicAPIMResult:
+    """Fit a :class:`DynamicAPIMSpec` (also reached through :func:`apim.fit`).
+
+    Warns
+    -----
+    ConvergenceWarning, BoundaryWarning
+        When the fit did not converge, or an estimate is at the edge of its space (a
+        singular person-level covariance; ``Phi`` at the edge of stationarity under
+        ``initial="stationary"``, which then says the process is not stationary).
+    DataWarning
+        Dyads with a single rated session.
+    """
+    if not isinstance(spec, DynamicAPIMSpec):
+        raise SpecError(f"spec must be a DynamicAPIMSpec, not {type(spec).__name__}")
+    y, dyads, sessions, wide = session_grid(data, spec)
+    names = variable_names(LatentAPIMSpec(spec.outcome, spec.predictors), data.roles)
+    free, equal = _constraints(spec)
+    fit = fit_dynamic(y, names=names, initial=spec.initial, free_phi=free, equal_phi=equal)
+    if not fit.converged:
+        warnings.warn(ConvergenceWarning(f"the dynamic APIM did not converge: {fit.message}"),
+                      stacklevel=2)
+    if fit.boundary:
+        hint = (f"; the process is not stationary: fit {option('initial', 'free')}"
+                if any("stationarity" in b for b in fit.boundary) else "")
+        warnings.warn(BoundaryWarning(f"dynamic APIM: {'; '.join(fit.boundary)}{hint}"),
+                      stacklevel=2)
+    n_pred = len(spec.predictors)
+    lagged = [(i, j, t) for i, j, t in lagged_terms(spec, data.roles)
+              if (i, j) in set(fit.layout.phi_index)]
+    k = len(names)
+
+    def effects(p: DynamicParameters) -> np.ndarray:
+        return np.concatenate([p.mu[[k - 2, k - 1]], [p.phi[i, j] for i, j, _ in lagged],
+                               _between(n_pred, p.sigma_b)])
+
+    est, cov = fit.delta(effects)
+    terms = [Term(r, "intercept", "none", "") for r in data.roles]
+    terms += [t for _, _, t in lagged]
+    terms += [Term(data.roles[r], rel, "between", v) for r in range(2)
+              for v in spec.predictors for rel in ("actor", "partner")]
+    labels = [t.name for t in terms]
+    coef = pd.Series(est, index=labels, name="estimate")
+    rated = pd.concat([data.numeric(v) for v in (*spec.predictors, spec.outcome)],
+                      axis=1).notna().any(axis=1)
+    return DynamicAPIMResult(spec=spec, data=data, fit=fit, terms=terms, coef=coef,
+                             cov_coef=pd.DataFrame(cov, index=labels, columns=labels),
+                             sessions=sessions, dyads=dyads,
+                             used=data.frame.index[rated.to_numpy()].to_numpy())

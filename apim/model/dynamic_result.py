@@ -1,0 +1,333 @@
+"""A fitted dynamic APIM, through the :class:`~apim.model.fitted.FittedModel` protocol.
+
+Effects: the outcome means, the lagged effects (entries of ``Phi``) and the between-level
+actor and partner effects, with SEs from the observed information (delta method) and z
+tests, as lavaan reports them. Beyond the protocol: :attr:`DynamicAPIMResult.lagged` (all
+K x K entries of ``Phi`` by variable and role), :attr:`~DynamicAPIMResult.eigenvalues`,
+:attr:`~DynamicAPIMResult.standardized` (within-person standardised lagged effects) and
+:attr:`~DynamicAPIMResult.within_correlations` (same-session innovation correlations).
+
+Examples
+--------
+>>> import apim
+>>> result = apim.fit(apim.load_alliance(), apim.DynamicAPIMSpec("outcome", ("alliance",)))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from apim.apa import p_value
+from apim.data.session import SessionData
+from apim.engine.distributions import stats
+from apim.engine.dynamic.kalman import spectral_radius, stationary_covariance
+from apim.engine.parameters import VarianceParameter
+from apim.model.design import Term
+from apim.model.fitted import (
+    FitStatistics,
+    dropped_frame,
+    effects_frame,
+    jsonable,
+    notebook_html,
+    result_dict,
+    variance_frame,
+)
+
+if TYPE_CHECKING:
+    from apim.engine.dynamic import DynamicFit
+    from apim.model.dynamic_spec import DynamicAPIMSpec
+
+__all__ = ["DynamicAPIMResult", "NOT_USED", "LAGGED_COLUMNS"]
+
+NOT_USED = "no rating of the model's variables in this row"
+LAGGED_COLUMNS = ["to_variable", "to_role", "from_variable", "from_role", "estimate", "se",
+                  "z", "p", "fixed"]
+
+
+def _split(name: str) -> tuple[str, str]:
+    """``"alliance[patient]"`` -> ``("alliance", "patient")``."""
+    variable, role = name[:-1].rsplit("[", 1)
+    return variable, role
+
+
+@dataclass(frozen=True, eq=False)
+class DynamicAPIMResult:
+    """A fitted dynamic APIM (see :mod:`apim.model.dynamic`).
+
+    Attributes
+    ----------
+    spec : DynamicAPIMSpec
+    data : SessionData
+    fit : the engine's :class:`~apim.engine.dynamic.DynamicFit`
+    terms : effects in table order
+    coef, cov_coef : estimates and their covariance (delta method)
+    sessions : the session numbers of the grid
+    dyads : the dyad labels
+    used : index labels of the data rows whose ratings enter the likelihood
+    """
+
+    spec: DynamicAPIMSpec
+    data: SessionData = field(repr=False)
+    fit: DynamicFit = field(repr=False)
+    terms: Sequence[Term] = field(repr=False)
+    coef: pd.Series = field(repr=False)
+    cov_coef: pd.DataFrame = field(repr=False)
+    sessions: np.ndarray = field(repr=False)
+    dyads: np.ndarray = field(repr=False)
+    used: np.ndarray = field(repr=False)
+
+    @property
+    def roles(self) -> tuple[str, str]:
+        return self.data.roles
+
+    @property
+    def kind(self) -> str:
+        return "dynamic APIM"
+
+    @property
+    def reference(self) -> Literal["t", "z"]:
+        return "z"
+
+    @property
+    def df(self) -> str:
+        return "normal"
+
+    def df_values(self) -> pd.Series:
+        """Degrees of freedom per effect: infinite (normal-theory tests, as lavaan)."""
+        return pd.Series(np.inf, index=self.coef.index)
+
+    def contrast_df(self, L: np.ndarray) -> np.ndarray:
+        return np.full(np.atleast_2d(L).shape[0], np.inf)
+
+    def joint_df(self, L: np.ndarray) -> float:
+        return float("inf")
+
+    @property
+    def effects(self) -> pd.DataFrame:
+        """Tidy effects table (the columns of every fitted model; ``t`` holds z)."""
+        se = np.sqrt(np.clip(np.diag(self.cov_coef.to_numpy()), 0, None))
+        return effects_frame(self.terms, list(self.coef.index), self.coef.to_numpy(), se,
+                             np.full(len(se), np.inf))
+
+    @property
+    def lagged(self) -> pd.DataFrame:
+        """Every entry ``Phi[to, from]``: the effect of ``from`` at session t-1 on ``to``
+        at t, with SE, z and p (``fixed`` for entries fixed at zero by the spec or
+        equal to another by ``equal_roles``, whose SE is that of the entry it equals)."""
+        fit = self.fit
+        k = len(fit.names)
+        est, cov = fit.delta(lambda p: p.phi.reshape(-1))
+        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        estimated = set(fit.layout.phi_index)
+        rows = []
+        for i in range(k):
+            for j in range(k):
+                to_v, to_r = _split(fit.names[i])
+                from_v, from_r = _split(fit.names[j])
+                s = se[i * k + j]
+                z = est[i * k + j] / s if s > 0 else np.nan
+                rows.append((to_v, to_r, from_v, from_r, est[i * k + j], s if s > 0 else np.nan,
+                             z, 2 * stats.norm.sf(abs(z)) if np.isfinite(z) else np.nan,
+                             (i, j) not in estimated))
+        return pd.DataFrame(rows, columns=LAGGED_COLUMNS)
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        """Eigenvalues of ``Phi`` (largest modulus first): all inside the unit circle for a
+        stationary process; the largest modulus is how slowly a disturbance fades."""
+        return self.fit.eigenvalues
+
+    def _stationary(self, phi: np.ndarray, sigma_w: np.ndarray) -> np.ndarray:
+        if spectral_radius(phi) >= 1:
+            return np.full(phi.shape, np.nan)
+        return stationary_covariance(phi, sigma_w)
+
+    @property
+    def standardized(self) -> pd.DataFrame:
+        """Within-person standardised lagged effects ``Phi[to, from] sd(from) / sd(to)``
+        with the within-person SDs of the stationary process (NaN if it is not
+        stationary), with delta-method SEs."""
+        def func(p: Any) -> np.ndarray:
+            sd = np.sqrt(np.diag(self._stationary(p.phi, p.sigma_w)))
+            return (p.phi * sd[None, :] / sd[:, None]).reshape(-1)
+        est, cov = self.fit.delta(func)
+        table = self.lagged[["to_variable", "to_role", "from_variable", "from_role"]].copy()
+        table["estimate"] = est
+        table["se"] = np.sqrt(np.clip(np.diag(cov), 0, None))
+        return table
+
+    @property
+    def within_correlations(self) -> pd.DataFrame:
+        """Same-session correlations of the innovations (``Sigma_W`` as correlations):
+        how the members' and variables' unpredicted changes go together."""
+        sw = self.fit.sigma_w
+        sd = np.sqrt(np.diag(sw))
+        return pd.DataFrame(sw / np.outer(sd, sd), index=list(self.fit.names),
+                            columns=list(self.fit.names))
+
+    @property
+    def parameters(self) -> tuple[VarianceParameter, ...]:
+        """Innovation (``residual``) and person-level (``dyad``) covariances as typed
+        records (kinds ``var``, ``cov``); the free initial covariance is a nuisance part
+        of the first session and is listed in :meth:`to_dict` only."""
+        fit = self.fit
+        se = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
+        out = []
+        for name, est, s in zip(fit.parameter_names, fit.estimate, se):
+            level, _, inner = name[:-1].partition("(")
+            if level not in ("innovation", "between"):
+                continue
+            v, w = inner.split("],")[0] + "]", inner.split("],")[-1]
+            if "]," not in inner:
+                v = w = inner
+            boundary = level == "between" and any("between" in b for b in fit.boundary)
+            out.append(VarianceParameter(
+                "residual" if level == "innovation" else "dyad",
+                "var" if v == w else "cov", effects=(v,) if v == w else (v, w),
+                estimate=float(est), se=float(s), at_boundary=boundary))
+        return tuple(out)
+
+    def parameter_label(self, parameter: VarianceParameter) -> str:
+        """``innovation var(alliance[patient])``, ``between cov(alliance[patient],
+        outcome[patient])``."""
+        level = "innovation" if parameter.level == "residual" else "between"
+        return f"{level} {parameter.kind}({','.join(parameter.effects)})"
+
+    @property
+    def variance(self) -> pd.DataFrame:
+        return variance_frame(self)
+
+    @property
+    def statistics(self) -> FitStatistics:
+        fit = self.fit
+        k = fit.n_params
+        return FitStatistics(
+            n_obs=fit.n_obs, n_dyads=fit.n_dyads, n_therapists=0, n_params=k, method="ML",
+            loglik=fit.loglik, aic=-2 * fit.loglik + 2 * k,
+            bic=-2 * fit.loglik + float(np.log(fit.n_obs)) * k, converged=fit.converged,
+            message="" if fit.converged else fit.message, fit_seconds=fit.seconds)
+
+    @property
+    def boundary(self) -> tuple[str, ...]:
+        return self.fit.boundary
+
+    @property
+    def dropped(self) -> pd.DataFrame:
+        """Rows of the input none of whose model variables was rated."""
+        frame = self.data.frame
+        rows = frame.loc[~frame.index.isin(self.used), "row"]
+        return dropped_frame([(int(r), NOT_USED) for r in rows])
+
+    def reference_levels(self) -> dict[str, str]:
+        return {}
+
+    def level_names(self) -> dict[str, str]:
+        return {"lagged": "within-person, lag 1 (session t-1 -> t)",
+                "between": "between-person, latent means", "none": ""}
+
+    def notes(self) -> list[str]:
+        spec = self.spec
+        out = [f"Roles: {self.roles[0]} (reference) and {self.roles[1]}; lagged effects "
+               "go from a variable at session t-1 to one at session t (Phi[to, from]); "
+               "'actor' from the same member, 'partner' from the other.",
+               f"The process starts at session {self.sessions[0]} for every dyad; skipped "
+               "sessions and missing ratings are missing observations (full information); "
+               f"initial condition: {spec.initial}.",
+               "No person-mean centring: latent person means (random intercepts), exact ML; "
+               "SEs from the observed information (numerical derivatives), z tests."]
+        if not spec.reverse_paths:
+            out.append(f"Reverse paths ({spec.outcome} at t-1 -> predictors at t) fixed "
+                       "at zero.")
+        if spec.equal_roles:
+            out.append("Equal roles: each lagged effect is the same for both members.")
+        radius = float(np.max(np.abs(self.eigenvalues)))
+        out.append(f"Largest |eigenvalue| of Phi: {radius:.3f}"
+                   + (" (not stationary)" if radius >= 1 else ""))
+        s = self.statistics
+        if not s.converged:
+            out.append(f"The fit did NOT converge: {s.message}.")
+        if self.boundary:
+            out.append("Boundary estimate: " + "; ".join(self.boundary) + ".")
+        if len(self.dropped):
+            out.append(f"{len(self.dropped)} rows of the data were not used (no rating of "
+                       "the model's variables).")
+        return out
+
+    def design_matrix(self) -> None:
+        """None: the dynamic APIM has no fixed-effects design matrix."""
+        return None
+
+    def fitted_frame(self) -> None:
+        """None: the dynamic APIM has no per-row fitted values."""
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the shared skeleton plus ``lagged`` (every K x K entry of ``Phi``:
+        from/to variable and role, estimate, se, z, p), the eigenvalues of ``Phi``, the
+        means, the innovation, person-level and initial covariance matrices and the
+        same-session innovation correlations."""
+        out = result_dict(self)
+        fit = self.fit
+        out["lagged"] = [{k: jsonable(v) for k, v in row.items()}
+                         for row in self.lagged.to_dict("records")]
+        out["eigenvalues"] = [{"real": float(v.real), "imaginary": float(v.imag),
+                               "modulus": float(abs(v))} for v in self.eigenvalues]
+        out["dynamic"] = {
+            "variables": list(fit.names), "initial": fit.initial,
+            "sessions": [int(self.sessions[0]), int(self.sessions[-1])],
+            "means": fit.mu.tolist(), "phi": fit.phi.tolist(),
+            "sigma_innovation": fit.sigma_w.tolist(), "sigma_between": fit.sigma_b.tolist(),
+            "initial_covariance": fit.p0.tolist(),
+            "innovation_correlations": self.within_correlations.to_numpy().tolist()}
+        return out
+
+    def model_line(self) -> str:
+        spec = self.spec
+        extra = "" if spec.reverse_paths else ", no reverse paths"
+        extra += ", equal roles" if spec.equal_roles else ""
+        return (f"Dynamic APIM of {spec.outcome!r} on {', '.join(spec.predictors)} (ML, "
+                f"lag 1, latent person means, {spec.initial} initial condition{extra})")
+
+    def summary(self, digits: int = 3) -> str:
+        """Effects, the lagged matrix, eigenvalues and fit statistics as text."""
+        s = self.statistics
+        head = [self.model_line(),
+                f"{s.n_obs} ratings, {s.n_dyads} dyads, sessions {self.sessions[0]}-"
+                f"{self.sessions[-1]}; logLik {s.loglik:.3f}, AIC {s.aic:.3f}, BIC "
+                f"{s.bic:.3f}; {'converged' if s.converged else 'NOT CONVERGED'}"]
+        shown = self.effects.drop(columns=["by", "group", "df"])
+        shown["p"] = shown["p"].map(p_value)
+        body = shown.rename(columns={"t": "z"}).to_string(
+            index=False, float_format=lambda v: f"{v:.{digits}f}")
+        phi = pd.DataFrame(self.fit.phi, index=[f"{n} (t)" for n in self.fit.names],
+                           columns=[f"{n} (t-1)" for n in self.fit.names])
+        eig = ", ".join(f"{v.real:.{digits}f}" if abs(v.imag) < 1e-12
+                        else f"{v.real:.{digits}f}{v.imag:+.{digits}f}i"
+                        for v in self.eigenvalues)
+        parts = head + ["", "Effects", body, "", "Lagged effects Phi[to, from]",
+                        phi.to_string(float_format=lambda v: f"{v:.{digits}f}"),
+                        f"Eigenvalues of Phi: {eig}", "",
+                        "Same-session innovation correlations",
+                        self.within_correlations.to_string(
+                            float_format=lambda v: f"{v:.{digits}f}")]
+        notes = ["SEs: observed information (numerical), delta method; z tests"]
+        if self.boundary:
+            notes.append("boundary: " + "; ".join(self.boundary))
+        return "\n".join(parts + ["", "; ".join(notes)])
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        s = self.statistics
+        return (f"<DynamicAPIMResult: {self.model_line()}; {s.n_obs} ratings, {s.n_dyads} "
+                f"dyads; logLik {s.loglik:.2f}; "
+                f"{'converged' if s.converged else 'NOT converged'}>")
+
+    def _repr_html_(self) -> str:
+        return notebook_html(self)
