@@ -77,6 +77,14 @@ def session_grid(data: SessionData, spec: DynamicAPIMSpec
     DataError
         A variable constant within every dyad, or no dyad with two rated sessions.
     """
+    frame = data.frame
+    rated = pd.concat([data.numeric(v) for v in (*spec.predictors, spec.outcome)],
+                      axis=1).notna().any(axis=1).to_numpy()
+    per_dyad = frame.loc[rated].groupby("dyad")["session"].nunique()
+    if len(per_dyad) == 0 or per_dyad.max() < 2:
+        raise DataError("no dyad has two rated sessions: the dynamic APIM needs lags "
+                        "(ratings at two or more sessions of a dyad); check the session "
+                        "column")
     wide = latent_values(data, LatentAPIMSpec(spec.outcome, spec.predictors))
     names = variable_names(LatentAPIMSpec(spec.outcome, spec.predictors), data.roles)
     for name in names:
@@ -93,11 +101,7 @@ def session_grid(data: SessionData, spec: DynamicAPIMSpec
     first, last = int(session.min()), int(session.max())
     y = np.full((len(dyads), last - first + 1, len(names)), np.nan)
     y[code.ravel(), session - first] = wide[names].to_numpy(float)
-    rated = (~np.isnan(y)).any(axis=2).sum(axis=1)
-    if rated.max() < 2:
-        raise DataError("no dyad has two rated sessions: the dynamic APIM needs lags "
-                        "(ratings at consecutive sessions); check the session column")
-    single = dyads[rated < 2]
+    single = dyads[(~np.isnan(y)).any(axis=2).sum(axis=1) < 2]
     if len(single):
         warnings.warn(DataWarning(
             f"{len(single)} dyads have a single rated session (no lag), e.g. "
@@ -172,8 +176,9 @@ def fit_dynamic_apim(data: SessionData, spec: DynamicAPIMSpec) -> DynamicAPIMRes
         warnings.warn(ConvergenceWarning(f"the dynamic APIM did not converge: {fit.message}"),
                       stacklevel=2)
     if fit.boundary:
-        hint = (f"; the process is not stationary: fit {option('initial', 'free')}"
-                if any("stationarity" in b for b in fit.boundary) else "")
+        hint = (f"; fit {option('initial', 'free')}, which does not assume it"
+                if spec.initial == "stationary"
+                and any("stationarity" in b for b in fit.boundary) else "")
         warnings.warn(BoundaryWarning(f"dynamic APIM: {'; '.join(fit.boundary)}{hint}"),
                       stacklevel=2)
     n_pred = len(spec.predictors)

@@ -50,6 +50,9 @@ CONTROL = FitControl(step_tolerance=1e-8, relative_roundoff=1e-12, max_newton=4,
 _STEP = 1e-5        # central differences of the search's gradient (unconstrained scale)
 _HESS_STEP = 1e-3   # second differences of the information (standardised scale)
 _CHUNK = 256        # parameter sets per pass of the filter
+#: Under ``initial="stationary"`` the likelihood cannot leave the stable region; a largest
+#: |eigenvalue| of Phi beyond this is reported as a sign of a non-stationary process.
+NEAR_UNIT = 0.95
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,8 +216,9 @@ def _central(many: Callable[[np.ndarray], np.ndarray], x: np.ndarray, step: floa
     eye = np.eye(n) * step
     values = many(np.concatenate([x[None], x + eye, x - eye]))
     f0, up, down = values[0], values[1:n + 1], values[n + 1:]
-    grad = np.where(np.isfinite(up) & np.isfinite(down), (up - down) / (2 * step),
-                    np.where(np.isfinite(up), (up - f0) / step, (f0 - down) / step))
+    with np.errstate(invalid="ignore"):
+        grad = np.where(np.isfinite(up) & np.isfinite(down), (up - down) / (2 * step),
+                        np.where(np.isfinite(up), (up - f0) / step, (f0 - down) / step))
     return float(f0), np.where(np.isfinite(grad), grad, 0.0)
 
 
@@ -222,7 +226,9 @@ def _start(y: np.ndarray, layout: DynamicLayout) -> DynamicParameters:
     """Moment start values: within and between covariances from person means, ``Phi``
     from the person-mean-centred lag-1 regression (shrunk inside the stable region)."""
     k = y.shape[2]
-    means = np.nanmean(y, axis=1)                              # (n, K)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        counts = (~np.isnan(y)).sum(axis=1)
+        means = np.where(counts > 0, np.nansum(y, axis=1) / np.maximum(counts, 1), np.nan)
     dev = y - means[:, None, :]
     flat = dev.reshape(-1, k)
     both = ~np.isnan(flat)
@@ -359,7 +365,10 @@ def _boundary(p: DynamicParameters, initial: Initial) -> tuple[str, ...]:
         if min(vals) < 1e-6:
             flags.append(f"the {label} covariance matrix is singular")
     radius = spectral_radius(p.phi)
-    if initial == "stationary" and radius > 0.999:
-        flags.append(f"Phi is at the edge of stationarity (largest |eigenvalue| "
-                     f"{radius:.4f})")
+    if initial == "stationary" and radius > NEAR_UNIT:
+        flags.append(f"Phi is near the edge of stationarity (largest |eigenvalue| "
+                     f"{radius:.3f}): the process may not be stationary")
+    elif initial == "free" and radius >= 1:
+        flags.append(f"Phi is not stable (largest |eigenvalue| {radius:.3f}): the process "
+                     "is not stationary but grows from session to session")
     return tuple(flags)
