@@ -1,7 +1,8 @@
 """``apim fit``: fit an APIM and print its tables (optionally an HTML report).
 
-Three kinds of model, chosen by the options: the observed-mean APIM (default), the latent
-APIM (``--centring latent``) and a model written as a formula (``--formula``). Every model
+Four kinds of model, chosen by the options: the observed-mean APIM (default), the latent
+APIM (``--centring latent``), the dynamic APIM (``--dynamic``: lagged effects of a VAR(1)
+around latent person means) and a model written as a formula (``--formula``). Every model
 option applies to some of the kinds (:data:`OPTIONS`, the one table of which); an option
 given for a kind it does not apply to is refused before the data are read, never ignored.
 
@@ -39,6 +40,7 @@ from apim.inference.arms import arm_differences
 from apim.inference.wald import WaldTest, wald_test
 from apim.model.centring import DecompositionSpec
 from apim.model.fitted import FittedModel, jsonable
+from apim.model.dynamic_spec import DynamicAPIMSpec
 from apim.model.registry import fit
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec, LatentAPIMSpec
 from apim.report.docx import to_docx
@@ -46,12 +48,13 @@ from apim.report.docx import to_docx
 __all__ = ["register", "run", "add_model_arguments", "fit_with_warnings", "model_kind",
            "check_options", "model_spec", "references", "OPTIONS", "KINDS"]
 
-OBSERVED, LATENT, FORMULA = "observed", "latent", "formula"
-KINDS = (OBSERVED, LATENT, FORMULA)
+OBSERVED, LATENT, FORMULA, DYNAMIC = "observed", "latent", "formula", "dynamic"
+KINDS = (OBSERVED, LATENT, FORMULA, DYNAMIC)
 #: How messages name each kind (as the user chose it).
 KIND_NAMES = {OBSERVED: "the observed-mean APIM", LATENT: "--centring latent",
-              FORMULA: "--formula"}
-_HELP_NAMES = {OBSERVED: "observed-mean", LATENT: "latent", FORMULA: "formula"}
+              FORMULA: "--formula", DYNAMIC: "--dynamic"}
+_HELP_NAMES = {OBSERVED: "observed-mean", LATENT: "latent", FORMULA: "formula",
+               DYNAMIC: "dynamic"}
 #: The latent model's session-level covariance is unstructured, with optional AR(1).
 LATENT_RESIDUALS = {"un": False, "un-ar1": True}
 FORMULA_EXAMPLE = "--formula 'outcome ~ alliance + alliance_partner'"
@@ -61,6 +64,9 @@ _FORMULA_NAMES = ("the formula names the outcome and the terms; drop --outcome a
                   "--predictor, or drop --formula")
 _LATENT_SPLIT = ("the latent model splits the predictors itself (latent person means); "
                  "drop {flag}, or drop --centring latent for the observed-mean model")
+_DYNAMIC_SPLIT = ("the dynamic APIM has latent person means and lag-1 effects of every "
+                  "variable built in (no centring, no lag option); drop {flag}")
+_DYNAMIC_ONLY = "it sets up the dynamic APIM: add --dynamic, or drop {flag}"
 
 
 @dataclass(frozen=True)
@@ -88,49 +94,74 @@ class ModelOption:
 #: The one table: every model option and the kinds it applies to (the others refuse it).
 #: ``--formula`` selects the formula kind, ``--centring latent`` the latent one.
 OPTIONS: tuple[ModelOption, ...] = (
-    ModelOption("--outcome", (OBSERVED, LATENT), {FORMULA: _FORMULA_NAMES}),
-    ModelOption("--predictor", (OBSERVED, LATENT), {FORMULA: _FORMULA_NAMES}),
-    ModelOption("--formula", (FORMULA,)),
+    ModelOption("--outcome", (OBSERVED, LATENT, DYNAMIC), {FORMULA: _FORMULA_NAMES}),
+    ModelOption("--predictor", (OBSERVED, LATENT, DYNAMIC), {FORMULA: _FORMULA_NAMES}),
+    ModelOption("--formula", (FORMULA,), {
+        DYNAMIC: "a formula model has no lagged dynamics; drop --dynamic or {flag}"}),
+    ModelOption("--dynamic", (DYNAMIC,), {
+        FORMULA: "a formula model has no lagged dynamics; drop --formula or {flag}"}),
+    ModelOption("--initial", (DYNAMIC,), dict.fromkeys((OBSERVED, LATENT, FORMULA),
+                                                       _DYNAMIC_ONLY)),
+    ModelOption("--no-reverse-paths", (DYNAMIC,), dict.fromkeys((OBSERVED, LATENT, FORMULA),
+                                                                _DYNAMIC_ONLY)),
     ModelOption("--random-formula", (FORMULA,), {
         OBSERVED: "it is the random part of a formula model: add " + FORMULA_EXAMPLE +
                   " (without --outcome/--predictor), or use --random",
-        LATENT: "it is the random part of a formula model; drop {flag}"}),
+        LATENT: "it is the random part of a formula model; drop {flag}",
+        DYNAMIC: "it is the random part of a formula model; drop {flag}"}),
     ModelOption("--centring", (OBSERVED, LATENT), {
         FORMULA: "a formula uses the columns as they are in the data (no within/between "
-                 "split); drop {flag}, or drop --formula"}),
-    ModelOption("--center", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
-    ModelOption("--lag", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
-    ModelOption("--detrend", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
-    ModelOption("--indistinguishable", (OBSERVED,), {
+                 "split); drop {flag}, or drop --formula",
+        DYNAMIC: _DYNAMIC_SPLIT}),
+    ModelOption("--center", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT,
+                                          DYNAMIC: _DYNAMIC_SPLIT}),
+    ModelOption("--lag", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT,
+                                       DYNAMIC: _DYNAMIC_SPLIT}),
+    ModelOption("--detrend", (OBSERVED,), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT,
+                                           DYNAMIC: _DYNAMIC_SPLIT}),
+    ModelOption("--indistinguishable", (OBSERVED, DYNAMIC), {
         LATENT: "the latent model has effects per role (distinguishable members); drop {flag}",
         FORMULA: "write pooled terms into the formula; drop {flag}"}),
     ModelOption("--interaction", (OBSERVED,), {
         LATENT: "the latent model has no actor x partner terms; drop {flag}",
         FORMULA: "write the product into the formula, e.g. "
-                 "'outcome ~ alliance * alliance_partner'; drop {flag}"}),
+                 "'outcome ~ alliance * alliance_partner'; drop {flag}",
+        DYNAMIC: "the dynamic APIM has no actor x partner terms; drop {flag}"}),
     ModelOption("--moderator", (OBSERVED, LATENT), {
         FORMULA: "write it into the formula, e.g. 'outcome ~ (alliance + alliance_partner) "
-                 "* treatment'; drop {flag}"}),
+                 "* treatment'; drop {flag}",
+        DYNAMIC: "the dynamic APIM has no moderators or arms yet: fit each arm's dyads "
+                 "separately; drop {flag}"}),
     ModelOption("--reference", (OBSERVED, LATENT), {
         FORMULA: "a formula codes its own contrasts: write the reference into it, e.g. "
-                 "C(treatment, Treatment('CBT')); drop {flag}"}),
+                 "C(treatment, Treatment('CBT')); drop {flag}",
+        DYNAMIC: "the dynamic APIM has no moderators; drop {flag}"}),
     ModelOption("--covariate", (OBSERVED,), {
         LATENT: "the latent model has no covariates; drop {flag}",
-        FORMULA: "add it to the formula's terms; drop {flag}"}),
+        FORMULA: "add it to the formula's terms; drop {flag}",
+        DYNAMIC: "the dynamic APIM has no covariates; drop {flag}"}),
     ModelOption("--random", (OBSERVED,), {
         LATENT: "its dyad level is the unstructured between-dyad covariance (Sigma_B) of "
                 "all the variables; drop {flag}",
         FORMULA: "give the formula's random part as --random-formula, e.g. "
-                 "--random-formula '0 + role'; drop {flag}"}),
-    ModelOption("--residual", KINDS),
-    ModelOption("--therapist-level", KINDS),
+                 "--random-formula '0 + role'; drop {flag}",
+        DYNAMIC: "its person level is the unstructured covariance (Sigma_B) of the latent "
+                 "means of all the variables; drop {flag}"}),
+    ModelOption("--residual", (OBSERVED, LATENT, FORMULA), {
+        DYNAMIC: "its session level is the lag-1 process with unstructured innovations; "
+                 "drop {flag}"}),
+    ModelOption("--therapist-level", (OBSERVED, LATENT, FORMULA), {
+        DYNAMIC: "the dynamic APIM has no therapist level yet; drop {flag}"}),
     ModelOption("--therapist-covariance", (LATENT,), {
         OBSERVED: "the observed-mean model has one therapist random intercept; add "
                   "--centring latent (with --therapist-level), or drop {flag}",
-        FORMULA: "the formula model has one therapist random intercept; drop {flag}"}),
-    ModelOption("--method", KINDS),
+        FORMULA: "the formula model has one therapist random intercept; drop {flag}",
+        DYNAMIC: "the dynamic APIM has no therapist level yet; drop {flag}"}),
+    ModelOption("--method", (OBSERVED, LATENT, FORMULA), {
+        DYNAMIC: "the dynamic APIM is fitted by ML (as lavaan's RI-CLPM); drop {flag}"}),
     ModelOption("--df", (OBSERVED, FORMULA), {
-        LATENT: "its tests are z tests (normal theory, as lavaan); drop {flag}"}),
+        LATENT: "its tests are z tests (normal theory, as lavaan); drop {flag}",
+        DYNAMIC: "its tests are z tests (normal theory, as lavaan); drop {flag}"}),
 )
 _TABLE = {o.flag: o for o in OPTIONS}
 
@@ -145,15 +176,20 @@ EXAMPLES = examples(
     "--outcome outcome --predictor alliance --centring latent --residual un-ar1 "
     "--therapist-level",
     "apim fit sessions.csv --dyad dyad --session session --role role --formula "
-    "'outcome ~ alliance + alliance_partner' --random-formula '0 + role'") + "\n\n" + \
+    "'outcome ~ alliance + alliance_partner' --random-formula '0 + role'",
+    "apim fit sessions.csv --dyad dyad --session session --role role --outcome outcome "
+    "--predictor alliance --dynamic --initial stationary") + "\n\n" + \
     "\n".join(textwrap.fill(text, 88, break_on_hyphens=False) for text in (
-        "model kinds: the observed-mean APIM (default), the latent APIM (--centring latent) "
-        "and a formula model (--formula; x_partner is the partner's x at the same session; "
+        "model kinds: the observed-mean APIM (default), the latent APIM (--centring latent), "
+        "the dynamic APIM (--dynamic: lag-1 actor, partner and reverse effects around "
+        "latent person means, exact ML) and a formula model (--formula; x_partner is the "
+        "partner's x at the same session; "
         "--random-formula '0 + role' gives role-specific random intercepts per dyad). An "
         "option that does not apply to the chosen kind is an error.",
         "defaults: --method reml (ml with --centring latent); --df satterthwaite; --residual "
         "un (cs with --indistinguishable; un with --centring latent); --random intercepts "
-        "(none for cross-sectional data); --center person (therapist with "
+        "(none for cross-sectional data); --initial free with --dynamic; --center person "
+        "(therapist with "
         "--therapist-level, none for cross-sectional data); --lag 0; --random-formula none "
         "(residuals only)"))
 
@@ -173,10 +209,12 @@ def _shown(args: argparse.Namespace, option: ModelOption) -> str:
 
 
 def model_kind(args: argparse.Namespace) -> str:
-    """``formula`` with ``--formula``, ``latent`` with ``--centring latent``, else
-    ``observed``."""
+    """``formula`` with ``--formula``, ``dynamic`` with ``--dynamic``, ``latent`` with
+    ``--centring latent``, else ``observed``."""
     if getattr(args, "formula", None) is not None:
         return FORMULA
+    if getattr(args, "dynamic", False):
+        return DYNAMIC
     return LATENT if getattr(args, "centring", None) == "latent" else OBSERVED
 
 
@@ -188,7 +226,7 @@ def check_options(args: argparse.Namespace, kind: str) -> None:
             reason = option.refused[kind].format(flag=option.flag)
             raise SpecError(f"{_shown(args, option)} does not apply to {KIND_NAMES[kind]}: "
                             f"{reason}")
-    if kind in (OBSERVED, LATENT) and not (getattr(args, "outcome", None)
+    if kind in (OBSERVED, LATENT, DYNAMIC) and not (getattr(args, "outcome", None)
                                           and getattr(args, "predictor", None)):
         missing = "--outcome COL" if not getattr(args, "outcome", None) else "--predictor COL"
         raise SpecError(f"the model needs {missing}: give --outcome COL and --predictor COL "
@@ -224,7 +262,8 @@ def references(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def model_spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec | FormulaSpec:
+def model_spec(args: argparse.Namespace
+               ) -> APIMSpec | LatentAPIMSpec | FormulaSpec | DynamicAPIMSpec:
     """The spec of the model the options describe, the options checked first (defaults per
     kind: REML, or ML for the latent model)."""
     kind = model_kind(args)
@@ -234,6 +273,11 @@ def model_spec(args: argparse.Namespace) -> APIMSpec | LatentAPIMSpec | FormulaS
         return FormulaSpec(formula=args.formula, random=args.random_formula,
                            residual=args.residual or "un",
                            therapist_level=args.therapist_level, method=method or "REML")
+    if kind == DYNAMIC:
+        return DynamicAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
+                               initial=args.initial or "free",
+                               reverse_paths=not args.no_reverse_paths,
+                               equal_roles=args.indistinguishable)
     if kind == LATENT:
         return LatentAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                               moderator=(args.moderator or [None])[0],
@@ -332,6 +376,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add("--random-formula", metavar="RHS",
         help=_help("--random-formula", "random part per dyad of a --formula model, e.g. "
                    "'0 + role' (role-specific random intercepts); default: none"))
+    add("--dynamic", action="store_true",
+        help=_help("--dynamic", "the dynamic APIM: lag-1 actor, partner, autoregressive and "
+                   "reverse (outcome -> predictor) effects of a process around latent "
+                   "person means, without the centring bias; exact ML"))
+    add("--initial", choices=("free", "stationary"),
+        help=_help("--initial", "the within part at the study's first session: its own "
+                   "covariance (free, default; the RI-CLPM) or the stationary one"))
+    add("--no-reverse-paths", action="store_true",
+        help=_help("--no-reverse-paths", "fix the lagged effects of the outcome on the "
+                   "predictors at zero"))
     add("--centring", choices=("observed", "latent"),
         help=_help("--centring", "between effects from observed person means (default), or "
                    "from latent means (the multivariate model that uses every rating; "
@@ -344,7 +398,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add("--detrend", action="store_true",
         help=_help("--detrend", "remove each person's linear trend before the split"))
     add("--indistinguishable", action="store_true",
-        help=_help("--indistinguishable", "one intercept and effects pooled over roles"))
+        help=_help("--indistinguishable", "one intercept and effects pooled over roles "
+                   "(--dynamic: the same lagged effects for both roles)"))
     add("--interaction", action="store_true",
         help=_help("--interaction", "add actor x partner terms"))
     add("--moderator", action="append",

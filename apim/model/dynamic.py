@@ -182,8 +182,9 @@ def fit_dynamic_apim(data: SessionData, spec: DynamicAPIMSpec) -> DynamicAPIMRes
         warnings.warn(BoundaryWarning(f"dynamic APIM: {'; '.join(fit.boundary)}{hint}"),
                       stacklevel=2)
     n_pred = len(spec.predictors)
-    lagged = [(i, j, t) for i, j, t in lagged_terms(spec, data.roles)
-              if (i, j) in set(fit.layout.phi_index)]
+    estimated = set(fit.layout.phi_index)
+    lagged = [(i, j, t) for i, j, t in lagged_terms(spec, data.roles) if (i, j) in estimated]
+    lagged.sort(key=lambda entry: entry[0] < len(names) - 2)  # the outcome's equations first
     k = len(names)
 
     def effects(p: DynamicParameters) -> np.ndarray:

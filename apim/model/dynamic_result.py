@@ -227,7 +227,7 @@ class DynamicAPIMResult:
         return {}
 
     def level_names(self) -> dict[str, str]:
-        return {"lagged": "within-person, lag 1 (session t-1 -> t)",
+        return {"lagged": "within-person, lag 1",
                 "between": "between-person, latent means", "none": ""}
 
     def notes(self) -> list[str]:
