@@ -39,8 +39,8 @@ from apim.files import check_new_output, write_atomic
 from apim.inference.arms import arm_differences
 from apim.inference.wald import WaldTest, wald_test
 from apim.model.centring import DecompositionSpec
-from apim.model.fitted import FittedModel, jsonable
 from apim.model.dynamic_spec import DynamicAPIMSpec
+from apim.model.fitted import FittedModel, jsonable
 from apim.model.registry import fit
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec, LatentAPIMSpec
 from apim.report.docx import to_docx

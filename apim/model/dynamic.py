@@ -34,8 +34,15 @@ log-likelihood), delta method for functions of the parameters, z tests (as lavaa
 Examples
 --------
 >>> import apim
->>> data = apim.load_alliance()
->>> result = apim.fit(data, DynamicAPIMSpec("outcome", ("alliance",)))  # doctest: +SKIP
+>>> frame = apim.load_alliance().to_long()
+>>> part = frame[frame["dyad"].isin(frame["dyad"].unique()[:40]) & (frame["session"] <= 6)]
+>>> data = apim.SessionData.from_long(part, dyad="dyad", session="session", role="role")
+>>> result = apim.fit(data, DynamicAPIMSpec("outcome", ("alliance",),
+...                                         initial="stationary"))
+>>> result.effects.loc["patient.actor.lagged.alliance", "level"]
+'lagged'
+>>> result.statistics.converged, len(result.lagged)
+(True, 16)
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ import pandas as pd
 
 from apim.data.hints import option
 from apim.data.session import SessionData
-from apim.engine.dynamic import DynamicFit, fit_dynamic
+from apim.engine.dynamic import fit_dynamic
 from apim.engine.dynamic.parameters import DynamicParameters
 from apim.errors import BoundaryWarning, ConvergenceWarning, DataError, DataWarning, SpecError
 from apim.model.design import Term

@@ -10,7 +10,15 @@ K x K entries of ``Phi`` by variable and role), :attr:`~DynamicAPIMResult.eigenv
 Examples
 --------
 >>> import apim
->>> result = apim.fit(apim.load_alliance(), apim.DynamicAPIMSpec("outcome", ("alliance",)))  # doctest: +SKIP
+>>> frame = apim.load_alliance().to_long()
+>>> part = frame[frame["dyad"].isin(frame["dyad"].unique()[:40]) & (frame["session"] <= 6)]
+>>> data = apim.SessionData.from_long(part, dyad="dyad", session="session", role="role")
+>>> result = apim.fit(data, apim.DynamicAPIMSpec("outcome", ("alliance",),
+...                                              initial="stationary"))
+>>> result.reference, result.kind
+('z', 'dynamic APIM')
+>>> list(result.lagged.columns[:4])
+['to_variable', 'to_role', 'from_variable', 'from_role']
 """
 
 from __future__ import annotations

@@ -147,7 +147,7 @@ def _filter(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray, p0: np.ndar
     cov = p0[None]                                # predicted covariance, per history
     history = np.zeros(n, np.int64)
     logdet, c, s = np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m, k))
-    groups, first_of_group = data.groups, data.group_first
+    first_of_group = data.group_first
     big_s = np.zeros((len(first_of_group), m, k, k))
     for t in range(n_t):
         na = int(data.active[t])
