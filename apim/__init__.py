@@ -66,6 +66,7 @@ _LAZY = {
     "person_mean_reliability": "apim.model.latent",
     "DynamicAPIMSpec": "apim.model.dynamic_spec",
     "DynamicAPIMResult": "apim.model.dynamic_result",
+    "compare_centring": "apim.analyses.centring_bias",
     "arm_differences": "apim.inference.arms",
     "compare_between": "apim.inference.arms",
 }

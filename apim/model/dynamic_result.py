@@ -35,6 +35,7 @@ from apim.data.session import SessionData
 from apim.engine.distributions import stats
 from apim.engine.dynamic.kalman import spectral_radius, stationary_covariance
 from apim.engine.parameters import VarianceParameter
+from apim.errors import SpecError
 from apim.model.design import Term
 from apim.model.fitted import (
     FitStatistics,
@@ -168,6 +169,56 @@ class DynamicAPIMResult:
         table["estimate"] = est
         table["se"] = np.sqrt(np.clip(np.diag(cov), 0, None))
         return table
+
+    def impulse_responses(self, variable: str | None = None, role: str | None = None,
+                          horizon: int = 8, level: float = 0.95) -> pd.DataFrame:
+        """How every variable responds over the next sessions to a rise of one
+        within-person SD in ``variable`` of ``role`` (default: the first predictor of the
+        reference role) at session t: ``Phi^h e_j sd_j`` for ``h = 0..horizon``, with
+        delta-method SEs and ``level`` bands. The SD is the stationary within-person SD
+        (the innovation SD where ``Phi`` is not stable); the rise is not propagated to
+        the other variables at session t (a plain, not an orthogonalised, impulse).
+
+        Returns
+        -------
+        DataFrame
+            ``sessions_after``, ``variable``, ``role``, ``response``, ``se``,
+            ``ci_low``, ``ci_high``.
+        """
+        variable = variable if variable is not None else self.spec.predictors[0]
+        role = role if role is not None else self.roles[0]
+        name = f"{variable}[{role}]"
+        names = list(self.fit.names)
+        if name not in names:
+            raise SpecError(f"no variable {variable!r} of role {role!r} in the model: "
+                            f"give one of {', '.join(names)}")
+        j = names.index(name)
+        if horizon < 1:
+            raise SpecError(f"horizon={horizon} must be a whole number >= 1")
+
+        def func(p: Any) -> np.ndarray:
+            cov = self._stationary(p.phi, p.sigma_w)
+            if not np.all(np.isfinite(cov)):
+                cov = p.sigma_w
+            shock = np.zeros(len(names))
+            shock[j] = np.sqrt(cov[j, j])
+            out = [shock]
+            for _ in range(horizon):
+                out.append(p.phi @ out[-1])
+            return np.concatenate(out)
+
+        est, cov = self.fit.delta(func)
+        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        crit = float(stats.norm.ppf(0.5 + level / 2))
+        rows = []
+        for h in range(horizon + 1):
+            for i, target in enumerate(names):
+                v, r = _split(target)
+                at = h * len(names) + i
+                rows.append((h, v, r, est[at], se[at], est[at] - crit * se[at],
+                             est[at] + crit * se[at]))
+        return pd.DataFrame(rows, columns=["sessions_after", "variable", "role", "response",
+                                           "se", "ci_low", "ci_high"])
 
     @property
     def within_correlations(self) -> pd.DataFrame:

@@ -256,3 +256,46 @@ def test_non_stationary_process_is_reported():
         result = apim.fit(long_data(y), DynamicAPIMSpec("y", ("x",)))
     assert np.max(np.abs(result.eigenvalues)) > 1
     assert "not stationary" in " ".join(result.notes())
+
+
+# impulse responses and the side-by-side comparison ------------------------------------
+
+def test_impulse_responses_are_powers_of_phi(unbalanced, tmp_path):
+    result = _fit(unbalanced, DynamicAPIMSpec("y", ("x",), initial="stationary"))
+    table = result.impulse_responses("x", "patient", horizon=4)
+    fit = result.fit
+    sd = np.sqrt(stationary(fit.phi, fit.sigma_w)[0, 0])
+    for h in range(5):
+        expected = np.linalg.matrix_power(fit.phi, h)[:, 0] * sd
+        got = table.loc[table["sessions_after"] == h, "response"].to_numpy()
+        assert np.allclose(got, expected, atol=1e-10), h
+    start = table[table["sessions_after"] == 0]
+    assert (start["se"].iloc[1:] == 0).all()
+    later = table[table["sessions_after"] == 1]
+    assert (later["se"] > 0).all()
+    assert (later["ci_low"] < later["response"]).all()
+    with pytest.raises(apim.errors.SpecError, match="no variable 'z'"):
+        result.impulse_responses("z", "patient")
+    from apim.report.impulse import impulse_figure
+    figure = impulse_figure(table, "the patient's x")
+    figure.savefig(tmp_path / "irf.png")
+    assert len(figure.axes[0].get_lines()) == 3  # both roles' y and the zero line
+    assert (tmp_path / "irf.png").stat().st_size > 1000
+
+
+def test_person_mean_centring_biases_the_autoregression_down():
+    """With 5 sessions the person-mean-centred lag model's autoregression is far below the
+    dynamic APIM's (Nickell bias about -(1 + phi)/(T - 1) = -.35 at phi = .4)."""
+    from apim.analyses.centring_bias import compare_centring
+
+    y = simulate_grid(150, 5, seed=21)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        comparison = compare_centring(long_data(y), DynamicAPIMSpec("y", ("x",),
+                                                                    initial="stationary"))
+    table = comparison.table
+    auto = table.loc["patient.autoregression.lagged.y"]
+    assert auto["difference"] < -0.15
+    assert abs(auto["dynamic"] - PHI[2, 2]) < 3 * auto["dynamic_se"]
+    assert len(table) == 8 and table["centred_se"].gt(0).all()
+    assert comparison.dynamic.statistics.converged
