@@ -299,3 +299,20 @@ def test_person_mean_centring_biases_the_autoregression_down():
     assert abs(auto["dynamic"] - PHI[2, 2]) < 3 * auto["dynamic_se"]
     assert len(table) == 8 and table["centred_se"].gt(0).all()
     assert comparison.dynamic.statistics.converged
+
+
+def test_lagged_effect_names_with_two_predictors():
+    from apim.model.dynamic import lagged_terms
+
+    spec = DynamicAPIMSpec("y", ("x", "z"))
+    terms = lagged_terms(spec, ("patient", "therapist"))
+    assert len(terms) == 36
+    names = {(i, j): t.name for i, j, t in terms}
+    # engine order: x[P], x[T], z[P], z[T], y[P], y[T]
+    assert names[(4, 0)] == "patient.actor.lagged.x"
+    assert names[(4, 3)] == "patient.partner.lagged.z"
+    assert names[(5, 5)] == "therapist.autoregression.lagged.y"
+    assert names[(0, 4)] == "patient.x.actor.lagged.y"       # a reverse path
+    assert names[(2, 0)] == "patient.z.actor.lagged.x"       # predictor to predictor
+    assert names[(3, 2)] == "therapist.z.partner.lagged.z"
+    assert len(set(names.values())) == 36
