@@ -64,6 +64,9 @@ def compare_centring(data: SessionData, spec: DynamicAPIMSpec) -> CentringCompar
     predictors to ``data`` and put their lagged effects side by side."""
     if not isinstance(spec, DynamicAPIMSpec):
         raise SpecError(f"spec must be a DynamicAPIMSpec, not {type(spec).__name__}")
+    if spec.moderator is not None:
+        raise SpecError("compare_centring compares one group: fit each group's dyads "
+                        "separately (drop the moderator)")
     copy = f"{spec.outcome}_previous"
     if copy in data.frame.columns:
         raise SpecError(f"the data already have a column {copy!r}; rename it to compare "

@@ -127,15 +127,12 @@ OPTIONS: tuple[ModelOption, ...] = (
         FORMULA: "write the product into the formula, e.g. "
                  "'outcome ~ alliance * alliance_partner'; drop {flag}",
         DYNAMIC: "the dynamic APIM has no actor x partner terms; drop {flag}"}),
-    ModelOption("--moderator", (OBSERVED, LATENT), {
+    ModelOption("--moderator", (OBSERVED, LATENT, DYNAMIC), {
         FORMULA: "write it into the formula, e.g. 'outcome ~ (alliance + alliance_partner) "
-                 "* treatment'; drop {flag}",
-        DYNAMIC: "the dynamic APIM has no moderators or arms yet: fit each arm's dyads "
-                 "separately; drop {flag}"}),
-    ModelOption("--reference", (OBSERVED, LATENT), {
+                 "* treatment'; drop {flag}"}),
+    ModelOption("--reference", (OBSERVED, LATENT, DYNAMIC), {
         FORMULA: "a formula codes its own contrasts: write the reference into it, e.g. "
-                 "C(treatment, Treatment('CBT')); drop {flag}",
-        DYNAMIC: "the dynamic APIM has no moderators; drop {flag}"}),
+                 "C(treatment, Treatment('CBT')); drop {flag}"}),
     ModelOption("--covariate", (OBSERVED,), {
         LATENT: "the latent model has no covariates; drop {flag}",
         FORMULA: "add it to the formula's terms; drop {flag}",
@@ -231,6 +228,10 @@ def check_options(args: argparse.Namespace, kind: str) -> None:
         missing = "--outcome COL" if not getattr(args, "outcome", None) else "--predictor COL"
         raise SpecError(f"the model needs {missing}: give --outcome COL and --predictor COL "
                         f"(repeatable), or a model formula: {FORMULA_EXAMPLE}")
+    moderators = getattr(args, "moderator", None) or []
+    if kind == DYNAMIC and len(moderators) > 1:
+        raise SpecError(f"{_shown(args, _TABLE['--moderator'])}: --dynamic takes one "
+                        "--moderator (a grouping: one model per group); give one")
     if kind != LATENT:
         return
     residual = getattr(args, "residual", None)
@@ -277,7 +278,9 @@ def model_spec(args: argparse.Namespace
         return DynamicAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                                initial=args.initial or "free",
                                reverse_paths=not args.no_reverse_paths,
-                               equal_roles=args.indistinguishable)
+                               equal_roles=args.indistinguishable,
+                               moderator=(args.moderator or [None])[0],
+                               reference=references(args))
     if kind == LATENT:
         return LatentAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                               moderator=(args.moderator or [None])[0],
@@ -404,7 +407,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help=_help("--interaction", "add actor x partner terms"))
     add("--moderator", action="append",
         help=_help("--moderator", "dyad-level moderator (repeatable; one with --centring "
-                   "latent: a grouping)"))
+                   "latent or --dynamic: a grouping, one model per group)"))
     add("--reference", action="append", metavar="COL=LEVEL",
         help=_help("--reference", "reference level of a categorical --moderator, e.g. "
                    "treatment=CBT (repeatable); default: the data's declared order (SPSS/"

@@ -48,6 +48,7 @@ Examples
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -57,10 +58,10 @@ from apim.data.session import SessionData
 from apim.engine.dynamic import fit_dynamic
 from apim.engine.dynamic.parameters import DynamicParameters
 from apim.errors import BoundaryWarning, ConvergenceWarning, DataError, DataWarning, SpecError
-from apim.model.design import Term
+from apim.model.design import Term, moderator_levels
 from apim.model.dynamic_result import DynamicAPIMResult
 from apim.model.dynamic_spec import DynamicAPIMSpec
-from apim.model.latent import latent_values, variable_names
+from apim.model.latent import _label, _sort_key, latent_values, term_name, variable_names
 from apim.model.spec import LatentAPIMSpec
 
 __all__ = ["DynamicAPIMSpec", "DynamicAPIMResult", "fit_dynamic_apim", "session_grid",
@@ -77,7 +78,9 @@ def session_grid(data: SessionData, spec: DynamicAPIMSpec
         NaN where a rating is missing or a session has no rows.
     dyads : the dyad labels, in the order of ``y``
     sessions : the session numbers of the grid (the study's first to its last)
-    wide : one row per dyad x session with a rating (:func:`apim.model.latent.latent_values`)
+    wide : one row per dyad x session with a rating, with the dyad's ``group`` (the
+        moderator's level; ``"all"`` without one;
+        :func:`apim.model.latent.latent_values`)
 
     Raises
     ------
@@ -92,8 +95,9 @@ def session_grid(data: SessionData, spec: DynamicAPIMSpec
         raise DataError("no dyad has two rated sessions: the dynamic APIM needs lags "
                         "(ratings at two or more sessions of a dyad); check the session "
                         "column")
-    wide = latent_values(data, LatentAPIMSpec(spec.outcome, spec.predictors))
-    names = variable_names(LatentAPIMSpec(spec.outcome, spec.predictors), data.roles)
+    latent = _latent_spec(spec)
+    wide = latent_values(data, latent)
+    names = variable_names(latent, data.roles)
     for name in names:
         spread = wide.groupby("dyad")[name].agg(lambda v: v.max() - v.min()
                                                 if v.notna().sum() > 1 else np.nan)
@@ -103,18 +107,45 @@ def session_grid(data: SessionData, spec: DynamicAPIMSpec
                 f"{variable!r} of role {role!r} is constant within every dyad: the dynamic "
                 "APIM needs session-to-session changes of every variable; drop it from "
                 "the model (or use it as a dyad-level moderator elsewhere)")
-    dyads, code = np.unique(wide["dyad"].to_numpy(), return_inverse=True)
-    session = wide["session"].to_numpy().astype(np.int64)
-    first, last = int(session.min()), int(session.max())
-    y = np.full((len(dyads), last - first + 1, len(names)), np.nan)
-    y[code.ravel(), session - first] = wide[names].to_numpy(float)
+    y, dyads = _grid(wide, names, int(wide["session"].min()), int(wide["session"].max()))
     single = dyads[(~np.isnan(y)).any(axis=2).sum(axis=1) < 2]
     if len(single):
         warnings.warn(DataWarning(
             f"{len(single)} dyads have a single rated session (no lag), e.g. "
             f"{list(single[:5])}: they inform the means and the person-level covariance "
             "only"), stacklevel=3)
-    return y, dyads, np.arange(first, last + 1), wide
+    return y, dyads, np.arange(int(wide["session"].min()), int(wide["session"].max()) + 1), \
+        wide
+
+
+def _latent_spec(spec: DynamicAPIMSpec) -> LatentAPIMSpec:
+    """The latent APIM's spec of the same variables (its data preparation is shared)."""
+    return LatentAPIMSpec(spec.outcome, spec.predictors, moderator=spec.moderator,
+                          reference=spec.reference)
+
+
+def _grid(wide: pd.DataFrame, names: list[str], first: int, last: int
+          ) -> tuple[np.ndarray, np.ndarray]:
+    dyads, code = np.unique(wide["dyad"].to_numpy(), return_inverse=True)
+    session = wide["session"].to_numpy().astype(np.int64)
+    y = np.full((len(dyads), last - first + 1, len(names)), np.nan)
+    y[code.ravel(), session - first] = wide[names].to_numpy(float)
+    return y, dyads
+
+
+def _groups(data: SessionData, spec: DynamicAPIMSpec, wide: pd.DataFrame) -> list[str]:
+    """The moderator's groups, the reference first (as the latent APIM orders them)."""
+    present = sorted(wide["group"].unique(), key=_sort_key)
+    if spec.moderator is None:
+        return present
+    levels = moderator_levels(data.frame[spec.moderator],
+                              dict(spec.reference).get(spec.moderator), spec.moderator)
+    groups = present if levels is None else [g for g in map(_label, levels)
+                                            if g in set(present)]
+    if len(groups) < 2:
+        raise SpecError(f"moderator {spec.moderator!r} has a single value ({groups[0]!r}): "
+                        "a multi-group model needs two or more")
+    return groups
 
 
 def lagged_terms(spec: DynamicAPIMSpec, roles: tuple[str, str]
@@ -162,52 +193,74 @@ def _between(n_pred: int, sigma_b: np.ndarray) -> np.ndarray:
 
 
 def fit_dynamic_apim(data: SessionData, spec: DynamicAPIMSpec) -> DynamicAPIMResult:
-    """Fit a :class:`DynamicAPIMSpec` (also reached through :func:`apim.fit`).
+    """Fit a :class:`DynamicAPIMSpec` (also reached through :func:`apim.fit`); with a
+    moderator, one model per group on the same session grid.
 
     Warns
     -----
     ConvergenceWarning, BoundaryWarning
         When the fit did not converge, or an estimate is at the edge of its space (a
-        singular person-level covariance; ``Phi`` at the edge of stationarity under
-        ``initial="stationary"``, which then says the process is not stationary).
+        singular person-level covariance; ``Phi`` near the edge of stationarity under
+        ``initial="stationary"``, or not stable under ``"free"``).
     DataWarning
         Dyads with a single rated session.
     """
     if not isinstance(spec, DynamicAPIMSpec):
         raise SpecError(f"spec must be a DynamicAPIMSpec, not {type(spec).__name__}")
-    y, dyads, sessions, wide = session_grid(data, spec)
-    names = variable_names(LatentAPIMSpec(spec.outcome, spec.predictors), data.roles)
+    _, _, sessions, wide = session_grid(data, spec)
+    names = variable_names(_latent_spec(spec), data.roles)
     free, equal = _constraints(spec)
-    fit = fit_dynamic(y, names=names, initial=spec.initial, free_phi=free, equal_phi=equal)
-    if not fit.converged:
-        warnings.warn(ConvergenceWarning(f"the dynamic APIM did not converge: {fit.message}"),
-                      stacklevel=2)
-    if fit.boundary:
-        hint = (f"; fit {option('initial', 'free')}, which does not assume it"
-                if spec.initial == "stationary"
-                and any("stationarity" in b for b in fit.boundary) else "")
-        warnings.warn(BoundaryWarning(f"dynamic APIM: {'; '.join(fit.boundary)}{hint}"),
-                      stacklevel=2)
-    n_pred = len(spec.predictors)
-    estimated = set(fit.layout.phi_index)
-    lagged = [(i, j, t) for i, j, t in lagged_terms(spec, data.roles) if (i, j) in estimated]
-    lagged.sort(key=lambda entry: entry[0] < len(names) - 2)  # the outcome's equations first
-    k = len(names)
+    n_pred, k = len(spec.predictors), len(names)
+    fits, dyads = {}, {}
+    terms: list[Term] = []
+    estimates, covariances = [], []
+    for group in _groups(data, spec, wide):
+        y, dyads[group] = _grid(wide[wide["group"] == group], names, int(sessions[0]),
+                                int(sessions[-1]))
+        fit = fit_dynamic(y, names=names, initial=spec.initial, free_phi=free,
+                          equal_phi=equal)
+        fits[group] = fit
+        where = f" (group {group})" if spec.moderator is not None else ""
+        if not fit.converged:
+            warnings.warn(ConvergenceWarning(f"the dynamic APIM{where} did not converge: "
+                                             f"{fit.message}"), stacklevel=2)
+        if fit.boundary:
+            hint = (f"; fit {option('initial', 'free')}, which does not assume it"
+                    if spec.initial == "stationary"
+                    and any("stationarity" in b for b in fit.boundary) else "")
+            warnings.warn(BoundaryWarning(f"dynamic APIM{where}: {'; '.join(fit.boundary)}"
+                                          f"{hint}"), stacklevel=2)
+        estimated = set(fit.layout.phi_index)
+        lagged = [(i, j, t) for i, j, t in lagged_terms(spec, data.roles)
+                  if (i, j) in estimated]
+        lagged.sort(key=lambda entry: entry[0] < k - 2)  # the outcome's equations first
 
-    def effects(p: DynamicParameters) -> np.ndarray:
-        return np.concatenate([p.mu[[k - 2, k - 1]], [p.phi[i, j] for i, j, _ in lagged],
-                               _between(n_pred, p.sigma_b)])
+        def effects(p: DynamicParameters, lagged: list = lagged) -> np.ndarray:
+            return np.concatenate([p.mu[[k - 2, k - 1]],
+                                   [p.phi[i, j] for i, j, _ in lagged],
+                                   _between(n_pred, p.sigma_b)])
 
-    est, cov = fit.delta(effects)
-    terms = [Term(r, "intercept", "none", "") for r in data.roles]
-    terms += [t for _, _, t in lagged]
-    terms += [Term(data.roles[r], rel, "between", v) for r in range(2)
-              for v in spec.predictors for rel in ("actor", "partner")]
-    labels = [t.name for t in terms]
-    coef = pd.Series(est, index=labels, name="estimate")
+        est, cov = fit.delta(effects)
+        arm = group if spec.moderator is not None else ""
+        group_terms = [Term(r, "intercept", "none", "", group=arm) for r in data.roles]
+        group_terms += [replace(t, group=arm) for _, _, t in lagged]
+        group_terms += [Term(data.roles[r], rel, "between", v, group=arm) for r in range(2)
+                        for v in spec.predictors for rel in ("actor", "partner")]
+        terms += group_terms
+        estimates.append(est)
+        covariances.append(cov)
+    labels = [term_name(t, t.group or None) for t in terms]
+    size = sum(len(e) for e in estimates)
+    cov_all = np.zeros((size, size))
+    at = 0
+    for cov in covariances:
+        cov_all[at:at + len(cov), at:at + len(cov)] = cov
+        at += len(cov)
     rated = pd.concat([data.numeric(v) for v in (*spec.predictors, spec.outcome)],
                       axis=1).notna().any(axis=1)
-    return DynamicAPIMResult(spec=spec, data=data, fit=fit, terms=terms, coef=coef,
-                             cov_coef=pd.DataFrame(cov, index=labels, columns=labels),
+    return DynamicAPIMResult(spec=spec, data=data, fits=fits, terms=terms,
+                             coef=pd.Series(np.concatenate(estimates), index=labels,
+                                            name="estimate"),
+                             cov_coef=pd.DataFrame(cov_all, index=labels, columns=labels),
                              sessions=sessions, dyads=dyads,
                              used=data.frame.index[rated.to_numpy()].to_numpy())

@@ -36,7 +36,7 @@ from apim.engine.distributions import stats
 from apim.engine.dynamic.kalman import spectral_radius, stationary_covariance
 from apim.engine.parameters import VarianceParameter
 from apim.errors import SpecError
-from apim.model.design import Term
+from apim.model.design import Term, reference_source
 from apim.model.fitted import (
     FitStatistics,
     dropped_frame,
@@ -72,23 +72,47 @@ class DynamicAPIMResult:
     ----------
     spec : DynamicAPIMSpec
     data : SessionData
-    fit : the engine's :class:`~apim.engine.dynamic.DynamicFit`
+    fits : dict
+        The engine's :class:`~apim.engine.dynamic.DynamicFit` per group (``"all"``
+        without a moderator).
     terms : effects in table order
     coef, cov_coef : estimates and their covariance (delta method)
     sessions : the session numbers of the grid
-    dyads : the dyad labels
+    dyads : the dyad labels per group, in the engine's order
     used : index labels of the data rows whose ratings enter the likelihood
     """
 
     spec: DynamicAPIMSpec
     data: SessionData = field(repr=False)
-    fit: DynamicFit = field(repr=False)
+    fits: dict[str, DynamicFit] = field(repr=False)
     terms: Sequence[Term] = field(repr=False)
     coef: pd.Series = field(repr=False)
     cov_coef: pd.DataFrame = field(repr=False)
     sessions: np.ndarray = field(repr=False)
-    dyads: np.ndarray = field(repr=False)
+    dyads: dict[str, np.ndarray] = field(repr=False)
     used: np.ndarray = field(repr=False)
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self.fits)
+
+    @property
+    def fit(self) -> DynamicFit:
+        """The engine's fit of a model without a moderator (one group)."""
+        if len(self.fits) != 1:
+            raise SpecError(f"a multi-group model has one fit per group: use "
+                            f"fits[group] with a group of {', '.join(self.groups)}")
+        return next(iter(self.fits.values()))
+
+    def _fit_of(self, group: str | None) -> DynamicFit:
+        if group is None:
+            return self.fit
+        if group not in self.fits:
+            raise SpecError(f"no group {group!r}: give one of {', '.join(self.groups)}")
+        return self.fits[group]
+
+    def _group_label(self, group: str) -> str:
+        return group if self.spec.moderator is not None else ""
 
     @property
     def roles(self) -> tuple[str, str]:
@@ -125,31 +149,36 @@ class DynamicAPIMResult:
 
     @property
     def lagged(self) -> pd.DataFrame:
-        """Every entry ``Phi[to, from]``: the effect of ``from`` at session t-1 on ``to``
-        at t, with SE, z and p (``fixed`` for entries fixed at zero by the spec or
-        equal to another by ``equal_roles``, whose SE is that of the entry it equals)."""
-        fit = self.fit
-        k = len(fit.names)
-        est, cov = fit.delta(lambda p: p.phi.reshape(-1))
-        se = np.sqrt(np.clip(np.diag(cov), 0, None))
-        estimated = set(fit.layout.phi_index)
+        """Every entry ``Phi[to, from]`` (per group): the effect of ``from`` at session
+        t-1 on ``to`` at t, with SE, z and p (``fixed`` for entries fixed at zero by the
+        spec or equal to another by ``equal_roles``, whose SE is that of the entry it
+        equals)."""
         rows = []
-        for i in range(k):
-            for j in range(k):
-                to_v, to_r = _split(fit.names[i])
-                from_v, from_r = _split(fit.names[j])
-                s = se[i * k + j]
-                z = est[i * k + j] / s if s > 0 else np.nan
-                rows.append((to_v, to_r, from_v, from_r, est[i * k + j], s if s > 0 else np.nan,
-                             z, 2 * stats.norm.sf(abs(z)) if np.isfinite(z) else np.nan,
-                             (i, j) not in estimated))
-        return pd.DataFrame(rows, columns=LAGGED_COLUMNS)
+        for group, fit in self.fits.items():
+            k = len(fit.names)
+            est, cov = fit.delta(lambda p: p.phi.reshape(-1))
+            se = np.sqrt(np.clip(np.diag(cov), 0, None))
+            estimated = set(fit.layout.phi_index)
+            for i in range(k):
+                for j in range(k):
+                    to_v, to_r = _split(fit.names[i])
+                    from_v, from_r = _split(fit.names[j])
+                    s = se[i * k + j]
+                    z = est[i * k + j] / s if s > 0 else np.nan
+                    rows.append((to_v, to_r, from_v, from_r, est[i * k + j],
+                                 s if s > 0 else np.nan, z,
+                                 2 * stats.norm.sf(abs(z)) if np.isfinite(z) else np.nan,
+                                 (i, j) not in estimated, self._group_label(group)))
+        return pd.DataFrame(rows, columns=[*LAGGED_COLUMNS, "group"])
 
     @property
-    def eigenvalues(self) -> np.ndarray:
-        """Eigenvalues of ``Phi`` (largest modulus first): all inside the unit circle for a
-        stationary process; the largest modulus is how slowly a disturbance fades."""
-        return self.fit.eigenvalues
+    def eigenvalues(self) -> pd.DataFrame:
+        """Eigenvalues of ``Phi`` per group, largest modulus first (``real``,
+        ``imaginary``, ``modulus``): all inside the unit circle for a stationary process;
+        the largest modulus is how slowly a disturbance fades."""
+        rows = [(self._group_label(g), float(v.real), float(v.imag), float(abs(v)))
+                for g, fit in self.fits.items() for v in fit.eigenvalues]
+        return pd.DataFrame(rows, columns=["group", "real", "imaginary", "modulus"])
 
     def _stationary(self, phi: np.ndarray, sigma_w: np.ndarray) -> np.ndarray:
         if spectral_radius(phi) >= 1:
@@ -160,24 +189,28 @@ class DynamicAPIMResult:
     def standardized(self) -> pd.DataFrame:
         """Within-person standardised lagged effects ``Phi[to, from] sd(from) / sd(to)``
         with the within-person SDs of the stationary process (NaN if it is not
-        stationary), with delta-method SEs."""
+        stationary), with delta-method SEs (per group)."""
         def func(p: Any) -> np.ndarray:
             sd = np.sqrt(np.diag(self._stationary(p.phi, p.sigma_w)))
             return (p.phi * sd[None, :] / sd[:, None]).reshape(-1)
-        est, cov = self.fit.delta(func)
-        table = self.lagged[["to_variable", "to_role", "from_variable", "from_role"]].copy()
-        table["estimate"] = est
-        table["se"] = np.sqrt(np.clip(np.diag(cov), 0, None))
+        parts = [fit.delta(func) for fit in self.fits.values()]
+        table = self.lagged[["to_variable", "to_role", "from_variable", "from_role",
+                             "group"]].copy()
+        table["estimate"] = np.concatenate([est for est, _ in parts])
+        table["se"] = np.concatenate([np.sqrt(np.clip(np.diag(cov), 0, None))
+                                      for _, cov in parts])
         return table
 
     def impulse_responses(self, variable: str | None = None, role: str | None = None,
-                          horizon: int = 8, level: float = 0.95) -> pd.DataFrame:
+                          horizon: int = 8, level: float = 0.95,
+                          group: str | None = None) -> pd.DataFrame:
         """How every variable responds over the next sessions to a rise of one
         within-person SD in ``variable`` of ``role`` (default: the first predictor of the
         reference role) at session t: ``Phi^h e_j sd_j`` for ``h = 0..horizon``, with
         delta-method SEs and ``level`` bands. The SD is the stationary within-person SD
         (the innovation SD where ``Phi`` is not stable); the rise is not propagated to
         the other variables at session t (a plain, not an orthogonalised, impulse).
+        ``group``: the group of a multi-group model.
 
         Returns
         -------
@@ -188,7 +221,8 @@ class DynamicAPIMResult:
         variable = variable if variable is not None else self.spec.predictors[0]
         role = role if role is not None else self.roles[0]
         name = f"{variable}[{role}]"
-        names = list(self.fit.names)
+        fit = self._fit_of(group)
+        names = list(fit.names)
         if name not in names:
             raise SpecError(f"no variable {variable!r} of role {role!r} in the model: "
                             f"give one of {', '.join(names)}")
@@ -207,7 +241,7 @@ class DynamicAPIMResult:
                 out.append(p.phi @ out[-1])
             return np.concatenate(out)
 
-        est, cov = self.fit.delta(func)
+        est, cov = fit.delta(func)
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
         crit = float(stats.norm.ppf(0.5 + level / 2))
         rows = []
@@ -220,42 +254,44 @@ class DynamicAPIMResult:
         return pd.DataFrame(rows, columns=["sessions_after", "variable", "role", "response",
                                            "se", "ci_low", "ci_high"])
 
-    @property
-    def within_correlations(self) -> pd.DataFrame:
+    def within_correlations(self, group: str | None = None) -> pd.DataFrame:
         """Same-session correlations of the innovations (``Sigma_W`` as correlations):
-        how the members' and variables' unpredicted changes go together."""
-        sw = self.fit.sigma_w
-        sd = np.sqrt(np.diag(sw))
-        return pd.DataFrame(sw / np.outer(sd, sd), index=list(self.fit.names),
-                            columns=list(self.fit.names))
+        how the members' and variables' unpredicted changes go together (``group``: the
+        group of a multi-group model)."""
+        fit = self._fit_of(group)
+        sd = np.sqrt(np.diag(fit.sigma_w))
+        return pd.DataFrame(fit.sigma_w / np.outer(sd, sd), index=list(fit.names),
+                            columns=list(fit.names))
 
     @property
     def parameters(self) -> tuple[VarianceParameter, ...]:
         """Innovation (``residual``) and person-level (``dyad``) covariances as typed
         records (kinds ``var``, ``cov``); the free initial covariance is a nuisance part
         of the first session and is listed in :meth:`to_dict` only."""
-        fit = self.fit
-        se = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
         out = []
-        for name, est, s in zip(fit.parameter_names, fit.estimate, se):
-            level, _, inner = name[:-1].partition("(")
-            if level not in ("innovation", "between"):
-                continue
-            v, w = inner.split("],")[0] + "]", inner.split("],")[-1]
-            if "]," not in inner:
-                v = w = inner
-            boundary = level == "between" and any("between" in b for b in fit.boundary)
-            out.append(VarianceParameter(
-                "residual" if level == "innovation" else "dyad",
-                "var" if v == w else "cov", effects=(v,) if v == w else (v, w),
-                estimate=float(est), se=float(s), at_boundary=boundary))
+        for group, fit in self.fits.items():
+            se = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
+            for name, est, s in zip(fit.parameter_names, fit.estimate, se):
+                level, _, inner = name[:-1].partition("(")
+                if level not in ("innovation", "between"):
+                    continue
+                v, w = inner.split("],")[0] + "]", inner.split("],")[-1]
+                if "]," not in inner:
+                    v = w = inner
+                boundary = level == "between" and any("between" in b for b in fit.boundary)
+                out.append(VarianceParameter(
+                    "residual" if level == "innovation" else "dyad",
+                    "var" if v == w else "cov", effects=(v,) if v == w else (v, w),
+                    estimate=float(est), se=float(s), at_boundary=boundary,
+                    group=self._group_label(group)))
         return tuple(out)
 
     def parameter_label(self, parameter: VarianceParameter) -> str:
         """``innovation var(alliance[patient])``, ``between cov(alliance[patient],
         outcome[patient])``."""
         level = "innovation" if parameter.level == "residual" else "between"
-        return f"{level} {parameter.kind}({','.join(parameter.effects)})"
+        text = f"{level} {parameter.kind}({','.join(parameter.effects)})"
+        return f"{text} in {parameter.group}" if parameter.group else text
 
     @property
     def variance(self) -> pd.DataFrame:
@@ -263,17 +299,22 @@ class DynamicAPIMResult:
 
     @property
     def statistics(self) -> FitStatistics:
-        fit = self.fit
-        k = fit.n_params
+        fits = list(self.fits.values())
+        k = sum(f.n_params for f in fits)
+        n_obs = sum(f.n_obs for f in fits)
+        loglik = float(sum(f.loglik for f in fits))
         return FitStatistics(
-            n_obs=fit.n_obs, n_dyads=fit.n_dyads, n_therapists=0, n_params=k, method="ML",
-            loglik=fit.loglik, aic=-2 * fit.loglik + 2 * k,
-            bic=-2 * fit.loglik + float(np.log(fit.n_obs)) * k, converged=fit.converged,
-            message="" if fit.converged else fit.message, fit_seconds=fit.seconds)
+            n_obs=n_obs, n_dyads=sum(f.n_dyads for f in fits), n_therapists=0, n_params=k,
+            method="ML", loglik=loglik, aic=-2 * loglik + 2 * k,
+            bic=-2 * loglik + float(np.log(n_obs)) * k,
+            converged=all(f.converged for f in fits),
+            message="; ".join(f.message for f in fits if not f.converged),
+            fit_seconds=sum(f.seconds for f in fits))
 
     @property
     def boundary(self) -> tuple[str, ...]:
-        return self.fit.boundary
+        return tuple(f"{g}: {b}" if len(self.fits) > 1 else b
+                     for g, f in self.fits.items() for b in f.boundary)
 
     @property
     def dropped(self) -> pd.DataFrame:
@@ -283,7 +324,8 @@ class DynamicAPIMResult:
         return dropped_frame([(int(r), NOT_USED) for r in rows])
 
     def reference_levels(self) -> dict[str, str]:
-        return {}
+        """The first arm of a multi-group model (arm differences are against it)."""
+        return {self.spec.moderator: self.groups[0]} if self.spec.moderator else {}
 
     def level_names(self) -> dict[str, str]:
         return {"lagged": "within-person, lag 1",
@@ -304,9 +346,18 @@ class DynamicAPIMResult:
                        "at zero.")
         if spec.equal_roles:
             out.append("Equal roles: each lagged effect is the same for both members.")
-        radius = float(np.max(np.abs(self.eigenvalues)))
-        out.append(f"Largest |eigenvalue| of Phi: {radius:.3f}"
-                   + (" (not stationary)" if radius >= 1 else ""))
+        if spec.moderator:
+            source = reference_source(self.data.frame[spec.moderator],
+                                      dict(spec.reference).get(spec.moderator))
+            out.append(f"One model per {spec.moderator} group ({', '.join(self.groups)}) on "
+                       "the same session grid: each effect is that group's; differences "
+                       "between groups with apim.arm_differences, each group minus the "
+                       f"reference group {self.groups[0]} ({source}).")
+        for group, fit in self.fits.items():
+            radius = float(np.max(np.abs(fit.eigenvalues)))
+            where = f" in {group}" if spec.moderator else ""
+            out.append(f"Largest |eigenvalue| of Phi{where}: {radius:.3f}"
+                       + (" (not stationary)" if radius >= 1 else ""))
         s = self.statistics
         if not s.converged:
             out.append(f"The fit did NOT converge: {s.message}.")
@@ -331,24 +382,26 @@ class DynamicAPIMResult:
         means, the innovation, person-level and initial covariance matrices and the
         same-session innovation correlations."""
         out = result_dict(self)
-        fit = self.fit
         out["lagged"] = [{k: jsonable(v) for k, v in row.items()}
                          for row in self.lagged.to_dict("records")]
-        out["eigenvalues"] = [{"real": float(v.real), "imaginary": float(v.imag),
-                               "modulus": float(abs(v))} for v in self.eigenvalues]
-        out["dynamic"] = {
-            "variables": list(fit.names), "initial": fit.initial,
+        out["eigenvalues"] = [{k: jsonable(v) for k, v in row.items()}
+                              for row in self.eigenvalues.to_dict("records")]
+        out["groups"] = {group: {
+            "variables": list(fit.names), "initial": fit.initial, "n_dyads": fit.n_dyads,
+            "n_obs": fit.n_obs, "loglik": fit.loglik, "converged": fit.converged,
             "sessions": [int(self.sessions[0]), int(self.sessions[-1])],
             "means": fit.mu.tolist(), "phi": fit.phi.tolist(),
             "sigma_innovation": fit.sigma_w.tolist(), "sigma_between": fit.sigma_b.tolist(),
             "initial_covariance": fit.p0.tolist(),
-            "innovation_correlations": self.within_correlations.to_numpy().tolist()}
+            "innovation_correlations": self.within_correlations(group).to_numpy().tolist()}
+            for group, fit in self.fits.items()}
         return out
 
     def model_line(self) -> str:
         spec = self.spec
         extra = "" if spec.reverse_paths else ", no reverse paths"
         extra += ", equal roles" if spec.equal_roles else ""
+        extra += f", one model per {spec.moderator} group" if spec.moderator else ""
         return (f"Dynamic APIM of {spec.outcome!r} on {', '.join(spec.predictors)} (ML, "
                 f"lag 1, latent person means, {spec.initial} initial condition{extra})")
 
@@ -359,22 +412,29 @@ class DynamicAPIMResult:
                 f"{s.n_obs} ratings, {s.n_dyads} dyads, sessions {self.sessions[0]}-"
                 f"{self.sessions[-1]}; logLik {s.loglik:.3f}, AIC {s.aic:.3f}, BIC "
                 f"{s.bic:.3f}; {'converged' if s.converged else 'NOT CONVERGED'}"]
-        shown = self.effects.drop(columns=["by", "group", "df"])
+        shown = self.effects.drop(columns=["by", "df"])
+        if not self.spec.moderator:
+            shown = shown.drop(columns="group")
         shown["p"] = shown["p"].map(p_value)
         body = shown.rename(columns={"t": "z"}).to_string(
             index=False, float_format=lambda v: f"{v:.{digits}f}")
-        phi = pd.DataFrame(self.fit.phi, index=[f"{n} (t)" for n in self.fit.names],
-                           columns=[f"{n} (t-1)" for n in self.fit.names])
-        eig = ", ".join(f"{v.real:.{digits}f}" if abs(v.imag) < 1e-12
-                        else f"{v.real:.{digits}f}{v.imag:+.{digits}f}i"
-                        for v in self.eigenvalues)
-        parts = head + ["", "Effects", body, "", "Lagged effects Phi[to, from]",
-                        phi.to_string(float_format=lambda v: f"{v:.{digits}f}"),
-                        f"Eigenvalues of Phi: {eig}", "",
-                        "Same-session innovation correlations",
-                        self.within_correlations.to_string(
-                            float_format=lambda v: f"{v:.{digits}f}")]
+        parts = head + ["", "Effects", body]
+        for group, fit in self.fits.items():
+            where = f" in {group}" if self.spec.moderator else ""
+            phi = pd.DataFrame(fit.phi, index=[f"{n} (t)" for n in fit.names],
+                               columns=[f"{n} (t-1)" for n in fit.names])
+            eig = ", ".join(f"{v.real:.{digits}f}" if abs(v.imag) < 1e-12
+                            else f"{v.real:.{digits}f}{v.imag:+.{digits}f}i"
+                            for v in fit.eigenvalues)
+            parts += ["", f"Lagged effects Phi[to, from]{where}",
+                      phi.to_string(float_format=lambda v: f"{v:.{digits}f}"),
+                      f"Eigenvalues of Phi{where}: {eig}", "",
+                      f"Same-session innovation correlations{where}",
+                      self.within_correlations(group).to_string(
+                          float_format=lambda v: f"{v:.{digits}f}")]
         notes = ["SEs: observed information (numerical), delta method; z tests"]
+        if self.spec.moderator:
+            notes.append(f"reference group {self.spec.moderator} = {self.groups[0]}")
         if self.boundary:
             notes.append("boundary: " + "; ".join(self.boundary))
         return "\n".join(parts + ["", "; ".join(notes)])

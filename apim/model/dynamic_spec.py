@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from apim.errors import SpecError
+from apim.model.spec import _check_reference
 from apim.specbase import Spec
 
 __all__ = ["DynamicAPIMSpec"]
@@ -51,6 +52,13 @@ class DynamicAPIMSpec(Spec):
     equal_roles : bool
         The same lagged effects for both roles (indistinguishable dyads): each of the
         second role's lagged effects equals the first role's counterpart.
+    moderator : str, optional
+        Dyad-level grouping (e.g. treatment arm): a multi-group model with its own means,
+        ``Phi``, ``Sigma_W`` and ``Sigma_B`` per group; effects carry the group in
+        brackets and :func:`apim.arm_differences` tests the groups' differences.
+    reference : mapping or tuple of (column, level) pairs
+        The reference group of ``moderator`` (the first group), e.g.
+        ``{"treatment": "CBT"}``; default as in :class:`~apim.model.spec.APIMSpec`.
 
     Examples
     --------
@@ -65,11 +73,15 @@ class DynamicAPIMSpec(Spec):
     initial: Literal["free", "stationary"] = "free"
     reverse_paths: bool = True
     equal_roles: bool = False
+    moderator: str | None = None
+    reference: tuple[tuple[str, str], ...] = ()
 
     def check(self) -> None:
+        _check_reference(self.reference, (self.moderator,) if self.moderator else ())
         if not self.predictors:
             raise SpecError("a dynamic APIM needs at least one predictor")
-        used = [self.outcome, *self.predictors]
+        used = [self.outcome, *self.predictors] + ([self.moderator] if self.moderator
+                                                   else [])
         repeated = {c for c in used if used.count(c) > 1}
         if repeated:
             raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")

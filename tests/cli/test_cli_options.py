@@ -152,13 +152,17 @@ CELLS = [
         "observed": lambda r: r.spec["interaction"] is True}),
     Cell("--moderator", ("--moderator", "treatment"), {
         "observed": lambda r: r.spec["moderators"] == ["treatment"],
-        "latent": lambda r: r.spec["moderator"] == "treatment"}),
+        "latent": lambda r: r.spec["moderator"] == "treatment",
+        "dynamic": lambda r: r.spec["moderator"] == "treatment"
+        and len(r.payload["arm_differences"]) > 0}),
     Cell("--reference", ("--moderator", "treatment", "--reference", "treatment=CBT"), {
         "observed": lambda r: r.spec["reference"] == [["treatment", "CBT"]]
         and any(f["term"].endswith("treatment[AFT]") for f in r.payload["fixed"]),
-        "latent": lambda r: r.spec["reference"] == [["treatment", "CBT"]]},
+        "latent": lambda r: r.spec["reference"] == [["treatment", "CBT"]],
+        "dynamic": lambda r: r.spec["reference"] == [["treatment", "AFT"]]
+        and r.payload["arm_differences"][0]["contrast"] == "CBT − AFT"},
         per_kind={"formula": ("--reference", "treatment=CBT"),
-                  "dynamic": ("--reference", "treatment=CBT")}),
+                  "dynamic": ("--moderator", "treatment", "--reference", "treatment=AFT")}),
     Cell("--covariate", ("--covariate", "session"), {
         "observed": lambda r: r.spec["covariates"] == ["session"]}),
     Cell("--random", ("--random", "slopes"), {
