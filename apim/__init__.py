@@ -67,6 +67,9 @@ _LAZY = {
     "DynamicAPIMSpec": "apim.model.dynamic_spec",
     "DynamicAPIMResult": "apim.model.dynamic_result",
     "compare_centring": "apim.analyses.centring_bias",
+    "DynamicSimulationSpec": "apim.simulation.dynamic",
+    "simulate_dynamic": "apim.simulation.dynamic",
+    "dynamic_power": "apim.simulation.dynamic",
     "arm_differences": "apim.inference.arms",
     "compare_between": "apim.inference.arms",
 }

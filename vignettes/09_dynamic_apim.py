@@ -16,9 +16,6 @@
 # effects, fits both models, tests the reverse paths and draws the impulse responses.
 
 # %%
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -26,8 +23,6 @@ import apim
 
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)
-sys.path.insert(0, str(Path("..") / "tests" / "oracles"))
-from dynamic_support import long_data, simulate_grid  # noqa: E402  (the tests' simulator)
 
 # %% [markdown]
 # The truth, in the order alliance[patient], alliance[therapist], outcome[patient],
@@ -42,11 +37,14 @@ phi = np.array([[0.40, 0.05, 0.10, 0.00],
                 [0.15, 0.10, 0.05, 0.40]])
 sigma_w = 0.5 * np.eye(4) + 0.2
 sigma_b = 0.4 * np.eye(4) + 0.2
-y = simulate_grid(150, 8, seed=2022, phi=phi, sigma_w=sigma_w, sigma_b=sigma_b, mean=4.0)
-data = long_data(y)
+design = apim.DynamicSimulationSpec(
+    n_dyads=150, n_sessions=8, phi=tuple(map(tuple, phi)),
+    sigma_w=tuple(map(tuple, sigma_w)), sigma_b=tuple(map(tuple, sigma_b)),
+    means=(4.0, 4.0, 4.0, 4.0))
 data = apim.SessionData.from_long(
-    data.to_long().rename(columns={"x": "alliance", "y": "outcome"}), dyad="dyad",
-    session="session", role="role", roles=("patient", "therapist"))
+    apim.simulate_dynamic(design, seed=2022).to_long().rename(
+        columns={"x": "alliance", "y": "outcome"}),
+    dyad="dyad", session="session", role="role", roles=("patient", "therapist"))
 print(data)
 
 # %% [markdown]
@@ -118,3 +116,17 @@ assert np.allclose(one["response"], result.fit.phi[2:, 0] * sd)
 assert [line.get_label() for line in figure.axes[0].get_lines()][:2] == [
     "patient's outcome", "therapist's outcome"]
 print(figure.axes[0].get_title())
+
+# %% [markdown]
+# **Planning**: the power of the patient's lagged partner effect of alliance (truth .05)
+# for a smaller study of 60 dyads x 6 sessions, from a few replicates here (use several
+# hundred in earnest; `n_jobs` runs them in parallel).
+
+# %%
+from dataclasses import replace  # noqa: E402
+
+pilot = replace(design, n_dyads=60, n_sessions=6)
+power = apim.dynamic_power(pilot, "patient.partner.lagged.x", replicates=3, seed=1)
+print(f"power {power.power:.2f} from {power.replicates} replicates "
+      f"(mean estimate {power.mean_estimate:.3f})")
+assert power.replicates == 3

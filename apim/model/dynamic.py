@@ -65,7 +65,7 @@ from apim.model.latent import _label, _sort_key, latent_values, term_name, varia
 from apim.model.spec import LatentAPIMSpec
 
 __all__ = ["DynamicAPIMSpec", "DynamicAPIMResult", "fit_dynamic_apim", "session_grid",
-           "lagged_terms"]
+           "lagged_terms", "effect_names"]
 
 
 def session_grid(data: SessionData, spec: DynamicAPIMSpec
@@ -177,6 +177,27 @@ def _constraints(spec: DynamicAPIMSpec) -> tuple[np.ndarray, list]:
                 if free[i, j]:
                     equal.append(((i, j), (swap[i], swap[j])))
     return free, equal
+
+
+def effect_names(spec: DynamicAPIMSpec, roles: tuple[str, str]) -> list[str]:
+    """The names of a fit's effects (one group), known before fitting: the outcome
+    intercepts, the estimated lagged effects (the outcome's equations first) and the
+    between effects.
+
+    Examples
+    --------
+    >>> effect_names(DynamicAPIMSpec("y", ("x",)), ("patient", "therapist"))[2]
+    'patient.actor.lagged.x'
+    """
+    free, equal = _constraints(spec)
+    followers = {b for _, b in equal}
+    k = len(free)
+    lagged = [(i, j, t) for i, j, t in lagged_terms(spec, roles)
+              if free[i, j] and (i, j) not in followers]
+    lagged.sort(key=lambda entry: entry[0] < k - 2)
+    return ([f"{r}.intercept" for r in roles] + [t.name for _, _, t in lagged]
+            + [f"{roles[r]}.{rel}.between.{v}" for r in range(2) for v in spec.predictors
+               for rel in ("actor", "partner")])
 
 
 def _between(n_pred: int, sigma_b: np.ndarray) -> np.ndarray:
