@@ -67,6 +67,12 @@ _LAZY = {
     "GeneralizedAPIMSpec": "apim.model.generalized_spec",
     "GeneralizedAPIMResult": "apim.model.generalized_result",
     "person_mean_reliability": "apim.model.latent",
+    "DynamicAPIMSpec": "apim.model.dynamic_spec",
+    "DynamicAPIMResult": "apim.model.dynamic_result",
+    "compare_centring": "apim.analyses.centring_bias",
+    "DynamicSimulationSpec": "apim.simulation.dynamic",
+    "simulate_dynamic": "apim.simulation.dynamic",
+    "dynamic_power": "apim.simulation.dynamic",
     "arm_differences": "apim.inference.arms",
     "compare_between": "apim.inference.arms",
 }

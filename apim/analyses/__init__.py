@@ -7,6 +7,8 @@ summarise them, or work on the session data directly.
   therapist-level and patient-level parts; Baldwin, Wampold & Imel, 2007).
 - :mod:`apim.analyses.ruptures`: rupture-repair episodes in both members' ratings, with
   per-session flags and per-dyad summaries usable as predictors.
+- :mod:`apim.analyses.centring_bias`: the dynamic APIM side by side with the
+  person-mean-centred lag-1 model (the centring bias of lagged effects).
 
 Examples
 --------
@@ -16,4 +18,4 @@ Examples
 'alliance'
 """
 
-__all__ = ["therapist", "ruptures"]
+__all__ = ["therapist", "ruptures", "centring_bias"]

@@ -1,7 +1,8 @@
 """``apim fit``: fit an APIM and print its tables (optionally an HTML report).
 
-Three kinds of model, chosen by the options: the observed-mean APIM (default), the latent
-APIM (``--centring latent``) and a model written as a formula (``--formula``). Every model
+Four kinds of model, chosen by the options: the observed-mean APIM (default), the latent
+APIM (``--centring latent``), the dynamic APIM (``--dynamic``: lagged effects of a VAR(1)
+around latent person means) and a model written as a formula (``--formula``). Every model
 option applies to some of the kinds (:data:`OPTIONS`, the one table of which); an option
 given for a kind it does not apply to is refused before the data are read, never ignored.
 
@@ -40,6 +41,7 @@ from apim.files import check_new_output, write_atomic
 from apim.inference.arms import arm_differences
 from apim.inference.wald import WaldTest, wald_test
 from apim.model.centring import DecompositionSpec
+from apim.model.dynamic_spec import DynamicAPIMSpec
 from apim.model.fitted import FittedModel, jsonable
 from apim.model.generalized_spec import DEFAULT_NAGQ, MAX_NAGQ, GeneralizedAPIMSpec
 from apim.model.registry import fit
@@ -49,13 +51,15 @@ from apim.report.docx import require_docx, to_docx
 __all__ = ["register", "run", "add_model_arguments", "fit_with_warnings", "model_kind",
            "check_options", "model_spec", "references", "OPTIONS", "KINDS"]
 
-OBSERVED, LATENT, FORMULA, GENERALIZED = "observed", "latent", "formula", "generalized"
-KINDS = (OBSERVED, LATENT, FORMULA, GENERALIZED)
+OBSERVED, LATENT, FORMULA, GENERALIZED, DYNAMIC = (
+    "observed", "latent", "formula", "generalized", "dynamic")
+KINDS = (OBSERVED, LATENT, FORMULA, GENERALIZED, DYNAMIC)
 #: How messages name each kind (as the user chose it).
 KIND_NAMES = {OBSERVED: "the observed-mean APIM", LATENT: "--centring latent",
-              FORMULA: "--formula", GENERALIZED: "--family (a binary or ordinal outcome)"}
+              FORMULA: "--formula", GENERALIZED: "--family (a binary or ordinal outcome)",
+              DYNAMIC: "--dynamic"}
 _HELP_NAMES = {OBSERVED: "observed-mean", LATENT: "latent", FORMULA: "formula",
-               GENERALIZED: "generalized"}
+               GENERALIZED: "generalized", DYNAMIC: "dynamic"}
 #: The latent model's session-level covariance is unstructured, with optional AR(1).
 LATENT_RESIDUALS = {"un": False, "un-ar1": True}
 FORMULA_EXAMPLE = "--formula 'outcome ~ alliance + alliance_partner'"
@@ -67,6 +71,9 @@ _FAMILY_ONLY = ("it applies to a binary or ordinal outcome: add --family binomia
                 "--family ordinal, or drop {flag}")
 _LATENT_SPLIT = ("the latent model splits the predictors itself (latent person means); "
                  "drop {flag}, or drop --centring latent for the observed-mean model")
+_DYNAMIC_SPLIT = ("the dynamic APIM has latent person means and lag-1 effects of every "
+                  "variable built in (no centring, no lag option); drop {flag}")
+_DYNAMIC_ONLY = "it sets up the dynamic APIM: add --dynamic, or drop {flag}"
 
 
 @dataclass(frozen=True)
@@ -94,72 +101,98 @@ class ModelOption:
 #: The one table: every model option and the kinds it applies to (the others refuse it).
 #: ``--formula`` selects the formula kind, ``--centring latent`` the latent one.
 OPTIONS: tuple[ModelOption, ...] = (
-    ModelOption("--outcome", (OBSERVED, LATENT, GENERALIZED), {FORMULA: _FORMULA_NAMES}),
-    ModelOption("--predictor", (OBSERVED, LATENT, GENERALIZED), {FORMULA: _FORMULA_NAMES}),
+    ModelOption("--outcome", (OBSERVED, LATENT, GENERALIZED, DYNAMIC),
+                {FORMULA: _FORMULA_NAMES}),
+    ModelOption("--predictor", (OBSERVED, LATENT, GENERALIZED, DYNAMIC),
+                {FORMULA: _FORMULA_NAMES}),
     ModelOption("--formula", (FORMULA,), {
         GENERALIZED: "a binary or ordinal outcome is modelled with --outcome and "
-                     "--predictor; drop {flag}"}),
+                     "--predictor; drop {flag}",
+        DYNAMIC: "a formula model has no lagged dynamics; drop --dynamic or {flag}"}),
     ModelOption("--family", (GENERALIZED,), {
         OBSERVED: "it selects the generalized APIM",
         LATENT: "the latent APIM models Gaussian outcomes; drop {flag} or --centring latent",
         FORMULA: "a formula model has a Gaussian outcome; for a binary or ordinal outcome "
-                 "use --outcome and --predictor; drop {flag} or --formula"}),
-    ModelOption("--link", (GENERALIZED,), dict.fromkeys((OBSERVED, LATENT, FORMULA),
+                 "use --outcome and --predictor; drop {flag} or --formula",
+        DYNAMIC: "the dynamic APIM models Gaussian variables; drop {flag} or --dynamic"}),
+    ModelOption("--link", (GENERALIZED,), dict.fromkeys((OBSERVED, LATENT, FORMULA, DYNAMIC),
                                                         _FAMILY_ONLY)),
-    ModelOption("--nagq", (GENERALIZED,), dict.fromkeys((OBSERVED, LATENT, FORMULA),
+    ModelOption("--nagq", (GENERALIZED,), dict.fromkeys((OBSERVED, LATENT, FORMULA, DYNAMIC),
                                                         _FAMILY_ONLY)),
-    ModelOption("--thresholds", (GENERALIZED,), dict.fromkeys((OBSERVED, LATENT, FORMULA),
-                                                              _FAMILY_ONLY)),
+    ModelOption("--thresholds", (GENERALIZED,),
+                dict.fromkeys((OBSERVED, LATENT, FORMULA, DYNAMIC), _FAMILY_ONLY)),
+    ModelOption("--dynamic", (DYNAMIC,), {
+        FORMULA: "a formula model has no lagged dynamics; drop --formula or {flag}"}),
+    ModelOption("--initial", (DYNAMIC,), dict.fromkeys((OBSERVED, LATENT, FORMULA, GENERALIZED),
+                                                       _DYNAMIC_ONLY)),
+    ModelOption("--no-reverse-paths", (DYNAMIC,),
+                dict.fromkeys((OBSERVED, LATENT, FORMULA, GENERALIZED), _DYNAMIC_ONLY)),
     ModelOption("--random-formula", (FORMULA,), {
         OBSERVED: "it is the random part of a formula model: add " + FORMULA_EXAMPLE +
                   " (without --outcome/--predictor), or use --random",
         LATENT: "it is the random part of a formula model; drop {flag}",
-        GENERALIZED: "it is the random part of a formula model; drop {flag}"}),
+        GENERALIZED: "it is the random part of a formula model; drop {flag}",
+        DYNAMIC: "it is the random part of a formula model; drop {flag}"}),
     ModelOption("--centring", (OBSERVED, LATENT, GENERALIZED), {
         FORMULA: "a formula uses the columns as they are in the data (no within/between "
-                 "split); drop {flag}, or drop --formula"}),
-    ModelOption("--center", (OBSERVED, GENERALIZED), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
-    ModelOption("--lag", (OBSERVED, GENERALIZED), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
-    ModelOption("--detrend", (OBSERVED, GENERALIZED), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT}),
-    ModelOption("--indistinguishable", (OBSERVED, GENERALIZED), {
+                 "split); drop {flag}, or drop --formula",
+        DYNAMIC: _DYNAMIC_SPLIT}),
+    ModelOption("--center", (OBSERVED, GENERALIZED), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT,
+                                                      DYNAMIC: _DYNAMIC_SPLIT}),
+    ModelOption("--lag", (OBSERVED, GENERALIZED), {LATENT: _LATENT_SPLIT, FORMULA: _NOT_SPLIT,
+                                                   DYNAMIC: _DYNAMIC_SPLIT}),
+    ModelOption("--detrend", (OBSERVED, GENERALIZED), {LATENT: _LATENT_SPLIT,
+                                                       FORMULA: _NOT_SPLIT,
+                                                       DYNAMIC: _DYNAMIC_SPLIT}),
+    ModelOption("--indistinguishable", (OBSERVED, GENERALIZED, DYNAMIC), {
         LATENT: "the latent model has effects per role (distinguishable members); drop {flag}",
         FORMULA: "write pooled terms into the formula; drop {flag}"}),
     ModelOption("--interaction", (OBSERVED, GENERALIZED), {
         LATENT: "the latent model has no actor x partner terms; drop {flag}",
         FORMULA: "write the product into the formula, e.g. "
-                 "'outcome ~ alliance * alliance_partner'; drop {flag}"}),
-    ModelOption("--moderator", (OBSERVED, LATENT, GENERALIZED), {
+                 "'outcome ~ alliance * alliance_partner'; drop {flag}",
+        DYNAMIC: "the dynamic APIM has no actor x partner terms; drop {flag}"}),
+    ModelOption("--moderator", (OBSERVED, LATENT, GENERALIZED, DYNAMIC), {
         FORMULA: "write it into the formula, e.g. 'outcome ~ (alliance + alliance_partner) "
                  "* treatment'; drop {flag}"}),
-    ModelOption("--reference", (OBSERVED, LATENT, GENERALIZED), {
+    ModelOption("--reference", (OBSERVED, LATENT, GENERALIZED, DYNAMIC), {
         FORMULA: "a formula codes its own contrasts: write the reference into it, e.g. "
                  "C(treatment, Treatment('CBT')); drop {flag}"}),
     ModelOption("--covariate", (OBSERVED, GENERALIZED), {
         LATENT: "the latent model has no covariates; drop {flag}",
-        FORMULA: "add it to the formula's terms; drop {flag}"}),
+        FORMULA: "add it to the formula's terms; drop {flag}",
+        DYNAMIC: "the dynamic APIM has no covariates; drop {flag}"}),
     ModelOption("--random", (OBSERVED,), {
         LATENT: "its dyad level is the unstructured between-dyad covariance (Sigma_B) of "
                 "all the variables; drop {flag}",
         FORMULA: "give the formula's random part as --random-formula, e.g. "
                  "--random-formula '0 + role'; drop {flag}",
         GENERALIZED: "a binary or ordinal outcome's model has the dyad's two correlated "
-                     "random intercepts; drop {flag}"}),
+                     "random intercepts; drop {flag}",
+        DYNAMIC: "its person level is the unstructured covariance (Sigma_B) of the latent "
+                 "means of all the variables; drop {flag}"}),
     ModelOption("--residual", (OBSERVED, LATENT, FORMULA), {
         GENERALIZED: "a binary or ordinal outcome has no residual variance to structure "
-                     "(the link fixes it); drop {flag}"}),
+                     "(the link fixes it); drop {flag}",
+        DYNAMIC: "its session level is the lag-1 process with unstructured innovations; "
+                 "drop {flag}"}),
     ModelOption("--therapist-level", (OBSERVED, LATENT, FORMULA), {
         GENERALIZED: "the therapist level is not available for a binary or ordinal "
-                     "outcome yet; drop {flag}"}),
+                     "outcome yet; drop {flag}",
+        DYNAMIC: "the dynamic APIM has no therapist level yet; drop {flag}"}),
     ModelOption("--therapist-covariance", (LATENT,), {
         OBSERVED: "the observed-mean model has one therapist random intercept; add "
                   "--centring latent (with --therapist-level), or drop {flag}",
         FORMULA: "the formula model has one therapist random intercept; drop {flag}",
-        GENERALIZED: "it applies to the latent APIM's therapist level; drop {flag}"}),
-    ModelOption("--method", KINDS),
+        GENERALIZED: "it applies to the latent APIM's therapist level; drop {flag}",
+        DYNAMIC: "the dynamic APIM has no therapist level yet; drop {flag}"}),
+    ModelOption("--method", (OBSERVED, LATENT, FORMULA, GENERALIZED), {
+        DYNAMIC: "the dynamic APIM is fitted by ML (as lavaan's RI-CLPM); drop {flag}"}),
     ModelOption("--df", (OBSERVED, FORMULA), {
         LATENT: "its tests are z tests (normal theory, as lavaan); drop {flag}",
         GENERALIZED: "its tests are z tests (maximum likelihood, as glmer and glmmTMB); "
-                     "drop {flag}"}),
+                     "drop {flag}",
+        DYNAMIC: "its tests are z tests (normal theory, as lavaan); drop {flag}"}),
 )
 _TABLE = {o.flag: o for o in OPTIONS}
 
@@ -176,17 +209,22 @@ EXAMPLES = examples(
     "apim fit sessions.csv --dyad dyad --session session --role role --formula "
     "'outcome ~ alliance + alliance_partner' --random-formula '0 + role'",
     "apim fit sessions.csv --dyad dyad --session session --role role --outcome rupture "
-    "--predictor alliance --family binomial --nagq 7") + "\n\n" + \
+    "--predictor alliance --family binomial --nagq 7",
+    "apim fit sessions.csv --dyad dyad --session session --role role --outcome outcome "
+    "--predictor alliance --dynamic --initial stationary") + "\n\n" + \
     "\n".join(textwrap.fill(text, 88, break_on_hyphens=False) for text in (
         "model kinds: the observed-mean APIM (default), the latent APIM (--centring latent), "
         "a formula model (--formula; x_partner is the partner's x at the same session; "
-        "--random-formula '0 + role' gives role-specific random intercepts per dyad) and the "
+        "--random-formula '0 + role' gives role-specific random intercepts per dyad), the "
         "generalized APIM of a binary or ordinal outcome (--family binomial|ordinal; "
-        f"--nagq {DEFAULT_NAGQ} quadrature points per dimension by default). An "
+        f"--nagq {DEFAULT_NAGQ} quadrature points per dimension by default) and the dynamic "
+        "APIM (--dynamic: lag-1 actor, partner and reverse effects around latent person "
+        "means, exact ML). An "
         "option that does not apply to the chosen kind is an error.",
         "defaults: --method reml (ml with --centring latent); --df satterthwaite; --residual "
         "un (cs with --indistinguishable; un with --centring latent); --random intercepts "
-        "(none for cross-sectional data); --center person (therapist with "
+        "(none for cross-sectional data); --initial free with --dynamic; --center person "
+        "(therapist with "
         "--therapist-level, none for cross-sectional data); --lag 0; --random-formula none "
         "(residuals only)"))
 
@@ -206,10 +244,12 @@ def _shown(args: argparse.Namespace, option: ModelOption) -> str:
 
 
 def model_kind(args: argparse.Namespace) -> str:
-    """``formula`` with ``--formula``, ``latent`` with ``--centring latent``, else
-    ``observed``."""
+    """``formula`` with ``--formula``, ``dynamic`` with ``--dynamic``, ``latent`` with
+    ``--centring latent``, else ``observed``."""
     if getattr(args, "formula", None) is not None:
         return FORMULA
+    if getattr(args, "dynamic", False):
+        return DYNAMIC
     if getattr(args, "centring", None) != "latent" and getattr(args, "family", None):
         return GENERALIZED
     return LATENT if getattr(args, "centring", None) == "latent" else OBSERVED
@@ -228,11 +268,15 @@ def check_options(args: argparse.Namespace, kind: str) -> None:
                         "a binary or ordinal outcome is fitted by maximum likelihood only "
                         "(REML is defined for Gaussian outcomes); drop --method or give "
                         "--method ml")
-    if kind in (OBSERVED, LATENT, GENERALIZED) and not (getattr(args, "outcome", None)
+    if kind in (OBSERVED, LATENT, GENERALIZED, DYNAMIC) and not (getattr(args, "outcome", None)
                                           and getattr(args, "predictor", None)):
         missing = "--outcome COL" if not getattr(args, "outcome", None) else "--predictor COL"
         raise SpecError(f"the model needs {missing}: give --outcome COL and --predictor COL "
                         f"(repeatable), or a model formula: {FORMULA_EXAMPLE}")
+    moderators = getattr(args, "moderator", None) or []
+    if kind == DYNAMIC and len(moderators) > 1:
+        raise SpecError(f"{_shown(args, _TABLE['--moderator'])}: --dynamic takes one "
+                        "--moderator (a grouping: one model per group); give one")
     if kind != LATENT:
         return
     residual = getattr(args, "residual", None)
@@ -265,7 +309,8 @@ def references(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
 
 
 def model_spec(args: argparse.Namespace
-               ) -> APIMSpec | LatentAPIMSpec | FormulaSpec | GeneralizedAPIMSpec:
+               ) -> (APIMSpec | LatentAPIMSpec | FormulaSpec | GeneralizedAPIMSpec
+                     | DynamicAPIMSpec):
     """The spec of the model the options describe, the options checked first (defaults per
     kind: REML, or ML for the latent model)."""
     kind = model_kind(args)
@@ -275,6 +320,13 @@ def model_spec(args: argparse.Namespace
         return FormulaSpec(formula=args.formula, random=args.random_formula,
                            residual=args.residual or "un",
                            therapist_level=args.therapist_level, method=method or "REML")
+    if kind == DYNAMIC:
+        return DynamicAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
+                               initial=args.initial or "free",
+                               reverse_paths=not args.no_reverse_paths,
+                               equal_roles=args.indistinguishable,
+                               moderator=(args.moderator or [None])[0],
+                               reference=references(args))
     if kind == LATENT:
         return LatentAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                               moderator=(args.moderator or [None])[0],
@@ -400,6 +452,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add("--random-formula", metavar="RHS",
         help=_help("--random-formula", "random part per dyad of a --formula model, e.g. "
                    "'0 + role' (role-specific random intercepts); default: none"))
+    add("--dynamic", action="store_true",
+        help=_help("--dynamic", "the dynamic APIM: lag-1 actor, partner, autoregressive and "
+                   "reverse (outcome -> predictor) effects of a process around latent "
+                   "person means, without the centring bias; exact ML"))
+    add("--initial", choices=("free", "stationary"),
+        help=_help("--initial", "the within part at the study's first session: its own "
+                   "covariance (free, default; the RI-CLPM) or the stationary one"))
+    add("--no-reverse-paths", action="store_true",
+        help=_help("--no-reverse-paths", "fix the lagged effects of the outcome on the "
+                   "predictors at zero"))
     add("--centring", choices=("observed", "latent"),
         help=_help("--centring", "between effects from observed person means (default), or "
                    "from latent means (the multivariate model that uses every rating; "
@@ -412,12 +474,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add("--detrend", action="store_true",
         help=_help("--detrend", "remove each person's linear trend before the split"))
     add("--indistinguishable", action="store_true",
-        help=_help("--indistinguishable", "one intercept and effects pooled over roles"))
+        help=_help("--indistinguishable", "one intercept and effects pooled over roles "
+                   "(--dynamic: the same lagged effects for both roles)"))
     add("--interaction", action="store_true",
         help=_help("--interaction", "add actor x partner terms"))
     add("--moderator", action="append",
         help=_help("--moderator", "dyad-level moderator (repeatable; one with --centring "
-                   "latent: a grouping)"))
+                   "latent or --dynamic: a grouping, one model per group)"))
     add("--reference", action="append", metavar="COL=LEVEL",
         help=_help("--reference", "reference level of a categorical --moderator, e.g. "
                    "treatment=CBT (repeatable); default: the data's declared order (SPSS/"

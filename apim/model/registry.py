@@ -34,6 +34,9 @@ from apim.engine.mixed.estimate import estimate_mixed as fit_engine
 from apim.errors import SpecError
 from apim.model.checks import check_design, check_sample
 from apim.model.design import APIMDesign, build_design
+from apim.model.dynamic import fit_dynamic_apim
+from apim.model.dynamic_result import DynamicAPIMResult
+from apim.model.dynamic_spec import DynamicAPIMSpec
 from apim.model.fitted import FittedModel
 from apim.model.formula import formula_design
 from apim.model.generalized import fit_generalized
@@ -104,6 +107,7 @@ FITTERS: dict[type[Spec], Fitter] = {
     LatentAPIMSpec: Fitter(fit_latent, (), _LATENT_REFUSALS),
     GeneralizedAPIMSpec: Fitter(fit_generalized, ("control",), (
         ("df", "its tests are z tests (maximum likelihood, as glmer and glmmTMB)"),)),
+    DynamicAPIMSpec: Fitter(fit_dynamic_apim, (), _LATENT_REFUSALS),
 }
 """Spec type -> fitter: the registry behind :func:`fit`."""
 
@@ -115,6 +119,9 @@ def fit(data: SessionData, spec: APIMSpec | FormulaSpec, *, df: str | None = ...
 def fit(data: SessionData, spec: LatentAPIMSpec, *, df: str | None = ...,
         control: FitControl | None = ...) -> LatentAPIMResult: ...
 @overload
+def fit(data: SessionData, spec: DynamicAPIMSpec, *, df: str | None = ...,
+        control: FitControl | None = ...) -> DynamicAPIMResult: ...
+@overload
 def fit(data: SessionData, spec: Spec, *, df: str | None = ...,
         control: FitControl | None = ...) -> FittedModel: ...
 def fit(data: SessionData, spec: Spec, *, df: str | None = None,
@@ -124,11 +131,12 @@ def fit(data: SessionData, spec: Spec, *, df: str | None = None,
     Parameters
     ----------
     data : SessionData
-    spec : APIMSpec, FormulaSpec or LatentAPIMSpec
+    spec : APIMSpec, FormulaSpec, LatentAPIMSpec or DynamicAPIMSpec
         The model; its type decides the fitter (:data:`FITTERS`).
     df : {"satterthwaite", "containment"}, optional
         Denominator degrees of freedom of the t tests of a mixed model (default
-        Satterthwaite; containment: nlme's rule). Refused for the latent APIM (z tests).
+        Satterthwaite; containment: nlme's rule). Refused for the latent and dynamic
+        APIMs (z tests).
     control : FitControl, optional
         The mixed-model engine's tolerances, iteration limits and optimiser.
 
@@ -136,7 +144,8 @@ def fit(data: SessionData, spec: Spec, *, df: str | None = None,
     -------
     FittedModel
         :class:`~apim.model.result.APIMResult` for an APIMSpec or FormulaSpec,
-        :class:`~apim.model.latent_result.LatentAPIMResult` for a LatentAPIMSpec.
+        :class:`~apim.model.latent_result.LatentAPIMResult` for a LatentAPIMSpec,
+        :class:`~apim.model.dynamic_result.DynamicAPIMResult` for a DynamicAPIMSpec.
 
     Raises
     ------

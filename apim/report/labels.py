@@ -29,7 +29,8 @@ __all__ = ["p_value", "number", "stars", "ci_label", "level_label", "effect_labe
 SURFACE_TERMS = {"P": "P", "T": "T", "P2": "P²", "PxT": "P × T", "T2": "T²"}
 _LEVELS = {"within": "within-person", "between": "between-person",
            "therapist": "between-therapist", "none": ""}
-KINDS = {"actor": "Actor", "partner": "Partner", "actor_x_partner": "Actor × partner"}
+KINDS = {"actor": "Actor", "partner": "Partner", "actor_x_partner": "Actor × partner",
+         "autoregression": "Autoregression"}
 
 
 def stars(p: float) -> str:
@@ -75,7 +76,12 @@ def effect_label(row: pd.Series, result: FittedModel | None = None) -> str:
     if effect == "moderator":
         return _by_label(predictor, references)
     lev = level_label(level, result)
-    text = f"{KINDS.get(effect, effect)} {predictor}" + (f" ({lev})" if lev else "")
+    target, dot, relation = str(effect).rpartition(".")
+    if dot:  # an effect on another variable than the outcome (dynamic APIM: "alliance.actor")
+        text = (f"{KINDS.get(relation, relation)} {predictor} → {row['outcome_role']}'s "
+                f"{target}" + (f" ({lev})" if lev else ""))
+    else:
+        text = f"{KINDS.get(effect, effect)} {predictor}" + (f" ({lev})" if lev else "")
     if by:
         text += f" × {_by_label(by, {})}"
     group = row.get("group", "")

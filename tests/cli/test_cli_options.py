@@ -1,4 +1,5 @@
-"""Every model option of ``apim fit`` x every model kind (observed-mean, latent, formula):
+"""Every model option of ``apim fit`` x every model kind (observed-mean, latent, formula,
+generalized, dynamic):
 the option either shows in the JSON result or exits 2 with one line naming it -- never
 ignored (issue 19). Refusals come before the data are read. ``apim report`` shares the
 options and the refusals."""
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import apim
@@ -25,6 +27,7 @@ BASE = {
     "formula": ["--formula", FORMULA],
     "generalized": ["--outcome", "event", "--predictor", "alliance", "--family", "binomial",
                     "--nagq", "1"],
+    "dynamic": ["--outcome", "outcome", "--predictor", "alliance", "--dynamic"],
 }
 COLUMNS = ["--dyad", "dyad", "--session", "session", "--role", "role", "--roles",
            "patient,therapist", "--therapist", "therapist"]
@@ -43,6 +46,15 @@ def small(tmp_path_factory) -> Path:
         frame["outcome"].notna())  # a binary outcome for --family binomial
     path = tmp_path_factory.mktemp("options") / "small.csv"
     frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_dynamic(small) -> Path:
+    """The same therapists' dyads at sessions 1-5, for the dynamic APIM's fits."""
+    frame = pd.read_csv(small)
+    path = small.parent / "small_dynamic.csv"
+    frame[frame["session"] <= 5].to_csv(path, index=False)
     return path
 
 
@@ -94,6 +106,7 @@ def _json_file(r: Run) -> bool:
 
 
 APIM_TEST = "patient.actor.within = therapist.actor.within"
+DYNAMIC_TEST = "patient.actor.lagged.alliance = therapist.actor.lagged.alliance"
 FORMULA_TEST = "alliance = alliance_partner"
 
 
@@ -111,13 +124,15 @@ CELLS = [
     Cell("--outcome", ("--outcome", "outcome"), {
         "observed": lambda r: r.spec["outcome"] == "outcome",
         "latent": lambda r: r.spec["outcome"] == "outcome",
-        "generalized": lambda r: r.spec["outcome"] == "event"}),
+        "generalized": lambda r: r.spec["outcome"] == "event",
+        "dynamic": lambda r: r.spec["outcome"] == "outcome"}),
     Cell("--predictor", ("--predictor", "alliance"), {
         "observed": lambda r: r.spec["predictors"] == ["alliance"],
         "latent": lambda r: r.spec["predictors"] == ["alliance"],
-        "generalized": lambda r: r.spec["predictors"] == ["alliance"]}),
+        "generalized": lambda r: r.spec["predictors"] == ["alliance"],
+        "dynamic": lambda r: r.spec["predictors"] == ["alliance"]}),
     # --family turns the observed-mean APIM into the generalized one (as --formula and
-    # --centring latent choose theirs); the latent and formula kinds refuse it
+    # --centring latent choose theirs); the latent, formula and dynamic kinds refuse it
     Cell("--family", ("--family", "binomial"), {
         "observed": lambda r: r.payload["model"] == "generalized APIM",
         "generalized": lambda r: r.payload["family"] == "binomial"
@@ -132,6 +147,15 @@ CELLS = [
         "generalized": lambda r: r.spec["thresholds"] == "shared"
         and {t["role"] for t in r.payload["thresholds"]} == {"both"}},
         per_kind={"generalized": ("--family", "ordinal", "--thresholds", "shared")}),
+    Cell("--dynamic", ("--dynamic",), {  # it selects the dynamic kind
+        "observed": lambda r: r.payload["model"] == "dynamic APIM",
+        "dynamic": lambda r: r.payload["model"] == "dynamic APIM"
+        and len(r.payload["lagged"]) == 16}),
+    Cell("--initial", ("--initial", "stationary"), {
+        "dynamic": lambda r: r.spec["initial"] == "stationary"}),
+    Cell("--no-reverse-paths", ("--no-reverse-paths",), {
+        "dynamic": lambda r: r.spec["reverse_paths"] is False
+        and sum(e["fixed"] for e in r.payload["lagged"]) == 4}),
     Cell("--formula", ("--formula", FORMULA), {
         "formula": lambda r: r.spec["formula"] == FORMULA}),
     Cell("--random-formula", ("--random-formula", "0 + role"), {
@@ -149,21 +173,27 @@ CELLS = [
                                        "generalized": _decomposition("detrend", True)}),
     Cell("--indistinguishable", ("--indistinguishable",), {
         "observed": lambda r: r.spec["distinguishable"] is False,
-        "generalized": lambda r: r.spec["distinguishable"] is False}),
+        "generalized": lambda r: r.spec["distinguishable"] is False,
+        "dynamic": lambda r: r.spec["equal_roles"] is True}),
     Cell("--interaction", ("--interaction",), {
         "observed": lambda r: r.spec["interaction"] is True,
         "generalized": lambda r: r.spec["interaction"] is True}),
     Cell("--moderator", ("--moderator", "treatment"), {
         "observed": lambda r: r.spec["moderators"] == ["treatment"],
         "generalized": lambda r: r.spec["moderators"] == ["treatment"],
-        "latent": lambda r: r.spec["moderator"] == "treatment"}),
+        "latent": lambda r: r.spec["moderator"] == "treatment",
+        "dynamic": lambda r: r.spec["moderator"] == "treatment"
+        and len(r.payload["arm_differences"]) > 0}),
     Cell("--reference", ("--moderator", "treatment", "--reference", "treatment=CBT"), {
         "observed": lambda r: r.spec["reference"] == [["treatment", "CBT"]]
         and any(f["term"].endswith("treatment[AFT]") for f in r.payload["fixed"]),
         "latent": lambda r: r.spec["reference"] == [["treatment", "CBT"]],
         "generalized": lambda r: r.spec["reference"] == [["treatment", "CBT"]]
-        and any(f["term"].endswith("treatment[AFT]") for f in r.payload["fixed"])},
-        per_kind={"formula": ("--reference", "treatment=CBT")}),
+        and any(f["term"].endswith("treatment[AFT]") for f in r.payload["fixed"]),
+        "dynamic": lambda r: r.spec["reference"] == [["treatment", "AFT"]]
+        and r.payload["arm_differences"][0]["contrast"] == "CBT − AFT"},
+        per_kind={"formula": ("--reference", "treatment=CBT"),
+                  "dynamic": ("--moderator", "treatment", "--reference", "treatment=AFT")}),
     Cell("--covariate", ("--covariate", "session"), {
         "observed": lambda r: r.spec["covariates"] == ["session"],
         "generalized": lambda r: r.spec["covariates"] == ["session"]}),
@@ -174,14 +204,16 @@ CELLS = [
         "latent": lambda r: r.spec["ar1"] is True,
         "formula": lambda r: r.spec["residual"] == "cs"},
         per_kind={"observed": ("--residual", "cs-ar1"), "latent": ("--residual", "un-ar1"),
-                  "formula": ("--residual", "cs"), "generalized": ("--residual", "un")}),
+                  "formula": ("--residual", "cs"), "generalized": ("--residual", "un"),
+                  "dynamic": ("--residual", "un")}),
     Cell("--therapist-level", ("--therapist-level",), {
         "observed": lambda r: r.spec["covariance"]["therapist_level"] is True,
         "latent": lambda r: r.spec["therapist_level"] is True,
         "formula": lambda r: r.spec["therapist_level"] is True}),
     Cell("--therapist-covariance", ("--therapist-level", "--therapist-covariance", "diagonal"),
          {"latent": lambda r: r.spec["therapist_covariance"] == "diagonal"},
-         per_kind={"generalized": ("--therapist-covariance", "diagonal")}),
+         per_kind={"generalized": ("--therapist-covariance", "diagonal"),
+                   "dynamic": ("--therapist-covariance", "diagonal")}),
     Cell("--method", ("--method", "ml"), {
         "observed": lambda r: r.spec["method"] == "ML",
         "latent": lambda r: r.spec["method"] == "REML",
@@ -203,10 +235,12 @@ CELLS = [
         and r.payload["tests"][0]["df_den"] is None,  # z test: infinite df
         "formula": lambda r: r.payload["tests"][0]["hypothesis"] == FORMULA_TEST,
         "generalized": lambda r: r.payload["tests"][0]["hypothesis"] == APIM_TEST
-        and r.payload["tests"][0]["df_den"] is None},  # z test: infinite df
+        and r.payload["tests"][0]["df_den"] is None,  # z test: infinite df
+        "dynamic": lambda r: r.payload["tests"][0]["hypothesis"] == DYNAMIC_TEST
+        and r.payload["tests"][0]["df_den"] is None},
         per_kind={"observed": ("--test", APIM_TEST), "latent": ("--test", APIM_TEST),
                   "generalized": ("--test", APIM_TEST),
-                  "formula": ("--test", FORMULA_TEST)}),
+                  "formula": ("--test", FORMULA_TEST), "dynamic": ("--test", DYNAMIC_TEST)}),
 ]
 
 
@@ -229,7 +263,8 @@ def _refused(code: int, err: str, flag: str) -> None:
 
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("cell, kind", _params())
-def test_option_applies_or_is_refused(cell, kind, small, tmp_path, monkeypatch, capsys):
+def test_option_applies_or_is_refused(cell, kind, small, small_dynamic, tmp_path,
+                                      monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = cell.arguments(kind)
     if kind not in cell.shows:  # refused before the data are read: the file need not exist
@@ -238,7 +273,8 @@ def test_option_applies_or_is_refused(cell, kind, small, tmp_path, monkeypatch, 
         return
     if "--format" not in argv:
         argv = [*argv, "--format", "json"]
-    code, out, err = _run(capsys, ["fit", str(small), *COLUMNS, *argv])
+    data = small_dynamic if "--dynamic" in argv else small
+    code, out, err = _run(capsys, ["fit", str(data), *COLUMNS, *argv])
     assert code == 0, err
     assert cell.shows[kind](Run(code, out, err, tmp_path))
 
@@ -252,7 +288,7 @@ def test_the_matrix_covers_every_option():
 
 def test_the_table_says_why_for_every_refusal():
     for option in OPTIONS:
-        if option.flag == "--formula":  # it selects the formula kind
+        if option.flag in ("--formula", "--dynamic"):  # they select their kind
             continue
         assert set(option.refused) == set(KINDS) - set(option.kinds), option.flag
 
@@ -320,6 +356,7 @@ def test_help_shows_each_kind_and_the_defaults(capsys):
     assert "--random-formula '0 + role'" in epilog
     assert "ml with --centring latent" in text and "default satterthwaite" in text
     assert "[observed-mean only]" in text and "[latent only]" in text
+    assert "[dynamic only]" in text and "--dynamic --initial stationary" in epilog
 
 
 # ------------------------------------------------------------------ apim report

@@ -1,0 +1,374 @@
+"""Fitting the dynamic model by exact ML (:mod:`apim.engine.dynamic.kalman`).
+
+The data are standardised per variable first (so that steps and tolerances mean the same
+in any units) and the estimates mapped back. The quasi-Newton search of the shared driver
+(:func:`apim.engine.optimize.quasi_newton`) runs over the unconstrained parameters
+(``Phi`` as it is, log-Cholesky factors of ``Sigma_W``, ``Sigma_B`` and a free ``P0``; the
+means profiled out by GLS) from moment start values; then Newton steps of the shared
+driver (:func:`apim.engine.optimize.newton`) on the natural scale polish the optimum.
+**Gradients are numerical** (central differences of the exact log-likelihood), and so is
+the observed information of the standard errors: second differences of the
+log-likelihood in the natural parameters (means included) at the optimum.
+
+Examples
+--------
+>>> rng = np.random.default_rng(4)
+>>> n, t = 60, 6
+>>> u = rng.normal(size=(n, 1, 2))
+>>> w = np.zeros((n, t, 2)); w[:, 0] = rng.normal(size=(n, 2))
+>>> for s in range(1, t):
+...     w[:, s] = 0.4 * w[:, s - 1] + rng.normal(size=(n, 2))
+>>> fit = fit_dynamic(u + w, names=("x", "y"), initial="stationary")
+>>> fit.converged, fit.phi.shape
+(True, (2, 2))
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from apim.engine.control import FitControl
+from apim.engine.dynamic.kalman import (
+    DynamicData,
+    evaluate_many,
+    prepare_dynamic,
+    spectral_radius,
+)
+from apim.engine.dynamic.parameters import DynamicLayout, DynamicParameters, Initial
+from apim.engine.multivariate.start import positive_part
+from apim.engine.optimize import Point, newton, quasi_newton
+from apim.errors import DataError
+
+__all__ = ["DynamicFit", "fit_dynamic"]
+
+CONTROL = FitControl(step_tolerance=1e-8, relative_roundoff=1e-12, max_newton=4,
+                     hessian_refresh=np.inf, gradient_tolerance=1e-7)
+_STEP = 1e-5        # central differences of the search's gradient (unconstrained scale)
+_HESS_STEP = 1e-3   # second differences of the information (standardised scale)
+_CHUNK = 256        # parameter sets per pass of the filter
+#: Under ``initial="stationary"`` the likelihood cannot leave the stable region; a largest
+#: |eigenvalue| of Phi beyond this is reported as a sign of a non-stationary process.
+NEAR_UNIT = 0.95
+
+
+@dataclass(frozen=True, eq=False)
+class DynamicFit:
+    """A fitted dynamic model (on the data's scale).
+
+    Attributes
+    ----------
+    names : the K variables
+    initial : {"free", "stationary"}
+    mu, phi, sigma_w, sigma_b, p0 : means, lagged coefficients (``phi[to, from]``),
+        innovation covariance, between (random-intercept) covariance, covariance of the
+        within part at the first session
+    loglik : float
+    n_obs, n_dyads, n_sessions : counts (sessions of the grid)
+    layout : where each natural parameter sits
+    estimate, cov : natural parameters and their covariance (observed information)
+    converged, message, seconds
+    boundary : estimates at the edge of the parameter space
+    """
+
+    names: tuple[str, ...]
+    initial: Initial
+    mu: np.ndarray
+    phi: np.ndarray
+    sigma_w: np.ndarray
+    sigma_b: np.ndarray
+    p0: np.ndarray
+    loglik: float
+    n_obs: int
+    n_dyads: int
+    n_sessions: int
+    layout: DynamicLayout = field(repr=False)
+    estimate: np.ndarray = field(repr=False)
+    cov: np.ndarray = field(repr=False)
+    converged: bool = True
+    message: str = ""
+    seconds: float = 0.0
+    boundary: tuple[str, ...] = ()
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return self.layout.names(self.names)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.estimate)
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        """Eigenvalues of ``Phi``, largest modulus first (complex where they are)."""
+        vals = np.linalg.eigvals(self.phi)
+        return vals[np.argsort(-np.abs(vals), kind="stable")]
+
+    def delta(self, func: Callable[[DynamicParameters], np.ndarray]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Estimate and covariance of ``func(parameters)`` by the delta method (central
+        differences for its Jacobian)."""
+        value = np.atleast_1d(np.asarray(func(self.layout.unpack(self.estimate)), float))
+        jac = np.zeros((len(value), self.n_params))
+        for j in range(self.n_params):
+            step = 1e-6 * max(1.0, abs(self.estimate[j]))
+            e = np.zeros(self.n_params)
+            e[j] = step
+            up = np.atleast_1d(func(self.layout.unpack(self.estimate + e)))
+            down = np.atleast_1d(func(self.layout.unpack(self.estimate - e)))
+            jac[:, j] = (up - down) / (2 * step)
+        return value, jac @ self.cov @ jac.T
+
+
+class _Problem:
+    """The standardised log-likelihood for the shared driver: natural coordinates for
+    the Newton steps, unconstrained ones for the quasi-Newton search. Finite differences
+    evaluate all their points in one pass of the filter (:func:`evaluate_many`)."""
+
+    relative_steps = True
+
+    def __init__(self, data: DynamicData, layout: DynamicLayout) -> None:
+        self.data, self.layout = data, layout
+        self.size = float(data.n_obs)
+
+    def loglik_many(self, nats: np.ndarray) -> np.ndarray:
+        """Log-likelihoods at the rows of ``nats`` (means given)."""
+        out = np.full(len(nats), -np.inf)
+        for lo in range(0, len(nats), _CHUNK):
+            part = [self.layout.unpack(x) for x in nats[lo:lo + _CHUNK]]
+            out[lo:lo + _CHUNK] = self._many(part, profile=False)[0]
+        return out
+
+    def search_many(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log-likelihoods (means profiled) and the means at the rows of ``thetas``."""
+        return self._many([self.layout.from_search(x) for x in thetas], profile=True)
+
+    def _many(self, part: list[DynamicParameters], profile: bool
+              ) -> tuple[np.ndarray, np.ndarray]:
+        finite = np.array([bool(np.all(np.isfinite(p.p0))) for p in part])
+        loglik, mu, _ = evaluate_many(
+            self.data, np.array([p.phi for p in part]), np.array([p.sigma_w for p in part]),
+            np.array([p.sigma_b for p in part]),
+            np.array([p.p0 if ok else np.eye(self.data.k) for p, ok in zip(part, finite)]),
+            None if profile else np.array([p.mu for p in part]))
+        return np.where(finite, loglik, -np.inf), mu
+
+    def loglik(self, nat: np.ndarray) -> float:
+        return float(self.loglik_many(nat[None])[0])
+
+    def score(self, nat: np.ndarray) -> np.ndarray:
+        return _central(self.loglik_many, nat, _STEP)[1]
+
+    def evaluate(self, nat: np.ndarray) -> Point:
+        value, score = _central(self.loglik_many, nat, _STEP)
+        if not np.isfinite(value):
+            return Point(-np.inf, np.full(len(nat), np.nan))
+        return Point(value, score)
+
+    def hessian(self, nat: np.ndarray, point: Point | None = None) -> np.ndarray:
+        """Hessian of ``-loglik`` by central second differences at steps ``h`` and
+        ``2h``, Richardson-extrapolated (error of order ``h^4``; all points in one pass)."""
+        n = len(nat)
+        rows, cols = np.tril_indices(n, -1)
+        points = [nat[None]]
+        for h in (_HESS_STEP, 2 * _HESS_STEP):
+            eye = np.eye(n) * h
+            points += [nat + eye, nat - eye]
+            for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                points.append(nat + si * eye[rows] + sj * eye[cols])
+        values = self.loglik_many(np.concatenate(points))
+        f0, estimates = values[0], []
+        for h in (_HESS_STEP, 2 * _HESS_STEP):
+            at = 1 if h == _HESS_STEP else 1 + 2 * n + 4 * len(rows)
+            plus, minus = values[at:at + n], values[at + n:at + 2 * n]
+            pp, pm, mp, mm = np.split(values[at + 2 * n:at + 2 * n + 4 * len(rows)], 4)
+            hess = np.diag((plus - 2 * f0 + minus) / h ** 2)
+            hess[rows, cols] = hess[cols, rows] = (pp - pm - mp + mm) / (4 * h * h)
+            estimates.append(hess)
+        return -(4 * estimates[0] - estimates[1]) / 3
+
+    def admissible(self, nat: np.ndarray) -> bool:
+        p = self.layout.unpack(nat)
+        if not np.all(np.isfinite(p.p0)):
+            return False
+        return all(np.linalg.eigvalsh(m).min() >= -1e-12 for m in (p.sigma_b, p.p0)) \
+            and np.linalg.eigvalsh(p.sigma_w).min() > 0
+
+    def search_objective(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = _central(lambda x: self.search_many(x)[0], theta, _STEP)
+        if not np.isfinite(value):
+            return np.inf, np.zeros_like(theta)
+        return -value / self.size, -grad / self.size
+
+    def natural(self, theta: np.ndarray) -> np.ndarray:
+        p = self.layout.from_search(theta)
+        return self.layout.pack(p._replace(mu=self.search_many(theta[None])[1][0]))
+
+
+def _central(many: Callable[[np.ndarray], np.ndarray], x: np.ndarray, step: float
+             ) -> tuple[float, np.ndarray]:
+    """The value at ``x`` and its gradient by central differences (one-sided where a
+    side is outside the parameter space, e.g. beyond the edge of stationarity)."""
+    n = len(x)
+    eye = np.eye(n) * step
+    values = many(np.concatenate([x[None], x + eye, x - eye]))
+    f0, up, down = values[0], values[1:n + 1], values[n + 1:]
+    with np.errstate(invalid="ignore"):
+        grad = np.where(np.isfinite(up) & np.isfinite(down), (up - down) / (2 * step),
+                        np.where(np.isfinite(up), (up - f0) / step, (f0 - down) / step))
+    return float(f0), np.where(np.isfinite(grad), grad, 0.0)
+
+
+def _start(y: np.ndarray, layout: DynamicLayout) -> DynamicParameters:
+    """Moment start values: within and between covariances from person means, ``Phi``
+    from the person-mean-centred lag-1 regression (shrunk inside the stable region)."""
+    k = y.shape[2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        counts = (~np.isnan(y)).sum(axis=1)
+        means = np.where(counts > 0, np.nansum(y, axis=1) / np.maximum(counts, 1), np.nan)
+    dev = y - means[:, None, :]
+    flat = dev.reshape(-1, k)
+    both = ~np.isnan(flat)
+    filled = np.where(both, flat, 0.0)
+    pairs = both.T.astype(float) @ both.astype(float)
+    gamma = positive_part((filled.T @ filled) / np.maximum(pairs - len(y), 1.0), 1e-2)
+    n_bar = max(float(np.mean(both.sum(axis=0))) / len(y), 1.0)
+    sb = np.ma.cov(np.ma.masked_invalid(means), rowvar=False, allow_masked=True).filled(0.0)
+    sb = positive_part(np.atleast_2d(sb) - gamma / n_bar, 0.05)
+    now, before = dev[:, 1:].reshape(-1, k), dev[:, :-1].reshape(-1, k)
+    rows = ~np.isnan(now).any(axis=1) & ~np.isnan(before).any(axis=1)
+    phi = np.zeros((k, k))
+    if rows.sum() > 2 * k:
+        phi = np.linalg.lstsq(before[rows], now[rows], rcond=None)[0].T
+    phi = layout.phi_of(np.array([phi[r, c] for r, c in layout.phi_index]))
+    radius = spectral_radius(phi)
+    if radius > 0.8:
+        phi = phi * 0.8 / radius
+    sw = positive_part(gamma - phi @ gamma @ phi.T, 0.05)
+    return DynamicParameters(np.zeros(k), phi, sw, sb, gamma)
+
+
+def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
+                initial: Initial = "free", free_phi: np.ndarray | None = None,
+                equal_phi: Sequence[tuple[tuple[int, int], tuple[int, int]]] = ()
+                ) -> DynamicFit:
+    """Fit the dynamic model to ``y`` (dyads, sessions of the grid, K; NaN missing).
+
+    Parameters
+    ----------
+    y : array (dyads, sessions, K)
+        Session ``j`` of every dyad is the same session of the study (the grid starts at
+        the study's first session); NaN for a missing rating or session.
+    names : the K variable names
+    initial : {"free", "stationary"}
+        Covariance of the within part at the first session: its own free matrix (as
+        the RI-CLPM), or the stationary covariance implied by ``Phi`` and ``Sigma_W``.
+    free_phi : (K, K) bool array, optional
+        The entries of ``Phi`` that are estimated (others fixed at zero).
+    equal_phi : pairs of ``(to, from)`` entries constrained equal
+
+    Returns
+    -------
+    DynamicFit
+    """
+    clock = time.perf_counter()
+    y = np.asarray(y, float)
+    k = y.shape[2]
+    names = tuple(names) if names is not None else tuple(f"v{j}" for j in range(k))
+    seen = ~np.isnan(y)
+    center = np.array([y[..., j][seen[..., j]].mean() for j in range(k)])
+    scale = np.array([y[..., j][seen[..., j]].std() for j in range(k)])
+    if np.any(~(scale > 0)):
+        bad = names[int(np.flatnonzero(~(scale > 0))[0])]
+        raise DataError(f"{bad} does not vary: the dynamic model needs variation in "
+                        "every variable")
+    z = (y - center) / scale
+    data = prepare_dynamic(z)
+    layout = DynamicLayout(k, initial,
+                           None if free_phi is None else tuple(map(tuple, np.asarray(
+                               free_phi, bool).tolist())),
+                           tuple(equal_phi))
+    problem = _Problem(data, layout)
+    start = _start(z, layout)
+    theta, messages = quasi_newton(problem.search_objective, layout.to_search(start),
+                                   problem.size, CONTROL, CONTROL.gradient_tolerance)
+    nat = problem.natural(theta)
+    point = problem.evaluate(nat)
+    hess = problem.hessian(nat)
+    noise = CONTROL.relative_roundoff * max(1.0, abs(point.loglik))
+    steps = newton(problem, nat, point, hess, CONTROL, noise)
+    nat, point = steps.x, steps.point
+    decrement = float(steps.decrement)
+    # at a boundary (a singular Sigma_B) Newton steps cannot settle: stationary in the
+    # unconstrained parameters instead
+    largest = float(np.max(np.abs(problem.search_objective(
+        layout.to_search(_admissible_part(layout.unpack(nat))))[1]))) * problem.size
+    converged = bool(np.isfinite(point.loglik) and (
+        steps.settled or decrement < 1e-6 or largest < 1e-3 * max(1.0, problem.size / 1e3)))
+    if not converged:
+        messages.append(f"Newton decrement {decrement:.2e}, largest gradient component "
+                        f"{largest:.2e}")
+    try:
+        cov_std = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        cov_std = np.linalg.pinv(hess)
+    jac, offset = _unstandardise(layout, center, scale)
+    estimate = jac @ nat + offset
+    p = layout.unpack(estimate)
+    loglik = float(point.loglik - np.sum(seen.sum(axis=(0, 1)) * np.log(scale)))
+    return DynamicFit(
+        names=names, initial=initial, mu=p.mu, phi=p.phi, sigma_w=p.sigma_w,
+        sigma_b=p.sigma_b, p0=p.p0, loglik=loglik, n_obs=data.n_obs,
+        n_dyads=data.n_dyads, n_sessions=data.n_sessions, layout=layout,
+        estimate=estimate, cov=jac @ cov_std @ jac.T, converged=converged,
+        message="; ".join(messages), seconds=time.perf_counter() - clock,
+        boundary=_boundary(p, initial))
+
+
+def _admissible_part(p: DynamicParameters) -> DynamicParameters:
+    """``p`` with its covariances made positive definite (for a log-Cholesky factor)."""
+    return p._replace(sigma_w=positive_part(p.sigma_w, 1e-10),
+                      sigma_b=positive_part(p.sigma_b, 1e-10),
+                      p0=positive_part(p.p0, 1e-10))
+
+
+def _unstandardise(layout: DynamicLayout, center: np.ndarray, scale: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The linear map from standardised natural parameters to the data's scale:
+    ``mu = c + d mu*``, ``Phi[r, c] = d_r Phi*[r, c] / d_c``, ``Sigma[a, b] = d_a d_b
+    Sigma*[a, b]``."""
+    k = layout.k
+    factors = list(scale)
+    factors += [scale[r] / scale[c] for r, c in layout.phi_index]
+    rows, cols = np.tril_indices(k)
+    blocks = 2 + (layout.initial == "free")
+    factors += list(np.tile(scale[rows] * scale[cols], blocks))
+    offset = np.zeros(layout.n_natural)
+    offset[:k] = center
+    return np.diag(factors), offset
+
+
+def _boundary(p: DynamicParameters, initial: Initial) -> tuple[str, ...]:
+    flags = []
+    levels = [("between", p.sigma_b)] + ([("initial", p.p0)] if initial == "free" else [])
+    for label, m in levels:
+        sd = np.sqrt(np.clip(np.diag(m), 0, None))
+        if sd.max() == 0:
+            flags.append(f"the {label} covariance matrix is zero")
+            continue
+        if np.any(sd < 1e-4 * sd.max()):
+            flags.append(f"a {label} variance is at zero")
+        vals = np.linalg.eigvalsh(m / np.outer(sd, sd)) if np.all(sd > 0) else [0.0]
+        if min(vals) < 1e-6:
+            flags.append(f"the {label} covariance matrix is singular")
+    radius = spectral_radius(p.phi)
+    if initial == "stationary" and radius > NEAR_UNIT:
+        flags.append(f"Phi is near the edge of stationarity (largest |eigenvalue| "
+                     f"{radius:.3f}): the process may not be stationary")
+    elif initial == "free" and radius >= 1:
+        flags.append(f"Phi is not stable (largest |eigenvalue| {radius:.3f}): the process "
+                     "is not stationary but grows from session to session")
+    return tuple(flags)

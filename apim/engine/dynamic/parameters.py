@@ -1,0 +1,160 @@
+"""The parameters of the dynamic model and their maps: the natural vector (means, the
+entries of ``Phi`` row by row, the lower triangles of ``Sigma_W``, ``Sigma_B`` and, with a
+free initial condition, ``P0``) and the unconstrained one of the quasi-Newton search
+(``Phi`` as it is, log-Cholesky factors of the covariances; no means: they are profiled).
+
+Examples
+--------
+>>> layout = DynamicLayout(2, "free")
+>>> names = layout.names(("x", "y"))
+>>> names[:3], names[2 + 4], len(names)
+(['mean(x)', 'mean(y)', 'lagged(x<-x)'], 'innovation(x,x)', 15)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from apim.engine.dynamic.kalman import spectral_radius, stationary_covariance
+from apim.engine.multivariate.parameters import log_cholesky
+
+__all__ = ["Initial", "DynamicParameters", "DynamicLayout"]
+
+Initial = Literal["free", "stationary"]
+
+
+class DynamicParameters(NamedTuple):
+    """The model's matrices on the natural scale (``p0`` the covariance of the within
+    part at the first session: free, or the stationary one)."""
+
+    mu: np.ndarray
+    phi: np.ndarray
+    sigma_w: np.ndarray
+    sigma_b: np.ndarray
+    p0: np.ndarray
+
+
+@functools.lru_cache(maxsize=16)
+def _tril(k: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.tril_indices(k)
+
+
+def _vech(m: np.ndarray) -> np.ndarray:
+    return m[_tril(len(m))]
+
+
+def _unvech(v: np.ndarray, k: int) -> np.ndarray:
+    rows, cols = _tril(k)
+    m = np.zeros((k, k))
+    m[rows, cols] = v
+    m[cols, rows] = v
+    return m
+
+
+def _factor(theta: np.ndarray, k: int) -> np.ndarray:
+    lower = np.zeros((k, k))
+    lower[_tril(k)] = theta
+    idx = np.arange(k)
+    lower[idx, idx] = np.exp(lower[idx, idx])
+    return lower
+
+
+@dataclass(frozen=True)
+class DynamicLayout:
+    """Where each parameter sits. ``free_phi`` marks the entries of ``Phi`` that are
+    estimated (the others are fixed at zero); ``equal_phi`` lists pairs of entries
+    ``((to, from), (to, from))`` constrained equal (the second follows the first)."""
+
+    k: int
+    initial: Initial
+    free_phi: tuple[tuple[bool, ...], ...] | None = None
+    equal_phi: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = ()
+
+    @property
+    def h(self) -> int:
+        return self.k * (self.k + 1) // 2
+
+    @functools.cached_property
+    def phi_index(self) -> list[tuple[int, int]]:
+        """The (to, from) entries of ``Phi`` that are parameters, row by row."""
+        followers = {b for _, b in self.equal_phi}
+        mask = np.ones((self.k, self.k), bool) if self.free_phi is None \
+            else np.array(self.free_phi, bool)
+        return [(r, c) for r in range(self.k) for c in range(self.k)
+                if mask[r, c] and (r, c) not in followers]
+
+    @property
+    def n_phi(self) -> int:
+        return len(self.phi_index)
+
+    @property
+    def n_natural(self) -> int:
+        return self.k + self.n_phi + 2 * self.h + (self.h if self.initial == "free" else 0)
+
+    def names(self, variables: Sequence[str]) -> list[str]:
+        """``mean(v)``, ``lagged(to<-from)``, ``innovation(v,w)``, ``between(v,w)``,
+        ``initial(v,w)``."""
+        rows, cols = _tril(self.k)
+        out = [f"mean({v})" for v in variables]
+        out += [f"lagged({variables[r]}<-{variables[c]})" for r, c in self.phi_index]
+        levels = ("innovation", "between") + (("initial",) if self.initial == "free" else ())
+        for level in levels:
+            out += [f"{level}({variables[int(c)]},{variables[int(r)]})"
+                    for r, c in zip(rows, cols)]
+        return out
+
+    def phi_of(self, values: np.ndarray) -> np.ndarray:
+        phi = np.zeros((self.k, self.k))
+        for (r, c), v in zip(self.phi_index, values):
+            phi[r, c] = v
+        for a, b in self.equal_phi:
+            phi[b] = phi[a]
+        return phi
+
+    def unpack(self, nat: np.ndarray) -> DynamicParameters:
+        k, h, m = self.k, self.h, self.n_phi
+        phi = self.phi_of(nat[k:k + m])
+        off = k + m
+        sw, sb = _unvech(nat[off:off + h], k), _unvech(nat[off + h:off + 2 * h], k)
+        p0 = (_unvech(nat[off + 2 * h:off + 3 * h], k) if self.initial == "free"
+              else _stationary_or_nan(phi, sw))
+        return DynamicParameters(nat[:k].copy(), phi, sw, sb, p0)
+
+    def pack(self, p: DynamicParameters) -> np.ndarray:
+        parts = [np.asarray(p.mu, float), np.array([p.phi[r, c] for r, c in self.phi_index]),
+                 _vech(p.sigma_w), _vech(p.sigma_b)]
+        if self.initial == "free":
+            parts.append(_vech(p.p0))
+        return np.concatenate(parts)
+
+    def to_search(self, p: DynamicParameters) -> np.ndarray:
+        parts = [np.array([p.phi[r, c] for r, c in self.phi_index]),
+                 log_cholesky(p.sigma_w), log_cholesky(p.sigma_b)]
+        if self.initial == "free":
+            parts.append(log_cholesky(p.p0))
+        return np.concatenate(parts)
+
+    def from_search(self, theta: np.ndarray) -> DynamicParameters:
+        """Parameters of the unconstrained vector (means zero: they are profiled)."""
+        k, h, m = self.k, self.h, self.n_phi
+        phi = self.phi_of(theta[:m])
+        lw, lb = _factor(theta[m:m + h], k), _factor(theta[m + h:m + 2 * h], k)
+        sw = lw @ lw.T
+        if self.initial == "free":
+            lp = _factor(theta[m + 2 * h:m + 3 * h], k)
+            p0 = lp @ lp.T
+        else:
+            p0 = _stationary_or_nan(phi, sw)
+        return DynamicParameters(np.zeros(k), phi, sw, lb @ lb.T, p0)
+
+
+def _stationary_or_nan(phi: np.ndarray, sigma_w: np.ndarray) -> np.ndarray:
+    """The stationary covariance, or NaN where ``Phi`` is not stable."""
+    if not np.all(np.isfinite(phi)) or spectral_radius(phi) >= 1:
+        return np.full(phi.shape, np.nan)
+    return stationary_covariance(phi, sigma_w)

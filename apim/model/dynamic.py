@@ -1,0 +1,287 @@
+"""The dynamic APIM: lagged actor and partner effects without the centring bias.
+
+Per dyad ``i`` and session ``t`` the vector of both members' predictors and outcome
+(for one predictor ``x`` and outcome ``y``: ``x_P, x_T, y_P, y_T``, K = 4) is::
+
+    z_it = mu + u_i + w_it,     u_i ~ N(0, Sigma_B)           latent person means
+    w_it = Phi w_i,t-1 + e_it,  e_it ~ N(0, Sigma_W)          within-person dynamics
+
+with ``Phi`` a full K x K matrix (``Phi[to, from]``), ``Sigma_B`` and ``Sigma_W``
+unstructured and ``u`` independent of ``w``. The process starts at the study's first
+session number for every dyad; a session a dyad has no row for, or a missing rating, is a
+missing observation the process runs on through (full information). With
+``initial="free"`` the within part at the first session has its own covariance (the
+RI-CLPM; Hamaker, Kuiper & Grasman, 2015), with ``"stationary"`` the stationary one.
+Estimation is exact ML by a Kalman filter (:mod:`apim.engine.dynamic`); no person means
+are subtracted, so the lagged effects carry no dynamic-panel (Nickell) bias.
+
+Effects (``Phi`` entries, by the role and variable they go to and come from):
+
+- the outcome's equation: ``patient.actor.lagged.alliance`` (own alliance at t-1 -> own
+  outcome at t), ``patient.partner.lagged.alliance`` (the therapist's alliance at t-1),
+  ``patient.autoregression.lagged.outcome``, ``patient.partner.lagged.outcome``;
+- a predictor's equation (reverse paths and the predictor's own dynamics):
+  ``patient.alliance.actor.lagged.outcome`` (own outcome at t-1 -> own alliance at t),
+  ``patient.alliance.partner.lagged.outcome``, ``patient.alliance.autoregression.lagged
+  .alliance``, ``patient.alliance.partner.lagged.alliance``;
+- the between-level actor and partner effects of the latent mean predictors on the latent
+  mean outcomes (``patient.actor.between.alliance``), as in the latent APIM, and the
+  outcome means (``patient.intercept``).
+
+SEs from the observed information (numerical second derivatives of the exact
+log-likelihood), delta method for functions of the parameters, z tests (as lavaan).
+
+Examples
+--------
+>>> import apim
+>>> frame = apim.load_alliance().to_long()
+>>> part = frame[frame["dyad"].isin(frame["dyad"].unique()[:40]) & (frame["session"] <= 6)]
+>>> data = apim.SessionData.from_long(part, dyad="dyad", session="session", role="role")
+>>> result = apim.fit(data, DynamicAPIMSpec("outcome", ("alliance",),
+...                                         initial="stationary"))
+>>> result.effects.loc["patient.actor.lagged.alliance", "level"]
+'lagged'
+>>> result.statistics.converged, len(result.lagged)
+(True, 16)
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from apim.data.hints import option
+from apim.data.session import SessionData
+from apim.engine.dynamic import fit_dynamic
+from apim.engine.dynamic.parameters import DynamicParameters
+from apim.errors import BoundaryWarning, ConvergenceWarning, DataError, DataWarning, SpecError
+from apim.model.design import Term, moderator_levels
+from apim.model.dynamic_result import DynamicAPIMResult
+from apim.model.dynamic_spec import DynamicAPIMSpec
+from apim.model.latent import _label, _sort_key, latent_values, term_name, variable_names
+from apim.model.spec import LatentAPIMSpec
+
+__all__ = ["DynamicAPIMSpec", "DynamicAPIMResult", "fit_dynamic_apim", "session_grid",
+           "lagged_terms", "effect_names"]
+
+
+def session_grid(data: SessionData, spec: DynamicAPIMSpec
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    """The ratings on the study's session grid.
+
+    Returns
+    -------
+    y : array (dyads, sessions, K)
+        NaN where a rating is missing or a session has no rows.
+    dyads : the dyad labels, in the order of ``y``
+    sessions : the session numbers of the grid (the study's first to its last)
+    wide : one row per dyad x session with a rating, with the dyad's ``group`` (the
+        moderator's level; ``"all"`` without one;
+        :func:`apim.model.latent.latent_values`)
+
+    Raises
+    ------
+    DataError
+        A variable constant within every dyad, or no dyad with two rated sessions.
+    """
+    frame = data.frame
+    rated = pd.concat([data.numeric(v) for v in (*spec.predictors, spec.outcome)],
+                      axis=1).notna().any(axis=1).to_numpy()
+    per_dyad = frame.loc[rated].groupby("dyad")["session"].nunique()
+    if len(per_dyad) == 0 or per_dyad.max() < 2:
+        raise DataError("no dyad has two rated sessions: the dynamic APIM needs lags "
+                        "(ratings at two or more sessions of a dyad); check the session "
+                        "column")
+    latent = _latent_spec(spec)
+    wide = latent_values(data, latent)
+    names = variable_names(latent, data.roles)
+    for name in names:
+        spread = wide.groupby("dyad")[name].agg(lambda v: v.max() - v.min()
+                                                if v.notna().sum() > 1 else np.nan)
+        if spread.notna().any() and (spread.dropna() == 0).all():
+            variable, role = name[:-1].split("[", 1)
+            raise DataError(
+                f"{variable!r} of role {role!r} is constant within every dyad: the dynamic "
+                "APIM needs session-to-session changes of every variable; drop it from "
+                "the model (or use it as a dyad-level moderator elsewhere)")
+    y, dyads = _grid(wide, names, int(wide["session"].min()), int(wide["session"].max()))
+    single = dyads[(~np.isnan(y)).any(axis=2).sum(axis=1) < 2]
+    if len(single):
+        warnings.warn(DataWarning(
+            f"{len(single)} dyads have a single rated session (no lag), e.g. "
+            f"{list(single[:5])}: they inform the means and the person-level covariance "
+            "only"), stacklevel=3)
+    return y, dyads, np.arange(int(wide["session"].min()), int(wide["session"].max()) + 1), \
+        wide
+
+
+def _latent_spec(spec: DynamicAPIMSpec) -> LatentAPIMSpec:
+    """The latent APIM's spec of the same variables (its data preparation is shared)."""
+    return LatentAPIMSpec(spec.outcome, spec.predictors, moderator=spec.moderator,
+                          reference=spec.reference)
+
+
+def _grid(wide: pd.DataFrame, names: list[str], first: int, last: int
+          ) -> tuple[np.ndarray, np.ndarray]:
+    dyads, code = np.unique(wide["dyad"].to_numpy(), return_inverse=True)
+    session = wide["session"].to_numpy().astype(np.int64)
+    y = np.full((len(dyads), last - first + 1, len(names)), np.nan)
+    y[code.ravel(), session - first] = wide[names].to_numpy(float)
+    return y, dyads
+
+
+def _groups(data: SessionData, spec: DynamicAPIMSpec, wide: pd.DataFrame) -> list[str]:
+    """The moderator's groups, the reference first (as the latent APIM orders them)."""
+    present = sorted(wide["group"].unique(), key=_sort_key)
+    if spec.moderator is None:
+        return present
+    levels = moderator_levels(data.frame[spec.moderator],
+                              dict(spec.reference).get(spec.moderator), spec.moderator)
+    groups = present if levels is None else [g for g in map(_label, levels)
+                                            if g in set(present)]
+    if len(groups) < 2:
+        raise SpecError(f"moderator {spec.moderator!r} has a single value ({groups[0]!r}): "
+                        "a multi-group model needs two or more")
+    return groups
+
+
+def lagged_terms(spec: DynamicAPIMSpec, roles: tuple[str, str]
+                 ) -> list[tuple[int, int, Term]]:
+    """One term per entry ``Phi[to, from]`` in row order (see the module docstring)."""
+    variables = [(v, r) for v in (*spec.predictors, spec.outcome) for r in range(2)]
+    out = []
+    for i, (v_to, r_to) in enumerate(variables):
+        for j, (v_from, r_from) in enumerate(variables):
+            relation = "actor" if r_from == r_to else "partner"
+            if relation == "actor" and v_from == v_to:
+                relation = "autoregression"
+            effect = relation if v_to == spec.outcome else f"{v_to}.{relation}"
+            out.append((i, j, Term(roles[r_to], effect, "lagged", v_from)))
+    return out
+
+
+def _constraints(spec: DynamicAPIMSpec) -> tuple[np.ndarray, list]:
+    """Entries of ``Phi`` estimated, and the pairs constrained equal."""
+    k = 2 * (len(spec.predictors) + 1)
+    free = np.ones((k, k), bool)
+    if not spec.reverse_paths:
+        free[:k - 2, k - 2:] = False      # outcome at t-1 -> predictors at t
+    equal = []
+    if spec.equal_roles:
+        swap = [j + 1 if j % 2 == 0 else j - 1 for j in range(k)]
+        for i in range(0, k, 2):          # the first role's equations lead
+            for j in range(k):
+                if free[i, j]:
+                    equal.append(((i, j), (swap[i], swap[j])))
+    return free, equal
+
+
+def effect_names(spec: DynamicAPIMSpec, roles: tuple[str, str]) -> list[str]:
+    """The names of a fit's effects (one group), known before fitting: the outcome
+    intercepts, the estimated lagged effects (the outcome's equations first) and the
+    between effects.
+
+    Examples
+    --------
+    >>> effect_names(DynamicAPIMSpec("y", ("x",)), ("patient", "therapist"))[2]
+    'patient.actor.lagged.x'
+    """
+    free, equal = _constraints(spec)
+    followers = {b for _, b in equal}
+    k = len(free)
+    lagged = [(i, j, t) for i, j, t in lagged_terms(spec, roles)
+              if free[i, j] and (i, j) not in followers]
+    lagged.sort(key=lambda entry: entry[0] < k - 2)
+    return ([f"{r}.intercept" for r in roles] + [t.name for _, _, t in lagged]
+            + [f"{roles[r]}.{rel}.between.{v}" for r in range(2) for v in spec.predictors
+               for rel in ("actor", "partner")])
+
+
+def _between(n_pred: int, sigma_b: np.ndarray) -> np.ndarray:
+    """Actor and partner regressions of the latent mean outcomes on the latent mean
+    predictors, per outcome role and predictor."""
+    x = np.arange(2 * n_pred)
+    y = np.array([2 * n_pred, 2 * n_pred + 1])
+    try:
+        b = sigma_b[np.ix_(y, x)] @ np.linalg.inv(sigma_b[np.ix_(x, x)])
+    except np.linalg.LinAlgError:
+        b = np.full((2, len(x)), np.nan)
+    return np.array([b[r, [2 * v + r, 2 * v + 1 - r]] for r in range(2)
+                     for v in range(n_pred)]).reshape(-1)
+
+
+def fit_dynamic_apim(data: SessionData, spec: DynamicAPIMSpec) -> DynamicAPIMResult:
+    """Fit a :class:`DynamicAPIMSpec` (also reached through :func:`apim.fit`); with a
+    moderator, one model per group on the same session grid.
+
+    Warns
+    -----
+    ConvergenceWarning, BoundaryWarning
+        When the fit did not converge, or an estimate is at the edge of its space (a
+        singular person-level covariance; ``Phi`` near the edge of stationarity under
+        ``initial="stationary"``, or not stable under ``"free"``).
+    DataWarning
+        Dyads with a single rated session.
+    """
+    if not isinstance(spec, DynamicAPIMSpec):
+        raise SpecError(f"spec must be a DynamicAPIMSpec, not {type(spec).__name__}")
+    _, _, sessions, wide = session_grid(data, spec)
+    names = variable_names(_latent_spec(spec), data.roles)
+    free, equal = _constraints(spec)
+    n_pred, k = len(spec.predictors), len(names)
+    fits, dyads = {}, {}
+    terms: list[Term] = []
+    estimates, covariances = [], []
+    for group in _groups(data, spec, wide):
+        y, dyads[group] = _grid(wide[wide["group"] == group], names, int(sessions[0]),
+                                int(sessions[-1]))
+        fit = fit_dynamic(y, names=names, initial=spec.initial, free_phi=free,
+                          equal_phi=equal)
+        fits[group] = fit
+        where = f" (group {group})" if spec.moderator is not None else ""
+        if not fit.converged:
+            warnings.warn(ConvergenceWarning(f"the dynamic APIM{where} did not converge: "
+                                             f"{fit.message}"), stacklevel=2)
+        if fit.boundary:
+            hint = (f"; fit {option('initial', 'free')}, which does not assume it"
+                    if spec.initial == "stationary"
+                    and any("stationarity" in b for b in fit.boundary) else "")
+            warnings.warn(BoundaryWarning(f"dynamic APIM{where}: {'; '.join(fit.boundary)}"
+                                          f"{hint}"), stacklevel=2)
+        estimated = set(fit.layout.phi_index)
+        lagged = [(i, j, t) for i, j, t in lagged_terms(spec, data.roles)
+                  if (i, j) in estimated]
+        lagged.sort(key=lambda entry: entry[0] < k - 2)  # the outcome's equations first
+
+        def effects(p: DynamicParameters, lagged: list = lagged) -> np.ndarray:
+            return np.concatenate([p.mu[[k - 2, k - 1]],
+                                   [p.phi[i, j] for i, j, _ in lagged],
+                                   _between(n_pred, p.sigma_b)])
+
+        est, cov = fit.delta(effects)
+        arm = group if spec.moderator is not None else ""
+        group_terms = [Term(r, "intercept", "none", "", group=arm) for r in data.roles]
+        group_terms += [replace(t, group=arm) for _, _, t in lagged]
+        group_terms += [Term(data.roles[r], rel, "between", v, group=arm) for r in range(2)
+                        for v in spec.predictors for rel in ("actor", "partner")]
+        terms += group_terms
+        estimates.append(est)
+        covariances.append(cov)
+    labels = [term_name(t, t.group or None) for t in terms]
+    size = sum(len(e) for e in estimates)
+    cov_all = np.zeros((size, size))
+    at = 0
+    for cov in covariances:
+        cov_all[at:at + len(cov), at:at + len(cov)] = cov
+        at += len(cov)
+    rated = pd.concat([data.numeric(v) for v in (*spec.predictors, spec.outcome)],
+                      axis=1).notna().any(axis=1)
+    return DynamicAPIMResult(spec=spec, data=data, fits=fits, terms=terms,
+                             coef=pd.Series(np.concatenate(estimates), index=labels,
+                                            name="estimate"),
+                             cov_coef=pd.DataFrame(cov_all, index=labels, columns=labels),
+                             sessions=sessions, dyads=dyads,
+                             used=data.frame.index[rated.to_numpy()].to_numpy())

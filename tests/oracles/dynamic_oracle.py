@@ -1,0 +1,48 @@
+"""The dense oracle of the dynamic APIM: each dyad's full stacked covariance over the
+session grid built from the model's definition, its observed rows selected, and the
+Gaussian log-likelihood computed with a dense Cholesky factor. Nothing is shared with
+the Kalman filter of :mod:`apim.engine.dynamic.kalman`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def within_covariance(phi: np.ndarray, sigma_w: np.ndarray, p0: np.ndarray,
+                      n_sessions: int) -> np.ndarray:
+    """Cov(w_s, w_t) over the grid: Var(w_t0) = P0, Var(w_t+1) = Phi Var(w_t) Phi' +
+    Sigma_W, Cov(w_t, w_s) = Phi^(t-s) Var(w_s) for t >= s."""
+    k = len(phi)
+    var = [p0]
+    for _ in range(n_sessions - 1):
+        var.append(phi @ var[-1] @ phi.T + sigma_w)
+    out = np.zeros((n_sessions * k, n_sessions * k))
+    for s in range(n_sessions):
+        block = var[s]
+        for t in range(s, n_sessions):
+            out[t * k:(t + 1) * k, s * k:(s + 1) * k] = block
+            out[s * k:(s + 1) * k, t * k:(t + 1) * k] = block.T
+            block = phi @ block
+    return out
+
+
+def dense_loglik(y: np.ndarray, mu: np.ndarray, phi: np.ndarray, sigma_w: np.ndarray,
+                 sigma_b: np.ndarray, p0: np.ndarray) -> float:
+    """ML log-likelihood of ``y`` (dyads, sessions, K; NaN missing)."""
+    n, n_t, k = y.shape
+    cov_w = within_covariance(phi, sigma_w, p0, n_t)
+    ones = np.tile(np.eye(k), (n_t, 1))
+    full = cov_w + ones @ sigma_b @ ones.T
+    total = 0.0
+    for i in range(n):
+        flat = y[i].reshape(-1)
+        seen = ~np.isnan(flat)
+        if not seen.any():
+            continue
+        v = full[np.ix_(seen, seen)]
+        r = flat[seen] - np.tile(mu, n_t)[seen]
+        chol = np.linalg.cholesky(v)
+        z = np.linalg.solve(chol, r)
+        total += -0.5 * (seen.sum() * np.log(2 * np.pi)
+                         + 2 * np.log(np.diag(chol)).sum() + z @ z)
+    return float(total)

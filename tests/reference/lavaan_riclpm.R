@@ -1,0 +1,54 @@
+# RI-CLPM reference for apim's dynamic APIM with initial = "free": lavaan, ML, wide format.
+#
+# Usage: Rscript lavaan_riclpm.R data.csv out.csv
+# data.csv: columns dyad, then v<k>_<t> for variables k = 1..K and waves t = 1..T
+# (NA = missing; fitted with missing = "ml", full information).
+# The model is written so that it is the dynamic model of apim (issue 22):
+#   one random intercept RI<k> per variable loading 1 at every wave (covariances free);
+#   within components w<k>_<t> =~ 1*v<k>_<t>, the observed residual variances fixed at 0;
+#   lagged coefficients w<k>_<t> ~ p<k>_<j> * w<j>_<t-1> equal over waves (p<k>_<j> is
+#   Phi[to = k, from = j]); innovation (residual) covariances of the w at waves 2..T equal
+#   over waves (s<k>_<l>); the first wave's within covariance free; random intercepts
+#   uncorrelated with it; one mean m<k> per variable, equal over waves.
+# Standard errors from the observed information (information = "observed").
+suppressMessages(library(lavaan))
+args <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(args[1])
+vars <- setdiff(names(d), "dyad")
+K <- max(as.integer(sub("^v([0-9]+)_.*$", "\\1", vars)))
+T <- max(as.integer(sub("^v[0-9]+_([0-9]+)$", "\\1", vars)))
+v <- function(k, t) sprintf("v%d_%d", k, t)
+w <- function(k, t) sprintf("w%d_%d", k, t)
+lines <- character(0)
+for (k in 1:K) {
+  lines <- c(lines, sprintf("RI%d =~ %s", k, paste0("1*", v(k, 1:T), collapse = " + ")))
+  for (l in k:K) lines <- c(lines, sprintf("RI%d ~~ RI%d", k, l))
+}
+for (t in 1:T) for (k in 1:K) {
+  lines <- c(lines, sprintf("%s =~ 1*%s", w(k, t), v(k, t)),
+             sprintf("%s ~~ 0*%s", v(k, t), v(k, t)),
+             sprintf("%s ~ m%d*1", v(k, t), k))
+}
+for (k in 1:K) for (l in k:K) lines <- c(lines, sprintf("%s ~~ %s", w(k, 1), w(l, 1)))
+for (t in 2:T) for (k in 1:K) {
+  lines <- c(lines, sprintf("%s ~ %s", w(k, t),
+                            paste(sprintf("p%d_%d*%s", k, 1:K, w(1:K, t - 1)), collapse = " + ")))
+  for (l in k:K) lines <- c(lines, sprintf("%s ~~ s%d_%d*%s", w(k, t), k, l, w(l, t)))
+}
+model <- paste(lines, collapse = "\n")
+timing <- system.time(
+  fit <- lavaan(model, data = d, estimator = "ML", missing = "ml", information = "observed")
+)
+pe <- parameterEstimates(fit)
+pe <- pe[pe$label != "" & !duplicated(pe$label), c("label", "est", "se")]
+ri <- parameterEstimates(fit)
+ri <- ri[ri$op == "~~" & grepl("^RI", ri$lhs), ]
+ri <- data.frame(label = paste0("b", sub("RI", "", ri$lhs), "_", sub("RI", "", ri$rhs)),
+                 est = ri$est, se = ri$se)
+stats <- data.frame(label = c("logLik", "converged", "seconds", "cpu_seconds", "version"),
+                    est = c(as.numeric(logLik(fit)), as.numeric(lavInspect(fit, "converged")),
+                            timing[["elapsed"]], timing[["user.self"]] + timing[["sys.self"]],
+                            NA),
+                    se = c(NA, NA, NA, NA, NA))
+stats$label[5] <- paste0("version ", as.character(packageVersion("lavaan")))
+write.csv(rbind(pe, ri, stats), args[2], row.names = FALSE)
