@@ -128,8 +128,14 @@ def fit_out_of_core_args(args: argparse.Namespace, spec: Any) -> tuple[Any, list
         raise SpecError("--df containment does not apply to --out-of-core: its t tests use "
                         "Satterthwaite df; drop --df")
     if not isinstance(spec, APIMSpec):
-        raise SpecError("--out-of-core fits the observed-mean APIM (--outcome/--predictor); "
-                        "drop --formula or --centring latent")
+        chosen = next(flag for flag, given in (
+            ("--formula", getattr(args, "formula", None)),
+            ("--centring latent", getattr(args, "centring", None) == "latent"),
+            ("--dynamic", getattr(args, "dynamic", False)),
+            ("--family " + str(getattr(args, "family", None)), getattr(args, "family", None)),
+            ("this model", True)) if given)
+        raise SpecError(f"--out-of-core does not apply to {chosen}: it fits the observed-mean "
+                        f"APIM (--outcome/--predictor); fit in memory, or drop {chosen}")
     if args.role is None:
         raise SpecError("--out-of-core needs --role COL (long layout)")
     roles = _roles(args.roles)

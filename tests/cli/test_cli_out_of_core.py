@@ -66,6 +66,9 @@ def test_table_names_rows_not_used(files, capsys):
     (["--random", "slopes"], "does not take random slopes"),
     (["--moderator", "treatment"], "does not take moderators"),
     (["--df", "containment"], "--df containment does not apply"),
+    (["--centring", "latent"], "--out-of-core does not apply to --centring latent"),
+    (["--family", "binomial"], "--out-of-core does not apply to --family binomial"),
+    (["--dynamic"], "--out-of-core does not apply to --dynamic"),
 ])
 def test_refusals_one_line(files, extra, fragment, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
