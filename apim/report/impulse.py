@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -49,7 +50,8 @@ def impulse_figure(table: pd.DataFrame, shock: str, variable: str | None = None)
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_xlabel("sessions after the rise")
     ax.set_ylabel(f"change in {variable}")
-    ax.set_title(f"Response to a one-SD within-person rise in {shock}")
+    ax.set_title(textwrap.fill(f"Response to a one-SD within-person rise in {shock}", 56),
+                 fontsize=10)
     ax.legend(frameon=False)
     figure.tight_layout()
     return figure

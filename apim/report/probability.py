@@ -48,8 +48,11 @@ def probability_plot(result: GeneralizedAPIMResult, predictor: str | None = None
     top = f"{result.categories[-1]:g}"
     what = "P(event)" if result.spec.family == "binomial" else f"P(Y = {top})"
     fig = Figure(figsize=(4.2 * len(owners), 3.4), layout="constrained")
+    highest = 0.0
+    axes = []
     for i, owner in enumerate(owners):
-        ax = fig.add_subplot(1, len(owners), i + 1)
+        ax = fig.add_subplot(1, len(owners), i + 1, sharey=axes[0] if axes else None)
+        axes.append(ax)
         for effect, style in (("actor", "-"), ("partner", "--")):
             term = f"{owner}.{effect}.{level}.{predictor}"
             if term not in result.names:
@@ -57,9 +60,11 @@ def probability_plot(result: GeneralizedAPIMResult, predictor: str | None = None
             table = result.predicted_probabilities(term)
             table = table[table["category"] == top]
             ax.plot(table["value"], table["probability"], style, label=f"{effect} ({level})")
+            highest = max(highest, float(table["probability"].max()))
         ax.set_title(f"outcome of {owner}")
         ax.set_xlabel(f"{predictor}, {level} part")
         ax.set_ylabel(what)
-        ax.set_ylim(0, 1)
         ax.legend(frameon=False)
+    # rare events stay visible: the axis ends just above the highest prediction
+    axes[0].set_ylim(0, min(1.0, 1.15 * highest) or 1.0)
     return fig

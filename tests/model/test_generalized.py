@@ -230,4 +230,9 @@ def test_predicted_probabilities_follow_the_coefficients(binary):
         binary.predicted_probabilities("patient.actor.within.nope")
     from apim.report.probability import probability_plot
 
-    assert len(probability_plot(binary).axes) == 2
+    figure = probability_plot(binary)
+    assert len(figure.axes) == 2
+    # the probability axis ends just above the highest line (rare events stay visible)
+    highest = max(max(line.get_ydata()) for ax in figure.axes for line in ax.get_lines())
+    assert highest <= figure.axes[0].get_ylim()[1] <= min(1.0, 1.15 * highest) + 1e-12
+    assert figure.axes[0].get_ylim() == figure.axes[1].get_ylim()
