@@ -85,7 +85,9 @@ def _recodes_role(frame: pd.DataFrame, actor: pd.Series, partner: pd.Series) -> 
     role = frame["role"]
 
     def one_per_role(values: pd.Series) -> bool:
-        if values.isna().any():
+        # labels only: a numeric variable that happens to be constant within each role
+        # (e.g. two rows) is a variable and is checked as one
+        if values.isna().any() or pd.api.types.is_numeric_dtype(values):
             return False
         per_role = values.astype(str).groupby(role.to_numpy(), observed=True).nunique()
         labels = values.astype(str).groupby(role.to_numpy(), observed=True).first()
@@ -98,8 +100,8 @@ def pairwise_to_long(data: T, actor_suffix: str, partner_suffix: str) -> T:
     """Strip actor suffixes, check partner columns against the partner's rows, drop them.
 
     Only columns present with both suffixes are paired; any other column is kept as it is.
-    A pair that only recodes the roles (one label per role in each column, possibly
-    different labels in the two columns, as ``Gender_A`` 'Wife' beside ``Gender_P``
+    A pair of text columns that only recodes the roles (one label per role in each column,
+    possibly different labels in the two columns, as ``Gender_A`` 'Wife' beside ``Gender_P``
     'MALE') repeats the role column and is dropped.
     """
     frame = data.frame

@@ -150,3 +150,21 @@ def test_readers(tmp_path, suffix, writer):
     np.testing.assert_allclose(data.frame["alliance"], df["alliance"])
     assert data.roles == ("patient", "therapist")
     assert read_table(path).shape == df.shape
+
+
+def test_numeric_pair_constant_within_roles_is_a_variable_not_a_role_label():
+    # found by the round trip above: x = 1 for every P row and 0 for every T row is a
+    # variable (checked and kept), not a second spelling of the role (dropped)
+    df = pd.DataFrame({"d": [1, 1, 2, 2], "t": [1, 1, 1, 1], "r": ["P", "T", "P", "T"],
+                       "x": [1.0, 0.0, 1.0, 0.0]})
+    data = SessionData.from_long(df, dyad="d", session="t", role="r", roles=("P", "T"))
+    wide = data.to_pairwise()
+    pair = SessionData.from_pairwise(wide, dyad="d", session="t", role="r", roles=("P", "T"))
+    assert "x" in pair.frame.columns
+    pd.testing.assert_frame_equal(pair.frame.drop(columns="row"),
+                                  data.frame.drop(columns="row"))
+    wide.loc[0, "x_P"] = 5.0
+    from apim.errors import PartnerMismatchError
+
+    with pytest.raises(PartnerMismatchError, match="x_P"):
+        SessionData.from_pairwise(wide, dyad="d", session="t", role="r", roles=("P", "T"))
