@@ -170,23 +170,29 @@ class _Problem:
 
     def hessian(self, nat: np.ndarray, point: Point | None = None) -> np.ndarray:
         """Hessian of ``-loglik`` by central second differences at steps ``h`` and
-        ``2h``, Richardson-extrapolated (error of order ``h^4``; all points in one pass)."""
+        ``2h``, Richardson-extrapolated (error of order ``h^4``; all points in one pass).
+
+        An off-diagonal entry takes the two points ``x +- h (e_i + e_j)`` with the
+        diagonal's ``x +- h e_i``, ``x +- h e_j`` (an even expansion in ``h``, so the
+        extrapolation removes its ``h^2`` term as it does the diagonal's): half the
+        points of the four-point formula."""
         n = len(nat)
         rows, cols = np.tril_indices(n, -1)
         points = [nat[None]]
         for h in (_HESS_STEP, 2 * _HESS_STEP):
             eye = np.eye(n) * h
-            points += [nat + eye, nat - eye]
-            for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-                points.append(nat + si * eye[rows] + sj * eye[cols])
+            pair = eye[rows] + eye[cols]
+            points += [nat + eye, nat - eye, nat + pair, nat - pair]
         values = self.loglik_many(np.concatenate(points))
         f0, estimates = values[0], []
-        for h in (_HESS_STEP, 2 * _HESS_STEP):
-            at = 1 if h == _HESS_STEP else 1 + 2 * n + 4 * len(rows)
+        size = 2 * n + 2 * len(rows)
+        for at, h in ((1, _HESS_STEP), (1 + size, 2 * _HESS_STEP)):
             plus, minus = values[at:at + n], values[at + n:at + 2 * n]
-            pp, pm, mp, mm = np.split(values[at + 2 * n:at + 2 * n + 4 * len(rows)], 4)
+            pp, mm = np.split(values[at + 2 * n:at + size], 2)
             hess = np.diag((plus - 2 * f0 + minus) / h ** 2)
-            hess[rows, cols] = hess[cols, rows] = (pp - pm - mp + mm) / (4 * h * h)
+            both = plus + minus
+            hess[rows, cols] = hess[cols, rows] = \
+                (pp + mm - both[rows] - both[cols] + 2 * f0) / (2 * h * h)
             estimates.append(hess)
         return -(4 * estimates[0] - estimates[1]) / 3
 
