@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from apim.engine.control import FitControl
+from apim.engine.dynamic.gradient import MatrixGradient, loglik_gradient
 from apim.engine.dynamic.kalman import (
     DynamicData,
     evaluate_many,
@@ -40,15 +41,13 @@ from apim.engine.dynamic.kalman import (
 )
 from apim.engine.dynamic.parameters import DynamicLayout, DynamicParameters, Initial
 from apim.engine.multivariate.start import positive_part
-from apim.engine.optimize import Point, newton, quasi_newton
+from apim.engine.optimize import Point, difference_hessian, newton, quasi_newton
 from apim.errors import DataError
 
 __all__ = ["DynamicFit", "fit_dynamic"]
 
 CONTROL = FitControl(step_tolerance=1e-8, relative_roundoff=1e-12, max_newton=4,
                      hessian_refresh=np.inf, gradient_tolerance=1e-7)
-_STEP = 1e-5        # central differences of the search's gradient (unconstrained scale)
-_HESS_STEP = 1e-3   # second differences of the information (standardised scale)
 _CHUNK = 256        # parameter sets per pass of the filter
 #: Under ``initial="stationary"`` the likelihood cannot leave the stable region; a largest
 #: |eigenvalue| of Phi beyond this is reported as a sign of a non-stationary process.
@@ -159,42 +158,30 @@ class _Problem:
     def loglik(self, nat: np.ndarray) -> float:
         return float(self.loglik_many(nat[None])[0])
 
+    def gradient(self, nat: np.ndarray) -> tuple[float, np.ndarray]:
+        """The log-likelihood (means given) and its analytic gradient in the natural
+        parameters (:func:`loglik_gradient`); ``-inf`` and NaN where not admissible."""
+        p = self.layout.unpack(nat)
+        if not np.all(np.isfinite(p.p0)):
+            return -np.inf, np.full(len(nat), np.nan)
+        g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, p.mu)
+        if not np.isfinite(g.loglik):
+            return -np.inf, np.full(len(nat), np.nan)
+        return g.loglik, self.layout.natural_gradient(p, _bar(g))
+
     def score(self, nat: np.ndarray) -> np.ndarray:
-        return _central(self.loglik_many, nat, _STEP)[1]
+        return self.gradient(nat)[1]
 
     def evaluate(self, nat: np.ndarray) -> Point:
-        value, score = _central(self.loglik_many, nat, _STEP)
+        value, score = self.gradient(nat)
         if not np.isfinite(value):
             return Point(-np.inf, np.full(len(nat), np.nan))
         return Point(value, score)
 
     def hessian(self, nat: np.ndarray, point: Point | None = None) -> np.ndarray:
-        """Hessian of ``-loglik`` by central second differences at steps ``h`` and
-        ``2h``, Richardson-extrapolated (error of order ``h^4``; all points in one pass).
-
-        An off-diagonal entry takes the two points ``x +- h (e_i + e_j)`` with the
-        diagonal's ``x +- h e_i``, ``x +- h e_j`` (an even expansion in ``h``, so the
-        extrapolation removes its ``h^2`` term as it does the diagonal's): half the
-        points of the four-point formula."""
-        n = len(nat)
-        rows, cols = np.tril_indices(n, -1)
-        points = [nat[None]]
-        for h in (_HESS_STEP, 2 * _HESS_STEP):
-            eye = np.eye(n) * h
-            pair = eye[rows] + eye[cols]
-            points += [nat + eye, nat - eye, nat + pair, nat - pair]
-        values = self.loglik_many(np.concatenate(points))
-        f0, estimates = values[0], []
-        size = 2 * n + 2 * len(rows)
-        for at, h in ((1, _HESS_STEP), (1 + size, 2 * _HESS_STEP)):
-            plus, minus = values[at:at + n], values[at + n:at + 2 * n]
-            pp, mm = np.split(values[at + 2 * n:at + size], 2)
-            hess = np.diag((plus - 2 * f0 + minus) / h ** 2)
-            both = plus + minus
-            hess[rows, cols] = hess[cols, rows] = \
-                (pp + mm - both[rows] - both[cols] + 2 * f0) / (2 * h * h)
-            estimates.append(hess)
-        return -(4 * estimates[0] - estimates[1]) / 3
+        """Hessian of ``-loglik``: central differences of the analytic gradient
+        (:func:`apim.engine.optimize.difference_hessian`, 2p gradients)."""
+        return difference_hessian(lambda x: -self.gradient(x)[1], nat)
 
     def admissible(self, nat: np.ndarray) -> bool:
         p = self.layout.unpack(nat)
@@ -204,28 +191,29 @@ class _Problem:
             and np.linalg.eigvalsh(p.sigma_w).min() > 0
 
     def search_objective(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = _central(lambda x: self.search_many(x)[0], theta, _STEP)
-        if not np.isfinite(value):
+        """``-loglik`` per observation (means profiled by GLS) and its analytic gradient
+        in the unconstrained parameters (at the profiled means the means' own derivative
+        vanishes, so the gradient is that with the means held there)."""
+        p = self.layout.from_search(theta)
+        if not np.all(np.isfinite(p.p0)):
             return np.inf, np.zeros_like(theta)
-        return -value / self.size, -grad / self.size
+        value, mu = self.search_many(theta[None])
+        if not np.isfinite(value[0]):
+            return np.inf, np.zeros_like(theta)
+        g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, mu[0])
+        if not np.isfinite(g.loglik):
+            return np.inf, np.zeros_like(theta)
+        grad = self.layout.search_gradient(theta, _bar(g))
+        return -g.loglik / self.size, -grad / self.size
 
     def natural(self, theta: np.ndarray) -> np.ndarray:
         p = self.layout.from_search(theta)
         return self.layout.pack(p._replace(mu=self.search_many(theta[None])[1][0]))
 
 
-def _central(many: Callable[[np.ndarray], np.ndarray], x: np.ndarray, step: float
-             ) -> tuple[float, np.ndarray]:
-    """The value at ``x`` and its gradient by central differences (one-sided where a
-    side is outside the parameter space, e.g. beyond the edge of stationarity)."""
-    n = len(x)
-    eye = np.eye(n) * step
-    values = many(np.concatenate([x[None], x + eye, x - eye]))
-    f0, up, down = values[0], values[1:n + 1], values[n + 1:]
-    with np.errstate(invalid="ignore"):
-        grad = np.where(np.isfinite(up) & np.isfinite(down), (up - down) / (2 * step),
-                        np.where(np.isfinite(up), (up - f0) / step, (f0 - down) / step))
-    return float(f0), np.where(np.isfinite(grad), grad, 0.0)
+def _bar(g: MatrixGradient) -> DynamicParameters:
+    """The derivatives of :func:`loglik_gradient` as matrices of the parameters."""
+    return DynamicParameters(g.mu, g.phi, g.sigma_w, g.sigma_b, g.p0)
 
 
 def _start(y: np.ndarray, layout: DynamicLayout) -> DynamicParameters:
