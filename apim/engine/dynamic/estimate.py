@@ -6,9 +6,12 @@ in any units) and the estimates mapped back. The quasi-Newton search of the shar
 (``Phi`` as it is, log-Cholesky factors of ``Sigma_W``, ``Sigma_B`` and a free ``P0``; the
 means profiled out by GLS) from moment start values; then Newton steps of the shared
 driver (:func:`apim.engine.optimize.newton`) on the natural scale polish the optimum.
-**Gradients are numerical** (central differences of the exact log-likelihood), and so is
-the observed information of the standard errors: second differences of the
-log-likelihood in the natural parameters (means included) at the optimum.
+**Gradients are analytic**: the adjoint of the filter
+(:func:`apim.engine.dynamic.gradient.loglik_gradient`), mapped to the unconstrained and the
+natural parameters by :class:`~apim.engine.dynamic.parameters.DynamicLayout`. **The
+observed information of the standard errors is numerical**: central differences of the
+analytic gradient in the natural parameters (means included) at the optimum (2p
+gradients, :func:`apim.engine.optimize.difference_hessian`).
 
 Examples
 --------
@@ -124,8 +127,8 @@ class DynamicFit:
 
 class _Problem:
     """The standardised log-likelihood for the shared driver: natural coordinates for
-    the Newton steps, unconstrained ones for the quasi-Newton search. Finite differences
-    evaluate all their points in one pass of the filter (:func:`evaluate_many`)."""
+    the Newton steps, unconstrained ones for the quasi-Newton search; values by
+    :func:`evaluate_many`, gradients by :func:`loglik_gradient`."""
 
     relative_steps = True
 
