@@ -15,7 +15,9 @@ from dynamic_support import PHI, SIGMA_B, SIGMA_W, long_data, simulate_grid, sta
 
 import apim
 from apim.data.session import SessionData
+from apim.engine.dynamic.estimate import _Problem
 from apim.engine.dynamic.kalman import evaluate, prepare_dynamic, stationary_covariance
+from apim.engine.dynamic.parameters import DynamicLayout, DynamicParameters
 from apim.errors import BoundaryWarning, DataError, DataWarning
 from apim.inference.wald import wald_test
 from apim.model.dynamic import session_grid
@@ -68,6 +70,39 @@ def test_kalman_filter_equals_dense_oracle(initial, seed):
         step[j] = 1e-3
         assert dense_loglik(y, prof.mu + step, phi, sw, sb, p0) < at
         assert dense_loglik(y, prof.mu - step, phi, sw, sb, p0) < at
+
+
+def _central_gradient(func, x: np.ndarray, step: float = 1e-6) -> np.ndarray:
+    eye = np.eye(len(x)) * step
+    return np.array([(func(x + e) - func(x - e)) / (2 * step) for e in eye])
+
+
+@pytest.mark.parametrize("initial", ["free", "stationary"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_analytic_gradient_equals_central_differences(initial, seed):
+    """The adjoint of the filter (natural and unconstrained parameters, means given and
+    profiled, constraints on Phi) against central differences of the likelihood."""
+    rng = np.random.default_rng(200 + seed)
+    y = _gappy(seed)
+    free = np.ones((3, 3), bool)
+    free[0, 2] = False
+    layout = DynamicLayout(3, initial, tuple(map(tuple, free.tolist())),
+                           (((0, 1), (1, 0)),) if seed == 2 else ())
+    problem = _Problem(prepare_dynamic(y), layout)
+    mu, phi, sw, sb, p0 = _random_parameters(rng, 3, singular_between=seed == 3)
+    phi = phi * 0.6 / max(1.0, float(np.max(np.abs(np.linalg.eigvals(phi)))))
+    if seed == 3:
+        sb = sb + 0.05 * np.eye(3)      # log-Cholesky needs it positive definite
+    params = DynamicParameters(mu, phi, sw, sb, p0)
+    nat = layout.pack(layout.unpack(layout.pack(params)))
+    value, grad = problem.gradient(nat)
+    assert abs(value - problem.loglik(nat)) < 1e-8
+    numeric = _central_gradient(problem.loglik, nat)
+    assert np.max(np.abs(grad - numeric)) < 1e-6 * np.max(np.abs(numeric))
+    theta = layout.to_search(layout.unpack(nat))
+    _, search = problem.search_objective(theta)
+    numeric = _central_gradient(lambda x: problem.search_objective(x)[0], theta)
+    assert np.max(np.abs(search - numeric)) < 1e-6 * np.max(np.abs(numeric))
 
 
 def test_stationary_covariance_closed_form():

@@ -6,9 +6,12 @@ in any units) and the estimates mapped back. The quasi-Newton search of the shar
 (``Phi`` as it is, log-Cholesky factors of ``Sigma_W``, ``Sigma_B`` and a free ``P0``; the
 means profiled out by GLS) from moment start values; then Newton steps of the shared
 driver (:func:`apim.engine.optimize.newton`) on the natural scale polish the optimum.
-**Gradients are numerical** (central differences of the exact log-likelihood), and so is
-the observed information of the standard errors: second differences of the
-log-likelihood in the natural parameters (means included) at the optimum.
+**Gradients are analytic**: the adjoint of the filter
+(:func:`apim.engine.dynamic.gradient.loglik_gradient`), mapped to the unconstrained and the
+natural parameters by :class:`~apim.engine.dynamic.parameters.DynamicLayout`. **The
+observed information of the standard errors is numerical**: central differences of the
+analytic gradient in the natural parameters (means included) at the optimum (2p
+gradients, :func:`apim.engine.optimize.difference_hessian`).
 
 Examples
 --------
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from apim.engine.control import FitControl
+from apim.engine.dynamic.gradient import MatrixGradient, loglik_gradient
 from apim.engine.dynamic.kalman import (
     DynamicData,
     evaluate_many,
@@ -40,15 +44,13 @@ from apim.engine.dynamic.kalman import (
 )
 from apim.engine.dynamic.parameters import DynamicLayout, DynamicParameters, Initial
 from apim.engine.multivariate.start import positive_part
-from apim.engine.optimize import Point, newton, quasi_newton
+from apim.engine.optimize import Point, difference_hessian, newton, quasi_newton
 from apim.errors import DataError
 
 __all__ = ["DynamicFit", "fit_dynamic"]
 
 CONTROL = FitControl(step_tolerance=1e-8, relative_roundoff=1e-12, max_newton=4,
                      hessian_refresh=np.inf, gradient_tolerance=1e-7)
-_STEP = 1e-5        # central differences of the search's gradient (unconstrained scale)
-_HESS_STEP = 1e-3   # second differences of the information (standardised scale)
 _CHUNK = 256        # parameter sets per pass of the filter
 #: Under ``initial="stationary"`` the likelihood cannot leave the stable region; a largest
 #: |eigenvalue| of Phi beyond this is reported as a sign of a non-stationary process.
@@ -125,8 +127,8 @@ class DynamicFit:
 
 class _Problem:
     """The standardised log-likelihood for the shared driver: natural coordinates for
-    the Newton steps, unconstrained ones for the quasi-Newton search. Finite differences
-    evaluate all their points in one pass of the filter (:func:`evaluate_many`)."""
+    the Newton steps, unconstrained ones for the quasi-Newton search; values by
+    :func:`evaluate_many`, gradients by :func:`loglik_gradient`."""
 
     relative_steps = True
 
@@ -159,36 +161,30 @@ class _Problem:
     def loglik(self, nat: np.ndarray) -> float:
         return float(self.loglik_many(nat[None])[0])
 
+    def gradient(self, nat: np.ndarray) -> tuple[float, np.ndarray]:
+        """The log-likelihood (means given) and its analytic gradient in the natural
+        parameters (:func:`loglik_gradient`); ``-inf`` and NaN where not admissible."""
+        p = self.layout.unpack(nat)
+        if not np.all(np.isfinite(p.p0)):
+            return -np.inf, np.full(len(nat), np.nan)
+        g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, p.mu)
+        if not np.isfinite(g.loglik):
+            return -np.inf, np.full(len(nat), np.nan)
+        return g.loglik, self.layout.natural_gradient(p, _bar(g))
+
     def score(self, nat: np.ndarray) -> np.ndarray:
-        return _central(self.loglik_many, nat, _STEP)[1]
+        return self.gradient(nat)[1]
 
     def evaluate(self, nat: np.ndarray) -> Point:
-        value, score = _central(self.loglik_many, nat, _STEP)
+        value, score = self.gradient(nat)
         if not np.isfinite(value):
             return Point(-np.inf, np.full(len(nat), np.nan))
         return Point(value, score)
 
     def hessian(self, nat: np.ndarray, point: Point | None = None) -> np.ndarray:
-        """Hessian of ``-loglik`` by central second differences at steps ``h`` and
-        ``2h``, Richardson-extrapolated (error of order ``h^4``; all points in one pass)."""
-        n = len(nat)
-        rows, cols = np.tril_indices(n, -1)
-        points = [nat[None]]
-        for h in (_HESS_STEP, 2 * _HESS_STEP):
-            eye = np.eye(n) * h
-            points += [nat + eye, nat - eye]
-            for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-                points.append(nat + si * eye[rows] + sj * eye[cols])
-        values = self.loglik_many(np.concatenate(points))
-        f0, estimates = values[0], []
-        for h in (_HESS_STEP, 2 * _HESS_STEP):
-            at = 1 if h == _HESS_STEP else 1 + 2 * n + 4 * len(rows)
-            plus, minus = values[at:at + n], values[at + n:at + 2 * n]
-            pp, pm, mp, mm = np.split(values[at + 2 * n:at + 2 * n + 4 * len(rows)], 4)
-            hess = np.diag((plus - 2 * f0 + minus) / h ** 2)
-            hess[rows, cols] = hess[cols, rows] = (pp - pm - mp + mm) / (4 * h * h)
-            estimates.append(hess)
-        return -(4 * estimates[0] - estimates[1]) / 3
+        """Hessian of ``-loglik``: central differences of the analytic gradient
+        (:func:`apim.engine.optimize.difference_hessian`, 2p gradients)."""
+        return difference_hessian(lambda x: -self.gradient(x)[1], nat)
 
     def admissible(self, nat: np.ndarray) -> bool:
         p = self.layout.unpack(nat)
@@ -198,28 +194,29 @@ class _Problem:
             and np.linalg.eigvalsh(p.sigma_w).min() > 0
 
     def search_objective(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = _central(lambda x: self.search_many(x)[0], theta, _STEP)
-        if not np.isfinite(value):
+        """``-loglik`` per observation (means profiled by GLS) and its analytic gradient
+        in the unconstrained parameters (at the profiled means the means' own derivative
+        vanishes, so the gradient is that with the means held there)."""
+        p = self.layout.from_search(theta)
+        if not np.all(np.isfinite(p.p0)):
             return np.inf, np.zeros_like(theta)
-        return -value / self.size, -grad / self.size
+        value, mu = self.search_many(theta[None])
+        if not np.isfinite(value[0]):
+            return np.inf, np.zeros_like(theta)
+        g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, mu[0])
+        if not np.isfinite(g.loglik):
+            return np.inf, np.zeros_like(theta)
+        grad = self.layout.search_gradient(theta, _bar(g))
+        return -g.loglik / self.size, -grad / self.size
 
     def natural(self, theta: np.ndarray) -> np.ndarray:
         p = self.layout.from_search(theta)
         return self.layout.pack(p._replace(mu=self.search_many(theta[None])[1][0]))
 
 
-def _central(many: Callable[[np.ndarray], np.ndarray], x: np.ndarray, step: float
-             ) -> tuple[float, np.ndarray]:
-    """The value at ``x`` and its gradient by central differences (one-sided where a
-    side is outside the parameter space, e.g. beyond the edge of stationarity)."""
-    n = len(x)
-    eye = np.eye(n) * step
-    values = many(np.concatenate([x[None], x + eye, x - eye]))
-    f0, up, down = values[0], values[1:n + 1], values[n + 1:]
-    with np.errstate(invalid="ignore"):
-        grad = np.where(np.isfinite(up) & np.isfinite(down), (up - down) / (2 * step),
-                        np.where(np.isfinite(up), (up - f0) / step, (f0 - down) / step))
-    return float(f0), np.where(np.isfinite(grad), grad, 0.0)
+def _bar(g: MatrixGradient) -> DynamicParameters:
+    """The derivatives of :func:`loglik_gradient` as matrices of the parameters."""
+    return DynamicParameters(g.mu, g.phi, g.sigma_w, g.sigma_b, g.p0)
 
 
 def _start(y: np.ndarray, layout: DynamicLayout) -> DynamicParameters:

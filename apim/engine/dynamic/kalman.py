@@ -168,14 +168,14 @@ def _filter(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray, p0: np.ndar
         f_ex = f_inv @ ex
         # per dyad: the data's innovation and its products
         e = (data.y[:na, t, None, :] - a[:na]) * d[inv][:, None, :]
-        f_e = (f_inv[inv] @ e[..., None])[..., 0]
-        c[:na] += (e * f_e).sum(axis=2)
-        s[:na] += (e[..., None, :] @ f_ex[inv])[..., 0, :]
+        f_e = np.einsum("nmij,nmj->nmi", f_inv[inv], e)
+        c[:na] += np.einsum("nmi,nmi->nm", e, f_e)
+        s[:na] += np.einsum("nmi,nmij->nmj", e, f_ex[inv])
         logdet[:na] += np.where(sign > 0, ld, -np.inf)[inv]
         # S per group: the increment of the history of the group's first dyad
         started = first_of_group < na
         big_s[started] += (np.swapaxes(ex, 2, 3) @ f_ex)[inv[first_of_group[started]]]
-        filtered = a[:na] + (p[inv] @ f_e[..., None])[..., 0]
+        filtered = a[:na] + np.einsum("nmij,nmj->nmi", p[inv], f_e)
         a[:na] = (filtered[..., None, :] @ phi_t)[..., 0, :]
         updated_x = ax[old] + p @ f_ex
         updated = p - p @ f_inv @ p

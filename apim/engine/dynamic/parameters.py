@@ -20,6 +20,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from apim.engine.dynamic.gradient import stationary_adjoint
 from apim.engine.dynamic.kalman import spectral_radius, stationary_covariance
 from apim.engine.multivariate.parameters import log_cholesky
 
@@ -151,6 +152,65 @@ class DynamicLayout:
         else:
             p0 = _stationary_or_nan(phi, sw)
         return DynamicParameters(np.zeros(k), phi, sw, lb @ lb.T, p0)
+
+    def phi_gradient(self, bar_phi: np.ndarray) -> np.ndarray:
+        """Derivatives in the entries of :attr:`phi_index` from those in every entry of
+        ``Phi`` (an entry constrained equal to another adds to it)."""
+        bar = bar_phi.copy()
+        for a, b in self.equal_phi:
+            bar[a] += bar[b]
+        return np.array([bar[r, c] for r, c in self.phi_index])
+
+    def natural_gradient(self, p: DynamicParameters, bar: DynamicParameters
+                         ) -> np.ndarray:
+        """The gradient in the natural vector from derivatives in every entry of each
+        matrix (``bar``, the matrices taken as unconstrained) at ``p``."""
+        bar_phi, bar_sw = self._fold_initial(p, bar)
+        parts = [bar.mu, self.phi_gradient(bar_phi), _vech_gradient(bar_sw),
+                 _vech_gradient(bar.sigma_b)]
+        if self.initial == "free":
+            parts.append(_vech_gradient(bar.p0))
+        return np.concatenate(parts)
+
+    def search_gradient(self, theta: np.ndarray, bar: DynamicParameters) -> np.ndarray:
+        """The gradient in the unconstrained vector ``theta`` from derivatives in every
+        entry of each matrix at ``from_search(theta)`` (means ignored: profiled)."""
+        k, h, m = self.k, self.h, self.n_phi
+        p = self.from_search(theta)
+        bar_phi, bar_sw = self._fold_initial(p, bar)
+        parts = [self.phi_gradient(bar_phi),
+                 _cholesky_gradient(theta[m:m + h], bar_sw, k),
+                 _cholesky_gradient(theta[m + h:m + 2 * h], bar.sigma_b, k)]
+        if self.initial == "free":
+            parts.append(_cholesky_gradient(theta[m + 2 * h:m + 3 * h], bar.p0, k))
+        return np.concatenate(parts)
+
+    def _fold_initial(self, p: DynamicParameters, bar: DynamicParameters
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Derivatives in ``Phi`` and ``Sigma_W`` including, under ``initial =
+        "stationary"``, their part through the stationary ``P0``."""
+        if self.initial == "free":
+            return bar.phi, bar.sigma_w
+        via_phi, via_sw = stationary_adjoint(p.phi, p.p0, bar.p0)
+        return bar.phi + via_phi, bar.sigma_w + via_sw
+
+
+def _vech_gradient(bar: np.ndarray) -> np.ndarray:
+    """Derivatives in the lower triangle of a symmetric matrix (an off-diagonal entry
+    moves two entries) from those in every entry."""
+    return _vech(bar + bar.T - np.diag(np.diag(bar)))
+
+
+def _cholesky_gradient(theta: np.ndarray, bar: np.ndarray, k: int) -> np.ndarray:
+    """Derivatives in the log-Cholesky vector ``theta`` of ``Sigma = L L'`` from those
+    in every entry of ``Sigma``."""
+    lower = _factor(theta, k)
+    bar_lower = (bar + bar.T) @ lower
+    out = _vech(bar_lower)
+    rows, cols = _tril(k)
+    diagonal = rows == cols
+    out[diagonal] *= lower[rows[diagonal], cols[diagonal]]
+    return out
 
 
 def _stationary_or_nan(phi: np.ndarray, sigma_w: np.ndarray) -> np.ndarray:
