@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,8 +39,8 @@ from apim.errors import SpecError
 from apim.model.design import Term, reference_source
 from apim.model.fitted import (
     FitStatistics,
+    ZTests,
     dropped_frame,
-    effects_frame,
     jsonable,
     notebook_html,
     result_dict,
@@ -65,7 +65,7 @@ def _split(name: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, eq=False)
-class DynamicAPIMResult:
+class DynamicAPIMResult(ZTests):
     """A fitted dynamic APIM (see :mod:`apim.model.dynamic`).
 
     Attributes
@@ -121,31 +121,6 @@ class DynamicAPIMResult:
     @property
     def kind(self) -> str:
         return "dynamic APIM"
-
-    @property
-    def reference(self) -> Literal["t", "z"]:
-        return "z"
-
-    @property
-    def df(self) -> str:
-        return "normal"
-
-    def df_values(self) -> pd.Series:
-        """Degrees of freedom per effect: infinite (normal-theory tests, as lavaan)."""
-        return pd.Series(np.inf, index=self.coef.index)
-
-    def contrast_df(self, L: np.ndarray) -> np.ndarray:
-        return np.full(np.atleast_2d(L).shape[0], np.inf)
-
-    def joint_df(self, L: np.ndarray) -> float:
-        return float("inf")
-
-    @property
-    def effects(self) -> pd.DataFrame:
-        """Tidy effects table (the columns of every fitted model; ``t`` holds z)."""
-        se = np.sqrt(np.clip(np.diag(self.cov_coef.to_numpy()), 0, None))
-        return effects_frame(self.terms, list(self.coef.index), self.coef.to_numpy(), se,
-                             np.full(len(se), np.inf))
 
     @property
     def lagged(self) -> pd.DataFrame:

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from apim.model.design import Term
     from apim.specbase import Spec
 
-__all__ = ["FittedModel", "FitStatistics", "EFFECT_COLUMNS", "effects_frame",
+__all__ = ["FittedModel", "FitStatistics", "ZTests", "EFFECT_COLUMNS", "effects_frame",
            "result_dict", "dropped_frame", "jsonable", "notebook_html", "variance_frame"]
 
 EFFECT_COLUMNS = ["outcome_role", "effect", "level", "predictor", "by", "group", "estimate",
@@ -217,6 +217,54 @@ def effects_frame(terms: Sequence[Term], names: Sequence[str], estimate: np.ndar
     table["t"], table["p"] = t, p
     table["ci_low"], table["ci_high"] = estimate - crit * se, estimate + crit * se
     return table
+
+
+class _Coefficients(Protocol):
+    @property
+    def terms(self) -> Sequence[Term]: ...
+    @property
+    def coef(self) -> pd.Series: ...
+    @property
+    def cov_coef(self) -> pd.DataFrame: ...
+
+
+class ZTests:
+    """The protocol's reference-distribution members of a model tested by z (normal
+    theory, infinite df: the latent, generalized and dynamic APIMs), and its tidy
+    ``effects`` from ``terms``, ``coef`` and ``cov_coef``; mixed into their results.
+
+    Examples
+    --------
+    >>> import apim
+    >>> fit = apim.fit(apim.load_alliance(), apim.LatentAPIMSpec("outcome", ("alliance",)))
+    >>> isinstance(fit, ZTests), fit.reference, fit.joint_df(np.eye(2, len(fit.coef)))
+    (True, 'z', inf)
+    """
+
+    @property
+    def reference(self) -> Literal["t", "z"]:
+        return "z"
+
+    @property
+    def df(self) -> str:
+        return "normal"
+
+    def df_values(self: _Coefficients) -> pd.Series:
+        """Degrees of freedom per effect: infinite (normal-theory tests)."""
+        return pd.Series(np.inf, index=self.coef.index)
+
+    def contrast_df(self, L: np.ndarray) -> np.ndarray:
+        return np.full(np.atleast_2d(L).shape[0], np.inf)
+
+    def joint_df(self, L: np.ndarray) -> float:
+        return float("inf")
+
+    @property
+    def effects(self: _Coefficients) -> pd.DataFrame:
+        """Tidy effects table (the columns of every fitted model; ``t`` holds z)."""
+        se = np.sqrt(np.clip(np.diag(self.cov_coef.to_numpy()), 0, None))
+        return effects_frame(self.terms, list(self.coef.index), self.coef.to_numpy(), se,
+                             np.full(len(se), np.inf))
 
 
 def variance_frame(result: FittedModel) -> pd.DataFrame:

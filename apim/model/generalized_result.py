@@ -21,7 +21,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,8 +34,8 @@ from apim.errors import SpecError
 from apim.model.design import APIMDesign, Term, moderator_levels, reference_source
 from apim.model.fitted import (
     FitStatistics,
+    ZTests,
     dropped_frame,
-    effects_frame,
     jsonable,
     notebook_html,
     result_dict,
@@ -48,7 +48,7 @@ __all__ = ["GeneralizedAPIMResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class GeneralizedAPIMResult:
+class GeneralizedAPIMResult(ZTests):
     """A fitted generalized APIM (z tests: normal theory, as glmer and glmmTMB).
 
     Attributes
@@ -91,30 +91,6 @@ class GeneralizedAPIMResult:
     @property
     def cov_coef(self) -> pd.DataFrame:
         return pd.DataFrame(self.engine.cov_coef, index=self.names, columns=self.names)
-
-    @property
-    def reference(self) -> Literal["t", "z"]:
-        return "z"
-
-    @property
-    def df(self) -> str:
-        return "normal"
-
-    def df_values(self) -> pd.Series:
-        return pd.Series(np.inf, index=self.names)
-
-    def contrast_df(self, L: np.ndarray) -> np.ndarray:
-        return np.full(np.atleast_2d(L).shape[0], np.inf)
-
-    def joint_df(self, L: np.ndarray) -> float:
-        return float("inf")
-
-    @property
-    def effects(self) -> pd.DataFrame:
-        """Tidy effects table on the link scale (log odds for logit), z tests."""
-        se = np.sqrt(np.diag(self.engine.cov_coef))
-        return effects_frame(self.terms, self.names, self.engine.coef, se,
-                             np.full(len(se), np.inf))
 
     @property
     def odds_ratios(self) -> pd.DataFrame:

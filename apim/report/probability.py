@@ -27,6 +27,7 @@ from apim.errors import SpecError
 from apim.model.generalized_result import GeneralizedAPIMResult
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["probability_plot"]
@@ -49,7 +50,7 @@ def probability_plot(result: GeneralizedAPIMResult, predictor: str | None = None
     what = "P(event)" if result.spec.family == "binomial" else f"P(Y = {top})"
     fig = Figure(figsize=(4.2 * len(owners), 3.4), layout="constrained")
     highest = 0.0
-    axes = []
+    axes: list[Axes] = []
     for i, owner in enumerate(owners):
         ax = fig.add_subplot(1, len(owners), i + 1, sharey=axes[0] if axes else None)
         axes.append(ax)
