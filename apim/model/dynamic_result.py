@@ -40,12 +40,12 @@ from apim.model.design import Term, reference_source
 from apim.model.fitted import (
     FitStatistics,
     ZTests,
-    dropped_frame,
     jsonable,
     notebook_html,
     result_dict,
     variance_frame,
 )
+from apim.model.groups import NOT_USED, PerGroupFits
 
 if TYPE_CHECKING:
     from apim.engine.dynamic import DynamicFit
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DynamicAPIMResult", "NOT_USED", "LAGGED_COLUMNS"]
 
-NOT_USED = "no rating of the model's variables in this row"
 LAGGED_COLUMNS = ["to_variable", "to_role", "from_variable", "from_role", "estimate", "se",
                   "z", "p", "fixed"]
 
@@ -65,7 +64,7 @@ def _split(name: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, eq=False)
-class DynamicAPIMResult(ZTests):
+class DynamicAPIMResult(ZTests, PerGroupFits):
     """A fitted dynamic APIM (see :mod:`apim.model.dynamic`).
 
     Attributes
@@ -93,10 +92,6 @@ class DynamicAPIMResult(ZTests):
     used: np.ndarray = field(repr=False)
 
     @property
-    def groups(self) -> list[str]:
-        return list(self.fits)
-
-    @property
     def fit(self) -> DynamicFit:
         """The engine's fit of a model without a moderator (one group)."""
         if len(self.fits) != 1:
@@ -110,9 +105,6 @@ class DynamicAPIMResult(ZTests):
         if group not in self.fits:
             raise SpecError(f"no group {group!r}: give one of {', '.join(self.groups)}")
         return self.fits[group]
-
-    def _group_label(self, group: str) -> str:
-        return group if self.spec.moderator is not None else ""
 
     @property
     def roles(self) -> tuple[str, str]:
@@ -285,22 +277,6 @@ class DynamicAPIMResult(ZTests):
             converged=all(f.converged for f in fits),
             message="; ".join(f.message for f in fits if not f.converged),
             fit_seconds=sum(f.seconds for f in fits))
-
-    @property
-    def boundary(self) -> tuple[str, ...]:
-        return tuple(f"{g}: {b}" if len(self.fits) > 1 else b
-                     for g, f in self.fits.items() for b in f.boundary)
-
-    @property
-    def dropped(self) -> pd.DataFrame:
-        """Rows of the input none of whose model variables was rated."""
-        frame = self.data.frame
-        rows = frame.loc[~frame.index.isin(self.used), "row"]
-        return dropped_frame([(int(r), NOT_USED) for r in rows])
-
-    def reference_levels(self) -> dict[str, str]:
-        """The first arm of a multi-group model (arm differences are against it)."""
-        return {self.spec.moderator: self.groups[0]} if self.spec.moderator else {}
 
     def level_names(self) -> dict[str, str]:
         return {"lagged": "within-person, lag 1",

@@ -31,12 +31,12 @@ from apim.model.design import Term, reference_source
 from apim.model.fitted import (
     FitStatistics,
     ZTests,
-    dropped_frame,
     jsonable,
     notebook_html,
     result_dict,
     variance_frame,
 )
+from apim.model.groups import NOT_USED, PerGroupFits
 
 if TYPE_CHECKING:
     from apim.engine.multivariate.estimate import MultivariateFit
@@ -44,12 +44,11 @@ if TYPE_CHECKING:
 
 __all__ = ["LatentAPIMResult", "NOT_USED"]
 
-NOT_USED = "no rating of the model's variables in this row"
 _LEVELS: dict[str, Level] = {"within": "residual", "between": "dyad", "therapist": "therapist"}
 
 
 @dataclass(frozen=True, eq=False)
-class LatentAPIMResult(ZTests):
+class LatentAPIMResult(ZTests, PerGroupFits):
     """A fitted latent APIM (see :mod:`apim.model.latent`).
 
     Attributes
@@ -81,13 +80,6 @@ class LatentAPIMResult(ZTests):
     @property
     def kind(self) -> str:
         return "latent APIM"
-
-    @property
-    def groups(self) -> list[str]:
-        return list(self.fits)
-
-    def _group_label(self, group: str) -> str:
-        return group if self.spec.moderator is not None else ""
 
     @property
     def parameters(self) -> tuple[VarianceParameter, ...]:
@@ -164,22 +156,6 @@ class LatentAPIMResult(ZTests):
             converged=all(f.converged for f in fits),
             message="; ".join(f.message for f in fits if not f.converged),
             fit_seconds=sum(f.seconds for f in fits))
-
-    @property
-    def boundary(self) -> tuple[str, ...]:
-        return tuple(f"{g}: {b}" if len(self.fits) > 1 else b
-                     for g, f in self.fits.items() for b in f.boundary)
-
-    @property
-    def dropped(self) -> pd.DataFrame:
-        """Rows of the input none of whose model variables was rated."""
-        frame = self.data.frame
-        rows = frame.loc[~frame.index.isin(self.used), "row"]
-        return dropped_frame([(int(r), NOT_USED) for r in rows])
-
-    def reference_levels(self) -> dict[str, str]:
-        """The first arm of a multi-group model (arm differences are against it)."""
-        return {self.spec.moderator: self.groups[0]} if self.spec.moderator else {}
 
     def level_names(self) -> dict[str, str]:
         """What each level of the effects table means in this model."""

@@ -1,0 +1,76 @@
+"""What the multi-group results (one model per arm: the latent and the dynamic APIM) share:
+their arms, boundary estimates, the rows no arm used and the reference arm.
+
+Examples
+--------
+>>> import apim
+>>> fit = apim.fit(apim.load_alliance(), apim.LatentAPIMSpec("outcome", ("alliance",),
+...                                                          moderator="treatment"))
+>>> isinstance(fit, PerGroupFits), fit.groups, fit.reference_levels()
+(True, ['CBT', 'AFT'], {'treatment': 'CBT'})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from apim.model.fitted import dropped_frame
+
+if TYPE_CHECKING:
+    from apim.data.session import SessionData
+
+__all__ = ["PerGroupFits", "NOT_USED"]
+
+NOT_USED = "no rating of the model's variables in this row"
+
+
+class _Moderated(Protocol):
+    @property
+    def moderator(self) -> str | None: ...
+
+
+class _Grouped(Protocol):
+    @property
+    def fits(self) -> Mapping[str, Any]: ...
+    @property
+    def spec(self) -> _Moderated: ...
+    @property
+    def data(self) -> SessionData: ...
+    @property
+    def used(self) -> np.ndarray: ...
+    @property
+    def groups(self) -> list[str]: ...
+
+
+class PerGroupFits:
+    """Mixed into a result holding one fit per arm (``fits``, in arm order) of the
+    moderator ``spec.moderator`` (one fit named after the outcome without one), and the
+    index ``used`` of the data rows some arm used."""
+
+    @property
+    def groups(self: _Grouped) -> list[str]:
+        return list(self.fits)
+
+    def _group_label(self: _Grouped, group: str) -> str:
+        return group if self.spec.moderator is not None else ""
+
+    @property
+    def boundary(self: _Grouped) -> tuple[str, ...]:
+        return tuple(f"{g}: {b}" if len(self.fits) > 1 else b
+                     for g, f in self.fits.items() for b in f.boundary)
+
+    @property
+    def dropped(self: _Grouped) -> pd.DataFrame:
+        """Rows of the input none of whose model variables was rated."""
+        frame = self.data.frame
+        rows: Sequence[Any] = frame.loc[~frame.index.isin(self.used), "row"]
+        return dropped_frame([(int(r), NOT_USED) for r in rows])
+
+    def reference_levels(self: _Grouped) -> dict[str, str]:
+        """The first arm of a multi-group model (arm differences are against it)."""
+        moderator = self.spec.moderator
+        return {moderator: self.groups[0]} if moderator else {}
