@@ -360,9 +360,8 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
         """Effects, the lagged matrix, eigenvalues and fit statistics as text."""
         s = self.statistics
         head = [self.model_line(),
-                f"{s.n_obs} ratings, {s.n_dyads} dyads, sessions {self.sessions[0]}-"
-                f"{self.sessions[-1]}; logLik {s.loglik:.3f}, AIC {s.aic:.3f}, BIC "
-                f"{s.bic:.3f}; {'converged' if s.converged else 'NOT CONVERGED'}"]
+                s.line(f"{s.n_obs} ratings, {s.n_dyads} dyads, sessions "
+                       f"{self.sessions[0]}-{self.sessions[-1]}")]
         shown = self.effects.drop(columns=["by", "df"])
         if not self.spec.moderator:
             shown = shown.drop(columns="group")

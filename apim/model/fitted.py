@@ -89,6 +89,18 @@ class FitStatistics:
     def to_dict(self) -> dict[str, Any]:
         return {k: jsonable(v) for k, v in asdict(self).items()}
 
+    def line(self, counts: str) -> str:
+        """``counts``, the log-likelihood, AIC, BIC and convergence: the second line of
+        every model's summary.
+
+        >>> FitStatistics(10, 2, 0, 3, "ML", -5.0, 16.0, 17.0, True, "", 0.1).line("10 rows")
+        '10 rows; logLik -5.000, AIC 16.000, BIC 17.000; converged'
+        """
+        status = ("converged" if self.converged
+                  else "NOT CONVERGED" + (f": {self.message}" if self.message else ""))
+        return (f"{counts}; logLik {self.loglik:.3f}, AIC {self.aic:.3f}, "
+                f"BIC {self.bic:.3f}; {status}")
+
 
 @runtime_checkable
 class FittedModel(Protocol):

@@ -361,9 +361,7 @@ class GeneralizedAPIMResult(ZTests):
     def summary(self, digits: int = 3) -> str:
         s = self.statistics
         head = [self.model_line(),
-                f"{s.n_obs} observations, {s.n_dyads} dyads; logLik {s.loglik:.3f}, "
-                f"AIC {s.aic:.3f}, BIC {s.bic:.3f}; "
-                f"{'converged' if s.converged else 'NOT CONVERGED: ' + s.message}"]
+                s.line(f"{s.n_obs} observations, {s.n_dyads} dyads")]
         shown = self.effects.drop(columns=["group", "df"]).rename(columns={"t": "z"})
         shown["p"] = shown["p"].map(p_value)
         fmt = {"float_format": lambda v: f"{v:.{digits}f}"}

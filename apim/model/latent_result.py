@@ -242,10 +242,8 @@ class LatentAPIMResult(ZTests, PerGroupFits):
         """Effects, reliabilities and fit statistics as text."""
         s = self.statistics
         head = [self.model_line(),
-                f"{s.n_obs} ratings, {s.n_dyads} dyads"
-                f"{', ' + str(s.n_therapists) + ' therapists' if s.n_therapists else ''}"
-                f"; logLik {s.loglik:.3f}, AIC {s.aic:.3f}, BIC {s.bic:.3f}; "
-                f"{'converged' if s.converged else 'NOT CONVERGED'}"]
+                s.line(f"{s.n_obs} ratings, {s.n_dyads} dyads"
+                       + (f", {s.n_therapists} therapists" if s.n_therapists else ""))]
         shown = self.effects.drop(columns="by")
         if not self.spec.moderator:
             shown = shown.drop(columns="group")

@@ -333,9 +333,7 @@ class APIMResult:
         """A journal-style table of effects, variance components and fit statistics."""
         s = self.statistics
         head = [self.model_line(),
-                f"{s.n_obs} observations, {s.n_dyads} dyads; logLik {s.loglik:.3f}, "
-                f"AIC {s.aic:.3f}, BIC {s.bic:.3f}; "
-                f"{'converged' if s.converged else 'NOT CONVERGED: ' + s.message}"]
+                s.line(f"{s.n_obs} observations, {s.n_dyads} dyads")]
         shown = self.effects.drop(columns="group")
         shown["p"] = shown["p"].map(p_value)
         shown["df"] = shown["df"].map(lambda v: f"{v:.1f}")
