@@ -22,7 +22,14 @@ import numpy as np
 
 from apim.engine.dynamic.gradient import stationary_adjoint
 from apim.engine.dynamic.kalman import spectral_radius, stationary_covariance
-from apim.engine.multivariate.parameters import log_cholesky
+from apim.engine.multivariate.parameters import (
+    cholesky_factor,
+    log_cholesky,
+    tril,
+    unvech,
+    vech,
+    vech_gradient,
+)
 
 __all__ = ["Initial", "DynamicParameters", "DynamicLayout"]
 
@@ -38,31 +45,6 @@ class DynamicParameters(NamedTuple):
     sigma_w: np.ndarray
     sigma_b: np.ndarray
     p0: np.ndarray
-
-
-@functools.lru_cache(maxsize=16)
-def _tril(k: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.tril_indices(k)
-
-
-def _vech(m: np.ndarray) -> np.ndarray:
-    return m[_tril(len(m))]
-
-
-def _unvech(v: np.ndarray, k: int) -> np.ndarray:
-    rows, cols = _tril(k)
-    m = np.zeros((k, k))
-    m[rows, cols] = v
-    m[cols, rows] = v
-    return m
-
-
-def _factor(theta: np.ndarray, k: int) -> np.ndarray:
-    lower = np.zeros((k, k))
-    lower[_tril(k)] = theta
-    idx = np.arange(k)
-    lower[idx, idx] = np.exp(lower[idx, idx])
-    return lower
 
 
 @dataclass(frozen=True)
@@ -100,7 +82,7 @@ class DynamicLayout:
     def names(self, variables: Sequence[str]) -> list[str]:
         """``mean(v)``, ``lagged(to<-from)``, ``innovation(v,w)``, ``between(v,w)``,
         ``initial(v,w)``."""
-        rows, cols = _tril(self.k)
+        rows, cols = tril(self.k)
         out = [f"mean({v})" for v in variables]
         out += [f"lagged({variables[r]}<-{variables[c]})" for r, c in self.phi_index]
         levels = ("innovation", "between") + (("initial",) if self.initial == "free" else ())
@@ -121,16 +103,16 @@ class DynamicLayout:
         k, h, m = self.k, self.h, self.n_phi
         phi = self.phi_of(nat[k:k + m])
         off = k + m
-        sw, sb = _unvech(nat[off:off + h], k), _unvech(nat[off + h:off + 2 * h], k)
-        p0 = (_unvech(nat[off + 2 * h:off + 3 * h], k) if self.initial == "free"
+        sw, sb = unvech(nat[off:off + h], k), unvech(nat[off + h:off + 2 * h], k)
+        p0 = (unvech(nat[off + 2 * h:off + 3 * h], k) if self.initial == "free"
               else _stationary_or_nan(phi, sw))
         return DynamicParameters(nat[:k].copy(), phi, sw, sb, p0)
 
     def pack(self, p: DynamicParameters) -> np.ndarray:
         parts = [np.asarray(p.mu, float), np.array([p.phi[r, c] for r, c in self.phi_index]),
-                 _vech(p.sigma_w), _vech(p.sigma_b)]
+                 vech(p.sigma_w), vech(p.sigma_b)]
         if self.initial == "free":
-            parts.append(_vech(p.p0))
+            parts.append(vech(p.p0))
         return np.concatenate(parts)
 
     def to_search(self, p: DynamicParameters) -> np.ndarray:
@@ -144,10 +126,10 @@ class DynamicLayout:
         """Parameters of the unconstrained vector (means zero: they are profiled)."""
         k, h, m = self.k, self.h, self.n_phi
         phi = self.phi_of(theta[:m])
-        lw, lb = _factor(theta[m:m + h], k), _factor(theta[m + h:m + 2 * h], k)
+        lw, lb = cholesky_factor(theta[m:m + h], k), cholesky_factor(theta[m + h:m + 2 * h], k)
         sw = lw @ lw.T
         if self.initial == "free":
-            lp = _factor(theta[m + 2 * h:m + 3 * h], k)
+            lp = cholesky_factor(theta[m + 2 * h:m + 3 * h], k)
             p0 = lp @ lp.T
         else:
             p0 = _stationary_or_nan(phi, sw)
@@ -166,10 +148,10 @@ class DynamicLayout:
         """The gradient in the natural vector from derivatives in every entry of each
         matrix (``bar``, the matrices taken as unconstrained) at ``p``."""
         bar_phi, bar_sw = self._fold_initial(p, bar)
-        parts = [bar.mu, self.phi_gradient(bar_phi), _vech_gradient(bar_sw),
-                 _vech_gradient(bar.sigma_b)]
+        parts = [bar.mu, self.phi_gradient(bar_phi), vech_gradient(bar_sw),
+                 vech_gradient(bar.sigma_b)]
         if self.initial == "free":
-            parts.append(_vech_gradient(bar.p0))
+            parts.append(vech_gradient(bar.p0))
         return np.concatenate(parts)
 
     def search_gradient(self, theta: np.ndarray, bar: DynamicParameters) -> np.ndarray:
@@ -195,19 +177,13 @@ class DynamicLayout:
         return bar.phi + via_phi, bar.sigma_w + via_sw
 
 
-def _vech_gradient(bar: np.ndarray) -> np.ndarray:
-    """Derivatives in the lower triangle of a symmetric matrix (an off-diagonal entry
-    moves two entries) from those in every entry."""
-    return _vech(bar + bar.T - np.diag(np.diag(bar)))
-
-
 def _cholesky_gradient(theta: np.ndarray, bar: np.ndarray, k: int) -> np.ndarray:
     """Derivatives in the log-Cholesky vector ``theta`` of ``Sigma = L L'`` from those
     in every entry of ``Sigma``."""
-    lower = _factor(theta, k)
+    lower = cholesky_factor(theta, k)
     bar_lower = (bar + bar.T) @ lower
-    out = _vech(bar_lower)
-    rows, cols = _tril(k)
+    out = vech(bar_lower)
+    rows, cols = tril(k)
     diagonal = rows == cols
     out[diagonal] *= lower[rows[diagonal], cols[diagonal]]
     return out

@@ -25,7 +25,8 @@ from apim.engine.multivariate.nested import evaluate_nested
 
 __all__ = ["Parameters", "Layout", "natural_names", "natural_gradient", "gradient_of",
            "theta_of", "matrices_of", "log_cholesky", "admissible", "Method",
-           "TherapistCovariance"]
+           "TherapistCovariance", "tril", "vech", "unvech", "vech_gradient",
+           "cholesky_factor"]
 
 Method = Literal["ML", "REML"]
 TherapistCovariance = Literal["unstructured", "diagonal"]
@@ -78,11 +79,11 @@ class Layout:
 
     def pack(self, p: Parameters) -> np.ndarray:
         parts = ([] if self.reml else [np.asarray(p.mu, float)])
-        parts += [_vech(p.sigma_w), _vech(p.sigma_b)]
+        parts += [vech(p.sigma_w), vech(p.sigma_b)]
         if self.therapist is not None:
             if p.sigma_t is None:
                 raise ValueError("a therapist level needs sigma_t")
-            parts.append(_vech(p.sigma_t) if self.therapist == "unstructured"
+            parts.append(vech(p.sigma_t) if self.therapist == "unstructured"
                          else np.diag(p.sigma_t).copy())
         return np.concatenate(parts + ([np.array([p.phi])] if self.ar1 else []))
 
@@ -90,11 +91,11 @@ class Layout:
         k, h = self.k, self.h
         off = 0 if self.reml else k
         mu = None if self.reml else nat[:k]
-        sw, sb = _unvech(nat[off:off + h], k), _unvech(nat[off + h:off + 2 * h], k)
+        sw, sb = unvech(nat[off:off + h], k), unvech(nat[off + h:off + 2 * h], k)
         off += 2 * h
         st = None
         if self.therapist == "unstructured":
-            st = _unvech(nat[off:off + h], k)
+            st = unvech(nat[off:off + h], k)
         elif self.therapist == "diagonal":
             st = np.diag(nat[off:off + k])
         phi = float(nat[off + self.n_t]) if self.ar1 else None
@@ -114,11 +115,11 @@ class Layout:
     def gradient(self, ev: Evaluation) -> np.ndarray:
         """``ev``'s gradient as a vector in this layout."""
         parts = [] if self.reml else [ev.grad_mu]
-        parts += [_grad_vech(ev.grad_w), _grad_vech(ev.grad_b)]
+        parts += [vech_gradient(ev.grad_w), vech_gradient(ev.grad_b)]
         if self.therapist is not None:
             if ev.grad_t is None:
                 raise ValueError("the evaluation has no therapist level")
-            parts.append(_grad_vech(ev.grad_t) if self.therapist == "unstructured"
+            parts.append(vech_gradient(ev.grad_t) if self.therapist == "unstructured"
                          else np.diag(ev.grad_t).copy())
         if self.ar1:
             parts.append(np.array([ev.grad_phi]))
@@ -126,26 +127,26 @@ class Layout:
 
 
 @functools.lru_cache(maxsize=32)
-def _tril(k: int) -> tuple[np.ndarray, np.ndarray]:
+def tril(k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.tril_indices(k)
 
 
-def _vech(m: np.ndarray) -> np.ndarray:
-    return m[_tril(len(m))]
+def vech(m: np.ndarray) -> np.ndarray:
+    return m[tril(len(m))]
 
 
-def _unvech(v: np.ndarray, k: int) -> np.ndarray:
-    rows, cols = _tril(k)
+def unvech(v: np.ndarray, k: int) -> np.ndarray:
+    rows, cols = tril(k)
     m = np.zeros((k, k))
     m[rows, cols] = v
     m[cols, rows] = v
     return m
 
 
-def _grad_vech(g: np.ndarray) -> np.ndarray:
-    """Gradient with respect to the lower triangle of a symmetric matrix."""
-    full = 2 * g - np.diag(np.diag(g))
-    return _vech(full)
+def vech_gradient(bar: np.ndarray) -> np.ndarray:
+    """Derivatives in the lower triangle of a symmetric matrix (an off-diagonal entry
+    moves two entries) from those in every entry."""
+    return vech(bar + bar.T - np.diag(np.diag(bar)))
 
 
 def log_cholesky(m: np.ndarray) -> np.ndarray:
@@ -169,10 +170,10 @@ def matrices_of(layout: Layout, theta: np.ndarray
                  ) -> tuple[Parameters, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """Unconstrained ``theta`` -> parameters (no means) and the Cholesky factors."""
     k, h = layout.k, layout.h
-    lw, lb = _factor(theta[:h], k), _factor(theta[h:2 * h], k)
+    lw, lb = cholesky_factor(theta[:h], k), cholesky_factor(theta[h:2 * h], k)
     lt, st = None, None
     if layout.therapist == "unstructured":
-        lt = _factor(theta[2 * h:3 * h], k)
+        lt = cholesky_factor(theta[2 * h:3 * h], k)
         st = lt @ lt.T
     elif layout.therapist == "diagonal":
         st = np.diag(np.exp(theta[2 * h:2 * h + k]))
@@ -192,9 +193,10 @@ def admissible(layout: Layout, nat: np.ndarray) -> bool:
     return p.phi is None or abs(p.phi) < 1
 
 
-def _factor(theta: np.ndarray, k: int) -> np.ndarray:
+def cholesky_factor(theta: np.ndarray, k: int) -> np.ndarray:
+    """The lower Cholesky factor whose log-Cholesky parameters are ``theta``."""
     lower = np.zeros((k, k))
-    lower[_tril(k)] = theta
+    lower[tril(k)] = theta
     idx = np.arange(k)
     lower[idx, idx] = np.exp(lower[idx, idx])
     return lower
