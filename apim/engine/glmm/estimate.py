@@ -44,15 +44,26 @@ BOUNDARY_SD = 1e-4  # a random-intercept SD below this (latent scale) is at zero
 class GLMMProblem:
     """The marginal log-likelihood of a prepared GLMM as a problem for
     :func:`~apim.engine.optimize.maximize`. It keeps the last modes found to warm-start
-    the next evaluation; nothing else is stored."""
+    the next evaluation and the last Hessian of the Newton steps.
+
+    A Hessian costs one gradient per parameter (forward differences) or two (central),
+    so from the start values the quasi-Newton search goes first (``search_first``) and
+    Newton steps polish from where it hands over; given a ``rough`` Hessian (the start
+    is Laplace's optimum) Newton steps go first. With ``polish_only`` the Hessian at the
+    optimum is the Newton steps' last (forward differences), for a stage whose
+    standard errors are not reported (Laplace before quadrature)."""
 
     relative_steps = True
 
-    def __init__(self, prepared: Prepared, rough: np.ndarray | None = None) -> None:
+    def __init__(self, prepared: Prepared, rough: np.ndarray | None = None,
+                 polish_only: bool = False) -> None:
         self.prepared = prepared
         self.size = float(len(prepared.category))
         self._start: np.ndarray | None = None
         self._rough = rough  # a Hessian for the first Newton steps (e.g. Laplace's)
+        self.search_first = rough is None
+        self.polish_only = polish_only
+        self.last_hessian: np.ndarray | None = None
 
     def loglik(self, x: np.ndarray) -> float:
         """The marginal log-likelihood at ``x``."""
@@ -101,11 +112,16 @@ class GLMMProblem:
             rough, self._rough = self._rough, None
             return rough
         if point is not None:  # for Newton steps: forward differences from the point
-            return difference_hessian(lambda z: -self.gradient(z), x, -point.score)
+            hess = difference_hessian(lambda z: -self.gradient(z), x, -point.score)
+            self.last_hessian = hess
+            return hess
         return difference_hessian(lambda z: -self.gradient(z), x)
 
     def final_hessian(self, x: np.ndarray) -> np.ndarray:
-        """The Hessian for the standard errors (always the differences)."""
+        """The Hessian for the standard errors (central differences), or with
+        ``polish_only`` the Newton steps' last one."""
+        if self.polish_only and self.last_hessian is not None:
+            return self.last_hessian
         return difference_hessian(lambda z: -self.gradient(z), x)
 
 
@@ -281,7 +297,8 @@ def fit_glmm(model: GLMMModel, control: FitControl | None = None) -> GLMMFit:
     start = _start(prepared)
     rough = None
     if model.nagq > 1:  # quadrature's optimum is close to Laplace's: start Newton there
-        laplace = GLMMProblem(replace(prepared, model=replace(model, nagq=1)))
+        laplace = GLMMProblem(replace(prepared, model=replace(model, nagq=1)),
+                              polish_only=True)
         first = maximize(laplace, start, control)
         start, rough = first.x, first.hessian
     problem = GLMMProblem(prepared, rough)

@@ -68,7 +68,8 @@ class Link:
     def mills(self, x: np.ndarray) -> np.ndarray:
         """f(x) / F(x)."""
         if self.name == "logit":
-            return np.exp(-np.logaddexp(0.0, x))  # F(-x)
+            from scipy.special import expit  # F(-x), one ufunc
+            return np.asarray(expit(-x))
         return np.exp(self.logpdf(x) - self.logcdf(x))
 
     def slope(self, x: np.ndarray) -> np.ndarray:
@@ -81,7 +82,7 @@ class Link:
         """f''(x) / f(x)."""
         if self.name == "logit":
             s = np.tanh(-x / 2)
-            return s * s - 2 * self.pdf(x)
+            return s * s - 2 * self.mills(x) * self.mills(-x)  # f = F(x) F(-x)
         return x * x - 1.0
 
     def quantile(self, p: np.ndarray) -> np.ndarray:
