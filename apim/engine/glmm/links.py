@@ -43,7 +43,8 @@ class Link:
     def logcdf(self, x: np.ndarray) -> np.ndarray:
         """log F(x)."""
         if self.name == "logit":
-            return -np.logaddexp(0.0, -x)
+            from scipy.special import log_expit  # accurate in both tails
+            return np.asarray(log_expit(x))
         from scipy.special import log_ndtr
         return np.asarray(log_ndtr(x))
 

@@ -28,6 +28,8 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +56,20 @@ class Clusters:
         """Sums of ``values`` (one per observation) per dyad and role: (n, 2)."""
         index = self.dyad * 2 + self.role
         return np.bincount(index, weights=values, minlength=2 * self.n).reshape(self.n, 2)
+
+    @cached_property
+    def indicator(self) -> Any:
+        """The (2n, N) sparse indicator of each observation's dyad and role (row ``2 i +
+        r``)."""
+        from scipy.sparse import csr_matrix
+
+        N = len(self.dyad)
+        return csr_matrix((np.ones(N), (self.dyad * 2 + self.role, np.arange(N))),
+                          shape=(2 * self.n, N))
+
+    def per_role_columns(self, values: np.ndarray) -> np.ndarray:
+        """Sums per dyad and role of the columns of ``values`` (N, q): (n, 2, q)."""
+        return np.asarray(self.indicator @ values).reshape(self.n, 2, values.shape[1])
 
     def per_dyad(self, values: np.ndarray) -> np.ndarray:
         """Sums per dyad of ``values`` (observations along the first axis)."""

@@ -141,26 +141,30 @@ def _edge_columns(upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
     return top, sign, shift
 
 
-def node_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def node_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray,
+               partials: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """``log P``, ``d1`` and the thresholds' partials ``up``, ``low`` of log P (as in
     :func:`interval_terms`), what the quadrature nodes need: for a bottom or top category
     (all of a binary outcome's) one ``log F`` and one ``f/F``; the interval formulas only
     for rows (first axis) in a middle category. ``upper`` and ``lower`` are per row (one
-    column), ``eta`` per row and node: the masks stay one column wide."""
+    column), ``eta`` per row and node: the masks stay one column wide. Without
+    ``partials`` (no free thresholds: a binary outcome) ``up`` and ``low`` are None."""
     top, sign, shift = _edge_columns(upper, lower, eta)
     edge = sign * eta + shift
     logp = link.logcdf(edge)
     ratio = link.mills(edge)  # r_b for a top category, r_a for a bottom one
     d1 = sign * ratio
-    up = np.where(top, 0.0, ratio)
-    low = np.where(top, -ratio, 0.0)
+    up = np.where(top, 0.0, ratio) if partials else None
+    low = np.where(top, -ratio, 0.0) if partials else None
     middle = ~top & ~np.isneginf(lower)
     rows = np.flatnonzero(middle.reshape(len(middle), -1).any(axis=1))
     if len(rows):
         upper_b, lower_b = np.broadcast_to(upper, eta.shape), np.broadcast_to(lower, eta.shape)
         t = interval_terms(link, upper_b[rows], lower_b[rows], eta[rows])
-        logp[rows], d1[rows], up[rows], low[rows] = t.logp, t.d1, t.up, t.low
+        logp[rows], d1[rows] = t.logp, t.d1
+        if up is not None and low is not None:
+            up[rows], low[rows] = t.up, t.low
     return logp, d1, up, low
 
 
