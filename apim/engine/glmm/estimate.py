@@ -3,11 +3,14 @@
 (:mod:`apim.engine.glmm.gradient`) as a problem for the shared driver
 (:func:`apim.engine.optimize.maximize`); the result is a :class:`GLMMFit`.
 
-The Hessian (for Newton steps and the standard errors) is central differences of the
-analytic gradient (each evaluation finds every dyad's mode afresh, warm-started, to
-1e-11, so the differences are smooth). Standard errors come from the inverse of that
-observed information over all parameters; those of the natural covariance parameters and
-thresholds by the delta method (the Jacobian of the natural parameters by differences).
+The search is quasi-Newton (BFGS on the analytic gradient) from the start values to the
+driver's hand-over, then Newton steps with one forward-difference Hessian of the
+analytic gradient, refined by secant updates; the Hessian for the standard errors is
+central differences at the optimum (each evaluation finds every dyad's mode afresh,
+warm-started, to 1e-11, so the differences are smooth). Standard errors come from the
+inverse of that observed information over all parameters; those of the natural
+covariance parameters and thresholds by the delta method (the Jacobian of the natural
+parameters by differences).
 
 Examples
 --------
@@ -50,8 +53,9 @@ class GLMMProblem:
     so from the start values the quasi-Newton search goes first (``search_first``) and
     Newton steps polish from where it hands over; given a ``rough`` Hessian (the start
     is Laplace's optimum) Newton steps go first. With ``polish_only`` the Hessian at the
-    optimum is the Newton steps' last (forward differences), for a stage whose
-    standard errors are not reported (Laplace before quadrature)."""
+    optimum is forward differences (half the gradients of central ones), for a stage
+    whose standard errors are not reported (Laplace before quadrature: its Hessian
+    starts quadrature's Newton steps)."""
 
     relative_steps = True
 
@@ -63,7 +67,6 @@ class GLMMProblem:
         self._rough = rough  # a Hessian for the first Newton steps (e.g. Laplace's)
         self.search_first = rough is None
         self.polish_only = polish_only
-        self.last_hessian: np.ndarray | None = None
 
     def loglik(self, x: np.ndarray) -> float:
         """The marginal log-likelihood at ``x``."""
@@ -112,16 +115,14 @@ class GLMMProblem:
             rough, self._rough = self._rough, None
             return rough
         if point is not None:  # for Newton steps: forward differences from the point
-            hess = difference_hessian(lambda z: -self.gradient(z), x, -point.score)
-            self.last_hessian = hess
-            return hess
+            return difference_hessian(lambda z: -self.gradient(z), x, -point.score)
         return difference_hessian(lambda z: -self.gradient(z), x)
 
     def final_hessian(self, x: np.ndarray) -> np.ndarray:
         """The Hessian for the standard errors (central differences), or with
-        ``polish_only`` the Newton steps' last one."""
-        if self.polish_only and self.last_hessian is not None:
-            return self.last_hessian
+        ``polish_only`` forward differences."""
+        if self.polish_only:
+            return difference_hessian(lambda z: -self.gradient(z), x, -self.gradient(x))
         return difference_hessian(lambda z: -self.gradient(z), x)
 
 

@@ -87,7 +87,6 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     a_hat, H = found.a, found.H
     Jup, Jlow = threshold_jacobians(prepared, x[p:p + m])
     role = cl.role
-    mask = np.stack([role == 0, role == 1], axis=1).astype(float)  # (N, 2)
     # --- at the mode
     eta = offset + (a_hat @ L.T)[cl.dyad, role]
     T = interval_terms(link, upper, lower, eta)
@@ -158,7 +157,7 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
         up_w = (pi_obs * up_k).sum(axis=1)
         low_w = (pi_obs * low_k).sum(axis=1)
         d_thr = (up_w[:, None] * Jup + low_w[:, None] * Jlow).sum(axis=0)
-    gk = np.stack([cl.per_dyad(d1_k * mask[:, [r]]) for r in (0, 1)], axis=-1)  # (n,k,2)
+    gk = cl.per_role_columns(d1_k).transpose(0, 2, 1)  # (n, k, 2)
     Q = np.einsum("nk,nkr,nkc->nrc", pi, gk, nodes)  # sum_k pi g_k a_k'
     d_cov = np.array([np.einsum("rc,nrc->", dL, Q) for dL in dLs])
     grad = grad + np.concatenate([d_beta, d_thr, d_cov])
