@@ -140,7 +140,9 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     z, omega = hermite_grid(model.nagq)
     nodes = a_hat[:, None, :] + np.einsum("nab,kb->nka", C, z)  # (n, k, 2)
     u = nodes @ L.T
-    eta_k = offset[:, None] + u[cl.dyad, :, role]
+    # each observation's row of its member's intercepts at the nodes (one row gather)
+    by_role = np.ascontiguousarray(u.transpose(0, 2, 1)).reshape(2 * n, -1)
+    eta_k = offset[:, None] + np.take(by_role, cl.dyad * 2 + role, axis=0)
     logp_k, d1_k, up_k, low_k = node_terms(link, upper[:, None], lower[:, None], eta_k,
                                            partials=m > 0)
     h = cl.per_dyad(logp_k) - 0.5 * np.einsum("nkc,nkc->nk", nodes, nodes)
@@ -150,8 +152,8 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     total = weights.sum(axis=1)
     pi = weights / total[:, None]  # (n, k)
     value = log_c + top + np.log(total)
-    pi_obs = pi[cl.dyad]  # (N, k)
-    d_beta = X.T @ (pi_obs * d1_k).sum(axis=1)
+    pi_obs = np.take(pi, cl.dyad, axis=0)  # (N, k)
+    d_beta = X.T @ np.einsum("jk,jk->j", pi_obs, d1_k)
     d_thr = np.zeros(0)
     if up_k is not None and low_k is not None:  # free thresholds (ordinal)
         up_w = (pi_obs * up_k).sum(axis=1)
