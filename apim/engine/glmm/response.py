@@ -194,7 +194,7 @@ def interval(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
     logp = link.logcdf(x)
     r = link.mills(x)
     d1 = np.where(top, r, -r)
-    d2 = r * link.slope(x) - r * r
+    d2 = r * link.slope(x, r) - r * r
     if middle.any():
         logp[middle], d1[middle], d2[middle] = _interval_general(
             link, upper_b[middle], lower_b[middle], eta[middle])
@@ -215,7 +215,7 @@ def interval_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.nda
     upper_b, lower_b, top, x, middle = _split(upper, lower, eta)
     logp = link.logcdf(x)
     r = link.mills(x)
-    s, t = link.slope(x), link.curvature(x)
+    s, t = link.slope(x, r), link.curvature(x, r)
     second = r * s - r * r
     third = r * t - 3 * r * r * s + 2 * r ** 3
     sign = np.where(top, 1.0, -1.0)
