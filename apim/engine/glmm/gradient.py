@@ -69,9 +69,9 @@ def threshold_jacobians(prepared: Prepared, raw: np.ndarray
 
 
 def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None = None
-                    ) -> tuple[float, np.ndarray, np.ndarray]:
-    """The marginal log-likelihood at ``x``, its gradient, and the modes (for a warm
-    start)."""
+                    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The marginal log-likelihood at ``x``, its gradient, the modes and their derivative
+    in ``x`` (n, 2, P) (for a warm start of the next evaluation)."""
     model = prepared.model
     link = model.link_function
     cl = prepared.clusters
@@ -135,7 +135,7 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
         d_thr = (T.up[:, None] * Jup + T.low[:, None] * Jlow).sum(axis=0)
         d_cov = np.array([np.einsum("nr,nr->", g, a_hat @ dL.T) for dL in dLs])
         grad = grad + np.concatenate([d_beta, d_thr, d_cov])
-        return float(value.sum()), grad, a_hat
+        return float(value.sum()), grad, a_hat, da
     # --- quadrature nodes
     z, omega = hermite_grid(model.nagq)
     nodes = a_hat[:, None, :] + np.einsum("nab,kb->nka", C, z)  # (n, k, 2)
@@ -175,4 +175,4 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     dR = np.einsum("nab,nqbc->nqac", R, phi)
     dC = -np.einsum("nab,nqcb,ncd->nqad", C, dR, C)
     grad = grad + np.einsum("nab,nqab->q", M, dC)
-    return float(value.sum()), grad, a_hat
+    return float(value.sum()), grad, a_hat, da

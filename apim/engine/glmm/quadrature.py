@@ -130,14 +130,16 @@ def modes(link: Link, offset: np.ndarray, upper: np.ndarray, lower: np.ndarray,
           tolerance: float = 1e-11, max_steps: int = 60) -> Modes:
     """Every dyad's mode of ``h`` by batched Newton steps (halved per dyad where ``h``
     would fall), from ``start`` (default 0). ``h`` is concave (the logistic and normal
-    distributions are log-concave), so the steps converge from anywhere."""
+    distributions are log-concave), so the steps converge from anywhere. At least one
+    step is taken, so a start within ``tolerance`` still ends at the mode to round-off
+    (the differences of the gradient for the Hessian need that)."""
     a = np.zeros((clusters.n, 2)) if start is None else start.copy()
     h, grad, w = _h_parts(link, offset, upper, lower, clusters, L, a)
     converged = False
-    for _ in range(max_steps):
+    for iteration in range(max_steps):
         H = _curvature(L, w)
         step = _solve2(H, grad)
-        if np.max(np.abs(step), initial=0.0) < tolerance:
+        if iteration and np.max(np.abs(step), initial=0.0) < tolerance:
             converged = True
             break
         scale = np.ones(clusters.n)
