@@ -86,7 +86,9 @@ class Problem(Protocol[P]):
     problem's own test of a stationary point where the gradient in ``x`` need not vanish
     (an optimum at a boundary, stationary in the search coordinates); ``newton_first``,
     try Newton steps from the start values even where the quasi-Newton search runs to
-    ``gradient_tolerance`` at once (``handover_gradient`` not above it).
+    ``gradient_tolerance`` at once (``handover_gradient`` not above it); ``search_first``,
+    start with the quasi-Newton search where Newton steps would be tried first (a Hessian
+    that costs many gradients, start values far off).
     """
 
     size: float
@@ -289,7 +291,8 @@ def maximize(problem: Problem[P], x0: np.ndarray, control: FitControl) -> Optimu
     # round-off in the log-likelihood, a sum over N observations: below it no step is
     # meaningful and no decrease is real
     noise = control.relative_roundoff * max(1.0, abs(point.loglik))
-    newton_first = handover or getattr(problem, "newton_first", False)
+    newton_first = (handover or getattr(problem, "newton_first", False)) \
+        and not getattr(problem, "search_first", False)
     if newton_first and control.max_newton and np.isfinite(point.loglik):
         # from good start values Newton steps alone get there (and the quasi-Newton
         # search, with its import of scipy.optimize, is not needed)

@@ -3,11 +3,14 @@
 (:mod:`apim.engine.glmm.gradient`) as a problem for the shared driver
 (:func:`apim.engine.optimize.maximize`); the result is a :class:`GLMMFit`.
 
-The Hessian (for Newton steps and the standard errors) is central differences of the
-analytic gradient (each evaluation finds every dyad's mode afresh, warm-started, to
-1e-11, so the differences are smooth). Standard errors come from the inverse of that
-observed information over all parameters; those of the natural covariance parameters and
-thresholds by the delta method (the Jacobian of the natural parameters by differences).
+The search is quasi-Newton (BFGS on the analytic gradient) from the start values to the
+driver's hand-over, then Newton steps with one forward-difference Hessian of the
+analytic gradient, refined by secant updates; the Hessian for the standard errors is
+central differences at the optimum (each evaluation finds every dyad's mode afresh,
+warm-started, to 1e-11, so the differences are smooth). Standard errors come from the
+inverse of that observed information over all parameters; those of the natural
+covariance parameters and thresholds by the delta method (the Jacobian of the natural
+parameters by differences).
 
 Examples
 --------
@@ -44,15 +47,27 @@ BOUNDARY_SD = 1e-4  # a random-intercept SD below this (latent scale) is at zero
 class GLMMProblem:
     """The marginal log-likelihood of a prepared GLMM as a problem for
     :func:`~apim.engine.optimize.maximize`. It keeps the last modes found to warm-start
-    the next evaluation; nothing else is stored."""
+    the next evaluation and the last Hessian of the Newton steps.
+
+    A Hessian costs one gradient per parameter (forward differences) or two (central),
+    so from the start values the quasi-Newton search goes first (``search_first``) and
+    Newton steps polish from where it hands over; given a ``rough`` Hessian (the start
+    is Laplace's optimum) Newton steps go first. With ``polish_only`` the Hessian at the
+    optimum is forward differences (half the gradients of central ones), for a stage
+    whose standard errors are not reported (Laplace before quadrature: its Hessian
+    starts quadrature's Newton steps)."""
 
     relative_steps = True
 
-    def __init__(self, prepared: Prepared, rough: np.ndarray | None = None) -> None:
+    def __init__(self, prepared: Prepared, rough: np.ndarray | None = None,
+                 polish_only: bool = False) -> None:
         self.prepared = prepared
         self.size = float(len(prepared.category))
         self._start: np.ndarray | None = None
+        self._moved: tuple[np.ndarray, np.ndarray] | None = None  # x and d modes / d x
         self._rough = rough  # a Hessian for the first Newton steps (e.g. Laplace's)
+        self.search_first = rough is None
+        self.polish_only = polish_only
 
     def loglik(self, x: np.ndarray) -> float:
         """The marginal log-likelihood at ``x``."""
@@ -71,8 +86,19 @@ class GLMMProblem:
             values, found = marginal_loglik(model.link_function, prep.X @ beta, upper, lower,
                                             prep.clusters, L, model.nagq, self._start)
         if np.all(np.isfinite(found.a)):
-            self._start = found.a
+            self._start, self._moved = found.a, None
         return values, found
+
+    def _warm_start(self, x: np.ndarray) -> np.ndarray | None:
+        """The last modes, moved to first order towards ``x`` where it is near the last
+        point (the modes' implicit derivative): one Newton step fewer per dyad."""
+        if self._start is None or self._moved is None:
+            return self._start
+        last_x, derivative = self._moved
+        dx = x - last_x
+        if not np.max(np.abs(dx), initial=0.0) < 0.1:
+            return self._start
+        return self._start + derivative @ dx
 
     def gradient(self, x: np.ndarray) -> np.ndarray:
         """The analytic gradient of the marginal log-likelihood."""
@@ -85,12 +111,13 @@ class GLMMProblem:
             return Point(-np.inf, np.zeros(len(x)))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             try:
-                value, grad, a = loglik_gradient(self.prepared, x, self._start)
+                value, grad, a, da = loglik_gradient(self.prepared, x, self._warm_start(x))
             except np.linalg.LinAlgError:
                 return Point(-np.inf, np.zeros(len(x)))
         if not (np.isfinite(value) and np.all(np.isfinite(grad))):
             return Point(-np.inf, np.zeros(len(x)))
         self._start = a
+        self._moved = (x.copy(), da) if np.all(np.isfinite(da)) else None
         return Point(value, grad)
 
     def hessian(self, x: np.ndarray, point: Point | None = None) -> np.ndarray:
@@ -105,7 +132,10 @@ class GLMMProblem:
         return difference_hessian(lambda z: -self.gradient(z), x)
 
     def final_hessian(self, x: np.ndarray) -> np.ndarray:
-        """The Hessian for the standard errors (always the differences)."""
+        """The Hessian for the standard errors (central differences), or with
+        ``polish_only`` forward differences."""
+        if self.polish_only:
+            return difference_hessian(lambda z: -self.gradient(z), x, -self.gradient(x))
         return difference_hessian(lambda z: -self.gradient(z), x)
 
 
@@ -281,7 +311,8 @@ def fit_glmm(model: GLMMModel, control: FitControl | None = None) -> GLMMFit:
     start = _start(prepared)
     rough = None
     if model.nagq > 1:  # quadrature's optimum is close to Laplace's: start Newton there
-        laplace = GLMMProblem(replace(prepared, model=replace(model, nagq=1)))
+        laplace = GLMMProblem(replace(prepared, model=replace(model, nagq=1)),
+                              polish_only=True)
         first = maximize(laplace, start, control)
         start, rough = first.x, first.hessian
     problem = GLMMProblem(prepared, rough)

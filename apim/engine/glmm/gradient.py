@@ -69,9 +69,9 @@ def threshold_jacobians(prepared: Prepared, raw: np.ndarray
 
 
 def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None = None
-                    ) -> tuple[float, np.ndarray, np.ndarray]:
-    """The marginal log-likelihood at ``x``, its gradient, and the modes (for a warm
-    start)."""
+                    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The marginal log-likelihood at ``x``, its gradient, the modes and their derivative
+    in ``x`` (n, 2, P) (for a warm start of the next evaluation)."""
     model = prepared.model
     link = model.link_function
     cl = prepared.clusters
@@ -87,25 +87,21 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     a_hat, H = found.a, found.H
     Jup, Jlow = threshold_jacobians(prepared, x[p:p + m])
     role = cl.role
-    mask = np.stack([role == 0, role == 1], axis=1).astype(float)  # (N, 2)
-
-    def per_role_cols(values: np.ndarray) -> np.ndarray:
-        """Per dyad and role sums of the columns of ``values`` (N, q) -> (n, 2, q)."""
-        return np.stack([cl.per_dyad(values * mask[:, [r]]) for r in (0, 1)], axis=1)
-
     # --- at the mode
     eta = offset + (a_hat @ L.T)[cl.dyad, role]
     T = interval_terms(link, upper, lower, eta)
     g = cl.per_role(T.d1)
     w = -cl.per_role(T.d2)
     v = -cl.per_role(T.d3)
-    # d_theta grad_a h at the mode (n, 2, P) and d_theta w (n, 2, P) at fixed a
-    theta_cols = T.d1_up[:, None] * Jup + T.d1_low[:, None] * Jlow  # d d1 / d raw
-    dgrad_u = np.concatenate([per_role_cols(T.d2[:, None] * X),
-                              per_role_cols(theta_cols)], axis=2)  # (n, 2, p+m) in u-space
-    dw = np.concatenate([per_role_cols(-T.d3[:, None] * X),
-                         per_role_cols(-(T.d2_up[:, None] * Jup + T.d2_low[:, None] * Jlow))],
-                        axis=2)
+    # d_theta grad_a h at the mode (n, 2, P) and d_theta w (n, 2, P) at fixed a: the
+    # per-dyad-and-role sums of all their columns by one sparse product
+    columns = [T.d2[:, None] * X, -T.d3[:, None] * X]
+    if m:
+        columns += [T.d1_up[:, None] * Jup + T.d1_low[:, None] * Jlow,  # d d1 / d raw
+                    -(T.d2_up[:, None] * Jup + T.d2_low[:, None] * Jlow)]
+    sums = cl.per_role_columns(np.concatenate(columns, axis=1))
+    dgrad_u = np.concatenate([sums[:, :, :p], sums[:, :, 2 * p:2 * p + m]], axis=2)
+    dw = np.concatenate([sums[:, :, p:2 * p], sums[:, :, 2 * p + m:]], axis=2)
     dgrad = np.einsum("rc,nrq->ncq", L, dgrad_u)  # L' (...)
     n_cov = len(dLs)
     dgrad_c = np.empty((n, 2, n_cov))
@@ -139,13 +135,16 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
         d_thr = (T.up[:, None] * Jup + T.low[:, None] * Jlow).sum(axis=0)
         d_cov = np.array([np.einsum("nr,nr->", g, a_hat @ dL.T) for dL in dLs])
         grad = grad + np.concatenate([d_beta, d_thr, d_cov])
-        return float(value.sum()), grad, a_hat
+        return float(value.sum()), grad, a_hat, da
     # --- quadrature nodes
     z, omega = hermite_grid(model.nagq)
     nodes = a_hat[:, None, :] + np.einsum("nab,kb->nka", C, z)  # (n, k, 2)
     u = nodes @ L.T
-    eta_k = offset[:, None] + u[cl.dyad, :, role]
-    logp_k, d1_k, up_k, low_k = node_terms(link, upper[:, None], lower[:, None], eta_k)
+    # each observation's row of its member's intercepts at the nodes (one row gather)
+    by_role = np.ascontiguousarray(u.transpose(0, 2, 1)).reshape(2 * n, -1)
+    eta_k = offset[:, None] + np.take(by_role, cl.dyad * 2 + role, axis=0)
+    logp_k, d1_k, up_k, low_k = node_terms(link, upper[:, None], lower[:, None], eta_k,
+                                           partials=m > 0)
     h = cl.per_dyad(logp_k) - 0.5 * np.einsum("nkc,nkc->nk", nodes, nodes)
     terms = h + np.log(omega)[None, :] + 0.5 * np.einsum("kc,kc->k", z, z)[None, :]
     top = terms.max(axis=1)
@@ -153,12 +152,14 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     total = weights.sum(axis=1)
     pi = weights / total[:, None]  # (n, k)
     value = log_c + top + np.log(total)
-    pi_obs = pi[cl.dyad]  # (N, k)
-    d_beta = X.T @ (pi_obs * d1_k).sum(axis=1)
-    up_w = (pi_obs * up_k).sum(axis=1)
-    low_w = (pi_obs * low_k).sum(axis=1)
-    d_thr = (up_w[:, None] * Jup + low_w[:, None] * Jlow).sum(axis=0)
-    gk = np.stack([cl.per_dyad(d1_k * mask[:, [r]]) for r in (0, 1)], axis=-1)  # (n,k,2)
+    pi_obs = np.take(pi, cl.dyad, axis=0)  # (N, k)
+    d_beta = X.T @ np.einsum("jk,jk->j", pi_obs, d1_k)
+    d_thr = np.zeros(0)
+    if up_k is not None and low_k is not None:  # free thresholds (ordinal)
+        up_w = (pi_obs * up_k).sum(axis=1)
+        low_w = (pi_obs * low_k).sum(axis=1)
+        d_thr = (up_w[:, None] * Jup + low_w[:, None] * Jlow).sum(axis=0)
+    gk = cl.per_role_columns(d1_k).transpose(0, 2, 1)  # (n, k, 2)
     Q = np.einsum("nk,nkr,nkc->nrc", pi, gk, nodes)  # sum_k pi g_k a_k'
     d_cov = np.array([np.einsum("rc,nrc->", dL, Q) for dL in dLs])
     grad = grad + np.concatenate([d_beta, d_thr, d_cov])
@@ -174,4 +175,4 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     dR = np.einsum("nab,nqbc->nqac", R, phi)
     dC = -np.einsum("nab,nqcb,ncd->nqad", C, dR, C)
     grad = grad + np.einsum("nab,nqab->q", M, dC)
-    return float(value.sum()), grad, a_hat
+    return float(value.sum()), grad, a_hat, da

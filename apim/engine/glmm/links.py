@@ -43,7 +43,8 @@ class Link:
     def logcdf(self, x: np.ndarray) -> np.ndarray:
         """log F(x)."""
         if self.name == "logit":
-            return -np.logaddexp(0.0, -x)
+            from scipy.special import log_expit  # accurate in both tails
+            return np.asarray(log_expit(x))
         from scipy.special import log_ndtr
         return np.asarray(log_ndtr(x))
 
@@ -68,20 +69,23 @@ class Link:
     def mills(self, x: np.ndarray) -> np.ndarray:
         """f(x) / F(x)."""
         if self.name == "logit":
-            return np.exp(-np.logaddexp(0.0, x))  # F(-x)
+            from scipy.special import expit  # F(-x), one ufunc
+            return np.asarray(expit(-x))
         return np.exp(self.logpdf(x) - self.logcdf(x))
 
-    def slope(self, x: np.ndarray) -> np.ndarray:
-        """f'(x) / f(x)."""
+    def slope(self, x: np.ndarray, mills: np.ndarray | None = None) -> np.ndarray:
+        """f'(x) / f(x); given ``mills`` (f/F at ``x``) the logistic's reuses it (``1 -
+        2 F(x) = 2 F(-x) - 1``, F(-x) being its f/F)."""
         if self.name == "logit":
-            return np.tanh(-x / 2)  # 1 - 2 F(x)
+            return np.tanh(-x / 2) if mills is None else 2 * mills - 1
         return -x
 
-    def curvature(self, x: np.ndarray) -> np.ndarray:
-        """f''(x) / f(x)."""
+    def curvature(self, x: np.ndarray, mills: np.ndarray | None = None) -> np.ndarray:
+        """f''(x) / f(x) (``mills`` as in :meth:`slope`)."""
         if self.name == "logit":
-            s = np.tanh(-x / 2)
-            return s * s - 2 * self.pdf(x)
+            r = self.mills(x) if mills is None else mills
+            s = self.slope(x, mills)
+            return s * s - 2 * r * (1 - r)  # f = F(x) F(-x)
         return x * x - 1.0
 
     def quantile(self, p: np.ndarray) -> np.ndarray:

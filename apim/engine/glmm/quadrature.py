@@ -28,6 +28,8 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +56,20 @@ class Clusters:
         """Sums of ``values`` (one per observation) per dyad and role: (n, 2)."""
         index = self.dyad * 2 + self.role
         return np.bincount(index, weights=values, minlength=2 * self.n).reshape(self.n, 2)
+
+    @cached_property
+    def indicator(self) -> Any:
+        """The (2n, N) sparse indicator of each observation's dyad and role (row ``2 i +
+        r``)."""
+        from scipy.sparse import csr_matrix
+
+        N = len(self.dyad)
+        return csr_matrix((np.ones(N), (self.dyad * 2 + self.role, np.arange(N))),
+                          shape=(2 * self.n, N))
+
+    def per_role_columns(self, values: np.ndarray) -> np.ndarray:
+        """Sums per dyad and role of the columns of ``values`` (N, q): (n, 2, q)."""
+        return np.asarray(self.indicator @ values).reshape(self.n, 2, values.shape[1])
 
     def per_dyad(self, values: np.ndarray) -> np.ndarray:
         """Sums per dyad of ``values`` (observations along the first axis)."""
@@ -114,14 +130,16 @@ def modes(link: Link, offset: np.ndarray, upper: np.ndarray, lower: np.ndarray,
           tolerance: float = 1e-11, max_steps: int = 60) -> Modes:
     """Every dyad's mode of ``h`` by batched Newton steps (halved per dyad where ``h``
     would fall), from ``start`` (default 0). ``h`` is concave (the logistic and normal
-    distributions are log-concave), so the steps converge from anywhere."""
+    distributions are log-concave), so the steps converge from anywhere. At least one
+    step is taken, so a start within ``tolerance`` still ends at the mode to round-off
+    (the differences of the gradient for the Hessian need that)."""
     a = np.zeros((clusters.n, 2)) if start is None else start.copy()
     h, grad, w = _h_parts(link, offset, upper, lower, clusters, L, a)
     converged = False
-    for _ in range(max_steps):
+    for iteration in range(max_steps):
         H = _curvature(L, w)
         step = _solve2(H, grad)
-        if np.max(np.abs(step), initial=0.0) < tolerance:
+        if iteration and np.max(np.abs(step), initial=0.0) < tolerance:
             converged = True
             break
         scale = np.ones(clusters.n)

@@ -129,26 +129,42 @@ def _terms_general(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.nda
                  d2_up=p_aaa + 2 * p_aab + p_abb, d2_low=p_aab + 2 * p_abb + p_bbb)
 
 
-def node_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _edge_columns(upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top-category mask, the sign (+1 top, -1 bottom) and the shift of the edge
+    argument ``x = sign eta + shift`` (``eta - lower`` for a top category, ``upper - eta``
+    for a bottom one), in the thresholds' shape (no broadcast over nodes)."""
+    upper_c, lower_c = np.broadcast_arrays(upper, lower)
+    top = np.isposinf(upper_c)
+    sign = np.where(top, 1.0, -1.0)
+    shift = np.where(top, -lower_c, np.where(top, 0.0, upper_c))
+    return top, sign, shift
+
+
+def node_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray,
+               partials: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """``log P``, ``d1`` and the thresholds' partials ``up``, ``low`` of log P (as in
     :func:`interval_terms`), what the quadrature nodes need: for a bottom or top category
     (all of a binary outcome's) one ``log F`` and one ``f/F``; the interval formulas only
-    for rows (first axis) in a middle category."""
-    upper_b, lower_b = np.broadcast_to(upper, eta.shape), np.broadcast_to(lower, eta.shape)
-    top = np.isposinf(upper_b)
-    edge = np.where(top, eta - np.where(top, lower_b, 0.0),
-                    np.where(top, 0.0, upper_b) - eta)
+    for rows (first axis) in a middle category. ``upper`` and ``lower`` are per row (one
+    column), ``eta`` per row and node: the masks stay one column wide. Without
+    ``partials`` (no free thresholds: a binary outcome) ``up`` and ``low`` are None."""
+    top, sign, shift = _edge_columns(upper, lower, eta)
+    edge = sign * eta + shift
     logp = link.logcdf(edge)
     ratio = link.mills(edge)  # r_b for a top category, r_a for a bottom one
-    d1 = np.where(top, ratio, -ratio)
-    up = np.where(top, 0.0, ratio)
-    low = np.where(top, -ratio, 0.0)
-    middle = ~top & ~np.isneginf(lower_b)
+    d1 = sign * ratio
+    up = np.where(top, 0.0, ratio) if partials else None
+    low = np.where(top, -ratio, 0.0) if partials else None
+    middle = ~top & ~np.isneginf(lower)
     rows = np.flatnonzero(middle.reshape(len(middle), -1).any(axis=1))
     if len(rows):
+        upper_b, lower_b = np.broadcast_to(upper, eta.shape), np.broadcast_to(lower, eta.shape)
         t = interval_terms(link, upper_b[rows], lower_b[rows], eta[rows])
-        logp[rows], d1[rows], up[rows], low[rows] = t.logp, t.d1, t.up, t.low
+        logp[rows], d1[rows] = t.logp, t.d1
+        if up is not None and low is not None:
+            up[rows], low[rows] = t.up, t.low
     return logp, d1, up, low
 
 
@@ -178,7 +194,7 @@ def interval(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.ndarray
     logp = link.logcdf(x)
     r = link.mills(x)
     d1 = np.where(top, r, -r)
-    d2 = r * link.slope(x) - r * r
+    d2 = r * link.slope(x, r) - r * r
     if middle.any():
         logp[middle], d1[middle], d2[middle] = _interval_general(
             link, upper_b[middle], lower_b[middle], eta[middle])
@@ -199,7 +215,7 @@ def interval_terms(link: Link, upper: np.ndarray, lower: np.ndarray, eta: np.nda
     upper_b, lower_b, top, x, middle = _split(upper, lower, eta)
     logp = link.logcdf(x)
     r = link.mills(x)
-    s, t = link.slope(x), link.curvature(x)
+    s, t = link.slope(x, r), link.curvature(x, r)
     second = r * s - r * r
     third = r * t - 3 * r * r * s + 2 * r ** 3
     sign = np.where(top, 1.0, -1.0)
