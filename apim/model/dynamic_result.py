@@ -309,23 +309,7 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
             where = f" in {group}" if spec.moderator else ""
             out.append(f"Largest |eigenvalue| of Phi{where}: {radius:.3f}"
                        + (" (not stationary)" if radius >= 1 else ""))
-        s = self.statistics
-        if not s.converged:
-            out.append(f"The fit did NOT converge: {s.message}.")
-        if self.boundary:
-            out.append("Boundary estimate: " + "; ".join(self.boundary) + ".")
-        if len(self.dropped):
-            out.append(f"{len(self.dropped)} rows of the data were not used (no rating of "
-                       "the model's variables).")
-        return out
-
-    def design_matrix(self) -> None:
-        """None: the dynamic APIM has no fixed-effects design matrix."""
-        return None
-
-    def fitted_frame(self) -> None:
-        """None: the dynamic APIM has no per-row fitted values."""
-        return None
+        return out + self.closing_notes()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the shared skeleton plus ``lagged`` (every K x K entry of ``Phi``:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from apim.model.fitted import dropped_frame
+from apim.model.fitted import FitStatistics, dropped_frame
 
 if TYPE_CHECKING:
     from apim.data.session import SessionData
@@ -44,6 +44,12 @@ class _Grouped(Protocol):
     def used(self) -> np.ndarray: ...
     @property
     def groups(self) -> list[str]: ...
+    @property
+    def statistics(self) -> FitStatistics: ...
+    @property
+    def boundary(self) -> tuple[str, ...]: ...
+    @property
+    def dropped(self) -> pd.DataFrame: ...
 
 
 class PerGroupFits:
@@ -74,3 +80,25 @@ class PerGroupFits:
         """The first arm of a multi-group model (arm differences are against it)."""
         moderator = self.spec.moderator
         return {moderator: self.groups[0]} if moderator else {}
+
+    def closing_notes(self: _Grouped) -> list[str]:
+        """The last notes of the model's table: no convergence, boundary estimates, rows
+        not used."""
+        out = []
+        s = self.statistics
+        if not s.converged:
+            out.append(f"The fit did NOT converge: {s.message}.")
+        if self.boundary:
+            out.append("Boundary estimate: " + "; ".join(self.boundary) + ".")
+        if len(self.dropped):
+            out.append(f"{len(self.dropped)} rows of the data were not used (no rating of "
+                       "the model's variables).")
+        return out
+
+    def design_matrix(self) -> None:
+        """None: the model has no fixed-effects design matrix (means per variable)."""
+        return None
+
+    def fitted_frame(self) -> None:
+        """None: the model has no per-row fitted values."""
+        return None

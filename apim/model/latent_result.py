@@ -186,23 +186,7 @@ class LatentAPIMResult(ZTests, PerGroupFits):
                        if spec.therapist_covariance == "unstructured" else
                        "Between-dyad effects are within therapists; the therapist-level "
                        "covariance is diagonal (no therapist-level effects).")
-        s = self.statistics
-        if not s.converged:
-            out.append(f"The fit did NOT converge: {s.message}.")
-        if self.boundary:
-            out.append("Boundary estimate: " + "; ".join(self.boundary) + ".")
-        if len(self.dropped):
-            out.append(f"{len(self.dropped)} rows of the data were not used (no rating of "
-                       "the model's variables).")
-        return out
-
-    def design_matrix(self) -> None:
-        """None: the latent APIM has no fixed-effects design matrix."""
-        return None
-
-    def fitted_frame(self) -> None:
-        """None: the latent APIM has no per-row fitted values."""
-        return None
+        return out + self.closing_notes()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the shared skeleton, plus per group the means, within, between and
