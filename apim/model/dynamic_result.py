@@ -41,7 +41,6 @@ from apim.model.fitted import (
     FitStatistics,
     ZTests,
     jsonable,
-    notebook_html,
     result_dict,
     variance_frame,
 )
@@ -63,7 +62,7 @@ def _split(name: str) -> tuple[str, str]:
     return variable, role
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class DynamicAPIMResult(ZTests, PerGroupFits):
     """A fitted dynamic APIM (see :mod:`apim.model.dynamic`).
 
@@ -372,15 +371,3 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
         if self.boundary:
             notes.append("boundary: " + "; ".join(self.boundary))
         return "\n".join(parts + ["", "; ".join(notes)])
-
-    def __str__(self) -> str:
-        return self.summary()
-
-    def __repr__(self) -> str:
-        s = self.statistics
-        return (f"<DynamicAPIMResult: {self.model_line()}; {s.n_obs} ratings, {s.n_dyads} "
-                f"dyads; logLik {s.loglik:.2f}; "
-                f"{'converged' if s.converged else 'NOT converged'}>")
-
-    def _repr_html_(self) -> str:
-        return notebook_html(self)

@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from apim.specbase import Spec
 
 __all__ = ["FittedModel", "FitStatistics", "ZTests", "EFFECT_COLUMNS", "effects_frame",
-           "result_dict", "dropped_frame", "jsonable", "notebook_html", "variance_frame"]
+           "result_dict", "dropped_frame", "jsonable", "notebook_html", "variance_frame",
+           "variance_json"]
 
 EFFECT_COLUMNS = ["outcome_role", "effect", "level", "predictor", "by", "group", "estimate",
                   "se", "df", "t", "p", "ci_low", "ci_high"]
@@ -287,6 +288,13 @@ def variance_frame(result: FittedModel) -> pd.DataFrame:
                          "se": [p.se for p in records],
                          "at_boundary": [p.at_boundary for p in records]},
                         index=[result.parameter_label(p) for p in records])
+
+
+def variance_json(variance: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The variance table (:func:`variance_frame`) as JSON: estimate, se and at_boundary
+    per component."""
+    return {k: {"estimate": jsonable(v["estimate"]), "se": jsonable(v["se"]),
+                "at_boundary": bool(v["at_boundary"])} for k, v in variance.iterrows()}
 
 
 def jsonable(value: Any) -> Any:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from apim.model.fitted import FitStatistics, dropped_frame
+from apim.model.fitted import FitStatistics, dropped_frame, notebook_html
 
 if TYPE_CHECKING:
     from apim.data.session import SessionData
@@ -50,12 +50,15 @@ class _Grouped(Protocol):
     def boundary(self) -> tuple[str, ...]: ...
     @property
     def dropped(self) -> pd.DataFrame: ...
+    def model_line(self) -> str: ...
+    def summary(self, digits: int = 3) -> str: ...
 
 
 class PerGroupFits:
     """Mixed into a result holding one fit per arm (``fits``, in arm order) of the
     moderator ``spec.moderator`` (one fit named after the outcome without one), and the
-    index ``used`` of the data rows some arm used."""
+    index ``used`` of the data rows some arm used; the result's dataclass has
+    ``repr=False``, so ``repr`` is the one here."""
 
     @property
     def groups(self: _Grouped) -> list[str]:
@@ -102,3 +105,15 @@ class PerGroupFits:
     def fitted_frame(self) -> None:
         """None: the model has no per-row fitted values."""
         return None
+
+    def __str__(self: _Grouped) -> str:
+        return self.summary()
+
+    def __repr__(self: _Grouped) -> str:
+        s = self.statistics
+        return (f"<{type(self).__name__}: {self.model_line()}; {s.n_obs} ratings, "
+                f"{s.n_dyads} dyads; logLik {s.loglik:.2f}; "
+                f"{'converged' if s.converged else 'NOT converged'}>")
+
+    def _repr_html_(self: _Grouped) -> str:
+        return notebook_html(self)  # type: ignore[arg-type]

@@ -32,7 +32,6 @@ from apim.model.fitted import (
     FitStatistics,
     ZTests,
     jsonable,
-    notebook_html,
     result_dict,
     variance_frame,
 )
@@ -47,7 +46,7 @@ __all__ = ["LatentAPIMResult", "NOT_USED"]
 _LEVELS: dict[str, Level] = {"within": "residual", "between": "dyad", "therapist": "therapist"}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class LatentAPIMResult(ZTests, PerGroupFits):
     """A fitted latent APIM (see :mod:`apim.model.latent`).
 
@@ -251,17 +250,6 @@ class LatentAPIMResult(ZTests, PerGroupFits):
                       ther.to_string(float_format=lambda v: f"{v:.{digits}f}")]
         return "\n".join(parts + ["", "; ".join(notes)])
 
-    def __str__(self) -> str:
-        return self.summary()
-
-    def __repr__(self) -> str:
-        s = self.statistics
-        return (f"<LatentAPIMResult: {self.model_line()}; {s.n_obs} ratings, {s.n_dyads} "
-                f"dyads; logLik {s.loglik:.2f}; "
-                f"{'converged' if s.converged else 'NOT converged'}>")
-
-    def _repr_html_(self) -> str:
-        return notebook_html(self)
 
 
 def _split_pair(inner: str) -> tuple[str, str]:

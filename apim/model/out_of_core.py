@@ -75,7 +75,12 @@ from apim.engine.threads import one_blas_thread
 from apim.errors import AllMissingError, ApimError, ConstantVariableError, DataError, SpecError
 from apim.model.centring import is_cross_sectional
 from apim.model.design import Term, build_design, resolve_spec
-from apim.model.fitted import FitStatistics, effects_frame, jsonable, result_dict
+from apim.model.fitted import (
+    FitStatistics,
+    effects_frame,
+    result_dict,
+    variance_json,
+)
 from apim.model.result import parameter_label
 from apim.model.spec import APIMSpec
 
@@ -386,10 +391,7 @@ class OutOfCoreResult:
         out["dropped_counts"] = self.dropped_counts
         out["out_of_core"] = {"source": self.source, "blocks": self.n_blocks,
                               "rows_read": self.n_rows_read}
-        out["variance"] = {"table": {k: {"estimate": jsonable(v["estimate"]),
-                                         "se": jsonable(v["se"]),
-                                         "at_boundary": bool(v["at_boundary"])}
-                                     for k, v in self.variance.iterrows()}}
+        out["variance"] = {"table": variance_json(self.variance)}
         return out
 
     def summary(self, digits: int = 3) -> str:

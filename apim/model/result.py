@@ -34,10 +34,10 @@ from apim.model.fitted import (
     FitStatistics,
     dropped_frame,
     effects_frame,
-    jsonable,
     notebook_html,
     result_dict,
     variance_frame,
+    variance_json,
 )
 from apim.model.spec import APIMSpec, FormulaSpec
 
@@ -322,9 +322,7 @@ class APIMResult:
             "ar1_phi": first("residual", "phi"),
             "therapist_sd": first("therapist", "sd"),
             "parameters": out["parameters"],
-            "table": {k: {"estimate": jsonable(v["estimate"]), "se": jsonable(v["se"]),
-                          "at_boundary": bool(v["at_boundary"])}
-                      for k, v in self.variance.iterrows()},
+            "table": variance_json(self.variance),
         }
         return out
 
