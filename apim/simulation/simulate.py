@@ -48,11 +48,37 @@ columns may be named (``predictor_name``, ``outcome_name``) and the arms labelle
 within ``bounds`` -- the predictor before it is split, so the outcome still follows the
 equation above in the observed ratings.
 
+Binary and ordinal outcomes (``family="binomial"`` or ``"ordinal"``, with ``link`` logit
+or probit, ``F`` the logistic or standard normal distribution function): the outcome's
+linear predictor ``eta_irt`` is the right-hand side above without ``e_irt`` (intercepts,
+actor/partner within/between effects, interactions, treatment terms, the dyad's random
+intercepts and the therapist effect, all on the link scale), and::
+
+    binomial:  P(y_irt = 1) = F(eta_irt)
+    ordinal:   P(y_irt <= k) = F(theta_rk - eta_irt),  categories k = 0 .. K-1
+
+with the cut-points ``thresholds[r] = (theta_r0, ..., theta_r,K-2)`` per role (increasing),
+as :class:`~apim.model.generalized_spec.GeneralizedAPIMSpec` defines the model (an ordinal
+outcome has no intercepts: its thresholds take their place). A binary outcome needs its
+own ``intercept`` (the log-odds, or probit, of an event at average predictors); the
+Gaussian default is refused. The Gaussian-only fields (``residual_sd``, ``residual_cor``,
+``residual_phi``, and the random slopes ``slope_sd``, ``partner_slope_sd``, which the
+generalized APIM does not fit) must stay at their defaults; ``decimals`` and ``bounds``
+then round and bound the predictor only. The random draws up to the outcome are those of
+the Gaussian simulation, so the same seed gives the same predictor, sessions and missing
+ratings whatever the family; the outcome's own draws (one uniform per row) come last.
+
 Examples
 --------
 >>> data = simulate(SimulationSpec(n_dyads=20, n_sessions=5), seed=1)
 >>> data.n_dyads, sorted(data.variables)
 (20, ['treatment', 'x', 'y'])
+>>> events = simulate(SimulationSpec(n_dyads=20, n_sessions=5, family="binomial",
+...                                  intercept=(-1.0, -1.0)), seed=1)
+>>> sorted(events.frame["y"].unique().tolist())
+[0.0, 1.0]
+>>> bool(events.frame["x"].equals(data.frame["x"]))  # the same predictor as above
+True
 """
 
 from __future__ import annotations
@@ -64,15 +90,23 @@ import numpy as np
 import pandas as pd
 
 from apim.data.session import ColumnMap, SessionData
+from apim.engine.glmm.links import LINKS
 from apim.errors import SpecError
 from apim.specbase import Spec
 
-__all__ = ["SimulationSpec", "simulate", "true_effects", "simulation_bytes"]
+__all__ = ["SimulationSpec", "simulate", "true_effects", "true_thresholds",
+           "simulation_bytes", "GAUSSIAN_ONLY"]
 
 COLUMNS = 7  # dyad, therapist, treatment, session, role and the two variables
 COPIES = 6  # arrays per column alive at the peak (draws, masks, frame, long copy, text)
 
 Pair = tuple[float, float]
+Cuts = tuple[tuple[float, ...], tuple[float, ...]]
+
+GAUSSIAN_ONLY = ("residual_sd", "residual_cor", "residual_phi", "slope_sd",
+                 "partner_slope_sd")
+"""Fields of a Gaussian outcome only: a binary or ordinal outcome has no residual, and the
+generalized APIM has no random slopes."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +164,10 @@ class SimulationSpec(Spec):
     bounds: tuple[float, float] | None = None
     # outcome built from the observed decomposition (default) or the latent one
     outcome_from: Literal["observed", "latent"] = "observed"
+    # the outcome's distribution (see the module docstring)
+    family: Literal["gaussian", "binomial", "ordinal"] = "gaussian"
+    link: Literal["logit", "probit"] = "logit"
+    thresholds: Cuts | None = None
 
     def check(self) -> None:
         if self.n_dyads < 2 or self.n_sessions < 1:
@@ -142,6 +180,50 @@ class SimulationSpec(Spec):
             if not 0 <= getattr(self, name) <= 1:
                 raise SpecError(f"{name}={getattr(self, name)} must lie in [0, 1]")
         self._check_realistic()
+        self._check_family()
+
+    def _check_family(self) -> None:
+        """The fields a binary or ordinal outcome needs and the ones it refuses."""
+        if self.family == "gaussian":
+            if self.link != "logit" or self.thresholds is not None:
+                given = "link" if self.link != "logit" else "thresholds"
+                raise SpecError(f"{given}={getattr(self, given)!r} applies to a binary or "
+                                "ordinal outcome; set family='binomial' or 'ordinal', or "
+                                f"drop {given}")
+            return
+        default = SimulationSpec()
+        given = [n for n in GAUSSIAN_ONLY if getattr(self, n) != getattr(default, n)]
+        if given:
+            raise SpecError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a "
+                            f"Gaussian outcome only: a {self.family} outcome is drawn from "
+                            "F(eta) without a residual, and the generalized APIM has no "
+                            "random slopes; leave "
+                            f"{'them' if len(given) > 1 else 'it'} at the default")
+        if self.family == "binomial":
+            if self.thresholds is not None:
+                raise SpecError(f"thresholds={self.thresholds} apply to an ordinal outcome; "
+                                "a binary one has role intercepts instead: drop thresholds")
+            if self.intercept == default.intercept:
+                raise SpecError(f"a binomial outcome needs its own intercept (the "
+                                f"{self.link} of an event at average predictors, e.g. "
+                                "intercept=(-1.5, -1.5) for about 18% events with a logit "
+                                f"link); the default {default.intercept} is the Gaussian "
+                                "outcome's mean")
+            return
+        if self.intercept != default.intercept:
+            raise SpecError(f"intercept={self.intercept} does not apply to an ordinal "
+                            "outcome: its thresholds take the intercepts' place; drop "
+                            "intercept and move the thresholds instead")
+        cuts = self.thresholds
+        if cuts is None or not cuts[0] or len(cuts[0]) != len(cuts[1]):
+            raise SpecError(f"thresholds={cuts}: an ordinal outcome needs the same number "
+                            "(at least one; K - 1 for K categories) of cut-points per role, "
+                            "e.g. thresholds=((-1.0, 1.0), (-0.5, 1.5)) for 3 categories")
+        for role, values in zip(self.roles, cuts):
+            v = np.asarray(values)
+            if not np.all(np.isfinite(v)) or np.any(np.diff(v) <= 0):
+                raise SpecError(f"thresholds of {role} {tuple(values)} must be finite and "
+                                "increasing (P(y <= k) = F(theta_k - eta))")
 
     def _check_realistic(self) -> None:
         """Ranges of SDs, counts, names and the options for realistic data."""
@@ -302,17 +384,22 @@ def simulate(spec: SimulationSpec, seed: int | np.random.SeedSequence = 0) -> Se
     def per_role(pair: Pair) -> np.ndarray:
         return np.asarray(pair)[r]
 
-    y = (per_role(spec.intercept) + (per_role(spec.actor_within) + slope[i, r]) * W
-         + (per_role(spec.partner_within) + partner_slope[i, r]) * Wp
-         + per_role(spec.actor_between) * B
-         + per_role(spec.partner_between) * Bp + per_role(spec.interaction_within) * W * Wp
-         + per_role(spec.interaction_between) * B * Bp
-         + m * (per_role(spec.treatment) + per_role(spec.treatment_actor_within) * W
-                + per_role(spec.treatment_partner_within) * Wp
-                + per_role(spec.treatment_actor_between) * B
-                + per_role(spec.treatment_partner_between) * Bp)
-         + h[i] + u[i, r] + e[i, t, r])
-    y = np.where(y_missing[i, t, r], np.nan, _rounded(y, spec))
+    base = 0.0 if spec.family == "ordinal" else per_role(spec.intercept)
+    eta = (base + (per_role(spec.actor_within) + slope[i, r]) * W
+           + (per_role(spec.partner_within) + partner_slope[i, r]) * Wp
+           + per_role(spec.actor_between) * B
+           + per_role(spec.partner_between) * Bp + per_role(spec.interaction_within) * W * Wp
+           + per_role(spec.interaction_between) * B * Bp
+           + m * (per_role(spec.treatment) + per_role(spec.treatment_actor_within) * W
+                  + per_role(spec.treatment_partner_within) * Wp
+                  + per_role(spec.treatment_actor_between) * B
+                  + per_role(spec.treatment_partner_between) * Bp)
+           + h[i] + u[i, r])
+    if spec.family == "gaussian":
+        y = _rounded(eta + e[i, t, r], spec)
+    else:
+        y = _events(eta, r, spec, rng)
+    y = np.where(y_missing[i, t, r], np.nan, y)
     if spec.predictor_name == "x" and spec.outcome_name == "y":
         return data.replace(f.assign(y=y))
     named = f.assign(y=y).rename(columns={"x": spec.predictor_name, "y": spec.outcome_name})
@@ -352,6 +439,19 @@ def _observed_parts(x: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np
     return within, between
 
 
+def _events(eta: np.ndarray, r: np.ndarray, spec: SimulationSpec,
+            rng: np.random.Generator) -> np.ndarray:
+    """Binary (``P(y = 1) = F(eta)``) or ordinal (``P(y <= k) = F(theta_rk - eta)``)
+    outcomes for the linear predictors ``eta`` of rows of role ``r`` (0 reference)."""
+    link = LINKS[spec.link]
+    uniform = rng.random(len(eta))
+    if spec.family == "binomial":
+        return (uniform < link.cdf(eta)).astype(float)
+    theta = np.asarray(spec.thresholds, float)[r]  # (rows, K - 1)
+    below = link.cdf(theta - eta[:, None])  # P(y <= k)
+    return (uniform[:, None] > below).sum(axis=1).astype(float)
+
+
 def _rounded(values: np.ndarray, spec: SimulationSpec) -> np.ndarray:
     """Ratings rounded to ``spec.decimals`` and kept within ``spec.bounds`` (if set)."""
     if spec.decimals is not None:
@@ -364,11 +464,22 @@ def _rounded(values: np.ndarray, spec: SimulationSpec) -> np.ndarray:
 def true_effects(spec: SimulationSpec, predictor: str | None = None) -> dict[str, float]:
     """True values of the APIM terms (as :func:`apim.fit` names them, treatment as a 0/1
     moderator called ``treatment``) for a distinguishable person-mean analysis of
-    ``predictor`` (default ``spec.predictor_name``)."""
+    ``predictor`` (default ``spec.predictor_name``): for a binary or ordinal outcome on the
+    link scale, named as the :class:`~apim.model.generalized_spec.GeneralizedAPIMSpec` fit
+    names them (an ordinal outcome has no intercepts: see :func:`true_thresholds`).
+
+    Examples
+    --------
+    >>> spec = SimulationSpec(family="ordinal", thresholds=((-1.0, 1.0), (-1.0, 1.0)))
+    >>> truth = true_effects(spec)
+    >>> truth["patient.partner.within.x"], "patient.intercept" in truth
+    (0.15, False)
+    """
     predictor = spec.predictor_name if predictor is None else predictor
     out: dict[str, float] = {}
     for k, role in enumerate(spec.roles):
-        out[f"{role}.intercept"] = spec.intercept[k]
+        if spec.family != "ordinal":
+            out[f"{role}.intercept"] = spec.intercept[k]
         for effect, level, value, by in (
                 ("actor", "within", spec.actor_within, spec.treatment_actor_within),
                 ("partner", "within", spec.partner_within, spec.treatment_partner_within),
@@ -380,3 +491,20 @@ def true_effects(spec: SimulationSpec, predictor: str | None = None) -> dict[str
         out[f"{role}.actor_x_partner.between.{predictor}"] = spec.interaction_between[k]
         out[f"{role}.moderator.none.treatment"] = spec.treatment[k]
     return out
+
+
+def true_thresholds(spec: SimulationSpec) -> pd.DataFrame:
+    """The true thresholds of an ordinal outcome in the layout of the fitted model's
+    ``thresholds`` table (``role``, ``category`` such as ``0|1``, ``estimate``), for
+    thresholds per role; empty for other families.
+
+    Examples
+    --------
+    >>> spec = SimulationSpec(family="ordinal", thresholds=((-1.0, 1.0), (-0.5, 1.5)))
+    >>> true_thresholds(spec)["estimate"].tolist()
+    [-1.0, 1.0, -0.5, 1.5]
+    """
+    rows = [{"role": role, "category": f"{k}|{k + 1}", "estimate": float(value)}
+            for role, values in zip(spec.roles, spec.thresholds or ((), ()))
+            for k, value in enumerate(values)] if spec.family == "ordinal" else []
+    return pd.DataFrame(rows, columns=["role", "category", "estimate"])
