@@ -15,6 +15,12 @@ finished blocks of replicates are stored as they complete and a rerun with the s
 settings skips them and gives the identical table (alpha may differ: p values are
 stored).
 
+Any analysis :func:`apim.fit` takes works the same way: the generalized APIM
+(:class:`~apim.model.generalized_spec.GeneralizedAPIMSpec`) of a binary or ordinal outcome
+simulated with the same ``family`` (``SimulationSpec(family="binomial", ...)``) is tested
+with its z tests (a Wald test reads the result's reference distribution), and
+``mean_estimate`` is then on the link scale.
+
 Examples
 --------
 >>> from apim import APIMSpec
@@ -48,13 +54,14 @@ import pandas as pd
 
 from apim.errors import ApimError, SpecError, TooLargeError
 from apim.inference.wald import effect_aliases, wald_test
+from apim.model.generalized_spec import GeneralizedAPIMSpec
 from apim.model.registry import FITTERS, fit
 from apim.parallel import JobOutcome, progress_bar, run_jobs
 from apim.simulation.checkpoint import Checkpoint
 from apim.simulation.simulate import SimulationSpec, simulate
 from apim.specbase import Spec
 
-__all__ = ["PowerResult", "power", "check_hypothesis", "check_scheduler"]
+__all__ = ["PowerResult", "power", "check_hypothesis", "check_scheduler", "check_family"]
 
 BLOCK = 100  # replicates per checkpoint block
 MAX_REPLICATES = 1_000_000
@@ -251,6 +258,31 @@ def _check_size(truths: list[SimulationSpec], replicates: int, n_jobs: int,
                  "give fewer replicates, smaller designs or fewer workers")
 
 
+def check_family(truths: Sequence[SimulationSpec], analysis: Spec) -> None:
+    """A generalized analysis needs data of its own family (a binary outcome for
+    ``family="binomial"``, ordered categories for ``"ordinal"``); a Gaussian analysis may
+    fit any outcome (e.g. a linear probability model of a binary one).
+
+    Examples
+    --------
+    >>> check_family([SimulationSpec()], GeneralizedAPIMSpec("y", ("x",)))
+    Traceback (most recent call last):
+    ...
+    apim.errors.SpecError: the analysis is a binomial APIM, but the simulated outcome is gaussian ...
+    """
+    if not isinstance(analysis, GeneralizedAPIMSpec):
+        return
+    other = sorted({t.family for t in truths if t.family != analysis.family})
+    if not other:
+        return
+    fix = (f"simulate with family={analysis.family!r} (and its intercept or thresholds)"
+           if other[0] == "gaussian" else
+           f"simulate with family={analysis.family!r} or fit "
+           f"GeneralizedAPIMSpec(family={other[0]!r})")
+    raise SpecError(f"the analysis is a {analysis.family} APIM, but the simulated outcome "
+                    f"is {other[0]} (SimulationSpec family={other[0]!r}); {fix}")
+
+
 def _effect_names(truth: SimulationSpec, analysis: Spec, seed: int) -> list[str]:
     """Effect names of the analysis, from one fit to a small simulated data set; if the
     small data set cannot carry the model (e.g. one treatment arm only), to one of the
@@ -318,8 +350,11 @@ def power(truth: SimulationSpec, analysis: Spec, hypothesis: str,
     truth : SimulationSpec
         The data-generating process; the simulated columns are ``truth.predictor_name``
         and ``truth.outcome_name`` (``x`` and ``y`` by default).
-    analysis : APIMSpec, FormulaSpec or LatentAPIMSpec (any spec :func:`apim.fit` takes)
-        The model fitted to every replicate (e.g. ``APIMSpec("y", ("x",))``).
+    analysis : APIMSpec, FormulaSpec, LatentAPIMSpec, GeneralizedAPIMSpec (any spec
+        :func:`apim.fit` takes)
+        The model fitted to every replicate (e.g. ``APIMSpec("y", ("x",))``, or
+        ``GeneralizedAPIMSpec("y", ("x",), family="binomial")`` for data simulated with
+        ``family="binomial"``).
     hypothesis : str
         An effect name (tested against 0) or a Wald hypothesis with ``=``.
     grid : dict, optional
@@ -357,6 +392,7 @@ def power(truth: SimulationSpec, analysis: Spec, hypothesis: str,
     if type(analysis) not in FITTERS:
         kinds = ", ".join(t.__name__ for t in FITTERS)
         raise SpecError(f"analysis must be one of {kinds}, not {type(analysis).__name__}")
+    check_family(truths, analysis)
     smallest = min(truths, key=lambda t: (t.n_dyads * t.n_sessions, t.n_dyads))
     test = check_hypothesis(hypothesis, _effect_names(smallest, analysis, int(seed)))
     seeds = np.random.SeedSequence(int(seed)).spawn(len(points) * replicates)
