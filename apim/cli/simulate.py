@@ -12,6 +12,8 @@ Examples
 Traceback (most recent call last):
 ...
 apim.errors.SpecError: --set residual_phi=high: 'high' is not a valid residual_phi (a number, ...)
+>>> cut_points("-1,1;-0.5,1.5")
+((-1.0, 1.0), (-0.5, 1.5))
 """
 
 from __future__ import annotations
@@ -32,11 +34,15 @@ from apim.errors import SpecError
 from apim.files import check_new_output, write_csv
 from apim.simulation.simulate import SimulationSpec, check_size, simulate
 
-__all__ = ["register", "run", "settings", "truth_from", "whole"]
+__all__ = ["register", "run", "settings", "truth_from", "whole", "cut_points",
+           "add_family", "FAMILIES", "LINKS"]
 
 _NUMBER = re.compile(r"[+-]?\d+")
 _POWER_OF_TEN = re.compile(r"\+?(\d{1,6})[eE]\+?(\d{1,3})")
 _HUGE = 10 ** 30  # larger counts are refused by the size checks anyway
+FAMILIES = ("gaussian", "binomial", "ordinal")
+LINKS = ("logit", "probit")
+_OWN_OPTION = {"family": "--family", "link": "--link", "thresholds": "--thresholds"}
 
 
 def whole(option: str, text: str | None, lowest: int, what: str) -> int | None:
@@ -125,6 +131,9 @@ def settings(pairs: Sequence[str] | None) -> dict[str, Any]:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise SpecError(f"--set {pair}: use FIELD=VALUE with a field of the simulation"
                             f"{hint}; fields: {', '.join(valid)}")
+        if name in _OWN_OPTION:
+            raise SpecError(f"--set {pair}: {name} has its own option; use "
+                            f"{_OWN_OPTION[name]}")
         if name in out:
             raise SpecError(f"--set {pair}: {name} is set twice; give each field once")
         default = defaults[name]
@@ -142,9 +151,63 @@ def settings(pairs: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
+def cut_points(text: str | None) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """``--thresholds``: cut-points of an ordinal outcome, ``-1,1`` for both roles or
+    ``-1,1;-0.5,1.5`` per role (reference role first); None stays None."""
+    if text is None:
+        return None
+    try:
+        sets = [tuple(float(v) for v in part.split(",")) for part in text.split(";")]
+    except ValueError:
+        sets = []
+    if not 1 <= len(sets) <= 2 or not all(math.isfinite(v) for c in sets for v in c):
+        raise SpecError(f"--thresholds {text}: give the cut-points as numbers separated by "
+                        "commas, one set for both roles (--thresholds=-1,1) or one per role "
+                        "separated by ';' (--thresholds='-1,1;-0.5,1.5')")
+    return (sets[0], sets[-1])
+
+
+def _family_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--family``, ``--link`` and ``--thresholds`` options as SimulationSpec fields."""
+    family = getattr(args, "family", None) or "gaussian"
+    if family not in FAMILIES:
+        raise SpecError(f"--family {family}: choose one of {', '.join(FAMILIES)}")
+    values: dict[str, Any] = {"family": family}
+    link = getattr(args, "link", None)
+    if link is not None:
+        if link not in LINKS:
+            raise SpecError(f"--link {link}: choose one of {', '.join(LINKS)}")
+        if family == "gaussian":
+            raise SpecError(f"--link {link} applies to --family binomial or ordinal")
+        values["link"] = link
+    cuts = cut_points(getattr(args, "thresholds", None))
+    if cuts is not None:
+        if family != "ordinal":
+            raise SpecError(f"--thresholds {args.thresholds} applies to --family ordinal")
+        values["thresholds"] = cuts
+    return values
+
+
+def add_family(parser: argparse.ArgumentParser) -> None:
+    """``--family``, ``--link`` and ``--thresholds`` (the outcome's distribution)."""
+    parser.add_argument("--family", metavar="{" + ",".join(FAMILIES) + "}",
+                        help="the outcome: gaussian (default), binomial (0/1 events: give "
+                        "its intercept, the log-odds of an event, with --set "
+                        "intercept=-1.5,-1.5) or ordinal (categories 0..K-1: give "
+                        "--thresholds)")
+    parser.add_argument("--link", metavar="{" + ",".join(LINKS) + "}",
+                        help="binomial or ordinal: logit (default) or probit")
+    parser.add_argument("--thresholds", metavar="T[,T...][;T,...]",
+                        help="ordinal: K-1 increasing cut-points on the latent scale, "
+                        "for both roles (--thresholds=-1,1) or per role separated by ';' "
+                        "(--thresholds='-1,1;-0.5,1.5'); P(y <= k) = F(t_k - eta)")
+
+
 def truth_from(args: argparse.Namespace, **counts: int | None) -> SimulationSpec:
-    """The data-generating process of the ``--set FIELD=VALUE`` options and the counts
-    (``n_dyads=...``) given by their own options."""
+    """The data-generating process of the ``--set FIELD=VALUE`` options, the outcome's
+    family (``--family``, ``--link``, ``--thresholds``) and the counts (``n_dyads=...``)
+    given by their own options."""
+    family = _family_fields(args)
     values = settings(args.set)
     for name, count in counts.items():
         if count is None:
@@ -154,10 +217,13 @@ def truth_from(args: argparse.Namespace, **counts: int | None) -> SimulationSpec
             raise SpecError(f"--set {name}={values[name]} and {option} {count} both set "
                             f"{name}; give it once")
         values[name] = count
+    values.update(family)
     try:
         return SimulationSpec(**values)
     except SpecError as error:
-        raise SpecError(f"the --set options do not fit together: {error}") from None
+        given = "--family and the --set options" if family["family"] != "gaussian" \
+            else "the --set options"
+        raise SpecError(f"{given} do not fit together: {error}") from None
 
 
 def run(args: argparse.Namespace) -> None:
@@ -185,7 +251,11 @@ def register(commands: Any) -> None:
         "--set) and write it as a long CSV file.", formatter_class=HelpFormatter,
         epilog=examples("apim simulate sim.csv --dyads 120 --sessions 12 --seed 1",
                         "apim simulate sim.csv --set partner_within=0.1,0.2 "
-                        "--set residual_phi=0.3 --force"))
+                        "--set residual_phi=0.3 --force",
+                        "apim simulate events.csv --family binomial "
+                        "--set intercept=-1.5,-1.5 --set partner_within=0.3,0.3",
+                        "apim simulate ranks.csv --family ordinal --link probit "
+                        "--thresholds='-1,1;-0.5,1.5'"))
     sim.add_argument("out", help="CSV file to write")
     sim.add_argument("--dyads", metavar="N",
                      help=f"number of dyads, >= 2 (default: {defaults.n_dyads})")
@@ -196,4 +266,5 @@ def register(commands: Any) -> None:
     sim.add_argument("--set", action="append", metavar="FIELD=VALUE",
                      help="a field of apim.simulation.simulate.SimulationSpec, e.g. "
                      "partner_within=0.1,0.1 or residual_phi=0.3 (repeatable)")
+    add_family(sim)
     sim.set_defaults(run=run)
