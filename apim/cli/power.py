@@ -3,6 +3,11 @@
 Every option is checked before any replicate runs (the hypothesis against the effect
 names of one design of the analysis); a misuse prints one line naming the option, the
 value and what to give instead, and exits with code 2.
+
+With ``--family binomial`` or ``ordinal`` the data are simulated with a binary or
+ordinal outcome (``--link``, ``--thresholds``) and every replicate is fitted by the
+generalized APIM of that family (``--nagq`` quadrature points, 1 = Laplace), tested
+with its z tests.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from typing import Any
 from apim.cli.common import output_path
 from apim.cli.help import HelpFormatter, examples
 from apim.cli.options import add_jobs, add_quiet, n_jobs, show_progress
-from apim.cli.simulate import truth_from, whole
+from apim.cli.simulate import add_family, truth_from, whole
 from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import FitError, SpecError
 from apim.files import atomic_path, check_new_output, same_file, write_csv
+from apim.model.generalized_spec import DEFAULT_NAGQ, MAX_NAGQ, GeneralizedAPIMSpec
 from apim.model.spec import APIMSpec, CovarianceSpec
+from apim.specbase import Spec
 
 __all__ = ["register", "run"]
 
@@ -74,8 +81,9 @@ def _checked(args: argparse.Namespace) -> dict[str, Any]:
         raise SpecError(f"--scheduler {args.scheduler}: not a Dask scheduler address; give "
                         "one like tcp://host:8786") from None
     options["scheduler"] = args.scheduler
-    random = _choice("--random", args.random, RANDOM)
-    residual = _choice("--residual", args.residual, tuple(RESIDUAL_NAMES))
+    random = _choice("--random", args.random or "intercepts", RANDOM)
+    residual = _choice("--residual", args.residual or "un", tuple(RESIDUAL_NAMES))
+    nagq = whole("--nagq", args.nagq, 1, f"the quadrature points (1 to {MAX_NAGQ})")
     output_path("--csv", args.csv, (".csv",), "the power table")
     output_path("--figure", args.figure, FIGURES, "the figure")
     for option, path in (("--csv", args.csv), ("--figure", args.figure)):
@@ -97,12 +105,39 @@ def _checked(args: argparse.Namespace) -> dict[str, Any]:
         grid["n_dyads"] = dyads
     if sessions:
         grid["n_sessions"] = sessions
-    analysis = APIMSpec(truth.outcome_name, (truth.predictor_name,),
-                        interaction=args.interaction,
-                        moderators=("treatment",) if args.moderated else (),
-                        covariance=CovarianceSpec(random=random,  # type: ignore[arg-type]
-                                                  residual=residual))
+    moderators = ("treatment",) if args.moderated else ()
+    analysis: Spec
+    if truth.family == "gaussian":
+        if nagq is not None:
+            raise SpecError(f"--nagq {args.nagq} applies to --family binomial or ordinal "
+                            "(a Gaussian outcome's likelihood needs no quadrature)")
+        analysis = APIMSpec(truth.outcome_name, (truth.predictor_name,),
+                            interaction=args.interaction, moderators=moderators,
+                            covariance=CovarianceSpec(random=random,  # type: ignore[arg-type]
+                                                      residual=residual))
+    else:
+        _refuse_gaussian_options(args, truth.family)
+        if nagq is not None and nagq > MAX_NAGQ:
+            raise SpecError(f"--nagq {args.nagq}: give 1 (Laplace) to {MAX_NAGQ} quadrature "
+                            "points per dimension")
+        analysis = GeneralizedAPIMSpec(truth.outcome_name, (truth.predictor_name,),
+                                       family=truth.family,  # type: ignore[arg-type]
+                                       link=truth.link, nagq=nagq or DEFAULT_NAGQ,
+                                       interaction=args.interaction, moderators=moderators)
     return {"truth": truth, "analysis": analysis, "grid": grid or None, **options}
+
+
+def _refuse_gaussian_options(args: argparse.Namespace, family: str) -> None:
+    """--random and --residual describe a Gaussian analysis; the generalized APIM has the
+    dyad's two random intercepts and no residual structure."""
+    if args.random not in (None, "intercepts"):
+        raise SpecError(f"--random {args.random} does not apply to --family {family}: the "
+                        "generalized APIM has the dyad's two random intercepts only; drop "
+                        "--random")
+    if args.residual is not None:
+        raise SpecError(f"--residual {args.residual} does not apply to --family {family}: "
+                        "a binary or ordinal outcome has no residual structure; drop "
+                        "--residual")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -149,7 +184,10 @@ def register(commands: Any) -> None:
             "--sessions 10,30 --replicates 500 --n-jobs 2 --csv power.csv "
             "--figure power.png",
             "apim power --hypothesis 'patient.actor.within = therapist.actor.within' "
-            "--set actor_within=0.3,0.1 --replicates 200"))
+            "--set actor_within=0.3,0.1 --replicates 200",
+            "apim power --family binomial --set intercept=-1.5,-1.5 "
+            "--set partner_within=0.4,0.4 --hypothesis patient.partner.within "
+            "--dyads 60,120 --sessions 10 --replicates 200 --nagq 1 --n-jobs 2"))
     pw.add_argument("--hypothesis", required=True,
                     help="effect name (tested against 0) or Wald hypothesis, e.g. "
                     "patient.partner.within")
@@ -169,10 +207,14 @@ def register(commands: Any) -> None:
     pw.add_argument("--interaction", action="store_true", help="analysis: actor x partner")
     pw.add_argument("--moderated", action="store_true", help="analysis: moderation by "
                     "treatment")
-    pw.add_argument("--random", metavar="{" + ",".join(RANDOM) + "}", default="intercepts",
-                    help="random effects of the analysis")
-    pw.add_argument("--residual", metavar="{" + ",".join(RESIDUAL_NAMES) + "}", default="un",
-                    help="residual structure of the analysis")
+    pw.add_argument("--random", metavar="{" + ",".join(RANDOM) + "}",
+                    help="random effects of the analysis (default: intercepts)")
+    pw.add_argument("--residual", metavar="{" + ",".join(RESIDUAL_NAMES) + "}",
+                    help="residual structure of the analysis (default: un)")
+    add_family(pw)
+    pw.add_argument("--nagq", metavar="K", help="binomial or ordinal: quadrature points "
+                    f"per dimension of the analysis, 1 (Laplace) to {MAX_NAGQ} (default: "
+                    f"{DEFAULT_NAGQ})")
     pw.add_argument("--csv", help="write the power table to this CSV file")
     pw.add_argument("--figure", help="write the power curve to this .png, .pdf or .svg file")
     pw.add_argument("--force", action="store_true",
