@@ -14,7 +14,9 @@
 # partner effects are recovered. Part 2 runs the whole pipeline on the bundled alliance
 # data: `apim ruptures --flags` (here `detect_ruptures` and `add_rupture_flags`) finds the
 # ruptures, and the binary APIM relates their onset to both members' session outcome of
-# the session before.
+# the session before. Part 3 plans a study: the power to detect a partner effect on
+# rupture occurrence at a few numbers of dyads (`apim.power` with a binary
+# `SimulationSpec`; on the command line `apim power --family binomial`).
 
 # %%
 import numpy as np
@@ -22,6 +24,8 @@ import numpy as np
 import apim
 from apim.analyses.ruptures import RuptureSpec, detect_ruptures
 from apim.model.generalized_spec import GeneralizedAPIMSpec
+from apim.simulation.power import power
+from apim.simulation.simulate import true_effects
 
 # %% [markdown]
 # ## 1. Simulation truth
@@ -110,3 +114,39 @@ assert (onset_model.effects["se"] < 1).all()  # no separation-like blow-up
 # %%
 print(onset_model.variance)
 assert all(p.at_boundary for p in onset_model.parameters) == bool(onset_model.boundary)
+
+# %% [markdown]
+# ## 3. Power to detect a partner effect on rupture occurrence
+#
+# `SimulationSpec(family="binomial")` draws each member's event at a session from the
+# same APIM linear predictor as a Gaussian outcome, without the residual: `P(event) =
+# F(eta)` with the intercept as the log-odds of an event at average alliance (here -1.5,
+# about 18% of sessions) and the dyad's two random intercepts. The question: how many
+# dyads (10 sessions each) does a study need to detect that a patient's rupture is less
+# likely when the therapist's alliance is higher than usual (partner within effect -0.5
+# on the log-odds)? Each replicate is simulated, fitted by the binary APIM (`nagq=1`,
+# the Laplace approximation, to keep it quick) and the partner effect's z test is read.
+# Ten replicates per design keep this vignette fast; a real planning run uses 500 or
+# more (Monte Carlo SE of a power near 0.8 then 0.018) with `n_jobs` workers, a
+# `checkpoint` folder to resume from, or a Dask `scheduler`.
+
+# %%
+events_truth = apim.SimulationSpec(
+    n_dyads=40, n_sessions=10, caseload=0, family="binomial", intercept=(-1.5, -1.5),
+    actor_within=(-0.8, -0.8), partner_within=(-0.5, -0.5), actor_between=(-0.6, -0.6),
+    partner_between=(-0.3, -0.3), intercept_sd=(0.8, 0.8), intercept_cor=0.4)
+print("true partner within effect (log-odds):",
+      true_effects(events_truth)["patient.partner.within.x"])
+planned = power(events_truth, GeneralizedAPIMSpec("y", ("x",), nagq=1),
+                "patient.partner.within", grid={"n_dyads": [40, 120]}, replicates=10,
+                seed=9, progress=False)
+print(planned.table.round(3).to_string(index=False))
+print(f"{planned.seconds:.1f} s for {int(planned.table['replicates'].sum())} fits")
+assert (planned.table["replicates"] == 10).all()  # every replicate fitted and converged
+assert (planned.table["mean_estimate"] < 0).all()  # the estimates carry the true sign
+
+# %% [markdown]
+# With ten replicates the powers are rough (Monte Carlo SE up to 0.16), but the pattern
+# is the one a full run gives: with 40 dyads the partner effect is missed more often
+# than found, and the power grows with the number of dyads. The mean estimate is on the
+# log-odds scale, near the true -0.5.
