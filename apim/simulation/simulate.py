@@ -186,10 +186,10 @@ class SimulationSpec(Spec):
         """The fields a binary or ordinal outcome needs and the ones it refuses."""
         if self.family == "gaussian":
             if self.link != "logit" or self.thresholds is not None:
-                given = "link" if self.link != "logit" else "thresholds"
-                raise SpecError(f"{given}={getattr(self, given)!r} applies to a binary or "
+                field = "link" if self.link != "logit" else "thresholds"
+                raise SpecError(f"{field}={getattr(self, field)!r} applies to a binary or "
                                 "ordinal outcome; set family='binomial' or 'ordinal', or "
-                                f"drop {given}")
+                                f"drop {field}")
             return
         default = SimulationSpec()
         given = [n for n in GAUSSIAN_ONLY if getattr(self, n) != getattr(default, n)]
