@@ -73,9 +73,12 @@ def main() -> None:
                      f"{load:.1f} | {null['power']:.3f} ({null['mcse']:.3f}) | "
                      f"{alt['power']:.3f} ({alt['mcse']:.3f}) | "
                      f"{int(table['failed'].sum())} | {int(table['not_converged'].sum())} |")
-    lines += ["", "Both runs give the same table (seeds spawned per replicate); the mean "
-              f"estimates at -0.5: {rows[0][4]['mean_estimate'].iloc[1]:.3f}, at 0: "
-              f"{rows[0][4]['mean_estimate'].iloc[0]:.3f}."]
+    same = rows[0][4].equals(rows[1][4])
+    lines += ["", f"The two runs give {'the same' if same else 'DIFFERENT'} tables (seeds "
+              "spawned per replicate); the mean estimates at -0.5: "
+              f"{rows[0][4]['mean_estimate'].iloc[1]:.3f}, at 0: "
+              f"{rows[0][4]['mean_estimate'].iloc[0]:.3f}. Load average as measured at "
+              "the start and end of each run; a run in between may have met more."]
     text = "\n".join(lines)
     print(text)
     write_section("glmm-power", text)

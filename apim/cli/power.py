@@ -63,8 +63,10 @@ def _choice(option: str, text: str, choices: tuple[str, ...]) -> str:
     return text
 
 
-def _checked(args: argparse.Namespace) -> dict[str, Any]:
-    """Every option, parsed and checked (no work done)."""
+def _common(args: argparse.Namespace) -> tuple[list[int] | None, list[int] | None,
+                                               dict[str, Any]]:
+    """The designs (--dyads, --sessions), the run's options and the output files,
+    parsed and checked (the same for the dynamic APIM)."""
     from apim.simulation.power import check_scheduler
 
     dyads = _counts("--dyads", args.dyads, 2, "numbers of dyads")
@@ -80,10 +82,6 @@ def _checked(args: argparse.Namespace) -> dict[str, Any]:
     except SpecError:
         raise SpecError(f"--scheduler {args.scheduler}: not a Dask scheduler address; give "
                         "one like tcp://host:8786") from None
-    options["scheduler"] = args.scheduler
-    random = _choice("--random", args.random or "intercepts", RANDOM)
-    residual = _choice("--residual", args.residual or "un", tuple(RESIDUAL_NAMES))
-    nagq = whole("--nagq", args.nagq, 1, f"the quadrature points (1 to {MAX_NAGQ})")
     output_path("--csv", args.csv, (".csv",), "the power table")
     output_path("--figure", args.figure, FIGURES, "the figure")
     for option, path in (("--csv", args.csv), ("--figure", args.figure)):
@@ -91,6 +89,16 @@ def _checked(args: argparse.Namespace) -> dict[str, Any]:
             check_new_output(path, option, force=args.force)
     if args.csv and args.figure and same_file(args.csv, args.figure):
         raise SpecError(f"--csv and --figure name the same file {args.csv}")
+    return dyads, sessions, options
+
+
+def _checked(args: argparse.Namespace) -> dict[str, Any]:
+    """Every option, parsed and checked (no work done)."""
+    dyads, sessions, options = _common(args)
+    options["scheduler"] = args.scheduler
+    random = _choice("--random", args.random or "intercepts", RANDOM)
+    residual = _choice("--residual", args.residual or "un", tuple(RESIDUAL_NAMES))
+    nagq = whole("--nagq", args.nagq, 1, f"the quadrature points (1 to {MAX_NAGQ})")
     if args.figure and importlib.util.find_spec("matplotlib") is None:
         raise SpecError(f"--figure {args.figure}: plotting needs matplotlib: "
                         "pip install matplotlib (a dependency of apim that is missing here)")
@@ -144,6 +152,16 @@ def run(args: argparse.Namespace) -> None:
     """Check every option, run the power analysis and print the table."""
     from apim.simulation.power import power
 
+    if args.dynamic:
+        from apim.cli.dynamic_runs import power_dynamic_run
+
+        dyads, sessions, common = _common(args)
+        table = power_dynamic_run(args, dyads, sessions, common, show_progress(args))
+        failed = int(table["failed"].sum())
+        if failed:
+            raise FitError(f"{failed} of {len(table) * common['replicates']} replicates "
+                           "failed; the power above uses only the others")
+        return
     options = _checked(args)
     grid = options["grid"] or {}
     result = power(hypothesis=args.hypothesis, progress=show_progress(args),
@@ -187,7 +205,10 @@ def register(commands: Any) -> None:
             "--set actor_within=0.3,0.1 --replicates 200",
             "apim power --family binomial --set intercept=-1.5,-1.5 "
             "--set partner_within=0.4,0.4 --hypothesis patient.partner.within "
-            "--dyads 60,120 --sessions 10 --replicates 200 --nagq 1 --n-jobs 2"))
+            "--dyads 60,120 --sessions 10 --replicates 200 --nagq 1 --n-jobs 2",
+            "apim power --dynamic --hypothesis patient.partner.lagged.x --dyads 50,100 "
+            "--sessions 10 --replicates 200 --set 'phi=0.4,0,0,0;0,0.4,0,0;"
+            "0.2,0.1,0.4,0;0.1,0.2,0,0.4'"))
     pw.add_argument("--hypothesis", required=True,
                     help="effect name (tested against 0) or Wald hypothesis, e.g. "
                     "patient.partner.within")
@@ -212,6 +233,11 @@ def register(commands: Any) -> None:
     pw.add_argument("--residual", metavar="{" + ",".join(RESIDUAL_NAMES) + "}",
                     help="residual structure of the analysis (default: un)")
     add_family(pw)
+    pw.add_argument("--dynamic", action="store_true",
+                    help="the dynamic APIM (lagged effects; apim.simulation.dynamic."
+                    "dynamic_power): --set takes the fields of DynamicSimulationSpec "
+                    "(phi, sigma_w, sigma_b as 4 rows separated by ';', means, p_missing, "
+                    "dropout)")
     pw.add_argument("--nagq", metavar="K", help="binomial or ordinal: quadrature points "
                     f"per dimension of the analysis, 1 (Laplace) to {MAX_NAGQ} (default: "
                     f"{DEFAULT_NAGQ})")

@@ -33,6 +33,7 @@ from apim.cli.help import HelpFormatter, examples
 from apim.errors import SpecError
 from apim.files import check_new_output, write_csv
 from apim.simulation.simulate import SimulationSpec, check_size, simulate
+from apim.specbase import Spec
 
 __all__ = ["register", "run", "settings", "truth_from", "whole", "cut_points",
            "add_family", "FAMILIES", "LINKS"]
@@ -69,6 +70,8 @@ def whole(option: str, text: str | None, lowest: int, what: str) -> int | None:
 
 
 def _example(name: str, default: Any) -> str:
+    if isinstance(default, tuple) and default and isinstance(default[0], tuple):
+        return f"{name}={';'.join(','.join(str(v) for v in row) for row in default)}"
     if isinstance(default, tuple):
         return f"{name}={','.join(str(v) for v in default)}"
     if default is None:
@@ -84,6 +87,9 @@ def _parse(text: str, hint: Any) -> Any:
         if text.strip().lower() == "none" and type(None) in args:
             return None
         return _parse(text, next(a for a in args if a is not type(None)))
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # numbers or rows
+        rows = typing.get_origin(args[0]) is tuple
+        return tuple(_parse(v.strip(), args[0]) for v in text.split(";" if rows else ","))
     if origin is tuple:
         items = [v.strip() for v in text.split(",")]
         if len(items) != len(args):
@@ -110,16 +116,22 @@ def _kind(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
         return _kind(next(a for a in args if a is not type(None))) + " or none"
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return ("rows of numbers separated by a comma, rows by ';'"
+                if typing.get_origin(args[0]) is tuple else "numbers separated by a comma")
     if origin is tuple:
         return f"{len(args)} values separated by a comma"
     return {bool: "true or false", int: "a whole number", float: "a number"}.get(hint, "text")
 
 
-def settings(pairs: Sequence[str] | None) -> dict[str, Any]:
-    """``FIELD=VALUE`` pairs (``--set``) as SimulationSpec fields, each checked on its own."""
-    hints = typing.get_type_hints(SimulationSpec)
-    defaults = SimulationSpec().to_dict()
-    valid = [f.name for f in fields(SimulationSpec)]
+def settings(pairs: Sequence[str] | None, kind: type[Spec] = SimulationSpec
+             ) -> dict[str, Any]:
+    """``FIELD=VALUE`` pairs (``--set``) as fields of the data-generating process ``kind``
+    (:class:`SimulationSpec`, or the dynamic APIM's ``DynamicSimulationSpec``), each
+    checked on its own."""
+    hints = typing.get_type_hints(kind)
+    defaults = kind().to_dict()
+    valid = [f.name for f in fields(kind)]  # type: ignore[arg-type]
     out: dict[str, Any] = {}
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
@@ -131,24 +143,29 @@ def settings(pairs: Sequence[str] | None) -> dict[str, Any]:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise SpecError(f"--set {pair}: use FIELD=VALUE with a field of the simulation"
                             f"{hint}; fields: {', '.join(valid)}")
-        if name in _OWN_OPTION:
+        if name in _OWN_OPTION and kind is SimulationSpec:
             raise SpecError(f"--set {pair}: {name} has its own option; use "
                             f"{_OWN_OPTION[name]}")
         if name in out:
             raise SpecError(f"--set {pair}: {name} is set twice; give each field once")
         default = defaults[name]
-        default = tuple(default) if isinstance(default, list) else default
+        default = _plain_tuple(default)
         try:
             parsed = _parse(value, hints[name])
         except (ValueError, KeyError, StopIteration):
             raise SpecError(f"--set {pair}: {value!r} is not a valid {name} "
                             f"({_kind(hints[name])}, e.g. {_example(name, default)})") from None
         try:
-            SimulationSpec(**{name: parsed})
+            kind(**{name: parsed})
         except SpecError as error:
             raise SpecError(f"--set {pair}: {error}") from None
         out[name] = parsed
     return out
+
+
+def _plain_tuple(value: Any) -> Any:
+    """A JSON list (of lists) as the tuple (of tuples) of a spec field."""
+    return tuple(_plain_tuple(v) for v in value) if isinstance(value, list) else value
 
 
 def cut_points(text: str | None) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
@@ -232,6 +249,13 @@ def run(args: argparse.Namespace) -> None:
     dyads = whole("--dyads", args.dyads, 2, "the number of dyads")
     sessions = whole("--sessions", args.sessions, 1, "the number of sessions")
     seed = whole("--seed", args.seed, 0, "the seed")
+    if args.dynamic:
+        from apim.cli.dynamic_runs import dynamic_truth, simulate_dynamic_run
+
+        dynamic_truth(args, n_dyads=dyads, n_sessions=sessions)  # checked before writing
+        check_new_output(args.out, "simulate OUT", force=args.force)
+        simulate_dynamic_run(args, dyads, sessions, seed or 0)
+        return
     truth = truth_from(args, n_dyads=dyads, n_sessions=sessions)
     check_new_output(args.out, "simulate OUT", force=args.force)
     check_size(truth)
@@ -255,7 +279,9 @@ def register(commands: Any) -> None:
                         "apim simulate events.csv --family binomial "
                         "--set intercept=-1.5,-1.5 --set partner_within=0.3,0.3",
                         "apim simulate ranks.csv --family ordinal --link probit "
-                        "--thresholds='-1,1;-0.5,1.5'"))
+                        "--thresholds='-1,1;-0.5,1.5'",
+                        "apim simulate lagged.csv --dynamic --dyads 100 --sessions 10 "
+                        "--set p_missing=0.1"))
     sim.add_argument("out", help="CSV file to write")
     sim.add_argument("--dyads", metavar="N",
                      help=f"number of dyads, >= 2 (default: {defaults.n_dyads})")
@@ -267,4 +293,9 @@ def register(commands: Any) -> None:
                      help="a field of apim.simulation.simulate.SimulationSpec, e.g. "
                      "partner_within=0.1,0.1 or residual_phi=0.3 (repeatable)")
     add_family(sim)
+    sim.add_argument("--dynamic", action="store_true",
+                     help="the dynamic APIM's process (apim.simulation.dynamic."
+                     "simulate_dynamic): --set takes the fields of DynamicSimulationSpec "
+                     "(phi, sigma_w, sigma_b as 4 rows separated by ';', means, p_missing, "
+                     "dropout)")
     sim.set_defaults(run=run)

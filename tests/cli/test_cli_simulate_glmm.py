@@ -89,3 +89,59 @@ def test_help_shows_the_family_options_with_an_example(capsys):
         assert "--family binomial" in text  # an example line
     assert main(["power", "--help"]) == 0
     assert "--nagq" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ the dynamic APIM
+PHI = "0.4,0,0,0;0,0.4,0,0;0.3,0.1,0.4,0;0.1,0.2,0,0.4"
+
+
+def test_simulate_dynamic_writes_what_simulate_dynamic_draws(tmp_path):
+    from apim.simulation.dynamic import DynamicSimulationSpec, simulate_dynamic
+
+    out = tmp_path / "lagged.csv"
+    assert main(["simulate", str(out), "--dynamic", "--dyads", "15", "--sessions", "6",
+                 "--seed", "3", "--set", f"phi={PHI}", "--set", "p_missing=0.1"]) == 0
+    spec = DynamicSimulationSpec(n_dyads=15, n_sessions=6, p_missing=0.1, phi=(
+        (0.4, 0, 0, 0), (0, 0.4, 0, 0), (0.3, 0.1, 0.4, 0), (0.1, 0.2, 0, 0.4)))
+    expected = simulate_dynamic(spec, seed=3).to_long()
+    written = pd.read_csv(out)
+    for column in ("x", "y"):
+        pd.testing.assert_series_equal(written[column], expected[column].reset_index(
+            drop=True), check_names=False)
+
+
+def test_power_dynamic_equals_dynamic_power(tmp_path, capsys):
+    from apim.simulation.dynamic import DynamicSimulationSpec, dynamic_power
+
+    csv = tmp_path / "power.csv"
+    assert main(["power", "--dynamic", "--hypothesis", "patient.partner.lagged.x",
+                 "--dyads", "25", "--sessions", "5", "--replicates", "3", "--seed", "2",
+                 "--quiet", "--csv", str(csv)]) == 0
+    table = pd.read_csv(csv)
+    direct = dynamic_power(DynamicSimulationSpec(n_dyads=25, n_sessions=5),
+                           "patient.partner.lagged.x", replicates=3, seed=2)
+    assert table["power"].iloc[0] == pytest.approx(direct.power)
+    assert table["mean_estimate"].iloc[0] == pytest.approx(direct.mean_estimate)
+    assert table["replicates"].iloc[0] == direct.replicates
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["simulate", "{tmp}/s.csv", "--dynamic", "--family", "binomial"],
+     "--family does not apply to --dynamic"),
+    (["simulate", "{tmp}/s.csv", "--dynamic", "--set", "phi=1,2"], "4 x 4 matrix"),
+    (["simulate", "{tmp}/s.csv", "--dynamic", "--set", "residual_phi=0.3"],
+     "fields: n_dyads, n_sessions, phi"),
+    (["power", "--dynamic", "--hypothesis", "patient.partner.lagged.x", "--nagq", "2"],
+     "--nagq does not apply to --dynamic"),
+    (["power", "--dynamic", "--hypothesis", "patient.partner.lagged.x", "--checkpoint",
+      "{tmp}/ck"], "--checkpoint does not apply to --dynamic"),
+    (["power", "--dynamic", "--hypothesis", "patient.partner.lagd.x", "--replicates", "2"],
+     "unknown effect 'patient.partner.lagd.x'"),
+])
+def test_dynamic_misuse_exits_2_with_one_line(tmp_path, capsys, argv, words):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "ck").exists()
