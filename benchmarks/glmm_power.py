@@ -79,9 +79,8 @@ def main() -> None:
               f"{rows[0][4]['mean_estimate'].iloc[1]:.3f}, at 0: "
               f"{rows[0][4]['mean_estimate'].iloc[0]:.3f}. Load average as measured at "
               "the start and end of each run; a run in between may have met more."]
-    text = "\n".join(lines)
-    print(text)
-    write_section("glmm-power", text)
+    write_section("glmm-power", "\n".join(lines))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

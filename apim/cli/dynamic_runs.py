@@ -42,19 +42,11 @@ def refuse(args: argparse.Namespace, options: dict[str, str]) -> None:
 
 def dynamic_truth(args: argparse.Namespace, **counts: int | None) -> Any:
     """The :class:`DynamicSimulationSpec` of ``--set`` and the counts."""
-    from apim.cli.simulate import settings
+    from apim.cli.simulate import settings, with_counts
     from apim.simulation.dynamic import DynamicSimulationSpec
 
     refuse(args, {"family": "--family", "link": "--link", "thresholds": "--thresholds"})
-    values = settings(args.set, DynamicSimulationSpec)
-    for name, count in counts.items():
-        if count is None:
-            continue
-        if name in values:
-            option = {"n_dyads": "--dyads", "n_sessions": "--sessions"}[name]
-            raise SpecError(f"--set {name}={values[name]} and {option} {count} both set "
-                            f"{name}; give it once")
-        values[name] = count
+    values = with_counts(settings(args.set, DynamicSimulationSpec), counts)
     try:
         return DynamicSimulationSpec(**values)
     except SpecError as error:

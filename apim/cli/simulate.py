@@ -35,7 +35,7 @@ from apim.files import check_new_output, write_csv
 from apim.simulation.simulate import SimulationSpec, check_size, simulate
 from apim.specbase import Spec
 
-__all__ = ["register", "run", "settings", "truth_from", "whole", "cut_points",
+__all__ = ["register", "run", "settings", "truth_from", "with_counts", "whole", "cut_points",
            "add_family", "FAMILIES", "LINKS"]
 
 _NUMBER = re.compile(r"[+-]?\d+")
@@ -220,12 +220,9 @@ def add_family(parser: argparse.ArgumentParser) -> None:
                         "(--thresholds='-1,1;-0.5,1.5'); P(y <= k) = F(t_k - eta)")
 
 
-def truth_from(args: argparse.Namespace, **counts: int | None) -> SimulationSpec:
-    """The data-generating process of the ``--set FIELD=VALUE`` options, the outcome's
-    family (``--family``, ``--link``, ``--thresholds``) and the counts (``n_dyads=...``)
-    given by their own options."""
-    family = _family_fields(args)
-    values = settings(args.set)
+def with_counts(values: dict[str, Any], counts: dict[str, int | None]) -> dict[str, Any]:
+    """The ``--set`` fields with the counts given by their own options (``--dyads``,
+    ``--sessions``); a count set both ways is refused."""
     for name, count in counts.items():
         if count is None:
             continue
@@ -234,6 +231,15 @@ def truth_from(args: argparse.Namespace, **counts: int | None) -> SimulationSpec
             raise SpecError(f"--set {name}={values[name]} and {option} {count} both set "
                             f"{name}; give it once")
         values[name] = count
+    return values
+
+
+def truth_from(args: argparse.Namespace, **counts: int | None) -> SimulationSpec:
+    """The data-generating process of the ``--set FIELD=VALUE`` options, the outcome's
+    family (``--family``, ``--link``, ``--thresholds``) and the counts (``n_dyads=...``)
+    given by their own options."""
+    family = _family_fields(args)
+    values = with_counts(settings(args.set), counts)
     values.update(family)
     try:
         return SimulationSpec(**values)

@@ -71,6 +71,17 @@ def test_power_of_a_binary_partner_effect(tmp_path, capsys):
     (["power", "--hypothesis", "patient.partner.witin", *EVENTS, "--dyads", "30",
       "--sessions", "5", "--nagq", "1", "--replicates", "2"],
      "unknown effect 'patient.partner.witin'"),
+    (["simulate", "{tmp}/s.csv", "--dynamic", "--family", "binomial"],
+     "--family does not apply to --dynamic"),
+    (["simulate", "{tmp}/s.csv", "--dynamic", "--set", "phi=1,2"], "4 x 4 matrix"),
+    (["simulate", "{tmp}/s.csv", "--dynamic", "--set", "residual_phi=0.3"],
+     "fields: n_dyads, n_sessions, phi"),
+    (["power", "--dynamic", "--hypothesis", "patient.partner.lagged.x", "--nagq", "2"],
+     "--nagq does not apply to --dynamic"),
+    (["power", "--dynamic", "--hypothesis", "patient.partner.lagged.x", "--checkpoint",
+      "{tmp}/ck"], "--checkpoint does not apply to --dynamic"),
+    (["power", "--dynamic", "--hypothesis", "patient.partner.lagd.x", "--replicates", "2"],
+     "unknown effect 'patient.partner.lagd.x'"),
 ])
 def test_misuse_exits_2_with_one_line(tmp_path, capsys, argv, words):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
@@ -78,7 +89,7 @@ def test_misuse_exits_2_with_one_line(tmp_path, capsys, argv, words):
     err = capsys.readouterr().err.strip()
     assert words in err, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert not (tmp_path / "s.csv").exists()
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "ck").exists()
 
 
 def test_help_shows_the_family_options_with_an_example(capsys):
@@ -86,7 +97,7 @@ def test_help_shows_the_family_options_with_an_example(capsys):
         assert main([command, "--help"]) == 0
         text = capsys.readouterr().out
         assert "--family" in text and "--thresholds" in text and "--link" in text
-        assert "--family binomial" in text  # an example line
+        assert "--family binomial" in text and "--dynamic" in text  # example lines
     assert main(["power", "--help"]) == 0
     assert "--nagq" in capsys.readouterr().out
 
@@ -123,25 +134,3 @@ def test_power_dynamic_equals_dynamic_power(tmp_path, capsys):
     assert table["power"].iloc[0] == pytest.approx(direct.power)
     assert table["mean_estimate"].iloc[0] == pytest.approx(direct.mean_estimate)
     assert table["replicates"].iloc[0] == direct.replicates
-
-
-@pytest.mark.parametrize("argv,words", [
-    (["simulate", "{tmp}/s.csv", "--dynamic", "--family", "binomial"],
-     "--family does not apply to --dynamic"),
-    (["simulate", "{tmp}/s.csv", "--dynamic", "--set", "phi=1,2"], "4 x 4 matrix"),
-    (["simulate", "{tmp}/s.csv", "--dynamic", "--set", "residual_phi=0.3"],
-     "fields: n_dyads, n_sessions, phi"),
-    (["power", "--dynamic", "--hypothesis", "patient.partner.lagged.x", "--nagq", "2"],
-     "--nagq does not apply to --dynamic"),
-    (["power", "--dynamic", "--hypothesis", "patient.partner.lagged.x", "--checkpoint",
-      "{tmp}/ck"], "--checkpoint does not apply to --dynamic"),
-    (["power", "--dynamic", "--hypothesis", "patient.partner.lagd.x", "--replicates", "2"],
-     "unknown effect 'patient.partner.lagd.x'"),
-])
-def test_dynamic_misuse_exits_2_with_one_line(tmp_path, capsys, argv, words):
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert words in err, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "ck").exists()
