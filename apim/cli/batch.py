@@ -11,7 +11,7 @@ from apim.errors import ApimError, SpecError
 
 __all__ = ["register", "run"]
 
-SHOWN = ["analysis", "data", "subset", "outcome", "predictors", "moderators", "center",
+SHOWN = ["analysis", "model", "data", "subset", "outcome", "predictors", "moderators", "center",
          "lag", "random", "residual", "method", "check"]
 
 
