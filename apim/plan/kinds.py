@@ -108,6 +108,7 @@ def kind_of(spec: Spec) -> Kind:
     return next(k for k in KINDS if isinstance(spec, k.spec_type))
 
 
+@cache
 def _hints(spec_type: type) -> dict[str, Any]:
     return typing.get_type_hints(spec_type)
 

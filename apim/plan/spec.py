@@ -73,6 +73,7 @@ import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +231,11 @@ class Analysis:
 
     def build(self) -> tuple[Spec, OutOfCore | None]:
         """The spec of the settings and, for a fit from the file read in blocks, how
-        (checked: :func:`apim.plan.kinds.build_spec`)."""
+        (checked: :func:`apim.plan.kinds.build_spec`; built once)."""
+        return self._built
+
+    @cached_property
+    def _built(self) -> tuple[Spec, OutOfCore | None]:
         spec, out_of_core = build_spec(self.id, self.settings, self.inherited)
         if out_of_core is not None and self.data.layout != "long":
             raise SpecError(f"analysis {self.id}: the fit from the file read in blocks "
