@@ -27,15 +27,60 @@ A plan is a TOML file (read with :mod:`tomllib`)::
     moderators = [[], ["treatment"]]  # a list of lists: one analysis per list
     residual = ["un", "un-ar1"]       # a list for any other field: one analysis per value
 
-Analysis fields are flat: ``data, subset`` (a filter expression, see
-:mod:`apim.plan.filters`), ``df``, every field of :class:`~apim.model.spec.APIMSpec`
-(``outcome, predictors, distinguishable, interaction, moderators, covariates, method``;
-``reference`` as a table, ``{arm = "CBT"}``, is its ``reference``, shown as the column
-``reference_levels``; as text it is the decomposition's),
-of :class:`~apim.model.centring.DecompositionSpec` (``center`` -- alias ``centring`` --,
-``reference, lag, lag_by, detrend, partner`` ...) and of
-:class:`~apim.model.spec.CovarianceSpec` (``random, residual, therapist_level``).
-Expanded analyses are named ``ID`` (one) or ``ID-01``, ``ID-02`` ... in product order.
+    [[analysis]]                      # the same effects without the centring bias
+    id = "latent"
+    centring = "latent"               # the latent APIM (one moderator: a grouping)
+    predictors = ["alliance"]
+
+    [[analysis]]
+    id = "rupture"
+    outcome = "rupture"               # 0/1 each session
+    predictors = ["alliance"]
+    family = "binomial"               # the generalized APIM ("ordinal": ordered categories)
+    nagq = [1, 7]                     # Laplace and 7 quadrature points; link, thresholds
+
+    [[analysis]]
+    id = "lagged"
+    predictors = ["alliance"]
+    dynamic = true                    # the dynamic APIM (lag-1 effects, latent means)
+    initial = ["free", "stationary"]  # reverse_paths, equal_roles, moderators (one)
+
+    [[analysis]]
+    id = "big"
+    data = "all_sites"                # a long Parquet/CSV file, its dyads' rows together
+    predictors = ["alliance"]
+    block_rows = 1_000_000            # read in blocks (out_of_core = true: the default size)
+    scheduler = "tcp://host:8786"     # optional: the blocks read by a Dask cluster's workers
+
+Analysis settings are flat: ``data, subset`` (a filter expression, see
+:mod:`apim.plan.filters`), ``df`` and the fields of the spec of the analysis's model kind
+(:mod:`apim.plan.kinds`, chosen as ``apim fit``'s options choose it):
+
+- the observed-mean APIM (:class:`~apim.model.spec.APIMSpec`; the default): ``outcome,
+  predictors, distinguishable, interaction, moderators, covariates, method``; ``reference``
+  as a table, ``{arm = "CBT"}``, is its ``reference`` (the column ``reference_levels``),
+  as text it is the decomposition's; :class:`~apim.model.centring.DecompositionSpec`'s
+  ``center`` (alias ``centring``), ``lag, lag_by, detrend, partner`` and
+  :class:`~apim.model.spec.CovarianceSpec`'s ``random, residual, therapist_level``;
+  ``out_of_core = true``, ``block_rows = N`` or ``scheduler = "tcp://..."`` fit it from
+  the file read in blocks of whole dyads
+  (:func:`~apim.model.out_of_core.fit_out_of_core`: random intercepts, no moderators,
+  therapist level or subset), here or on a Dask cluster;
+- ``centring = "latent"``: the latent APIM (:class:`~apim.model.spec.LatentAPIMSpec`:
+  ``moderator`` -- one of ``moderators`` --, ``ar1`` -- or ``residual = "un-ar1"`` --,
+  ``method, therapist_level, therapist_covariance``);
+- ``family = "binomial"`` or ``"ordinal"``: the generalized APIM
+  (:class:`~apim.model.generalized_spec.GeneralizedAPIMSpec`: ``link, nagq, thresholds``
+  and the observed-mean APIM's effects and decomposition);
+- ``dynamic = true``: the dynamic APIM (:class:`~apim.model.dynamic_spec.DynamicAPIMSpec`:
+  ``initial, reverse_paths, equal_roles`` -- or ``distinguishable = false`` --,
+  ``moderator`` -- one of ``moderators``).
+
+A field added to a spec is a setting at once. A setting that does not apply to the
+analysis's kind is refused when the plan is read, naming the analysis, the setting (and
+whether it came from ``[defaults]``) and why; ``[plan] df`` serves the kinds with t tests
+only. Expanded analyses are named ``ID`` (one) or ``ID-01``, ``ID-02`` ... in product
+order.
 
 Examples
 --------
@@ -59,6 +104,15 @@ Examples
 ('ar1', ('arm',))
 >>> plan.analyses[0].spec().covariance.residual
 'un'
+>>> kinds = Plan.from_text(text.replace('residual = ["un", "ar1"]', 'family = "binomial"\\n'
+...                                     'nagq = [1, 7]'))
+>>> [(a.id, type(a.spec()).__name__, a.spec().nagq) for a in kinds.analyses[::2]]
+[('m-01', 'GeneralizedAPIMSpec', 1), ('m-03', 'GeneralizedAPIMSpec', 7)]
+>>> Plan.from_text(text.replace('residual = ["un", "ar1"]', 'dynamic = true\\n'
+...                             'centring = "latent"'))  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+apim.errors.SpecError: analysis m-01: centring = 'latent' does not apply to the dynamic APIM ...
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from apim.model.dynamic_spec import DynamicAPIMSpec
 from apim.model.generalized_spec import GeneralizedAPIMSpec
 from apim.model.out_of_core import fit_out_of_core
 from apim.plan import Plan, check_plan, run_plan
-from apim.plan.kinds import KINDS, REASONS, build_spec, choose_kind, flat_fields
+from apim.plan.kinds import KINDS, REASONS, OutOfCore, build_spec, choose_kind, flat_fields
 from apim.plan.spec import SETTINGS
 
 COLUMNS = dict(dyad="dyad", session="session", role="role", roles=("patient", "therapist"))
@@ -515,3 +515,20 @@ predictors = ["alliance"]
     assert record["result"]["out_of_core"]["blocks"] == alone.n_blocks > 1
     local = fit_out_of_core(str(files / "sessions.parquet"), SPEC, block_rows=500, **COLUMNS)
     np.testing.assert_allclose(rows["estimate"], local.effects["estimate"], rtol=0, atol=1e-8)
+
+
+def test_the_reference_example_reads_as_documented(files):
+    text = (Path(__file__).resolve().parents[2] / "apim" / "REFERENCE.md").read_text()
+    example = text.split("choose its model kind", 1)[1].split("```toml\n", 1)[1]
+    example = example.split("```", 1)[0]
+    plan = Plan.from_text(data_tables(files).replace("[data.p]", "[data.all_sites]") + '''
+[defaults]
+data = "s"
+outcome = "outcome"
+predictors = ["alliance"]
+''' + example)
+    kinds = {a.id: (type(a.spec()).__name__, a.out_of_core) for a in plan.analyses}
+    assert kinds["latent-01"][0] == "APIMSpec" and kinds["latent-02"][0] == "LatentAPIMSpec"
+    assert kinds["rupture-02"][0] == "GeneralizedAPIMSpec"
+    assert kinds["lagged-02"][0] == "DynamicAPIMSpec"
+    assert kinds["big"] == ("APIMSpec", OutOfCore(1_000_000, "tcp://host:8786"))
