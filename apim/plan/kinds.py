@@ -108,9 +108,14 @@ def kind_of(spec: Spec) -> Kind:
     return next(k for k in KINDS if isinstance(spec, k.spec_type))
 
 
-@cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(spec_type: type) -> dict[str, Any]:
-    return typing.get_type_hints(spec_type)
+    """The type hints of a spec class (read once: :func:`typing.get_type_hints` is slow)."""
+    if spec_type not in _HINTS:
+        _HINTS[spec_type] = typing.get_type_hints(spec_type)
+    return _HINTS[spec_type]
 
 
 def _is_spec(hint: Any) -> bool:
