@@ -55,7 +55,7 @@ from apim.model.spec import APIMSpec, LatentAPIMSpec
 from apim.specbase import Spec
 
 __all__ = ["Kind", "KINDS", "OutOfCore", "build_spec", "choose_kind", "flat_fields",
-           "flat_values", "kind_of", "list_fields", "reference_pairs", "setting_names",
+           "flat_values", "list_fields", "reference_pairs", "setting_names",
            "takes_df", "LEVELS", "REASONS", "TRANSLATED", "PLAN_SETTINGS", "FIT_SETTINGS"]
 
 #: The spec's ``reference`` (moderators' reference levels, a table in the plan) is kept
@@ -101,11 +101,6 @@ def choose_kind(settings: Mapping[str, Any]) -> Kind:
     if settings.get("center") == "latent":
         return LATENT
     return GENERALIZED if "family" in settings else OBSERVED
-
-
-def kind_of(spec: Spec) -> Kind:
-    """The kind of a spec."""
-    return next(k for k in KINDS if isinstance(spec, k.spec_type))
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

@@ -216,7 +216,6 @@ def check_plan(plan: Plan) -> pd.DataFrame:
                 data = loaded[a.data.name]
                 if isinstance(data, Exception):
                     raise data
-                a.fit_options(spec)  # the df method, checked
                 _prepare(a.select(data), spec)
             row["check"] = "ok"
         except Exception as error:  # noqa: BLE001 - every problem is listed

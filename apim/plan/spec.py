@@ -296,6 +296,10 @@ class Analysis:
                             f"needs a long file (a row per member and session); "
                             f"[data.{self.data.name}] has layout = {self.data.layout!r}: "
                             "convert it (apim convert) or fit in memory")
+        try:
+            self.fit_options(spec)  # the df method, where the kind has t tests
+        except SpecError as error:
+            raise SpecError(f"analysis {self.id}: {error}") from None
         return spec, out_of_core
 
     def spec(self) -> Spec:
