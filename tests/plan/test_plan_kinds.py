@@ -29,6 +29,7 @@ from apim.model.out_of_core import fit_out_of_core
 from apim.plan import Plan, check_plan, run_plan
 from apim.plan.kinds import KINDS, REASONS, OutOfCore, build_spec, choose_kind, flat_fields
 from apim.plan.spec import SETTINGS
+from apim.report import labels
 
 COLUMNS = dict(dyad="dyad", session="session", role="role", roles=("patient", "therapist"))
 
@@ -54,22 +55,13 @@ def files(tmp_path_factory) -> Path:
 
 
 def data_tables(folder: Path) -> str:
-    return f'''
-[data.s]
-file = "{folder / 'sessions.csv'}"
-dyad = "dyad"
-session = "session"
-role = "role"
-roles = ["patient", "therapist"]
-therapist = "therapist"
-
-[data.p]
-file = "{folder / 'sessions.parquet'}"
-dyad = "dyad"
-session = "session"
-role = "role"
-roles = ["patient", "therapist"]
-'''
+    """``[data.s]`` (the CSV file, with therapists) and ``[data.p]`` (the Parquet file)."""
+    tables = [(f"[data.{name}]\nfile = \"{folder / file}\"\n"
+               + "".join(f'{k} = "{v}"\n' for k, v in COLUMNS.items() if k != "roles")
+               + 'roles = ["patient", "therapist"]\n' + extra)
+              for name, file, extra in (("s", "sessions.csv", 'therapist = "therapist"\n'),
+                                        ("p", "sessions.parquet", ""))]
+    return "\n" + "\n".join(tables)
 
 
 KINDS_PLAN = '''
@@ -197,7 +189,9 @@ def test_every_output_equals_a_direct_fit(kinds_run, files):
         assert row["n_obs"] == alone.statistics.n_obs
         assert row["n_params"] == alone.statistics.n_params
         assert f'href="analyses/{a.id}.json"' in index
-        assert f"<summary>{a.id}</summary>" in index
+        shown = index.split(f"<summary>{a.id}</summary>", 1)[1].split("</details>", 1)[0]
+        for estimate in alone.effects["estimate"]:
+            assert f"<td>{labels.number(estimate, 3)}</td>" in shown, (a.id, estimate)
 
 
 def test_reports_of_a_latent_fit_and_a_fit_out_of_core(files, tmp_path):
