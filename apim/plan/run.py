@@ -221,7 +221,7 @@ def check_plan(plan: Plan) -> pd.DataFrame:
         except Exception as error:  # noqa: BLE001 - every problem is listed
             row["check"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
         rows.append(row)
-    return pd.DataFrame(rows).dropna(axis=1, how="all")
+    return _tidy_types(pd.DataFrame(rows).dropna(axis=1, how="all"), list(COLUMNS))
 
 
 def _prepare(data: SessionData, spec: Spec) -> None:
@@ -280,12 +280,18 @@ _STORED = ("n_obs", "n_dyads", "loglik", "aic", "bic", "converged", "boundary", 
 
 def _tidy_types(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Settings columns with values of several types (e.g. lag 0 and None are fine; True
-    and "un" are not) become text, so the table can be written to Parquet."""
+    and "un" are not) become text, so the table can be written to Parquet; whole numbers
+    missing for some analyses (``nagq`` of the generalized APIM only) stay whole
+    numbers."""
     for c in columns:
         if c in frame and frame[c].dtype == object:
             kinds = {type(v) for v in frame[c] if v is not None and v == v}
             if len(kinds) > 1:
                 frame[c] = frame[c].map(lambda v: None if v is None else str(v))
+        elif c in frame and frame[c].dtype.kind == "f":
+            present = frame[c].dropna()
+            if len(present) and bool((present == present.round()).all()):
+                frame[c] = frame[c].astype("Int64")
     return frame
 
 
