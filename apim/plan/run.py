@@ -167,7 +167,8 @@ def _tables_report(result: OutOfCoreResult, caught: list[str], title: str) -> st
             "has no data report, figures or list of rows not used (their counts are in "
             "the JSON).</p>",
             "<h2>Tables</h2>",
-            result_html(result),  # type: ignore[arg-type]  # tables need no rows "<h2>Warnings</h2>",
+            result_html(result),  # type: ignore[arg-type]  # tables need no rows
+            "<h2>Warnings</h2>",
             *([f'<p class="warning">{html.escape(w)}</p>' for w in notes] or
               ["<p>None.</p>"])]
     return page(title, "\n".join(body))

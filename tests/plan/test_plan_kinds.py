@@ -209,6 +209,7 @@ def test_reports_of_a_latent_fit_and_a_fit_out_of_core(files, tmp_path):
             f"{first['estimate']:.2f}" in report
     blocks = (tmp_path / "out" / "analyses" / "blocks.html").read_text(encoding="utf-8")
     assert "Fitted from the file read in blocks" in blocks
+    assert "<h2>Warnings</h2>" in blocks
     assert 'href="analyses/blocks.html"' in (tmp_path / "out" / "index.html").read_text()
 
 
