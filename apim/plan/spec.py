@@ -395,8 +395,7 @@ def _check_references(analyses: Sequence[Analysis]) -> None:
     """A reference column no analysis of the plan moderates by is a mistake (a typo): refuse
     it, naming the moderators the plan has."""
     given = {c for a in analyses for c, _ in reference_pairs(a.settings.get(LEVELS) or {})}
-    moderators = {m for a in analyses for key in ("moderators", "moderator")
-                  for m in _names(a.settings.get(key))}
+    moderators = {m for a in analyses for m in _names(a.settings.get("moderators"))}
     unused = sorted(given - moderators)
     if unused:
         raise SpecError(f"plan: reference {unused[0]}=...: no analysis has {unused[0]!r} as "
