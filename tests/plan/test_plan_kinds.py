@@ -101,7 +101,7 @@ id = "dynamic"
 outcome = "outcome"
 dynamic = true
 initial = ["free", "stationary"]
-subset = "session <= 10"
+subset = "session <= 6"
 
 [[analysis]]
 id = "blocks"
@@ -145,7 +145,7 @@ def direct_fit(files: Path, aid: str):
                                       **COLUMNS)
     if aid.startswith("dynamic"):
         frame = data.frame
-        data = data.replace(frame[frame["session"] <= 10].reset_index(drop=True))
+        data = data.replace(frame[frame["session"] <= 6].reset_index(drop=True))
     return apim.fit(data, spec)
 
 
