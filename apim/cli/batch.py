@@ -11,8 +11,9 @@ from apim.errors import ApimError, SpecError
 
 __all__ = ["register", "run"]
 
-SHOWN = ["analysis", "data", "subset", "outcome", "predictors", "moderators", "center",
-         "lag", "random", "residual", "method", "check"]
+SHOWN = ["analysis", "model", "data", "subset", "outcome", "predictors", "moderators", "center",
+         "lag", "random", "residual", "method", "family", "nagq", "initial", "block_rows",
+         "scheduler", "check"]
 
 
 def run(args: argparse.Namespace) -> None:
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> None:
     if args.dry_run:
         table = check_plan(plan)
         columns = [c for c in SHOWN if c in table]
-        print(table[columns].to_string(index=False, max_colwidth=60))
+        shown = table[columns].astype(object)
+        print(shown.where(shown.notna(), "").to_string(index=False, max_colwidth=60))
         bad = table[table["check"] != "ok"]
         if len(bad):
             first = bad.iloc[0]

@@ -4,8 +4,9 @@
 >>> len(Plan.from_text(example_plan()).analyses) >= 12
 True
 
-See :mod:`apim.plan.spec` for the file format, :mod:`apim.plan.filters` for subsets and
-:mod:`apim.plan.run` for outputs, keys and resumption.
+See :mod:`apim.plan.spec` for the file format, :mod:`apim.plan.kinds` for the model kinds
+(observed-mean, latent, generalized, dynamic; out of core), :mod:`apim.plan.filters` for
+subsets and :mod:`apim.plan.run` for outputs, keys and resumption.
 """
 
 from apim.plan.example import example_plan

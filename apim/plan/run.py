@@ -45,6 +45,7 @@ import json
 import platform
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,14 +57,20 @@ from apim.data.session import SessionData
 from apim.errors import SpecError
 from apim.files import FolderLock, remove_temporary, write_atomic, write_csv
 from apim.model.design import build_design
+from apim.model.dynamic_spec import DynamicAPIMSpec
+from apim.model.fitted import FittedModel
 from apim.model.fitted import jsonable as _jsonable
+from apim.model.generalized_spec import GeneralizedAPIMSpec
+from apim.model.out_of_core import OutOfCoreResult, fit_out_of_core
 from apim.model.registry import fit
+from apim.model.spec import APIMSpec, LatentAPIMSpec
 from apim.parallel import run_jobs
+from apim.plan.kinds import OutOfCore
 from apim.plan.output import OUTPUTS, check_out, mark, starting_manifest
 from apim.plan.spec import COLUMNS, Analysis, DataSource, Plan
-from apim.report.export import to_dict
+from apim.specbase import Spec
 
-__all__ = ["run_plan", "check_plan", "PlanResult", "default_out"]
+__all__ = ["run_plan", "check_plan", "PlanResult", "default_out", "fit_analysis"]
 
 _DATA_CACHE: dict[str, SessionData] = {}
 MODEL_COLUMNS = ["status", "error_type", "error", "n_obs", "n_dyads", "loglik",
@@ -104,15 +111,17 @@ def _fit_one(job: _Job) -> str:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            data = a.select(_load(a.data, job.digest))
-            result = fit(data, a.spec(), df=a.df)
+            result = fit_analysis(a, lambda: _load(a.data, job.digest))
             record.update(status="ok", n_params=int(result.statistics.n_params),
-                          result=to_dict(result))
+                          result=result.to_dict())
             if job.report:
                 from apim.report.html import fit_report
 
-                text = fit_report(result, warnings=[str(w.message) for w in caught],
-                                  title=f"Analysis {a.id}")
+                caught_now = [str(w.message) for w in caught]
+                title = f"Analysis {a.id}"
+                text = (_tables_report(result, caught_now, title)
+                        if isinstance(result, OutOfCoreResult)
+                        else fit_report(result, warnings=caught_now, title=title))
                 write_atomic(Path(job.out) / "analyses" / f"{a.id}.html", text,
                              run=job.run or None)
         except Exception as error:  # noqa: BLE001 - recorded, the plan goes on
@@ -123,6 +132,46 @@ def _fit_one(job: _Job) -> str:
     write_atomic(Path(job.out) / "analyses" / f"{a.id}.json",
                  json.dumps(record, default=_jsonable, allow_nan=False), run=job.run or None)
     return str(record["status"])
+
+
+def fit_analysis(a: Analysis, load: Callable[[], SessionData]
+                 ) -> FittedModel | OutOfCoreResult:
+    """Fit one analysis: its spec by :func:`apim.fit` on the rows of its subset (``load``
+    gives the data set), or, for an observed-mean APIM fitted out of core,
+    :func:`~apim.model.out_of_core.fit_out_of_core` of its file (never read whole)."""
+    spec, out_of_core = a.build()
+    if out_of_core is None:
+        return fit(a.select(load()), spec, **a.fit_options(spec))
+    source = a.data
+    assert isinstance(spec, APIMSpec) and source.role is not None  # checked by a.build()
+    roles = None if source.roles is None else (source.roles[0], source.roles[1])
+    return fit_out_of_core(source.file, spec, dyad=source.dyad, role=source.role,
+                           session=source.session, roles=roles,
+                           block_rows=out_of_core.block_rows,
+                           scheduler=out_of_core.scheduler)
+
+
+def _tables_report(result: OutOfCoreResult, caught: list[str], title: str) -> str:
+    """The HTML report of a fit out of core, which keeps no rows: its model, tables and
+    warnings (no data report or figures, which need the rows; for the others
+    :func:`apim.report.html.fit_report`)."""
+    from apim.report.html import page, result_html
+
+    notes = list(caught)
+    if not result.statistics.converged:
+        notes.append(f"the fit did not converge: {result.statistics.message}")
+    notes += [f"boundary estimate: {b}" for b in result.boundary]
+    body = [f"<h1>{html.escape(title)}</h1>",
+            "<h2>Model</h2>", f"<p>{html.escape(result.model_line())}</p>",
+            "<p>Fitted from the file read in blocks: the rows are not kept, so this report "
+            "has no data report, figures or list of rows not used (their counts are in "
+            "the JSON).</p>",
+            "<h2>Tables</h2>",
+            result_html(result),  # type: ignore[arg-type]  # tables need no rows
+            "<h2>Warnings</h2>",
+            *([f'<p class="warning">{html.escape(w)}</p>' for w in notes] or
+              ["<p>None.</p>"])]
+    return page(title, "\n".join(body))
 
 
 def _key(a: Analysis, digest: str, version: str) -> str:
@@ -136,32 +185,80 @@ def _key(a: Analysis, digest: str, version: str) -> str:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _own_scheduler(a: Analysis) -> bool:
+    """Whether the analysis is fitted out of core on a Dask cluster of its own."""
+    try:
+        out_of_core = a.out_of_core
+    except SpecError:
+        return False
+    return out_of_core is not None and out_of_core.scheduler is not None
+
+
 def check_plan(plan: Plan) -> pd.DataFrame:
     """Check every analysis without fitting: data readable, subset valid, columns present,
-    options valid and the design buildable. One row per analysis, ``check`` is ``ok`` or
-    the error (type and message)."""
+    options valid and the data prepared as the kind's fit prepares them (the design, the
+    latent model's values, the dynamic model's session grid; for a fit out of core, the
+    file's first block). One row per analysis, ``check`` is ``ok`` or the error (type and
+    message)."""
     rows = []
     loaded: dict[str, SessionData | Exception] = {}
     for a in plan.analyses:
         row = a.row()
         try:
-            if a.data.name not in loaded:
-                try:
-                    loaded[a.data.name] = a.data.load()
-                except Exception as error:  # noqa: BLE001 - reported per analysis
-                    loaded[a.data.name] = error
-            data = loaded[a.data.name]
-            if isinstance(data, Exception):
-                raise data
-            spec = a.spec()
-            if a.df not in ("satterthwaite", "containment"):
-                raise SpecError(f"df={a.df!r} is not one of 'satterthwaite', 'containment'")
-            build_design(a.select(data), spec)
+            spec, out_of_core = a.build()
+            if out_of_core is not None:
+                _check_blocks(a, spec, out_of_core)
+            else:
+                if a.data.name not in loaded:  # read once, and only for fits in memory
+                    try:
+                        loaded[a.data.name] = a.data.load()
+                    except Exception as error:  # noqa: BLE001 - reported per analysis
+                        loaded[a.data.name] = error
+                data = loaded[a.data.name]
+                if isinstance(data, Exception):
+                    raise data
+                _prepare(a.select(data), spec)
             row["check"] = "ok"
         except Exception as error:  # noqa: BLE001 - every problem is listed
             row["check"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
         rows.append(row)
-    return pd.DataFrame(rows).dropna(axis=1, how="all")
+    return _tidy_types(pd.DataFrame(rows).dropna(axis=1, how="all"), list(COLUMNS))
+
+
+def _prepare(data: SessionData, spec: Spec) -> None:
+    """Prepare ``data`` as the fit of ``spec`` would, without fitting (raises what the fit
+    would raise for the data)."""
+    from apim.model.dynamic import session_grid
+    from apim.model.generalized_checks import outcome_categories
+    from apim.model.latent import latent_values
+
+    if isinstance(spec, GeneralizedAPIMSpec):
+        outcome_categories(data, spec.outcome, spec.family,
+                           per_role=spec.family == "ordinal" and spec.threshold_sets == "role")
+        build_design(data, spec.design_spec())
+    elif isinstance(spec, LatentAPIMSpec):
+        latent_values(data, spec)
+    elif isinstance(spec, DynamicAPIMSpec):
+        session_grid(data, spec)
+    elif isinstance(spec, APIMSpec):
+        build_design(data, spec)
+
+
+def _check_blocks(a: Analysis, spec: Spec, out_of_core: OutOfCore) -> None:
+    """For a fit out of core: the file readable in blocks (a Parquet file with a
+    scheduler), and the design built on its first block."""
+    from apim.data.blocks import parquet_partitions
+    from apim.model.out_of_core import BlockSource
+
+    assert isinstance(spec, APIMSpec) and a.data.role is not None  # checked by a.build()
+    roles = a.data.roles
+    source = BlockSource(a.data.file, a.data.dyad, a.data.session, a.data.role,
+                         None if roles is None else (roles[0], roles[1]),
+                         out_of_core.block_rows)
+    if out_of_core.scheduler is not None:
+        parquet_partitions(a.data.file, out_of_core.block_rows)
+    first = next(iter(source.blocks([spec.outcome, *spec.predictors, *spec.covariates])))
+    build_design(first, spec)
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -184,12 +281,18 @@ _STORED = ("n_obs", "n_dyads", "loglik", "aic", "bic", "converged", "boundary", 
 
 def _tidy_types(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Settings columns with values of several types (e.g. lag 0 and None are fine; True
-    and "un" are not) become text, so the table can be written to Parquet."""
+    and "un" are not) become text, so the table can be written to Parquet; whole numbers
+    missing for some analyses (``nagq`` of the generalized APIM only) stay whole
+    numbers."""
     for c in columns:
         if c in frame and frame[c].dtype == object:
             kinds = {type(v) for v in frame[c] if v is not None and v == v}
             if len(kinds) > 1:
                 frame[c] = frame[c].map(lambda v: None if v is None else str(v))
+        elif c in frame and frame[c].dtype.kind == "f":
+            present = frame[c].dropna()
+            if len(present) and bool((present == present.round()).all()):
+                frame[c] = frame[c].astype("Int64")
     return frame
 
 
@@ -319,8 +422,15 @@ def _run(plan: Plan, out: Path, run: str, *, force: bool, retry_failed: bool, n_
             continue
         status[a.id] = (key, "fitted")
         jobs.append(_Job(a, key, digests[a.data.name], str(out), reports, run))
-    outcomes = run_jobs(_fit_one, jobs, n_jobs=n_jobs, scheduler=scheduler,
+    # an analysis with its own scheduler is fitted here (its blocks are read on that
+    # cluster's workers), never inside a worker of the plan's own jobs
+    here = [j for j in jobs if _own_scheduler(j.analysis)]
+    there = [j for j in jobs if not _own_scheduler(j.analysis)]
+    jobs = there + here
+    outcomes = run_jobs(_fit_one, there, n_jobs=n_jobs, scheduler=scheduler,
                         progress=progress, desc=f"plan {plan.name}")
+    outcomes += run_jobs(_fit_one, here, progress=progress and bool(here),
+                         desc=f"plan {plan.name} (on Dask clusters)")
     for job, outcome in zip(jobs, outcomes):
         if not outcome.ok:  # the worker itself failed (e.g. it could not be started)
             record: dict[str, Any] = {

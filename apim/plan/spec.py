@@ -27,15 +27,60 @@ A plan is a TOML file (read with :mod:`tomllib`)::
     moderators = [[], ["treatment"]]  # a list of lists: one analysis per list
     residual = ["un", "un-ar1"]       # a list for any other field: one analysis per value
 
-Analysis fields are flat: ``data, subset`` (a filter expression, see
-:mod:`apim.plan.filters`), ``df``, every field of :class:`~apim.model.spec.APIMSpec`
-(``outcome, predictors, distinguishable, interaction, moderators, covariates, method``;
-``reference`` as a table, ``{arm = "CBT"}``, is its ``reference``, shown as the column
-``reference_levels``; as text it is the decomposition's),
-of :class:`~apim.model.centring.DecompositionSpec` (``center`` -- alias ``centring`` --,
-``reference, lag, lag_by, detrend, partner`` ...) and of
-:class:`~apim.model.spec.CovarianceSpec` (``random, residual, therapist_level``).
-Expanded analyses are named ``ID`` (one) or ``ID-01``, ``ID-02`` ... in product order.
+    [[analysis]]                      # the same effects without the centring bias
+    id = "latent"
+    centring = "latent"               # the latent APIM (one moderator: a grouping)
+    predictors = ["alliance"]
+
+    [[analysis]]
+    id = "rupture"
+    outcome = "rupture"               # 0/1 each session
+    predictors = ["alliance"]
+    family = "binomial"               # the generalized APIM ("ordinal": ordered categories)
+    nagq = [1, 7]                     # Laplace and 7 quadrature points; link, thresholds
+
+    [[analysis]]
+    id = "lagged"
+    predictors = ["alliance"]
+    dynamic = true                    # the dynamic APIM (lag-1 effects, latent means)
+    initial = ["free", "stationary"]  # reverse_paths, equal_roles, moderators (one)
+
+    [[analysis]]
+    id = "big"
+    data = "all_sites"                # a long Parquet/CSV file, its dyads' rows together
+    predictors = ["alliance"]
+    block_rows = 1_000_000            # read in blocks (out_of_core = true: the default size)
+    scheduler = "tcp://host:8786"     # optional: the blocks read by a Dask cluster's workers
+
+Analysis settings are flat: ``data, subset`` (a filter expression, see
+:mod:`apim.plan.filters`), ``df`` and the fields of the spec of the analysis's model kind
+(:mod:`apim.plan.kinds`, chosen as ``apim fit``'s options choose it):
+
+- the observed-mean APIM (:class:`~apim.model.spec.APIMSpec`; the default): ``outcome,
+  predictors, distinguishable, interaction, moderators, covariates, method``; ``reference``
+  as a table, ``{arm = "CBT"}``, is its ``reference`` (the column ``reference_levels``),
+  as text it is the decomposition's; :class:`~apim.model.centring.DecompositionSpec`'s
+  ``center`` (alias ``centring``), ``lag, lag_by, detrend, partner`` and
+  :class:`~apim.model.spec.CovarianceSpec`'s ``random, residual, therapist_level``;
+  ``out_of_core = true``, ``block_rows = N`` or ``scheduler = "tcp://..."`` fit it from
+  the file read in blocks of whole dyads
+  (:func:`~apim.model.out_of_core.fit_out_of_core`: random intercepts, no moderators,
+  therapist level or subset), here or on a Dask cluster;
+- ``centring = "latent"``: the latent APIM (:class:`~apim.model.spec.LatentAPIMSpec`:
+  ``moderator`` -- one of ``moderators`` --, ``ar1`` -- or ``residual = "un-ar1"`` --,
+  ``method, therapist_level, therapist_covariance``);
+- ``family = "binomial"`` or ``"ordinal"``: the generalized APIM
+  (:class:`~apim.model.generalized_spec.GeneralizedAPIMSpec`: ``link, nagq, thresholds``
+  and the observed-mean APIM's effects and decomposition);
+- ``dynamic = true``: the dynamic APIM (:class:`~apim.model.dynamic_spec.DynamicAPIMSpec`:
+  ``initial, reverse_paths, equal_roles`` -- or ``distinguishable = false`` --,
+  ``moderator`` -- one of ``moderators``).
+
+A field added to a spec is a setting at once. A setting that does not apply to the
+analysis's kind is refused when the plan is read, naming the analysis, the setting (and
+whether it came from ``[defaults]``) and why; ``[plan] df`` serves the kinds with t tests
+only. Expanded analyses are named ``ID`` (one) or ``ID-01``, ``ID-02`` ... in product
+order.
 
 Examples
 --------
@@ -59,6 +104,15 @@ Examples
 ('ar1', ('arm',))
 >>> plan.analyses[0].spec().covariance.residual
 'un'
+>>> kinds = Plan.from_text(text.replace('residual = ["un", "ar1"]', 'family = "binomial"\\n'
+...                                     'nagq = [1, 7]'))
+>>> [(a.id, type(a.spec()).__name__, a.spec().nagq) for a in kinds.analyses[::2]]
+[('m-01', 'GeneralizedAPIMSpec', 1), ('m-03', 'GeneralizedAPIMSpec', 7)]
+>>> Plan.from_text(text.replace('residual = ["un", "ar1"]', 'dynamic = true\\n'
+...                             'centring = "latent"'))  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+apim.errors.SpecError: analysis m-01: centring = 'latent' does not apply to the dynamic APIM ...
 """
 
 from __future__ import annotations
@@ -73,6 +127,7 @@ import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +135,20 @@ import pandas as pd
 
 from apim.data.session import SessionData
 from apim.errors import SpecError
-from apim.model.centring import DecompositionSpec
 from apim.model.result import DF
-from apim.model.spec import APIMSpec, CovarianceSpec
 from apim.plan.filters import Filter
+from apim.plan.kinds import (
+    LEVELS,
+    OutOfCore,
+    build_spec,
+    flat_fields,
+    flat_values,
+    list_fields,
+    reference_pairs,
+    setting_names,
+    takes_df,
+)
+from apim.specbase import Spec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -92,21 +157,13 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ["Plan", "Analysis", "DataSource", "SETTINGS", "COLUMNS"]
 
-_SPEC_FIELDS = [f.name for f in dataclasses.fields(APIMSpec)
-                if f.name not in ("decomposition", "covariance", "reference")]
-#: ``reference = {treatment = "CBT"}`` (a table: APIMSpec.reference, the moderators'
-#: reference levels) is kept apart from ``reference = "means"`` (text: the centring
-#: reference of the decomposition) under this name.
-LEVELS = "reference_levels"
-_DECOMPOSITION_FIELDS = [f.name for f in dataclasses.fields(DecompositionSpec)]
-_COVARIANCE_FIELDS = [f.name for f in dataclasses.fields(CovarianceSpec)]
-_LIST_FIELDS = ("predictors", "moderators", "covariates")
 _ALIASES = {"centring": "center", "centering": "center", "centre": "center",
             "predictor": "predictors", "moderator": "moderators", "covariate": "covariates"}
-SETTINGS = ("data", "subset", "df", *_SPEC_FIELDS, LEVELS, *_DECOMPOSITION_FIELDS,
-            *_COVARIANCE_FIELDS)
-# settings as columns of the output tables ("df" is the effects' df there)
-COLUMNS = tuple("df_method" if k == "df" else k for k in SETTINGS)
+#: Every setting of an analysis (:func:`apim.plan.kinds.setting_names`).
+SETTINGS = setting_names()
+#: Columns of the output tables: the model kind, then the settings ("df" is the effects'
+#: df there, so the setting is ``df_method``).
+COLUMNS = ("model", *("df_method" if k == "df" else k for k in SETTINGS))
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_ID = 100  # ids name files; most file systems take 255 bytes
 _DATA_KEYS = ("file", "dyad", "session", "role", "roles", "therapist", "layout",
@@ -215,23 +272,45 @@ class DataSource:
 
 @dataclass(frozen=True)
 class Analysis:
-    """One expanded analysis: its id, its flat settings and the data set it uses."""
+    """One expanded analysis: its id, its flat settings and the data set it uses.
+
+    ``inherited`` names the settings taken from ``[defaults]`` or ``[plan]`` (said in
+    errors about them).
+    """
 
     id: str
     settings: dict[str, Any] = field(hash=False)
     data: DataSource
+    inherited: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
-    def spec(self) -> APIMSpec:
-        """The :class:`~apim.model.spec.APIMSpec` of the settings (checked)."""
-        s = self.settings
-        top = {k: s[k] for k in _SPEC_FIELDS if k in s}
-        if s.get(LEVELS):  # a [defaults] reference serves the analyses moderated by it
-            moderators = _names(top.get("moderators", ()))
-            top["reference"] = [(c, v) for c, v in _pairs(s[LEVELS]) if c in moderators]
-        decomposition = {k: s[k] for k in _DECOMPOSITION_FIELDS if k in s}
-        covariance = {k: s[k] for k in _COVARIANCE_FIELDS if k in s}
-        return APIMSpec(**top, decomposition=DecompositionSpec.from_dict(decomposition),
-                        covariance=CovarianceSpec.from_dict(covariance))
+    def build(self) -> tuple[Spec, OutOfCore | None]:
+        """The spec of the settings and, for a fit from the file read in blocks, how
+        (checked: :func:`apim.plan.kinds.build_spec`; built once)."""
+        return self._built
+
+    @cached_property
+    def _built(self) -> tuple[Spec, OutOfCore | None]:
+        spec, out_of_core = build_spec(self.id, self.settings, self.inherited)
+        if out_of_core is not None and self.data.layout != "long":
+            raise SpecError(f"analysis {self.id}: the fit from the file read in blocks "
+                            f"needs a long file (a row per member and session); "
+                            f"[data.{self.data.name}] has layout = {self.data.layout!r}: "
+                            "convert it (apim convert) or fit in memory")
+        try:
+            self.fit_options(spec)  # the df method, where the kind has t tests
+        except SpecError as error:
+            raise SpecError(f"analysis {self.id}: {error}") from None
+        return spec, out_of_core
+
+    def spec(self) -> Spec:
+        """The spec of the settings (checked): its kind chosen as
+        :mod:`apim.plan.kinds` says."""
+        return self.build()[0]
+
+    @property
+    def out_of_core(self) -> OutOfCore | None:
+        """How the analysis is fitted from its file read in blocks (None: in memory)."""
+        return self.build()[1]
 
     @property
     def df(self) -> DF:
@@ -242,6 +321,11 @@ class Analysis:
         if value == "satterthwaite":
             return "satterthwaite"
         raise SpecError(f"df={value!r} is not one of 'satterthwaite', 'containment'")
+
+    def fit_options(self, spec: Spec) -> dict[str, Any]:
+        """The options of :func:`apim.fit` for ``spec``: the df method where the kind has
+        t tests."""
+        return {"df": self.df} if takes_df(type(spec)) else {}
 
     @property
     def subset(self) -> Filter | None:
@@ -260,34 +344,45 @@ class Analysis:
         return data.replace(data.frame.loc[mask.to_numpy()].reset_index(drop=True))
 
     def key(self, data_digest: str, version: str) -> str:
-        """The result's key: hash of the spec, the subset, df, the data and the version."""
-        text = json.dumps({"spec": self.spec().digest(), "subset": self.settings.get("subset"),
-                           "df": self.df, "data": data_digest, "version": version},
-                          sort_keys=True)
+        """The result's key: hash of the spec (its kind included), the subset, df, the
+        data, the version and, for a fit from the file read in blocks, the rows per
+        block (not the scheduler: the numbers do not depend on where the blocks are
+        read)."""
+        spec, out_of_core = self.build()
+        payload: dict[str, Any] = {"spec": spec.digest(), "subset": self.settings.get("subset"),
+                                   "df": self.df, "data": data_digest, "version": version}
+        if out_of_core is not None:
+            payload["out_of_core"] = {"block_rows": out_of_core.block_rows}
+        text = json.dumps(payload, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def row(self) -> dict[str, Any]:
-        """The settings in effect as table columns (:data:`COLUMNS`: defaults filled in,
-        the residual structure resolved, lists joined with ``+``, ``df`` as ``df_method``);
-        the raw settings if they are invalid."""
+        """The model kind and the settings in effect as table columns (:data:`COLUMNS`:
+        defaults filled in, the residual structure resolved, lists joined with ``+``,
+        ``df`` as ``df_method``, empty for kinds with z tests); the raw settings if they
+        are invalid."""
         values: dict[str, Any] = {"data": self.data.name, "subset": "", "df": self.df,
                                   **self.settings}
+        model = None
         try:
-            spec = self.spec()
+            spec, out_of_core = self.build()
         except SpecError:
             pass
         else:
-            plain = spec.to_dict()
-            values.update({k: plain[k] for k in _SPEC_FIELDS})
-            values[LEVELS] = plain["reference"] or None
-            values.update(plain["decomposition"])
-            values.update(plain["covariance"])
-            values["residual"] = spec.residual_structure
-        out: dict[str, Any] = {"analysis": self.id}
-        for k, column in zip(SETTINGS, COLUMNS):
+            model = getattr(spec, "kind", type(spec).__name__)
+            values.update(flat_values(spec))
+            values[LEVELS] = values.get(LEVELS) or None
+            if "residual" in flat_fields(type(spec)):
+                values["residual"] = getattr(spec, "residual_structure", values["residual"])
+            if not takes_df(type(spec)):
+                values["df"] = None
+            if out_of_core is not None:
+                values.update(out_of_core=True, block_rows=out_of_core.block_rows)
+        out: dict[str, Any] = {"analysis": self.id, "model": model}
+        for k, column in zip(SETTINGS, COLUMNS[1:]):
             v = values.get(k)
             if k == LEVELS and v is not None:
-                v = [f"{c}={level}" for c, level in _pairs(v)]
+                v = [f"{c}={level}" for c, level in reference_pairs(v)]
             out[column] = "+".join(map(str, v)) if isinstance(v, (tuple, list)) else v
         return out
 
@@ -296,22 +391,10 @@ def _names(value: Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value or ())
 
 
-def _pairs(value: Any) -> list[tuple[Any, Any]]:
-    """A plan's ``reference = {treatment = "CBT"}`` (or a list of pairs) as pairs; the
-    spec checks the types."""
-    if isinstance(value, Mapping):
-        return list(value.items())
-    if isinstance(value, (list, tuple)) and all(
-            isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
-        return [tuple(p) for p in value]
-    raise SpecError(f"reference={value!r} must map moderators to their reference level: "
-                    "reference = {treatment = \"CBT\"}")
-
-
 def _check_references(analyses: Sequence[Analysis]) -> None:
     """A reference column no analysis of the plan moderates by is a mistake (a typo): refuse
     it, naming the moderators the plan has."""
-    given = {c for a in analyses for c, _ in _pairs(a.settings.get(LEVELS) or {})}
+    given = {c for a in analyses for c, _ in reference_pairs(a.settings.get(LEVELS) or {})}
     moderators = {m for a in analyses for m in _names(a.settings.get("moderators"))}
     unused = sorted(given - moderators)
     if unused:
@@ -354,7 +437,7 @@ def _check_size(total: int, where: str, size: int, lengths: list[int]) -> None:
 
 def _choices(key: str, value: Any) -> list[Any]:
     """The values a setting takes: a list expands, except a list of names for list fields."""
-    if key in _LIST_FIELDS:
+    if key in list_fields():
         if isinstance(value, str):
             return [(value,)]
         if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
@@ -419,8 +502,9 @@ class Plan:
             raise SpecError("plan: no data set; add a [data.NAME] table with file, dyad, "
                             "session and role")
         defaults = _normalise(raw.get("defaults", {}), "[defaults]")
-        if "df" in head:
-            defaults.setdefault("df", head["df"])
+        origin = dict.fromkeys(defaults, "[defaults]")
+        if "df" in head and "df" not in defaults:
+            defaults["df"], origin["df"] = head["df"], "[plan]"
         blocks = raw.get("analysis", [])
         if not blocks:
             raise SpecError("plan: no analysis; add [[analysis]] tables")
@@ -428,7 +512,9 @@ class Plan:
         total = 0
         for n, block in enumerate(blocks, start=1):
             where = f"[[analysis]] number {n}"
-            merged = {**defaults, **_normalise(block, where)}
+            own = _normalise(block, where)
+            merged = {**defaults, **own}
+            inherited = {k: v for k, v in origin.items() if k not in own}
             base_id = str(merged.pop("id", f"a{n}"))
             if len(base_id) > MAX_ID or not _ID.fullmatch(base_id):
                 raise SpecError(f"{where}: id {base_id!r} must be 1 to {MAX_ID} letters, "
@@ -449,13 +535,16 @@ class Plan:
                     raise SpecError(f"{where}: data {settings['data']!r} is not one of "
                                     f"{', '.join(data)}")
                 aid = base_id if size == 1 else f"{base_id}-{i:02d}"
-                analyses.append(Analysis(id=aid, settings=settings, data=source))
+                analyses.append(Analysis(id=aid, settings=settings, data=source,
+                                         inherited=inherited))
         _check_references(analyses)
         counts = Counter(a.id for a in analyses)
         repeated = sorted(i for i, n in counts.items() if n > 1)
         if repeated:
             raise SpecError(f"plan: analysis id {repeated[0]!r} is used twice; give each "
                             "[[analysis]] its own id")
+        for a in analyses:  # every analysis's model, checked before anything is read
+            a.build()
         seed = head.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise SpecError(f"[plan] seed={seed!r} must be a whole number")
