@@ -39,7 +39,6 @@ OutOfCore(block_rows=5000, scheduler=None)
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -52,7 +51,7 @@ from apim.model.generalized_spec import GeneralizedAPIMSpec
 from apim.model.out_of_core import check_out_of_core
 from apim.model.registry import FITTERS
 from apim.model.spec import APIMSpec, LatentAPIMSpec
-from apim.specbase import Spec
+from apim.specbase import Spec, type_hints
 
 __all__ = ["Kind", "KINDS", "OutOfCore", "build_spec", "choose_kind", "flat_fields",
            "flat_values", "list_fields", "reference_pairs", "setting_names",
@@ -103,16 +102,6 @@ def choose_kind(settings: Mapping[str, Any]) -> Kind:
     return GENERALIZED if "family" in settings else OBSERVED
 
 
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _hints(spec_type: type) -> dict[str, Any]:
-    """The type hints of a spec class (read once: :func:`typing.get_type_hints` is slow)."""
-    if spec_type not in _HINTS:
-        _HINTS[spec_type] = typing.get_type_hints(spec_type)
-    return _HINTS[spec_type]
-
-
 def _is_spec(hint: Any) -> bool:
     return isinstance(hint, type) and issubclass(hint, Spec)
 
@@ -129,7 +118,7 @@ def flat_fields(spec_type: type[Spec]) -> dict[str, tuple[str, ...]]:
 
 
 def _flat_fields(spec_type: type[Spec]) -> dict[str, tuple[str, ...]]:
-    hints = _hints(spec_type)
+    hints = type_hints(spec_type)
     fields = [f for f in dataclasses.fields(spec_type) if f.init]  # type: ignore[arg-type]
     out: dict[str, tuple[str, ...]] = {}
     for f in fields:
@@ -151,8 +140,8 @@ def list_fields() -> frozenset[str]:
         for name, path in flat_fields(kind.spec_type).items():
             owner: Any = kind.spec_type
             for step in path[:-1]:
-                owner = _hints(owner)[step]
-            if _hints(owner)[path[-1]] == tuple[str, ...]:
+                owner = type_hints(owner)[step]
+            if type_hints(owner)[path[-1]] == tuple[str, ...]:
                 names.add(name)
     return frozenset(names)
 
@@ -405,7 +394,7 @@ def _build(settings: Mapping[str, Any], inherited: Mapping[str, str]
 
 def _construct(spec_type: type[Spec], values: Mapping[tuple[str, ...], Any]) -> Spec:
     """``spec_type`` from values by path of fields (nested specs from their fields)."""
-    hints = _hints(spec_type)
+    hints = type_hints(spec_type)
     top: dict[str, Any] = {}
     nested: dict[str, dict[str, Any]] = {
         f.name: {} for f in dataclasses.fields(spec_type)  # type: ignore[arg-type]
