@@ -98,9 +98,11 @@ def session_grid(data: SessionData, spec: DynamicAPIMSpec
     latent = _latent_spec(spec)
     wide = latent_values(data, latent)
     names = variable_names(latent, data.roles)
+    per_dyad_values = wide.groupby("dyad")[names]
+    spreads = (per_dyad_values.max() - per_dyad_values.min()).where(
+        per_dyad_values.count() > 1)
     for name in names:
-        spread = wide.groupby("dyad")[name].agg(lambda v: v.max() - v.min()
-                                                if v.notna().sum() > 1 else np.nan)
+        spread = spreads[name]
         if spread.notna().any() and (spread.dropna() == 0).all():
             variable, role = name[:-1].split("[", 1)
             raise DataError(

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from apim.engine.control import FitControl
-from apim.engine.dynamic.gradient import MatrixGradient, loglik_gradient
+from apim.engine.dynamic.gradient import MatrixGradient, gradient_many, loglik_gradient
 from apim.engine.dynamic.kalman import (
     DynamicData,
     evaluate_many,
@@ -44,7 +44,7 @@ from apim.engine.dynamic.kalman import (
 )
 from apim.engine.dynamic.parameters import DynamicLayout, DynamicParameters, Initial
 from apim.engine.multivariate.start import positive_part
-from apim.engine.optimize import Point, difference_hessian, newton, quasi_newton
+from apim.engine.optimize import Point, newton, quasi_newton
 from apim.errors import DataError
 
 __all__ = ["DynamicFit", "fit_dynamic"]
@@ -52,6 +52,7 @@ __all__ = ["DynamicFit", "fit_dynamic"]
 CONTROL = FitControl(step_tolerance=1e-8, relative_roundoff=1e-12, max_newton=4,
                      hessian_refresh=np.inf, gradient_tolerance=1e-7)
 _CHUNK = 256        # parameter sets per pass of the filter
+_GRADIENT_CHUNK = 64  # ... of the filter and its adjoint (which keeps every session)
 #: Under ``initial="stationary"`` the likelihood cannot leave the stable region; a largest
 #: |eigenvalue| of Phi beyond this is reported as a sign of a non-stationary process.
 NEAR_UNIT = 0.95
@@ -128,13 +129,15 @@ class DynamicFit:
 class _Problem:
     """The standardised log-likelihood for the shared driver: natural coordinates for
     the Newton steps, unconstrained ones for the quasi-Newton search; values by
-    :func:`evaluate_many`, gradients by :func:`loglik_gradient`."""
+    :func:`evaluate_many`, gradients by :func:`gradient_many` (one pass of the filter
+    and its adjoint, many parameter sets at once for the information)."""
 
     relative_steps = True
 
     def __init__(self, data: DynamicData, layout: DynamicLayout) -> None:
         self.data, self.layout = data, layout
         self.size = float(data.n_obs)
+        self._last: tuple[bytes, tuple[float, np.ndarray], np.ndarray] | None = None
 
     def loglik_many(self, nats: np.ndarray) -> np.ndarray:
         """Log-likelihoods at the rows of ``nats`` (means given)."""
@@ -150,16 +153,26 @@ class _Problem:
 
     def _many(self, part: list[DynamicParameters], profile: bool
               ) -> tuple[np.ndarray, np.ndarray]:
-        finite = np.array([bool(np.all(np.isfinite(p.p0))) for p in part])
-        loglik, mu, _ = evaluate_many(
-            self.data, np.array([p.phi for p in part]), np.array([p.sigma_w for p in part]),
-            np.array([p.sigma_b for p in part]),
-            np.array([p.p0 if ok else np.eye(self.data.k) for p, ok in zip(part, finite)]),
-            None if profile else np.array([p.mu for p in part]))
+        stack, finite = _stack(part, self.data.k)
+        loglik, mu, _ = evaluate_many(self.data, *stack,
+                                      None if profile else np.array([p.mu for p in part]))
         return np.where(finite, loglik, -np.inf), mu
 
     def loglik(self, nat: np.ndarray) -> float:
         return float(self.loglik_many(nat[None])[0])
+
+    def gradient_many(self, nats: np.ndarray) -> np.ndarray:
+        """Analytic gradients in the natural parameters (means given) at the rows of
+        ``nats`` (:func:`gradient_many`, in chunks); NaN where not admissible."""
+        out = np.full(nats.shape, np.nan)
+        for lo in range(0, len(nats), _GRADIENT_CHUNK):
+            part = [self.layout.unpack(x) for x in nats[lo:lo + _GRADIENT_CHUNK]]
+            stack, finite = _stack(part, self.data.k)
+            g = gradient_many(self.data, *stack, np.array([p.mu for p in part]))
+            for j, p in enumerate(part):
+                if finite[j] and np.isfinite(g.loglik[j]):
+                    out[lo + j] = self.layout.natural_gradient(p, _bar(g, j))
+        return out
 
     def gradient(self, nat: np.ndarray) -> tuple[float, np.ndarray]:
         """The log-likelihood (means given) and its analytic gradient in the natural
@@ -170,7 +183,7 @@ class _Problem:
         g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, p.mu)
         if not np.isfinite(g.loglik):
             return -np.inf, np.full(len(nat), np.nan)
-        return g.loglik, self.layout.natural_gradient(p, _bar(g))
+        return float(g.loglik), self.layout.natural_gradient(p, _bar(g))
 
     def score(self, nat: np.ndarray) -> np.ndarray:
         return self.gradient(nat)[1]
@@ -182,9 +195,15 @@ class _Problem:
         return Point(value, score)
 
     def hessian(self, nat: np.ndarray, point: Point | None = None) -> np.ndarray:
-        """Hessian of ``-loglik``: central differences of the analytic gradient
-        (:func:`apim.engine.optimize.difference_hessian`, 2p gradients)."""
-        return difference_hessian(lambda x: -self.gradient(x)[1], nat)
+        """Hessian of ``-loglik``: central differences of the analytic gradient (step
+        ``1e-5 max(1, |x_j|)``, as :func:`apim.engine.optimize.difference_hessian`), the
+        2p gradients in passes of many parameter sets; symmetrised."""
+        steps = 1e-5 * np.maximum(1.0, np.abs(nat))
+        shifts = np.diag(steps)
+        grads = -self.gradient_many(np.concatenate([nat + shifts, nat - shifts]))
+        p = len(nat)
+        hess = ((grads[:p] - grads[p:]) / (2 * steps[:, None])).T
+        return (hess + hess.T) / 2
 
     def admissible(self, nat: np.ndarray) -> bool:
         p = self.layout.unpack(nat)
@@ -196,27 +215,50 @@ class _Problem:
     def search_objective(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """``-loglik`` per observation (means profiled by GLS) and its analytic gradient
         in the unconstrained parameters (at the profiled means the means' own derivative
-        vanishes, so the gradient is that with the means held there)."""
+        vanishes, so the gradient is that with the means held there); one pass of the
+        filter and its adjoint, the last point remembered (the driver asks for its
+        start twice)."""
+        key = theta.tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1][0], self._last[1][1].copy()
         p = self.layout.from_search(theta)
+        mu = np.zeros(self.data.k)
         if not np.all(np.isfinite(p.p0)):
-            return np.inf, np.zeros_like(theta)
-        value, mu = self.search_many(theta[None])
-        if not np.isfinite(value[0]):
-            return np.inf, np.zeros_like(theta)
-        g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, mu[0])
-        if not np.isfinite(g.loglik):
-            return np.inf, np.zeros_like(theta)
-        grad = self.layout.search_gradient(theta, _bar(g))
-        return -g.loglik / self.size, -grad / self.size
+            result: tuple[float, np.ndarray] = (np.inf, np.zeros_like(theta))
+        else:
+            g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, None)
+            if not np.isfinite(g.loglik):
+                result = (np.inf, np.zeros_like(theta))
+            else:
+                grad = self.layout.search_gradient(theta, _bar(g))
+                result = (-float(g.loglik) / self.size, -grad / self.size)
+                mu = g.means
+        self._last = (key, result, mu)
+        return result[0], result[1].copy()
 
     def natural(self, theta: np.ndarray) -> np.ndarray:
-        p = self.layout.from_search(theta)
-        return self.layout.pack(p._replace(mu=self.search_many(theta[None])[1][0]))
+        self.search_objective(theta)
+        assert self._last is not None
+        return self.layout.pack(self.layout.from_search(theta)._replace(mu=self._last[2]))
 
 
-def _bar(g: MatrixGradient) -> DynamicParameters:
-    """The derivatives of :func:`loglik_gradient` as matrices of the parameters."""
-    return DynamicParameters(g.mu, g.phi, g.sigma_w, g.sigma_b, g.p0)
+def _stack(part: list[DynamicParameters], k: int
+           ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """The matrices of parameter sets stacked for the filter (``phi``, ``sigma_w``,
+    ``sigma_b``, ``p0``) and which sets have a finite ``P0`` (the others get the
+    identity, their value is ``-inf``)."""
+    finite = np.array([bool(np.all(np.isfinite(p.p0))) for p in part])
+    return (np.array([p.phi for p in part]), np.array([p.sigma_w for p in part]),
+            np.array([p.sigma_b for p in part]),
+            np.array([p.p0 if ok else np.eye(k) for p, ok in zip(part, finite)])), finite
+
+
+def _bar(g: MatrixGradient, j: int | None = None) -> DynamicParameters:
+    """The derivatives of :func:`loglik_gradient` (or set ``j`` of
+    :func:`gradient_many`) as matrices of the parameters."""
+    if j is None:
+        return DynamicParameters(g.mu, g.phi, g.sigma_w, g.sigma_b, g.p0)
+    return DynamicParameters(g.mu[j], g.phi[j], g.sigma_w[j], g.sigma_b[j], g.p0[j])
 
 
 def _start(y: np.ndarray, layout: DynamicLayout) -> DynamicParameters:
