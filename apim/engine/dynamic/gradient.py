@@ -58,10 +58,6 @@ class MatrixGradient(NamedTuple):
     means: np.ndarray
 
 
-def _t(m: np.ndarray) -> np.ndarray:
-    return np.swapaxes(m, -1, -2)
-
-
 def _col(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (m @ v[..., None])[..., 0]
 
@@ -73,7 +69,7 @@ def _backward(data: DynamicData, stored: list[Stored], phi: np.ndarray,
     bar_s . s + bar_big_s . S`` summed over dyads (``bar_s`` (m, n, K) per set and
     dyad, ``bar_big_s`` (G, m, K, K) summed over the dyads of each group)."""
     m, n, k = bar_s.shape
-    phi_t = _t(phi)
+    phi_t = phi.mT
     bar_a = np.zeros((m, n, k))
     bar_x = bar_p = np.zeros((len(data.steps[-1].keep), m, k, k))   # per history
     bar_phi, bar_sw = np.zeros((m, k, k)), np.zeros((m, k, k))
@@ -83,29 +79,35 @@ def _backward(data: DynamicData, stored: list[Stored], phi: np.ndarray,
         p, g, big_e, g_big_e, p_g = kept.p, kept.g, kept.big_e, kept.g_big_e, kept.p_g
         e, g_e = kept.e, kept.g_e
         ba = bar_a[:, :na]
-        bar_phi += _t(ba) @ kept.a_up
-        bar_phi += (bar_x @ _t(kept.x_up) + bar_p @ phi @ _t(kept.p_up)
-                    + _t(bar_p) @ phi @ kept.p_up).sum(axis=0)
-        bar_sw += bar_p.sum(axis=0)
+        bar_phi += ba.mT @ kept.a_up
         ba_up = ba @ phi
-        bx_up = (phi_t @ bar_x)[st.following]
-        bp_up = (phi_t @ bar_p @ phi)[st.following]
-        if st.reset:      # the merged history's state does not depend on the node's
-            bx_up[st.complete] = 0.0
-            bp_up[st.complete] = 0.0
         sv = bar_s[:, :na]
-        g_p = _t(p_g)
-        bar_e = 2 * g_e + st.apply(g_big_e, sv) + st.apply(g_p, ba_up)
-        # sums over each node's dyads: e e', e s-bar', e a-bar', S-bar
+        g_p = p_g.mT
+        # sums over each node's dyads: e e', e s-bar', e a-bar'; S-bar
         sums = st.node_outer(e, np.concatenate([e, sv, ba_up], axis=2))
         c_ee, c_es, c_ea = sums[..., :k], sums[..., k:2 * k], sums[..., 2 * k:]
         ss = st.group_sum(bar_big_s)
-        bar_g = (c_ee + big_e @ _t(c_es) + big_e @ ss @ _t(big_e) + p @ _t(c_ea)
-                 + p @ bx_up @ _t(big_e) - p @ bp_up @ p)
-        bar_big_e = g @ (c_es + 2 * big_e @ ss + p @ bx_up)
-        bar_node_p = (bp_up - bp_up @ p_g - g_p @ bp_up + _t(c_ea) @ g
-                      + bx_up @ _t(g_big_e) + st.counts * g - g @ bar_g @ g)
-        bar_node_x = bx_up - st.rows * bar_big_e
+        bar_e = 2 * g_e + st.apply(g_big_e, sv) + st.apply(g_p, ba_up)
+        bar_g = c_ee + big_e @ c_es.mT + big_e @ ss @ big_e.mT + p @ c_ea.mT
+        inner = c_es + 2 * big_e @ ss
+        bar_node_p = c_ea.mT @ g + st.counts * g
+        bar_sw += bar_p.sum(axis=0)
+        if st.all_complete:     # the filtered X and P do not depend on the node's
+            bar_phi += bar_x.sum(axis=0)
+            bar_node_x = -st.rows * (g @ inner)
+        else:
+            bar_phi += (bar_x @ kept.x_up.mT
+                        + (bar_p + bar_p.mT) @ phi @ kept.p_up).sum(axis=0)
+            bx_up = (phi_t @ bar_x)[st.following]
+            bp_up = (phi_t @ bar_p @ phi)[st.following]
+            if st.reset:      # the merged history's state does not depend on the node's
+                bx_up[st.complete] = 0.0
+                bp_up[st.complete] = 0.0
+            bar_g = bar_g + p @ bx_up @ big_e.mT - p @ bp_up @ p
+            bar_node_x = bx_up - st.rows * (g @ (inner + p @ bx_up))
+            bar_node_p = (bar_node_p + bp_up - bp_up @ p_g - g_p @ bp_up
+                          + bx_up @ g_big_e.mT)
+        bar_node_p = bar_node_p - g @ bar_g @ g
         bar_a[:, :na] = ba_up - st.dyad_mask * bar_e
         bar_p, bar_x = st.to_histories(bar_node_p), st.to_histories(bar_node_x)
     return bar_phi, bar_sw, bar_p[0]
@@ -124,10 +126,10 @@ def gradient_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
         totals, stored = run_filter(data, phi, sigma_w, p0, keep=True)
         out = integrate(data, totals, sigma_b, mu)
         group, big_s = data.groups, totals.big_s
-        m_inv_t = np.linalg.inv(_t(out.m_mat))                        # M^-T per group
+        m_inv_t = np.linalg.inv(out.m_mat.mT)                        # M^-T per group
         w = _col(m_inv_t[group], out.r)                              # M^-T r
         plus = out.mu + out.q
-        sym = (out.p_mat + _t(out.p_mat)) / 2
+        sym = (out.p_mat + out.p_mat.mT) / 2
         counts = data.group_counts.astype(float)
         bar_big_s = np.zeros_like(big_s)                      # summed over each group
         np.add.at(bar_big_s, group, plus[..., :, None] * plus[..., None, :])

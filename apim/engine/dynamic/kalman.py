@@ -76,9 +76,9 @@ def stationary_covariance(phi: np.ndarray, sigma_w: np.ndarray) -> np.ndarray:
 
 
 class Totals(NamedTuple):
-    """The filter's sums for ``m`` parameter sets: per set and dyad ``sum_t log|F_t|``
-    (m, n), ``c`` (m, n) and ``s`` (m, n, K); ``S`` (G, m, K, K) per group of dyads with
-    the same pattern over the whole grid."""
+    """The filter's sums for ``m`` parameter sets: ``sum log|F|`` and ``c`` summed over
+    dyads and sessions (m,), per set and dyad ``s`` (m, n, K); ``S`` (G, m, K, K) per
+    group of dyads with the same pattern over the whole grid."""
 
     logdet: np.ndarray
     c: np.ndarray
@@ -120,16 +120,17 @@ def run_filter(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray, p0: np.n
     n, _, k = data.y.shape
     m = phi.shape[0]
     eye = np.eye(k)
-    phi_t = np.swapaxes(phi, 1, 2)
+    phi_t = phi.mT
     a = np.zeros((m, n, k))                       # predicted state of the data column
     x_pred = np.zeros((1, m, k, k))               # ... of the regressors, per history
     p_pred = p0[None]                             # predicted covariance, per history
-    logdet, c, s = np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, n, k))
+    logdet, c, s = np.zeros(m), np.zeros(m), np.zeros((m, n, k))
     big_s = np.zeros((len(data.group_first), m, k, k))
     stored = []
     for t, st in enumerate(data.steps):
         na = st.na
-        p, x = p_pred[st.parent], x_pred[st.parent]
+        p, x = (p_pred, x_pred) if st.same_parent else (p_pred[st.parent],
+                                                         x_pred[st.parent])
         f = p * st.both + st.off
         sign, ld = np.linalg.slogdet(f)
         g = np.linalg.inv(f) * st.both                          # zero on missing rows
@@ -139,18 +140,22 @@ def run_filter(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray, p0: np.n
         # per dyad: the data's innovation and its products
         e = (data.y[:na, t] - a[:, :na]) * st.dyad_mask
         g_e = st.apply(g, e)
-        c[:, :na] += (e * g_e).sum(axis=2)
-        s[:, :na] += st.apply(np.swapaxes(g_big_e, 2, 3), e)
-        logdet[:, :na] += np.where(sign > 0, ld, -np.inf).T[:, st.take]
-        big_s[st.group_rows] += (np.swapaxes(big_e, 2, 3) @ g_big_e)[st.group_nodes]
+        c += (e * g_e).sum(axis=(1, 2))
+        s[:, :na] += st.apply(g_big_e.mT, e)
+        logdet += np.where(sign > 0, ld, -np.inf).T @ st.counts[:, 0, 0, 0]
+        big_s[st.group_rows] += (big_e.mT @ g_big_e)[st.group_nodes]
         a_up = a[:, :na] + st.apply(p, g_e)
         a[:, :na] = a_up @ phi_t
-        x_up = (x + p @ g_big_e)[st.keep]
-        p_up = (p - p_g @ p)[st.keep]
-        if st.reset:    # the fully observed nodes: one history, whatever came before
-            x_up[0], p_up[0] = eye, 0.0
-        x_pred = phi @ x_up
-        p_pred = phi @ p_up @ phi_t + sigma_w
+        if st.all_complete:     # one history: filtered X the identity, P zero
+            x_up, p_up = eye[None, None], np.zeros((1, 1, k, k))
+            x_pred, p_pred = phi[None], sigma_w[None]
+        else:
+            x_up = (x + p @ g_big_e)[st.keep]
+            p_up = (p - p_g @ p)[st.keep]
+            if st.reset:    # the fully observed nodes: one history, whatever came before
+                x_up[0], p_up[0] = eye, 0.0
+            x_pred = phi @ x_up
+            p_pred = phi @ p_up @ phi_t + sigma_w
         if keep:
             stored.append(Stored(p, g, big_e, g_big_e, p_g, x_up, p_up, e, g_e, a_up))
     return Totals(logdet, c, s, big_s), stored
@@ -193,7 +198,7 @@ def integrate(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
         mu = np.linalg.solve(info, v.sum(axis=0)[..., None])[..., 0]
     r = s - _col(big_s[group], mu)
     q = _col(p_mat[group], r)
-    total = (data.n_obs * LOG_2PI + totals.logdet.sum(axis=1) + totals.c.sum(axis=1)
+    total = (data.n_obs * LOG_2PI + totals.logdet + totals.c
              - 2 * (s.sum(axis=0) * mu).sum(axis=1)
              + np.einsum("g,mj,gmjk,mk->m", counts, mu, big_s, mu) + counts @ log_m
              - (r * q).sum(axis=(0, 2)))

@@ -58,7 +58,10 @@ class Step:
     group_rows, group_nodes, group_starts : the groups (patterns over the whole grid)
         started by this session, ordered by node, the node of each and where each
         node's run starts (every node has one)
+    member : (na, U) 0/1, which dyads are in which node
     adopt : (H, U) 0/1, which nodes come from which history (for sums over them)
+    same_parent : node ``j`` comes from history ``j`` (no reordering needed)
+    all_complete : every dyad is fully observed (one history after the session)
     """
 
     na: int
@@ -79,7 +82,10 @@ class Step:
     group_rows: np.ndarray
     group_nodes: np.ndarray
     group_starts: np.ndarray
+    member: np.ndarray
     adopt: np.ndarray
+    same_parent: bool
+    all_complete: bool
 
     @property
     def n_nodes(self) -> int:
@@ -92,7 +98,7 @@ class Step:
         dyad's block picked out; else one product per node over its dyads."""
         u, m, k, _ = matrices.shape
         if u == 1:
-            return vectors @ np.swapaxes(matrices[0], 1, 2)
+            return vectors @ matrices[0].mT
         if m == 1 and u <= _DENSE_NODES:
             side = matrices[:, 0].transpose(2, 0, 1).reshape(k, u * k)
             out = (vectors[0] @ side).reshape(self.na, u, k)
@@ -100,7 +106,7 @@ class Step:
         ordered = vectors[:, self.sort]
         out = np.empty_like(ordered)
         for h, (lo, hi) in enumerate(self.runs):
-            out[:, lo:hi] = ordered[:, lo:hi] @ np.swapaxes(matrices[h], 1, 2)
+            out[:, lo:hi] = ordered[:, lo:hi] @ matrices[h].mT
         result = np.empty_like(out)
         result[:, self.sort] = out
         return result
@@ -120,8 +126,12 @@ class Step:
         """Sums over the dyads of each node of the outer products ``left right'``:
         (m, na, K) and (m, na, J) -> (U, m, K, J)."""
         if isinstance(self.take, slice):
-            return (np.swapaxes(left, 1, 2) @ right)[None]
-        left, right = np.swapaxes(left[:, self.sort], 1, 2), right[:, self.sort]
+            return (left.mT @ right)[None]
+        m, na, k = left.shape
+        if m == 1 and self.n_nodes <= _DENSE_NODES:
+            spread = (left[0, :, None, :] * self.member[:, :, None]).reshape(na, -1)
+            return (spread.T @ right[0]).reshape(self.n_nodes, 1, k, -1)
+        left, right = left[:, self.sort].mT, right[:, self.sort]
         return np.stack([left[..., lo:hi] @ right[:, lo:hi] for lo, hi in self.runs])
 
 
@@ -233,5 +243,8 @@ def _schedule(codes: np.ndarray, active: np.ndarray, group_first: np.ndarray, k:
             complete=complete, following=following, group_rows=started,
             group_nodes=group_nodes,
             group_starts=np.flatnonzero(np.r_[True, np.diff(group_nodes) != 0]),
-            adopt=(parent == np.arange(n_before)[:, None]).astype(float)))
+            member=(node[:, None] == np.arange(len(first))).astype(float),
+            adopt=(parent == np.arange(n_before)[:, None]).astype(float),
+            same_parent=len(parent) == n_before and bool(np.all(parent == np.arange(n_before))),
+            all_complete=bool(complete.all())))
     return tuple(steps)
