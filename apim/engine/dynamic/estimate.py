@@ -31,6 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,6 +52,9 @@ __all__ = ["DynamicFit", "fit_dynamic"]
 
 CONTROL = FitControl(step_tolerance=1e-8, relative_roundoff=1e-12, max_newton=4,
                      hessian_refresh=np.inf, gradient_tolerance=1e-7)
+#: The quasi-Newton search stops at this per-observation gradient, Newton steps on the
+#: batched information finish (to ``CONTROL.gradient_tolerance`` if they cannot)
+SEARCH_TOLERANCE = 1e-4
 _CHUNK = 256        # parameter sets per pass of the filter
 _GRADIENT_CHUNK = 64  # ... of the filter and its adjoint (which keeps every session)
 #: Under ``initial="stationary"`` the likelihood cannot leave the stable region; a largest
@@ -169,8 +173,9 @@ class _Problem:
             part = [self.layout.unpack(x) for x in nats[lo:lo + _GRADIENT_CHUNK]]
             stack, finite = _stack(part, self.data.k)
             g = gradient_many(self.data, *stack, np.array([p.mu for p in part]))
+            values = np.asarray(g.loglik)
             for j, p in enumerate(part):
-                if finite[j] and np.isfinite(g.loglik[j]):
+                if finite[j] and np.isfinite(values[j]):
                     out[lo + j] = self.layout.natural_gradient(p, _bar(g, j))
         return out
 
@@ -333,14 +338,15 @@ def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
     problem = _Problem(data, layout)
     start = _start(z, layout)
     theta, messages = quasi_newton(problem.search_objective, layout.to_search(start),
-                                   problem.size, CONTROL, CONTROL.gradient_tolerance)
-    nat = problem.natural(theta)
-    point = problem.evaluate(nat)
-    hess = problem.hessian(nat)
-    noise = CONTROL.relative_roundoff * max(1.0, abs(point.loglik))
-    steps = newton(problem, nat, point, hess, CONTROL, noise)
-    nat, point = steps.x, steps.point
-    decrement = float(steps.decrement)
+                                   problem.size, CONTROL, SEARCH_TOLERANCE)
+    steps = _polish(problem, theta)
+    if not steps.settled and steps.decrement >= 1e-6:     # search on, to the end
+        theta, more = quasi_newton(problem.search_objective, layout.to_search(
+            _admissible_part(layout.unpack(steps.x))), problem.size, CONTROL,
+            CONTROL.gradient_tolerance)
+        messages += more
+        steps = _polish(problem, theta)
+    nat, point, hess, decrement = steps.x, steps.point, steps.hessian, steps.decrement
     # at a boundary (a singular Sigma_B) Newton steps cannot settle: stationary in the
     # unconstrained parameters instead
     largest = float(np.max(np.abs(problem.search_objective(
@@ -365,6 +371,28 @@ def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
         estimate=estimate, cov=jac @ cov_std @ jac.T, converged=converged,
         message="; ".join(messages), seconds=time.perf_counter() - clock,
         boundary=_boundary(p, initial))
+
+
+class _Polished(NamedTuple):
+    x: np.ndarray
+    point: Point
+    hessian: np.ndarray
+    settled: bool
+    decrement: float
+
+
+def _polish(problem: _Problem, theta: np.ndarray) -> _Polished:
+    """Newton steps on the natural scale from the search's ``theta`` (secant updates of
+    the information at the start); the information at the point they reach (computed
+    again if they moved)."""
+    nat = problem.natural(theta)
+    point = problem.evaluate(nat)
+    hess = problem.hessian(nat)
+    noise = CONTROL.relative_roundoff * max(1.0, abs(point.loglik))
+    steps = newton(problem, nat, point, hess, CONTROL, noise)
+    if np.any(steps.x != nat):
+        hess = problem.hessian(steps.x)
+    return _Polished(steps.x, steps.point, hess, steps.settled, float(steps.decrement))
 
 
 def _admissible_part(p: DynamicParameters) -> DynamicParameters:

@@ -142,10 +142,10 @@ def gradient_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
     loglik = np.where(out.ok, -out.total / 2, -np.inf)
     nan = np.full((k, k), np.nan)
     bad = ~out.ok[:, None, None]
-    return MatrixGradient(loglik, np.where(bad[..., 0], np.nan, -bar_mu / 2),
-                          *(np.where(bad, nan, -b / 2) for b in (bar_phi, bar_sw, bar_sb,
-                                                                 bar_p0)),
-                          out.mu)
+    phi_, sw_, sb_, p0_ = (np.where(bad, nan, -b / 2)
+                           for b in (bar_phi, bar_sw, bar_sb, bar_p0))
+    return MatrixGradient(loglik, np.where(bad[..., 0], np.nan, -bar_mu / 2), phi_, sw_,
+                          sb_, p0_, out.mu)
 
 
 def loglik_gradient(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
@@ -167,7 +167,8 @@ def loglik_gradient(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
     """
     many = gradient_many(data, phi[None], sigma_w[None], sigma_b[None], p0[None],
                          None if mu is None else np.asarray(mu, float)[None])
-    return MatrixGradient(float(many.loglik[0]), *(v[0] for v in many[1:]))
+    return MatrixGradient(float(np.asarray(many.loglik)[0]), many.mu[0], many.phi[0],
+                          many.sigma_w[0], many.sigma_b[0], many.p0[0], many.means[0])
 
 
 def stationary_adjoint(phi: np.ndarray, p0: np.ndarray, bar_p0: np.ndarray

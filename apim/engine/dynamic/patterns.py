@@ -205,7 +205,7 @@ def _schedule(codes: np.ndarray, active: np.ndarray, group_first: np.ndarray, k:
     bits = ((np.arange(1 << k)[:, None] >> np.arange(k)) & 1).astype(float)
     eye = np.eye(k)
     history = np.zeros(len(codes), np.int64)
-    steps = []
+    steps: list[Step] = []
     for t in range(codes.shape[1]):
         na = int(active[t])
         if na == 0:
