@@ -353,6 +353,42 @@ def test_lagged_effect_names_with_two_predictors():
     assert len(set(names.values())) == 36
 
 
+def _own_before_partner(names: list[str]) -> None:
+    """In each role's equation, for each variable it comes from, the member's own
+    (actor or autoregression) effect comes right before the partner's."""
+    lagged = [n for n in names if ".lagged." in n]
+    for position, name in enumerate(lagged):
+        if ".partner.lagged." in name:
+            role_and_target, source = name.split(".partner.lagged.")
+            before = lagged[position - 1]
+            own = {f"{role_and_target}.actor.lagged.{source}",
+                   f"{role_and_target}.autoregression.lagged.{source}"}
+            assert position > 0 and before in own, (name, before)
+
+
+def test_effects_in_actor_partner_order_for_both_roles(unbalanced):
+    from apim.model.dynamic import effect_names
+
+    names = effect_names(DynamicAPIMSpec("y", ("x", "z")), ("patient", "therapist"))
+    _own_before_partner(names)
+    assert names[2:6] == ["patient.actor.lagged.x", "patient.partner.lagged.x",
+                          "patient.actor.lagged.z", "patient.partner.lagged.z"]
+    assert names[8:10] == ["therapist.actor.lagged.x", "therapist.partner.lagged.x"]
+    result = _fit(unbalanced)
+    fitted = list(result.coef.index)
+    assert fitted == effect_names(SPEC, ("patient", "therapist"))
+    _own_before_partner(fitted)
+    table = result.effects
+    rows = [(r, e, lv, p) for r, e, lv, p in zip(table["outcome_role"], table["effect"],
+                                                table["level"], table["predictor"])
+            if lv == "lagged"]
+    assert [f"{r}.{e}.{lv}.{p}" for r, e, lv, p in rows] == [n for n in fitted
+                                                             if ".lagged." in n]
+    # the coefficients still sit with their entries of Phi (therapist actor: y_T <- x_T)
+    assert result.coef["therapist.actor.lagged.x"] == pytest.approx(result.fit.phi[3, 1])
+    assert result.coef["therapist.partner.lagged.x"] == pytest.approx(result.fit.phi[3, 0])
+
+
 def test_multi_group_model_is_one_fit_per_group_and_tests_arm_differences():
     """A moderator: one model per group on the study's session grid; each group's fit is
     the fit of its dyads alone, and arm_differences compares the groups' lagged effects."""
