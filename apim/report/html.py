@@ -234,7 +234,9 @@ def fit_report(result: FittedModel, path: str | os.PathLike[str] | None = None, 
     path : path, optional
         Where to write the report (atomically).
     data_report : DataReport, optional
-        Default: the report of the fitted data on the variables of the model.
+        Default: the result's own (``result.data_report()``, where a model words the rows
+        it does not use itself), else the report of the fitted data on the variables of
+        the model.
     figures : bool or sequence of str
         ``True`` for all that apply (:data:`FIGURES`), ``False`` for none, or a selection
         (each must apply to the model: :func:`missing_figures`).
@@ -243,6 +245,9 @@ def fit_report(result: FittedModel, path: str | os.PathLike[str] | None = None, 
     title : str, optional
     """
     spec = result.spec
+    own_report = getattr(result, "data_report", None)   # a model's own wording of it
+    if data_report is None and callable(own_report):
+        data_report = own_report()
     if data_report is None:
         variables = [v for v in (getattr(spec, "outcome", None),
                                  *getattr(spec, "predictors", ())) if v]

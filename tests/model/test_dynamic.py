@@ -4,6 +4,7 @@ constraints on Phi, the protocol, and bad input."""
 
 from __future__ import annotations
 
+import html
 import json
 import warnings
 
@@ -427,3 +428,32 @@ def test_multi_group_model_is_one_fit_per_group_and_tests_arm_differences():
     assert "reference group treatment = CBT" in result.summary()
     with pytest.raises(apim.errors.SpecError, match="fits\\[group\\]"):
         _ = result.fit
+
+
+def test_html_report_words_the_rows_the_dynamic_model_does_not_use(unbalanced, tmp_path):
+    """The data section lists only rows with none of the model's variables rated (the
+    rows the dynamic APIM leaves out), not the rows a dyadic fit would drop: rows with
+    one of the two ratings missing are used."""
+    from apim.model.dynamic_result import UNUSED_HEADING
+    from apim.report.html import fit_report
+
+    y = unbalanced.copy()
+    y[0, 1, 0] = np.nan          # the patient's x missing, y rated: the row is used
+    y[1, 2, [1, 3]] = np.nan     # the therapist rated nothing at a session: not used
+    result = _fit(y)
+    frame = result.data.frame
+    x_missing = frame["row"][frame["x"].isna() & frame["y"].notna()]
+    assert len(x_missing) > 0
+    unused = set(result.dropped["row"])
+    assert unused and not unused & set(x_missing)
+    report = result.data_report()
+    assert [set(e.rows) for e in report.exclusions] == [unused]
+    assert report.unused_heading == UNUSED_HEADING
+    assert "a dyadic fit would not use" not in str(report)
+    text = fit_report(result, tmp_path / "report.html", figures=False)
+    assert html.escape(UNUSED_HEADING) in text
+    assert "a dyadic fit would not use" not in text
+    # the plain data report keeps the dyadic wording, which lists the partly rated rows
+    plain = result.data.report(["x", "y"])
+    assert "a dyadic fit would not use" in plain.to_html()
+    assert set(x_missing) <= {r for e in plain.exclusions for r in e.rows}
