@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from apim.engine.dynamic.kalman import DynamicData, Stored, integrate, run_filter
+from apim.engine.dynamic.kalman import DynamicData, Stored, integrate, matrix_vector, run_filter
 
 __all__ = ["MatrixGradient", "loglik_gradient", "gradient_many", "stationary_adjoint"]
 
@@ -56,10 +56,6 @@ class MatrixGradient(NamedTuple):
     sigma_b: np.ndarray
     p0: np.ndarray
     means: np.ndarray
-
-
-def _col(m: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return (m @ v[..., None])[..., 0]
 
 
 def _backward(data: DynamicData, stored: list[Stored], phi: np.ndarray,
@@ -127,7 +123,7 @@ def gradient_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
         out = integrate(data, totals, sigma_b, mu)
         group, big_s = data.groups, totals.big_s
         m_inv_t = np.linalg.inv(out.m_mat.mT)                        # M^-T per group
-        w = _col(m_inv_t[group], out.r)                              # M^-T r
+        w = matrix_vector(m_inv_t[group], out.r)                    # M^-T r
         plus = out.mu + out.q
         sym = (out.p_mat + out.p_mat.mT) / 2
         counts = data.group_counts.astype(float)
@@ -136,7 +132,7 @@ def gradient_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
         bar_big_s += counts[:, None, None, None] * sym
         bar_sb = (np.tensordot(counts, m_inv_t @ big_s, axes=1)
                   - np.einsum("nmi,nmj->mij", w, w))
-        bar_mu = -2 * (out.r - _col(big_s[group], out.q)).sum(axis=0)
+        bar_mu = -2 * (out.r - matrix_vector(big_s[group], out.q)).sum(axis=0)
         bar_phi, bar_sw, bar_p0 = _backward(data, stored, phi, -2 * np.swapaxes(plus, 0, 1),
                                              bar_big_s)
     loglik = np.where(out.ok, -out.total / 2, -np.inf)

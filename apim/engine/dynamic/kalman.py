@@ -39,8 +39,8 @@ import numpy as np
 from apim.engine.dynamic.patterns import DynamicData, prepare_dynamic
 
 __all__ = ["DynamicData", "DynamicEvaluation", "Totals", "Stored", "Integrated",
-           "prepare_dynamic", "run_filter", "integrate", "evaluate", "evaluate_many",
-           "stationary_covariance", "spectral_radius"]
+           "prepare_dynamic", "run_filter", "integrate", "matrix_vector", "evaluate",
+           "evaluate_many", "stationary_covariance", "spectral_radius"]
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -104,7 +104,7 @@ class Stored(NamedTuple):
     a_up: np.ndarray
 
 
-def _col(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+def matrix_vector(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Matrix times vector over the leading axes (broadcast)."""
     return (m @ v[..., None])[..., 0]
 
@@ -194,10 +194,10 @@ def integrate(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
     counts = data.group_counts.astype(float)
     info = np.tensordot(counts, big_s - sp @ big_s, axes=1)       # (m, K, K)
     if mu is None:
-        v = s - _col(sp[group], s)
+        v = s - matrix_vector(sp[group], s)
         mu = np.linalg.solve(info, v.sum(axis=0)[..., None])[..., 0]
-    r = s - _col(big_s[group], mu)
-    q = _col(p_mat[group], r)
+    r = s - matrix_vector(big_s[group], mu)
+    q = matrix_vector(p_mat[group], r)
     total = (data.n_obs * LOG_2PI + totals.logdet + totals.c
              - 2 * (s.sum(axis=0) * mu).sum(axis=1)
              + np.einsum("g,mj,gmjk,mk->m", counts, mu, big_s, mu) + counts @ log_m
