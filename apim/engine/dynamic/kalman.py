@@ -18,7 +18,10 @@ subtracts ``h' M^-1 h``, ``h = L'(s - S mu)``. The means enter quadratically, so
 profiled out in closed form (GLS). A missing rating (or a session without rows) is a
 row of the observation that is masked: its innovation is zeroed and its row and column
 of ``F`` replaced by the identity's, which leaves the filter and ``log|F|`` as if the
-row had never been there; the process runs on through it.
+row had never been there; the process runs on through it. The covariance algebra runs
+once per node of dyads with the same history of observed ratings and the same variables
+observed at the session (:mod:`apim.engine.dynamic.patterns`), the data's own state per
+dyad.
 
 Examples
 --------
