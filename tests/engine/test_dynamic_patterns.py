@@ -109,3 +109,21 @@ def test_many_parameter_sets_at_once_equal_one_at_a_time():
         assert np.allclose(many.phi[j], one.phi, atol=1e-9, rtol=1e-12)
         assert np.allclose(many.p0[j], one.p0, atol=1e-9, rtol=1e-12)
         assert np.allclose(many.sigma_b[j], one.sigma_b, atol=1e-9, rtol=1e-12)
+
+
+def test_many_nodes_per_session():
+    """More nodes than the one-product path takes (every one of 80 dyads its own node):
+    the per-node products agree with the shared filter."""
+    rng = np.random.default_rng(15)
+    y = simulate_grid(80, 4, seed=15)
+    y[rng.random(y.shape) < 0.3] = np.nan
+    shared, alone = prepare_dynamic(y), prepare_dynamic(y, share=False)
+    assert max(s.n_nodes for s in alone.steps) > 64
+    mu, phi, sw, sb, p0 = _parameters(rng, "free")
+    one = loglik_gradient(shared, phi, sw, sb, p0, None)
+    other = loglik_gradient(alone, phi, sw, sb, p0, None)
+    assert abs(one.loglik - other.loglik) < 1e-8
+    assert abs(one.loglik - dense_loglik(y, one.means, phi, sw, sb, p0)) < 1e-8
+    for name in ("mu", "phi", "sigma_w", "sigma_b", "p0"):
+        a, b = getattr(one, name), getattr(other, name)
+        assert np.max(np.abs(a - b)) < 1e-9 * max(1.0, np.max(np.abs(b))), name
