@@ -453,6 +453,13 @@ def test_html_report_words_the_rows_the_dynamic_model_does_not_use(unbalanced, t
     text = fit_report(result, tmp_path / "report.html", figures=False)
     assert html.escape(UNUSED_HEADING) in text
     assert "a dyadic fit would not use" not in text
+    docx = pytest.importorskip("docx")
+    from apim.report.docx_report import fit_report_docx
+
+    fit_report_docx(result, tmp_path / "report.docx")
+    paragraphs = [p.text for p in docx.Document(str(tmp_path / "report.docx")).paragraphs]
+    assert any(p.startswith(UNUSED_HEADING) for p in paragraphs)
+    assert not any("dyadic fit" in p for p in paragraphs)
     # the plain data report keeps the dyadic wording, which lists the partly rated rows
     plain = result.data.report(["x", "y"])
     assert "a dyadic fit would not use" in plain.to_html()
