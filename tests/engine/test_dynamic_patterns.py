@@ -127,3 +127,23 @@ def test_many_nodes_per_session():
     for name in ("mu", "phi", "sigma_w", "sigma_b", "p0"):
         a, b = getattr(one, name), getattr(other, name)
         assert np.max(np.abs(a - b)) < 1e-9 * max(1.0, np.max(np.abs(b))), name
+
+
+def test_between_gradient_on_one_filter_equals_the_whole_gradient():
+    """The information's columns of the means and Sigma_B reuse the filter of one
+    parameter set: their derivatives equal those of the whole filter and adjoint."""
+    from apim.engine.dynamic.gradient import between_gradient_many
+    from apim.engine.dynamic.kalman import run_filter
+
+    data = prepare_dynamic(_mixed(16))
+    rng = np.random.default_rng(16)
+    _, phi, sw, _, p0 = _parameters(rng, "stationary")
+    sets = [_parameters(rng, "free") for _ in range(3)]
+    mus, sbs = np.array([s[0] for s in sets]), np.array([s[3] for s in sets])
+    totals, _ = run_filter(data, phi[None], sw[None], p0[None])
+    loglik, bar_mu, bar_sb = between_gradient_many(data, totals, sbs, mus)
+    whole = gradient_many(data, *(np.repeat(x[None], 3, axis=0) for x in (phi, sw)), sbs,
+                          np.repeat(p0[None], 3, axis=0), mus)
+    assert np.allclose(loglik, whole.loglik, atol=1e-9, rtol=0)
+    assert np.allclose(bar_mu, whole.mu, atol=1e-9, rtol=1e-12)
+    assert np.allclose(bar_sb, whole.sigma_b, atol=1e-9, rtol=1e-12)

@@ -39,9 +39,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from apim.engine.dynamic.kalman import DynamicData, Stored, integrate, matrix_vector, run_filter
+from apim.engine.dynamic.kalman import (
+    DynamicData,
+    Integrated,
+    Stored,
+    Totals,
+    integrate,
+    matrix_vector,
+    run_filter,
+)
 
-__all__ = ["MatrixGradient", "loglik_gradient", "gradient_many", "stationary_adjoint"]
+__all__ = ["MatrixGradient", "loglik_gradient", "gradient_many", "between_gradient_many",
+           "stationary_adjoint"]
 
 
 class MatrixGradient(NamedTuple):
@@ -109,6 +118,29 @@ def _backward(data: DynamicData, stored: list[Stored], phi: np.ndarray,
     return bar_phi, bar_sw, bar_p[0]
 
 
+class _Top(NamedTuple):
+    """The integrated likelihood and the adjoints of ``-2 log L`` in the means and
+    ``Sigma_B`` (m sets), ``mu + q`` per dyad and ``M^-T`` per group."""
+
+    out: Integrated
+    bar_mu: np.ndarray
+    bar_sb: np.ndarray
+    plus: np.ndarray
+
+
+def _top(data: DynamicData, totals: Totals, sigma_b: np.ndarray, mu: np.ndarray | None
+         ) -> _Top:
+    out = integrate(data, totals, sigma_b, mu)
+    group, big_s = data.groups, totals.big_s
+    m_inv_t = np.linalg.inv(out.m_mat.mT)                        # M^-T per group
+    w = matrix_vector(m_inv_t[group], out.r)                    # M^-T r
+    counts = data.group_counts.astype(float)
+    bar_sb = (np.tensordot(counts, m_inv_t @ big_s, axes=1)
+              - np.einsum("nmi,nmj->mij", w, w))
+    bar_mu = -2 * (out.r - matrix_vector(big_s[group], out.q)).sum(axis=0)
+    return _Top(out, bar_mu, bar_sb, out.mu + out.q)
+
+
 def gradient_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
                   sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray | None
                   ) -> MatrixGradient:
@@ -120,28 +152,39 @@ def gradient_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
     k = data.k
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         totals, stored = run_filter(data, phi, sigma_w, p0, keep=True)
-        out = integrate(data, totals, sigma_b, mu)
-        group, big_s = data.groups, totals.big_s
-        m_inv_t = np.linalg.inv(out.m_mat.mT)                        # M^-T per group
-        w = matrix_vector(m_inv_t[group], out.r)                    # M^-T r
-        plus = out.mu + out.q
+        top = _top(data, totals, sigma_b, mu)
+        out, plus, group = top.out, top.plus, data.groups
         sym = (out.p_mat + out.p_mat.mT) / 2
         counts = data.group_counts.astype(float)
-        bar_big_s = np.zeros_like(big_s)                      # summed over each group
+        bar_big_s = np.zeros_like(totals.big_s)                # summed over each group
         np.add.at(bar_big_s, group, plus[..., :, None] * plus[..., None, :])
         bar_big_s += counts[:, None, None, None] * sym
-        bar_sb = (np.tensordot(counts, m_inv_t @ big_s, axes=1)
-                  - np.einsum("nmi,nmj->mij", w, w))
-        bar_mu = -2 * (out.r - matrix_vector(big_s[group], out.q)).sum(axis=0)
         bar_phi, bar_sw, bar_p0 = _backward(data, stored, phi, -2 * np.swapaxes(plus, 0, 1),
                                              bar_big_s)
     loglik = np.where(out.ok, -out.total / 2, -np.inf)
     nan = np.full((k, k), np.nan)
     bad = ~out.ok[:, None, None]
     phi_, sw_, sb_, p0_ = (np.where(bad, nan, -b / 2)
-                           for b in (bar_phi, bar_sw, bar_sb, bar_p0))
-    return MatrixGradient(loglik, np.where(bad[..., 0], np.nan, -bar_mu / 2), phi_, sw_,
+                           for b in (bar_phi, bar_sw, top.bar_sb, bar_p0))
+    return MatrixGradient(loglik, np.where(bad[..., 0], np.nan, -top.bar_mu / 2), phi_, sw_,
                           sb_, p0_, out.mu)
+
+
+def between_gradient_many(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
+                          mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-likelihoods and their derivatives in the means (m, K) and in ``Sigma_B``
+    (m, K, K) of ``m`` sets of means and between covariances on the filter's sums of one
+    set of ``Phi``, ``Sigma_W``, ``P0`` (``totals`` of one set: the filter does not
+    depend on the means or ``Sigma_B``, so no filter or adjoint runs)."""
+    m, g = len(sigma_b), len(totals.big_s)
+    n, k = totals.s.shape[1:]
+    shared = Totals(np.broadcast_to(totals.logdet, (m,)), np.broadcast_to(totals.c, (m,)),
+                    np.broadcast_to(totals.s, (m, n, k)),
+                    np.broadcast_to(totals.big_s, (g, m, k, k)))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        top = _top(data, shared, sigma_b, mu)
+    loglik = np.where(top.out.ok, -top.out.total / 2, -np.inf)
+    return loglik, -top.bar_mu / 2, -top.bar_sb / 2
 
 
 def loglik_gradient(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
