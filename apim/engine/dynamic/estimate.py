@@ -10,8 +10,10 @@ driver (:func:`apim.engine.optimize.newton`) on the natural scale polish the opt
 (:func:`apim.engine.dynamic.gradient.loglik_gradient`), mapped to the unconstrained and the
 natural parameters by :class:`~apim.engine.dynamic.parameters.DynamicLayout`. **The
 observed information of the standard errors is numerical**: forward differences of the
-analytic gradient in the natural parameters (means included) at the optimum (p + 1
-gradients, computed in one pass over as many parameter sets).
+analytic gradient in the natural parameters (means included) at the optimum (one pass of
+the filter and its adjoint over the perturbed ``Phi``, ``Sigma_W`` and ``P0``; the means
+and ``Sigma_B`` on that filter's sums, :meth:`_Problem.hessian`). The quasi-Newton search
+stops early (:data:`SEARCH_TOLERANCE`) and Newton steps on that information finish.
 
 Examples
 --------
