@@ -58,7 +58,8 @@ class Step:
     group_rows, group_nodes, group_starts : the groups (patterns over the whole grid)
         started by this session, ordered by node, the node of each and where each
         node's run starts (every node has one)
-    member : (na, U) 0/1, which dyads are in which node
+    member : (na, U) 0/1, which dyads are in which node (only up to ``_DENSE_NODES``
+        nodes, where it is used)
     adopt : (H, U) 0/1, which nodes come from which history (for sums over them)
     same_parent : node ``j`` comes from history ``j`` (no reordering needed)
     all_complete : every dyad is fully observed (one history after the session)
@@ -243,7 +244,8 @@ def _schedule(codes: np.ndarray, active: np.ndarray, group_first: np.ndarray, k:
             complete=complete, following=following, group_rows=started,
             group_nodes=group_nodes,
             group_starts=np.flatnonzero(np.r_[True, np.diff(group_nodes) != 0]),
-            member=(node[:, None] == np.arange(len(first))).astype(float),
+            member=(node[:, None] == np.arange(len(first))).astype(float)
+            if len(first) <= _DENSE_NODES else np.zeros((0, 0)),
             adopt=(parent == np.arange(n_before)[:, None]).astype(float),
             same_parent=len(parent) == n_before and bool(np.all(parent == np.arange(n_before))),
             all_complete=bool(complete.all())))
