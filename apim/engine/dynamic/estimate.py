@@ -66,6 +66,7 @@ CONTROL = FitControl(step_tolerance=1e-8, relative_roundoff=1e-12, max_newton=4,
 SEARCH_TOLERANCE = 1e-4
 _CHUNK = 256        # parameter sets per pass of the filter
 _GRADIENT_CHUNK = 64  # ... of the filter and its adjoint (which keeps every session)
+_KEPT_BYTES = 2e8    # at most this much kept per pass of the adjoint
 #: Under ``initial="stationary"`` the likelihood cannot leave the stable region; a largest
 #: |eigenvalue| of Phi beyond this is reported as a sign of a non-stationary process.
 NEAR_UNIT = 0.95
@@ -178,8 +179,11 @@ class _Problem:
         """Analytic gradients in the natural parameters (means given) at the rows of
         ``nats`` (:func:`gradient_many`, in chunks); NaN where not admissible."""
         out = np.full(nats.shape, np.nan)
-        for lo in range(0, len(nats), _GRADIENT_CHUNK):
-            part = [self.layout.unpack(x) for x in nats[lo:lo + _GRADIENT_CHUNK]]
+        # the adjoint keeps three K-vectors per dyad and session of each set
+        per_set = 24.0 * self.data.k * float(self.data.active.sum())
+        chunk = int(max(1, min(_GRADIENT_CHUNK, _KEPT_BYTES // per_set)))
+        for lo in range(0, len(nats), chunk):
+            part = [self.layout.unpack(x) for x in nats[lo:lo + chunk]]
             stack, finite = _stack(part, self.data.k)
             g = gradient_many(self.data, *stack, np.array([p.mu for p in part]))
             values = np.asarray(g.loglik)
