@@ -55,6 +55,8 @@ class DataReport:
         Missing values per variable (rows) and role (columns).
     exclusions : tuple of Exclusion
     warnings : tuple of str
+    unused_heading : str
+        What the exclusions are (a model that uses partly rated rows words its own).
     """
 
     source: str
@@ -70,6 +72,7 @@ class DataReport:
     exclusions: tuple[Exclusion, ...]
     warnings: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    unused_heading: str = "Rows a dyadic fit would not use"
 
     @classmethod
     def of(cls, data: SessionLike, variables: Sequence[str] | None = None,
@@ -188,11 +191,15 @@ class DataReport:
             rows = pd.DataFrame({"reason": [e.reason for e in self.exclusions],
                                  "rows": [len(e.rows) for e in self.exclusions],
                                  "first rows": [format_rows(e.rows) for e in self.exclusions]})
-            parts.append("<p>Rows a dyadic fit would not use:</p>" + _plain_table(rows))
+            parts.append(f"<p>{_escape(self.unused_heading)}:</p>" + _plain_table(rows))
         else:
-            parts.append("<p>Rows a dyadic fit would not use: none.</p>")
+            parts.append(f"<p>{_escape(self.unused_heading)}: none.</p>")
         parts += [f'<p class="warning">Warning: {_escape(w)}</p>' for w in self.warnings]
         return '<div class="apim-data-report">' + "\n".join(parts) + "</div>"
+
+    @property
+    def _heading_lower(self) -> str:
+        return self.unused_heading[:1].lower() + self.unused_heading[1:]
 
     def _repr_html_(self) -> str:
         """The report as HTML tables (Jupyter)."""
@@ -219,10 +226,10 @@ class DataReport:
                 f"{v}: " + ", ".join(f"{r} {int(n)}" for r, n in row.items())
                 for v, row in self.missing.iterrows()))
         if self.exclusions:
-            lines.append("  rows a dyadic fit would not use:")
+            lines.append(f"  {self._heading_lower}:")
             lines += [f"    - {e}" for e in self.exclusions]
         else:
-            lines.append("  rows a dyadic fit would not use: none")
+            lines.append(f"  {self._heading_lower}: none")
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)

@@ -98,9 +98,11 @@ def session_grid(data: SessionData, spec: DynamicAPIMSpec
     latent = _latent_spec(spec)
     wide = latent_values(data, latent)
     names = variable_names(latent, data.roles)
+    per_dyad_values = wide.groupby("dyad")[names]
+    spreads = (per_dyad_values.max() - per_dyad_values.min()).where(
+        per_dyad_values.count() > 1)
     for name in names:
-        spread = wide.groupby("dyad")[name].agg(lambda v: v.max() - v.min()
-                                                if v.notna().sum() > 1 else np.nan)
+        spread = spreads[name]
         if spread.notna().any() and (spread.dropna() == 0).all():
             variable, role = name[:-1].split("[", 1)
             raise DataError(
@@ -163,6 +165,15 @@ def lagged_terms(spec: DynamicAPIMSpec, roles: tuple[str, str]
     return out
 
 
+def _effect_order(entry: tuple[int, int, Term], k: int) -> tuple[bool, int, int, bool]:
+    """Where a lagged effect ``(to, from, term)`` goes in the results: the outcome's
+    equations first, then the predictors'; within an equation by the variable it comes
+    from, the member's own (actor or autoregression) before the partner's, for either
+    role."""
+    to, source, _ = entry
+    return to < k - 2, to, source // 2, source % 2 != to % 2
+
+
 def _constraints(spec: DynamicAPIMSpec) -> tuple[np.ndarray, list]:
     """Entries of ``Phi`` estimated, and the pairs constrained equal."""
     k = 2 * (len(spec.predictors) + 1)
@@ -194,7 +205,7 @@ def effect_names(spec: DynamicAPIMSpec, roles: tuple[str, str]) -> list[str]:
     k = len(free)
     lagged = [(i, j, t) for i, j, t in lagged_terms(spec, roles)
               if free[i, j] and (i, j) not in followers]
-    lagged.sort(key=lambda entry: entry[0] < k - 2)
+    lagged.sort(key=lambda entry: _effect_order(entry, k))
     return ([f"{r}.intercept" for r in roles] + [t.name for _, _, t in lagged]
             + [f"{roles[r]}.{rel}.between.{v}" for r in range(2) for v in spec.predictors
                for rel in ("actor", "partner")])
@@ -254,7 +265,7 @@ def fit_dynamic_apim(data: SessionData, spec: DynamicAPIMSpec) -> DynamicAPIMRes
         estimated = set(fit.layout.phi_index)
         lagged = [(i, j, t) for i, j, t in lagged_terms(spec, data.roles)
                   if (i, j) in estimated]
-        lagged.sort(key=lambda entry: entry[0] < k - 2)  # the outcome's equations first
+        lagged.sort(key=lambda entry: _effect_order(entry, k))
 
         def effects(p: DynamicParameters, lagged: list = lagged) -> np.ndarray:
             return np.concatenate([p.mu[[k - 2, k - 1]],

@@ -19,18 +19,21 @@ Examples
 ('z', 'dynamic APIM')
 >>> list(result.lagged.columns[:4])
 ['to_variable', 'to_role', 'from_variable', 'from_role']
+>>> result.data_report().unused_heading[:35]
+'Rows the dynamic APIM does not use '
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from apim.apa import p_value
+from apim.data.report import DataReport, Exclusion
 from apim.data.session import SessionData
 from apim.engine.distributions import stats
 from apim.engine.dynamic.kalman import spectral_radius, stationary_covariance
@@ -50,7 +53,12 @@ if TYPE_CHECKING:
     from apim.engine.dynamic import DynamicFit
     from apim.model.dynamic_spec import DynamicAPIMSpec
 
-__all__ = ["DynamicAPIMResult", "NOT_USED", "LAGGED_COLUMNS"]
+__all__ = ["DynamicAPIMResult", "NOT_USED", "LAGGED_COLUMNS", "UNUSED_HEADING"]
+
+#: The data report's heading of the rows the dynamic APIM leaves out
+UNUSED_HEADING = ("Rows the dynamic APIM does not use (it uses every row with at least "
+                  "one of its variables rated: a missing rating is a missing observation "
+                  "at that session)")
 
 LAGGED_COLUMNS = ["to_variable", "to_role", "from_variable", "from_role", "estimate", "se",
                   "z", "p", "fixed"]
@@ -280,6 +288,18 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
     def level_names(self) -> dict[str, str]:
         return {"lagged": "within-person, lag 1",
                 "between": "between-person, latent means", "none": ""}
+
+    def data_report(self) -> DataReport:
+        """The report of the fitted data on the model's variables, with the rows this
+        model does not use: only rows with none of its variables rated (a row with some
+        rated is used, its missing ratings being missing observations of that session),
+        not the rows a cross-sectional dyadic fit would drop (example in the module's
+        docstring)."""
+        spec = self.spec
+        report = self.data.report([*spec.predictors, spec.outcome])
+        rows = tuple(int(r) for r in self.dropped["row"])
+        return replace(report, exclusions=(Exclusion(NOT_USED, rows),) if rows else (),
+                       unused_heading=UNUSED_HEADING)
 
     def notes(self) -> list[str]:
         spec = self.spec

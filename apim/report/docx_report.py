@@ -25,7 +25,7 @@ from apim.report.docx import (
     set_widths,
     write_cell,
 )
-from apim.report.html import patterns_frame
+from apim.report.html import fitted_data_report, patterns_frame
 from apim.report.tables import Table, effects_table, variance_table
 
 __all__ = ["fit_report_docx"]
@@ -57,7 +57,7 @@ def _data_section(document: Any, report: DataReport) -> None:
     facts += [("Dyad-sessions", str(report.n_sessions)),
               ("Sessions per dyad", f"min {lo:g}, median {med:g}, max {hi:g}")]
     _facts_table(document, facts)
-    lines = [f"Not used by a dyadic fit: {e.reason} ({len(e.rows)} rows: "
+    lines = [f"{report.unused_heading}: {e.reason} ({len(e.rows)} rows: "
              f"{format_rows(e.rows)})" for e in report.exclusions]
     for text in lines + [f"Warning: {w}" for w in report.warnings]:
         document.add_paragraph(plain(text)).paragraph_format.space_before = Pt(6)
@@ -93,9 +93,7 @@ def fit_report_docx(result: FittedModel, path: str | os.PathLike[str], *,
     """
     spec = result.spec
     if data_report is None:
-        variables = [v for v in (getattr(spec, "outcome", None),
-                                 *getattr(spec, "predictors", ())) if v]
-        data_report = result.data.report(variables or None)
+        data_report = fitted_data_report(result)
     title = title or (f"{result.kind[:1].upper()}{result.kind[1:]} report: "
                       f"{getattr(spec, 'outcome', 'model')}")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

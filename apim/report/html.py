@@ -42,8 +42,8 @@ from apim.report.tables import effects_table, variance_table
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["fit_report", "result_html", "figure_html", "page", "patterns_frame", "FIGURES",
-           "missing_figures"]
+__all__ = ["fit_report", "fitted_data_report", "result_html", "figure_html", "page",
+           "patterns_frame", "FIGURES", "missing_figures"]
 
 FIGURES = ("path", "slopes", "surface", "trajectories", "diagnostics")
 
@@ -223,6 +223,19 @@ def _figures(result: FittedModel, which: Sequence[str]) -> list[str]:
     return out
 
 
+def fitted_data_report(result: FittedModel) -> DataReport:
+    """The data report of a fit's data on the model's variables: the result's own
+    (``result.data_report()``, where a model words the rows it does not use itself, as
+    the dynamic APIM does), else that of the data."""
+    own = getattr(result, "data_report", None)
+    if callable(own):
+        return own()
+    spec = result.spec
+    variables = [v for v in (getattr(spec, "outcome", None),
+                             *getattr(spec, "predictors", ())) if v]
+    return result.data.report(variables or None)
+
+
 def fit_report(result: FittedModel, path: str | os.PathLike[str] | None = None, *,
                data_report: DataReport | None = None, figures: bool | Sequence[str] = True,
                warnings: Sequence[str] = (), title: str | None = None) -> str:
@@ -234,7 +247,9 @@ def fit_report(result: FittedModel, path: str | os.PathLike[str] | None = None, 
     path : path, optional
         Where to write the report (atomically).
     data_report : DataReport, optional
-        Default: the report of the fitted data on the variables of the model.
+        Default: the result's own (``result.data_report()``, where a model words the rows
+        it does not use itself), else the report of the fitted data on the variables of
+        the model.
     figures : bool or sequence of str
         ``True`` for all that apply (:data:`FIGURES`), ``False`` for none, or a selection
         (each must apply to the model: :func:`missing_figures`).
@@ -244,9 +259,7 @@ def fit_report(result: FittedModel, path: str | os.PathLike[str] | None = None, 
     """
     spec = result.spec
     if data_report is None:
-        variables = [v for v in (getattr(spec, "outcome", None),
-                                 *getattr(spec, "predictors", ())) if v]
-        data_report = result.data.report(variables or None)
+        data_report = fitted_data_report(result)
     which = FIGURES if figures is True else () if figures is False else tuple(figures)
     if figures is not True:  # figures asked for by name: each must be drawn
         for name, reason in missing_figures(result, which).items():

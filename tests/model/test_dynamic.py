@@ -4,6 +4,7 @@ constraints on Phi, the protocol, and bad input."""
 
 from __future__ import annotations
 
+import html
 import json
 import warnings
 
@@ -353,6 +354,42 @@ def test_lagged_effect_names_with_two_predictors():
     assert len(set(names.values())) == 36
 
 
+def _own_before_partner(names: list[str]) -> None:
+    """In each role's equation, for each variable it comes from, the member's own
+    (actor or autoregression) effect comes right before the partner's."""
+    lagged = [n for n in names if ".lagged." in n]
+    for position, name in enumerate(lagged):
+        if ".partner.lagged." in name:
+            role_and_target, source = name.split(".partner.lagged.")
+            before = lagged[position - 1]
+            own = {f"{role_and_target}.actor.lagged.{source}",
+                   f"{role_and_target}.autoregression.lagged.{source}"}
+            assert position > 0 and before in own, (name, before)
+
+
+def test_effects_in_actor_partner_order_for_both_roles(unbalanced):
+    from apim.model.dynamic import effect_names
+
+    names = effect_names(DynamicAPIMSpec("y", ("x", "z")), ("patient", "therapist"))
+    _own_before_partner(names)
+    assert names[2:6] == ["patient.actor.lagged.x", "patient.partner.lagged.x",
+                          "patient.actor.lagged.z", "patient.partner.lagged.z"]
+    assert names[8:10] == ["therapist.actor.lagged.x", "therapist.partner.lagged.x"]
+    result = _fit(unbalanced)
+    fitted = list(result.coef.index)
+    assert fitted == effect_names(SPEC, ("patient", "therapist"))
+    _own_before_partner(fitted)
+    table = result.effects
+    rows = [(r, e, lv, p) for r, e, lv, p in zip(table["outcome_role"], table["effect"],
+                                                table["level"], table["predictor"])
+            if lv == "lagged"]
+    assert [f"{r}.{e}.{lv}.{p}" for r, e, lv, p in rows] == [n for n in fitted
+                                                             if ".lagged." in n]
+    # the coefficients still sit with their entries of Phi (therapist actor: y_T <- x_T)
+    assert result.coef["therapist.actor.lagged.x"] == pytest.approx(result.fit.phi[3, 1])
+    assert result.coef["therapist.partner.lagged.x"] == pytest.approx(result.fit.phi[3, 0])
+
+
 def test_multi_group_model_is_one_fit_per_group_and_tests_arm_differences():
     """A moderator: one model per group on the study's session grid; each group's fit is
     the fit of its dyads alone, and arm_differences compares the groups' lagged effects."""
@@ -391,3 +428,39 @@ def test_multi_group_model_is_one_fit_per_group_and_tests_arm_differences():
     assert "reference group treatment = CBT" in result.summary()
     with pytest.raises(apim.errors.SpecError, match="fits\\[group\\]"):
         _ = result.fit
+
+
+def test_html_report_words_the_rows_the_dynamic_model_does_not_use(unbalanced, tmp_path):
+    """The data section lists only rows with none of the model's variables rated (the
+    rows the dynamic APIM leaves out), not the rows a dyadic fit would drop: rows with
+    one of the two ratings missing are used."""
+    from apim.model.dynamic_result import UNUSED_HEADING
+    from apim.report.html import fit_report
+
+    y = unbalanced.copy()
+    y[0, 1, 0] = np.nan          # the patient's x missing, y rated: the row is used
+    y[1, 2, [1, 3]] = np.nan     # the therapist rated nothing at a session: not used
+    result = _fit(y)
+    frame = result.data.frame
+    x_missing = frame["row"][frame["x"].isna() & frame["y"].notna()]
+    assert len(x_missing) > 0
+    unused = set(result.dropped["row"])
+    assert unused and not unused & set(x_missing)
+    report = result.data_report()
+    assert [set(e.rows) for e in report.exclusions] == [unused]
+    assert report.unused_heading == UNUSED_HEADING
+    assert "a dyadic fit would not use" not in str(report)
+    text = fit_report(result, tmp_path / "report.html", figures=False)
+    assert html.escape(UNUSED_HEADING) in text
+    assert "a dyadic fit would not use" not in text
+    docx = pytest.importorskip("docx")
+    from apim.report.docx_report import fit_report_docx
+
+    fit_report_docx(result, tmp_path / "report.docx")
+    paragraphs = [p.text for p in docx.Document(str(tmp_path / "report.docx")).paragraphs]
+    assert any(p.startswith(UNUSED_HEADING) for p in paragraphs)
+    assert not any("dyadic fit" in p for p in paragraphs)
+    # the plain data report keeps the dyadic wording, which lists the partly rated rows
+    plain = result.data.report(["x", "y"])
+    assert "a dyadic fit would not use" in plain.to_html()
+    assert set(x_missing) <= {r for e in plain.exclusions for r in e.rows}

@@ -9,9 +9,11 @@ driver (:func:`apim.engine.optimize.newton`) on the natural scale polish the opt
 **Gradients are analytic**: the adjoint of the filter
 (:func:`apim.engine.dynamic.gradient.loglik_gradient`), mapped to the unconstrained and the
 natural parameters by :class:`~apim.engine.dynamic.parameters.DynamicLayout`. **The
-observed information of the standard errors is numerical**: central differences of the
-analytic gradient in the natural parameters (means included) at the optimum (2p
-gradients, :func:`apim.engine.optimize.difference_hessian`).
+observed information of the standard errors is numerical**: forward differences of the
+analytic gradient in the natural parameters (means included) at the optimum (one pass of
+the filter and its adjoint over the perturbed ``Phi``, ``Sigma_W`` and ``P0``; the means
+and ``Sigma_B`` on that filter's sums, :meth:`_Problem.hessian`). The quasi-Newton search
+stops early (:data:`SEARCH_TOLERANCE`) and Newton steps on that information finish.
 
 Examples
 --------
@@ -31,27 +33,40 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from apim.engine.control import FitControl
-from apim.engine.dynamic.gradient import MatrixGradient, loglik_gradient
+from apim.engine.dynamic.gradient import (
+    MatrixGradient,
+    between_gradient_many,
+    gradient_many,
+    loglik_gradient,
+)
 from apim.engine.dynamic.kalman import (
     DynamicData,
     evaluate_many,
     prepare_dynamic,
+    run_filter,
     spectral_radius,
 )
 from apim.engine.dynamic.parameters import DynamicLayout, DynamicParameters, Initial
+from apim.engine.multivariate.parameters import vech_gradient
 from apim.engine.multivariate.start import positive_part
-from apim.engine.optimize import Point, difference_hessian, newton, quasi_newton
+from apim.engine.optimize import Point, newton, quasi_newton
 from apim.errors import DataError
 
 __all__ = ["DynamicFit", "fit_dynamic"]
 
 CONTROL = FitControl(step_tolerance=1e-8, relative_roundoff=1e-12, max_newton=4,
                      hessian_refresh=np.inf, gradient_tolerance=1e-7)
+#: The quasi-Newton search stops at this per-observation gradient, Newton steps on the
+#: batched information finish (to ``CONTROL.gradient_tolerance`` if they cannot)
+SEARCH_TOLERANCE = 1e-4
 _CHUNK = 256        # parameter sets per pass of the filter
+_GRADIENT_CHUNK = 64  # ... of the filter and its adjoint (which keeps every session)
+_KEPT_BYTES = 2e8    # at most this much kept per pass of the adjoint
 #: Under ``initial="stationary"`` the likelihood cannot leave the stable region; a largest
 #: |eigenvalue| of Phi beyond this is reported as a sign of a non-stationary process.
 NEAR_UNIT = 0.95
@@ -128,13 +143,15 @@ class DynamicFit:
 class _Problem:
     """The standardised log-likelihood for the shared driver: natural coordinates for
     the Newton steps, unconstrained ones for the quasi-Newton search; values by
-    :func:`evaluate_many`, gradients by :func:`loglik_gradient`."""
+    :func:`evaluate_many`, gradients by :func:`gradient_many` (one pass of the filter
+    and its adjoint, many parameter sets at once for the information)."""
 
     relative_steps = True
 
     def __init__(self, data: DynamicData, layout: DynamicLayout) -> None:
         self.data, self.layout = data, layout
         self.size = float(data.n_obs)
+        self._last: tuple[bytes, tuple[float, np.ndarray], np.ndarray] | None = None
 
     def loglik_many(self, nats: np.ndarray) -> np.ndarray:
         """Log-likelihoods at the rows of ``nats`` (means given)."""
@@ -150,16 +167,30 @@ class _Problem:
 
     def _many(self, part: list[DynamicParameters], profile: bool
               ) -> tuple[np.ndarray, np.ndarray]:
-        finite = np.array([bool(np.all(np.isfinite(p.p0))) for p in part])
-        loglik, mu, _ = evaluate_many(
-            self.data, np.array([p.phi for p in part]), np.array([p.sigma_w for p in part]),
-            np.array([p.sigma_b for p in part]),
-            np.array([p.p0 if ok else np.eye(self.data.k) for p, ok in zip(part, finite)]),
-            None if profile else np.array([p.mu for p in part]))
+        stack, finite = _stack(part, self.data.k)
+        loglik, mu, _ = evaluate_many(self.data, *stack,
+                                      None if profile else np.array([p.mu for p in part]))
         return np.where(finite, loglik, -np.inf), mu
 
     def loglik(self, nat: np.ndarray) -> float:
         return float(self.loglik_many(nat[None])[0])
+
+    def gradient_many(self, nats: np.ndarray) -> np.ndarray:
+        """Analytic gradients in the natural parameters (means given) at the rows of
+        ``nats`` (:func:`gradient_many`, in chunks); NaN where not admissible."""
+        out = np.full(nats.shape, np.nan)
+        # the adjoint keeps three K-vectors per dyad and session of each set
+        per_set = 24.0 * self.data.k * float(self.data.active.sum())
+        chunk = int(max(1, min(_GRADIENT_CHUNK, _KEPT_BYTES // per_set)))
+        for lo in range(0, len(nats), chunk):
+            part = [self.layout.unpack(x) for x in nats[lo:lo + chunk]]
+            stack, finite = _stack(part, self.data.k)
+            g = gradient_many(self.data, *stack, np.array([p.mu for p in part]))
+            values = np.asarray(g.loglik)
+            for j, p in enumerate(part):
+                if finite[j] and np.isfinite(values[j]):
+                    out[lo + j] = self.layout.natural_gradient(p, _bar(g, j))
+        return out
 
     def gradient(self, nat: np.ndarray) -> tuple[float, np.ndarray]:
         """The log-likelihood (means given) and its analytic gradient in the natural
@@ -170,7 +201,7 @@ class _Problem:
         g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, p.mu)
         if not np.isfinite(g.loglik):
             return -np.inf, np.full(len(nat), np.nan)
-        return g.loglik, self.layout.natural_gradient(p, _bar(g))
+        return float(g.loglik), self.layout.natural_gradient(p, _bar(g))
 
     def score(self, nat: np.ndarray) -> np.ndarray:
         return self.gradient(nat)[1]
@@ -182,9 +213,36 @@ class _Problem:
         return Point(value, score)
 
     def hessian(self, nat: np.ndarray, point: Point | None = None) -> np.ndarray:
-        """Hessian of ``-loglik``: central differences of the analytic gradient
-        (:func:`apim.engine.optimize.difference_hessian`, 2p gradients)."""
-        return difference_hessian(lambda x: -self.gradient(x)[1], nat)
+        """Hessian of ``-loglik``: forward differences of the analytic gradient (step
+        ``1e-7 max(1, |x_j|)``, as :func:`apim.engine.optimize.difference_hessian` with
+        a gradient at ``x``); symmetrised. The columns of ``Phi``, ``Sigma_W`` and ``P0``
+        take the filter and its adjoint, in one pass over as many parameter sets; those
+        of the means and ``Sigma_B``, which leave the filter as it is, only the
+        integration of the random intercepts on the filter's sums at ``nat``
+        (:func:`between_gradient_many`) and, off their own block, the symmetry. (Against
+        central differences of the whole gradient, 2p passes, the SEs of the seed design
+        differ by 1e-6 relative.)"""
+        layout, k = self.layout, self.data.k
+        steps = 1e-7 * np.maximum(1.0, np.abs(nat))
+        start_sb = k + layout.n_phi + layout.h
+        cheap = np.r_[np.arange(k), np.arange(start_sb, start_sb + layout.h)]
+        heavy = np.setdiff1d(np.arange(len(nat)), cheap)
+        hess = np.zeros((len(nat), len(nat)))
+        grads = -self.gradient_many(np.vstack([nat, nat + np.diag(steps)[heavy]]))
+        hess[:, heavy] = ((grads[1:] - grads[0]) / steps[heavy, None]).T
+        p = layout.unpack(nat)
+        if not np.all(np.isfinite(p.p0)):
+            return np.full_like(hess, np.nan)
+        totals, _ = run_filter(self.data, p.phi[None], p.sigma_w[None], p.p0[None])
+        moved = [layout.unpack(x) for x in np.vstack([nat, nat + np.diag(steps)[cheap]])]
+        _, bar_mu, bar_sb = between_gradient_many(
+            self.data, totals, np.array([q.sigma_b for q in moved]),
+            np.array([q.mu for q in moved]))
+        cheap_grads = -np.hstack([bar_mu, np.array([vech_gradient(b) for b in bar_sb])])
+        hess[np.ix_(cheap, cheap)] = ((cheap_grads[1:] - cheap_grads[0])
+                                      / steps[cheap, None]).T
+        hess[np.ix_(heavy, cheap)] = hess[np.ix_(cheap, heavy)].T
+        return (hess + hess.T) / 2
 
     def admissible(self, nat: np.ndarray) -> bool:
         p = self.layout.unpack(nat)
@@ -196,27 +254,50 @@ class _Problem:
     def search_objective(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """``-loglik`` per observation (means profiled by GLS) and its analytic gradient
         in the unconstrained parameters (at the profiled means the means' own derivative
-        vanishes, so the gradient is that with the means held there)."""
+        vanishes, so the gradient is that with the means held there); one pass of the
+        filter and its adjoint, the last point remembered (the driver asks for its
+        start twice)."""
+        key = theta.tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1][0], self._last[1][1].copy()
         p = self.layout.from_search(theta)
+        mu = np.zeros(self.data.k)
         if not np.all(np.isfinite(p.p0)):
-            return np.inf, np.zeros_like(theta)
-        value, mu = self.search_many(theta[None])
-        if not np.isfinite(value[0]):
-            return np.inf, np.zeros_like(theta)
-        g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, mu[0])
-        if not np.isfinite(g.loglik):
-            return np.inf, np.zeros_like(theta)
-        grad = self.layout.search_gradient(theta, _bar(g))
-        return -g.loglik / self.size, -grad / self.size
+            result: tuple[float, np.ndarray] = (np.inf, np.zeros_like(theta))
+        else:
+            g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, None)
+            if not np.isfinite(g.loglik):
+                result = (np.inf, np.zeros_like(theta))
+            else:
+                grad = self.layout.search_gradient(theta, _bar(g))
+                result = (-float(g.loglik) / self.size, -grad / self.size)
+                mu = g.means
+        self._last = (key, result, mu)
+        return result[0], result[1].copy()
 
     def natural(self, theta: np.ndarray) -> np.ndarray:
-        p = self.layout.from_search(theta)
-        return self.layout.pack(p._replace(mu=self.search_many(theta[None])[1][0]))
+        self.search_objective(theta)
+        assert self._last is not None
+        return self.layout.pack(self.layout.from_search(theta)._replace(mu=self._last[2]))
 
 
-def _bar(g: MatrixGradient) -> DynamicParameters:
-    """The derivatives of :func:`loglik_gradient` as matrices of the parameters."""
-    return DynamicParameters(g.mu, g.phi, g.sigma_w, g.sigma_b, g.p0)
+def _stack(part: list[DynamicParameters], k: int
+           ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """The matrices of parameter sets stacked for the filter (``phi``, ``sigma_w``,
+    ``sigma_b``, ``p0``) and which sets have a finite ``P0`` (the others get the
+    identity, their value is ``-inf``)."""
+    finite = np.array([bool(np.all(np.isfinite(p.p0))) for p in part])
+    return (np.array([p.phi for p in part]), np.array([p.sigma_w for p in part]),
+            np.array([p.sigma_b for p in part]),
+            np.array([p.p0 if ok else np.eye(k) for p, ok in zip(part, finite)])), finite
+
+
+def _bar(g: MatrixGradient, j: int | None = None) -> DynamicParameters:
+    """The derivatives of :func:`loglik_gradient` (or set ``j`` of
+    :func:`gradient_many`) as matrices of the parameters."""
+    if j is None:
+        return DynamicParameters(g.mu, g.phi, g.sigma_w, g.sigma_b, g.p0)
+    return DynamicParameters(g.mu[j], g.phi[j], g.sigma_w[j], g.sigma_b[j], g.p0[j])
 
 
 def _start(y: np.ndarray, layout: DynamicLayout) -> DynamicParameters:
@@ -291,14 +372,15 @@ def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
     problem = _Problem(data, layout)
     start = _start(z, layout)
     theta, messages = quasi_newton(problem.search_objective, layout.to_search(start),
-                                   problem.size, CONTROL, CONTROL.gradient_tolerance)
-    nat = problem.natural(theta)
-    point = problem.evaluate(nat)
-    hess = problem.hessian(nat)
-    noise = CONTROL.relative_roundoff * max(1.0, abs(point.loglik))
-    steps = newton(problem, nat, point, hess, CONTROL, noise)
-    nat, point = steps.x, steps.point
-    decrement = float(steps.decrement)
+                                   problem.size, CONTROL, SEARCH_TOLERANCE)
+    steps = _polish(problem, theta)
+    if not steps.settled and steps.decrement >= 1e-6:     # search on, to the end
+        theta, more = quasi_newton(problem.search_objective, layout.to_search(
+            _admissible_part(layout.unpack(steps.x))), problem.size, CONTROL,
+            CONTROL.gradient_tolerance)
+        messages += more
+        steps = _polish(problem, theta)
+    nat, point, hess, decrement = steps.x, steps.point, steps.hessian, steps.decrement
     # at a boundary (a singular Sigma_B) Newton steps cannot settle: stationary in the
     # unconstrained parameters instead
     largest = float(np.max(np.abs(problem.search_objective(
@@ -323,6 +405,28 @@ def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
         estimate=estimate, cov=jac @ cov_std @ jac.T, converged=converged,
         message="; ".join(messages), seconds=time.perf_counter() - clock,
         boundary=_boundary(p, initial))
+
+
+class _Polished(NamedTuple):
+    x: np.ndarray
+    point: Point
+    hessian: np.ndarray
+    settled: bool
+    decrement: float
+
+
+def _polish(problem: _Problem, theta: np.ndarray) -> _Polished:
+    """Newton steps on the natural scale from the search's ``theta`` (secant updates of
+    the information at the start); the information at the point they reach (computed
+    again if they moved)."""
+    nat = problem.natural(theta)
+    point = problem.evaluate(nat)
+    hess = problem.hessian(nat)
+    noise = CONTROL.relative_roundoff * max(1.0, abs(point.loglik))
+    steps = newton(problem, nat, point, hess, CONTROL, noise)
+    if np.any(steps.x != nat):
+        hess = problem.hessian(steps.x)
+    return _Polished(steps.x, steps.point, hess, steps.settled, float(steps.decrement))
 
 
 def _admissible_part(p: DynamicParameters) -> DynamicParameters:

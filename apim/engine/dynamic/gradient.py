@@ -1,21 +1,26 @@
 """The analytic gradient of the dynamic model's log-likelihood
 (:mod:`apim.engine.dynamic.kalman`) by reverse-mode differentiation (the adjoint) of the
-Kalman filter, for one parameter set at a time.
+Kalman filter, for ``m`` parameter sets at once.
 
-The forward pass runs the filter per dyad (no sharing of histories) and keeps each
-session's quantities; the backward pass carries the adjoints of the predicted state
-``a``, the regressors' state ``X`` and the covariance ``P`` from the last session to the
-first. Per dyad and session (``D`` the mask of observed ratings)::
+The forward pass is the filter itself (:func:`~apim.engine.dynamic.kalman.run_filter`,
+keeping each session); the backward pass carries the adjoints of the predicted state
+``a`` (per dyad), and of the regressors' state ``X`` and the covariance ``P`` (per
+history: the dyads sharing them, :mod:`apim.engine.dynamic.patterns`) from the last
+session to the first. Per node of dyads with the same history and observed variables
+(``D`` the mask)::
 
     F = D P D + (I - D),  G = D F^-1 D,  e = D (y - a),  E = D (I - X)
     c += e'G e,  s += E'G e,  S += E'G E,  log|F|
     a <- Phi (a + P G e),  X <- Phi (X + P G E),  P <- Phi (P - P G P) Phi' + Sigma_W
 
 and per dyad ``-2 log L_i = n_i log 2 pi + sum log|F| + c - 2 s'mu + mu'S mu
-+ log|I + Sigma_B S| - r' (I + Sigma_B S)^-1 Sigma_B r`` with ``r = s - S mu``. Matrices
-are differentiated as unconstrained (their symmetry is imposed by the maps to the
-parameter vectors in :mod:`apim.engine.dynamic.estimate`). The tests check the gradient
-against central differences of :func:`apim.engine.dynamic.kalman.evaluate`.
++ log|I + Sigma_B S| - r' (I + Sigma_B S)^-1 Sigma_B r`` with ``r = s - S mu``. The
+adjoint of a node's ``P``, ``G`` and ``X`` is a sum over its dyads, and the per-dyad terms
+enter it through sums of outer products of K-vectors (``sum e e'``, ``sum e s-bar'``,
+...) taken once per node. Matrices are differentiated as unconstrained (their symmetry
+is imposed by the maps to the parameter vectors in :mod:`apim.engine.dynamic.parameters`).
+The tests check the gradient against central differences of
+:func:`apim.engine.dynamic.kalman.evaluate`.
 
 Examples
 --------
@@ -34,168 +39,175 @@ from typing import NamedTuple
 
 import numpy as np
 
-from apim.engine.dynamic.kalman import LOG_2PI, DynamicData
+from apim.engine.dynamic.kalman import (
+    DynamicData,
+    Integrated,
+    Stored,
+    Totals,
+    integrate,
+    matrix_vector,
+    run_filter,
+)
 
-__all__ = ["MatrixGradient", "loglik_gradient", "stationary_adjoint"]
+__all__ = ["MatrixGradient", "loglik_gradient", "gradient_many", "between_gradient_many",
+           "stationary_adjoint"]
 
 
 class MatrixGradient(NamedTuple):
     """The log-likelihood and its derivatives in the entries of each matrix (taken as
-    unconstrained) and of the means."""
+    unconstrained) and of the means (with a leading axis of parameter sets from
+    :func:`gradient_many`); ``mu`` the means used (given or profiled)."""
 
-    loglik: float
+    loglik: float | np.ndarray
     mu: np.ndarray
     phi: np.ndarray
     sigma_w: np.ndarray
     sigma_b: np.ndarray
     p0: np.ndarray
+    means: np.ndarray
 
 
-class _Session(NamedTuple):
-    """What the backward pass needs of one session (the first ``na`` dyads)."""
-
-    na: int
-    d: np.ndarray        # (na, K) mask
-    p: np.ndarray        # predicted covariance (na, K, K)
-    g_mat: np.ndarray    # G (na, K, K)
-    e: np.ndarray        # data innovation (na, K)
-    big_e: np.ndarray    # regressors' innovation (na, K, K)
-    a_up: np.ndarray     # filtered data state (na, K)
-    x_up: np.ndarray     # filtered regressors' state (na, K, K)
-    p_up: np.ndarray     # filtered covariance (na, K, K)
-
-
-class _Totals(NamedTuple):
-    logdet: np.ndarray   # (n,)
-    c: np.ndarray        # (n,)
-    s: np.ndarray        # (n, K)
-    big_s: np.ndarray    # (n, K, K)
-
-
-def _mv(m: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Matrix times vector per dyad."""
-    return np.einsum("nij,nj->ni", m, v)
-
-
-def _t(m: np.ndarray) -> np.ndarray:
-    return np.swapaxes(m, -1, -2)
-
-
-def _forward(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray, p0: np.ndarray
-             ) -> tuple[_Totals, list[_Session]]:
-    """The filter per dyad, keeping each session for the backward pass."""
-    n, n_t, k = data.y.shape
-    eye = np.eye(k)
-    a, x = np.zeros((n, k)), np.zeros((n, k, k))
-    p = np.broadcast_to(p0, (n, k, k)).copy()
-    logdet, c, s, big_s = np.zeros(n), np.zeros(n), np.zeros((n, k)), np.zeros((n, k, k))
-    sessions = []
-    for t in range(n_t):
-        na = int(data.active[t])
-        if na == 0:
-            break
-        d = data.observed[:na, t].astype(float)
-        both = d[:, :, None] * d[:, None, :]
-        pa = p[:na]
-        f = pa * both + (1 - d)[:, :, None] * eye
-        sign, ld = np.linalg.slogdet(f)
-        g_mat = np.linalg.inv(f) * both
-        e = (data.y[:na, t] - a[:na]) * d
-        big_e = (eye - x[:na]) * d[:, :, None]
-        g_e, g_big = _mv(g_mat, e), g_mat @ big_e
-        logdet[:na] += np.where(sign > 0, ld, -np.inf)
-        c[:na] += (e * g_e).sum(axis=1)
-        s[:na] += np.einsum("nji,nj->ni", big_e, g_e)
-        big_s[:na] += _t(big_e) @ g_big
-        a_up = a[:na] + _mv(pa, g_e)
-        x_up = x[:na] + pa @ g_big
-        p_up = pa - pa @ g_mat @ pa
-        sessions.append(_Session(na, d, pa.copy(), g_mat, e, big_e, a_up, x_up, p_up))
-        a[:na] = a_up @ phi.T
-        x[:na] = phi @ x_up
-        p[:na] = phi @ p_up @ phi.T + sigma_w
-    return _Totals(logdet, c, s, big_s), sessions
-
-
-def _backward(sessions: list[_Session], phi: np.ndarray, bar_s: np.ndarray,
-              bar_big_s: np.ndarray, scale: float
+def _backward(data: DynamicData, stored: list[Stored], phi: np.ndarray,
+              bar_s: np.ndarray, bar_big_s: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Adjoints of ``Phi``, ``Sigma_W`` and ``P0`` of ``scale * (sum log|F| + c) +
-    bar_s . s + bar_big_s . S`` (summed over dyads)."""
-    n, k = bar_s.shape
-    bar_a, bar_x, bar_p = np.zeros((n, k)), np.zeros((n, k, k)), np.zeros((n, k, k))
-    bar_phi, bar_sw = np.zeros((k, k)), np.zeros((k, k))
-    for ses in reversed(sessions):
-        na = ses.na
-        ba, bx, bp = bar_a[:na], bar_x[:na], bar_p[:na]
-        bar_phi += ba.T @ ses.a_up + (bx @ _t(ses.x_up)).sum(axis=0)
-        bar_phi += (bp @ phi @ _t(ses.p_up) + _t(bp) @ phi @ ses.p_up).sum(axis=0)
-        bar_sw += bp.sum(axis=0)
+    """Adjoints of ``Phi``, ``Sigma_W`` and ``P0`` (m, K, K) of ``sum log|F| + c +
+    bar_s . s + bar_big_s . S`` summed over dyads (``bar_s`` (m, n, K) per set and
+    dyad, ``bar_big_s`` (G, m, K, K) summed over the dyads of each group)."""
+    m, n, k = bar_s.shape
+    phi_t = phi.mT
+    bar_a = np.zeros((m, n, k))
+    bar_x = bar_p = np.zeros((len(data.steps[-1].keep), m, k, k))   # per history
+    bar_phi, bar_sw = np.zeros((m, k, k)), np.zeros((m, k, k))
+    for t in reversed(range(len(stored))):
+        st, kept = data.steps[t], stored[t]
+        na = st.na
+        p, g, big_e, g_big_e, p_g = kept.p, kept.g, kept.big_e, kept.g_big_e, kept.p_g
+        e, g_e = kept.e, kept.g_e
+        ba = bar_a[:, :na]
+        bar_phi += ba.mT @ kept.a_up
         ba_up = ba @ phi
-        bx_up = phi.T @ bx
-        bp_up = phi.T @ bp @ phi
-        g_mat, pa, e, big_e = ses.g_mat, ses.p, ses.e, ses.big_e
-        sv, ss = bar_s[:na], bar_big_s[:na]
-        g_e, g_big = _mv(g_mat, e), g_mat @ big_e
-        p_ba = _mv(pa, ba_up)
-        p_bx = pa @ bx_up
-        bar_e = 2 * scale * g_e + _mv(g_big, sv) + _mv(g_mat, p_ba)
-        bar_big_e = g_e[:, :, None] * sv[:, None, :] + 2 * g_big @ ss + g_mat @ p_bx
-        bar_g = (scale * e[:, :, None] * e[:, None, :]
-                 + _mv(big_e, sv)[:, :, None] * e[:, None, :]
-                 + big_e @ ss @ _t(big_e) + p_ba[:, :, None] * e[:, None, :]
-                 + p_bx @ _t(big_e) - pa @ bp_up @ pa)
-        bar_p[:na] = (bp_up - bp_up @ pa @ g_mat - g_mat @ pa @ bp_up
-                      + ba_up[:, :, None] * g_e[:, None, :] + bx_up @ _t(g_big)
-                      + scale * g_mat - g_mat @ bar_g @ g_mat)
-        bar_a[:na] = ba_up - ses.d * bar_e
-        bar_x[:na] = bx_up - ses.d[:, :, None] * bar_big_e
-    return bar_phi, bar_sw, bar_p.sum(axis=0)
+        sv = bar_s[:, :na]
+        g_p = p_g.mT
+        # sums over each node's dyads: e e', e s-bar', e a-bar'; S-bar
+        sums = st.node_outer(e, np.concatenate([e, sv, ba_up], axis=2))
+        c_ee, c_es, c_ea = sums[..., :k], sums[..., k:2 * k], sums[..., 2 * k:]
+        ss = st.group_sum(bar_big_s)
+        bar_e = 2 * g_e + st.apply(g_big_e, sv) + st.apply(g_p, ba_up)
+        bar_g = c_ee + big_e @ c_es.mT + big_e @ ss @ big_e.mT + p @ c_ea.mT
+        inner = c_es + 2 * big_e @ ss
+        bar_node_p = c_ea.mT @ g + st.counts * g
+        bar_sw += bar_p.sum(axis=0)
+        if st.all_complete:     # the filtered X and P do not depend on the node's
+            bar_phi += bar_x.sum(axis=0)
+            bar_node_x = -st.rows * (g @ inner)
+        else:
+            bar_phi += (bar_x @ kept.x_up.mT
+                        + (bar_p + bar_p.mT) @ phi @ kept.p_up).sum(axis=0)
+            bx_up = (phi_t @ bar_x)[st.following]
+            bp_up = (phi_t @ bar_p @ phi)[st.following]
+            if st.reset:      # the merged history's state does not depend on the node's
+                bx_up[st.complete] = 0.0
+                bp_up[st.complete] = 0.0
+            bar_g = bar_g + p @ bx_up @ big_e.mT - p @ bp_up @ p
+            bar_node_x = bx_up - st.rows * (g @ (inner + p @ bx_up))
+            bar_node_p = (bar_node_p + bp_up - bp_up @ p_g - g_p @ bp_up
+                          + bx_up @ g_big_e.mT)
+        bar_node_p = bar_node_p - g @ bar_g @ g
+        bar_a[:, :na] = ba_up - st.dyad_mask * bar_e
+        bar_p, bar_x = st.to_histories(bar_node_p), st.to_histories(bar_node_x)
+    return bar_phi, bar_sw, bar_p[0]
+
+
+class _Top(NamedTuple):
+    """The integrated likelihood and the adjoints of ``-2 log L`` in the means and
+    ``Sigma_B`` (m sets), ``mu + q`` per dyad and ``M^-T`` per group."""
+
+    out: Integrated
+    bar_mu: np.ndarray
+    bar_sb: np.ndarray
+    plus: np.ndarray
+
+
+def _top(data: DynamicData, totals: Totals, sigma_b: np.ndarray, mu: np.ndarray | None
+         ) -> _Top:
+    out = integrate(data, totals, sigma_b, mu)
+    group, big_s = data.groups, totals.big_s
+    m_inv_t = np.linalg.inv(out.m_mat.mT)                        # M^-T per group
+    w = matrix_vector(m_inv_t[group], out.r)                    # M^-T r
+    counts = data.group_counts.astype(float)
+    bar_sb = (np.tensordot(counts, m_inv_t @ big_s, axes=1)
+              - np.einsum("nmi,nmj->mij", w, w))
+    bar_mu = -2 * (out.r - matrix_vector(big_s[group], out.q)).sum(axis=0)
+    return _Top(out, bar_mu, bar_sb, out.mu + out.q)
+
+
+def gradient_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
+                  sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray | None
+                  ) -> MatrixGradient:
+    """Log-likelihoods of ``m`` parameter sets (matrices (m, K, K), ``mu`` (m, K) or
+    None: profiled by GLS, when the gradient is that at the profiled means held fixed,
+    their own derivative vanishing there) and their derivatives in each entry of the
+    matrices and means; ``-inf`` (and NaN derivatives) where a covariance is not
+    admissible."""
+    k = data.k
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        totals, stored = run_filter(data, phi, sigma_w, p0, keep=True)
+        top = _top(data, totals, sigma_b, mu)
+        out, plus, group = top.out, top.plus, data.groups
+        sym = (out.p_mat + out.p_mat.mT) / 2
+        counts = data.group_counts.astype(float)
+        bar_big_s = np.zeros_like(totals.big_s)                # summed over each group
+        np.add.at(bar_big_s, group, plus[..., :, None] * plus[..., None, :])
+        bar_big_s += counts[:, None, None, None] * sym
+        bar_phi, bar_sw, bar_p0 = _backward(data, stored, phi, -2 * np.swapaxes(plus, 0, 1),
+                                             bar_big_s)
+    loglik = np.where(out.ok, -out.total / 2, -np.inf)
+    nan = np.full((k, k), np.nan)
+    bad = ~out.ok[:, None, None]
+    phi_, sw_, sb_, p0_ = (np.where(bad, nan, -b / 2)
+                           for b in (bar_phi, bar_sw, top.bar_sb, bar_p0))
+    return MatrixGradient(loglik, np.where(bad[..., 0], np.nan, -top.bar_mu / 2), phi_, sw_,
+                          sb_, p0_, out.mu)
+
+
+def between_gradient_many(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
+                          mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-likelihoods and their derivatives in the means (m, K) and in ``Sigma_B``
+    (m, K, K) of ``m`` sets of means and between covariances on the filter's sums of one
+    set of ``Phi``, ``Sigma_W``, ``P0`` (``totals`` of one set: the filter does not
+    depend on the means or ``Sigma_B``, so no filter or adjoint runs)."""
+    m, g = len(sigma_b), len(totals.big_s)
+    n, k = totals.s.shape[1:]
+    shared = Totals(np.broadcast_to(totals.logdet, (m,)), np.broadcast_to(totals.c, (m,)),
+                    np.broadcast_to(totals.s, (m, n, k)),
+                    np.broadcast_to(totals.big_s, (g, m, k, k)))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        top = _top(data, shared, sigma_b, mu)
+    loglik = np.where(top.out.ok, -top.out.total / 2, -np.inf)
+    return loglik, -top.bar_mu / 2, -top.bar_sb / 2
 
 
 def loglik_gradient(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
-                    sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray
+                    sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray | None
                     ) -> MatrixGradient:
-    """The log-likelihood at the given matrices and means and its derivatives in each
-    entry of them (the matrices taken as unconstrained); the value is ``-inf`` (and the
-    derivatives NaN) where a covariance is not admissible.
+    """The log-likelihood at the given matrices and means (None: profiled) and its
+    derivatives in each entry of them (the matrices taken as unconstrained); the value
+    is ``-inf`` (and the derivatives NaN) where a covariance is not admissible.
 
     Parameters
     ----------
     data : the prepared ratings
     phi, sigma_w, sigma_b, p0 : (K, K) matrices
-    mu : (K,) means
+    mu : (K,) means, or None
 
     Returns
     -------
     MatrixGradient
     """
-    k = data.k
-    eye = np.eye(k)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        totals, sessions = _forward(data, phi, sigma_w, p0)
-        m_mat = eye + sigma_b @ totals.big_s                        # I + Sigma_B S
-        sign, log_m = np.linalg.slogdet(m_mat)
-        r = totals.s - totals.big_s @ mu
-        q = np.linalg.solve(m_mat, (sigma_b @ r.T).T[..., None])[..., 0]   # P r
-        w = np.linalg.solve(_t(m_mat), r[..., None])[..., 0]              # M^-T r
-        s_m = np.linalg.solve(_t(m_mat), totals.big_s)                    # S M^-1
-        total = (data.n_obs * LOG_2PI + totals.logdet.sum() + totals.c.sum()
-                 - 2 * (totals.s @ mu).sum() + np.einsum("j,njk,k->", mu, totals.big_s, mu)
-                 + log_m.sum() - (r * q).sum())
-        # d(-2 log L) / d s and / d S (symmetrised), per dyad
-        bar_s = -2 * (mu + q)
-        plus = mu + q
-        p_mat = np.linalg.solve(m_mat, np.broadcast_to(sigma_b, m_mat.shape))
-        bar_big_s = plus[:, :, None] * plus[:, None, :] + (p_mat + _t(p_mat)) / 2
-        bar_sb = (s_m - w[:, :, None] * w[:, None, :]).sum(axis=0)
-        bar_mu = -2 * (r - _mv(totals.big_s, q)).sum(axis=0)
-        bar_phi, bar_sw, bar_p0 = _backward(sessions, phi, bar_s, bar_big_s, 1.0)
-    if np.any(sign <= 0) or not np.isfinite(total):
-        nan = np.full((k, k), np.nan)
-        return MatrixGradient(-np.inf, np.full(k, np.nan), nan, nan, nan, nan)
-    return MatrixGradient(-total / 2, -bar_mu / 2, -bar_phi / 2, -bar_sw / 2,
-                          -bar_sb / 2, -bar_p0 / 2)
+    many = gradient_many(data, phi[None], sigma_w[None], sigma_b[None], p0[None],
+                         None if mu is None else np.asarray(mu, float)[None])
+    return MatrixGradient(float(np.asarray(many.loglik)[0]), many.mu[0], many.phi[0],
+                          many.sigma_w[0], many.sigma_b[0], many.p0[0], many.means[0])
 
 
 def stationary_adjoint(phi: np.ndarray, p0: np.ndarray, bar_p0: np.ndarray

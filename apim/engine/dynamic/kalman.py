@@ -18,7 +18,10 @@ subtracts ``h' M^-1 h``, ``h = L'(s - S mu)``. The means enter quadratically, so
 profiled out in closed form (GLS). A missing rating (or a session without rows) is a
 row of the observation that is masked: its innovation is zeroed and its row and column
 of ``F`` replaced by the identity's, which leaves the filter and ``log|F|`` as if the
-row had never been there; the process runs on through it.
+row had never been there; the process runs on through it. The covariance algebra runs
+once per node of dyads with the same history of observed ratings and the same variables
+observed at the session (:mod:`apim.engine.dynamic.patterns`), the data's own state per
+dyad.
 
 Examples
 --------
@@ -32,64 +35,17 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["DynamicData", "DynamicEvaluation", "prepare_dynamic", "evaluate",
-           "evaluate_many",
-           "stationary_covariance", "spectral_radius"]
+from apim.engine.dynamic.patterns import DynamicData, prepare_dynamic
+
+__all__ = ["DynamicData", "DynamicEvaluation", "Totals", "Stored", "Integrated",
+           "prepare_dynamic", "run_filter", "integrate", "matrix_vector", "evaluate",
+           "evaluate_many", "stationary_covariance", "spectral_radius"]
 
 LOG_2PI = float(np.log(2 * np.pi))
-
-
-@dataclass(frozen=True, eq=False)
-class DynamicData:
-    """Ratings on the session grid, dyads ordered by their last rated session (latest
-    first, so the dyads still in the study at a session are a leading slice):
-    ``y`` (dyads, sessions, K) with zeros where missing, ``observed`` the mask,
-    ``codes`` each dyad's pattern of observed variables per session as a bit mask,
-    ``active`` the number of dyads with a rating at or after each session, ``order``
-    the original position of each dyad, ``groups`` the group of dyads with the same
-    pattern over the whole grid and ``group_first`` each group's first dyad."""
-
-    y: np.ndarray
-    observed: np.ndarray
-    codes: np.ndarray
-    active: np.ndarray
-    order: np.ndarray
-    n_obs: int
-    groups: np.ndarray
-    group_first: np.ndarray
-
-    @property
-    def k(self) -> int:
-        return int(self.y.shape[2])
-
-    @property
-    def n_dyads(self) -> int:
-        return int(self.y.shape[0])
-
-    @property
-    def n_sessions(self) -> int:
-        return int(self.y.shape[1])
-
-
-def prepare_dynamic(y: np.ndarray) -> DynamicData:
-    """Ratings as an array (dyads, sessions of the grid, K) with NaN where missing."""
-    y = np.asarray(y, float)
-    observed = ~np.isnan(y)
-    any_rating = observed.any(axis=2)
-    last = np.where(any_rating.any(axis=1),
-                    y.shape[1] - 1 - np.argmax(any_rating[:, ::-1], axis=1), -1)
-    order = np.argsort(-last, kind="stable")
-    observed, last = observed[order], last[order]
-    codes = (observed * (1 << np.arange(y.shape[2]))).sum(axis=2)
-    active = (last[None, :] >= np.arange(y.shape[1])[:, None]).sum(axis=1)
-    _, group_first, groups = np.unique(codes, axis=0, return_index=True, return_inverse=True)
-    return DynamicData(np.where(observed, y[order], 0.0), observed, codes, active, order,
-                       int(observed.sum()), groups.ravel(), group_first)
 
 
 class DynamicEvaluation(NamedTuple):
@@ -122,114 +78,150 @@ def stationary_covariance(phi: np.ndarray, sigma_w: np.ndarray) -> np.ndarray:
     return (p + p.T) / 2
 
 
-def _filter(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray, p0: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The filter for ``m`` parameter sets at once (``phi``, ``sigma_w``, ``p0`` of shape
-    (m, K, K)). Per dyad and set: ``sum_t log|F_t|`` (n, m) and the blocks of ``Q``: ``c``
-    (n, m), ``s`` (n, m, K); ``S`` (G, m, K, K) per group of dyads with the same pattern
-    of ratings over the whole grid (:attr:`DynamicData.groups`).
+class Totals(NamedTuple):
+    """The filter's sums for ``m`` parameter sets: ``sum log|F|`` and ``c`` summed over
+    dyads and sessions (m,), per set and dyad ``s`` (m, n, K); ``S`` (G, m, K, K) per
+    group of dyads with the same pattern over the whole grid."""
 
-    The state covariance and the regressors' part of the state depend on a dyad's
-    pattern of observed ratings only, not on its values: dyads with the same history
-    share them (``history``; a fully observed session leaves the filtered covariance at
-    zero and the regressors' filtered state at the identity whatever came before, so
-    histories merge there), and that algebra is done once per history and session. Per
-    dyad only the data's own column is carried. Arrays run over dyads (or histories)
-    first, parameter sets second."""
-    n, n_t, k = data.y.shape
+    logdet: np.ndarray
+    c: np.ndarray
+    s: np.ndarray
+    big_s: np.ndarray
+
+
+class Stored(NamedTuple):
+    """What the adjoint needs of one session: per node the predicted covariance ``P``,
+    ``G = D F^-1 D``, the regressors' innovation ``E``, ``G E``, ``P G``; per history
+    after the session the filtered regressors' state and covariance; per set and dyad
+    the data's innovation ``e``, ``G e`` and the filtered state."""
+
+    p: np.ndarray
+    g: np.ndarray
+    big_e: np.ndarray
+    g_big_e: np.ndarray
+    p_g: np.ndarray
+    x_up: np.ndarray
+    p_up: np.ndarray
+    e: np.ndarray
+    g_e: np.ndarray
+    a_up: np.ndarray
+
+
+def matrix_vector(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Matrix times vector over the leading axes (broadcast)."""
+    return (m @ v[..., None])[..., 0]
+
+
+def run_filter(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray, p0: np.ndarray,
+               keep: bool = False) -> tuple[Totals, list[Stored]]:
+    """The filter for ``m`` parameter sets at once (``phi``, ``sigma_w``, ``p0`` of shape
+    (m, K, K)) on the schedule of :attr:`DynamicData.steps`: the covariance algebra once
+    per node (dyads with the same history and the same variables observed now; arrays
+    (nodes, m, K, K)), per dyad only the data's own column (arrays (m, dyads, K)). With
+    ``keep`` each session's quantities are kept for the adjoint
+    (:mod:`apim.engine.dynamic.gradient`)."""
+    n, _, k = data.y.shape
     m = phi.shape[0]
-    full = (1 << k) - 1
-    bits = (np.arange(1 << k)[:, None] >> np.arange(k)) & 1        # code -> mask
     eye = np.eye(k)
-    phi_t = np.swapaxes(phi, 1, 2)
-    a = np.zeros((n, m, k))                       # predicted state of the data column
-    ax = np.zeros((1, m, k, k))                   # ... of the regressors, per history
-    cov = p0[None]                                # predicted covariance, per history
-    history = np.zeros(n, np.int64)
-    logdet, c, s = np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m, k))
-    first_of_group = data.group_first
-    big_s = np.zeros((len(first_of_group), m, k, k))
-    for t in range(n_t):
-        na = int(data.active[t])
-        if na == 0:
-            break
-        code = data.codes[:na, t]
-        key = history[:na] * (full + 1) + code
-        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-        inv = inv.ravel()
-        d = bits[code[first]].astype(float)                     # (U, K)
-        old = history[:na][first]
-        p = cov[old]                                            # (U, m, K, K)
-        both = (d[:, :, None] * d[:, None, :])[:, None]
-        f = p * both + ((1 - d)[:, :, None] * eye)[:, None]
+    phi_t = phi.mT
+    a = np.zeros((m, n, k))                       # predicted state of the data column
+    x_pred = np.zeros((1, m, k, k))               # ... of the regressors, per history
+    p_pred = p0[None]                             # predicted covariance, per history
+    logdet, c, s = np.zeros(m), np.zeros(m), np.zeros((m, n, k))
+    big_s = np.zeros((len(data.group_first), m, k, k))
+    stored = []
+    for t, st in enumerate(data.steps):
+        na = st.na
+        p, x = (p_pred, x_pred) if st.same_parent else (p_pred[st.parent],
+                                                         x_pred[st.parent])
+        f = p * st.both + st.off
         sign, ld = np.linalg.slogdet(f)
-        f_inv = np.linalg.inv(f) * both                         # zero on missing rows
-        ex = (eye - ax[old]) * d[:, None, :, None]              # regressors' innovation
-        f_ex = f_inv @ ex
+        g = np.linalg.inv(f) * st.both                          # zero on missing rows
+        big_e = (eye - x) * st.rows                             # regressors' innovation
+        g_big_e = g @ big_e
+        p_g = p @ g
         # per dyad: the data's innovation and its products
-        e = (data.y[:na, t, None, :] - a[:na]) * d[inv][:, None, :]
-        f_e = np.einsum("nmij,nmj->nmi", f_inv[inv], e)
-        c[:na] += np.einsum("nmi,nmi->nm", e, f_e)
-        s[:na] += np.einsum("nmi,nmij->nmj", e, f_ex[inv])
-        logdet[:na] += np.where(sign > 0, ld, -np.inf)[inv]
-        # S per group: the increment of the history of the group's first dyad
-        started = first_of_group < na
-        big_s[started] += (np.swapaxes(ex, 2, 3) @ f_ex)[inv[first_of_group[started]]]
-        filtered = a[:na] + np.einsum("nmij,nmj->nmi", p[inv], f_e)
-        a[:na] = (filtered[..., None, :] @ phi_t)[..., 0, :]
-        updated_x = ax[old] + p @ f_ex
-        updated = p - p @ f_inv @ p
-        # after a fully observed session: one history (filtered covariance zero, the
-        # regressors' filtered state the identity)
-        complete = code[first] == full
-        if complete.any():
-            merged = np.cumsum(~complete)
-            merged[complete] = 0
-            keep = np.concatenate([[0], np.flatnonzero(~complete)])
-            updated, updated_x = updated[keep], updated_x[keep]
-            updated[0], updated_x[0] = 0.0, eye
-            inv = merged[inv]
-        ax = phi @ updated_x
-        cov = phi @ updated @ phi_t + sigma_w
-        history[:na] = inv
-    return logdet, c, s, big_s
+        e = (data.y[:na, t] - a[:, :na]) * st.dyad_mask
+        g_e = st.apply(g, e)
+        c += (e * g_e).sum(axis=(1, 2))
+        s[:, :na] += st.apply(g_big_e.mT, e)
+        logdet += np.where(sign > 0, ld, -np.inf).T @ st.counts[:, 0, 0, 0]
+        big_s[st.group_rows] += (big_e.mT @ g_big_e)[st.group_nodes]
+        a_up = a[:, :na] + st.apply(p, g_e)
+        a[:, :na] = a_up @ phi_t
+        if st.all_complete:     # one history: filtered X the identity, P zero
+            x_up, p_up = eye[None, None], np.zeros((1, 1, k, k))
+            x_pred, p_pred = phi[None], sigma_w[None]
+        else:
+            x_up = (x + p @ g_big_e)[st.keep]
+            p_up = (p - p_g @ p)[st.keep]
+            if st.reset:    # the fully observed nodes: one history, whatever came before
+                x_up[0], p_up[0] = eye, 0.0
+            x_pred = phi @ x_up
+            p_pred = phi @ p_up @ phi_t + sigma_w
+        if keep:
+            stored.append(Stored(p, g, big_e, g_big_e, p_g, x_up, p_up, e, g_e, a_up))
+    return Totals(logdet, c, s, big_s), stored
+
+
+class Integrated(NamedTuple):
+    """``-2 log L`` per parameter set with the random intercepts integrated out and the
+    means given or profiled, and what its adjoint needs: ``M = I + Sigma_B S`` and
+    ``(I + Sigma_B S)^-1 Sigma_B`` per group, ``r = s - S mu`` and ``q = M^-1 Sigma_B r``
+    per dyad (n, m, K), the GLS information of the means, admissibility."""
+
+    total: np.ndarray
+    mu: np.ndarray
+    information: np.ndarray
+    m_mat: np.ndarray
+    p_mat: np.ndarray
+    r: np.ndarray
+    q: np.ndarray
+    ok: np.ndarray
+
+
+def integrate(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
+              mu: np.ndarray | None) -> Integrated:
+    """The random intercepts integrated out of the filter's sums (``sigma_b`` (m, K, K);
+    ``mu`` (m, K), or None: profiled out by GLS). ``Sigma_B`` enters through
+    ``(Sigma_B^-1 + S)^-1 = (I + Sigma_B S)^-1 Sigma_B``, so it may be singular (a
+    boundary) or, as SEM programs allow, indefinite as long as every dyad's covariance
+    stays positive definite. Dyads with the same pattern over the whole grid share
+    ``S`` and so that algebra."""
+    k = data.k
+    group, big_s, s = data.groups, totals.big_s, np.swapaxes(totals.s, 0, 1)
+    m_mat = np.eye(k) + sigma_b @ big_s                            # I + Sigma_B S
+    sign, log_m = np.linalg.slogdet(m_mat)
+    p_mat = np.linalg.solve(m_mat, np.broadcast_to(sigma_b, m_mat.shape))
+    sp = big_s @ p_mat                                            # S P
+    counts = data.group_counts.astype(float)
+    info = np.tensordot(counts, big_s - sp @ big_s, axes=1)       # (m, K, K)
+    if mu is None:
+        v = s - matrix_vector(sp[group], s)
+        mu = np.linalg.solve(info, v.sum(axis=0)[..., None])[..., 0]
+    r = s - matrix_vector(big_s[group], mu)
+    q = matrix_vector(p_mat[group], r)
+    total = (data.n_obs * LOG_2PI + totals.logdet + totals.c
+             - 2 * (s.sum(axis=0) * mu).sum(axis=1)
+             + np.einsum("g,mj,gmjk,mk->m", counts, mu, big_s, mu) + counts @ log_m
+             - (r * q).sum(axis=(0, 2)))
+    ok = np.all(sign > 0, axis=0) & np.isfinite(total)
+    return Integrated(total, mu, info, m_mat, p_mat, r, q, ok)
 
 
 def evaluate_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
                   sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log-likelihoods of ``m`` parameter sets at once (matrices of shape (m, K, K);
-    ``mu`` (m, K), or None: profiled out by GLS).
-
-    ``Sigma_B`` enters through ``(Sigma_B^-1 + S)^-1 = (I + Sigma_B S)^-1 Sigma_B``, so it
-    may be singular (a boundary) or, as SEM programs allow, indefinite as long as every
-    dyad's covariance stays positive definite. Dyads with the same pattern of ratings
-    over the whole grid share ``S`` and so that algebra.
+    ``mu`` (m, K), or None: profiled out by GLS; see :func:`integrate`).
 
     Returns the log-likelihoods (m,), the means (m, K) and the GLS information of the
     means ``sum_i X_i' V_i^-1 X_i`` (m, K, K); ``-inf`` where a covariance is not
     admissible."""
-    k = data.k
-    group = data.groups
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        logdet, c, s, shared = _filter(data, phi, sigma_w, p0)
-        m_mat = np.eye(k) + sigma_b @ shared                           # I + Sigma_B S
-        sign, log_m = np.linalg.slogdet(m_mat)
-        p_mat = np.linalg.solve(m_mat, np.broadcast_to(sigma_b, m_mat.shape))
-        sp = shared @ p_mat                                           # S P
-        sp_s = (sp[group] @ s[..., None])[..., 0]                      # S P s (n, m, K)
-        p_s = (p_mat[group] @ s[..., None])[..., 0]
-        s_p_s = (s * p_s).sum(axis=2)
-        counts = np.bincount(group, minlength=len(shared)).astype(float)
-        info = np.tensordot(counts, shared - sp @ shared, axes=1)      # (m, K, K)
-        v = s - sp_s
-        if mu is None:
-            mu = np.linalg.solve(info, v.sum(axis=0)[..., None])[..., 0]
-        quad = (c - s_p_s).sum(axis=0) - 2 * (v.sum(axis=0) * mu).sum(axis=1) \
-            + np.einsum("mj,mjk,mk->m", mu, info, mu)
-        total = data.n_obs * LOG_2PI + logdet.sum(axis=0) + counts @ log_m + quad
-    bad = np.any(sign <= 0, axis=0) | ~np.isfinite(total)
-    return np.where(bad, -np.inf, -total / 2), mu, info
+        totals, _ = run_filter(data, phi, sigma_w, p0)
+        out = integrate(data, totals, sigma_b, mu)
+    return np.where(out.ok, -out.total / 2, -np.inf), out.mu, out.information
 
 
 def evaluate(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray, sigma_b: np.ndarray,
