@@ -46,3 +46,34 @@ def dense_loglik(y: np.ndarray, mu: np.ndarray, phi: np.ndarray, sigma_w: np.nda
         total += -0.5 * (seen.sum() * np.log(2 * np.pi)
                          + 2 * np.log(np.diag(chol)).sum() + z @ z)
     return float(total)
+
+
+def dense_therapist_loglik(y: np.ndarray, therapist: np.ndarray, mu: np.ndarray,
+                           phi: np.ndarray, sigma_w: np.ndarray, sigma_b: np.ndarray,
+                           p0: np.ndarray, sigma_t: np.ndarray) -> float:
+    """ML log-likelihood with dyads nested in therapists (``therapist`` the label of each
+    dyad): all observations of a therapist's dyads stacked into one vector whose
+    covariance is block diagonal over dyads (as :func:`dense_loglik`) plus ``Sigma_T``
+    between every pair of its observations of the same or another dyad."""
+    n, n_t, k = y.shape
+    cov_w = within_covariance(phi, sigma_w, p0, n_t)
+    ones = np.tile(np.eye(k), (n_t, 1))
+    dyad_cov = cov_w + ones @ sigma_b @ ones.T
+    total = 0.0
+    for label in np.unique(therapist):
+        members = np.flatnonzero(therapist == label)
+        size = len(members) * n_t * k
+        cov = np.kron(np.ones((len(members), len(members))), ones @ sigma_t @ ones.T)
+        cov += np.kron(np.eye(len(members)), dyad_cov)
+        flat = y[members].reshape(-1)
+        seen = ~np.isnan(flat)
+        if not seen.any():
+            continue
+        assert cov.shape == (size, size)
+        v = cov[np.ix_(seen, seen)]
+        r = flat[seen] - np.tile(mu, len(members) * n_t)[seen]
+        chol = np.linalg.cholesky(v)
+        z = np.linalg.solve(chol, r)
+        total += -0.5 * (seen.sum() * np.log(2 * np.pi)
+                         + 2 * np.log(np.diag(chol)).sum() + z @ z)
+    return float(total)

@@ -42,7 +42,8 @@ import numpy as np
 from apim.engine.dynamic.patterns import DynamicData, prepare_dynamic
 
 __all__ = ["DynamicData", "DynamicEvaluation", "Totals", "Stored", "Integrated",
-           "prepare_dynamic", "run_filter", "integrate", "matrix_vector", "evaluate",
+           "TherapistLevel", "Reduced", "prepare_dynamic", "therapist_level",
+           "run_filter", "integrate", "reduce_dyads", "matrix_vector", "evaluate",
            "evaluate_many", "stationary_covariance", "spectral_radius"]
 
 LOG_2PI = float(np.log(2 * np.pi))
@@ -166,9 +167,11 @@ def run_filter(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray, p0: np.n
 
 class Integrated(NamedTuple):
     """``-2 log L`` per parameter set with the random intercepts integrated out and the
-    means given or profiled, and what its adjoint needs: ``M = I + Sigma_B S`` and
-    ``(I + Sigma_B S)^-1 Sigma_B`` per group, ``r = s - S mu`` and ``q = M^-1 Sigma_B r``
-    per dyad (n, m, K), the GLS information of the means, admissibility."""
+    means given or profiled, and what its adjoint needs: ``M = I + Sigma S`` and
+    ``(I + Sigma S)^-1 Sigma`` per unit of the top level (groups of dyads; therapists
+    with a therapist level, ``Sigma = Sigma_T``), ``r = s - S mu`` and ``q = M^-1 Sigma
+    r`` per dyad or therapist (n, m, K), the GLS information of the means,
+    admissibility."""
 
     total: np.ndarray
     mu: np.ndarray
@@ -180,52 +183,148 @@ class Integrated(NamedTuple):
     ok: np.ndarray
 
 
-def integrate(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
-              mu: np.ndarray | None) -> Integrated:
-    """The random intercepts integrated out of the filter's sums (``sigma_b`` (m, K, K);
-    ``mu`` (m, K), or None: profiled out by GLS). ``Sigma_B`` enters through
-    ``(Sigma_B^-1 + S)^-1 = (I + Sigma_B S)^-1 Sigma_B``, so it may be singular (a
-    boundary) or, as SEM programs allow, indefinite as long as every dyad's covariance
-    stays positive definite. Dyads with the same pattern over the whole grid share
-    ``S`` and so that algebra."""
-    k = data.k
-    group, big_s, s = data.groups, totals.big_s, np.swapaxes(totals.s, 0, 1)
-    m_mat = np.eye(k) + sigma_b @ big_s                            # I + Sigma_B S
+class TherapistLevel(NamedTuple):
+    """Dyads nested in therapists: ``codes`` the therapist of each dyad in the order of
+    :class:`DynamicData` (0 .. J-1) and ``counts`` (J, G) the dyads of each group of
+    :attr:`DynamicData.groups` per therapist."""
+
+    codes: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def n_therapists(self) -> int:
+        return int(self.counts.shape[0])
+
+
+def therapist_level(data: DynamicData, therapist: np.ndarray) -> TherapistLevel:
+    """The therapist of each dyad (``therapist`` in the dyads' original order, any
+    labels) in the order of ``data``.
+
+    Examples
+    --------
+    >>> data = prepare_dynamic(np.ones((3, 2, 2)))
+    >>> therapist_level(data, np.array(["a", "b", "a"])).counts.tolist()
+    [[2.0], [1.0]]
+    """
+    _, codes = np.unique(np.asarray(therapist)[data.order], return_inverse=True)
+    codes = codes.ravel()
+    counts = np.zeros((int(codes.max()) + 1, len(data.group_first)))
+    np.add.at(counts, (codes, data.groups), 1.0)
+    return TherapistLevel(codes, counts)
+
+
+def _level(big_s: np.ndarray, s: np.ndarray, unit: np.ndarray, counts: np.ndarray,
+           sigma: np.ndarray, mu: np.ndarray | None) -> Integrated:
+    """One level of random intercepts integrated out: ``sum -2 s'mu + mu'S mu + log|M|
+    - r'(I + Sigma S)^-1 Sigma r`` over the rows of ``s`` (n, m, K), ``r = s - S mu``,
+    ``S`` (U, m, K, K) shared by the rows of each unit (``unit`` the unit of each row,
+    ``counts`` the rows per unit); ``mu`` None: profiled out by GLS. The total leaves
+    out the filter's own sums."""
+    k = big_s.shape[-1]
+    m_mat = np.eye(k) + sigma @ big_s                              # I + Sigma S
     sign, log_m = np.linalg.slogdet(m_mat)
-    p_mat = np.linalg.solve(m_mat, np.broadcast_to(sigma_b, m_mat.shape))
+    p_mat = np.linalg.solve(m_mat, np.broadcast_to(sigma, m_mat.shape))
     sp = big_s @ p_mat                                            # S P
-    counts = data.group_counts.astype(float)
     info = np.tensordot(counts, big_s - sp @ big_s, axes=1)       # (m, K, K)
     if mu is None:
-        v = s - matrix_vector(sp[group], s)
+        v = s - matrix_vector(sp[unit], s)
         mu = np.linalg.solve(info, v.sum(axis=0)[..., None])[..., 0]
-    r = s - matrix_vector(big_s[group], mu)
-    q = matrix_vector(p_mat[group], r)
-    total = (data.n_obs * LOG_2PI + totals.logdet + totals.c
-             - 2 * (s.sum(axis=0) * mu).sum(axis=1)
+    r = s - matrix_vector(big_s[unit], mu)
+    q = matrix_vector(p_mat[unit], r)
+    total = (- 2 * (s.sum(axis=0) * mu).sum(axis=1)
              + np.einsum("g,mj,gmjk,mk->m", counts, mu, big_s, mu) + counts @ log_m
              - (r * q).sum(axis=(0, 2)))
     ok = np.all(sign > 0, axis=0) & np.isfinite(total)
     return Integrated(total, mu, info, m_mat, p_mat, r, q, ok)
 
 
+class Reduced(NamedTuple):
+    """Each dyad's sums with its random intercepts integrated out (``Sigma_B``), for
+    the therapist level: per group ``M = I + Sigma_B S`` and ``A = M^-T S`` (``A =
+    D'V^-1 D`` of the dyad's stacked covariance ``V``), per dyad ``v = M^-T s``
+    (``D'V^-1 y``), ``q = M^-1 Sigma_B s``; the sums over therapists of ``A`` and
+    ``v``; ``-2 log L`` at zero means and no therapist level (m,)."""
+
+    m_mat: np.ndarray
+    a: np.ndarray
+    v: np.ndarray
+    q: np.ndarray
+    a_t: np.ndarray
+    v_t: np.ndarray
+    base: np.ndarray
+    ok: np.ndarray
+
+
+def reduce_dyads(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
+                 level: TherapistLevel) -> Reduced:
+    """The dyads' sums of :class:`Reduced` (``sigma_b`` (m, K, K))."""
+    group, big_s, s = data.groups, totals.big_s, np.swapaxes(totals.s, 0, 1)
+    m_mat = np.eye(data.k) + sigma_b @ big_s
+    sign, log_m = np.linalg.slogdet(m_mat)
+    m_t = m_mat.mT
+    a = np.linalg.solve(m_t, big_s)
+    v = np.linalg.solve(m_t[group], s[..., None])[..., 0]
+    q = np.linalg.solve(m_mat[group], matrix_vector(sigma_b, s)[..., None])[..., 0]
+    counts = data.group_counts.astype(float)
+    base = (data.n_obs * LOG_2PI + totals.logdet + totals.c + counts @ log_m
+            - (s * q).sum(axis=(0, 2)))
+    a_t = np.tensordot(level.counts, a, axes=1)
+    v_t = np.zeros((level.n_therapists,) + v.shape[1:])
+    np.add.at(v_t, level.codes, v)
+    return Reduced(m_mat, a, v, q, a_t, v_t, base, np.all(sign > 0, axis=0))
+
+
+def integrate(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
+              mu: np.ndarray | None, level: TherapistLevel | None = None,
+              sigma_t: np.ndarray | None = None) -> Integrated:
+    """The random intercepts integrated out of the filter's sums (``sigma_b`` (m, K, K);
+    ``mu`` (m, K), or None: profiled out by GLS). ``Sigma_B`` enters through
+    ``(Sigma_B^-1 + S)^-1 = (I + Sigma_B S)^-1 Sigma_B``, so it may be singular (a
+    boundary) or, as SEM programs allow, indefinite as long as every dyad's covariance
+    stays positive definite. Dyads with the same pattern over the whole grid share
+    ``S`` and so that algebra.
+
+    With a therapist ``level`` (``sigma_t`` (m, K, K)) each dyad's likelihood is a
+    Gaussian in its means with information ``A_i`` and score ``v_i - A_i mu``
+    (:func:`reduce_dyads`); the therapists' intercepts ``v_j ~ N(0, Sigma_T)`` are
+    integrated out of their dyads' sums ``A_j``, ``v_j`` by the same algebra one level
+    up (``log|I + Sigma_T A_j| - b_j' (I + Sigma_T A_j)^-1 Sigma_T b_j``, ``b_j = v_j -
+    A_j mu``; singular ``Sigma_T`` allowed), and the means profiled by the GLS of that
+    level (``sum_j A_j - A_j (I + Sigma_T A_j)^-1 Sigma_T A_j``)."""
+    if level is None:
+        out = _level(totals.big_s, np.swapaxes(totals.s, 0, 1), data.groups,
+                     data.group_counts.astype(float), sigma_b, mu)
+        total = data.n_obs * LOG_2PI + totals.logdet + totals.c + out.total
+        return out._replace(total=total, ok=out.ok & np.isfinite(total))
+    assert sigma_t is not None
+    red = reduce_dyads(data, totals, sigma_b, level)
+    j = level.n_therapists
+    out = _level(red.a_t, red.v_t, np.arange(j), np.ones(j), sigma_t, mu)
+    total = red.base + out.total
+    return out._replace(total=total, ok=out.ok & red.ok & np.isfinite(total))
+
+
 def evaluate_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
-                  sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray | None = None
+                  sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray | None = None,
+                  level: TherapistLevel | None = None, sigma_t: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log-likelihoods of ``m`` parameter sets at once (matrices of shape (m, K, K);
-    ``mu`` (m, K), or None: profiled out by GLS; see :func:`integrate`).
+    ``mu`` (m, K), or None: profiled out by GLS; a therapist ``level`` with
+    ``sigma_t`` (m, K, K); see :func:`integrate`).
 
     Returns the log-likelihoods (m,), the means (m, K) and the GLS information of the
     means ``sum_i X_i' V_i^-1 X_i`` (m, K, K); ``-inf`` where a covariance is not
     admissible."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         totals, _ = run_filter(data, phi, sigma_w, p0)
-        out = integrate(data, totals, sigma_b, mu)
+        out = integrate(data, totals, sigma_b, mu, level, sigma_t)
     return np.where(out.ok, -out.total / 2, -np.inf), out.mu, out.information
 
 
 def evaluate(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray, sigma_b: np.ndarray,
-             p0: np.ndarray, mu: np.ndarray | None = None) -> DynamicEvaluation:
+             p0: np.ndarray, mu: np.ndarray | None = None,
+             level: TherapistLevel | None = None, sigma_t: np.ndarray | None = None
+             ) -> DynamicEvaluation:
     """The ML log-likelihood at the given matrices (``mu`` profiled out when None);
     ``-inf`` where a covariance is not admissible (see :func:`evaluate_many`)."""
     k = data.k
@@ -233,5 +332,6 @@ def evaluate(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray, sigma_b: n
         return DynamicEvaluation(-np.inf, np.full(k, np.nan), np.full((k, k), np.nan))
     loglik, mus, info = evaluate_many(
         data, phi[None], sigma_w[None], sigma_b[None], p0[None],
-        None if mu is None else np.asarray(mu, float)[None])
+        None if mu is None else np.asarray(mu, float)[None], level,
+        None if sigma_t is None else np.asarray(sigma_t, float)[None])
     return DynamicEvaluation(float(loglik[0]), np.asarray(mus[0], float), info[0])

@@ -1,0 +1,100 @@
+"""The dynamic engine's therapist level (dyads nested in therapists, ``v_j ~ N(0,
+Sigma_T)`` added to every observation of the therapist's dyads) against the dense oracle
+that stacks all observations of a therapist's dyads into one covariance, on unbalanced
+data with gaps, late starts, dropout, a single-session dyad and unequal caseloads; both
+initial conditions; singular ``Sigma_T`` and ``Sigma_B``; ``Sigma_T = 0`` against the model
+without the level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from dynamic_oracle import dense_therapist_loglik
+from dynamic_support import stationary
+
+from apim.engine.dynamic.kalman import evaluate, prepare_dynamic, therapist_level
+
+
+def _gappy(seed: int, n: int = 17, t: int = 6, k: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(n, t, k)) + rng.normal(size=(n, 1, k))
+    y[rng.random(y.shape) < 0.15] = np.nan          # missing ratings
+    y[rng.random((n, t)) < 0.15] = np.nan           # skipped sessions
+    y[0, :3] = np.nan                               # a dyad that starts late
+    y[1, 4:] = np.nan                               # one that drops out
+    y[2, 1:] = np.nan                               # one with a single session
+    y[5:9] = y[4]                                   # dyads sharing a pattern
+    y[5:9] += rng.normal(size=y[5:9].shape)
+    return y
+
+
+#: unequal caseloads (1 to 6 dyads), labels not in dyad order
+THERAPISTS = np.array(["c", "a", "a", "b", "c", "a", "d", "c", "a", "b", "e", "e", "a",
+                       "c", "e", "c", "a"])
+
+
+def _parameters(rng: np.random.Generator, k: int, initial: str, singular: bool):
+    phi = rng.normal(scale=0.3, size=(k, k))
+    phi *= 0.7 / max(0.7, float(np.max(np.abs(np.linalg.eigvals(phi)))))
+    a = rng.normal(size=(k, k))
+    sw = a @ a.T / k + 0.3 * np.eye(k)
+    b = rng.normal(size=(k, 1 if singular else k))
+    sb = b @ b.T / k
+    c = rng.normal(size=(k, k))
+    p0 = c @ c.T / k + 0.2 * np.eye(k) if initial == "free" else stationary(phi, sw)
+    d = rng.normal(size=(k, 2 if singular else k))
+    st = d @ d.T / k
+    return rng.normal(size=k), phi, sw, sb, p0, st
+
+
+@pytest.mark.parametrize("initial", ["free", "stationary"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_therapist_level_equals_dense_oracle(initial, seed):
+    rng = np.random.default_rng(300 + seed)
+    y = _gappy(seed)
+    mu, phi, sw, sb, p0, st = _parameters(rng, 3, initial, singular=seed == 3)
+    for share in (True, False):
+        data = prepare_dynamic(y, share=share)
+        level = therapist_level(data, THERAPISTS)
+        ev = evaluate(data, phi, sw, sb, p0, mu=mu, level=level, sigma_t=st)
+        dense = dense_therapist_loglik(y, THERAPISTS, mu, phi, sw, sb, p0, st)
+        assert abs(ev.loglik - dense) < 1e-8
+        # profiled means: the GLS with the therapist level, the dense maximum
+        prof = evaluate(data, phi, sw, sb, p0, level=level, sigma_t=st)
+        at = dense_therapist_loglik(y, THERAPISTS, prof.mu, phi, sw, sb, p0, st)
+        assert abs(prof.loglik - at) < 1e-8
+        for j in range(3):
+            step = np.zeros(3)
+            step[j] = 1e-3
+            assert dense_therapist_loglik(y, THERAPISTS, prof.mu + step, phi, sw, sb, p0,
+                                          st) < at
+            assert dense_therapist_loglik(y, THERAPISTS, prof.mu - step, phi, sw, sb, p0,
+                                          st) < at
+
+
+@pytest.mark.parametrize("initial", ["free", "stationary"])
+def test_zero_therapist_covariance_is_the_model_without_the_level(initial):
+    rng = np.random.default_rng(7)
+    y = _gappy(4)
+    mu, phi, sw, sb, p0, _ = _parameters(rng, 3, initial, singular=False)
+    data = prepare_dynamic(y)
+    level = therapist_level(data, THERAPISTS)
+    zero = np.zeros((3, 3))
+    for given in (mu, None):
+        with_level = evaluate(data, phi, sw, sb, p0, mu=given, level=level, sigma_t=zero)
+        without = evaluate(data, phi, sw, sb, p0, mu=given)
+        assert with_level.loglik == pytest.approx(without.loglik, abs=1e-9)
+        assert np.allclose(with_level.mu, without.mu, atol=1e-10)
+        assert np.allclose(with_level.information, without.information, atol=1e-9)
+
+
+def test_one_therapist_per_dyad_adds_sigma_t_to_sigma_b():
+    """Each dyad its own therapist: Sigma_T adds to Sigma_B (closed form)."""
+    rng = np.random.default_rng(8)
+    y = _gappy(5)
+    mu, phi, sw, sb, p0, st = _parameters(rng, 3, "free", singular=False)
+    data = prepare_dynamic(y)
+    level = therapist_level(data, np.arange(len(y)))
+    nested = evaluate(data, phi, sw, sb, p0, mu=mu, level=level, sigma_t=st)
+    assert nested.loglik == pytest.approx(evaluate(data, phi, sw, sb + st, p0, mu=mu).loglik,
+                                          abs=1e-9)
