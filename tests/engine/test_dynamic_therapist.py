@@ -12,6 +12,7 @@ import pytest
 from dynamic_oracle import dense_therapist_loglik
 from dynamic_support import stationary
 
+from apim.engine.dynamic.gradient import loglik_gradient
 from apim.engine.dynamic.kalman import evaluate, prepare_dynamic, therapist_level
 
 
@@ -98,3 +99,62 @@ def test_one_therapist_per_dyad_adds_sigma_t_to_sigma_b():
     nested = evaluate(data, phi, sw, sb, p0, mu=mu, level=level, sigma_t=st)
     assert nested.loglik == pytest.approx(evaluate(data, phi, sw, sb + st, p0, mu=mu).loglik,
                                           abs=1e-9)
+
+
+def _central(func, x: np.ndarray, step: float = 1e-6) -> np.ndarray:
+    eye = np.eye(len(x)) * step
+    return np.array([(func(x + e) - func(x - e)) / (2 * step) for e in eye])
+
+
+@pytest.mark.parametrize("initial", ["free", "stationary"])
+@pytest.mark.parametrize("seed", [1, 3])
+def test_therapist_gradient_equals_central_differences(initial, seed):
+    """The adjoint through the therapist level, in every entry of each matrix (taken as
+    unconstrained; symmetric perturbations of the covariances) and the means, given and
+    profiled, against central differences of the likelihood."""
+    rng = np.random.default_rng(400 + seed)
+    y = _gappy(seed)
+    mu, phi, sw, sb, p0, st = _parameters(rng, 3, initial, singular=seed == 3)
+    data = prepare_dynamic(y)
+    level = therapist_level(data, THERAPISTS)
+    rows, cols = np.tril_indices(3)
+
+    def sym(v):
+        m = np.zeros((3, 3))
+        m[rows, cols] = v
+        return m + np.tril(m, -1).T
+
+    def folded(bar):     # the derivative in a symmetric matrix's lower triangle
+        return (bar + bar.T - np.diag(np.diag(bar)))[rows, cols]
+
+    for given in (mu, None):
+        g = loglik_gradient(data, phi, sw, sb, p0, given, level, st)
+        at = g.means
+        assert abs(g.loglik - evaluate(data, phi, sw, sb, p0, mu=at, level=level,
+                                       sigma_t=st).loglik) < 1e-9
+
+        def value(mu_=at, phi_=phi, sw_=sw, sb_=sb, p0_=p0, st_=st):
+            if initial == "stationary" and p0_ is p0:
+                p0_ = stationary(phi_, sw_)
+            return evaluate(data, phi_, sw_, sb_, p0_, mu=mu_, level=level,
+                            sigma_t=st_).loglik
+
+        checks = [
+            (g.mu, _central(lambda x: value(mu_=x), at)),
+            (folded(g.sigma_t),
+             _central(lambda x: value(st_=sym(x)), st[rows, cols])),
+            (folded(g.sigma_b),
+             _central(lambda x: value(sb_=sym(x)), sb[rows, cols])),
+        ]
+        if initial == "free":
+            checks += [
+                (g.phi.ravel(), _central(lambda x: value(phi_=x.reshape(3, 3)),
+                                         phi.ravel())),
+                (folded(g.sigma_w),
+                 _central(lambda x: value(sw_=sym(x)), sw[rows, cols])),
+                (folded(g.p0),
+                 _central(lambda x: value(p0_=sym(x)), p0[rows, cols])),
+            ]
+        for analytic, numeric in checks:
+            assert np.max(np.abs(analytic - numeric)) < 1e-6 * max(1.0, np.max(
+                np.abs(numeric)))

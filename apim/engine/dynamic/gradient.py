@@ -43,9 +43,11 @@ from apim.engine.dynamic.kalman import (
     DynamicData,
     Integrated,
     Stored,
+    TherapistLevel,
     Totals,
     integrate,
     matrix_vector,
+    reduce_dyads,
     run_filter,
 )
 
@@ -65,6 +67,7 @@ class MatrixGradient(NamedTuple):
     sigma_b: np.ndarray
     p0: np.ndarray
     means: np.ndarray
+    sigma_t: np.ndarray | None = None
 
 
 def _backward(data: DynamicData, stored: list[Stored], phi: np.ndarray,
@@ -141,14 +144,78 @@ def _top(data: DynamicData, totals: Totals, sigma_b: np.ndarray, mu: np.ndarray 
     return _Top(out, bar_mu, bar_sb, out.mu + out.q)
 
 
+def _sym(m: np.ndarray) -> np.ndarray:
+    return (m + m.mT) / 2
+
+
+class _Nested(NamedTuple):
+    """The adjoints of ``-2 log L`` with a therapist level: in the means, ``Sigma_B``,
+    ``Sigma_T``, the filter's ``s`` (m, n, K) and ``S`` (G, m, K, K, summed per group)."""
+
+    out: Integrated
+    bar_mu: np.ndarray
+    bar_sb: np.ndarray
+    bar_st: np.ndarray
+    bar_s: np.ndarray
+    bar_big_s: np.ndarray
+
+
+def _nested_top(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
+                mu: np.ndarray | None, level: TherapistLevel, sigma_t: np.ndarray
+                ) -> _Nested:
+    """The therapist level's algebra (:func:`~apim.engine.dynamic.kalman.integrate`)
+    differentiated back to the filter's sums: the top level as :func:`_top` on the
+    therapists' ``A_j``, ``v_j``; then through each dyad's ``A = M^-T S``, ``v = M^-T
+    s`` (``M = I + Sigma_B S``) and its own ``log|M| - s' M^-1 Sigma_B s``."""
+    out = integrate(data, totals, sigma_b, mu, level, sigma_t)
+    red = reduce_dyads(data, totals, sigma_b, level)
+    group, big_s = data.groups, totals.big_s
+    # the top level: log|M_j| - r_j' P_j r_j - 2 v_j'mu + mu'A_j mu over therapists
+    m_inv_t = np.linalg.inv(out.m_mat.mT)
+    w = matrix_vector(m_inv_t, out.r)
+    bar_st = (m_inv_t @ red.a_t).sum(axis=0) - np.einsum("jmi,jmk->mik", w, w)
+    bar_mu = -2 * (out.r - matrix_vector(red.a_t, out.q)).sum(axis=0)
+    plus = out.mu + out.q
+    bar_a_t = _sym(out.p_mat) + plus[..., :, None] * plus[..., None, :]
+    bar_a = np.tensordot(level.counts.T, bar_a_t, axes=1)          # (G, m, K, K)
+    bar_v = -2 * plus[level.codes]                                 # (n, m, K)
+    # through v = M^-T s and A = M^-T S
+    m_mat = red.m_mat
+    g = np.linalg.solve(m_mat[group], bar_v[..., None])[..., 0]
+    sb_v = matrix_vector(sigma_b, red.v)
+    h = np.linalg.solve(m_mat, bar_a)
+    bar_s = g.copy()
+    bar_big_s = h - h @ red.a.mT @ sigma_b.mT
+    np.add.at(bar_big_s, group, -g[..., :, None] * sb_v[..., None, :])
+    s_g = matrix_vector(big_s.mT[group], g)
+    bar_sb = (-np.einsum("nmi,nmk->mik", s_g, red.v)
+              - (big_s.mT @ h @ red.a.mT).sum(axis=0))
+    # the dyads' own log|M| - s' M^-1 Sigma_B s (as _top at zero means: w = v, q = q)
+    counts = data.group_counts.astype(float)
+    m_inv_t_b = np.linalg.inv(m_mat.mT)
+    bar_sb = bar_sb + (np.tensordot(counts, m_inv_t_b @ big_s, axes=1)
+                       - np.einsum("nmi,nmk->mik", red.v, red.v))
+    p_b = np.linalg.solve(m_mat, np.broadcast_to(sigma_b, m_mat.shape))
+    bar_big_s = bar_big_s + counts[:, None, None, None] * _sym(p_b)
+    np.add.at(bar_big_s, group, red.q[..., :, None] * red.q[..., None, :])
+    bar_s = bar_s - 2 * red.q
+    return _Nested(out, bar_mu, _sym(bar_sb), _sym(bar_st), np.swapaxes(bar_s, 0, 1),
+                   _sym(bar_big_s))
+
+
 def gradient_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
-                  sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray | None
+                  sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray | None,
+                  level: TherapistLevel | None = None, sigma_t: np.ndarray | None = None
                   ) -> MatrixGradient:
     """Log-likelihoods of ``m`` parameter sets (matrices (m, K, K), ``mu`` (m, K) or
     None: profiled by GLS, when the gradient is that at the profiled means held fixed,
     their own derivative vanishing there) and their derivatives in each entry of the
     matrices and means; ``-inf`` (and NaN derivatives) where a covariance is not
-    admissible."""
+    admissible. With a therapist ``level`` (``sigma_t`` (m, K, K)) also the derivatives
+    in ``Sigma_T`` (:func:`_nested_top`)."""
+    if level is not None:
+        assert sigma_t is not None
+        return _nested_gradient(data, phi, sigma_w, sigma_b, p0, mu, level, sigma_t)
     k = data.k
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         totals, stored = run_filter(data, phi, sigma_w, p0, keep=True)
@@ -170,6 +237,25 @@ def gradient_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
                           sb_, p0_, out.mu)
 
 
+def _nested_gradient(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
+                     sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray | None,
+                     level: TherapistLevel, sigma_t: np.ndarray) -> MatrixGradient:
+    """:func:`gradient_many` with a therapist level."""
+    k = data.k
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        totals, stored = run_filter(data, phi, sigma_w, p0, keep=True)
+        top = _nested_top(data, totals, sigma_b, mu, level, sigma_t)
+        bar_phi, bar_sw, bar_p0 = _backward(data, stored, phi, top.bar_s, top.bar_big_s)
+    out = top.out
+    loglik = np.where(out.ok, -out.total / 2, -np.inf)
+    nan = np.full((k, k), np.nan)
+    bad = ~out.ok[:, None, None]
+    phi_, sw_, sb_, p0_, st_ = (np.where(bad, nan, -b / 2)
+                                for b in (bar_phi, bar_sw, top.bar_sb, bar_p0, top.bar_st))
+    return MatrixGradient(loglik, np.where(bad[..., 0], np.nan, -top.bar_mu / 2), phi_, sw_,
+                          sb_, p0_, out.mu, st_)
+
+
 def between_gradient_many(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
                           mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log-likelihoods and their derivatives in the means (m, K) and in ``Sigma_B``
@@ -188,7 +274,8 @@ def between_gradient_many(data: DynamicData, totals: Totals, sigma_b: np.ndarray
 
 
 def loglik_gradient(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
-                    sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray | None
+                    sigma_b: np.ndarray, p0: np.ndarray, mu: np.ndarray | None,
+                    level: TherapistLevel | None = None, sigma_t: np.ndarray | None = None
                     ) -> MatrixGradient:
     """The log-likelihood at the given matrices and means (None: profiled) and its
     derivatives in each entry of them (the matrices taken as unconstrained); the value
@@ -199,15 +286,18 @@ def loglik_gradient(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
     data : the prepared ratings
     phi, sigma_w, sigma_b, p0 : (K, K) matrices
     mu : (K,) means, or None
+    level, sigma_t : a therapist level and its (K, K) covariance, optional
 
     Returns
     -------
     MatrixGradient
     """
     many = gradient_many(data, phi[None], sigma_w[None], sigma_b[None], p0[None],
-                         None if mu is None else np.asarray(mu, float)[None])
+                         None if mu is None else np.asarray(mu, float)[None], level,
+                         None if sigma_t is None else np.asarray(sigma_t, float)[None])
     return MatrixGradient(float(np.asarray(many.loglik)[0]), many.mu[0], many.phi[0],
-                          many.sigma_w[0], many.sigma_b[0], many.p0[0], many.means[0])
+                          many.sigma_w[0], many.sigma_b[0], many.p0[0], many.means[0],
+                          None if many.sigma_t is None else many.sigma_t[0])
 
 
 def stationary_adjoint(phi: np.ndarray, p0: np.ndarray, bar_p0: np.ndarray
