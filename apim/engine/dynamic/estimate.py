@@ -46,12 +46,19 @@ from apim.engine.dynamic.gradient import (
 )
 from apim.engine.dynamic.kalman import (
     DynamicData,
+    TherapistLevel,
     evaluate_many,
     prepare_dynamic,
     run_filter,
     spectral_radius,
+    therapist_level,
 )
-from apim.engine.dynamic.parameters import DynamicLayout, DynamicParameters, Initial
+from apim.engine.dynamic.parameters import (
+    DynamicLayout,
+    DynamicParameters,
+    Initial,
+    TherapistCovariance,
+)
 from apim.engine.multivariate.parameters import vech_gradient
 from apim.engine.multivariate.start import positive_part
 from apim.engine.optimize import Point, newton, quasi_newton
@@ -81,14 +88,17 @@ class DynamicFit:
     names : the K variables
     initial : {"free", "stationary"}
     mu, phi, sigma_w, sigma_b, p0 : means, lagged coefficients (``phi[to, from]``),
-        innovation covariance, between (random-intercept) covariance, covariance of the
-        within part at the first session
+        innovation covariance, between (random-intercept) covariance (of dyads within
+        therapists with a therapist level), covariance of the within part at the first
+        session
     loglik : float
     n_obs, n_dyads, n_sessions : counts (sessions of the grid)
     layout : where each natural parameter sits
     estimate, cov : natural parameters and their covariance (observed information)
     converged, message, seconds
     boundary : estimates at the edge of the parameter space
+    sigma_t : the therapists' covariance (None without a therapist level)
+    n_therapists : therapists (0 without a therapist level)
     """
 
     names: tuple[str, ...]
@@ -109,6 +119,8 @@ class DynamicFit:
     message: str = ""
     seconds: float = 0.0
     boundary: tuple[str, ...] = ()
+    sigma_t: np.ndarray | None = None
+    n_therapists: int = 0
 
     @property
     def parameter_names(self) -> list[str]:
@@ -148,8 +160,9 @@ class _Problem:
 
     relative_steps = True
 
-    def __init__(self, data: DynamicData, layout: DynamicLayout) -> None:
-        self.data, self.layout = data, layout
+    def __init__(self, data: DynamicData, layout: DynamicLayout,
+                 level: TherapistLevel | None = None) -> None:
+        self.data, self.layout, self.level = data, layout, level
         self.size = float(data.n_obs)
         self._last: tuple[bytes, tuple[float, np.ndarray], np.ndarray] | None = None
 
@@ -169,7 +182,8 @@ class _Problem:
               ) -> tuple[np.ndarray, np.ndarray]:
         stack, finite = _stack(part, self.data.k)
         loglik, mu, _ = evaluate_many(self.data, *stack,
-                                      None if profile else np.array([p.mu for p in part]))
+                                      None if profile else np.array([p.mu for p in part]),
+                                      self.level, _sigma_t(part))
         return np.where(finite, loglik, -np.inf), mu
 
     def loglik(self, nat: np.ndarray) -> float:
@@ -185,7 +199,8 @@ class _Problem:
         for lo in range(0, len(nats), chunk):
             part = [self.layout.unpack(x) for x in nats[lo:lo + chunk]]
             stack, finite = _stack(part, self.data.k)
-            g = gradient_many(self.data, *stack, np.array([p.mu for p in part]))
+            g = gradient_many(self.data, *stack, np.array([p.mu for p in part]),
+                              self.level, _sigma_t(part))
             values = np.asarray(g.loglik)
             for j, p in enumerate(part):
                 if finite[j] and np.isfinite(values[j]):
@@ -198,7 +213,8 @@ class _Problem:
         p = self.layout.unpack(nat)
         if not np.all(np.isfinite(p.p0)):
             return -np.inf, np.full(len(nat), np.nan)
-        g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, p.mu)
+        g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, p.mu,
+                            self.level, p.sigma_t)
         if not np.isfinite(g.loglik):
             return -np.inf, np.full(len(nat), np.nan)
         return float(g.loglik), self.layout.natural_gradient(p, _bar(g))
@@ -225,7 +241,8 @@ class _Problem:
         layout, k = self.layout, self.data.k
         steps = 1e-7 * np.maximum(1.0, np.abs(nat))
         start_sb = k + layout.n_phi + layout.h
-        cheap = np.r_[np.arange(k), np.arange(start_sb, start_sb + layout.h)]
+        cheap = np.r_[np.arange(k), np.arange(start_sb, start_sb + layout.h),
+                      np.arange(layout.therapist_start, layout.n_natural)]
         heavy = np.setdiff1d(np.arange(len(nat)), cheap)
         hess = np.zeros((len(nat), len(nat)))
         grads = -self.gradient_many(np.vstack([nat, nat + np.diag(steps)[heavy]]))
@@ -235,10 +252,14 @@ class _Problem:
             return np.full_like(hess, np.nan)
         totals, _ = run_filter(self.data, p.phi[None], p.sigma_w[None], p.p0[None])
         moved = [layout.unpack(x) for x in np.vstack([nat, nat + np.diag(steps)[cheap]])]
-        _, bar_mu, bar_sb = between_gradient_many(
+        _, bar_mu, bar_sb, bar_st = between_gradient_many(
             self.data, totals, np.array([q.sigma_b for q in moved]),
-            np.array([q.mu for q in moved]))
-        cheap_grads = -np.hstack([bar_mu, np.array([vech_gradient(b) for b in bar_sb])])
+            np.array([q.mu for q in moved]), self.level, _sigma_t(moved))
+        blocks = [bar_mu, np.array([vech_gradient(b) for b in bar_sb])]
+        if bar_st is not None:
+            blocks.append(np.array([np.diag(b) if layout.therapist == "diagonal"
+                                    else vech_gradient(b) for b in bar_st]))
+        cheap_grads = -np.hstack(blocks)
         hess[np.ix_(cheap, cheap)] = ((cheap_grads[1:] - cheap_grads[0])
                                       / steps[cheap, None]).T
         hess[np.ix_(heavy, cheap)] = hess[np.ix_(cheap, heavy)].T
@@ -248,7 +269,8 @@ class _Problem:
         p = self.layout.unpack(nat)
         if not np.all(np.isfinite(p.p0)):
             return False
-        return all(np.linalg.eigvalsh(m).min() >= -1e-12 for m in (p.sigma_b, p.p0)) \
+        semi = (p.sigma_b, p.p0) + (() if p.sigma_t is None else (p.sigma_t,))
+        return all(np.linalg.eigvalsh(m).min() >= -1e-12 for m in semi) \
             and np.linalg.eigvalsh(p.sigma_w).min() > 0
 
     def search_objective(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -265,7 +287,8 @@ class _Problem:
         if not np.all(np.isfinite(p.p0)):
             result: tuple[float, np.ndarray] = (np.inf, np.zeros_like(theta))
         else:
-            g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, None)
+            g = loglik_gradient(self.data, p.phi, p.sigma_w, p.sigma_b, p.p0, None,
+                                self.level, p.sigma_t)
             if not np.isfinite(g.loglik):
                 result = (np.inf, np.zeros_like(theta))
             else:
@@ -292,12 +315,20 @@ def _stack(part: list[DynamicParameters], k: int
             np.array([p.p0 if ok else np.eye(k) for p, ok in zip(part, finite)])), finite
 
 
+def _sigma_t(part: Sequence[DynamicParameters]) -> np.ndarray | None:
+    """The therapists' covariances of parameter sets stacked (None without the level)."""
+    if part[0].sigma_t is None:
+        return None
+    return np.array([p.sigma_t for p in part])
+
+
 def _bar(g: MatrixGradient, j: int | None = None) -> DynamicParameters:
     """The derivatives of :func:`loglik_gradient` (or set ``j`` of
     :func:`gradient_many`) as matrices of the parameters."""
     if j is None:
-        return DynamicParameters(g.mu, g.phi, g.sigma_w, g.sigma_b, g.p0)
-    return DynamicParameters(g.mu[j], g.phi[j], g.sigma_w[j], g.sigma_b[j], g.p0[j])
+        return DynamicParameters(g.mu, g.phi, g.sigma_w, g.sigma_b, g.p0, g.sigma_t)
+    return DynamicParameters(g.mu[j], g.phi[j], g.sigma_w[j], g.sigma_b[j], g.p0[j],
+                             None if g.sigma_t is None else g.sigma_t[j])
 
 
 def _start(y: np.ndarray, layout: DynamicLayout) -> DynamicParameters:
@@ -326,12 +357,18 @@ def _start(y: np.ndarray, layout: DynamicLayout) -> DynamicParameters:
     if radius > 0.8:
         phi = phi * 0.8 / radius
     sw = positive_part(gamma - phi @ gamma @ phi.T, 0.05)
-    return DynamicParameters(np.zeros(k), phi, sw, sb, gamma)
+    if layout.therapist is None:
+        return DynamicParameters(np.zeros(k), phi, sw, sb, gamma)
+    # a fifth of the person-level covariance to the therapists
+    st = np.diag(np.diag(sb)) / 5 if layout.therapist == "diagonal" else sb / 5
+    return DynamicParameters(np.zeros(k), phi, sw, sb - st, gamma, st)
 
 
 def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
                 initial: Initial = "free", free_phi: np.ndarray | None = None,
-                equal_phi: Sequence[tuple[tuple[int, int], tuple[int, int]]] = ()
+                equal_phi: Sequence[tuple[tuple[int, int], tuple[int, int]]] = (),
+                therapist: np.ndarray | None = None,
+                therapist_covariance: TherapistCovariance = "unstructured"
                 ) -> DynamicFit:
     """Fit the dynamic model to ``y`` (dyads, sessions of the grid, K; NaN missing).
 
@@ -347,6 +384,11 @@ def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
     free_phi : (K, K) bool array, optional
         The entries of ``Phi`` that are estimated (others fixed at zero).
     equal_phi : pairs of ``(to, from)`` entries constrained equal
+    therapist : array (dyads,), optional
+        The therapist of each dyad (any labels): a therapist level, ``v_j ~ N(0,
+        Sigma_T)`` added to every session of the therapist's dyads.
+    therapist_covariance : {"unstructured", "diagonal"}
+        Structure of ``Sigma_T``.
 
     Returns
     -------
@@ -368,8 +410,10 @@ def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
     layout = DynamicLayout(k, initial,
                            None if free_phi is None else tuple(map(tuple, np.asarray(
                                free_phi, bool).tolist())),
-                           tuple(equal_phi))
-    problem = _Problem(data, layout)
+                           tuple(equal_phi),
+                           None if therapist is None else therapist_covariance)
+    level = None if therapist is None else therapist_level(data, np.asarray(therapist))
+    problem = _Problem(data, layout, level)
     start = _start(z, layout)
     theta, messages = quasi_newton(problem.search_objective, layout.to_search(start),
                                    problem.size, CONTROL, SEARCH_TOLERANCE)
@@ -404,7 +448,8 @@ def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
         n_dyads=data.n_dyads, n_sessions=data.n_sessions, layout=layout,
         estimate=estimate, cov=jac @ cov_std @ jac.T, converged=converged,
         message="; ".join(messages), seconds=time.perf_counter() - clock,
-        boundary=_boundary(p, initial))
+        boundary=_boundary(p, initial), sigma_t=p.sigma_t,
+        n_therapists=0 if level is None else level.n_therapists)
 
 
 class _Polished(NamedTuple):
@@ -433,7 +478,8 @@ def _admissible_part(p: DynamicParameters) -> DynamicParameters:
     """``p`` with its covariances made positive definite (for a log-Cholesky factor)."""
     return p._replace(sigma_w=positive_part(p.sigma_w, 1e-10),
                       sigma_b=positive_part(p.sigma_b, 1e-10),
-                      p0=positive_part(p.p0, 1e-10))
+                      p0=positive_part(p.p0, 1e-10),
+                      sigma_t=None if p.sigma_t is None else positive_part(p.sigma_t, 1e-10))
 
 
 def _unstandardise(layout: DynamicLayout, center: np.ndarray, scale: np.ndarray
@@ -447,6 +493,10 @@ def _unstandardise(layout: DynamicLayout, center: np.ndarray, scale: np.ndarray
     rows, cols = np.tril_indices(k)
     blocks = 2 + (layout.initial == "free")
     factors += list(np.tile(scale[rows] * scale[cols], blocks))
+    if layout.therapist == "diagonal":
+        factors += list(scale ** 2)
+    elif layout.therapist is not None:
+        factors += list(scale[rows] * scale[cols])
     offset = np.zeros(layout.n_natural)
     offset[:k] = center
     return np.diag(factors), offset
@@ -455,6 +505,8 @@ def _unstandardise(layout: DynamicLayout, center: np.ndarray, scale: np.ndarray
 def _boundary(p: DynamicParameters, initial: Initial) -> tuple[str, ...]:
     flags = []
     levels = [("between", p.sigma_b)] + ([("initial", p.p0)] if initial == "free" else [])
+    if p.sigma_t is not None:
+        levels.append(("therapist", p.sigma_t))
     for label, m in levels:
         sd = np.sqrt(np.clip(np.diag(m), 0, None))
         if sd.max() == 0:

@@ -257,20 +257,28 @@ def _nested_gradient(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
 
 
 def between_gradient_many(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
-                          mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Log-likelihoods and their derivatives in the means (m, K) and in ``Sigma_B``
-    (m, K, K) of ``m`` sets of means and between covariances on the filter's sums of one
-    set of ``Phi``, ``Sigma_W``, ``P0`` (``totals`` of one set: the filter does not
-    depend on the means or ``Sigma_B``, so no filter or adjoint runs)."""
+                          mu: np.ndarray, level: TherapistLevel | None = None,
+                          sigma_t: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Log-likelihoods and their derivatives in the means (m, K), in ``Sigma_B``
+    (m, K, K) and, with a therapist ``level``, in ``Sigma_T`` (else None) of ``m`` sets
+    of means and between covariances on the filter's sums of one set of ``Phi``,
+    ``Sigma_W``, ``P0`` (``totals`` of one set: the filter does not depend on the means
+    or the random intercepts' covariances, so no filter or adjoint runs)."""
     m, g = len(sigma_b), len(totals.big_s)
     n, k = totals.s.shape[1:]
     shared = Totals(np.broadcast_to(totals.logdet, (m,)), np.broadcast_to(totals.c, (m,)),
                     np.broadcast_to(totals.s, (m, n, k)),
                     np.broadcast_to(totals.big_s, (g, m, k, k)))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if level is not None:
+            assert sigma_t is not None
+            nested = _nested_top(data, shared, sigma_b, mu, level, sigma_t)
+            loglik = np.where(nested.out.ok, -nested.out.total / 2, -np.inf)
+            return loglik, -nested.bar_mu / 2, -nested.bar_sb / 2, -nested.bar_st / 2
         top = _top(data, shared, sigma_b, mu)
     loglik = np.where(top.out.ok, -top.out.total / 2, -np.inf)
-    return loglik, -top.bar_mu / 2, -top.bar_sb / 2
+    return loglik, -top.bar_mu / 2, -top.bar_sb / 2, None
 
 
 def loglik_gradient(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,

@@ -2,6 +2,8 @@
 entries of ``Phi`` row by row, the lower triangles of ``Sigma_W``, ``Sigma_B`` and, with a
 free initial condition, ``P0``) and the unconstrained one of the quasi-Newton search
 (``Phi`` as it is, log-Cholesky factors of the covariances; no means: they are profiled).
+With a therapist level the therapists' covariance ``Sigma_T`` comes last (its lower
+triangle, or its diagonal when it is diagonal; log standard deviations in the search).
 
 Examples
 --------
@@ -9,6 +11,8 @@ Examples
 >>> names = layout.names(("x", "y"))
 >>> names[:3], names[2 + 4], len(names)
 (['mean(x)', 'mean(y)', 'lagged(x<-x)'], 'innovation(x,x)', 15)
+>>> DynamicLayout(2, "free", therapist="diagonal").names(("x", "y"))[-2:]
+['therapist(x,x)', 'therapist(y,y)']
 """
 
 from __future__ import annotations
@@ -31,32 +35,38 @@ from apim.engine.multivariate.parameters import (
     vech_gradient,
 )
 
-__all__ = ["Initial", "DynamicParameters", "DynamicLayout"]
+__all__ = ["Initial", "TherapistCovariance", "DynamicParameters", "DynamicLayout"]
 
 Initial = Literal["free", "stationary"]
+TherapistCovariance = Literal["unstructured", "diagonal"]
 
 
 class DynamicParameters(NamedTuple):
     """The model's matrices on the natural scale (``p0`` the covariance of the within
-    part at the first session: free, or the stationary one)."""
+    part at the first session: free, or the stationary one; ``sigma_t`` the therapists'
+    covariance, None without a therapist level)."""
 
     mu: np.ndarray
     phi: np.ndarray
     sigma_w: np.ndarray
     sigma_b: np.ndarray
     p0: np.ndarray
+    sigma_t: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class DynamicLayout:
     """Where each parameter sits. ``free_phi`` marks the entries of ``Phi`` that are
     estimated (the others are fixed at zero); ``equal_phi`` lists pairs of entries
-    ``((to, from), (to, from))`` constrained equal (the second follows the first)."""
+    ``((to, from), (to, from))`` constrained equal (the second follows the first);
+    ``therapist`` the structure of the therapists' covariance (None: no therapist
+    level)."""
 
     k: int
     initial: Initial
     free_phi: tuple[tuple[bool, ...], ...] | None = None
     equal_phi: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = ()
+    therapist: TherapistCovariance | None = None
 
     @property
     def h(self) -> int:
@@ -76,8 +86,19 @@ class DynamicLayout:
         return len(self.phi_index)
 
     @property
+    def n_therapist(self) -> int:
+        """Parameters of ``Sigma_T``."""
+        return {None: 0, "diagonal": self.k}.get(self.therapist, self.h)
+
+    @property
     def n_natural(self) -> int:
-        return self.k + self.n_phi + 2 * self.h + (self.h if self.initial == "free" else 0)
+        return (self.k + self.n_phi + 2 * self.h + (self.h if self.initial == "free" else 0)
+                + self.n_therapist)
+
+    @property
+    def therapist_start(self) -> int:
+        """Where ``Sigma_T`` starts in the natural vector."""
+        return self.n_natural - self.n_therapist
 
     def names(self, variables: Sequence[str]) -> list[str]:
         """``mean(v)``, ``lagged(to<-from)``, ``innovation(v,w)``, ``between(v,w)``,
@@ -89,7 +110,23 @@ class DynamicLayout:
         for level in levels:
             out += [f"{level}({variables[int(c)]},{variables[int(r)]})"
                     for r, c in zip(rows, cols)]
+        if self.therapist == "diagonal":
+            out += [f"therapist({v},{v})" for v in variables]
+        elif self.therapist is not None:
+            out += [f"therapist({variables[int(c)]},{variables[int(r)]})"
+                    for r, c in zip(rows, cols)]
         return out
+
+    def _sigma_t(self, values: np.ndarray) -> np.ndarray | None:
+        if self.therapist is None:
+            return None
+        return np.diag(values) if self.therapist == "diagonal" else unvech(values, self.k)
+
+    def _therapist_values(self, sigma_t: np.ndarray | None) -> list[np.ndarray]:
+        if self.therapist is None:
+            return []
+        assert sigma_t is not None
+        return [np.diag(sigma_t).copy() if self.therapist == "diagonal" else vech(sigma_t)]
 
     def phi_of(self, values: np.ndarray) -> np.ndarray:
         phi = np.zeros((self.k, self.k))
@@ -106,21 +143,39 @@ class DynamicLayout:
         sw, sb = unvech(nat[off:off + h], k), unvech(nat[off + h:off + 2 * h], k)
         p0 = (unvech(nat[off + 2 * h:off + 3 * h], k) if self.initial == "free"
               else _stationary_or_nan(phi, sw))
-        return DynamicParameters(nat[:k].copy(), phi, sw, sb, p0)
+        return DynamicParameters(nat[:k].copy(), phi, sw, sb, p0,
+                                 self._sigma_t(nat[self.therapist_start:]))
 
     def pack(self, p: DynamicParameters) -> np.ndarray:
         parts = [np.asarray(p.mu, float), np.array([p.phi[r, c] for r, c in self.phi_index]),
                  vech(p.sigma_w), vech(p.sigma_b)]
         if self.initial == "free":
             parts.append(vech(p.p0))
-        return np.concatenate(parts)
+        return np.concatenate(parts + self._therapist_values(p.sigma_t))
 
     def to_search(self, p: DynamicParameters) -> np.ndarray:
         parts = [np.array([p.phi[r, c] for r, c in self.phi_index]),
                  log_cholesky(p.sigma_w), log_cholesky(p.sigma_b)]
         if self.initial == "free":
             parts.append(log_cholesky(p.p0))
+        if self.therapist == "diagonal":
+            assert p.sigma_t is not None
+            parts.append(np.log(np.diag(p.sigma_t)) / 2)
+        elif self.therapist is not None:
+            assert p.sigma_t is not None
+            parts.append(log_cholesky(p.sigma_t))
         return np.concatenate(parts)
+
+    def _therapist_of_search(self, theta: np.ndarray) -> np.ndarray | None:
+        """``Sigma_T`` of the tail of the unconstrained vector (log standard deviations
+        of a diagonal one, a log-Cholesky factor of an unstructured one)."""
+        if self.therapist is None:
+            return None
+        tail = theta[len(theta) - self.n_therapist:]
+        if self.therapist == "diagonal":
+            return np.diag(np.exp(2 * tail))
+        lower = cholesky_factor(tail, self.k)
+        return lower @ lower.T
 
     def from_search(self, theta: np.ndarray) -> DynamicParameters:
         """Parameters of the unconstrained vector (means zero: they are profiled)."""
@@ -133,7 +188,8 @@ class DynamicLayout:
             p0 = lp @ lp.T
         else:
             p0 = _stationary_or_nan(phi, sw)
-        return DynamicParameters(np.zeros(k), phi, sw, lb @ lb.T, p0)
+        return DynamicParameters(np.zeros(k), phi, sw, lb @ lb.T, p0,
+                                 self._therapist_of_search(theta))
 
     def phi_gradient(self, bar_phi: np.ndarray) -> np.ndarray:
         """Derivatives in the entries of :attr:`phi_index` from those in every entry of
@@ -152,6 +208,10 @@ class DynamicLayout:
                  vech_gradient(bar.sigma_b)]
         if self.initial == "free":
             parts.append(vech_gradient(bar.p0))
+        if self.therapist is not None:
+            assert bar.sigma_t is not None
+            parts.append(np.diag(bar.sigma_t).copy() if self.therapist == "diagonal"
+                         else vech_gradient(bar.sigma_t))
         return np.concatenate(parts)
 
     def search_gradient(self, theta: np.ndarray, bar: DynamicParameters) -> np.ndarray:
@@ -165,6 +225,12 @@ class DynamicLayout:
                  _cholesky_gradient(theta[m + h:m + 2 * h], bar.sigma_b, k)]
         if self.initial == "free":
             parts.append(_cholesky_gradient(theta[m + 2 * h:m + 3 * h], bar.p0, k))
+        if self.therapist is not None:
+            assert bar.sigma_t is not None and p.sigma_t is not None
+            tail = theta[len(theta) - self.n_therapist:]
+            parts.append(2 * np.diag(bar.sigma_t) * np.diag(p.sigma_t)
+                         if self.therapist == "diagonal"
+                         else _cholesky_gradient(tail, bar.sigma_t, k))
         return np.concatenate(parts)
 
     def _fold_initial(self, p: DynamicParameters, bar: DynamicParameters
