@@ -141,7 +141,8 @@ def test_between_gradient_on_one_filter_equals_the_whole_gradient():
     sets = [_parameters(rng, "free") for _ in range(3)]
     mus, sbs = np.array([s[0] for s in sets]), np.array([s[3] for s in sets])
     totals, _ = run_filter(data, phi[None], sw[None], p0[None])
-    loglik, bar_mu, bar_sb = between_gradient_many(data, totals, sbs, mus)
+    loglik, bar_mu, bar_sb, none = between_gradient_many(data, totals, sbs, mus)
+    assert none is None
     whole = gradient_many(data, *(np.repeat(x[None], 3, axis=0) for x in (phi, sw)), sbs,
                           np.repeat(p0[None], 3, axis=0), mus)
     assert np.allclose(loglik, whole.loglik, atol=1e-9, rtol=0)
