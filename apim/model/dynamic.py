@@ -28,6 +28,12 @@ Effects (``Phi`` entries, by the role and variable they go to and come from):
   mean outcomes (``patient.actor.between.alliance``), as in the latent APIM, and the
   outcome means (``patient.intercept``).
 
+**Therapist level** (``therapist_level=True``): ``z_it = mu + v_j + u_i + w_it`` for dyad
+``i`` of therapist ``j``, ``v_j ~ N(0, Sigma_T)`` (unstructured or diagonal), integrated
+out in closed form per therapist on the dyads' sums (:mod:`apim.engine.dynamic.kalman`).
+The between effects are then between dyads of the same therapist; ``Sigma_T`` is in the
+variance table (``therapist var(...)``, ``therapist cov(...)``), as in the latent APIM.
+
 SEs from the observed information (numerical second derivatives of the exact
 log-likelihood), delta method for functions of the parameters, z tests (as lavaan).
 
@@ -61,7 +67,14 @@ from apim.errors import BoundaryWarning, ConvergenceWarning, DataError, DataWarn
 from apim.model.design import Term, moderator_levels
 from apim.model.dynamic_result import DynamicAPIMResult
 from apim.model.dynamic_spec import DynamicAPIMSpec
-from apim.model.latent import _label, _sort_key, latent_values, term_name, variable_names
+from apim.model.latent import (
+    _check_therapists,
+    _label,
+    _sort_key,
+    latent_values,
+    term_name,
+    variable_names,
+)
 from apim.model.spec import LatentAPIMSpec
 
 __all__ = ["DynamicAPIMSpec", "DynamicAPIMResult", "fit_dynamic_apim", "session_grid",
@@ -123,7 +136,34 @@ def session_grid(data: SessionData, spec: DynamicAPIMSpec
 def _latent_spec(spec: DynamicAPIMSpec) -> LatentAPIMSpec:
     """The latent APIM's spec of the same variables (its data preparation is shared)."""
     return LatentAPIMSpec(spec.outcome, spec.predictors, moderator=spec.moderator,
-                          reference=spec.reference)
+                          reference=spec.reference, therapist_level=spec.therapist_level,
+                          therapist_covariance=spec.therapist_covariance)
+
+
+def _therapists(wide: pd.DataFrame, dyads: np.ndarray) -> np.ndarray:
+    """The therapist of each dyad (in the order of ``dyads``).
+
+    Raises
+    ------
+    DataError
+        A dyad with sessions under two therapists (dyads must be nested in therapists).
+    """
+    per_dyad = wide.groupby("dyad")["therapist"]
+    counts = per_dyad.nunique(dropna=False)
+    crossed = counts.index[counts > 1]
+    if len(crossed):
+        shown = "; ".join(
+            f"{d!r}: {', '.join(sorted(map(str, per_dyad.get_group(d).unique())))}"
+            for d in crossed[:3])
+        raise DataError(f"{len(crossed)} dyads have sessions with two or more therapists "
+                        f"({shown}): the therapist level needs each dyad nested in one "
+                        "therapist; correct the therapist column or drop the therapist "
+                        "level")
+    missing = per_dyad.first().isna()
+    if missing.any():
+        raise DataError(f"the therapist is missing for dyads "
+                        f"{list(missing.index[missing][:5])}: fill it in or drop those dyads")
+    return per_dyad.first().loc[dyads].to_numpy()
 
 
 def _grid(wide: pd.DataFrame, names: list[str], first: int, last: int
@@ -207,8 +247,15 @@ def effect_names(spec: DynamicAPIMSpec, roles: tuple[str, str]) -> list[str]:
               if free[i, j] and (i, j) not in followers]
     lagged.sort(key=lambda entry: _effect_order(entry, k))
     return ([f"{r}.intercept" for r in roles] + [t.name for _, _, t in lagged]
-            + [f"{roles[r]}.{rel}.between.{v}" for r in range(2) for v in spec.predictors
-               for rel in ("actor", "partner")])
+            + [f"{roles[r]}.{rel}.{level}.{v}" for level in _levels(spec)
+               for r in range(2) for v in spec.predictors for rel in ("actor", "partner")])
+
+
+def _levels(spec: DynamicAPIMSpec) -> tuple[str, ...]:
+    """The levels of the between effects: the dyads', and with an unstructured therapist
+    covariance the therapists' (the regressions it implies, as in the latent APIM)."""
+    unstructured = spec.therapist_level and spec.therapist_covariance == "unstructured"
+    return ("between", "therapist") if unstructured else ("between",)
 
 
 def _between(n_pred: int, sigma_b: np.ndarray) -> np.ndarray:
@@ -241,16 +288,22 @@ def fit_dynamic_apim(data: SessionData, spec: DynamicAPIMSpec) -> DynamicAPIMRes
         raise SpecError(f"spec must be a DynamicAPIMSpec, not {type(spec).__name__}")
     _, _, sessions, wide = session_grid(data, spec)
     names = variable_names(_latent_spec(spec), data.roles)
+    if spec.therapist_level:
+        _therapists(wide, wide["dyad"].unique())
+        _check_therapists(wide, _latent_spec(spec), len(names))
     free, equal = _constraints(spec)
     n_pred, k = len(spec.predictors), len(names)
     fits, dyads = {}, {}
     terms: list[Term] = []
     estimates, covariances = [], []
     for group in _groups(data, spec, wide):
-        y, dyads[group] = _grid(wide[wide["group"] == group], names, int(sessions[0]),
-                                int(sessions[-1]))
+        part = wide[wide["group"] == group]
+        y, dyads[group] = _grid(part, names, int(sessions[0]), int(sessions[-1]))
         fit = fit_dynamic(y, names=names, initial=spec.initial, free_phi=free,
-                          equal_phi=equal)
+                          equal_phi=equal,
+                          therapist=(_therapists(part, dyads[group]) if spec.therapist_level
+                                     else None),
+                          therapist_covariance=spec.therapist_covariance)
         fits[group] = fit
         where = f" (group {group})" if spec.moderator is not None else ""
         if not fit.converged:
@@ -268,15 +321,18 @@ def fit_dynamic_apim(data: SessionData, spec: DynamicAPIMSpec) -> DynamicAPIMRes
         lagged.sort(key=lambda entry: _effect_order(entry, k))
 
         def effects(p: DynamicParameters, lagged: list = lagged) -> np.ndarray:
+            levels = [p.sigma_b] + ([p.sigma_t] if p.sigma_t is not None
+                                    and len(_levels(spec)) == 2 else [])
             return np.concatenate([p.mu[[k - 2, k - 1]],
                                    [p.phi[i, j] for i, j, _ in lagged],
-                                   _between(n_pred, p.sigma_b)])
+                                   *(_between(n_pred, m) for m in levels)])
 
         est, cov = fit.delta(effects)
         arm = group if spec.moderator is not None else ""
         group_terms = [Term(r, "intercept", "none", "", group=arm) for r in data.roles]
         group_terms += [replace(t, group=arm) for _, _, t in lagged]
-        group_terms += [Term(data.roles[r], rel, "between", v, group=arm) for r in range(2)
+        group_terms += [Term(data.roles[r], rel, level, v, group=arm)
+                        for level in _levels(spec) for r in range(2)
                         for v in spec.predictors for rel in ("actor", "partner")]
         terms += group_terms
         estimates.append(est)

@@ -37,7 +37,7 @@ from apim.data.report import DataReport, Exclusion
 from apim.data.session import SessionData
 from apim.engine.distributions import stats
 from apim.engine.dynamic.kalman import spectral_radius, stationary_covariance
-from apim.engine.parameters import VarianceParameter
+from apim.engine.parameters import Level, VarianceParameter
 from apim.errors import SpecError
 from apim.model.design import Term, reference_source
 from apim.model.fitted import (
@@ -59,6 +59,10 @@ __all__ = ["DynamicAPIMResult", "NOT_USED", "LAGGED_COLUMNS", "UNUSED_HEADING"]
 UNUSED_HEADING = ("Rows the dynamic APIM does not use (it uses every row with at least "
                   "one of its variables rated: a missing rating is a missing observation "
                   "at that session)")
+
+#: The covariance levels of the engine's parameter names and their variance-table levels
+_LEVELS: dict[str, Level] = {"innovation": "residual", "between": "dyad",
+                             "therapist": "therapist"}
 
 LAGGED_COLUMNS = ["to_variable", "to_role", "from_variable", "from_role", "estimate", "se",
                   "z", "p", "fixed"]
@@ -239,22 +243,24 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
 
     @property
     def parameters(self) -> tuple[VarianceParameter, ...]:
-        """Innovation (``residual``) and person-level (``dyad``) covariances as typed
-        records (kinds ``var``, ``cov``); the free initial covariance is a nuisance part
-        of the first session and is listed in :meth:`to_dict` only."""
+        """Innovation (``residual``), person-level (``dyad``) and, with a therapist
+        level, therapist-level (``therapist``) covariances as typed records (kinds
+        ``var``, ``cov``); the free initial covariance is a nuisance part of the first
+        session and is listed in :meth:`to_dict` only."""
         out = []
         for group, fit in self.fits.items():
             se = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
             for name, est, s in zip(fit.parameter_names, fit.estimate, se):
                 level, _, inner = name[:-1].partition("(")
-                if level not in ("innovation", "between"):
+                if level not in _LEVELS:
                     continue
                 v, w = inner.split("],")[0] + "]", inner.split("],")[-1]
                 if "]," not in inner:
                     v = w = inner
-                boundary = level == "between" and any("between" in b for b in fit.boundary)
+                boundary = level != "innovation" and any(f" {level} " in f" {b} "
+                                                         for b in fit.boundary)
                 out.append(VarianceParameter(
-                    "residual" if level == "innovation" else "dyad",
+                    _LEVELS[level],
                     "var" if v == w else "cov", effects=(v,) if v == w else (v, w),
                     estimate=float(est), se=float(s), at_boundary=boundary,
                     group=self._group_label(group)))
@@ -262,8 +268,8 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
 
     def parameter_label(self, parameter: VarianceParameter) -> str:
         """``innovation var(alliance[patient])``, ``between cov(alliance[patient],
-        outcome[patient])``."""
-        level = "innovation" if parameter.level == "residual" else "between"
+        outcome[patient])``, ``therapist var(alliance[patient])``."""
+        level = {v: k for k, v in _LEVELS.items()}[parameter.level]
         text = f"{level} {parameter.kind}({','.join(parameter.effects)})"
         return f"{text} in {parameter.group}" if parameter.group else text
 
@@ -278,7 +284,8 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
         n_obs = sum(f.n_obs for f in fits)
         loglik = float(sum(f.loglik for f in fits))
         return FitStatistics(
-            n_obs=n_obs, n_dyads=sum(f.n_dyads for f in fits), n_therapists=0, n_params=k,
+            n_obs=n_obs, n_dyads=sum(f.n_dyads for f in fits),
+            n_therapists=sum(f.n_therapists for f in fits), n_params=k,
             method="ML", loglik=loglik, aic=-2 * loglik + 2 * k,
             bic=-2 * loglik + float(np.log(n_obs)) * k,
             converged=all(f.converged for f in fits),
@@ -287,7 +294,10 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
 
     def level_names(self) -> dict[str, str]:
         return {"lagged": "within-person, lag 1",
-                "between": "between-person, latent means", "none": ""}
+                "between": ("between-dyad (within therapist), latent means"
+                            if self.spec.therapist_level else
+                            "between-person, latent means"),
+                "therapist": "between-therapist", "none": ""}
 
     def data_report(self) -> DataReport:
         """The report of the fitted data on the model's variables, with the rows this
@@ -316,6 +326,13 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
                        "at zero.")
         if spec.equal_roles:
             out.append("Equal roles: each lagged effect is the same for both members.")
+        if spec.therapist_level:
+            out.append("Therapist level: a random mean per therapist and variable "
+                       f"({spec.therapist_covariance} covariance Sigma_T); between-dyad "
+                       "effects are within therapists"
+                       + ("; between-therapist effects are the regressions implied by "
+                          "Sigma_T." if spec.therapist_covariance == "unstructured"
+                          else " (no therapist-level effects with a diagonal Sigma_T)."))
         if spec.moderator:
             source = reference_source(self.data.frame[spec.moderator],
                                       dict(spec.reference).get(spec.moderator))
@@ -347,6 +364,10 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
             "means": fit.mu.tolist(), "phi": fit.phi.tolist(),
             "sigma_innovation": fit.sigma_w.tolist(), "sigma_between": fit.sigma_b.tolist(),
             "initial_covariance": fit.p0.tolist(),
+            "n_therapists": fit.n_therapists,
+            "therapist_covariance": (self.spec.therapist_covariance
+                                     if fit.sigma_t is not None else None),
+            "sigma_therapist": None if fit.sigma_t is None else fit.sigma_t.tolist(),
             "innovation_correlations": self.within_correlations(group).to_numpy().tolist()}
             for group, fit in self.fits.items()}
         return out
@@ -356,6 +377,8 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
         extra = "" if spec.reverse_paths else ", no reverse paths"
         extra += ", equal roles" if spec.equal_roles else ""
         extra += f", one model per {spec.moderator} group" if spec.moderator else ""
+        extra += (f", {spec.therapist_covariance} therapist level" if spec.therapist_level
+                  else "")
         return (f"Dynamic APIM of {spec.outcome!r} on {', '.join(spec.predictors)} (ML, "
                 f"lag 1, latent person means, {spec.initial} initial condition{extra})")
 
@@ -363,8 +386,9 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
         """Effects, the lagged matrix, eigenvalues and fit statistics as text."""
         s = self.statistics
         head = [self.model_line(),
-                s.line(f"{s.n_obs} ratings, {s.n_dyads} dyads, sessions "
-                       f"{self.sessions[0]}-{self.sessions[-1]}")]
+                s.line(f"{s.n_obs} ratings, {s.n_dyads} dyads, "
+                       + (f"{s.n_therapists} therapists, " if s.n_therapists else "")
+                       + f"sessions {self.sessions[0]}-{self.sessions[-1]}")]
         shown = self.effects.drop(columns=["by", "df"])
         if not self.spec.moderator:
             shown = shown.drop(columns="group")
@@ -385,9 +409,16 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
                       f"Same-session innovation correlations{where}",
                       self.within_correlations(group).to_string(
                           float_format=lambda v: f"{v:.{digits}f}")]
+        if self.spec.therapist_level:
+            var = self.variance
+            ther = var[var.index.str.startswith("therapist ")]
+            parts += ["", "Therapist-level covariance (Sigma_T)",
+                      ther.to_string(float_format=lambda v: f"{v:.{digits}f}")]
         notes = ["SEs: observed information (numerical), delta method; z tests"]
         if self.spec.moderator:
             notes.append(f"reference group {self.spec.moderator} = {self.groups[0]}")
+        if self.spec.therapist_level:
+            notes.append("between = between dyads of the same therapist")
         if self.boundary:
             notes.append("boundary: " + "; ".join(self.boundary))
         return "\n".join(parts + ["", "; ".join(notes)])

@@ -8,6 +8,8 @@ Examples
 ('free', True, False)
 >>> DynamicAPIMSpec.from_dict(spec.to_dict()) == spec
 True
+>>> DynamicAPIMSpec("outcome", ("alliance",), therapist_level=True).therapist_covariance
+'unstructured'
 >>> DynamicAPIMSpec("outcome", ("alliance",), initial="steady")
 Traceback (most recent call last):
 ...
@@ -33,7 +35,9 @@ class DynamicAPIMSpec(Spec):
     For each dyad ``i`` and session ``t`` the vector ``z_it`` of both members'
     predictors and outcome is ``mu + u_i + w_it`` with latent person means
     ``u_i ~ N(0, Sigma_B)`` and ``w_it = Phi w_i,t-1 + e_it``, ``e_it ~ N(0, Sigma_W)``
-    (``Phi`` a full K x K matrix of lagged effects, both covariances unstructured).
+    (``Phi`` a full K x K matrix of lagged effects, both covariances unstructured). With
+    a therapist level ``z_it = mu + v_j + u_i + w_it`` for dyad ``i`` of therapist ``j``,
+    ``v_j ~ N(0, Sigma_T)``.
 
     Parameters
     ----------
@@ -59,6 +63,13 @@ class DynamicAPIMSpec(Spec):
     reference : mapping or tuple of (column, level) pairs
         The reference group of ``moderator`` (the first group), e.g.
         ``{"treatment": "CBT"}``; default as in :class:`~apim.model.spec.APIMSpec`.
+    therapist_level : bool
+        Dyads nested in therapists: a random K-vector of means per therapist (needs the
+        data's therapist column); ``Sigma_B`` becomes the covariance of dyads within
+        therapists. With a moderator the therapists must be nested in its groups.
+    therapist_covariance : {"unstructured", "diagonal"}
+        Structure of the therapist-level covariance ``Sigma_T`` (as in
+        :class:`~apim.model.spec.LatentAPIMSpec`).
 
     Examples
     --------
@@ -75,6 +86,8 @@ class DynamicAPIMSpec(Spec):
     equal_roles: bool = False
     moderator: str | None = None
     reference: tuple[tuple[str, str], ...] = ()
+    therapist_level: bool = False
+    therapist_covariance: Literal["unstructured", "diagonal"] = "unstructured"
 
     def check(self) -> None:
         _check_reference(self.reference, (self.moderator,) if self.moderator else ())
@@ -85,3 +98,6 @@ class DynamicAPIMSpec(Spec):
         repeated = {c for c in used if used.count(c) > 1}
         if repeated:
             raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
+        if self.therapist_covariance != "unstructured" and not self.therapist_level:
+            raise SpecError(f"therapist_covariance={self.therapist_covariance!r} applies "
+                            "to the therapist level: set therapist_level=True too")
