@@ -176,16 +176,14 @@ OPTIONS: tuple[ModelOption, ...] = (
                      "(the link fixes it); drop {flag}",
         DYNAMIC: "its session level is the lag-1 process with unstructured innovations; "
                  "drop {flag}"}),
-    ModelOption("--therapist-level", (OBSERVED, LATENT, FORMULA), {
+    ModelOption("--therapist-level", (OBSERVED, LATENT, FORMULA, DYNAMIC), {
         GENERALIZED: "the therapist level is not available for a binary or ordinal "
-                     "outcome yet; drop {flag}",
-        DYNAMIC: "the dynamic APIM has no therapist level yet; drop {flag}"}),
-    ModelOption("--therapist-covariance", (LATENT,), {
+                     "outcome yet; drop {flag}"}),
+    ModelOption("--therapist-covariance", (LATENT, DYNAMIC), {
         OBSERVED: "the observed-mean model has one therapist random intercept; add "
                   "--centring latent (with --therapist-level), or drop {flag}",
         FORMULA: "the formula model has one therapist random intercept; drop {flag}",
-        GENERALIZED: "it applies to the latent APIM's therapist level; drop {flag}",
-        DYNAMIC: "the dynamic APIM has no therapist level yet; drop {flag}"}),
+        GENERALIZED: "it applies to the latent APIM's therapist level; drop {flag}"}),
     ModelOption("--method", (OBSERVED, LATENT, FORMULA, GENERALIZED), {
         DYNAMIC: "the dynamic APIM is fitted by ML (as lavaan's RI-CLPM); drop {flag}"}),
     ModelOption("--df", (OBSERVED, FORMULA), {
@@ -326,7 +324,10 @@ def model_spec(args: argparse.Namespace
                                reverse_paths=not args.no_reverse_paths,
                                equal_roles=args.indistinguishable,
                                moderator=(args.moderator or [None])[0],
-                               reference=references(args))
+                               reference=references(args),
+                               therapist_level=args.therapist_level,
+                               therapist_covariance=args.therapist_covariance
+                               or "unstructured")
     if kind == LATENT:
         return LatentAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                               moderator=(args.moderator or [None])[0],
@@ -495,10 +496,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    "--indistinguishable); --centring latent takes un or un-ar1"))
     add("--therapist-level", action="store_true",
         help=_help("--therapist-level", "therapist level (needs --therapist): a random "
-                   "intercept per therapist, or with --centring latent a random vector"))
+                   "intercept per therapist, or with --centring latent or --dynamic a "
+                   "random vector"))
     add("--therapist-covariance", choices=("unstructured", "diagonal"),
-        help=_help("--therapist-covariance", "with --centring latent --therapist-level: the "
-                   "therapist-level covariance of the variables (default unstructured)"))
+        help=_help("--therapist-covariance", "with --therapist-level (--centring latent or "
+                   "--dynamic): the therapist-level covariance of the variables (default "
+                   "unstructured)"))
     add("--method", choices=("reml", "ml"),
         help=_help("--method", "estimation method (default reml; ml with --centring "
                    "latent, as lavaan)"))

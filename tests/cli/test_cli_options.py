@@ -209,11 +209,14 @@ CELLS = [
     Cell("--therapist-level", ("--therapist-level",), {
         "observed": lambda r: r.spec["covariance"]["therapist_level"] is True,
         "latent": lambda r: r.spec["therapist_level"] is True,
-        "formula": lambda r: r.spec["therapist_level"] is True}),
+        "formula": lambda r: r.spec["therapist_level"] is True,
+        "dynamic": lambda r: r.spec["therapist_level"] is True
+        and r.payload["groups"]["all"]["n_therapists"] > 0}),
     Cell("--therapist-covariance", ("--therapist-level", "--therapist-covariance", "diagonal"),
-         {"latent": lambda r: r.spec["therapist_covariance"] == "diagonal"},
-         per_kind={"generalized": ("--therapist-covariance", "diagonal"),
-                   "dynamic": ("--therapist-covariance", "diagonal")}),
+         {"latent": lambda r: r.spec["therapist_covariance"] == "diagonal",
+          "dynamic": lambda r: r.spec["therapist_covariance"] == "diagonal"
+          and r.payload["groups"]["all"]["therapist_covariance"] == "diagonal"},
+         per_kind={"generalized": ("--therapist-covariance", "diagonal")}),
     Cell("--method", ("--method", "ml"), {
         "observed": lambda r: r.spec["method"] == "ML",
         "latent": lambda r: r.spec["method"] == "REML",
@@ -355,7 +358,7 @@ def test_help_shows_each_kind_and_the_defaults(capsys):
     assert "--centring latent" in epilog and "--formula '" in epilog
     assert "--random-formula '0 + role'" in epilog
     assert "ml with --centring latent" in text and "default satterthwaite" in text
-    assert "[observed-mean only]" in text and "[latent only]" in text
+    assert "[observed-mean only]" in text and "[latent, dynamic]" in text
     assert "[dynamic only]" in text and "--dynamic --initial stationary" in epilog
 
 

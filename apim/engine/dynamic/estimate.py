@@ -359,9 +359,10 @@ def _start(y: np.ndarray, layout: DynamicLayout) -> DynamicParameters:
     sw = positive_part(gamma - phi @ gamma @ phi.T, 0.05)
     if layout.therapist is None:
         return DynamicParameters(np.zeros(k), phi, sw, sb, gamma)
-    # a fifth of the person-level covariance to the therapists
+    # a fifth of the person-level covariance to the therapists (both stay positive
+    # definite)
     st = np.diag(np.diag(sb)) / 5 if layout.therapist == "diagonal" else sb / 5
-    return DynamicParameters(np.zeros(k), phi, sw, sb - st, gamma, st)
+    return DynamicParameters(np.zeros(k), phi, sw, 0.8 * sb, gamma, st)
 
 
 def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
