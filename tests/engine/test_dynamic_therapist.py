@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dynamic_oracle import dense_therapist_loglik
+from dynamic_oracle import assert_problem_gradient, central_gradient, dense_therapist_loglik
 from dynamic_support import PHI, simulate_grid, stationary
 
 from apim.engine.dynamic.estimate import _Problem, fit_dynamic
@@ -103,11 +103,6 @@ def test_one_therapist_per_dyad_adds_sigma_t_to_sigma_b():
                                           abs=1e-9)
 
 
-def _central(func, x: np.ndarray, step: float = 1e-6) -> np.ndarray:
-    eye = np.eye(len(x)) * step
-    return np.array([(func(x + e) - func(x - e)) / (2 * step) for e in eye])
-
-
 @pytest.mark.parametrize("initial", ["free", "stationary"])
 @pytest.mark.parametrize("seed", [1, 3])
 def test_therapist_gradient_equals_central_differences(initial, seed):
@@ -142,20 +137,20 @@ def test_therapist_gradient_equals_central_differences(initial, seed):
                             sigma_t=st_).loglik
 
         checks = [
-            (g.mu, _central(lambda x: value(mu_=x), at)),
+            (g.mu, central_gradient(lambda x: value(mu_=x), at)),
             (folded(g.sigma_t),
-             _central(lambda x: value(st_=sym(x)), st[rows, cols])),
+             central_gradient(lambda x: value(st_=sym(x)), st[rows, cols])),
             (folded(g.sigma_b),
-             _central(lambda x: value(sb_=sym(x)), sb[rows, cols])),
+             central_gradient(lambda x: value(sb_=sym(x)), sb[rows, cols])),
         ]
         if initial == "free":
             checks += [
-                (g.phi.ravel(), _central(lambda x: value(phi_=x.reshape(3, 3)),
+                (g.phi.ravel(), central_gradient(lambda x: value(phi_=x.reshape(3, 3)),
                                          phi.ravel())),
                 (folded(g.sigma_w),
-                 _central(lambda x: value(sw_=sym(x)), sw[rows, cols])),
+                 central_gradient(lambda x: value(sw_=sym(x)), sw[rows, cols])),
                 (folded(g.p0),
-                 _central(lambda x: value(p0_=sym(x)), p0[rows, cols])),
+                 central_gradient(lambda x: value(p0_=sym(x)), p0[rows, cols])),
             ]
         for analytic, numeric in checks:
             assert np.max(np.abs(analytic - numeric)) < 1e-6 * max(1.0, np.max(
@@ -176,14 +171,7 @@ def test_problem_gradient_with_therapist_level(structure, initial):
     problem = _Problem(data, layout, therapist_level(data, THERAPISTS))
     nat = layout.pack(DynamicParameters(mu, phi, sw, sb, p0, st))
     assert np.allclose(layout.pack(layout.unpack(nat)), nat)
-    value, grad = problem.gradient(nat)
-    assert abs(value - problem.loglik(nat)) < 1e-9
-    numeric = _central(problem.loglik, nat)
-    assert np.max(np.abs(grad - numeric)) < 1e-6 * np.max(np.abs(numeric))
-    theta = layout.to_search(layout.unpack(nat))
-    _, search = problem.search_objective(theta)
-    numeric = _central(lambda x: problem.search_objective(x)[0], theta)
-    assert np.max(np.abs(search - numeric)) < 1e-6 * np.max(np.abs(numeric))
+    grad = assert_problem_gradient(problem, nat)
     # the information's cheap columns (means, Sigma_B, Sigma_T on one filter's sums)
     # against forward differences of the whole gradient
     hess = problem.hessian(nat)

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from dynamic_oracle import dense_loglik
+from dynamic_oracle import assert_problem_gradient, dense_loglik
 from dynamic_support import PHI, SIGMA_B, SIGMA_W, long_data, simulate_grid, stationary, with_gaps
 
 import apim
@@ -73,11 +73,6 @@ def test_kalman_filter_equals_dense_oracle(initial, seed):
         assert dense_loglik(y, prof.mu - step, phi, sw, sb, p0) < at
 
 
-def _central_gradient(func, x: np.ndarray, step: float = 1e-6) -> np.ndarray:
-    eye = np.eye(len(x)) * step
-    return np.array([(func(x + e) - func(x - e)) / (2 * step) for e in eye])
-
-
 @pytest.mark.parametrize("initial", ["free", "stationary"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_analytic_gradient_equals_central_differences(initial, seed):
@@ -95,15 +90,7 @@ def test_analytic_gradient_equals_central_differences(initial, seed):
     if seed == 3:
         sb = sb + 0.05 * np.eye(3)      # log-Cholesky needs it positive definite
     params = DynamicParameters(mu, phi, sw, sb, p0)
-    nat = layout.pack(layout.unpack(layout.pack(params)))
-    value, grad = problem.gradient(nat)
-    assert abs(value - problem.loglik(nat)) < 1e-8
-    numeric = _central_gradient(problem.loglik, nat)
-    assert np.max(np.abs(grad - numeric)) < 1e-6 * np.max(np.abs(numeric))
-    theta = layout.to_search(layout.unpack(nat))
-    _, search = problem.search_objective(theta)
-    numeric = _central_gradient(lambda x: problem.search_objective(x)[0], theta)
-    assert np.max(np.abs(search - numeric)) < 1e-6 * np.max(np.abs(numeric))
+    assert_problem_gradient(problem, layout.pack(layout.unpack(layout.pack(params))))
 
 
 def test_stationary_covariance_closed_form():

@@ -77,3 +77,25 @@ def dense_therapist_loglik(y: np.ndarray, therapist: np.ndarray, mu: np.ndarray,
         total += -0.5 * (seen.sum() * np.log(2 * np.pi)
                          + 2 * np.log(np.diag(chol)).sum() + z @ z)
     return float(total)
+
+
+def central_gradient(func, x: np.ndarray, step: float = 1e-6) -> np.ndarray:
+    """Central differences of ``func`` at ``x``."""
+    eye = np.eye(len(x)) * step
+    return np.array([(func(x + e) - func(x - e)) / (2 * step) for e in eye])
+
+
+def assert_problem_gradient(problem, nat: np.ndarray) -> np.ndarray:
+    """The estimation's analytic gradients (natural vector ``nat``, means given; the
+    search's unconstrained vector, means profiled) against central differences of its
+    likelihood, relative 1e-6; returns the natural gradient."""
+    layout = problem.layout
+    value, grad = problem.gradient(nat)
+    assert abs(value - problem.loglik(nat)) < 1e-8
+    numeric = central_gradient(problem.loglik, nat)
+    assert np.max(np.abs(grad - numeric)) < 1e-6 * np.max(np.abs(numeric))
+    theta = layout.to_search(layout.unpack(nat))
+    _, search = problem.search_objective(theta)
+    numeric = central_gradient(lambda x: problem.search_objective(x)[0], theta)
+    assert np.max(np.abs(search - numeric)) < 1e-6 * np.max(np.abs(numeric))
+    return grad
