@@ -46,8 +46,8 @@ from apim.engine.dynamic.kalman import (
     TherapistLevel,
     Totals,
     integrate,
+    integrate_nested,
     matrix_vector,
-    reduce_dyads,
     run_filter,
 )
 
@@ -167,8 +167,7 @@ def _nested_top(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
     differentiated back to the filter's sums: the top level as :func:`_top` on the
     therapists' ``A_j``, ``v_j``; then through each dyad's ``A = M^-T S``, ``v = M^-T
     s`` (``M = I + Sigma_B S``) and its own ``log|M| - s' M^-1 Sigma_B s``."""
-    out = integrate(data, totals, sigma_b, mu, level, sigma_t)
-    red = reduce_dyads(data, totals, sigma_b, level)
+    out, red = integrate_nested(data, totals, sigma_b, mu, level, sigma_t)
     group, big_s = data.groups, totals.big_s
     # the top level: log|M_j| - r_j' P_j r_j - 2 v_j'mu + mu'A_j mu over therapists
     m_inv_t = np.linalg.inv(out.m_mat.mT)

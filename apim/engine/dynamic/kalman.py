@@ -43,8 +43,8 @@ from apim.engine.dynamic.patterns import DynamicData, prepare_dynamic
 
 __all__ = ["DynamicData", "DynamicEvaluation", "Totals", "Stored", "Integrated",
            "TherapistLevel", "Reduced", "prepare_dynamic", "therapist_level",
-           "run_filter", "integrate", "reduce_dyads", "matrix_vector", "evaluate",
-           "evaluate_many", "stationary_covariance", "spectral_radius"]
+           "run_filter", "integrate", "integrate_nested", "reduce_dyads", "matrix_vector",
+           "evaluate", "evaluate_many", "stationary_covariance", "spectral_radius"]
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -297,11 +297,18 @@ def integrate(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
         total = data.n_obs * LOG_2PI + totals.logdet + totals.c + out.total
         return out._replace(total=total, ok=out.ok & np.isfinite(total))
     assert sigma_t is not None
+    return integrate_nested(data, totals, sigma_b, mu, level, sigma_t)[0]
+
+
+def integrate_nested(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
+                     mu: np.ndarray | None, level: TherapistLevel, sigma_t: np.ndarray
+                     ) -> tuple[Integrated, Reduced]:
+    """:func:`integrate` with a therapist level, and the dyads' sums it used."""
     red = reduce_dyads(data, totals, sigma_b, level)
     j = level.n_therapists
     out = _level(red.a_t, red.v_t, np.arange(j), np.ones(j), sigma_t, mu)
     total = red.base + out.total
-    return out._replace(total=total, ok=out.ok & red.ok & np.isfinite(total))
+    return out._replace(total=total, ok=out.ok & red.ok & np.isfinite(total)), red
 
 
 def evaluate_many(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
