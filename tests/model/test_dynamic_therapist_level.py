@@ -150,3 +150,36 @@ def test_too_few_therapists_refused():
 def test_spec_round_trip():
     spec = DynamicAPIMSpec("y", ("x",), therapist_level=True, therapist_covariance="diagonal")
     assert DynamicAPIMSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_moderator_with_therapists_nested_in_groups():
+    """One model per arm, each with its own Sigma_T: the logLik is the sum of the arms'
+    dense likelihoods; a therapist in two arms is refused. (With 7 therapists per arm
+    several covariances of an arm are singular at once and the fit does not converge;
+    12 per arm do.)"""
+    y, therapist = _nested(n_therapists=24)
+    frame = _long(y, therapist).to_long()
+    arm = {t: "A" if int(t[1:]) % 2 else "B" for t in frame["ther"].unique()}
+    frame["arm"] = frame["ther"].map(arm)
+    data = SessionData.from_long(frame, dyad="dyad", session="session", role="role",
+                                 therapist="ther", roles=ROLES)
+    spec = DynamicAPIMSpec("y", ("x",), moderator="arm", therapist_level=True,
+                           therapist_covariance="diagonal")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = apim.fit(data, spec)
+    assert result.statistics.converged
+    total = 0.0
+    for group, fit in result.fits.items():
+        members = np.array([arm[f"T{t:02d}"] == group for t in therapist])
+        assert fit.n_therapists == len({t for t, m in zip(therapist, members) if m})
+        total += dense_therapist_loglik(y[members], therapist[members], fit.mu, fit.phi,
+                                        fit.sigma_w, fit.sigma_b, fit.p0, fit.sigma_t)
+    assert abs(result.statistics.loglik - total) < 1e-8
+    assert result.statistics.n_therapists == 24
+    crossed = frame.copy()
+    crossed.loc[crossed["dyad"] == "d000", "arm"] = "B" if arm["T00"] == "A" else "A"
+    data = SessionData.from_long(crossed, dyad="dyad", session="session", role="role",
+                                 therapist="ther", roles=ROLES)
+    with pytest.raises(DataError, match="therapists treat dyads in more than one group"):
+        apim.fit(data, spec)
