@@ -35,6 +35,8 @@ import numpy as np
 from apim.engine.control import FitControl
 from apim.engine.glmm.gradient import loglik_gradient, threshold_jacobians
 from apim.engine.glmm.model import GLMMModel, Prepared, prepare
+from apim.engine.glmm.nested import loglik_gradient as nested_gradient
+from apim.engine.glmm.nested import nested_loglik
 from apim.engine.glmm.quadrature import marginal_loglik
 from apim.engine.glmm.response import interval_terms
 from apim.engine.optimize import Point, difference_hessian, maximize
@@ -82,13 +84,19 @@ class GLMMProblem:
         beta, theta, c = model.split(x)
         upper, lower = prep.bounds(theta)
         L = model.cholesky(c)
-        if not np.all(np.isfinite(L)) or not np.all(np.isfinite(beta)):
+        if not np.all(np.isfinite(L)) or not np.all(np.isfinite(x)):
             return np.full(prep.clusters.n, -np.inf), None
         with np.errstate(over="ignore", invalid="ignore"):
-            values, found = marginal_loglik(model.link_function, prep.X @ beta, upper, lower,
-                                            prep.clusters, L, model.nagq, self._start)
-        if np.all(np.isfinite(found.a)):
-            self._start, self._moved = found.a, None
+            if model.therapist is not None:  # per therapist
+                values, found = nested_loglik(prep, x, self._start)
+                state = found.state
+            else:
+                values, found = marginal_loglik(model.link_function, prep.X @ beta, upper,
+                                                lower, prep.clusters, L, model.nagq,
+                                                self._start)
+                state = found.a
+        if np.all(np.isfinite(state)):
+            self._start, self._moved = state, None
         return values, found
 
     def _warm_start(self, x: np.ndarray) -> np.ndarray | None:
@@ -109,11 +117,13 @@ class GLMMProblem:
     def evaluate(self, x: np.ndarray) -> Point:
         model = self.prepared.model
         beta, _, c = model.split(x)
-        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(model.cholesky(c)))):
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(model.cholesky(c)))
+                and np.isfinite(model.therapist_sd(x))):
             return Point(-np.inf, np.zeros(len(x)))
+        evaluate = nested_gradient if model.therapist is not None else loglik_gradient
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             try:
-                value, grad, a, da = loglik_gradient(self.prepared, x, self._warm_start(x))
+                value, grad, a, da = evaluate(self.prepared, x, self._warm_start(x))
             except np.linalg.LinAlgError:
                 return Point(-np.inf, np.zeros(len(x)))
         if not (np.isfinite(value) and np.all(np.isfinite(grad))):
@@ -168,6 +178,9 @@ class GLMMFit:
         ``dyads``
     dyads : the dyad labels
     fit_seconds : float
+    therapist_modes : each therapist's conditional mode of its intercept (in the order of
+        ``therapists``), or None without a therapist level
+    therapists : the therapist labels, or None
     """
 
     model: GLMMModel = field(repr=False)
@@ -181,6 +194,34 @@ class GLMMFit:
     modes: np.ndarray = field(repr=False)
     dyads: np.ndarray = field(repr=False)
     fit_seconds: float = 0.0
+    therapist_modes: np.ndarray | None = field(default=None, repr=False)
+    therapists: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def integration(self) -> str:
+        """How the random effects were integrated out: ``Laplace``, ``adaptive
+        Gauss-Hermite (K points per dimension)``, or with a therapist level ``Laplace
+        throughout`` (over each therapist's whole block, whatever ``nagq``)."""
+        if self.model.therapist is not None:
+            return "Laplace throughout (therapist level)"
+        if self.model.nagq == 1:
+            return "Laplace"
+        return f"adaptive Gauss-Hermite ({self.model.nagq} points per dimension)"
+
+    @property
+    def n_therapists(self) -> int:
+        return 0 if self.therapists is None else len(self.therapists)
+
+    @property
+    def therapist_sd(self) -> float:
+        """The SD of the therapist intercept (latent scale; 0 without one)."""
+        return self.model.therapist_sd(self.x)
+
+    @property
+    def therapist_sd_se(self) -> float:
+        if self.model.therapist is None:
+            return float("nan")
+        return float(np.sqrt(self.cov_natural[-1, -1]))
 
     @property
     def n_obs(self) -> int:
@@ -216,7 +257,7 @@ class GLMMFit:
 
     @property
     def G(self) -> np.ndarray:
-        return self.model.covariance(self.x[-self.model.n_covariance:])
+        return self.model.covariance(self.model.split(self.x)[2])
 
 
 def _threshold_start(prepared: Prepared) -> list[np.ndarray]:
@@ -238,7 +279,7 @@ def _threshold_start(prepared: Prepared) -> list[np.ndarray]:
 def _start(prepared: Prepared) -> np.ndarray:
     """Start values: the fixed effects and thresholds of the model without random
     intercepts (a GLM, by quasi-Newton steps with its analytic gradient), the intercepts'
-    SDs 1 and correlation 0."""
+    SDs 1 and correlation 0 (and a therapist intercept's SD 0.5)."""
     from scipy.optimize import minimize
 
     model = prepared.model
@@ -261,7 +302,7 @@ def _start(prepared: Prepared) -> np.ndarray:
 
     result = minimize(objective, x0, jac=True, method="BFGS", options={"maxiter": 200})
     z = result.x if np.all(np.isfinite(result.x)) and result.fun <= objective(x0)[0] else x0
-    return np.concatenate([z, cov])
+    return np.concatenate([z, cov, np.full(model.n_therapist, np.log(0.5))])
 
 
 def _natural_jacobian(model: GLMMModel, x: np.ndarray) -> np.ndarray:
@@ -280,12 +321,15 @@ def _boundary(model: GLMMModel, x: np.ndarray, control: FitControl
               ) -> tuple[tuple[str, ...], np.ndarray]:
     """Lines for estimates at the edge (an SD at zero, a correlation at +-1) and which
     covariance parameters (of ``x``) are then not identified."""
-    c = x[-model.n_covariance:]
+    c = model.split(x)[2]
     G = model.covariance(c)
     sd = np.sqrt(np.diag(G))
     lines = []
     free = np.ones(len(x), dtype=bool)
-    start = len(x) - model.n_covariance
+    start = model.X.shape[1] + model.n_thresholds
+    if model.therapist is not None and model.therapist_sd(x) < BOUNDARY_SD:
+        lines.append("therapist intercept sd at zero")
+        free[-1] = False
     names = ("member 0", "member 1")
     for r in range(2):
         if sd[r] < BOUNDARY_SD:
@@ -300,7 +344,7 @@ def _boundary(model: GLMMModel, x: np.ndarray, control: FitControl
                              f"{'+' if c[1] > 0 else '-'}1 (G singular)")
     else:
         if sd[0] < BOUNDARY_SD:
-            free[start:] = False
+            free[start:start + model.n_covariance] = False
         elif abs(np.tanh(c[1])) > 1 - control.correlation_tolerance:
             free[start + 1] = False
             lines.append(f"random intercept correlation at {'+' if c[1] > 0 else '-'}1")
@@ -317,6 +361,8 @@ def fit_glmm(model: GLMMModel, control: FitControl | None = None) -> GLMMFit:
     """
     control = control or FitControl()
     started = time.perf_counter()
+    if model.therapist is not None and model.nagq > 1:
+        model = replace(model, nagq=1)  # Laplace throughout over each therapist's block
     prepared = prepare(model)
     start = _start(prepared)
     rough = None
@@ -343,19 +389,27 @@ def fit_glmm(model: GLMMModel, control: FitControl | None = None) -> GLMMFit:
         else np.zeros(len(J), dtype=bool)
     # an SD at zero has no SE, and the correlation of an intercept without variance none
     natural = model.natural(x)
-    at_zero = natural[-3:-1] < BOUNDARY_SD
+    sd0 = model.X.shape[1] + model.n_thresholds  # sd(0), sd(1), cor of the dyads
+    at_zero = natural[sd0:sd0 + 2] < BOUNDARY_SD
     if at_zero.any():
-        unidentified[-3:-1] |= at_zero
+        unidentified[sd0:sd0 + 2] |= at_zero
+        unidentified[sd0 + 2] = True
+    if model.therapist is not None and natural[-1] < BOUNDARY_SD:
         unidentified[-1] = True
     cov_natural[unidentified, :] = np.nan
     cov_natural[:, unidentified] = np.nan
     if np.isnan(cov_x[np.ix_(free, free)]).any():
         cov_natural[:] = np.nan
     values, found = problem.per_dyad(x)
-    L = model.cholesky(x[-model.n_covariance:])
+    L = model.cholesky(model.split(x)[2])
     modes = found.a @ L.T if found is not None else np.full((prepared.clusters.n, 2), np.nan)
+    therapist_modes = None
+    if prepared.therapists is not None:
+        therapist_modes = (model.therapist_sd(x) * found.a0 if found is not None
+                           else np.full(len(prepared.therapists), np.nan))
     converged = optimum.converged and (found is not None and found.converged)
-    return GLMMFit(model=model, x=x, loglik=float(values.sum()), natural=model.natural(x),
+    return GLMMFit(model=model, x=x, loglik=float(values.sum()), natural=natural,
                    cov_natural=cov_natural, converged=converged, message=optimum.message,
                    boundary=boundary, modes=modes, dyads=prepared.dyads,
-                   fit_seconds=time.perf_counter() - started)
+                   fit_seconds=time.perf_counter() - started,
+                   therapist_modes=therapist_modes, therapists=prepared.therapists)
