@@ -27,6 +27,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from apim.data.session import SessionData
 from apim.engine.control import FitControl
@@ -58,7 +59,8 @@ def fit_generalized(data: SessionData, spec: GeneralizedAPIMSpec,
         one a role never uses, with thresholds per role), separation.
     SpecError
         Cross-sectional data (one observation per member cannot identify two random
-        intercepts of a binary outcome); a therapist level without a therapist column.
+        intercepts of a binary outcome); a therapist level without a therapist column, or
+        with one dyad per therapist.
     DataError
         A therapist level where a dyad has more than one therapist.
 
@@ -97,6 +99,13 @@ def fit_generalized(data: SessionData, spec: GeneralizedAPIMSpec,
     check_events(category, len(categories), X.shape[1])
     n_dyads = len(np.unique(model.dyad))
     check_sample(3 if spec.distinguishable else 2, n_dyads)
+    if spec.therapist_level:
+        caseload = pd.Series(model.dyad).groupby(pd.Series(model.therapist)).nunique()
+        if bool((caseload == 1).all()):
+            raise SpecError(f"every one of the {len(caseload)} therapists has one dyad in the "
+                            "rows fitted: a therapist intercept shared by both members is "
+                            "then not distinguishable from the dyad's two correlated "
+                            "intercepts; drop therapist_level (--therapist-level)")
     if spec.therapist_level and spec.nagq > 1:
         warnings.warn(f"nagq={spec.nagq}: with a therapist level the generalized APIM is "
                       "fitted by the Laplace approximation throughout (over each "

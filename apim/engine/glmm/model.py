@@ -193,7 +193,9 @@ def _by_therapist(model: GLMMModel, dyads: np.ndarray, codes: np.ndarray
     if len(pairs) > len(dyads):
         many = int(np.flatnonzero(np.bincount(pairs[:, 0], minlength=len(dyads)) > 1)[0])
         names = ", ".join(str(labels[t]) for t in pairs[pairs[:, 0] == many, 1])
-        raise DataError(f"dyad {dyads[many]!r} has more than one therapist ({names}): "
+        label = dyads[many]
+        label = label.item() if isinstance(label, np.generic) else label
+        raise DataError(f"dyad {label!r} has more than one therapist ({names}): "
                         "a therapist level needs each dyad nested in one therapist; "
                         "correct the therapist ids or fit without the therapist level")
     of_dyad = np.empty(len(dyads), dtype=np.int64)
