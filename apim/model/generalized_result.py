@@ -172,7 +172,7 @@ class GeneralizedAPIMResult(ZTests):
         therapist level), the dyad's SDs and correlation (exchangeable for
         indistinguishable dyads: one SD shared by both members)."""
         fit = self.engine
-        therapist = ()
+        therapist: tuple[VarianceParameter, ...] = ()
         if fit.model.therapist is not None:
             therapist = (VarianceParameter(
                 "therapist", "sd", ("intercept",), roles=(0, 1), pooled=True,

@@ -35,9 +35,9 @@ import numpy as np
 from apim.engine.control import FitControl
 from apim.engine.glmm.gradient import loglik_gradient, threshold_jacobians
 from apim.engine.glmm.model import GLMMModel, Prepared, prepare
+from apim.engine.glmm.nested import NestedModes, nested_loglik
 from apim.engine.glmm.nested import loglik_gradient as nested_gradient
-from apim.engine.glmm.nested import nested_loglik
-from apim.engine.glmm.quadrature import marginal_loglik
+from apim.engine.glmm.quadrature import Modes, marginal_loglik
 from apim.engine.glmm.response import interval_terms
 from apim.engine.optimize import Point, difference_hessian, maximize
 
@@ -87,6 +87,7 @@ class GLMMProblem:
         if not np.all(np.isfinite(L)) or not np.all(np.isfinite(x)):
             return np.full(prep.clusters.n, -np.inf), None
         with np.errstate(over="ignore", invalid="ignore"):
+            found: Modes | NestedModes
             if model.therapist is not None:  # per therapist
                 values, found = nested_loglik(prep, x, self._start)
                 state = found.state

@@ -73,16 +73,16 @@ def fixed_parts(prepared: Prepared, T: Terms, Jup: np.ndarray, Jlow: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
     """At fixed intercepts, the derivatives in beta and the thresholds of each dyad's and
     role's summed ``d log P / d eta`` and weight ``w = -sum d2`` (each (n, 2, p + m)): the
-    per-dyad-and-role sums of all their columns by one sparse product."""
-    X = prepared.X
-    p, m = X.shape[1], prepared.model.n_thresholds
-    columns = [T.d2[:, None] * X, -T.d3[:, None] * X]
+    per-dyad-and-role sums by sparse products (the rows of X weighted by d2 and -d3)."""
+    X, cl = prepared.X, prepared.clusters
+    m = prepared.model.n_thresholds
+    dgrad_u, dw = cl.weighted_columns(T.d2, X), cl.weighted_columns(-T.d3, X)
     if m:
-        columns += [T.d1_up[:, None] * Jup + T.d1_low[:, None] * Jlow,  # d d1 / d raw
-                    -(T.d2_up[:, None] * Jup + T.d2_low[:, None] * Jlow)]
-    sums = prepared.clusters.per_role_columns(np.concatenate(columns, axis=1))
-    dgrad_u = np.concatenate([sums[:, :, :p], sums[:, :, 2 * p:2 * p + m]], axis=2)
-    dw = np.concatenate([sums[:, :, p:2 * p], sums[:, :, 2 * p + m:]], axis=2)
+        sums = cl.per_role_columns(np.concatenate([
+            T.d1_up[:, None] * Jup + T.d1_low[:, None] * Jlow,  # d d1 / d raw
+            -(T.d2_up[:, None] * Jup + T.d2_low[:, None] * Jlow)], axis=1))
+        dgrad_u = np.concatenate([dgrad_u, sums[:, :, :m]], axis=2)
+        dw = np.concatenate([dw, sums[:, :, m:]], axis=2)
     return dgrad_u, dw
 
 
@@ -112,9 +112,8 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     found = modes(link, offset, upper, lower, cl, L, start)
     a_hat, H = found.a, found.H
     Jup, Jlow = threshold_jacobians(prepared, x[p:p + m])
-    role = cl.role
     # --- at the mode
-    eta = offset + (a_hat @ L.T)[cl.dyad, role]
+    eta = offset + cl.gather(a_hat @ L.T)
     T = interval_terms(link, upper, lower, eta)
     g = cl.per_role(T.d1)
     w = -cl.per_role(T.d2)
@@ -159,7 +158,7 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     u = nodes @ L.T
     # each observation's row of its member's intercepts at the nodes (one row gather)
     by_role = np.ascontiguousarray(u.transpose(0, 2, 1)).reshape(2 * n, -1)
-    eta_k = offset[:, None] + np.take(by_role, cl.dyad * 2 + role, axis=0)
+    eta_k = offset[:, None] + np.take(by_role, cl.slot, axis=0)
     logp_k, d1_k, up_k, low_k = node_terms(link, upper[:, None], lower[:, None], eta_k,
                                            partials=m > 0)
     h = cl.per_dyad(logp_k) - 0.5 * np.einsum("nkc,nkc->nk", nodes, nodes)

@@ -125,7 +125,7 @@ def _parts(prepared: Prepared, th: Therapists, offset: np.ndarray, upper: np.nda
     link = prepared.model.link_function
     shift = sigma * a0[th.of_dyad]  # the therapist's intercept, per dyad
     u = a @ L.T + shift[:, None]
-    eta = offset + u[cl.dyad, cl.role]
+    eta = offset + cl.gather(u)
     logp, d1, d2 = interval(link, upper, lower, eta)
     per_dyad = np.bincount(cl.dyad, weights=logp, minlength=cl.n) \
         - 0.5 * np.einsum("ij,ij->i", a, a)
@@ -223,7 +223,7 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     found = nested_modes(prepared, offset, upper, lower, L, sigma, start)
     a, a0 = found.a, found.a0
     shift = sigma * a0[th.of_dyad]  # d eta / d log sigma, per dyad
-    eta = offset + (a @ L.T + shift[:, None])[cl.dyad, cl.role]
+    eta = offset + cl.gather(a @ L.T + shift[:, None])
     T = interval_terms(model.link_function, upper, lower, eta)
     g, w, v = cl.per_role(T.d1), -cl.per_role(T.d2), -cl.per_role(T.d3)
     Jup, Jlow = threshold_jacobians(prepared, x[p:p + m])

@@ -58,6 +58,15 @@ class Clusters:
         return np.bincount(index, weights=values, minlength=2 * self.n).reshape(self.n, 2)
 
     @cached_property
+    def slot(self) -> np.ndarray:
+        """Each observation's position ``2 dyad + role`` in a flattened (n, 2) array."""
+        return self.dyad * 2 + self.role
+
+    def gather(self, u: np.ndarray) -> np.ndarray:
+        """Each observation's entry of ``u`` (n, 2): its dyad's value for its member."""
+        return np.take(u.reshape(-1), self.slot)
+
+    @cached_property
     def indicator(self) -> Any:
         """The (2n, N) sparse indicator of each observation's dyad and role (row ``2 i +
         r``)."""
@@ -70,6 +79,16 @@ class Clusters:
     def per_role_columns(self, values: np.ndarray) -> np.ndarray:
         """Sums per dyad and role of the columns of ``values`` (N, q): (n, 2, q)."""
         return np.asarray(self.indicator @ values).reshape(self.n, 2, values.shape[1])
+
+    def weighted_columns(self, weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Sums per dyad and role of ``weights_j * values_j`` (values (N, q)): (n, 2, q),
+        by the indicator with the weights as its entries (no (N, q) product formed)."""
+        from scipy.sparse import csr_matrix
+
+        ones = self.indicator
+        weighted = csr_matrix((weights[ones.indices], ones.indices, ones.indptr),
+                              shape=ones.shape)
+        return np.asarray(weighted @ values).reshape(self.n, 2, values.shape[1])
 
     def per_dyad(self, values: np.ndarray) -> np.ndarray:
         """Sums per dyad of ``values`` (observations along the first axis)."""
@@ -102,7 +121,7 @@ def _h_parts(link: Link, offset: np.ndarray, upper: np.ndarray, lower: np.ndarra
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """h at ``a`` per dyad, its gradient (n, 2) and the members' weights w (n, 2)."""
     u = a @ L.T
-    eta = offset + u[clusters.dyad, clusters.role]
+    eta = offset + clusters.gather(u)
     logp, d1, d2 = interval(link, upper, lower, eta)
     h = np.bincount(clusters.dyad, weights=logp, minlength=clusters.n) \
         - 0.5 * np.einsum("ij,ij->i", a, a)
