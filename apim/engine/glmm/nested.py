@@ -145,12 +145,24 @@ def _blocks(th: Therapists, L: np.ndarray, sigma: float, w: np.ndarray
     return D, b, Dinv_b, S
 
 
+def _inverse2(D: np.ndarray) -> np.ndarray:
+    """The inverses of a stack of symmetric 2x2 matrices."""
+    det = D[:, 0, 0] * D[:, 1, 1] - D[:, 0, 1] * D[:, 1, 0]
+    out = np.empty_like(D)
+    out[:, 0, 0], out[:, 1, 1] = D[:, 1, 1] / det, D[:, 0, 0] / det
+    out[:, 0, 1], out[:, 1, 0] = -D[:, 0, 1] / det, -D[:, 1, 0] / det
+    return out
+
+
 def _solve(th: Therapists, D: np.ndarray, b: np.ndarray, Dinv_b: np.ndarray,
            S: np.ndarray, r0: np.ndarray, ri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """H^-1 (r0, ri) for right-hand sides r0 (T, ...) and ri (n, 2, ...) by the Schur
     complement."""
     flat = ri.reshape(len(ri), 2, -1)
-    Dinv_r = np.stack([_solve2(D, flat[:, :, q]) for q in range(flat.shape[2])], axis=2)
+    if flat.shape[2] == 1:
+        Dinv_r = _solve2(D, flat[:, :, 0])[:, :, None]
+    else:
+        Dinv_r = np.einsum("nab,nbq->naq", _inverse2(D), flat)
     d0 = (r0.reshape(len(r0), -1)
           - th.sums(np.einsum("nc,ncq->nq", b, Dinv_r))) / S[:, None]
     di = Dinv_r - Dinv_b[:, :, None] * d0[th.of_dyad][:, None, :]
@@ -173,11 +185,11 @@ def nested_modes(prepared: Prepared, offset: np.ndarray, upper: np.ndarray,
     h, gi, g0, w = _parts(prepared, th, offset, upper, lower, L, sigma, a, a0)
     converged = False
     for iteration in range(max_steps):
-        D, b, Dinv_b, S = _blocks(th, L, sigma, w)
-        d0, di = _solve(th, D, b, Dinv_b, S, g0, gi)
+        blocks = _blocks(th, L, sigma, w)
+        d0, di = _solve(th, *blocks, g0, gi)
         size = max(np.max(np.abs(d0), initial=0.0), np.max(np.abs(di), initial=0.0))
         if iteration and size < tolerance:
-            converged = True
+            converged = True  # the blocks are those at the mode
             break
         scale = np.ones(th.n)
         for _half in range(30):
@@ -190,8 +202,9 @@ def nested_modes(prepared: Prepared, offset: np.ndarray, upper: np.ndarray,
                 break
             scale = np.where(worse, scale / 2, scale)
         a, a0, h, gi, g0, w = trial, trial0, h_new, gi_new, g0_new, w_new
-    D, b, Dinv_b, S = _blocks(th, L, sigma, w)
-    return NestedModes(a, a0, h, D, b, Dinv_b, S, converged)
+    if not converged:
+        blocks = _blocks(th, L, sigma, w)
+    return NestedModes(a, a0, h, *blocks, converged)
 
 
 def _unpack(prepared: Prepared, x: np.ndarray
@@ -250,7 +263,7 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     inv_S = (1 / found.S)[th.of_dyad]
     P00 = inv_S
     P0i = -found.Dinv_b * inv_S[:, None]  # (n, 2)
-    Pii = np.linalg.inv(found.D) + np.einsum("na,nb->nab", found.Dinv_b, found.Dinv_b) \
+    Pii = _inverse2(found.D) + np.einsum("na,nb->nab", found.Dinv_b, found.Dinv_b) \
         * inv_S[:, None, None]
     c = sigma * sigma * P00[:, None] + 2 * sigma * (P0i @ L.T) \
         + np.einsum("rc,ncd,rd->nr", L, Pii, L)
