@@ -2,7 +2,7 @@
 therapist random intercept shared by both members, Laplace over each therapist's block.
 
 References: glmmTMB's exact Laplace on the identical design (committed output of
-tests/reference/glmm_therapist_reference.R on glmm_therapist_data.csv: 70 dyads in 16
+tests/reference/glmm_reference.R on glmm_therapist_data.csv: 70 dyads in 16
 therapists with caseloads 1-9, three therapists with one dyad; a live refit of fresh data
 when R is installed): logLik within 1e-6, fixed effects within 1e-3 of an SE, SEs within
 1e-3 relative. A brute-force Laplace (a generic optimiser's mode over all random effects of
@@ -16,8 +16,6 @@ relabelled members, ``nagq > 1`` (Laplace throughout, said in a warning and the 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from apim.engine.glmm.model import prepare
 from apim.engine.glmm.nested import loglik_gradient, nested_loglik
 from apim.errors import ApimWarning, DataError, SpecError
 from apim.model.generalized_spec import GeneralizedAPIMSpec
+from tests.model.test_generalized_r import assert_matches_glmmtmb, glmm_rscript
 from tests.reference.glmm_therapist_make_data import DESIGN, simulate
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference"
@@ -52,17 +51,8 @@ def _engine(frame: pd.DataFrame, link: str = "logit", therapist: bool = True,
 def _check_glmmtmb(frame: pd.DataFrame, reference: pd.DataFrame, link: str) -> None:
     ref = reference[reference["model"] == f"glmmTMB_{link}"].set_index("name")
     fit = fit_glmm(_engine(frame, link, nagq=1))
-    assert fit.converged and fit.integration == "Laplace throughout (therapist level)"
-    assert abs(fit.loglik - ref.loc["logLik", "estimate"]) < 1e-6
-    se = np.sqrt(np.diag(fit.cov_coef))
-    for j, name in enumerate(DESIGN):
-        assert abs(fit.coef[j] - ref.loc[name, "estimate"]) < 1e-3 * ref.loc[name, "se"], name
-        assert abs(se[j] / ref.loc[name, "se"] - 1) < 1e-3, name
-    sd = np.sqrt(np.diag(fit.G))
-    cor = fit.G[0, 1] / (sd[0] * sd[1])
-    for value, name in ((sd[0], "sd.patient"), (sd[1], "sd.therapist"), (cor, "cor"),
-                        (fit.therapist_sd, "sd.clinician")):
-        assert abs(value - ref.loc[name, "estimate"]) < 1e-3 * max(1.0, abs(value)), name
+    assert fit.integration == "Laplace throughout (therapist level)"
+    assert_matches_glmmtmb(fit, ref, ((fit.therapist_sd, "sd.clinician"),))
 
 
 @pytest.mark.parametrize("link", ["logit", "probit"])
@@ -71,25 +61,13 @@ def test_laplace_matches_committed_glmmtmb(link):
     _check_glmmtmb(frame, pd.read_csv(REFERENCE / "glmm_therapist_reference.csv"), link)
 
 
-def _rscript() -> str:
-    path = shutil.which("Rscript")
-    ok = path is not None and subprocess.run(
-        [path, "-e", "library(glmmTMB)"], capture_output=True).returncode == 0
-    if not ok:
-        if os.environ.get("APIM_REQUIRE_R") == "1":
-            pytest.fail("APIM_REQUIRE_R=1 but Rscript with glmmTMB is not available")
-        pytest.skip("Rscript with glmmTMB is not installed")
-    assert path is not None
-    return path
-
-
 @pytest.mark.r
 def test_live_refit_of_fresh_data(tmp_path):
-    rscript = _rscript()
+    rscript = glmm_rscript()
     frame = simulate(31)
     data, out = tmp_path / "data.csv", tmp_path / "out.csv"
     frame.to_csv(data, index=False)
-    subprocess.run([rscript, str(REFERENCE / "glmm_therapist_reference.R"), str(data),
+    subprocess.run([rscript, str(REFERENCE / "glmm_reference.R"), str(data),
                     str(out)], check=True, capture_output=True, timeout=600)
     reference = pd.read_csv(out)
     for link in ("logit", "probit"):

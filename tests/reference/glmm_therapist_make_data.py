@@ -5,7 +5,8 @@ columns the R script fits: patient, therapist (role indicators), the actor and p
 columns per role, and the therapist's id ``clinician``.
 
 Run from the repository root: ``python tests/reference/glmm_therapist_make_data.py``; then
-``Rscript tests/reference/glmm_therapist_reference.R``.
+``Rscript tests/reference/glmm_reference.R tests/reference/glmm_therapist_data.csv
+tests/reference/glmm_therapist_reference.csv``.
 """
 
 from __future__ import annotations
