@@ -5,10 +5,10 @@ intercepts and actor/partner effects at the within and between level per role (1
 effects), the dyad's two correlated random intercepts. apim by Laplace (``nagq = 1``) and
 adaptive quadrature with 7 points per dimension (the default); glmer with ``nAGQ = 1``
 (its only choice for two correlated intercepts) and glmmTMB (Laplace). Then the same
-design with the dyads nested in 41 therapists (caseloads 1 to 10, and one of 21) and a therapist
-intercept: apim's Laplace throughout against glmmTMB's ``(1 | clinician)`` model. Times are medians of
-the fit alone (data in memory; engines on the same design matrix), after a warm-up run.
-Writes its section of ``benchmarks/RESULTS.md``.
+design with the dyads nested in 41 therapists (caseloads 1 to 10, and one of 21) and a
+therapist intercept: apim's Laplace throughout against glmmTMB's ``(1 | clinician)``
+model. Times are medians of the fit alone (data in memory; engines on the same design
+matrix), after a warm-up run. Writes its section of ``benchmarks/RESULTS.md``.
 
 Usage: ``python benchmarks/glmm_speed.py [--reps 3]``
 """
