@@ -6,8 +6,10 @@
 The search is quasi-Newton (BFGS on the analytic gradient) from the start values to the
 driver's hand-over, then Newton steps with one forward-difference Hessian of the
 analytic gradient, refined by secant updates; the Hessian for the standard errors is
-central differences at the optimum (each evaluation finds every dyad's mode afresh,
-warm-started, to 1e-11, so the differences are smooth). Standard errors come from the
+forward differences of the analytic gradient at the optimum (each evaluation finds every
+dyad's mode afresh, warm-started, to 1e-11, so the differences are smooth). With a
+therapist level the value and gradient are :mod:`apim.engine.glmm.nested`'s (Laplace
+over each therapist's block, whatever ``nagq``). Standard errors come from the
 inverse of that observed information over all parameters; those of the natural
 covariance parameters and thresholds by the delta method (the Jacobian of the natural
 parameters by differences).
