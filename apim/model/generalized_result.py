@@ -340,12 +340,16 @@ class GeneralizedAPIMResult(ZTests):
                             columns=self.names)
 
     def linear_predictor(self, conditional: bool = True) -> np.ndarray:
-        """eta per used row (with each dyad's conditional modes, or without)."""
+        """eta per used row (with each dyad's conditional modes and its therapist's, or
+        without)."""
         fit = self.engine
         eta = self.design_matrix().to_numpy() @ fit.coef
         if conditional:
-            index = np.searchsorted(fit.dyads, self.design.model.dyad)
+            index = pd.Index(fit.dyads).get_indexer(self.design.model.dyad)
             eta = eta + fit.modes[index, self.design.model.role]
+            if fit.therapists is not None and fit.therapist_modes is not None:
+                which = pd.Index(fit.therapists).get_indexer(fit.model.therapist)
+                eta = eta + fit.therapist_modes[which]
         return eta
 
     def category_probabilities(self, eta: np.ndarray, role: np.ndarray) -> np.ndarray:

@@ -217,6 +217,20 @@ def test_model_layer_tables_json_and_the_laplace_warning():
     assert "16 therapists" in result.summary()
 
 
+def test_conditional_modes_solve_the_therapist_first_order_condition():
+    """At the modes the log density's derivative in each therapist's intercept t vanishes:
+    sum over the therapist's rows of (y - P(y = 1 | eta)) = t / sd^2 (logit), with eta the
+    result's conditional linear predictor (dyad and therapist modes)."""
+    result = apim.fit(_session_data(simulate(5)),
+                      GeneralizedAPIMSpec("y", ("x",), therapist_level=True, nagq=1))
+    fit = result.engine
+    residual = result.design.model.y - 1 / (1 + np.exp(-result.linear_predictor()))
+    sums = pd.Series(residual).groupby(pd.Series(fit.model.therapist)).sum()
+    expected = pd.Series(fit.therapist_modes, index=fit.therapists) / fit.therapist_sd ** 2
+    np.testing.assert_allclose(sums.to_numpy(), expected[sums.index].to_numpy(), atol=1e-7)
+    assert np.ptp(fit.therapist_modes) > 0.1  # the modes are not all zero
+
+
 def test_every_therapist_with_one_dyad_is_refused():
     data = _session_data(simulate(6, caseloads=(1,) * 40))
     with pytest.raises(SpecError, match="one dyad"):
