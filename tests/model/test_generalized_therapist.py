@@ -163,6 +163,39 @@ def test_zero_therapist_variance_is_reported_and_reduces_to_the_dyad_model():
     np.testing.assert_allclose(np.sqrt(np.diag(fit.cov_coef)), se, rtol=1e-3)
 
 
+def test_boundary_in_the_variance_table_and_summary():
+    result = apim.fit(_session_data(simulate(2, therapist_sd=0.0)),
+                      GeneralizedAPIMSpec("y", ("x",), therapist_level=True, nagq=1))
+    row = result.variance.loc["therapist sd(intercept)"]
+    assert bool(row["at_boundary"]) and np.isnan(row["se"]) and row["estimate"] < 1e-4
+    assert "Boundary estimate: therapist intercept sd at zero" in result.summary()
+    assert result.to_dict()["boundary"] == ["therapist intercept sd at zero"]
+
+
+@pytest.mark.parametrize("family, distinguishable", [("ordinal", True),
+                                                     ("binomial", False)])
+def test_ordinal_and_indistinguishable_fits_with_a_therapist_level(family, distinguishable):
+    """No R reference fits these (glmmTMB has no cumulative-link family): the fit
+    converges, its gradient vanishes and its log-likelihood is the engine's value at the
+    estimates, above the model without the therapist level (nested, one more parameter)."""
+    frame = simulate(8, therapist_sd=1.0)
+    if family == "ordinal":  # three categories from the binary outcome and the predictor
+        frame = frame.assign(y=frame["y"] + (frame["patient_actor"]
+                                             + frame["therapist_actor"] > 0.5))
+    data = _session_data(frame)
+    spec = GeneralizedAPIMSpec("y", ("x",), family=family, therapist_level=True, nagq=1,
+                               distinguishable=distinguishable)
+    with_level = apim.fit(data, spec)
+    without = apim.fit(data, spec.replace(therapist_level=False))
+    assert with_level.statistics.converged
+    assert with_level.statistics.loglik > without.statistics.loglik
+    fit = with_level.engine
+    value, grad, _, _ = loglik_gradient(prepare(fit.model), fit.x)
+    assert value == pytest.approx(fit.loglik, abs=1e-8)
+    assert np.max(np.abs(grad)) < 1e-3
+    assert fit.therapist_sd > 0.3
+
+
 def test_relabelled_members_give_the_same_fit():
     frame = pd.read_csv(REFERENCE / "glmm_therapist_data.csv")
     swapped = frame.assign(role=np.where(frame["role"] == "patient", "therapist", "patient"))
