@@ -73,7 +73,7 @@ class GLMMProblem:
         self.search_first = rough is None
         self.polish_only = polish_only
         self._polish: np.ndarray | None = None  # the Newton steps' Hessian
-        self._last: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))  # x, grad
+        self._last: tuple[np.ndarray, Point | None] = (np.zeros(0), None)  # x, evaluation
 
     def loglik(self, x: np.ndarray) -> float:
         """The marginal log-likelihood at ``x``."""
@@ -118,6 +118,11 @@ class GLMMProblem:
         return self.evaluate(x).score
 
     def evaluate(self, x: np.ndarray) -> Point:
+        """The log-likelihood and its gradient at ``x`` (the last evaluation again if
+        ``x`` is its point: the driver re-evaluates where the quasi-Newton search ended)."""
+        last_x, last = self._last
+        if last is not None and np.array_equal(last_x, x):
+            return last
         model = self.prepared.model
         beta, _, c = model.split(x)
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(model.cholesky(c)))
@@ -133,8 +138,9 @@ class GLMMProblem:
             return Point(-np.inf, np.zeros(len(x)))
         self._start = a
         self._moved = (x.copy(), da) if np.all(np.isfinite(da)) else None
-        self._last = (x.copy(), grad)
-        return Point(value, grad)
+        point = Point(value, grad)
+        self._last = (x.copy(), point)
+        return point
 
     def hessian(self, x: np.ndarray, point: Point | None = None) -> np.ndarray:
         """Hessian of ``-loglik``: central differences of the analytic gradient; for
@@ -157,9 +163,7 @@ class GLMMProblem:
         computed where they began, if there was one."""
         if self.polish_only and self._polish is not None:
             return self._polish
-        last_x, last_grad = self._last
-        at_x = last_grad if np.array_equal(last_x, x) else self.gradient(x)
-        return difference_hessian(lambda z: -self.gradient(z), x, -at_x)
+        return difference_hessian(lambda z: -self.gradient(z), x, -self.gradient(x))
 
 
 @dataclass(frozen=True, eq=False)
