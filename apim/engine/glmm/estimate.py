@@ -40,7 +40,7 @@ from apim.engine.glmm.model import GLMMModel, Prepared, prepare
 from apim.engine.glmm.nested import NestedModes, nested_loglik
 from apim.engine.glmm.nested import loglik_gradient as nested_gradient
 from apim.engine.glmm.quadrature import Modes, marginal_loglik
-from apim.engine.glmm.response import interval_terms
+from apim.engine.glmm.response import interval, interval_terms
 from apim.engine.optimize import Point, difference_hessian, maximize
 
 __all__ = ["fit_glmm", "GLMMFit", "GLMMProblem"]
@@ -283,14 +283,46 @@ def _threshold_start(prepared: Prepared) -> list[np.ndarray]:
     return raw
 
 
+def _binary_glm(prepared: Prepared, max_steps: int = 50) -> np.ndarray | None:
+    """The fixed effects of a binary model without random intercepts by Newton steps
+    (Hessian ``X' diag(-d2) X``, positive definite: the links are log-concave), halved
+    where the log-likelihood would fall; None where they do not settle."""
+    X, link = prepared.X, prepared.model.link_function
+    upper, lower = prepared.bounds(np.zeros((0, 1)))
+    beta = np.zeros(X.shape[1])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        logp, d1, d2 = interval(link, upper, lower, X @ beta)
+        for _step in range(max_steps):
+            try:
+                step = np.linalg.solve(X.T @ (-d2[:, None] * X), X.T @ d1)
+            except np.linalg.LinAlgError:
+                return None
+            for _half in range(30):
+                trial = interval(link, upper, lower, X @ (beta + step))
+                if trial[0].sum() >= logp.sum() - 1e-9 * abs(logp.sum()):
+                    break
+                step = step / 2
+            beta = beta + step
+            logp, d1, d2 = trial
+            if np.max(np.abs(step), initial=0.0) < 1e-8:
+                return beta if np.all(np.isfinite(beta)) else None
+    return None
+
+
 def _start(prepared: Prepared) -> np.ndarray:
     """Start values: the fixed effects and thresholds of the model without random
-    intercepts (a GLM, by quasi-Newton steps with its analytic gradient), the intercepts'
-    SDs 1 and correlation 0 (and a therapist intercept's SD 0.5)."""
+    intercepts (a GLM: binary by Newton steps, ordinal by quasi-Newton steps with its
+    analytic gradient), the intercepts' SDs 1 and correlation 0 (and a therapist
+    intercept's SD 0.5)."""
     from scipy.optimize import minimize
 
     model = prepared.model
     p = model.X.shape[1]
+    if model.family == "binomial":
+        beta = _binary_glm(prepared)
+        if beta is not None:
+            return np.concatenate([beta, np.zeros(model.n_covariance),
+                                   np.full(model.n_therapist, np.log(0.5))])
     x0 = np.concatenate([np.zeros(p), *_threshold_start(prepared)])
     cov = np.zeros(model.n_covariance)
 
