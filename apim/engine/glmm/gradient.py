@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from apim.engine.glmm.model import Prepared
-from apim.engine.glmm.quadrature import hermite_grid, modes
+from apim.engine.glmm.quadrature import _curvature, hermite_grid, mode_location
 from apim.engine.glmm.response import Terms, interval_terms, node_terms
 
 __all__ = ["loglik_gradient", "threshold_jacobians", "fixed_parts", "fixed_envelope",
@@ -109,8 +109,7 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     n = cl.n
     X = prepared.X
     offset = X @ beta
-    found = modes(link, offset, upper, lower, cl, L, start)
-    a_hat, H = found.a, found.H
+    a_hat, _ = mode_location(link, offset, upper, lower, cl, L, start)
     Jup, Jlow = threshold_jacobians(prepared, x[p:p + m])
     # --- at the mode
     eta = offset + cl.gather(a_hat @ L.T)
@@ -118,6 +117,7 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     g = cl.per_role(T.d1)
     w = -cl.per_role(T.d2)
     v = -cl.per_role(T.d3)
+    H = _curvature(L, w)
     dgrad_u, dw = fixed_parts(prepared, T, Jup, Jlow)
     dgrad = np.einsum("rc,nrq->ncq", L, dgrad_u)  # L' (...)
     n_cov = len(dLs)
@@ -146,7 +146,8 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     C = Rinv.transpose(0, 2, 1)
     log_c = -np.log(R[:, 0, 0]) - np.log(R[:, 1, 1])
     if model.nagq == 1:
-        value = found.h + log_c
+        value = np.bincount(cl.dyad, weights=T.logp, minlength=n) \
+            - 0.5 * np.einsum("ij,ij->i", a_hat, a_hat) + log_c
         # d_theta h at the mode: beta, thresholds, covariance
         d_beta, d_thr = fixed_envelope(prepared, T, Jup, Jlow)
         d_cov = np.array([np.einsum("nr,nr->", g, a_hat @ dL.T) for dL in dLs])
