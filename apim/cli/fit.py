@@ -176,9 +176,7 @@ OPTIONS: tuple[ModelOption, ...] = (
                      "(the link fixes it); drop {flag}",
         DYNAMIC: "its session level is the lag-1 process with unstructured innovations; "
                  "drop {flag}"}),
-    ModelOption("--therapist-level", (OBSERVED, LATENT, FORMULA), {
-        GENERALIZED: "the therapist level is not available for a binary or ordinal "
-                     "outcome yet; drop {flag}",
+    ModelOption("--therapist-level", (OBSERVED, LATENT, FORMULA, GENERALIZED), {
         DYNAMIC: "the dynamic APIM has no therapist level yet; drop {flag}"}),
     ModelOption("--therapist-covariance", (LATENT,), {
         OBSERVED: "the observed-mean model has one therapist random intercept; add "
@@ -345,7 +343,7 @@ def model_spec(args: argparse.Namespace
             decomposition=decomposition, distinguishable=not args.indistinguishable,
             interaction=args.interaction, moderators=tuple(args.moderator or ()),
             covariates=tuple(args.covariate or ()), thresholds=args.thresholds,
-            reference=references(args))
+            reference=references(args), therapist_level=args.therapist_level)
     decomposition = DecompositionSpec.from_dict({"center": center, "lag": args.lag or 0,
                                                  "detrend": args.detrend})
     return APIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),

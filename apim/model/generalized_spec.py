@@ -3,9 +3,11 @@
 The APIM design of :class:`~apim.model.spec.APIMSpec` (within/between split of both
 members' predictors, role-specific intercepts, actor/partner/actor x partner/moderator
 terms, covariates, lags, the indistinguishable variant) with a binomial (logit, probit)
-or cumulative-link ordinal outcome and the dyad's two correlated random intercepts.
-Estimation is maximum likelihood by Laplace (``nagq=1``) or adaptive Gauss-Hermite
-quadrature (``nagq`` points per dimension, ``nagq^2`` per dyad).
+or cumulative-link ordinal outcome and the dyad's two correlated random intercepts
+(optionally dyads nested in therapists: a therapist random intercept shared by both
+members). Estimation is maximum likelihood by Laplace (``nagq=1``) or adaptive
+Gauss-Hermite quadrature (``nagq`` points per dimension, ``nagq^2`` per dyad); with a
+therapist level by Laplace throughout.
 
 Examples
 --------
@@ -64,6 +66,12 @@ class GeneralizedAPIMSpec(Spec):
     thresholds : {"role", "shared"}, optional
         Ordinal: one set of thresholds per role (default for distinguishable dyads) or one
         shared by both (default, and the only choice, for indistinguishable dyads).
+    therapist_level : bool
+        Dyads nested in therapists (the data's therapist column): a therapist random
+        intercept shared by both members' linear predictors, as the Gaussian APIM's
+        ``CovarianceSpec(therapist_level=True)``. Fitted by the Laplace approximation over
+        each therapist's block (its intercept and its dyads' pairs), whatever ``nagq``
+        (a warning says so when ``nagq > 1``).
     method : {"ML"}
         Maximum likelihood (REML is refused: it is defined for Gaussian outcomes).
     """
@@ -83,6 +91,7 @@ class GeneralizedAPIMSpec(Spec):
     thresholds: Literal["role", "shared"] | None = None
     method: str = "ML"
     reference: tuple[tuple[str, str], ...] = ()
+    therapist_level: bool = False
 
     def check(self) -> None:
         if self.method.upper() != "ML":
@@ -121,5 +130,7 @@ class GeneralizedAPIMSpec(Spec):
                         decomposition=self.decomposition,
                         distinguishable=self.distinguishable, interaction=self.interaction,
                         moderators=self.moderators, covariates=self.covariates,
-                        covariance=CovarianceSpec(random="intercepts"), method="ML",
+                        covariance=CovarianceSpec(random="intercepts",
+                                                  therapist_level=self.therapist_level),
+                        method="ML",
                         reference=self.reference)

@@ -209,7 +209,10 @@ CELLS = [
     Cell("--therapist-level", ("--therapist-level",), {
         "observed": lambda r: r.spec["covariance"]["therapist_level"] is True,
         "latent": lambda r: r.spec["therapist_level"] is True,
-        "formula": lambda r: r.spec["therapist_level"] is True}),
+        "formula": lambda r: r.spec["therapist_level"] is True,
+        "generalized": lambda r: r.spec["therapist_level"] is True
+        and r.payload["integration"] == "Laplace throughout (therapist level)"
+        and r.payload["variance"]["therapist_sd"] is not None}),
     Cell("--therapist-covariance", ("--therapist-level", "--therapist-covariance", "diagonal"),
          {"latent": lambda r: r.spec["therapist_covariance"] == "diagonal"},
          per_kind={"generalized": ("--therapist-covariance", "diagonal"),
