@@ -339,7 +339,7 @@ def model_spec(args: argparse.Namespace
                                                      "detrend": args.detrend})
         return GeneralizedAPIMSpec(
             outcome=args.outcome, predictors=tuple(args.predictor), family=args.family,
-            link=args.link or "logit", nagq=DEFAULT_NAGQ if args.nagq is None else args.nagq,
+            link=args.link or "logit", nagq=args.nagq,
             decomposition=decomposition, distinguishable=not args.indistinguishable,
             interaction=args.interaction, moderators=tuple(args.moderator or ()),
             covariates=tuple(args.covariate or ()), thresholds=args.thresholds,
@@ -442,8 +442,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help=_help("--link", "link of --family (default logit)"))
     add("--nagq", type=int, metavar="K",
         help=_help("--nagq", f"quadrature points per dimension of the dyad's two random "
-                   f"intercepts (K^2 per dyad; 1 = Laplace; default {DEFAULT_NAGQ}, at most "
-                   f"{MAX_NAGQ}: with few sessions per dyad Laplace is biased)"))
+                   f"intercepts (K^2 per dyad; 1 = Laplace; default {DEFAULT_NAGQ}, or 1 with "
+                   f"--therapist-level; at most {MAX_NAGQ}: with few sessions per dyad "
+                   "Laplace is biased)"))
     add("--thresholds", choices=("role", "shared"),
         help=_help("--thresholds", "ordinal thresholds per role (default) or shared by "
                    "both (the default with --indistinguishable)"))

@@ -106,15 +106,15 @@ def fit_generalized(data: SessionData, spec: GeneralizedAPIMSpec,
                             "rows fitted: a therapist intercept shared by both members is "
                             "then not distinguishable from the dyad's two correlated "
                             "intercepts; drop therapist_level (--therapist-level)")
-    if spec.therapist_level and spec.nagq > 1:
-        warnings.warn(f"nagq={spec.nagq}: with a therapist level the generalized APIM is "
+    if spec.therapist_level and spec.points > 1:
+        warnings.warn(f"nagq={spec.points}: with a therapist level the generalized APIM is "
                       "fitted by the Laplace approximation throughout (over each "
                       "therapist's intercept and its dyads' intercepts together), not by "
-                      "quadrature; set nagq=1 to say so", ApimWarning, stacklevel=2)
+                      "quadrature; drop nagq (or set nagq=1)", ApimWarning, stacklevel=2)
     engine_model = GLMMModel(
         category=category, X=X, dyad=model.dyad, role=model.role, family=spec.family,
         link=spec.link, n_categories=len(categories), thresholds=spec.threshold_sets,
-        random="unstructured" if spec.distinguishable else "exchangeable", nagq=spec.nagq,
+        random="unstructured" if spec.distinguishable else "exchangeable", nagq=spec.points,
         x_names=tuple(names), therapist=model.therapist)
     resolved = design.spec
     if isinstance(resolved, APIMSpec):  # the data-dependent centring made explicit

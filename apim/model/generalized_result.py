@@ -270,7 +270,7 @@ class GeneralizedAPIMResult(ZTests):
                 "therapist": "between-therapist", "none": ""}
 
     def quadrature_text(self) -> str:
-        k = self.spec.nagq
+        k = self.spec.points
         if self.spec.therapist_level:
             ignored = f"; nagq={k} does not apply" if k > 1 else ""
             return ("Laplace approximation throughout (over each therapist's intercept and "
@@ -378,7 +378,7 @@ class GeneralizedAPIMResult(ZTests):
     def to_dict(self) -> dict[str, Any]:
         out = result_dict(self)
         out.update({"family": self.spec.family, "link": self.spec.link,
-                    "nagq": self.spec.nagq, "approximation": self.quadrature_text(),
+                    "nagq": self.spec.points, "approximation": self.quadrature_text(),
                     "integration": self.engine.integration,
                     "therapist_level": self.spec.therapist_level,
                     "variance": {"therapist_sd": jsonable(self.engine.therapist_sd)

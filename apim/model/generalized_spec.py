@@ -12,8 +12,10 @@ therapist level by Laplace throughout.
 Examples
 --------
 >>> spec = GeneralizedAPIMSpec("rupture", ("alliance",), family="binomial")
->>> spec.nagq, spec.link, spec.threshold_sets
+>>> spec.points, spec.link, spec.threshold_sets
 (7, 'logit', 'role')
+>>> GeneralizedAPIMSpec("rupture", ("alliance",), therapist_level=True).points  # Laplace
+1
 >>> GeneralizedAPIMSpec("rupture", ("alliance",), family="binomial", method="REML")
 ... # doctest: +ELLIPSIS
 Traceback (most recent call last):
@@ -58,9 +60,9 @@ class GeneralizedAPIMSpec(Spec):
     link : {"logit", "probit"}
         ``P(Y = 1) = F(eta)``; ordinal: ``P(Y <= k) = F(theta_k - eta)``, so a positive
         effect means higher categories.
-    nagq : int
-        Quadrature points per dimension of the dyad's two intercepts (1: Laplace; default
-        7; at most 25).
+    nagq : int, optional
+        Quadrature points per dimension of the dyad's two intercepts (1: Laplace; at most
+        25). Default (None): 7, or 1 with a therapist level (:attr:`points`).
     decomposition, distinguishable, interaction, moderators, covariates, reference
         As in :class:`~apim.model.spec.APIMSpec`.
     thresholds : {"role", "shared"}, optional
@@ -70,8 +72,8 @@ class GeneralizedAPIMSpec(Spec):
         Dyads nested in therapists (the data's therapist column): a therapist random
         intercept shared by both members' linear predictors, as the Gaussian APIM's
         ``CovarianceSpec(therapist_level=True)``. Fitted by the Laplace approximation over
-        each therapist's block (its intercept and its dyads' pairs), whatever ``nagq``
-        (a warning says so when ``nagq > 1``).
+        each therapist's block (its intercept and its dyads' pairs), so ``nagq`` is 1
+        by default (a warning says so when ``nagq > 1`` is given).
     method : {"ML"}
         Maximum likelihood (REML is refused: it is defined for Gaussian outcomes).
     """
@@ -82,7 +84,7 @@ class GeneralizedAPIMSpec(Spec):
     predictors: tuple[str, ...]
     family: Literal["binomial", "ordinal"] = "binomial"
     link: Literal["logit", "probit"] = "logit"
-    nagq: int = DEFAULT_NAGQ
+    nagq: int | None = None
     decomposition: DecompositionSpec = field(default_factory=DecompositionSpec)
     distinguishable: bool = True
     interaction: bool = False
@@ -98,7 +100,7 @@ class GeneralizedAPIMSpec(Spec):
             raise SpecError(f"method={self.method!r} does not apply to a {self.family} "
                             "outcome: a generalized APIM is fitted by maximum likelihood "
                             "only (REML is defined for Gaussian outcomes); use method='ML'")
-        if not 1 <= self.nagq <= MAX_NAGQ:
+        if self.nagq is not None and not 1 <= self.nagq <= MAX_NAGQ:
             raise SpecError(f"nagq={self.nagq} must be between 1 (Laplace) and {MAX_NAGQ} "
                             "quadrature points per dimension")
         if not self.predictors:
@@ -115,6 +117,14 @@ class GeneralizedAPIMSpec(Spec):
             raise SpecError("thresholds='role' gives the two roles different thresholds, "
                             "which indistinguishable dyads do not have; use "
                             "thresholds='shared' (or distinguishable=True)")
+
+    @property
+    def points(self) -> int:
+        """The quadrature points per dimension in effect: ``nagq``, else 7, or 1 (Laplace)
+        with a therapist level, which is fitted by Laplace throughout."""
+        if self.nagq is not None:
+            return self.nagq
+        return 1 if self.therapist_level else DEFAULT_NAGQ
 
     @property
     def threshold_sets(self) -> Literal["role", "shared"]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -231,7 +232,13 @@ def _session_data(frame: pd.DataFrame, therapist: bool = True) -> apim.SessionDa
 def test_model_layer_tables_json_and_the_laplace_warning():
     data = _session_data(simulate(5))
     with pytest.warns(ApimWarning, match="Laplace approximation throughout"):
-        result = apim.fit(data, GeneralizedAPIMSpec("y", ("x",), therapist_level=True))
+        result = apim.fit(data, GeneralizedAPIMSpec("y", ("x",), therapist_level=True,
+                                                    nagq=7))
+    with warnings.catch_warnings():  # by default a therapist level is Laplace, unwarned
+        warnings.simplefilter("error", ApimWarning)
+        default = apim.fit(data, GeneralizedAPIMSpec("y", ("x",), therapist_level=True))
+    assert default.statistics.loglik == result.statistics.loglik
+    assert "does not apply" not in default.summary()
     assert result.statistics.n_therapists == 16 and result.statistics.converged
     variance = result.variance
     assert variance.index[0] == "therapist sd(intercept)"
