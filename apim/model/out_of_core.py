@@ -492,13 +492,6 @@ def _part(data: SessionData, spec: APIMSpec, centres: pd.DataFrame, keep_model: 
                  _cut(design.model, START_ROWS) if keep_model else None, len(data.frame))
 
 
-def _summary_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
-                          columns: Sequence[str]) -> _Summary:
-    """Pass 1 on a worker: one partition of a Parquet file."""
-    frame, first_row = partition_frame(part, source.dyad, source.wanted(columns))
-    return _summary(source.session_data(frame, first_row), spec, first_row)
-
-
 @one_blas_thread
 def _part_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
                        columns: Sequence[str], centres: pd.DataFrame, keep_model: bool
@@ -506,6 +499,17 @@ def _part_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
     """Pass 2 on a worker: one partition of a Parquet file."""
     frame, first_row = partition_frame(part, source.dyad, source.wanted(columns))
     return _part(source.session_data(frame, first_row), spec, centres, keep_model)
+
+
+@one_blas_thread
+def _pass_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
+                       columns: Sequence[str], zero: pd.DataFrame, keep_model: bool
+                       ) -> tuple[_Summary, _Part]:
+    """The one pass on a worker: one partition of a Parquet file, its sums and its
+    statistics with provisional centres (:func:`_centring_map`)."""
+    frame, first_row = partition_frame(part, source.dyad, source.wanted(columns))
+    data = source.session_data(frame, first_row)
+    return _summary(data, spec, first_row), _part(data, spec, zero, keep_model)
 
 
 def _centres(summaries: Sequence[_Summary], spec: APIMSpec) -> pd.DataFrame:
@@ -601,25 +605,75 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
     columns = [spec.outcome, *spec.predictors, *spec.covariates]
     if scheduler is not None:
         return _fit_on_cluster(source, spec, columns, control, scheduler)
-    # pass 1: validation, the resolved spec, the centres
+    # one pass: validation, the sums behind the centres, and the statistics of each
+    # block built with provisional (zero) centres, mapped to the whole file's at the end
     summaries: list[_Summary] = []
+    parts: list[_Part] = []
+    kept: list[SessionData] = []  # the first blocks, to find the map
+    models: list[MixedModel] = []  # the first blocks' models, for start values
     resolved: APIMSpec | None = None
+    zero: pd.DataFrame | None = None
     for data in source.blocks(columns):
         if resolved is None:
             resolved = _resolved(spec, data)
+            zero = _zero_centres(resolved, data.roles)
+        assert zero is not None
         summaries.append(_summary(data, resolved, int(data.frame["row"].iloc[0])))
+        first = sum(len(m.y) for m in models) < START_ROWS
+        part = _part(data, resolved, zero, first)
+        if part.start_model is not None:
+            models.append(part.start_model)
+            kept.append(data)
+        parts.append(replace(part, start_model=None))
     assert resolved is not None  # dyad_blocks yields at least one block
     centres = _centres(summaries, resolved)
     source = replace(source, roles=summaries[0].roles)
-    # pass 2: the statistics of each block, summed
-    parts = []
-    models: list[MixedModel] = []  # the first blocks' models, for start values
+    A = _centring_map(kept, models, resolved, centres)
+    del kept
+    if A is not None:
+        parts = [replace(p, statistics=p.statistics.transformed(A)) for p in parts]
+        return _finish(source, resolved, parts, models, control)
+    # a design not linear in the centres: a second pass with the whole file's centres
+    parts, models = [], []
     for data in source.blocks(columns):
         part = _part(data, resolved, centres, sum(len(m.y) for m in models) < START_ROWS)
         if part.start_model is not None:
             models.append(part.start_model)
         parts.append(replace(part, start_model=None))
     return _finish(source, resolved, parts, models, control)
+
+
+def _zero_centres(spec: APIMSpec, roles: tuple[str, str]) -> pd.DataFrame:
+    """Provisional centres of the between parts: zero for every predictor and role."""
+    return pd.DataFrame(0.0, index=list(spec.predictors), columns=list(roles))
+
+
+def _centring_map(data: Sequence[SessionData], models: Sequence[MixedModel],
+                  spec: APIMSpec, centres: pd.DataFrame) -> np.ndarray | None:
+    """The ``A`` with ``X(centres) = X(0) A``: the fixed-effect columns centred on the
+    whole file's centres from those built with zero centres (``models``: the first
+    dyads of the blocks ``data``).
+
+    Centring subtracts a constant per role from a between part, which the role's
+    intercept column absorbs (and a product of two centred parts expands into the
+    products, the parts and the intercept), so the columns are a linear map of the
+    provisional ones; ``A`` is solved by least squares on the first dyads and used only
+    when it reproduces their columns to round-off and they have full column rank (else
+    None: the caller reads the file again with the centres).
+    """
+    zero = np.concatenate([np.asarray(m.X, float) for m in models])
+    mine = []
+    for d, m in zip(data, models):
+        x = np.asarray(build_design(d, spec, centres).model.X, float)
+        mine.append(x[:len(m.y)])
+    wanted = np.concatenate(mine)
+    if zero.shape != wanted.shape or not zero.shape[0]:
+        return None
+    A, _, rank, _ = np.linalg.lstsq(zero, wanted, rcond=None)
+    scale = max(float(np.abs(wanted).max()), 1.0)
+    if rank < zero.shape[1] or np.abs(zero @ A - wanted).max() > 1e-10 * scale:
+        return None
+    return A
 
 
 def _finish(source: BlockSource, resolved: APIMSpec, parts: Sequence[_Part],
@@ -636,30 +690,37 @@ def _finish(source: BlockSource, resolved: APIMSpec, parts: Sequence[_Part],
 
 def _fit_on_cluster(source: BlockSource, spec: APIMSpec, columns: list[str],
                     control: FitControl | None, scheduler: str) -> OutOfCoreResult:
-    """Both passes on the workers of the Dask cluster at ``scheduler``, one task per
+    """The pass on the workers of the Dask cluster at ``scheduler``, one task per
     partition of the Parquet file; only sums and statistics travel back."""
     from apim.parallel import dask_client  # dask: only with a scheduler
 
     parts = parquet_partitions(source.path, source.block_rows)
     with dask_client(scheduler) as client:
-        if source.roles is None:  # the roles as the first partition has them
-            frame, first_row = partition_frame(parts[0], source.dyad, source.wanted(columns))
-            source = replace(source, roles=source.session_data(frame, first_row).roles)
-            del frame
-        futures = client.map(_summary_of_partition, [source] * len(parts), parts,
-                             [spec] * len(parts), [columns] * len(parts), pure=False)
-        summaries = [s for s in client.gather(futures) if s is not None]
-        check_together([s.ids for s in summaries], [s.first_row for s in summaries],
-                       source.dyad, source.path)
         frame, first_row = partition_frame(parts[0], source.dyad, source.wanted(columns))
         data = source.session_data(frame, first_row)
+        source = replace(source, roles=data.roles)  # as the first partition has them
         resolved = _resolved(spec, data)
-        del frame, data
-        centres = _centres(summaries, resolved)
-        futures = client.map(_part_of_partition, [source] * len(parts), parts,
+        del frame
+        futures = client.map(_pass_of_partition, [source] * len(parts), parts,
                              [resolved] * len(parts), [columns] * len(parts),
-                             [centres] * len(parts), [k == 0 for k in range(len(parts))],
-                             pure=False)
-        results = client.gather(futures)
+                             [_zero_centres(resolved, data.roles)] * len(parts),
+                             [k == 0 for k in range(len(parts))], pure=False)
+        passes = client.gather(futures)
+        summaries = [s for s, _ in passes]
+        check_together([s.ids for s in summaries], [s.first_row for s in summaries],
+                       source.dyad, source.path)
+        centres = _centres(summaries, resolved)
+        first_model = passes[0][1].start_model
+        A = None if first_model is None else _centring_map([data], [first_model], resolved,
+                                                            centres)
+        del data
+        if A is not None:
+            results = [replace(p, statistics=p.statistics.transformed(A)) for _, p in passes]
+        else:  # a second pass with the whole file's centres
+            futures = client.map(_part_of_partition, [source] * len(parts), parts,
+                                 [resolved] * len(parts), [columns] * len(parts),
+                                 [centres] * len(parts), [k == 0 for k in range(len(parts))],
+                                 pure=False)
+            results = client.gather(futures)
     models = [r.start_model for r in results if r.start_model is not None]
     return _finish(source, resolved, results, models, control)
