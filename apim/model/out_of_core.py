@@ -12,6 +12,14 @@ Two passes over the file (:func:`apim.data.blocks.dyad_blocks`):
    the model is fitted from their sum (:func:`~apim.engine.mixed.statistics.fit_statistics`),
    from start values of an in-memory fit of the first dyads.
 
+In practice the file is read once: each block is built with provisional centres (zero)
+and its statistics are mapped to the whole file's centres at the end
+(:meth:`~apim.engine.mixed.statistics.DyadStatistics.transformed`: centring moves a
+between part by a constant per role, which the role's intercept absorbs, so the centred
+columns are ``X(0) A``; ``A`` is solved on the first dyads and checked, else the file is
+read a second time with the centres). The blocks' passes run in ``workers`` processes
+while this one reads the file; their sums are added in the order of the blocks.
+
 The result equals the in-memory fit (logLik and estimates to 1e-8,
 ``tests/model/test_out_of_core.py``). Memory: one block of rows and the statistics, whose
 size depends on the number of distinct patterns of rows per dyad, not on the number of
@@ -584,7 +592,7 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
                     block_rows: int = BLOCK_ROWS, control: FitControl | None = None,
                     sep: str | None = None, decimal: str | None = None,
                     encoding: str | None = None, missing: Sequence[float] = (),
-                    scheduler: str | None = None, workers: int | None = 1
+                    scheduler: str | None = None, workers: int | None = None
                     ) -> OutOfCoreResult:
     """Fit ``spec`` to the long file ``path`` read in blocks of whole dyads (see the
     module docstring), here or on the workers of a Dask cluster.
@@ -699,7 +707,7 @@ def _block_pass(source: BlockSource, block: pd.DataFrame | SessionData, spec: AP
 
 
 class _Runner:
-    """Runs the blocks' passes in ``workers`` processes (1: here), at most one block
+    """Runs the blocks' passes in ``workers`` processes (1: here), at most two blocks
     waiting per worker, and gives their results in the order of the blocks."""
 
     def __init__(self, workers: int) -> None:

@@ -120,19 +120,13 @@ class TypeMoments:
                 # its rows per dyad: z (x) sum u instead of sum z (x) u
                 fixed = {k: u[0, :r] for k, u in gathered.items()
                          if bool(np.all(u[:, :r] == u[0, :r]))}
-                sums: dict[int, np.ndarray] = {}
-
-                def dyad_sums(k: int) -> np.ndarray:
-                    if k not in sums:
-                        sums[k] = np.add.reduceat(gathered[k], first, axis=0)
-                    return sums[k]
-
+                sums = {k: np.add.reduceat(gathered[k], first, axis=0) for k in fixed}
                 for c, l1, l2 in by_type[t]:
                     u1, u2 = gathered[l1], gathered[l2]
                     if l1 in fixed and l2 in fixed:
-                        outer = fixed[l1][None, :, None] * dyad_sums(l2)[:, None, :]
+                        outer = fixed[l1][None, :, None] * sums[l2][:, None, :]
                         if l1 != l2:
-                            outer += fixed[l2][None, :, None] * dyad_sums(l1)[:, None, :]
+                            outer += fixed[l2][None, :, None] * sums[l1][:, None, :]
                         rows[c, dyad[first]] += outer
                     else:
                         outer = np.einsum("ni,nj->nij", u1[:, :r], u2)
