@@ -21,7 +21,7 @@ read a second time with the centres). The blocks' passes run in ``workers`` proc
 while this one reads the file; their sums are added in the order of the blocks.
 
 The result equals the in-memory fit (logLik and estimates to 1e-8,
-``tests/model/test_out_of_core.py``). Memory: one block of rows and the statistics, whose
+``tests/model/test_out_of_core.py``). Memory: a block of rows per process and the statistics, whose
 size depends on the number of distinct patterns of rows per dyad, not on the number of
 dyads. Rows not used are counted per reason (not listed one by one).
 
@@ -30,7 +30,8 @@ person-mean, grand-mean or no centring, lags and detrending, actor x partner
 interactions and numeric covariates, every residual structure whose stencil holds on the
 rows present. Refused (fit in memory instead): a therapist level or therapist centring
 (their sums run over a therapist's dyads, which may lie in different blocks), random
-slopes (a group per dyad: the statistics would be as large as the data), no random
+slopes (a slope's column holds the dyad's own values, so every dyad is its own group and
+its moments would be kept per dyad: larger than the data, apim/DESIGN.md §10), no random
 effects, moderators (their levels and reference are a property of the whole file), and
 ``UN x AR(1)`` with single ratings missing.
 
