@@ -12,11 +12,11 @@ Two passes over the file (:func:`apim.data.blocks.dyad_blocks`):
    the model is fitted from their sum (:func:`~apim.engine.mixed.statistics.fit_statistics`),
    from start values of an in-memory fit of the first dyads.
 
-In practice the file is read once: each block is built with provisional centres (zero)
-and its statistics are mapped to the whole file's centres at the end
+In practice the file is read once: each block is built with provisional centres (the
+first block's own) and its statistics are mapped to the whole file's centres at the end
 (:meth:`~apim.engine.mixed.statistics.DyadStatistics.transformed`: centring moves a
 between part by a constant per role, which the role's intercept absorbs, so the centred
-columns are ``X(0) A``; ``A`` is solved on the first dyads and checked, else the file is
+columns are ``X(provisional) A``; ``A`` is solved on the first dyads and checked, else the file is
 read a second time with the centres). The blocks' passes run in ``workers`` processes
 while this one reads the file; their sums are added in the order of the blocks.
 
@@ -535,12 +535,13 @@ def _part_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
 
 @one_blas_thread
 def _pass_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
-                       columns: Sequence[str], zero: pd.DataFrame, keep_model: bool
+                       columns: Sequence[str], provisional: pd.DataFrame,
+                       keep_model: bool
                        ) -> tuple[_Summary, _Part]:
     """The one pass on a worker: one partition of a Parquet file, its sums and its
     statistics with provisional centres (:func:`_centring_map`)."""
     frame, first_row = partition_frame(part, source.dyad, source.wanted(columns))
-    return _block_pass(source, frame, spec, zero, keep_model, first_row)
+    return _block_pass(source, frame, spec, provisional, keep_model, first_row)
 
 
 def _centres(summaries: Sequence[_Summary], spec: APIMSpec) -> pd.DataFrame:
@@ -554,10 +555,23 @@ def _centres(summaries: Sequence[_Summary], spec: APIMSpec) -> pd.DataFrame:
         for v, c in s.informative.items():
             seen[v] = _merge_informative(seen[v], c) if v in seen else c
     _check_informative(seen, roles, spec.decomposition.center == "person")
+    return _centre_frame(sums, spec, roles)
+
+
+def _centre_frame(sums: dict[str, np.ndarray], spec: APIMSpec, roles: tuple[str, str]
+                  ) -> pd.DataFrame:
+    """Centres (predictor x role) from the sums of :func:`_centre_sums`."""
     pooled = not spec.distinguishable or spec.decomposition.reference == "grand"
     with np.errstate(invalid="ignore", divide="ignore"):
         return pd.DataFrame({v: s[:, 0].sum() / s[:, 1].sum() if pooled else s[:, 0] / s[:, 1]
                              for v, s in sums.items()}, index=list(roles)).T
+
+
+def _provisional_centres(data: SessionData, spec: APIMSpec) -> pd.DataFrame:
+    """Centres to build every block with before the whole file's are known: the first
+    block's own (zero where it has none), close to the final ones, so that the map to
+    those (:func:`_centring_map`) moves the statistics little and keeps their digits."""
+    return _centre_frame(_centre_sums(data, spec), spec, data.roles).fillna(0.0)
 
 
 def _resolved(spec: APIMSpec, data: SessionData) -> APIMSpec:
@@ -645,13 +659,14 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
     if workers < 1:
         raise SpecError(f"workers={workers} must be a positive number of processes")
     # one pass: validation, the sums behind the centres, and the statistics of each
-    # block built with provisional (zero) centres, mapped to the whole file's at the end
+    # block built with provisional centres (the first block's), mapped to the whole
+    # file's at the end
     summaries: list[_Summary] = []
     parts: list[_Part] = []
     head: list[tuple[pd.DataFrame, int]] = []  # the first rows, to find the map
     models: list[MixedModel] = []  # the first blocks' models, for start values
     resolved: APIMSpec | None = None
-    zero = pd.DataFrame()
+    provisional = pd.DataFrame()
     with _Runner(workers) as runner:
         for k, (frame, first_row) in enumerate(dyad_blocks(
                 source.path, source.dyad, source.wanted(columns), source.block_rows,
@@ -663,12 +678,13 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
                 data = source.session_data(frame, first_row)
                 source = replace(source, roles=data.roles)
                 resolved = _resolved(spec, data)
-                zero = _zero_centres(resolved, data.roles)
+                provisional = _provisional_centres(data, resolved)
                 if runner.pool is None:  # validated already: not again
-                    runner.done(_block_pass(source, data, resolved, zero, keep))
+                    runner.done(_block_pass(source, data, resolved, provisional, keep))
                     continue
                 del data
-            runner.submit(_block_pass, source, frame, resolved, zero, keep, first_row)
+            runner.submit(_block_pass, source, frame, resolved, provisional, keep,
+                          first_row)
             del frame
             for summary, part in runner.ready():
                 summaries.append(summary)
@@ -680,7 +696,7 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
     models = [p.start_model for p in parts if p.start_model is not None]
     parts = [replace(p, start_model=None) for p in parts]
     centres = _centres(summaries, resolved)
-    A = _centring_map(source, head, resolved, centres)
+    A = _centring_map(source, head, resolved, provisional, centres)
     del head
     if A is not None:
         parts = [replace(p, statistics=p.statistics.transformed(A)) for p in parts]
@@ -697,14 +713,14 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
 
 @one_blas_thread
 def _block_pass(source: BlockSource, block: pd.DataFrame | SessionData, spec: APIMSpec,
-                zero: pd.DataFrame, keep_model: bool, first_row: int = 1
+                provisional: pd.DataFrame, keep_model: bool, first_row: int = 1
                 ) -> tuple[_Summary, _Part]:
     """The one pass over a block (its rows, or its validated data): its sums and its
-    statistics with provisional centres (:func:`_centring_map`)."""
+    statistics with the provisional centres (:func:`_centring_map`)."""
     data = block if isinstance(block, SessionData) else source.session_data(block,
                                                                              first_row)
     start = int(data.frame["row"].iloc[0])
-    return _summary(data, spec, start), _part(data, spec, zero, keep_model)
+    return _summary(data, spec, start), _part(data, spec, provisional, keep_model)
 
 
 class _Runner:
@@ -776,16 +792,12 @@ def _portable_errors(function: Any, *args: Any) -> Any:
         return root(str(error))
 
 
-def _zero_centres(spec: APIMSpec, roles: tuple[str, str]) -> pd.DataFrame:
-    """Provisional centres of the between parts: zero for every predictor and role."""
-    return pd.DataFrame(0.0, index=list(spec.predictors), columns=list(roles))
-
-
 def _centring_map(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]],
-                  spec: APIMSpec, centres: pd.DataFrame) -> np.ndarray | None:
-    """The ``A`` with ``X(centres) = X(0) A``: the fixed-effect columns centred on the
-    whole file's centres from those built with zero centres, found on the first dyads of
-    the file (``head``: the first blocks' rows and first row numbers).
+                  spec: APIMSpec, provisional: pd.DataFrame, centres: pd.DataFrame
+                  ) -> np.ndarray | None:
+    """The ``A`` with ``X(centres) = X(provisional) A``: the fixed-effect columns centred
+    on the whole file's centres from those built with the provisional ones, found on the
+    first dyads of the file (``head``: the first blocks' rows and first row numbers).
 
     Centring subtracts a constant per role from a between part, which the role's
     intercept column absorbs (and a product of two centred parts expands into the
@@ -802,14 +814,13 @@ def _centring_map(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]],
     if len(later):  # the first whole dyads of about START_ROWS rows
         frame = frame.iloc[:int(later[0])]
     data = source.session_data(frame, head[0][1])
-    zero = np.asarray(build_design(data, spec, _zero_centres(spec, data.roles)).model.X,
-                      float)
+    built = np.asarray(build_design(data, spec, provisional).model.X, float)
     wanted = np.asarray(build_design(data, spec, centres).model.X, float)
-    if zero.shape != wanted.shape or not zero.shape[0]:
+    if built.shape != wanted.shape or not built.shape[0]:
         return None
-    A, _, rank, _ = np.linalg.lstsq(zero, wanted, rcond=None)
+    A, _, rank, _ = np.linalg.lstsq(built, wanted, rcond=None)
     scale = max(float(np.abs(wanted).max()), 1.0)
-    if rank < zero.shape[1] or np.abs(zero @ A - wanted).max() > 1e-10 * scale:
+    if rank < built.shape[1] or np.abs(built @ A - wanted).max() > 1e-10 * scale:
         return None
     return A
 
@@ -838,18 +849,18 @@ def _fit_on_cluster(source: BlockSource, spec: APIMSpec, columns: list[str],
         data = source.session_data(frame, first_row)
         source = replace(source, roles=data.roles)  # as the first partition has them
         resolved = _resolved(spec, data)
-        zero = _zero_centres(resolved, data.roles)
+        provisional = _provisional_centres(data, resolved)
         del data
         futures = client.map(_pass_of_partition, [source] * len(parts), parts,
                              [resolved] * len(parts), [columns] * len(parts),
-                             [zero] * len(parts),
+                             [provisional] * len(parts),
                              [k == 0 for k in range(len(parts))], pure=False)
         passes = client.gather(futures)
         summaries = [s for s, _ in passes]
         check_together([s.ids for s in summaries], [s.first_row for s in summaries],
                        source.dyad, source.path)
         centres = _centres(summaries, resolved)
-        A = _centring_map(source, [(frame, first_row)], resolved, centres)
+        A = _centring_map(source, [(frame, first_row)], resolved, provisional, centres)
         del frame
         if A is not None:
             results = [replace(p, statistics=p.statistics.transformed(A)) for _, p in passes]
