@@ -82,7 +82,14 @@ from apim.engine.mixed.results import criteria
 from apim.engine.mixed.statistics import DyadStatistics, StatisticsFit, fit_statistics
 from apim.engine.parameters import VarianceParameter
 from apim.engine.threads import one_blas_thread
-from apim.errors import AllMissingError, ApimError, ConstantVariableError, DataError, SpecError
+from apim.errors import (
+    AllMissingError,
+    ApimError,
+    ConstantVariableError,
+    DataError,
+    SpecError,
+    TooLargeError,
+)
 from apim.model.centring import group_mean, is_cross_sectional
 from apim.model.design import Term, build_design, resolve_spec
 from apim.model.fitted import (
@@ -776,7 +783,14 @@ class _Runner:
 def _result(item: Any) -> Any:
     if not hasattr(item, "result"):
         return item
-    out = item.result()
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        out = item.result()
+    except BrokenProcessPool:
+        raise TooLargeError("a worker process working on a block of the file ended "
+                            "abruptly (most often: out of memory); use fewer workers "
+                            "(--workers 1) or smaller blocks (--out-of-core ROWS)") from None
     if isinstance(out, ApimError):
         raise out
     return out

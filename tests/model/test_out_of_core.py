@@ -210,3 +210,19 @@ def test_one_pass_or_two(alliance, csv_path, monkeypatch):
     whole = apim.fit(alliance, spec)
     assert_same(once, whole)
     assert_same(twice, whole)
+
+
+def _ends_abruptly(*args):
+    """A worker's pass that ends its process (as the kernel's out-of-memory killer does)."""
+    import os
+
+    os._exit(9)
+
+
+def test_a_worker_that_dies_is_named(csv_path, monkeypatch):
+    import apim.model.out_of_core as ooc
+    from apim.errors import TooLargeError
+
+    monkeypatch.setattr(ooc, "_block_pass", _ends_abruptly)
+    with pytest.raises(TooLargeError, match="worker process .* ended abruptly.*--workers 1"):
+        blocks_fit(csv_path, apim.APIMSpec("outcome", ("alliance",)), 700, workers=2)
