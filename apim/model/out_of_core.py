@@ -661,6 +661,9 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
                          block_rows, sep, decimal, encoding, tuple(float(m) for m in missing))
     columns = [spec.outcome, *spec.predictors, *spec.covariates]
     if scheduler is not None:
+        if workers is not None:
+            raise SpecError("workers= does not apply with a scheduler: the cluster's "
+                            "workers do the work; leave workers unset")
         return _fit_on_cluster(source, spec, columns, control, scheduler)
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:

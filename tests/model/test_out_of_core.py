@@ -175,6 +175,8 @@ def test_worker_processes_give_the_same_numbers(alliance, csv_path):
     assert_same(two, apim.fit(alliance, spec))
     with pytest.raises(SpecError, match="workers=0"):
         blocks_fit(csv_path, spec, 700, workers=0)
+    with pytest.raises(SpecError, match="workers= does not apply with a scheduler"):
+        blocks_fit(csv_path, spec, 700, workers=2, scheduler="tcp://127.0.0.1:1")
 
 
 def test_bad_block_in_a_worker_names_file_rows(alliance, tmp_path):
