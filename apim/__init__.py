@@ -24,12 +24,12 @@ from apim._version import __version__
 from apim.data import DataReport, SessionData, read_table
 from apim.datasets import load_alliance
 from apim.model.centring import Decomposition, DecompositionSpec, decompose
-from apim.model.registry import fit
-from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec
 
 # public name -> module that defines it, imported on first use
 _LAZY = {
+    "fit": "apim.model.registry",  # every model family's fitter: not for `import apim`
+    "APIMResult": "apim.model.result",
     "wald_test": "apim.inference.wald",
     "likelihood_ratio_test": "apim.inference.compare",
     "distinguishability_test": "apim.inference.compare",
@@ -81,7 +81,6 @@ _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation"
 
 __all__ = ["SessionData", "DataReport", "read_table", "load_alliance", "decompose",
            "DecompositionSpec", "Decomposition", "APIMSpec", "CovarianceSpec", "FormulaSpec",
-           "APIMResult", "fit",
            *_LAZY, "__version__"]
 
 

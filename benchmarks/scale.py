@@ -72,10 +72,12 @@ import apim
 from apim.model.out_of_core import fit_out_of_core
 t = time.perf_counter()
 r = fit_out_of_core({path!r}, apim.APIMSpec("y", ("x",)), dyad="dyad", session="session",
-                    role="role", roles=("0", "1"), scheduler={scheduler!r})
+                    role="role", roles=("0", "1"), scheduler={scheduler!r},
+                    workers=None if {scheduler!r} else {workers!r})
 seconds = time.perf_counter() - t
 out = {{"seconds": seconds, "client_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        / 1024, "loglik": r.statistics.loglik, "coef": r.coef.tolist(),
+        / 1024, "children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "loglik": r.statistics.loglik, "coef": r.coef.tolist(),
         "blocks": r.n_blocks, "evaluations": r.engine.n_evaluations,
         "fit_seconds": r.engine.fit_seconds, "n_obs": r.statistics.n_obs,
         "converged": r.statistics.converged}}
@@ -101,17 +103,24 @@ print(json.dumps({{"loglik": r.statistics.loglik, "coef": r.coef.tolist(),
 """
 
 
+CPU: dict[tuple[str, ...], float] = {}
+"""CPU seconds (user + system, with the processes it waited for) of each timed command."""
+
+
 def timed(command: list[str], tree: Path) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) and stdout of ``command`` run in ``tree`` (its apim
-    first on the path: ``python -c`` and ``-m`` put the working directory first)."""
+    first on the path: ``python -c`` and ``-m`` put the working directory first); its
+    CPU seconds go to :data:`CPU`."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     start = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True,
+    out = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", *command], capture_output=True,
                          text=True, env=env, cwd=tree)
     seconds = time.perf_counter() - start
     if out.returncode:
         raise RuntimeError(f"{command}: {out.stderr[-2000:]}")
-    return seconds, int(out.stderr.strip().splitlines()[-1]) / 1024, out.stdout
+    user, system, peak = out.stderr.strip().splitlines()[-1].split()
+    CPU[tuple(command)] = float(user) + float(system)
+    return seconds, int(peak) / 1024, out.stdout
 
 
 def check_trees(trees: dict[str, Path]) -> None:
@@ -170,14 +179,14 @@ def big_command(trees: dict[str, Path], tmp: Path, n: int) -> list[dict]:
             "session", "--role", "role", "--roles", "0,1", "--outcome", "y", "--predictor",
             "x"]
     rows = []
-    for label, tree in trees.items():
-        seconds, mb, _ = timed(argv, tree)
-        rows.append({"tree": label, "dyads": n, "seconds": seconds, "peak_mb": mb})
-        print("big", rows[-1], flush=True)
-    for flag in (["--out-of-core"],):
-        seconds, mb, _ = timed([*argv, *flag], AFTER)
-        rows.append({"tree": "after --out-of-core", "dyads": n, "seconds": seconds,
-                     "peak_mb": mb})
+    runs = [(label, tree, argv) for label, tree in trees.items()]
+    runs += [(f"after {' '.join(flag)}", AFTER, [*argv, *flag])
+             for flag in (["--out-of-core"], ["--out-of-core", "--workers", "1"])]
+    for label, tree, command in runs:
+        load = os.getloadavg()[0]
+        seconds, mb, _ = timed(command, tree)
+        rows.append({"tree": label, "dyads": n, "seconds": seconds, "peak_mb": mb,
+                     "cpu": CPU[tuple(command)], "load": load})
         print("big", rows[-1], flush=True)
     return rows
 
@@ -203,8 +212,8 @@ def out_of_core(tmp: Path, n: int, equal_at: int) -> dict:
     out: dict = {}
     small = tmp / "equal.parquet"
     parquet_file(small, equal_at)
-    ours = json.loads(timed([sys.executable, "-c", OOC.format(path=str(small),
-                                                               scheduler=None)], AFTER)[2])
+    ours = json.loads(timed([sys.executable, "-c", OOC.format(path=str(small), scheduler=None,
+                                                               workers=None)], AFTER)[2])
     whole = json.loads(timed([sys.executable, "-c", IN_MEMORY.format(path=str(small))],
                              AFTER)[2])
     out["equal"] = {"dyads": equal_at, "loglik_diff": abs(ours["loglik"] - whole["loglik"]),
@@ -217,17 +226,20 @@ def out_of_core(tmp: Path, n: int, equal_at: int) -> dict:
     big = tmp / "big.parquet"
     parquet_file(big, n)
     out["file_mb"] = big.stat().st_size / 1e6
-    seconds, mb, text = timed([sys.executable, "-c", OOC.format(path=str(big),
-                                                                 scheduler=None)], AFTER)
-    out["local"] = {**json.loads(text), "wall": seconds, "peak_mb": mb}
+    out["start_load"] = os.getloadavg()[0]
+    command = [sys.executable, "-c", OOC.format(path=str(big), scheduler=None, workers=None)]
+    seconds, mb, text = timed(command, AFTER)
+    out["local"] = {**json.loads(text), "wall": seconds, "peak_mb": mb,
+                    "cpu": CPU[tuple(command)], "load": os.getloadavg()[0]}
     print("local", out["local"], flush=True)
     from dask.distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None, memory_limit=0) as cluster:
         seconds, mb, text = timed([sys.executable, "-c", OOC.format(
-            path=str(big), scheduler=cluster.scheduler_address)], AFTER)
-    out["dask"] = {**json.loads(text), "wall": seconds, "peak_mb": mb}
+            path=str(big), scheduler=cluster.scheduler_address, workers=None)], AFTER)
+    out["dask"] = {**json.loads(text), "wall": seconds, "peak_mb": mb,
+                   "load": os.getloadavg()[0]}
     print("dask", out["dask"], flush=True)
     return out
 
@@ -300,10 +312,13 @@ def main() -> None:
             rows = big_command(trees, tmp, args.big)
             lines = ["# Scale (issue 24): the whole command on 100,000 dyads (CSV)\n", head,
                      "`apim fit big.csv ...` (100,000 dyads x 30 sessions, 6,000,000 rows); "
-                     "one run each (wall time, peak RSS by /usr/bin/time).\n",
-                     "| tree | seconds | peak RSS MB |", "|---|---|---|"]
-            lines += [f"| {r['tree']} | {r['seconds']:.1f} | {r['peak_mb']:.0f} |"
-                      for r in rows]
+                     "one run each: wall time, CPU time (user + system, with the worker "
+                     "processes), peak RSS of the largest process (/usr/bin/time; with "
+                     "--out-of-core the main process and each of its 2 workers hold about "
+                     "this much), load average (1 min) at the start.\n",
+                     "| tree | wall s | CPU s | peak RSS MB | load |", "|---|---|---|---|---|"]
+            lines += [f"| {r['tree']} | {r['seconds']:.1f} | {r['cpu']:.1f} | "
+                      f"{r['peak_mb']:.0f} | {r['load']:.1f} |" for r in rows]
             write_section("scale-big", "\n".join(lines))
         if "ooc" in parts:
             o = out_of_core(tmp, args.dyads, args.equal_at)
@@ -312,16 +327,27 @@ def main() -> None:
                      f"Random-intercept APIM (REML, residuals un) of {args.dyads:,} dyads x "
                      f"30 sessions ({args.dyads * 60:,} rows) from a Parquet file of "
                      f"{o['file_mb']:.0f} MB, read in blocks of 1,000,000 rows; once each.\n",
-                     "| where | wall s | fit from statistics s | evaluations | peak RSS MB |",
-                     "|---|---|---|---|---|"]
-            for key, label in (("local", "this process"),
+                     "| where | wall s | load at start, end | fit from statistics s | "
+                     "evaluations | peak RSS MB |", "|---|---|---|---|---|---|"]
+            loads = {"local": (o["start_load"], o["local"]["load"]),
+                     "dask": (o["local"]["load"], o["dask"]["load"])}
+            for key, label in (("local", "`fit_out_of_core` (as `apim fit --out-of-core`: "
+                                "this process reads, 2 worker processes build)"),
                                ("dask", "LocalCluster, 2 worker processes")):
                 r = o[key]
-                rss = f"{r['peak_mb']:.0f}"
+                rss = f"{r['client_mb']:.0f} (main)"
                 if "worker_mb" in r:
-                    rss += f" (client); workers {', '.join(f'{w:.0f}' for w in r['worker_mb'])}"
-                lines.append(f"| {label} | {r['wall']:.1f} | {r['fit_seconds']:.2f} | "
+                    rss += f"; workers {', '.join(f'{w:.0f}' for w in r['worker_mb'])}"
+                else:
+                    rss += f"; largest worker {r['children_mb']:.0f}"
+                lines.append(f"| {label} | {r['wall']:.1f} | {loads[key][0]:.1f}, "
+                             f"{loads[key][1]:.1f} | {r['fit_seconds']:.2f} | "
                              f"{r['evaluations']} | {rss} |")
+            rows = args.dyads * 60 / 1e6
+            lines += ["", f"CPU time of the local fit (user + system, the main process and "
+                      f"its workers): {o['local']['cpu']:.0f} s, {o['local']['cpu'] / rows:.2f} "
+                      "s per million rows (less sensitive to the machine's load than the "
+                      "wall time)."]
             diff = np.max(np.abs(np.subtract(o["local"]["coef"], o["dask"]["coef"])))
             lines += ["", f"Dask against local: |logLik difference| "
                       f"{abs(o['local']['loglik'] - o['dask']['loglik']):.1e}, largest "

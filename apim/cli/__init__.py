@@ -17,34 +17,37 @@ Examples
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, NoReturn
 
 from apim import __version__
-from apim.cli import (
-    batch,
-    convert,
-    demo,
-    describe,
-    fit,
-    power,
-    report,
-    ruptures,
-    simulate,
-    therapist,
-)
 from apim.data.hints import interface
 from apim.errors import ApimError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "COMMANDS", "SUBCOMMANDS"]
 
 EXIT_DATA = 2
 EXIT_BUG = 1
-SUBCOMMANDS = (demo, describe, convert, fit, report, batch, simulate, power, ruptures,
-               therapist)
+COMMANDS = ("demo", "describe", "convert", "fit", "report", "batch", "simulate", "power",
+            "ruptures", "therapist")
+"""The subcommands, each the module ``apim.cli.<name>`` (imported when it is used: a
+command line imports only its own subcommand's modules)."""
+
+
+def subcommand(name: str) -> ModuleType:
+    """The module of subcommand ``name``."""
+    return importlib.import_module(f"apim.cli.{name}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SUBCOMMANDS":  # every subcommand's module (imports them all)
+        return tuple(subcommand(n) for n in COMMANDS)
+    raise AttributeError(f"module 'apim.cli' has no attribute {name!r}")
 
 
 class _OptionError(Exception):
@@ -58,8 +61,9 @@ class Parser(argparse.ArgumentParser):
         raise _OptionError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``apim`` argument parser."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``apim`` argument parser (with ``command``: only that subcommand's, so that
+    only its modules are imported)."""
     parser = Parser(
         prog="apim", description="Actor-partner interdependence models for "
         "session-by-session dyadic data")
@@ -67,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of an unexpected error")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in SUBCOMMANDS:
-        module.register(commands)
+    for name in COMMANDS if command is None else (command,):
+        subcommand(name).register(commands)
     return parser
 
 
@@ -130,12 +134,19 @@ def _unknown(parser: argparse.ArgumentParser, command: str, extra: list[str]) ->
             f"apim {command} --help)")
 
 
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (None for none, or an unknown one: then
+    the parser has every subcommand, for ``apim --help`` and the error messages)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
 def _run(argv: list[str], debug: bool) -> int:
     try:
-        parser = build_parser()
+        parser = build_parser(_command(argv))
         args, extra = parser.parse_known_args(argv)
-        if extra:
-            raise _OptionError(_unknown(parser, args.command, extra))
+        if extra:  # every subcommand's options, to say where an option belongs
+            raise _OptionError(_unknown(build_parser(), args.command, extra))
     except _OptionError as error:
         print(f"apim: error: {_one_line(error).removeprefix('apim: ')}", file=sys.stderr)
         return EXIT_DATA

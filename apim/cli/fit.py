@@ -176,9 +176,7 @@ OPTIONS: tuple[ModelOption, ...] = (
                      "(the link fixes it); drop {flag}",
         DYNAMIC: "its session level is the lag-1 process with unstructured innovations; "
                  "drop {flag}"}),
-    ModelOption("--therapist-level", (OBSERVED, LATENT, FORMULA, DYNAMIC), {
-        GENERALIZED: "the therapist level is not available for a binary or ordinal "
-                     "outcome yet; drop {flag}"}),
+    ModelOption("--therapist-level", KINDS),
     ModelOption("--therapist-covariance", (LATENT, DYNAMIC), {
         OBSERVED: "the observed-mean model has one therapist random intercept; add "
                   "--centring latent (with --therapist-level), or drop {flag}",
@@ -342,11 +340,11 @@ def model_spec(args: argparse.Namespace
                                                      "detrend": args.detrend})
         return GeneralizedAPIMSpec(
             outcome=args.outcome, predictors=tuple(args.predictor), family=args.family,
-            link=args.link or "logit", nagq=DEFAULT_NAGQ if args.nagq is None else args.nagq,
+            link=args.link or "logit", nagq=args.nagq,
             decomposition=decomposition, distinguishable=not args.indistinguishable,
             interaction=args.interaction, moderators=tuple(args.moderator or ()),
             covariates=tuple(args.covariate or ()), thresholds=args.thresholds,
-            reference=references(args))
+            reference=references(args), therapist_level=args.therapist_level)
     decomposition = DecompositionSpec.from_dict({"center": center, "lag": args.lag or 0,
                                                  "detrend": args.detrend})
     return APIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
@@ -445,8 +443,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help=_help("--link", "link of --family (default logit)"))
     add("--nagq", type=int, metavar="K",
         help=_help("--nagq", f"quadrature points per dimension of the dyad's two random "
-                   f"intercepts (K^2 per dyad; 1 = Laplace; default {DEFAULT_NAGQ}, at most "
-                   f"{MAX_NAGQ}: with few sessions per dyad Laplace is biased)"))
+                   f"intercepts (K^2 per dyad; 1 = Laplace; default {DEFAULT_NAGQ}, or 1 with "
+                   f"--therapist-level; at most {MAX_NAGQ}: with few sessions per dyad "
+                   "Laplace is biased)"))
     add("--thresholds", choices=("role", "shared"),
         help=_help("--thresholds", "ordinal thresholds per role (default) or shared by "
                    "both (the default with --indistinguishable)"))

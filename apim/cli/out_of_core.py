@@ -41,7 +41,7 @@ _REFUSED = {
 
 def add_option(parser: argparse.ArgumentParser) -> None:
     """``--out-of-core [ROWS]`` (rows read at a time; default 1,000,000) and
-    ``--scheduler ADDR`` (the same fit on a Dask cluster)."""
+    ``--scheduler ADDR`` (the same fit on a Dask cluster) and ``--workers N``."""
     parser.add_argument(
         "--out-of-core", nargs="?", type=int, const=BLOCK_ROWS, metavar="ROWS",
         help="read the Parquet/CSV file in blocks of whole dyads (ROWS rows at a time, "
@@ -53,6 +53,11 @@ def add_option(parser: argparse.ArgumentParser) -> None:
         help="fit out of core on the workers of the Dask cluster at ADDR (e.g. "
         "tcp://host:8786): each reads row groups of the Parquet file (at the same path on "
         "every worker) and sends back sums; implies --out-of-core")
+    parser.add_argument(
+        "--workers", type=int, metavar="N",
+        help="with --out-of-core: processes that work on the blocks while this one reads "
+        "the file (default: one per core, at most 4; 1: this process alone); each holds "
+        "one block, so memory grows with N")
 
 
 # Bytes per row of a whole in-memory `apim fit` (issue 24: 25 MB per 1,000 dyads of 30
@@ -91,6 +96,9 @@ def check_in_memory(args: argparse.Namespace) -> None:
     ``--out-of-core``; nothing to do when the out-of-core fit was asked for."""
     if uses_out_of_core(args):
         return
+    if getattr(args, "workers", None) is not None:
+        raise SpecError("--workers applies to --out-of-core (processes for its blocks); "
+                        "add --out-of-core, or drop --workers")
     from apim.limits import check_memory
 
     rows = estimated_rows(args.data)
@@ -116,6 +124,9 @@ def fit_out_of_core_args(args: argparse.Namespace, spec: Any) -> tuple[Any, list
     from apim.model.out_of_core import fit_out_of_core
     from apim.model.spec import APIMSpec
 
+    if getattr(args, "workers", None) is not None and args.scheduler:
+        raise SpecError("--workers does not apply to --scheduler: the cluster's workers "
+                        "do the work; drop --workers")
     for dest, why in _REFUSED.items():
         value = getattr(args, dest, None)
         if value and not (dest == "layout" and value == "long"):
@@ -146,7 +157,7 @@ def fit_out_of_core_args(args: argparse.Namespace, spec: Any) -> tuple[Any, list
             roles=None if roles is None else (roles[0], roles[1]),
             block_rows=args.out_of_core or BLOCK_ROWS, scheduler=args.scheduler,
             sep=args.sep, decimal=args.decimal, encoding=args.encoding,
-            missing=missing_codes(args.missing))
+            missing=missing_codes(args.missing), workers=getattr(args, "workers", None))
     for w in caught:
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return result, list(dict.fromkeys(str(w.message) for w in caught))

@@ -130,7 +130,7 @@ def _checked(args: argparse.Namespace) -> dict[str, Any]:
                             "points per dimension")
         analysis = GeneralizedAPIMSpec(truth.outcome_name, (truth.predictor_name,),
                                        family=truth.family,  # type: ignore[arg-type]
-                                       link=truth.link, nagq=nagq or DEFAULT_NAGQ,
+                                       link=truth.link, nagq=nagq,
                                        interaction=args.interaction, moderators=moderators)
     return {"truth": truth, "analysis": analysis, "grid": grid or None, **options}
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -176,6 +177,7 @@ def _t_sf(x: float, df: float) -> float:
     return _t_tails(x, df)[1]
 
 
+@lru_cache(maxsize=4096)  # a command asks for the same t quantiles once per table
 def _t_ppf(p: float, df: float) -> float:
     if not _valid_p(p) or not df > 0:
         return math.nan

@@ -351,7 +351,11 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
                 static["between_dyad"] = person_mean - therapist_mean
         if fixed is not None:  # the fitted centres replace this data's own
             own = centre
-            centre = frame["role"].map(fixed.loc[v]).astype(float)
+            if keys is None:
+                centre = frame["role"].map(fixed.loc[v]).astype(float)
+            else:  # by the role codes: no mapping of text labels row by row
+                per_role = fixed.loc[v].reindex(list(data.roles)).to_numpy(float)
+                centre = pd.Series(per_role[keys.role.astype(np.int64)], index=frame.index)
             for kind in ("centered", "between", "between_therapist"):
                 if kind in timevarying:
                     timevarying[kind] = timevarying[kind] + own - centre

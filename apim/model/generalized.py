@@ -24,12 +24,15 @@ Examples
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pandas as pd
 
 from apim.data.session import SessionData
 from apim.engine.control import FitControl
 from apim.engine.glmm import GLMMModel, fit_glmm
-from apim.errors import SpecError
+from apim.errors import ApimWarning, SpecError
 from apim.model.centring import is_cross_sectional
 from apim.model.checks import check_design, check_sample
 from apim.model.design import build_design
@@ -56,12 +59,17 @@ def fit_generalized(data: SessionData, spec: GeneralizedAPIMSpec,
         one a role never uses, with thresholds per role), separation.
     SpecError
         Cross-sectional data (one observation per member cannot identify two random
-        intercepts of a binary outcome).
+        intercepts of a binary outcome); a therapist level without a therapist column, or
+        with one dyad per therapist.
+    DataError
+        A therapist level where a dyad has more than one therapist.
 
     Warns
     -----
     SmallSampleWarning
         Few dyads, or fewer than 10 events of the rarer outcome per fixed effect.
+    ApimWarning
+        A therapist level with ``nagq > 1``: the fit is by Laplace throughout.
     """
     if is_cross_sectional(data):
         raise SpecError("a generalized APIM needs repeated sessions per member: with one "
@@ -91,11 +99,23 @@ def fit_generalized(data: SessionData, spec: GeneralizedAPIMSpec,
     check_events(category, len(categories), X.shape[1])
     n_dyads = len(np.unique(model.dyad))
     check_sample(3 if spec.distinguishable else 2, n_dyads)
+    if spec.therapist_level:
+        caseload = pd.Series(model.dyad).groupby(pd.Series(model.therapist)).nunique()
+        if bool((caseload == 1).all()):
+            raise SpecError(f"every one of the {len(caseload)} therapists has one dyad in the "
+                            "rows fitted: a therapist intercept shared by both members is "
+                            "then not distinguishable from the dyad's two correlated "
+                            "intercepts; drop therapist_level (--therapist-level)")
+    if spec.therapist_level and spec.points > 1:
+        warnings.warn(f"nagq={spec.points}: with a therapist level the generalized APIM is "
+                      "fitted by the Laplace approximation throughout (over each "
+                      "therapist's intercept and its dyads' intercepts together), not by "
+                      "quadrature; drop nagq (or set nagq=1)", ApimWarning, stacklevel=2)
     engine_model = GLMMModel(
         category=category, X=X, dyad=model.dyad, role=model.role, family=spec.family,
         link=spec.link, n_categories=len(categories), thresholds=spec.threshold_sets,
-        random="unstructured" if spec.distinguishable else "exchangeable", nagq=spec.nagq,
-        x_names=tuple(names))
+        random="unstructured" if spec.distinguishable else "exchangeable", nagq=spec.points,
+        x_names=tuple(names), therapist=model.therapist)
     resolved = design.spec
     if isinstance(resolved, APIMSpec):  # the data-dependent centring made explicit
         spec = spec.replace(decomposition=resolved.decomposition)

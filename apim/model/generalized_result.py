@@ -1,7 +1,7 @@
 """A fitted generalized APIM (binary or ordinal outcome) through the
 :class:`~apim.model.fitted.FittedModel` protocol: coefficients on the link scale with z
-tests, odds ratios, thresholds, the random intercepts' SDs and correlation, latent-scale
-ICCs.
+tests, odds ratios, thresholds, the random intercepts' SDs and correlation (and the
+therapist intercept's SD), latent-scale ICCs and variance shares.
 
 Examples
 --------
@@ -40,6 +40,7 @@ from apim.model.fitted import (
     notebook_html,
     result_dict,
     variance_frame,
+    variance_json,
 )
 from apim.model.generalized_effects import average_marginal_effects, slope_parts
 from apim.model.generalized_spec import GeneralizedAPIMSpec
@@ -167,29 +168,38 @@ class GeneralizedAPIMResult(ZTests):
 
     @property
     def parameters(self) -> tuple[VarianceParameter, ...]:
-        """The dyad's random intercepts on the latent (link) scale: SDs and correlation
-        (exchangeable for indistinguishable dyads: one SD shared by both members)."""
+        """The random intercepts on the latent (link) scale: the therapist's SD (with a
+        therapist level), the dyad's SDs and correlation (exchangeable for
+        indistinguishable dyads: one SD shared by both members)."""
         fit = self.engine
+        therapist: tuple[VarianceParameter, ...] = ()
+        if fit.model.therapist is not None:
+            therapist = (VarianceParameter(
+                "therapist", "sd", ("intercept",), roles=(0, 1), pooled=True,
+                estimate=fit.therapist_sd, se=fit.therapist_sd_se,
+                at_boundary=any("therapist" in b for b in fit.boundary)),)
         p = fit.model.X.shape[1] + fit.model.n_thresholds
-        est = fit.natural[p:]
-        se = np.sqrt(np.diag(fit.cov_natural)[p:])
+        est = fit.natural[p:p + 3]
+        se = np.sqrt(np.diag(fit.cov_natural)[p:p + 3])
         at = fit.boundary
         r0, r1 = self.roles
         zero = [any(f"sd(member {r})" in b for b in at) for r in (0, 1)]
         cor_edge = any("correlation" in b for b in at) or any(zero)  # undefined at sd 0
         if self.spec.distinguishable:
-            return (VarianceParameter("dyad", "sd", (r0,), estimate=est[0], se=se[0],
+            return therapist + (VarianceParameter("dyad", "sd", (r0,), estimate=est[0], se=se[0],
                                       at_boundary=zero[0]),
                     VarianceParameter("dyad", "sd", (r1,), estimate=est[1], se=se[1],
                                       at_boundary=zero[1]),
                     VarianceParameter("dyad", "cor", (r0, r1), roles=(0, 1),
                                       estimate=est[2], se=se[2], at_boundary=cor_edge))
-        return (VarianceParameter("dyad", "sd", (r0, r1), pooled=True, estimate=est[0],
+        return therapist + (VarianceParameter("dyad", "sd", (r0, r1), pooled=True, estimate=est[0],
                                   se=se[0], at_boundary=zero[0]),
                 VarianceParameter("dyad", "cor", (r0, r1), roles=(0, 1), pooled=True,
                                   estimate=est[2], se=se[2], at_boundary=cor_edge))
 
     def parameter_label(self, parameter: VarianceParameter) -> str:
+        if parameter.level == "therapist":
+            return "therapist sd(intercept)"
         if parameter.kind == "sd":
             who = "both members" if parameter.pooled else parameter.effects[0]
             return f"dyad sd(intercept {who})"
@@ -201,19 +211,30 @@ class GeneralizedAPIMResult(ZTests):
 
     @property
     def icc(self) -> pd.DataFrame:
-        """Latent-scale ICC per role: the random-intercept variance over it plus the link's
-        level-1 variance (pi^2/3 for logit, 1 for probit); the share of a member's latent
-        variance that lies between dyads."""
+        """Latent-scale ICC per role: the random-intercept variance (the dyad's, plus the
+        therapist's with a therapist level) over it plus the link's level-1 variance
+        (pi^2/3 for logit, 1 for probit); the share of a member's latent variance that lies
+        between dyads. With a therapist level also the variance shares: ``therapist``
+        (between therapists, = the therapist ICC), ``dyad`` (between dyads within
+        therapists) and ``within`` (the level-1 variance), summing to 1."""
         G = self.engine.G
         level1 = LINKS[self.spec.link].latent_variance
-        rows = {role: G[r, r] / (G[r, r] + level1) for r, role in enumerate(self.roles)}
-        return pd.DataFrame({"icc": pd.Series(rows), "level1_variance": level1})
+        tau = self.engine.therapist_sd ** 2
+        total = np.diag(G) + tau + level1
+        out = pd.DataFrame({"icc": (np.diag(G) + tau) / total, "level1_variance": level1},
+                           index=list(self.roles))
+        if self.engine.model.therapist is not None:
+            out["therapist_share"] = tau / total
+            out["dyad_share"] = np.diag(G) / total
+            out["within_share"] = level1 / total
+        return out
 
     @property
     def statistics(self) -> FitStatistics:
         fit = self.engine
         k = fit.n_params
-        return FitStatistics(n_obs=fit.n_obs, n_dyads=fit.n_dyads, n_therapists=0,
+        return FitStatistics(n_obs=fit.n_obs, n_dyads=fit.n_dyads,
+                             n_therapists=fit.n_therapists,
                              n_params=k, method="ML", loglik=fit.loglik,
                              aic=-2 * fit.loglik + 2 * k,
                              bic=-2 * fit.loglik + k * np.log(fit.n_obs),
@@ -249,7 +270,11 @@ class GeneralizedAPIMResult(ZTests):
                 "therapist": "between-therapist", "none": ""}
 
     def quadrature_text(self) -> str:
-        k = self.spec.nagq
+        k = self.spec.points
+        if self.spec.therapist_level:
+            ignored = f"; nagq={k} does not apply" if k > 1 else ""
+            return ("Laplace approximation throughout (over each therapist's intercept and "
+                    f"its dyads' intercepts together{ignored})")
         return "Laplace approximation" if k == 1 else \
             f"adaptive Gauss-Hermite quadrature, {k} points per dimension ({k * k} per dyad)"
 
@@ -273,6 +298,15 @@ class GeneralizedAPIMResult(ZTests):
         else:
             out.append("Indistinguishable dyads: effects pooled over roles; the two random "
                        "intercepts have equal variances and a free correlation.")
+        if spec.therapist_level:
+            fit = self.engine
+            caseload = pd.Series(self.design.model.dyad).groupby(
+                pd.Series(fit.model.therapist)).nunique()
+            single = int((caseload == 1).sum())
+            out.append(f"Dyads nested in {fit.n_therapists} therapists "
+                       f"({caseload.min()}-{caseload.max()} dyads each"
+                       + (f", {single} with one dyad" if single else "")
+                       + "): a therapist random intercept shared by both members.")
         if spec.decomposition.center in ("person", "therapist"):
             out.append("Within-person: a session's deviation from the person's own mean; "
                        "between: the person's mean centred on the mean of their role.")
@@ -306,12 +340,16 @@ class GeneralizedAPIMResult(ZTests):
                             columns=self.names)
 
     def linear_predictor(self, conditional: bool = True) -> np.ndarray:
-        """eta per used row (with each dyad's conditional modes, or without)."""
+        """eta per used row (with each dyad's conditional modes and its therapist's, or
+        without)."""
         fit = self.engine
         eta = self.design_matrix().to_numpy() @ fit.coef
         if conditional:
-            index = np.searchsorted(fit.dyads, self.design.model.dyad)
+            index = pd.Index(fit.dyads).get_indexer(self.design.model.dyad)
             eta = eta + fit.modes[index, self.design.model.role]
+            if fit.therapists is not None and fit.therapist_modes is not None:
+                which = pd.Index(fit.therapists).get_indexer(fit.model.therapist)
+                eta = eta + fit.therapist_modes[which]
         return eta
 
     def category_probabilities(self, eta: np.ndarray, role: np.ndarray) -> np.ndarray:
@@ -340,7 +378,14 @@ class GeneralizedAPIMResult(ZTests):
     def to_dict(self) -> dict[str, Any]:
         out = result_dict(self)
         out.update({"family": self.spec.family, "link": self.spec.link,
-                    "nagq": self.spec.nagq, "approximation": self.quadrature_text(),
+                    "nagq": self.spec.points, "approximation": self.quadrature_text(),
+                    "integration": self.engine.integration,
+                    "therapist_level": self.spec.therapist_level,
+                    "variance": {"therapist_sd": jsonable(self.engine.therapist_sd)
+                                 if self.spec.therapist_level else None,
+                                 "table": variance_json(self.variance)},
+                    "variance_shares": {role: {k: jsonable(v) for k, v in row.items()}
+                                        for role, row in self.icc.iterrows()},
                     "categories": [jsonable(c) for c in self.categories],
                     "thresholds": [{k: jsonable(v) for k, v in row.items()}
                                    for row in self.thresholds.to_dict("records")],
@@ -360,8 +405,10 @@ class GeneralizedAPIMResult(ZTests):
 
     def summary(self, digits: int = 3) -> str:
         s = self.statistics
-        head = [self.model_line(),
-                s.line(f"{s.n_obs} observations, {s.n_dyads} dyads")]
+        counts = f"{s.n_obs} observations, {s.n_dyads} dyads"
+        if s.n_therapists:
+            counts += f", {s.n_therapists} therapists"
+        head = [self.model_line(), s.line(counts)]
         shown = self.effects.drop(columns=["group", "df"]).rename(columns={"t": "z"})
         shown["p"] = shown["p"].map(p_value)
         fmt = {"float_format": lambda v: f"{v:.{digits}f}"}
@@ -377,8 +424,10 @@ class GeneralizedAPIMResult(ZTests):
             what = "P(event)" if self.spec.family == "binomial" else "P(category)"
             parts += ["", f"Average marginal effects on {what} (random intercepts at 0)",
                       shown_ame.to_string(index=False, **fmt)]
+        icc_title = ("Latent-scale ICC and variance shares" if self.spec.therapist_level
+                     else "Latent-scale ICC")
         parts += ["", "Random intercepts (latent scale)", self.variance.to_string(**fmt),
-                  "", "Latent-scale ICC", self.icc.to_string(**fmt), ""]
+                  "", icc_title, self.icc.to_string(**fmt), ""]
         parts += self.notes()
         return "\n".join(parts)
 

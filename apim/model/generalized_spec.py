@@ -3,15 +3,19 @@
 The APIM design of :class:`~apim.model.spec.APIMSpec` (within/between split of both
 members' predictors, role-specific intercepts, actor/partner/actor x partner/moderator
 terms, covariates, lags, the indistinguishable variant) with a binomial (logit, probit)
-or cumulative-link ordinal outcome and the dyad's two correlated random intercepts.
-Estimation is maximum likelihood by Laplace (``nagq=1``) or adaptive Gauss-Hermite
-quadrature (``nagq`` points per dimension, ``nagq^2`` per dyad).
+or cumulative-link ordinal outcome and the dyad's two correlated random intercepts
+(optionally dyads nested in therapists: a therapist random intercept shared by both
+members). Estimation is maximum likelihood by Laplace (``nagq=1``) or adaptive
+Gauss-Hermite quadrature (``nagq`` points per dimension, ``nagq^2`` per dyad); with a
+therapist level by Laplace throughout.
 
 Examples
 --------
 >>> spec = GeneralizedAPIMSpec("rupture", ("alliance",), family="binomial")
->>> spec.nagq, spec.link, spec.threshold_sets
+>>> spec.points, spec.link, spec.threshold_sets
 (7, 'logit', 'role')
+>>> GeneralizedAPIMSpec("rupture", ("alliance",), therapist_level=True).points  # Laplace
+1
 >>> GeneralizedAPIMSpec("rupture", ("alliance",), family="binomial", method="REML")
 ... # doctest: +ELLIPSIS
 Traceback (most recent call last):
@@ -56,14 +60,20 @@ class GeneralizedAPIMSpec(Spec):
     link : {"logit", "probit"}
         ``P(Y = 1) = F(eta)``; ordinal: ``P(Y <= k) = F(theta_k - eta)``, so a positive
         effect means higher categories.
-    nagq : int
-        Quadrature points per dimension of the dyad's two intercepts (1: Laplace; default
-        7; at most 25).
+    nagq : int, optional
+        Quadrature points per dimension of the dyad's two intercepts (1: Laplace; at most
+        25). Default (None): 7, or 1 with a therapist level (:attr:`points`).
     decomposition, distinguishable, interaction, moderators, covariates, reference
         As in :class:`~apim.model.spec.APIMSpec`.
     thresholds : {"role", "shared"}, optional
         Ordinal: one set of thresholds per role (default for distinguishable dyads) or one
         shared by both (default, and the only choice, for indistinguishable dyads).
+    therapist_level : bool
+        Dyads nested in therapists (the data's therapist column): a therapist random
+        intercept shared by both members' linear predictors, as the Gaussian APIM's
+        ``CovarianceSpec(therapist_level=True)``. Fitted by the Laplace approximation over
+        each therapist's block (its intercept and its dyads' pairs), so ``nagq`` is 1
+        by default (a warning says so when ``nagq > 1`` is given).
     method : {"ML"}
         Maximum likelihood (REML is refused: it is defined for Gaussian outcomes).
     """
@@ -74,7 +84,7 @@ class GeneralizedAPIMSpec(Spec):
     predictors: tuple[str, ...]
     family: Literal["binomial", "ordinal"] = "binomial"
     link: Literal["logit", "probit"] = "logit"
-    nagq: int = DEFAULT_NAGQ
+    nagq: int | None = None
     decomposition: DecompositionSpec = field(default_factory=DecompositionSpec)
     distinguishable: bool = True
     interaction: bool = False
@@ -83,13 +93,14 @@ class GeneralizedAPIMSpec(Spec):
     thresholds: Literal["role", "shared"] | None = None
     method: str = "ML"
     reference: tuple[tuple[str, str], ...] = ()
+    therapist_level: bool = False
 
     def check(self) -> None:
         if self.method.upper() != "ML":
             raise SpecError(f"method={self.method!r} does not apply to a {self.family} "
                             "outcome: a generalized APIM is fitted by maximum likelihood "
                             "only (REML is defined for Gaussian outcomes); use method='ML'")
-        if not 1 <= self.nagq <= MAX_NAGQ:
+        if self.nagq is not None and not 1 <= self.nagq <= MAX_NAGQ:
             raise SpecError(f"nagq={self.nagq} must be between 1 (Laplace) and {MAX_NAGQ} "
                             "quadrature points per dimension")
         if not self.predictors:
@@ -108,6 +119,14 @@ class GeneralizedAPIMSpec(Spec):
                             "thresholds='shared' (or distinguishable=True)")
 
     @property
+    def points(self) -> int:
+        """The quadrature points per dimension in effect: ``nagq``, else 7, or 1 (Laplace)
+        with a therapist level, which is fitted by Laplace throughout."""
+        if self.nagq is not None:
+            return self.nagq
+        return 1 if self.therapist_level else DEFAULT_NAGQ
+
+    @property
     def threshold_sets(self) -> Literal["role", "shared"]:
         """The thresholds in effect: ``role`` or ``shared``."""
         if self.thresholds is not None:
@@ -121,5 +140,7 @@ class GeneralizedAPIMSpec(Spec):
                         decomposition=self.decomposition,
                         distinguishable=self.distinguishable, interaction=self.interaction,
                         moderators=self.moderators, covariates=self.covariates,
-                        covariance=CovarianceSpec(random="intercepts"), method="ML",
+                        covariance=CovarianceSpec(random="intercepts",
+                                                  therapist_level=self.therapist_level),
+                        method="ML",
                         reference=self.reference)

@@ -12,8 +12,16 @@ Two passes over the file (:func:`apim.data.blocks.dyad_blocks`):
    the model is fitted from their sum (:func:`~apim.engine.mixed.statistics.fit_statistics`),
    from start values of an in-memory fit of the first dyads.
 
+In practice the file is read once: each block is built with provisional centres (the
+first block's own) and its statistics are mapped to the whole file's centres at the end
+(:meth:`~apim.engine.mixed.statistics.DyadStatistics.transformed`: centring moves a
+between part by a constant per role, which the role's intercept absorbs, so the centred
+columns are ``X(provisional) A``; ``A`` is solved on the first dyads and checked, else the file is
+read a second time with the centres). The blocks' passes run in ``workers`` processes
+while this one reads the file; their sums are added in the order of the blocks.
+
 The result equals the in-memory fit (logLik and estimates to 1e-8,
-``tests/model/test_out_of_core.py``). Memory: one block of rows and the statistics, whose
+``tests/model/test_out_of_core.py``). Memory: a block of rows per process and the statistics, whose
 size depends on the number of distinct patterns of rows per dyad, not on the number of
 dyads. Rows not used are counted per reason (not listed one by one).
 
@@ -22,7 +30,8 @@ person-mean, grand-mean or no centring, lags and detrending, actor x partner
 interactions and numeric covariates, every residual structure whose stencil holds on the
 rows present. Refused (fit in memory instead): a therapist level or therapist centring
 (their sums run over a therapist's dyads, which may lie in different blocks), random
-slopes (a group per dyad: the statistics would be as large as the data), no random
+slopes (a slope's column holds the dyad's own values, so every dyad is its own group and
+its moments would be kept per dyad: larger than the data, apim/DESIGN.md §10), no random
 effects, moderators (their levels and reference are a property of the whole file), and
 ``UN x AR(1)`` with single ratings missing.
 
@@ -47,6 +56,7 @@ True
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -72,8 +82,15 @@ from apim.engine.mixed.results import criteria
 from apim.engine.mixed.statistics import DyadStatistics, StatisticsFit, fit_statistics
 from apim.engine.parameters import VarianceParameter
 from apim.engine.threads import one_blas_thread
-from apim.errors import AllMissingError, ApimError, ConstantVariableError, DataError, SpecError
-from apim.model.centring import is_cross_sectional
+from apim.errors import (
+    AllMissingError,
+    ApimError,
+    ConstantVariableError,
+    DataError,
+    SpecError,
+    TooLargeError,
+)
+from apim.model.centring import group_mean, is_cross_sectional
 from apim.model.design import Term, build_design, resolve_spec
 from apim.model.fitted import (
     FitStatistics,
@@ -88,6 +105,20 @@ __all__ = ["fit_out_of_core", "OutOfCoreResult", "BlockSource", "check_out_of_co
 
 START_ROWS = 200_000
 """Rows of the first dyads fitted in memory for start values."""
+
+MAX_WORKERS = 4
+"""Most processes :func:`fit_out_of_core` starts by default."""
+
+
+def default_workers() -> int:
+    """One process per core this process may use, at most :data:`MAX_WORKERS`."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
 
 
 @dataclass(frozen=True)
@@ -176,7 +207,12 @@ def _centre_sums(data: SessionData, spec: APIMSpec) -> dict[str, np.ndarray]:
     frame = data.frame
     reference = spec.decomposition.reference
     pooled = not spec.distinguishable
-    role = (frame["role"] == data.roles[1]).to_numpy().astype(np.int64)
+    keys = data.keys
+    role = ((frame["role"] == data.roles[1]).to_numpy() if keys is None else keys.role
+            ).astype(np.int64)
+    person = (2 * pd.factorize(frame["dyad"])[0].astype(np.int64) + role if keys is None
+              else keys.person)
+    n_persons = int(person.max()) + 1 if len(person) else 0
     out = {}
     for v in spec.predictors:
         x = data.numeric(v).to_numpy(float)
@@ -184,13 +220,12 @@ def _centre_sums(data: SessionData, spec: APIMSpec) -> dict[str, np.ndarray]:
         if reference in ("observations", "grand"):
             ok = ~np.isnan(x)
             values, groups = x[ok], group[ok]
-        else:  # the mean of the person means
-            person = pd.DataFrame({"x": x, "d": frame["dyad"].to_numpy(), "r": role})
-            means = person.groupby(["d", "r"], sort=False)["x"].mean()
-            ok = means.notna().to_numpy()
-            values = means.to_numpy(float)[ok]
-            roles = means.index.get_level_values("r").to_numpy()[ok]
-            groups = np.zeros(len(values), np.int64) if pooled else roles
+        else:  # the mean of the person means (the group mean the in-memory split takes)
+            means = group_mean(x, person, n_persons)
+            ok = ~np.isnan(means)
+            values = means[ok]
+            groups = (np.zeros(len(values), np.int64) if pooled
+                      else (np.arange(n_persons) % 2)[ok])
         out[v] = np.stack([np.bincount(groups, values, minlength=2),
                            np.bincount(groups, minlength=2).astype(float)], axis=1)
     return out
@@ -201,18 +236,22 @@ def _informative_sums(data: SessionData, variables: Sequence[str]) -> dict[str, 
     of one block, for the checks :func:`apim.model.centring.decompose` makes on the whole
     data (:func:`_check_informative`)."""
     frame = data.frame
-    role = (frame["role"] == data.roles[1]).to_numpy().astype(np.int64)
+    keys = data.keys
+    role = ((frame["role"] == data.roles[1]).to_numpy() if keys is None else keys.role
+            ).astype(np.int64)
+    person = (2 * pd.factorize(frame["dyad"])[0].astype(np.int64) + role if keys is None
+              else keys.person)
     out = {}
     for v in variables:
         x = data.numeric(v).to_numpy(float)
+        rated = ~np.isnan(x)
         rows = np.zeros((2, 4))
         rows[:, 1], rows[:, 2] = np.inf, -np.inf
         for k in (0, 1):
-            mine = x[(role == k) & ~np.isnan(x)]
+            mine = x[(role == k) & rated]
             if len(mine):
                 rows[k, :3] = len(mine), mine.min(), mine.max()
-        rated = pd.Series(~np.isnan(x)).groupby([frame["dyad"].to_numpy(), role]).sum()
-        rows[:, 3] = float(rated.max()) if len(rated) else 0.0
+        rows[:, 3] = float(np.bincount(person, rated).max()) if len(x) else 0.0
         out[v] = rows
     return out
 
@@ -492,13 +531,6 @@ def _part(data: SessionData, spec: APIMSpec, centres: pd.DataFrame, keep_model: 
                  _cut(design.model, START_ROWS) if keep_model else None, len(data.frame))
 
 
-def _summary_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
-                          columns: Sequence[str]) -> _Summary:
-    """Pass 1 on a worker: one partition of a Parquet file."""
-    frame, first_row = partition_frame(part, source.dyad, source.wanted(columns))
-    return _summary(source.session_data(frame, first_row), spec, first_row)
-
-
 @one_blas_thread
 def _part_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
                        columns: Sequence[str], centres: pd.DataFrame, keep_model: bool
@@ -506,6 +538,17 @@ def _part_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
     """Pass 2 on a worker: one partition of a Parquet file."""
     frame, first_row = partition_frame(part, source.dyad, source.wanted(columns))
     return _part(source.session_data(frame, first_row), spec, centres, keep_model)
+
+
+@one_blas_thread
+def _pass_of_partition(source: BlockSource, part: Partition, spec: APIMSpec,
+                       columns: Sequence[str], provisional: pd.DataFrame,
+                       keep_model: bool
+                       ) -> tuple[_Summary, _Part]:
+    """The one pass on a worker: one partition of a Parquet file, its sums and its
+    statistics with provisional centres (:func:`_centring_map`)."""
+    frame, first_row = partition_frame(part, source.dyad, source.wanted(columns))
+    return _block_pass(source, frame, spec, provisional, keep_model, first_row)
 
 
 def _centres(summaries: Sequence[_Summary], spec: APIMSpec) -> pd.DataFrame:
@@ -519,10 +562,23 @@ def _centres(summaries: Sequence[_Summary], spec: APIMSpec) -> pd.DataFrame:
         for v, c in s.informative.items():
             seen[v] = _merge_informative(seen[v], c) if v in seen else c
     _check_informative(seen, roles, spec.decomposition.center == "person")
+    return _centre_frame(sums, spec, roles)
+
+
+def _centre_frame(sums: dict[str, np.ndarray], spec: APIMSpec, roles: tuple[str, str]
+                  ) -> pd.DataFrame:
+    """Centres (predictor x role) from the sums of :func:`_centre_sums`."""
     pooled = not spec.distinguishable or spec.decomposition.reference == "grand"
     with np.errstate(invalid="ignore", divide="ignore"):
         return pd.DataFrame({v: s[:, 0].sum() / s[:, 1].sum() if pooled else s[:, 0] / s[:, 1]
                              for v, s in sums.items()}, index=list(roles)).T
+
+
+def _provisional_centres(data: SessionData, spec: APIMSpec) -> pd.DataFrame:
+    """Centres to build every block with before the whole file's are known: the first
+    block's own (zero where it has none), close to the final ones, so that the map to
+    those (:func:`_centring_map`) moves the statistics little and keeps their digits."""
+    return _centre_frame(_centre_sums(data, spec), spec, data.roles).fillna(0.0)
 
 
 def _resolved(spec: APIMSpec, data: SessionData) -> APIMSpec:
@@ -558,7 +614,8 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
                     block_rows: int = BLOCK_ROWS, control: FitControl | None = None,
                     sep: str | None = None, decimal: str | None = None,
                     encoding: str | None = None, missing: Sequence[float] = (),
-                    scheduler: str | None = None) -> OutOfCoreResult:
+                    scheduler: str | None = None, workers: int | None = None
+                    ) -> OutOfCoreResult:
     """Fit ``spec`` to the long file ``path`` read in blocks of whole dyads (see the
     module docstring), here or on the workers of a Dask cluster.
 
@@ -581,6 +638,10 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
     scheduler : str, optional
         Address of a Dask scheduler (``tcp://host:8786``): the blocks' passes run on its
         workers, which send back only the blocks' sums and statistics; the fit runs here.
+    workers : int or None
+        Processes that work on the blocks while this one reads the file (1: this process
+        alone; None: one per core, at most :data:`MAX_WORKERS`). Each holds a block
+        at a time; the result does not depend on their number.
 
     Returns
     -------
@@ -600,26 +661,185 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
                          block_rows, sep, decimal, encoding, tuple(float(m) for m in missing))
     columns = [spec.outcome, *spec.predictors, *spec.covariates]
     if scheduler is not None:
+        if workers is not None:
+            raise SpecError("workers= does not apply with a scheduler: the cluster's "
+                            "workers do the work; leave workers unset")
         return _fit_on_cluster(source, spec, columns, control, scheduler)
-    # pass 1: validation, the resolved spec, the centres
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise SpecError(f"workers={workers} must be a positive number of processes")
+    # one pass: validation, the sums behind the centres, and the statistics of each
+    # block built with provisional centres (the first block's), mapped to the whole
+    # file's at the end
     summaries: list[_Summary] = []
-    resolved: APIMSpec | None = None
-    for data in source.blocks(columns):
-        if resolved is None:
-            resolved = _resolved(spec, data)
-        summaries.append(_summary(data, resolved, int(data.frame["row"].iloc[0])))
-    assert resolved is not None  # dyad_blocks yields at least one block
-    centres = _centres(summaries, resolved)
-    source = replace(source, roles=summaries[0].roles)
-    # pass 2: the statistics of each block, summed
-    parts = []
+    parts: list[_Part] = []
+    head: list[tuple[pd.DataFrame, int]] = []  # the first rows, to find the map
     models: list[MixedModel] = []  # the first blocks' models, for start values
+    resolved: APIMSpec | None = None
+    provisional = pd.DataFrame()
+    with _Runner(workers) as runner:
+        for k, (frame, first_row) in enumerate(dyad_blocks(
+                source.path, source.dyad, source.wanted(columns), source.block_rows,
+                source.sep, source.decimal, source.encoding)):
+            keep = k == 0 or sum(len(f) for f, _ in head) < START_ROWS
+            if keep:
+                head.append((frame, first_row))
+            if resolved is None:  # the first block, here: the roles and the resolved spec
+                data = source.session_data(frame, first_row)
+                source = replace(source, roles=data.roles)
+                resolved = _resolved(spec, data)
+                provisional = _provisional_centres(data, resolved)
+                if runner.pool is None:  # validated already: not again
+                    runner.done(_block_pass(source, data, resolved, provisional, keep))
+                    continue
+                del data
+            runner.submit(_block_pass, source, frame, resolved, provisional, keep,
+                          first_row)
+            del frame
+            for summary, part in runner.ready():
+                summaries.append(summary)
+                parts.append(part)
+        for summary, part in runner.ready(wait=True):
+            summaries.append(summary)
+            parts.append(part)
+    assert resolved is not None  # dyad_blocks yields at least one block
+    models = [p.start_model for p in parts if p.start_model is not None]
+    parts = [replace(p, start_model=None) for p in parts]
+    centres = _centres(summaries, resolved)
+    A = _centring_map(source, head, resolved, provisional, centres)
+    del head
+    if A is not None:
+        parts = [replace(p, statistics=p.statistics.transformed(A)) for p in parts]
+        return _finish(source, resolved, parts, models, control)
+    # a design not linear in the centres: a second pass with the whole file's centres
+    parts, models = [], []
     for data in source.blocks(columns):
         part = _part(data, resolved, centres, sum(len(m.y) for m in models) < START_ROWS)
         if part.start_model is not None:
             models.append(part.start_model)
         parts.append(replace(part, start_model=None))
     return _finish(source, resolved, parts, models, control)
+
+
+@one_blas_thread
+def _block_pass(source: BlockSource, block: pd.DataFrame | SessionData, spec: APIMSpec,
+                provisional: pd.DataFrame, keep_model: bool, first_row: int = 1
+                ) -> tuple[_Summary, _Part]:
+    """The one pass over a block (its rows, or its validated data): its sums and its
+    statistics with the provisional centres (:func:`_centring_map`)."""
+    data = block if isinstance(block, SessionData) else source.session_data(block,
+                                                                             first_row)
+    start = int(data.frame["row"].iloc[0])
+    return _summary(data, spec, start), _part(data, spec, provisional, keep_model)
+
+
+class _Runner:
+    """Runs the blocks' passes in ``workers`` processes (1: here), at most two blocks
+    waiting per worker, and gives their results in the order of the blocks."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: Any = None
+        self.pending: deque[Any] = deque()
+
+    def __enter__(self) -> _Runner:
+        if self.workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # fork where there is one, before anything is read (so before the threads of
+            # the file readers exist): no new interpreter, no re-import of a script
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            for started in [self.pool.submit(int) for _ in range(self.workers)]:
+                started.result()  # every worker running now
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def done(self, result: Any) -> None:
+        """A result computed here, in its place among the blocks."""
+        self.pending.append(result)
+
+    def submit(self, function: Any, *args: Any) -> None:
+        if self.pool is None:
+            self.pending.append(function(*args))
+            return
+        self.pending.append(self.pool.submit(_portable_errors, function, *args))
+
+    def ready(self, wait: bool = False) -> Iterator[Any]:
+        """The results at the front that are done (all of them with ``wait``; and
+        while more than two blocks per worker are waiting, which bounds the blocks held
+        in memory)."""
+        while self.pending:
+            first = self.pending[0]
+            busy = wait or len(self.pending) > 2 * self.workers
+            if hasattr(first, "done") and not (busy or first.done()):
+                return
+            self.pending.popleft()
+            yield _result(first)
+
+
+def _result(item: Any) -> Any:
+    if not hasattr(item, "result"):
+        return item
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        out = item.result()
+    except BrokenProcessPool:
+        raise TooLargeError("a worker process working on a block of the file ended "
+                            "abruptly (most often: out of memory); use fewer workers "
+                            "(--workers 1) or smaller blocks (--out-of-core ROWS)") from None
+    if isinstance(out, ApimError):
+        raise out
+    return out
+
+
+def _portable_errors(function: Any, *args: Any) -> Any:
+    """``function(*args)`` in a worker process, an :class:`ApimError` returned as one of
+    the root classes with the same message (the subclasses' arguments do not pickle)."""
+    try:
+        return function(*args)
+    except ApimError as error:
+        root = next(c for c in (DataError, SpecError, ApimError) if isinstance(error, c))
+        return root(str(error))
+
+
+def _centring_map(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]],
+                  spec: APIMSpec, provisional: pd.DataFrame, centres: pd.DataFrame
+                  ) -> np.ndarray | None:
+    """The ``A`` with ``X(centres) = X(provisional) A``: the fixed-effect columns centred
+    on the whole file's centres from those built with the provisional ones, found on the
+    first dyads of the file (``head``: the first blocks' rows and first row numbers).
+
+    Centring subtracts a constant per role from a between part, which the role's
+    intercept column absorbs (and a product of two centred parts expands into the
+    products, the parts and the intercept), so the columns are a linear map of the
+    provisional ones; ``A`` is solved by least squares on the first dyads and used only
+    when it reproduces their columns to round-off and they have full column rank (else
+    None: the caller reads the file again with the centres).
+    """
+    frames = [f for f, _ in head]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    ids = frame[source.dyad].to_numpy()
+    edges = np.flatnonzero(ids[1:] != ids[:-1]) + 1  # where a new dyad starts
+    later = edges[edges >= START_ROWS]
+    if len(later):  # the first whole dyads of about START_ROWS rows
+        frame = frame.iloc[:int(later[0])]
+    data = source.session_data(frame, head[0][1])
+    built = np.asarray(build_design(data, spec, provisional).model.X, float)
+    wanted = np.asarray(build_design(data, spec, centres).model.X, float)
+    if built.shape != wanted.shape or not built.shape[0]:
+        return None
+    A, _, rank, _ = np.linalg.lstsq(built, wanted, rcond=None)
+    scale = max(float(np.abs(wanted).max()), 1.0)
+    if rank < built.shape[1] or np.abs(built @ A - wanted).max() > 1e-10 * scale:
+        return None
+    return A
 
 
 def _finish(source: BlockSource, resolved: APIMSpec, parts: Sequence[_Part],
@@ -636,30 +856,36 @@ def _finish(source: BlockSource, resolved: APIMSpec, parts: Sequence[_Part],
 
 def _fit_on_cluster(source: BlockSource, spec: APIMSpec, columns: list[str],
                     control: FitControl | None, scheduler: str) -> OutOfCoreResult:
-    """Both passes on the workers of the Dask cluster at ``scheduler``, one task per
+    """The pass on the workers of the Dask cluster at ``scheduler``, one task per
     partition of the Parquet file; only sums and statistics travel back."""
     from apim.parallel import dask_client  # dask: only with a scheduler
 
     parts = parquet_partitions(source.path, source.block_rows)
     with dask_client(scheduler) as client:
-        if source.roles is None:  # the roles as the first partition has them
-            frame, first_row = partition_frame(parts[0], source.dyad, source.wanted(columns))
-            source = replace(source, roles=source.session_data(frame, first_row).roles)
-            del frame
-        futures = client.map(_summary_of_partition, [source] * len(parts), parts,
-                             [spec] * len(parts), [columns] * len(parts), pure=False)
-        summaries = [s for s in client.gather(futures) if s is not None]
-        check_together([s.ids for s in summaries], [s.first_row for s in summaries],
-                       source.dyad, source.path)
         frame, first_row = partition_frame(parts[0], source.dyad, source.wanted(columns))
         data = source.session_data(frame, first_row)
+        source = replace(source, roles=data.roles)  # as the first partition has them
         resolved = _resolved(spec, data)
-        del frame, data
-        centres = _centres(summaries, resolved)
-        futures = client.map(_part_of_partition, [source] * len(parts), parts,
+        provisional = _provisional_centres(data, resolved)
+        del data
+        futures = client.map(_pass_of_partition, [source] * len(parts), parts,
                              [resolved] * len(parts), [columns] * len(parts),
-                             [centres] * len(parts), [k == 0 for k in range(len(parts))],
-                             pure=False)
-        results = client.gather(futures)
+                             [provisional] * len(parts),
+                             [k == 0 for k in range(len(parts))], pure=False)
+        passes = client.gather(futures)
+        summaries = [s for s, _ in passes]
+        check_together([s.ids for s in summaries], [s.first_row for s in summaries],
+                       source.dyad, source.path)
+        centres = _centres(summaries, resolved)
+        A = _centring_map(source, [(frame, first_row)], resolved, provisional, centres)
+        del frame
+        if A is not None:
+            results = [replace(p, statistics=p.statistics.transformed(A)) for _, p in passes]
+        else:  # a second pass with the whole file's centres
+            futures = client.map(_part_of_partition, [source] * len(parts), parts,
+                                 [resolved] * len(parts), [columns] * len(parts),
+                                 [centres] * len(parts), [k == 0 for k in range(len(parts))],
+                                 pure=False)
+            results = client.gather(futures)
     models = [r.start_model for r in results if r.start_model is not None]
     return _finish(source, resolved, results, models, control)

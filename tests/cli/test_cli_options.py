@@ -210,6 +210,9 @@ CELLS = [
         "observed": lambda r: r.spec["covariance"]["therapist_level"] is True,
         "latent": lambda r: r.spec["therapist_level"] is True,
         "formula": lambda r: r.spec["therapist_level"] is True,
+        "generalized": lambda r: r.spec["therapist_level"] is True
+        and r.payload["integration"] == "Laplace throughout (therapist level)"
+        and r.payload["variance"]["therapist_sd"] is not None,
         "dynamic": lambda r: r.spec["therapist_level"] is True
         and r.payload["groups"]["all"]["n_therapists"] > 0}),
     Cell("--therapist-covariance", ("--therapist-level", "--therapist-covariance", "diagonal"),

@@ -108,3 +108,43 @@ def test_in_memory_fit_too_large_names_out_of_core(files, capsys, monkeypatch):
         assert err.startswith("apim: error:") and err.count("\n") == 1
         assert "in memory" in err and "--out-of-core" in err
     assert main(["fit", str(files[1]), *COLUMNS, "--out-of-core"]) == 0
+
+
+def test_workers(files, capsys):
+    """--workers N: the same numbers from N processes; refused where it does not apply."""
+    argv = ["fit", str(files[1]), *COLUMNS, "--out-of-core", "800", "--format", "json"]
+    one = _json(capsys, [*argv, "--workers", "1"])
+    two = _json(capsys, [*argv, "--workers", "2"])
+    assert abs(one["loglik"] - two["loglik"]) < 1e-9
+    a, b = (pd.DataFrame(r["fixed"]).set_index("term") for r in (one, two))
+    np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=1e-12, atol=1e-12)
+    for extra, fragment in ((["--workers", "2"], "--workers applies to --out-of-core"),
+                            (["--out-of-core", "--workers", "0"], "workers=0"),
+                            (["--scheduler", "tcp://127.0.0.1:1", "--workers", "2"],
+                             "--workers does not apply to --scheduler")):
+        assert main(["fit", str(files[0]), *COLUMNS, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("apim: error:") and err.count("\n") == 1 and fragment in err
+
+
+def test_fit_imports_only_what_it_uses():
+    """`apim fit` builds only its own subcommand's parser: the other subcommands' modules
+    (and the analyses, simulation and heavy optional libraries behind them) are not
+    imported; `apim --help` still lists every subcommand."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from apim.cli import build_parser, _command; "
+            "build_parser(_command(['fit', 'data.csv'])); "
+            "print(' '.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                text=True, check=True).stdout.split())
+    assert "apim.cli.fit" in loaded
+    heavy = {"apim.cli.therapist", "apim.cli.demo", "apim.cli.power", "apim.cli.simulate",
+             "apim.cli.ruptures", "apim.cli.batch", "apim.analyses", "apim.simulation.power",
+             "apim.plan", "scipy", "scipy.optimize", "statsmodels", "dask", "matplotlib",
+             "joblib", "tqdm"}
+    assert not heavy & loaded, heavy & loaded
+    out = subprocess.run([sys.executable, "-m", "apim", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert all(name in out for name in ("fit", "describe", "therapist", "power", "batch"))

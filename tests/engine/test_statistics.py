@@ -133,3 +133,23 @@ def test_refusals():
     other = DyadStatistics.of(model_of(a, "cs"))
     with pytest.raises(SpecError, match="different models"):
         DyadStatistics.of(m).merge(other)
+
+
+@pytest.mark.parametrize("residual", ["un", "ar1"])
+def test_transformed_statistics_equal_the_fit_of_the_mapped_columns(residual):
+    """The statistics of X mapped by A (as a centring of the between parts does) equal
+    those of the columns X A: the fit from them equals the in-memory fit of X A."""
+    from dataclasses import replace
+
+    a = unbalanced(phi=0.3 if residual == "ar1" else 0.0, seed=13)
+    m = model_of(a, residual)
+    A = np.eye(10)
+    A[0, 4:6] = [-0.7, 0.4]  # the patient's between parts centred: minus c x intercept
+    A[1, 8:10] = [0.3, -1.1]
+    A[4, 2] = 0.25  # and any other linear map
+    whole = estimate_mixed(replace(m, X=m.X @ A))
+    total = summed(a, [20, 45], residual).transformed(A)
+    np.testing.assert_allclose(total.sums[2], ((m.X @ A) ** 2).sum(0), rtol=1e-12)
+    assert_same_fit(fit_statistics(total, m), whole)
+    with pytest.raises(SpecError, match="10 x 10"):
+        total.transformed(np.eye(3))

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apim.engine.glmm import GLMMModel, fit_glmm
+from apim.engine.glmm import GLMMFit, GLMMModel, fit_glmm
 from apim.engine.glmm.estimate import GLMMProblem
 from apim.engine.glmm.model import prepare
 from tests.reference.glmm_make_data import DESIGN, simulate
@@ -28,12 +28,11 @@ ORDINAL_TERMS = ["patient_actor", "patient_partner", "therapist_actor", "therapi
                  "therapist"]
 
 
-def _check_glmmtmb(frame: pd.DataFrame, reference: pd.DataFrame, link: str) -> None:
-    ref = reference[reference["model"] == f"glmmTMB_{link}"].set_index("name")
-    fit = fit_glmm(GLMMModel(category=frame["y"].to_numpy(), X=frame[DESIGN].to_numpy(float),
-                             dyad=frame["dyad"].to_numpy(),
-                             role=(frame["role"] == "therapist").to_numpy(int), link=link,
-                             nagq=1))
+def assert_matches_glmmtmb(fit: GLMMFit, ref: pd.DataFrame,
+                           extra: tuple[tuple[float, str], ...] = ()) -> None:
+    """logLik within 1e-6, fixed effects (the DESIGN columns) within 1e-3 of an SE, SEs
+    within 1e-3 relative, the dyad's SDs and correlation (and ``extra`` (value, name)
+    pairs) within 1e-3 of glmmTMB's (``ref`` indexed by name)."""
     assert fit.converged
     assert abs(fit.loglik - ref.loc["logLik", "estimate"]) < 1e-6
     se = np.sqrt(np.diag(fit.cov_coef))
@@ -42,8 +41,18 @@ def _check_glmmtmb(frame: pd.DataFrame, reference: pd.DataFrame, link: str) -> N
         assert abs(se[j] / ref.loc[name, "se"] - 1) < 1e-3, name
     sd = np.sqrt(np.diag(fit.G))
     cor = fit.G[0, 1] / (sd[0] * sd[1])
-    for value, name in ((sd[0], "sd.patient"), (sd[1], "sd.therapist"), (cor, "cor")):
+    for value, name in ((sd[0], "sd.patient"), (sd[1], "sd.therapist"), (cor, "cor"),
+                        *extra):
         assert abs(value - ref.loc[name, "estimate"]) < 1e-3 * max(1.0, abs(value)), name
+
+
+def _check_glmmtmb(frame: pd.DataFrame, reference: pd.DataFrame, link: str) -> None:
+    ref = reference[reference["model"] == f"glmmTMB_{link}"].set_index("name")
+    fit = fit_glmm(GLMMModel(category=frame["y"].to_numpy(), X=frame[DESIGN].to_numpy(float),
+                             dyad=frame["dyad"].to_numpy(),
+                             role=(frame["role"] == "therapist").to_numpy(int), link=link,
+                             nagq=1))
+    assert_matches_glmmtmb(fit, ref)
 
 
 def _check_clmm(frame: pd.DataFrame, reference: pd.DataFrame) -> None:
@@ -73,7 +82,9 @@ def test_ordinal_matches_committed_clmm():
     _check_clmm(frame, pd.read_csv(REFERENCE / "glmm_reference.csv"))
 
 
-def _rscript() -> str:
+def glmm_rscript() -> str:
+    """The path of Rscript with glmmTMB and ordinal (skip, or fail with APIM_REQUIRE_R=1,
+    without)."""
     path = shutil.which("Rscript")
     ok = path is not None and subprocess.run(
         [path, "-e", "library(glmmTMB); library(ordinal)"], capture_output=True).returncode == 0
@@ -89,7 +100,7 @@ def _rscript() -> str:
 @pytest.mark.r
 @pytest.mark.parametrize("seed", [11, 12])
 def test_live_refit_of_fresh_data(seed, tmp_path):
-    rscript = _rscript()
+    rscript = glmm_rscript()
     frame = simulate(seed)
     data, out = tmp_path / "data.csv", tmp_path / "out.csv"
     frame.to_csv(data, index=False)

@@ -159,3 +159,72 @@ def test_missing_column_and_format(csv_path, tmp_path):
     other.write_bytes(b"")
     with pytest.raises(apim.errors.ApimError, match="parquet, .csv"):
         blocks_fit(other, apim.APIMSpec("outcome", ("alliance",)))
+
+
+def test_worker_processes_give_the_same_numbers(alliance, csv_path):
+    """Blocks worked on in two processes: the sums are added in the order of the blocks,
+    so the result is that of one process (to round-off: BLAS may sum the same numbers
+    in another order in another process)."""
+    spec = apim.APIMSpec("outcome", ("alliance",), interaction=True)
+    one = blocks_fit(csv_path, spec, 700, workers=1)
+    two = blocks_fit(csv_path, spec, 700, workers=2)
+    assert two.n_blocks == one.n_blocks > 2
+    assert abs(two.statistics.loglik - one.statistics.loglik) < 1e-9
+    np.testing.assert_allclose(two.coef, one.coef, rtol=1e-12, atol=1e-12)
+    pd.testing.assert_frame_equal(two.dropped, one.dropped)
+    assert_same(two, apim.fit(alliance, spec))
+    with pytest.raises(SpecError, match="workers=0"):
+        blocks_fit(csv_path, spec, 700, workers=0)
+    with pytest.raises(SpecError, match="workers= does not apply with a scheduler"):
+        blocks_fit(csv_path, spec, 700, workers=2, scheduler="tcp://127.0.0.1:1")
+
+
+def test_bad_block_in_a_worker_names_file_rows(alliance, tmp_path):
+    long = alliance.to_long()
+    long["session"] = long["session"].astype(float)
+    long.loc[9000, "session"] = 2.5  # row 9001 of the file: a later block, in a worker
+    path = tmp_path / "bad.csv"
+    long.to_csv(path, index=False)
+    with pytest.raises(DataError, match="9001"):
+        blocks_fit(path, apim.APIMSpec("outcome", ("alliance",)), 700, workers=2)
+
+
+def test_one_pass_or_two(alliance, csv_path, monkeypatch):
+    """The blocks are read once: their statistics, built with zero centres, are mapped
+    to the whole file's centres (exact for the APIM's columns); were the map not found,
+    a second pass with the centres gives the same fit."""
+    import apim.model.out_of_core as ooc
+
+    spec = apim.APIMSpec("outcome", ("alliance",), interaction=True)
+    reads = []
+    blocks = ooc.dyad_blocks
+
+    def counted(*args, **kwargs):
+        reads.append(1)
+        return blocks(*args, **kwargs)
+
+    monkeypatch.setattr(ooc, "dyad_blocks", counted)
+    once = blocks_fit(csv_path, spec, 900)
+    assert len(reads) == 1
+    monkeypatch.setattr(ooc, "_centring_map", lambda *args: None)
+    twice = blocks_fit(csv_path, spec, 900)
+    assert len(reads) == 3  # once more for the fit, once for the second pass
+    whole = apim.fit(alliance, spec)
+    assert_same(once, whole)
+    assert_same(twice, whole)
+
+
+def _ends_abruptly(*args):
+    """A worker's pass that ends its process (as the kernel's out-of-memory killer does)."""
+    import os
+
+    os._exit(9)
+
+
+def test_a_worker_that_dies_is_named(csv_path, monkeypatch):
+    import apim.model.out_of_core as ooc
+    from apim.errors import TooLargeError
+
+    monkeypatch.setattr(ooc, "_block_pass", _ends_abruptly)
+    with pytest.raises(TooLargeError, match="worker process .* ended abruptly.*--workers 1"):
+        blocks_fit(csv_path, apim.APIMSpec("outcome", ("alliance",)), 700, workers=2)

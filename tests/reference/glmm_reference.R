@@ -5,6 +5,9 @@
 #    two correlated random intercepts (us(0 + patient + therapist | dyad));
 #  - ordinal::clmm, ordinal k (logit), one scalar random intercept per dyad (a model clmm
 #    can express: nAGQ = 25 adaptive quadrature), thresholds shared by the roles.
+#  With a `clinician` column (dyads nested in therapists: glmm_therapist_data.csv ->
+#  glmm_therapist_reference.csv) the glmmTMB models add a therapist intercept shared by
+#  both members, (1 | clinician), and report its SD (sd.clinician); no clmm fit.
 # Output: one row per quantity: model, name, estimate, se.
 suppressPackageStartupMessages({library(glmmTMB); library(ordinal)})
 args <- commandArgs(trailingOnly = TRUE)
@@ -14,12 +17,17 @@ data_path <- if (length(args) >= 1) args[1] else file.path(here, "glmm_sim_data.
 out_path <- if (length(args) >= 2) args[2] else file.path(here, "glmm_reference.csv")
 d <- read.csv(data_path)
 d$dyad <- factor(d$dyad)
+nested <- "clinician" %in% names(d)
 rows <- list()
 add <- function(model, name, estimate, se = NA) {
   rows[[length(rows) + 1]] <<- data.frame(model = model, name = name, estimate = estimate, se = se)
 }
 form <- y ~ 0 + patient + therapist + patient_actor + patient_partner + therapist_actor +
   therapist_partner + (0 + patient + therapist | dyad)
+if (nested) {
+  d$clinician <- factor(d$clinician)
+  form <- update(form, . ~ . + (1 | clinician))
+}
 ctl <- glmmTMBControl(optCtrl = list(iter.max = 1000, eval.max = 1000, rel.tol = 1e-14))
 for (link in c("logit", "probit")) {
   fit <- glmmTMB(form, data = d, family = binomial(link = link), control = ctl)
@@ -28,10 +36,15 @@ for (link in c("logit", "probit")) {
   b <- fixef(fit)$cond
   se <- sqrt(diag(vcov(fit)$cond))
   for (n in names(b)) add(model, n, b[[n]], se[[n]])
+  if (nested) add(model, "sd.clinician", attr(VarCorr(fit)$cond$clinician, "stddev")[1])
   vc <- VarCorr(fit)$cond$dyad
   add(model, "sd.patient", attr(vc, "stddev")[1])
   add(model, "sd.therapist", attr(vc, "stddev")[2])
   add(model, "cor", attr(vc, "correlation")[1, 2])
+}
+if (nested) {
+  write.csv(do.call(rbind, rows), out_path, row.names = FALSE)
+  quit(save = "no")
 }
 d$k <- factor(d$k, ordered = TRUE)
 cf <- clmm(k ~ patient_actor + patient_partner + therapist_actor + therapist_partner +

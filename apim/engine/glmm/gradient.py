@@ -21,13 +21,14 @@ from __future__ import annotations
 import numpy as np
 
 from apim.engine.glmm.model import Prepared
-from apim.engine.glmm.quadrature import hermite_grid, modes
-from apim.engine.glmm.response import interval_terms, node_terms
+from apim.engine.glmm.quadrature import _curvature, hermite_grid, mode_location
+from apim.engine.glmm.response import Terms, interval_terms, node_terms
 
-__all__ = ["loglik_gradient", "threshold_jacobians"]
+__all__ = ["loglik_gradient", "threshold_jacobians", "fixed_parts", "fixed_envelope",
+           "cov_derivatives"]
 
 
-def _cov_derivatives(prepared: Prepared, c: np.ndarray) -> np.ndarray:
+def cov_derivatives(prepared: Prepared, c: np.ndarray) -> np.ndarray:
     """dL/dc for each covariance parameter: (n_cov, 2, 2)."""
     if prepared.model.random == "unstructured":
         out = np.zeros((3, 2, 2))
@@ -68,6 +69,31 @@ def threshold_jacobians(prepared: Prepared, raw: np.ndarray
     return out[0], out[1]
 
 
+def fixed_parts(prepared: Prepared, T: Terms, Jup: np.ndarray, Jlow: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """At fixed intercepts, the derivatives in beta and the thresholds of each dyad's and
+    role's summed ``d log P / d eta`` and weight ``w = -sum d2`` (each (n, 2, p + m)): the
+    per-dyad-and-role sums by sparse products (the rows of X weighted by d2 and -d3)."""
+    X, cl = prepared.X, prepared.clusters
+    m = prepared.model.n_thresholds
+    dgrad_u, dw = cl.weighted_columns(T.d2, X), cl.weighted_columns(-T.d3, X)
+    if m:
+        sums = cl.per_role_columns(np.concatenate([
+            T.d1_up[:, None] * Jup + T.d1_low[:, None] * Jlow,  # d d1 / d raw
+            -(T.d2_up[:, None] * Jup + T.d2_low[:, None] * Jlow)], axis=1))
+        dgrad_u = np.concatenate([dgrad_u, sums[:, :, :m]], axis=2)
+        dw = np.concatenate([dw, sums[:, :, m:]], axis=2)
+    return dgrad_u, dw
+
+
+def fixed_envelope(prepared: Prepared, T: Terms, Jup: np.ndarray, Jlow: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The derivatives of the summed log-probabilities in beta and the raw thresholds at
+    fixed intercepts."""
+    return (prepared.X.T @ T.d1,
+            (T.up[:, None] * Jup + T.low[:, None] * Jlow).sum(axis=0))
+
+
 def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None = None
                     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """The marginal log-likelihood at ``x``, its gradient, the modes and their derivative
@@ -78,30 +104,21 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     beta, theta, c = model.split(x)
     upper, lower = prepared.bounds(theta)
     L = model.cholesky(c)
-    dLs = _cov_derivatives(prepared, c)
+    dLs = cov_derivatives(prepared, c)
     p, m = len(beta), model.n_thresholds
     n = cl.n
     X = prepared.X
     offset = X @ beta
-    found = modes(link, offset, upper, lower, cl, L, start)
-    a_hat, H = found.a, found.H
+    a_hat, _ = mode_location(link, offset, upper, lower, cl, L, start)
     Jup, Jlow = threshold_jacobians(prepared, x[p:p + m])
-    role = cl.role
     # --- at the mode
-    eta = offset + (a_hat @ L.T)[cl.dyad, role]
+    eta = offset + cl.gather(a_hat @ L.T)
     T = interval_terms(link, upper, lower, eta)
     g = cl.per_role(T.d1)
     w = -cl.per_role(T.d2)
     v = -cl.per_role(T.d3)
-    # d_theta grad_a h at the mode (n, 2, P) and d_theta w (n, 2, P) at fixed a: the
-    # per-dyad-and-role sums of all their columns by one sparse product
-    columns = [T.d2[:, None] * X, -T.d3[:, None] * X]
-    if m:
-        columns += [T.d1_up[:, None] * Jup + T.d1_low[:, None] * Jlow,  # d d1 / d raw
-                    -(T.d2_up[:, None] * Jup + T.d2_low[:, None] * Jlow)]
-    sums = cl.per_role_columns(np.concatenate(columns, axis=1))
-    dgrad_u = np.concatenate([sums[:, :, :p], sums[:, :, 2 * p:2 * p + m]], axis=2)
-    dw = np.concatenate([sums[:, :, p:2 * p], sums[:, :, 2 * p + m:]], axis=2)
+    H = _curvature(L, w)
+    dgrad_u, dw = fixed_parts(prepared, T, Jup, Jlow)
     dgrad = np.einsum("rc,nrq->ncq", L, dgrad_u)  # L' (...)
     n_cov = len(dLs)
     dgrad_c = np.empty((n, 2, n_cov))
@@ -129,10 +146,10 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     C = Rinv.transpose(0, 2, 1)
     log_c = -np.log(R[:, 0, 0]) - np.log(R[:, 1, 1])
     if model.nagq == 1:
-        value = found.h + log_c
+        value = np.bincount(cl.dyad, weights=T.logp, minlength=n) \
+            - 0.5 * np.einsum("ij,ij->i", a_hat, a_hat) + log_c
         # d_theta h at the mode: beta, thresholds, covariance
-        d_beta = X.T @ T.d1
-        d_thr = (T.up[:, None] * Jup + T.low[:, None] * Jlow).sum(axis=0)
+        d_beta, d_thr = fixed_envelope(prepared, T, Jup, Jlow)
         d_cov = np.array([np.einsum("nr,nr->", g, a_hat @ dL.T) for dL in dLs])
         grad = grad + np.concatenate([d_beta, d_thr, d_cov])
         return float(value.sum()), grad, a_hat, da
@@ -142,7 +159,7 @@ def loglik_gradient(prepared: Prepared, x: np.ndarray, start: np.ndarray | None 
     u = nodes @ L.T
     # each observation's row of its member's intercepts at the nodes (one row gather)
     by_role = np.ascontiguousarray(u.transpose(0, 2, 1)).reshape(2 * n, -1)
-    eta_k = offset[:, None] + np.take(by_role, cl.dyad * 2 + role, axis=0)
+    eta_k = offset[:, None] + np.take(by_role, cl.slot, axis=0)
     logp_k, d1_k, up_k, low_k = node_terms(link, upper[:, None], lower[:, None], eta_k,
                                            partials=m > 0)
     h = cl.per_dyad(logp_k) - 0.5 * np.einsum("nkc,nkc->nk", nodes, nodes)

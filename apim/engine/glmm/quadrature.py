@@ -36,7 +36,7 @@ import numpy as np
 from apim.engine.glmm.links import Link
 from apim.engine.glmm.response import interval, log_probability
 
-__all__ = ["Clusters", "hermite_grid", "modes", "marginal_loglik", "Modes"]
+__all__ = ["Clusters", "hermite_grid", "modes", "mode_location", "marginal_loglik", "Modes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +58,15 @@ class Clusters:
         return np.bincount(index, weights=values, minlength=2 * self.n).reshape(self.n, 2)
 
     @cached_property
+    def slot(self) -> np.ndarray:
+        """Each observation's position ``2 dyad + role`` in a flattened (n, 2) array."""
+        return self.dyad * 2 + self.role
+
+    def gather(self, u: np.ndarray) -> np.ndarray:
+        """Each observation's entry of ``u`` (n, 2): its dyad's value for its member."""
+        return np.take(u.reshape(-1), self.slot)
+
+    @cached_property
     def indicator(self) -> Any:
         """The (2n, N) sparse indicator of each observation's dyad and role (row ``2 i +
         r``)."""
@@ -70,6 +79,16 @@ class Clusters:
     def per_role_columns(self, values: np.ndarray) -> np.ndarray:
         """Sums per dyad and role of the columns of ``values`` (N, q): (n, 2, q)."""
         return np.asarray(self.indicator @ values).reshape(self.n, 2, values.shape[1])
+
+    def weighted_columns(self, weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Sums per dyad and role of ``weights_j * values_j`` (values (N, q)): (n, 2, q),
+        by the indicator with the weights as its entries (no (N, q) product formed)."""
+        from scipy.sparse import csr_matrix
+
+        ones = self.indicator
+        weighted = csr_matrix((weights[ones.indices], ones.indices, ones.indptr),
+                              shape=ones.shape)
+        return np.asarray(weighted @ values).reshape(self.n, 2, values.shape[1])
 
     def per_dyad(self, values: np.ndarray) -> np.ndarray:
         """Sums per dyad of ``values`` (observations along the first axis)."""
@@ -102,7 +121,7 @@ def _h_parts(link: Link, offset: np.ndarray, upper: np.ndarray, lower: np.ndarra
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """h at ``a`` per dyad, its gradient (n, 2) and the members' weights w (n, 2)."""
     u = a @ L.T
-    eta = offset + u[clusters.dyad, clusters.role]
+    eta = offset + clusters.gather(u)
     logp, d1, d2 = interval(link, upper, lower, eta)
     h = np.bincount(clusters.dyad, weights=logp, minlength=clusters.n) \
         - 0.5 * np.einsum("ij,ij->i", a, a)
@@ -125,23 +144,26 @@ def _solve2(H: np.ndarray, g: np.ndarray) -> np.ndarray:
                      H[:, 0, 0] * g[:, 1] - H[:, 1, 0] * g[:, 0]], axis=1) / det[:, None]
 
 
-def modes(link: Link, offset: np.ndarray, upper: np.ndarray, lower: np.ndarray,
-          clusters: Clusters, L: np.ndarray, start: np.ndarray | None = None,
-          tolerance: float = 1e-11, max_steps: int = 60) -> Modes:
-    """Every dyad's mode of ``h`` by batched Newton steps (halved per dyad where ``h``
-    would fall), from ``start`` (default 0). ``h`` is concave (the logistic and normal
-    distributions are log-concave), so the steps converge from anywhere. At least one
-    step is taken, so a start within ``tolerance`` still ends at the mode to round-off
-    (the differences of the gradient for the Hessian need that)."""
+def _newton(link: Link, offset: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+            clusters: Clusters, L: np.ndarray, start: np.ndarray | None, tolerance: float,
+            max_steps: int, settled: float
+            ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
+    """The batched Newton steps of :func:`modes`: the modes, ``h`` and the weights there
+    (None where a first step below ``settled`` was taken without evaluating its end:
+    Newton's quadratic convergence leaves an error of order its square) and whether
+    every dyad settled."""
     a = np.zeros((clusters.n, 2)) if start is None else start.copy()
     h, grad, w = _h_parts(link, offset, upper, lower, clusters, L, a)
     converged = False
     for iteration in range(max_steps):
         H = _curvature(L, w)
         step = _solve2(H, grad)
-        if iteration and np.max(np.abs(step), initial=0.0) < tolerance:
+        size = np.max(np.abs(step), initial=0.0)
+        if iteration and size < tolerance:
             converged = True
             break
+        if not iteration and size < settled:
+            return a + step, None, None, True
         scale = np.ones(clusters.n)
         for _half in range(30):
             trial = a + scale[:, None] * step
@@ -151,7 +173,35 @@ def modes(link: Link, offset: np.ndarray, upper: np.ndarray, lower: np.ndarray,
                 break
             scale = np.where(worse, scale / 2, scale)
         a, h, grad, w = trial, h_new, grad_new, w_new
+    return a, h, w, converged
+
+
+def modes(link: Link, offset: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+          clusters: Clusters, L: np.ndarray, start: np.ndarray | None = None,
+          tolerance: float = 1e-11, max_steps: int = 60) -> Modes:
+    """Every dyad's mode of ``h`` by batched Newton steps (halved per dyad where ``h``
+    would fall), from ``start`` (default 0). ``h`` is concave (the logistic and normal
+    distributions are log-concave), so the steps converge from anywhere. At least one
+    step is taken, so a start within ``tolerance`` still ends at the mode to round-off
+    (the differences of the gradient for the Hessian need that)."""
+    a, h, w, converged = _newton(link, offset, upper, lower, clusters, L, start, tolerance,
+                                 max_steps, settled=0.0)
+    assert h is not None and w is not None
     return Modes(a, _curvature(L, w), h, converged)
+
+
+def mode_location(link: Link, offset: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+                  clusters: Clusters, L: np.ndarray, start: np.ndarray | None = None,
+                  tolerance: float = 1e-11, max_steps: int = 60,
+                  settled: float = 1e-7) -> tuple[np.ndarray, bool]:
+    """The modes of :func:`modes` without ``h`` and the curvature there (the analytic
+    gradient computes the response's terms at the modes anyway): where the first Newton
+    step from ``start`` (a warm start moved to first order) is below ``settled`` for
+    every dyad it is taken and not evaluated, its error being of the order of its square
+    (1e-14), below the modes' ``tolerance``; else the steps run as in :func:`modes`."""
+    a, _, _, converged = _newton(link, offset, upper, lower, clusters, L, start, tolerance,
+                                 max_steps, settled)
+    return a, converged
 
 
 def marginal_loglik(link: Link, offset: np.ndarray, upper: np.ndarray, lower: np.ndarray,

@@ -115,12 +115,24 @@ class TypeMoments:
                 first = np.flatnonzero(np.r_[True, dyad[1:] != dyad[:-1]])
                 gathered = {k: raw[types.links[k][sel]]
                             for k in {s for _, a, b in by_type[t] for s in (a, b)}}
+                # a slot whose random-effect columns are the same in every row of the
+                # type (random intercepts: a role's indicator) needs only the sums of
+                # its rows per dyad: z (x) sum u instead of sum z (x) u
+                fixed = {k: u[0, :r] for k, u in gathered.items()
+                         if bool(np.all(u[:, :r] == u[0, :r]))}
+                sums = {k: np.add.reduceat(gathered[k], first, axis=0) for k in fixed}
                 for c, l1, l2 in by_type[t]:
                     u1, u2 = gathered[l1], gathered[l2]
-                    outer = np.einsum("ni,nj->nij", u1[:, :r], u2)
-                    if l1 != l2:
-                        outer += np.einsum("ni,nj->nij", u2[:, :r], u1)
-                    rows[c, dyad[first]] += np.add.reduceat(outer, first, axis=0)
+                    if l1 in fixed and l2 in fixed:
+                        outer = fixed[l1][None, :, None] * sums[l2][:, None, :]
+                        if l1 != l2:
+                            outer += fixed[l2][None, :, None] * sums[l1][:, None, :]
+                        rows[c, dyad[first]] += outer
+                    else:
+                        outer = np.einsum("ni,nj->nij", u1[:, :r], u2)
+                        if l1 != l2:
+                            outer += np.einsum("ni,nj->nij", u2[:, :r], u1)
+                        rows[c, dyad[first]] += np.add.reduceat(outer, first, axis=0)
                     part = u1[:, r:].T @ u2[:, r:]
                     rest[c] += part if l1 == l2 else part + part.T
         counts = np.bincount(layout.dyad * n_types + types.index,

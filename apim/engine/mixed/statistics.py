@@ -198,6 +198,36 @@ class DyadStatistics:
                        n_rows=self.n_rows + other.n_rows, n_dyads=self.n_dyads + other.n_dyads,
                        sums=(s[0] + o[0], s[1] + o[1], s[2] + o[2], s[3] + o[3]))
 
+    def transformed(self, A: np.ndarray) -> DyadStatistics:
+        """The statistics of the model with fixed-effect columns ``X A`` instead of ``X``
+        (``A``: (p, p)); exact, since every statistic is a product of two columns.
+
+        A block built with provisional centres of the between parts (zero) gives, with
+        the ``A`` that maps its columns to those centred on the whole file's centres,
+        the statistics the whole file's centres would have given: one pass over the file
+        instead of two (:mod:`apim.model.out_of_core`).
+        """
+        A = np.asarray(A, float)
+        if A.shape != (self.p, self.p):
+            raise SpecError(f"A must be {self.p} x {self.p}, not {A.shape}")
+        u, q = self.p + 1, self.q
+        a_u = np.zeros((u, u))
+        a_u[:self.p, :self.p], a_u[self.p, self.p] = A, 1.0
+        rest = {c: a_u.T @ v @ a_u for c, v in self.rest.items()}
+        groups = {}
+        for k, (size, combos, zz, m) in self.groups.items():
+            n = len(combos) * q
+            blocks = m.reshape(n, u, n, u)
+            m_new = np.einsum("aibj,ik,jl->akbl", blocks, a_u, a_u, optimize=True)
+            groups[k] = (size, combos, zz, m_new.reshape(n * u, n * u))
+        # sums of squares of the new columns: the diagonal of A' X'X A, X'X the sum of
+        # the unweighted moments (each row with itself: slots 0, 0)
+        gram = sum(v for (_, a, b), v in self.rest.items() if a == 0 and b == 0)
+        xx = np.asarray(gram)[:self.p, :self.p]
+        sum_x2 = np.einsum("ij,ik,kj->j", A, xx, A)
+        s = self.sums
+        return replace(self, rest=rest, groups=groups, sums=(s[0], s[1], sum_x2, s[3]))
+
     @property
     def nbytes(self) -> int:
         """Bytes of the arrays (what travels from a worker)."""
