@@ -3,7 +3,9 @@ entries of ``Phi`` row by row, the lower triangles of ``Sigma_W``, ``Sigma_B`` a
 free initial condition, ``P0``) and the unconstrained one of the quasi-Newton search
 (``Phi`` as it is, log-Cholesky factors of the covariances; no means: they are profiled).
 With a therapist level the therapists' covariance ``Sigma_T`` comes last (its lower
-triangle, or its diagonal when it is diagonal; log standard deviations in the search).
+triangle, or its diagonal when it is diagonal; in the search its
+standard deviations or Cholesky factor, not logged: a singular ``Sigma_T`` is a finite
+point there).
 
 Examples
 --------
@@ -160,21 +162,25 @@ class DynamicLayout:
             parts.append(log_cholesky(p.p0))
         if self.therapist == "diagonal":
             assert p.sigma_t is not None
-            parts.append(np.log(np.diag(p.sigma_t)) / 2)
+            parts.append(np.sqrt(np.diag(p.sigma_t)))
         elif self.therapist is not None:
             assert p.sigma_t is not None
-            parts.append(log_cholesky(p.sigma_t))
+            parts.append(vech(np.linalg.cholesky(p.sigma_t)))
         return np.concatenate(parts)
 
     def _therapist_of_search(self, theta: np.ndarray) -> np.ndarray | None:
-        """``Sigma_T`` of the tail of the unconstrained vector (log standard deviations
-        of a diagonal one, a log-Cholesky factor of an unstructured one)."""
+        """``Sigma_T`` of the tail of the unconstrained vector: standard deviations of a
+        diagonal one, a Cholesky factor of an unstructured one, **not on the log scale**
+        (any sign: ``Sigma_T = L L'``), so that a zero variance or a singular ``Sigma_T``
+        (common with few therapists) is a finite point where the quasi-Newton search
+        converges as anywhere else, not ``-inf`` that it approaches ever more slowly."""
         if self.therapist is None:
             return None
         tail = theta[len(theta) - self.n_therapist:]
         if self.therapist == "diagonal":
-            return np.diag(np.exp(2 * tail))
-        lower = cholesky_factor(tail, self.k)
+            return np.diag(tail ** 2)
+        lower = np.zeros((self.k, self.k))
+        lower[tril(self.k)] = tail
         return lower @ lower.T
 
     def from_search(self, theta: np.ndarray) -> DynamicParameters:
@@ -228,9 +234,8 @@ class DynamicLayout:
         if self.therapist is not None:
             assert bar.sigma_t is not None and p.sigma_t is not None
             tail = theta[len(theta) - self.n_therapist:]
-            parts.append(2 * np.diag(bar.sigma_t) * np.diag(p.sigma_t)
-                         if self.therapist == "diagonal"
-                         else _cholesky_gradient(tail, bar.sigma_t, k))
+            parts.append(2 * np.diag(bar.sigma_t) * tail if self.therapist == "diagonal"
+                         else _cholesky_gradient(tail, bar.sigma_t, k, log=False))
         return np.concatenate(parts)
 
     def _fold_initial(self, p: DynamicParameters, bar: DynamicParameters
@@ -243,12 +248,16 @@ class DynamicLayout:
         return bar.phi + via_phi, bar.sigma_w + via_sw
 
 
-def _cholesky_gradient(theta: np.ndarray, bar: np.ndarray, k: int) -> np.ndarray:
-    """Derivatives in the log-Cholesky vector ``theta`` of ``Sigma = L L'`` from those
-    in every entry of ``Sigma``."""
-    lower = cholesky_factor(theta, k)
+def _cholesky_gradient(theta: np.ndarray, bar: np.ndarray, k: int, log: bool = True
+                       ) -> np.ndarray:
+    """Derivatives in the log-Cholesky vector ``theta`` of ``Sigma = L L'`` (with
+    ``log=False`` the Cholesky vector, diagonal not logged) from those in every entry of
+    ``Sigma``."""
+    lower = cholesky_factor(theta, k) if log else unvech(theta, k) * np.tri(k)
     bar_lower = (bar + bar.T) @ lower
     out = vech(bar_lower)
+    if not log:
+        return out
     rows, cols = tril(k)
     diagonal = rows == cols
     out[diagonal] *= lower[rows[diagonal], cols[diagonal]]
