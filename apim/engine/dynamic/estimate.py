@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +60,12 @@ from apim.engine.dynamic.parameters import (
     Initial,
     TherapistCovariance,
 )
-from apim.engine.multivariate.parameters import vech_gradient
+from apim.engine.multivariate.parameters import (
+    cholesky_factor,
+    tril,
+    unvech,
+    vech_gradient,
+)
 from apim.engine.multivariate.start import positive_part
 from apim.engine.optimize import Point, newton, quasi_newton
 from apim.errors import DataError
@@ -71,6 +77,9 @@ CONTROL = FitControl(step_tolerance=1e-8, relative_roundoff=1e-12, max_newton=4,
 #: The quasi-Newton search stops at this per-observation gradient, Newton steps on the
 #: batched information finish (to ``CONTROL.gradient_tolerance`` if they cannot)
 SEARCH_TOLERANCE = 1e-4
+#: Newton steps in the search's coordinates (a singular ``Sigma_T``) start farther off
+#: (the natural ones did not settle), with secant updates: up to eight
+SEARCH_STEPS_CONTROL = dataclasses.replace(CONTROL, max_newton=8)
 _CHUNK = 256        # parameter sets per pass of the filter
 _GRADIENT_CHUNK = 64  # ... of the filter and its adjoint (which keeps every session)
 _KEPT_BYTES = 2e8    # at most this much kept per pass of the adjoint
@@ -419,10 +428,16 @@ def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
     theta, messages = quasi_newton(problem.search_objective, layout.to_search(start),
                                    problem.size, CONTROL, SEARCH_TOLERANCE)
     steps = _polish(problem, theta)
+    if not steps.settled and steps.decrement >= 1e-6 and level is not None:
+        # Sigma_T singular (few therapists): Newton steps in the search's coordinates
+        steps, theta = _polish_search(problem, theta, steps)
+        if steps.settled:
+            messages.append("Newton steps in the search's coordinates (Sigma_T singular)")
     if not steps.settled and steps.decrement >= 1e-6:     # search on, to the end
-        theta, more = quasi_newton(problem.search_objective, layout.to_search(
-            _admissible_part(layout.unpack(steps.x))), problem.size, CONTROL,
-            CONTROL.gradient_tolerance)
+        theta, more = quasi_newton(problem.search_objective, theta if level is not None
+                                   else layout.to_search(_admissible_part(layout.unpack(
+                                       steps.x))), problem.size, CONTROL,
+                                   CONTROL.gradient_tolerance)
         messages += more
         steps = _polish(problem, theta)
     nat, point, hess, decrement = steps.x, steps.point, steps.hessian, steps.decrement
@@ -459,6 +474,7 @@ class _Polished(NamedTuple):
     hessian: np.ndarray
     settled: bool
     decrement: float
+    start_hessian: np.ndarray  # the information where the steps started
 
 
 def _polish(problem: _Problem, theta: np.ndarray) -> _Polished:
@@ -470,9 +486,111 @@ def _polish(problem: _Problem, theta: np.ndarray) -> _Polished:
     hess = problem.hessian(nat)
     noise = CONTROL.relative_roundoff * max(1.0, abs(point.loglik))
     steps = newton(problem, nat, point, hess, CONTROL, noise)
+    start = hess
     if np.any(steps.x != nat):
         hess = problem.hessian(steps.x)
-    return _Polished(steps.x, steps.point, hess, steps.settled, float(steps.decrement))
+    return _Polished(steps.x, steps.point, hess, steps.settled, float(steps.decrement),
+                     start)
+
+
+class _SearchSteps:
+    """The profiled log-likelihood in the search's coordinates for the shared driver's
+    :func:`newton`. Where ``Sigma_T`` is singular its natural parameters' optimum lies
+    outside the positive semi-definite matrices and Newton steps there cannot settle; in
+    the Cholesky factor of ``Sigma_T`` (not logged) the same optimum is an ordinary one
+    (a zero diagonal entry of the factor with positive curvature), so Newton steps settle
+    there as in the interior."""
+
+    relative_steps = True
+
+    def __init__(self, problem: _Problem) -> None:
+        self.problem, self.size = problem, problem.size
+
+    def evaluate(self, theta: np.ndarray) -> Point:
+        value, grad = self.problem.search_objective(theta)
+        if not np.isfinite(value):
+            return Point(-np.inf, np.full(len(theta), np.nan))
+        return Point(-value * self.size, -grad * self.size)
+
+    def hessian(self, theta: np.ndarray, point: Point | None = None,
+                natural: np.ndarray | None = None) -> np.ndarray:
+        """Hessian of ``-loglik`` (means profiled) in ``theta`` from that in the natural
+        parameters (``natural``, at ``problem.natural(theta)``, computed if not given):
+        the means' block profiled out (Schur complement), then ``J'HJ`` plus the
+        gradient times the second derivatives of the natural parameters in ``theta``
+        (:func:`_factor_curvature`; ``J`` by central differences of that cheap map)."""
+        problem, layout = self.problem, self.problem.layout
+        k = layout.k
+        nat = problem.natural(theta)
+        full = problem.hessian(nat) if natural is None else natural
+        hess = full[k:, k:] - full[k:, :k] @ np.linalg.solve(full[:k, :k], full[:k, k:])
+        grad = -problem.gradient(nat)[1][k:]
+
+        def natural_of(t: np.ndarray) -> np.ndarray:
+            return layout.pack(layout.from_search(t))[k:]
+
+        n, step = len(theta), 1e-6
+        eye = np.eye(n)
+        jac = np.array([(natural_of(theta + step * e) - natural_of(theta - step * e))
+                        / (2 * step) for e in eye]).T
+        out = jac.T @ hess @ jac
+        m, h = layout.n_phi, layout.h
+        starts = [m, m + h] + ([m + 2 * h] if layout.initial == "free" else [])
+        for a in starts:  # log-Cholesky factors
+            block = slice(a, a + h)
+            out[block, block] += _factor_curvature(theta[block], grad[block], k)
+        if layout.therapist == "diagonal":  # Sigma_T = diag(s^2)
+            tail = slice(n - layout.n_therapist, n)
+            out[tail, tail] += 2 * np.diag(grad[-layout.n_therapist:])
+        elif layout.therapist is not None:  # a Cholesky factor, not logged
+            tail = slice(n - h, n)
+            out[tail, tail] += _factor_curvature(theta[tail], grad[-h:], k, log=False)
+        return out
+
+
+def _factor_curvature(theta: np.ndarray, grad: np.ndarray, k: int, log: bool = True
+                      ) -> np.ndarray:
+    """Second derivatives of ``grad . vech(L L')`` in the (log-, with ``log``) Cholesky
+    vector ``theta`` of ``L``: with ``G`` the symmetric matrix of ``grad`` (``tr(G L L')
+    = grad . vech(L L')``), ``2 G[r, s]`` between entries ``(r, c)`` and ``(s, c)`` of one
+    column of ``L``, times ``dL/dtheta`` (``L_jj`` on a logged diagonal), which adds
+    ``(2 G L)_jj L_jj`` on that diagonal."""
+    rows, cols = tril(k)
+    g = unvech(grad, k)
+    g = (g + np.diag(np.diag(g))) / 2
+    lower = cholesky_factor(theta, k) if log else unvech(theta, k) * np.tri(k)
+    out = 2 * g[np.ix_(rows, rows)] * (cols[:, None] == cols[None, :])
+    if not log:
+        return out
+    diagonal = rows == cols
+    scale = np.where(diagonal, lower[rows, cols], 1.0)
+    out *= np.outer(scale, scale)
+    out[np.flatnonzero(diagonal), np.flatnonzero(diagonal)] += \
+        (2 * g @ lower)[rows[diagonal], cols[diagonal]] * lower[rows[diagonal], cols[diagonal]]
+    return out
+
+
+def _polish_search(problem: _Problem, theta: np.ndarray, before: _Polished
+                   ) -> tuple[_Polished, np.ndarray]:
+    """Newton steps in the search's coordinates from ``theta`` (:class:`_SearchSteps`,
+    the natural information at ``theta`` reused), then the natural information at the
+    point they reach; ``before`` (the natural Newton steps' result) where they do not
+    settle. Also where they ended (in the search's coordinates: the search resumes from
+    there where they did not settle)."""
+    steps_problem = _SearchSteps(problem)
+    point = steps_problem.evaluate(theta)
+    try:
+        hess = steps_problem.hessian(theta, natural=before.start_hessian)
+    except np.linalg.LinAlgError:
+        return before, theta
+    noise = CONTROL.relative_roundoff * max(1.0, abs(point.loglik))
+    steps = newton(steps_problem, theta, point, hess, SEARCH_STEPS_CONTROL, noise)
+    if not steps.settled:
+        return before, steps.x
+    nat = problem.natural(steps.x)
+    hess = problem.hessian(nat)
+    return (_Polished(nat, problem.evaluate(nat), hess, True, float(steps.decrement), hess),
+            steps.x)
 
 
 def _admissible_part(p: DynamicParameters) -> DynamicParameters:
