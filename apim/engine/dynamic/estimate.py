@@ -14,6 +14,10 @@ analytic gradient in the natural parameters (means included) at the optimum (one
 the filter and its adjoint over the perturbed ``Phi``, ``Sigma_W`` and ``P0``; the means
 and ``Sigma_B`` on that filter's sums, :meth:`_Problem.hessian`). The quasi-Newton search
 stops early (:data:`SEARCH_TOLERANCE`) and Newton steps on that information finish.
+Where they cannot (a singular ``Sigma_T``: the natural optimum lies outside the positive
+semi-definite matrices) Newton steps run in the search's coordinates, where ``Sigma_T``'s
+Cholesky factor is not logged and its boundary an ordinary point (:class:`_SearchSteps`);
+where those do not settle either, the search resumes to ``CONTROL.gradient_tolerance``.
 
 Examples
 --------
