@@ -7,7 +7,9 @@ logLik is not below it by more than 1e-6; against the first-order (KKT) conditio
 the optimum over positive semi-definite ``Sigma_T`` (gradient zero in every other
 parameter and in the range of ``Sigma_T``, negative semi-definite on its null space); the
 boundary reported; and the logLik against the dense oracle. Data: subsets of the bundled
-seed data, simulations with ``Sigma_T = 0`` and with a rank-1 ``Sigma_T``."""
+seed data, simulations with ``Sigma_T = 0`` and with a rank-1 ``Sigma_T`` (between them
+both finishes: Newton steps in the search's coordinates, at full or reduced rank, and
+the search resumed where they do not settle)."""
 
 from __future__ import annotations
 
@@ -124,6 +126,9 @@ def test_seed_subset_boundary_not_worse_than_logged_search(covariance):
     z = _standardised(y)
     fit = fit_dynamic(z, therapist=therapist, therapist_covariance=covariance)
     assert fit.converged
+    # finished by Newton steps (the unstructured one at a reduced rank), not a search
+    # resumed to 1e-7
+    assert "Newton steps in the search's coordinates" in fit.message
     assert any("therapist" in flag for flag in fit.boundary)
     assert fit.loglik >= _logged_search(z, therapist, covariance) - 1e-6
     _assert_kkt(fit, z, therapist, covariance)

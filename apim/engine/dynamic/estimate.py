@@ -72,6 +72,7 @@ from apim.engine.multivariate.parameters import (
 )
 from apim.engine.multivariate.start import positive_part
 from apim.engine.optimize import Point, newton, quasi_newton
+from apim.engine.optimize import _Steps as Steps  # newton's result
 from apim.errors import DataError
 
 __all__ = ["DynamicFit", "fit_dynamic"]
@@ -574,6 +575,69 @@ def _factor_curvature(theta: np.ndarray, grad: np.ndarray, k: int, log: bool = T
     return out
 
 
+class _FixedZero:
+    """:class:`_SearchSteps` with some coordinates held at zero (the others ``x``)."""
+
+    relative_steps = True
+
+    def __init__(self, full: _SearchSteps, free: np.ndarray, n: int) -> None:
+        self.full, self.free, self.n, self.size = full, free, n, full.size
+
+    def expand(self, x: np.ndarray) -> np.ndarray:
+        theta = np.zeros(self.n)
+        theta[self.free] = x
+        return theta
+
+    def evaluate(self, x: np.ndarray) -> Point:
+        point = self.full.evaluate(self.expand(x))
+        return Point(point.loglik, point.score[self.free])
+
+    def hessian(self, x: np.ndarray, point: Point | None = None) -> np.ndarray:
+        return self.full.hessian(self.expand(x))[np.ix_(self.free, self.free)]
+
+
+def _reduced_rank(full: _SearchSteps, steps: Steps) -> Steps:
+    """Where Newton steps in the search's coordinates do not settle at an unstructured
+    ``Sigma_T`` of low rank (a nearly flat direction into the cone, along which they
+    converge only linearly): the Cholesky factor's columns beyond the rank ``r`` (the
+    eigenvalues above 1% of the largest) fixed at zero, Newton steps on the rest; kept
+    if they settle, the log-likelihood is not lower and no direction into the cone gains
+    (the gradient in ``Sigma_T`` negative semi-definite on its null space: the KKT
+    condition), else ``steps`` as they were."""
+    problem, layout = full.problem, full.problem.layout
+    k, n = layout.k, len(steps.x)
+    sigma_t = layout.from_search(steps.x).sigma_t
+    assert sigma_t is not None
+    values = np.linalg.eigvalsh(sigma_t)
+    rank = int(np.sum(values > 1e-2 * values.max()))
+    if rank == k:
+        return steps
+    rows, cols = tril(k)
+    free = np.ones(n, bool)
+    free[n - layout.h + np.flatnonzero(cols >= rank)] = False
+    reduced = _FixedZero(full, free, n)
+    x = steps.x[free]
+    point = reduced.evaluate(x)
+    try:
+        hess = reduced.hessian(x)
+    except np.linalg.LinAlgError:
+        return steps
+    noise = CONTROL.relative_roundoff * max(1.0, abs(point.loglik))
+    found = newton(reduced, x, point, hess, SEARCH_STEPS_CONTROL, noise)
+    if not found.settled or found.point.loglik < steps.point.loglik - noise:
+        return steps
+    theta = reduced.expand(found.x)
+    nat = problem.natural(theta)
+    g = unvech(problem.gradient(nat)[1][layout.therapist_start:], k)
+    g = (g + np.diag(np.diag(g))) / 2         # d loglik / d Sigma_T as a symmetric matrix
+    sigma_t = layout.from_search(theta).sigma_t
+    assert sigma_t is not None
+    vectors = np.linalg.eigh(sigma_t)[1][:, :k - rank]
+    if np.linalg.eigvalsh(vectors.T @ g @ vectors).max() > 1e-6 * problem.size:
+        return steps
+    return found._replace(x=theta, point=full.evaluate(theta))
+
+
 def _polish_search(problem: _Problem, theta: np.ndarray, before: _Polished
                    ) -> tuple[_Polished, np.ndarray]:
     """Newton steps in the search's coordinates from ``theta`` (:class:`_SearchSteps`,
@@ -589,6 +653,8 @@ def _polish_search(problem: _Problem, theta: np.ndarray, before: _Polished
         return before, theta
     noise = CONTROL.relative_roundoff * max(1.0, abs(point.loglik))
     steps = newton(steps_problem, theta, point, hess, SEARCH_STEPS_CONTROL, noise)
+    if not steps.settled and problem.layout.therapist == "unstructured":
+        steps = _reduced_rank(steps_problem, steps)
     if not steps.settled:
         return before, steps.x
     nat = problem.natural(steps.x)
