@@ -16,8 +16,10 @@ and ``Sigma_B`` on that filter's sums, :meth:`_Problem.hessian`). The quasi-Newt
 stops early (:data:`SEARCH_TOLERANCE`) and Newton steps on that information finish.
 Where they cannot (a singular ``Sigma_T``: the natural optimum lies outside the positive
 semi-definite matrices) Newton steps run in the search's coordinates, where ``Sigma_T``'s
-Cholesky factor is not logged and its boundary an ordinary point (:class:`_SearchSteps`);
-where those do not settle either, the search resumes to ``CONTROL.gradient_tolerance``.
+Cholesky factor is not logged and its boundary an ordinary point (:class:`_SearchSteps`;
+at a low-rank unstructured ``Sigma_T`` with the factor's surplus columns fixed at zero,
+:func:`_reduced_rank`); where those do not settle either, the search resumes to
+``CONTROL.gradient_tolerance``.
 
 Examples
 --------
