@@ -39,10 +39,11 @@ def _problem(z: np.ndarray, therapist: np.ndarray, covariance: str) -> _Problem:
     return _Problem(data, layout, therapist_level(data, therapist))
 
 
-def _logged_search(z: np.ndarray, therapist: np.ndarray, covariance: str) -> float:
-    """The maximum logLik by the previous route: BFGS over log-Cholesky (log-SD)
-    coordinates of ``Sigma_T`` from the same start values, to a per-observation gradient
-    of 1e-9."""
+def _logged_search(z: np.ndarray, therapist: np.ndarray, covariance: str
+                   ) -> tuple[float, np.ndarray]:
+    """The maximum logLik and the natural parameters there by the previous route: BFGS
+    over log-Cholesky (log-SD) coordinates of ``Sigma_T`` from the same start values, to
+    a per-observation gradient of 1e-9."""
     problem = _problem(z, therapist, covariance)
     layout = problem.layout
     n_t = layout.n_therapist
@@ -62,7 +63,9 @@ def _logged_search(z: np.ndarray, therapist: np.ndarray, covariance: str) -> flo
     t0[where] = np.log(start[where])
     result = optimize.minimize(objective, t0, jac=True, method="BFGS",
                                options={"gtol": 1e-9, "maxiter": 20000})
-    return -float(result.fun) * problem.size
+    theta = result.x.copy()
+    theta[where] = np.exp(result.x[where])
+    return -float(result.fun) * problem.size, problem.natural(theta)
 
 
 def _assert_kkt(fit, z: np.ndarray, therapist: np.ndarray, covariance: str) -> None:
@@ -130,7 +133,7 @@ def test_seed_subset_boundary_not_worse_than_logged_search(covariance):
     # resumed to 1e-7
     assert "Newton steps in the search's coordinates" in fit.message
     assert any("therapist" in flag for flag in fit.boundary)
-    assert fit.loglik >= _logged_search(z, therapist, covariance) - 1e-6
+    assert fit.loglik >= _logged_search(z, therapist, covariance)[0] - 1e-6
     _assert_kkt(fit, z, therapist, covariance)
 
 
@@ -143,10 +146,29 @@ def test_simulated_boundary_not_worse_than_logged_search(rank, covariance, seed)
     fit = fit_dynamic(z, therapist=therapist, therapist_covariance=covariance)
     assert fit.converged
     assert any("therapist" in flag for flag in fit.boundary)
-    assert fit.loglik >= _logged_search(z, therapist, covariance) - 1e-6
+    assert fit.loglik >= _logged_search(z, therapist, covariance)[0] - 1e-6
     _assert_kkt(fit, z, therapist, covariance)
     # the logLik at the estimates, against the dense oracle
     p = fit.layout.unpack(fit.estimate)
     dense = dense_therapist_loglik(z, therapist, p.mu, p.phi, p.sigma_w, p.sigma_b, p.p0,
                                    p.sigma_t)
     assert fit.loglik == pytest.approx(dense, abs=1e-6)
+
+
+@pytest.mark.parametrize("covariance", ["unstructured", "diagonal"])
+def test_interior_fit_unchanged_route_and_agrees_with_logged_search(covariance):
+    """A full-rank Sigma_T: natural Newton steps finish as before (no boundary, no
+    Newton in the search's coordinates); the optimum is the logged search's."""
+    rng = np.random.default_rng(13)
+    therapist = np.repeat(np.arange(40), rng.integers(3, 7, size=40))
+    y = with_gaps(simulate_grid(len(therapist), 10, 13), 13)
+    a = rng.normal(size=(4, 4))
+    sigma_t = a @ a.T / 8 + 0.15 * np.eye(4)
+    y = y + rng.multivariate_normal(np.zeros(4), sigma_t, size=40)[therapist][:, None, :]
+    z = _standardised(y)
+    fit = fit_dynamic(z, therapist=therapist, therapist_covariance=covariance)
+    assert fit.converged and not fit.boundary
+    assert "search's coordinates" not in fit.message
+    loglik, estimate = _logged_search(z, therapist, covariance)
+    assert fit.loglik >= loglik - 1e-8
+    assert np.max(np.abs(fit.estimate - estimate) / np.sqrt(np.diag(fit.cov))) < 1e-5
