@@ -7,20 +7,31 @@ shuffled dyads."""
 
 from __future__ import annotations
 
+import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from dynamic_oracle import (
+    assert_problem_gradient,
     central_gradient,
     dense_loglik,
     dense_therapist_loglik,
     within_covariance,
 )
+from dynamic_support import ROLES, simulate_grid, with_gaps
 
+import apim
+from apim.data.session import SessionData
+from apim.engine.dynamic.estimate import _Problem
 from apim.engine.dynamic.gradient import loglik_gradient
 from apim.engine.dynamic.kalman import evaluate, prepare_dynamic, therapist_level
+from apim.engine.dynamic.parameters import DynamicLayout, DynamicParameters
+from apim.errors import BoundaryWarning, DataError, DataWarning, SpecError
+from apim.model.dynamic_spec import DynamicAPIMSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 from test_dynamic_therapist import THERAPISTS, _gappy, _parameters  # noqa: E402
@@ -166,3 +177,215 @@ def test_shuffled_dyads_give_the_same_profile():
         b = evaluate(b_data, phi, sw, sb, p0, **kw_b)
         assert abs(a.loglik - b.loglik) < 1e-8
         np.testing.assert_allclose(a.mu, b.mu, rtol=1e-9, atol=1e-10)
+
+
+# ---------------------------------------------------------------- the model's fit
+#: covariate effects on the means of x[patient], x[therapist], y[patient], y[therapist]
+SEVERITY = np.array([0.0, 0.05, -0.08, -0.04])
+ARM = np.array([0.4, 0.0, 0.5, 0.3])
+
+
+def _simulated(n: int = 80, t: int = 7, seed: int = 21, therapists: int = 0):
+    """Ratings with means shifted by baseline severity and arm, gaps and dropout; the
+    dyads' covariates (and therapists, unequal caseloads, when asked)."""
+    rng = np.random.default_rng(seed)
+    severity = rng.normal(20, 5, size=n)
+    arm = rng.integers(0, 2, size=n)
+    y = simulate_grid(n, t, seed=seed + 1000)      # a stream of its own
+    y = y + (np.outer(severity, SEVERITY) + np.outer(arm, ARM))[:, None, :]
+    therapist = np.arange(n) % therapists if therapists else None
+    if therapists:
+        v = rng.multivariate_normal(np.zeros(4), 0.2 * np.eye(4), size=therapists)
+        y = y + v[therapist][:, None, :]
+    return with_gaps(y, seed=seed + 1), severity, arm, therapist
+
+
+def _long_frame(y, severity, arm, therapist=None, shuffle=False) -> pd.DataFrame:
+    rows = []
+    for i in range(len(y)):
+        for s in range(y.shape[1]):
+            if np.isnan(y[i, s]).all():
+                continue
+            for r, role in enumerate(ROLES):
+                rows.append((f"d{i:03d}", s + 1, role, y[i, s, r], y[i, s, 2 + r],
+                             severity[i], ("CBT", "PDT")[arm[i]],
+                             "" if therapist is None else f"T{therapist[i]:02d}"))
+    frame = pd.DataFrame(rows, columns=["dyad", "session", "role", "x", "y", "severity",
+                                        "arm", "ther"])
+    if shuffle:
+        frame = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+        frame["dyad"] = "z" + frame["dyad"].str[::-1]
+        frame["ther"] = "th-" + frame["ther"].str[::-1]
+    return frame
+
+
+def _data(frame: pd.DataFrame, therapist: bool = False) -> SessionData:
+    return SessionData.from_long(frame, dyad="dyad", session="session", role="role",
+                                 roles=ROLES, **({"therapist": "ther"} if therapist else {}))
+
+
+def _fit(data: SessionData, **options):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        warnings.simplefilter("ignore", BoundaryWarning)
+        return apim.fit(data, DynamicAPIMSpec("y", ("x",), covariates=("severity", "arm"),
+                                              **options))
+
+
+def _per_dyad_means(result, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The grid of the fit's dyads and each dyad's fitted means ``B' (1, c_i)``."""
+    fit = result.fit
+    dyads = result.dyads["all"]
+    per_dyad = frame.groupby("dyad").first().loc[dyads]
+    x = np.column_stack([np.ones(len(dyads)), per_dyad["severity"],
+                         per_dyad["arm"] == "PDT"]).astype(float)
+    return x @ fit.mu.reshape(4, 3).T, per_dyad
+
+
+@pytest.mark.parametrize("initial", ["free", "stationary"])
+@pytest.mark.parametrize("therapists", [0, 9])
+def test_fitted_loglik_equals_dense_oracle_and_is_its_maximum(initial, therapists):
+    y, severity, arm, therapist = _simulated(n=45, t=6, seed=30 + therapists,
+                                             therapists=therapists)
+    frame = _long_frame(y, severity, arm, therapist)
+    result = _fit(_data(frame, bool(therapists)), initial=initial,
+                  therapist_level=bool(therapists))
+    fit = result.fit
+    assert fit.converged
+    grid, _ = session_grid_of(result, frame)
+    means, per_dyad = _per_dyad_means(result, frame)
+    if therapists:
+        labels = per_dyad["ther"].to_numpy()
+        dense = dense_therapist_loglik(grid, labels, means, fit.phi, fit.sigma_w,
+                                       fit.sigma_b, fit.p0, fit.sigma_t)
+    else:
+        dense = dense_loglik(grid, means, fit.phi, fit.sigma_w, fit.sigma_b, fit.p0)
+    assert abs(fit.loglik - dense) < 1e-8 * max(1.0, abs(dense))
+    # the coefficients are the GLS at the fitted covariances (the dense maximiser)
+    x = np.column_stack([np.ones(len(per_dyad)), per_dyad["severity"],
+                         per_dyad["arm"] == "PDT"]).astype(float)
+    gls = _dense_gls(grid, x, fit.phi, fit.sigma_w, fit.sigma_b, fit.p0,
+                     per_dyad["ther"].to_numpy() if therapists else None, fit.sigma_t)
+    assert np.max(np.abs(fit.mu - gls)) < 1e-6 * max(1.0, float(np.max(np.abs(gls))))
+
+
+def session_grid_of(result, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The fit's dyads' ratings on the session grid (engine variable order)."""
+    dyads = result.dyads["all"]
+    sessions = result.sessions
+    grid = np.full((len(dyads), len(sessions), 4), np.nan)
+    where = {d: i for i, d in enumerate(dyads)}
+    for row in frame.itertuples():
+        r = ROLES.index(row.role)
+        grid[where[row.dyad], row.session - sessions[0], [r, 2 + r]] = [row.x, row.y]
+    return grid, sessions
+
+
+def test_simulated_covariate_effects_recovered_within_3_se():
+    y, severity, arm, _ = _simulated(n=150, t=7, seed=21)
+    result = _fit(_data(_long_frame(y, severity, arm)))
+    effects = result.effects
+    truth = {("patient", ""): 2, ("therapist", ""): 3, ("patient", "x."): 0,
+             ("therapist", "x."): 1}
+    for (role, prefix), v in truth.items():
+        for column, values in (("severity", SEVERITY), ("arm[PDT]", ARM)):
+            row = effects.loc[f"{role}.{prefix}covariate.none.{column}"]
+            assert abs(row["estimate"] - values[v]) < 3 * row["se"], (role, prefix, column)
+    # a real effect is found: the arm's shift of the patient's outcome (0.5)
+    assert effects.loc["patient.covariate.none.arm[PDT]", "p"] < 0.05
+
+
+def test_shuffled_rows_and_relabelled_dyads_give_the_same_fit():
+    y, severity, arm, therapist = _simulated(n=40, t=6, seed=8, therapists=7)
+    a = _fit(_data(_long_frame(y, severity, arm, therapist), True), therapist_level=True)
+    b = _fit(_data(_long_frame(y, severity, arm, therapist, shuffle=True), True),
+             therapist_level=True)
+    assert abs(a.fit.loglik - b.fit.loglik) < 1e-6
+    pd.testing.assert_series_equal(a.coef, b.coef, rtol=1e-4, atol=1e-6)
+
+
+def test_results_effects_json_and_summary():
+    y, severity, arm, _ = _simulated(n=40, t=6, seed=9)
+    result = _fit(_data(_long_frame(y, severity, arm)))
+    names = list(result.effects.index)
+    expected = [f"{r}.{v}covariate.none.{c}" for c in ("severity", "arm[PDT]")
+                for v in ("", "x.") for r in ROLES]
+    assert set(expected) <= set(names)
+    assert names[:2] == ["patient.intercept", "therapist.intercept"]
+    payload = json.loads(json.dumps(result.to_dict()))
+    group = payload["groups"]["all"]
+    assert group["covariates"] == ["severity", "arm[PDT]"]
+    coef = result.fit.mu.reshape(4, 3)
+    np.testing.assert_allclose(group["covariate_coefficients"], coef[:, 1:])
+    np.testing.assert_allclose(group["means"], coef[:, 0])
+    assert result.coef["patient.covariate.none.severity"] == pytest.approx(coef[2, 1])
+    assert result.coef["therapist.x.covariate.none.arm[PDT]"] == pytest.approx(coef[1, 2])
+    text = result.summary()
+    assert "severity" in text and "arm[PDT]" in text
+    assert any("covariates of the means (severity, arm" in n for n in result.notes())
+
+
+def test_collinear_covariates_refused_naming_the_columns():
+    y, severity, arm, _ = _simulated(n=30, t=5, seed=10)
+    frame = _long_frame(y, severity, arm)
+    frame["doubled"] = 2 * frame["severity"] + 1
+    with pytest.raises(DataError, match="'doubled' is a linear function of 'severity'"):
+        apim.fit(_data(frame), DynamicAPIMSpec("y", ("x",),
+                                               covariates=("severity", "doubled")))
+    frame["site"] = 3.0
+    with pytest.raises(DataError, match="'site' is constant"):
+        apim.fit(_data(frame), DynamicAPIMSpec("y", ("x",), covariates=("site",)))
+
+
+def test_time_varying_and_missing_covariates_refused():
+    y, severity, arm, _ = _simulated(n=30, t=5, seed=11)
+    frame = _long_frame(y, severity, arm)
+    with pytest.raises(DataError, match=r"'session' varies within dyad 'd000' \(values "
+                                        r"\[1(\.0)?, 2.*constant within a dyad.*time-varying"):
+        apim.fit(_data(frame), DynamicAPIMSpec("y", ("x",), covariates=("session",)))
+    frame.loc[3, "severity"] = np.nan
+    with pytest.raises(DataError, match=r"'severity' is missing in 1 rated rows \(rows "
+                                        r"\[4\], dyads \['d000'\]\)"):
+        apim.fit(_data(frame), DynamicAPIMSpec("y", ("x",), covariates=("severity",)))
+
+
+def test_spec_round_trip_and_checks():
+    spec = DynamicAPIMSpec("y", ("x",), covariates=("severity", "arm"),
+                           reference=(("arm", "PDT"),))
+    assert DynamicAPIMSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(SpecError, match="used twice"):
+        DynamicAPIMSpec("y", ("x",), covariates=("x",))
+
+
+def test_text_covariate_reference_level():
+    y, severity, arm, _ = _simulated(n=30, t=5, seed=12)
+    data = _data(_long_frame(y, severity, arm))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        warnings.simplefilter("ignore", BoundaryWarning)
+        a = apim.fit(data, DynamicAPIMSpec("y", ("x",), covariates=("arm",)))
+        b = apim.fit(data, DynamicAPIMSpec("y", ("x",), covariates=("arm",),
+                                           reference=(("arm", "PDT"),)))
+    assert a.coef["patient.covariate.none.arm[PDT]"] == pytest.approx(
+        -b.coef["patient.covariate.none.arm[CBT]"], rel=1e-4)
+    assert abs(a.fit.loglik - b.fit.loglik) < 1e-6
+
+
+@pytest.mark.parametrize("initial", ["free", "stationary"])
+@pytest.mark.parametrize("nested", [False, True])
+def test_estimation_gradients_with_covariates(initial, nested):
+    """The estimation's natural gradient (the coefficients given) and its search gradient
+    (the coefficients profiled) against central differences."""
+    rng = np.random.default_rng(12)
+    y = _gappy(6)
+    x = _design(len(y), 6)
+    _, phi, sw, sb, p0, st = _parameters(rng, 3, initial, singular=False)
+    data = prepare_dynamic(y, design=x)
+    layout = DynamicLayout(3, initial, therapist="unstructured" if nested else None,
+                           covariates=2)
+    level = therapist_level(data, THERAPISTS) if nested else None
+    problem = _Problem(data, layout, level)
+    params = DynamicParameters(rng.normal(size=9), phi, sw, sb, p0, st if nested else None)
+    assert layout.names(("a", "b", "c"))[:3] == ["mean(a)", "mean(a|covariate 1)",
+                                                 "mean(a|covariate 2)"]
+    assert_problem_gradient(problem, layout.pack(params))
