@@ -206,12 +206,10 @@ def dyad_covariates(data: SessionData, spec: DynamicAPIMSpec) -> pd.DataFrame:
     Examples
     --------
     >>> import apim
-    >>> frame = apim.load_alliance().to_long()
-    >>> frame["arm"] = np.where(frame["dyad"].astype(str) < "D050", "CBT", "PDT")
-    >>> data = apim.SessionData.from_long(frame, dyad="dyad", session="session", role="role")
+    >>> data = apim.load_alliance()
     >>> list(dyad_covariates(data, DynamicAPIMSpec("outcome", ("alliance",),
-    ...                                            covariates=("arm",))).columns)
-    ['arm[PDT]']
+    ...                                            covariates=("treatment",))).columns)
+    ['treatment[AFT]']
     """
     frame = data.frame
     rated = pd.concat([data.numeric(v) for v in (*spec.predictors, spec.outcome)],
@@ -242,6 +240,10 @@ def dyad_covariates(data: SessionData, spec: DynamicAPIMSpec) -> pd.DataFrame:
         first = per_dyad.first()
         if pd.api.types.is_numeric_dtype(raw):
             coded[column] = first.astype(float)
+        elif first.nunique() < 2:
+            raise DataError(f"covariate {column!r} takes a single value ({first.iloc[0]!r}) "
+                            "in every dyad: it has no effect to estimate; drop it from the "
+                            "covariates")
         else:
             coded.update(_dummies(first, column, references.get(column)))
     return pd.DataFrame(coded)

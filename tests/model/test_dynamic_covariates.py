@@ -22,7 +22,7 @@ from dynamic_oracle import (
     dense_therapist_loglik,
     within_covariance,
 )
-from dynamic_support import ROLES, simulate_grid, with_gaps
+from dynamic_support import ROLES, long_data, simulate_grid, with_gaps
 
 import apim
 from apim.data.session import SessionData
@@ -201,17 +201,11 @@ def _simulated(n: int = 80, t: int = 7, seed: int = 21, therapists: int = 0):
 
 
 def _long_frame(y, severity, arm, therapist=None, shuffle=False) -> pd.DataFrame:
-    rows = []
-    for i in range(len(y)):
-        for s in range(y.shape[1]):
-            if np.isnan(y[i, s]).all():
-                continue
-            for r, role in enumerate(ROLES):
-                rows.append((f"d{i:03d}", s + 1, role, y[i, s, r], y[i, s, 2 + r],
-                             severity[i], ("CBT", "PDT")[arm[i]],
-                             "" if therapist is None else f"T{therapist[i]:02d}"))
-    frame = pd.DataFrame(rows, columns=["dyad", "session", "role", "x", "y", "severity",
-                                        "arm", "ther"])
+    frame = long_data(y).to_long()
+    index = frame["dyad"].str[1:].astype(int)
+    frame["severity"] = severity[index]
+    frame["arm"] = np.array(["CBT", "PDT"])[arm[index]]
+    frame["ther"] = "" if therapist is None else [f"T{t:02d}" for t in therapist[index]]
     if shuffle:
         frame = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
         frame["dyad"] = "z" + frame["dyad"].str[::-1]
@@ -389,3 +383,31 @@ def test_estimation_gradients_with_covariates(initial, nested):
     assert layout.names(("a", "b", "c"))[:3] == ["mean(a)", "mean(a|covariate 1)",
                                                  "mean(a|covariate 2)"]
     assert_problem_gradient(problem, layout.pack(params))
+
+
+def test_with_a_moderator_each_arm_has_its_own_coefficients():
+    y, severity, arm, _ = _simulated(n=60, t=6, seed=14)
+    frame = _long_frame(y, severity, arm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        warnings.simplefilter("ignore", BoundaryWarning)
+        result = apim.fit(_data(frame), DynamicAPIMSpec("y", ("x",), moderator="arm",
+                                                        covariates=("severity",)))
+        for group in ("CBT", "PDT"):
+            part = frame[frame["arm"] == group]
+            alone = apim.fit(_data(part), DynamicAPIMSpec("y", ("x",),
+                                                          covariates=("severity",)))
+            assert result.coef[f"patient.covariate.none.severity[{group}]"] == \
+                pytest.approx(alone.coef["patient.covariate.none.severity"], rel=1e-5)
+    # constant within an arm: refused, naming the arm
+    frame["pdt"] = (frame["arm"] == "PDT").astype(float)
+    with pytest.raises(DataError, match="'pdt' is constant across the dyads of group 'CBT'"):
+        apim.fit(_data(frame), DynamicAPIMSpec("y", ("x",), moderator="arm",
+                                               covariates=("severity", "pdt")))
+
+
+def test_single_valued_text_covariate_refused():
+    y, severity, arm, _ = _simulated(n=20, t=5, seed=15)
+    frame = _long_frame(y, severity, np.zeros(len(y), int))
+    with pytest.raises(DataError, match="'arm' takes a single value \\('CBT'\\)"):
+        apim.fit(_data(frame), DynamicAPIMSpec("y", ("x",), covariates=("arm",)))
