@@ -277,8 +277,22 @@ def session_grid_of(result, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray
 
 def test_simulated_covariate_effects_recovered_within_3_se():
     y, severity, arm, _ = _simulated(n=150, t=7, seed=21)
-    result = _fit(_data(_long_frame(y, severity, arm)))
+    frame = _long_frame(y, severity, arm)
+    result = _fit(_data(frame))
     effects = result.effects
+    # the SEs of B (observed information of all parameters) against the GLS covariance
+    # of B given the fitted covariances (the expected information's block, as nlme's):
+    # close in a sample this size
+    fit = result.fit
+    grid, _ = session_grid_of(result, frame)
+    _, per_dyad = _per_dyad_means(result, frame)
+    x = np.column_stack([np.ones(len(per_dyad)), per_dyad["severity"],
+                         per_dyad["arm"] == "PDT"]).astype(float)
+    gls = evaluate(prepare_dynamic(grid, design=x), fit.phi, fit.sigma_w, fit.sigma_b,
+                   fit.p0)
+    np.testing.assert_allclose(gls.mu, fit.mu, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(np.sqrt(np.diag(fit.cov)[:12]),
+                               np.sqrt(np.diag(np.linalg.inv(gls.information))), rtol=0.05)
     truth = {("patient", ""): 2, ("therapist", ""): 3, ("patient", "x."): 0,
              ("therapist", "x."): 1}
     for (role, prefix), v in truth.items():
