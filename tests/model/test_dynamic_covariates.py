@@ -3,7 +3,10 @@ GLS) against the dense oracle with each dyad's own means: logLik to 1e-8 on unba
 data with gaps, late starts, dropout and a single-session dyad, both initial conditions,
 with and without the therapist level; the profiled ``B`` against the GLS written densely;
 the analytic gradient at the profiled ``B`` against central differences; relabelled and
-shuffled dyads."""
+shuffled dyads. The fitted model: logLik against the dense oracle, ``B`` and its SEs
+against the GLS closed form, lavaan's RI-CLPM with the random intercepts regressed on the
+covariates (committed output and a live refit; logLik 1e-6, estimates and SEs 1e-4),
+simulation truth, refusals (time-varying, missing, collinear covariates)."""
 
 from __future__ import annotations
 
@@ -22,7 +25,15 @@ from dynamic_oracle import (
     dense_therapist_loglik,
     within_covariance,
 )
-from dynamic_support import ROLES, long_data, simulate_grid, with_gaps
+from dynamic_support import (
+    REFERENCE,
+    ROLES,
+    grid_from_wide,
+    long_data,
+    run_riclpm,
+    simulate_grid,
+    with_gaps,
+)
 
 import apim
 from apim.data.session import SessionData
@@ -425,3 +436,62 @@ def test_single_valued_text_covariate_refused():
     frame = _long_frame(y, severity, np.zeros(len(y), int))
     with pytest.raises(DataError, match="'arm' takes a single value \\('CBT'\\)"):
         apim.fit(_data(frame), DynamicAPIMSpec("y", ("x",), covariates=("arm",)))
+
+
+# ---------------------------------------------------------------- lavaan's RI-CLPM
+def _from_wide(table: pd.DataFrame) -> SessionData:
+    """lavaan's wide table (with covariates c1, c2) as long data."""
+    frame = long_data(grid_from_wide(table.drop(columns=["c1", "c2"]))).to_long()
+    index = frame["dyad"].str[1:].astype(int)
+    frame["c1"] = table["c1"].to_numpy()[index]
+    frame["c2"] = table["c2"].to_numpy()[index]
+    return _data(frame)
+
+
+def _check_lavaan(result, reference: pd.DataFrame) -> None:
+    """logLik within 1e-6; B (``m<k>``, ``g<k>_<a>``), Phi, Sigma_B and their SEs
+    within 1e-4 relative of the larger of the value and its SE."""
+    fit = result.fit
+    assert fit.converged
+    assert abs(fit.loglik - reference.loc["logLik", "est"]) < 1e-6
+    se = np.sqrt(np.diag(fit.cov))
+    names = fit.parameter_names
+    for v in range(4):
+        for a in range(3):
+            ref = reference.loc[f"m{v + 1}" if a == 0 else f"g{v + 1}_{a}"]
+            at = v * 3 + a
+            floor = max(abs(ref["est"]), ref["se"])
+            assert abs(fit.estimate[at] - ref["est"]) <= 1e-4 * floor, names[at]
+            assert abs(se[at] - ref["se"]) <= 1e-4 * ref["se"], names[at]
+    for i in range(4):
+        for j in range(4):
+            ref = reference.loc[f"p{i + 1}_{j + 1}"]
+            floor = max(abs(ref["est"]), ref["se"])
+            assert abs(fit.phi[i, j] - ref["est"]) <= 1e-4 * floor
+        for j in range(i, 4):
+            ref = reference.loc[f"b{i + 1}_{j + 1}"]
+            assert abs(fit.sigma_b[i, j] - ref["est"]) <= 1e-4 * max(abs(ref["est"]),
+                                                                    ref["se"])
+
+
+def _lavaan_fit(table: pd.DataFrame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        return apim.fit(_from_wide(table), DynamicAPIMSpec("y", ("x",), initial="free",
+                                                           covariates=("c1", "c2")))
+
+
+def test_committed_riclpm_reference_with_covariates():
+    """lavaan's RI-CLPM with the random intercepts regressed on the covariates
+    (tests/reference/lavaan_riclpm.R) is the same model."""
+    table = pd.read_csv(REFERENCE / "dynamic_covariates.csv")
+    reference = pd.read_csv(REFERENCE / "dynamic_covariates_lavaan.csv").set_index("label")
+    _check_lavaan(_lavaan_fit(table), reference)
+
+
+@pytest.mark.r
+def test_live_riclpm_refit_with_covariates(tmp_path):
+    sys.path.insert(0, str(REFERENCE))
+    from dynamic_make_data import covariate_table
+    table = covariate_table(80, 5, seed=77)
+    _check_lavaan(_lavaan_fit(table), run_riclpm(table, tmp_path))
