@@ -42,7 +42,7 @@ def refuse(args: argparse.Namespace, options: dict[str, str]) -> None:
 
 def dynamic_truth(args: argparse.Namespace, **counts: int | None) -> Any:
     """The :class:`DynamicSimulationSpec` of ``--set`` and the counts."""
-    from apim.cli.simulate import settings, with_counts
+    from apim.cli.set_fields import settings, with_counts
     from apim.simulation.dynamic import DynamicSimulationSpec
 
     refuse(args, {"family": "--family", "link": "--link", "thresholds": "--thresholds"})
@@ -56,9 +56,8 @@ def dynamic_truth(args: argparse.Namespace, **counts: int | None) -> Any:
 def simulate_dynamic_run(args: argparse.Namespace, dyads: int | None,
                          sessions: int | None, seed: int) -> None:
     """Simulate the dynamic APIM's data and write the CSV (options already checked)."""
-    from apim.cli.simulate import check_size
     from apim.simulation.dynamic import simulate_dynamic
-    from apim.simulation.simulate import SimulationSpec
+    from apim.simulation.simulate import SimulationSpec, check_size
 
     truth = dynamic_truth(args, n_dyads=dyads, n_sessions=sessions)
     # the Gaussian simulation's memory per row is an upper bound of the dynamic one's

@@ -158,10 +158,9 @@ OPTIONS: tuple[ModelOption, ...] = (
     ModelOption("--reference", (OBSERVED, LATENT, GENERALIZED, DYNAMIC), {
         FORMULA: "a formula codes its own contrasts: write the reference into it, e.g. "
                  "C(treatment, Treatment('CBT')); drop {flag}"}),
-    ModelOption("--covariate", (OBSERVED, GENERALIZED), {
+    ModelOption("--covariate", (OBSERVED, GENERALIZED, DYNAMIC), {
         LATENT: "the latent model has no covariates; drop {flag}",
-        FORMULA: "add it to the formula's terms; drop {flag}",
-        DYNAMIC: "the dynamic APIM has no covariates; drop {flag}"}),
+        FORMULA: "add it to the formula's terms; drop {flag}"}),
     ModelOption("--random", (OBSERVED,), {
         LATENT: "its dyad level is the unstructured between-dyad covariance (Sigma_B) of "
                 "all the variables; drop {flag}",
@@ -325,7 +324,8 @@ def model_spec(args: argparse.Namespace
                                reference=references(args),
                                therapist_level=args.therapist_level,
                                therapist_covariance=args.therapist_covariance
-                               or "unstructured")
+                               or "unstructured",
+                               covariates=tuple(args.covariate or ()))
     if kind == LATENT:
         return LatentAPIMSpec(outcome=args.outcome, predictors=tuple(args.predictor),
                               moderator=(args.moderator or [None])[0],

@@ -21,7 +21,8 @@ from typing import Any
 from apim.cli.common import output_path
 from apim.cli.help import HelpFormatter, examples
 from apim.cli.options import add_jobs, add_quiet, n_jobs, show_progress
-from apim.cli.simulate import add_family, truth_from, whole
+from apim.cli.set_fields import whole
+from apim.cli.simulate import add_family, truth_from
 from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import FitError, SpecError
 from apim.files import atomic_path, check_new_output, same_file, write_csv

@@ -64,7 +64,7 @@ from apim.data.session import SessionData
 from apim.engine.dynamic import fit_dynamic
 from apim.engine.dynamic.parameters import DynamicParameters
 from apim.errors import BoundaryWarning, ConvergenceWarning, DataError, DataWarning, SpecError
-from apim.model.design import Term, moderator_levels
+from apim.model.design import Term, _dummies, moderator_levels
 from apim.model.dynamic_result import DynamicAPIMResult
 from apim.model.dynamic_spec import DynamicAPIMSpec
 from apim.model.latent import (
@@ -136,7 +136,9 @@ def session_grid(data: SessionData, spec: DynamicAPIMSpec
 def _latent_spec(spec: DynamicAPIMSpec) -> LatentAPIMSpec:
     """The latent APIM's spec of the same variables (its data preparation is shared)."""
     return LatentAPIMSpec(spec.outcome, spec.predictors, moderator=spec.moderator,
-                          reference=spec.reference, therapist_level=spec.therapist_level,
+                          reference=tuple((c, v) for c, v in spec.reference
+                                          if c == spec.moderator),
+                          therapist_level=spec.therapist_level,
                           therapist_covariance=spec.therapist_covariance)
 
 
@@ -188,6 +190,81 @@ def _groups(data: SessionData, spec: DynamicAPIMSpec, wide: pd.DataFrame) -> lis
         raise SpecError(f"moderator {spec.moderator!r} has a single value ({groups[0]!r}): "
                         "a multi-group model needs two or more")
     return groups
+
+
+def dyad_covariates(data: SessionData, spec: DynamicAPIMSpec) -> pd.DataFrame:
+    """The covariates of the means, one row per dyad with a rated session (index the dyad
+    labels), coded: numeric columns as they are, text ones 0/1 against the reference
+    level (as moderators; column ``name[level]``).
+
+    Raises
+    ------
+    DataError
+        A covariate missing in rated rows, or not constant within a dyad (the dynamic
+        APIM's covariates are dyad-level: time-varying covariates are not supported).
+
+    Examples
+    --------
+    >>> import apim
+    >>> data = apim.load_alliance()
+    >>> list(dyad_covariates(data, DynamicAPIMSpec("outcome", ("alliance",),
+    ...                                            covariates=("treatment",))).columns)
+    ['treatment[AFT]']
+    """
+    frame = data.frame
+    rated = pd.concat([data.numeric(v) for v in (*spec.predictors, spec.outcome)],
+                      axis=1).notna().any(axis=1).to_numpy()
+    coded: dict[str, pd.Series] = {}
+    references = dict(spec.reference)
+    for column in spec.covariates:
+        raw = (data.numeric(column) if pd.api.types.is_numeric_dtype(
+            frame[data.resolve(column)]) else frame[data.resolve(column)])[rated]
+        missing = raw.isna().to_numpy()
+        if missing.any():
+            rows = frame.loc[rated, "row"][missing].tolist()
+            dyads = sorted(set(frame.loc[rated, "dyad"][missing]), key=str)
+            raise DataError(f"covariate {column!r} is missing in {len(rows)} rated rows "
+                            f"(rows {rows[:10]}, dyads {dyads[:5]}): fill it in or drop "
+                            "those dyads")
+        per_dyad = raw.groupby(frame.loc[rated, "dyad"].to_numpy(), sort=False)
+        counts = per_dyad.nunique()
+        varying = counts.index[counts > 1]
+        if len(varying):
+            dyad = varying[0]
+            values = sorted(per_dyad.get_group(dyad).unique().tolist(), key=str)
+            raise DataError(
+                f"covariate {column!r} varies within dyad {dyad!r} (values {values[:6]}"
+                f"{' ...' if len(values) > 6 else ''}; {len(varying)} dyads vary): the "
+                "dynamic APIM's covariates are constant within a dyad (e.g. treatment "
+                "arm, baseline severity); time-varying covariates are not supported")
+        first = per_dyad.first()
+        if pd.api.types.is_numeric_dtype(raw):
+            coded[column] = first.astype(float)
+        elif first.nunique() < 2:
+            raise DataError(f"covariate {column!r} takes a single value ({first.iloc[0]!r}) "
+                            "in every dyad: it has no effect to estimate; drop it from the "
+                            "covariates")
+        else:
+            coded.update(_dummies(first, column, references.get(column)))
+    return pd.DataFrame(coded)
+
+
+def _check_collinear(values: pd.DataFrame, where: str) -> None:
+    """Refuse covariates that are (with the intercept) linearly dependent, naming the
+    columns."""
+    names = list(values.columns)
+    x = np.column_stack([np.ones(len(values)), values.to_numpy(float)])
+    for j in range(1, x.shape[1]):
+        coef, *_ = np.linalg.lstsq(x[:, :j], x[:, j], rcond=None)
+        residual = x[:, j] - x[:, :j] @ coef
+        if np.linalg.norm(residual) <= 1e-9 * max(1.0, float(np.linalg.norm(x[:, j]))):
+            others = [names[i - 1] for i in range(1, j)
+                      if abs(coef[i]) > 1e-9 * max(1.0, float(np.max(np.abs(coef))))]
+            what = (f"a linear function of {', '.join(map(repr, others))}" if others
+                    else "constant")
+            raise DataError(f"covariate {names[j - 1]!r} is {what} across the dyads{where}: "
+                            "its effect on the means cannot be separated (collinear); drop "
+                            "it from the covariates")
 
 
 def lagged_terms(spec: DynamicAPIMSpec, roles: tuple[str, str]
@@ -251,6 +328,17 @@ def effect_names(spec: DynamicAPIMSpec, roles: tuple[str, str]) -> list[str]:
                for r in range(2) for v in spec.predictors for rel in ("actor", "partner")])
 
 
+def _covariate_term(spec: DynamicAPIMSpec, roles: tuple[str, str], variable: int,
+                    column: str, group: str = "") -> Term:
+    """The effect of covariate ``column`` on the mean of engine variable ``variable``
+    (``patient.covariate.none.severity`` on the outcome,
+    ``patient.alliance.covariate.none.severity`` on a predictor)."""
+    n_pred = len(spec.predictors)
+    name = (*spec.predictors, spec.outcome)[variable // 2]
+    effect = "covariate" if variable // 2 == n_pred else f"{name}.covariate"
+    return Term(roles[variable % 2], effect, "none", column, group=group)
+
+
 def _levels(spec: DynamicAPIMSpec) -> tuple[str, ...]:
     """The levels of the between effects: the dyads', and with an unstructured therapist
     covariance the therapists' (the regressions it implies, as in the latent APIM)."""
@@ -291,19 +379,26 @@ def fit_dynamic_apim(data: SessionData, spec: DynamicAPIMSpec) -> DynamicAPIMRes
     if spec.therapist_level:
         _therapists(wide, wide["dyad"].unique())
         _check_therapists(wide, _latent_spec(spec), len(names))
+    covariates = dyad_covariates(data, spec) if spec.covariates else None
     free, equal = _constraints(spec)
     n_pred, k = len(spec.predictors), len(names)
     fits, dyads = {}, {}
+    order = [k - 2, k - 1] + list(range(k - 2))     # the outcome's means first
     terms: list[Term] = []
     estimates, covariances = [], []
     for group in _groups(data, spec, wide):
         part = wide[wide["group"] == group]
         y, dyads[group] = _grid(part, names, int(sessions[0]), int(sessions[-1]))
+        values = None
+        if covariates is not None:
+            values = covariates.loc[dyads[group]]
+            _check_collinear(values, f" of group {group!r}" if spec.moderator else "")
         fit = fit_dynamic(y, names=names, initial=spec.initial, free_phi=free,
                           equal_phi=equal,
                           therapist=(_therapists(part, dyads[group]) if spec.therapist_level
                                      else None),
-                          therapist_covariance=spec.therapist_covariance)
+                          therapist_covariance=spec.therapist_covariance,
+                          covariates=None if values is None else values.to_numpy(float))
         fits[group] = fit
         where = f" (group {group})" if spec.moderator is not None else ""
         if not fit.converged:
@@ -323,13 +418,17 @@ def fit_dynamic_apim(data: SessionData, spec: DynamicAPIMSpec) -> DynamicAPIMRes
         def effects(p: DynamicParameters, lagged: list = lagged) -> np.ndarray:
             levels = [p.sigma_b] + ([p.sigma_t] if p.sigma_t is not None
                                     and len(_levels(spec)) == 2 else [])
-            return np.concatenate([p.mu[[k - 2, k - 1]],
+            coef = p.mu.reshape(k, -1)      # B[variable, covariate], intercept first
+            return np.concatenate([coef[[k - 2, k - 1], 0], coef[order, 1:].T.reshape(-1),
                                    [p.phi[i, j] for i, j, _ in lagged],
                                    *(_between(n_pred, m) for m in levels)])
 
         est, cov = fit.delta(effects)
         arm = group if spec.moderator is not None else ""
         group_terms = [Term(r, "intercept", "none", "", group=arm) for r in data.roles]
+        group_terms += [_covariate_term(spec, data.roles, v, c, arm)
+                        for c in ([] if covariates is None else covariates.columns)
+                        for v in order]
         group_terms += [replace(t, group=arm) for _, _, t in lagged]
         group_terms += [Term(data.roles[r], rel, level, v, group=arm)
                         for level in _levels(spec) for r in range(2)

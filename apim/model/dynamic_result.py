@@ -333,6 +333,11 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
                        + ("; between-therapist effects are the regressions implied by "
                           "Sigma_T." if spec.therapist_covariance == "unstructured"
                           else " (no therapist-level effects with a diagonal Sigma_T)."))
+        if spec.covariates:
+            out.append(f"Dyad-level covariates of the means ({', '.join(spec.covariates)}; "
+                       "constant within each dyad): each one's effect on the mean of every "
+                       "variable of both members; the intercepts are the means at covariate "
+                       "values zero.")
         if spec.moderator:
             source = reference_source(self.data.frame[spec.moderator],
                                       dict(spec.reference).get(spec.moderator))
@@ -347,11 +352,20 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
                        + (" (not stationary)" if radius >= 1 else ""))
         return out + self.closing_notes()
 
+    @property
+    def covariate_columns(self) -> list[str]:
+        """The coded covariates of the means (a text covariate as ``name[level]``), in
+        the order of the engine's coefficients."""
+        return list(dict.fromkeys(t.predictor for t in self.terms
+                                  if t.effect.endswith("covariate")))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the shared skeleton plus ``lagged`` (every K x K entry of ``Phi``:
         from/to variable and role, estimate, se, z, p), the eigenvalues of ``Phi``, the
         means, the innovation, person-level and initial covariance matrices and the
-        same-session innovation correlations."""
+        same-session innovation correlations; with covariates of the means, the means are
+        the intercepts (at covariate values zero) and ``covariate_coefficients`` (per
+        variable, one column per coded covariate of ``covariates``)."""
         out = result_dict(self)
         out["lagged"] = [{k: jsonable(v) for k, v in row.items()}
                          for row in self.lagged.to_dict("records")]
@@ -361,7 +375,10 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
             "variables": list(fit.names), "initial": fit.initial, "n_dyads": fit.n_dyads,
             "n_obs": fit.n_obs, "loglik": fit.loglik, "converged": fit.converged,
             "sessions": [int(self.sessions[0]), int(self.sessions[-1])],
-            "means": fit.mu.tolist(), "phi": fit.phi.tolist(),
+            "means": fit.mu.reshape(len(fit.names), -1)[:, 0].tolist(),
+            "covariates": self.covariate_columns,
+            "covariate_coefficients": fit.mu.reshape(len(fit.names), -1)[:, 1:].tolist(),
+            "phi": fit.phi.tolist(),
             "sigma_innovation": fit.sigma_w.tolist(), "sigma_between": fit.sigma_b.tolist(),
             "initial_covariance": fit.p0.tolist(),
             "n_therapists": fit.n_therapists,

@@ -70,6 +70,11 @@ class DynamicAPIMSpec(Spec):
     therapist_covariance : {"unstructured", "diagonal"}
         Structure of the therapist-level covariance ``Sigma_T`` (as in
         :class:`~apim.model.spec.LatentAPIMSpec`).
+    covariates : tuple of str
+        Dyad-level covariates of the means (constant within each dyad, e.g. baseline
+        severity or treatment arm): ``mu_i = B' (1, c_i)``, each covariate's effect on
+        the mean of every variable of both members; a text column is coded 0/1 against
+        its reference level (as a moderator). Time-varying covariates are not supported.
 
     Examples
     --------
@@ -88,13 +93,15 @@ class DynamicAPIMSpec(Spec):
     reference: tuple[tuple[str, str], ...] = ()
     therapist_level: bool = False
     therapist_covariance: Literal["unstructured", "diagonal"] = "unstructured"
+    covariates: tuple[str, ...] = ()
 
     def check(self) -> None:
-        _check_reference(self.reference, (self.moderator,) if self.moderator else ())
+        _check_reference(self.reference, ((self.moderator,) if self.moderator else ())
+                         + tuple(self.covariates))
         if not self.predictors:
             raise SpecError("a dynamic APIM needs at least one predictor")
-        used = [self.outcome, *self.predictors] + ([self.moderator] if self.moderator
-                                                   else [])
+        used = [self.outcome, *self.predictors, *self.covariates] + (
+            [self.moderator] if self.moderator else [])
         repeated = {c for c in used if used.count(c) > 1}
         if repeated:
             raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")

@@ -202,7 +202,6 @@ REASONS: dict[tuple[str, str], str] = {
     ("interaction", "dynamic"): "the dynamic APIM has no actor x partner terms; drop "
                                 "{setting}",
     ("covariates", "latent"): "the latent model has no covariates; drop {setting}",
-    ("covariates", "dynamic"): "the dynamic APIM has no covariates; drop {setting}",
     ("distinguishable", "latent"): "the latent model has effects per role "
                                    "(distinguishable members); drop {setting}",
     ("random", "latent"): "its dyad level is the unstructured between-dyad covariance "

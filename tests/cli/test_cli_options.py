@@ -196,7 +196,10 @@ CELLS = [
                   "dynamic": ("--moderator", "treatment", "--reference", "treatment=AFT")}),
     Cell("--covariate", ("--covariate", "session"), {
         "observed": lambda r: r.spec["covariates"] == ["session"],
-        "generalized": lambda r: r.spec["covariates"] == ["session"]}),
+        "generalized": lambda r: r.spec["covariates"] == ["session"],
+        "dynamic": lambda r: r.spec["covariates"] == ["treatment"]
+        and any(".covariate.none.treatment[" in f["term"] for f in r.payload["fixed"])},
+        per_kind={"dynamic": ("--covariate", "treatment")}),
     Cell("--random", ("--random", "slopes"), {
         "observed": lambda r: r.spec["covariance"]["random"] == "slopes"}),
     Cell("--residual", (), {

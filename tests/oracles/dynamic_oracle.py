@@ -28,8 +28,10 @@ def within_covariance(phi: np.ndarray, sigma_w: np.ndarray, p0: np.ndarray,
 
 def dense_loglik(y: np.ndarray, mu: np.ndarray, phi: np.ndarray, sigma_w: np.ndarray,
                  sigma_b: np.ndarray, p0: np.ndarray) -> float:
-    """ML log-likelihood of ``y`` (dyads, sessions, K; NaN missing)."""
+    """ML log-likelihood of ``y`` (dyads, sessions, K; NaN missing); ``mu`` (K,) the
+    same means for every dyad, or (dyads, K) each dyad's own (covariates of the means)."""
     n, n_t, k = y.shape
+    mu = np.broadcast_to(np.asarray(mu, float), (n, k))
     cov_w = within_covariance(phi, sigma_w, p0, n_t)
     ones = np.tile(np.eye(k), (n_t, 1))
     full = cov_w + ones @ sigma_b @ ones.T
@@ -40,7 +42,7 @@ def dense_loglik(y: np.ndarray, mu: np.ndarray, phi: np.ndarray, sigma_w: np.nda
         if not seen.any():
             continue
         v = full[np.ix_(seen, seen)]
-        r = flat[seen] - np.tile(mu, n_t)[seen]
+        r = flat[seen] - np.tile(mu[i], n_t)[seen]
         chol = np.linalg.cholesky(v)
         z = np.linalg.solve(chol, r)
         total += -0.5 * (seen.sum() * np.log(2 * np.pi)
@@ -54,8 +56,10 @@ def dense_therapist_loglik(y: np.ndarray, therapist: np.ndarray, mu: np.ndarray,
     """ML log-likelihood with dyads nested in therapists (``therapist`` the label of each
     dyad): all observations of a therapist's dyads stacked into one vector whose
     covariance is block diagonal over dyads (as :func:`dense_loglik`) plus ``Sigma_T``
-    between every pair of its observations of the same or another dyad."""
+    between every pair of its observations of the same or another dyad; ``mu`` as in
+    :func:`dense_loglik`."""
     n, n_t, k = y.shape
+    mu = np.broadcast_to(np.asarray(mu, float), (n, k))
     cov_w = within_covariance(phi, sigma_w, p0, n_t)
     ones = np.tile(np.eye(k), (n_t, 1))
     dyad_cov = cov_w + ones @ sigma_b @ ones.T
@@ -71,7 +75,7 @@ def dense_therapist_loglik(y: np.ndarray, therapist: np.ndarray, mu: np.ndarray,
             continue
         assert cov.shape == (size, size)
         v = cov[np.ix_(seen, seen)]
-        r = flat[seen] - np.tile(mu, len(members) * n_t)[seen]
+        r = flat[seen] - np.repeat(mu[members], n_t, axis=0).reshape(-1)[seen]
         chol = np.linalg.cholesky(v)
         z = np.linalg.solve(chol, r)
         total += -0.5 * (seen.sum() * np.log(2 * np.pi)

@@ -10,11 +10,16 @@
 #   Phi[to = k, from = j]); innovation (residual) covariances of the w at waves 2..T equal
 #   over waves (s<k>_<l>); the first wave's within covariance free; random intercepts
 #   uncorrelated with it; one mean m<k> per variable, equal over waves.
+# Optional dyad-level covariates c1, c2, ... (columns of data.csv): every random intercept
+# regressed on them, RI<k> ~ g<k>_<a>*c<a> (fixed.x: the likelihood is conditional on
+# them), so the means are m<k> + sum_a g<k>_<a> c<a> (apim's covariates of the means) and
+# the RI covariances are residual ones (Sigma_B).
 # Standard errors from the observed information (information = "observed").
 suppressMessages(library(lavaan))
 args <- commandArgs(trailingOnly = TRUE)
 d <- read.csv(args[1])
-vars <- setdiff(names(d), "dyad")
+covs <- grep("^c[0-9]+$", names(d), value = TRUE)
+vars <- setdiff(names(d), c("dyad", covs))
 K <- max(as.integer(sub("^v([0-9]+)_.*$", "\\1", vars)))
 T <- max(as.integer(sub("^v[0-9]+_([0-9]+)$", "\\1", vars)))
 v <- function(k, t) sprintf("v%d_%d", k, t)
@@ -23,6 +28,7 @@ lines <- character(0)
 for (k in 1:K) {
   lines <- c(lines, sprintf("RI%d =~ %s", k, paste0("1*", v(k, 1:T), collapse = " + ")))
   for (l in k:K) lines <- c(lines, sprintf("RI%d ~~ RI%d", k, l))
+  for (a in seq_along(covs)) lines <- c(lines, sprintf("RI%d ~ g%d_%d*%s", k, k, a, covs[a]))
 }
 for (t in 1:T) for (k in 1:K) {
   lines <- c(lines, sprintf("%s =~ 1*%s", w(k, t), v(k, t)),
@@ -42,7 +48,7 @@ timing <- system.time(
 pe <- parameterEstimates(fit)
 pe <- pe[pe$label != "" & !duplicated(pe$label), c("label", "est", "se")]
 ri <- parameterEstimates(fit)
-ri <- ri[ri$op == "~~" & grepl("^RI", ri$lhs), ]
+ri <- ri[ri$op == "~~" & grepl("^RI", ri$lhs) & grepl("^RI", ri$rhs), ]
 ri <- data.frame(label = paste0("b", sub("RI", "", ri$lhs), "_", sub("RI", "", ri$rhs)),
                  est = ri$est, se = ri$se)
 stats <- data.frame(label = c("logLik", "converged", "seconds", "cpu_seconds", "version"),

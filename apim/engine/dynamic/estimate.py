@@ -254,10 +254,10 @@ class _Problem:
         (:func:`between_gradient_many`) and, off their own block, the symmetry. (Against
         central differences of the whole gradient, 2p passes, the SEs of the seed design
         differ by 1e-6 relative.)"""
-        layout, k = self.layout, self.data.k
+        layout = self.layout
         steps = 1e-7 * np.maximum(1.0, np.abs(nat))
-        start_sb = k + layout.n_phi + layout.h
-        cheap = np.r_[np.arange(k), np.arange(start_sb, start_sb + layout.h),
+        start_sb = layout.n_means + layout.n_phi + layout.h
+        cheap = np.r_[np.arange(layout.n_means), np.arange(start_sb, start_sb + layout.h),
                       np.arange(layout.therapist_start, layout.n_natural)]
         heavy = np.setdiff1d(np.arange(len(nat)), cheap)
         hess = np.zeros((len(nat), len(nat)))
@@ -299,7 +299,7 @@ class _Problem:
         if self._last is not None and self._last[0] == key:
             return self._last[1][0], self._last[1][1].copy()
         p = self.layout.from_search(theta)
-        mu = np.zeros(self.data.k)
+        mu = np.zeros(self.layout.n_means)
         if not np.all(np.isfinite(p.p0)):
             result: tuple[float, np.ndarray] = (np.inf, np.zeros_like(theta))
         else:
@@ -374,19 +374,19 @@ def _start(y: np.ndarray, layout: DynamicLayout) -> DynamicParameters:
         phi = phi * 0.8 / radius
     sw = positive_part(gamma - phi @ gamma @ phi.T, 0.05)
     if layout.therapist is None:
-        return DynamicParameters(np.zeros(k), phi, sw, sb, gamma)
+        return DynamicParameters(np.zeros(layout.n_means), phi, sw, sb, gamma)
     # a fifth of the person-level covariance to the therapists (both stay positive
     # definite)
     st = np.diag(np.diag(sb)) / 5 if layout.therapist == "diagonal" else sb / 5
-    return DynamicParameters(np.zeros(k), phi, sw, 0.8 * sb, gamma, st)
+    return DynamicParameters(np.zeros(layout.n_means), phi, sw, 0.8 * sb, gamma, st)
 
 
 def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
                 initial: Initial = "free", free_phi: np.ndarray | None = None,
                 equal_phi: Sequence[tuple[tuple[int, int], tuple[int, int]]] = (),
                 therapist: np.ndarray | None = None,
-                therapist_covariance: TherapistCovariance = "unstructured"
-                ) -> DynamicFit:
+                therapist_covariance: TherapistCovariance = "unstructured",
+                covariates: np.ndarray | None = None) -> DynamicFit:
     """Fit the dynamic model to ``y`` (dyads, sessions of the grid, K; NaN missing).
 
     Parameters
@@ -406,6 +406,9 @@ def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
         Sigma_T)`` added to every session of the therapist's dyads.
     therapist_covariance : {"unstructured", "diagonal"}
         Structure of ``Sigma_T``.
+    covariates : array (dyads, c), optional
+        Dyad-level covariates of the means: ``mu_i = B' (1, c_i)``, the means ``mu``
+        the K x (1 + c) coefficients ``B[variable, covariate]`` (profiled by GLS).
 
     Returns
     -------
@@ -423,12 +426,14 @@ def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
         raise DataError(f"{bad} does not vary: the dynamic model needs variation in "
                         "every variable")
     z = (y - center) / scale
-    data = prepare_dynamic(z)
+    data = prepare_dynamic(z, design=None if covariates is None else np.column_stack(
+        [np.ones(len(y)), np.asarray(covariates, float)]))
     layout = DynamicLayout(k, initial,
                            None if free_phi is None else tuple(map(tuple, np.asarray(
                                free_phi, bool).tolist())),
                            tuple(equal_phi),
-                           None if therapist is None else therapist_covariance)
+                           None if therapist is None else therapist_covariance,
+                           0 if covariates is None else np.shape(covariates)[1])
     level = None if therapist is None else therapist_level(data, np.asarray(therapist))
     problem = _Problem(data, layout, level)
     start = _start(z, layout)
@@ -676,10 +681,10 @@ def _admissible_part(p: DynamicParameters) -> DynamicParameters:
 def _unstandardise(layout: DynamicLayout, center: np.ndarray, scale: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
     """The linear map from standardised natural parameters to the data's scale:
-    ``mu = c + d mu*``, ``Phi[r, c] = d_r Phi*[r, c] / d_c``, ``Sigma[a, b] = d_a d_b
-    Sigma*[a, b]``."""
+    ``mu = c + d mu*`` (a covariate's coefficient ``d b*``), ``Phi[r, c] = d_r Phi*[r, c]
+    / d_c``, ``Sigma[a, b] = d_a d_b Sigma*[a, b]``."""
     k = layout.k
-    factors = list(scale)
+    factors = list(np.repeat(scale, 1 + layout.covariates))
     factors += [scale[r] / scale[c] for r, c in layout.phi_index]
     rows, cols = np.tril_indices(k)
     blocks = 2 + (layout.initial == "free")
@@ -689,7 +694,7 @@ def _unstandardise(layout: DynamicLayout, center: np.ndarray, scale: np.ndarray
     elif layout.therapist is not None:
         factors += list(scale[rows] * scale[cols])
     offset = np.zeros(layout.n_natural)
-    offset[:k] = center
+    offset[:layout.n_means:1 + layout.covariates] = center
     return np.diag(factors), offset
 
 

@@ -45,6 +45,7 @@ from apim.engine.dynamic.kalman import (
     Stored,
     TherapistLevel,
     Totals,
+    dyad_means,
     integrate,
     integrate_nested,
     matrix_vector,
@@ -140,8 +141,18 @@ def _top(data: DynamicData, totals: Totals, sigma_b: np.ndarray, mu: np.ndarray 
     counts = data.group_counts.astype(float)
     bar_sb = (np.tensordot(counts, m_inv_t @ big_s, axes=1)
               - np.einsum("nmi,nmj->mij", w, w))
-    bar_mu = -2 * (out.r - matrix_vector(big_s[group], out.q)).sum(axis=0)
-    return _Top(out, bar_mu, bar_sb, out.mu + out.q)
+    score = out.r - matrix_vector(big_s[group], out.q)          # per dyad
+    if data.design is None:
+        return _Top(out, -2 * score.sum(axis=0), bar_sb, out.mu + out.q)
+    return _Top(out, -2 * _over_design(score, data.design), bar_sb,
+                dyad_means(out.mu, data.design) + out.q)
+
+
+def _over_design(per_dyad: np.ndarray, design: np.ndarray) -> np.ndarray:
+    """``sum_i X_i' g_i`` (m, K q) of per-dyad vectors ``g_i`` (n, m, K), ``X_i = I_K (x)
+    x_i'``: the adjoint of the coefficients of means that are regressions on covariates
+    (:func:`~apim.engine.dynamic.kalman.dyad_means`)."""
+    return np.einsum("nmj,na->mja", per_dyad, design).reshape(per_dyad.shape[1], -1)
 
 
 def _sym(m: np.ndarray) -> np.ndarray:
@@ -173,11 +184,19 @@ def _nested_top(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
     m_inv_t = np.linalg.inv(out.m_mat.mT)
     w = matrix_vector(m_inv_t, out.r)
     bar_st = (m_inv_t @ red.a_t).sum(axis=0) - np.einsum("jmi,jmk->mik", w, w)
-    bar_mu = -2 * (out.r - matrix_vector(red.a_t, out.q)).sum(axis=0)
-    plus = out.mu + out.q
-    bar_a_t = _sym(out.p_mat) + plus[..., :, None] * plus[..., None, :]
-    bar_a = np.tensordot(level.counts.T, bar_a_t, axes=1)          # (G, m, K, K)
-    bar_v = -2 * plus[level.codes]                                 # (n, m, K)
+    if data.design is None:
+        bar_mu = -2 * (out.r - matrix_vector(red.a_t, out.q)).sum(axis=0)
+        plus = out.mu + out.q
+        bar_a_t = _sym(out.p_mat) + plus[..., :, None] * plus[..., None, :]
+        bar_a = np.tensordot(level.counts.T, bar_a_t, axes=1)      # (G, m, K, K)
+        bar_v = -2 * plus[level.codes]                             # (n, m, K)
+    else:   # each dyad's own means: mu_i + q_j, per dyad
+        plus = dyad_means(out.mu, data.design) + out.q[level.codes]
+        bar_mu = -2 * _over_design(red.v - matrix_vector(red.a[group], plus),
+                                   data.design)
+        bar_a = np.tensordot(level.counts.T, _sym(out.p_mat), axes=1)
+        np.add.at(bar_a, group, plus[..., :, None] * plus[..., None, :])
+        bar_v = -2 * plus
     # through v = M^-T s and A = M^-T S
     m_mat = red.m_mat
     g = np.linalg.solve(m_mat[group], bar_v[..., None])[..., 0]
@@ -292,7 +311,8 @@ def loglik_gradient(data: DynamicData, phi: np.ndarray, sigma_w: np.ndarray,
     ----------
     data : the prepared ratings
     phi, sigma_w, sigma_b, p0 : (K, K) matrices
-    mu : (K,) means, or None
+    mu : (K,) means (K q coefficients ``B[variable, covariate]`` with covariates of the
+        means, :func:`~apim.engine.dynamic.kalman.prepare_dynamic`), or None
     level, sigma_t : a therapist level and its (K, K) covariance, optional
 
     Returns

@@ -41,7 +41,8 @@ import numpy as np
 
 from apim.engine.dynamic.patterns import DynamicData, prepare_dynamic
 
-__all__ = ["DynamicData", "DynamicEvaluation", "Totals", "Stored", "Integrated",
+__all__ = ["DynamicData", "DynamicEvaluation", "Totals", "Stored", "Integrated", "Design",
+           "dyad_means",
            "TherapistLevel", "Reduced", "prepare_dynamic", "therapist_level",
            "run_filter", "integrate", "integrate_nested", "reduce_dyads", "matrix_vector",
            "evaluate", "evaluate_many", "stationary_covariance", "spectral_radius"]
@@ -213,27 +214,78 @@ def therapist_level(data: DynamicData, therapist: np.ndarray) -> TherapistLevel:
     return TherapistLevel(codes, counts)
 
 
+class Design(NamedTuple):
+    """The means as regressions on dyad-level covariates (``mu_i = B' x_i``, ``beta``
+    the K x q entries of ``B`` as ``B[variable, covariate]``) seen from one level of
+    :func:`_level`: per row ``C = S X`` summed over the row's dyads (rows, m, K, Kq),
+    and over all dyads ``H = sum X' S X`` (m, Kq, Kq) and ``L = sum X' s`` (m, Kq, field ``lin``),
+    with ``X_i = I_K (x) x_i'`` and ``S``, ``s`` each dyad's own matrix and vector."""
+
+    c: np.ndarray
+    h: np.ndarray
+    lin: np.ndarray
+
+
+def dyad_means(beta: np.ndarray, design: np.ndarray) -> np.ndarray:
+    """Each dyad's means ``B' x_i`` (dyads, m, K) of coefficients ``beta`` (m, K q)."""
+    m, q = len(beta), design.shape[1]
+    return np.einsum("mja,na->nmj", beta.reshape(m, -1, q), design)
+
+
+def _design(design: np.ndarray, big_s: np.ndarray, s: np.ndarray, groups: np.ndarray,
+            n_groups: int, rows: np.ndarray | None, n_rows: int) -> Design:
+    """:class:`Design` of dyads' matrices ``big_s`` (G, m, K, K, per group ``groups``
+    of each dyad) and vectors ``s`` (n, m, K); ``rows`` the row of each dyad at the
+    level (None: each dyad its own row)."""
+    q = design.shape[1]
+    g_, m, k, _ = big_s.shape
+    xx = np.zeros((n_groups, q, q))
+    np.add.at(xx, groups, design[:, :, None] * design[:, None, :])
+    h = np.einsum("gmjl,gab->mjalb", big_s, xx).reshape(m, k * q, k * q)
+    lin = np.einsum("nmj,na->mja", s, design).reshape(m, k * q)
+    if rows is None:
+        c = np.einsum("nmjl,na->nmjla", big_s[groups], design)
+    else:
+        xs = np.zeros((n_rows, n_groups, q))
+        np.add.at(xs, (rows, groups), design)
+        c = np.einsum("rga,gmjl->rmjla", xs, big_s)
+    return Design(c.reshape(c.shape[0], m, k, k * q), h, lin)
+
+
 def _level(big_s: np.ndarray, s: np.ndarray, unit: np.ndarray, counts: np.ndarray,
-           sigma: np.ndarray, mu: np.ndarray | None) -> Integrated:
+           sigma: np.ndarray, mu: np.ndarray | None, design: Design | None = None
+           ) -> Integrated:
     """One level of random intercepts integrated out: ``sum -2 s'mu + mu'S mu + log|M|
     - r'(I + Sigma S)^-1 Sigma r`` over the rows of ``s`` (n, m, K), ``r = s - S mu``,
     ``S`` (U, m, K, K) shared by the rows of each unit (``unit`` the unit of each row,
     ``counts`` the rows per unit); ``mu`` None: profiled out by GLS. The total leaves
-    out the filter's own sums."""
+    out the filter's own sums. With a ``design`` the means are regressions on dyad-level
+    covariates (``mu`` their coefficients): ``-2 L'beta + beta'H beta`` and ``r = s - C
+    beta``, profiled by the GLS ``(H - sum C'PC) beta = L - sum C'P s``."""
     k = big_s.shape[-1]
     m_mat = np.eye(k) + sigma @ big_s                              # I + Sigma S
     sign, log_m = np.linalg.slogdet(m_mat)
     p_mat = np.linalg.solve(m_mat, np.broadcast_to(sigma, m_mat.shape))
-    sp = big_s @ p_mat                                            # S P
-    info = np.tensordot(counts, big_s - sp @ big_s, axes=1)       # (m, K, K)
-    if mu is None:
-        v = s - matrix_vector(sp[unit], s)
-        mu = np.linalg.solve(info, v.sum(axis=0)[..., None])[..., 0]
-    r = s - matrix_vector(big_s[unit], mu)
+    if design is None:
+        sp = big_s @ p_mat                                        # S P
+        info = np.tensordot(counts, big_s - sp @ big_s, axes=1)   # (m, K, K)
+        if mu is None:
+            v = s - matrix_vector(sp[unit], s)
+            mu = np.linalg.solve(info, v.sum(axis=0)[..., None])[..., 0]
+        r = s - matrix_vector(big_s[unit], mu)
+        linear = (- 2 * (s.sum(axis=0) * mu).sum(axis=1)
+                  + np.einsum("g,mj,gmjk,mk->m", counts, mu, big_s, mu))
+    else:
+        pc = p_mat[unit] @ design.c                               # P C per row
+        info = design.h - np.einsum("rmjp,rmjq->mpq", design.c, pc)
+        if mu is None:
+            rhs = design.lin - np.einsum("rmjp,rmj->mp", pc, s)
+            mu = np.linalg.solve(info, rhs[..., None])[..., 0]
+        r = s - matrix_vector(design.c, mu)
+        linear = (- 2 * (design.lin * mu).sum(axis=1)
+                  + np.einsum("mp,mpq,mq->m", mu, design.h, mu))
     q = matrix_vector(p_mat[unit], r)
-    total = (- 2 * (s.sum(axis=0) * mu).sum(axis=1)
-             + np.einsum("g,mj,gmjk,mk->m", counts, mu, big_s, mu) + counts @ log_m
-             - (r * q).sum(axis=(0, 2)))
+    total = linear + counts @ log_m - (r * q).sum(axis=(0, 2))
     ok = np.all(sign > 0, axis=0) & np.isfinite(total)
     return Integrated(total, mu, info, m_mat, p_mat, r, q, ok)
 
@@ -292,8 +344,11 @@ def integrate(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
     A_j mu``; singular ``Sigma_T`` allowed), and the means profiled by the GLS of that
     level (``sum_j A_j - A_j (I + Sigma_T A_j)^-1 Sigma_T A_j``)."""
     if level is None:
-        out = _level(totals.big_s, np.swapaxes(totals.s, 0, 1), data.groups,
-                     data.group_counts.astype(float), sigma_b, mu)
+        s = np.swapaxes(totals.s, 0, 1)
+        design = None if data.design is None else _design(
+            data.design, totals.big_s, s, data.groups, len(data.group_first), None, 0)
+        out = _level(totals.big_s, s, data.groups, data.group_counts.astype(float),
+                     sigma_b, mu, design)
         total = data.n_obs * LOG_2PI + totals.logdet + totals.c + out.total
         return out._replace(total=total, ok=out.ok & np.isfinite(total))
     assert sigma_t is not None
@@ -306,7 +361,9 @@ def integrate_nested(data: DynamicData, totals: Totals, sigma_b: np.ndarray,
     """:func:`integrate` with a therapist level, and the dyads' sums it used."""
     red = reduce_dyads(data, totals, sigma_b, level)
     j = level.n_therapists
-    out = _level(red.a_t, red.v_t, np.arange(j), np.ones(j), sigma_t, mu)
+    design = None if data.design is None else _design(
+        data.design, red.a, red.v, data.groups, len(data.group_first), level.codes, j)
+    out = _level(red.a_t, red.v_t, np.arange(j), np.ones(j), sigma_t, mu, design)
     total = red.base + out.total
     return out._replace(total=total, ok=out.ok & red.ok & np.isfinite(total)), red
 

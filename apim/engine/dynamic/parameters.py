@@ -62,13 +62,19 @@ class DynamicLayout:
     estimated (the others are fixed at zero); ``equal_phi`` lists pairs of entries
     ``((to, from), (to, from))`` constrained equal (the second follows the first);
     ``therapist`` the structure of the therapists' covariance (None: no therapist
-    level)."""
+    level); ``covariates`` the dyad-level covariates of the means (the means are then
+    the K x (1 + covariates) coefficients ``B[variable, covariate]``, intercept first)."""
 
     k: int
     initial: Initial
     free_phi: tuple[tuple[bool, ...], ...] | None = None
     equal_phi: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = ()
     therapist: TherapistCovariance | None = None
+    covariates: int = 0
+
+    @property
+    def n_means(self) -> int:
+        return self.k * (1 + self.covariates)
 
     @property
     def h(self) -> int:
@@ -94,7 +100,7 @@ class DynamicLayout:
 
     @property
     def n_natural(self) -> int:
-        return (self.k + self.n_phi + 2 * self.h + (self.h if self.initial == "free" else 0)
+        return (self.n_means + self.n_phi + 2 * self.h + (self.h if self.initial == "free" else 0)
                 + self.n_therapist)
 
     @property
@@ -106,7 +112,8 @@ class DynamicLayout:
         """``mean(v)``, ``lagged(to<-from)``, ``innovation(v,w)``, ``between(v,w)``,
         ``initial(v,w)``."""
         rows, cols = tril(self.k)
-        out = [f"mean({v})" for v in variables]
+        out = [f"mean({v})" if a == 0 else f"mean({v}|covariate {a})" for v in variables
+               for a in range(1 + self.covariates)]
         out += [f"lagged({variables[r]}<-{variables[c]})" for r, c in self.phi_index]
         levels = ("innovation", "between") + (("initial",) if self.initial == "free" else ())
         for level in levels:
@@ -140,12 +147,12 @@ class DynamicLayout:
 
     def unpack(self, nat: np.ndarray) -> DynamicParameters:
         k, h, m = self.k, self.h, self.n_phi
-        phi = self.phi_of(nat[k:k + m])
-        off = k + m
+        phi = self.phi_of(nat[self.n_means:self.n_means + m])
+        off = self.n_means + m
         sw, sb = unvech(nat[off:off + h], k), unvech(nat[off + h:off + 2 * h], k)
         p0 = (unvech(nat[off + 2 * h:off + 3 * h], k) if self.initial == "free"
               else _stationary_or_nan(phi, sw))
-        return DynamicParameters(nat[:k].copy(), phi, sw, sb, p0,
+        return DynamicParameters(nat[:self.n_means].copy(), phi, sw, sb, p0,
                                  self._sigma_t(nat[self.therapist_start:]))
 
     def pack(self, p: DynamicParameters) -> np.ndarray:
@@ -194,7 +201,7 @@ class DynamicLayout:
             p0 = lp @ lp.T
         else:
             p0 = _stationary_or_nan(phi, sw)
-        return DynamicParameters(np.zeros(k), phi, sw, lb @ lb.T, p0,
+        return DynamicParameters(np.zeros(self.n_means), phi, sw, lb @ lb.T, p0,
                                  self._therapist_of_search(theta))
 
     def phi_gradient(self, bar_phi: np.ndarray) -> np.ndarray:

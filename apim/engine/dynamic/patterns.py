@@ -145,8 +145,10 @@ class DynamicData:
     ``active`` the number of dyads with a rating at or after each session, ``order``
     the original position of each dyad, ``groups`` the group of dyads with the same
     pattern over the whole grid, ``group_first`` each group's first dyad,
-    ``group_counts`` its number of dyads, and ``steps`` the filter's schedule (one
-    :class:`Step` per session up to the last rated one)."""
+    ``group_counts`` its number of dyads, ``steps`` the filter's schedule (one
+    :class:`Step` per session up to the last rated one) and ``design`` the dyads'
+    covariates of the means (dyads, q; the first column the intercept's ones), or None
+    (the means the same for every dyad)."""
 
     y: np.ndarray
     observed: np.ndarray
@@ -158,6 +160,7 @@ class DynamicData:
     group_first: np.ndarray
     group_counts: np.ndarray
     steps: tuple[Step, ...]
+    design: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -172,11 +175,15 @@ class DynamicData:
         return int(self.y.shape[1])
 
 
-def prepare_dynamic(y: np.ndarray, share: bool = True) -> DynamicData:
+def prepare_dynamic(y: np.ndarray, share: bool = True,
+                    design: np.ndarray | None = None) -> DynamicData:
     """Ratings as an array (dyads, sessions of the grid, K) with NaN where missing.
 
     ``share=False`` gives every dyad its own node and group at every session (the
-    per-dyad filter, no sharing; for checks of the shared one)."""
+    per-dyad filter, no sharing; for checks of the shared one). ``design`` (dyads, q):
+    each dyad's covariates of the means, ``mu_i = B' x_i`` (the first column ones for
+    the intercepts); the means are then the K x q coefficients ``B`` (flattened as
+    ``B[variable, covariate]``)."""
     y = np.asarray(y, float)
     n, n_t, k = y.shape
     observed = ~np.isnan(y)
@@ -197,7 +204,7 @@ def prepare_dynamic(y: np.ndarray, share: bool = True) -> DynamicData:
     return DynamicData(np.where(observed, y[order], 0.0), observed, codes, active, order,
                        int(observed.sum()), groups,
                        group_first, np.bincount(groups, minlength=len(group_first)),
-                       steps)
+                       steps, None if design is None else np.asarray(design, float)[order])
 
 
 def _schedule(codes: np.ndarray, active: np.ndarray, group_first: np.ndarray, k: int,
