@@ -33,18 +33,21 @@ def _standardised(y: np.ndarray) -> np.ndarray:
     return (y - np.nanmean(y, axis=(0, 1))) / np.nanstd(y, axis=(0, 1))
 
 
-def _problem(z: np.ndarray, therapist: np.ndarray, covariance: str) -> _Problem:
-    data = prepare_dynamic(z)
-    layout = DynamicLayout(z.shape[2], "free", therapist=covariance)  # type: ignore[arg-type]
+def _problem(z: np.ndarray, therapist: np.ndarray, covariance: str,
+             covariates: np.ndarray | None = None) -> _Problem:
+    data = prepare_dynamic(z, design=None if covariates is None else np.column_stack(
+        [np.ones(len(z)), covariates]))
+    layout = DynamicLayout(z.shape[2], "free", therapist=covariance,  # type: ignore[arg-type]
+                           covariates=0 if covariates is None else covariates.shape[1])
     return _Problem(data, layout, therapist_level(data, therapist))
 
 
-def _logged_search(z: np.ndarray, therapist: np.ndarray, covariance: str
-                   ) -> tuple[float, np.ndarray]:
+def _logged_search(z: np.ndarray, therapist: np.ndarray, covariance: str,
+                   covariates: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """The maximum logLik and the natural parameters there by the previous route: BFGS
     over log-Cholesky (log-SD) coordinates of ``Sigma_T`` from the same start values, to
     a per-observation gradient of 1e-9."""
-    problem = _problem(z, therapist, covariance)
+    problem = _problem(z, therapist, covariance, covariates)
     layout = problem.layout
     n_t = layout.n_therapist
     rows, cols = tril(layout.k)
@@ -68,9 +71,10 @@ def _logged_search(z: np.ndarray, therapist: np.ndarray, covariance: str
     return -float(result.fun) * problem.size, problem.natural(theta)
 
 
-def _assert_kkt(fit, z: np.ndarray, therapist: np.ndarray, covariance: str) -> None:
+def _assert_kkt(fit, z: np.ndarray, therapist: np.ndarray, covariance: str,
+                covariates: np.ndarray | None = None) -> None:
     """First-order conditions of a maximum over positive semi-definite ``Sigma_T``."""
-    problem = _problem(z, therapist, covariance)
+    problem = _problem(z, therapist, covariance, covariates)
     layout = problem.layout
     value, grad = problem.gradient(fit.estimate)
     assert value == pytest.approx(fit.loglik, abs=1e-6)
@@ -172,3 +176,19 @@ def test_interior_fit_unchanged_route_and_agrees_with_logged_search(covariance):
     loglik, estimate = _logged_search(z, therapist, covariance)
     assert fit.loglik >= loglik - 1e-8
     assert np.max(np.abs(fit.estimate - estimate) / np.sqrt(np.diag(fit.cov))) < 1e-5
+
+
+def test_boundary_with_a_covariate_of_the_means():
+    """Sigma_T = 0 with a dyad-level covariate (the means' block of the information,
+    profiled out for the Newton steps in the search's coordinates, is then K x 2)."""
+    y, therapist = _simulated(0, 5)
+    covariate = np.random.default_rng(3).normal(size=(len(y), 1))
+    y = y + 0.5 * covariate[:, :, None]
+    z = _standardised(y)
+    fit = fit_dynamic(z, therapist=therapist, therapist_covariance="unstructured",
+                      covariates=covariate)
+    assert fit.converged
+    assert any("therapist" in flag for flag in fit.boundary)
+    loglik, _ = _logged_search(z, therapist, "unstructured", covariate)
+    assert fit.loglik >= loglik - 1e-6
+    _assert_kkt(fit, z, therapist, "unstructured", covariate)

@@ -532,14 +532,14 @@ class _SearchSteps:
         gradient times the second derivatives of the natural parameters in ``theta``
         (:func:`_factor_curvature`; ``J`` by central differences of that cheap map)."""
         problem, layout = self.problem, self.problem.layout
-        k = layout.k
+        k, q = layout.k, layout.n_means  # the means (and covariates' coefficients) profiled
         nat = problem.natural(theta)
         full = problem.hessian(nat) if natural is None else natural
-        hess = full[k:, k:] - full[k:, :k] @ np.linalg.solve(full[:k, :k], full[:k, k:])
-        grad = -problem.gradient(nat)[1][k:]
+        hess = full[q:, q:] - full[q:, :q] @ np.linalg.solve(full[:q, :q], full[:q, q:])
+        grad = -problem.gradient(nat)[1][q:]
 
         def natural_of(t: np.ndarray) -> np.ndarray:
-            return layout.pack(layout.from_search(t))[k:]
+            return layout.pack(layout.from_search(t))[q:]
 
         n, step = len(theta), 1e-6
         eye = np.eye(n)
