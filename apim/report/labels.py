@@ -109,6 +109,10 @@ def variance_label(name: str) -> tuple[str, str]:
     ('Session (residual)', 'Correlation patient, therapist')
     >>> variance_label("between cov(x[patient],y[patient]) in AFT")
     ('Dyad (between)', 'Covariance x[patient], y[patient] in AFT')
+    >>> variance_label("dyad sd(intercept patient)")  # the generalized APIM's naming
+    ('Dyad', 'SD of patient intercepts')
+    >>> variance_label("dyad cor(intercepts patient, therapist)")
+    ('Dyad', 'Correlation patient, therapist')
     """
     head, _, rest = str(name).partition(" ")
     level = {"dyad": "Dyad", "residual": "Session (residual)", "therapist": "Therapist",
@@ -132,6 +136,7 @@ def variance_label(name: str) -> tuple[str, str]:
     kind, inside = match.groups()
 
     def part(p: str) -> str:
+        p = re.sub(r"^intercepts? ", "", p.strip())  # sd(intercept patient): the role's
         bits = p.split(".")
         if head == "dyad" and len(bits) == 4:
             lev = level_label(bits[2])
