@@ -22,12 +22,12 @@ from typing import Any
 
 from apim._version import __version__
 from apim.data import DataReport, SessionData, read_table
-from apim.datasets import load_alliance
 from apim.model.centring import Decomposition, DecompositionSpec, decompose
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec
 
 # public name -> module that defines it, imported on first use
 _LAZY = {
+    "load_alliance": "apim.datasets",  # simulates: loads the engines, not for `import apim`
     "fit": "apim.model.registry",  # every model family's fitter: not for `import apim`
     "APIMResult": "apim.model.result",
     "wald_test": "apim.inference.wald",
@@ -79,7 +79,7 @@ _LAZY = {
 _SUBPACKAGES = ("data", "datasets", "engine", "model", "inference", "simulation", "report",
                 "cli", "parallel", "errors", "analyses")
 
-__all__ = ["SessionData", "DataReport", "read_table", "load_alliance", "decompose",
+__all__ = ["SessionData", "DataReport", "read_table", "decompose",
            "DecompositionSpec", "Decomposition", "APIMSpec", "CovarianceSpec", "FormulaSpec",
            *_LAZY, "__version__"]
 

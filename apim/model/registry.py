@@ -21,9 +21,10 @@ df='containment' does not apply to a latent APIM
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import pandas as pd
@@ -34,18 +35,16 @@ from apim.engine.mixed.estimate import estimate_mixed as fit_engine
 from apim.errors import SpecError
 from apim.model.checks import check_design, check_sample
 from apim.model.design import APIMDesign, build_design
-from apim.model.dynamic import fit_dynamic_apim
-from apim.model.dynamic_result import DynamicAPIMResult
 from apim.model.dynamic_spec import DynamicAPIMSpec
 from apim.model.fitted import FittedModel
-from apim.model.formula import formula_design
-from apim.model.generalized import fit_generalized
 from apim.model.generalized_spec import GeneralizedAPIMSpec
-from apim.model.latent import fit_latent, warn_if_unreliable
-from apim.model.latent_result import LatentAPIMResult
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec, FormulaSpec, LatentAPIMSpec, Method
 from apim.specbase import Spec
+
+if TYPE_CHECKING:  # the other families' modules load when a spec of theirs is fitted
+    from apim.model.dynamic_result import DynamicAPIMResult
+    from apim.model.latent_result import LatentAPIMResult
 
 __all__ = ["fit", "Fitter", "FITTERS"]
 
@@ -64,6 +63,20 @@ class Fitter:
     function: Callable[..., FittedModel]
     options: tuple[str, ...] = ()
     refusals: tuple[tuple[str, str], ...] = ()
+
+
+def _on_first_use(module: str, name: str) -> Callable[..., FittedModel]:
+    """The fitter ``module.name``, imported when it is first called: ``apim fit`` of an
+    APIM does not load the latent, generalized, dynamic and formula families' modules
+    (patsy, their engines)."""
+
+    def call(*args: Any, **options: Any) -> FittedModel:
+        function: Callable[..., FittedModel] = getattr(importlib.import_module(module), name)
+        return function(*args, **options)
+
+    call.__name__ = call.__qualname__ = name
+    call.__module__ = module
+    return call
 
 
 def _check_df(df: str) -> None:
@@ -86,12 +99,16 @@ def _fit_apim(data: SessionData, spec: APIMSpec, df: str = "satterthwaite",
     resolved = design.spec
     if isinstance(resolved, APIMSpec) and resolved.decomposition.center in ("person",
                                                                            "therapist"):
+        from apim.model.latent import warn_if_unreliable
+
         warn_if_unreliable(data, spec.predictors)  # points to LatentAPIMSpec
     return _fit_design(design, spec.method, df, control)
 
 
 def _fit_formula(data: SessionData, spec: FormulaSpec, df: str = "satterthwaite",
                  control: FitControl | None = None) -> APIMResult:
+    from apim.model.formula import formula_design  # patsy: only here
+
     _check_df(df)
     return _fit_design(formula_design(data, spec), spec.method, df, control)
 
@@ -104,10 +121,13 @@ _LATENT_REFUSALS = (
 FITTERS: dict[type[Spec], Fitter] = {
     APIMSpec: Fitter(_fit_apim, ("df", "control")),
     FormulaSpec: Fitter(_fit_formula, ("df", "control")),
-    LatentAPIMSpec: Fitter(fit_latent, (), _LATENT_REFUSALS),
-    GeneralizedAPIMSpec: Fitter(fit_generalized, ("control",), (
+    LatentAPIMSpec: Fitter(_on_first_use("apim.model.latent", "fit_latent"), (),
+                           _LATENT_REFUSALS),
+    GeneralizedAPIMSpec: Fitter(_on_first_use("apim.model.generalized", "fit_generalized"),
+                                ("control",), (
         ("df", "its tests are z tests (maximum likelihood, as glmer and glmmTMB)"),)),
-    DynamicAPIMSpec: Fitter(fit_dynamic_apim, (), _LATENT_REFUSALS),
+    DynamicAPIMSpec: Fitter(_on_first_use("apim.model.dynamic", "fit_dynamic_apim"), (),
+                            _LATENT_REFUSALS),
 }
 """Spec type -> fitter: the registry behind :func:`fit`."""
 
