@@ -68,9 +68,15 @@ def outcome_categories(data: SessionData, outcome: str, family: str,
                 f"binary outcome {outcome!r} is coded {shown} ({_rows_with(data, column, bad)}),"
                 f" not 0/1: recode it so that 1 is the event, e.g. in pandas "
                 f"frame[{outcome!r}] = (frame[{outcome!r}] == {high!r}).astype(int)")
+        numeric = pd.api.types.is_numeric_dtype(present)
+        whole = numeric and bool(np.all(np.mod(present.to_numpy(float), 1) == 0))
+        advice = ("for ordered categories use family 'ordinal' (--family ordinal)" if whole
+                  or not numeric else "for a continuous outcome fit the Gaussian APIM "
+                  "(drop family, --family), or make the event explicit, e.g. "
+                  f"frame['event'] = (frame[{outcome!r}] < CUTOFF).astype(int)")
         raise DataError(f"binary outcome {outcome!r} takes {len(distinct)} values ({shown}"
                         f"{', ...' if len(distinct) > 5 else ''}); a binomial outcome is 0/1: "
-                        "for ordered categories use family 'ordinal' (--family ordinal)")
+                        f"{advice}")
     if isinstance(values.dtype, pd.CategoricalDtype):
         unused = [c for c in values.cat.categories if not (values == c).any()]
         if unused:

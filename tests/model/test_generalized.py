@@ -103,6 +103,14 @@ def test_more_than_two_values_points_to_ordinal():
         apim.fit(_data(_frame()), GeneralizedAPIMSpec("grade", ("x",), nagq=1))
 
 
+def test_a_continuous_outcome_points_to_the_gaussian_apim():
+    frame = _frame()
+    frame["score"] = frame["grade"] + 0.25
+    with pytest.raises(DataError, match=r"continuous outcome fit the Gaussian APIM") as error:
+        apim.fit(_data(frame), GeneralizedAPIMSpec("score", ("x",), nagq=1))
+    assert "ordinal" not in str(error.value)
+
+
 def test_a_category_one_role_never_uses():
     frame = _frame()
     frame.loc[(frame["role"] == "therapist") & (frame["grade"] == 3), "grade"] = 2
