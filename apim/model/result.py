@@ -41,12 +41,23 @@ from apim.model.fitted import (
 )
 from apim.model.spec import APIMSpec, FormulaSpec
 
-__all__ = ["APIMResult", "DF", "parameter_label"]
+__all__ = ["APIMResult", "DF", "parameter_label", "tables_text"]
 
 DF = Literal["satterthwaite", "containment"]
 ML_SE_NOTE = ("ML standard errors are those of (X'V^-1 X)^-1, as vcov() in nlme and lme4 "
               "and SAS PROC MIXED report them; nlme's printed summary() of an ML fit "
               "multiplies them by sqrt(N / (N - p))")
+
+
+def tables_text(effects: pd.DataFrame, variance: pd.DataFrame, digits: int = 3
+                ) -> tuple[str, str]:
+    """The fixed effects (p formatted, df to one decimal) and variance components of a
+    mixed-model fit as the summary prints them."""
+    shown = effects.drop(columns="group")
+    shown["p"] = shown["p"].map(p_value)
+    shown["df"] = shown["df"].map(lambda v: f"{v:.1f}")
+    body = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")
+    return body, variance.to_string(float_format=lambda v: f"{v:.{digits}f}")
 
 
 def parameter_label(parameter: VarianceParameter, roles: tuple[str, str],
@@ -332,11 +343,7 @@ class APIMResult:
         s = self.statistics
         head = [self.model_line(),
                 s.line(f"{s.n_obs} observations, {s.n_dyads} dyads")]
-        shown = self.effects.drop(columns="group")
-        shown["p"] = shown["p"].map(p_value)
-        shown["df"] = shown["df"].map(lambda v: f"{v:.1f}")
-        body = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")
-        var = self.variance.to_string(float_format=lambda v: f"{v:.{digits}f}")
+        body, var = tables_text(self.effects, self.variance, digits)
         notes = [f"df: {self.df}"]
         notes += [f"reference {m} = {level} (terms |{m}[...] are differences from it)"
                   for m, level in self.reference_levels().items()]
