@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from apim.errors import SpecError
-from apim.model.spec import _check_reference
+from apim.model.spec import _check_reference, check_columns, check_therapist_covariance
 from apim.specbase import Spec
 
 __all__ = ["DynamicAPIMSpec"]
@@ -98,13 +97,6 @@ class DynamicAPIMSpec(Spec):
     def check(self) -> None:
         _check_reference(self.reference, ((self.moderator,) if self.moderator else ())
                          + tuple(self.covariates))
-        if not self.predictors:
-            raise SpecError("a dynamic APIM needs at least one predictor")
-        used = [self.outcome, *self.predictors, *self.covariates] + (
-            [self.moderator] if self.moderator else [])
-        repeated = {c for c in used if used.count(c) > 1}
-        if repeated:
-            raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
-        if self.therapist_covariance != "unstructured" and not self.therapist_level:
-            raise SpecError(f"therapist_covariance={self.therapist_covariance!r} applies "
-                            "to the therapist level: set therapist_level=True too")
+        check_columns("a dynamic APIM", self.outcome, self.predictors,
+                      self.covariates + ((self.moderator,) if self.moderator else ()))
+        check_therapist_covariance(self.therapist_covariance, self.therapist_level)

@@ -30,7 +30,7 @@ from typing import ClassVar, Literal
 
 from apim.errors import SpecError
 from apim.model.centring import DecompositionSpec
-from apim.model.spec import APIMSpec, CovarianceSpec, _check_reference
+from apim.model.spec import APIMSpec, CovarianceSpec, _check_reference, check_columns
 from apim.specbase import Spec
 
 __all__ = ["GeneralizedAPIMSpec", "DEFAULT_NAGQ", "MAX_NAGQ", "FAMILIES", "LINK_NAMES"]
@@ -103,12 +103,8 @@ class GeneralizedAPIMSpec(Spec):
         if self.nagq is not None and not 1 <= self.nagq <= MAX_NAGQ:
             raise SpecError(f"nagq={self.nagq} must be between 1 (Laplace) and {MAX_NAGQ} "
                             "quadrature points per dimension")
-        if not self.predictors:
-            raise SpecError("an APIM needs at least one predictor")
-        used = [self.outcome, *self.predictors, *self.moderators, *self.covariates]
-        repeated = {c for c in used if used.count(c) > 1}
-        if repeated:
-            raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
+        check_columns("an APIM", self.outcome, self.predictors,
+                      self.moderators + self.covariates)
         _check_reference(self.reference, self.moderators)
         if self.thresholds is not None and self.family != "ordinal":
             raise SpecError(f"thresholds={self.thresholds!r} applies to an ordinal outcome; "

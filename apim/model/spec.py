@@ -36,6 +36,25 @@ EFFECTS = ("intercept", "actor", "partner", "actor_x_partner", "moderator", "cov
 Method = Literal["REML", "ML"]
 
 
+def check_columns(kind: str, outcome: str, predictors: tuple[str, ...],
+                  others: tuple[str, ...] = ()) -> None:
+    """A model needs a predictor, and uses each column (outcome, predictors, moderators,
+    covariates: ``others``) once; ``kind`` names the model in the message ("an APIM")."""
+    if not predictors:
+        raise SpecError(f"{kind} needs at least one predictor")
+    used = [outcome, *predictors, *others]
+    repeated = {c for c in used if used.count(c) > 1}
+    if repeated:
+        raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
+
+
+def check_therapist_covariance(covariance: str, therapist_level: bool) -> None:
+    """A therapist covariance structure other than the default needs the level."""
+    if covariance != "unstructured" and not therapist_level:
+        raise SpecError(f"therapist_covariance={covariance!r} applies to the therapist "
+                        "level: set therapist_level=True too")
+
+
 def _check_reference(reference: tuple[tuple[str, str], ...],
                      moderators: tuple[str, ...]) -> None:
     """Each reference names a moderator of the model, once (the level is checked against
@@ -136,12 +155,8 @@ class APIMSpec(Spec):
     reference: tuple[tuple[str, str], ...] = ()
 
     def check(self) -> None:
-        if not self.predictors:
-            raise SpecError("an APIM needs at least one predictor")
-        used = [self.outcome, *self.predictors, *self.moderators, *self.covariates]
-        repeated = {c for c in used if used.count(c) > 1}
-        if repeated:
-            raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
+        check_columns("an APIM", self.outcome, self.predictors,
+                      self.moderators + self.covariates)
         _check_reference(self.reference, self.moderators)
 
     @property
@@ -233,12 +248,6 @@ class LatentAPIMSpec(Spec):
 
     def check(self) -> None:
         _check_reference(self.reference, (self.moderator,) if self.moderator else ())
-        if not self.predictors:
-            raise SpecError("a latent APIM needs at least one predictor")
-        used = [self.outcome, *self.predictors] + ([self.moderator] if self.moderator else [])
-        repeated = {c for c in used if used.count(c) > 1}
-        if repeated:
-            raise SpecError(f"column {sorted(repeated)[0]!r} is used twice in the model")
-        if self.therapist_covariance != "unstructured" and not self.therapist_level:
-            raise SpecError(f"therapist_covariance={self.therapist_covariance!r} applies "
-                            "to the therapist level: set therapist_level=True too")
+        check_columns("a latent APIM", self.outcome, self.predictors,
+                      (self.moderator,) if self.moderator else ())
+        check_therapist_covariance(self.therapist_covariance, self.therapist_level)
