@@ -22,7 +22,7 @@ from apim.model.fitted import (
     result_dict,
     variance_json,
 )
-from apim.model.result import parameter_label, tables_text
+from apim.model.result import parameter_label, summary_text
 from apim.model.spec import APIMSpec
 
 __all__ = ["OutOfCoreResult"]
@@ -186,7 +186,6 @@ class OutOfCoreResult:
         s = self.statistics
         head = [self.model_line(),
                 s.line(f"{s.n_obs} observations, {s.n_dyads} dyads")]
-        body, var = tables_text(self.effects, self.variance, digits)
         notes = [f"df: {self.df}"]
         if self.dropped_counts:
             notes.append("rows not used: " + "; ".join(
@@ -194,8 +193,7 @@ class OutOfCoreResult:
         tail = []
         if self.boundary:
             tail.append("boundary: " + "; ".join(self.boundary) + " (" + BOUNDARY_NOTE + ")")
-        return "\n".join(head + ["", "Fixed effects", body, "", "Variance components", var,
-                                 "", "; ".join(notes)] + tail)
+        return summary_text(head, self.effects, self.variance, notes, tail, digits)
 
     def __str__(self) -> str:
         return self.summary()

@@ -41,7 +41,7 @@ from apim.model.fitted import (
 )
 from apim.model.spec import APIMSpec, FormulaSpec
 
-__all__ = ["APIMResult", "DF", "parameter_label", "tables_text"]
+__all__ = ["APIMResult", "DF", "parameter_label", "summary_text"]
 
 DF = Literal["satterthwaite", "containment"]
 ML_SE_NOTE = ("ML standard errors are those of (X'V^-1 X)^-1, as vcov() in nlme and lme4 "
@@ -49,15 +49,17 @@ ML_SE_NOTE = ("ML standard errors are those of (X'V^-1 X)^-1, as vcov() in nlme 
               "multiplies them by sqrt(N / (N - p))")
 
 
-def tables_text(effects: pd.DataFrame, variance: pd.DataFrame, digits: int = 3
-                ) -> tuple[str, str]:
-    """The fixed effects (p formatted, df to one decimal) and variance components of a
-    mixed-model fit as the summary prints them."""
+def summary_text(head: list[str], effects: pd.DataFrame, variance: pd.DataFrame,
+                 notes: list[str], footnotes: list[str], digits: int = 3) -> str:
+    """A mixed-model fit's summary: the ``head`` lines, the fixed effects (p formatted, df
+    to one decimal), the variance components, the notes on one line, the footnotes."""
     shown = effects.drop(columns="group")
     shown["p"] = shown["p"].map(p_value)
     shown["df"] = shown["df"].map(lambda v: f"{v:.1f}")
     body = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}")
-    return body, variance.to_string(float_format=lambda v: f"{v:.{digits}f}")
+    var = variance.to_string(float_format=lambda v: f"{v:.{digits}f}")
+    return "\n".join(head + ["", "Fixed effects", body, "", "Variance components", var,
+                             "", "; ".join(notes)] + footnotes)
 
 
 def parameter_label(parameter: VarianceParameter, roles: tuple[str, str],
@@ -343,7 +345,6 @@ class APIMResult:
         s = self.statistics
         head = [self.model_line(),
                 s.line(f"{s.n_obs} observations, {s.n_dyads} dyads")]
-        body, var = tables_text(self.effects, self.variance, digits)
         notes = [f"df: {self.df}"]
         notes += [f"reference {m} = {level} (terms |{m}[...] are differences from it)"
                   for m, level in self.reference_levels().items()]
@@ -355,8 +356,7 @@ class APIMResult:
             footnotes.append(ML_SE_NOTE)
         if len(self.dropped):
             notes.append(f"{len(self.dropped)} rows not used (see .dropped)")
-        return "\n".join(head + ["", "Fixed effects", body, "", "Variance components", var,
-                                 "", "; ".join(notes)] + footnotes)
+        return summary_text(head, self.effects, self.variance, notes, footnotes, digits)
 
     def model_line(self) -> str:
         """One line saying which model was fitted."""
