@@ -66,7 +66,7 @@ _LAZY = {
     "LatentAPIMResult": "apim.model.latent_result",
     "GeneralizedAPIMSpec": "apim.model.generalized_spec",
     "GeneralizedAPIMResult": "apim.model.generalized_result",
-    "person_mean_reliability": "apim.model.latent",
+    "person_mean_reliability": "apim.model.reliability",
     "DynamicAPIMSpec": "apim.model.dynamic_spec",
     "DynamicAPIMResult": "apim.model.dynamic_result",
     "compare_centring": "apim.analyses.centring_bias",

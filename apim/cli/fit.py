@@ -26,27 +26,25 @@ import shlex
 import textwrap
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from apim import report
 from apim.cli.common import add_columns, load
 from apim.cli.help import HelpFormatter, examples
 from apim.cli.out_of_core import add_option as add_out_of_core_option
 from apim.cli.out_of_core import check_in_memory, fit_out_of_core_args, uses_out_of_core
 from apim.engine.mixed.residuals import RESIDUAL_NAMES
 from apim.errors import SpecError
-from apim.files import check_new_output, write_atomic
-from apim.inference.arms import arm_differences
-from apim.inference.wald import WaldTest, wald_test
 from apim.model.centring import DecompositionSpec
 from apim.model.dynamic_spec import DynamicAPIMSpec
 from apim.model.fitted import FittedModel, jsonable
 from apim.model.generalized_spec import DEFAULT_NAGQ, MAX_NAGQ, GeneralizedAPIMSpec
 from apim.model.registry import fit
 from apim.model.spec import APIMSpec, CovarianceSpec, FormulaSpec, LatentAPIMSpec
-from apim.report.docx import require_docx, to_docx
+
+if TYPE_CHECKING:  # imported where used: a plain fit prints its table without them
+    import pandas as pd
+
+    from apim.inference.wald import WaldTest
 
 __all__ = ["register", "run", "add_model_arguments", "fit_with_warnings", "model_kind",
            "check_options", "model_spec", "references", "OPTIONS", "KINDS"]
@@ -373,46 +371,79 @@ def fit_with_warnings(args: argparse.Namespace
 def _extras(result: FittedModel, hypotheses: list[str]) -> tuple[list[WaldTest],
                                                                     pd.DataFrame | None]:
     """The Wald tests asked for, and the arm differences of a multi-group model."""
-    tests = [wald_test(result, h) for h in hypotheses]
-    groups = set(result.effects["group"]) - {""}
-    return tests, (arm_differences(result) if len(groups) > 1 else None)
+    tests: list[WaldTest] = []
+    if hypotheses:
+        from apim.inference.wald import wald_test
+
+        tests = [wald_test(result, h) for h in hypotheses]
+    if len(set(result.effects["group"]) - {""}) <= 1:
+        return tests, None
+    from apim.inference.arms import arm_differences
+
+    return tests, arm_differences(result)
 
 
-def run(args: argparse.Namespace) -> None:
-    """Fit and print in the chosen format, with the Wald tests asked for (``--test``) and,
-    for a multi-group model, the differences between its arms."""
-    for option, path in (("--json", args.json), ("--report", args.report),
-                         ("--docx", args.docx)):  # issue 20
-        if path:
-            check_new_output(path, option, force=args.force, inputs=[args.data])
-    if args.docx:
-        require_docx()  # before the fit, not after it
-    check_in_memory(args)
-    result, caught = (fit_out_of_core_args(args, model_spec(args))
-                      if uses_out_of_core(args) else fit_with_warnings(args))
-    tests, arms = _extras(result, args.test or [])
+def _as_json(result: FittedModel, tests: list[WaldTest], arms: pd.DataFrame | None) -> str:
+    """The full result, the tests and the arm differences as JSON text."""
     payload = result.to_dict()
     payload["tests"] = [{k: [jsonable(x) for x in v] if isinstance(v, tuple) else jsonable(v)
                          for k, v in asdict(t).items()} for t in tests]
     if arms is not None:
         payload["arm_differences"] = [{k: jsonable(v) for k, v in row.items()}
                                       for row in arms.to_dict("records")]
-    as_json = json.dumps(payload, indent=2, default=jsonable, allow_nan=False)
+    return json.dumps(payload, indent=2, default=jsonable, allow_nan=False)
+
+
+def _printed(result: FittedModel, form: str) -> str:
+    """The result as ``--format`` prints it (a table, markdown, LaTeX or HTML)."""
+    if form == "table":
+        return result.summary()
+    from apim import report  # the exports: not loaded for a plain table
+
+    return {"markdown": report.to_markdown, "latex": report.to_latex,
+            "html": report.to_html}[form](result)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Fit and print in the chosen format, with the Wald tests asked for (``--test``) and,
+    for a multi-group model, the differences between its arms."""
+    outputs = (("--json", args.json), ("--report", args.report), ("--docx", args.docx))
+    if any(path for _, path in outputs):
+        from apim.files import check_new_output
+
+        for option, path in outputs:  # issue 20
+            if path:
+                check_new_output(path, option, force=args.force, inputs=[args.data])
+    if args.docx:
+        from apim.report.docx import require_docx
+
+        require_docx()  # before the fit, not after it
+    check_in_memory(args)
+    result, caught = (fit_out_of_core_args(args, model_spec(args))
+                      if uses_out_of_core(args) else fit_with_warnings(args))
+    tests, arms = _extras(result, args.test or [])
+    # JSON only when it is printed or written (a table does not need it)
+    as_json = _as_json(result, tests, arms) if args.format == "json" or args.json else ""
     if args.format == "json":
         print(as_json)
     else:
-        print({"table": lambda r: r.summary(), "markdown": report.to_markdown,
-               "latex": report.to_latex, "html": report.to_html}[args.format](result))
+        print(_printed(result, args.format))
         if arms is not None:
             print("\nDifferences between arms (each arm against the first)")
             print(arms.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         for test in tests:
             print(test)
     if args.json:
+        from apim.files import write_atomic
+
         write_atomic(args.json, as_json)
     if args.report:
-        report.fit_report(result, args.report, warnings=caught)
+        from apim.report.html import fit_report
+
+        fit_report(result, args.report, warnings=caught)
     if args.docx:
+        from apim.report.docx import to_docx
+
         to_docx(result, args.docx)
 
 

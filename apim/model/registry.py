@@ -38,6 +38,7 @@ from apim.model.design import APIMDesign, build_design
 from apim.model.dynamic_spec import DynamicAPIMSpec
 from apim.model.fitted import FittedModel
 from apim.model.generalized_spec import GeneralizedAPIMSpec
+from apim.model.reliability import warn_if_unreliable
 from apim.model.result import APIMResult
 from apim.model.spec import APIMSpec, FormulaSpec, LatentAPIMSpec, Method
 from apim.specbase import Spec
@@ -99,8 +100,6 @@ def _fit_apim(data: SessionData, spec: APIMSpec, df: str = "satterthwaite",
     resolved = design.spec
     if isinstance(resolved, APIMSpec) and resolved.decomposition.center in ("person",
                                                                            "therapist"):
-        from apim.model.latent import warn_if_unreliable
-
         warn_if_unreliable(data, spec.predictors)  # points to LatentAPIMSpec
     return _fit_design(design, spec.method, df, control)
 

@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -164,7 +165,14 @@ class APIMResult:
 
     @property
     def effects(self) -> pd.DataFrame:
-        """Tidy effects table, one row per fixed effect, indexed by term name."""
+        """Tidy effects table, one row per fixed effect, indexed by term name (a copy:
+        changing it changes nothing in the result)."""
+        return self._effects.copy()
+
+    @cached_property
+    def _effects(self) -> pd.DataFrame:
+        """The effects table, built once (the summary, the JSON, the reports and the CLI
+        each ask for it; its p values and quantiles are the costly part)."""
         fit = self.engine
         return effects_frame(self.terms, [t.name for t in self.terms], fit.coef.to_numpy(),
                              fit.se.to_numpy(), self.df_values().to_numpy())
