@@ -66,16 +66,18 @@ def _log_abs(x: np.ndarray) -> np.ndarray:
 
 def _symmetric(x: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(P(|T| > |x|), log density of log|x|)`` for the t (df finite) or the normal."""
-    half = np.full(x.shape, 0.5)
+    beyond, front = np.empty(x.shape), np.empty(x.shape)
     normal = np.isinf(df)
-    d = np.where(normal, 1.0, df)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         x2 = x * x
-        _, beyond_t, front_t = beta_tails(d / 2, half, x2 / d, 2 * _log_abs(x) - np.log(d))
-        _, beyond_n, front_n = gamma_tails(half, x2 / 2)
+        if np.any(~normal):
+            d, t = df[~normal], ~normal
+            _, beyond[t], front[t] = beta_tails(d / 2, 0.5, x2[t] / d,
+                                                2 * _log_abs(x[t]) - np.log(d))
+        if np.any(normal):
+            _, beyond[normal], front[normal] = gamma_tails(0.5, x2[normal] / 2)
     # d log r / d log|x| = 2: the density of log|x| is twice that of log r
-    return (np.where(normal, beyond_n, beyond_t),
-            np.where(normal, front_n, front_t) + LOG2)
+    return beyond, front + LOG2
 
 
 def _t_sf(x: Any, df: Any) -> np.ndarray:
@@ -157,7 +159,10 @@ def _solve(tails: Tails, log_q: np.ndarray, upper: np.ndarray, start: np.ndarray
         step[idx] = np.where(out, 2 * step[idx], step[idx])
         new = np.where(out, fallback, newton)
         tolerance = 2e-16 * np.maximum(1.0, np.abs(ua))
-        done = (g == 0) | (np.abs(new - ua) <= tolerance) | (hi[idx] - lo[idx] <= tolerance)
+        settled = np.isfinite(newton) & (np.abs(newton - ua) <= tolerance)
+        done = (g == 0) | settled | (np.abs(new - ua) <= tolerance) | (
+            hi[idx] - lo[idx] <= tolerance)
+        new = np.where(settled, newton, new)
         u[idx] = np.where(g == 0, ua, new)
         active[idx] = ~done
     return u
@@ -184,10 +189,11 @@ def _t_ppf(p: Any, df: Any) -> np.ndarray:
 
         def tails(u: np.ndarray, idx: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            beyond, front = _symmetric(np.exp(u), dr[idx])
-            return 1.0 - 0.5 * beyond, 0.5 * beyond, front
+            beyond, front = _symmetric(np.exp(u), dr[idx])  # front: of |T|; T: half
+            return 1.0 - 0.5 * beyond, 0.5 * beyond, front - LOG2
 
-        z = np.maximum(_start_z(q), 1e-3)
+        centre = 0.5 - q  # near the centre: the slope of the normal's tail there
+        z = np.where(centre < 0.05, np.sqrt(2 * np.pi) * centre, _start_z(q))
         start = np.log(z + np.where(np.isinf(dr), 0.0, (z ** 3 + z) / (4 * dr)))
         u = _solve(tails, np.log(q), np.ones(q.shape, bool),
                    np.clip(start, -LOG_MAX, LOG_MAX))

@@ -103,7 +103,7 @@ def lgamma(z: np.ndarray) -> np.ndarray:
     True
     """
     z = np.asarray(z, float)
-    return (z - 0.5) * np.log(z) - z + LOG_SQRT_2PI + stirling_remainder(z)
+    return _stirling(z) + stirling_remainder(z)
 
 
 def log1pmx(z: np.ndarray) -> np.ndarray:
@@ -164,22 +164,28 @@ def log_beta_front(a: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray,
     s = a + b
     both = (a >= STIRLING_FROM) & (b >= STIRLING_FROM)
     one = ~both & ((a >= STIRLING_FROM) | (b >= STIRLING_FROM))
+    r_a, r_b, r_s = stirling_remainder(np.stack([a, b, s]))  # one call for all three
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         # both large: the parts that grow with a and b cancel exactly
         d = b * x - a * y
         large = (_a_log_ratio_mx(a, b, log_x, d) + _a_log_ratio_mx(b, a, log_y, -d)
-                 + 0.5 * np.log(a * b / s) - LOG_SQRT_2PI - stirling_remainder(a)
-                 - stirling_remainder(b) + stirling_remainder(s))
+                 + 0.5 * np.log(a * b / s) - LOG_SQRT_2PI - r_a - r_b + r_s)
         # one large: made the first (A) by swapping
         swap = b > a
         A, B = np.where(swap, b, a), np.where(swap, a, b)
         X, Y = np.where(swap, y, x), np.where(swap, x, y)
         LX, LY = np.where(swap, log_y, log_x), np.where(swap, log_x, log_y)
+        r_big, r_small = np.where(swap, r_b, r_a), np.where(swap, r_a, r_b)
         mixed = (_a_log_ratio(A, B, LX, B * X - A * Y) - 0.5 * np.log1p(B / A)
-                 + B * (LY + np.log(s)) - B - stirling_remainder(A)
-                 + stirling_remainder(s) - lgamma(B))
-        small = a * log_x + b * log_y - lgamma(a) - lgamma(b) + lgamma(s)
+                 + B * (LY + np.log(s)) - B - r_big + r_s - _stirling(B) - r_small)
+        small = (a * log_x + b * log_y - _stirling(a) - r_a - _stirling(b) - r_b
+                 + _stirling(s) + r_s)
     return np.where(both, large, np.where(one, mixed, small))
+
+
+def _stirling(z: np.ndarray) -> np.ndarray:
+    """``(z - 1/2) log z - z + log sqrt(2 pi)``: log Gamma(z) without its remainder."""
+    return (z - 0.5) * np.log(z) - z + LOG_SQRT_2PI
 
 
 def log_gamma_front(a: np.ndarray, h: np.ndarray, log_h: np.ndarray) -> np.ndarray:
@@ -195,8 +201,9 @@ def log_gamma_front(a: np.ndarray, h: np.ndarray, log_h: np.ndarray) -> np.ndarr
         # h^a e^-h = exp(a log1pmx(h/a - 1)) (a/e)^a
         cancel = np.where(np.isfinite(ratio), a * log1pmx(np.where(np.isfinite(ratio),
                                                                    ratio, 0.0)), -np.inf)
-        large = cancel + 0.5 * np.log(a) - LOG_SQRT_2PI - stirling_remainder(a)
-        small = a * log_h - h - lgamma(a)
+        remainder = stirling_remainder(a)
+        large = cancel + 0.5 * np.log(a) - LOG_SQRT_2PI - remainder
+        small = a * log_h - h - _stirling(a) - remainder
     return np.where(a >= STIRLING_FROM, large, small)
 
 
