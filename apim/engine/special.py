@@ -42,6 +42,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["beta_tails", "gamma_tails", "log_beta_front", "log_gamma_front", "lgamma",
            "log1pmx", "stirling_remainder"]
@@ -257,7 +258,7 @@ def _tails(front: np.ndarray, slope: np.ndarray, curvature: np.ndarray,
             np.where(low, 1.0, np.where(high, 0.0, upper)), front)
 
 
-def beta_tails(a: np.ndarray, b: np.ndarray, r: np.ndarray, log_r: np.ndarray | None = None
+def beta_tails(a: ArrayLike, b: ArrayLike, r: ArrayLike, log_r: ArrayLike | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(1 - I_x(a, b), I_x(a, b), front)`` for ``x = 1 / (1 + r)`` (``log_r``: ``log r``
     where ``r`` overflows): the lower and upper tails of ``r``, whose density is
@@ -277,7 +278,7 @@ def beta_tails(a: np.ndarray, b: np.ndarray, r: np.ndarray, log_r: np.ndarray | 
                   log_r)
 
 
-def gamma_tails(a: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gamma_tails(a: ArrayLike, h: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(P(a, h), Q(a, h), front)``: the regularised lower and upper incomplete gamma
     functions and the log density of ``log h`` at ``h``."""
     a, h = np.broadcast_arrays(*(np.asarray(v, float) for v in (a, h)))
