@@ -198,7 +198,7 @@ def log_gamma_front(a: np.ndarray, h: np.ndarray, log_h: np.ndarray) -> np.ndarr
     """
     a, h, log_h = np.broadcast_arrays(*(np.asarray(v, float) for v in (a, h, log_h)))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        ratio = np.where(np.isfinite(h), h / a - 1.0, np.expm1(log_h - np.log(a)))
+        ratio = np.where(np.isfinite(h), (h - a) / a, np.expm1(log_h - np.log(a)))
         # h^a e^-h = exp(a log1pmx(h/a - 1)) (a/e)^a
         cancel = np.where(np.isfinite(ratio), a * log1pmx(np.where(np.isfinite(ratio),
                                                                    ratio, 0.0)), -np.inf)
@@ -213,7 +213,8 @@ def _integral(delta: np.ndarray, scale: np.ndarray) -> np.ndarray:
     nodes) the log integrand at ``w = scale * node``."""
     with np.errstate(over="ignore", invalid="ignore"):
         terms = np.exp(np.where(np.isnan(delta), -np.inf, delta))
-    return scale * (terms @ _WEIGHT)
+    return scale * (terms * _WEIGHT).sum(axis=-1)  # each value's own sum: the same
+    # whatever else is in the call (a matrix product's order depends on the shape)
 
 
 def _scale(slope: np.ndarray, curvature: np.ndarray) -> np.ndarray:

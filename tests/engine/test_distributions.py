@@ -132,3 +132,81 @@ def test_fit_command_imports_no_scipy_special():
     assert out.returncode == 0, out.stderr
     assert "satterthwaite" in out.stdout  # the table with its t tests was printed
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+DF_GRID = np.geomspace(0.5, 1e6, 23) * 1.0137  # non-whole df, as Satterthwaite's are
+TAILS = np.array([1e-300, 1e-200, 1e-100, 1e-50, 1e-20, 1e-8, 1e-3, 0.025, 0.2, 0.45])
+
+
+@pytest.mark.parametrize("df", DF_GRID)
+def test_t_over_df_from_half_to_a_million_and_tails_to_1e300(df):
+    """Quantiles of every tail probability whose quantile scipy gives (below 1e150, and
+    where scipy's own tail at it gives the probability back: at 1e-200 and 3.7 df its
+    quantile is off by 40%), and the tails at those quantiles, against scipy, all
+    values of a df in one call."""
+    ref_q = special.stdtrit(df, TAILS)
+    with np.errstate(all="ignore"):
+        keep = (np.isfinite(ref_q) & (np.abs(ref_q) < 1e150)
+                & (np.abs(special.stdtr(df, ref_q) / TAILS - 1) < 1e-13))
+    assert keep.sum() >= 6
+    p = TAILS[keep]
+    assert_close(stats.t.ppf(p, df), ref_q[keep], f"t.ppf df={df:g}")
+    upper = 1 - p[p > 1e-16]
+    assert_close(stats.t.ppf(upper, df), special.stdtrit(df, upper), f"t.ppf upper {df:g}")
+    x = -ref_q[keep]
+    assert_close(stats.t.sf(x, df), special.stdtr(df, -x), f"t.sf df={df:g}")
+    assert_close(stats.t.sf(-x, df), special.stdtr(df, x), f"t.sf lower df={df:g}")
+
+
+def test_t_quantiles_of_extreme_tails_against_mpmath():
+    """Where scipy's quantiles fail (few df, tails of 1e-200 and 1e-300): the tail at our
+    quantile, by mpmath at 50 digits, is the probability asked for (to 1e-12 times the
+    df: the tail's relative change per relative change of the quantile)."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+    for df in (1.3, 3.6653, 10.5):
+        for p in (1e-300, 1e-200, 1e-100):
+            x = float(-stats.t.ppf(p, df))
+            if not np.isfinite(x):
+                continue
+            d = mp.mpf(df)
+            tail = mp.betainc(d / 2, mp.mpf(1) / 2, 0, d / (d + mp.mpf(x) ** 2),
+                              regularized=True) / 2
+            assert abs(float(tail / p) - 1) <= 1e-12 * max(1.0, df), (df, p, x)
+
+
+@pytest.mark.parametrize("df", [0.5, 3.3, 47.0, 1e3, 1e4 + 0.5, 1e6])
+def test_chi2_over_df_and_tails_to_1e300(df):
+    """chi-square tails around the mean (a few SDs) and far into the upper tail."""
+    sd = np.sqrt(2 * df)
+    x = np.r_[df + sd * np.array([-3.0, -1.0, -0.1, 0.0, 0.1, 1.0, 3.0, 10.0]),
+              special.chdtri(df, np.array([1e-300, 1e-100, 1e-20]))]
+    x = x[x > 0]
+    assert_close(stats.chi2.sf(x, df), special.chdtrc(df, x), f"chi2.sf df={df:g}")
+
+
+def test_arrays_of_mixed_df_in_one_call_equal_one_at_a_time():
+    """One call over values with different df (infinite, tiny, huge, invalid) gives each
+    value what a call of its own gives, in the broadcast shape."""
+    x = np.array([[0.3, -2.0, 40.0, np.nan, 5.0, 1e200]])
+    df = np.array([[0.7], [29.5], [np.inf], [1e6], [-1.0]])
+    both = stats.t.sf(x, df)
+    one = np.array([[stats.t.sf(xi, di) for xi in x[0]] for di in df[:, 0]])
+    assert both.shape == (5, 6)
+    np.testing.assert_array_equal(both, one)
+    p = np.array([1e-300, 0.01, 0.5, 0.975, 1.0, 2.0])
+    both = stats.t.ppf(p, df)
+    one = np.array([[stats.t.ppf(pi, di) for pi in p] for di in df[:, 0]])
+    np.testing.assert_array_equal(both, one)
+    assert np.isnan(both[4]).all() and np.isnan(both[:, 5]).all()
+    d1, d2 = np.array([1.0, 4.0, 30.0]), np.array([[2.5], [1e5], [np.inf]])
+    assert_close(stats.f.ppf(0.95, d1, d2), np.array(
+        [[stats.f.ppf(0.95, a, b) for a in d1] for b in d2[:, 0]]), "f.ppf arrays")
+
+
+def test_f_with_infinite_denominator_is_chi_square():
+    x = np.array([0.01, 0.5, 1.0, 3.0, 10.0])
+    for d1 in (0.5, 1.0, 7.0, 300.0):
+        assert_close(stats.f.sf(x, d1, np.inf), special.chdtrc(d1, d1 * x), f"f d1={d1}")
+        assert_close(stats.f.ppf(0.95, d1, np.inf), special.chdtri(d1, 0.05) / d1,
+                     f"f.ppf d1={d1}")
