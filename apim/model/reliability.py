@@ -42,21 +42,23 @@ def person_mean_reliability(data: SessionData, variable: str) -> pd.DataFrame:
     True
     """
     frame = data.frame
-    x = data.numeric(variable)
+    x = data.numeric(variable).to_numpy(float)
+    role, dyad = frame["role"].to_numpy(), frame["dyad"].to_numpy()
+    rated = ~np.isnan(x)
     rows = []
-    for role in data.roles:
-        sel = (frame["role"] == role) & x.notna()
-        values, persons = x[sel], frame.loc[sel, "dyad"]
-        grouped = values.groupby(persons)
-        n = grouped.count().to_numpy(float)
-        means = grouped.mean()
-        dev = values - persons.map(means)
+    for r in data.roles:
+        sel = (role == r) & rated
+        values = x[sel]
+        person, _ = pd.factorize(dyad[sel])  # one code per person of this role
+        n = np.bincount(person).astype(float)
+        means = np.bincount(person, weights=values) / n if len(n) else n
+        dev = values - means[person]
         dof = len(values) - len(n)
         sigma2 = float((dev ** 2).sum() / dof) if dof > 0 else np.nan
-        tau2 = max(float(np.var(means.to_numpy(), ddof=1)) - sigma2 * float(np.mean(1 / n)),
+        tau2 = max(float(np.var(means, ddof=1)) - sigma2 * float(np.mean(1 / n)),
                    0.0) if len(n) > 1 else np.nan
         lam = tau2 / (tau2 + sigma2 / n) if tau2 > 0 else np.zeros_like(n)
-        rows.append((variable, role, tau2, sigma2, float(n.mean()), float(np.mean(lam))))
+        rows.append((variable, r, tau2, sigma2, float(n.mean()), float(np.mean(lam))))
     return pd.DataFrame(rows, columns=["variable", "role", "tau2", "sigma2",
                                        "mean_sessions", "reliability"])
 

@@ -154,3 +154,45 @@ def test_fit_imports_only_what_it_uses():
     out = subprocess.run([sys.executable, "-m", "apim", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert all(name in out for name in ("fit", "describe", "therapist", "power", "batch"))
+
+
+def test_a_plain_fit_loads_only_what_it_runs(files):
+    """The whole `apim fit DATA ...` of an observed-mean APIM printed as a table loads
+    neither the exports, reports, Wald tests nor arm differences, nor the latent model
+    and its multivariate engine, nor scipy; with BLAS held to one thread by the
+    environment (as Dask's workers are), not threadpoolctl either. It prints the same
+    table as the in-process command, and --json still writes the JSON."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    argv = ["fit", str(files[0]), *COLUMNS]
+    code = ("import sys; from apim.cli import main; code = main(sys.argv[1:]); "
+            "print('MODULES', ' '.join(sorted(sys.modules))); sys.exit(code)")
+    root = str(Path(apim.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1"}
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
+                         text=True, env=env, check=True).stdout
+    table, modules = out.split("MODULES ")
+    loaded = set(modules.split())
+    unused = {"apim.report", "apim.report.export", "apim.report.html", "apim.report.tables",
+              "apim.report.docx", "apim.inference", "apim.inference.wald",
+              "apim.inference.arms", "apim.files", "apim.model.latent",
+              "apim.model.latent_result", "apim.engine.multivariate", "scipy",
+              "scipy.special", "scipy.stats", "threadpoolctl"}
+    assert not unused & loaded, unused & loaded
+    assert {"apim.model.reliability", "apim.engine.mixed.estimate"} <= loaded
+    assert "Fixed effects" in table and "satterthwaite" in table
+    assert table.strip() == _text(argv)
+
+
+def _text(argv: list[str]) -> str:
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(argv) == 0
+    return buffer.getvalue().strip()
