@@ -167,18 +167,26 @@ def command(trees: dict[str, Path], tmp: Path, reps: int) -> dict:
             "session", "--role", "role", "--roles", "0,1", "--outcome", "y", "--predictor",
             "x", "--random", "intercepts", "--residual", "un"]
     times: dict[str, list[float]] = {k: [] for k in [*trees, "R", "python"]}
-    for tree in trees.values():  # untimed: compiles the modules into BYTECODE
-        timed(argv, tree)
+    cpu: dict[str, list[float]] = {k: [] for k in times}
+    printed = {label: timed(argv, tree)[2] for label, tree in trees.items()}  # untimed:
+    # compiles the modules into BYTECODE; the printed summaries must be byte-identical
     timed([sys.executable, "-c", "import numpy, pandas"], AFTER)
+    load_start = os.getloadavg()[0]
+    runs = {"python": [sys.executable, "-c", "import numpy, pandas"],
+            "R": ["Rscript", str(HERE / "whole_command.R"), str(path)]}
     for _ in range(reps):
         for label, tree in trees.items():
             times[label].append(timed(argv, tree)[0])
-        times["python"].append(timed([sys.executable, "-c", "import numpy, pandas"],
-                                     AFTER)[0])
-        if shutil.which("Rscript"):
-            times["R"].append(timed(["Rscript", str(HERE / "whole_command.R"), str(path)],
-                                    AFTER)[0])
-    out = {k: float(np.median(v)) for k, v in times.items() if v}
+            cpu[label].append(CPU[tuple(argv)])
+        for label in ("python", "R"):
+            if label == "R" and not shutil.which("Rscript"):
+                continue
+            times[label].append(timed(runs[label], AFTER)[0])
+            cpu[label].append(CPU[tuple(runs[label])])
+    out: dict = {k: float(np.median(v)) for k, v in times.items() if v}
+    out["cpu"] = {k: float(np.median(v)) for k, v in cpu.items() if v}
+    out["load"] = (load_start, os.getloadavg()[0])
+    out["identical"] = len(set(printed.values())) == 1
     for _ in range(2):  # the second: scipy's modules compiled into BYTECODE by the first
         profile = subprocess.run([sys.executable, "-X", "importtime", "-c",
                                   "import scipy.special"], capture_output=True, text=True,
@@ -316,16 +324,28 @@ def main() -> None:
             lines = ["# Scale (issue 24): the whole command on the seed design\n", head,
                      "`apim fit seed.csv ... --random intercepts --residual un` (241 dyads "
                      "x 30 sessions) against `Rscript benchmarks/whole_command.R seed.csv`; "
-                     "medians of the runs.\n", "| what | median seconds |", "|---|---|"]
-            lines += [f"| `apim fit` before | {c['before']:.3f} |",
-                      f"| `apim fit` after | {c['after']:.3f} |"]
+                     f"{max(5, args.reps)} runs each, interleaved; medians of the wall "
+                     "time and of the CPU time (user + system). Load average (1 min) at "
+                     f"the start and end of the runs: {c['load'][0]:.1f}, "
+                     f"{c['load'][1]:.1f}. The printed summaries of before and after are "
+                     f"{'byte-identical' if c['identical'] else 'DIFFERENT'}.\n",
+                     "| what | median wall s | median CPU s |", "|---|---|---|"]
+            lines += [f"| `apim fit` before | {c['before']:.3f} | {c['cpu']['before']:.3f} |",
+                      f"| `apim fit` after | {c['after']:.3f} | {c['cpu']['after']:.3f} |"]
             if "R" in c:
-                lines += [f"| Rscript + nlme | {c['R']:.3f} |",
+                lines += [f"| Rscript + nlme | {c['R']:.3f} | {c['cpu']['R']:.3f} |",
                           f"| ratio R / after (before) | {c['R'] / c['after']:.1f}x "
-                          f"({c['R'] / c['before']:.1f}x) |"]
-            lines += [f"| floor: `python -c 'import numpy, pandas'` | {c['python']:.3f} |",
+                          f"({c['R'] / c['before']:.1f}x) | "
+                          f"{c['cpu']['R'] / c['cpu']['after']:.1f}x "
+                          f"({c['cpu']['R'] / c['cpu']['before']:.1f}x) |"]
+            lines += [f"| floor: `python -c 'import numpy, pandas'` | {c['python']:.3f} | "
+                      f"{c['cpu']['python']:.3f} |",
+                      f"| apim's own share after (before): minus the floor | "
+                      f"{c['after'] - c['python']:.3f} ({c['before'] - c['python']:.3f}) | "
+                      f"{c['cpu']['after'] - c['cpu']['python']:.3f} "
+                      f"({c['cpu']['before'] - c['cpu']['python']:.3f}) |",
                       f"| `import scipy.special` alone (-X importtime) | "
-                      f"{c['scipy_special_s']:.3f} |"]
+                      f"{c['scipy_special_s']:.3f} | |"]
             write_section("scale-command", "\n".join(lines))
         if "big" in parts:
             rows = big_command(trees, tmp, args.big)

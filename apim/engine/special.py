@@ -66,7 +66,7 @@ _WEIGHT = _H * _NODE * 0.5 * np.pi * np.cosh(_S)
 
 def stirling_remainder(z: np.ndarray) -> np.ndarray:
     """``log Gamma(z) - ((z - 1/2) log z - z + log sqrt(2 pi))`` for ``z > 0``: the series
-    from ``z = 10`` on, below it from ``z + n >= 10`` and the recurrence.
+    from ``z = 10`` on, below it from :func:`math.lgamma`.
 
     Examples
     --------
@@ -78,22 +78,17 @@ def stirling_remainder(z: np.ndarray) -> np.ndarray:
     """
     given = np.asarray(z, float)
     z = given.reshape(-1)
-    shift = np.where(z < STIRLING_FROM, np.ceil(STIRLING_FROM - z), 0.0)
-    big = z + shift
+    big = np.where(z < STIRLING_FROM, STIRLING_FROM, z)
     w = 1.0 / (big * big)
     total = np.zeros_like(big)
     for c in reversed(_STIRLING):
         total = total * w + c
     out = total / big
-    small = shift > 0
-    if np.any(small):  # log Gamma(z) = log Gamma(z + n) - log(z (z+1) ... (z+n-1))
-        zs, n = z[small], shift[small]
-        product = np.ones_like(zs)
-        for k in range(int(n.max())):
-            product *= np.where(k < n, zs + k, 1.0)
-        zn = zs + n
-        out[small] = (out[small] + (zn - 0.5) * np.log(zn) - zn
-                      - ((zs - 0.5) * np.log(zs) - zs) - np.log(product))
+    small = z < STIRLING_FROM
+    if np.any(small):  # math.lgamma once per distinct value (few: degrees of freedom)
+        values, where = np.unique(z[small], return_inverse=True)
+        exact = np.array([math.lgamma(v) if v > 0 else math.nan for v in values])[where]
+        out[small] = exact - _stirling(z[small])
     return out.reshape(given.shape)
 
 
@@ -165,23 +160,34 @@ def log_beta_front(a: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray,
     s = a + b
     both = (a >= STIRLING_FROM) & (b >= STIRLING_FROM)
     one = ~both & ((a >= STIRLING_FROM) | (b >= STIRLING_FROM))
+    small = ~both & ~one
     r_a, r_b, r_s = stirling_remainder(np.stack([a, b, s]))  # one call for all three
+    out = np.empty(a.shape)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        # both large: the parts that grow with a and b cancel exactly
-        d = b * x - a * y
-        large = (_a_log_ratio_mx(a, b, log_x, d) + _a_log_ratio_mx(b, a, log_y, -d)
-                 + 0.5 * np.log(a * b / s) - LOG_SQRT_2PI - r_a - r_b + r_s)
-        # one large: made the first (A) by swapping
-        swap = b > a
-        A, B = np.where(swap, b, a), np.where(swap, a, b)
-        X, Y = np.where(swap, y, x), np.where(swap, x, y)
-        LX, LY = np.where(swap, log_y, log_x), np.where(swap, log_x, log_y)
-        r_big, r_small = np.where(swap, r_b, r_a), np.where(swap, r_a, r_b)
-        mixed = (_a_log_ratio(A, B, LX, B * X - A * Y) - 0.5 * np.log1p(B / A)
-                 + B * (LY + np.log(s)) - B - r_big + r_s - _stirling(B) - r_small)
-        small = (a * log_x + b * log_y - _stirling(a) - r_a - _stirling(b) - r_b
-                 + _stirling(s) + r_s)
-    return np.where(both, large, np.where(one, mixed, small))
+        if np.any(both):  # both large: the parts that grow with a and b cancel exactly
+            a_, b_, s_ = a[both], b[both], s[both]
+            d = b_ * x[both] - a_ * y[both]
+            out[both] = (_a_log_ratio_mx(a_, b_, log_x[both], d)
+                         + _a_log_ratio_mx(b_, a_, log_y[both], -d)
+                         + 0.5 * np.log(a_ * b_ / s_) - LOG_SQRT_2PI - r_a[both] - r_b[both]
+                         + r_s[both])
+        if np.any(one):  # one large: made the first (A) by swapping
+            swap = (b > a)[one]
+            a_, b_ = a[one], b[one]
+            A, B = np.where(swap, b_, a_), np.where(swap, a_, b_)
+            X, Y = np.where(swap, y[one], x[one]), np.where(swap, x[one], y[one])
+            LX = np.where(swap, log_y[one], log_x[one])
+            LY = np.where(swap, log_x[one], log_y[one])
+            r_big = np.where(swap, r_b[one], r_a[one])
+            r_small = np.where(swap, r_a[one], r_b[one])
+            out[one] = (_a_log_ratio(A, B, LX, B * X - A * Y) - 0.5 * np.log1p(B / A)
+                        + B * (LY + np.log(s[one])) - B - r_big + r_s[one] - _stirling(B)
+                        - r_small)
+        if np.any(small):
+            a_, b_, s_ = a[small], b[small], s[small]
+            out[small] = (a_ * log_x[small] + b_ * log_y[small] - _stirling(a_) - r_a[small]
+                          - _stirling(b_) - r_b[small] + _stirling(s_) + r_s[small])
+    return out
 
 
 def _stirling(z: np.ndarray) -> np.ndarray:
