@@ -223,13 +223,14 @@ def effects_frame(terms: Sequence[Term], names: Sequence[str], estimate: np.ndar
         t = estimate / se
     p = 2 * stats.t.sf(np.abs(t), df)
     crit = stats.t.ppf(0.5 + level / 2, df)
-    table = pd.DataFrame([[term.outcome_role, term.effect, term.level, term.predictor,
-                           term.by, term.group] for term in terms],
-                         columns=EFFECT_COLUMNS[:6], index=pd.Index(list(names), name="term"))
-    table["estimate"], table["se"], table["df"] = estimate, se, df
-    table["t"], table["p"] = t, p
-    table["ci_low"], table["ci_high"] = estimate - crit * se, estimate + crit * se
-    return table
+    labels = [(term.outcome_role, term.effect, term.level, term.predictor, term.by,
+               term.group) for term in terms]
+    columns: dict[str, Any] = {name: [row[i] for row in labels] if labels
+                               else np.array([], dtype=object)  # as text, not numbers
+                               for i, name in enumerate(EFFECT_COLUMNS[:6])}
+    columns.update(estimate=estimate, se=se, df=df, t=t, p=p, ci_low=estimate - crit * se,
+                   ci_high=estimate + crit * se)  # one frame built at once: no inserts
+    return pd.DataFrame(columns, index=pd.Index(list(names), name="term"))
 
 
 class _Coefficients(Protocol):

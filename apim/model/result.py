@@ -210,7 +210,11 @@ class APIMResult:
 
     @property
     def dropped(self) -> pd.DataFrame:
-        """Rows of the input not used in the fit, with the reason."""
+        """Rows of the input not used in the fit, with the reason (a copy)."""
+        return self._dropped.copy()
+
+    @cached_property
+    def _dropped(self) -> pd.DataFrame:
         return dropped_frame([(r, e.reason) for e in self.design.dropped for r in e.rows])
 
     def reference_levels(self) -> dict[str, str]:
