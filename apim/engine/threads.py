@@ -50,10 +50,14 @@ def one_thread_already(environ: Any = os.environ) -> bool:
     False
     >>> one_thread_already({"OPENBLAS_NUM_THREADS": "1"})  # MKL or BLIS could use more
     False
+    >>> one_thread_already({"OMP_NUM_THREADS": "1", "MKL_DOMAIN_NUM_THREADS": "MKL_BLAS=2"})
+    False
     """
     def one(name: str) -> bool:
         return environ.get(name, "").strip() == "1"
 
+    if environ.get("MKL_DOMAIN_NUM_THREADS", "").strip():  # per-domain MKL settings
+        return False
     specific = [environ.get(name, "").strip() for name in _BLAS_VARIABLES]
     if one("OMP_NUM_THREADS"):
         return all(value in ("", "1") for value in specific)

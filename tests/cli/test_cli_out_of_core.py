@@ -186,6 +186,16 @@ def test_a_plain_fit_loads_only_what_it_runs(files):
     assert {"apim.model.reliability", "apim.engine.mixed.estimate"} <= loaded
     assert "Fixed effects" in table and "satterthwaite" in table
     assert table.strip() == _text(argv)
+    # BLAS held to one thread by the environment, threadpoolctl not loaded: the same
+    # estimates to the last bit as under threadpoolctl's limit (this process)
+    code = ("import sys; from apim.cli import main; sys.exit(main(sys.argv[1:]))")
+    there = json.loads(subprocess.run([sys.executable, "-c", code, *argv, "--format", "json"],
+                                      capture_output=True, text=True, env=env,
+                                      check=True).stdout)
+    here = json.loads(_text([*argv, "--format", "json"]))
+    for payload in (there, here):
+        payload.pop("fit_seconds")
+    assert there == here
 
 
 def _text(argv: list[str]) -> str:
