@@ -103,15 +103,19 @@ def _chi2_sf(x: Any, df: Any) -> np.ndarray:
 def _f_log_r_tails(x: np.ndarray, dfn: np.ndarray, dfd: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cdf, sf, log density of log x) of the F distribution at ``x > 0`` (``dfd``
-    infinite: ``dfn F`` is chi-square(``dfn``))."""
+    infinite: ``dfn F`` is chi-square(``dfn``)), each part only for its own values."""
+    out = np.empty((3, *x.shape))
     chi2 = np.isinf(dfd)
-    d = np.where(chi2, 1.0, dfd)
+    f = ~chi2
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        lower_f, upper_f, front_f = beta_tails(d / 2, dfn / 2, dfn * x / d,
-                                               np.log(dfn) + np.log(x) - np.log(d))
-        lower_c, upper_c, front_c = gamma_tails(dfn / 2, dfn * x / 2)
-    return (np.where(chi2, lower_c, lower_f), np.where(chi2, upper_c, upper_f),
-            np.where(chi2, front_c, front_f))
+        if np.any(f):
+            d1, d2, xf = dfn[f], dfd[f], x[f]
+            out[0][f], out[1][f], out[2][f] = beta_tails(
+                d2 / 2, d1 / 2, d1 * xf / d2, np.log(d1) + np.log(xf) - np.log(d2))
+        if np.any(chi2):
+            d1 = dfn[chi2]
+            out[0][chi2], out[1][chi2], out[2][chi2] = gamma_tails(d1 / 2, d1 * x[chi2] / 2)
+    return out[0], out[1], out[2]
 
 
 def _f_sf(x: Any, dfn: Any, dfd: Any) -> np.ndarray:
