@@ -60,22 +60,20 @@ def _arrays(*args: Any) -> list[np.ndarray]:
 
 
 def _log_abs(x: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return np.log(np.abs(x))
+    return np.log(np.abs(x))
 
 
 def _symmetric(x: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(P(|T| > |x|), log density of log|x|)`` for the t (df finite) or the normal."""
     beyond, front = np.empty(x.shape), np.empty(x.shape)
     normal = np.isinf(df)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        x2 = x * x
-        if np.any(~normal):
-            d, t = df[~normal], ~normal
-            _, beyond[t], front[t] = beta_tails(d / 2, 0.5, x2[t] / d,
-                                                2 * _log_abs(x[t]) - np.log(d))
-        if np.any(normal):
-            _, beyond[normal], front[normal] = gamma_tails(0.5, x2[normal] / 2)
+    x2 = x * x
+    if np.any(~normal):
+        d, t = df[~normal], ~normal
+        _, beyond[t], front[t] = beta_tails(d / 2, 0.5, x2[t] / d,
+                                            2 * _log_abs(x[t]) - np.log(d))
+    if np.any(normal):
+        _, beyond[normal], front[normal] = gamma_tails(0.5, x2[normal] / 2)
     # d log r / d log|x| = 2: the density of log|x| is twice that of log r
     return beyond, front + LOG2
 
@@ -94,8 +92,7 @@ def _norm_sf(x: Any) -> np.ndarray:
 
 def _chi2_sf(x: Any, df: Any) -> np.ndarray:
     x, df = _arrays(x, df)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        _, upper, _ = gamma_tails(np.where(df > 0, df, 1.0) / 2, np.where(x > 0, x, 1.0) / 2)
+    _, upper, _ = gamma_tails(np.where(df > 0, df, 1.0) / 2, np.where(x > 0, x, 1.0) / 2)
     out = np.where(x <= 0, 1.0, upper)
     return np.where(np.isnan(x) | ~(df > 0), np.nan, out)
 
@@ -107,14 +104,13 @@ def _f_log_r_tails(x: np.ndarray, dfn: np.ndarray, dfd: np.ndarray
     out = np.empty((3, *x.shape))
     chi2 = np.isinf(dfd)
     f = ~chi2
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if np.any(f):
-            d1, d2, xf = dfn[f], dfd[f], x[f]
-            out[0][f], out[1][f], out[2][f] = beta_tails(
-                d2 / 2, d1 / 2, d1 * xf / d2, np.log(d1) + np.log(xf) - np.log(d2))
-        if np.any(chi2):
-            d1 = dfn[chi2]
-            out[0][chi2], out[1][chi2], out[2][chi2] = gamma_tails(d1 / 2, d1 * x[chi2] / 2)
+    if np.any(f):
+        d1, d2, xf = dfn[f], dfd[f], x[f]
+        out[0][f], out[1][f], out[2][f] = beta_tails(
+            d2 / 2, d1 / 2, d1 * xf / d2, np.log(d1) + np.log(xf) - np.log(d2))
+    if np.any(chi2):
+        d1 = dfn[chi2]
+        out[0][chi2], out[1][chi2], out[2][chi2] = gamma_tails(d1 / 2, d1 * x[chi2] / 2)
     return out[0], out[1], out[2]
 
 
@@ -147,10 +143,9 @@ def _solve(tails: Tails, log_q: np.ndarray, upper: np.ndarray, start: np.ndarray
         ua = u[idx]
         lower_t, upper_t, front = tails(ua, idx)
         tail = np.where(upper[idx], upper_t, lower_t)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            g = sign[idx] * (np.log(tail) - log_q[idx])
-            slope = np.exp(front) / tail
-            newton = ua - g / slope
+        g = sign[idx] * (np.log(tail) - log_q[idx])
+        slope = np.exp(front) / tail
+        newton = ua - g / slope
         below = g < 0
         lo[idx] = np.where(below, np.maximum(lo[idx], ua), lo[idx])
         hi[idx] = np.where(below, hi[idx], np.minimum(hi[idx], ua))
@@ -175,8 +170,7 @@ def _solve(tails: Tails, log_q: np.ndarray, upper: np.ndarray, start: np.ndarray
 def _start_z(q: np.ndarray) -> np.ndarray:
     """A rough normal quantile of an upper tail ``q <= 1/2`` (Abramowitz & Stegun 26.2.23,
     within 4.5e-4): where Newton's method starts."""
-    with np.errstate(divide="ignore"):
-        s = np.sqrt(-2.0 * np.log(q))
+    s = np.sqrt(-2.0 * np.log(q))
     return s - (2.515517 + 0.802853 * s + 0.010328 * s * s) / (
         1 + 1.432788 * s + 0.189269 * s * s + 0.001308 * s ** 3)
 
@@ -232,7 +226,8 @@ def _f_ppf(p: Any, dfn: Any, dfd: Any) -> np.ndarray:
 def _numpy_scalar(function: Callable[..., np.ndarray]) -> Callable[..., Any]:
     """``function`` with a numpy scalar for 0-d results, as scipy returns."""
     def apply(*args: Any) -> Any:
-        return function(*args)[()]
+        with np.errstate(all="ignore"):  # NaN for invalid arguments, inf where due
+            return function(*args)[()]
     apply.__name__ = function.__name__.lstrip("_")
     apply.__doc__ = function.__doc__
     return apply

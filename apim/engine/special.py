@@ -38,14 +38,18 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = ["beta_tails", "gamma_tails", "log_beta_front", "log_gamma_front", "lgamma",
            "log1pmx", "stirling_remainder"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 STIRLING_FROM = 10.0
@@ -121,8 +125,7 @@ def log1pmx(z: np.ndarray) -> np.ndarray:
     series = np.zeros_like(w)
     for k in range(41, 1, -2):  # w^2/3 + w^4/5 + ...: 20 terms, (1/9)^20 < 1e-19
         series = series * w2 + 1.0 / k
-    with np.errstate(invalid="ignore", divide="ignore"):
-        far = np.log1p(z) - z
+    far = np.log1p(z) - z
     return np.where(near, 2.0 * w * w2 * series - z * w, far)
 
 
@@ -131,8 +134,7 @@ def _a_log_ratio_mx(a: np.ndarray, b: np.ndarray, log_x: np.ndarray, d: np.ndarr
     """``a log(x (a + b) / a) - d``, i.e. ``a log1pmx(d / a)``, for ``d = b x - a y``,
     accurately also where ``x`` is far below its mean ``a / (a + b)``."""
     u = d / a
-    with np.errstate(invalid="ignore", divide="ignore"):
-        far = a * (log_x + np.log1p(b / a)) - d
+    far = a * (log_x + np.log1p(b / a)) - d
     return np.where(u < -0.5, far, a * log1pmx(np.maximum(u, -0.5)))
 
 
@@ -140,9 +142,8 @@ def _a_log_ratio(a: np.ndarray, b: np.ndarray, log_x: np.ndarray, d: np.ndarray
                  ) -> np.ndarray:
     """``a log(x (a + b) / a)`` where ``d = b x - a y`` is given accurately."""
     u = d / a
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(np.abs(u) < 0.5, a * np.log1p(np.clip(u, -0.5, 0.5)),
-                        a * (log_x + np.log1p(b / a)))
+    return np.where(np.abs(u) < 0.5, a * np.log1p(np.clip(u, -0.5, 0.5)),
+                    a * (log_x + np.log1p(b / a)))
 
 
 def log_beta_front(a: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -163,30 +164,29 @@ def log_beta_front(a: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray,
     small = ~both & ~one
     r_a, r_b, r_s = stirling_remainder(np.stack([a, b, s]))  # one call for all three
     out = np.empty(a.shape)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if np.any(both):  # both large: the parts that grow with a and b cancel exactly
-            a_, b_, s_ = a[both], b[both], s[both]
-            d = b_ * x[both] - a_ * y[both]
-            out[both] = (_a_log_ratio_mx(a_, b_, log_x[both], d)
-                         + _a_log_ratio_mx(b_, a_, log_y[both], -d)
-                         + 0.5 * np.log(a_ * b_ / s_) - LOG_SQRT_2PI - r_a[both] - r_b[both]
-                         + r_s[both])
-        if np.any(one):  # one large: made the first (A) by swapping
-            swap = (b > a)[one]
-            a_, b_ = a[one], b[one]
-            A, B = np.where(swap, b_, a_), np.where(swap, a_, b_)
-            X, Y = np.where(swap, y[one], x[one]), np.where(swap, x[one], y[one])
-            LX = np.where(swap, log_y[one], log_x[one])
-            LY = np.where(swap, log_x[one], log_y[one])
-            r_big = np.where(swap, r_b[one], r_a[one])
-            r_small = np.where(swap, r_a[one], r_b[one])
-            out[one] = (_a_log_ratio(A, B, LX, B * X - A * Y) - 0.5 * np.log1p(B / A)
-                        + B * (LY + np.log(s[one])) - B - r_big + r_s[one] - _stirling(B)
-                        - r_small)
-        if np.any(small):
-            a_, b_, s_ = a[small], b[small], s[small]
-            out[small] = (a_ * log_x[small] + b_ * log_y[small] - _stirling(a_) - r_a[small]
-                          - _stirling(b_) - r_b[small] + _stirling(s_) + r_s[small])
+    if np.any(both):  # both large: the parts that grow with a and b cancel exactly
+        a_, b_, s_ = a[both], b[both], s[both]
+        d = b_ * x[both] - a_ * y[both]
+        out[both] = (_a_log_ratio_mx(a_, b_, log_x[both], d)
+                     + _a_log_ratio_mx(b_, a_, log_y[both], -d)
+                     + 0.5 * np.log(a_ * b_ / s_) - LOG_SQRT_2PI - r_a[both] - r_b[both]
+                     + r_s[both])
+    if np.any(one):  # one large: made the first (A) by swapping
+        swap = (b > a)[one]
+        a_, b_ = a[one], b[one]
+        A, B = np.where(swap, b_, a_), np.where(swap, a_, b_)
+        X, Y = np.where(swap, y[one], x[one]), np.where(swap, x[one], y[one])
+        LX = np.where(swap, log_y[one], log_x[one])
+        LY = np.where(swap, log_x[one], log_y[one])
+        r_big = np.where(swap, r_b[one], r_a[one])
+        r_small = np.where(swap, r_a[one], r_b[one])
+        out[one] = (_a_log_ratio(A, B, LX, B * X - A * Y) - 0.5 * np.log1p(B / A)
+                    + B * (LY + np.log(s[one])) - B - r_big + r_s[one] - _stirling(B)
+                    - r_small)
+    if np.any(small):
+        a_, b_, s_ = a[small], b[small], s[small]
+        out[small] = (a_ * log_x[small] + b_ * log_y[small] - _stirling(a_) - r_a[small]
+                      - _stirling(b_) - r_b[small] + _stirling(s_) + r_s[small])
     return out
 
 
@@ -203,22 +203,20 @@ def log_gamma_front(a: np.ndarray, h: np.ndarray, log_h: np.ndarray) -> np.ndarr
     True
     """
     a, h, log_h = np.broadcast_arrays(*(np.asarray(v, float) for v in (a, h, log_h)))
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        ratio = np.where(np.isfinite(h), (h - a) / a, np.expm1(log_h - np.log(a)))
-        # h^a e^-h = exp(a log1pmx(h/a - 1)) (a/e)^a
-        cancel = np.where(np.isfinite(ratio), a * log1pmx(np.where(np.isfinite(ratio),
-                                                                   ratio, 0.0)), -np.inf)
-        remainder = stirling_remainder(a)
-        large = cancel + 0.5 * np.log(a) - LOG_SQRT_2PI - remainder
-        small = a * log_h - h - _stirling(a) - remainder
+    ratio = np.where(np.isfinite(h), (h - a) / a, np.expm1(log_h - np.log(a)))
+    # h^a e^-h = exp(a log1pmx(h/a - 1)) (a/e)^a
+    cancel = np.where(np.isfinite(ratio), a * log1pmx(np.where(np.isfinite(ratio),
+                                                               ratio, 0.0)), -np.inf)
+    remainder = stirling_remainder(a)
+    large = cancel + 0.5 * np.log(a) - LOG_SQRT_2PI - remainder
+    small = a * log_h - h - _stirling(a) - remainder
     return np.where(a >= STIRLING_FROM, large, small)
 
 
 def _integral(delta: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """``scale * sum(weights * exp(delta))``: the exp-sinh rule, with ``delta`` (values x
     nodes) the log integrand at ``w = scale * node``."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        terms = np.exp(np.where(np.isnan(delta), -np.inf, delta))
+    terms = np.exp(np.where(np.isnan(delta), -np.inf, delta))
     return scale * (terms * _WEIGHT).sum(axis=-1)  # each value's own sum: the same
     # whatever else is in the call (a matrix product's order depends on the shape)
 
@@ -233,15 +231,14 @@ def _ratio_parts(r: np.ndarray, log_r: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``x = 1 / (1 + r)``, ``y = r / (1 + r)`` and their logs, each to a few units of
     round-off, from ``r`` (``log r`` where ``r`` overflows)."""
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        log_r = np.where(np.isfinite(r), np.log(r), log_r)
-        big = r > 1
-        inv = np.where(np.isfinite(r), 1.0 / np.where(big, r, 1.0), np.exp(-log_r))
-        x = np.where(big, inv / (1.0 + inv), 1.0 / (1.0 + r))
-        y = np.where(big, 1.0 / (1.0 + inv), r / (1.0 + r))
-        log1p_inv = np.log1p(inv)
-        log_x = np.where(big, -log_r - log1p_inv, -np.log1p(r))
-        log_y = np.where(big, -log1p_inv, log_r - np.log1p(r))
+    log_r = np.where(np.isfinite(r), np.log(r), log_r)
+    big = r > 1
+    inv = np.where(np.isfinite(r), 1.0 / np.where(big, r, 1.0), np.exp(-log_r))
+    x = np.where(big, inv / (1.0 + inv), 1.0 / (1.0 + r))
+    y = np.where(big, 1.0 / (1.0 + inv), r / (1.0 + r))
+    log1p_inv = np.log1p(inv)
+    log_x = np.where(big, -log_r - log1p_inv, -np.log1p(r))
+    log_y = np.where(big, -log1p_inv, log_r - np.log1p(r))
     return x, y, log_x, log_y
 
 
@@ -255,9 +252,8 @@ def _tails(front: np.ndarray, slope: np.ndarray, curvature: np.ndarray,
     c = _scale(slope, curvature)
     above = slope <= 0
     sign = np.where(above, 1.0, -1.0)[..., None]
-    with np.errstate(over="ignore", invalid="ignore"):
-        near = np.minimum(np.exp(front) * _integral(delta(sign, c[..., None] * _NODE), c),
-                          1.0)
+    near = np.minimum(np.exp(front) * _integral(delta(sign, c[..., None] * _NODE), c),
+                      1.0)
     upper = np.where(above, near, 1.0 - near)
     lower = np.where(above, 1.0 - near, near)
     low, high = np.isneginf(log_t), np.isposinf(log_t)
@@ -265,14 +261,26 @@ def _tails(front: np.ndarray, slope: np.ndarray, curvature: np.ndarray,
             np.where(low, 1.0, np.where(high, 0.0, upper)), front)
 
 
+def _quiet(function: F) -> F:
+    """``function`` with numpy's floating-point warnings off: overflow to infinity,
+    ``log 0`` and the like are part of the method (tails at infinity, terms that vanish),
+    and invalid arguments give NaN by design. One context per call of a public function,
+    not one per step (each costs about 10 microseconds)."""
+    @functools.wraps(function)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return function(*args, **kwargs)
+    return quiet  # type: ignore[return-value]
+
+
+@_quiet
 def beta_tails(a: ArrayLike, b: ArrayLike, r: ArrayLike, log_r: ArrayLike | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(1 - I_x(a, b), I_x(a, b), front)`` for ``x = 1 / (1 + r)`` (``log_r``: ``log r``
     where ``r`` overflows): the lower and upper tails of ``r``, whose density is
     proportional to ``r^(b-1) (1 + r)^-(a+b)`` (the F distribution with ``2b`` and ``2a``
     degrees of freedom at ``F = a r / b``), and the log density of ``log r`` there."""
-    with np.errstate(divide="ignore"):
-        given = np.log(r) if log_r is None else log_r
+    given = np.log(r) if log_r is None else log_r
     a, b, r, log_r = np.broadcast_arrays(*(np.asarray(v, float) for v in (a, b, r, given)))
     x, y, log_x, log_y = _ratio_parts(r, log_r)
     s = a + b
@@ -285,12 +293,12 @@ def beta_tails(a: ArrayLike, b: ArrayLike, r: ArrayLike, log_r: ArrayLike | None
                   log_r)
 
 
+@_quiet
 def gamma_tails(a: ArrayLike, h: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(P(a, h), Q(a, h), front)``: the regularised lower and upper incomplete gamma
     functions and the log density of ``log h`` at ``h``."""
     a, h = np.broadcast_arrays(*(np.asarray(v, float) for v in (a, h)))
-    with np.errstate(divide="ignore"):
-        log_h = np.log(h)
+    log_h = np.log(h)
 
     def delta(sign: np.ndarray, w: np.ndarray) -> np.ndarray:
         return sign * a[..., None] * w - h[..., None] * np.expm1(sign * w)
