@@ -76,6 +76,7 @@ from apim.data.session import SessionData
 from apim.engine.control import FitControl
 from apim.engine.mixed.estimate import estimate_mixed
 from apim.engine.mixed.model import MixedModel
+from apim.engine.mixed.dyad_store import DyadStore
 from apim.engine.mixed.statistics import DyadStatistics, fit_statistics
 from apim.engine.threads import one_blas_thread
 from apim.errors import (
@@ -179,8 +180,6 @@ def check_out_of_core(spec: APIMSpec) -> None:
         why = "a therapist level (its likelihood couples the dyads of a therapist)"
     elif dec.center == "therapist":
         why = "center='therapist' (therapist means run over dyads in different blocks)"
-    elif cov.random == "slopes":
-        why = "random slopes (every dyad its own pattern: the statistics grow with the data)"
     elif cov.random == "none":
         why = "random='none' (fit a model without random effects in memory)"
     elif spec.moderators:
@@ -320,7 +319,7 @@ class _Summary:
 class _Part:
     """What pass 2 takes from a block."""
 
-    statistics: DyadStatistics
+    statistics: DyadStatistics | DyadStore
     dropped: dict[str, np.ndarray]
     terms: tuple[Term, ...]
     random_effects: dict[str, str]
@@ -339,9 +338,18 @@ def _part(data: SessionData, spec: APIMSpec, centres: pd.DataFrame, keep_model: 
           ) -> _Part:
     design = build_design(data, spec, centres)
     dropped = {e.reason: np.array(e.rows, np.int64) for e in design.dropped}
-    return _Part(DyadStatistics.of(design.model), dropped, design.terms,
+    return _Part(_statistics(design.model, spec), dropped, design.terms,
                  dict(design.random_effects),
                  _cut(design.model, START_ROWS) if keep_model else None, len(data.frame))
+
+
+def _statistics(model: MixedModel, spec: APIMSpec) -> DyadStatistics | DyadStore:
+    """A block's statistics: summed over its dyads (random intercepts), or the per-dyad
+    store of the stencil moments' random-effect rows (random slopes, whose blocks differ
+    from dyad to dyad: :mod:`apim.engine.mixed.dyad_store`)."""
+    if spec.covariance.random == "slopes":
+        return DyadStore.of(model)
+    return DyadStatistics.of(model)
 
 
 @one_blas_thread
@@ -519,10 +527,10 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
     models = [p.start_model for p in parts if p.start_model is not None]
     parts = [replace(p, start_model=None) for p in parts]
     centres = _centres(summaries, resolved)
-    A = _centring_map(source, head, resolved, provisional, centres)
+    mapping = _centring_map(source, head, resolved, provisional, centres)
     del head
-    if A is not None:
-        parts = [replace(p, statistics=p.statistics.transformed(A)) for p in parts]
+    if mapping is not None:
+        _mapped(parts, mapping)
         return _finish(source, resolved, parts, models, control)
     # a design not linear in the centres: a second pass with the whole file's centres
     parts, models = [], []
@@ -624,17 +632,23 @@ def _portable_errors(function: Any, *args: Any) -> Any:
 
 def _centring_map(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]],
                   spec: APIMSpec, provisional: pd.DataFrame, centres: pd.DataFrame
-                  ) -> np.ndarray | None:
+                  ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """The ``A`` with ``X(centres) = X(provisional) A``: the fixed-effect columns centred
     on the whole file's centres from those built with the provisional ones, found on the
-    first dyads of the file (``head``: the first blocks' rows and first row numbers).
+    first dyads of the file (``head``: the first blocks' rows and first row numbers);
+    and the ``B`` with ``Z(centres) = Z(provisional) B`` (None when ``Z`` is the same).
 
     Centring subtracts a constant per role from a between part, which the role's
     intercept column absorbs (and a product of two centred parts expands into the
     products, the parts and the intercept), so the columns are a linear map of the
     provisional ones; ``A`` is solved by least squares on the first dyads and used only
     when it reproduces their columns to round-off and they have full column rank (else
-    None: the caller reads the file again with the centres).
+    None: the caller reads the file again with the centres). ``Z``: random intercepts
+    are role indicators, and a random slope's column is a time-varying part (no between
+    part has a random slope): with person-mean centring the within part, which no
+    centre moves; with grand-mean centring (``center="grand"``) the part minus the
+    role's centre, which the role's random intercept absorbs (``B``, found and checked
+    as ``A`` is).
     """
     frames = [f for f, _ in head]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -644,15 +658,46 @@ def _centring_map(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]],
     if len(later):  # the first whole dyads of about START_ROWS rows
         frame = frame.iloc[:int(later[0])]
     data = source.session_data(frame, head[0][1])
-    built = np.asarray(build_design(data, spec, provisional).model.X, float)
-    wanted = np.asarray(build_design(data, spec, centres).model.X, float)
+    built = build_design(data, spec, provisional).model
+    wanted = build_design(data, spec, centres).model
+    A = _solved(built.X, wanted.X)
+    if A is None or built.Z is None or wanted.Z is None:
+        return None
+    z_built, z_wanted = np.asarray(built.Z, float), np.asarray(wanted.Z, float)
+    if z_built.shape == z_wanted.shape and np.array_equal(z_built, z_wanted):
+        return A, None
+    B = _solved(z_built, z_wanted)
+    return None if B is None else (A, B)
+
+
+def _solved(built: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:
+    """The ``M`` with ``built M = wanted`` (least squares), or None unless ``built`` has
+    full column rank and ``M`` reproduces ``wanted`` to round-off."""
+    built, wanted = np.asarray(built, float), np.asarray(wanted, float)
     if built.shape != wanted.shape or not built.shape[0]:
         return None
-    A, _, rank, _ = np.linalg.lstsq(built, wanted, rcond=None)
+    M, _, rank, _ = np.linalg.lstsq(built, wanted, rcond=None)
     scale = max(float(np.abs(wanted).max()), 1.0)
-    if rank < built.shape[1] or np.abs(built @ A - wanted).max() > 1e-10 * scale:
+    if rank < built.shape[1] or np.abs(built @ M - wanted).max() > 1e-10 * scale:
         return None
-    return A
+    return M
+
+
+def _mapped(parts: list[_Part], mapping: tuple[np.ndarray, np.ndarray | None]) -> None:
+    """Map every block's statistics to the whole file's centres (:func:`_centring_map`),
+    in place, one block at a time (a per-dyad store is not held twice)."""
+    A, B = mapping
+    for k, part in enumerate(parts):
+        stats = part.statistics
+        if isinstance(stats, DyadStore):
+            mapped = stats.transformed(A, B)
+        elif B is None:  # random intercepts: Z, the role indicators, never moves
+            mapped = stats.transformed(A)
+        else:
+            raise SpecError("the centring moved the random intercepts' columns, which "
+                            "summed statistics cannot follow; fit in memory")
+        parts[k] = replace(part, statistics=mapped)
+        del stats, mapped
 
 
 def _finish(source: BlockSource, resolved: APIMSpec, parts: Sequence[_Part],
@@ -690,10 +735,13 @@ def _fit_on_cluster(source: BlockSource, spec: APIMSpec, columns: list[str],
         check_together([s.ids for s in summaries], [s.first_row for s in summaries],
                        source.dyad, source.path)
         centres = _centres(summaries, resolved)
-        A = _centring_map(source, [(frame, first_row)], resolved, provisional, centres)
+        mapping = _centring_map(source, [(frame, first_row)], resolved, provisional,
+                                centres)
         del frame
-        if A is not None:
-            results = [replace(p, statistics=p.statistics.transformed(A)) for _, p in passes]
+        if mapping is not None:
+            results = [p for _, p in passes]
+            del passes
+            _mapped(results, mapping)
         else:  # a second pass with the whole file's centres
             futures = client.map(_part_of_partition, [source] * len(parts), parts,
                                  [resolved] * len(parts), [columns] * len(parts),
