@@ -74,9 +74,9 @@ from apim.data.blocks import (
 )
 from apim.data.session import SessionData
 from apim.engine.control import FitControl
+from apim.engine.mixed.dyad_store import PIECE_DYADS, DyadStore
 from apim.engine.mixed.estimate import estimate_mixed
 from apim.engine.mixed.model import MixedModel
-from apim.engine.mixed.dyad_store import DyadStore
 from apim.engine.mixed.statistics import DyadStatistics, fit_statistics
 from apim.engine.threads import one_blas_thread
 from apim.errors import (
@@ -87,12 +87,14 @@ from apim.errors import (
     SpecError,
     TooLargeError,
 )
+from apim.limits import check_memory, estimated_rows, human_bytes
 from apim.model.centring import group_mean, is_cross_sectional
 from apim.model.design import Term, build_design, resolve_spec
 from apim.model.out_of_core_result import OutOfCoreResult
 from apim.model.spec import APIMSpec
 
-__all__ = ["fit_out_of_core", "OutOfCoreResult", "BlockSource", "check_out_of_core"]
+__all__ = ["fit_out_of_core", "OutOfCoreResult", "BlockSource", "check_out_of_core",
+           "check_store"]
 
 START_ROWS = 200_000
 """Rows of the first dyads fitted in memory for start values."""
@@ -412,8 +414,20 @@ def _resolved(spec: APIMSpec, data: SessionData) -> APIMSpec:
     return resolved
 
 
-def _combine(parts: Sequence[_Part]) -> tuple[DyadStatistics, dict[str, np.ndarray], int]:
-    """The summed statistics, the rows not used by reason, the rows read."""
+def _merged(total: DyadStatistics | DyadStore, other: DyadStatistics | DyadStore
+            ) -> DyadStatistics | DyadStore:
+    if isinstance(total, DyadStore) and isinstance(other, DyadStore):
+        return total.merge(other)
+    if isinstance(total, DyadStatistics) and isinstance(other, DyadStatistics):
+        return total.merge(other)
+    raise SpecError("the blocks were built with different random parts; build every "
+                    "block with the same spec")
+
+
+def _combine(parts: Sequence[_Part]
+             ) -> tuple[DyadStatistics | DyadStore, dict[str, np.ndarray], int]:
+    """The summed statistics (or the per-dyad store, in block order), the rows not used
+    by reason, the rows read."""
     names = tuple(t.name for t in parts[0].terms)
     total = parts[0].statistics
     dropped: dict[str, list[np.ndarray]] = {}
@@ -422,7 +436,7 @@ def _combine(parts: Sequence[_Part]) -> tuple[DyadStatistics, dict[str, np.ndarr
             raise SpecError("a block of the file gives other terms than the first one; "
                             "fit in memory")
         if k:
-            total = total.merge(part.statistics)
+            total = _merged(total, part.statistics)
         for why, rows in part.dropped.items():
             dropped.setdefault(why, []).append(rows)
     return (total, {why: np.sort(np.concatenate(r)) for why, r in dropped.items()},
@@ -518,11 +532,9 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
                           first_row)
             del frame
             for summary, part in runner.ready():
-                summaries.append(summary)
-                parts.append(part)
+                _add(source.path, summaries, parts, summary, part)
         for summary, part in runner.ready(wait=True):
-            summaries.append(summary)
-            parts.append(part)
+            _add(source.path, summaries, parts, summary, part)
     assert resolved is not None  # dyad_blocks yields at least one block
     models = [p.start_model for p in parts if p.start_model is not None]
     parts = [replace(p, start_model=None) for p in parts]
@@ -650,14 +662,7 @@ def _centring_map(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]],
     role's centre, which the role's random intercept absorbs (``B``, found and checked
     as ``A`` is).
     """
-    frames = [f for f, _ in head]
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    ids = frame[source.dyad].to_numpy()
-    edges = np.flatnonzero(ids[1:] != ids[:-1]) + 1  # where a new dyad starts
-    later = edges[edges >= START_ROWS]
-    if len(later):  # the first whole dyads of about START_ROWS rows
-        frame = frame.iloc[:int(later[0])]
-    data = source.session_data(frame, head[0][1])
+    data = _head_data(source, head)
     built = build_design(data, spec, provisional).model
     wanted = build_design(data, spec, centres).model
     A = _solved(built.X, wanted.X)
@@ -668,6 +673,51 @@ def _centring_map(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]],
         return A, None
     B = _solved(z_built, z_wanted)
     return None if B is None else (A, B)
+
+
+def _head_data(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]]
+               ) -> SessionData:
+    """The first whole dyads of about :data:`START_ROWS` rows of the first blocks
+    (``head``: their rows and first row numbers), as session data."""
+    frames = [f for f, _ in head]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    ids = frame[source.dyad].to_numpy()
+    edges = np.flatnonzero(ids[1:] != ids[:-1]) + 1  # where a new dyad starts
+    later = edges[edges >= START_ROWS]
+    if len(later):  # the first whole dyads of about START_ROWS rows
+        frame = frame.iloc[:int(later[0])]
+    return source.session_data(frame, head[0][1])
+
+
+def _add(path: str, summaries: list[_Summary], parts: list[_Part], summary: _Summary,
+         part: _Part) -> None:
+    """Keep a block's results; with the first, refuse a per-dyad store that the
+    machine could not hold (:func:`check_store`)."""
+    summaries.append(summary)
+    parts.append(part)
+    if len(parts) == 1:
+        check_store(path, part.statistics, part.n_rows)
+
+
+def check_store(path: str, statistics: DyadStatistics | DyadStore, rows_read: int) -> None:
+    """Refuse (:class:`~apim.errors.TooLargeError`) a per-dyad store (random slopes)
+    larger than the memory available (:func:`apim.limits.check_memory`): the bytes a row
+    of the first block (``rows_read`` rows, giving ``statistics``) took, times the rows
+    of the file (Parquet metadata, or a text file's size: :func:`apim.limits.estimated_rows`),
+    plus an evaluation's temporaries (:data:`~apim.engine.mixed.dyad_store.PIECE_DYADS`
+    dyads at a time). Summed statistics (random intercepts) do not grow with the file.
+    """
+    rows = estimated_rows(path)
+    if not isinstance(statistics, DyadStore) or rows is None or not rows_read \
+            or not statistics.n_dyads:
+        return
+    per_dyad = statistics.nbytes / statistics.n_dyads
+    dyads = rows * statistics.n_dyads / rows_read
+    need = per_dyad * (dyads + 16 * PIECE_DYADS)
+    check_memory(need, f"the out-of-core fit's per-dyad store of the random slopes "
+                 f"({human_bytes(per_dyad)} a dyad, about {dyads:,.0f} dyads in {path})",
+                 "fit random intercepts out of core (random='intercepts', --random "
+                 "intercepts), or on a machine with more memory")
 
 
 def _solved(built: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:
@@ -689,6 +739,7 @@ def _mapped(parts: list[_Part], mapping: tuple[np.ndarray, np.ndarray | None]) -
     A, B = mapping
     for k, part in enumerate(parts):
         stats = part.statistics
+        mapped: DyadStatistics | DyadStore
         if isinstance(stats, DyadStore):
             mapped = stats.transformed(A, B)
         elif B is None:  # random intercepts: Z, the role indicators, never moves
@@ -725,6 +776,11 @@ def _fit_on_cluster(source: BlockSource, spec: APIMSpec, columns: list[str],
         source = replace(source, roles=data.roles)  # as the first partition has them
         resolved = _resolved(spec, data)
         provisional = _provisional_centres(data, resolved)
+        if resolved.covariance.random == "slopes":  # the store of the first dyads
+            head = _head_data(source, [(frame, first_row)])
+            check_store(source.path, _statistics(build_design(head, resolved, provisional)
+                                                 .model, resolved), len(head.frame))
+            del head
         del data
         futures = client.map(_pass_of_partition, [source] * len(parts), parts,
                              [resolved] * len(parts), [columns] * len(parts),

@@ -175,10 +175,11 @@ class _StoredProducts:
                         np.concatenate([p.logdet for p in done]))
         if not gradient:
             return Products(rows, rest, logdet)
-        return Products(rows, rest, logdet,
-                        np.concatenate([p.d_rows for p in done], axis=1),  # type: ignore
-                        sum(p.d_rest for p in done),  # type: ignore[misc]
-                        np.concatenate([p.d_logdet for p in done], axis=1))  # type: ignore
+        d_rows = [p.d_rows for p in done if p.d_rows is not None]
+        d_rest = [p.d_rest for p in done if p.d_rest is not None]
+        d_logdet = [p.d_logdet for p in done if p.d_logdet is not None]
+        return Products(rows, rest, logdet, np.concatenate(d_rows, axis=1),
+                        np.sum(d_rest, axis=0), np.concatenate(d_logdet, axis=1))
 
 
 @dataclass(frozen=True, eq=False)

@@ -236,12 +236,18 @@ class Summed(Protocol):
     """What :func:`fit_statistics` fits from: :class:`DyadStatistics`, or the per-dyad
     store of random-slope models (:class:`apim.engine.mixed.dyad_store.DyadStore`)."""
 
-    residual: str
-    p: int
-    q: int
-    n_rows: int
-    n_dyads: int
-    sums: tuple[float, float, np.ndarray, np.ndarray]
+    @property
+    def residual(self) -> str: ...
+    @property
+    def p(self) -> int: ...
+    @property
+    def q(self) -> int: ...
+    @property
+    def n_rows(self) -> int: ...
+    @property
+    def n_dyads(self) -> int: ...
+    @property
+    def sums(self) -> tuple[float, float, np.ndarray, np.ndarray]: ...
 
     def engine_form(self, scale_u: np.ndarray, scale_z: np.ndarray
                     ) -> tuple[TypeMoments, ProductSource, GroupedMoments | None]:
