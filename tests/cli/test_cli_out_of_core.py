@@ -63,7 +63,6 @@ def test_table_names_rows_not_used(files, capsys):
 @pytest.mark.parametrize("extra, fragment", [
     (["--report", "r.html"], "--report does not apply to --out-of-core"),
     (["--format", "html"], "--format html does not apply to --out-of-core"),
-    (["--random", "slopes"], "does not take random slopes"),
     (["--moderator", "treatment"], "does not take moderators"),
     (["--df", "containment"], "--df containment does not apply"),
     (["--centring", "latent"], "--out-of-core does not apply to --centring latent"),
