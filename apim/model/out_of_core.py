@@ -704,7 +704,8 @@ def check_store(path: str, statistics: DyadStatistics | DyadStore, rows_read: in
     larger than the memory available (:func:`apim.limits.check_memory`): the bytes a row
     of the first block (``rows_read`` rows, giving ``statistics``) took, times the rows
     of the file (Parquet metadata, or a text file's size: :func:`apim.limits.estimated_rows`),
-    plus an evaluation's temporaries (:data:`~apim.engine.mixed.dyad_store.PIECE_DYADS`
+    twice (the Hessian's exact random-effect block takes all the dyads' products at
+    once), plus an evaluation's temporaries (:data:`~apim.engine.mixed.dyad_store.PIECE_DYADS`
     dyads at a time). Summed statistics (random intercepts) do not grow with the file.
     """
     rows = estimated_rows(path)
@@ -713,7 +714,7 @@ def check_store(path: str, statistics: DyadStatistics | DyadStore, rows_read: in
         return
     per_dyad = statistics.nbytes / statistics.n_dyads
     dyads = rows * statistics.n_dyads / rows_read
-    need = per_dyad * (dyads + 16 * PIECE_DYADS)
+    need = per_dyad * (2 * dyads + 16 * PIECE_DYADS)
     check_memory(need, f"the out-of-core fit's per-dyad store of the random slopes "
                  f"({human_bytes(per_dyad)} a dyad, about {dyads:,.0f} dyads in {path})",
                  "fit random intercepts out of core (random='intercepts', --random "

@@ -16,7 +16,10 @@ blocks of a dyad or two do not make an evaluation a loop over thousands of piece
 fit (:func:`~apim.engine.mixed.statistics.fit_statistics`) evaluates the engine's
 likelihood on it piece by piece (at most :data:`PIECE_DYADS` dyads at a time, so the
 temporaries of an evaluation are bounded), standardising each piece's products as
-:mod:`apim.engine.mixed.scaling` standardises the columns.
+:mod:`apim.engine.mixed.scaling` standardises the columns; the Hessian's exact
+random-effect block (:func:`apim.engine.mixed.hessian.information`, as in memory) takes
+all the dyads' products at once (:meth:`_StoredProducts.products`: one more store's worth
+of memory while it is computed).
 
 Size: ``8 (C q (q + u) + T)`` bytes per dyad (:meth:`DyadStore.nbytes`; the seed design
 with actor and partner slopes, ``q = 6``, ``u = 11``, ``C = 4``: 3.3 kB a dyad).

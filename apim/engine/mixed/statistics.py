@@ -20,7 +20,9 @@ columns (each statistic is a product of two columns, so it is divided by their s
 from the sums and sums of squares kept alongside.
 
 What reduces to sums over dyads: dyad-level random effects whose blocks repeat across
-dyads (random intercepts: the groups are the patterns of rows per dyad), every residual
+dyads (random intercepts: the groups are the patterns of rows per dyad; random slopes,
+whose blocks differ from dyad to dyad, keep per-dyad rows instead:
+:mod:`apim.engine.mixed.dyad_store`, fitted by :func:`fit_statistics` too), every residual
 structure whose stencil holds on the rows present (not ``UN x AR(1)`` with single ratings
 missing), no therapist level (its random effect couples the dyads of a therapist). Others
 are refused with :class:`~apim.errors.SpecError`.
@@ -433,9 +435,11 @@ def fit_statistics(stats: Summed, template: MixedModel, method: str = "REML",
     from the summed ``stats`` by REML or ML.
 
     The same standardisation, likelihood and optimiser as
-    :func:`~apim.engine.mixed.estimate.estimate_mixed`, with the Hessian of the Newton
-    steps and of the standard errors by central differences of the analytic gradient
-    (the exact random-effect block needs per-dyad pieces). ``start``: unconstrained
+    :func:`~apim.engine.mixed.estimate.estimate_mixed`. From summed statistics the
+    Hessian of the Newton steps and of the standard errors is central differences of the
+    analytic gradient (the exact random-effect block needs per-dyad pieces); from a
+    per-dyad store (random slopes) it is the in-memory fit's (exact in the random-effect
+    parameters, :func:`apim.engine.mixed.hessian.information`). ``start``: unconstrained
     start values in the data's units (e.g. the fit of the first block), else the
     structures' defaults from the summed moments.
     """
@@ -445,11 +449,13 @@ def fit_statistics(stats: Summed, template: MixedModel, method: str = "REML",
     if template.residual.name != stats.residual:
         raise SpecError(f"the statistics are of residual={stats.residual!r}, the model's "
                         f"is {template.residual.name!r}")
-    control = replace(control or FitControl(), hessian="differences")
+    control = control or FitControl()
     clock = time.perf_counter()
     sy, sx, sz = _scales(stats, template, control.standardize)
     scaling = Scaling(template, template, sy, sx, sz, np.ones(0))
     moments, source, grouped = stats.engine_form(np.r_[sx, sy], sz)
+    if grouped is not None:  # the exact random-effect block needs per-dyad pieces
+        control = replace(control, hessian="differences")
     _check_rank(moments, stats.p, list(template.x_names) or [f"x{j}" for j in range(stats.p)])
     layout = ResidualLayout.build(np.zeros(0, np.int64), np.zeros(0, np.int64),
                                   np.zeros(0, np.int64))
