@@ -158,10 +158,13 @@ def main() -> None:
                      f"{m['peak_mb']:.0f}{extra} | {m['load']:.1f} |")
     coef_diff = float(np.max(np.abs(np.subtract(ooc["coef"], mem["coef"]))))
     se_diff = float(np.max(np.abs(np.subtract(ooc["se"], mem["se"]))))
+    cpu_ratio = med["out of core"]["cpu"] / med["in memory"]["cpu"]
+    largest = max(med["out of core"]["peak_mb"],
+                  max(r["children_mb"] for r in runs["out of core"]))
     lines += [
         "",
-        f"Ratios out of core / in memory: CPU {med['out of core']['cpu'] / med['in memory']['cpu']:.2f}, "
-        f"peak RSS of the largest process {max(med['out of core']['peak_mb'], max(r['children_mb'] for r in runs['out of core'])) / med['in memory']['peak_mb']:.2f}.",
+        f"Ratios out of core / in memory: CPU {cpu_ratio:.2f}, peak RSS of the largest "
+        f"process {largest / med['in memory']['peak_mb']:.2f}.",
         f"The per-dyad store: {store['per_dyad']:.0f} bytes a dyad "
         f"({store['per_dyad'] * n / 1e6:.0f} MB for these {n:,} dyads); the fit from it: "
         f"{ooc['fit_seconds']:.1f} s wall, {ooc['evaluations']} evaluations "
