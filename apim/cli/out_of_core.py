@@ -47,7 +47,7 @@ def add_option(parser: argparse.ArgumentParser) -> None:
         "--out-of-core", nargs="?", type=int, const=BLOCK_ROWS, metavar="ROWS",
         help="read the Parquet/CSV file in blocks of whole dyads (ROWS rows at a time, "
         f"default {BLOCK_ROWS:,}) and fit from summed statistics: for files too large for "
-        "memory; the observed-mean APIM with random intercepts; each dyad's rows must be "
+        "memory; the observed-mean APIM with random intercepts or slopes; each dyad's rows must be "
         "together in the file; prints the tables (no --report/--docx)")
     parser.add_argument(
         "--scheduler", metavar="ADDR",
@@ -87,7 +87,7 @@ def check_in_memory(args: argparse.Namespace) -> None:
     need = rows * (FIT_BYTES_PER_ROW + FIT_BYTES_PER_COLUMN * max(columns - 1, 0))
     check_memory(need, f"fitting the {rows:,} rows of {args.data} in memory",
                  "fit it with --out-of-core (the file read in blocks of whole dyads; Parquet "
-                 "or CSV, random intercepts), or on a Dask cluster with --scheduler ADDR")
+                 "or CSV, random intercepts or slopes), or on a Dask cluster with --scheduler ADDR")
 
 
 def uses_out_of_core(args: argparse.Namespace) -> bool:

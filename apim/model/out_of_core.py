@@ -25,15 +25,22 @@ The result equals the in-memory fit (logLik and estimates to 1e-8,
 size depends on the number of distinct patterns of rows per dyad, not on the number of
 dyads. Rows not used are counted per reason (not listed one by one).
 
-What it fits: the observed-mean APIM with random intercepts (``random="intercepts"``),
-person-mean, grand-mean or no centring, lags and detrending, actor x partner
-interactions and numeric covariates, every residual structure whose stencil holds on the
-rows present. Refused (fit in memory instead): a therapist level or therapist centring
-(their sums run over a therapist's dyads, which may lie in different blocks), random
-slopes (a slope's column holds the dyad's own values, so every dyad is its own group and
-its moments would be kept per dyad: larger than the data, apim/DESIGN.md §10), no random
-effects, moderators (their levels and reference are a property of the whole file), and
-``UN x AR(1)`` with single ratings missing.
+Random slopes: a slope's column holds the dyad's own values, so no two dyads share their
+random-effect blocks and the grouped sums would be kept per dyad (larger than the data);
+each block gives instead the per-dyad store of the stencil moments' random-effect rows
+(:class:`~apim.engine.mixed.dyad_store.DyadStore`, about 3.3 kB a dyad for actor and
+partner slopes), kept in block order and fitted by the engine's per-dyad path. Grand-mean
+centring moves the slopes' columns too (``Z B``, found and checked as ``A``). The store
+grows with the number of dyads: it is sized from the first block and the file's rows and
+refused beyond the memory available (:func:`check_store`).
+
+What it fits: the observed-mean APIM with random intercepts or random slopes
+(``random="intercepts"``, ``"slopes"``), person-mean, grand-mean or no centring, lags
+and detrending, actor x partner interactions and numeric covariates, every residual
+structure whose stencil holds on the rows present. Refused (fit in memory instead): a
+therapist level or therapist centring (their sums run over a therapist's dyads, which
+may lie in different blocks), no random effects, moderators (their levels and reference
+are a property of the whole file), and ``UN x AR(1)`` with single ratings missing.
 
 Examples
 --------
