@@ -93,8 +93,9 @@ def check_summable(model: MixedModel) -> None:
                         "likelihood is not a sum over dyads: fit it in memory (without "
                         "--out-of-core / a scheduler)")
     if model.Z is None or model.random is None:
-        raise SpecError("the out-of-core fit needs random intercepts (random='intercepts'); "
-                        "fit a model without random effects in memory")
+        raise SpecError("the out-of-core fit needs dyad-level random effects "
+                        "(random='intercepts' or 'slopes'); fit a model without random "
+                        "effects in memory")
 
 
 def _type_codes(types: RowTypes) -> np.ndarray:
