@@ -29,7 +29,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
 from results_file import write_section  # noqa: E402
-from seed_data import seed_design  # noqa: E402
+from scale import parquet_file  # noqa: E402
 
 SPEC = 'apim.APIMSpec("y", ("x",), covariance=apim.CovarianceSpec(random="slopes"))'
 
@@ -78,23 +78,6 @@ print(json.dumps({{"per_dyad": store.nbytes / store.n_dyads}}))
 """
 
 
-def parquet_file(path: Path, n: int) -> None:
-    """Seed design with random slopes, ``n`` dyads written 20,000 at a time."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    writer = None
-    for k, lo in enumerate(range(0, n, 20_000)):
-        d = seed_design(min(20_000, n - lo), 30, seed=300 + k, slopes=True)
-        d["dyad"] += lo
-        table = pa.Table.from_pandas(d.assign(x=d["aw"] + d["ab"])[
-            ["dyad", "session", "role", "x", "y"]], preserve_index=False)
-        writer = writer or pq.ParquetWriter(path, table.schema)
-        writer.write_table(table)
-    assert writer is not None
-    writer.close()
-
-
 def timed(script: str) -> dict:
     """Run ``script`` in its own process: its JSON output, wall, CPU (user + system, with
     children) seconds and peak RSS (MB) of the main process."""
@@ -119,7 +102,7 @@ def main() -> None:
     n = args.dyads
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "slopes.parquet"
-        parquet_file(path, n)
+        parquet_file(path, n, slopes=True)
         size_mb = path.stat().st_size / 1e6
         store = timed(STORE.format(path=str(path), spec=SPEC))
         runs: dict[str, list[dict]] = {"out of core": [], "in memory": []}

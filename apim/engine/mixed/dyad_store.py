@@ -65,6 +65,8 @@ from apim.engine.mixed.residuals import Residual
 from apim.engine.mixed.statistics import (
     _code_types,
     _type_codes,
+    added_counts,
+    check_same_model,
     column_sums,
     stencil_moments,
 )
@@ -230,14 +232,9 @@ class DyadStore:
             raise SpecError("a per-dyad store (random slopes) cannot be merged with summed "
                             "statistics (random intercepts); build every block with the "
                             "same spec")
-        if (self.residual, self.p, self.q) != (other.residual, other.p, other.q):
-            raise SpecError("the blocks were built with different models (columns or "
-                            "residual structure); build every block with the same spec")
-        s, o = self.sums, other.sums
+        check_same_model(self, other)
         return replace(self, parts=_consolidated([*self.parts, *other.parts]),
-                       n_rows=self.n_rows + other.n_rows,
-                       n_dyads=self.n_dyads + other.n_dyads,
-                       sums=(s[0] + o[0], s[1] + o[1], s[2] + o[2], s[3] + o[3]))
+                       **added_counts(self, other))
 
     def transformed(self, A: np.ndarray, B: np.ndarray | None = None) -> DyadStore:
         """The store of the model with columns ``X A`` instead of ``X`` and ``Z B``

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -74,7 +74,7 @@ from apim.engine.threads import one_blas_thread
 from apim.errors import RankDeficientError, SpecError
 
 __all__ = ["DyadStatistics", "StatisticsFit", "Summed", "fit_statistics", "check_summable",
-           "stencil_moments", "column_sums"]
+           "stencil_moments", "column_sums", "check_same_model", "added_counts"]
 
 Combo = tuple[int, int, int]  # (type code, slot, slot)
 GroupKey = tuple[object, ...]  # ((type code, rows) per type ..., ZZ bytes)
@@ -171,9 +171,7 @@ class DyadStatistics:
 
     def merge(self, other: DyadStatistics) -> DyadStatistics:
         """The statistics of both blocks of dyads (which must not share a dyad)."""
-        if (self.residual, self.p, self.q) != (other.residual, other.p, other.q):
-            raise SpecError("the blocks were built with different models (columns or "
-                            "residual structure); build every block with the same spec")
+        check_same_model(self, other)
         rest = {c: v.copy() for c, v in self.rest.items()}
         for c, v in other.rest.items():
             rest[c] = rest[c] + v if c in rest else v.copy()
@@ -187,10 +185,8 @@ class DyadStatistics:
         type_rows = dict(self.type_rows)
         for code, rows in other.type_rows.items():
             type_rows[code] = type_rows.get(code, 0.0) + rows
-        s, o = self.sums, other.sums
         return replace(self, rest=rest, groups=groups, type_rows=type_rows,
-                       n_rows=self.n_rows + other.n_rows, n_dyads=self.n_dyads + other.n_dyads,
-                       sums=(s[0] + o[0], s[1] + o[1], s[2] + o[2], s[3] + o[3]))
+                       **added_counts(self, other))
 
     def transformed(self, A: np.ndarray) -> DyadStatistics:
         """The statistics of the model with fixed-effect columns ``X A`` instead of ``X``
@@ -260,6 +256,20 @@ class Summed(Protocol):
         product source of the likelihood, and the grouped moments (None: the per-dyad
         path)."""
         ...
+
+
+def check_same_model(one: Summed, other: Summed) -> None:
+    """Refuse to merge the statistics of blocks built with different models."""
+    if (one.residual, one.p, one.q) != (other.residual, other.p, other.q):
+        raise SpecError("the blocks were built with different models (columns or "
+                        "residual structure); build every block with the same spec")
+
+
+def added_counts(one: Summed, other: Summed) -> dict[str, Any]:
+    """The rows, dyads and column sums of two blocks together (for ``replace``)."""
+    s, o = one.sums, other.sums
+    return {"n_rows": one.n_rows + other.n_rows, "n_dyads": one.n_dyads + other.n_dyads,
+            "sums": (s[0] + o[0], s[1] + o[1], s[2] + o[2], s[3] + o[3])}
 
 
 def stencil_moments(model: MixedModel) -> TypeMoments:
