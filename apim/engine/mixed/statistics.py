@@ -93,7 +93,7 @@ def check_summable(model: MixedModel) -> None:
                         "likelihood is not a sum over dyads: fit it in memory (without "
                         "--out-of-core / a scheduler)")
     if model.Z is None or model.random is None:
-        raise SpecError("the out-of-core fit needs dyad-level random effects "
+        raise SpecError("the out-of-core fit needs random intercepts or slopes "
                         "(random='intercepts' or 'slopes'); fit a model without random "
                         "effects in memory")
 
