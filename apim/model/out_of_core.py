@@ -790,10 +790,13 @@ def _fit_on_cluster(source: BlockSource, spec: APIMSpec, columns: list[str],
                                                  .model, resolved), len(head.frame))
             del head
         del data
+        # start values from the first dyads, as the local fit takes them: the models of
+        # the partitions within the first START_ROWS rows (each has about block_rows)
+        keep = [k == 0 or k * source.block_rows < START_ROWS for k in range(len(parts))]
         futures = client.map(_pass_of_partition, [source] * len(parts), parts,
                              [resolved] * len(parts), [columns] * len(parts),
                              [provisional] * len(parts),
-                             [k == 0 for k in range(len(parts))], pure=False)
+                             keep, pure=False)
         passes = client.gather(futures)
         summaries = [s for s, _ in passes]
         check_together([s.ids for s in summaries], [s.first_row for s in summaries],
@@ -809,7 +812,7 @@ def _fit_on_cluster(source: BlockSource, spec: APIMSpec, columns: list[str],
         else:  # a second pass with the whole file's centres
             futures = client.map(_part_of_partition, [source] * len(parts), parts,
                                  [resolved] * len(parts), [columns] * len(parts),
-                                 [centres] * len(parts), [k == 0 for k in range(len(parts))],
+                                 [centres] * len(parts), keep,
                                  pure=False)
             results = client.gather(futures)
     models = [r.start_model for r in results if r.start_model is not None]

@@ -397,9 +397,13 @@ def _grouped(stats: DyadStatistics, scale_u: np.ndarray, scale_z: np.ndarray
 
 class _SummedProblem(MixedProblem):
     """The mixed problem on summed statistics: no restart from the rows' moments (a
-    reduced-rank G is reported as a boundary estimate)."""
+    reduced-rank G is reported as a boundary estimate); from a per-dyad store (random
+    slopes, whose G is large and more often heads for a reduced rank from a start on a
+    subset) the in-memory fit's restart from the given start's variances."""
 
     def restart(self, theta: np.ndarray, hess: np.ndarray) -> tuple[np.ndarray, str] | None:
+        if self.given and self.prep.grouped is None:
+            return super().restart(theta, hess)
         return None
 
     def finish(self, theta: np.ndarray, ev: Evaluation) -> Evaluation:
