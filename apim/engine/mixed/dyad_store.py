@@ -174,17 +174,30 @@ class _StoredProducts:
                 yield _Piece(view, self.scale_rows, self.scale_rest)
 
     def products(self, residual: Residual, theta: np.ndarray, gradient: bool) -> Products:
-        done = [p.products(residual, theta, gradient) for p in self.pieces()]
-        rest = sum((p.rest for p in done), np.zeros_like(self.scale_rest))
-        rows, logdet = (np.concatenate([p.rows for p in done]),
-                        np.concatenate([p.logdet for p in done]))
-        if not gradient:
-            return Products(rows, rest, logdet)
-        d_rows = [p.d_rows for p in done if p.d_rows is not None]
-        d_rest = [p.d_rest for p in done if p.d_rest is not None]
-        d_logdet = [p.d_logdet for p in done if p.d_logdet is not None]
-        return Products(rows, rest, logdet, np.concatenate(d_rows, axis=1),
-                        np.sum(d_rest, axis=0), np.concatenate(d_logdet, axis=1))
+        """All the dyads' products at once (as the exact Hessian takes them), filled in
+        piece by piece: no more than the result and one piece's products at a time."""
+        d = sum(p.shape[0] for p in self.parts)
+        r, m = self.scale_rows.shape
+        out: Products | None = None
+        lo = 0
+        for piece in self.pieces():
+            one = piece.products(residual, theta, gradient)
+            if out is None:
+                k = 0 if one.d_rows is None else len(one.d_rows)
+                out = Products(np.empty((d, r, m)), np.zeros_like(one.rest), np.empty(d),
+                               *((np.empty((k, d, r, m)), np.zeros_like(one.d_rest),
+                                  np.empty((k, d))) if gradient else ()))
+            hi = lo + len(one.rows)
+            out.rows[lo:hi], out.logdet[lo:hi] = one.rows, one.logdet
+            out.rest[...] += one.rest
+            if gradient:
+                assert out.d_rows is not None and out.d_rest is not None
+                assert out.d_logdet is not None
+                out.d_rows[:, lo:hi], out.d_logdet[:, lo:hi] = one.d_rows, one.d_logdet
+                out.d_rest[...] += one.d_rest
+            lo = hi
+        assert out is not None  # a store has dyads
+        return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,7 +21,9 @@ Without a therapist level, dyads whose ``A`` agree in every stencil combination 
 intercepts: the same numbers of rows of each type) share ``K`` and ``K^-1 G``, and the
 quadratic forms come from moments summed once per fit over each group
 (:mod:`apim.engine.mixed.grouped`): an evaluation then costs nothing per dyad. ``evaluate(...,
-grouped=False)`` always goes cluster by cluster.
+grouped=False)`` always goes cluster by cluster. A product source kept in pieces of dyads
+(``pieces()``: the per-dyad store of the out-of-core fit, :mod:`apim.engine.mixed.dyad_store`)
+is evaluated piece by piece by the same per-cluster code, its terms added.
 
 Examples
 --------
