@@ -210,14 +210,15 @@ def big_command(trees: dict[str, Path], tmp: Path, n: int) -> list[dict]:
     return rows
 
 
-def parquet_file(path: Path, n: int) -> None:
-    """Seed-design data of ``n`` dyads written 20,000 dyads at a time (never all in memory)."""
+def parquet_file(path: Path, n: int, slopes: bool = False) -> None:
+    """Seed-design data of ``n`` dyads written 20,000 dyads at a time (never all in memory);
+    ``slopes``: with random actor and partner slopes (``seed_design(..., slopes=True)``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     writer = None
     for k, lo in enumerate(range(0, n, 20_000)):
-        d = seed_design(min(20_000, n - lo), 30, seed=100 + k)
+        d = seed_design(min(20_000, n - lo), 30, seed=100 + k, slopes=slopes)
         d["dyad"] += lo
         table = pa.Table.from_pandas(d.assign(x=d["aw"] + d["ab"])[
             ["dyad", "session", "role", "x", "y"]], preserve_index=False)
