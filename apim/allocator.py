@@ -24,9 +24,11 @@ from __future__ import annotations
 
 __all__ = ["keep_freed_memory", "MMAP_BYTES", "TRIM_BYTES"]
 
-MMAP_BYTES = 32 << 20
+MMAP_BYTES = 1 << 30
 """Allocations up to this size come from the heap (glibc's default starts at 128 kB and
-grows only up to the largest block freed so far)."""
+grows only up to the largest block freed so far, at most 32 MB: a column of 6 million
+rows is 48 MB). Measured on the 6-million-row fit in memory: 7.0 s of kernel time at
+32 MB, 3.4 s at 1 GB, peak memory 2.63 and 2.68 GB."""
 
 TRIM_BYTES = 1 << 30
 """Free memory at the top of the heap kept for later allocations, up to this size."""
