@@ -41,7 +41,8 @@ _REFUSED = {
 
 
 def add_option(parser: argparse.ArgumentParser) -> None:
-    """``--out-of-core [ROWS]`` (rows read at a time; default 1,000,000) and
+    """``--out-of-core [ROWS]`` (rows read at a time; default
+    :data:`~apim.data.blocks.BLOCK_ROWS`) and
     ``--scheduler ADDR`` (the same fit on a Dask cluster) and ``--workers N``."""
     parser.add_argument(
         "--out-of-core", nargs="?", type=int, const=BLOCK_ROWS, metavar="ROWS",
