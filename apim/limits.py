@@ -24,7 +24,7 @@ import os
 
 from apim.errors import TooLargeError
 
-__all__ = ["available_memory", "check_memory", "human_bytes", "SAFETY"]
+__all__ = ["available_memory", "check_memory", "human_bytes", "estimated_rows", "SAFETY"]
 
 SAFETY = 0.5
 """Share of the available memory a task may plan to use."""
@@ -78,3 +78,26 @@ def check_memory(need: float, what: str, advice: str = "") -> None:
     raise TooLargeError(f"{what} needs about {human_bytes(need)} of memory; this machine "
                         f"has {human_bytes(available)} available (apim plans to use at "
                         f"most {SAFETY:.0%} of it){tail}")
+
+
+def estimated_rows(path: str) -> int | None:
+    """Rows of a Parquet file (its metadata) or of a text file (its size over the mean
+    length of its first lines); None for other formats or an unreadable file."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        if p.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(p).metadata.num_rows)
+        if p.suffix.lower() in (".csv", ".tsv", ".txt"):
+            with open(p, "rb") as handle:
+                head = handle.read(1 << 16)
+            lines = head.count(b"\n")
+            if lines < 2:
+                return None
+            return int(p.stat().st_size / (len(head) / lines))
+    except Exception:  # the reader reports an unreadable file with its own message
+        return None
+    return None

@@ -196,7 +196,10 @@ def command(trees: dict[str, Path], tmp: Path, reps: int) -> dict:
     return out
 
 
-def big_command(trees: dict[str, Path], tmp: Path, n: int) -> list[dict]:
+def big_command(trees: dict[str, Path], tmp: Path, n: int, reps: int) -> list[dict]:
+    """The whole ``apim fit`` on an ``n``-dyad CSV, in memory (once per tree) and
+    ``--out-of-core`` (``reps`` times per tree, interleaved), and once with one process
+    (``--workers 1``); one row per command with the median wall and CPU seconds."""
     d = seed_design(n, 30, seed=2)
     path = tmp / "big.csv"
     d.assign(x=d["aw"] + d["ab"])[["dyad", "session", "role", "x", "y"]].to_csv(path,
@@ -205,27 +208,33 @@ def big_command(trees: dict[str, Path], tmp: Path, n: int) -> list[dict]:
     argv = [sys.executable, "-m", "apim", "fit", str(path), "--dyad", "dyad", "--session",
             "session", "--role", "role", "--roles", "0,1", "--outcome", "y", "--predictor",
             "x"]
-    rows = []
-    runs = [(label, tree, argv) for label, tree in trees.items()]
-    runs += [(f"after {' '.join(flag)}", AFTER, [*argv, *flag])
-             for flag in (["--out-of-core"], ["--out-of-core", "--workers", "1"])]
-    for label, tree, command in runs:
+    runs = [(f"{label} --out-of-core", tree, [*argv, "--out-of-core"], rep)
+            for rep in range(reps) for label, tree in trees.items()]
+    runs += [("after --out-of-core --workers 1", AFTER, [*argv, "--out-of-core", "--workers",
+                                                      "1"], 0)]
+    runs += [(label, tree, argv, 0) for label, tree in trees.items()]
+    found: dict[str, list[dict]] = {}
+    for label, tree, command, _ in runs:
         load = os.getloadavg()[0]
         seconds, mb, _ = timed(command, tree)
-        rows.append({"tree": label, "dyads": n, "seconds": seconds, "peak_mb": mb,
-                     "cpu": CPU[tuple(command)], "load": load})
-        print("big", rows[-1], flush=True)
-    return rows
+        found.setdefault(label, []).append({"seconds": seconds, "peak_mb": mb,
+                                            "cpu": CPU[tuple(command)], "load": load})
+        print("big", label, found[label][-1], flush=True)
+    return [{"tree": label, "dyads": n, "runs": len(r),
+             **{k: float(np.median([x[k] for x in r])) for k in r[0]},
+             "load_range": (min(x["load"] for x in r), max(x["load"] for x in r))}
+            for label, r in found.items()]
 
 
-def parquet_file(path: Path, n: int) -> None:
-    """Seed-design data of ``n`` dyads written 20,000 dyads at a time (never all in memory)."""
+def parquet_file(path: Path, n: int, slopes: bool = False) -> None:
+    """Seed-design data of ``n`` dyads written 20,000 dyads at a time (never all in memory);
+    ``slopes``: with random actor and partner slopes (``seed_design(..., slopes=True)``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     writer = None
     for k, lo in enumerate(range(0, n, 20_000)):
-        d = seed_design(min(20_000, n - lo), 30, seed=100 + k)
+        d = seed_design(min(20_000, n - lo), 30, seed=100 + k, slopes=slopes)
         d["dyad"] += lo
         table = pa.Table.from_pandas(d.assign(x=d["aw"] + d["ab"])[
             ["dyad", "session", "role", "x", "y"]], preserve_index=False)
@@ -348,16 +357,21 @@ def main() -> None:
                       f"{c['scipy_special_s']:.3f} | |"]
             write_section("scale-command", "\n".join(lines))
         if "big" in parts:
-            rows = big_command(trees, tmp, args.big)
+            rows = big_command(trees, tmp, args.big, args.reps)
             lines = ["# Scale (issue 24): the whole command on 100,000 dyads (CSV)\n", head,
-                     "`apim fit big.csv ...` (100,000 dyads x 30 sessions, 6,000,000 rows); "
-                     "one run each: wall time, CPU time (user + system, with the worker "
-                     "processes), peak RSS of the largest process (/usr/bin/time; with "
-                     "--out-of-core the main process and each of its 2 workers hold about "
-                     "this much), load average (1 min) at the start.\n",
-                     "| tree | wall s | CPU s | peak RSS MB | load |", "|---|---|---|---|---|"]
-            lines += [f"| {r['tree']} | {r['seconds']:.1f} | {r['cpu']:.1f} | "
-                      f"{r['peak_mb']:.0f} | {r['load']:.1f} |" for r in rows]
+                     f"`apim fit big.csv ...` ({args.big:,} dyads x 30 sessions, "
+                     f"{args.big * 60:,} rows): in memory once per tree, `--out-of-core` "
+                     "(blocks of the default size, a worker process per core) several times "
+                     "per tree, interleaved; medians of wall time, CPU time (user + system, "
+                     "with the worker processes) and peak RSS of the largest process "
+                     "(/usr/bin/time; with --out-of-core the main process and each worker "
+                     "hold about this much); load average (1 min) at the start of the "
+                     "runs.\n",
+                     "| command (tree) | runs | wall s | CPU s | peak RSS MB | load |",
+                     "|---|---|---|---|---|---|"]
+            lines += [f"| {r['tree']} | {r['runs']} | {r['seconds']:.1f} | {r['cpu']:.1f} | "
+                      f"{r['peak_mb']:.0f} | {r['load_range'][0]:.1f}-{r['load_range'][1]:.1f}"
+                      " |" for r in rows]
             write_section("scale-big", "\n".join(lines))
         if "ooc" in parts:
             o = out_of_core(tmp, args.dyads, args.equal_at)
@@ -365,7 +379,8 @@ def main() -> None:
             lines = ["# Scale (issue 24): one fit of a million dyads, out of core\n", head,
                      f"Random-intercept APIM (REML, residuals un) of {args.dyads:,} dyads x "
                      f"30 sessions ({args.dyads * 60:,} rows) from a Parquet file of "
-                     f"{o['file_mb']:.0f} MB, read in blocks of 1,000,000 rows; once each.\n",
+                     f"{o['file_mb']:.0f} MB, read in blocks of the default size; once "
+                     "each.\n",
                      "| where | wall s | load at start, end | fit from statistics s | "
                      "evaluations | peak RSS MB |", "|---|---|---|---|---|---|"]
             loads = {"local": (o["start_load"], o["local"]["load"]),

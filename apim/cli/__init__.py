@@ -104,6 +104,9 @@ def _negative_values(argv: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    from apim.allocator import keep_freed_memory
+
+    keep_freed_memory()  # the command's arrays reuse freed memory (apim/allocator.py)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = _negative_values([a for a in argv if a != "--debug"])

@@ -26,6 +26,7 @@ from typing import Any
 
 from apim.data.blocks import BLOCK_ROWS
 from apim.errors import SpecError
+from apim.limits import estimated_rows
 
 __all__ = ["add_option", "fit_out_of_core_args", "uses_out_of_core", "check_in_memory",
            "estimated_rows"]
@@ -40,13 +41,14 @@ _REFUSED = {
 
 
 def add_option(parser: argparse.ArgumentParser) -> None:
-    """``--out-of-core [ROWS]`` (rows read at a time; default 1,000,000) and
+    """``--out-of-core [ROWS]`` (rows read at a time; default
+    :data:`~apim.data.blocks.BLOCK_ROWS`) and
     ``--scheduler ADDR`` (the same fit on a Dask cluster) and ``--workers N``."""
     parser.add_argument(
         "--out-of-core", nargs="?", type=int, const=BLOCK_ROWS, metavar="ROWS",
         help="read the Parquet/CSV file in blocks of whole dyads (ROWS rows at a time, "
         f"default {BLOCK_ROWS:,}) and fit from summed statistics: for files too large for "
-        "memory; the observed-mean APIM with random intercepts; each dyad's rows must be "
+        "memory; the observed-mean APIM with random intercepts or slopes; each dyad's rows must be "
         "together in the file; prints the tables (no --report/--docx)")
     parser.add_argument(
         "--scheduler", metavar="ADDR",
@@ -65,29 +67,6 @@ def add_option(parser: argparse.ArgumentParser) -> None:
 # columns: 60 bytes per further model column.
 FIT_BYTES_PER_ROW = 420
 FIT_BYTES_PER_COLUMN = 60
-
-
-def estimated_rows(path: str) -> int | None:
-    """Rows of a Parquet file (its metadata) or of a text file (its size over the mean
-    length of its first lines); None for other formats or an unreadable file."""
-    from pathlib import Path
-
-    p = Path(path)
-    try:
-        if p.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
-
-            return int(pq.ParquetFile(p).metadata.num_rows)
-        if p.suffix.lower() in (".csv", ".tsv", ".txt"):
-            with open(p, "rb") as handle:
-                head = handle.read(1 << 16)
-            lines = head.count(b"\n")
-            if lines < 2:
-                return None
-            return int(p.stat().st_size / (len(head) / lines))
-    except Exception:  # the reader reports an unreadable file with its own message
-        return None
-    return None
 
 
 def check_in_memory(args: argparse.Namespace) -> None:
@@ -109,7 +88,7 @@ def check_in_memory(args: argparse.Namespace) -> None:
     need = rows * (FIT_BYTES_PER_ROW + FIT_BYTES_PER_COLUMN * max(columns - 1, 0))
     check_memory(need, f"fitting the {rows:,} rows of {args.data} in memory",
                  "fit it with --out-of-core (the file read in blocks of whole dyads; Parquet "
-                 "or CSV, random intercepts), or on a Dask cluster with --scheduler ADDR")
+                 "or CSV, random intercepts or slopes), or on a Dask cluster with --scheduler ADDR")
 
 
 def uses_out_of_core(args: argparse.Namespace) -> bool:

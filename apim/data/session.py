@@ -201,6 +201,27 @@ class RowKeys:
         return cls(role=role.astype(np.int8), person=person, partner=partner, first=first)
 
 
+def _role_labels(values: pd.Series) -> tuple[pd.Series, np.ndarray | None, list[str]]:
+    """The role column as text (:func:`apim.data.validate.role_labels`) and, for a
+    numeric column, each row's code into the distinct labels (``names``): numbers are
+    converted once per distinct value, not row by row.
+
+    Examples
+    --------
+    >>> labels, codes, names = _role_labels(pd.Series([2.0, 1.0, 2.0]))
+    >>> labels.tolist(), codes.tolist(), names
+    (['2', '1', '2'], [0, 1, 0], ['2', '1'])
+    """
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) \
+            or values.isna().any():
+        return check.role_labels(values), None, []
+    codes, uniques = pd.factorize(values)
+    text = check.role_labels(pd.Series(uniques))
+    labels = pd.Series(text.array.take(codes), index=values.index, name=values.name,
+                       copy=False)
+    return labels, codes, [str(t) for t in text]
+
+
 def _sorted_rows(frame: pd.DataFrame, role_order: np.ndarray) -> bool:
     """Whether the rows are sorted by dyad, session and role (in ``role_order``), so that
     sorting them (stably) would change nothing."""
@@ -356,15 +377,18 @@ class SessionData:
             frame["session"] = 1
         keys = ["dyad", "session", "role"] + (["therapist"] if columns.therapist else [])
         check.require_keys(frame, [k for k in keys])
-        labels = check.role_labels(frame["role"])
-        resolved = check.resolve_roles(pd.Series(labels.to_numpy(), index=frame[ROW]),
-                                       columns.role, roles)
+        labels, codes, names = _role_labels(frame["role"])
+        resolved = check.resolve_roles(pd.Series(labels.array, index=pd.Index(frame[ROW]),
+                                                 copy=False), columns.role, roles)
         frame["role"] = labels
         frame["session"], note = check.session_order(frame, "session",
                                                      columns.session or "session")
         if note:
             notes.append(note)
-        order = pd.Categorical(frame["role"], categories=list(resolved)).codes
+        if codes is None:
+            order = pd.Categorical(frame["role"], categories=list(resolved)).codes
+        else:  # the few distinct labels placed, then every row by its code
+            order = np.array([resolved.index(n) for n in names], np.int8)[codes]
         in_order = _sorted_rows(frame, order)  # files usually come sorted
         if not in_order or _adjacent_duplicates(frame, order):
             check.no_duplicates(frame, list(KEYS),

@@ -168,8 +168,20 @@ def informative(values: pd.Series, column: str, scope: str = "") -> None:
     present = values.dropna()
     if present.empty:
         raise AllMissingError(column, scope)
-    if present.nunique() == 1:
+    if is_constant(present):
         raise ConstantVariableError(column, float(present.iloc[0]), scope)
+
+
+def is_constant(present: pd.Series) -> bool:
+    """Whether every value of ``present`` (no missing values, at least one) equals the
+    first: one comparison per row, where counting the distinct values would hash them.
+
+    Examples
+    --------
+    >>> is_constant(pd.Series([2.0, 2.0])), is_constant(pd.Series([2.0, -1.0]))
+    (True, False)
+    """
+    return not bool((present.to_numpy() != present.iloc[0]).any())
 
 
 def nfc(name: str) -> str:

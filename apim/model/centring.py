@@ -329,8 +329,8 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
             kind = "centered" if spec.center == "grand" else "raw"
             timevarying[kind] = x - centre if kind == "centered" else x
         else:
-            if checks:
-                within_variation(frame, x, v)
+            if checks and not (keys is not None and _rated_twice(x, keys)):
+                within_variation(frame, x, v)  # its message (or its pandas form)
             trend = _trend(x, frame["session"], person) if spec.detrend else None
             person_mean = _mean_by(x, keys, frame, "dyad")
             timevarying["within"] = x - person_mean - (0 if trend is None else trend)
@@ -375,6 +375,13 @@ def _decompose(data: SessionData, variables: Sequence[str], spec: DecompositionS
         components = pd.concat([components, _partner_parts(data, components, parts)], axis=1)
     return Decomposition(spec=spec, components=components,
                          centres=pd.DataFrame(centres).T, parts=parts, pooled=pooled)
+
+
+def _rated_twice(x: pd.Series, keys: RowKeys) -> bool:
+    """Whether some person rated ``x`` at two sessions (rows): the check of
+    :func:`apim.data.validate.within_variation` by the rows' person codes."""
+    rated = x.notna().to_numpy()
+    return bool(rated.any()) and int(np.bincount(keys.person, rated).max()) >= 2
 
 
 def _role_centres(centre: pd.Series, frame: pd.DataFrame, roles: tuple[str, str],

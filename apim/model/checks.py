@@ -25,7 +25,7 @@ import pandas as pd
 from apim.data.hints import current, option
 from apim.data.report import FEW_DYADS
 from apim.data.session import SessionData
-from apim.data.validate import ROW, require_columns, suspicious_values
+from apim.data.validate import ROW, is_constant, require_columns, suspicious_values
 from apim.errors import DataError, DataWarning, SmallSampleWarning, SpecError, format_rows
 from apim.model.spec import APIMSpec
 
@@ -95,7 +95,7 @@ def _outcome_varies(data: SessionData, frame: pd.DataFrame, outcome: str,
         if present.empty:
             raise DataError(f"outcome {outcome!r} is missing in every row{where}; check the "
                             "column mapping or the file's missing-value codes")
-        if present.nunique() == 1:
+        if is_constant(present):
             raise DataError(f"outcome {outcome!r} is constant{where} (every value is "
                             f"{present.iloc[0]:g}): there is nothing to explain; check the "
                             "column mapping")

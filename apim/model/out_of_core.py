@@ -25,15 +25,22 @@ The result equals the in-memory fit (logLik and estimates to 1e-8,
 size depends on the number of distinct patterns of rows per dyad, not on the number of
 dyads. Rows not used are counted per reason (not listed one by one).
 
-What it fits: the observed-mean APIM with random intercepts (``random="intercepts"``),
-person-mean, grand-mean or no centring, lags and detrending, actor x partner
-interactions and numeric covariates, every residual structure whose stencil holds on the
-rows present. Refused (fit in memory instead): a therapist level or therapist centring
-(their sums run over a therapist's dyads, which may lie in different blocks), random
-slopes (a slope's column holds the dyad's own values, so every dyad is its own group and
-its moments would be kept per dyad: larger than the data, apim/DESIGN.md §10), no random
-effects, moderators (their levels and reference are a property of the whole file), and
-``UN x AR(1)`` with single ratings missing.
+Random slopes: a slope's column holds the dyad's own values, so no two dyads share their
+random-effect blocks and the grouped sums would be kept per dyad (larger than the data);
+each block gives instead the per-dyad store of the stencil moments' random-effect rows
+(:class:`~apim.engine.mixed.dyad_store.DyadStore`, about 3.3 kB a dyad for actor and
+partner slopes), kept in block order and fitted by the engine's per-dyad path. Grand-mean
+centring moves the slopes' columns too (``Z B``, found and checked as ``A``). The store
+grows with the number of dyads: it is sized from the first block and the file's rows and
+refused beyond the memory available (:func:`check_store`).
+
+What it fits: the observed-mean APIM with random intercepts or random slopes
+(``random="intercepts"``, ``"slopes"``), person-mean, grand-mean or no centring, lags
+and detrending, actor x partner interactions and numeric covariates, every residual
+structure whose stencil holds on the rows present. Refused (fit in memory instead): a
+therapist level or therapist centring (their sums run over a therapist's dyads, which
+may lie in different blocks), no random effects, moderators (their levels and reference
+are a property of the whole file), and ``UN x AR(1)`` with single ratings missing.
 
 Examples
 --------
@@ -74,6 +81,7 @@ from apim.data.blocks import (
 )
 from apim.data.session import SessionData
 from apim.engine.control import FitControl
+from apim.engine.mixed.dyad_store import PIECE_DYADS, DyadStore
 from apim.engine.mixed.estimate import estimate_mixed
 from apim.engine.mixed.model import MixedModel
 from apim.engine.mixed.statistics import DyadStatistics, fit_statistics
@@ -86,12 +94,14 @@ from apim.errors import (
     SpecError,
     TooLargeError,
 )
+from apim.limits import check_memory, estimated_rows, human_bytes
 from apim.model.centring import group_mean, is_cross_sectional
 from apim.model.design import Term, build_design, resolve_spec
 from apim.model.out_of_core_result import OutOfCoreResult
 from apim.model.spec import APIMSpec
 
-__all__ = ["fit_out_of_core", "OutOfCoreResult", "BlockSource", "check_out_of_core"]
+__all__ = ["fit_out_of_core", "OutOfCoreResult", "BlockSource", "check_out_of_core",
+           "check_store"]
 
 START_ROWS = 200_000
 """Rows of the first dyads fitted in memory for start values."""
@@ -179,8 +189,6 @@ def check_out_of_core(spec: APIMSpec) -> None:
         why = "a therapist level (its likelihood couples the dyads of a therapist)"
     elif dec.center == "therapist":
         why = "center='therapist' (therapist means run over dyads in different blocks)"
-    elif cov.random == "slopes":
-        why = "random slopes (every dyad its own pattern: the statistics grow with the data)"
     elif cov.random == "none":
         why = "random='none' (fit a model without random effects in memory)"
     elif spec.moderators:
@@ -320,7 +328,7 @@ class _Summary:
 class _Part:
     """What pass 2 takes from a block."""
 
-    statistics: DyadStatistics
+    statistics: DyadStatistics | DyadStore
     dropped: dict[str, np.ndarray]
     terms: tuple[Term, ...]
     random_effects: dict[str, str]
@@ -339,9 +347,18 @@ def _part(data: SessionData, spec: APIMSpec, centres: pd.DataFrame, keep_model: 
           ) -> _Part:
     design = build_design(data, spec, centres)
     dropped = {e.reason: np.array(e.rows, np.int64) for e in design.dropped}
-    return _Part(DyadStatistics.of(design.model), dropped, design.terms,
+    return _Part(_statistics(design.model, spec), dropped, design.terms,
                  dict(design.random_effects),
                  _cut(design.model, START_ROWS) if keep_model else None, len(data.frame))
+
+
+def _statistics(model: MixedModel, spec: APIMSpec) -> DyadStatistics | DyadStore:
+    """A block's statistics: summed over its dyads (random intercepts), or the per-dyad
+    store of the stencil moments' random-effect rows (random slopes, whose blocks differ
+    from dyad to dyad: :mod:`apim.engine.mixed.dyad_store`)."""
+    if spec.covariance.random == "slopes":
+        return DyadStore.of(model)
+    return DyadStatistics.of(model)
 
 
 @one_blas_thread
@@ -404,8 +421,20 @@ def _resolved(spec: APIMSpec, data: SessionData) -> APIMSpec:
     return resolved
 
 
-def _combine(parts: Sequence[_Part]) -> tuple[DyadStatistics, dict[str, np.ndarray], int]:
-    """The summed statistics, the rows not used by reason, the rows read."""
+def _merged(total: DyadStatistics | DyadStore, other: DyadStatistics | DyadStore
+            ) -> DyadStatistics | DyadStore:
+    if isinstance(total, DyadStore) and isinstance(other, DyadStore):
+        return total.merge(other)
+    if isinstance(total, DyadStatistics) and isinstance(other, DyadStatistics):
+        return total.merge(other)
+    raise SpecError("the blocks were built with different random parts; build every "
+                    "block with the same spec")
+
+
+def _combine(parts: Sequence[_Part]
+             ) -> tuple[DyadStatistics | DyadStore, dict[str, np.ndarray], int]:
+    """The summed statistics (or the per-dyad store, in block order), the rows not used
+    by reason, the rows read."""
     names = tuple(t.name for t in parts[0].terms)
     total = parts[0].statistics
     dropped: dict[str, list[np.ndarray]] = {}
@@ -414,7 +443,7 @@ def _combine(parts: Sequence[_Part]) -> tuple[DyadStatistics, dict[str, np.ndarr
             raise SpecError("a block of the file gives other terms than the first one; "
                             "fit in memory")
         if k:
-            total = total.merge(part.statistics)
+            total = _merged(total, part.statistics)
         for why, rows in part.dropped.items():
             dropped.setdefault(why, []).append(rows)
     return (total, {why: np.sort(np.concatenate(r)) for why, r in dropped.items()},
@@ -510,19 +539,17 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
                           first_row)
             del frame
             for summary, part in runner.ready():
-                summaries.append(summary)
-                parts.append(part)
+                _add(source.path, summaries, parts, summary, part)
         for summary, part in runner.ready(wait=True):
-            summaries.append(summary)
-            parts.append(part)
+            _add(source.path, summaries, parts, summary, part)
     assert resolved is not None  # dyad_blocks yields at least one block
     models = [p.start_model for p in parts if p.start_model is not None]
     parts = [replace(p, start_model=None) for p in parts]
     centres = _centres(summaries, resolved)
-    A = _centring_map(source, head, resolved, provisional, centres)
+    mapping = _centring_map(source, head, resolved, provisional, centres)
     del head
-    if A is not None:
-        parts = [replace(p, statistics=p.statistics.transformed(A)) for p in parts]
+    if mapping is not None:
+        _mapped(parts, mapping)
         return _finish(source, resolved, parts, models, control)
     # a design not linear in the centres: a second pass with the whole file's centres
     parts, models = [], []
@@ -624,18 +651,41 @@ def _portable_errors(function: Any, *args: Any) -> Any:
 
 def _centring_map(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]],
                   spec: APIMSpec, provisional: pd.DataFrame, centres: pd.DataFrame
-                  ) -> np.ndarray | None:
+                  ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """The ``A`` with ``X(centres) = X(provisional) A``: the fixed-effect columns centred
     on the whole file's centres from those built with the provisional ones, found on the
-    first dyads of the file (``head``: the first blocks' rows and first row numbers).
+    first dyads of the file (``head``: the first blocks' rows and first row numbers);
+    and the ``B`` with ``Z(centres) = Z(provisional) B`` (None when ``Z`` is the same).
 
     Centring subtracts a constant per role from a between part, which the role's
     intercept column absorbs (and a product of two centred parts expands into the
     products, the parts and the intercept), so the columns are a linear map of the
     provisional ones; ``A`` is solved by least squares on the first dyads and used only
     when it reproduces their columns to round-off and they have full column rank (else
-    None: the caller reads the file again with the centres).
+    None: the caller reads the file again with the centres). ``Z``: random intercepts
+    are role indicators, and a random slope's column is a time-varying part (no between
+    part has a random slope): with person-mean centring the within part, which no
+    centre moves; with grand-mean centring (``center="grand"``) the part minus the
+    role's centre, which the role's random intercept absorbs (``B``, found and checked
+    as ``A`` is).
     """
+    data = _head_data(source, head)
+    built = build_design(data, spec, provisional).model
+    wanted = build_design(data, spec, centres).model
+    A = _solved(built.X, wanted.X)
+    if A is None or built.Z is None or wanted.Z is None:
+        return None
+    z_built, z_wanted = np.asarray(built.Z, float), np.asarray(wanted.Z, float)
+    if z_built.shape == z_wanted.shape and np.array_equal(z_built, z_wanted):
+        return A, None
+    B = _solved(z_built, z_wanted)
+    return None if B is None else (A, B)
+
+
+def _head_data(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]]
+               ) -> SessionData:
+    """The first whole dyads of about :data:`START_ROWS` rows of the first blocks
+    (``head``: their rows and first row numbers), as session data."""
     frames = [f for f, _ in head]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     ids = frame[source.dyad].to_numpy()
@@ -643,16 +693,70 @@ def _centring_map(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]],
     later = edges[edges >= START_ROWS]
     if len(later):  # the first whole dyads of about START_ROWS rows
         frame = frame.iloc[:int(later[0])]
-    data = source.session_data(frame, head[0][1])
-    built = np.asarray(build_design(data, spec, provisional).model.X, float)
-    wanted = np.asarray(build_design(data, spec, centres).model.X, float)
+    return source.session_data(frame, head[0][1])
+
+
+def _add(path: str, summaries: list[_Summary], parts: list[_Part], summary: _Summary,
+         part: _Part) -> None:
+    """Keep a block's results; with the first, refuse a per-dyad store that the
+    machine could not hold (:func:`check_store`)."""
+    summaries.append(summary)
+    parts.append(part)
+    if len(parts) == 1:
+        check_store(path, part.statistics, part.n_rows)
+
+
+def check_store(path: str, statistics: DyadStatistics | DyadStore, rows_read: int) -> None:
+    """Refuse (:class:`~apim.errors.TooLargeError`) a per-dyad store (random slopes)
+    larger than the memory available (:func:`apim.limits.check_memory`): the bytes a row
+    of the first block (``rows_read`` rows, giving ``statistics``) took, times the rows
+    of the file (Parquet metadata, or a text file's size: :func:`apim.limits.estimated_rows`),
+    twice (the Hessian's exact random-effect block takes all the dyads' products at
+    once), plus an evaluation's temporaries (:data:`~apim.engine.mixed.dyad_store.PIECE_DYADS`
+    dyads at a time). Summed statistics (random intercepts) do not grow with the file.
+    """
+    rows = estimated_rows(path)
+    if not isinstance(statistics, DyadStore) or rows is None or not rows_read \
+            or not statistics.n_dyads:
+        return
+    per_dyad = statistics.nbytes / statistics.n_dyads
+    dyads = rows * statistics.n_dyads / rows_read
+    need = per_dyad * (2 * dyads + 16 * PIECE_DYADS)
+    check_memory(need, f"the out-of-core fit's per-dyad store of the random slopes "
+                 f"({human_bytes(per_dyad)} a dyad, about {dyads:,.0f} dyads in {path})",
+                 "fit random intercepts out of core (random='intercepts', --random "
+                 "intercepts), or on a machine with more memory")
+
+
+def _solved(built: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:
+    """The ``M`` with ``built M = wanted`` (least squares), or None unless ``built`` has
+    full column rank and ``M`` reproduces ``wanted`` to round-off."""
+    built, wanted = np.asarray(built, float), np.asarray(wanted, float)
     if built.shape != wanted.shape or not built.shape[0]:
         return None
-    A, _, rank, _ = np.linalg.lstsq(built, wanted, rcond=None)
+    M, _, rank, _ = np.linalg.lstsq(built, wanted, rcond=None)
     scale = max(float(np.abs(wanted).max()), 1.0)
-    if rank < built.shape[1] or np.abs(built @ A - wanted).max() > 1e-10 * scale:
+    if rank < built.shape[1] or np.abs(built @ M - wanted).max() > 1e-10 * scale:
         return None
-    return A
+    return M
+
+
+def _mapped(parts: list[_Part], mapping: tuple[np.ndarray, np.ndarray | None]) -> None:
+    """Map every block's statistics to the whole file's centres (:func:`_centring_map`),
+    in place, one block at a time (a per-dyad store is not held twice)."""
+    A, B = mapping
+    for k, part in enumerate(parts):
+        stats = part.statistics
+        mapped: DyadStatistics | DyadStore
+        if isinstance(stats, DyadStore):
+            mapped = stats.transformed(A, B)
+        elif B is None:  # random intercepts: Z, the role indicators, never moves
+            mapped = stats.transformed(A)
+        else:
+            raise SpecError("the centring moved the random intercepts' columns, which "
+                            "summed statistics cannot follow; fit in memory")
+        parts[k] = replace(part, statistics=mapped)
+        del stats, mapped
 
 
 def _finish(source: BlockSource, resolved: APIMSpec, parts: Sequence[_Part],
@@ -680,24 +784,35 @@ def _fit_on_cluster(source: BlockSource, spec: APIMSpec, columns: list[str],
         source = replace(source, roles=data.roles)  # as the first partition has them
         resolved = _resolved(spec, data)
         provisional = _provisional_centres(data, resolved)
+        if resolved.covariance.random == "slopes":  # the store of the first dyads
+            head = _head_data(source, [(frame, first_row)])
+            check_store(source.path, _statistics(build_design(head, resolved, provisional)
+                                                 .model, resolved), len(head.frame))
+            del head
         del data
+        # start values from the first dyads, as the local fit takes them: the models of
+        # the partitions within the first START_ROWS rows (each has about block_rows)
+        keep = [k == 0 or k * source.block_rows < START_ROWS for k in range(len(parts))]
         futures = client.map(_pass_of_partition, [source] * len(parts), parts,
                              [resolved] * len(parts), [columns] * len(parts),
                              [provisional] * len(parts),
-                             [k == 0 for k in range(len(parts))], pure=False)
+                             keep, pure=False)
         passes = client.gather(futures)
         summaries = [s for s, _ in passes]
         check_together([s.ids for s in summaries], [s.first_row for s in summaries],
                        source.dyad, source.path)
         centres = _centres(summaries, resolved)
-        A = _centring_map(source, [(frame, first_row)], resolved, provisional, centres)
+        mapping = _centring_map(source, [(frame, first_row)], resolved, provisional,
+                                centres)
         del frame
-        if A is not None:
-            results = [replace(p, statistics=p.statistics.transformed(A)) for _, p in passes]
+        if mapping is not None:
+            results = [p for _, p in passes]
+            del passes
+            _mapped(results, mapping)
         else:  # a second pass with the whole file's centres
             futures = client.map(_part_of_partition, [source] * len(parts), parts,
                                  [resolved] * len(parts), [columns] * len(parts),
-                                 [centres] * len(parts), [k == 0 for k in range(len(parts))],
+                                 [centres] * len(parts), keep,
                                  pure=False)
             results = client.gather(futures)
     models = [r.start_model for r in results if r.start_model is not None]

@@ -64,7 +64,7 @@ Analysis settings are flat: ``data, subset`` (a filter expression, see
   :class:`~apim.model.spec.CovarianceSpec`'s ``random, residual, therapist_level``;
   ``out_of_core = true``, ``block_rows = N`` or ``scheduler = "tcp://..."`` fit it from
   the file read in blocks of whole dyads
-  (:func:`~apim.model.out_of_core.fit_out_of_core`: random intercepts, no moderators,
+  (:func:`~apim.model.out_of_core.fit_out_of_core`: random intercepts or slopes, no moderators,
   therapist level or subset), here or on a Dask cluster;
 - ``centring = "latent"``: the latent APIM (:class:`~apim.model.spec.LatentAPIMSpec`:
   ``moderator`` -- one of ``moderators`` --, ``ar1`` -- or ``residual = "un-ar1"`` --,

@@ -54,6 +54,20 @@ def test_same_numbers_as_in_memory(files, which, capsys):
                       rtol=1e-6)
 
 
+def test_random_slopes(files, capsys):
+    """``--random slopes --out-of-core``: the per-dyad store's fit, the same numbers as
+    the in-memory fit."""
+    argv = ["fit", str(files[1]), *COLUMNS, "--random", "slopes", "--format", "json"]
+    ours = _json(capsys, [*argv, "--out-of-core", "800"])
+    whole = _json(capsys, argv)
+    assert ours["out_of_core"]["blocks"] > 1
+    assert abs(ours["loglik"] - whole["loglik"]) < 1e-8
+    a = pd.DataFrame(ours["fixed"]).set_index("term")
+    b = pd.DataFrame(whole["fixed"]).set_index("term")
+    np.testing.assert_allclose(a["estimate"], b["estimate"], atol=1e-8, rtol=0)
+    np.testing.assert_allclose(a["se"], b["se"], atol=1e-8, rtol=0)
+
+
 def test_table_names_rows_not_used(files, capsys):
     assert main(["fit", str(files[0]), *COLUMNS, "--out-of-core"]) == 0
     out = capsys.readouterr().out
@@ -63,7 +77,6 @@ def test_table_names_rows_not_used(files, capsys):
 @pytest.mark.parametrize("extra, fragment", [
     (["--report", "r.html"], "--report does not apply to --out-of-core"),
     (["--format", "html"], "--format html does not apply to --out-of-core"),
-    (["--random", "slopes"], "does not take random slopes"),
     (["--moderator", "treatment"], "does not take moderators"),
     (["--df", "containment"], "--df containment does not apply"),
     (["--centring", "latent"], "--out-of-core does not apply to --centring latent"),

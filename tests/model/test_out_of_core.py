@@ -102,8 +102,6 @@ def test_wald_test_and_summary(alliance, csv_path):
 
 
 @pytest.mark.parametrize("spec, match", [
-    (apim.APIMSpec("outcome", ("alliance",), covariance=CovarianceSpec(random="slopes")),
-     "random slopes"),
     (apim.APIMSpec("outcome", ("alliance",), covariance=CovarianceSpec(random="none")),
      "random='none'"),
     (apim.APIMSpec("outcome", ("alliance",), moderators=("treatment",)), "moderators"),

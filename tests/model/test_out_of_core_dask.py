@@ -66,6 +66,26 @@ def test_cluster_fit_equals_local_and_in_memory(parquet, cluster):
     pd.testing.assert_frame_equal(on_cluster.dropped, whole.dropped)
 
 
+def test_cluster_fits_random_slopes(parquet, cluster):
+    """Random actor and partner slopes: each partition's per-dyad store travels back and
+    the client fits from the stores in partition order; equal to the in-memory fit."""
+    from apim.model.spec import CovarianceSpec
+
+    spec = apim.APIMSpec("outcome", ("alliance",), covariance=CovarianceSpec(random="slopes"))
+    on_cluster = fit_out_of_core(str(parquet), spec, scheduler=cluster, dyad="dyad",
+                                 session="session", role="role", roles=ROLES,
+                                 block_rows=1000)
+    whole = apim.fit(apim.load_alliance(), spec)
+    assert on_cluster.n_blocks == len(parquet_partitions(parquet, 1000)) > 5
+    assert abs(on_cluster.statistics.loglik - whole.statistics.loglik) < 1e-8
+    np.testing.assert_allclose(on_cluster.coef, whole.coef, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(on_cluster.effects["se"], whole.effects["se"], atol=1e-8,
+                               rtol=0)
+    np.testing.assert_allclose(on_cluster.variance["estimate"], whole.variance["estimate"],
+                               rtol=1e-6)
+    pd.testing.assert_frame_equal(on_cluster.dropped, whole.dropped)
+
+
 def test_cluster_refuses_split_dyads(tmp_path, cluster):
     long = apim.load_alliance().to_long()
     first = long["dyad"] == long["dyad"].iloc[0]

@@ -75,6 +75,7 @@ from apim.engine.multivariate.parameters import (
 from apim.engine.multivariate.start import positive_part
 from apim.engine.optimize import Point, newton, quasi_newton
 from apim.engine.optimize import _Steps as Steps  # newton's result
+from apim.engine.threads import one_blas_thread
 from apim.errors import DataError
 
 __all__ = ["DynamicFit", "fit_dynamic"]
@@ -381,6 +382,7 @@ def _start(y: np.ndarray, layout: DynamicLayout) -> DynamicParameters:
     return DynamicParameters(np.zeros(layout.n_means), phi, sw, 0.8 * sb, gamma, st)
 
 
+@one_blas_thread
 def fit_dynamic(y: np.ndarray, names: Sequence[str] | None = None,
                 initial: Initial = "free", free_phi: np.ndarray | None = None,
                 equal_phi: Sequence[tuple[tuple[int, int], tuple[int, int]]] = (),

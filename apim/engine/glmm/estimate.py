@@ -42,6 +42,7 @@ from apim.engine.glmm.nested import loglik_gradient as nested_gradient
 from apim.engine.glmm.quadrature import Modes, marginal_loglik
 from apim.engine.glmm.response import interval, interval_terms
 from apim.engine.optimize import Point, difference_hessian, maximize
+from apim.engine.threads import one_blas_thread
 
 __all__ = ["fit_glmm", "GLMMFit", "GLMMProblem"]
 
@@ -390,6 +391,7 @@ def _boundary(model: GLMMModel, x: np.ndarray, control: FitControl
     return tuple(lines), free
 
 
+@one_blas_thread
 def fit_glmm(model: GLMMModel, control: FitControl | None = None) -> GLMMFit:
     """Fit ``model`` by maximum likelihood (Laplace for ``nagq = 1``, else adaptive
     Gauss-Hermite quadrature with ``nagq`` points per dimension).

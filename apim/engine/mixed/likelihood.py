@@ -21,7 +21,9 @@ Without a therapist level, dyads whose ``A`` agree in every stencil combination 
 intercepts: the same numbers of rows of each type) share ``K`` and ``K^-1 G``, and the
 quadratic forms come from moments summed once per fit over each group
 (:mod:`apim.engine.mixed.grouped`): an evaluation then costs nothing per dyad. ``evaluate(...,
-grouped=False)`` always goes cluster by cluster.
+grouped=False)`` always goes cluster by cluster. A product source kept in pieces of dyads
+(``pieces()``: the per-dyad store of the out-of-core fit, :mod:`apim.engine.mixed.dyad_store`)
+is evaluated piece by piece by the same per-cluster code, its terms added.
 
 Examples
 --------
@@ -45,7 +47,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -54,6 +56,8 @@ import numpy as np
 from apim.engine.mixed.grouped import GroupedMoments, RandomTerms
 from apim.engine.mixed.model import MixedModel, Prepared
 from apim.engine.mixed.moments import Products, TypeMoments
+from apim.engine.mixed.products import ProductSource
+from apim.engine.mixed.residuals import Residual
 from apim.errors import FitError
 
 LOG_2PI = np.log(2 * np.pi)
@@ -283,6 +287,9 @@ def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient:
         return moments.terms(source, model.residual, t_r, model.random.matrix(t_g),
                              model.random.jacobian(t_g), gradient)
     g_full, dg = stacked_g(model, prep, theta, gradient)
+    pieces = getattr(source, "pieces", None)
+    if pieces is not None and prep.dyad_clusters:
+        return _terms_by_pieces(prep, pieces, model.residual, t_r, g_full, dg, gradient)
     adjoint_products = getattr(source, "adjoint_products", None)
     if gradient and adjoint and adjoint_products is not None and prep.width \
             and prep.dyad_clusters:
@@ -290,6 +297,34 @@ def random_terms(model: MixedModel, prep: Prepared, theta: np.ndarray, gradient:
     else:
         products = source.products(model.residual, t_r, gradient)
     return _per_cluster_terms(prep, products, g_full, dg, gradient)
+
+
+def _terms_by_pieces(prep: Prepared, pieces: Callable[[], Iterable[ProductSource]],
+                     residual: Residual, theta_r: np.ndarray, g_full: np.ndarray,
+                     dg: np.ndarray, gradient: bool) -> RandomTerms:
+    """The terms of a product source kept as pieces of whole dyads (``source.pieces()``,
+    each dyad its own cluster; e.g. the per-dyad store of the out-of-core fit,
+    :mod:`apim.engine.mixed.dyad_store`): the cluster-by-cluster terms of each piece,
+    added up, so that the temporaries of an evaluation are those of one piece. The
+    BLUPs are recomputed piece by piece when asked for (nothing per dyad is kept)."""
+    logdet, s = 0.0, np.zeros(0)
+    d_logdet = d_s = None
+    for k, piece in enumerate(pieces()):
+        terms = _per_cluster_terms(prep, piece.products(residual, theta_r, gradient), g_full,
+                                   dg, gradient)
+        logdet += terms.logdet
+        s = terms.s.copy() if k == 0 else s + terms.s
+        if gradient:
+            assert terms.d_logdet is not None and terms.d_s is not None
+            d_logdet = terms.d_logdet if d_logdet is None else d_logdet + terms.d_logdet
+            d_s = terms.d_s if d_s is None else d_s + terms.d_s
+
+    def blups(v: np.ndarray) -> np.ndarray:
+        return np.concatenate([
+            _per_cluster_terms(prep, piece.products(residual, theta_r, False), g_full,
+                               dg[:0], False).blups(v) for piece in pieces()])
+
+    return RandomTerms(logdet, s, d_logdet, d_s, blups)
 
 
 def grouped_moments(prep: Prepared) -> GroupedMoments | None:

@@ -274,6 +274,8 @@ class Prepared:
         order = _sort_order(keys)
         raw = np.empty((n, sum(len(d) for _, d in blocks)))
         parts = [(None if a is None else np.asarray(a).reshape(n, -1), d) for a, d in blocks]
+        n_xy = p + 1  # X and y: the last columns
+        finite = True
         for rows in row_blocks(n):  # block by block: no full-size temporary
             source = rows if order is None else order[rows]
             at = 0
@@ -286,8 +288,8 @@ class Prepared:
                 else:
                     np.divide(part[source], divisor, out=raw[rows, at:at + width])
                 at += width
-        n_xy = p + 1  # X and y: the last columns
-        finite = all(bool(np.isfinite(raw[rows, -n_xy:]).all()) for rows in row_blocks(n))
+            # checked while the block is in the cache
+            finite = finite and bool(np.isfinite(raw[rows, -n_xy:]).all())
         if not finite:
             raise SpecError("y and X must be finite; drop incomplete rows before fitting")
         x_cols = slice(raw.shape[1] - 1 - p, raw.shape[1] - 1)

@@ -101,26 +101,28 @@ class TypeMoments:
         step = max(1, int(CHUNK_ROWS * d / max(len(layout.dyad), 1)))
         by_type = {t: [(c, l1, l2) for c, (tt, l1, l2) in enumerate(combos) if tt == t]
                    for t in range(n_types)}
+        # each type's rows, in row order (so by dyad), found once: a chunk's rows of a
+        # type are a slice of them
+        of_type = [np.flatnonzero(types.index == t) for t in range(n_types)]
         for lo in range(0, d, step):
             hi = min(lo + step, d)
-            block = np.arange(starts[lo], starts[hi])
-            kind = types.index[block]
-            order = np.argsort(kind, kind="stable")
-            edges = np.searchsorted(kind[order], np.arange(n_types + 1))
             for t in range(n_types):
-                sel = block[order[edges[t]:edges[t + 1]]]
+                begin, end = np.searchsorted(of_type[t], (starts[lo], starts[hi]))
+                sel = of_type[t][begin:end]
                 if len(sel) == 0:
                     continue
-                dyad = layout.dyad[sel]  # ascending within a type (stable sort)
+                dyad = layout.dyad[sel]  # ascending
                 first = np.flatnonzero(np.r_[True, dyad[1:] != dyad[:-1]])
-                gathered = {k: raw[types.links[k][sel]]
+                gathered = {k: np.take(raw, types.links[k][sel], axis=0)
                             for k in {s for _, a, b in by_type[t] for s in (a, b)}}
                 # a slot whose random-effect columns are the same in every row of the
                 # type (random intercepts: a role's indicator) needs only the sums of
                 # its rows per dyad: z (x) sum u instead of sum z (x) u
                 fixed = {k: u[0, :r] for k, u in gathered.items()
-                         if bool(np.all(u[:, :r] == u[0, :r]))}
-                sums = {k: np.add.reduceat(gathered[k], first, axis=0) for k in fixed}
+                         if all(bool((u[:, j] == u[0, j]).all()) for j in range(r))}
+                # summed along the rows of the transposed view: the same sums, in the
+                # same order, about twice as fast as along axis 0
+                sums = {k: np.add.reduceat(gathered[k].T, first, axis=1).T for k in fixed}
                 for c, l1, l2 in by_type[t]:
                     u1, u2 = gathered[l1], gathered[l2]
                     if l1 in fixed and l2 in fixed:

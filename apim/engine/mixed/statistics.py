@@ -20,7 +20,9 @@ columns (each statistic is a product of two columns, so it is divided by their s
 from the sums and sums of squares kept alongside.
 
 What reduces to sums over dyads: dyad-level random effects whose blocks repeat across
-dyads (random intercepts: the groups are the patterns of rows per dyad), every residual
+dyads (random intercepts: the groups are the patterns of rows per dyad; random slopes,
+whose blocks differ from dyad to dyad, keep per-dyad rows instead:
+:mod:`apim.engine.mixed.dyad_store`, fitted by :func:`fit_statistics` too), every residual
 structure whose stencil holds on the rows present (not ``UN x AR(1)`` with single ratings
 missing), no therapist level (its random effect couples the dyads of a therapist). Others
 are refused with :class:`~apim.errors.SpecError`.
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -61,6 +64,7 @@ from apim.engine.mixed.grouped import MAX_BYTES, GroupedMoments
 from apim.engine.mixed.likelihood import Evaluation
 from apim.engine.mixed.model import MixedModel, Prepared
 from apim.engine.mixed.moments import TypeMoments
+from apim.engine.mixed.products import ProductSource
 from apim.engine.mixed.residuals import ResidualLayout, RowTypes
 from apim.engine.mixed.results import _boundary, _natural_table
 from apim.engine.mixed.scaling import Scaling
@@ -69,7 +73,8 @@ from apim.engine.parameters import VarianceParameter, parameter_table
 from apim.engine.threads import one_blas_thread
 from apim.errors import RankDeficientError, SpecError
 
-__all__ = ["DyadStatistics", "StatisticsFit", "fit_statistics", "check_summable"]
+__all__ = ["DyadStatistics", "StatisticsFit", "Summed", "fit_statistics", "check_summable",
+           "stencil_moments", "column_sums", "check_same_model", "added_counts"]
 
 Combo = tuple[int, int, int]  # (type code, slot, slot)
 GroupKey = tuple[object, ...]  # ((type code, rows) per type ..., ZZ bytes)
@@ -81,15 +86,16 @@ def check_summable(model: MixedModel) -> None:
     Raises
     ------
     SpecError
-        For a therapist level, no dyad-level random effect, or random slopes.
+        For a therapist level or no dyad-level random effect.
     """
     if model.therapist is not None:
         raise SpecError("a therapist level couples the dyads of a therapist, so its "
                         "likelihood is not a sum over dyads: fit it in memory (without "
                         "--out-of-core / a scheduler)")
     if model.Z is None or model.random is None:
-        raise SpecError("the out-of-core fit needs random intercepts (random='intercepts'); "
-                        "fit a model without random effects in memory")
+        raise SpecError("the out-of-core fit needs random intercepts or slopes "
+                        "(random='intercepts' or 'slopes'); fit a model without random "
+                        "effects in memory")
 
 
 def _type_codes(types: RowTypes) -> np.ndarray:
@@ -131,14 +137,7 @@ class DyadStatistics:
     def of(cls, model: MixedModel) -> DyadStatistics:
         """The statistics of the dyads of ``model`` (all their rows: a dyad must not be
         split between blocks)."""
-        check_summable(model)
-        prep = Prepared.of(model, check_rank=False)  # checked on the sums (fit_statistics)
-        moments = prep.products
-        if not isinstance(moments, TypeMoments):
-            raise SpecError(f"residual={model.residual.name!r} with single ratings missing "
-                            "needs the complete-grid correction, which is not a sum of "
-                            "moments over dyads: fit it in memory, or use a residual "
-                            "structure without AR(1) across both members")
+        moments = stencil_moments(model)
         d, r, m = moments.shape
         codes = _type_codes(moments.types)
         combos = [(int(codes[t]), int(a), int(b)) for t, a, b in moments.combos]
@@ -165,21 +164,14 @@ class DyadStatistics:
             groups[gkey] = (int(size[g]), tuple(combos[k] for k in mine), block_zz.copy(),
                             part.T @ part)
         type_rows = {int(c): float(n) for c, n in zip(codes, counts.sum(0))}
-        n = len(model.y)
-        y = np.asarray(model.y, float)
-        x = np.asarray(model.X, float).reshape(n, -1)
-        z = np.asarray(model.Z, float).reshape(n, -1)
-        sums = (float(y.sum()), float(y @ y), np.einsum("ij,ij->j", x, x),
-                np.einsum("ij,ij->j", z, z))
+        sums = column_sums(model)
         return cls(residual=model.residual.name, slots=tuple(moments.types.slots),
-                   p=x.shape[1], q=z.shape[1], rest=rest, groups=groups,
-                   type_rows=type_rows, n_rows=n, n_dyads=d, sums=sums)
+                   p=len(sums[2]), q=len(sums[3]), rest=rest, groups=groups,
+                   type_rows=type_rows, n_rows=len(model.y), n_dyads=d, sums=sums)
 
     def merge(self, other: DyadStatistics) -> DyadStatistics:
         """The statistics of both blocks of dyads (which must not share a dyad)."""
-        if (self.residual, self.p, self.q) != (other.residual, other.p, other.q):
-            raise SpecError("the blocks were built with different models (columns or "
-                            "residual structure); build every block with the same spec")
+        check_same_model(self, other)
         rest = {c: v.copy() for c, v in self.rest.items()}
         for c, v in other.rest.items():
             rest[c] = rest[c] + v if c in rest else v.copy()
@@ -193,10 +185,8 @@ class DyadStatistics:
         type_rows = dict(self.type_rows)
         for code, rows in other.type_rows.items():
             type_rows[code] = type_rows.get(code, 0.0) + rows
-        s, o = self.sums, other.sums
         return replace(self, rest=rest, groups=groups, type_rows=type_rows,
-                       n_rows=self.n_rows + other.n_rows, n_dyads=self.n_dyads + other.n_dyads,
-                       sums=(s[0] + o[0], s[1] + o[1], s[2] + o[2], s[3] + o[3]))
+                       **added_counts(self, other))
 
     def transformed(self, A: np.ndarray) -> DyadStatistics:
         """The statistics of the model with fixed-effect columns ``X A`` instead of ``X``
@@ -234,6 +224,78 @@ class DyadStatistics:
         return (sum(v.nbytes for v in self.rest.values())
                 + sum(zz.nbytes + m.nbytes for _, _, zz, m in self.groups.values()))
 
+    def engine_form(self, scale_u: np.ndarray, scale_z: np.ndarray
+                    ) -> tuple[TypeMoments, ProductSource, GroupedMoments | None]:
+        """The standardised statistics in the engine's form (see :class:`Summed`)."""
+        moments, grouped = _grouped(self, scale_u, scale_z)
+        return moments, moments, grouped
+
+
+class Summed(Protocol):
+    """What :func:`fit_statistics` fits from: :class:`DyadStatistics`, or the per-dyad
+    store of random-slope models (:class:`apim.engine.mixed.dyad_store.DyadStore`)."""
+
+    @property
+    def residual(self) -> str: ...
+    @property
+    def p(self) -> int: ...
+    @property
+    def q(self) -> int: ...
+    @property
+    def n_rows(self) -> int: ...
+    @property
+    def n_dyads(self) -> int: ...
+    @property
+    def sums(self) -> tuple[float, float, np.ndarray, np.ndarray]: ...
+
+    def engine_form(self, scale_u: np.ndarray, scale_z: np.ndarray
+                    ) -> tuple[TypeMoments, ProductSource, GroupedMoments | None]:
+        """Standardised by the columns' scales (``scale_u`` of ``[X | y]``, ``scale_z``
+        of ``Z``): the summed moments by (global) combination (``rest``, ``combos``,
+        the row types; what the rank check and the default start values read), the
+        product source of the likelihood, and the grouped moments (None: the per-dyad
+        path)."""
+        ...
+
+
+def check_same_model(one: Summed, other: Summed) -> None:
+    """Refuse to merge the statistics of blocks built with different models."""
+    if (one.residual, one.p, one.q) != (other.residual, other.p, other.q):
+        raise SpecError("the blocks were built with different models (columns or "
+                        "residual structure); build every block with the same spec")
+
+
+def added_counts(one: Summed, other: Summed) -> dict[str, Any]:
+    """The rows, dyads and column sums of two blocks together (for ``replace``)."""
+    s, o = one.sums, other.sums
+    return {"n_rows": one.n_rows + other.n_rows, "n_dyads": one.n_dyads + other.n_dyads,
+            "sums": (s[0] + o[0], s[1] + o[1], s[2] + o[2], s[3] + o[3])}
+
+
+def stencil_moments(model: MixedModel) -> TypeMoments:
+    """The stencil moments of the dyads of ``model`` (a block of whole dyads), refusing
+    what does not reduce to sums over dyads (:func:`check_summable`; ``UN x AR(1)`` with
+    single ratings missing)."""
+    check_summable(model)
+    moments = Prepared.of(model, check_rank=False).products  # rank: on the sums
+    if not isinstance(moments, TypeMoments):
+        raise SpecError(f"residual={model.residual.name!r} with single ratings missing "
+                        "needs the complete-grid correction, which is not a sum of "
+                        "moments over dyads: fit it in memory, or use a residual "
+                        "structure without AR(1) across both members")
+    return moments
+
+
+def column_sums(model: MixedModel) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """``(sum y, sum y^2, sum X^2 by column, sum Z^2 by column)``: what the scales of
+    the standardised fit need."""
+    n = len(model.y)
+    y = np.asarray(model.y, float)
+    x = np.asarray(model.X, float).reshape(n, -1)
+    z = np.asarray(model.Z, float).reshape(n, -1)
+    return (float(y.sum()), float(y @ y), np.einsum("ij,ij->j", x, x),
+            np.einsum("ij,ij->j", z, z))
+
 
 # ---------------------------------------------------------------------------- the fit
 @dataclass(frozen=True, eq=False)
@@ -261,7 +323,7 @@ def _code_types(codes: list[int], slots: tuple[str, ...]) -> RowTypes:
                     gap=c // 8)
 
 
-def _scales(stats: DyadStatistics, model: MixedModel, standardize: bool
+def _scales(stats: Summed, model: MixedModel, standardize: bool
             ) -> tuple[float, np.ndarray, np.ndarray]:
     """The outcome SD and the columns' root mean squares (tied as the structure needs),
     as :class:`~apim.engine.mixed.scaling.Scaling` takes them from the columns."""
@@ -335,9 +397,13 @@ def _grouped(stats: DyadStatistics, scale_u: np.ndarray, scale_z: np.ndarray
 
 class _SummedProblem(MixedProblem):
     """The mixed problem on summed statistics: no restart from the rows' moments (a
-    reduced-rank G is reported as a boundary estimate)."""
+    reduced-rank G is reported as a boundary estimate); from a per-dyad store (random
+    slopes, whose G is large and more often heads for a reduced rank from a start on a
+    subset) the in-memory fit's restart from the given start's variances."""
 
     def restart(self, theta: np.ndarray, hess: np.ndarray) -> tuple[np.ndarray, str] | None:
+        if self.given and self.prep.grouped is None:
+            return super().restart(theta, hess)
         return None
 
     def finish(self, theta: np.ndarray, ev: Evaluation) -> Evaluation:
@@ -377,16 +443,18 @@ class StatisticsFit:
 
 
 @one_blas_thread
-def fit_statistics(stats: DyadStatistics, template: MixedModel, method: str = "REML",
+def fit_statistics(stats: Summed, template: MixedModel, method: str = "REML",
                    control: FitControl | None = None, start: np.ndarray | None = None
                    ) -> StatisticsFit:
     """Fit the model of ``template`` (its structures and names; its rows are not used)
     from the summed ``stats`` by REML or ML.
 
     The same standardisation, likelihood and optimiser as
-    :func:`~apim.engine.mixed.estimate.estimate_mixed`, with the Hessian of the Newton
-    steps and of the standard errors by central differences of the analytic gradient
-    (the exact random-effect block needs per-dyad pieces). ``start``: unconstrained
+    :func:`~apim.engine.mixed.estimate.estimate_mixed`. From summed statistics the
+    Hessian of the Newton steps and of the standard errors is central differences of the
+    analytic gradient (the exact random-effect block needs per-dyad pieces); from a
+    per-dyad store (random slopes) it is the in-memory fit's (exact in the random-effect
+    parameters, :func:`apim.engine.mixed.hessian.information`). ``start``: unconstrained
     start values in the data's units (e.g. the fit of the first block), else the
     structures' defaults from the summed moments.
     """
@@ -396,18 +464,20 @@ def fit_statistics(stats: DyadStatistics, template: MixedModel, method: str = "R
     if template.residual.name != stats.residual:
         raise SpecError(f"the statistics are of residual={stats.residual!r}, the model's "
                         f"is {template.residual.name!r}")
-    control = replace(control or FitControl(), hessian="differences")
+    control = control or FitControl()
     clock = time.perf_counter()
     sy, sx, sz = _scales(stats, template, control.standardize)
     scaling = Scaling(template, template, sy, sx, sz, np.ones(0))
-    moments, grouped = _grouped(stats, np.r_[sx, sy], sz)
+    moments, source, grouped = stats.engine_form(np.r_[sx, sy], sz)
+    if grouped is not None:  # the exact random-effect block needs per-dyad pieces
+        control = replace(control, hessian="differences")
     _check_rank(moments, stats.p, list(template.x_names) or [f"x{j}" for j in range(stats.p)])
     layout = ResidualLayout.build(np.zeros(0, np.int64), np.zeros(0, np.int64),
                                   np.zeros(0, np.int64))
     prep = _SummedPrepared(order=np.zeros(0, np.int64), raw=np.zeros((0, stats.q + stats.p + 1)),
                            layout=layout, cluster=np.zeros(0, np.int64),
                            slot=np.zeros(0, np.int64), n_slots=1, n_clusters=stats.n_dyads,
-                           q_t=0, q=stats.q, p=stats.p, products=moments,
+                           q_t=0, q=stats.q, p=stats.p, products=source,
                            n_rows=stats.n_rows, moments=grouped)
     if start is None:
         theta0 = _default_start(template, stats, moments)
@@ -431,7 +501,7 @@ def _check_rank(moments: TypeMoments, p: int, names: list[str]) -> None:
     raise RankDeficientError([names[j] for j in np.flatnonzero(weak)] or names)
 
 
-def _default_start(model: MixedModel, stats: DyadStatistics, moments: TypeMoments
+def _default_start(model: MixedModel, stats: Summed, moments: TypeMoments
                    ) -> np.ndarray:
     """Start values without the rows: residual variances from the OLS fit's residual
     mean square (on the standardised scale), no correlations, and a dyad variance of
@@ -447,7 +517,7 @@ def _default_start(model: MixedModel, stats: DyadStatistics, moments: TypeMoment
     return np.concatenate([g, model.residual.start(var_r, 0.0, 0.0)])
 
 
-def _result(scaling: Scaling, stats: DyadStatistics, method: str, optimum, control: FitControl,
+def _result(scaling: Scaling, stats: Summed, method: str, optimum, control: FitControl,
             calls: int, clock: float) -> StatisticsFit:
     model = scaling.original
     inner_theta, ev, inner_hess = optimum.x, optimum.point, optimum.hessian

@@ -53,6 +53,7 @@ from apim.engine.multivariate.parameters import (
 )
 from apim.engine.multivariate.start import positive_part, start_values, therapist_start
 from apim.engine.optimize import Point, difference_hessian, maximize
+from apim.engine.threads import one_blas_thread
 from apim.errors import SpecError
 
 __all__ = ["MultivariateFit", "fit_multivariate", "check_therapists", "MultivariateProblem"]
@@ -244,6 +245,7 @@ class MultivariateProblem:
         return np.where(self.diag, d_lower * sigma_factor[rows, cols], d_lower)
 
 
+@one_blas_thread
 def fit_multivariate(y: np.ndarray, cluster: np.ndarray, occasion: np.ndarray,
                      names: Sequence[str] | None = None, method: Method = "ML",
                      ar1: bool = False, max_newton: int = 10,

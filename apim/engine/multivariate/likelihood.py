@@ -46,6 +46,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,22 @@ class Shape:
     occasion: np.ndarray   # (m,) occasion of each observed value
     values: np.ndarray     # (n_clusters_in_shape, m)
     clusters: np.ndarray   # (n_clusters_in_shape,) cluster code of each row of values
+
+    @cached_property
+    def lag(self) -> np.ndarray:
+        """``|occasion difference|`` of every pair of entries, (m, m) integers."""
+        return np.abs(self.occasion[:, None] - self.occasion[None, :])
+
+    def block(self, matrix: np.ndarray) -> np.ndarray:
+        """``matrix[var_a, var_b]`` for every pair of entries ``a, b``."""
+        return matrix[self.var[:, None], self.var]
+
+    def powers(self, phi: float) -> tuple[np.ndarray, np.ndarray]:
+        """``phi ** lag`` and its derivative ``lag * phi ** (lag - 1)`` (0 at lag 0), looked
+        up from the powers of ``phi`` up to the largest lag."""
+        n = np.arange(int(self.lag.max()) + 1)
+        power = phi ** n.astype(float)
+        return power[self.lag], (n * np.r_[0.0, power[:-1]])[self.lag]
 
 
 @dataclass(frozen=True, eq=False)
@@ -377,20 +394,18 @@ def _pattern_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray,
 def shape_covariance(shape: Shape, sw: np.ndarray, sb: np.ndarray, phi: float
                      ) -> tuple[np.ndarray, ...] | None:
     """A shape's covariance ``V = Sigma_W * phi^lag + Sigma_B`` over its (variable,
-    occasion) entries: the entries' variable indicators ``x``, the lags, ``phi^lag``, the
-    Cholesky factor and the symmetrised inverse of ``V``; None where ``V`` is not positive
+    occasion) entries: the entries' variable indicators ``x``, ``phi^lag``, the Cholesky
+    factor and the symmetrised inverse of ``V``; None where ``V`` is not positive
     definite."""
-    v, o = shape.var, shape.occasion
-    x = np.eye(len(sw))[v]
-    lag = np.abs(o[:, None] - o[None, :])
-    corr = phi ** lag
-    big = sw[np.ix_(v, v)] * corr + sb[np.ix_(v, v)]
+    x = np.eye(len(sw))[shape.var]
+    corr = shape.powers(phi)[0]
+    big = shape.block(sw) * corr + shape.block(sb)
     try:
         chol = np.linalg.cholesky(big)
     except np.linalg.LinAlgError:
         return None
     inv = np.linalg.inv(big)
-    return x, lag, corr, chol, (inv + inv.T) / 2
+    return x, corr, chol, (inv + inv.T) / 2
 
 
 def _shape_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray, phi: float,
@@ -406,13 +421,13 @@ def _shape_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray, phi: flo
         pieces = shape_covariance(shape, sw, sb, phi)
         if pieces is None:
             return _invalid(k)
-        x, lag, corr, chol, inv = pieces
+        x, corr, chol, inv = pieces
         count = len(shape.values)
         xv = x.T @ inv
         xvx += count * xv @ x
         xvy += xv @ shape.values.sum(axis=0)
         logdet += count * 2 * np.log(np.diag(chol)).sum()
-        parts.append((shape, x, lag, corr, inv, xv))
+        parts.append((shape, x, corr, inv, xv))
     try:
         cov_mu = np.linalg.inv(xvx)
     except np.linalg.LinAlgError:
@@ -421,7 +436,7 @@ def _shape_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray, phi: flo
     quad = 0.0
     grad_w, grad_b = np.zeros((k, k)), np.zeros((k, k))
     grad_phi, grad_mu = 0.0, np.zeros(k)
-    for shape, x, lag, corr, inv, xv in parts:
+    for shape, x, corr, inv, xv in parts:
         count = len(shape.values)
         resid = shape.values - x @ beta
         alpha = resid @ inv
@@ -431,9 +446,7 @@ def _shape_path(data: MultivariateData, sw: np.ndarray, sb: np.ndarray, phi: flo
             p_mat -= count * xv.T @ cov_mu @ xv
         grad_b += x.T @ p_mat @ x
         grad_w += x.T @ (p_mat * corr) @ x
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dcorr = np.where(lag > 0, lag * phi ** (lag - 1.0), 0.0)
-        grad_phi += float(np.sum(p_mat * sw[np.ix_(shape.var, shape.var)] * dcorr))
+        grad_phi += float(np.sum(p_mat * shape.block(sw) * shape.powers(phi)[1]))
         grad_mu += x.T @ alpha.sum(axis=0)
     if reml:
         loglik = -0.5 * ((data.n_obs - k) * LOG_2PI + logdet + np.linalg.slogdet(xvx)[1]

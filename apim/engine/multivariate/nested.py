@@ -224,14 +224,14 @@ def _shapes_stage1(data: MultivariateData, sw: np.ndarray, sb: np.ndarray, phi: 
         pieces = shape_covariance(shape, sw, sb, phi)
         if pieces is None:
             return None
-        x, lag, corr, chol, inv = pieces
+        x, corr, chol, inv = pieces
         xv = x.T @ inv
         c = shape.clusters
         logdet[c] = 2 * np.log(np.diag(chol)).sum()
         q[c] = xv @ x
         qy[c] = shape.values @ xv.T
         yy[c] = np.einsum("cm,cm->c", shape.values @ inv, shape.values)
-        parts.append((shape, x, lag, corr, inv, xv))
+        parts.append((shape, x, corr, inv, xv))
     return _Clusters(logdet, q, qy, yy), tuple(parts)
 
 
@@ -242,15 +242,13 @@ def _shapes_stage3(data: MultivariateData, sw: np.ndarray, sb: np.ndarray, phi: 
     grad_w, grad_b = np.zeros((k, k)), np.zeros((k, k))
     grad_phi = 0.0
     blups = np.zeros((data.n_clusters, k))
-    for shape, x, lag, corr, inv, xv in parts:
+    for shape, x, corr, inv, xv in parts:
         c = shape.clusters
         resid = shape.values - mean_i[c][:, shape.var]
         alpha = resid @ inv                                   # V_i^-1 r~_i per cluster
         p_mat = len(c) * inv - alpha.T @ alpha - xv.T @ s_i[c].sum(axis=0) @ xv
         grad_b += x.T @ p_mat @ x
         grad_w += x.T @ (p_mat * corr) @ x
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dcorr = np.where(lag > 0, lag * phi ** (lag - 1.0), 0.0)
-        grad_phi += float(np.sum(p_mat * sw[np.ix_(shape.var, shape.var)] * dcorr))
+        grad_phi += float(np.sum(p_mat * shape.block(sw) * shape.powers(phi)[1]))
         blups[c] = (alpha @ x) @ sb
     return -0.5 * grad_w, -0.5 * grad_b, -0.5 * grad_phi, blups
