@@ -13,7 +13,7 @@ Examples
 >>> parser = argparse.ArgumentParser()
 >>> add_option(parser)
 >>> parser.parse_args(["--out-of-core"]).out_of_core, parser.parse_args([]).out_of_core
-(1000000, None)
+(250000, None)
 >>> uses_out_of_core(parser.parse_args(["--scheduler", "tcp://host:8786"]))
 True
 """

@@ -49,7 +49,7 @@ A plan is a TOML file (read with :mod:`tomllib`)::
     id = "big"
     data = "all_sites"                # a long Parquet/CSV file, its dyads' rows together
     predictors = ["alliance"]
-    block_rows = 1_000_000            # read in blocks (out_of_core = true: the default size)
+    block_rows = 250_000              # read in blocks (out_of_core = true: the default size)
     scheduler = "tcp://host:8786"     # optional: the blocks read by a Dask cluster's workers
 
 Analysis settings are flat: ``data, subset`` (a filter expression, see

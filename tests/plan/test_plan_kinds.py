@@ -526,7 +526,7 @@ predictors = ["alliance"]
     assert kinds["latent-01"][0] == "APIMSpec" and kinds["latent-02"][0] == "LatentAPIMSpec"
     assert kinds["rupture-02"][0] == "GeneralizedAPIMSpec"
     assert kinds["lagged-02"][0] == "DynamicAPIMSpec"
-    assert kinds["big"] == ("APIMSpec", OutOfCore(1_000_000, "tcp://host:8786"))
+    assert kinds["big"] == ("APIMSpec", OutOfCore(250_000, "tcp://host:8786"))
 
 
 def test_a_bad_df_is_refused_when_the_plan_is_read(files):
