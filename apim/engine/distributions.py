@@ -35,6 +35,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -48,6 +49,7 @@ __all__ = ["stats"]
 LOG_MAX = 709.0  # exp(u) is finite below this
 MAX_STEPS = 200
 LOG2 = float(np.log(2.0))
+REMEMBERED = 4096
 
 Tails = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 """``tails(u, idx)``: (lower, upper, log density of ``u``) at ``u`` (a log scale) for the
@@ -224,10 +226,21 @@ def _f_ppf(p: Any, dfn: Any, dfd: Any) -> np.ndarray:
 
 
 def _numpy_scalar(function: Callable[..., np.ndarray]) -> Callable[..., Any]:
-    """``function`` with a numpy scalar for 0-d results, as scipy returns."""
-    def apply(*args: Any) -> Any:
+    """``function`` with a numpy scalar for 0-d results, as scipy returns. Calls with
+    plain numbers are remembered (the last :data:`REMEMBERED` of them): callers that ask
+    value by value in a loop (a critical value per candidate episode, a p value per
+    term) repeat few arguments, and one call costs a fixed numpy overhead (up to a few
+    milliseconds for a quantile)."""
+    def compute(*args: Any) -> Any:
         with np.errstate(all="ignore"):  # NaN for invalid arguments, inf where due
             return function(*args)[()]
+
+    remembered = functools.lru_cache(maxsize=REMEMBERED)(compute)
+
+    def apply(*args: Any) -> Any:
+        if all(isinstance(a, (int, float, np.integer, np.floating)) for a in args):
+            return remembered(*(float(a) for a in args))
+        return compute(*args)
     apply.__name__ = function.__name__.lstrip("_")
     apply.__doc__ = function.__doc__
     return apply

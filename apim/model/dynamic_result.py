@@ -137,15 +137,15 @@ class DynamicAPIMResult(ZTests, PerGroupFits):
             est, cov = fit.delta(lambda p: p.phi.reshape(-1))
             se = np.sqrt(np.clip(np.diag(cov), 0, None))
             estimated = set(fit.layout.phi_index)
+            z = np.divide(est, se, out=np.full(len(est), np.nan), where=se > 0)
+            p = 2 * stats.norm.sf(np.abs(z))  # NaN where z is
             for i in range(k):
                 for j in range(k):
                     to_v, to_r = _split(fit.names[i])
                     from_v, from_r = _split(fit.names[j])
                     s = se[i * k + j]
-                    z = est[i * k + j] / s if s > 0 else np.nan
                     rows.append((to_v, to_r, from_v, from_r, est[i * k + j],
-                                 s if s > 0 else np.nan, z,
-                                 2 * stats.norm.sf(abs(z)) if np.isfinite(z) else np.nan,
+                                 s if s > 0 else np.nan, z[i * k + j], p[i * k + j],
                                  (i, j) not in estimated, self._group_label(group)))
         return pd.DataFrame(rows, columns=[*LAGGED_COLUMNS, "group"])
 

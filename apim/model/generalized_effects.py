@@ -119,13 +119,13 @@ def average_marginal_effects(terms: Sequence[Term], X: np.ndarray, role: np.ndar
     rows = []
     per_term = 1 if family == "binomial" else K
     crit = float(stats.norm.ppf(0.5 + level / 2))
+    z_all = np.divide(base, se, out=np.full(len(base), np.nan), where=se > 0)
+    p_all = 2 * stats.norm.sf(np.abs(z_all))  # NaN where z is
     for position, j in enumerate(roles_of_term):
         t = terms[j]
         for slot, k in enumerate(shown):
             i = position * per_term + slot
-            z = base[i] / se[i] if se[i] > 0 else np.nan
             rows.append([t.name, t.outcome_role, t.effect, t.level, t.predictor,
-                         f"{categories[k]:g}", base[i], se[i], z,
-                         2 * float(stats.norm.sf(abs(z))) if np.isfinite(z) else np.nan,
+                         f"{categories[k]:g}", base[i], se[i], z_all[i], float(p_all[i]),
                          base[i] - crit * se[i], base[i] + crit * se[i]])
     return pd.DataFrame(rows, columns=AME_COLUMNS)
