@@ -288,9 +288,8 @@ def header(args: argparse.Namespace, before: Path) -> str:
     load = os.getloadavg()[0]
     return (f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python "
             f"benchmarks/scale.py`; before = {before} ({commit}), after = this checkout "
-            f"({mine}). Load average at the start: {load:.1f}: the 2-core machine was "
-            "shared with three other engineers' jobs, so absolute times are slower than on "
-            "a quiet machine; before and after ran interleaved, in the same conditions.\n")
+            f"({mine}). Load average at the start: {load:.1f} (2 cores; other jobs slow the "
+            "absolute times); before and after ran interleaved, in the same conditions.\n")
 
 
 def main() -> None:

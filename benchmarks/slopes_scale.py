@@ -2,7 +2,7 @@
 
 A Parquet file of the seed design with random actor and partner slopes (``seed_design(...,
 slopes=True)``, ``x`` = within + between part, 30 sessions) is fitted with random slopes
-(REML, residuals un, ``q = 6``) by ``fit_out_of_core`` (blocks of 1,000,000 rows, default
+(REML, residuals un, ``q = 6``) by ``fit_out_of_core`` (blocks of the default 250,000 rows,
 workers) and in memory (``apim.fit`` of the file read with pandas), each in its own
 process under ``/usr/bin/time``: wall and CPU seconds (user + system, worker processes
 included), peak RSS of the main process and of its largest child, and the store's size.
@@ -119,15 +119,14 @@ def main() -> None:
     lines = [
         "# Scale (issue 24): random slopes out of core\n",
         f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python "
-        f"benchmarks/slopes_scale.py --dyads {n} --reps {args.reps}`; the 2-core machine "
-        "was shared with other engineers' jobs (load average at each start below), so "
-        "wall times are slower than on a quiet machine; CPU seconds are the steadier "
-        "measure.\n",
+        f"benchmarks/slopes_scale.py --dyads {n} --reps {args.reps}` on the 2-core machine "
+        "(load average at each start below: other jobs slow the wall times; CPU seconds "
+        "are the steadier measure).\n",
         f"Seed design with random actor and partner slopes (SD 0.15), {n:,} dyads x 30 "
         f"sessions ({2 * 30 * n:,} rows) from a Parquet file of {size_mb:.0f} MB; "
         "random intercepts and actor and partner slopes per role (q = 6, a 6 x 6 G), "
-        "REML, residuals un. Out of core: `fit_out_of_core` (blocks of 1,000,000 rows, "
-        "this process reads, 2 worker processes build the blocks' stores); in memory: "
+        "REML, residuals un. Out of core: `fit_out_of_core` (blocks of the default "
+        "250,000 rows, this process reads, 2 worker processes build the blocks' stores); in memory: "
         "`apim.fit` of the file read with pandas. Each in its own process under "
         "`/usr/bin/time`; medians of the runs.\n",
         "| fit | wall s | CPU s (with workers) | peak RSS MB (main) | load at start |",
