@@ -126,7 +126,8 @@ def main() -> None:
         f"sessions ({2 * 30 * n:,} rows) from a Parquet file of {size_mb:.0f} MB; "
         "random intercepts and actor and partner slopes per role (q = 6, a 6 x 6 G), "
         "REML, residuals un. Out of core: `fit_out_of_core` (blocks of the default "
-        "250,000 rows, this process reads, 2 worker processes build the blocks' stores); in memory: "
+        "250,000 rows, this process reads, 2 worker processes build the blocks' "
+        "stores); in memory: "
         "`apim.fit` of the file read with pandas. Each in its own process under "
         "`/usr/bin/time`; medians of the runs.\n",
         "| fit | wall s | CPU s (with workers) | peak RSS MB (main) | load at start |",
