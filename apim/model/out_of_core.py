@@ -87,16 +87,23 @@ from apim.engine.mixed.model import MixedModel
 from apim.engine.mixed.statistics import DyadStatistics, fit_statistics
 from apim.engine.threads import one_blas_thread
 from apim.errors import (
-    AllMissingError,
     ApimError,
-    ConstantVariableError,
     DataError,
     SpecError,
     TooLargeError,
 )
 from apim.limits import check_memory, estimated_rows, human_bytes
-from apim.model.centring import group_mean, is_cross_sectional
+from apim.model.centring import is_cross_sectional
 from apim.model.design import Term, build_design, resolve_spec
+from apim.model.out_of_core_centres import (
+    centre_frame,
+    centre_sums,
+    check_informative,
+    informative_sums,
+    merge_informative,
+    provisional_centres,
+    solved,
+)
 from apim.model.out_of_core_result import OutOfCoreResult
 from apim.model.spec import APIMSpec
 
@@ -199,85 +206,6 @@ def check_out_of_core(spec: APIMSpec) -> None:
                         "--out-of-core), or drop the option")
 
 
-def _centre_sums(data: SessionData, spec: APIMSpec) -> dict[str, np.ndarray]:
-    """Per predictor, ``[[sum, count] per role]`` behind the centre of the between parts
-    (:func:`apim.model.centring._centre`'s rule), for one block."""
-    frame = data.frame
-    reference = spec.decomposition.reference
-    pooled = not spec.distinguishable
-    keys = data.keys
-    role = ((frame["role"] == data.roles[1]).to_numpy() if keys is None else keys.role
-            ).astype(np.int64)
-    person = (2 * pd.factorize(frame["dyad"])[0].astype(np.int64) + role if keys is None
-              else keys.person)
-    n_persons = int(person.max()) + 1 if len(person) else 0
-    out = {}
-    for v in spec.predictors:
-        x = data.numeric(v).to_numpy(float)
-        group = np.zeros(len(x), np.int64) if pooled or reference == "grand" else role
-        if reference in ("observations", "grand"):
-            ok = ~np.isnan(x)
-            values, groups = x[ok], group[ok]
-        else:  # the mean of the person means (the group mean the in-memory split takes)
-            means = group_mean(x, person, n_persons)
-            ok = ~np.isnan(means)
-            values = means[ok]
-            groups = (np.zeros(len(values), np.int64) if pooled
-                      else (np.arange(n_persons) % 2)[ok])
-        out[v] = np.stack([np.bincount(groups, values, minlength=2),
-                           np.bincount(groups, minlength=2).astype(float)], axis=1)
-    return out
-
-
-def _informative_sums(data: SessionData, variables: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per predictor and role: ``[rated rows, min, max, most sessions rated by a person]``
-    of one block, for the checks :func:`apim.model.centring.decompose` makes on the whole
-    data (:func:`_check_informative`)."""
-    frame = data.frame
-    keys = data.keys
-    role = ((frame["role"] == data.roles[1]).to_numpy() if keys is None else keys.role
-            ).astype(np.int64)
-    person = (2 * pd.factorize(frame["dyad"])[0].astype(np.int64) + role if keys is None
-              else keys.person)
-    out = {}
-    for v in variables:
-        x = data.numeric(v).to_numpy(float)
-        rated = ~np.isnan(x)
-        rows = np.zeros((2, 4))
-        rows[:, 1], rows[:, 2] = np.inf, -np.inf
-        for k in (0, 1):
-            mine = x[(role == k) & rated]
-            if len(mine):
-                rows[k, :3] = len(mine), mine.min(), mine.max()
-        rows[:, 3] = float(np.bincount(person, rated).max()) if len(x) else 0.0
-        out[v] = rows
-    return out
-
-
-def _merge_informative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.stack([a[:, 0] + b[:, 0], np.minimum(a[:, 1], b[:, 1]),
-                     np.maximum(a[:, 2], b[:, 2]), np.maximum(a[:, 3], b[:, 3])], axis=1)
-
-
-def _check_informative(sums: dict[str, np.ndarray], roles: tuple[str, str],
-                       split: bool) -> None:
-    """The whole file's predictors: rated, not constant for a role, and (for a split)
-    rated at two sessions by someone (the checks of
-    :func:`apim.data.validate.informative` and :func:`~apim.data.validate.within_variation`)."""
-    for v, rows in sums.items():
-        for k, role in enumerate(roles):
-            if rows[k, 0] == 0:
-                raise AllMissingError(v, f"for role {role!r}")
-            if rows[k, 1] == rows[k, 2]:
-                raise ConstantVariableError(v, float(rows[k, 1]), f"for role {role!r}")
-        if split and rows[:, 3].max() < 2:
-            raise DataError(f"predictor {v!r} is rated at one session per person in the "
-                            "whole file, so it has no within-person variation: its within "
-                            "effects are not identified; fit between-person effects with "
-                            "center='grand' (--center grand), or use data with several "
-                            "sessions per person")
-
-
 def _cut(model: MixedModel, rows: int) -> MixedModel:
     """The first whole dyads of ``model`` up to about ``rows`` rows."""
     if len(model.y) <= rows:
@@ -338,7 +266,7 @@ class _Part:
 
 def _summary(data: SessionData, spec: APIMSpec, first_row: int) -> _Summary:
     resolved = resolve_spec(data, spec)
-    return _Summary(_centre_sums(data, resolved), _informative_sums(data, spec.predictors),
+    return _Summary(centre_sums(data, resolved), informative_sums(data, spec.predictors),
                     pd.unique(data.frame["dyad"].to_numpy()), first_row, len(data.frame),
                     is_cross_sectional(data), data.roles)
 
@@ -390,25 +318,9 @@ def _centres(summaries: Sequence[_Summary], spec: APIMSpec) -> pd.DataFrame:
         for v, c in s.centre.items():
             sums[v] = sums[v] + c if v in sums else c
         for v, c in s.informative.items():
-            seen[v] = _merge_informative(seen[v], c) if v in seen else c
-    _check_informative(seen, roles, spec.decomposition.center == "person")
-    return _centre_frame(sums, spec, roles)
-
-
-def _centre_frame(sums: dict[str, np.ndarray], spec: APIMSpec, roles: tuple[str, str]
-                  ) -> pd.DataFrame:
-    """Centres (predictor x role) from the sums of :func:`_centre_sums`."""
-    pooled = not spec.distinguishable or spec.decomposition.reference == "grand"
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return pd.DataFrame({v: s[:, 0].sum() / s[:, 1].sum() if pooled else s[:, 0] / s[:, 1]
-                             for v, s in sums.items()}, index=list(roles)).T
-
-
-def _provisional_centres(data: SessionData, spec: APIMSpec) -> pd.DataFrame:
-    """Centres to build every block with before the whole file's are known: the first
-    block's own (zero where it has none), close to the final ones, so that the map to
-    those (:func:`_centring_map`) moves the statistics little and keeps their digits."""
-    return _centre_frame(_centre_sums(data, spec), spec, data.roles).fillna(0.0)
+            seen[v] = merge_informative(seen[v], c) if v in seen else c
+    check_informative(seen, roles, spec.decomposition.center == "person")
+    return centre_frame(sums, spec, roles)
 
 
 def _resolved(spec: APIMSpec, data: SessionData) -> APIMSpec:
@@ -530,7 +442,7 @@ def fit_out_of_core(path: str, spec: APIMSpec, *, dyad: str, role: str,
                 data = source.session_data(frame, first_row)
                 source = replace(source, roles=data.roles)
                 resolved = _resolved(spec, data)
-                provisional = _provisional_centres(data, resolved)
+                provisional = provisional_centres(data, resolved)
                 if runner.pool is None:  # validated already: not again
                     runner.done(_block_pass(source, data, resolved, provisional, keep))
                     continue
@@ -672,13 +584,13 @@ def _centring_map(source: BlockSource, head: Sequence[tuple[pd.DataFrame, int]],
     data = _head_data(source, head)
     built = build_design(data, spec, provisional).model
     wanted = build_design(data, spec, centres).model
-    A = _solved(built.X, wanted.X)
+    A = solved(built.X, wanted.X)
     if A is None or built.Z is None or wanted.Z is None:
         return None
     z_built, z_wanted = np.asarray(built.Z, float), np.asarray(wanted.Z, float)
     if z_built.shape == z_wanted.shape and np.array_equal(z_built, z_wanted):
         return A, None
-    B = _solved(z_built, z_wanted)
+    B = solved(z_built, z_wanted)
     return None if B is None else (A, B)
 
 
@@ -728,19 +640,6 @@ def check_store(path: str, statistics: DyadStatistics | DyadStore, rows_read: in
                  "intercepts), or on a machine with more memory")
 
 
-def _solved(built: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:
-    """The ``M`` with ``built M = wanted`` (least squares), or None unless ``built`` has
-    full column rank and ``M`` reproduces ``wanted`` to round-off."""
-    built, wanted = np.asarray(built, float), np.asarray(wanted, float)
-    if built.shape != wanted.shape or not built.shape[0]:
-        return None
-    M, _, rank, _ = np.linalg.lstsq(built, wanted, rcond=None)
-    scale = max(float(np.abs(wanted).max()), 1.0)
-    if rank < built.shape[1] or np.abs(built @ M - wanted).max() > 1e-10 * scale:
-        return None
-    return M
-
-
 def _mapped(parts: list[_Part], mapping: tuple[np.ndarray, np.ndarray | None]) -> None:
     """Map every block's statistics to the whole file's centres (:func:`_centring_map`),
     in place, one block at a time (a per-dyad store is not held twice)."""
@@ -783,7 +682,7 @@ def _fit_on_cluster(source: BlockSource, spec: APIMSpec, columns: list[str],
         data = source.session_data(frame, first_row)
         source = replace(source, roles=data.roles)  # as the first partition has them
         resolved = _resolved(spec, data)
-        provisional = _provisional_centres(data, resolved)
+        provisional = provisional_centres(data, resolved)
         if resolved.covariance.random == "slopes":  # the store of the first dyads
             head = _head_data(source, [(frame, first_row)])
             check_store(source.path, _statistics(build_design(head, resolved, provisional)
